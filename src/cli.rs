@@ -1,0 +1,251 @@
+//! The command line, declared with clap; no logic here (see `commands.rs`).
+//!
+//! The Go JSONL streamer's single-dash flags (`-config`, `-debug`, `-status`) are accepted by
+//! [`normalize_go_flags`], which rewrites them to their `--` forms before clap sees them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// wsrec: record WebSocket feeds into time-rotated JSONL files, losing nothing silently.
+#[derive(Debug, Parser)]
+#[command(name = "wsrec", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do; with none, `record` (so the Go streamer's `wsrec -config x.json` works).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Config file: wsrec TOML, or the Go JSONL streamer's JSON (also `-config`).
+    #[arg(short = 'c', long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Debug logging, to stdout (also `-debug`).
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Print the running recorder's one-line status and exit (the Go streamer's `-status`).
+    #[arg(long)]
+    pub status: bool,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Connect to WebSocket feeds and record every message (the default command).
+    Record(RecordArgs),
+    /// Show a running recorder's counters, read from its status socket.
+    Status(StatusArgs),
+}
+
+/// Line format on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// One JSON object per line around each message (default).
+    Envelope,
+    /// The message bytes verbatim, one per line.
+    Raw,
+}
+
+/// When-full policy on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WhenFullArg {
+    /// Wait for room: nothing is lost.
+    Block,
+    /// Drop and count new messages while the queue is full.
+    DropNewest,
+}
+
+/// A duration that may be `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptDuration(pub Option<Duration>);
+
+fn parse_opt_duration(s: &str) -> Result<OptDuration, String> {
+    crate::config::parse_opt_duration(s).map(OptDuration)
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    crate::config::parse_opt_duration(s)?
+        .ok_or_else(|| format!("`{s}` cannot be off here; give a duration such as \"10s\""))
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    crate::config::parse_byte_size(s)
+}
+
+/// `wsrec record` options.
+#[derive(Debug, Default, Args)]
+pub struct RecordArgs {
+    /// Feed URL (ws:// or wss://); records one stream configured by the flags below.
+    #[arg(value_name = "URL")]
+    pub url: Option<String>,
+    /// Message sent after every connect, in order (repeatable).
+    #[arg(short = 's', long = "subscribe", value_name = "MSG")]
+    pub subscribe: Vec<String>,
+    /// Output directory [default: ./data].
+    #[arg(short = 'o', long = "output-dir", value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+    /// Stream name, used in file names [default: the URL's host].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Line format [default: envelope].
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
+    /// Extra handshake header `Name: value` (repeatable; values never logged).
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// Path template under the output directory.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub path: Option<String>,
+    /// Rotation interval, UTC-aligned [default: 1h].
+    #[arg(long, value_parser = parse_duration)]
+    pub rotate: Option<Duration>,
+    /// Also rotate after this many lines.
+    #[arg(long)]
+    pub max_lines: Option<u64>,
+    /// Also rotate after this many bytes (e.g. 512MiB).
+    #[arg(long, value_parser = parse_size)]
+    pub max_bytes: Option<u64>,
+    /// Protocol ping interval, or `off` [default: 20s].
+    #[arg(long, value_parser = parse_opt_duration)]
+    pub ping_interval: Option<OptDuration>,
+    /// Deadline for a pong or app-level reply, or `off` [default: 15s].
+    #[arg(long, value_parser = parse_opt_duration)]
+    pub pong_timeout: Option<OptDuration>,
+    /// Reconnect after this long without a message, or `off` [default: 60s].
+    #[arg(long, value_parser = parse_opt_duration)]
+    pub silence_timeout: Option<OptDuration>,
+    /// App-level ping message sent every --app-ping-interval.
+    #[arg(long, value_name = "MSG")]
+    pub app_ping: Option<String>,
+    /// App-level ping interval [default: 20s].
+    #[arg(long, value_parser = parse_opt_duration)]
+    pub app_ping_interval: Option<OptDuration>,
+    /// Text that marks a message as the reply to the app-level ping.
+    #[arg(long, value_name = "TEXT")]
+    pub app_pong_contains: Option<String>,
+    /// Planned make-before-break reconnect after this connection age (e.g. 23h).
+    #[arg(long, value_parser = parse_opt_duration)]
+    pub max_connection_age: Option<OptDuration>,
+    /// Handshake deadline [default: 15s].
+    #[arg(long, value_parser = parse_duration)]
+    pub handshake_timeout: Option<Duration>,
+    /// Largest accepted message [default: 64MiB].
+    #[arg(long, value_parser = parse_size)]
+    pub max_message_size: Option<u64>,
+    /// Extra PEM CA certificates to trust.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Do not verify TLS certificates (dangerous; logged at every connect).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Status socket path, or `""` for none.
+    #[arg(long, value_name = "PATH")]
+    pub status_socket: Option<PathBuf>,
+    /// Status log period, or `off` [default: 60s].
+    #[arg(long, value_parser = parse_opt_duration)]
+    pub status_interval: Option<OptDuration>,
+    /// Queue capacity between network and disk, in messages [default: 16384].
+    #[arg(long)]
+    pub queue_capacity: Option<usize>,
+    /// What to do when the queue is full [default: block].
+    #[arg(long, value_enum)]
+    pub when_full: Option<WhenFullArg>,
+    /// Longest time data sits in memory before it is written [default: 1s].
+    #[arg(long, value_parser = parse_duration)]
+    pub flush_interval: Option<Duration>,
+    /// Log file (appended to).
+    #[arg(long, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+    /// Do not log to stdout.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// `wsrec status` options.
+#[derive(Debug, Default, Args)]
+pub struct StatusArgs {
+    /// Status socket to query [default: from --config, else ./data/.wsrec.sock].
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Print the raw JSON snapshot.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Rewrites the Go streamer's single-dash long flags (`-config x`, `-config=x`, `-debug`,
+/// `-status`) to the `--` forms clap understands; every other argument is left alone.
+pub fn normalize_go_flags<I: IntoIterator<Item = std::ffi::OsString>>(
+    args: I,
+) -> Vec<std::ffi::OsString> {
+    args.into_iter()
+        .map(|a| {
+            let Some(s) = a.to_str() else { return a };
+            for flag in ["config", "debug", "status"] {
+                let single = format!("-{flag}");
+                if s == single {
+                    return format!("--{flag}").into();
+                }
+                if let Some(v) = s.strip_prefix(&format!("{single}=")) {
+                    return format!("--{flag}={v}").into();
+                }
+            }
+            a
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    fn parse(args: &[&str]) -> Cli {
+        let args = normalize_go_flags(args.iter().map(std::ffi::OsString::from));
+        Cli::try_parse_from(args).unwrap()
+    }
+
+    #[test]
+    fn go_flags_are_accepted() {
+        let cli = parse(&["wsrec", "-config", "c.json", "-debug"]);
+        assert_eq!(cli.config, Some(PathBuf::from("c.json")));
+        assert!(cli.debug);
+        assert!(cli.command.is_none());
+        let cli = parse(&["wsrec", "-status", "-config=c.json"]);
+        assert!(cli.status);
+        assert_eq!(cli.config, Some(PathBuf::from("c.json")));
+        let cli = parse(&["wsrec", "record", "-config", "c.json"]);
+        assert!(matches!(cli.command, Some(Command::Record(_))));
+        assert_eq!(cli.config, Some(PathBuf::from("c.json")));
+    }
+
+    #[test]
+    fn one_line_mode_flags() {
+        let cli = parse(&[
+            "wsrec",
+            "record",
+            "wss://h/ws",
+            "--subscribe",
+            "a",
+            "-s",
+            "b",
+            "-o",
+            "d",
+            "--format",
+            "raw",
+            "--name",
+            "n",
+            "--ping-interval",
+            "off",
+        ]);
+        let Some(Command::Record(r)) = cli.command else {
+            panic!("not record")
+        };
+        assert_eq!(r.url.as_deref(), Some("wss://h/ws"));
+        assert_eq!(r.subscribe, ["a", "b"]);
+        assert_eq!(r.format, Some(FormatArg::Raw));
+        assert_eq!(r.ping_interval, Some(OptDuration(None)));
+    }
+}

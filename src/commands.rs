@@ -1,0 +1,329 @@
+//! Glue between the command line and the library: turns arguments into a [`Config`], sets up
+//! logging and signals, runs a subcommand, and picks the exit code.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{Cli, Command, FormatArg, RecordArgs, StatusArgs, WhenFullArg};
+use crate::config::{self, Config, Format, Secret, StreamConfig, WhenFull};
+use crate::error::ConfigError;
+use crate::recorder::{Recorder, RunError};
+
+/// Exit code for bad input (config, URL, flag): nothing was written.
+pub const EXIT_USAGE: u8 = 2;
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        _ if cli.status => status(&cli.config, &StatusArgs::default(), true),
+        Some(Command::Status(ref args)) => status(&cli.config, args, false),
+        Some(Command::Record(ref args)) => record(&cli, args),
+        None => record(&cli, &RecordArgs::default()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wsrec: error: {e:#}");
+            let usage = e.chain().any(|c| {
+                c.is::<ConfigError>()
+                    || matches!(c.downcast_ref::<RunError>(), Some(RunError::Config(_)))
+            });
+            ExitCode::from(if usage { EXIT_USAGE } else { 1 })
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("wsrec")
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn record(cli: &Cli, args: &RecordArgs) -> anyhow::Result<()> {
+    let config = build_config(cli.config.as_deref(), args)?;
+    let recorder = Recorder::new(config)?;
+    let _log_guard = init_logging(recorder.config(), cli.debug)?;
+    runtime()?.block_on(async move {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(on_signals(shutdown.clone()));
+        recorder.run(shutdown).await
+    })?;
+    Ok(())
+}
+
+fn status(config_path: &Option<PathBuf>, args: &StatusArgs, go_line: bool) -> anyhow::Result<()> {
+    let socket = match (&args.socket, config_path) {
+        (Some(p), _) => p.clone(),
+        (None, Some(c)) => Config::load(c)?
+            .status_socket_path()
+            .context("the config turns the status socket off (status_socket = \"\")")?,
+        (None, None) => Config::default()
+            .status_socket_path()
+            .context("no status socket configured")?,
+    };
+    let snapshot = runtime()?.block_on(crate::status::query(&socket))?;
+    if go_line {
+        println!("{}", snapshot.go_line());
+    } else if args.json {
+        println!("{}", serde_json::to_string_pretty(&snapshot)?);
+    } else {
+        print!(
+            "{}",
+            crate::status::render_table(&snapshot, crate::clock::system_now_ns())
+        );
+    }
+    Ok(())
+}
+
+/// Cancels `shutdown` on the first SIGINT or SIGTERM; a second one exits at once.
+async fn on_signals(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::error!(
+            "Cannot install signal handlers; stop wsrec with SIGKILL only as a last resort."
+        );
+        return;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("Signal received: shutting down (send it again to exit at once).");
+    shutdown.cancel();
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    tracing::error!("Second signal: exiting without draining; open files keep their .open suffix.");
+    std::process::exit(130);
+}
+
+/// The config from a file, a URL with flags, or the built-in default, with flags applied.
+///
+/// # Errors
+/// Conflicting or invalid arguments, or a bad config file.
+pub fn build_config(
+    config_path: Option<&std::path::Path>,
+    args: &RecordArgs,
+) -> Result<Config, ConfigError> {
+    let usage = |message: &str| ConfigError::Invalid {
+        field: "command line".to_owned(),
+        message: message.to_owned(),
+    };
+    let mut config = match (config_path, &args.url) {
+        (Some(_), Some(_)) => {
+            return Err(usage(
+                "give either a config file (-c) or a URL, not both; put the URL in the config as a [[stream]]",
+            ));
+        }
+        (Some(path), None) => {
+            if has_stream_flags(args) {
+                return Err(usage(
+                    "stream options on the command line apply to a URL; with a config file, set them in its [[stream]] entries",
+                ));
+            }
+            Config::load(path)?
+        }
+        (None, Some(url)) => {
+            let parsed = config::validate_url(url).map_err(|m| ConfigError::Invalid {
+                field: "URL".to_owned(),
+                message: m,
+            })?;
+            let name = args.name.clone().unwrap_or_else(|| {
+                parsed
+                    .host_str()
+                    .unwrap_or("stream")
+                    .trim_matches(|c| c == '[' || c == ']')
+                    .replace(':', "-")
+            });
+            let mut config = Config::default();
+            config.streams.push(StreamConfig::new(name, url.clone()));
+            config
+        }
+        (None, None) => {
+            if !args.subscribe.is_empty() {
+                return Err(usage("--subscribe needs a URL to subscribe to"));
+            }
+            config::builtin_default()
+        }
+    };
+    if config_path.is_none() {
+        apply_stream_flags(&mut config.streams[0], args)?;
+    }
+    if let Some(dir) = &args.output_dir {
+        config.output_dir = dir.clone();
+    }
+    if let Some(p) = &args.status_socket {
+        config.status_socket = Some(p.clone());
+    }
+    if let Some(i) = args.status_interval {
+        config.status_interval = i.0;
+    }
+    if let Some(c) = args.queue_capacity {
+        config.queue_capacity = c;
+    }
+    if let Some(w) = args.when_full {
+        config.when_full = match w {
+            WhenFullArg::Block => WhenFull::Block,
+            WhenFullArg::DropNewest => WhenFull::DropNewest,
+        };
+    }
+    if let Some(f) = args.flush_interval {
+        config.flush_interval = f;
+    }
+    if let Some(l) = &args.log_file {
+        config.log_file = Some(l.clone());
+    }
+    if args.quiet {
+        config.log_to_stdout = false;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+fn has_stream_flags(a: &RecordArgs) -> bool {
+    !a.subscribe.is_empty()
+        || !a.headers.is_empty()
+        || a.name.is_some()
+        || a.format.is_some()
+        || a.path.is_some()
+        || a.rotate.is_some()
+        || a.max_lines.is_some()
+        || a.max_bytes.is_some()
+        || a.ping_interval.is_some()
+        || a.pong_timeout.is_some()
+        || a.silence_timeout.is_some()
+        || a.app_ping.is_some()
+        || a.app_ping_interval.is_some()
+        || a.app_pong_contains.is_some()
+        || a.max_connection_age.is_some()
+        || a.handshake_timeout.is_some()
+        || a.max_message_size.is_some()
+        || a.ca_file.is_some()
+        || a.insecure
+}
+
+fn apply_stream_flags(s: &mut StreamConfig, a: &RecordArgs) -> Result<(), ConfigError> {
+    if !a.subscribe.is_empty() {
+        s.subscribe = a
+            .subscribe
+            .iter()
+            .map(|m| config::OutMessage(m.clone()))
+            .collect();
+    }
+    for h in &a.headers {
+        let (k, v) = h.split_once(':').ok_or_else(|| ConfigError::Invalid {
+            field: "--header".to_owned(),
+            message: format!(
+                "`{}` is not `Name: value`",
+                h.split(':').next().unwrap_or("")
+            ),
+        })?;
+        s.headers
+            .insert(k.trim().to_owned(), Secret(v.trim().to_owned()));
+    }
+    if let Some(n) = &a.name {
+        s.name = n.clone();
+    }
+    if let Some(f) = a.format {
+        s.format = match f {
+            FormatArg::Envelope => Format::Envelope,
+            FormatArg::Raw => Format::Raw,
+        };
+    }
+    if let Some(p) = &a.path {
+        s.path = p.clone();
+    }
+    if let Some(r) = a.rotate {
+        s.rotate = r;
+    }
+    if let Some(n) = a.max_lines {
+        s.max_lines = n;
+    }
+    if let Some(n) = a.max_bytes {
+        s.max_bytes = n;
+    }
+    if let Some(d) = a.ping_interval {
+        s.ping_interval = d.0;
+    }
+    if let Some(d) = a.pong_timeout {
+        s.pong_timeout = d.0;
+    }
+    if let Some(d) = a.silence_timeout {
+        s.silence_timeout = d.0;
+    }
+    if let Some(m) = &a.app_ping {
+        s.app_ping = Some(config::OutMessage(m.clone()));
+    }
+    if let Some(d) = a.app_ping_interval {
+        s.app_ping_interval = d.0;
+    }
+    if let Some(t) = &a.app_pong_contains {
+        s.app_pong_contains = Some(t.clone());
+    }
+    if let Some(d) = a.max_connection_age {
+        s.max_connection_age = d.0;
+    }
+    if let Some(d) = a.handshake_timeout {
+        s.handshake_timeout = d;
+    }
+    if let Some(n) = a.max_message_size {
+        s.max_message_size = n;
+    }
+    if let Some(c) = &a.ca_file {
+        s.ca_file = Some(c.clone());
+    }
+    if a.insecure {
+        s.insecure = true;
+    }
+    Ok(())
+}
+
+/// Logs to stdout and/or a file, at INFO (DEBUG with `--debug`; `RUST_LOG` overrides).
+fn init_logging(config: &Config, debug: bool) -> anyhow::Result<()> {
+    use tracing_subscriber::fmt::writer::MakeWriterExt as _;
+    let level = if debug { "debug" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let to_stdout = config.log_to_stdout || debug;
+    let file = match &config.log_file {
+        Some(path) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|source| ConfigError::Invalid {
+                    field: "log_file".to_owned(),
+                    message: format!("cannot open {}: {source}", path.display()),
+                })?,
+        ),
+        None => None,
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    let result = match (to_stdout, file) {
+        (true, Some(f)) => builder
+            .with_ansi(false)
+            .with_writer(std::io::stdout.and(std::sync::Mutex::new(f)))
+            .try_init(),
+        (false, Some(f)) => builder
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(f))
+            .try_init(),
+        (true, None) => builder.with_writer(std::io::stdout).try_init(),
+        (false, None) => builder.with_writer(std::io::sink).try_init(),
+    };
+    // A second init (tests, library use) keeps the first subscriber.
+    let _ = result;
+    Ok(())
+}

@@ -1,0 +1,949 @@
+//! The recorder's configuration: the TOML file, the Go JSONL streamer's JSON file, and validation.
+//!
+//! Everything the pipeline needs is described here as plain data. Parsing is strict (unknown
+//! fields are errors that name the field), every default is a named constant, and
+//! [`Config::validate`] checks what serde cannot (names, URLs, templates) before anything is
+//! opened or written, so a bad config never leaves a half-started recorder behind.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::error::ConfigError;
+
+/// Default output directory.
+pub const DEFAULT_OUTPUT_DIR: &str = "./data";
+/// Default status socket file name, inside the output directory.
+pub const DEFAULT_STATUS_SOCKET_NAME: &str = ".wsrec.sock";
+/// Default period of the status log line.
+pub const DEFAULT_STATUS_INTERVAL: Duration = Duration::from_secs(60);
+/// Default capacity of the queue between connections and the writer, in messages.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 16_384;
+/// Default bound on how long received data may sit in memory before it is handed to the OS.
+pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+/// Default deadline for a graceful shutdown.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default rotation interval (UTC-aligned).
+pub const DEFAULT_ROTATE: Duration = Duration::from_secs(3600);
+/// Default path template, relative to the output directory.
+pub const DEFAULT_PATH_TEMPLATE: &str = "{stream}/%Y-%m-%d/{stream}-%Y%m%dT%H%M%SZ.jsonl";
+/// Suffix of a file that is still being written.
+pub const OPEN_SUFFIX: &str = ".open";
+/// Default protocol ping interval.
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(20);
+/// Default deadline for a pong (or app-level reply) after a ping.
+pub const DEFAULT_PONG_TIMEOUT: Duration = Duration::from_secs(15);
+/// Default silence timeout: no data message for this long forces a reconnect.
+pub const DEFAULT_SILENCE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default handshake timeout (TCP connect, TLS and the HTTP upgrade together).
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Default maximum message size: above the 5 MB Coinbase order-book snapshots with room to spare.
+pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 64 * 1024 * 1024;
+/// Default first reconnect delay.
+pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_millis(500);
+/// Default cap of the reconnect delay.
+pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// A connection that lasted this long resets the backoff.
+pub const DEFAULT_HEALTHY_AFTER: Duration = Duration::from_secs(30);
+
+/// The whole recorder configuration (the TOML file's shape).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Directory all recordings go under.
+    #[serde(default = "default_output_dir")]
+    pub output_dir: PathBuf,
+    /// Unix socket for `wsrec status`; default `<output_dir>/.wsrec.sock`; `""` turns it off.
+    #[serde(default)]
+    pub status_socket: Option<PathBuf>,
+    /// Period of the status log line; `"off"` turns it off.
+    #[serde(default = "default_status_interval", deserialize_with = "opt_duration")]
+    pub status_interval: Option<Duration>,
+    /// Log file (appended to); none by default.
+    #[serde(default)]
+    pub log_file: Option<PathBuf>,
+    /// Whether logs also go to stdout.
+    #[serde(default = "default_true")]
+    pub log_to_stdout: bool,
+    /// Capacity of the queue between connections and the writer, in messages.
+    #[serde(default = "default_queue_capacity")]
+    pub queue_capacity: usize,
+    /// What a connection does when that queue is full.
+    #[serde(default)]
+    pub when_full: WhenFull,
+    /// Longest time received data sits in memory before it is written to the OS.
+    #[serde(default = "default_flush_interval", deserialize_with = "duration")]
+    pub flush_interval: Duration,
+    /// Deadline for a graceful shutdown.
+    #[serde(default = "default_shutdown_timeout", deserialize_with = "duration")]
+    pub shutdown_timeout: Duration,
+    /// The streams to record.
+    #[serde(default, rename = "stream")]
+    pub streams: Vec<StreamConfig>,
+}
+
+/// What a connection does when the writer's queue is full.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenFull {
+    /// Wait for room: nothing is lost, but reading stalls (and the venue may disconnect).
+    #[default]
+    Block,
+    /// Drop the incoming messages, count them and mark the gap in the data.
+    DropNewest,
+}
+
+/// How a stream's lines look.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// One JSON object per line with receive time, stream, connection and sequence around the
+    /// message; lifecycle events are lines of the same file.
+    #[default]
+    Envelope,
+    /// The message bytes verbatim plus `\n`; events go to a sidecar `.events.jsonl` file.
+    Raw,
+}
+
+/// A message sent to the server: raw text, or a JSON value written compactly.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OutMessage(pub String);
+
+impl OutMessage {
+    /// The text sent on the wire.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for OutMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl<'de> Deserialize<'de> for OutMessage {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(d)?;
+        Ok(match value {
+            serde_json::Value::String(s) => OutMessage(s),
+            other => OutMessage(other.to_string()),
+        })
+    }
+}
+
+/// A header value that never shows up in logs, `Debug` output or status.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+/// One `[[stream]]`: a feed to connect to and record.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamConfig {
+    /// Name used in file names and records; letters, digits, `.`, `_`, `-`.
+    pub name: String,
+    /// `ws://` or `wss://` URL.
+    pub url: String,
+    /// Messages sent in order after every connect.
+    #[serde(default)]
+    pub subscribe: Vec<OutMessage>,
+    /// Extra handshake headers; values are masked everywhere.
+    #[serde(default)]
+    pub headers: BTreeMap<String, Secret>,
+    /// Line format.
+    #[serde(default)]
+    pub format: Format,
+    /// Path template under the output directory: strftime fields (UTC, start of the interval),
+    /// `{stream}` and `{start_unix}`.
+    #[serde(default = "default_path_template")]
+    pub path: String,
+    /// Rotation interval, aligned to the Unix epoch in UTC.
+    #[serde(default = "default_rotate", deserialize_with = "duration")]
+    pub rotate: Duration,
+    /// Also rotate after this many lines (0: no limit).
+    #[serde(default)]
+    pub max_lines: u64,
+    /// Also rotate after this many bytes (0: no limit).
+    #[serde(default, deserialize_with = "byte_size")]
+    pub max_bytes: u64,
+    /// Protocol ping interval; `"off"` disables.
+    #[serde(default = "default_ping_interval", deserialize_with = "opt_duration")]
+    pub ping_interval: Option<Duration>,
+    /// Deadline for the pong (or the app-level reply); `"off"` disables.
+    #[serde(default = "default_pong_timeout", deserialize_with = "opt_duration")]
+    pub pong_timeout: Option<Duration>,
+    /// App-level ping message (text or JSON), sent every `app_ping_interval`.
+    #[serde(default)]
+    pub app_ping: Option<OutMessage>,
+    /// Interval of the app-level ping.
+    #[serde(default = "default_ping_interval", deserialize_with = "opt_duration")]
+    pub app_ping_interval: Option<Duration>,
+    /// A message containing this text answers the app-level ping (for the reply deadline).
+    #[serde(default)]
+    pub app_pong_contains: Option<String>,
+    /// No data message for this long forces a reconnect; `"off"` disables.
+    #[serde(default = "default_silence_timeout", deserialize_with = "opt_duration")]
+    pub silence_timeout: Option<Duration>,
+    /// Deadline for TCP connect, TLS and the upgrade together.
+    #[serde(default = "default_handshake_timeout", deserialize_with = "duration")]
+    pub handshake_timeout: Duration,
+    /// Largest accepted message; a larger one ends the connection with a logged reason.
+    #[serde(default = "default_max_message_size", deserialize_with = "byte_size")]
+    pub max_message_size: u64,
+    /// Planned reconnect after this connection age, make-before-break; `"off"` by default.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub max_connection_age: Option<Duration>,
+    /// First reconnect delay.
+    #[serde(default = "default_backoff_initial", deserialize_with = "duration")]
+    pub backoff_initial: Duration,
+    /// Cap of the reconnect delay.
+    #[serde(default = "default_backoff_max", deserialize_with = "duration")]
+    pub backoff_max: Duration,
+    /// A connection that lasted this long resets the backoff.
+    #[serde(default = "default_healthy_after", deserialize_with = "duration")]
+    pub healthy_after: Duration,
+    /// Extra PEM CA certificates to trust for `wss://`.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Skip TLS certificate verification (logged loudly at every connect).
+    #[serde(default)]
+    pub insecure: bool,
+}
+
+impl StreamConfig {
+    /// A stream with every option at its default.
+    pub fn new(name: impl Into<String>, url: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            url: url.into(),
+            subscribe: Vec::new(),
+            headers: BTreeMap::new(),
+            format: Format::default(),
+            path: default_path_template(),
+            rotate: DEFAULT_ROTATE,
+            max_lines: 0,
+            max_bytes: 0,
+            ping_interval: Some(DEFAULT_PING_INTERVAL),
+            pong_timeout: Some(DEFAULT_PONG_TIMEOUT),
+            app_ping: None,
+            app_ping_interval: Some(DEFAULT_PING_INTERVAL),
+            app_pong_contains: None,
+            silence_timeout: Some(DEFAULT_SILENCE_TIMEOUT),
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            max_connection_age: None,
+            backoff_initial: DEFAULT_BACKOFF_INITIAL,
+            backoff_max: DEFAULT_BACKOFF_MAX,
+            healthy_after: DEFAULT_HEALTHY_AFTER,
+            ca_file: None,
+            insecure: false,
+        }
+    }
+
+    /// Adds a subscribe message (sent verbatim).
+    pub fn subscribe(mut self, message: impl Into<String>) -> Self {
+        self.subscribe.push(OutMessage(message.into()));
+        self
+    }
+
+    /// The URL with user info and query values masked, for logs, status and records.
+    pub fn masked_url(&self) -> String {
+        mask_url(&self.url)
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            output_dir: default_output_dir(),
+            status_socket: None,
+            status_interval: default_status_interval(),
+            log_file: None,
+            log_to_stdout: true,
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            when_full: WhenFull::Block,
+            flush_interval: DEFAULT_FLUSH_INTERVAL,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            streams: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads a config file: TOML, or the Go JSONL streamer's JSON (by `.json` extension or a
+    /// leading `{`), then validates it.
+    ///
+    /// # Errors
+    /// The file cannot be read, does not parse (the message names the field or line), or fails
+    /// [`Config::validate`].
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let is_json =
+            path.extension().is_some_and(|e| e == "json") || text.trim_start().starts_with('{');
+        let config = if is_json {
+            let go: GoConfig = serde_json::from_str(&text).map_err(|e| ConfigError::Parse {
+                path: path.to_owned(),
+                message: format!(
+                    "{e} (read as the Go JSONL streamer's JSON config; fields: output_dir, \
+                         topic, ws_url, buffer_size, status_interval, log_file, log_to_stdout, \
+                         status_socket)"
+                ),
+            })?;
+            go.into_config()
+        } else {
+            Self::from_toml(&text).map_err(|e| match e {
+                ConfigError::Parse { message, .. } => ConfigError::Parse {
+                    path: path.to_owned(),
+                    message,
+                },
+                other => other,
+            })?
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses TOML text (without validating).
+    ///
+    /// # Errors
+    /// [`ConfigError::Parse`] naming the problem and where it is.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::from("<config>"),
+            message: e.to_string().trim_end().to_owned(),
+        })
+    }
+
+    /// The status socket path in effect, `None` when turned off.
+    pub fn status_socket_path(&self) -> Option<PathBuf> {
+        match &self.status_socket {
+            Some(p) if p.as_os_str().is_empty() => None,
+            Some(p) => Some(p.clone()),
+            None => Some(self.output_dir.join(DEFAULT_STATUS_SOCKET_NAME)),
+        }
+    }
+
+    /// Checks everything serde cannot: at least one stream, names, URLs, headers, templates,
+    /// sizes and intervals.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the stream, the field and the fix.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.streams.is_empty() {
+            return Err(invalid(
+                "config",
+                "no streams: add at least one [[stream]] with a name and a url",
+            ));
+        }
+        if self.queue_capacity == 0 {
+            return Err(invalid("queue_capacity", "must be at least 1"));
+        }
+        if self.flush_interval.is_zero() {
+            return Err(invalid("flush_interval", "must be greater than 0"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for s in &self.streams {
+            validate_name(&s.name)?;
+            if !seen.insert(s.name.as_str()) {
+                return Err(invalid(
+                    &format!("stream `{}`", s.name),
+                    "the name is used by more than one stream; names must be unique",
+                ));
+            }
+            s.validate(self.streams.len())?;
+        }
+        Ok(())
+    }
+}
+
+impl StreamConfig {
+    fn validate(&self, stream_count: usize) -> Result<(), ConfigError> {
+        let ctx = format!("stream `{}`", self.name);
+        validate_url(&self.url).map_err(|m| invalid(&format!("{ctx}: url"), &m))?;
+        for (k, v) in &self.headers {
+            let name_ok = !k.is_empty()
+                && k.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            if !name_ok {
+                return Err(invalid(
+                    &format!("{ctx}: headers"),
+                    &format!("`{k}` is not a valid HTTP header name"),
+                ));
+            }
+            if v.0.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+                return Err(invalid(
+                    &format!("{ctx}: headers.{k}"),
+                    "the value contains a line break or NUL byte",
+                ));
+            }
+        }
+        crate::rotation::validate_template(&self.path)
+            .map_err(|m| invalid(&format!("{ctx}: path"), &m))?;
+        if stream_count > 1 && !self.path.contains("{stream}") {
+            return Err(invalid(
+                &format!("{ctx}: path"),
+                "with several streams the path template must contain {stream}, or their files \
+                 would collide",
+            ));
+        }
+        if self.rotate < Duration::from_secs(1) {
+            return Err(invalid(&format!("{ctx}: rotate"), "must be at least 1s"));
+        }
+        if self.max_message_size < 1024 {
+            return Err(invalid(
+                &format!("{ctx}: max_message_size"),
+                "must be at least 1 KiB",
+            ));
+        }
+        if self.max_message_size > u32::MAX as u64 {
+            return Err(invalid(
+                &format!("{ctx}: max_message_size"),
+                "must be at most 4 GiB",
+            ));
+        }
+        if self.backoff_initial.is_zero() || self.backoff_max < self.backoff_initial {
+            return Err(invalid(
+                &format!("{ctx}: backoff_initial/backoff_max"),
+                "backoff_initial must be > 0 and not above backoff_max",
+            ));
+        }
+        if self.handshake_timeout.is_zero() {
+            return Err(invalid(
+                &format!("{ctx}: handshake_timeout"),
+                "must be greater than 0",
+            ));
+        }
+        if self.app_ping.is_some() && self.app_ping_interval.is_none() {
+            return Err(invalid(
+                &format!("{ctx}: app_ping_interval"),
+                "app_ping is set but app_ping_interval is off; set an interval such as \"20s\"",
+            ));
+        }
+        if let Some(ca) = &self.ca_file
+            && !ca.is_file()
+        {
+            return Err(invalid(
+                &format!("{ctx}: ca_file"),
+                &format!("{} is not a readable file", ca.display()),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn invalid(field: &str, message: &str) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.to_owned(),
+        message: message.to_owned(),
+    }
+}
+
+/// Checks a stream name: it becomes part of file names and records.
+///
+/// # Errors
+/// A message saying what is wrong and what is allowed.
+pub fn validate_name(name: &str) -> Result<(), ConfigError> {
+    let field = format!("stream name `{name}`");
+    if name.is_empty() {
+        return Err(invalid("stream name", "is empty; give every stream a name"));
+    }
+    if name.len() > 100 {
+        return Err(invalid(&field, "is longer than 100 bytes"));
+    }
+    if name.contains('/') || name.contains('\\') {
+        return Err(invalid(&field, "contains a path separator (`/` or `\\`)"));
+    }
+    if name.contains("..") {
+        return Err(invalid(&field, "contains `..`"));
+    }
+    if name.starts_with('.') || name.starts_with('-') {
+        return Err(invalid(&field, "must not start with `.` or `-`"));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@' | b'+'))
+    {
+        return Err(invalid(
+            &field,
+            "may contain only ASCII letters, digits and `.`, `_`, `-`, `@`, `+`",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a feed URL: `ws://` or `wss://` with a host.
+///
+/// # Errors
+/// A message naming the problem.
+pub fn validate_url(url: &str) -> Result<url::Url, String> {
+    let parsed = url::Url::parse(url).map_err(|e| {
+        format!(
+            "`{}` is not a valid URL ({e}); expected ws://host/path or wss://host/path",
+            mask_url(url)
+        )
+    })?;
+    match parsed.scheme() {
+        "ws" | "wss" => {}
+        other => {
+            return Err(format!(
+                "scheme `{other}` is not supported; use ws:// or wss://"
+            ));
+        }
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err("the URL has no host".to_owned());
+    }
+    Ok(parsed)
+}
+
+/// Masks the secret parts of a URL: user info and every query value.
+pub fn mask_url(url: &str) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        // Unparseable: show only the scheme and host-ish prefix, nothing that could be a token.
+        return match url.find('?') {
+            Some(i) => format!("{}?***", &url[..i]),
+            None => url.to_owned(),
+        };
+    };
+    if !parsed.username().is_empty() {
+        let _ = parsed.set_username("***");
+    }
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some("***"));
+    }
+    if parsed.query().is_some() {
+        let pairs: Vec<String> = parsed
+            .query_pairs()
+            .map(|(k, _)| format!("{k}=***"))
+            .collect();
+        parsed.set_query(Some(&pairs.join("&")));
+    }
+    parsed.to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Go JSONL streamer's config.
+
+/// Default topic of the Go streamer (and of `wsrec record` with no arguments).
+pub const GO_DEFAULT_TOPIC: &str = "publicTrade.BTCUSDT";
+/// Default feed of the Go streamer: Bybit v5 public linear.
+pub const GO_DEFAULT_WS_URL: &str = "wss://stream.bybit.com/v5/public/linear";
+/// Default buffered-channel size of the Go streamer.
+pub const GO_DEFAULT_BUFFER_SIZE: usize = 10_000;
+/// Default status log period of the Go streamer.
+pub const GO_DEFAULT_STATUS_INTERVAL: Duration = Duration::from_secs(60);
+/// Default status socket of the Go streamer.
+pub const GO_DEFAULT_STATUS_SOCKET: &str = "/tmp/jsonl_streamer.sock";
+/// The Go streamer's app-level ping and its interval.
+pub const GO_PING: &str = r#"{"op":"ping"}"#;
+/// Interval of [`GO_PING`].
+pub const GO_PING_INTERVAL: Duration = Duration::from_secs(20);
+
+/// The Go JSONL streamer's JSON config, accepted unchanged; every field optional.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GoConfig {
+    /// Directory of the hourly files.
+    pub output_dir: Option<PathBuf>,
+    /// Bybit topic; also the file name prefix.
+    pub topic: Option<String>,
+    /// Feed URL.
+    pub ws_url: Option<String>,
+    /// Channel capacity between network and disk.
+    pub buffer_size: Option<usize>,
+    /// Status log period: seconds, or a duration string such as `"30s"`.
+    #[serde(default, deserialize_with = "opt_seconds_or_duration")]
+    pub status_interval: Option<Duration>,
+    /// Log file path; empty for none.
+    pub log_file: Option<String>,
+    /// Whether logs go to stdout.
+    pub log_to_stdout: Option<bool>,
+    /// Status socket path.
+    pub status_socket: Option<String>,
+}
+
+impl GoConfig {
+    /// The equivalent wsrec config: one stream in `raw` format, Go file layout
+    /// `<output_dir>/<topic>_<unix-hour-start>.jsonl`, Bybit subscribe and `{"op":"ping"}` every 20 s.
+    pub fn into_config(self) -> Config {
+        let topic = self.topic.unwrap_or_else(|| GO_DEFAULT_TOPIC.to_owned());
+        let mut stream = StreamConfig::new(
+            topic.clone(),
+            self.ws_url.unwrap_or_else(|| GO_DEFAULT_WS_URL.to_owned()),
+        );
+        stream.subscribe = vec![OutMessage(
+            serde_json::json!({"op": "subscribe", "args": [topic]}).to_string(),
+        )];
+        stream.format = Format::Raw;
+        stream.path = "{stream}_{start_unix}.jsonl".to_owned();
+        stream.app_ping = Some(OutMessage(GO_PING.to_owned()));
+        stream.app_ping_interval = Some(GO_PING_INTERVAL);
+        Config {
+            output_dir: self.output_dir.unwrap_or_else(default_output_dir),
+            status_socket: Some(PathBuf::from(
+                self.status_socket
+                    .unwrap_or_else(|| GO_DEFAULT_STATUS_SOCKET.to_owned()),
+            )),
+            status_interval: Some(self.status_interval.unwrap_or(GO_DEFAULT_STATUS_INTERVAL)),
+            log_file: self.log_file.filter(|s| !s.is_empty()).map(PathBuf::from),
+            log_to_stdout: self.log_to_stdout.unwrap_or(true),
+            queue_capacity: self.buffer_size.unwrap_or(GO_DEFAULT_BUFFER_SIZE).max(1),
+            streams: vec![stream],
+            ..Config::default()
+        }
+    }
+}
+
+/// The config `wsrec record` uses with no file and no URL: the Go streamer's default feed
+/// (Bybit linear `publicTrade.BTCUSDT`) recorded in wsrec's envelope format into `./data`.
+pub fn builtin_default() -> Config {
+    let mut config = GoConfig::default().into_config();
+    config.status_socket = None;
+    let stream = &mut config.streams[0];
+    stream.name = "bybit-linear".to_owned();
+    stream.format = Format::Envelope;
+    stream.path = default_path_template();
+    config
+}
+
+// ---------------------------------------------------------------------------------------------
+// Defaults and field parsers.
+
+fn default_output_dir() -> PathBuf {
+    PathBuf::from(DEFAULT_OUTPUT_DIR)
+}
+fn default_status_interval() -> Option<Duration> {
+    Some(DEFAULT_STATUS_INTERVAL)
+}
+fn default_true() -> bool {
+    true
+}
+fn default_queue_capacity() -> usize {
+    DEFAULT_QUEUE_CAPACITY
+}
+fn default_flush_interval() -> Duration {
+    DEFAULT_FLUSH_INTERVAL
+}
+fn default_shutdown_timeout() -> Duration {
+    DEFAULT_SHUTDOWN_TIMEOUT
+}
+fn default_rotate() -> Duration {
+    DEFAULT_ROTATE
+}
+fn default_path_template() -> String {
+    DEFAULT_PATH_TEMPLATE.to_owned()
+}
+fn default_ping_interval() -> Option<Duration> {
+    Some(DEFAULT_PING_INTERVAL)
+}
+fn default_pong_timeout() -> Option<Duration> {
+    Some(DEFAULT_PONG_TIMEOUT)
+}
+fn default_silence_timeout() -> Option<Duration> {
+    Some(DEFAULT_SILENCE_TIMEOUT)
+}
+fn default_handshake_timeout() -> Duration {
+    DEFAULT_HANDSHAKE_TIMEOUT
+}
+fn default_max_message_size() -> u64 {
+    DEFAULT_MAX_MESSAGE_SIZE
+}
+fn default_backoff_initial() -> Duration {
+    DEFAULT_BACKOFF_INITIAL
+}
+fn default_backoff_max() -> Duration {
+    DEFAULT_BACKOFF_MAX
+}
+fn default_healthy_after() -> Duration {
+    DEFAULT_HEALTHY_AFTER
+}
+
+/// Parses a duration such as `"500ms"`, `"20s"`, `"1h"` (humantime syntax) or `"off"`.
+/// `"off"` and zero give `None`.
+pub fn parse_opt_duration(s: &str) -> Result<Option<Duration>, String> {
+    let t = s.trim();
+    if matches!(t, "off" | "none" | "never" | "0") {
+        return Ok(None);
+    }
+    let d = humantime::parse_duration(t).map_err(|e| {
+        format!("`{s}` is not a duration ({e}); write e.g. \"500ms\", \"20s\", \"1h\" or \"off\"")
+    })?;
+    Ok((!d.is_zero()).then_some(d))
+}
+
+/// Parses a byte size: a number, or a number with `KiB`, `MiB`, `GiB`, `KB`, `MB`, `GB` or `B`.
+pub fn parse_byte_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size; write e.g. 1048576, \"64MiB\" or \"500MB\""))?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" | "K" | "k" => 1 << 10,
+        "MiB" | "M" => 1 << 20,
+        "GiB" | "G" => 1 << 30,
+        "KB" | "kB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        other => {
+            return Err(format!(
+                "unknown size unit `{other}` in `{s}`; use B, KiB, MiB, GiB, KB, MB or GB"
+            ));
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("`{s}` is too large"))
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NumOrStr {
+    Num(u64),
+    Str(String),
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    match NumOrStr::deserialize(d)? {
+        NumOrStr::Num(n) => Ok(Duration::from_secs(n)),
+        NumOrStr::Str(s) => match parse_opt_duration(&s).map_err(serde::de::Error::custom)? {
+            Some(d) => Ok(d),
+            None => Err(serde::de::Error::custom(format!(
+                "`{s}` turns this setting off, but it cannot be off; give a duration such as \"10s\""
+            ))),
+        },
+    }
+}
+
+fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    match NumOrStr::deserialize(d)? {
+        NumOrStr::Num(0) => Ok(None),
+        NumOrStr::Num(n) => Ok(Some(Duration::from_secs(n))),
+        NumOrStr::Str(s) => parse_opt_duration(&s).map_err(serde::de::Error::custom),
+    }
+}
+
+fn opt_seconds_or_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    opt_duration(d)
+}
+
+fn byte_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    match NumOrStr::deserialize(d)? {
+        NumOrStr::Num(n) => Ok(n),
+        NumOrStr::Str(s) => parse_byte_size(&s).map_err(serde::de::Error::custom),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        let c = Config::from_toml(text)?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    #[test]
+    fn minimal_stream_gets_documented_defaults() {
+        let c = parse("[[stream]]\nname = \"a\"\nurl = \"wss://example.com/ws\"\n").unwrap();
+        assert_eq!(c.output_dir, PathBuf::from(DEFAULT_OUTPUT_DIR));
+        assert_eq!(c.queue_capacity, DEFAULT_QUEUE_CAPACITY);
+        assert_eq!(c.when_full, WhenFull::Block);
+        let s = &c.streams[0];
+        assert_eq!(s.format, Format::Envelope);
+        assert_eq!(s.rotate, DEFAULT_ROTATE);
+        assert_eq!(s.ping_interval, Some(DEFAULT_PING_INTERVAL));
+        assert_eq!(s.max_message_size, DEFAULT_MAX_MESSAGE_SIZE);
+        assert_eq!(
+            c.status_socket_path(),
+            Some(PathBuf::from("./data/.wsrec.sock"))
+        );
+    }
+
+    #[test]
+    fn subscribe_accepts_text_and_json_values() {
+        let c = parse(
+            r#"
+            [[stream]]
+            name = "a"
+            url = "ws://127.0.0.1:1/"
+            subscribe = ['{"op":"subscribe"}', { op = "subscribe", args = ["x"] }, "ping"]
+            "#,
+        )
+        .unwrap();
+        let subs: Vec<&str> = c.streams[0].subscribe.iter().map(|m| m.as_str()).collect();
+        assert_eq!(
+            subs,
+            [
+                r#"{"op":"subscribe"}"#,
+                r#"{"op":"subscribe","args":["x"]}"#,
+                "ping"
+            ]
+        );
+    }
+
+    #[test]
+    fn durations_sizes_and_off() {
+        let c = parse(
+            r#"
+            [[stream]]
+            name = "a"
+            url = "ws://h/"
+            ping_interval = "off"
+            silence_timeout = "90s"
+            max_message_size = "16MiB"
+            max_bytes = 1000
+            rotate = "1m"
+            "#,
+        )
+        .unwrap();
+        let s = &c.streams[0];
+        assert_eq!(s.ping_interval, None);
+        assert_eq!(s.silence_timeout, Some(Duration::from_secs(90)));
+        assert_eq!(s.max_message_size, 16 << 20);
+        assert_eq!(s.max_bytes, 1000);
+        assert_eq!(s.rotate, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn bad_configs_name_the_problem() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "bogus = 1\n[[stream]]\nname='a'\nurl='ws://h/'",
+                "unknown field `bogus`",
+            ),
+            (
+                "[[stream]]\nname='a'\nurl='ws://h/'\npingg='1s'",
+                "unknown field `pingg`",
+            ),
+            ("", "no streams"),
+            ("[[stream]]\nname='a/b'\nurl='ws://h/'", "path separator"),
+            ("[[stream]]\nname='..x'\nurl='ws://h/'", "`..`"),
+            (
+                "[[stream]]\nname='a'\nurl='http://h/'",
+                "use ws:// or wss://",
+            ),
+            ("[[stream]]\nname='a'\nurl='not a url'", "not a valid URL"),
+            (
+                "[[stream]]\nname='a'\nurl='ws://h/'\n[[stream]]\nname='a'\nurl='ws://h/'",
+                "must be unique",
+            ),
+            (
+                "[[stream]]\nname='a'\nurl='ws://h/'\nrotate='soon'",
+                "not a duration",
+            ),
+            (
+                "[[stream]]\nname='a'\nurl='ws://h/'\nmax_message_size='3XB'",
+                "unknown size unit",
+            ),
+            (
+                "[[stream]]\nname='a'\nurl='ws://h/'\nformat='csv'",
+                "unknown variant `csv`",
+            ),
+            (
+                "when_full='drop_oldest'\n[[stream]]\nname='a'\nurl='ws://h/'",
+                "drop_oldest",
+            ),
+            (
+                "[[stream]]\nname='a'\nurl='ws://h/'\npath='x.jsonl'\n[[stream]]\nname='b'\nurl='ws://h/'\npath='x.jsonl'",
+                "must contain {stream}",
+            ),
+            (
+                "[[stream]]\nname='a'\nurl='ws://h/'\npath='../x'",
+                "outside the output directory",
+            ),
+            ("[[stream]]\nname='a'\nurl='ws://h/'\npath='%Q'", "strftime"),
+            (
+                "[[stream]]\nname='a'\nurl='ws://h/'\nheaders={'Bad Name'='x'}",
+                "not a valid HTTP header name",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = parse(text).expect_err(text).to_string();
+            assert!(
+                err.contains(want),
+                "config {text:?}: error {err:?} lacks {want:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn secrets_are_masked_in_debug_and_urls() {
+        let c = parse(
+            "[[stream]]\nname='a'\nurl='wss://user:pw@h/ws?token=abc&x=1'\nheaders={'X-Key'='s3cret'}",
+        )
+        .unwrap();
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("s3cret"), "{dbg}");
+        let masked = c.streams[0].masked_url();
+        assert!(
+            !masked.contains("abc") && !masked.contains("pw"),
+            "{masked}"
+        );
+        assert!(masked.contains("token=***"), "{masked}");
+    }
+
+    #[test]
+    fn go_config_maps_to_go_layout() {
+        let go: GoConfig = serde_json::from_str(
+            r#"{"output_dir":"/tmp/x","topic":"orderbook.50.BTCUSDT","ws_url":"ws://127.0.0.1:9/",
+                "buffer_size":5,"status_interval":30,"log_file":"","log_to_stdout":true,
+                "status_socket":"/tmp/s.sock"}"#,
+        )
+        .unwrap();
+        let c = go.into_config();
+        c.validate().unwrap();
+        let s = &c.streams[0];
+        assert_eq!(s.name, "orderbook.50.BTCUSDT");
+        assert_eq!(s.format, Format::Raw);
+        assert_eq!(s.path, "{stream}_{start_unix}.jsonl");
+        assert_eq!(
+            s.subscribe[0].as_str(),
+            r#"{"op":"subscribe","args":["orderbook.50.BTCUSDT"]}"#
+        );
+        assert_eq!(s.app_ping.as_ref().unwrap().as_str(), GO_PING);
+        assert_eq!(c.queue_capacity, 5);
+        assert_eq!(c.status_interval, Some(Duration::from_secs(30)));
+        assert_eq!(c.log_file, None);
+        assert_eq!(c.status_socket_path(), Some(PathBuf::from("/tmp/s.sock")));
+    }
+
+    #[test]
+    fn go_config_rejects_unknown_fields() {
+        let err = serde_json::from_str::<GoConfig>(r#"{"topicc":"x"}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field `topicc`"));
+    }
+
+    #[test]
+    fn every_example_config_parses() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let is_config = matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("toml") | Some("json")
+            );
+            if is_config {
+                Config::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                n += 1;
+            }
+        }
+        assert!(n >= 2, "expected example configs in {}", dir.display());
+    }
+}

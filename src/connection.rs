@@ -1,0 +1,551 @@
+//! One connection of a stream, from dial to disconnect: connect, subscribe, read, keep alive,
+//! check liveness, and report how it ended.
+//!
+//! The read loop is the hot path. After each wake-up it takes every frame that is ready without
+//! waiting, copies their payloads into one [`Batch`] with one receive timestamp per socket read
+//! (refreshed every few frames), and queues the batch in a single hand-off. Lifecycle events go
+//! into the same batches, so the data shows exactly where a connection began and ended.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::record::{Batch, Kind, QueueTx, Sent};
+use crate::stats::{ConnState, StreamStats};
+use crate::transport::{self, ConnectSpec, Incoming, TransportError};
+
+/// Payload bytes after which a batch is handed over even if more frames are ready.
+const BATCH_BYTES: usize = 1 << 20;
+/// Frames between two reads of the clock while draining ready frames.
+const FRAMES_PER_TIMESTAMP: usize = 16;
+/// How long a close frame may take to go out.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// Per-stream settings and shared state every connection of the stream uses.
+#[derive(Debug)]
+pub struct StreamRuntime {
+    /// Index of the stream in the config (and in the writer).
+    pub idx: usize,
+    /// Stream name, for logs.
+    pub name: String,
+    /// The URL with secrets masked, for logs and records.
+    pub masked_url: String,
+    /// How to dial.
+    pub spec: ConnectSpec,
+    /// Subscribe messages, sent in order after every connect.
+    pub subscribe: Vec<String>,
+    /// Protocol ping interval.
+    pub ping_interval: Option<Duration>,
+    /// Deadline for a pong or app-level reply.
+    pub pong_timeout: Option<Duration>,
+    /// App-level ping text.
+    pub app_ping: Option<String>,
+    /// App-level ping interval.
+    pub app_ping_interval: Option<Duration>,
+    /// Bytes whose presence in a message marks it as the app-level reply.
+    pub app_pong_contains: Option<Vec<u8>>,
+    /// No data for this long forces a reconnect.
+    pub silence_timeout: Option<Duration>,
+    /// TLS verification is off (warned about at every connect).
+    pub insecure: bool,
+    /// Stream sequence counter, shared by overlapping connections.
+    pub seq: AtomicU64,
+    /// The stream's counters.
+    pub stats: Arc<StreamStats>,
+    /// Receive-time clock.
+    pub clock: Clock,
+    /// Most messages in one batch (never more than the queue can hold).
+    pub batch_max: usize,
+}
+
+/// What a connection tells its stream's supervisor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// The handshake finished and the subscribe messages went out.
+    Connected(u64),
+    /// The first data message arrived.
+    Ready(u64),
+    /// The connection is over.
+    Ended {
+        /// Connection number.
+        conn: u64,
+        /// Whether the handshake had succeeded.
+        connected: bool,
+        /// How long it was connected.
+        uptime: Duration,
+    },
+}
+
+/// Why a connection ended.
+#[derive(Debug)]
+enum End {
+    Shutdown,
+    Replaced,
+    Closed { code: Option<u16>, reason: String },
+    Error(String),
+    TooLarge(String),
+    SilenceTimeout(Duration),
+    PongTimeout(Duration),
+    WriterGone,
+}
+
+impl End {
+    fn reason(&self) -> &'static str {
+        match self {
+            End::Shutdown => "shutdown",
+            End::Replaced => "replaced",
+            End::Closed { .. } => "closed_by_server",
+            End::Error(_) => "error",
+            End::TooLarge(_) => "message_too_large",
+            End::SilenceTimeout(_) => "silence_timeout",
+            End::PongTimeout(_) => "pong_timeout",
+            End::WriterGone => "writer_stopped",
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            End::Shutdown => "recorder shutting down".to_owned(),
+            End::Replaced => "planned reconnect: a newer connection took over".to_owned(),
+            End::Closed { code, reason } => match code {
+                Some(c) => format!("server closed the connection with code {c} {reason:?}"),
+                None => "server closed the connection without a code".to_owned(),
+            },
+            End::Error(e) | End::TooLarge(e) => e.clone(),
+            End::SilenceTimeout(d) => format!("no message for {d:?} (silence_timeout)"),
+            End::PongTimeout(d) => format!("no reply to a ping within {d:?} (pong_timeout)"),
+            End::WriterGone => "the writer stopped".to_owned(),
+        }
+    }
+
+    /// Whether we (not the server) end it, and so owe a close frame.
+    fn we_close(&self) -> bool {
+        !matches!(self, End::Closed { .. } | End::Error(_))
+    }
+}
+
+/// One connection attempt and, if it succeeds, its whole life.
+pub struct Connection {
+    /// The stream's settings.
+    pub rt: Arc<StreamRuntime>,
+    /// Connection number within the stream.
+    pub conn: u64,
+    /// The older connection this one replaces (make-before-break), if any.
+    pub replaces: Option<u64>,
+    /// Where batches go.
+    pub queue: QueueTx,
+    /// Recorder shutdown.
+    pub shutdown: CancellationToken,
+    /// Cancelled when a newer connection has taken over.
+    pub retire: CancellationToken,
+    /// Reports to the supervisor.
+    pub notify: mpsc::UnboundedSender<Notice>,
+    /// Messages queued so far on this connection.
+    sent_messages: AtomicU64,
+    /// Messages dropped since the last `dropped` event was recorded.
+    dropped_pending: AtomicU64,
+}
+
+impl Connection {
+    /// A connection ready to [`run`](Self::run).
+    pub fn new(
+        rt: Arc<StreamRuntime>,
+        conn: u64,
+        replaces: Option<u64>,
+        queue: QueueTx,
+        shutdown: CancellationToken,
+        retire: CancellationToken,
+        notify: mpsc::UnboundedSender<Notice>,
+    ) -> Self {
+        Self {
+            rt,
+            conn,
+            replaces,
+            queue,
+            shutdown,
+            retire,
+            notify,
+            sent_messages: AtomicU64::new(0),
+            dropped_pending: AtomicU64::new(0),
+        }
+    }
+
+    /// Runs the connection to its end and reports [`Notice::Ended`].
+    pub async fn run(self) {
+        let started = Instant::now();
+        let (connected, uptime) = self.run_inner().await;
+        let uptime = if connected { uptime } else { started.elapsed() };
+        let _ = self.notify.send(Notice::Ended {
+            conn: self.conn,
+            connected,
+            uptime,
+        });
+    }
+
+    fn new_batch(&self) -> Batch {
+        Batch::new(self.rt.idx, self.conn)
+    }
+
+    async fn run_inner(&self) -> (bool, Duration) {
+        let rt = &*self.rt;
+        if self.replaces.is_none() {
+            rt.stats.set_state(ConnState::Connecting);
+        }
+        let dialled = tokio::select! {
+            biased;
+            () = self.shutdown.cancelled() => return (false, Duration::ZERO),
+            r = transport::connect(&rt.spec) => r,
+        };
+        let mut ws = match dialled {
+            Ok(ws) => ws,
+            Err(e) => {
+                rt.stats.connect_failures.fetch_add(1, Relaxed);
+                rt.stats.set_last_error(&e.to_string());
+                tracing::warn!(stream = %rt.name, conn = self.conn, url = %rt.masked_url, error = %e, "Connection attempt failed.");
+                let mut batch = self.new_batch();
+                batch.push_event(rt.clock.now_ns(), "connect_failed", |f| {
+                    f.str("url", &rt.masked_url).str("error", &e.to_string());
+                });
+                self.queue.send(batch, &mut 0).await;
+                return (false, Duration::ZERO);
+            }
+        };
+        let connected_at = Instant::now();
+        rt.stats.connections.fetch_add(1, Relaxed);
+        rt.stats.set_state(ConnState::Connected);
+        if rt.insecure {
+            tracing::warn!(stream = %rt.name, url = %rt.masked_url, "TLS CERTIFICATE VERIFICATION IS OFF (insecure = true): this connection can be intercepted.");
+        }
+        tracing::info!(stream = %rt.name, conn = self.conn, url = %rt.masked_url, "Connected.");
+        let mut batch = self.new_batch();
+        batch.push_event(rt.clock.now_ns(), "connected", |f| {
+            f.str("url", &rt.masked_url)
+                .str("host", hostname())
+                .num("pid", u64::from(std::process::id()));
+            if let Some(old) = self.replaces {
+                f.num("replaces", old);
+            }
+        });
+
+        let end = match self.subscribe(&mut ws, &mut batch).await {
+            Err(end) => end,
+            Ok(()) => {
+                let _ = self.notify.send(Notice::Connected(self.conn));
+                self.read_loop(&mut ws, &mut batch).await
+            }
+        };
+        let messages = self.messages_in_conn(&batch);
+        if end.we_close() {
+            let going_away = matches!(end, End::Shutdown | End::Replaced);
+            ws.close(going_away, end.reason(), CLOSE_WAIT).await;
+        }
+        let uptime = connected_at.elapsed();
+        let detail = end.detail();
+        match &end {
+            End::Shutdown | End::Replaced => {
+                tracing::info!(stream = %rt.name, conn = self.conn, reason = end.reason(), messages, "Disconnected: {detail}.");
+            }
+            _ => {
+                rt.stats.disconnects.fetch_add(1, Relaxed);
+                rt.stats.set_last_error(&detail);
+                tracing::warn!(stream = %rt.name, conn = self.conn, reason = end.reason(), messages, "Disconnected: {detail}.");
+            }
+        }
+        self.flush(&mut batch).await;
+        let unmarked = self.dropped_pending.swap(0, Relaxed);
+        if unmarked > 0 {
+            batch.push_event(rt.clock.now_ns(), "dropped", |f| {
+                f.num("count", unmarked).str("policy", "drop_newest");
+            });
+        }
+        batch.push_event(rt.clock.now_ns(), "disconnected", |f| {
+            f.str("reason", end.reason());
+            if let End::Closed { code, reason } = &end {
+                if let Some(c) = code {
+                    f.num("code", u64::from(*c));
+                }
+                f.str("close_reason", reason);
+            }
+            f.str("detail", &detail)
+                .num("messages", messages)
+                .num("duration_ms", uptime.as_millis() as u64);
+        });
+        self.flush(&mut batch).await;
+        (true, uptime)
+    }
+
+    /// Messages this connection received so far (sent batches plus the one in hand).
+    fn messages_in_conn(&self, batch: &Batch) -> u64 {
+        self.sent_messages.load(Relaxed) + batch.messages as u64
+    }
+
+    async fn subscribe(
+        &self,
+        ws: &mut transport::Connection,
+        batch: &mut Batch,
+    ) -> Result<(), End> {
+        let rt = &*self.rt;
+        for msg in &rt.subscribe {
+            let sent = tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => return Err(End::Shutdown),
+                r = ws.send_text(msg) => r,
+            };
+            if let Err(e) = sent {
+                return Err(End::Error(format!(
+                    "sending a subscribe message failed: {e}"
+                )));
+            }
+        }
+        if !rt.subscribe.is_empty() {
+            batch.push_event(rt.clock.now_ns(), "subscribed", |f| {
+                f.num("count", rt.subscribe.len() as u64)
+                    .strs("messages", rt.subscribe.iter().map(String::as_str));
+            });
+            tracing::debug!(stream = %rt.name, conn = self.conn, count = rt.subscribe.len(), "Subscribe messages sent.");
+        }
+        Ok(())
+    }
+
+    async fn read_loop(&self, ws: &mut transport::Connection, batch: &mut Batch) -> End {
+        let rt = &*self.rt;
+        let mut keepalive = Keepalive::new(rt);
+        let timer = tokio::time::sleep_until(keepalive.next_deadline());
+        tokio::pin!(timer);
+        // Flush the connected/subscribed events right away so they are on disk in order.
+        if let Some(end) = self.flush(batch).await {
+            return end;
+        }
+        let mut ready_sent = false;
+        loop {
+            let first = tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => return End::Shutdown,
+                () = self.retire.cancelled() => return End::Replaced,
+                r = ws.next() => r,
+                () = &mut timer => {
+                    if let Err(end) = keepalive.on_timer(ws, rt).await {
+                        return end;
+                    }
+                    timer.as_mut().reset(keepalive.next_deadline());
+                    continue;
+                }
+            };
+            let mut ts = rt.clock.now_ns();
+            let mut end = self.take(first, ts, batch, &mut keepalive);
+            let mut n = 1;
+            while end.is_none() && batch.messages < rt.batch_max && batch.data.len() < BATCH_BYTES {
+                let Some(next) = ws.try_next() else { break };
+                if n % FRAMES_PER_TIMESTAMP == 0 {
+                    ts = rt.clock.now_ns();
+                }
+                n += 1;
+                end = self.take(next, ts, batch, &mut keepalive);
+            }
+            if batch.messages > 0 {
+                keepalive.last_data = Instant::now();
+                if !ready_sent {
+                    ready_sent = true;
+                    let _ = self.notify.send(Notice::Ready(self.conn));
+                }
+            }
+            if let Some(gone) = self.flush(batch).await {
+                return gone;
+            }
+            if let Some(end) = end {
+                return end;
+            }
+        }
+    }
+
+    /// Puts one frame into the batch; returns how the connection ends if it does.
+    #[inline]
+    fn take(
+        &self,
+        frame: Result<Incoming, TransportError>,
+        ts: u64,
+        batch: &mut Batch,
+        keepalive: &mut Keepalive,
+    ) -> Option<End> {
+        match frame {
+            Ok(Incoming::Text(payload)) => {
+                if keepalive.app_reply_deadline.is_some()
+                    && let Some(needle) = &self.rt.app_pong_contains
+                    && memchr::memmem::find(&payload, needle).is_some()
+                {
+                    keepalive.app_reply_deadline = None;
+                }
+                batch.push_message(ts, Kind::Text, &payload);
+                None
+            }
+            Ok(Incoming::Binary(payload)) => {
+                batch.push_message(ts, Kind::Binary, &payload);
+                None
+            }
+            Ok(Incoming::Ping) => None,
+            Ok(Incoming::Pong) => {
+                keepalive.pong_deadline = None;
+                None
+            }
+            Ok(Incoming::Close { code, reason }) => Some(End::Closed { code, reason }),
+            Err(TransportError::TooLarge(max)) => {
+                Some(End::TooLarge(TransportError::TooLarge(max).to_string()))
+            }
+            Err(e) => Some(End::Error(e.to_string())),
+        }
+    }
+
+    /// Queues the batch (if not empty) under the when-full policy; `Some` if the writer is gone.
+    async fn flush(&self, batch: &mut Batch) -> Option<End> {
+        if batch.is_empty() {
+            return None;
+        }
+        let rt = &*self.rt;
+        let messages = batch.messages;
+        let mut full = std::mem::replace(batch, self.new_batch());
+        if messages > 0 {
+            full.first_seq = rt.seq.fetch_add(messages as u64, Relaxed);
+            let last_ts = full.items.last().map_or(0, |i| i.ts);
+            rt.stats.messages.fetch_add(messages as u64, Relaxed);
+            rt.stats.bytes.fetch_add(full.data.len() as u64, Relaxed);
+            rt.stats.last_message_ns.store(last_ts, Relaxed);
+            self.sent_messages.fetch_add(messages as u64, Relaxed);
+        }
+        // Keep the capacity the traffic needs, so a busy stream does not regrow every batch.
+        batch.data.reserve(full.data.len().min(BATCH_BYTES));
+        batch.items.reserve(full.items.len());
+        let mut dropped = self.dropped_pending.load(Relaxed);
+        let sent = self.queue.send(full, &mut dropped).await;
+        self.dropped_pending.store(dropped, Relaxed);
+        match sent {
+            Sent::All => None,
+            Sent::Dropped(n) => {
+                rt.stats.dropped.fetch_add(n as u64, Relaxed);
+                if dropped == n as u64 {
+                    tracing::warn!(stream = %rt.name, conn = self.conn, "Queue full: dropping messages (when_full = drop_newest); the gap is marked in the data.");
+                }
+                None
+            }
+            Sent::Closed => Some(End::WriterGone),
+        }
+    }
+}
+
+/// Keepalive and liveness deadlines of one connection.
+struct Keepalive {
+    /// When the next protocol ping is due.
+    next_ping: Option<Instant>,
+    /// When the next app-level ping is due.
+    next_app_ping: Option<Instant>,
+    /// A ping is unanswered and must be answered by then.
+    pong_deadline: Option<Instant>,
+    /// An app-level ping is unanswered and must be answered by then.
+    app_reply_deadline: Option<Instant>,
+    /// When the last data message arrived (or the connection started).
+    last_data: Instant,
+    ping_interval: Option<Duration>,
+    app_ping_interval: Option<Duration>,
+    pong_timeout: Option<Duration>,
+    silence_timeout: Option<Duration>,
+}
+
+impl Keepalive {
+    fn new(rt: &StreamRuntime) -> Self {
+        let now = Instant::now();
+        let app_ping_interval = rt.app_ping.as_ref().and(rt.app_ping_interval);
+        Self {
+            next_ping: rt.ping_interval.map(|d| now + d),
+            next_app_ping: app_ping_interval.map(|d| now + d),
+            pong_deadline: None,
+            app_reply_deadline: None,
+            last_data: now,
+            ping_interval: rt.ping_interval,
+            app_ping_interval,
+            pong_timeout: rt.pong_timeout,
+            silence_timeout: rt.silence_timeout,
+        }
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let silence = self.silence_timeout.map(|d| self.last_data + d);
+        [
+            self.next_ping,
+            self.next_app_ping,
+            self.pong_deadline,
+            self.app_reply_deadline,
+            silence,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))
+    }
+
+    /// Checks the liveness rules and sends what is due; `Err` ends the connection.
+    async fn on_timer(
+        &mut self,
+        ws: &mut transport::Connection,
+        rt: &StreamRuntime,
+    ) -> Result<(), End> {
+        let now = Instant::now();
+        if let Some(timeout) = self.pong_timeout
+            && (self.pong_deadline.is_some_and(|d| d <= now)
+                || self.app_reply_deadline.is_some_and(|d| d <= now))
+        {
+            return Err(End::PongTimeout(timeout));
+        }
+        if let Some(silence) = self.silence_timeout
+            && self.last_data + silence <= now
+        {
+            return Err(End::SilenceTimeout(silence));
+        }
+        // A peer that stops reading would block a send forever; bound it.
+        let send_limit = self.pong_timeout.unwrap_or(Duration::from_secs(10));
+        if let (Some(at), Some(every)) = (self.next_ping, self.ping_interval)
+            && at <= now
+        {
+            match tokio::time::timeout(send_limit, ws.send_ping()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(End::Error(format!("sending a ping failed: {e}"))),
+                Err(_) => return Err(End::PongTimeout(send_limit)),
+            }
+            if self.pong_deadline.is_none() {
+                self.pong_deadline = self.pong_timeout.map(|t| now + t);
+            }
+            self.next_ping = Some(now + every);
+        }
+        if let (Some(at), Some(every), Some(text)) = (
+            self.next_app_ping,
+            self.app_ping_interval,
+            rt.app_ping.as_deref(),
+        ) && at <= now
+        {
+            match tokio::time::timeout(send_limit, ws.send_text(text)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    return Err(End::Error(format!(
+                        "sending the app-level ping failed: {e}"
+                    )));
+                }
+                Err(_) => return Err(End::PongTimeout(send_limit)),
+            }
+            if self.app_reply_deadline.is_none() && rt.app_pong_contains.is_some() {
+                self.app_reply_deadline = self.pong_timeout.map(|t| now + t);
+            }
+            self.next_app_ping = Some(now + every);
+        }
+        Ok(())
+    }
+}
+
+/// This machine's host name, read once.
+pub fn hostname() -> &'static str {
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| gethostname::gethostname().to_string_lossy().into_owned())
+}

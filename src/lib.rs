@@ -1,0 +1,53 @@
+//! wsrec records WebSocket feeds: many streams in, one JSONL line per message out.
+//!
+//! # Data flow
+//!
+//! Each stream has a supervisor ([`stream`]) that keeps one [`connection`] task alive
+//! (reconnecting with [`backoff`], make-before-break at `max_connection_age`). A connection
+//! reads frames through [`transport`] (yawc), copies every ready frame into a [`record::Batch`]
+//! with its receive time ([`clock`]), and queues the batch on a queue bounded in messages
+//! ([`record::queue`], when full: block or drop and count). One [`writer`] task turns batches
+//! into lines (envelope or raw, validated with [`json`]), picks files by UTC interval
+//! ([`rotation`]) and hands full buffers to the [`disk`] thread, which does every blocking file
+//! operation (append, fsync, rename). So the network never waits on the disk.
+//! [`stats`] counters are shared atomics; [`status`] serves them on a Unix socket.
+//!
+//! ```text
+//! signals ─► shutdown token ─┬─► stream supervisor × N ─► connection task(s) ──Batch──┐
+//!                            │                                 bounded queue          ▼
+//!                            ├─► status socket server (reads Stats)            writer task
+//!                            └─► status log                                         │ DiskOp
+//!                                                                              disk thread
+//! ```
+//!
+//! # Layout
+//!
+//! - [`config`]: TOML and Go-streamer JSON config, defaults, validation.
+//! - [`cli`], [`commands`]: the command line and its glue; `main.rs` only calls them.
+//! - [`recorder`]: [`Recorder`], the library entry point, wiring and ordered shutdown.
+//! - [`stream`], [`connection`], [`transport`], [`backoff`]: the network side.
+//! - [`record`]: batches, events and the bounded queue between the two sides.
+//! - [`writer`], [`rotation`], [`disk`], [`json`]: the file side.
+//! - [`stats`], [`status`], [`clock`], [`error`]: counters, status socket, time, errors.
+
+pub mod backoff;
+pub mod cli;
+pub mod clock;
+pub mod commands;
+pub mod config;
+pub mod connection;
+pub mod disk;
+pub mod error;
+pub mod json;
+pub mod record;
+pub mod recorder;
+pub mod rotation;
+pub mod stats;
+pub mod status;
+pub mod stream;
+pub mod transport;
+pub mod writer;
+
+pub use config::{Config, Format, StreamConfig, WhenFull};
+pub use error::ConfigError;
+pub use recorder::{Recorder, RecorderBuilder, RunError};

@@ -1,0 +1,365 @@
+//! The recorder as a library: build it from a [`Config`] (or with [`RecorderBuilder`]) and
+//! [`Recorder::run`] it until a shutdown token is cancelled.
+//!
+//! `run` wires the pipeline (see the crate docs), then waits for shutdown and takes it down in
+//! order: connections close and drop their queue senders, the writer drains what they queued
+//! and closes every file, the disk thread finishes, the status socket is removed. All of it
+//! within the configured deadline; a task that overruns is named in the error.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::clock::Clock;
+use crate::config::{Config, StreamConfig, WhenFull};
+use crate::connection::StreamRuntime;
+use crate::error::ConfigError;
+use crate::stats::{Stats, StreamStats};
+use crate::status::StatusServer;
+use crate::stream::Policy;
+use crate::transport::{self, ConnectSpec};
+use crate::writer::{StreamSink, Writer};
+
+/// Most messages a connection puts in one hand-off.
+const BATCH_MAX: usize = 4096;
+
+/// Why the recorder could not start or did not stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The configuration is invalid (exit code 2).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The output directory cannot be created or written.
+    #[error("output directory {}: {source}; check the path and its permissions", path.display())]
+    OutputDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The status socket cannot be set up.
+    #[error(transparent)]
+    Status(#[from] crate::status::StatusError),
+    /// A thread could not be started.
+    #[error("cannot start the disk thread: {0}")]
+    Thread(std::io::Error),
+    /// Shutdown did not finish within the deadline.
+    #[error(
+        "shutdown did not finish within {deadline:?}: still running: {laggards}; files left with the .open suffix will need recovery"
+    )]
+    ShutdownTimeout {
+        /// The deadline.
+        deadline: Duration,
+        /// What was still running.
+        laggards: String,
+    },
+}
+
+/// A configured recorder, ready to run.
+#[derive(Debug)]
+pub struct Recorder {
+    config: Config,
+    clock: Clock,
+}
+
+/// Builds a [`Recorder`] from code.
+///
+/// ```no_run
+/// use wsrec::{Recorder, StreamConfig};
+/// # async fn example() -> Result<(), wsrec::RunError> {
+/// let recorder = Recorder::builder()
+///     .output_dir("./data")
+///     .stream(
+///         StreamConfig::new("bybit", "wss://stream.bybit.com/v5/public/linear")
+///             .subscribe(r#"{"op":"subscribe","args":["publicTrade.BTCUSDT"]}"#),
+///     )
+///     .build()?;
+/// let shutdown = tokio_util::sync::CancellationToken::new();
+/// recorder.run(shutdown).await
+/// # }
+/// ```
+#[derive(Debug, Default)]
+pub struct RecorderBuilder {
+    config: Config,
+    clock: Option<Clock>,
+}
+
+impl RecorderBuilder {
+    /// Directory the recordings go under (default `./data`).
+    pub fn output_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config.output_dir = dir.into();
+        self
+    }
+
+    /// Adds a stream.
+    pub fn stream(mut self, stream: StreamConfig) -> Self {
+        self.config.streams.push(stream);
+        self
+    }
+
+    /// Queue capacity between connections and the writer, in messages.
+    pub fn queue_capacity(mut self, messages: usize) -> Self {
+        self.config.queue_capacity = messages;
+        self
+    }
+
+    /// What connections do when the queue is full.
+    pub fn when_full(mut self, policy: WhenFull) -> Self {
+        self.config.when_full = policy;
+        self
+    }
+
+    /// Status socket path; `None` for no socket (the builder's default).
+    pub fn status_socket(mut self, path: Option<PathBuf>) -> Self {
+        self.config.status_socket = Some(path.unwrap_or_default());
+        self
+    }
+
+    /// Bound on how long data sits in memory before it is written to the OS.
+    pub fn flush_interval(mut self, every: Duration) -> Self {
+        self.config.flush_interval = every;
+        self
+    }
+
+    /// The clock for receive timestamps and rotation (tests use [`Clock::tokio`]).
+    #[doc(hidden)]
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Validates and builds.
+    ///
+    /// # Errors
+    /// The configuration is invalid.
+    pub fn build(mut self) -> Result<Recorder, ConfigError> {
+        if self.config.status_socket.is_none() {
+            self.config.status_socket = Some(PathBuf::new());
+        }
+        self.config.status_interval = None;
+        let mut r = Recorder::new(self.config)?;
+        if let Some(c) = self.clock {
+            r.clock = c;
+        }
+        Ok(r)
+    }
+}
+
+impl Recorder {
+    /// A builder with no streams, no status socket and no status log.
+    pub fn builder() -> RecorderBuilder {
+        RecorderBuilder::default()
+    }
+
+    /// A recorder for a complete config.
+    ///
+    /// # Errors
+    /// The configuration is invalid.
+    pub fn new(config: Config) -> Result<Recorder, ConfigError> {
+        config.validate()?;
+        Ok(Recorder {
+            config,
+            clock: Clock::System,
+        })
+    }
+
+    /// The configuration in effect.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Records until `shutdown` is cancelled, then drains, closes every file and returns.
+    ///
+    /// # Errors
+    /// Startup failures (config, output directory, status socket) before anything is written,
+    /// or a shutdown that overran its deadline.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), RunError> {
+        let Recorder { config, clock } = self;
+        std::fs::create_dir_all(&config.output_dir).map_err(|source| RunError::OutputDir {
+            path: config.output_dir.clone(),
+            source,
+        })?;
+        check_writable(&config.output_dir)?;
+
+        // Everything that can fail on bad input is done before the first connection.
+        let batch_max = BATCH_MAX.min(config.queue_capacity.div_ceil(4)).max(1);
+        let mut runtimes = Vec::new();
+        let mut sinks = Vec::new();
+        let mut stream_stats = Vec::new();
+        for (idx, s) in config.streams.iter().enumerate() {
+            let stats = Arc::new(StreamStats::new(&s.name, &s.masked_url()));
+            stream_stats.push(stats.clone());
+            sinks.push(StreamSink::new(s, stats.clone()));
+            runtimes.push((runtime(idx, s, stats, clock, batch_max)?, policy(s)));
+        }
+        let stats = Arc::new(Stats::new(stream_stats, config.queue_capacity as u64));
+        let status = match config.status_socket_path() {
+            Some(path) => Some(StatusServer::bind(&path)?),
+            None => None,
+        };
+
+        let disk = crate::disk::spawn(stats.clone()).map_err(RunError::Thread)?;
+        let (queue_tx, queue_rx) = crate::record::queue(config.queue_capacity, config.when_full);
+        let writer = Writer::new(
+            config.output_dir.clone(),
+            sinks,
+            queue_rx,
+            disk,
+            clock,
+            config.flush_interval,
+            stats.clone(),
+        );
+        let writer = tokio::spawn(writer.run());
+
+        let streams = TaskTracker::new();
+        for (rt, policy) in runtimes {
+            streams.spawn(crate::stream::run(
+                Arc::new(rt),
+                policy,
+                queue_tx.clone(),
+                shutdown.clone(),
+            ));
+        }
+        streams.close();
+        // From here on only connections hold senders: when they are done, the writer drains.
+        drop(queue_tx);
+
+        let side = CancellationToken::new();
+        let side_tasks = TaskTracker::new();
+        if let Some(server) = status {
+            side_tasks.spawn(server.run(stats.clone(), side.clone()));
+        }
+        if let Some(every) = config.status_interval {
+            side_tasks.spawn(status_log(stats.clone(), every, side.clone()));
+        }
+        side_tasks.close();
+        tracing::info!(
+            streams = config.streams.len(),
+            output_dir = %config.output_dir.display(),
+            "Recording."
+        );
+
+        shutdown.cancelled().await;
+        tracing::info!(deadline = ?config.shutdown_timeout, "Shutting down: closing connections and writing what was received.");
+        let drained = tokio::time::timeout(config.shutdown_timeout, async {
+            streams.wait().await;
+            let _ = writer.await;
+        })
+        .await;
+        side.cancel();
+        side_tasks.wait().await;
+        match drained {
+            Ok(()) => {
+                tracing::info!("Stopped; every file is closed.");
+                Ok(())
+            }
+            Err(_) => {
+                let laggards = if streams.is_empty() {
+                    "the writer (files still being flushed)".to_owned()
+                } else {
+                    format!("{} stream task(s) and the writer", streams.len())
+                };
+                tracing::error!(%laggards, "Shutdown deadline passed.");
+                Err(RunError::ShutdownTimeout {
+                    deadline: config.shutdown_timeout,
+                    laggards,
+                })
+            }
+        }
+    }
+}
+
+fn check_writable(dir: &std::path::Path) -> Result<(), RunError> {
+    let probe = dir.join(format!(".wsrec-write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|source| RunError::OutputDir {
+            path: dir.to_owned(),
+            source,
+        })
+}
+
+fn runtime(
+    idx: usize,
+    s: &StreamConfig,
+    stats: Arc<StreamStats>,
+    clock: Clock,
+    batch_max: usize,
+) -> Result<StreamRuntime, ConfigError> {
+    let field = |f: &str, message: String| ConfigError::Invalid {
+        field: format!("stream `{}`: {f}", s.name),
+        message,
+    };
+    let url = crate::config::validate_url(&s.url).map_err(|m| field("url", m))?;
+    let tls =
+        transport::tls_config(s.ca_file.as_deref(), s.insecure).map_err(|m| field("ca_file", m))?;
+    Ok(StreamRuntime {
+        idx,
+        name: s.name.clone(),
+        masked_url: s.masked_url(),
+        spec: ConnectSpec {
+            url,
+            headers: s
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.0.clone()))
+                .collect(),
+            tls,
+            handshake_timeout: s.handshake_timeout,
+            max_message_size: s.max_message_size as usize,
+        },
+        subscribe: s.subscribe.iter().map(|m| m.0.clone()).collect(),
+        ping_interval: s.ping_interval,
+        pong_timeout: s.pong_timeout,
+        app_ping: s.app_ping.as_ref().map(|m| m.0.clone()),
+        app_ping_interval: s.app_ping_interval,
+        app_pong_contains: s.app_pong_contains.as_ref().map(|t| t.as_bytes().to_vec()),
+        silence_timeout: s.silence_timeout,
+        insecure: s.insecure,
+        seq: AtomicU64::new(0),
+        stats,
+        clock,
+        batch_max,
+    })
+}
+
+fn policy(s: &StreamConfig) -> Policy {
+    Policy {
+        backoff_initial: s.backoff_initial,
+        backoff_max: s.backoff_max,
+        healthy_after: s.healthy_after,
+        max_connection_age: s.max_connection_age,
+    }
+}
+
+/// Logs a line per stream and the Go streamer's total line every `every`.
+async fn status_log(stats: Arc<Stats>, every: Duration, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let snap = stats.snapshot();
+        for s in &snap.streams {
+            tracing::info!(
+                stream = %s.name,
+                state = ?s.state,
+                messages = s.messages,
+                rate = format!("{:.1}/s", s.rate_per_sec),
+                reconnects = s.reconnects,
+                dropped = s.dropped,
+                lost = s.lines_lost,
+                file = %s.current_file,
+                "Stream status."
+            );
+        }
+        tracing::info!(queue_depth = snap.queue_depth, "{}", snap.go_line());
+    }
+}

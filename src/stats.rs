@@ -1,0 +1,325 @@
+//! Live counters of a running recorder, shared between the hot path and the status side.
+//!
+//! Connection tasks and the writer bump plain atomics (`Relaxed`: each counter is independent and
+//! read only for reporting). The status server and the periodic status log take a [`Snapshot`],
+//! a plain serialisable copy, so nothing on the reporting side ever holds a lock the hot path needs.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// Where a stream's connection stands, as shown in status output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnState {
+    /// Dialling or in the WebSocket handshake.
+    Connecting,
+    /// Handshake done, receiving.
+    Connected,
+    /// Waiting out a reconnect backoff.
+    Backoff,
+    /// Shut down; no further connections.
+    Stopped,
+}
+
+impl ConnState {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            0 => Self::Connecting,
+            1 => Self::Connected,
+            2 => Self::Backoff,
+            _ => Self::Stopped,
+        }
+    }
+}
+
+/// Counters of one stream.
+#[derive(Debug)]
+pub struct StreamStats {
+    /// The stream's configured name.
+    pub name: String,
+    /// The stream's URL with credentials and query values masked.
+    pub url_masked: String,
+    state: AtomicU8,
+    /// Messages received and handed to the writer.
+    pub messages: AtomicU64,
+    /// Payload bytes of those messages.
+    pub bytes: AtomicU64,
+    /// Connections opened successfully (the first one included).
+    pub connections: AtomicU64,
+    /// Connections that ended for any reason other than shutdown.
+    pub disconnects: AtomicU64,
+    /// Failed connection attempts (dial, TLS or handshake errors, timeouts).
+    pub connect_failures: AtomicU64,
+    /// Messages lost to the `drop_newest` when-full policy.
+    pub dropped: AtomicU64,
+    /// Messages that `raw` format could not write verbatim and wrote to the events file instead.
+    pub raw_unsafe: AtomicU64,
+    /// Receive time (ns since the epoch) of the last message, 0 if none yet.
+    pub last_message_ns: AtomicU64,
+    /// Lines written to files by the writer (messages and events).
+    pub lines_written: AtomicU64,
+    /// Lines lost to write errors (disk full, I/O error, permissions).
+    pub lines_lost: AtomicU64,
+    /// The file currently written for this stream, empty when none is open.
+    pub current_file: Mutex<String>,
+    /// The last connection error or close reason, empty when none.
+    pub last_error: Mutex<String>,
+}
+
+impl StreamStats {
+    /// Fresh counters for a stream.
+    pub fn new(name: &str, url_masked: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            url_masked: url_masked.to_owned(),
+            state: AtomicU8::new(0),
+            messages: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
+            disconnects: AtomicU64::new(0),
+            connect_failures: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            raw_unsafe: AtomicU64::new(0),
+            last_message_ns: AtomicU64::new(0),
+            lines_written: AtomicU64::new(0),
+            lines_lost: AtomicU64::new(0),
+            current_file: Mutex::new(String::new()),
+            last_error: Mutex::new(String::new()),
+        }
+    }
+
+    /// Records the connection state.
+    pub fn set_state(&self, state: ConnState) {
+        self.state.store(state as u8, Relaxed);
+    }
+
+    /// The connection state.
+    pub fn state(&self) -> ConnState {
+        ConnState::from_u8(self.state.load(Relaxed))
+    }
+
+    /// Remembers the last error for status output.
+    pub fn set_last_error(&self, err: &str) {
+        // A poisoned lock only means another thread panicked mid-store of a String; the value is
+        // still a valid String, so keep using it.
+        let mut guard = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
+        guard.clear();
+        guard.push_str(err);
+    }
+
+    /// Remembers the file being written.
+    pub fn set_current_file(&self, path: &str) {
+        let mut guard = self.current_file.lock().unwrap_or_else(|e| e.into_inner());
+        guard.clear();
+        guard.push_str(path);
+    }
+
+    fn snapshot(&self, uptime: Duration) -> StreamSnapshot {
+        let messages = self.messages.load(Relaxed);
+        StreamSnapshot {
+            name: self.name.clone(),
+            url: self.url_masked.clone(),
+            state: self.state(),
+            messages,
+            bytes: self.bytes.load(Relaxed),
+            rate_per_sec: rate(messages, uptime),
+            connections: self.connections.load(Relaxed),
+            reconnects: self.connections.load(Relaxed).saturating_sub(1),
+            connect_failures: self.connect_failures.load(Relaxed),
+            dropped: self.dropped.load(Relaxed),
+            raw_unsafe: self.raw_unsafe.load(Relaxed),
+            lines_lost: self.lines_lost.load(Relaxed),
+            last_message_ns: self.last_message_ns.load(Relaxed),
+            current_file: self
+                .current_file
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+            last_error: self
+                .last_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        }
+    }
+}
+
+/// Counters of the whole recorder.
+#[derive(Debug)]
+pub struct Stats {
+    /// When the recorder started, for uptime and average rates.
+    pub started: Instant,
+    /// One entry per configured stream, in config order.
+    pub streams: Vec<std::sync::Arc<StreamStats>>,
+    /// Capacity of the queue between connections and the writer, in messages.
+    pub queue_capacity: u64,
+    /// Messages currently waiting in that queue.
+    pub queue_depth: AtomicU64,
+    /// Files closed (renamed to their final name) since start.
+    pub files_closed: AtomicU64,
+    /// Write errors seen by the writer.
+    pub write_errors: AtomicU64,
+}
+
+impl Stats {
+    /// Counters for the given streams.
+    pub fn new(streams: Vec<std::sync::Arc<StreamStats>>, queue_capacity: u64) -> Self {
+        Self {
+            started: Instant::now(),
+            streams,
+            queue_capacity,
+            queue_depth: AtomicU64::new(0),
+            files_closed: AtomicU64::new(0),
+            write_errors: AtomicU64::new(0),
+        }
+    }
+
+    /// A consistent-enough copy of every counter, for status output.
+    pub fn snapshot(&self) -> Snapshot {
+        let uptime = self.started.elapsed();
+        let streams: Vec<StreamSnapshot> =
+            self.streams.iter().map(|s| s.snapshot(uptime)).collect();
+        let total_messages = streams.iter().map(|s| s.messages).sum();
+        Snapshot {
+            pid: std::process::id(),
+            uptime_secs: uptime.as_secs_f64(),
+            total_messages,
+            rate_per_min: rate(total_messages, uptime) * 60.0,
+            queue_capacity: self.queue_capacity,
+            queue_depth: self.queue_depth.load(Relaxed),
+            files_closed: self.files_closed.load(Relaxed),
+            write_errors: self.write_errors.load(Relaxed),
+            streams,
+        }
+    }
+}
+
+fn rate(count: u64, over: Duration) -> f64 {
+    let secs = over.as_secs_f64();
+    if secs <= 0.0 {
+        0.0
+    } else {
+        count as f64 / secs
+    }
+}
+
+/// Everything `wsrec status` shows, as sent over the status socket.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Process id of the recorder.
+    pub pid: u32,
+    /// Seconds since the recorder started.
+    pub uptime_secs: f64,
+    /// Messages received over all streams.
+    pub total_messages: u64,
+    /// Average messages per minute since start (the Go streamer's `Rate`).
+    pub rate_per_min: f64,
+    /// Queue capacity in messages.
+    pub queue_capacity: u64,
+    /// Messages waiting in the queue.
+    pub queue_depth: u64,
+    /// Files closed since start.
+    pub files_closed: u64,
+    /// Write errors since start.
+    pub write_errors: u64,
+    /// Per-stream counters.
+    pub streams: Vec<StreamSnapshot>,
+}
+
+/// One stream's counters in a [`Snapshot`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StreamSnapshot {
+    /// Stream name.
+    pub name: String,
+    /// URL with secrets masked.
+    pub url: String,
+    /// Connection state.
+    pub state: ConnState,
+    /// Messages received.
+    pub messages: u64,
+    /// Payload bytes received.
+    pub bytes: u64,
+    /// Average messages per second since start.
+    pub rate_per_sec: f64,
+    /// Connections opened.
+    pub connections: u64,
+    /// Connections opened after the first.
+    pub reconnects: u64,
+    /// Failed connection attempts.
+    pub connect_failures: u64,
+    /// Messages dropped by the when-full policy.
+    pub dropped: u64,
+    /// Messages `raw` format diverted to the events file.
+    pub raw_unsafe: u64,
+    /// Lines lost to write errors.
+    #[serde(default)]
+    pub lines_lost: u64,
+    /// Receive time of the last message (ns since the epoch), 0 if none.
+    pub last_message_ns: u64,
+    /// File being written.
+    pub current_file: String,
+    /// Last error or close reason.
+    pub last_error: String,
+}
+
+impl Snapshot {
+    /// The Go JSONL streamer's one-line status:
+    /// `Uptime: 12m34s | Total Msgs: 152340 | Rate: 7260.12 msg/min`.
+    pub fn go_line(&self) -> String {
+        format!(
+            "Uptime: {} | Total Msgs: {} | Rate: {:.2} msg/min",
+            go_duration(self.uptime_secs),
+            self.total_messages,
+            self.rate_per_min
+        )
+    }
+}
+
+/// Formats whole seconds the way Go's `time.Duration.Round(time.Second).String()` does
+/// (`45s`, `12m34s`, `3h0m5s`).
+pub fn go_duration(secs: f64) -> String {
+    let total = secs.round().max(0.0) as u64;
+    let (h, m, s) = (total / 3600, (total % 3600) / 60, total % 60);
+    if h > 0 {
+        format!("{h}h{m}m{s}s")
+    } else if m > 0 {
+        format!("{m}m{s}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_duration_matches_go_formatting() {
+        assert_eq!(go_duration(0.0), "0s");
+        assert_eq!(go_duration(45.4), "45s");
+        assert_eq!(go_duration(754.0), "12m34s");
+        assert_eq!(go_duration(3605.0), "1h0m5s");
+    }
+
+    #[test]
+    fn go_line_has_the_go_shape() {
+        let snap = Snapshot {
+            pid: 1,
+            uptime_secs: 754.0,
+            total_messages: 152_340,
+            rate_per_min: 7260.123,
+            queue_capacity: 10,
+            queue_depth: 0,
+            files_closed: 0,
+            write_errors: 0,
+            streams: vec![],
+        };
+        assert_eq!(
+            snap.go_line(),
+            "Uptime: 12m34s | Total Msgs: 152340 | Rate: 7260.12 msg/min"
+        );
+    }
+}

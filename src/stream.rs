@@ -1,0 +1,175 @@
+//! The supervisor of one stream: keeps a connection up forever.
+//!
+//! It starts connections, waits out the backoff after a failure (racing shutdown), and for
+//! `max_connection_age` runs make-before-break: a replacement is connected and subscribed while
+//! the old connection keeps recording, and the old one is retired only once the new one
+//! delivers data (or after [`MAX_OVERLAP`]). Both connections' records carry their own `conn`
+//! number; the replacement's `connected` event names the connection it `replaces`, and the
+//! old one's `disconnected` event has reason `replaced`, so the overlap is visible in the data.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::backoff::Backoff;
+use crate::connection::{Connection, Notice, StreamRuntime};
+use crate::record::QueueTx;
+use crate::stats::ConnState;
+
+/// Longest time the old connection is kept once its replacement is connected.
+pub const MAX_OVERLAP: Duration = Duration::from_secs(30);
+
+/// Supervisor settings besides the stream runtime.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// First reconnect delay.
+    pub backoff_initial: Duration,
+    /// Reconnect delay cap.
+    pub backoff_max: Duration,
+    /// A connection that lasted this long resets the backoff.
+    pub healthy_after: Duration,
+    /// Planned reconnect age.
+    pub max_connection_age: Option<Duration>,
+}
+
+struct Slot {
+    conn: u64,
+    retire: CancellationToken,
+    connected_at: Option<Instant>,
+}
+
+/// Runs the stream until `shutdown`, then waits for its connections to finish.
+pub async fn run(
+    rt: Arc<StreamRuntime>,
+    policy: Policy,
+    queue: QueueTx,
+    shutdown: CancellationToken,
+) {
+    let (notify, mut notices) = mpsc::unbounded_channel();
+    let tracker = TaskTracker::new();
+    let mut next_conn = 1u64;
+    let mut spawn = |replaces: Option<u64>| {
+        let conn = next_conn;
+        next_conn += 1;
+        let retire = CancellationToken::new();
+        let c = Connection::new(
+            rt.clone(),
+            conn,
+            replaces,
+            queue.clone(),
+            shutdown.clone(),
+            retire.clone(),
+            notify.clone(),
+        );
+        tracker.spawn(c.run());
+        Slot {
+            conn,
+            retire,
+            connected_at: None,
+        }
+    };
+    let mut backoff = Backoff::new(policy.backoff_initial, policy.backoff_max);
+    let mut active = Some(spawn(None));
+    let mut pending: Option<Slot> = None;
+    // When to start a new active connection after a failure.
+    let mut retry_at: Option<Instant> = None;
+    // When to start a make-before-break replacement.
+    let mut replace_at: Option<Instant> = None;
+    // When to retire the old connection even if the replacement has sent nothing yet.
+    let mut overlap_until: Option<Instant> = None;
+    let far = || Instant::now() + Duration::from_secs(86_400 * 365);
+    loop {
+        let wake = [retry_at, replace_at, overlap_until]
+            .into_iter()
+            .flatten()
+            .min();
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            Some(notice) = notices.recv() => match notice {
+                Notice::Connected(c) => {
+                    let now = Instant::now();
+                    if let Some(a) = active.as_mut().filter(|a| a.conn == c) {
+                        a.connected_at = Some(now);
+                        replace_at = policy.max_connection_age.map(|age| now + age);
+                    } else if let Some(p) = pending.as_mut().filter(|p| p.conn == c) {
+                        p.connected_at = Some(now);
+                        overlap_until = Some(now + MAX_OVERLAP);
+                    }
+                }
+                Notice::Ready(c) => {
+                    if pending.as_ref().is_some_and(|p| p.conn == c) {
+                        promote(&mut active, &mut pending, &mut replace_at, &mut overlap_until, &policy);
+                    }
+                }
+                Notice::Ended { conn, connected, uptime } => {
+                    if active.as_ref().is_some_and(|a| a.conn == conn) {
+                        active = None;
+                        if connected && uptime >= policy.healthy_after {
+                            backoff.reset();
+                        }
+                        if pending.is_some() {
+                            promote(&mut active, &mut pending, &mut replace_at, &mut overlap_until, &policy);
+                        } else {
+                            let delay = backoff.next_delay();
+                            rt.stats.set_state(ConnState::Backoff);
+                            tracing::info!(stream = %rt.name, delay_ms = delay.as_millis() as u64, attempt = backoff.attempts(), "Reconnecting after a delay.");
+                            retry_at = Some(Instant::now() + delay);
+                        }
+                    } else if pending.as_ref().is_some_and(|p| p.conn == conn) {
+                        // The replacement failed; the active connection goes on. Try again later.
+                        pending = None;
+                        overlap_until = None;
+                        replace_at = Some(Instant::now() + backoff.next_delay());
+                    }
+                    // Otherwise a retired connection finished closing: nothing to do.
+                }
+            },
+            () = tokio::time::sleep_until(wake.unwrap_or_else(far)), if wake.is_some() => {
+                let now = Instant::now();
+                if retry_at.is_some_and(|t| t <= now) {
+                    retry_at = None;
+                    active = Some(spawn(None));
+                }
+                if replace_at.is_some_and(|t| t <= now) {
+                    replace_at = None;
+                    if let (Some(a), None) = (active.as_ref(), pending.as_ref()) {
+                        tracing::info!(stream = %rt.name, conn = a.conn, "Connection reached max_connection_age: opening its replacement before closing it.");
+                        pending = Some(spawn(Some(a.conn)));
+                    }
+                }
+                if overlap_until.is_some_and(|t| t <= now) {
+                    promote(&mut active, &mut pending, &mut replace_at, &mut overlap_until, &policy);
+                }
+            }
+        }
+    }
+    drop(spawn);
+    tracker.close();
+    tracker.wait().await;
+    rt.stats.set_state(ConnState::Stopped);
+}
+
+/// The replacement takes over: the old connection is told to close.
+fn promote(
+    active: &mut Option<Slot>,
+    pending: &mut Option<Slot>,
+    replace_at: &mut Option<Instant>,
+    overlap_until: &mut Option<Instant>,
+    policy: &Policy,
+) {
+    let Some(new) = pending.take() else { return };
+    if let Some(old) = active.take() {
+        old.retire.cancel();
+    }
+    *overlap_until = None;
+    *replace_at = match (new.connected_at, policy.max_connection_age) {
+        (Some(at), Some(age)) => Some(at + age),
+        _ => None,
+    };
+    *active = Some(new);
+}

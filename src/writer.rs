@@ -1,0 +1,514 @@
+//! The writer task: turns batches into lines, decides which file each line goes to, and hands
+//! full buffers to the disk thread.
+//!
+//! It owns every open file of the recorder (as handles on the disk thread), so rotation,
+//! limits and shutdown are decided in one place without locks. It is stopped by the queue
+//! closing, not by the shutdown token: when every connection has dropped its sender,
+//! everything already received has been queued, and the writer drains it, closes every file
+//! and only then returns.
+//!
+//! Rotation is UTC-aligned and timer-driven: a quiet stream's file is closed at the interval's
+//! end even if no further message arrives.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use base64::Engine as _;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::clock::Clock;
+use crate::config::{Format, OPEN_SUFFIX, StreamConfig};
+use crate::disk::{Disk, DiskOp};
+use crate::record::{Batch, Kind, QueueRx};
+use crate::rotation;
+use crate::stats::{Stats, StreamStats};
+
+/// A buffer is handed to the disk thread once it holds this much.
+const FLUSH_BYTES: usize = 256 * 1024;
+/// Batches taken in one go before timers get a look in.
+const BATCHES_PER_TURN: usize = 64;
+
+/// What the writer needs to know about one stream.
+#[derive(Debug)]
+pub struct StreamSink {
+    /// The stream's name.
+    pub name: String,
+    /// The name as a JSON string literal, quotes included.
+    name_json: Vec<u8>,
+    /// Line format.
+    pub format: Format,
+    /// Path template.
+    pub template: String,
+    /// Rotation interval in ns.
+    pub rotate_ns: u64,
+    /// Line limit per file (0: none).
+    pub max_lines: u64,
+    /// Byte limit per file (0: none).
+    pub max_bytes: u64,
+    /// The stream's counters.
+    pub stats: Arc<StreamStats>,
+}
+
+impl StreamSink {
+    /// The writer's view of a stream config.
+    pub fn new(config: &StreamConfig, stats: Arc<StreamStats>) -> Self {
+        let mut name_json = Vec::new();
+        crate::json::write_json_string(config.name.as_bytes(), &mut name_json);
+        Self {
+            name: config.name.clone(),
+            name_json,
+            format: config.format,
+            template: config.path.clone(),
+            rotate_ns: config.rotate.as_nanos().max(1) as u64,
+            max_lines: config.max_lines,
+            max_bytes: config.max_bytes,
+            stats,
+        }
+    }
+}
+
+/// One open output file.
+#[derive(Debug)]
+struct Output {
+    /// Disk-thread handle.
+    id: u64,
+    /// Start of the interval this file covers (ns).
+    bucket: u64,
+    /// End of that interval (ns).
+    end_ns: u64,
+    /// Name the file gets when closed.
+    final_path: PathBuf,
+    /// Lines written, for `max_lines`.
+    lines: u64,
+    /// Bytes written, for `max_bytes`.
+    bytes: u64,
+    /// Encoded lines not yet handed to the disk thread.
+    buf: Vec<u8>,
+    /// Lines in `buf`.
+    buf_lines: u64,
+}
+
+/// A stream's files.
+#[derive(Debug)]
+struct StreamState {
+    sink: StreamSink,
+    /// The data file (in `envelope` format also the events).
+    data: Option<Output>,
+    /// The `raw` format's sidecar events file, opened and closed with the data file.
+    events: Option<Output>,
+    /// No record goes to an interval before this one (set when a file is closed on time, so a
+    /// late record never reopens a closed interval).
+    floor: u64,
+    /// `(bucket, part)` of the last file opened, so a limit-driven rotation gets the next part.
+    last_part: (u64, u32),
+}
+
+/// The writer task's state.
+pub struct Writer {
+    output_dir: PathBuf,
+    streams: Vec<StreamState>,
+    rx: QueueRx,
+    disk: Disk,
+    clock: Clock,
+    flush_interval: Duration,
+    stats: Arc<Stats>,
+    next_id: u64,
+    /// Reused for the per-batch `,"stream":…,"conn":N` prefix.
+    prefix: Vec<u8>,
+}
+
+impl Writer {
+    /// A writer for `sinks` (in stream-index order) reading from `rx`.
+    pub fn new(
+        output_dir: PathBuf,
+        sinks: Vec<StreamSink>,
+        rx: QueueRx,
+        disk: Disk,
+        clock: Clock,
+        flush_interval: Duration,
+        stats: Arc<Stats>,
+    ) -> Self {
+        let streams = sinks
+            .into_iter()
+            .map(|sink| StreamState {
+                sink,
+                data: None,
+                events: None,
+                floor: 0,
+                last_part: (u64::MAX, 0),
+            })
+            .collect();
+        Self {
+            output_dir,
+            streams,
+            rx,
+            disk,
+            clock,
+            flush_interval,
+            stats,
+            next_id: 0,
+            prefix: Vec::with_capacity(128),
+        }
+    }
+
+    /// Runs until the queue closes, then flushes and closes every file and stops the disk thread.
+    pub async fn run(mut self) {
+        let mut flush = tokio::time::interval(self.flush_interval);
+        flush.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        flush.tick().await;
+        let rotation = tokio::time::sleep(Duration::from_secs(86_400));
+        tokio::pin!(rotation);
+        let mut deadline = None;
+        loop {
+            let next = self.next_rotation_ns();
+            if next != deadline {
+                deadline = next;
+                let at = match next {
+                    Some(ns) => {
+                        Instant::now()
+                            + Duration::from_nanos(ns.saturating_sub(self.clock.now_ns()))
+                    }
+                    None => Instant::now() + Duration::from_secs(86_400),
+                };
+                rotation.as_mut().reset(at);
+            }
+            tokio::select! {
+                biased;
+                batch = self.rx.recv() => {
+                    let Some(batch) = batch else { break };
+                    self.write_batch(batch).await;
+                    for _ in 0..BATCHES_PER_TURN {
+                        match self.rx.try_recv() {
+                            Some(b) => self.write_batch(b).await,
+                            None => break,
+                        }
+                    }
+                    self.stats.queue_depth.store(self.rx.depth() as u64, Relaxed);
+                }
+                () = &mut rotation => {
+                    self.close_due().await;
+                    // Recompute even if the next deadline happens to equal the old one.
+                    deadline = None;
+                }
+                _ = flush.tick() => self.flush_all().await,
+            }
+        }
+        self.close_all().await;
+        let Disk { tx, thread, .. } = self.disk;
+        drop(tx);
+        // Joining blocks until the disk thread has finished its last operations.
+        let joined = tokio::task::spawn_blocking(move || thread.join()).await;
+        if !matches!(joined, Ok(Ok(()))) {
+            tracing::error!("The disk thread failed; see earlier errors for affected files.");
+        }
+    }
+
+    fn next_rotation_ns(&self) -> Option<u64> {
+        self.streams
+            .iter()
+            .filter_map(|s| s.data.as_ref().or(s.events.as_ref()).map(|o| o.end_ns))
+            .min()
+    }
+
+    async fn write_batch(&mut self, batch: Batch) {
+        let idx = batch.stream;
+        let Some(state) = self.streams.get_mut(idx) else {
+            tracing::error!(stream = idx, "Batch for an unknown stream; dropped.");
+            self.rx.release(batch.messages);
+            return;
+        };
+        self.prefix.clear();
+        self.prefix.extend_from_slice(b",\"stream\":");
+        self.prefix.extend_from_slice(&state.sink.name_json);
+        self.prefix.extend_from_slice(b",\"conn\":");
+        self.prefix
+            .extend_from_slice(itoa::Buffer::new().format(batch.conn).as_bytes());
+
+        let format = state.sink.format;
+        let mut seq = batch.first_seq;
+        let mut lines = 0u64;
+        let mut ts_buf = itoa::Buffer::new();
+        let mut seq_buf = itoa::Buffer::new();
+        for (item, bytes) in batch.iter() {
+            // Pick (and if needed rotate) the file this line goes to.
+            let to_events = format == Format::Raw
+                && (item.kind != Kind::Text || memchr::memchr2(b'\n', b'\r', bytes).is_some());
+            let ready = {
+                let st = &self.streams[idx];
+                let o = if to_events { &st.events } else { &st.data };
+                matches!(o, Some(o) if item.ts < o.end_ns)
+            };
+            if !ready {
+                self.ensure_open(idx, item.ts, to_events).await;
+            }
+            let state = &mut self.streams[idx];
+            let out = if to_events {
+                state.events.as_mut()
+            } else {
+                state.data.as_mut()
+            };
+            // `ensure_open` just opened the file this line needs.
+            let Some(out) = out else { continue };
+            let start = out.buf.len();
+            if format == Format::Raw && !to_events {
+                out.buf.extend_from_slice(bytes);
+                out.buf.push(b'\n');
+            } else {
+                if format == Format::Raw && item.kind != Kind::Event {
+                    state.sink.stats.raw_unsafe.fetch_add(1, Relaxed);
+                }
+                let buf = &mut out.buf;
+                buf.extend_from_slice(b"{\"ts\":");
+                buf.extend_from_slice(ts_buf.format(item.ts).as_bytes());
+                buf.extend_from_slice(&self.prefix);
+                match item.kind {
+                    Kind::Event => {
+                        buf.push(b',');
+                        buf.extend_from_slice(bytes);
+                    }
+                    Kind::Text | Kind::Binary => {
+                        buf.extend_from_slice(b",\"seq\":");
+                        buf.extend_from_slice(seq_buf.format(seq).as_bytes());
+                        if item.kind == Kind::Binary {
+                            buf.extend_from_slice(b",\"bin\":\"");
+                            let at = buf.len();
+                            buf.resize(at + base64::encoded_len(bytes.len(), true).unwrap_or(0), 0);
+                            let written = base64::engine::general_purpose::STANDARD
+                                .encode_slice(bytes, &mut buf[at..])
+                                .unwrap_or(0);
+                            buf.truncate(at + written);
+                            buf.push(b'"');
+                        } else if crate::json::is_single_line_json(bytes) {
+                            buf.extend_from_slice(b",\"msg\":");
+                            buf.extend_from_slice(bytes);
+                        } else {
+                            buf.extend_from_slice(b",\"text\":");
+                            crate::json::write_json_string(bytes, buf);
+                        }
+                    }
+                }
+                buf.extend_from_slice(b"}\n");
+            }
+            if item.kind != Kind::Event {
+                seq += 1;
+            }
+            out.lines += 1;
+            out.bytes += (out.buf.len() - start) as u64;
+            out.buf_lines += 1;
+            lines += 1;
+            let over_limit = (state.sink.max_lines > 0 && out.lines >= state.sink.max_lines)
+                || (state.sink.max_bytes > 0 && out.bytes >= state.sink.max_bytes);
+            let full = out.buf.len() >= FLUSH_BYTES;
+            if over_limit && !to_events {
+                self.close_stream(idx).await;
+            } else if full {
+                self.flush_output(idx, to_events).await;
+            }
+        }
+        let state = &self.streams[idx];
+        state.sink.stats.lines_written.fetch_add(lines, Relaxed);
+        self.rx.release(batch.messages);
+    }
+
+    /// Makes sure the stream has the right file open for a line received at `ts`.
+    async fn ensure_open(&mut self, idx: usize, ts: u64, events: bool) {
+        let state = &self.streams[idx];
+        let current = state.data.as_ref().or(state.events.as_ref());
+        let rotate_ns = state.sink.rotate_ns;
+        match current {
+            Some(o) if ts < o.end_ns => {}
+            Some(_) => self.close_stream(idx).await,
+            None => {}
+        }
+        let state = &self.streams[idx];
+        let have = if events {
+            state.events.is_some()
+        } else {
+            state.data.is_some()
+        };
+        if have {
+            return;
+        }
+        // The interval: the one of `ts`, never one before the floor, and the one already open
+        // (for the sidecar of an open data file or the other way round).
+        let open_bucket = state
+            .data
+            .as_ref()
+            .or(state.events.as_ref())
+            .map(|o| o.bucket);
+        let bucket =
+            open_bucket.unwrap_or_else(|| rotation::bucket_start(ts, rotate_ns).max(state.floor));
+        let data_path = match state.data.as_ref() {
+            Some(o) => o.final_path.clone(),
+            None => match self.free_path(idx, bucket) {
+                Some(p) => p,
+                None => return,
+            },
+        };
+        let final_path = if events {
+            rotation::events_path(&data_path)
+        } else {
+            data_path
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut open_path = final_path.clone().into_os_string();
+        open_path.push(OPEN_SUFFIX);
+        let open_path = PathBuf::from(open_path);
+        let state = &mut self.streams[idx];
+        if !events {
+            state
+                .sink
+                .stats
+                .set_current_file(&open_path.display().to_string());
+        }
+        tracing::debug!(stream = %state.sink.name, path = %open_path.display(), "Opening file.");
+        let op = DiskOp::Open {
+            id,
+            path: open_path,
+            stream: state.sink.stats.clone(),
+        };
+        let out = Output {
+            id,
+            bucket,
+            end_ns: bucket.saturating_add(rotate_ns),
+            final_path,
+            lines: 0,
+            bytes: 0,
+            buf: self.disk.recycled.try_recv().unwrap_or_default(),
+            buf_lines: 0,
+        };
+        if events {
+            state.events = Some(out);
+        } else {
+            state.data = Some(out);
+        }
+        self.send(op).await;
+    }
+
+    /// A final path for a new data file in `bucket` that no file (open, closed or compressed)
+    /// uses yet, so a restart or a limit-driven rotation never overwrites anything.
+    fn free_path(&mut self, idx: usize, bucket: u64) -> Option<PathBuf> {
+        let state = &mut self.streams[idx];
+        let rel = match rotation::render(&state.sink.template, &state.sink.name, bucket) {
+            Ok(p) => p,
+            Err(e) => {
+                // validate() rendered this template already; only an absurd clock gets here.
+                tracing::error!(stream = %state.sink.name, error = %e, "Cannot name the output file.");
+                return None;
+            }
+        };
+        let base = self.output_dir.join(rel);
+        let mut part = if state.last_part.0 == bucket {
+            state.last_part.1 + 1
+        } else {
+            0
+        };
+        loop {
+            let candidate = rotation::with_part(&base, part);
+            let events = rotation::events_path(&candidate);
+            let taken = [&candidate, &events].iter().any(|p| {
+                ["", OPEN_SUFFIX, ".zst", ".gz"].iter().any(|suffix| {
+                    let mut s = p.as_os_str().to_owned();
+                    s.push(suffix);
+                    std::path::Path::new(&s).exists()
+                })
+            });
+            if !taken {
+                state.last_part = (bucket, part);
+                return Some(candidate);
+            }
+            part += 1;
+        }
+    }
+
+    async fn flush_output(&mut self, idx: usize, events: bool) {
+        let state = &mut self.streams[idx];
+        let out = if events {
+            state.events.as_mut()
+        } else {
+            state.data.as_mut()
+        };
+        let Some(out) = out else { return };
+        if out.buf.is_empty() {
+            return;
+        }
+        let fresh = self
+            .disk
+            .recycled
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(out.buf.len()));
+        let buf = std::mem::replace(&mut out.buf, fresh);
+        let op = DiskOp::Write {
+            id: out.id,
+            buf,
+            lines: std::mem::take(&mut out.buf_lines),
+        };
+        self.send(op).await;
+    }
+
+    async fn flush_all(&mut self) {
+        for idx in 0..self.streams.len() {
+            self.flush_output(idx, false).await;
+            self.flush_output(idx, true).await;
+        }
+    }
+
+    /// Flushes and closes both files of a stream.
+    async fn close_stream(&mut self, idx: usize) {
+        for events in [false, true] {
+            self.flush_output(idx, events).await;
+            let state = &mut self.streams[idx];
+            let out = if events {
+                state.events.take()
+            } else {
+                state.data.take()
+            };
+            if let Some(out) = out {
+                state.floor = state.floor.max(out.bucket);
+                self.send(DiskOp::Close {
+                    id: out.id,
+                    final_path: out.final_path,
+                })
+                .await;
+            }
+        }
+        self.streams[idx].sink.stats.set_current_file("");
+    }
+
+    /// Closes every file whose interval has ended (the rotation timer fired).
+    async fn close_due(&mut self) {
+        let now = self.clock.now_ns();
+        for idx in 0..self.streams.len() {
+            let state = &self.streams[idx];
+            let due = state
+                .data
+                .as_ref()
+                .or(state.events.as_ref())
+                .map(|o| (o.end_ns, o.bucket));
+            if let Some((end_ns, _)) = due
+                && end_ns <= now
+            {
+                self.close_stream(idx).await;
+                let state = &mut self.streams[idx];
+                state.floor = state.floor.max(end_ns);
+            }
+        }
+    }
+
+    async fn close_all(&mut self) {
+        for idx in 0..self.streams.len() {
+            self.close_stream(idx).await;
+        }
+    }
+
+    async fn send(&mut self, op: DiskOp) {
+        if self.disk.tx.send(op).await.is_err() {
+            // The disk thread only stops when we drop the sender, or if it panicked.
+            self.stats.write_errors.fetch_add(1, Relaxed);
+            tracing::error!("The disk thread has stopped; output is being lost.");
+        }
+    }
+}
