@@ -1,7 +1,8 @@
 //! Validator micro-benchmark: `wsrec::json::is_single_line_json` against
 //! `serde_json::from_slice::<IgnoredAny>` over every line of the real exchange
-//! frames in `tests/fixtures/corpus/*.jsonl`, plus the escaped-string fallback
-//! (`write_json_string`) for reference.
+//! frames in `tests/fixtures/corpus/*.jsonl` (alone, and with the `memchr2`
+//! newline scan it would need to match our semantics), plus the escaped-string
+//! fallback (`write_json_string`) for reference.
 //!
 //! Run with `cargo bench --bench json_validate`. Optional argument: minimum
 //! seconds per measurement (default 1.0).
@@ -102,6 +103,19 @@ fn main() {
             }),
         ),
         (
+            "serde_json + memchr2 \\n\\r",
+            measure(min, || {
+                lines
+                    .iter()
+                    .filter(|l| {
+                        let l = black_box(l);
+                        memchr::memchr2(b'\n', b'\r', l).is_none()
+                            && serde_json::from_slice::<IgnoredAny>(l).is_ok()
+                    })
+                    .count()
+            }),
+        ),
+        (
             "write_json_string",
             measure(min, || {
                 let mut n = 0;
@@ -116,7 +130,7 @@ fn main() {
     ];
 
     println!(
-        "{:<24} {:>10} {:>10} {:>12}",
+        "{:<28} {:>10} {:>10} {:>12}",
         "function", "ns/msg", "MB/s", "Mmsg/s"
     );
     let base = rows[0].1.0;
@@ -124,7 +138,7 @@ fn main() {
         black_box(sink);
         let secs = per_sweep.as_secs_f64();
         println!(
-            "{:<24} {:>10.1} {:>10.0} {:>12.2}   ({:.2}x validator time)",
+            "{:<28} {:>10.1} {:>10.0} {:>12.2}   ({:.2}x validator time)",
             name,
             secs * 1e9 / msgs as f64,
             bytes as f64 / secs / 1e6,

@@ -30,7 +30,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Connect to WebSocket feeds and record every message (the default command).
-    Record(RecordArgs),
+    Record(Box<RecordArgs>),
     /// Show a running recorder's counters, read from its status socket.
     Status(StatusArgs),
 }

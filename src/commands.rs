@@ -48,7 +48,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn record(cli: &Cli, args: &RecordArgs) -> anyhow::Result<()> {
     let config = build_config(cli.config.as_deref(), args)?;
     let recorder = Recorder::new(config)?;
-    let _log_guard = init_logging(recorder.config(), cli.debug)?;
+    init_logging(recorder.config(), cli.debug)?;
     runtime()?.block_on(async move {
         let shutdown = CancellationToken::new();
         tokio::spawn(on_signals(shutdown.clone()));
@@ -320,7 +320,10 @@ fn init_logging(config: &Config, debug: bool) -> anyhow::Result<()> {
             .with_ansi(false)
             .with_writer(std::sync::Mutex::new(f))
             .try_init(),
-        (true, None) => builder.with_writer(std::io::stdout).try_init(),
+        (true, None) => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .with_writer(std::io::stdout)
+            .try_init(),
         (false, None) => builder.with_writer(std::io::sink).try_init(),
     };
     // A second init (tests, library use) keeps the first subscriber.

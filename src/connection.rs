@@ -244,6 +244,8 @@ impl Connection {
         if end.we_close() {
             let going_away = matches!(end, End::Shutdown | End::Replaced);
             ws.close(going_away, end.reason(), CLOSE_WAIT).await;
+        } else if matches!(end, End::Closed { .. }) {
+            ws.finish_close(CLOSE_WAIT).await;
         }
         let uptime = connected_at.elapsed();
         let detail = end.detail();

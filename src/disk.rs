@@ -1,21 +1,22 @@
-//! The disk thread: every blocking file operation of the recorder happens here.
+//! The disk worker: every blocking file operation of the recorder happens here.
 //!
-//! The writer task encodes lines into buffers and sends [`DiskOp`]s over a bounded channel; this
-//! plain OS thread opens, appends, syncs, closes and renames. A slow or failing disk therefore
-//! stalls only this thread (and, once the channel is full, the writer), never a connection.
+//! The writer task encodes lines into buffers and submits [`DiskOp`]s to a short queue; a
+//! worker on tokio's blocking pool opens, appends, syncs, closes and renames, in order. A slow
+//! or failing disk therefore stalls only that worker (and, once the queue is full, the writer),
+//! never a connection.
 //!
 //! Failures never panic and never go unnoticed: a failed open or write is logged once per file
 //! with its path, the lines it held are counted as lost, and a partly written buffer is cut
 //! back to the last complete line so no file is left with a torn line.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
 
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 use crate::stats::{Stats, StreamStats};
 
@@ -58,85 +59,169 @@ struct OpenFile {
     stream: Arc<StreamStats>,
 }
 
-/// Handle to the running disk thread.
-pub struct Disk {
-    /// Where the writer sends operations.
-    pub tx: mpsc::Sender<DiskOp>,
-    /// Emptied buffers coming back for reuse.
-    pub recycled: std::sync::mpsc::Receiver<Vec<u8>>,
-    /// The thread; joined at shutdown.
-    pub thread: std::thread::JoinHandle<()>,
-}
-
-/// Operations that may wait in the channel; with ~256 KiB buffers this bounds memory to a few MiB.
+/// Operations that may wait for the disk; with ~256 KiB buffers this bounds memory to a few MiB.
 const DISK_QUEUE: usize = 8;
+/// Emptied buffers kept for reuse.
+const POOL: usize = 8;
 
-/// Starts the disk thread.
+/// Handle to the disk worker.
 ///
-/// # Errors
-/// The OS refused to create a thread.
-pub fn spawn(stats: Arc<Stats>) -> std::io::Result<Disk> {
-    let (tx, rx) = mpsc::channel(DISK_QUEUE);
-    let (recycle_tx, recycled) = std::sync::mpsc::channel();
-    let thread = std::thread::Builder::new()
-        .name("wsrec-disk".to_owned())
-        .spawn(move || run(rx, recycle_tx, stats))?;
-    Ok(Disk {
-        tx,
-        recycled,
-        thread,
-    })
+/// Operations queue up in order; whenever there are some and no worker is running, one is
+/// started on tokio's blocking pool and drains the queue. Using the blocking pool (rather than
+/// a thread of our own) also tells tokio's paused test clock that work is in progress, so
+/// tests with paused time do not jump ahead while a file is being synced.
+#[derive(Clone)]
+pub struct Disk {
+    shared: Arc<Shared>,
 }
 
-fn run(
-    mut rx: mpsc::Receiver<DiskOp>,
-    recycle: std::sync::mpsc::Sender<Vec<u8>>,
+struct Shared {
+    state: Mutex<State>,
+    /// Signalled whenever the worker takes an operation or goes idle.
+    progress: Notify,
     stats: Arc<Stats>,
-) {
-    let mut files: HashMap<u64, OpenFile> = HashMap::new();
-    while let Some(op) = rx.blocking_recv() {
-        match op {
-            DiskOp::Open { id, path, stream } => {
-                let file = match open_new(&path) {
-                    Ok(f) => Some(f),
-                    Err(e) => {
-                        stats.write_errors.fetch_add(1, Relaxed);
-                        stream.set_last_error(&format!("cannot create {}: {e}", path.display()));
-                        tracing::error!(path = %path.display(), error = %e, "Cannot create output file; its lines will be counted as lost.");
-                        None
+}
+
+struct State {
+    ops: VecDeque<DiskOp>,
+    running: bool,
+    /// Open files; taken by the worker while it runs.
+    files: Option<HashMap<u64, OpenFile>>,
+    pool: Vec<Vec<u8>>,
+}
+
+impl Disk {
+    /// A disk worker (started on demand).
+    pub fn new(stats: Arc<Stats>) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                state: Mutex::new(State {
+                    ops: VecDeque::new(),
+                    running: false,
+                    files: Some(HashMap::new()),
+                    pool: Vec::new(),
+                }),
+                progress: Notify::new(),
+                stats,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // The worker never panics while holding the lock (it only moves values in and out).
+        self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues an operation, waiting while [`DISK_QUEUE`] are already waiting.
+    pub async fn submit(&self, op: DiskOp) {
+        let mut op = Some(op);
+        loop {
+            let progressed = self.shared.progress.notified();
+            tokio::pin!(progressed);
+            progressed.as_mut().enable();
+            {
+                let mut st = self.lock();
+                if st.ops.len() < DISK_QUEUE {
+                    // `op` is Some until pushed, and we return right after pushing.
+                    st.ops.extend(op.take());
+                    if !st.running {
+                        st.running = true;
+                        let shared = self.shared.clone();
+                        tokio::task::spawn_blocking(move || work(&shared));
                     }
-                };
-                files.insert(
-                    id,
-                    OpenFile {
-                        path,
-                        file,
-                        len: 0,
-                        stream,
-                    },
-                );
-            }
-            DiskOp::Write { id, buf, lines } => {
-                if let Some(f) = files.get_mut(&id) {
-                    write(f, &buf, lines, &stats);
+                    return;
                 }
-                let mut buf = buf;
-                buf.clear();
-                // The writer may be gone at shutdown; then the buffer is simply freed.
-                let _ = recycle.send(buf);
             }
-            DiskOp::Close { id, final_path } => {
-                if let Some(f) = files.remove(&id) {
-                    close(f, &final_path, &stats);
+            progressed.await;
+        }
+    }
+
+    /// A cleared buffer from the pool, if one is there.
+    pub fn take_buffer(&self) -> Option<Vec<u8>> {
+        self.lock().pool.pop()
+    }
+
+    /// Waits until every queued operation is done.
+    pub async fn finish(&self) {
+        loop {
+            let progressed = self.shared.progress.notified();
+            tokio::pin!(progressed);
+            progressed.as_mut().enable();
+            {
+                let st = self.lock();
+                if st.ops.is_empty() && !st.running {
+                    return;
                 }
+            }
+            progressed.await;
+        }
+    }
+}
+
+/// Drains the queue on a blocking-pool thread.
+fn work(shared: &Shared) {
+    let lock = || shared.state.lock().unwrap_or_else(|e| e.into_inner());
+    let mut files = lock().files.take().unwrap_or_default();
+    loop {
+        let op = {
+            let mut st = lock();
+            match st.ops.pop_front() {
+                Some(op) => op,
+                None => {
+                    st.running = false;
+                    st.files = Some(files);
+                    drop(st);
+                    shared.progress.notify_waiters();
+                    return;
+                }
+            }
+        };
+        shared.progress.notify_waiters();
+        if let Some(buf) = apply(op, &mut files, &shared.stats) {
+            let mut st = lock();
+            if st.pool.len() < POOL {
+                st.pool.push(buf);
             }
         }
     }
-    // The writer closes every file before it stops; anything left here was never closed
-    // because of an error path, so sync what can be synced.
-    for (_, f) in files.drain() {
-        if let Some(file) = &f.file {
-            let _ = file.sync_all();
+}
+
+/// Carries out one operation; returns an emptied buffer for reuse.
+fn apply(op: DiskOp, files: &mut HashMap<u64, OpenFile>, stats: &Stats) -> Option<Vec<u8>> {
+    match op {
+        DiskOp::Open { id, path, stream } => {
+            let file = match open_new(&path) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    stats.write_errors.fetch_add(1, Relaxed);
+                    stream.set_last_error(&format!("cannot create {}: {e}", path.display()));
+                    tracing::error!(path = %path.display(), error = %e, "Cannot create output file; its lines will be counted as lost.");
+                    None
+                }
+            };
+            files.insert(
+                id,
+                OpenFile {
+                    path,
+                    file,
+                    len: 0,
+                    stream,
+                },
+            );
+            None
+        }
+        DiskOp::Write { id, mut buf, lines } => {
+            if let Some(f) = files.get_mut(&id) {
+                write(f, &buf, lines, stats);
+            }
+            buf.clear();
+            Some(buf)
+        }
+        DiskOp::Close { id, final_path } => {
+            if let Some(f) = files.remove(&id) {
+                close(f, &final_path, stats);
+            }
+            None
         }
     }
 }

@@ -44,9 +44,6 @@ pub enum RunError {
     /// The status socket cannot be set up.
     #[error(transparent)]
     Status(#[from] crate::status::StatusError),
-    /// A thread could not be started.
-    #[error("cannot start the disk thread: {0}")]
-    Thread(std::io::Error),
     /// Shutdown did not finish within the deadline.
     #[error(
         "shutdown did not finish within {deadline:?}: still running: {laggards}; files left with the .open suffix will need recovery"
@@ -64,6 +61,7 @@ pub enum RunError {
 pub struct Recorder {
     config: Config,
     clock: Clock,
+    stats: Arc<Stats>,
 }
 
 /// Builds a [`Recorder`] from code.
@@ -141,11 +139,11 @@ impl RecorderBuilder {
             self.config.status_socket = Some(PathBuf::new());
         }
         self.config.status_interval = None;
-        let mut r = Recorder::new(self.config)?;
-        if let Some(c) = self.clock {
-            r.clock = c;
-        }
-        Ok(r)
+        let r = Recorder::new(self.config)?;
+        Ok(match self.clock {
+            Some(c) => r.with_clock(c),
+            None => r,
+        })
     }
 }
 
@@ -161,10 +159,29 @@ impl Recorder {
     /// The configuration is invalid.
     pub fn new(config: Config) -> Result<Recorder, ConfigError> {
         config.validate()?;
+        let streams = config
+            .streams
+            .iter()
+            .map(|s| Arc::new(StreamStats::new(&s.name, &s.masked_url())))
+            .collect();
+        let stats = Arc::new(Stats::new(streams, config.queue_capacity as u64));
         Ok(Recorder {
             config,
             clock: Clock::System,
+            stats,
         })
+    }
+
+    /// Uses `clock` for receive timestamps and rotation (tests use [`Clock::tokio`]).
+    #[doc(hidden)]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The live counters (what the status socket serves).
+    pub fn stats(&self) -> Arc<Stats> {
+        self.stats.clone()
     }
 
     /// The configuration in effect.
@@ -178,7 +195,11 @@ impl Recorder {
     /// Startup failures (config, output directory, status socket) before anything is written,
     /// or a shutdown that overran its deadline.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), RunError> {
-        let Recorder { config, clock } = self;
+        let Recorder {
+            config,
+            clock,
+            stats,
+        } = self;
         std::fs::create_dir_all(&config.output_dir).map_err(|source| RunError::OutputDir {
             path: config.output_dir.clone(),
             source,
@@ -189,20 +210,16 @@ impl Recorder {
         let batch_max = BATCH_MAX.min(config.queue_capacity.div_ceil(4)).max(1);
         let mut runtimes = Vec::new();
         let mut sinks = Vec::new();
-        let mut stream_stats = Vec::new();
-        for (idx, s) in config.streams.iter().enumerate() {
-            let stats = Arc::new(StreamStats::new(&s.name, &s.masked_url()));
-            stream_stats.push(stats.clone());
-            sinks.push(StreamSink::new(s, stats.clone()));
-            runtimes.push((runtime(idx, s, stats, clock, batch_max)?, policy(s)));
+        for (idx, (s, st)) in config.streams.iter().zip(&stats.streams).enumerate() {
+            sinks.push(StreamSink::new(s, st.clone()));
+            runtimes.push((runtime(idx, s, st.clone(), clock, batch_max)?, policy(s)));
         }
-        let stats = Arc::new(Stats::new(stream_stats, config.queue_capacity as u64));
         let status = match config.status_socket_path() {
             Some(path) => Some(StatusServer::bind(&path)?),
             None => None,
         };
 
-        let disk = crate::disk::spawn(stats.clone()).map_err(RunError::Thread)?;
+        let disk = crate::disk::Disk::new(stats.clone());
         let (queue_tx, queue_rx) = crate::record::queue(config.queue_capacity, config.when_full);
         let writer = Writer::new(
             config.output_dir.clone(),

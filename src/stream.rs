@@ -148,7 +148,7 @@ pub async fn run(
             }
         }
     }
-    drop(spawn);
+
     tracker.close();
     tracker.wait().await;
     rt.stats.set_state(ConnState::Stopped);

@@ -157,6 +157,12 @@ impl Connection {
             .map_err(|e| TransportError::Failed(describe(&e)))
     }
 
+    /// After the server's close frame: lets the library send the close reply it queued, and
+    /// waits (up to `wait`) for the server to end the connection.
+    pub async fn finish_close(&mut self, wait: Duration) {
+        let _ = tokio::time::timeout(wait, async { while self.next().await.is_ok() {} }).await;
+    }
+
     /// Sends a close frame (code 1000 or 1001) and gives the peer up to `wait` to take it.
     pub async fn close(&mut self, going_away: bool, reason: &str, wait: Duration) {
         let code = if going_away {

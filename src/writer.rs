@@ -103,6 +103,8 @@ struct StreamState {
     floor: u64,
     /// `(bucket, part)` of the last file opened, so a limit-driven rotation gets the next part.
     last_part: (u64, u32),
+    /// Final data path of the open pair (data file and its sidecar share it).
+    pair: Option<PathBuf>,
 }
 
 /// The writer task's state.
@@ -138,6 +140,7 @@ impl Writer {
                 events: None,
                 floor: 0,
                 last_part: (u64::MAX, 0),
+                pair: None,
             })
             .collect();
         Self {
@@ -189,20 +192,15 @@ impl Writer {
                 }
                 () = &mut rotation => {
                     self.close_due().await;
-                    // Recompute even if the next deadline happens to equal the old one.
-                    deadline = None;
+                    // An elapsed sleep stays ready: force a reset to whatever comes next
+                    // (0 is never a real deadline).
+                    deadline = Some(0);
                 }
                 _ = flush.tick() => self.flush_all().await,
             }
         }
         self.close_all().await;
-        let Disk { tx, thread, .. } = self.disk;
-        drop(tx);
-        // Joining blocks until the disk thread has finished its last operations.
-        let joined = tokio::task::spawn_blocking(move || thread.join()).await;
-        if !matches!(joined, Ok(Ok(()))) {
-            tracing::error!("The disk thread failed; see earlier errors for affected files.");
-        }
+        self.disk.finish().await;
     }
 
     fn next_rotation_ns(&self) -> Option<u64> {
@@ -340,10 +338,13 @@ impl Writer {
             .map(|o| o.bucket);
         let bucket =
             open_bucket.unwrap_or_else(|| rotation::bucket_start(ts, rotate_ns).max(state.floor));
-        let data_path = match state.data.as_ref() {
-            Some(o) => o.final_path.clone(),
+        let data_path = match state.pair.clone() {
+            Some(p) => p,
             None => match self.free_path(idx, bucket) {
-                Some(p) => p,
+                Some(p) => {
+                    self.streams[idx].pair = Some(p.clone());
+                    p
+                }
                 None => return,
             },
         };
@@ -377,7 +378,7 @@ impl Writer {
             final_path,
             lines: 0,
             bytes: 0,
-            buf: self.disk.recycled.try_recv().unwrap_or_default(),
+            buf: self.disk.take_buffer().unwrap_or_default(),
             buf_lines: 0,
         };
         if events {
@@ -437,9 +438,8 @@ impl Writer {
         }
         let fresh = self
             .disk
-            .recycled
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(out.buf.len()));
+            .take_buffer()
+            .unwrap_or_else(|| Vec::with_capacity(out.buf.len()));
         let buf = std::mem::replace(&mut out.buf, fresh);
         let op = DiskOp::Write {
             id: out.id,
@@ -475,6 +475,7 @@ impl Writer {
                 .await;
             }
         }
+        self.streams[idx].pair = None;
         self.streams[idx].sink.stats.set_current_file("");
     }
 
@@ -505,10 +506,6 @@ impl Writer {
     }
 
     async fn send(&mut self, op: DiskOp) {
-        if self.disk.tx.send(op).await.is_err() {
-            // The disk thread only stops when we drop the sender, or if it panicked.
-            self.stats.write_errors.fetch_add(1, Relaxed);
-            tracing::error!("The disk thread has stopped; output is being lost.");
-        }
+        self.disk.submit(op).await;
     }
 }

@@ -1,0 +1,704 @@
+//! Checks a finished recording against what the flood server sent: exactly N messages, each equal
+//! byte-for-byte to the one expected at its position, in order, across every `*.jsonl` file of
+//! the output directory taken in file-name order.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use crate::payload::Payload;
+
+/// How the recorder writes each message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// `{"ts":…,"stream":…,"conn":…,"seq":…,"msg":<message>}` per line.
+    Envelope,
+    /// The message bytes alone per line.
+    Raw,
+}
+
+impl Format {
+    /// The value of `wsrec record --format`.
+    pub fn as_arg(self) -> &'static str {
+        match self {
+            Self::Envelope => "envelope",
+            Self::Raw => "raw",
+        }
+    }
+}
+
+/// One envelope line, parsed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Envelope<'a> {
+    /// A recorded message.
+    Message {
+        /// Receive time, ns since the epoch.
+        ts: u64,
+        /// Stream name, as written (still JSON-escaped).
+        stream: &'a [u8],
+        /// Connection number.
+        conn: u64,
+        /// Per-connection sequence number.
+        seq: u64,
+        /// The message bytes, verbatim.
+        msg: &'a [u8],
+    },
+    /// A connection or recorder event line (`"event"` instead of `"msg"`); not a message.
+    Event,
+}
+
+/// Parses one envelope line (without its line feed).
+///
+/// Keys before `"msg"` or `"event"` must have string or number values; `"msg"` must come last and
+/// everything from its value to the final `}` is the message.
+///
+/// # Errors
+/// Any other shape, or a message line missing one of `ts`, `stream`, `conn`, `seq`.
+pub fn parse_envelope(line: &[u8]) -> Result<Envelope<'_>, String> {
+    let mut pos = 1;
+    if line.first() != Some(&b'{') {
+        return Err("line does not start with '{'".into());
+    }
+    let (mut ts, mut stream, mut conn, mut seq) = (None, None, None, None);
+    loop {
+        // Key.
+        if line.get(pos) != Some(&b'"') {
+            return Err(format!("expected a key at byte {pos}"));
+        }
+        let key_end = memchr::memchr(b'"', &line[pos + 1..])
+            .map(|i| pos + 1 + i)
+            .ok_or("unterminated key")?;
+        let key = &line[pos + 1..key_end];
+        pos = key_end + 1;
+        if line.get(pos) != Some(&b':') {
+            return Err(format!("expected ':' at byte {pos}"));
+        }
+        pos += 1;
+        match key {
+            b"msg" => {
+                let msg = line
+                    .strip_suffix(b"}")
+                    .and_then(|l| l.get(pos..))
+                    .filter(|m| !m.is_empty())
+                    .ok_or("\"msg\" is not followed by a value and a final '}'")?;
+                return Ok(Envelope::Message {
+                    ts: ts.ok_or("no \"ts\" before \"msg\"")?,
+                    stream: stream.ok_or("no \"stream\" before \"msg\"")?,
+                    conn: conn.ok_or("no \"conn\" before \"msg\"")?,
+                    seq: seq.ok_or("no \"seq\" before \"msg\"")?,
+                    msg,
+                });
+            }
+            b"event" => return Ok(Envelope::Event),
+            _ => {}
+        }
+        // Simple value: string or number.
+        let start = pos;
+        match line.get(pos) {
+            Some(b'"') => {
+                pos += 1;
+                loop {
+                    match line.get(pos) {
+                        Some(b'\\') => pos += 2,
+                        Some(b'"') => break,
+                        Some(_) => pos += 1,
+                        None => return Err("unterminated string value".into()),
+                    }
+                }
+                pos += 1;
+            }
+            Some(b'-' | b'0'..=b'9') => {
+                pos += 1;
+                while line.get(pos).is_some_and(|b| {
+                    b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-')
+                }) {
+                    pos += 1;
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "value of {:?} is neither a string nor a number",
+                    String::from_utf8_lossy(key)
+                ));
+            }
+        }
+        let value = &line[start..pos];
+        let int = || -> Result<u64, String> {
+            std::str::from_utf8(value)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| {
+                    format!(
+                        "{:?} is not an unsigned integer: {:?}",
+                        String::from_utf8_lossy(key),
+                        String::from_utf8_lossy(value)
+                    )
+                })
+        };
+        match key {
+            b"ts" => ts = Some(int()?),
+            b"conn" => conn = Some(int()?),
+            b"seq" => seq = Some(int()?),
+            b"stream" if value.len() >= 2 && value[0] == b'"' => {
+                stream = Some(&value[1..value.len() - 1]);
+            }
+            b"stream" => return Err("\"stream\" is not a string".into()),
+            _ => {}
+        }
+        match line.get(pos) {
+            Some(b',') => pos += 1,
+            Some(b'}') => return Err("line has neither \"msg\" nor \"event\"".into()),
+            _ => return Err(format!("expected ',' at byte {pos}")),
+        }
+    }
+}
+
+/// What was found in a recording that matched.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct CheckSummary {
+    /// Files read, relative to the output directory, in the order read.
+    pub files: Vec<String>,
+    /// Messages found (equal to N when the check passed).
+    pub messages: u64,
+    /// Message bytes found.
+    pub message_bytes: u64,
+    /// Event lines skipped (envelope format).
+    pub events: u64,
+    /// Bytes of the recording files.
+    pub file_bytes: u64,
+    /// Distinct connection numbers seen (envelope format).
+    pub connections: u64,
+}
+
+/// Most problems listed in an error before the rest are only counted.
+const MAX_PROBLEMS: usize = 8;
+
+/// Collects problems, keeping the first few in full.
+#[derive(Default)]
+struct Problems {
+    /// The first [`MAX_PROBLEMS`] descriptions.
+    listed: Vec<String>,
+    /// All problems, listed or not.
+    count: u64,
+}
+
+impl Problems {
+    fn add(&mut self, what: impl FnOnce() -> String) {
+        self.count += 1;
+        if self.listed.len() < MAX_PROBLEMS {
+            self.listed.push(what());
+        }
+    }
+}
+
+/// Counts of each kind of mismatch.
+#[derive(Default)]
+struct Tally {
+    /// Messages never found.
+    lost: u64,
+    /// Messages found again after a later one (duplicates or reordering).
+    repeated: u64,
+    /// Messages found but not equal to any expected one nearby.
+    altered: u64,
+    /// Messages past the N-th.
+    extra: u64,
+}
+
+/// How far around the expected position a corpus message is searched for when it does not match.
+const LOOKAROUND: u64 = 64;
+
+/// Index of the sent message that `msg` is, near position `next`: a small message says its own
+/// index; a corpus frame is searched for within [`LOOKAROUND`] positions, ahead first.
+fn locate(payload: &Payload, msg: &[u8], next: u64, n: u64, scratch: &mut Vec<u8>) -> Option<u64> {
+    if let Some(seq) = payload.seq_of(msg) {
+        return (seq < n && payload.matches(seq, msg, scratch)).then_some(seq);
+    }
+    let ahead =
+        (next + 1..n.min(next + 1 + LOOKAROUND)).find(|&j| payload.matches(j, msg, scratch));
+    ahead.or_else(|| {
+        (next.saturating_sub(LOOKAROUND)..next.min(n))
+            .rev()
+            .find(|&j| payload.matches(j, msg, scratch))
+    })
+}
+
+/// Shortened, printable view of bytes for error messages.
+fn preview(bytes: &[u8]) -> String {
+    const MAX: usize = 80;
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX)]).into_owned();
+    if bytes.len() > MAX {
+        format!("{text:?}… ({} bytes)", bytes.len())
+    } else {
+        format!("{text:?}")
+    }
+}
+
+/// Order of recording files: by directory, then by name with a numeric part index before
+/// `.jsonl` compared as a number, an unnumbered file first: `x.jsonl` < `x.2.jsonl` < `x.10.jsonl`
+/// (wsrec names the parts of a rotated-by-size hour that way).
+fn file_order(path: &Path) -> (PathBuf, String, u64) {
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let stem = name.strip_suffix(".jsonl").unwrap_or(&name);
+    if let Some((base, part)) = stem.rsplit_once('.')
+        && !part.is_empty()
+        && part.bytes().all(|b| b.is_ascii_digit())
+        && let Ok(part) = part.parse()
+    {
+        return (dir, base.to_owned(), part);
+    }
+    (dir, stem.to_owned(), 0)
+}
+
+/// Recording files under `dir`, recursively, in recording order (see [`file_order`]).
+///
+/// # Errors
+/// A file still named `*.open` (not closed cleanly) or `*.zst` (compressed, cannot be read here),
+/// or the directory cannot be listed.
+pub fn recording_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).with_context(|| format!("listing {}", d.display()))? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    let mut files = Vec::new();
+    for path in found {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        if name.ends_with(".open") {
+            bail!(
+                "{} is still open: the recorder did not close it on SIGTERM",
+                path.display()
+            );
+        }
+        if name.ends_with(".jsonl.zst") && !name.ends_with(".events.jsonl.zst") {
+            bail!(
+                "{} is compressed; run the recorder without compression (--wsrec-arg)",
+                path.display()
+            );
+        }
+        if name.ends_with(".jsonl") && !name.ends_with(".events.jsonl") {
+            files.push(path);
+        }
+    }
+    files.sort_by_cached_key(|p| file_order(p));
+    Ok(files)
+}
+
+/// Checks that the recording in `dir` holds exactly messages `0..n` of `payload`, in order,
+/// reading every `*.jsonl` file except `*.events.jsonl` in recording order.
+///
+/// `stream` is the `--name` given to the recorder; envelope lines must carry it.
+///
+/// # Errors
+/// Lists the first problems found: missing, extra, changed or reordered messages, malformed
+/// lines, sequence numbers going backwards, files left open.
+pub fn check_recording(
+    dir: &Path,
+    format: Format,
+    stream: &str,
+    payload: &Payload,
+    n: u64,
+) -> Result<CheckSummary> {
+    let files = recording_files(dir)?;
+    if files.is_empty() {
+        bail!("no *.jsonl recording file under {}", dir.display());
+    }
+    let mut summary = CheckSummary::default();
+    let mut problems = Problems::default();
+    let mut expected = Vec::new();
+    let mut last_seq: HashMap<u64, u64> = HashMap::new();
+    // Index of the message expected next.
+    let mut next = 0u64;
+    let mut tally = Tally::default();
+    for file in &files {
+        let rel = file.strip_prefix(dir).unwrap_or(file).display().to_string();
+        let data = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        summary.file_bytes += data.len() as u64;
+        let body = match data.strip_suffix(b"\n") {
+            Some(body) => body,
+            None if data.is_empty() => {
+                summary.files.push(rel);
+                continue;
+            }
+            None => {
+                problems.add(|| format!("{rel}: last line has no line feed (torn write)"));
+                &data[..]
+            }
+        };
+        for (i, line) in body.split(|&b| b == b'\n').enumerate() {
+            let msg = match format {
+                Format::Raw => line,
+                Format::Envelope => match parse_envelope(line) {
+                    Ok(Envelope::Event) => {
+                        summary.events += 1;
+                        continue;
+                    }
+                    Ok(Envelope::Message {
+                        stream: s,
+                        conn,
+                        seq,
+                        msg,
+                        ..
+                    }) => {
+                        if s != stream.as_bytes() {
+                            problems.add(|| format!("{rel}:{}: stream is {}", i + 1, preview(s)));
+                        }
+                        if let Some(prev) = last_seq.insert(conn, seq)
+                            && seq <= prev
+                        {
+                            problems.add(|| {
+                                format!("{rel}:{}: conn {conn} seq {seq} after seq {prev}", i + 1)
+                            });
+                        }
+                        msg
+                    }
+                    Err(e) => {
+                        problems.add(|| format!("{rel}:{}: {e}: {}", i + 1, preview(line)));
+                        continue;
+                    }
+                },
+            };
+            summary.messages += 1;
+            summary.message_bytes += msg.len() as u64;
+            let line_no = i + 1;
+            if next < n && payload.matches(next, msg, &mut expected) {
+                next += 1;
+                continue;
+            }
+            match locate(payload, msg, next, n, &mut expected) {
+                Some(j) if j > next => {
+                    tally.lost += j - next;
+                    problems.add(|| {
+                        format!(
+                            "{rel}:{line_no}: {} message(s) missing before it: expected message \
+                             {next}, found message {j}",
+                            j - next
+                        )
+                    });
+                    next = j + 1;
+                }
+                Some(j) => {
+                    tally.repeated += 1;
+                    problems.add(|| {
+                        format!(
+                            "{rel}:{line_no}: message {j} again (duplicate or out of order) \
+                             where message {next} was expected"
+                        )
+                    });
+                }
+                None if next >= n => {
+                    tally.extra += 1;
+                    problems.add(|| format!("{rel}:{line_no}: extra message {}", preview(msg)));
+                }
+                None => {
+                    tally.altered += 1;
+                    expected.clear();
+                    payload.write_message(next, &mut expected);
+                    problems.add(|| {
+                        format!(
+                            "{rel}:{line_no}: message {next} differs: got {}, expected {}",
+                            preview(msg),
+                            preview(&expected)
+                        )
+                    });
+                    next += 1;
+                }
+            }
+        }
+        summary.files.push(rel);
+    }
+    summary.connections = last_seq.len() as u64;
+    if next < n {
+        tally.lost += n - next;
+        problems.add(|| format!("the last {} message(s) are missing", n - next));
+    }
+    if problems.count > 0 {
+        let mut text = format!(
+            "recording in {} is wrong: {} message line(s) found, {n} sent; {} lost, {} repeated \
+             or out of order, {} altered, {} extra",
+            dir.display(),
+            summary.messages,
+            tally.lost,
+            tally.repeated,
+            tally.altered,
+            tally.extra
+        );
+        for p in &problems.listed {
+            let _ = write!(text, "\n  - {p}");
+        }
+        if problems.count > problems.listed.len() as u64 {
+            let _ = write!(
+                text,
+                "\n  - … and {} more",
+                problems.count - problems.listed.len() as u64
+            );
+        }
+        bail!(text);
+    }
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    struct TempDir(PathBuf);
+    impl TempDir {
+        fn new() -> Self {
+            static N: AtomicU32 = AtomicU32::new(0);
+            let p = std::env::temp_dir().join(format!(
+                "wsrec-bench-check-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::create_dir_all(&p).unwrap();
+            Self(p)
+        }
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn envelope(seq: u64, msg: &[u8]) -> Vec<u8> {
+        let mut l = format!(
+            "{{\"ts\":{},\"stream\":\"bench\",\"conn\":0,\"seq\":{seq},\"msg\":",
+            1_700_000_000_000_000_000u64 + seq
+        )
+        .into_bytes();
+        l.extend_from_slice(msg);
+        l.extend_from_slice(b"}\n");
+        l
+    }
+
+    /// Writes messages given by index into `name` in the chosen format.
+    fn write(dir: &Path, name: &str, format: Format, p: &Payload, ks: &[u64]) {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let mut f = std::fs::File::create(path).unwrap();
+        for &k in ks {
+            let mut m = Vec::new();
+            p.write_message(k, &mut m);
+            match format {
+                Format::Raw => {
+                    m.push(b'\n');
+                    f.write_all(&m).unwrap();
+                }
+                Format::Envelope => f.write_all(&envelope(k + 1, &m)).unwrap(),
+            }
+        }
+    }
+
+    #[test]
+    fn parses_envelopes() {
+        let line = br#"{"ts":17,"stream":"bench","conn":2,"seq":5,"msg":{"a":"}"}}"#;
+        assert_eq!(
+            parse_envelope(line).unwrap(),
+            Envelope::Message {
+                ts: 17,
+                stream: b"bench",
+                conn: 2,
+                seq: 5,
+                msg: br#"{"a":"}"}"#,
+            }
+        );
+        let event = br#"{"ts":17,"stream":"be\"nch","conn":2,"event":{"kind":"connected"}}"#;
+        assert_eq!(parse_envelope(event).unwrap(), Envelope::Event);
+        assert!(parse_envelope(br#"{"ts":1,"stream":"b","conn":0,"msg":1}"#).is_err());
+        assert!(parse_envelope(br#"{"ts":1,"stream":"b","conn":0,"seq":1,"msg":}"#).is_err());
+        assert!(parse_envelope(br#"{"ts":1,"x":[1],"msg":1}"#).is_err());
+        assert!(parse_envelope(br#"{"ts":-1,"stream":"b","conn":0,"seq":1,"msg":1}"#).is_err());
+        assert!(parse_envelope(b"[1]").is_err());
+    }
+
+    #[test]
+    fn accepts_complete_recordings_across_files() {
+        let p = Payload::small(64).unwrap();
+        for format in [Format::Envelope, Format::Raw] {
+            let d = TempDir::new();
+            write(&d.0, "bench/a.jsonl", format, &p, &[0, 1, 2]);
+            write(&d.0, "bench/b.jsonl", format, &p, &[3, 4]);
+            std::fs::write(d.0.join("bench/a.events.jsonl"), "{}\n").unwrap();
+            std::fs::write(d.0.join("notes.txt"), "x").unwrap();
+            let s = check_recording(&d.0, format, "bench", &p, 5).unwrap();
+            assert_eq!(s.messages, 5);
+            assert_eq!(s.files, ["bench/a.jsonl", "bench/b.jsonl"]);
+        }
+    }
+
+    #[test]
+    fn orders_numbered_parts_after_their_base_file() {
+        let p = Payload::small(64).unwrap();
+        let d = TempDir::new();
+        write(&d.0, "b/h-10Z.jsonl", Format::Raw, &p, &[0, 1]);
+        write(&d.0, "b/h-10Z.2.jsonl", Format::Raw, &p, &[2]);
+        write(&d.0, "b/h-10Z.10.jsonl", Format::Raw, &p, &[3]);
+        write(&d.0, "b/h-11Z.1.jsonl", Format::Raw, &p, &[4]);
+        let s = check_recording(&d.0, Format::Raw, "bench", &p, 5).unwrap();
+        assert_eq!(
+            s.files,
+            [
+                "b/h-10Z.jsonl",
+                "b/h-10Z.2.jsonl",
+                "b/h-10Z.10.jsonl",
+                "b/h-11Z.1.jsonl"
+            ]
+        );
+    }
+
+    #[test]
+    fn skips_event_lines() {
+        let p = Payload::small(64).unwrap();
+        let d = TempDir::new();
+        let mut data = br#"{"ts":1,"stream":"bench","conn":0,"event":"connected"}"#.to_vec();
+        data.push(b'\n');
+        let mut m = Vec::new();
+        p.write_message(0, &mut m);
+        data.extend(envelope(1, &m));
+        std::fs::write(d.0.join("x.jsonl"), data).unwrap();
+        let s = check_recording(&d.0, Format::Envelope, "bench", &p, 1).unwrap();
+        assert_eq!((s.messages, s.events, s.connections), (1, 1, 1));
+    }
+
+    fn check_err(format: Format, ks: &[u64], n: u64) -> String {
+        let p = Payload::small(64).unwrap();
+        let d = TempDir::new();
+        write(&d.0, "r.jsonl", format, &p, ks);
+        format!(
+            "{:#}",
+            check_recording(&d.0, format, "bench", &p, n).unwrap_err()
+        )
+    }
+
+    #[test]
+    fn reports_loss_duplicates_reordering_and_extras() {
+        let e = check_err(Format::Raw, &[0, 1, 3, 4], 5);
+        assert!(
+            e.contains(
+                "r.jsonl:3: 1 message(s) missing before it: expected message 2, found message 3"
+            ),
+            "{e}"
+        );
+        assert!(
+            e.contains("1 lost, 0 repeated or out of order, 0 altered, 0 extra"),
+            "{e}"
+        );
+        let e = check_err(Format::Envelope, &[0, 1, 1, 2], 3);
+        assert!(e.contains("message 1 again"), "{e}");
+        assert!(e.contains("0 lost, 1 repeated"), "{e}");
+        let e = check_err(Format::Raw, &[0, 2, 1], 3);
+        assert!(e.contains("1 lost, 1 repeated"), "{e}");
+        let e = check_err(Format::Raw, &[], 3);
+        assert!(e.contains("the last 3 message(s) are missing"), "{e}");
+        let e = check_err(Format::Raw, &[0, 1, 2, 3], 3);
+        assert!(
+            e.contains("0 lost, 0 repeated or out of order, 0 altered, 1 extra"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn reports_altered_messages() {
+        let p = Payload::small(64).unwrap();
+        let d = TempDir::new();
+        let mut data = Vec::new();
+        for k in 0..3 {
+            p.write_message(k, &mut data);
+            data.push(b'\n');
+        }
+        // Change one byte of the padding of message 1.
+        let at = 64 + 1 + 40;
+        data[at] = b'y';
+        std::fs::write(d.0.join("x.jsonl"), &data).unwrap();
+        let e = format!(
+            "{:#}",
+            check_recording(&d.0, Format::Raw, "bench", &p, 3).unwrap_err()
+        );
+        assert!(e.contains("x.jsonl:2: message 1 differs"), "{e}");
+        assert!(
+            e.contains("0 lost, 0 repeated or out of order, 1 altered"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn resynchronises_on_corpus_frames() {
+        let lines: Vec<Vec<u8>> = (0..10)
+            .map(|i| format!("{{\"f\":{i}}}").into_bytes())
+            .collect();
+        let p = Payload::Corpus {
+            cycle_bytes: lines.iter().map(|l| l.len() as u64).sum(),
+            lines,
+        };
+        let d = TempDir::new();
+        write(
+            &d.0,
+            "r.jsonl",
+            Format::Raw,
+            &p,
+            &[0, 1, 2, 5, 6, 7, 7, 8, 9, 10, 11],
+        );
+        let e = format!(
+            "{:#}",
+            check_recording(&d.0, Format::Raw, "bench", &p, 12).unwrap_err()
+        );
+        assert!(e.contains("expected message 3, found message 5"), "{e}");
+        assert!(e.contains("message 7 again"), "{e}");
+        assert!(
+            e.contains("2 lost, 1 repeated or out of order, 0 altered, 0 extra"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn reports_wrong_stream_seq_and_torn_lines() {
+        let p = Payload::small(64).unwrap();
+        let d = TempDir::new();
+        let mut m = Vec::new();
+        p.write_message(0, &mut m);
+        let mut data = envelope(5, &m);
+        m.clear();
+        p.write_message(1, &mut m);
+        data.extend(envelope(5, &m));
+        std::fs::write(d.0.join("x.jsonl"), &data).unwrap();
+        let e = check_recording(&d.0, Format::Envelope, "other", &p, 2).unwrap_err();
+        let e = format!("{e:#}");
+        assert!(e.contains("stream is \"bench\""), "{e}");
+        assert!(e.contains("seq 5 after seq 5"), "{e}");
+
+        data.pop();
+        std::fs::write(d.0.join("x.jsonl"), &data).unwrap();
+        let e = check_recording(&d.0, Format::Envelope, "bench", &p, 2).unwrap_err();
+        assert!(format!("{e:#}").contains("no line feed"), "{e:#}");
+    }
+
+    #[test]
+    fn refuses_open_and_compressed_files() {
+        let p = Payload::small(64).unwrap();
+        let d = TempDir::new();
+        std::fs::write(d.0.join("a.jsonl.open"), "").unwrap();
+        let e = check_recording(&d.0, Format::Raw, "bench", &p, 0).unwrap_err();
+        assert!(e.to_string().contains("still open"), "{e:#}");
+        std::fs::remove_file(d.0.join("a.jsonl.open")).unwrap();
+        std::fs::write(d.0.join("a.jsonl.zst"), "").unwrap();
+        let e = check_recording(&d.0, Format::Raw, "bench", &p, 0).unwrap_err();
+        assert!(e.to_string().contains("compressed"), "{e:#}");
+        std::fs::remove_file(d.0.join("a.jsonl.zst")).unwrap();
+        let e = check_recording(&d.0, Format::Raw, "bench", &p, 0).unwrap_err();
+        assert!(e.to_string().contains("no *.jsonl"), "{e:#}");
+    }
+}

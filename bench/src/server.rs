@@ -1,0 +1,629 @@
+//! The flood server: one WebSocket connection on `127.0.0.1:0` that receives N pre-encoded text
+//! frames as fast as the kernel takes them, then a close frame.
+//!
+//! Frames are encoded before the recorder starts ([`Encoded`]), so during a run the server does
+//! nothing but multi-MiB `write_all` calls and stays several times faster than any client (see
+//! [`measure_ceiling`]). A second thread drains whatever the client sends (subscribes, pings,
+//! pongs) and notes the instant the client's close reply arrives: that instant is when every
+//! message has been consumed. Pings are answered: the drain thread queues the pong and the writer
+//! sends it between two pieces (pieces are whole frames), so a recorder's pong timeout cannot
+//! fire during a long run.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+
+use crate::payload::Payload;
+use crate::ws;
+
+/// Size of each `write_all` call (rounded up to whole frames).
+const WRITE_CHUNK: usize = 4 << 20;
+/// How often blocked reads and accepts look at the stop flag and the deadline.
+const POLL: Duration = Duration::from_millis(50);
+/// Frames of one period are re-sent from one buffer when the payload cycles and N is larger than
+/// this many periods' worth; otherwise everything is encoded flat.
+const CYCLE_MIN_REPEATS: u64 = 2;
+
+/// N frames (plus the final close frame) ready to be written as a list of byte ranges.
+#[derive(Debug)]
+pub struct Encoded {
+    /// Backing buffers.
+    bufs: Vec<Vec<u8>>,
+    /// `(buffer index, byte range)` pieces in send order, each whole frames of about
+    /// [`WRITE_CHUNK`] bytes, so that a pong can be slipped in between two of them.
+    pieces: Vec<(usize, Range<usize>)>,
+    /// Number of data frames.
+    pub messages: u64,
+    /// Payload bytes of the data frames.
+    pub message_bytes: u64,
+    /// Bytes on the wire, headers and close frame included.
+    pub wire_bytes: u64,
+}
+
+/// Ranges of whole frames `0..frames` (frame `i` spans `offsets[i]..offsets[i + 1]`), cut into
+/// pieces of at least [`WRITE_CHUNK`] bytes, the last possibly shorter.
+fn frame_aligned(offsets: &[usize], frames: usize) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, &end) in offsets[..=frames].iter().enumerate().skip(1) {
+        if end - start >= WRITE_CHUNK || i == frames {
+            out.push(start..end);
+            start = end;
+        }
+    }
+    out
+}
+
+impl Encoded {
+    /// Encodes messages `0..n` of `payload` as unmasked final text frames followed by a close
+    /// frame with status 1000. A cycling payload is encoded once per period and referenced again.
+    pub fn new(payload: &Payload, n: u64) -> Self {
+        let mut msg = Vec::new();
+        // Encodes frames `0..count` into one buffer; returns it with the frame offsets.
+        let mut encode = |count: u64| {
+            let total: usize = (0..count)
+                .map(|k| {
+                    let len = payload.message_len(k);
+                    ws::header_len(len, false) + len
+                })
+                .sum();
+            let mut buf = Vec::with_capacity(total);
+            let mut offsets = Vec::with_capacity(count as usize + 1);
+            for k in 0..count {
+                offsets.push(buf.len());
+                msg.clear();
+                payload.write_message(k, &mut msg);
+                ws::put_frame(&mut buf, ws::OP_TEXT, &msg, None);
+            }
+            offsets.push(buf.len());
+            (buf, offsets)
+        };
+        let mut pieces = Vec::new();
+        let (buf, offsets) = match payload.period() {
+            Some(period) if n >= CYCLE_MIN_REPEATS * period => {
+                let (buf, offsets) = encode(period);
+                let whole = frame_aligned(&offsets, period as usize);
+                for _ in 0..n / period {
+                    pieces.extend(whole.iter().map(|r| (0, r.clone())));
+                }
+                let rest = frame_aligned(&offsets, (n % period) as usize);
+                pieces.extend(rest.into_iter().map(|r| (0, r)));
+                (buf, offsets)
+            }
+            _ => {
+                let (buf, offsets) = encode(n);
+                pieces.extend(
+                    frame_aligned(&offsets, n as usize)
+                        .into_iter()
+                        .map(|r| (0, r)),
+                );
+                (buf, offsets)
+            }
+        };
+        drop(offsets);
+        let mut close = Vec::new();
+        ws::put_frame(
+            &mut close,
+            ws::OP_CLOSE,
+            &ws::close_payload(ws::CLOSE_NORMAL),
+            None,
+        );
+        pieces.push((1, 0..close.len()));
+        let bufs = vec![buf, close];
+        let wire_bytes = pieces.iter().map(|(_, r)| r.len() as u64).sum();
+        Self {
+            bufs,
+            pieces,
+            messages: n,
+            message_bytes: payload.total_bytes(n),
+            wire_bytes,
+        }
+    }
+
+    /// The byte pieces in send order, each made of whole frames.
+    pub fn pieces(&self) -> impl Iterator<Item = &[u8]> {
+        self.pieces.iter().map(|(i, r)| &self.bufs[*i][r.clone()])
+    }
+}
+
+/// What the client sent on the connection, after the handshake.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ClientTraffic {
+    /// All frames.
+    pub frames: u64,
+    /// Text or binary frames (subscribe requests and the like).
+    pub data_frames: u64,
+    /// Ping frames (answered between two write pieces while data is still being sent).
+    pub pings: u64,
+    /// Pong frames.
+    pub pongs: u64,
+    /// Pongs the server sent back for the client's pings.
+    pub pongs_sent: u64,
+    /// Status code of the client's close frame, if it had one.
+    pub close_code: Option<u16>,
+}
+
+/// How the client ended the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientEnd {
+    /// It answered our close frame with its own: the clean case.
+    CloseReply,
+    /// It closed the TCP connection without a close frame.
+    Eof,
+}
+
+/// Timings and traffic of one served connection.
+#[derive(Debug, Clone)]
+pub struct ServerReport {
+    /// The request target the client asked for.
+    pub path: String,
+    /// Just before the first data frame was written.
+    pub first_write: Instant,
+    /// After the close frame was handed to the kernel.
+    pub all_written: Instant,
+    /// When the client's close reply (or EOF) was read: every message consumed.
+    pub client_done: Instant,
+    /// Which of the two ended it.
+    pub client_end: ClientEnd,
+    /// What the client sent.
+    pub traffic: ClientTraffic,
+}
+
+impl ServerReport {
+    /// From the first frame written to the client's close reply.
+    pub fn elapsed(&self) -> Duration {
+        self.client_done - self.first_write
+    }
+}
+
+/// A flood server serving one connection on its own threads.
+pub struct FloodServer {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Result<ServerReport>>>,
+}
+
+impl FloodServer {
+    /// Binds `127.0.0.1:0` and starts serving `frames` to the first client that connects.
+    /// The server gives up at `deadline` or when [`stop`](Self::stop) is called.
+    ///
+    /// # Errors
+    /// Binding or spawning the thread fails.
+    pub fn start(frames: Arc<Encoded>, deadline: Instant) -> Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("flood-server".into())
+            .spawn(move || serve(listener, &frames, &flag, deadline))
+            .context("spawning the flood server thread")?;
+        Ok(Self {
+            addr,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// The `ws://` URL to give the client.
+    pub fn url(&self) -> String {
+        format!("ws://{}/", self.addr)
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Whether the server thread has ended (served, failed or stopped).
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    /// Asks the server threads to give up at their next poll.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Waits for the server thread and returns its report.
+    ///
+    /// # Errors
+    /// Whatever went wrong while serving, or a panic of the server thread.
+    pub fn join(mut self) -> Result<ServerReport> {
+        let thread = self.thread.take().context("server already joined")?;
+        match thread.join() {
+            Ok(result) => result,
+            Err(_) => bail!("flood server thread panicked"),
+        }
+    }
+}
+
+impl Drop for FloodServer {
+    fn drop(&mut self) {
+        self.stop();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Fails if the stop flag is up or the deadline has passed.
+fn check_alive(stop: &AtomicBool, deadline: Instant, what: &str) -> Result<()> {
+    ensure!(!stop.load(Ordering::Relaxed), "stopped while {what}");
+    ensure!(Instant::now() < deadline, "timed out while {what}");
+    Ok(())
+}
+
+/// Whether an I/O error only means a read timeout elapsed.
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
+}
+
+/// Accepts one connection, polling so that stop and deadline are honoured.
+fn accept(listener: &TcpListener, stop: &AtomicBool, deadline: Instant) -> Result<TcpStream> {
+    listener.set_nonblocking(true)?;
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                stream.set_nonblocking(false)?;
+                return Ok(stream);
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                check_alive(stop, deadline, "waiting for the client to connect")?;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e).context("accepting the client"),
+        }
+    }
+}
+
+/// Reads the upgrade request and answers 101; returns the path and any bytes read past the head.
+fn handshake(
+    stream: &mut TcpStream,
+    stop: &AtomicBool,
+    deadline: Instant,
+) -> Result<(String, Vec<u8>)> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let request = loop {
+        if let Some(request) = ws::parse_upgrade_request(&buf)? {
+            break request;
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) => bail!("client closed the connection during the handshake"),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if is_timeout(&e) => check_alive(stop, deadline, "reading the upgrade")?,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e).context("reading the upgrade request"),
+        }
+    };
+    stream
+        .write_all(ws::upgrade_response(&request.key).as_bytes())
+        .context("writing the 101 response")?;
+    Ok((request.path, buf.split_off(request.consumed)))
+}
+
+/// Pong frames waiting for the writer to send them between two pieces, and how many.
+type PongQueue = Mutex<(Vec<u8>, u64)>;
+
+/// Reads and discards client frames until its close frame or EOF; returns when and how it ended.
+/// Pings are answered through `pongs` (the writer owns the socket's write side).
+fn drain(
+    mut stream: TcpStream,
+    mut pending: Vec<u8>,
+    pongs: &PongQueue,
+    stop: &AtomicBool,
+    deadline: Instant,
+) -> Result<(Instant, ClientEnd, ClientTraffic)> {
+    let mut traffic = ClientTraffic::default();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        // Consume every whole frame in `pending`.
+        let mut pos = 0;
+        while let Some(h) = ws::parse_header(&pending[pos..])? {
+            let len = h.frame_len().context("client frame too long")?;
+            if pending.len() - pos < len {
+                break;
+            }
+            traffic.frames += 1;
+            let control = || {
+                let mut payload = pending[pos + h.header_len..pos + len].to_vec();
+                if let Some(key) = h.mask {
+                    ws::unmask(&mut payload, key);
+                }
+                payload
+            };
+            match h.opcode {
+                ws::OP_CLOSE => {
+                    let payload = control();
+                    traffic.close_code =
+                        (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
+                    return Ok((Instant::now(), ClientEnd::CloseReply, traffic));
+                }
+                ws::OP_PING => {
+                    traffic.pings += 1;
+                    let payload = control();
+                    // A poisoned queue only means the writer panicked; the run fails anyway.
+                    if let Ok(mut q) = pongs.lock() {
+                        ws::put_frame(&mut q.0, ws::OP_PONG, &payload, None);
+                        q.1 += 1;
+                    }
+                }
+                ws::OP_PONG => traffic.pongs += 1,
+                _ => traffic.data_frames += 1,
+            }
+            pos += len;
+        }
+        pending.drain(..pos);
+        match stream.read(&mut chunk) {
+            Ok(0) => return Ok((Instant::now(), ClientEnd::Eof, traffic)),
+            Ok(n) => pending.extend_from_slice(&chunk[..n]),
+            Err(e) if is_timeout(&e) => {
+                check_alive(stop, deadline, "waiting for the client's close reply")?;
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e).context("reading from the client"),
+        }
+    }
+}
+
+/// The whole life of the one connection.
+fn serve(
+    listener: TcpListener,
+    frames: &Encoded,
+    stop: &AtomicBool,
+    deadline: Instant,
+) -> Result<ServerReport> {
+    let mut stream = accept(&listener, stop, deadline)?;
+    // One connection only: a reconnecting client is refused rather than left hanging.
+    drop(listener);
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(POLL))?;
+    let (path, pending) = handshake(&mut stream, stop, deadline)?;
+    let reader = stream.try_clone().context("cloning the socket")?;
+    let pongs = PongQueue::default();
+    std::thread::scope(|scope| {
+        let drainer = std::thread::Builder::new()
+            .name("flood-drain".into())
+            .spawn_scoped(scope, || drain(reader, pending, &pongs, stop, deadline))
+            .context("spawning the drain thread")?;
+        let first_write = Instant::now();
+        let mut written = Ok(());
+        let mut pongs_sent = 0;
+        for piece in frames.pieces() {
+            let (queued, count) = pongs
+                .lock()
+                .map(|mut q| std::mem::take(&mut *q))
+                .unwrap_or_default();
+            if !queued.is_empty() {
+                pongs_sent += count;
+                written = stream.write_all(&queued);
+            }
+            if written.is_ok() {
+                written = stream.write_all(piece);
+            }
+            if written.is_err() {
+                break;
+            }
+        }
+        let all_written = Instant::now();
+        let drained = match drainer.join() {
+            Ok(r) => r,
+            Err(_) => bail!("drain thread panicked"),
+        };
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+        let (client_done, client_end, mut traffic) = drained?;
+        traffic.pongs_sent = pongs_sent;
+        // The close reply may be read before this thread notes `all_written`: the client can
+        // consume the last piece before the writer is scheduled again. Data loss shows up as a
+        // failed write here or in the recording check, not in the order of these instants.
+        written.context("writing frames: the client went away before reading them all")?;
+        Ok(ServerReport {
+            path,
+            first_write,
+            all_written,
+            client_done,
+            client_end,
+            traffic,
+        })
+    })
+}
+
+/// Throughput of the server alone: a client that reads and throws away exactly the encoded bytes
+/// as fast as it can, then answers close. Shows the server is not what limits a recorder.
+///
+/// # Errors
+/// Any failure of the server or of the discarding client.
+pub fn measure_ceiling(frames: Arc<Encoded>, timeout: Duration) -> Result<ServerReport> {
+    let wire_bytes = frames.wire_bytes;
+    let server = FloodServer::start(frames, Instant::now() + timeout)?;
+    let mut stream = TcpStream::connect(server.addr())?;
+    stream.set_read_timeout(Some(timeout))?;
+    let key = "YmVuY2gtY2VpbGluZy1rZXk=";
+    stream.write_all(ws::upgrade_request(&server.addr().to_string(), "/", key).as_bytes())?;
+    let mut buf = vec![0u8; 4 << 20];
+    let mut have = 0;
+    let head = loop {
+        let n = stream.read(&mut buf[have..])?;
+        ensure!(n > 0, "server closed during the handshake");
+        have += n;
+        if let Some(head) = ws::parse_upgrade_response(&buf[..have], key)? {
+            break head;
+        }
+    };
+    let mut left = wire_bytes - (have - head) as u64;
+    while left > 0 {
+        let n = stream.read(&mut buf)?;
+        ensure!(n > 0, "server closed with {left} bytes still to come");
+        left = left.saturating_sub(n as u64);
+    }
+    let mut close = Vec::new();
+    ws::put_frame(
+        &mut close,
+        ws::OP_CLOSE,
+        &ws::close_payload(ws::CLOSE_NORMAL),
+        Some([0x5a, 0xa5, 0x3c, 0xc3]),
+    );
+    stream.write_all(&close)?;
+    server.join()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+    use tungstenite::Message;
+    use tungstenite::protocol::frame::coding::CloseCode;
+
+    fn deadline() -> Instant {
+        Instant::now() + Duration::from_secs(30)
+    }
+
+    /// Drives the server with tungstenite (an independent implementation) and checks every
+    /// message, the close code, and that client pings and texts are drained.
+    fn round_trip(payload: &Payload, n: u64) -> ServerReport {
+        let frames = Arc::new(Encoded::new(payload, n));
+        let server = FloodServer::start(frames, deadline()).unwrap();
+        let tcp = TcpStream::connect(server.addr()).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let (mut ws, resp) = tungstenite::client::client(server.url(), tcp).unwrap();
+        assert_eq!(resp.status(), 101);
+        ws.send(Message::text(r#"{"op":"subscribe"}"#)).unwrap();
+        ws.send(Message::Ping(b"hi".to_vec().into())).unwrap();
+        let mut expected = Vec::new();
+        let mut k = 0u64;
+        let mut pongs = 0;
+        loop {
+            match ws.read().unwrap() {
+                Message::Pong(data) => {
+                    assert_eq!(&data[..], b"hi");
+                    pongs += 1;
+                }
+                Message::Text(text) => {
+                    expected.clear();
+                    payload.write_message(k, &mut expected);
+                    assert_eq!(text.as_bytes(), &expected[..], "message {k}");
+                    k += 1;
+                }
+                Message::Close(frame) => {
+                    assert_eq!(frame.unwrap().code, CloseCode::Normal);
+                    break;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(k, n);
+        // tungstenite queued the close reply; flushing sends it.
+        let _ = ws.flush();
+        let report = server.join().unwrap();
+        assert_eq!(report.client_end, ClientEnd::CloseReply);
+        assert_eq!(report.traffic.close_code, Some(1000));
+        assert_eq!(report.traffic.pings, 1);
+        assert_eq!(report.traffic.pongs_sent, pongs);
+        assert_eq!(report.traffic.data_frames, 1);
+        assert_eq!(report.path, "/");
+        report
+    }
+
+    #[test]
+    fn tungstenite_reads_7_bit_frames() {
+        round_trip(&Payload::small(100).unwrap(), 500);
+    }
+
+    #[test]
+    fn tungstenite_reads_16_bit_frames() {
+        round_trip(&Payload::small(200).unwrap(), 5_000);
+    }
+
+    #[test]
+    fn tungstenite_reads_64_bit_frames() {
+        round_trip(&Payload::small(70_000).unwrap(), 50);
+    }
+
+    #[test]
+    fn tungstenite_reads_cycled_corpus() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/corpus");
+        let payload = Payload::load_corpus(&dir).unwrap();
+        let n = 2 * payload.period().unwrap() + 123;
+        let frames = Encoded::new(&payload, n);
+        assert_eq!(
+            frames.bufs.len(),
+            2,
+            "one cycle buffer plus the close frame"
+        );
+        round_trip(&payload, n);
+    }
+
+    #[test]
+    fn pings_are_answered_mid_stream() {
+        let payload = Payload::small(200).unwrap();
+        let n = 200_000;
+        let frames = Arc::new(Encoded::new(&payload, n));
+        assert!(frames.pieces().count() > 5);
+        let server = FloodServer::start(frames, deadline()).unwrap();
+        let tcp = TcpStream::connect(server.addr()).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let (mut ws, _) = tungstenite::client::client(server.url(), tcp).unwrap();
+        let (mut texts, mut pong_at) = (0u64, None);
+        loop {
+            match ws.read().unwrap() {
+                Message::Text(_) => {
+                    texts += 1;
+                    if texts == 10 {
+                        ws.send(Message::Ping(b"p".to_vec().into())).unwrap();
+                    }
+                }
+                Message::Pong(_) => pong_at = Some(texts),
+                Message::Close(_) => break,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        let _ = ws.flush();
+        assert_eq!(texts, n);
+        let pong_at = pong_at.expect("pong received");
+        assert!(
+            pong_at < n,
+            "pong came before the end, after message {pong_at}"
+        );
+        let report = server.join().unwrap();
+        assert_eq!(report.traffic.pongs_sent, 1);
+    }
+
+    #[test]
+    fn client_that_vanishes_fails_the_run() {
+        let payload = Payload::small(200).unwrap();
+        let frames = Arc::new(Encoded::new(&payload, 200_000));
+        let server = FloodServer::start(frames, deadline()).unwrap();
+        let tcp = TcpStream::connect(server.addr()).unwrap();
+        let (mut ws, _) = tungstenite::client::client(server.url(), tcp).unwrap();
+        for _ in 0..10 {
+            ws.read().unwrap();
+        }
+        drop(ws);
+        assert!(server.join().is_err());
+    }
+
+    #[test]
+    fn nobody_connecting_times_out() {
+        let frames = Arc::new(Encoded::new(&Payload::small(100).unwrap(), 1));
+        let server =
+            FloodServer::start(frames, Instant::now() + Duration::from_millis(100)).unwrap();
+        let err = server.join().unwrap_err();
+        assert!(err.to_string().contains("timed out"), "{err:#}");
+    }
+
+    #[test]
+    fn ceiling_client_reads_everything() {
+        let payload = Payload::small(200).unwrap();
+        let frames = Arc::new(Encoded::new(&payload, 100_000));
+        let report = measure_ceiling(frames, Duration::from_secs(30)).unwrap();
+        assert_eq!(report.client_end, ClientEnd::CloseReply);
+    }
+}

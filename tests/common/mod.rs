@@ -1,0 +1,280 @@
+//! Shared pieces of the integration tests: an in-process WebSocket server on `127.0.0.1:0`
+//! (tokio-tungstenite, a third-party implementation), a recorder started in-process, and readers
+//! for what it wrote.
+#![allow(dead_code, clippy::result_large_err)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_util::sync::CancellationToken;
+use wsrec::stats::Stats;
+use wsrec::{Config, Recorder, StreamConfig};
+
+/// A WebSocket server that hands every accepted connection to the test.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    conns: mpsc::UnboundedReceiver<ServerConn>,
+}
+
+/// One accepted connection, driven by the test.
+pub struct ServerConn {
+    pub ws: WebSocketStream<TcpStream>,
+    /// The request path of the upgrade.
+    pub path: String,
+    /// The handshake headers, lower-cased names.
+    pub headers: Vec<(String, String)>,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, conns) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let mut path = String::new();
+                    let mut headers = Vec::new();
+                    let cb = |req: &tokio_tungstenite::tungstenite::handshake::server::Request,
+                              resp| {
+                        path = req.uri().path().to_owned();
+                        headers = req
+                            .headers()
+                            .iter()
+                            .map(|(k, v)| {
+                                (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())
+                            })
+                            .collect();
+                        Ok(resp)
+                    };
+                    if let Ok(ws) = tokio_tungstenite::accept_hdr_async(tcp, cb).await {
+                        let _ = tx.send(ServerConn { ws, path, headers });
+                    }
+                });
+            }
+        });
+        Self { addr, conns }
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://{}/feed", self.addr)
+    }
+
+    /// The next connection the recorder opens.
+    pub async fn accept(&mut self) -> ServerConn {
+        tokio::time::timeout(Duration::from_secs(30 * 86_400), self.conns.recv())
+            .await
+            .expect("no connection arrived")
+            .expect("server stopped")
+    }
+}
+
+impl ServerConn {
+    /// The next text message from the client (pings are answered by tungstenite on read).
+    pub async fn recv_text(&mut self) -> String {
+        loop {
+            match self.ws.next().await {
+                Some(Ok(Message::Text(t))) => return t.to_string(),
+                Some(Ok(Message::Close(_))) | None => panic!("client closed before sending text"),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => panic!("server read error: {e}"),
+            }
+        }
+    }
+
+    /// Reads until the client's close frame or EOF; returns the close code if any.
+    pub async fn recv_close(&mut self) -> Option<u16> {
+        loop {
+            match self.ws.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws.send(Message::text(text)).await.unwrap();
+    }
+
+    pub async fn send_binary(&mut self, data: &[u8]) {
+        self.ws.send(Message::binary(data.to_vec())).await.unwrap();
+    }
+
+    /// Sends every message in one flush.
+    pub async fn send_all(&mut self, texts: impl IntoIterator<Item = String>) {
+        for t in texts {
+            self.ws.feed(Message::text(t)).await.unwrap();
+        }
+        self.ws.flush().await.unwrap();
+    }
+
+    pub async fn close(&mut self, code: u16, reason: &str) {
+        let _ = self
+            .ws
+            .close(Some(CloseFrame {
+                code: CloseCode::from(code),
+                reason: reason.to_owned().into(),
+            }))
+            .await;
+    }
+
+    /// Drops the TCP connection without a close frame, after the data sent so far.
+    pub async fn drop_abruptly(self) {
+        let mut tcp = self.ws.into_inner();
+        use tokio::io::AsyncWriteExt;
+        let _ = tcp.flush().await;
+        let _ = tcp.shutdown().await;
+    }
+}
+
+/// A stream pointed at `url` with test-friendly settings: no pings, no silence timeout, fast
+/// backoff.
+pub fn stream(name: &str, url: &str) -> StreamConfig {
+    let mut s = StreamConfig::new(name, url);
+    s.ping_interval = None;
+    s.silence_timeout = None;
+    s.backoff_initial = Duration::from_millis(100);
+    s.backoff_max = Duration::from_secs(1);
+    s
+}
+
+/// A config for `streams` writing under `dir`, without status socket or status log.
+pub fn config(dir: &Path, streams: Vec<StreamConfig>) -> Config {
+    Config {
+        output_dir: dir.to_owned(),
+        status_socket: Some(PathBuf::new()),
+        status_interval: None,
+        streams,
+        ..Config::default()
+    }
+}
+
+/// A running in-process recorder.
+pub struct Running {
+    pub shutdown: CancellationToken,
+    pub stats: Arc<Stats>,
+    task: tokio::task::JoinHandle<Result<(), wsrec::RunError>>,
+}
+
+/// 2026-11-24T10:59:50Z: ten seconds before an hour boundary.
+pub const BASE_NS: u64 = 1_795_517_990_000_000_000;
+
+/// Starts a recorder whose clock follows tokio time, starting at `base_ns`.
+pub fn start(config: Config, base_ns: u64) -> Running {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .try_init();
+    let recorder = Recorder::new(config)
+        .unwrap()
+        .with_clock(wsrec::clock::Clock::tokio(base_ns));
+    let stats = recorder.stats();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(recorder.run(shutdown.clone()));
+    Running {
+        shutdown,
+        stats,
+        task,
+    }
+}
+
+impl Running {
+    /// Stops the recorder and waits until every file is closed.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.unwrap().unwrap();
+    }
+
+    /// Waits until the recorder has received `n` messages on stream 0.
+    pub async fn wait_messages(&self, n: u64) {
+        self.wait_until(|s| {
+            s.streams[0]
+                .messages
+                .load(std::sync::atomic::Ordering::Relaxed)
+                >= n
+        })
+        .await;
+    }
+
+    /// Polls `cond` on the live counters until it holds (bounded).
+    pub async fn wait_until(&self, cond: impl Fn(&Stats) -> bool) {
+        for _ in 0..100_000 {
+            if cond(&self.stats) {
+                return;
+            }
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        panic!("condition not reached: {:?}", self.stats.snapshot());
+    }
+}
+
+/// Every file under `dir` (recursively), sorted by path.
+pub fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Every line of every `.jsonl` file under `dir`, parsed, in file then line order; panics on
+/// a line that is not JSON.
+pub fn records(dir: &Path) -> Vec<Value> {
+    let mut out = Vec::new();
+    for f in files(dir) {
+        if !f.to_string_lossy().ends_with(".jsonl") {
+            continue;
+        }
+        for (i, line) in std::fs::read_to_string(&f).unwrap().lines().enumerate() {
+            let v: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{}:{}: not JSON ({e}): {line}", f.display(), i + 1));
+            out.push(v);
+        }
+    }
+    out
+}
+
+/// The `msg` values of message records, as compact JSON text.
+pub fn messages(records: &[Value]) -> Vec<String> {
+    records
+        .iter()
+        .filter_map(|r| r.get("msg").map(|m| m.to_string()))
+        .collect()
+}
+
+/// Event records named `name`.
+pub fn events<'a>(records: &'a [Value], name: &str) -> Vec<&'a Value> {
+    records
+        .iter()
+        .filter(|r| r.get("event").and_then(Value::as_str) == Some(name))
+        .collect()
+}
+
+/// `n` small distinct JSON messages starting at `from`.
+pub fn numbered(from: usize, n: usize) -> Vec<String> {
+    (from..from + n)
+        .map(|i| format!(r#"{{"n":{i},"p":"x"}}"#))
+        .collect()
+}
