@@ -21,7 +21,7 @@ use crate::stats::{ConnState, StreamStats};
 use crate::transport::{self, ConnectSpec, Incoming, TransportError};
 
 /// Payload bytes after which a batch is handed over even if more frames are ready.
-const BATCH_BYTES: usize = 1 << 20;
+const BATCH_BYTES: usize = 256 * 1024;
 /// Frames between two reads of the clock while draining ready frames.
 const FRAMES_PER_TIMESTAMP: usize = 16;
 /// How long a close frame may take to go out.

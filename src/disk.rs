@@ -60,9 +60,9 @@ struct OpenFile {
 }
 
 /// Operations that may wait for the disk; with ~256 KiB buffers this bounds memory to a few MiB.
-const DISK_QUEUE: usize = 8;
+const DISK_QUEUE: usize = 4;
 /// Emptied buffers kept for reuse.
-const POOL: usize = 8;
+const POOL: usize = 4;
 
 /// Handle to the disk worker.
 ///

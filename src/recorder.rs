@@ -25,7 +25,7 @@ use crate::transport::{self, ConnectSpec};
 use crate::writer::{StreamSink, Writer};
 
 /// Most messages a connection puts in one hand-off.
-const BATCH_MAX: usize = 4096;
+const BATCH_MAX: usize = 2048;
 
 /// Why the recorder could not start or did not stop cleanly.
 #[derive(Debug, thiserror::Error)]

@@ -120,6 +120,17 @@ impl ServerConn {
         self.ws.flush().await.unwrap();
     }
 
+    /// Like [`send_all`](Self::send_all), but reports a closed connection instead of panicking.
+    pub async fn try_send_all(
+        &mut self,
+        texts: impl IntoIterator<Item = String>,
+    ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+        for t in texts {
+            self.ws.feed(Message::text(t)).await?;
+        }
+        self.ws.flush().await
+    }
+
     pub async fn close(&mut self, code: u16, reason: &str) {
         let _ = self
             .ws

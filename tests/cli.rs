@@ -1,0 +1,306 @@
+//! The `wsrec` binary as a user runs it: exit codes and messages for bad input, SIGTERM
+//! draining, the Go streamer's config and `-status`, and `wsrec status`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+fn wsrec() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_wsrec"));
+    c.env_remove("RUST_LOG");
+    c
+}
+
+fn run(args: &[&str], cwd: &Path) -> Output {
+    wsrec().args(args).current_dir(cwd).output().unwrap()
+}
+
+/// Starts `wsrec` with output to files in `dir` (pipes could fill up and block it).
+fn spawn(args: &[&str], dir: &Path) -> Child {
+    wsrec()
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(dir.join("stdout.log")).unwrap())
+        .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+fn sigterm(child: &Child) {
+    // SAFETY: kill(2) with a pid we own and a valid signal number.
+    let rc = unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(rc, 0);
+}
+
+/// Waits for the child to exit (bounded), returning its exit code.
+async fn wait_exit(mut child: Child, dir: &Path) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code().unwrap_or(-1);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "wsrec did not exit; stderr: {}",
+                std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Polls `wsrec status --json` until `cond` holds on the snapshot (bounded).
+async fn wait_status(socket: &Path, cond: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = wsrec()
+            .args(["status", "--json", "--socket"])
+            .arg(socket)
+            .output()
+            .unwrap();
+        if out.status.success() {
+            let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+            if cond(&v) {
+                return v;
+            }
+        }
+        assert!(Instant::now() < deadline, "status condition not reached");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn no_open_files(dir: &Path) {
+    let open: Vec<PathBuf> = files(dir)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".open"))
+        .collect();
+    assert!(open.is_empty(), "left open: {open:?}");
+}
+
+#[test]
+fn bad_input_names_the_problem_exits_2_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("unknown.toml"),
+        "output_dir = \"out\"\n[[stream]]\nname = \"a\"\nurl = \"ws://h/\"\nsilence = \"1s\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("badname.toml"),
+        "output_dir = \"out\"\n[[stream]]\nname = \"../a\"\nurl = \"ws://h/\"\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("go.json"), r#"{"output_dir":"out","topicc":"x"}"#).unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["record", "-c", "unknown.toml"], "unknown field `silence`"),
+        (&["record", "-c", "badname.toml"], "path separator"),
+        (&["-config", "go.json"], "unknown field `topicc`"),
+        (&["record", "-c", "missing.toml"], "cannot read config file"),
+        (
+            &["record", "http://example.com/", "-o", "out"],
+            "use ws:// or wss://",
+        ),
+        (&["record", "wss://h/", "-c", "unknown.toml"], "not both"),
+        (
+            &["record", "wss://h/", "-o", "out", "--rotate", "soon"],
+            "not a duration",
+        ),
+        (&["record", "--bogus"], "--bogus"),
+    ];
+    for (args, want) in cases {
+        let out = run(args, d);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(want), "{args:?}: {stderr:?} lacks {want:?}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(!d.join("out").exists(), "{args:?} wrote output");
+    }
+}
+
+#[test]
+fn help_and_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&["--help"], dir.path());
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("record"));
+    let out = run(&["record", "--help"], dir.path());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--subscribe"));
+    let out = run(&["--version"], dir.path());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("wsrec "));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_stream_writes_everything_received() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut server = TestServer::start().await;
+    let socket = d.join("wsrec.sock");
+    let child = spawn(
+        &[
+            "record",
+            &server.url(),
+            "-o",
+            "out",
+            "--name",
+            "feed",
+            "--subscribe",
+            r#"{"op":"subscribe"}"#,
+            "--status-socket",
+            socket.to_str().unwrap(),
+        ],
+        d,
+    );
+    let mut conn = server.accept().await;
+    assert_eq!(conn.recv_text().await, r#"{"op":"subscribe"}"#);
+    // Keep sending while the recorder is told to stop.
+    let sender = tokio::spawn(async move {
+        let mut i = 0;
+        loop {
+            if conn.try_send_all(numbered(i, 100)).await.is_err() {
+                break;
+            }
+            i += 100;
+            if i >= 2_000_000 {
+                break;
+            }
+        }
+    });
+    wait_status(&socket, |v| v["total_messages"].as_u64().unwrap() >= 20_000).await;
+    // The human table is served too.
+    let table = wsrec()
+        .args(["status", "--socket"])
+        .arg(&socket)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("feed") && table.contains("connected"),
+        "{table}"
+    );
+    sigterm(&child);
+    assert_eq!(wait_exit(child, d).await, 0);
+    sender.abort();
+
+    let out = d.join("out");
+    no_open_files(&out);
+    assert!(!socket.exists(), "the status socket is removed on exit");
+    let recs = records(&out);
+    let got = messages(&recs);
+    assert!(got.len() >= 20_000);
+    assert_eq!(
+        got,
+        numbered(0, got.len()),
+        "a gapless prefix of what was sent"
+    );
+    let disc = events(&recs, "disconnected");
+    assert_eq!(disc.len(), 1);
+    assert_eq!(disc[0]["reason"], "shutdown");
+    assert_eq!(
+        disc[0]["messages"].as_u64().unwrap(),
+        got.len() as u64,
+        "every message the connection received is in the file"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_streamer_config_is_a_drop_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut server = TestServer::start().await;
+    let socket = d.join("go.sock");
+    let config = serde_json::json!({
+        "output_dir": d.join("data"),
+        "topic": "publicTrade.BTCUSDT",
+        "ws_url": server.url(),
+        "buffer_size": 1000,
+        "status_interval": 1,
+        "log_file": d.join("streamer.log"),
+        "log_to_stdout": false,
+        "status_socket": socket,
+    });
+    std::fs::write(d.join("config.json"), config.to_string()).unwrap();
+    let child = spawn(&["-config", "config.json"], d);
+    let mut conn = server.accept().await;
+    assert_eq!(
+        conn.recv_text().await,
+        r#"{"op":"subscribe","args":["publicTrade.BTCUSDT"]}"#
+    );
+    let sent = [
+        r#"{"topic":"publicTrade.BTCUSDT","type":"snapshot","ts":1,"data":[]}"#,
+        r#"{"success":true,"ret_msg":"pong","op":"ping"}"#,
+        "{ \"spaced\" : 1 }",
+    ];
+    for m in sent {
+        conn.send_text(m).await;
+    }
+    wait_status(&socket, |v| v["total_messages"] == 3).await;
+    let out = run(&["-status", "-config", "config.json"], d);
+    assert!(out.status.success());
+    let line = String::from_utf8(out.stdout).unwrap();
+    let line = line.trim_end();
+    let (uptime, rest) = line.split_once(" | ").unwrap();
+    assert!(
+        uptime.starts_with("Uptime: ") && uptime.ends_with('s'),
+        "{line}"
+    );
+    let (total, rate) = rest.split_once(" | ").unwrap();
+    assert_eq!(total, "Total Msgs: 3");
+    let rate = rate
+        .strip_prefix("Rate: ")
+        .unwrap()
+        .strip_suffix(" msg/min")
+        .unwrap();
+    assert_eq!(rate.split_once('.').unwrap().1.len(), 2, "{line}");
+    sigterm(&child);
+    assert_eq!(wait_exit(child, d).await, 0);
+
+    let data = d.join("data");
+    no_open_files(&data);
+    let names: Vec<String> = files(&data)
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    let hour = names
+        .iter()
+        .find_map(|n| {
+            n.strip_prefix("publicTrade.BTCUSDT_")?
+                .strip_suffix(".jsonl")?
+                .parse::<u64>()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no Go-layout file in {names:?}"));
+    assert_eq!(hour % 3600, 0, "the file is named after the hour's start");
+    let content =
+        std::fs::read_to_string(data.join(format!("publicTrade.BTCUSDT_{hour}.jsonl"))).unwrap();
+    assert_eq!(
+        content,
+        sent.map(|m| format!("{m}\n")).concat(),
+        "verbatim lines"
+    );
+    assert!(names.contains(&format!("publicTrade.BTCUSDT_{hour}.events.jsonl")));
+    let log = std::fs::read_to_string(d.join("streamer.log")).unwrap();
+    assert!(log.contains("Connected."), "{log}");
+    assert!(!log.contains('\u{1b}'), "no colour codes in the log file");
+    let stdout = std::fs::read_to_string(d.join("stdout.log")).unwrap();
+    assert!(stdout.is_empty(), "log_to_stdout = false: {stdout}");
+}
+
+#[test]
+fn status_without_a_running_recorder_explains() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&["status", "--socket", "nope.sock"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("nope.sock") && stderr.contains("wsrec record"),
+        "{stderr}"
+    );
+}
