@@ -46,6 +46,12 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 64 * 1024 * 1024;
 pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_millis(500);
 /// Default cap of the reconnect delay.
 pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// Default bound on unsynced data with `fsync = "interval"`.
+pub const DEFAULT_FSYNC_INTERVAL: Duration = Duration::from_secs(1);
+/// Default free-space warning threshold.
+pub const DEFAULT_DISK_WARN: Watermark = Watermark::Percent(5.0);
+/// Default free-space stop threshold.
+pub const DEFAULT_DISK_STOP: Watermark = Watermark::Percent(1.0);
 /// A connection that lasted this long resets the backoff.
 pub const DEFAULT_HEALTHY_AFTER: Duration = Duration::from_secs(30);
 
@@ -80,6 +86,18 @@ pub struct Config {
     /// Deadline for a graceful shutdown.
     #[serde(default = "default_shutdown_timeout", deserialize_with = "duration")]
     pub shutdown_timeout: Duration,
+    /// Compression of closed files, in the background.
+    #[serde(default)]
+    pub compress: Compression,
+    /// Compression level (zstd 1-22, default 3; gzip 0-9, default 6).
+    #[serde(default)]
+    pub compress_level: Option<i32>,
+    /// Below this much free space in the output directory: a WARN log and a status flag.
+    #[serde(default = "default_disk_warn")]
+    pub disk_warn: Option<Watermark>,
+    /// Below this much free space: stop writing messages (counted and marked) until space returns.
+    #[serde(default = "default_disk_stop")]
+    pub disk_stop: Option<Watermark>,
     /// The streams to record.
     #[serde(default, rename = "stream")]
     pub streams: Vec<StreamConfig>,
@@ -94,6 +112,81 @@ pub enum WhenFull {
     Block,
     /// Drop the incoming messages, count them and mark the gap in the data.
     DropNewest,
+}
+
+/// Compression of closed files.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    /// zstd (`.jsonl.zst`), the default: fast and small.
+    #[default]
+    Zstd,
+    /// gzip (`.jsonl.gz`), for tools that only know gzip.
+    Gzip,
+    /// Leave closed files as they are.
+    None,
+}
+
+/// When written data is forced to disk (`fsync`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fsync {
+    /// Leave it to the OS (page cache only); files are still synced when closed.
+    Never,
+    /// At most `fsync_interval` of data unsynced (the default).
+    #[default]
+    Interval,
+    /// After every write batch.
+    Always,
+}
+
+/// A free-space threshold: bytes, or a percentage of the filesystem.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Watermark {
+    /// Absolute free bytes.
+    Bytes(u64),
+    /// Percent of the filesystem's size.
+    Percent(f64),
+}
+
+impl Watermark {
+    /// The threshold in bytes for a filesystem of `total` bytes.
+    pub fn bytes(&self, total: u64) -> u64 {
+        match *self {
+            Watermark::Bytes(b) => b,
+            Watermark::Percent(p) => (total as f64 * p / 100.0) as u64,
+        }
+    }
+
+    /// Parses `"5%"`, `"2GiB"`, `1000000` or `"off"`.
+    pub fn parse(s: &str) -> Result<Option<Watermark>, String> {
+        let t = s.trim();
+        if matches!(t, "off" | "none") {
+            return Ok(None);
+        }
+        if let Some(p) = t.strip_suffix('%') {
+            let v: f64 = p
+                .trim()
+                .parse()
+                .map_err(|_| format!("`{s}` is not a percentage; write e.g. \"5%\""))?;
+            if !(0.0..=100.0).contains(&v) {
+                return Err(format!("`{s}` is not between 0% and 100%"));
+            }
+            return Ok(Some(Watermark::Percent(v)));
+        }
+        parse_byte_size(t).map(|b| Some(Watermark::Bytes(b)))
+    }
+}
+
+impl<'de> Deserialize<'de> for Watermark {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let parsed = match NumOrStr::deserialize(d)? {
+            NumOrStr::Num(n) => Some(Watermark::Bytes(n)),
+            NumOrStr::Str(s) => Watermark::parse(&s).map_err(serde::de::Error::custom)?,
+        };
+        // "off" is handled by the Option around the field; a bare "off" here means zero.
+        Ok(parsed.unwrap_or(Watermark::Bytes(0)))
+    }
 }
 
 /// How a stream's lines look.
@@ -176,6 +269,18 @@ pub struct StreamConfig {
     /// Also rotate after this many bytes (0: no limit).
     #[serde(default, deserialize_with = "byte_size")]
     pub max_bytes: u64,
+    /// When written data is forced to disk.
+    #[serde(default)]
+    pub fsync: Fsync,
+    /// With `fsync = "interval"`: at most this much time of data is left unsynced.
+    #[serde(default = "default_fsync_interval", deserialize_with = "duration")]
+    pub fsync_interval: Duration,
+    /// Delete closed files older than this (by modification time); off by default.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub max_age: Option<Duration>,
+    /// Delete the oldest closed files while the stream's files exceed this size (0: no limit).
+    #[serde(default, deserialize_with = "byte_size")]
+    pub max_total_bytes: u64,
     /// Protocol ping interval; `"off"` disables.
     #[serde(default = "default_ping_interval", deserialize_with = "opt_duration")]
     pub ping_interval: Option<Duration>,
@@ -233,6 +338,10 @@ impl StreamConfig {
             rotate: DEFAULT_ROTATE,
             max_lines: 0,
             max_bytes: 0,
+            fsync: Fsync::default(),
+            fsync_interval: DEFAULT_FSYNC_INTERVAL,
+            max_age: None,
+            max_total_bytes: 0,
             ping_interval: Some(DEFAULT_PING_INTERVAL),
             pong_timeout: Some(DEFAULT_PONG_TIMEOUT),
             app_ping: None,
@@ -274,6 +383,10 @@ impl Default for Config {
             when_full: WhenFull::Block,
             flush_interval: DEFAULT_FLUSH_INTERVAL,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            compress: Compression::default(),
+            compress_level: None,
+            disk_warn: default_disk_warn(),
+            disk_stop: default_disk_stop(),
             streams: Vec::new(),
         }
     }
@@ -350,6 +463,21 @@ impl Config {
         }
         if self.queue_capacity == 0 {
             return Err(invalid("queue_capacity", "must be at least 1"));
+        }
+        match (self.compress, self.compress_level) {
+            (Compression::Zstd, Some(l)) if !(1..=22).contains(&l) => {
+                return Err(invalid(
+                    "compress_level",
+                    "zstd levels are 1 to 22 (3 is the default)",
+                ));
+            }
+            (Compression::Gzip, Some(l)) if !(0..=9).contains(&l) => {
+                return Err(invalid(
+                    "compress_level",
+                    "gzip levels are 0 to 9 (6 is the default)",
+                ));
+            }
+            _ => {}
         }
         if self.flush_interval.is_zero() {
             return Err(invalid("flush_interval", "must be greater than 0"));
@@ -601,6 +729,8 @@ impl GoConfig {
             log_file: self.log_file.filter(|s| !s.is_empty()).map(PathBuf::from),
             log_to_stdout: self.log_to_stdout.unwrap_or(true),
             queue_capacity: self.buffer_size.unwrap_or(GO_DEFAULT_BUFFER_SIZE).max(1),
+            // The Go streamer leaves its hourly files as plain JSONL.
+            compress: Compression::None,
             streams: vec![stream],
             ..Config::default()
         }
@@ -666,6 +796,15 @@ fn default_backoff_initial() -> Duration {
 }
 fn default_backoff_max() -> Duration {
     DEFAULT_BACKOFF_MAX
+}
+fn default_fsync_interval() -> Duration {
+    DEFAULT_FSYNC_INTERVAL
+}
+fn default_disk_warn() -> Option<Watermark> {
+    Some(DEFAULT_DISK_WARN)
+}
+fn default_disk_stop() -> Option<Watermark> {
+    Some(DEFAULT_DISK_STOP)
 }
 fn default_healthy_after() -> Duration {
     DEFAULT_HEALTHY_AFTER

@@ -18,9 +18,38 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
+use crate::compress::CompressQueue;
+use crate::config::OPEN_SUFFIX;
+use crate::manifest::Manifest;
 use crate::stats::{Stats, StreamStats};
 
-/// An operation for the disk thread.
+/// When data written to a file is forced to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// Only at close.
+    Never,
+    /// When the data written since the last sync is older than this.
+    Interval(std::time::Duration),
+    /// After every write.
+    Always,
+}
+
+/// Which closed files of a stream retention may delete, and when.
+#[derive(Debug, Clone)]
+pub struct Retention {
+    /// Directory to search (recursively).
+    pub root: PathBuf,
+    /// Only paths (relative to the output directory) starting with this belong to the stream.
+    pub prefix: String,
+    /// The output directory.
+    pub output_dir: PathBuf,
+    /// Delete files older than this.
+    pub max_age: Option<std::time::Duration>,
+    /// Delete the oldest files while the total is above this (0: no limit).
+    pub max_total_bytes: u64,
+}
+
+/// An operation for the disk worker.
 #[derive(Debug)]
 pub enum DiskOp {
     /// Create `path` (and its directory); later ops name it by `id`.
@@ -31,6 +60,8 @@ pub enum DiskOp {
         path: PathBuf,
         /// The stream's counters, for loss accounting.
         stream: Arc<StreamStats>,
+        /// When to sync.
+        sync: SyncPolicy,
     },
     /// Append whole lines.
     Write {
@@ -41,12 +72,22 @@ pub enum DiskOp {
         /// How many lines `buf` holds.
         lines: u64,
     },
-    /// Sync, close and rename the file to its final name.
+    /// Sync the file if it has unsynced data older than its interval.
+    SyncDue {
+        /// File handle.
+        id: u64,
+    },
+    /// Sync, write the manifest, rename the file to its final name, queue it for compression,
+    /// then apply retention.
     Close {
         /// File handle.
         id: u64,
         /// The final name.
         final_path: PathBuf,
+        /// The manifest (SHA-256 and byte count are filled in here).
+        manifest: Option<Box<Manifest>>,
+        /// Retention to apply after the close.
+        retention: Option<Arc<Retention>>,
     },
 }
 
@@ -57,6 +98,11 @@ struct OpenFile {
     /// Bytes known to be fully written.
     len: u64,
     stream: Arc<StreamStats>,
+    sync: SyncPolicy,
+    /// When the oldest unsynced write happened; `None` when all is synced.
+    dirty_since: Option<std::time::Instant>,
+    /// SHA-256 of what was written, for the manifest.
+    hash: aws_lc_rs::digest::Context,
 }
 
 /// Operations that may wait for the disk; with ~256 KiB buffers this bounds memory to a few MiB.
@@ -80,6 +126,8 @@ struct Shared {
     /// Signalled whenever the worker takes an operation or goes idle.
     progress: Notify,
     stats: Arc<Stats>,
+    /// Where closed files go for compression.
+    compress: Option<CompressQueue>,
 }
 
 struct State {
@@ -91,8 +139,8 @@ struct State {
 }
 
 impl Disk {
-    /// A disk worker (started on demand).
-    pub fn new(stats: Arc<Stats>) -> Self {
+    /// A disk worker (started on demand) that hands closed files to `compress`.
+    pub fn new(stats: Arc<Stats>, compress: Option<CompressQueue>) -> Self {
         Self {
             shared: Arc::new(Shared {
                 state: Mutex::new(State {
@@ -103,6 +151,7 @@ impl Disk {
                 }),
                 progress: Notify::new(),
                 stats,
+                compress,
             }),
         }
     }
@@ -177,7 +226,7 @@ fn work(shared: &Shared) {
             }
         };
         shared.progress.notify_waiters();
-        if let Some(buf) = apply(op, &mut files, &shared.stats) {
+        if let Some(buf) = apply(op, &mut files, shared) {
             let mut st = lock();
             if st.pool.len() < POOL {
                 st.pool.push(buf);
@@ -187,9 +236,15 @@ fn work(shared: &Shared) {
 }
 
 /// Carries out one operation; returns an emptied buffer for reuse.
-fn apply(op: DiskOp, files: &mut HashMap<u64, OpenFile>, stats: &Stats) -> Option<Vec<u8>> {
+fn apply(op: DiskOp, files: &mut HashMap<u64, OpenFile>, shared: &Shared) -> Option<Vec<u8>> {
+    let stats = &*shared.stats;
     match op {
-        DiskOp::Open { id, path, stream } => {
+        DiskOp::Open {
+            id,
+            path,
+            stream,
+            sync,
+        } => {
             let file = match open_new(&path) {
                 Ok(f) => Some(f),
                 Err(e) => {
@@ -206,6 +261,9 @@ fn apply(op: DiskOp, files: &mut HashMap<u64, OpenFile>, stats: &Stats) -> Optio
                     file,
                     len: 0,
                     stream,
+                    sync,
+                    dirty_since: None,
+                    hash: aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256),
                 },
             );
             None
@@ -213,13 +271,31 @@ fn apply(op: DiskOp, files: &mut HashMap<u64, OpenFile>, stats: &Stats) -> Optio
         DiskOp::Write { id, mut buf, lines } => {
             if let Some(f) = files.get_mut(&id) {
                 write(f, &buf, lines, stats);
+                sync_if_due(f, stats);
             }
             buf.clear();
             Some(buf)
         }
-        DiskOp::Close { id, final_path } => {
-            if let Some(f) = files.remove(&id) {
-                close(f, &final_path, stats);
+        DiskOp::SyncDue { id } => {
+            if let Some(f) = files.get_mut(&id) {
+                sync_if_due(f, stats);
+            }
+            None
+        }
+        DiskOp::Close {
+            id,
+            final_path,
+            manifest,
+            retention,
+        } => {
+            if let Some(f) = files.remove(&id)
+                && close(f, &final_path, manifest, stats)
+                && let Some(q) = &shared.compress
+            {
+                q.push(final_path);
+            }
+            if let Some(r) = retention {
+                apply_retention(&r);
             }
             None
         }
@@ -239,7 +315,11 @@ fn write(f: &mut OpenFile, buf: &[u8], lines: u64, stats: &Stats) {
         return;
     };
     match file.write_all(buf) {
-        Ok(()) => f.len += buf.len() as u64,
+        Ok(()) => {
+            f.len += buf.len() as u64;
+            f.hash.update(buf);
+            f.dirty_since.get_or_insert_with(std::time::Instant::now);
+        }
         Err(e) => {
             // Cut a partial write back to the last complete line, then stop using the file.
             let _ = file.set_len(f.len);
@@ -253,26 +333,144 @@ fn write(f: &mut OpenFile, buf: &[u8], lines: u64, stats: &Stats) {
     }
 }
 
-fn close(f: OpenFile, final_path: &Path, stats: &Stats) {
+fn sync_if_due(f: &mut OpenFile, stats: &Stats) {
+    let (Some(file), Some(since)) = (&f.file, f.dirty_since) else {
+        return;
+    };
+    let due = match f.sync {
+        SyncPolicy::Never => false,
+        SyncPolicy::Always => true,
+        SyncPolicy::Interval(every) => since.elapsed() >= every,
+    };
+    if !due {
+        return;
+    }
+    match file.sync_data() {
+        Ok(()) => f.dirty_since = None,
+        Err(e) => {
+            stats.write_errors.fetch_add(1, Relaxed);
+            tracing::error!(path = %f.path.display(), error = %e, "fsync failed.");
+        }
+    }
+}
+
+/// Syncs and renames a file; true if it is now closed under its final name.
+fn close(f: OpenFile, final_path: &Path, manifest: Option<Box<Manifest>>, stats: &Stats) -> bool {
     let Some(file) = f.file else {
         // Keep what was written before the failure under its final name.
         if f.path.exists() {
             let _ = std::fs::rename(&f.path, final_path);
         }
-        return;
+        return false;
     };
+    let digest = f.hash.finish();
     let result = file
         .sync_all()
+        .and_then(|()| sync_dir(&f.path))
+        .and_then(|()| match manifest {
+            Some(mut m) => {
+                m.bytes = f.len;
+                m.sha256 = hex(digest.as_ref());
+                write_manifest(&crate::manifest::path_for(final_path), &m)
+            }
+            None => Ok(()),
+        })
         .and_then(|()| std::fs::rename(&f.path, final_path))
         .and_then(|()| sync_dir(final_path));
     match result {
         Ok(()) => {
             stats.files_closed.fetch_add(1, Relaxed);
             tracing::debug!(path = %final_path.display(), bytes = f.len, "File closed.");
+            true
         }
         Err(e) => {
             stats.write_errors.fetch_add(1, Relaxed);
             tracing::error!(path = %f.path.display(), final_path = %final_path.display(), error = %e, "Cannot close output file; it keeps its .open name.");
+            false
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Writes the manifest under a temporary name, syncs it, and renames it into place.
+fn write_manifest(path: &Path, m: &Manifest) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut body = serde_json::to_vec(m).map_err(std::io::Error::other)?;
+    body.push(b'\n');
+    let mut f = File::create(&tmp)?;
+    f.write_all(&body)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Deletes a stream's oldest closed files past `max_age` or `max_total_bytes`; never an open
+/// file or a temporary. A data file's manifest goes with it.
+pub fn apply_retention(r: &Retention) {
+    let mut files = Vec::new();
+    collect(&r.root, &mut files);
+    let now = std::time::SystemTime::now();
+    let mut candidates: Vec<(std::time::SystemTime, u64, PathBuf)> = files
+        .into_iter()
+        .filter(|p| {
+            let name = p.to_string_lossy();
+            !(name.ends_with(OPEN_SUFFIX)
+                || name.ends_with(".tmp")
+                || name.ends_with(".manifest.json"))
+                && p.strip_prefix(&r.output_dir)
+                    .is_ok_and(|rel| rel.to_string_lossy().starts_with(&r.prefix))
+        })
+        .filter_map(|p| {
+            let meta = std::fs::metadata(&p).ok()?;
+            Some((meta.modified().ok()?, meta.len(), p))
+        })
+        .collect();
+    candidates.sort();
+    let mut total: u64 = candidates.iter().map(|c| c.1).sum();
+    for (modified, len, path) in candidates {
+        let too_old = r
+            .max_age
+            .is_some_and(|age| now.duration_since(modified).is_ok_and(|d| d > age));
+        let too_big = r.max_total_bytes > 0 && total > r.max_total_bytes;
+        if !(too_old || too_big) {
+            continue;
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                total -= len;
+                let data = path
+                    .to_string_lossy()
+                    .trim_end_matches(".zst")
+                    .trim_end_matches(".gz")
+                    .to_owned();
+                let _ = std::fs::remove_file(crate::manifest::path_for(Path::new(&data)));
+                tracing::info!(path = %path.display(), bytes = len, reason = if too_old { "max_age" } else { "max_total_bytes" }, "Retention deleted a file.");
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "Retention could not delete a file.");
+            }
+        }
+    }
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => collect(&path, out),
+            Ok(t) if t.is_file() => out.push(path),
+            _ => {}
         }
     }
 }

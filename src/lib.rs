@@ -27,20 +27,24 @@
 //! - [`recorder`]: [`Recorder`], the library entry point, wiring and ordered shutdown.
 //! - [`stream`], [`connection`], [`transport`], [`backoff`]: the network side.
 //! - [`record`]: batches, events and the bounded queue between the two sides.
-//! - [`writer`], [`rotation`], [`disk`], [`json`]: the file side.
+//! - [`writer`], [`rotation`], [`disk`], [`json`], [`manifest`]: the file side.
+//! - [`recover`] (files a crash left open), [`compress`] (closed files, in the background).
 //! - [`stats`], [`status`], [`clock`], [`error`]: counters, status socket, time, errors.
 
 pub mod backoff;
 pub mod cli;
 pub mod clock;
 pub mod commands;
+pub mod compress;
 pub mod config;
 pub mod connection;
 pub mod disk;
 pub mod error;
 pub mod json;
+pub mod manifest;
 pub mod record;
 pub mod recorder;
+pub mod recover;
 pub mod rotation;
 pub mod stats;
 pub mod status;

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
+use crate::compress::Compressor;
 use crate::config::{Config, StreamConfig, WhenFull};
 use crate::connection::StreamRuntime;
 use crate::error::ConfigError;
@@ -22,7 +23,7 @@ use crate::stats::{Stats, StreamStats};
 use crate::status::StatusServer;
 use crate::stream::Policy;
 use crate::transport::{self, ConnectSpec};
-use crate::writer::{StreamSink, Writer};
+use crate::writer::{StreamSink, Writer, WriterSettings};
 
 /// Most messages a connection puts in one hand-off.
 const BATCH_MAX: usize = 2048;
@@ -44,6 +45,9 @@ pub enum RunError {
     /// The status socket cannot be set up.
     #[error(transparent)]
     Status(#[from] crate::status::StatusError),
+    /// A thread could not be started.
+    #[error("cannot start the compressor thread: {0}")]
+    Thread(std::io::Error),
     /// Shutdown did not finish within the deadline.
     #[error(
         "shutdown did not finish within {deadline:?}: still running: {laggards}; files left with the .open suffix will need recovery"
@@ -205,13 +209,15 @@ impl Recorder {
             source,
         })?;
         check_writable(&config.output_dir)?;
+        // Files a crashed run left open are made readable and closed before anything new.
+        crate::recover::recover_dir(&config.output_dir, clock.now_ns());
 
         // Everything that can fail on bad input is done before the first connection.
         let batch_max = BATCH_MAX.min(config.queue_capacity.div_ceil(4)).max(1);
         let mut runtimes = Vec::new();
         let mut sinks = Vec::new();
         for (idx, (s, st)) in config.streams.iter().zip(&stats.streams).enumerate() {
-            sinks.push(StreamSink::new(s, st.clone()));
+            sinks.push(StreamSink::new(s, st.clone(), &config.output_dir));
             runtimes.push((runtime(idx, s, st.clone(), clock, batch_max)?, policy(s)));
         }
         let status = match config.status_socket_path() {
@@ -219,15 +225,28 @@ impl Recorder {
             None => None,
         };
 
-        let disk = crate::disk::Disk::new(stats.clone());
+        let compressor = Compressor::spawn(config.compress, config.compress_level, stats.clone())
+            .map_err(RunError::Thread)?;
+        let (compressor, compress_queue) = match compressor {
+            Some((c, q)) => (Some(c), Some(q)),
+            None => (None, None),
+        };
+        if let Some(q) = &compress_queue {
+            crate::compress::sweep(&config.output_dir, config.compress, q);
+        }
+        let disk = crate::disk::Disk::new(stats.clone(), compress_queue);
         let (queue_tx, queue_rx) = crate::record::queue(config.queue_capacity, config.when_full);
         let writer = Writer::new(
-            config.output_dir.clone(),
+            WriterSettings {
+                output_dir: config.output_dir.clone(),
+                clock,
+                flush_interval: config.flush_interval,
+                disk_warn: config.disk_warn,
+                disk_stop: config.disk_stop,
+            },
             sinks,
             queue_rx,
             disk,
-            clock,
-            config.flush_interval,
             stats.clone(),
         );
         let writer = tokio::spawn(writer.run());
@@ -262,11 +281,17 @@ impl Recorder {
 
         shutdown.cancelled().await;
         tracing::info!(deadline = ?config.shutdown_timeout, "Shutting down: closing connections and writing what was received.");
+        let started = tokio::time::Instant::now();
         let drained = tokio::time::timeout(config.shutdown_timeout, async {
             streams.wait().await;
             let _ = writer.await;
         })
         .await;
+        // The writer has closed (and queued) every file; compress what time allows.
+        if let Some(c) = compressor {
+            c.finish(config.shutdown_timeout.saturating_sub(started.elapsed()))
+                .await;
+        }
         side.cancel();
         side_tasks.wait().await;
         match drained {

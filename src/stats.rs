@@ -162,6 +162,16 @@ pub struct Stats {
     pub files_closed: AtomicU64,
     /// Write errors seen by the writer.
     pub write_errors: AtomicU64,
+    /// Closed files waiting for the compressor.
+    pub compress_backlog: AtomicU64,
+    /// Files compressed since start.
+    pub files_compressed: AtomicU64,
+    /// Files the compressor failed on (kept uncompressed).
+    pub compress_errors: AtomicU64,
+    /// Free bytes in the output directory at the last check.
+    pub disk_free: AtomicU64,
+    /// 0: enough space; 1: below `disk_warn`; 2: below `disk_stop` (messages are not written).
+    pub disk_level: AtomicU8,
 }
 
 impl Stats {
@@ -174,6 +184,11 @@ impl Stats {
             queue_depth: AtomicU64::new(0),
             files_closed: AtomicU64::new(0),
             write_errors: AtomicU64::new(0),
+            compress_backlog: AtomicU64::new(0),
+            files_compressed: AtomicU64::new(0),
+            compress_errors: AtomicU64::new(0),
+            disk_free: AtomicU64::new(0),
+            disk_level: AtomicU8::new(0),
         }
     }
 
@@ -192,6 +207,12 @@ impl Stats {
             queue_depth: self.queue_depth.load(Relaxed),
             files_closed: self.files_closed.load(Relaxed),
             write_errors: self.write_errors.load(Relaxed),
+            compress_backlog: self.compress_backlog.load(Relaxed),
+            files_compressed: self.files_compressed.load(Relaxed),
+            compress_errors: self.compress_errors.load(Relaxed),
+            disk_free: self.disk_free.load(Relaxed),
+            disk_low: self.disk_level.load(Relaxed) >= 1,
+            disk_stopped: self.disk_level.load(Relaxed) >= 2,
             streams,
         }
     }
@@ -225,6 +246,24 @@ pub struct Snapshot {
     pub files_closed: u64,
     /// Write errors since start.
     pub write_errors: u64,
+    /// Closed files waiting for compression (a growing number means it falls behind).
+    #[serde(default)]
+    pub compress_backlog: u64,
+    /// Files compressed since start.
+    #[serde(default)]
+    pub files_compressed: u64,
+    /// Files that could not be compressed.
+    #[serde(default)]
+    pub compress_errors: u64,
+    /// Free bytes in the output directory at the last check.
+    #[serde(default)]
+    pub disk_free: u64,
+    /// Free space is below `disk_warn`.
+    #[serde(default)]
+    pub disk_low: bool,
+    /// Free space is below `disk_stop`: messages are counted as lost, not written.
+    #[serde(default)]
+    pub disk_stopped: bool,
     /// Per-stream counters.
     pub streams: Vec<StreamSnapshot>,
 }
@@ -315,6 +354,12 @@ mod tests {
             queue_depth: 0,
             files_closed: 0,
             write_errors: 0,
+            compress_backlog: 0,
+            files_compressed: 0,
+            compress_errors: 0,
+            disk_free: 0,
+            disk_low: false,
+            disk_stopped: false,
             streams: vec![],
         };
         assert_eq!(

@@ -771,6 +771,23 @@ pub fn render_table(s: &Snapshot, now_ns: u64) -> String {
         s.files_closed,
         s.write_errors,
     ));
+    if s.compress_backlog > 0 || s.files_compressed > 0 || s.compress_errors > 0 {
+        out.push_str(&format!(
+            "compression: {} done, {} waiting, {} failed\n",
+            s.files_compressed, s.compress_backlog, s.compress_errors
+        ));
+    }
+    if s.disk_stopped {
+        out.push_str(&format!(
+            "DISK FULL: {} bytes free, below disk_stop: messages are counted as lost, not written\n",
+            s.disk_free
+        ));
+    } else if s.disk_low {
+        out.push_str(&format!(
+            "disk low: {} bytes free, below disk_warn\n",
+            s.disk_free
+        ));
+    }
     out.push_str(&s.go_line());
     out.push('\n');
     out
@@ -1144,6 +1161,12 @@ mod tests {
             queue_depth: 3,
             files_closed: 9,
             write_errors: 0,
+            compress_backlog: 0,
+            files_compressed: 0,
+            compress_errors: 0,
+            disk_free: 0,
+            disk_low: false,
+            disk_stopped: false,
             streams: vec![
                 stream(
                     "a",

@@ -19,8 +19,9 @@ use base64::Engine as _;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::clock::Clock;
-use crate::config::{Format, OPEN_SUFFIX, StreamConfig};
-use crate::disk::{Disk, DiskOp};
+use crate::config::{Format, Fsync, OPEN_SUFFIX, StreamConfig, Watermark};
+use crate::disk::{Disk, DiskOp, Retention, SyncPolicy};
+use crate::manifest::ManifestBuilder;
 use crate::record::{Batch, Kind, QueueRx};
 use crate::rotation;
 use crate::stats::{Stats, StreamStats};
@@ -49,11 +50,19 @@ pub struct StreamSink {
     pub max_bytes: u64,
     /// The stream's counters.
     pub stats: Arc<StreamStats>,
+    /// When written data is synced.
+    pub sync: SyncPolicy,
+    /// What retention may delete after each close.
+    pub retention: Option<Arc<Retention>>,
 }
 
 impl StreamSink {
     /// The writer's view of a stream config.
-    pub fn new(config: &StreamConfig, stats: Arc<StreamStats>) -> Self {
+    pub fn new(
+        config: &StreamConfig,
+        stats: Arc<StreamStats>,
+        output_dir: &std::path::Path,
+    ) -> Self {
         let mut name_json = Vec::new();
         crate::json::write_json_string(config.name.as_bytes(), &mut name_json);
         Self {
@@ -65,8 +74,41 @@ impl StreamSink {
             max_lines: config.max_lines,
             max_bytes: config.max_bytes,
             stats,
+            sync: match config.fsync {
+                Fsync::Never => SyncPolicy::Never,
+                Fsync::Interval => SyncPolicy::Interval(config.fsync_interval),
+                Fsync::Always => SyncPolicy::Always,
+            },
+            retention: retention(config, output_dir),
         }
     }
+}
+
+/// The retention scope of a stream: the part of its path template before the first field that
+/// changes over time, rendered for this stream (`bybit/` for the default layout, `topic_` for the
+/// Go layout).
+fn retention(config: &StreamConfig, output_dir: &std::path::Path) -> Option<Arc<Retention>> {
+    if config.max_age.is_none() && config.max_total_bytes == 0 {
+        return None;
+    }
+    let t = &config.path;
+    let cut = [t.find('%'), t.find("{start_unix}")]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(t.len());
+    let prefix = t[..cut].replace("{stream}", &config.name);
+    let dir = match prefix.rfind('/') {
+        Some(i) => output_dir.join(&prefix[..i]),
+        None => output_dir.to_owned(),
+    };
+    Some(Arc::new(Retention {
+        root: dir,
+        prefix,
+        output_dir: output_dir.to_owned(),
+        max_age: config.max_age,
+        max_total_bytes: config.max_total_bytes,
+    }))
 }
 
 /// One open output file.
@@ -88,6 +130,8 @@ struct Output {
     buf: Vec<u8>,
     /// Lines in `buf`.
     buf_lines: u64,
+    /// What the file's manifest will say.
+    manifest: ManifestBuilder,
 }
 
 /// A stream's files.
@@ -105,6 +149,27 @@ struct StreamState {
     last_part: (u64, u32),
     /// Final data path of the open pair (data file and its sidecar share it).
     pair: Option<PathBuf>,
+    /// Messages not written because the disk was below `disk_stop`, not yet marked in the data.
+    disk_lost: u64,
+    /// Receive time of the first of those.
+    disk_lost_from: u64,
+    /// Receive time of the last of those.
+    disk_lost_to: u64,
+}
+
+/// Recorder-wide settings of the writer.
+#[derive(Debug, Clone)]
+pub struct WriterSettings {
+    /// Directory every path is relative to.
+    pub output_dir: PathBuf,
+    /// Clock for timer-driven rotation.
+    pub clock: Clock,
+    /// Longest time encoded lines wait before going to the disk worker.
+    pub flush_interval: Duration,
+    /// Free-space warning threshold.
+    pub disk_warn: Option<Watermark>,
+    /// Free-space stop threshold.
+    pub disk_stop: Option<Watermark>,
 }
 
 /// The writer task's state.
@@ -119,17 +184,19 @@ pub struct Writer {
     next_id: u64,
     /// Reused for the per-batch `,"stream":…,"conn":N` prefix.
     prefix: Vec<u8>,
+    /// Free-space thresholds: warn, stop.
+    watermarks: (Option<Watermark>, Option<Watermark>),
+    /// 0 fine, 1 below warn, 2 below stop.
+    disk_level: u8,
 }
 
 impl Writer {
     /// A writer for `sinks` (in stream-index order) reading from `rx`.
     pub fn new(
-        output_dir: PathBuf,
+        settings: WriterSettings,
         sinks: Vec<StreamSink>,
         rx: QueueRx,
         disk: Disk,
-        clock: Clock,
-        flush_interval: Duration,
         stats: Arc<Stats>,
     ) -> Self {
         let streams = sinks
@@ -141,18 +208,23 @@ impl Writer {
                 floor: 0,
                 last_part: (u64::MAX, 0),
                 pair: None,
+                disk_lost: 0,
+                disk_lost_from: 0,
+                disk_lost_to: 0,
             })
             .collect();
         Self {
-            output_dir,
+            output_dir: settings.output_dir,
             streams,
             rx,
             disk,
-            clock,
-            flush_interval,
+            clock: settings.clock,
+            flush_interval: settings.flush_interval,
             stats,
             next_id: 0,
             prefix: Vec::with_capacity(128),
+            watermarks: (settings.disk_warn, settings.disk_stop),
+            disk_level: 0,
         }
     }
 
@@ -196,7 +268,10 @@ impl Writer {
                     // (0 is never a real deadline).
                     deadline = Some(0);
                 }
-                _ = flush.tick() => self.flush_all().await,
+                _ = flush.tick() => {
+                    self.check_disk();
+                    self.flush_all().await;
+                }
             }
         }
         self.close_all().await;
@@ -210,13 +285,20 @@ impl Writer {
             .min()
     }
 
-    async fn write_batch(&mut self, batch: Batch) {
+    async fn write_batch(&mut self, mut batch: Batch) {
         let idx = batch.stream;
         let Some(state) = self.streams.get_mut(idx) else {
             tracing::error!(stream = idx, "Batch for an unknown stream; dropped.");
             self.rx.release(batch.messages);
             return;
         };
+        if self.disk_level < 2 && state.disk_lost > 0 {
+            let (lost, from, to) = (state.disk_lost, state.disk_lost_from, state.disk_lost_to);
+            state.disk_lost = 0;
+            batch.prepend_event(to, "disk_full_gap", |f| {
+                f.num("lost", lost).num("from_ts", from).num("to_ts", to);
+            });
+        }
         self.prefix.clear();
         self.prefix.extend_from_slice(b",\"stream\":");
         self.prefix.extend_from_slice(&state.sink.name_json);
@@ -229,7 +311,20 @@ impl Writer {
         let mut lines = 0u64;
         let mut ts_buf = itoa::Buffer::new();
         let mut seq_buf = itoa::Buffer::new();
+        let stopped = self.disk_level >= 2;
         for (item, bytes) in batch.iter() {
+            if stopped && item.kind != Kind::Event {
+                // Below disk_stop: count and remember the gap instead of writing.
+                let state = &mut self.streams[idx];
+                if state.disk_lost == 0 {
+                    state.disk_lost_from = item.ts;
+                }
+                state.disk_lost += 1;
+                state.disk_lost_to = item.ts;
+                state.sink.stats.lines_lost.fetch_add(1, Relaxed);
+                seq += 1;
+                continue;
+            }
             // Pick (and if needed rotate) the file this line goes to.
             let to_events = format == Format::Raw
                 && (item.kind != Kind::Text || memchr::memchr2(b'\n', b'\r', bytes).is_some());
@@ -289,7 +384,10 @@ impl Writer {
                 }
                 buf.extend_from_slice(b"}\n");
             }
-            if item.kind != Kind::Event {
+            if item.kind == Kind::Event {
+                out.manifest.event(bytes);
+            } else {
+                out.manifest.message(batch.conn, seq, item.ts);
                 seq += 1;
             }
             out.lines += 1;
@@ -370,7 +468,14 @@ impl Writer {
             id,
             path: open_path,
             stream: state.sink.stats.clone(),
+            sync: state.sink.sync,
         };
+        let kind = match (state.sink.format, events) {
+            (Format::Envelope, _) => "envelope",
+            (Format::Raw, false) => "raw",
+            (Format::Raw, true) => "events",
+        };
+        let manifest = ManifestBuilder::new(&final_path, &state.sink.name, kind, bucket);
         let out = Output {
             id,
             bucket,
@@ -380,6 +485,7 @@ impl Writer {
             bytes: 0,
             buf: self.disk.take_buffer().unwrap_or_default(),
             buf_lines: 0,
+            manifest,
         };
         if events {
             state.events = Some(out);
@@ -449,10 +555,55 @@ impl Writer {
         self.send(op).await;
     }
 
+    /// Reads the free space of the output directory and applies the watermarks.
+    fn check_disk(&mut self) {
+        let (warn, stop) = self.watermarks;
+        if warn.is_none() && stop.is_none() {
+            return;
+        }
+        let Some((free, total)) = free_space(&self.output_dir) else {
+            return;
+        };
+        self.stats.disk_free.store(free, Relaxed);
+        let level = if stop.is_some_and(|w| free < w.bytes(total)) {
+            2
+        } else if warn.is_some_and(|w| free < w.bytes(total)) {
+            1
+        } else {
+            0
+        };
+        if level != self.disk_level {
+            let dir = self.output_dir.display();
+            match level {
+                2 => {
+                    tracing::error!(%dir, free, "Free space is below disk_stop: messages are no longer written; losses are counted and the gap will be marked when space returns.")
+                }
+                1 if self.disk_level == 2 => {
+                    tracing::warn!(%dir, free, "Free space is back above disk_stop: writing again (still below disk_warn).")
+                }
+                1 => tracing::warn!(%dir, free, "Free space is below disk_warn."),
+                _ => tracing::info!(%dir, free, "Free space is back above the watermarks."),
+            }
+            self.disk_level = level;
+            self.stats.disk_level.store(level, Relaxed);
+        }
+    }
+
     async fn flush_all(&mut self) {
         for idx in 0..self.streams.len() {
             self.flush_output(idx, false).await;
             self.flush_output(idx, true).await;
+            if matches!(self.streams[idx].sink.sync, SyncPolicy::Interval(_)) {
+                let state = &self.streams[idx];
+                let ids: Vec<u64> = [&state.data, &state.events]
+                    .into_iter()
+                    .flatten()
+                    .map(|o| o.id)
+                    .collect();
+                for id in ids {
+                    self.send(DiskOp::SyncDue { id }).await;
+                }
+            }
         }
     }
 
@@ -468,9 +619,14 @@ impl Writer {
             };
             if let Some(out) = out {
                 state.floor = state.floor.max(out.bucket);
+                let mut manifest = out.manifest.manifest;
+                manifest.lines = out.lines;
+                let retention = state.sink.retention.clone();
                 self.send(DiskOp::Close {
                     id: out.id,
                     final_path: out.final_path,
+                    manifest: Some(Box::new(manifest)),
+                    retention,
                 })
                 .await;
             }
@@ -508,4 +664,18 @@ impl Writer {
     async fn send(&mut self, op: DiskOp) {
         self.disk.submit(op).await;
     }
+}
+
+/// Free and total bytes of the filesystem holding `dir`.
+fn free_space(dir: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: an all-zero statvfs is a valid value of this plain C struct.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is a valid NUL-terminated string and `st` a writable statvfs.
+    if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    let unit = st.f_frsize as u64;
+    Some((st.f_bavail as u64 * unit, st.f_blocks as u64 * unit))
 }

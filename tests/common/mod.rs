@@ -161,12 +161,16 @@ pub fn stream(name: &str, url: &str) -> StreamConfig {
     s
 }
 
-/// A config for `streams` writing under `dir`, without status socket or status log.
+/// A config for `streams` writing under `dir`, without status socket, status log, compression
+/// or disk watermarks (tests that need them turn them on).
 pub fn config(dir: &Path, streams: Vec<StreamConfig>) -> Config {
     Config {
         output_dir: dir.to_owned(),
         status_socket: Some(PathBuf::new()),
         status_interval: None,
+        compress: wsrec::config::Compression::None,
+        disk_warn: None,
+        disk_stop: None,
         streams,
         ..Config::default()
     }
@@ -232,8 +236,37 @@ impl Running {
     }
 }
 
-/// Every file under `dir` (recursively), sorted by path.
+/// Every recording file under `dir` (recursively, manifests left out), sorted by path.
 pub fn files(dir: &Path) -> Vec<PathBuf> {
+    all_files(dir)
+        .into_iter()
+        .filter(|p| !p.to_string_lossy().ends_with(".manifest.json"))
+        .collect()
+}
+
+/// The text of a recording file, decompressed if it is `.zst` or `.gz`.
+pub fn read_text(path: &Path) -> String {
+    use std::io::Read;
+    let f = std::fs::File::open(path).unwrap();
+    let mut out = String::new();
+    let name = path.to_string_lossy();
+    if name.ends_with(".zst") {
+        zstd::stream::read::Decoder::new(f)
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+    } else if name.ends_with(".gz") {
+        flate2::read::MultiGzDecoder::new(f)
+            .read_to_string(&mut out)
+            .unwrap();
+    } else {
+        std::io::BufReader::new(f).read_to_string(&mut out).unwrap();
+    }
+    out
+}
+
+/// Every file under `dir` (recursively), sorted by path.
+pub fn all_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_owned()];
     while let Some(d) = stack.pop() {
@@ -255,10 +288,14 @@ pub fn files(dir: &Path) -> Vec<PathBuf> {
 pub fn records(dir: &Path) -> Vec<Value> {
     let mut out = Vec::new();
     for f in files(dir) {
-        if !f.to_string_lossy().ends_with(".jsonl") {
+        let name = f.to_string_lossy();
+        if !(name.ends_with(".jsonl")
+            || name.ends_with(".jsonl.zst")
+            || name.ends_with(".jsonl.gz"))
+        {
             continue;
         }
-        for (i, line) in std::fs::read_to_string(&f).unwrap().lines().enumerate() {
+        for (i, line) in read_text(&f).lines().enumerate() {
             let v: Value = serde_json::from_str(line)
                 .unwrap_or_else(|e| panic!("{}:{}: not JSON ({e}): {line}", f.display(), i + 1));
             out.push(v);

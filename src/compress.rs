@@ -1,0 +1,411 @@
+//! Background compression of closed files, on one thread of its own, far from the network and
+//! writing paths.
+//!
+//! A closed `X.jsonl` becomes `X.jsonl.zst` (or `.gz`): written under `X.jsonl.zst.tmp`,
+//! synced, checked (it must decompress to the same lines and bytes), renamed, and only then is
+//! the original removed. A crash at any point leaves either the original or a verified compressed
+//! file (or both, which the startup sweep resolves); never a half-written file under a final name.
+//!
+//! At startup [`sweep`] removes leftover temporaries and queues closed files that were never
+//! compressed. One thread means the compressor never takes more than one core; when it falls
+//! behind, the backlog shows in status and recording goes on.
+
+use std::fs::File;
+use std::hash::Hasher;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::Relaxed;
+
+use crate::config::{Compression, OPEN_SUFFIX};
+use crate::stats::Stats;
+
+/// Chunk size for reading and checking.
+const CHUNK: usize = 256 * 1024;
+
+/// Handle to the compressor thread.
+#[derive(Debug)]
+pub struct Compressor {
+    tx: Option<std::sync::mpsc::Sender<PathBuf>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// A cloneable way to queue closed files.
+#[derive(Debug, Clone)]
+pub struct CompressQueue {
+    tx: std::sync::mpsc::Sender<PathBuf>,
+    backlog: Arc<Stats>,
+}
+
+impl CompressQueue {
+    /// Queues a closed file.
+    pub fn push(&self, path: PathBuf) {
+        self.backlog.compress_backlog.fetch_add(1, Relaxed);
+        if self.tx.send(path).is_err() {
+            self.backlog.compress_backlog.fetch_sub(1, Relaxed);
+        }
+    }
+}
+
+/// The compressed file's extension for a codec.
+pub fn extension(codec: Compression) -> Option<&'static str> {
+    match codec {
+        Compression::Zstd => Some(".zst"),
+        Compression::Gzip => Some(".gz"),
+        Compression::None => None,
+    }
+}
+
+impl Compressor {
+    /// Starts the thread; `None` when compression is off.
+    ///
+    /// # Errors
+    /// The OS refused to start a thread.
+    pub fn spawn(
+        codec: Compression,
+        level: Option<i32>,
+        stats: Arc<Stats>,
+    ) -> std::io::Result<Option<(Compressor, CompressQueue)>> {
+        if codec == Compression::None {
+            return Ok(None);
+        }
+        let (tx, rx) = std::sync::mpsc::channel::<PathBuf>();
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread_stop = stop.clone();
+        let thread_stats = stats.clone();
+        let thread = std::thread::Builder::new()
+            .name("wsrec-compress".to_owned())
+            .spawn(move || {
+                while let Ok(path) = rx.recv() {
+                    if thread_stop.load(Relaxed) {
+                        break;
+                    }
+                    match compress_file(&path, codec, level, &thread_stop) {
+                        Ok(Some(out)) => {
+                            thread_stats.files_compressed.fetch_add(1, Relaxed);
+                            tracing::debug!(path = %out.display(), "File compressed.");
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            thread_stats.compress_errors.fetch_add(1, Relaxed);
+                            tracing::error!(path = %path.display(), error = %e, "Compression failed; the uncompressed file is kept.");
+                        }
+                    }
+                    thread_stats.compress_backlog.fetch_sub(1, Relaxed);
+                }
+            })?;
+        let queue = CompressQueue {
+            tx: tx.clone(),
+            backlog: stats,
+        };
+        Ok(Some((
+            Compressor {
+                tx: Some(tx),
+                stop,
+                thread: Some(thread),
+            },
+            queue,
+        )))
+    }
+
+    /// Finishes the queued files within `deadline`; what is left then is abandoned (its
+    /// temporary removed) for the next start's sweep.
+    pub async fn finish(mut self, deadline: std::time::Duration) {
+        drop(self.tx.take());
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        let stop = self.stop.clone();
+        let joined = tokio::task::spawn_blocking(move || thread.join());
+        tokio::pin!(joined);
+        if tokio::time::timeout(deadline, &mut joined).await.is_err() {
+            tracing::warn!(
+                "Compression did not finish before the shutdown deadline; the rest is compressed at the next start."
+            );
+            stop.store(true, Relaxed);
+            let _ = joined.await;
+        }
+    }
+}
+
+/// Removes leftover temporaries under `dir` and queues closed, uncompressed files.
+pub fn sweep(dir: &Path, codec: Compression, queue: &CompressQueue) {
+    let Some(ext) = extension(codec) else { return };
+    let mut files = Vec::new();
+    walk(dir, &mut files);
+    files.sort();
+    for path in files {
+        let name = path.to_string_lossy();
+        if name.ends_with(".zst.tmp") || name.ends_with(".gz.tmp") {
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::warn!(path = %path.display(), error = %e, "Cannot remove a leftover temporary file.");
+            }
+            continue;
+        }
+        if name.ends_with(".jsonl") {
+            let mut done = path.clone().into_os_string();
+            done.push(ext);
+            if Path::new(&done).exists() {
+                // Compressed and verified, but the original outlived a crash: finish the job.
+                let _ = std::fs::remove_file(&path);
+            } else {
+                queue.push(path);
+            }
+        }
+    }
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => walk(&path, out),
+            Ok(t) if t.is_file() && !path.to_string_lossy().ends_with(OPEN_SUFFIX) => {
+                out.push(path);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Lines, bytes and a content hash of a stream of bytes.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Digest {
+    lines: u64,
+    bytes: u64,
+    hash: u64,
+}
+
+#[derive(Default)]
+struct DigestBuilder {
+    lines: u64,
+    bytes: u64,
+    hasher: std::hash::DefaultHasher,
+}
+
+impl DigestBuilder {
+    fn update(&mut self, chunk: &[u8]) {
+        self.lines += memchr::memchr_iter(b'\n', chunk).count() as u64;
+        self.bytes += chunk.len() as u64;
+        self.hasher.write(chunk);
+    }
+
+    fn finish(self) -> Digest {
+        Digest {
+            lines: self.lines,
+            bytes: self.bytes,
+            hash: self.hasher.finish(),
+        }
+    }
+}
+
+fn digest(mut reader: impl Read) -> std::io::Result<Digest> {
+    let mut d = DigestBuilder::default();
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            return Ok(d.finish());
+        }
+        d.update(&buf[..n]);
+    }
+}
+
+/// Compresses one file; `Ok(None)` if it was abandoned because of `stop` or is gone.
+fn compress_file(
+    path: &Path,
+    codec: Compression,
+    level: Option<i32>,
+    stop: &AtomicBool,
+) -> std::io::Result<Option<PathBuf>> {
+    let Some(ext) = extension(codec) else {
+        return Ok(None);
+    };
+    let input = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut out = path.as_os_str().to_owned();
+    out.push(ext);
+    let out = PathBuf::from(out);
+    let mut tmp = out.clone().into_os_string();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+
+    let written = write_compressed(input, &tmp, codec, level, stop);
+    let original = match written {
+        Ok(Some(d)) => d,
+        Ok(None) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Ok(None);
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    // Check: the compressed file must give back exactly what was read.
+    let check = {
+        let f = File::open(&tmp)?;
+        match codec {
+            Compression::Zstd => digest(zstd::stream::read::Decoder::new(f)?)?,
+            Compression::Gzip => digest(flate2::read::MultiGzDecoder::new(BufReader::new(f)))?,
+            Compression::None => return Ok(None),
+        }
+    };
+    if check != original {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(std::io::Error::other(format!(
+            "the compressed copy does not match ({} lines/{} bytes read, {} lines/{} bytes after decompression)",
+            original.lines, original.bytes, check.lines, check.bytes
+        )));
+    }
+    std::fs::rename(&tmp, &out)?;
+    sync_parent(&out)?;
+    std::fs::remove_file(path)?;
+    sync_parent(path)?;
+    Ok(Some(out))
+}
+
+fn write_compressed(
+    input: File,
+    tmp: &Path,
+    codec: Compression,
+    level: Option<i32>,
+    stop: &AtomicBool,
+) -> std::io::Result<Option<Digest>> {
+    let file = File::create(tmp)?;
+    let mut reader = BufReader::with_capacity(CHUNK, input);
+    let mut d = DigestBuilder::default();
+    macro_rules! pump {
+        ($enc:expr) => {{
+            let mut enc = $enc;
+            loop {
+                if stop.load(Relaxed) {
+                    return Ok(None);
+                }
+                let chunk = reader.fill_buf()?;
+                if chunk.is_empty() {
+                    break;
+                }
+                enc.write_all(chunk)?;
+                d.update(chunk);
+                let n = chunk.len();
+                reader.consume(n);
+            }
+            enc
+        }};
+    }
+    let file = match codec {
+        Compression::Zstd => {
+            let enc = zstd::stream::write::Encoder::new(file, level.unwrap_or(3))?;
+            pump!(enc).finish()?
+        }
+        Compression::Gzip => {
+            let level = flate2::Compression::new(level.unwrap_or(6).clamp(0, 9) as u32);
+            let enc = flate2::write::GzEncoder::new(file, level);
+            pump!(enc).finish()?
+        }
+        Compression::None => return Ok(None),
+    };
+    file.sync_all()?;
+    Ok(Some(d.finish()))
+}
+
+fn sync_parent(path: &Path) -> std::io::Result<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => File::open(dir)?.sync_all(),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats() -> Arc<Stats> {
+        Arc::new(Stats::new(vec![], 1))
+    }
+
+    fn corpus_sample() -> Vec<u8> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/corpus");
+        let mut all = Vec::new();
+        for name in ["bybit-linear_orderbook.jsonl", "okx_books.jsonl"] {
+            all.extend(std::fs::read(dir.join(name)).unwrap());
+        }
+        all
+    }
+
+    #[test]
+    fn zstd_and_gzip_round_trip_and_replace_the_original() {
+        let data = corpus_sample();
+        for (codec, ext) in [(Compression::Zstd, ".zst"), (Compression::Gzip, ".gz")] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("a.jsonl");
+            std::fs::write(&path, &data).unwrap();
+            let out = compress_file(&path, codec, None, &AtomicBool::new(false))
+                .unwrap()
+                .unwrap();
+            assert_eq!(out, dir.path().join(format!("a.jsonl{ext}")));
+            assert!(!path.exists(), "the original is removed after the check");
+            let mut back = Vec::new();
+            let f = File::open(&out).unwrap();
+            match codec {
+                Compression::Zstd => zstd::stream::read::Decoder::new(f)
+                    .unwrap()
+                    .read_to_end(&mut back),
+                _ => flate2::read::MultiGzDecoder::new(f).read_to_end(&mut back),
+            }
+            .unwrap();
+            assert_eq!(back, data);
+            assert!(std::fs::metadata(&out).unwrap().len() < data.len() as u64 / 3);
+        }
+    }
+
+    #[test]
+    fn a_stop_abandons_the_file_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.jsonl");
+        std::fs::write(&path, corpus_sample()).unwrap();
+        let got = compress_file(&path, Compression::Zstd, None, &AtomicBool::new(true)).unwrap();
+        assert_eq!(got, None);
+        assert!(path.exists());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[tokio::test]
+    async fn sweep_cleans_temporaries_and_queues_leftovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("s")).unwrap();
+        std::fs::write(d.join("s/old.jsonl"), "{}\n").unwrap();
+        std::fs::write(d.join("s/half.jsonl.zst.tmp"), "junk").unwrap();
+        std::fs::write(d.join("s/open.jsonl.open"), "{}\n").unwrap();
+        std::fs::write(d.join("s/done.jsonl"), "{}\n").unwrap();
+        std::fs::write(d.join("s/done.jsonl.zst"), "verified earlier").unwrap();
+        let stats = stats();
+        let (compressor, queue) = Compressor::spawn(Compression::Zstd, None, stats.clone())
+            .unwrap()
+            .unwrap();
+        sweep(d, Compression::Zstd, &queue);
+        drop(queue);
+        compressor.finish(std::time::Duration::from_secs(30)).await;
+        let mut names: Vec<String> = std::fs::read_dir(d.join("s"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["done.jsonl.zst", "old.jsonl.zst", "open.jsonl.open"]
+        );
+        assert_eq!(stats.files_compressed.load(Relaxed), 1);
+        assert_eq!(stats.compress_backlog.load(Relaxed), 0);
+    }
+}

@@ -1,0 +1,180 @@
+//! The per-file manifest: a small JSON sidecar written when a file is closed, so a file can be
+//! trusted without re-reading it (and checked cheaply by `wsrec verify`).
+//!
+//! `X.jsonl` gets `X.jsonl.manifest.json` with its line and byte counts, a SHA-256 of its
+//! content, the first and last `seq` and receive time of every connection in it, and how many
+//! sequence gaps and disconnects it holds. The figures describe the uncompressed content, so they
+//! stay valid after `X.jsonl` becomes `X.jsonl.zst`.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// One connection's messages within a file.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnSpan {
+    /// Connection number.
+    pub conn: u64,
+    /// Messages of this connection in the file.
+    pub messages: u64,
+    /// First stream `seq`.
+    pub first_seq: u64,
+    /// Last stream `seq`.
+    pub last_seq: u64,
+    /// First receive time (ns).
+    pub first_ts: u64,
+    /// Last receive time (ns).
+    pub last_ts: u64,
+}
+
+/// The manifest of one closed file.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// File name (without directory), uncompressed form.
+    pub file: String,
+    /// Stream name.
+    pub stream: String,
+    /// `envelope`, `raw` or `events` (a raw stream's sidecar).
+    pub format: String,
+    /// Lines in the file.
+    pub lines: u64,
+    /// Bytes in the file.
+    pub bytes: u64,
+    /// SHA-256 of the file's content, lower-case hex.
+    pub sha256: String,
+    /// Start of the rotation interval the file covers (ns since the epoch).
+    pub interval_start_ns: u64,
+    /// Per connection: first/last seq and receive time.
+    pub connections: Vec<ConnSpan>,
+    /// Places where `seq` jumps forward (messages dropped before the writer).
+    pub seq_gaps: u64,
+    /// Event lines in the file (envelope) or that belong to it (raw data files: none here).
+    pub events: u64,
+    /// `disconnected` events in the file.
+    pub disconnects: u64,
+}
+
+/// The manifest path of a data file.
+pub fn path_for(data: &Path) -> PathBuf {
+    let mut p = data.as_os_str().to_owned();
+    p.push(".manifest.json");
+    PathBuf::from(p)
+}
+
+/// Builds a [`Manifest`] line by line in the writer.
+#[derive(Debug, Default)]
+pub struct ManifestBuilder {
+    /// The manifest being filled (counts and hash are filled in at close).
+    pub manifest: Manifest,
+    /// Index of the span updated last (messages come in runs of one connection).
+    last: usize,
+    /// The last `seq` written, over all connections.
+    last_seq: Option<u64>,
+}
+
+impl ManifestBuilder {
+    /// A builder for a file of `stream` in `format` covering the interval at `interval_start_ns`.
+    pub fn new(file: &Path, stream: &str, format: &str, interval_start_ns: u64) -> Self {
+        Self {
+            manifest: Manifest {
+                file: file
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                stream: stream.to_owned(),
+                format: format.to_owned(),
+                interval_start_ns,
+                ..Manifest::default()
+            },
+            last: 0,
+            last_seq: None,
+        }
+    }
+
+    /// Records a message line.
+    #[inline]
+    pub fn message(&mut self, conn: u64, seq: u64, ts: u64) {
+        // `seq` is shared by a stream's connections: a jump forward means messages were dropped;
+        // going back only happens while two connections overlap.
+        if let Some(last) = self.last_seq
+            && seq > last + 1
+        {
+            self.manifest.seq_gaps += 1;
+        }
+        self.last_seq = Some(self.last_seq.map_or(seq, |l| l.max(seq)));
+        let spans = &mut self.manifest.connections;
+        let i = if spans.get(self.last).is_some_and(|s| s.conn == conn) {
+            self.last
+        } else if let Some(i) = spans.iter().position(|s| s.conn == conn) {
+            i
+        } else {
+            spans.push(ConnSpan {
+                conn,
+                messages: 0,
+                first_seq: seq,
+                last_seq: seq,
+                first_ts: ts,
+                last_ts: ts,
+            });
+            spans.len() - 1
+        };
+        self.last = i;
+        let span = &mut spans[i];
+        span.last_seq = seq;
+        span.last_ts = ts;
+        span.messages += 1;
+    }
+
+    /// Records an event line (`body` starts with `"event":"<name>"`).
+    pub fn event(&mut self, body: &[u8]) {
+        self.manifest.events += 1;
+        if body.starts_with(b"\"event\":\"disconnected\"") {
+            self.manifest.disconnects += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_gaps_and_events() {
+        let mut b = ManifestBuilder::new(Path::new("d/x.jsonl"), "s", "envelope", 7);
+        b.event(br#""event":"connected","url":"x""#);
+        for (conn, seq) in [(1, 0), (1, 1), (1, 3), (2, 4), (1, 5), (2, 5)] {
+            b.message(conn, seq, seq * 10);
+        }
+        b.event(br#""event":"disconnected","reason":"x""#);
+        let m = b.manifest;
+        assert_eq!(m.file, "x.jsonl");
+        assert_eq!(m.events, 2);
+        assert_eq!(m.disconnects, 1);
+        assert_eq!(m.seq_gaps, 1, "only 1 -> 3 skips numbers");
+        assert_eq!(
+            m.connections,
+            [
+                ConnSpan {
+                    conn: 1,
+                    messages: 4,
+                    first_seq: 0,
+                    last_seq: 5,
+                    first_ts: 0,
+                    last_ts: 50
+                },
+                ConnSpan {
+                    conn: 2,
+                    messages: 2,
+                    first_seq: 4,
+                    last_seq: 5,
+                    first_ts: 40,
+                    last_ts: 50
+                },
+            ]
+        );
+        assert_eq!(
+            path_for(Path::new("d/x.jsonl")),
+            PathBuf::from("d/x.jsonl.manifest.json")
+        );
+    }
+}
