@@ -7,14 +7,45 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v cc >/dev/null 2>&1 || need_apt+=(gcc libc6-dev)
+# A real HTTP CONNECT proxy for tests/interop.rs.
+command -v tinyproxy >/dev/null 2>&1 || need_apt+=(tinyproxy)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "== installing ${need_apt[*]}"
-    if [ "$(id -u)" = 0 ]; then
-        apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
-    else
-        sudo apt-get update -qq && sudo apt-get install -y -qq "${need_apt[@]}"
-    fi
+    sudo=()
+    [ "$(id -u)" = 0 ] || sudo=(sudo)
+    "${sudo[@]}" apt-get update -qq
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
 fi
+
+# The third-party WebSocket servers of tests/interop.rs, pinned, under target/ (see
+# tests/peers/mod.rs). Each step is skipped when the pinned version is already there.
+interop="$(realpath -m "${CARGO_TARGET_DIR:-target}")/interop"
+websockets_version=17.4
+ws_version=8.23.0
+for tool in python3 node npm; do
+    command -v "$tool" >/dev/null 2>&1 || { echo "error: $tool is needed for the interop tests" >&2; exit 1; }
+done
+if ! PYTHONPATH="$interop/python" python3 -c \
+    "import sys, websockets; sys.exit(websockets.__version__ != '$websockets_version')" 2>/dev/null; then
+    echo "== installing Python websockets $websockets_version into $interop/python"
+    rm -rf "$interop/python"
+    pip_install=(python3 -m pip install --quiet --disable-pip-version-check --no-input
+        --target "$interop/python" "websockets==$websockets_version")
+    # A Debian-managed python3 refuses plain installs (PEP 668); --target never touches it.
+    "${pip_install[@]}" 2>/dev/null || "${pip_install[@]}" --break-system-packages
+fi
+if ! node -e "process.exit(require('$interop/node/node_modules/ws/package.json').version === '$ws_version' ? 0 : 1)" 2>/dev/null; then
+    echo "== installing Node ws $ws_version into $interop/node"
+    mkdir -p "$interop/node"
+    npm install --silent --no-save --no-audit --no-fund --prefix "$interop/node" "ws@$ws_version"
+fi
+# The interop tests fail, rather than skip, when run from here without these.
+export WSREC_INTEROP_REQUIRED=1
+export WSREC_INTEROP_PYTHON=python3
+export WSREC_INTEROP_PYTHONPATH="$interop/python"
+export WSREC_INTEROP_NODE_MODULES="$interop/node/node_modules"
+WSREC_TINYPROXY="$(command -v tinyproxy)"
+export WSREC_TINYPROXY
 # rustfmt and clippy ship with rustup's default profile; add them if this toolchain lacks them.
 cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
 cargo clippy --version >/dev/null 2>&1 || rustup component add clippy

@@ -33,6 +33,16 @@ pub enum Command {
     Record(Box<RecordArgs>),
     /// Show a running recorder's counters, read from its status socket.
     Status(StatusArgs),
+    /// Print the records (or only the messages) of recording files and directories.
+    Cat(CatArgs),
+    /// Check a recording: bad lines, torn files, seq gaps, disconnects, exchange sequences.
+    Verify(VerifyArgs),
+    /// Per stream and hour: messages, bytes, rate, largest message, gaps.
+    Stats(StatsArgs),
+    /// Serve a recording as a WebSocket feed, at the original pace or faster.
+    Replay(ReplayArgs),
+    /// Record real exchange frames from an embedded feed (offline) and show the result.
+    Demo(DemoArgs),
 }
 
 /// Line format on the command line.
@@ -53,6 +63,17 @@ pub enum WhenFullArg {
     DropNewest,
 }
 
+/// Compression of closed files on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompressArg {
+    /// zstd (`.jsonl.zst`).
+    Zstd,
+    /// gzip (`.jsonl.gz`).
+    Gzip,
+    /// Keep plain `.jsonl`.
+    None,
+}
+
 /// A duration that may be `off`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OptDuration(pub Option<Duration>);
@@ -64,6 +85,11 @@ fn parse_opt_duration(s: &str) -> Result<OptDuration, String> {
 fn parse_duration(s: &str) -> Result<Duration, String> {
     crate::config::parse_opt_duration(s)?
         .ok_or_else(|| format!("`{s}` cannot be off here; give a duration such as \"10s\""))
+}
+
+/// A path that may be empty (meaning "none").
+fn parse_path(s: &str) -> Result<PathBuf, String> {
+    Ok(PathBuf::from(s))
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -137,7 +163,7 @@ pub struct RecordArgs {
     #[arg(long)]
     pub insecure: bool,
     /// Status socket path, or `""` for none.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_parser = parse_path)]
     pub status_socket: Option<PathBuf>,
     /// Status log period, or `off` [default: 60s].
     #[arg(long, value_parser = parse_opt_duration)]
@@ -151,6 +177,9 @@ pub struct RecordArgs {
     /// Longest time data sits in memory before it is written [default: 1s].
     #[arg(long, value_parser = parse_duration)]
     pub flush_interval: Option<Duration>,
+    /// Compression of closed files [default: zstd].
+    #[arg(long, value_enum)]
+    pub compress: Option<CompressArg>,
     /// Log file (appended to).
     #[arg(long, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
@@ -168,6 +197,120 @@ pub struct StatusArgs {
     /// Print the raw JSON snapshot.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `wsrec cat` options.
+#[derive(Debug, Default, Args)]
+pub struct CatArgs {
+    /// Recording files (.jsonl, .jsonl.zst, .jsonl.gz, also .open) or directories of them.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Print only the messages, byte-for-byte as received (binary decoded), no events.
+    #[arg(long)]
+    pub msg: bool,
+    /// Only this stream (repeatable).
+    #[arg(short = 's', long = "stream", value_name = "NAME")]
+    pub streams: Vec<String>,
+    /// Only records received at or after TIME (RFC 3339, a UTC date, or ns since the epoch).
+    #[arg(long, value_name = "TIME", value_parser = crate::tools::parse_time)]
+    pub from: Option<u64>,
+    /// Only records received before TIME (exclusive).
+    #[arg(long, value_name = "TIME", value_parser = crate::tools::parse_time)]
+    pub to: Option<u64>,
+    /// Merge all streams in receive-time order (default: file by file).
+    #[arg(long)]
+    pub merge: bool,
+}
+
+/// `wsrec verify` options.
+#[derive(Debug, Default, Args)]
+pub struct VerifyArgs {
+    /// Recording files or directories.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Skip the exchanges' own sequence checks (Binance, Bybit, Coinbase, OKX, Deribit).
+    #[arg(long)]
+    pub no_venue: bool,
+}
+
+/// `wsrec stats` options.
+#[derive(Debug, Default, Args)]
+pub struct StatsArgs {
+    /// Recording files or directories.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Only this stream (repeatable).
+    #[arg(short = 's', long = "stream", value_name = "NAME")]
+    pub streams: Vec<String>,
+    /// Print JSON.
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// Print CSV.
+    #[arg(long)]
+    pub csv: bool,
+}
+
+/// `wsrec replay` options.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Recording files or directories.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Address to serve on; clients connect to ws://ADDR/ (all streams) or ws://ADDR/<stream>.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9000")]
+    pub listen: std::net::SocketAddr,
+    /// Pace: a factor (1 = as recorded, 10 = ten times faster) or `max`.
+    #[arg(long, value_name = "N|max", default_value = "1", value_parser = crate::tools::replay::parse_speed)]
+    pub speed: crate::tools::replay::Speed,
+    /// Start over at the end instead of closing the connection.
+    #[arg(long = "loop")]
+    pub looping: bool,
+    /// Only this stream (repeatable).
+    #[arg(short = 's', long = "stream", value_name = "NAME")]
+    pub streams: Vec<String>,
+    /// Only records received at or after TIME (RFC 3339, a UTC date, or ns since the epoch).
+    #[arg(long, value_name = "TIME", value_parser = crate::tools::parse_time)]
+    pub from: Option<u64>,
+    /// Only records received before TIME (exclusive).
+    #[arg(long, value_name = "TIME", value_parser = crate::tools::parse_time)]
+    pub to: Option<u64>,
+}
+
+impl Default for ReplayArgs {
+    fn default() -> Self {
+        Self {
+            paths: Vec::new(),
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 9000)),
+            speed: crate::tools::replay::Speed::Factor(1.0),
+            looping: false,
+            streams: Vec::new(),
+            from: None,
+            to: None,
+        }
+    }
+}
+
+/// `wsrec demo` options.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// How long to record.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Where to record.
+    #[arg(short = 'o', long = "output-dir", value_name = "DIR", default_value = crate::tools::demo::DEFAULT_DIR)]
+    pub output_dir: PathBuf,
+}
+
+impl Default for DemoArgs {
+    fn default() -> Self {
+        Self {
+            duration: crate::tools::demo::DEFAULT_DURATION,
+            output_dir: PathBuf::from(crate::tools::demo::DEFAULT_DIR),
+        }
+    }
 }
 
 /// Rewrites the Go streamer's single-dash long flags (`-config x`, `-config=x`, `-debug`,

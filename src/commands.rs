@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{Cli, Command, FormatArg, RecordArgs, StatusArgs, WhenFullArg};
+use crate::cli::{Cli, Command, CompressArg, FormatArg, RecordArgs, StatusArgs, WhenFullArg};
 use crate::config::{self, Config, Format, Secret, StreamConfig, WhenFull};
 use crate::error::ConfigError;
 use crate::recorder::{Recorder, RunError};
@@ -21,14 +21,22 @@ pub fn run(cli: Cli) -> ExitCode {
         _ if cli.status => status(&cli.config, &StatusArgs::default(), true),
         Some(Command::Status(ref args)) => status(&cli.config, args, false),
         Some(Command::Record(ref args)) => record(&cli, args),
+        Some(Command::Cat(ref args)) => crate::tools::cat::run(args),
+        Some(Command::Verify(ref args)) => crate::tools::verify::run(args),
+        Some(Command::Stats(ref args)) => crate::tools::stats::run(args),
+        Some(Command::Replay(ref args)) => crate::tools::replay::run(args),
+        Some(Command::Demo(ref args)) => crate::tools::demo::run(args),
         None => record(&cli, &RecordArgs::default()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`wsrec cat … | head`): nothing more to say to it.
+        Err(e) if crate::tools::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("wsrec: error: {e:#}");
             let usage = e.chain().any(|c| {
                 c.is::<ConfigError>()
+                    || c.is::<crate::tools::UsageError>()
                     || matches!(c.downcast_ref::<RunError>(), Some(RunError::Config(_)))
             });
             ExitCode::from(if usage { EXIT_USAGE } else { 1 })
@@ -179,6 +187,13 @@ pub fn build_config(
     }
     if let Some(f) = args.flush_interval {
         config.flush_interval = f;
+    }
+    if let Some(c) = args.compress {
+        config.compress = match c {
+            CompressArg::Zstd => config::Codec::Zstd,
+            CompressArg::Gzip => config::Codec::Gzip,
+            CompressArg::None => config::Codec::None,
+        };
     }
     if let Some(l) = &args.log_file {
         config.log_file = Some(l.clone());

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
 
-use crate::config::{Compression, OPEN_SUFFIX};
+use crate::config::{Codec, OPEN_SUFFIX};
 use crate::stats::Stats;
 
 /// Chunk size for reading and checking.
@@ -50,11 +50,11 @@ impl CompressQueue {
 }
 
 /// The compressed file's extension for a codec.
-pub fn extension(codec: Compression) -> Option<&'static str> {
+pub fn extension(codec: Codec) -> Option<&'static str> {
     match codec {
-        Compression::Zstd => Some(".zst"),
-        Compression::Gzip => Some(".gz"),
-        Compression::None => None,
+        Codec::Zstd => Some(".zst"),
+        Codec::Gzip => Some(".gz"),
+        Codec::None => None,
     }
 }
 
@@ -64,11 +64,11 @@ impl Compressor {
     /// # Errors
     /// The OS refused to start a thread.
     pub fn spawn(
-        codec: Compression,
+        codec: Codec,
         level: Option<i32>,
         stats: Arc<Stats>,
     ) -> std::io::Result<Option<(Compressor, CompressQueue)>> {
-        if codec == Compression::None {
+        if codec == Codec::None {
             return Ok(None);
         }
         let (tx, rx) = std::sync::mpsc::channel::<PathBuf>();
@@ -130,9 +130,9 @@ impl Compressor {
     }
 }
 
-/// Removes leftover temporaries under `dir` and queues closed, uncompressed files.
-pub fn sweep(dir: &Path, codec: Compression, queue: &CompressQueue) {
-    let Some(ext) = extension(codec) else { return };
+/// Removes leftover temporaries under `dir` and, when compression is on, queues closed,
+/// uncompressed files.
+pub fn sweep(dir: &Path, codec: Codec, queue: Option<&CompressQueue>) {
     let mut files = Vec::new();
     walk(dir, &mut files);
     files.sort();
@@ -144,6 +144,9 @@ pub fn sweep(dir: &Path, codec: Compression, queue: &CompressQueue) {
             }
             continue;
         }
+        let (Some(ext), Some(queue)) = (extension(codec), queue) else {
+            continue;
+        };
         if name.ends_with(".jsonl") {
             let mut done = path.clone().into_os_string();
             done.push(ext);
@@ -219,7 +222,7 @@ fn digest(mut reader: impl Read) -> std::io::Result<Digest> {
 /// Compresses one file; `Ok(None)` if it was abandoned because of `stop` or is gone.
 fn compress_file(
     path: &Path,
-    codec: Compression,
+    codec: Codec,
     level: Option<i32>,
     stop: &AtomicBool,
 ) -> std::io::Result<Option<PathBuf>> {
@@ -254,9 +257,9 @@ fn compress_file(
     let check = {
         let f = File::open(&tmp)?;
         match codec {
-            Compression::Zstd => digest(zstd::stream::read::Decoder::new(f)?)?,
-            Compression::Gzip => digest(flate2::read::MultiGzDecoder::new(BufReader::new(f)))?,
-            Compression::None => return Ok(None),
+            Codec::Zstd => digest(zstd::stream::read::Decoder::new(f)?)?,
+            Codec::Gzip => digest(flate2::read::MultiGzDecoder::new(BufReader::new(f)))?,
+            Codec::None => return Ok(None),
         }
     };
     if check != original {
@@ -276,7 +279,7 @@ fn compress_file(
 fn write_compressed(
     input: File,
     tmp: &Path,
-    codec: Compression,
+    codec: Codec,
     level: Option<i32>,
     stop: &AtomicBool,
 ) -> std::io::Result<Option<Digest>> {
@@ -303,16 +306,16 @@ fn write_compressed(
         }};
     }
     let file = match codec {
-        Compression::Zstd => {
+        Codec::Zstd => {
             let enc = zstd::stream::write::Encoder::new(file, level.unwrap_or(3))?;
             pump!(enc).finish()?
         }
-        Compression::Gzip => {
+        Codec::Gzip => {
             let level = flate2::Compression::new(level.unwrap_or(6).clamp(0, 9) as u32);
             let enc = flate2::write::GzEncoder::new(file, level);
             pump!(enc).finish()?
         }
-        Compression::None => return Ok(None),
+        Codec::None => return Ok(None),
     };
     file.sync_all()?;
     Ok(Some(d.finish()))
@@ -345,7 +348,7 @@ mod tests {
     #[test]
     fn zstd_and_gzip_round_trip_and_replace_the_original() {
         let data = corpus_sample();
-        for (codec, ext) in [(Compression::Zstd, ".zst"), (Compression::Gzip, ".gz")] {
+        for (codec, ext) in [(Codec::Zstd, ".zst"), (Codec::Gzip, ".gz")] {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("a.jsonl");
             std::fs::write(&path, &data).unwrap();
@@ -357,7 +360,7 @@ mod tests {
             let mut back = Vec::new();
             let f = File::open(&out).unwrap();
             match codec {
-                Compression::Zstd => zstd::stream::read::Decoder::new(f)
+                Codec::Zstd => zstd::stream::read::Decoder::new(f)
                     .unwrap()
                     .read_to_end(&mut back),
                 _ => flate2::read::MultiGzDecoder::new(f).read_to_end(&mut back),
@@ -373,7 +376,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.jsonl");
         std::fs::write(&path, corpus_sample()).unwrap();
-        let got = compress_file(&path, Compression::Zstd, None, &AtomicBool::new(true)).unwrap();
+        let got = compress_file(&path, Codec::Zstd, None, &AtomicBool::new(true)).unwrap();
         assert_eq!(got, None);
         assert!(path.exists());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
@@ -390,10 +393,10 @@ mod tests {
         std::fs::write(d.join("s/done.jsonl"), "{}\n").unwrap();
         std::fs::write(d.join("s/done.jsonl.zst"), "verified earlier").unwrap();
         let stats = stats();
-        let (compressor, queue) = Compressor::spawn(Compression::Zstd, None, stats.clone())
+        let (compressor, queue) = Compressor::spawn(Codec::Zstd, None, stats.clone())
             .unwrap()
             .unwrap();
-        sweep(d, Compression::Zstd, &queue);
+        sweep(d, Codec::Zstd, Some(&queue));
         drop(queue);
         compressor.finish(std::time::Duration::from_secs(30)).await;
         let mut names: Vec<String> = std::fs::read_dir(d.join("s"))

@@ -54,6 +54,9 @@ pub const DEFAULT_DISK_WARN: Watermark = Watermark::Percent(5.0);
 pub const DEFAULT_DISK_STOP: Watermark = Watermark::Percent(1.0);
 /// A connection that lasted this long resets the backoff.
 pub const DEFAULT_HEALTHY_AFTER: Duration = Duration::from_secs(30);
+/// Longest `Retry-After` honoured by default: long enough for exchange rate-limit bans measured
+/// in minutes, short enough that a bogus value cannot stop a stream for days.
+pub const DEFAULT_RETRY_AFTER_MAX: Duration = Duration::from_secs(3600);
 
 /// The whole recorder configuration (the TOML file's shape).
 #[derive(Clone, Debug, Deserialize)]
@@ -88,7 +91,7 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Compression of closed files, in the background.
     #[serde(default)]
-    pub compress: Compression,
+    pub compress: Codec,
     /// Compression level (zstd 1-22, default 3; gzip 0-9, default 6).
     #[serde(default)]
     pub compress_level: Option<i32>,
@@ -114,10 +117,10 @@ pub enum WhenFull {
     DropNewest,
 }
 
-/// Compression of closed files.
+/// Compression codec of closed files.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Compression {
+pub enum Codec {
     /// zstd (`.jsonl.zst`), the default: fast and small.
     #[default]
     Zstd,
@@ -239,6 +242,65 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// A stream's permessage-deflate setting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    /// Not offered: the server sends uncompressed frames.
+    #[default]
+    None,
+    /// Offered (RFC 7692); used if the server agrees.
+    Deflate,
+}
+
+/// Where a stream's HTTP CONNECT proxy comes from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum ProxySetting {
+    /// From `https_proxy`/`http_proxy`/`all_proxy` and `no_proxy`, read at start.
+    Env,
+    /// This proxy URL, `http://[user:password@]host:port`.
+    Url(String),
+}
+
+impl fmt::Debug for ProxySetting {
+    /// The password of a proxy URL never shows.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProxySetting::Env => f.write_str("env"),
+            ProxySetting::Url(url) => fmt::Debug::fmt(&mask_proxy_url(url), f),
+        }
+    }
+}
+
+/// A proxy URL for logs and errors: user and password masked, even when the URL does not parse
+/// or lacks its `http://`.
+pub fn mask_proxy_url(url: &str) -> String {
+    let full = if url.contains("://") {
+        url.to_owned()
+    } else {
+        format!("http://{url}")
+    };
+    match url::Url::parse(&full) {
+        Ok(_) => mask_url(&full),
+        // Unparseable: keep only what follows the user info, which is where a password would be.
+        Err(_) => match full.rsplit_once('@') {
+            Some((_, host)) => format!("***@{host}"),
+            None => full,
+        },
+    }
+}
+
+impl<'de> Deserialize<'de> for ProxySetting {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Ok(if text.trim() == "env" {
+            ProxySetting::Env
+        } else {
+            ProxySetting::Url(text)
+        })
+    }
+}
+
 /// One `[[stream]]`: a feed to connect to and record.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -323,6 +385,29 @@ pub struct StreamConfig {
     /// Skip TLS certificate verification (logged loudly at every connect).
     #[serde(default)]
     pub insecure: bool,
+    /// permessage-deflate (RFC 7692): `"none"` (default) or `"deflate"`, offered to the server
+    /// and used if it agrees; the recording holds the decompressed messages either way.
+    #[serde(default)]
+    pub compression: Compression,
+    /// With `compression = "deflate"`: ask the server to compress with a window of at most
+    /// 2^bits bytes (9 to 15), which bounds the memory the inflater needs. Default: not asked,
+    /// the server picks (usually 15, or 12 for Python `websockets`).
+    #[serde(default)]
+    pub deflate_server_max_window_bits: Option<u8>,
+    /// With `compression = "deflate"`: ask the server to start every message with a fresh
+    /// compression context (`server_no_context_takeover`): worse ratio, no state kept between
+    /// messages. Default `false`.
+    #[serde(default)]
+    pub deflate_server_no_context_takeover: bool,
+    /// HTTP CONNECT proxy: `"http://[user:password@]host:port"`, or `"env"` to take it from
+    /// `https_proxy`/`HTTPS_PROXY` (`wss://`), `http_proxy` (`ws://`), `all_proxy`/`ALL_PROXY`
+    /// and `no_proxy`/`NO_PROXY`. Default: none, the environment is ignored.
+    #[serde(default)]
+    pub proxy: Option<ProxySetting>,
+    /// Longest `Retry-After` (sent with HTTP 429/503 refusals) that is honoured; a longer one is
+    /// cut to this. Default `"1h"`.
+    #[serde(default = "default_retry_after_max", deserialize_with = "duration")]
+    pub retry_after_max: Duration,
 }
 
 impl StreamConfig {
@@ -356,6 +441,11 @@ impl StreamConfig {
             healthy_after: DEFAULT_HEALTHY_AFTER,
             ca_file: None,
             insecure: false,
+            compression: Compression::None,
+            deflate_server_max_window_bits: None,
+            deflate_server_no_context_takeover: false,
+            proxy: None,
+            retry_after_max: DEFAULT_RETRY_AFTER_MAX,
         }
     }
 
@@ -383,7 +473,7 @@ impl Default for Config {
             when_full: WhenFull::Block,
             flush_interval: DEFAULT_FLUSH_INTERVAL,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
-            compress: Compression::default(),
+            compress: Codec::default(),
             compress_level: None,
             disk_warn: default_disk_warn(),
             disk_stop: default_disk_stop(),
@@ -465,13 +555,13 @@ impl Config {
             return Err(invalid("queue_capacity", "must be at least 1"));
         }
         match (self.compress, self.compress_level) {
-            (Compression::Zstd, Some(l)) if !(1..=22).contains(&l) => {
+            (Codec::Zstd, Some(l)) if !(1..=22).contains(&l) => {
                 return Err(invalid(
                     "compress_level",
                     "zstd levels are 1 to 22 (3 is the default)",
                 ));
             }
-            (Compression::Gzip, Some(l)) if !(0..=9).contains(&l) => {
+            (Codec::Gzip, Some(l)) if !(0..=9).contains(&l) => {
                 return Err(invalid(
                     "compress_level",
                     "gzip levels are 0 to 9 (6 is the default)",
@@ -566,6 +656,38 @@ impl StreamConfig {
             return Err(invalid(
                 &format!("{ctx}: ca_file"),
                 &format!("{} is not a readable file", ca.display()),
+            ));
+        }
+        self.validate_network(&ctx)
+    }
+
+    /// Checks the compression, proxy and retry fields.
+    fn validate_network(&self, ctx: &str) -> Result<(), ConfigError> {
+        let deflate_tuned = self.deflate_server_max_window_bits.is_some()
+            || self.deflate_server_no_context_takeover;
+        if deflate_tuned && self.compression != Compression::Deflate {
+            return Err(invalid(
+                &format!("{ctx}: compression"),
+                "deflate_server_* settings are given but compression is \"none\"; set \
+                 compression = \"deflate\" or remove them",
+            ));
+        }
+        if let Some(bits) = self.deflate_server_max_window_bits
+            && !(9..=15).contains(&bits)
+        {
+            return Err(invalid(
+                &format!("{ctx}: deflate_server_max_window_bits"),
+                &format!("{bits} is out of range; give 9 to 15"),
+            ));
+        }
+        if let Some(ProxySetting::Url(url)) = &self.proxy {
+            crate::transport::HttpProxy::parse(url)
+                .map_err(|m| invalid(&format!("{ctx}: proxy"), &m))?;
+        }
+        if self.retry_after_max.is_zero() {
+            return Err(invalid(
+                &format!("{ctx}: retry_after_max"),
+                "must be greater than 0",
             ));
         }
         Ok(())
@@ -730,7 +852,7 @@ impl GoConfig {
             log_to_stdout: self.log_to_stdout.unwrap_or(true),
             queue_capacity: self.buffer_size.unwrap_or(GO_DEFAULT_BUFFER_SIZE).max(1),
             // The Go streamer leaves its hourly files as plain JSONL.
-            compress: Compression::None,
+            compress: Codec::None,
             streams: vec![stream],
             ..Config::default()
         }
@@ -808,6 +930,9 @@ fn default_disk_stop() -> Option<Watermark> {
 }
 fn default_healthy_after() -> Duration {
     DEFAULT_HEALTHY_AFTER
+}
+fn default_retry_after_max() -> Duration {
+    DEFAULT_RETRY_AFTER_MAX
 }
 
 /// Parses a duration such as `"500ms"`, `"20s"`, `"1h"` (humantime syntax) or `"off"`.
@@ -1060,6 +1185,65 @@ mod tests {
         assert_eq!(c.status_interval, Some(Duration::from_secs(30)));
         assert_eq!(c.log_file, None);
         assert_eq!(c.status_socket_path(), Some(PathBuf::from("/tmp/s.sock")));
+    }
+
+    #[test]
+    fn compression_proxy_and_retry_fields() {
+        let c = parse("[[stream]]\nname='a'\nurl='wss://h/'").unwrap();
+        let s = &c.streams[0];
+        assert_eq!(s.compression, Compression::None);
+        assert_eq!(s.deflate_server_max_window_bits, None);
+        assert!(!s.deflate_server_no_context_takeover);
+        assert_eq!(s.proxy, None);
+        assert_eq!(s.retry_after_max, DEFAULT_RETRY_AFTER_MAX);
+
+        let c = parse(
+            r#"
+            [[stream]]
+            name = "a"
+            url = "wss://h/"
+            compression = "deflate"
+            deflate_server_max_window_bits = 10
+            deflate_server_no_context_takeover = true
+            proxy = "http://user:pw@127.0.0.1:3128"
+            retry_after_max = "5m"
+            [[stream]]
+            name = "b"
+            url = "ws://h/"
+            proxy = "env"
+            "#,
+        )
+        .unwrap();
+        let s = &c.streams[0];
+        assert_eq!(s.compression, Compression::Deflate);
+        assert_eq!(s.deflate_server_max_window_bits, Some(10));
+        assert!(s.deflate_server_no_context_takeover);
+        assert_eq!(s.retry_after_max, Duration::from_secs(300));
+        assert_eq!(c.streams[1].proxy, Some(ProxySetting::Env));
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("pw@"), "proxy password shown: {dbg}");
+
+        let cases: &[(&str, &str)] = &[
+            ("compression='gzip'", "unknown variant `gzip`"),
+            (
+                "deflate_server_max_window_bits=10",
+                "compression is \"none\"",
+            ),
+            (
+                "compression='deflate'\ndeflate_server_max_window_bits=8",
+                "9 to 15",
+            ),
+            ("proxy='socks5://h:1080'", "not supported"),
+            ("proxy='http://h'", "no port"),
+            ("proxy='http://u:topsecret@h:1/x'", "nothing after the port"),
+            ("retry_after_max='off'", "cannot be off"),
+        ];
+        for (field, want) in cases {
+            let text = format!("[[stream]]\nname='a'\nurl='ws://h/'\n{field}");
+            let err = parse(&text).expect_err(field).to_string();
+            assert!(err.contains(want), "{field}: {err:?} lacks {want:?}");
+            assert!(!err.contains("topsecret"), "{err}");
+        }
     }
 
     #[test]

@@ -26,6 +26,9 @@ const BATCH_BYTES: usize = 256 * 1024;
 const FRAMES_PER_TIMESTAMP: usize = 16;
 /// How long a close frame may take to go out.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
+/// Most frames taken per wake-up, control frames included, so a server streaming pongs or
+/// other frames that add no message cannot keep the task from checking shutdown and timers.
+const FRAMES_PER_WAKE: usize = 8192;
 
 /// Per-stream settings and shared state every connection of the stream uses.
 #[derive(Debug)]
@@ -79,6 +82,9 @@ pub enum Notice {
         connected: bool,
         /// How long it was connected.
         uptime: Duration,
+        /// The wait the server asked for with `Retry-After` (already capped at
+        /// `retry_after_max`), when it refused the upgrade with one.
+        retry_after: Option<Duration>,
     },
 }
 
@@ -179,12 +185,13 @@ impl Connection {
     /// Runs the connection to its end and reports [`Notice::Ended`].
     pub async fn run(self) {
         let started = Instant::now();
-        let (connected, uptime) = self.run_inner().await;
+        let (connected, uptime, retry_after) = self.run_inner().await;
         let uptime = if connected { uptime } else { started.elapsed() };
         let _ = self.notify.send(Notice::Ended {
             conn: self.conn,
             connected,
             uptime,
+            retry_after,
         });
     }
 
@@ -192,14 +199,15 @@ impl Connection {
         Batch::new(self.rt.idx, self.conn)
     }
 
-    async fn run_inner(&self) -> (bool, Duration) {
+    /// Whether it connected, how long it was up, and the `Retry-After` of a refusal.
+    async fn run_inner(&self) -> (bool, Duration, Option<Duration>) {
         let rt = &*self.rt;
         if self.replaces.is_none() {
             rt.stats.set_state(ConnState::Connecting);
         }
         let dialled = tokio::select! {
             biased;
-            () = self.shutdown.cancelled() => return (false, Duration::ZERO),
+            () = self.shutdown.cancelled() => return (false, Duration::ZERO, None),
             r = transport::connect(&rt.spec) => r,
         };
         let mut ws = match dialled {
@@ -208,12 +216,19 @@ impl Connection {
                 rt.stats.connect_failures.fetch_add(1, Relaxed);
                 rt.stats.set_last_error(&e.to_string());
                 tracing::warn!(stream = %rt.name, conn = self.conn, url = %rt.masked_url, error = %e, "Connection attempt failed.");
+                let retry_after = e.retry_after().map(|d| d.min(rt.spec.retry_after_max));
                 let mut batch = self.new_batch();
                 batch.push_event(rt.clock.now_ns(), "connect_failed", |f| {
                     f.str("url", &rt.masked_url).str("error", &e.to_string());
+                    if let Some(code) = e.http_status() {
+                        f.num("http_status", u64::from(code));
+                    }
+                    if let Some(wait) = retry_after {
+                        f.num("retry_after_ms", wait.as_millis() as u64);
+                    }
                 });
                 self.queue.send(batch, &mut 0).await;
-                return (false, Duration::ZERO);
+                return (false, Duration::ZERO, retry_after);
             }
         };
         let connected_at = Instant::now();
@@ -222,7 +237,11 @@ impl Connection {
         if rt.insecure {
             tracing::warn!(stream = %rt.name, url = %rt.masked_url, "TLS CERTIFICATE VERIFICATION IS OFF (insecure = true): this connection can be intercepted.");
         }
-        tracing::info!(stream = %rt.name, conn = self.conn, url = %rt.masked_url, "Connected.");
+        let extensions = ws.extensions().unwrap_or("").to_owned();
+        tracing::info!(stream = %rt.name, conn = self.conn, url = %rt.masked_url, extensions, "Connected.");
+        if rt.spec.deflate.is_some() && extensions.is_empty() {
+            tracing::info!(stream = %rt.name, conn = self.conn, "The server declined permessage-deflate; receiving uncompressed.");
+        }
         let mut batch = self.new_batch();
         batch.push_event(rt.clock.now_ns(), "connected", |f| {
             f.str("url", &rt.masked_url)
@@ -230,6 +249,9 @@ impl Connection {
                 .num("pid", u64::from(std::process::id()));
             if let Some(old) = self.replaces {
                 f.num("replaces", old);
+            }
+            if !extensions.is_empty() {
+                f.str("extensions", &extensions);
             }
         });
 
@@ -279,7 +301,7 @@ impl Connection {
                 .num("duration_ms", uptime.as_millis() as u64);
         });
         self.flush(&mut batch).await;
-        (true, uptime)
+        (true, uptime, None)
     }
 
     /// Messages this connection received so far (sent batches plus the one in hand).
@@ -342,7 +364,11 @@ impl Connection {
             let mut ts = rt.clock.now_ns();
             let mut end = self.take(first, ts, batch, &mut keepalive);
             let mut n = 1;
-            while end.is_none() && batch.messages < rt.batch_max && batch.data.len() < BATCH_BYTES {
+            while end.is_none()
+                && batch.messages < rt.batch_max
+                && batch.data.len() < BATCH_BYTES
+                && n < FRAMES_PER_WAKE
+            {
                 let Some(next) = ws.try_next() else { break };
                 if n % FRAMES_PER_TIMESTAMP == 0 {
                     ts = rt.clock.now_ns();

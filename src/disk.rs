@@ -103,6 +103,8 @@ struct OpenFile {
     dirty_since: Option<std::time::Instant>,
     /// SHA-256 of what was written, for the manifest.
     hash: aws_lc_rs::digest::Context,
+    /// The last write failed (logged once until a write works again).
+    failing: bool,
 }
 
 /// Operations that may wait for the disk; with ~256 KiB buffers this bounds memory to a few MiB.
@@ -264,6 +266,7 @@ fn apply(op: DiskOp, files: &mut HashMap<u64, OpenFile>, shared: &Shared) -> Opt
                     sync,
                     dirty_since: None,
                     hash: aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256),
+                    failing: false,
                 },
             );
             None
@@ -312,6 +315,7 @@ fn open_new(path: &Path) -> std::io::Result<File> {
 fn write(f: &mut OpenFile, buf: &[u8], lines: u64, stats: &Stats) {
     let Some(file) = &mut f.file else {
         f.stream.lines_lost.fetch_add(lines, Relaxed);
+        f.stream.io_lost.fetch_add(lines, Relaxed);
         return;
     };
     match file.write_all(buf) {
@@ -319,16 +323,24 @@ fn write(f: &mut OpenFile, buf: &[u8], lines: u64, stats: &Stats) {
             f.len += buf.len() as u64;
             f.hash.update(buf);
             f.dirty_since.get_or_insert_with(std::time::Instant::now);
+            if f.failing {
+                f.failing = false;
+                tracing::info!(path = %f.path.display(), "Writing works again.");
+            }
         }
         Err(e) => {
-            // Cut a partial write back to the last complete line, then stop using the file.
+            // Cut a partial write back to the last complete line; the next buffer tries again
+            // (the disk may have room again by then).
             let _ = file.set_len(f.len);
             stats.write_errors.fetch_add(1, Relaxed);
             f.stream.lines_lost.fetch_add(lines, Relaxed);
-            f.stream
-                .set_last_error(&format!("write to {} failed: {e}", f.path.display()));
-            tracing::error!(path = %f.path.display(), error = %e, lines, "Write failed; the file is closed at its last complete line and further lines for it are counted as lost.");
-            f.file = None;
+            f.stream.io_lost.fetch_add(lines, Relaxed);
+            if !f.failing {
+                f.failing = true;
+                f.stream
+                    .set_last_error(&format!("write to {} failed: {e}", f.path.display()));
+                tracing::error!(path = %f.path.display(), error = %e, lines, "Write failed; the file is cut back to its last complete line, the lost lines are counted and marked in the data once writing works again.");
+            }
         }
     }
 }

@@ -30,6 +30,9 @@
 //! - [`writer`], [`rotation`], [`disk`], [`json`], [`manifest`]: the file side.
 //! - [`recover`] (files a crash left open), [`compress`] (closed files, in the background).
 //! - [`stats`], [`status`], [`clock`], [`error`]: counters, status socket, time, errors.
+//! - [`read`]: the read side: finding, opening (plain, zstd, gzip, `.open`) and streaming
+//!   recording files, parsing envelope lines without re-serialising the message.
+//! - [`tools`]: the commands around a recording: `cat`, `verify`, `stats`, `replay`, `demo`.
 
 pub mod backoff;
 pub mod cli;
@@ -42,6 +45,7 @@ pub mod disk;
 pub mod error;
 pub mod json;
 pub mod manifest;
+pub mod read;
 pub mod record;
 pub mod recorder;
 pub mod recover;
@@ -49,6 +53,7 @@ pub mod rotation;
 pub mod stats;
 pub mod status;
 pub mod stream;
+pub mod tools;
 pub mod transport;
 pub mod writer;
 

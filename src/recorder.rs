@@ -22,7 +22,7 @@ use crate::error::ConfigError;
 use crate::stats::{Stats, StreamStats};
 use crate::status::StatusServer;
 use crate::stream::Policy;
-use crate::transport::{self, ConnectSpec};
+use crate::transport::ConnectSpec;
 use crate::writer::{StreamSink, Writer, WriterSettings};
 
 /// Most messages a connection puts in one hand-off.
@@ -231,9 +231,7 @@ impl Recorder {
             Some((c, q)) => (Some(c), Some(q)),
             None => (None, None),
         };
-        if let Some(q) = &compress_queue {
-            crate::compress::sweep(&config.output_dir, config.compress, q);
-        }
+        crate::compress::sweep(&config.output_dir, config.compress, compress_queue.as_ref());
         let disk = crate::disk::Disk::new(stats.clone(), compress_queue);
         let (queue_tx, queue_rx) = crate::record::queue(config.queue_capacity, config.when_full);
         let writer = Writer::new(
@@ -332,28 +330,11 @@ fn runtime(
     clock: Clock,
     batch_max: usize,
 ) -> Result<StreamRuntime, ConfigError> {
-    let field = |f: &str, message: String| ConfigError::Invalid {
-        field: format!("stream `{}`: {f}", s.name),
-        message,
-    };
-    let url = crate::config::validate_url(&s.url).map_err(|m| field("url", m))?;
-    let tls =
-        transport::tls_config(s.ca_file.as_deref(), s.insecure).map_err(|m| field("ca_file", m))?;
     Ok(StreamRuntime {
         idx,
         name: s.name.clone(),
         masked_url: s.masked_url(),
-        spec: ConnectSpec {
-            url,
-            headers: s
-                .headers
-                .iter()
-                .map(|(k, v)| (k.clone(), v.0.clone()))
-                .collect(),
-            tls,
-            handshake_timeout: s.handshake_timeout,
-            max_message_size: s.max_message_size as usize,
-        },
+        spec: ConnectSpec::from_config(s)?,
         subscribe: s.subscribe.iter().map(|m| m.0.clone()).collect(),
         ping_interval: s.ping_interval,
         pong_timeout: s.pong_timeout,

@@ -61,8 +61,11 @@ pub struct StreamStats {
     pub last_message_ns: AtomicU64,
     /// Lines written to files by the writer (messages and events).
     pub lines_written: AtomicU64,
-    /// Lines lost to write errors (disk full, I/O error, permissions).
+    /// Lines lost: not written because of write errors or a full disk.
     pub lines_lost: AtomicU64,
+    /// The part of `lines_lost` due to I/O errors (ENOSPC, EIO, permissions), which the writer
+    /// marks in the data once writing works again.
+    pub io_lost: AtomicU64,
     /// The file currently written for this stream, empty when none is open.
     pub current_file: Mutex<String>,
     /// The last connection error or close reason, empty when none.
@@ -86,6 +89,7 @@ impl StreamStats {
             last_message_ns: AtomicU64::new(0),
             lines_written: AtomicU64::new(0),
             lines_lost: AtomicU64::new(0),
+            io_lost: AtomicU64::new(0),
             current_file: Mutex::new(String::new()),
             last_error: Mutex::new(String::new()),
         }

@@ -1,6 +1,7 @@
 //! The supervisor of one stream: keeps a connection up forever.
 //!
-//! It starts connections, waits out the backoff after a failure (racing shutdown), and for
+//! It starts connections, waits out the backoff after a failure (or the server's `Retry-After`,
+//! if longer; racing shutdown), and for
 //! `max_connection_age` runs make-before-break: a replacement is connected and subscribed while
 //! the old connection keeps recording, and the old one is retired only once the new one
 //! delivers data (or after [`MAX_OVERLAP`]). Both connections' records carry their own `conn`
@@ -106,7 +107,7 @@ pub async fn run(
                         promote(&mut active, &mut pending, &mut replace_at, &mut overlap_until, &policy);
                     }
                 }
-                Notice::Ended { conn, connected, uptime } => {
+                Notice::Ended { conn, connected, uptime, retry_after } => {
                     if active.as_ref().is_some_and(|a| a.conn == conn) {
                         active = None;
                         if connected && uptime >= policy.healthy_after {
@@ -115,16 +116,20 @@ pub async fn run(
                         if pending.is_some() {
                             promote(&mut active, &mut pending, &mut replace_at, &mut overlap_until, &policy);
                         } else {
-                            let delay = backoff.next_delay();
+                            let delay = reconnect_delay(&mut backoff, retry_after);
                             rt.stats.set_state(ConnState::Backoff);
-                            tracing::info!(stream = %rt.name, delay_ms = delay.as_millis() as u64, attempt = backoff.attempts(), "Reconnecting after a delay.");
+                            if retry_after.is_some_and(|wait| wait >= delay) {
+                                tracing::info!(stream = %rt.name, delay_ms = delay.as_millis() as u64, attempt = backoff.attempts(), "Reconnecting after the delay the server asked for (Retry-After).");
+                            } else {
+                                tracing::info!(stream = %rt.name, delay_ms = delay.as_millis() as u64, attempt = backoff.attempts(), "Reconnecting after a delay.");
+                            }
                             retry_at = Some(Instant::now() + delay);
                         }
                     } else if pending.as_ref().is_some_and(|p| p.conn == conn) {
                         // The replacement failed; the active connection goes on. Try again later.
                         pending = None;
                         overlap_until = None;
-                        replace_at = Some(Instant::now() + backoff.next_delay());
+                        replace_at = Some(Instant::now() + reconnect_delay(&mut backoff, retry_after));
                     }
                     // Otherwise a retired connection finished closing: nothing to do.
                 }
@@ -152,6 +157,13 @@ pub async fn run(
     tracker.close();
     tracker.wait().await;
     rt.stats.set_state(ConnState::Stopped);
+}
+
+/// The next backoff delay, or the server's `Retry-After` if that is longer: a server that says
+/// when to come back is asked again no sooner (retrying early can lengthen a rate-limit ban).
+fn reconnect_delay(backoff: &mut Backoff, retry_after: Option<Duration>) -> Duration {
+    let delay = backoff.next_delay();
+    retry_after.map_or(delay, |wait| wait.max(delay))
 }
 
 /// The replacement takes over: the old connection is told to close.

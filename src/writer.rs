@@ -155,6 +155,10 @@ struct StreamState {
     disk_lost_from: u64,
     /// Receive time of the last of those.
     disk_lost_to: u64,
+    /// `io_lost` of the stream already accounted for.
+    io_marked: u64,
+    /// Lines lost to write errors, to be marked at the front of the next batch.
+    io_gap_pending: u64,
 }
 
 /// Recorder-wide settings of the writer.
@@ -211,6 +215,8 @@ impl Writer {
                 disk_lost: 0,
                 disk_lost_from: 0,
                 disk_lost_to: 0,
+                io_marked: 0,
+                io_gap_pending: 0,
             })
             .collect();
         Self {
@@ -274,6 +280,14 @@ impl Writer {
                 }
             }
         }
+        // Losses not yet marked get their mark before the files close.
+        self.disk.finish().await;
+        for idx in 0..self.streams.len() {
+            self.note_io_loss(idx);
+            if self.streams[idx].io_gap_pending > 0 {
+                self.write_batch(Batch::new(idx, 0)).await;
+            }
+        }
         self.close_all().await;
         self.disk.finish().await;
     }
@@ -292,6 +306,14 @@ impl Writer {
             self.rx.release(batch.messages);
             return;
         };
+        if state.io_gap_pending > 0 {
+            let lost = std::mem::take(&mut state.io_gap_pending);
+            let clock = self.clock;
+            let ts = batch.items.first().map_or_else(|| clock.now_ns(), |i| i.ts);
+            batch.prepend_event(ts, "write_error_gap", |f| {
+                f.num("lost", lost);
+            });
+        }
         if self.disk_level < 2 && state.disk_lost > 0 {
             let (lost, from, to) = (state.disk_lost, state.disk_lost_from, state.disk_lost_to);
             state.disk_lost = 0;
@@ -555,6 +577,17 @@ impl Writer {
         self.send(op).await;
     }
 
+    /// Picks up lines the disk worker lost to write errors, to be marked at the front of the
+    /// stream's next batch.
+    fn note_io_loss(&mut self, idx: usize) {
+        let state = &mut self.streams[idx];
+        let io_lost = state.sink.stats.io_lost.load(Relaxed);
+        if io_lost > state.io_marked {
+            state.io_gap_pending += io_lost - state.io_marked;
+            state.io_marked = io_lost;
+        }
+    }
+
     /// Reads the free space of the output directory and applies the watermarks.
     fn check_disk(&mut self) {
         let (warn, stop) = self.watermarks;
@@ -591,6 +624,7 @@ impl Writer {
 
     async fn flush_all(&mut self) {
         for idx in 0..self.streams.len() {
+            self.note_io_loss(idx);
             self.flush_output(idx, false).await;
             self.flush_output(idx, true).await;
             if matches!(self.streams[idx].sink.sync, SyncPolicy::Interval(_)) {

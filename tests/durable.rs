@@ -1,0 +1,402 @@
+//! Durability: crash recovery under SIGKILL, background compression, manifests, retention,
+//! free-space watermarks and write errors on a real, full filesystem.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+use wsrec::config::Codec;
+
+fn spawn_recorder(url: &str, dir: &Path, extra: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_wsrec"))
+        .args([
+            "record",
+            url,
+            "-o",
+            "out",
+            "--name",
+            "feed",
+            "--status-socket",
+            "",
+        ])
+        .args(["--flush-interval", "20ms", "--status-interval", "off"])
+        .args(extra)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+fn signal(child: &Child, sig: i32) {
+    // SAFETY: kill(2) on our own child with a valid signal.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+}
+
+async fn wait_exit(child: &mut Child) -> Option<i32> {
+    for _ in 0..3000 {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _ = child.kill();
+    panic!("wsrec did not exit");
+}
+
+/// xorshift, so the kill points differ between iterations but the test needs no extra crate.
+fn next_rand(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_at_random_points_never_leaves_a_torn_or_duplicated_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut server = TestServer::start().await;
+    let url = server.url();
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(std::process::id());
+    let started = Instant::now();
+    let mut iterations = 0;
+    let mut conn_no = 0u64;
+    // Many kills, bounded in time.
+    while iterations < 12 && started.elapsed() < Duration::from_secs(20) {
+        iterations += 1;
+        let mut child = spawn_recorder(&url, d, &[]);
+        let Ok(mut conn) = tokio::time::timeout(Duration::from_secs(15), server.accept()).await
+        else {
+            let _ = child.kill();
+            panic!(
+                "the recorder did not connect: {}",
+                std::fs::read_to_string(d.join("stderr.log")).unwrap_or_default()
+            );
+        };
+        let c = conn_no;
+        conn_no += 1;
+        let sender = tokio::spawn(async move {
+            let mut i = 0usize;
+            loop {
+                let batch: Vec<String> = (i..i + 50)
+                    .map(|n| format!(r#"{{"c":{c},"n":{n},"pad":"{}"}}"#, "x".repeat(n % 40)))
+                    .collect();
+                if conn.try_send_all(batch).await.is_err() {
+                    return;
+                }
+                i += 50;
+                tokio::task::yield_now().await;
+            }
+        });
+        let delay = 30 + next_rand(&mut rng) % 250;
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        signal(&child, libc::SIGKILL);
+        let _ = wait_exit(&mut child).await;
+        sender.abort();
+    }
+    // A last, graceful run recovers what the final kill left and closes everything.
+    let mut child = spawn_recorder(&url, d, &["--compress", "none"]);
+    let _conn = server.accept().await;
+    let out = d.join("out");
+    for _ in 0..500 {
+        if !all_files(&out)
+            .iter()
+            .any(|p| p.to_string_lossy().ends_with(".open"))
+            || started.elapsed() > Duration::from_secs(60)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    signal(&child, libc::SIGTERM);
+    assert_eq!(wait_exit(&mut child).await, Some(0));
+
+    let leftovers: Vec<PathBuf> = all_files(&out)
+        .into_iter()
+        .filter(|p| {
+            let n = p.to_string_lossy();
+            n.ends_with(".open") || n.ends_with(".tmp")
+        })
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // Every line of every file parses (records() panics otherwise), compressed or not.
+    let recs = records(&out);
+    let mut per_conn: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for r in &recs {
+        if let Some(m) = r.get("msg") {
+            per_conn
+                .entry(m["c"].as_u64().unwrap())
+                .or_default()
+                .push(m["n"].as_u64().unwrap());
+        }
+    }
+    let mut total = 0;
+    for (c, ns) in &per_conn {
+        let want: Vec<u64> = (0..ns.len() as u64).collect();
+        assert_eq!(
+            ns, &want,
+            "connection {c}: not a gapless prefix of what was sent"
+        );
+        total += ns.len();
+    }
+    assert!(total > 0, "nothing was recorded in {iterations} runs");
+    assert!(
+        !events(&recs, "recovered").is_empty() || iterations == 0,
+        "files left open by kill -9 are recovered and marked"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn closed_files_are_compressed_with_a_matching_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = TestServer::start().await;
+    let mut cfg = config(dir.path(), vec![stream("feed", &server.url())]);
+    cfg.compress = Codec::Zstd;
+    let rec = start(cfg, BASE_NS);
+    let mut conn = server.accept().await;
+    conn.send_all(numbered(0, 300)).await;
+    rec.wait_messages(300).await;
+    // Cross the hour: the file closes on the timer and is compressed in the background.
+    tokio::time::advance(Duration::from_secs(15)).await;
+    rec.wait_until(|s| s.files_compressed.load(Relaxed) >= 1)
+        .await;
+    let files_now = files(dir.path());
+    assert_eq!(files_now.len(), 1, "{files_now:?}");
+    let zst = &files_now[0];
+    assert!(
+        zst.to_string_lossy()
+            .ends_with("feed-20261124T100000Z.jsonl.zst"),
+        "{zst:?}"
+    );
+    let text = read_text(zst);
+    let manifest_path = PathBuf::from(
+        zst.to_string_lossy()
+            .replace(".jsonl.zst", ".jsonl.manifest.json"),
+    );
+    let m: Value = serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    assert_eq!(m["file"], "feed-20261124T100000Z.jsonl");
+    assert_eq!(m["stream"], "feed");
+    assert_eq!(m["lines"], text.lines().count() as u64);
+    assert_eq!(m["bytes"], text.len() as u64);
+    let sha = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes());
+    let hex: String = sha.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(m["sha256"], hex.as_str());
+    assert_eq!(m["connections"][0]["conn"], 1);
+    assert_eq!(m["connections"][0]["messages"], 300);
+    assert_eq!(m["connections"][0]["first_seq"], 0);
+    assert_eq!(m["connections"][0]["last_seq"], 299);
+    assert_eq!(m["seq_gaps"], 0);
+    rec.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn startup_cleans_temporaries_and_compresses_leftovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("feed/old")).unwrap();
+    std::fs::write(d.join("feed/old/a.jsonl"), "{\"x\":1}\n").unwrap();
+    std::fs::write(d.join("feed/old/b.jsonl.zst.tmp"), "half a file").unwrap();
+    std::fs::write(
+        d.join("feed/old/c.jsonl.open"),
+        "{\"ts\":1,\"stream\":\"feed\"}\n{\"ts\"",
+    )
+    .unwrap();
+    let server = TestServer::start().await;
+    let mut cfg = config(d, vec![stream("feed", &server.url())]);
+    cfg.compress = Codec::Gzip;
+    let rec = start(cfg, BASE_NS);
+    rec.wait_until(|s| s.files_compressed.load(Relaxed) >= 2)
+        .await;
+    rec.stop().await;
+    let mut names: Vec<String> = std::fs::read_dir(d.join("feed/old"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["a.jsonl.gz", "c.jsonl.gz"]);
+    let recovered = read_text(&d.join("feed/old/c.jsonl.gz"));
+    assert!(recovered.contains(r#""event":"recovered""#), "{recovered}");
+    assert!(recovered.contains(r#""cut_bytes":5"#), "{recovered}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn retention_deletes_the_oldest_closed_files_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let old_dir = d.join("feed/2026-01-01");
+    std::fs::create_dir_all(&old_dir).unwrap();
+    let long_ago = std::time::SystemTime::now() - Duration::from_secs(90 * 86_400);
+    for (i, name) in ["feed-1.jsonl", "feed-2.jsonl"].iter().enumerate() {
+        let p = old_dir.join(name);
+        std::fs::write(&p, "x".repeat(10_000)).unwrap();
+        let f = std::fs::File::options().write(true).open(&p).unwrap();
+        f.set_modified(long_ago + Duration::from_secs(i as u64))
+            .unwrap();
+    }
+    std::fs::write(old_dir.join("feed-1.jsonl.manifest.json"), "{}").unwrap();
+    // Another stream's files are out of scope.
+    std::fs::create_dir_all(d.join("other")).unwrap();
+    std::fs::write(d.join("other/x.jsonl"), "y".repeat(50_000)).unwrap();
+    let mut server = TestServer::start().await;
+    let mut s = stream("feed", &server.url());
+    s.max_total_bytes = 12_000;
+    let rec = start(config(d, vec![s]), BASE_NS);
+    let mut conn = server.accept().await;
+    conn.send_text(r#"{"a":1}"#).await;
+    rec.wait_messages(1).await;
+    tokio::time::advance(Duration::from_secs(15)).await;
+    rec.wait_until(|s| s.files_closed.load(Relaxed) >= 1).await;
+    rec.stop().await;
+    assert!(
+        !old_dir.join("feed-1.jsonl").exists(),
+        "the oldest goes first"
+    );
+    assert!(
+        !old_dir.join("feed-1.jsonl.manifest.json").exists(),
+        "with its manifest"
+    );
+    assert!(
+        old_dir.join("feed-2.jsonl").exists(),
+        "only as much as needed"
+    );
+    assert!(d.join("other/x.jsonl").exists());
+    assert_eq!(
+        files(&d.join("feed/2026-11-24")).len(),
+        2,
+        "this run's files stay"
+    );
+}
+
+/// A small tmpfs mounted for the test; unmounted on drop.
+struct SmallFs {
+    dir: tempfile::TempDir,
+}
+
+impl SmallFs {
+    fn mount(size: &str) -> SmallFs {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output();
+        match out {
+            Ok(o) if o.status.success() => SmallFs { dir },
+            Ok(o) => panic!(
+                "this test needs a small tmpfs to fill up (run as root, or with CAP_SYS_ADMIN): mount failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            ),
+            Err(e) => panic!("this test needs `mount` to create a small tmpfs: {e}"),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn below_disk_stop_losses_are_counted_and_the_gap_is_marked() {
+    let fs = SmallFs::mount("4m");
+    let out = fs.path().join("out");
+    let mut server = TestServer::start().await;
+    let mut cfg = config(&out, vec![stream("feed", &server.url())]);
+    cfg.flush_interval = Duration::from_millis(10);
+    cfg.disk_warn = Some(wsrec::config::Watermark::Bytes(3 << 20));
+    cfg.disk_stop = Some(wsrec::config::Watermark::Bytes(2 << 20));
+    let rec = start(cfg, wsrec::clock::system_now_ns());
+    let mut conn = server.accept().await;
+    conn.send_all(numbered(0, 10)).await;
+    rec.wait_messages(10).await;
+    // Eat the space: below disk_stop.
+    let filler = fs.path().join("filler");
+    std::fs::write(&filler, vec![0u8; 3 << 20]).unwrap();
+    rec.wait_until(|s| s.disk_level.load(Relaxed) == 2).await;
+    conn.send_all(numbered(10, 20)).await;
+    rec.wait_messages(30).await;
+    rec.wait_until(|s| s.streams[0].lines_lost.load(Relaxed) == 20)
+        .await;
+    // Space returns: writing resumes on its own and the gap is marked.
+    std::fs::remove_file(&filler).unwrap();
+    rec.wait_until(|s| s.disk_level.load(Relaxed) == 0).await;
+    conn.send_all(numbered(30, 5)).await;
+    rec.wait_messages(35).await;
+    rec.stop().await;
+    let recs = records(&out);
+    let mut want = numbered(0, 10);
+    want.extend(numbered(30, 5));
+    assert_eq!(messages(&recs), want);
+    let gap = events(&recs, "disk_full_gap");
+    assert_eq!(gap.len(), 1);
+    assert_eq!(gap[0]["lost"], 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enospc_loses_no_line_silently_and_leaves_no_torn_line() {
+    let fs = SmallFs::mount("512k");
+    let out = fs.path().join("out");
+    let filler = fs.path().join("filler");
+    std::fs::write(&filler, vec![0u8; 300 << 10]).unwrap();
+    let mut server = TestServer::start().await;
+    let mut cfg = config(&out, vec![stream("feed", &server.url())]);
+    cfg.flush_interval = Duration::from_millis(10);
+    let rec = start(cfg, wsrec::clock::system_now_ns());
+    let mut conn = server.accept().await;
+    // About 600 KB into the 200 KiB left.
+    let total = 3000;
+    let sent: Vec<String> = (0..total)
+        .map(|i| format!(r#"{{"n":{i},"pad":"{}"}}"#, "p".repeat(150)))
+        .collect();
+    conn.send_all(sent).await;
+    rec.wait_messages(total as u64).await;
+    rec.wait_until(|s| s.streams[0].io_lost.load(Relaxed) > 0)
+        .await;
+    // Space returns; writing goes on in a new file that starts with the mark.
+    std::fs::remove_file(&filler).unwrap();
+    conn.send_text(r#"{"after":1}"#).await;
+    rec.wait_messages(total as u64 + 1).await;
+    rec.wait_until(|s| s.streams[0].lines_written.load(Relaxed) > 0)
+        .await;
+    let lost = rec.stats.streams[0].lines_lost.load(Relaxed);
+    let errors = rec.stats.write_errors.load(Relaxed);
+    rec.stop().await;
+    assert!(errors >= 1);
+    // Every line in the files parses (records() checks), the kept messages are sent ones in
+    // order, nothing is lost without being counted, and the loss is marked.
+    let recs = records(&out);
+    let got = messages(&recs);
+    assert_eq!(got.last().map(String::as_str), Some(r#"{"after":1}"#));
+    let ns: Vec<u64> = recs
+        .iter()
+        .filter_map(|r| {
+            r.get("msg")
+                .and_then(|m| m.get("n"))
+                .and_then(Value::as_u64)
+        })
+        .collect();
+    assert!(
+        ns.windows(2).all(|w| w[0] < w[1]),
+        "kept messages stay in order"
+    );
+    assert!(
+        ns.len() as u64 + lost >= total as u64,
+        "kept {} + lost {lost} < sent {total}",
+        ns.len()
+    );
+    let gaps = events(&recs, "write_error_gap");
+    assert!(!gaps.is_empty(), "the loss is marked in the data");
+}
