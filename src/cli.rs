@@ -30,6 +30,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Connect to WebSocket feeds and record every message (the default command).
+    #[command(args_override_self = true)]
     Record(Box<RecordArgs>),
     /// Show a running recorder's counters, read from its status socket.
     Status(StatusArgs),
@@ -61,6 +62,17 @@ pub enum WhenFullArg {
     Block,
     /// Drop and count new messages while the queue is full.
     DropNewest,
+}
+
+/// fsync policy on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FsyncArg {
+    /// Only when a file is closed.
+    Never,
+    /// At most --fsync-interval of data unsynced.
+    Interval,
+    /// After every write.
+    Always,
 }
 
 /// Compression of closed files on the command line.
@@ -177,6 +189,12 @@ pub struct RecordArgs {
     /// Longest time data sits in memory before it is written [default: 1s].
     #[arg(long, value_parser = parse_duration)]
     pub flush_interval: Option<Duration>,
+    /// When written data is forced to disk [default: interval].
+    #[arg(long, value_enum)]
+    pub fsync: Option<FsyncArg>,
+    /// With --fsync interval: the most time of data left unsynced [default: 1s].
+    #[arg(long, value_parser = parse_duration)]
+    pub fsync_interval: Option<Duration>,
     /// Compression of closed files [default: zstd].
     #[arg(long, value_enum)]
     pub compress: Option<CompressArg>,

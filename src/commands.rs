@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{Cli, Command, CompressArg, FormatArg, RecordArgs, StatusArgs, WhenFullArg};
+use crate::cli::{Cli, Command, CompressArg, FormatArg, FsyncArg, RecordArgs, StatusArgs, WhenFullArg};
 use crate::config::{self, Config, Format, Secret, StreamConfig, WhenFull};
 use crate::error::ConfigError;
 use crate::recorder::{Recorder, RunError};
@@ -224,6 +224,8 @@ fn has_stream_flags(a: &RecordArgs) -> bool {
         || a.handshake_timeout.is_some()
         || a.max_message_size.is_some()
         || a.ca_file.is_some()
+        || a.fsync.is_some()
+        || a.fsync_interval.is_some()
         || a.insecure
 }
 
@@ -293,6 +295,16 @@ fn apply_stream_flags(s: &mut StreamConfig, a: &RecordArgs) -> Result<(), Config
     }
     if let Some(n) = a.max_message_size {
         s.max_message_size = n;
+    }
+    if let Some(f) = a.fsync {
+        s.fsync = match f {
+            FsyncArg::Never => config::Fsync::Never,
+            FsyncArg::Interval => config::Fsync::Interval,
+            FsyncArg::Always => config::Fsync::Always,
+        };
+    }
+    if let Some(d) = a.fsync_interval {
+        s.fsync_interval = d;
     }
     if let Some(c) = &a.ca_file {
         s.ca_file = Some(c.clone());

@@ -77,6 +77,10 @@ impl Recorder {
                 name.into(),
                 "--format".into(),
                 format.as_arg().into(),
+                // The checker reads plain JSONL; compression has its own scenario
+                // (a later --wsrec-arg overrides this).
+                "--compress".into(),
+                "none".into(),
             ],
         }
     }

@@ -1,0 +1,102 @@
+//! Compression ratio and speed of the codecs wsrec offers, on the real exchange frames in
+//! `tests/fixtures/corpus/` recorded in wsrec's envelope format.
+//!
+//! ```sh
+//! cargo bench --bench compress
+//! ```
+
+use std::io::Write;
+use std::time::Instant;
+
+const RUNS: usize = 10;
+
+fn main() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/corpus");
+    let mut frames = Vec::new();
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    names.sort();
+    for p in names {
+        for line in std::fs::read_to_string(&p).unwrap().lines() {
+            frames.push(line.to_owned());
+        }
+    }
+    // The corpus once, as a recording in envelope lines (cycling it would flatter the ratio:
+    // a long-window codec would find the repeats). Speed is timed over repeated runs.
+    let mut data = Vec::new();
+    let mut seq = 0u64;
+    {
+        for f in &frames {
+            let ts = 1_795_517_990_000_000_000u64 + seq * 137_000;
+            writeln!(
+                data,
+                r#"{{"ts":{ts},"stream":"corpus","conn":1,"seq":{seq},"msg":{f}}}"#
+            )
+            .unwrap();
+            seq += 1;
+        }
+    }
+    let mb = data.len() as f64 / 1e6;
+    println!(
+        "input: {} envelope lines, {:.1} MB (the corpus's {} frames), each codec run {RUNS} times",
+        seq,
+        mb,
+        frames.len()
+    );
+    println!(
+        "{:<10} {:>8} {:>12} {:>14}",
+        "codec", "ratio", "compress MB/s", "decompress MB/s"
+    );
+    for level in [1, 3, 9] {
+        let t = Instant::now();
+        let mut out = Vec::new();
+        for _ in 0..RUNS {
+            out = zstd::bulk::compress(&data, level).unwrap();
+        }
+        let c = t.elapsed().as_secs_f64() / RUNS as f64;
+        let t = Instant::now();
+        let mut back = Vec::new();
+        for _ in 0..RUNS {
+            back = zstd::bulk::decompress(&out, data.len()).unwrap();
+        }
+        let d = t.elapsed().as_secs_f64() / RUNS as f64;
+        assert_eq!(back.len(), data.len());
+        println!(
+            "{:<10} {:>8.1} {:>12.0} {:>14.0}",
+            format!("zstd -{level}"),
+            data.len() as f64 / out.len() as f64,
+            mb / c,
+            mb / d
+        );
+    }
+    for level in [1, 6] {
+        let t = Instant::now();
+        let mut out = Vec::new();
+        for _ in 0..RUNS {
+            let mut enc =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
+            enc.write_all(&data).unwrap();
+            out = enc.finish().unwrap();
+        }
+        let c = t.elapsed().as_secs_f64() / RUNS as f64;
+        let t = Instant::now();
+        let mut back = Vec::new();
+        for _ in 0..RUNS {
+            back.clear();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&out[..]), &mut back)
+                .unwrap();
+        }
+        let d = t.elapsed().as_secs_f64() / RUNS as f64;
+        assert_eq!(back.len(), data.len());
+        println!(
+            "{:<10} {:>8.1} {:>12.0} {:>14.0}",
+            format!("gzip -{level}"),
+            data.len() as f64 / out.len() as f64,
+            mb / c,
+            mb / d
+        );
+    }
+}
