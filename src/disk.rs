@@ -105,6 +105,8 @@ struct OpenFile {
     hash: aws_lc_rs::digest::Context,
     /// The last write failed (logged once until a write works again).
     failing: bool,
+    /// Lines written since the last successful sync: lost if the sync fails (EIO).
+    unsynced_lines: u64,
 }
 
 /// Operations that may wait for the disk; with ~256 KiB buffers this bounds memory to a few MiB.
@@ -267,6 +269,7 @@ fn apply(op: DiskOp, files: &mut HashMap<u64, OpenFile>, shared: &Shared) -> Opt
                     dirty_since: None,
                     hash: aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256),
                     failing: false,
+                    unsynced_lines: 0,
                 },
             );
             None
@@ -323,6 +326,7 @@ fn write(f: &mut OpenFile, buf: &[u8], lines: u64, stats: &Stats) {
             f.len += buf.len() as u64;
             f.hash.update(buf);
             f.dirty_since.get_or_insert_with(std::time::Instant::now);
+            f.unsynced_lines += lines;
             if f.failing {
                 f.failing = false;
                 tracing::info!(path = %f.path.display(), "Writing works again.");
@@ -358,27 +362,49 @@ fn sync_if_due(f: &mut OpenFile, stats: &Stats) {
         return;
     }
     match file.sync_data() {
-        Ok(()) => f.dirty_since = None,
-        Err(e) => {
-            stats.write_errors.fetch_add(1, Relaxed);
-            tracing::error!(path = %f.path.display(), error = %e, "fsync failed.");
+        Ok(()) => {
+            f.dirty_since = None;
+            f.unsynced_lines = 0;
         }
+        Err(e) => sync_failed(f, &e, stats),
+    }
+}
+
+/// A failed fsync (EIO) means the data since the last good sync may never reach the disk:
+/// count those lines as lost, so the loss is reported and marked rather than silent.
+fn sync_failed(f: &mut OpenFile, e: &std::io::Error, stats: &Stats) {
+    stats.write_errors.fetch_add(1, Relaxed);
+    let lines = std::mem::take(&mut f.unsynced_lines);
+    f.dirty_since = None;
+    f.stream.lines_lost.fetch_add(lines, Relaxed);
+    f.stream.io_lost.fetch_add(lines, Relaxed);
+    if !f.failing {
+        f.failing = true;
+        f.stream
+            .set_last_error(&format!("fsync of {} failed: {e}", f.path.display()));
+        tracing::error!(path = %f.path.display(), error = %e, lines, "fsync failed: the lines written since the last good sync are counted as lost.");
     }
 }
 
 /// Syncs and renames a file; true if it is now closed under its final name.
-fn close(f: OpenFile, final_path: &Path, manifest: Option<Box<Manifest>>, stats: &Stats) -> bool {
-    let Some(file) = f.file else {
+fn close(
+    mut f: OpenFile,
+    final_path: &Path,
+    manifest: Option<Box<Manifest>>,
+    stats: &Stats,
+) -> bool {
+    let Some(file) = f.file.take() else {
         // Keep what was written before the failure under its final name.
         if f.path.exists() {
             let _ = std::fs::rename(&f.path, final_path);
         }
         return false;
     };
+    if let Err(e) = file.sync_all() {
+        sync_failed(&mut f, &e, stats);
+    }
     let digest = f.hash.finish();
-    let result = file
-        .sync_all()
-        .and_then(|()| sync_dir(&f.path))
+    let result = sync_dir(&f.path)
         .and_then(|()| match manifest {
             Some(mut m) => {
                 m.bytes = f.len;

@@ -400,3 +400,141 @@ async fn enospc_loses_no_line_silently_and_leaves_no_torn_line() {
     let gaps = events(&recs, "write_error_gap");
     assert!(!gaps.is_empty(), "the loss is marked in the data");
 }
+
+/// An ext4 filesystem on a loop device whose backing file lives on a small tmpfs: when the tmpfs
+/// fills, the loop device fails writes and ext4 reports EIO (a real I/O error, no injection).
+struct FailingFs {
+    back: SmallFs,
+    mnt: tempfile::TempDir,
+    image: PathBuf,
+}
+
+impl FailingFs {
+    fn mount() -> FailingFs {
+        let back = SmallFs::mount("6m");
+        let image = back.path().join("disk.img");
+        let run = |cmd: &mut Command, what: &str| {
+            let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert!(
+                out.status.success(),
+                "this test needs loop devices and mkfs.ext4 to make a failing disk ({what}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(
+            Command::new("truncate").args(["-s", "64M"]).arg(&image),
+            "truncate",
+        );
+        run(
+            Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&image),
+            "mkfs.ext4",
+        );
+        let mnt = tempfile::tempdir().unwrap();
+        run(
+            Command::new("mount")
+                .args(["-o", "loop"])
+                .arg(&image)
+                .arg(mnt.path()),
+            "mount -o loop",
+        );
+        FailingFs { back, mnt, image }
+    }
+
+    /// After the device works again: unmount, repair (ext4 turned read-only at the I/O error)
+    /// and mount again, as an operator would.
+    fn repair(&self) {
+        let ok = |cmd: &mut Command| {
+            cmd.status()
+                .is_ok_and(|s| s.success() || s.code() == Some(1))
+        };
+        assert!(ok(Command::new("umount").arg(self.mnt.path())), "umount");
+        assert!(
+            ok(Command::new("e2fsck").args(["-fy"]).arg(&self.image)),
+            "e2fsck"
+        );
+        assert!(
+            ok(Command::new("mount")
+                .args(["-o", "loop"])
+                .arg(&self.image)
+                .arg(self.mnt.path())),
+            "mount again"
+        );
+    }
+}
+
+impl Drop for FailingFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.mnt.path()).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eio_is_counted_logged_and_marked_without_a_panic() {
+    let fs = FailingFs::mount();
+    // Room for the image to grow a little, then the backing tmpfs is full.
+    let filler = fs.back.path().join("filler");
+    let free = {
+        let out = Command::new("df")
+            .args(["-B1", "--output=avail"])
+            .arg(fs.back.path())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .nth(1)
+            .unwrap()
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
+    std::fs::write(&filler, vec![1u8; free.saturating_sub(512 << 10) as usize]).unwrap();
+    let out = fs.mnt.path().join("out");
+    let mut server = TestServer::start().await;
+    let mut s = stream("feed", &server.url());
+    s.fsync = wsrec::config::Fsync::Always;
+    let mut cfg = config(&out, vec![s]);
+    cfg.flush_interval = Duration::from_millis(10);
+    let rec = start(cfg, wsrec::clock::system_now_ns());
+    let mut conn = server.accept().await;
+    let mut sent = 0;
+    while rec.stats.streams[0].io_lost.load(Relaxed) == 0 {
+        assert!(sent < 200_000, "no I/O error after {sent} messages");
+        conn.send_all(
+            (sent..sent + 500).map(|i| format!(r#"{{"n":{i},"pad":"{}"}}"#, "q".repeat(200))),
+        )
+        .await;
+        sent += 500;
+        rec.wait_messages(sent as u64).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(rec.stats.write_errors.load(Relaxed) >= 1);
+    assert!(rec.stats.streams[0].lines_lost.load(Relaxed) > 0);
+    let last_error = rec.stats.streams[0].last_error.lock().unwrap().clone();
+    assert!(
+        last_error.contains("os error 5"),
+        "EIO expected: {last_error}"
+    );
+    // The recorder keeps running through the error (ext4 is read-only now) and stops cleanly.
+    conn.send_text(r#"{"after":1}"#).await;
+    rec.wait_messages(sent as u64 + 1).await;
+    rec.stop().await;
+    // The device works again; after the operator's repair the next run recovers the file the
+    // error left open and marks it in the data.
+    std::fs::remove_file(&filler).unwrap();
+    fs.repair();
+    let next = start(
+        config(&out, vec![stream("feed", &server.url())]),
+        wsrec::clock::system_now_ns(),
+    );
+    let _conn = server.accept().await;
+    next.stop().await;
+    let recs = records(&out);
+    assert!(
+        !events(&recs, "recovered").is_empty(),
+        "the interrupted file is marked"
+    );
+    assert!(
+        recs.iter().all(|r| r.get("ts").is_some()),
+        "every line of every file parses"
+    );
+}
