@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{Cli, Command, CompressArg, FormatArg, FsyncArg, RecordArgs, StatusArgs, WhenFullArg};
+use crate::cli::{
+    Cli, Command, CompressArg, FormatArg, FsyncArg, RecordArgs, StatusArgs, WhenFullArg,
+};
 use crate::config::{self, Config, Format, Secret, StreamConfig, WhenFull};
 use crate::error::ConfigError;
 use crate::recorder::{Recorder, RunError};

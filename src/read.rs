@@ -700,6 +700,14 @@ pub struct EventDetail {
     pub replaces: Option<u64>,
     /// `connect_failed`: why.
     pub error: Option<String>,
+    /// `disk_full_gap`, `write_error_gap`: lines not written.
+    pub lost: Option<u64>,
+    /// `disk_full_gap`: first receive time not written.
+    pub from_ts: Option<u64>,
+    /// `disk_full_gap`: last receive time not written.
+    pub to_ts: Option<u64>,
+    /// `recovered`: bytes of an unfinished last line cut off when a crash's file was repaired.
+    pub cut_bytes: Option<u64>,
 }
 
 impl EventDetail {

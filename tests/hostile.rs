@@ -807,3 +807,39 @@ fn stream_names_and_paths_cannot_leave_the_output_dir() {
         assert!(err.contains(want), "{fields}: {err}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_clients_that_hang_cannot_stall_recording() {
+    let (tmp, out) = dirs();
+    let mut server = TestServer::start().await;
+    let socket = tmp.path().join("status.sock");
+    let mut cfg = config(&out, vec![hostile_stream("status-flood", &server.url())]);
+    cfg.status_socket = Some(socket.clone());
+    let rec = start(cfg, BASE_NS);
+    let mut conn = server.accept().await;
+    wait_for(&rec, Duration::from_secs(10), |_| socket.exists()).await;
+    // Far more idle clients than the server has slots: connected, saying nothing.
+    let mut idle = Vec::new();
+    for _ in 0..200 {
+        idle.push(tokio::net::UnixStream::connect(&socket).await.unwrap());
+    }
+    let batch = numbered(0, 2000);
+    conn.send_all(batch.clone()).await;
+    wait_for(&rec, Duration::from_secs(10), |s| {
+        s.streams[0].messages.load(Relaxed) >= 2000
+    })
+    .await;
+    drop(idle);
+    // Once they are gone, a real query is served again.
+    let mut answered = None;
+    for _ in 0..100 {
+        if let Ok(snapshot) = wsrec::status::query(&socket).await {
+            answered = Some(snapshot);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    rec.stop().await;
+    assert_eq!(answered.expect("status answered").streams[0].messages, 2000);
+    assert_eq!(messages(&records(&out)), batch);
+}

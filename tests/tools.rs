@@ -422,6 +422,23 @@ async fn verify_passes_a_clean_recording_and_finds_injected_defects() {
     assert_eq!(r.streams[0].dropped, 3);
     assert_eq!(r.streams[0].seq_missing, 3);
 
+    // Lines the writer could not write (disk below disk_stop): marked, so no unexplained gap.
+    let mut l = good.clone();
+    let ts = wsrec::read::quick_ts(l[60].as_bytes()).unwrap();
+    l.drain(60..64);
+    l.insert(
+        60,
+        format!(
+            r#"{{"ts":{ts},"stream":"feed","conn":1,"event":"disk_full_gap","lost":4,"from_ts":{ts},"to_ts":{ts}}}"#
+        ),
+    );
+    let (_, r) = defect("diskfull", l);
+    let nw = issues_of(&r, IssueKind::NotWritten);
+    assert_eq!(nw.len(), 1, "{r:#?}");
+    assert!(nw[0].detail.starts_with("4 line(s) not written"), "{nw:?}");
+    assert_eq!(r.problems, 1, "{r:#?}");
+    assert_eq!(r.streams[0].not_written, 4);
+
     // A file changed after it was closed: one digit of one message, still valid JSON.
     let d = dir.path().join("defect-manifest");
     std::fs::create_dir_all(&d).unwrap();
@@ -445,6 +462,12 @@ async fn verify_passes_a_clean_recording_and_finds_injected_defects() {
     let mut l: Vec<String> = good[..good.len() - 1].to_vec();
     let restart_ts =
         wsrec::read::quick_ts(good.last().unwrap().as_bytes()).unwrap() + 5_000_000_000;
+    // As `recover` marks the file the killed run left open, at the next start.
+    l.push(format!(
+        r#"{{"ts":{},"stream":"feed","conn":0,"event":"recovered","file":"feed-x.jsonl","cut_bytes":17,"lines":{}}}"#,
+        restart_ts - 1000,
+        good.len() - 1
+    ));
     l.push(format!(
         r#"{{"ts":{restart_ts},"stream":"feed","conn":1,"event":"connected","url":"ws://x/","host":"h","pid":2}}"#
     ));
@@ -455,6 +478,9 @@ async fn verify_passes_a_clean_recording_and_finds_injected_defects() {
     let (_, r) = defect("killed", l);
     assert_eq!(issues_of(&r, IssueKind::UncleanStop).len(), 1, "{r:#?}");
     assert_eq!(r.problems, 1, "seq restarts with the run: no duplicate");
+    let rec = issues_of(&r, IssueKind::Recovered);
+    assert_eq!(rec[0].severity, Severity::Warning);
+    assert!(rec[0].detail.contains("17 bytes"), "{rec:?}");
     assert_eq!(r.streams[0].runs, 2);
     let w = &r.streams[0].disconnects;
     assert_eq!(w.len(), 1, "{w:?}");
@@ -803,4 +829,88 @@ async fn raw_format_recordings_are_read_with_their_sidecar() {
     );
     assert_eq!(stats.streams.len(), 1, "{stats:#?}");
     assert_eq!(stats.streams[0].total.messages, 22);
+}
+
+/// Polls `cond` every 20 ms for up to 30 s.
+async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn verify_sees_a_killed_recorder_and_cat_reads_everything_it_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = TestServer::start().await;
+    let url = server.url();
+    let spawn = || {
+        wsrec()
+            .args(["record", &url, "--name", "feed", "--quiet"])
+            .args(["--flush-interval", "50ms", "--compress", "none", "-o"])
+            .arg(&data)
+            .arg("--status-socket")
+            .arg(dir.path().join("s.sock"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut first = spawn();
+    let mut conn = server.accept().await;
+    let sent = numbered(0, 50);
+    conn.send_all(sent.clone()).await;
+    // Everything is in the open file (connected + 50 messages), then the recorder dies.
+    eventually("the first run's messages on disk", || {
+        files(&data)
+            .iter()
+            .any(|p| p.to_string_lossy().ends_with(".open") && lines(p).len() >= 51)
+    })
+    .await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    let mut second = spawn();
+    let mut conn = server.accept().await;
+    let more = numbered(50, 10);
+    conn.send_all(more.clone()).await;
+    eventually("the second run's messages on disk", || {
+        files(&data).iter().any(|p| {
+            p.to_string_lossy().ends_with(".open")
+                && lines(p).iter().filter(|l| l.contains("\"seq\":")).count() >= 10
+        })
+    })
+    .await;
+    // SAFETY: kill(2) on our own child with a valid signal.
+    assert_eq!(unsafe { libc::kill(second.id() as i32, libc::SIGTERM) }, 0);
+    assert!(second.wait().unwrap().success());
+
+    let out = wsrec().args(["cat", "--msg"]).arg(&data).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let want = [sent, more].concat().join("\n") + "\n";
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+
+    let out = wsrec()
+        .args(["verify", "--json"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kinds: Vec<(&str, &str)> = v["issues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["kind"].as_str().unwrap(), i["severity"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [("recovered", "warning"), ("unclean_stop", "problem")],
+        "{v:#}"
+    );
+    assert_eq!(v["streams"][0]["runs"], 2);
+    assert_eq!(v["streams"][0]["messages"], 60);
 }

@@ -1,5 +1,5 @@
 //! `wsrec demo`: the first thing to run. Real exchange frames embedded in the binary
-//! (`assets/demo/`, see its `SOURCES.md`) are served by an in-process [`replay`](super::replay)
+//! (`assets/demo/`, see its `SOURCES.md`) are served by an in-process [`replay`]
 //! server on `127.0.0.1`, one path per venue, at the pace they were received; a real
 //! [`Recorder`] records them through the whole pipeline (connections, queue, writer, disk,
 //! compression) into `./wsrec-demo/` for a few seconds; then the demo prints the `stats` of

@@ -165,7 +165,7 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 /// Runs longer than this get a progress bar.
-const LONG_RUN: Duration = Duration::from_secs(1);
+pub const LONG_RUN: Duration = Duration::from_secs(1);
 
 /// A progress bar over bytes read, drawn on stderr only when stderr is a terminal and the run
 /// has lasted [`LONG_RUN`]; otherwise it costs a clock read now and then.

@@ -3,9 +3,10 @@
 //!
 //! Problems (exit code 1): lines that are not records, torn last lines of closed files, files
 //! that cannot be read to their end, `seq` gaps and duplicates, messages dropped under
-//! `when_full = "drop_newest"`, breaks in an exchange's own sequence numbers (see
-//! [`super::venue_seq`]), manifests that do not match their file, and a recorder that stopped
-//! without closing its connections. Warnings (exit code 0): the torn tail of an `.open` file.
+//! `when_full = "drop_newest"` or not written (disk full, write errors), breaks in an exchange's
+//! own sequence numbers (see [`super::venue_seq`]), manifests that do not match their file, and a
+//! recorder that stopped without closing its connections. Warnings (exit code 0): the torn tail
+//! of an `.open` file, and a file repaired after such a stop (`recovered`).
 //!
 //! Per stream it follows the recorder's runs (a new run restarts `conn` and `seq`), the set of
 //! live connections (a disconnect window opens when the last one ends and closes at the next
@@ -24,9 +25,9 @@ use crate::cli::VerifyArgs;
 use crate::read::{Entry, EventDetail, Format, Item, Order, Payload, RecordingFile, Scan};
 
 /// Issues listed in the report (all are counted).
-const MAX_LISTED: usize = 1000;
+pub const MAX_LISTED: usize = 1000;
 /// Disconnect windows listed per stream (all are counted and timed).
-const MAX_WINDOWS: usize = 1000;
+pub const MAX_WINDOWS: usize = 1000;
 /// A missing `seq` may still arrive this many numbers later (overlapping connections).
 const REORDER_WINDOW: u64 = 1 << 16;
 /// Open `seq` holes tracked per stream before the oldest are settled as gaps.
@@ -81,6 +82,10 @@ pub enum IssueKind {
     SeqDuplicate,
     /// Messages dropped by the recorder (`dropped` event).
     Dropped,
+    /// Lines the recorder could not write (`disk_full_gap`, `write_error_gap` events).
+    NotWritten,
+    /// A file a crash left open, repaired at the next start (`recovered` event).
+    Recovered,
     /// The exchange's own numbering skips.
     VenueGap,
     /// The exchange's own numbering repeats or goes back.
@@ -165,6 +170,8 @@ pub struct StreamReport {
     pub seq_duplicates: u64,
     /// Messages the recorder marked as dropped.
     pub dropped: u64,
+    /// Lines the recorder marked as not written (disk full, write errors).
+    pub not_written: u64,
     /// Breaks in the exchange's own numbering.
     pub venue_breaks: u64,
     /// Messages whose exchange numbering was checked.
@@ -360,7 +367,7 @@ struct StreamState {
     max_conn: u64,
     pid: Option<u64>,
     window: Option<OpenWindow>,
-    /// Dropped messages not yet matched to a gap.
+    /// Dropped or unwritten messages not yet matched to a gap.
     dropped_credit: u64,
     venue: venue_seq::Checker,
     last_at: Option<Where>,
@@ -819,6 +826,50 @@ impl Verifier {
                             ),
                         );
                     }
+                    "disk_full_gap" | "write_error_gap" => {
+                        let lost = detail.lost.unwrap_or(0);
+                        let s = self.stream(&name);
+                        s.report.not_written += lost;
+                        s.dropped_credit += lost;
+                        let why = match (detail.from_ts, detail.to_ts) {
+                            (Some(a), Some(b)) if e.name == "disk_full_gap" => format!(
+                                "free disk space was below disk_stop from {} to {}",
+                                format_ts(a),
+                                format_ts(b)
+                            ),
+                            _ if e.name == "disk_full_gap" => {
+                                "free disk space was below disk_stop".to_owned()
+                            }
+                            _ => "writing failed (disk full or I/O error)".to_owned(),
+                        };
+                        self.issue(
+                            IssueKind::NotWritten,
+                            Severity::Problem,
+                            Some(at),
+                            Some(&name),
+                            format!("{lost} line(s) not written by the recorder: {why}"),
+                        );
+                    }
+                    "recovered" => {
+                        let cut = detail.cut_bytes.unwrap_or(0);
+                        let what = if cut > 0 {
+                            format!("{cut} bytes of an unfinished last line were cut off")
+                        } else {
+                            "no bytes were cut".to_owned()
+                        };
+                        self.issue(
+                            IssueKind::Recovered,
+                            Severity::Warning,
+                            Some(at),
+                            Some(&name),
+                            format!(
+                                "a recorder that did not stop cleanly left this file open; it was repaired at the next start ({what})"
+                            ),
+                        );
+                        // Written at the repair, not when the data came: it says nothing about
+                        // when the stream was last seen.
+                        return;
+                    }
                     _ => {}
                 }
             }
@@ -1017,6 +1068,9 @@ pub fn render(r: &Report) -> String {
         }
         if s.dropped > 0 {
             facts.push(format!("{} dropped", s.dropped));
+        }
+        if s.not_written > 0 {
+            facts.push(format!("{} not written", s.not_written));
         }
         if s.venue_checked > 0 {
             facts.push(format!(

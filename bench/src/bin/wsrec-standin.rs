@@ -43,6 +43,9 @@ enum Cmd {
         /// Testing aid: leave out every Kth message, to show the checker catches loss.
         #[arg(long, hide = true)]
         drop_every: Option<u64>,
+        /// Accepted for compatibility with `wsrec record`; the stand-in never compresses.
+        #[arg(long, hide = true)]
+        compress: Option<String>,
     },
 }
 
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         name,
         format,
         drop_every,
+        compress: _,
     } = Cli::parse().command;
     match record(&url, &output, &name, format, drop_every) {
         Ok(()) => ExitCode::SUCCESS,
