@@ -84,7 +84,7 @@ pub enum DiskOp {
         id: u64,
         /// The final name.
         final_path: PathBuf,
-        /// The manifest (SHA-256 and byte count are filled in here).
+        /// The manifest (checksum and byte count are filled in here).
         manifest: Option<Box<Manifest>>,
         /// Retention to apply after the close.
         retention: Option<Arc<Retention>>,
@@ -101,8 +101,8 @@ struct OpenFile {
     sync: SyncPolicy,
     /// When the oldest unsynced write happened; `None` when all is synced.
     dirty_since: Option<std::time::Instant>,
-    /// SHA-256 of what was written, for the manifest.
-    hash: aws_lc_rs::digest::Context,
+    /// XXH3-64 of what was written, for the manifest.
+    hash: Box<xxhash_rust::xxh3::Xxh3>,
     /// The last write failed (logged once until a write works again).
     failing: bool,
     /// Lines written since the last successful sync: lost if the sync fails (EIO).
@@ -267,7 +267,7 @@ fn apply(op: DiskOp, files: &mut HashMap<u64, OpenFile>, shared: &Shared) -> Opt
                     stream,
                     sync,
                     dirty_since: None,
-                    hash: aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256),
+                    hash: Box::default(),
                     failing: false,
                     unsynced_lines: 0,
                 },
@@ -403,12 +403,12 @@ fn close(
     if let Err(e) = file.sync_all() {
         sync_failed(&mut f, &e, stats);
     }
-    let digest = f.hash.finish();
+    let digest = f.hash.digest();
     let result = sync_dir(&f.path)
         .and_then(|()| match manifest {
             Some(mut m) => {
                 m.bytes = f.len;
-                m.sha256 = hex(digest.as_ref());
+                m.xxh3_64 = format!("{digest:016x}");
                 write_manifest(&crate::manifest::path_for(final_path), &m)
             }
             None => Ok(()),
@@ -427,14 +427,6 @@ fn close(
             false
         }
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 /// Writes the manifest under a temporary name, syncs it, and renames it into place.

@@ -455,7 +455,7 @@ async fn verify_passes_a_clean_recording_and_finds_injected_defects() {
     let r = run_verify(std::slice::from_ref(&p));
     let m = issues_of(&r, IssueKind::Manifest);
     assert_eq!(m.len(), 1, "{r:#?}");
-    assert!(m[0].detail.contains("SHA-256"), "{m:?}");
+    assert!(m[0].detail.contains("XXH3-64"), "{m:?}");
     assert_eq!(r.problems, 1);
 
     // A recorder killed mid-run (no `disconnected`), then started again.

@@ -377,7 +377,7 @@ struct StreamState {
 struct FileState {
     path: Arc<str>,
     manifest: Option<Expected>,
-    hash: Option<aws_lc_rs::digest::Context>,
+    hash: Option<Box<xxhash_rust::xxh3::Xxh3>>,
     bytes: u64,
     hashable: bool,
     failed: bool,
@@ -388,7 +388,7 @@ struct FileState {
 struct Expected {
     lines: u64,
     bytes: u64,
-    sha256: String,
+    xxh3_64: String,
 }
 
 struct Verifier {
@@ -471,7 +471,7 @@ impl Verifier {
         }
         let hash = manifest
             .as_ref()
-            .map(|_| aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256));
+            .map(|_| Box::<xxhash_rust::xxh3::Xxh3>::default());
         self.file = Some(FileState {
             path: path.clone(),
             manifest,
@@ -613,14 +613,9 @@ impl Verifier {
             wrong.push(format!("{} bytes, the manifest says {}", f.bytes, m.bytes));
         }
         if f.hashable {
-            let got: String = hash
-                .finish()
-                .as_ref()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
-            if !got.eq_ignore_ascii_case(&m.sha256) {
-                wrong.push(format!("SHA-256 {got}, the manifest says {}", m.sha256));
+            let got = format!("{:016x}", hash.digest());
+            if !got.eq_ignore_ascii_case(&m.xxh3_64) {
+                wrong.push(format!("XXH3-64 {got}, the manifest says {}", m.xxh3_64));
             }
         }
         if !wrong.is_empty() {
