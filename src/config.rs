@@ -661,8 +661,29 @@ impl StreamConfig {
         self.validate_network(&ctx)
     }
 
-    /// Checks the compression, proxy and retry fields.
+    /// Checks the compression, proxy and retry fields, and that `headers` leaves the upgrade's
+    /// own headers to wsrec.
     fn validate_network(&self, ctx: &str) -> Result<(), ConfigError> {
+        const RESERVED: [&str; 5] = [
+            "upgrade",
+            "connection",
+            "sec-websocket-key",
+            "sec-websocket-version",
+            "sec-websocket-extensions",
+        ];
+        if let Some(k) = self
+            .headers
+            .keys()
+            .find(|k| RESERVED.contains(&k.to_ascii_lowercase().as_str()))
+        {
+            return Err(invalid(
+                &format!("{ctx}: headers"),
+                &format!(
+                    "`{k}` is set by wsrec for the WebSocket upgrade; remove it (extensions \
+                     follow `compression`)"
+                ),
+            ));
+        }
         let deflate_tuned = self.deflate_server_max_window_bits.is_some()
             || self.deflate_server_no_context_takeover;
         if deflate_tuned && self.compression != Compression::Deflate {
@@ -1237,6 +1258,10 @@ mod tests {
             ("proxy='http://h'", "no port"),
             ("proxy='http://u:topsecret@h:1/x'", "nothing after the port"),
             ("retry_after_max='off'", "cannot be off"),
+            (
+                "headers={'Sec-WebSocket-Extensions'='permessage-deflate'}",
+                "set by wsrec",
+            ),
         ];
         for (field, want) in cases {
             let text = format!("[[stream]]\nname='a'\nurl='ws://h/'\n{field}");

@@ -24,7 +24,11 @@ fuzz_target!(|data: &[u8]| {
         (Err(w), Err((at, reason))) => {
             assert_eq!(w.reason, reason);
             // In pieces, a header split across reads may already be partly handed over.
-            assert!(at >= w.valid && at < w.valid + 14, "whole {} pieces {at}", w.valid);
+            assert!(
+                at >= w.valid && at < w.valid + 14,
+                "whole {} pieces {at}",
+                w.valid
+            );
         }
         (w, p) => panic!("whole {w:?} vs pieces {p:?}"),
     }

@@ -3,7 +3,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wsrec::transport::{DeflateOffer, check_upgrade, negotiate_extensions, parse_head, parse_retry_after};
+use wsrec::transport::{
+    DeflateOffer, check_upgrade, negotiate_extensions, parse_head, parse_retry_after,
+};
 
 fuzz_target!(|data: &[u8]| {
     let offer = DeflateOffer {
@@ -12,13 +14,23 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Ok(Some((head, len))) = parse_head(data) {
         assert!(len <= data.len());
-        let _ = check_upgrade(&head, "dGhlIHNhbXBsZSBub25jZQ==", None).map_err(|e| e.to_string());
-        let _ = check_upgrade(&head, "dGhlIHNhbXBsZSBub25jZQ==", Some(&offer)).map_err(|e| e.to_string());
+        let _ =
+            check_upgrade(&head, "dGhlIHNhbXBsZSBub25jZQ==", None, None).map_err(|e| e.to_string());
+        let _ = check_upgrade(
+            &head,
+            "dGhlIHNhbXBsZSBub25jZQ==",
+            Some(&offer),
+            Some("json, chat"),
+        )
+        .map_err(|e| e.to_string());
     }
     if let Ok(text) = std::str::from_utf8(data) {
         if let Ok(Some(canonical)) = negotiate_extensions(Some(&offer), text) {
             // What is handed to yawc must read back the same.
-            assert_eq!(negotiate_extensions(Some(&offer), &canonical), Ok(Some(canonical.clone())));
+            assert_eq!(
+                negotiate_extensions(Some(&offer), &canonical),
+                Ok(Some(canonical.clone()))
+            );
         }
         let _ = parse_retry_after(text);
         let _ = wsrec::transport::HttpProxy::parse(text);

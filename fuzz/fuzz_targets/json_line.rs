@@ -16,13 +16,19 @@ fuzz_target!(|data: &[u8]| {
         ),
         Err(e) => {
             let depth = e.to_string().contains("recursion limit");
-            assert!(!ours || depth, "validator accepts what serde_json rejects ({e}): {data:?}");
+            assert!(
+                !ours || depth,
+                "validator accepts what serde_json rejects ({e}): {data:?}"
+            );
         }
     }
     if let Ok(text) = std::str::from_utf8(data) {
         let mut out = Vec::new();
         wsrec::json::write_json_string(data, &mut out);
-        assert!(!out.contains(&b'\n') && !out.contains(&b'\r'), "line break in {out:?}");
+        assert!(
+            !out.contains(&b'\n') && !out.contains(&b'\r'),
+            "line break in {out:?}"
+        );
         let back: String = serde_json::from_slice(&out).expect("fallback is a JSON string");
         assert_eq!(back, text);
     }
