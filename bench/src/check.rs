@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -156,21 +158,65 @@ pub fn parse_envelope(line: &[u8]) -> Result<Envelope<'_>, String> {
     }
 }
 
+/// Messages found on one connection (envelope format), in order of first appearance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ConnCount {
+    /// The `conn` value.
+    pub conn: u64,
+    /// Message lines carrying it.
+    pub messages: u64,
+}
+
 /// What was found in a recording that matched.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct CheckSummary {
-    /// Files read, relative to the output directory, in the order read.
+    /// Files read, relative to the output directory, in the order read (for a many-stream
+    /// recording, only the first few; see `file_count`).
     pub files: Vec<String>,
+    /// Number of files read.
+    pub file_count: u64,
+    /// Of those, zstd-compressed (`*.jsonl.zst`) files.
+    pub compressed_files: u64,
     /// Messages found (equal to N when the check passed).
     pub messages: u64,
     /// Message bytes found.
     pub message_bytes: u64,
     /// Event lines skipped (envelope format).
     pub events: u64,
-    /// Bytes of the recording files.
+    /// Bytes of the recording files on disk (compressed size for `.zst` files).
     pub file_bytes: u64,
-    /// Distinct connection numbers seen (envelope format).
+    /// Bytes of the recording files' content (decompressed).
+    pub content_bytes: u64,
+    /// Distinct connection numbers seen with messages (envelope format).
     pub connections: u64,
+    /// Messages per connection in order of first appearance (envelope format; empty for a
+    /// many-stream recording).
+    pub per_connection: Vec<ConnCount>,
+    /// Manifest sidecars (`*.manifest.json`) seen and ignored.
+    pub manifests: u64,
+}
+
+impl CheckSummary {
+    /// Adds another stream's summary to this one (for many-stream recordings): counts add up,
+    /// the file list keeps its first few names, per-connection counts are dropped.
+    pub fn absorb(&mut self, other: CheckSummary, prefix: &str) {
+        const KEEP_FILES: usize = 10;
+        for f in other.files {
+            if self.files.len() < KEEP_FILES {
+                self.files.push(format!("{prefix}/{f}"));
+            }
+        }
+        self.file_count += other.file_count;
+        self.compressed_files += other.compressed_files;
+        self.messages += other.messages;
+        self.message_bytes += other.message_bytes;
+        self.events += other.events;
+        self.file_bytes += other.file_bytes;
+        self.content_bytes += other.content_bytes;
+        self.connections += other.connections;
+        self.manifests += other.manifests;
+        self.per_connection.clear();
+    }
 }
 
 /// Most problems listed in an error before the rest are only counted.
@@ -236,13 +282,17 @@ fn preview(bytes: &[u8]) -> String {
     }
 }
 
+/// Suffix of zstd-compressed recording files.
+const ZST: &str = ".zst";
+
 /// Order of recording files: by directory, then by name with a numeric part index before
 /// `.jsonl` compared as a number, an unnumbered file first: `x.jsonl` < `x.2.jsonl` < `x.10.jsonl`
-/// (wsrec names the parts of a rotated-by-size hour that way).
+/// (wsrec names the parts of a rotated-by-size hour that way). A `.zst` suffix is ignored.
 fn file_order(path: &Path) -> (PathBuf, String, u64) {
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let stem = name.strip_suffix(".jsonl").unwrap_or(&name);
+    let name = name.strip_suffix(ZST).unwrap_or(&name);
+    let stem = name.strip_suffix(".jsonl").unwrap_or(name);
     if let Some((base, part)) = stem.rsplit_once('.')
         && !part.is_empty()
         && part.bytes().all(|b| b.is_ascii_digit())
@@ -253,12 +303,23 @@ fn file_order(path: &Path) -> (PathBuf, String, u64) {
     (dir, stem.to_owned(), 0)
 }
 
-/// Recording files under `dir`, recursively, in recording order (see [`file_order`]).
+/// What is under a recording directory.
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// Recording files (`*.jsonl`, `*.jsonl.zst`, not `*.events.jsonl[.zst]`), in recording order.
+    pub files: Vec<PathBuf>,
+    /// Manifest sidecars (`*.manifest.json`), ignored.
+    pub manifests: u64,
+}
+
+/// Recording files under `dir`, recursively, in recording order (see [`file_order`]). Plain and
+/// zstd-compressed files are both recording files; manifests (`*.manifest.json`), event
+/// sidecars, compression temporaries and anything else are ignored.
 ///
 /// # Errors
-/// A file still named `*.open` (not closed cleanly) or `*.zst` (compressed, cannot be read here),
-/// or the directory cannot be listed.
-pub fn recording_files(dir: &Path) -> Result<Vec<PathBuf>> {
+/// A file still named `*.open` (not closed cleanly) or `*.jsonl.gz` (a codec the checker does not
+/// read), or the directory cannot be listed.
+pub fn recording_files(dir: &Path) -> Result<Listing> {
     let mut found = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -272,7 +333,7 @@ pub fn recording_files(dir: &Path) -> Result<Vec<PathBuf>> {
         }
     }
     found.sort();
-    let mut files = Vec::new();
+    let mut listing = Listing::default();
     for path in found {
         let name = path.file_name().unwrap_or_default().to_string_lossy();
         if name.ends_with(".open") {
@@ -281,28 +342,229 @@ pub fn recording_files(dir: &Path) -> Result<Vec<PathBuf>> {
                 path.display()
             );
         }
-        if name.ends_with(".jsonl.zst") && !name.ends_with(".events.jsonl.zst") {
+        if name.ends_with(".jsonl.gz") && !name.ends_with(".events.jsonl.gz") {
             bail!(
-                "{} is compressed; run the recorder without compression (--wsrec-arg)",
+                "{} is gzip-compressed; the checker reads plain and zstd files only",
                 path.display()
             );
         }
-        if name.ends_with(".jsonl") && !name.ends_with(".events.jsonl") {
-            files.push(path);
+        if name.ends_with(".manifest.json") {
+            listing.manifests += 1;
+            continue;
+        }
+        let plain = name.strip_suffix(ZST).unwrap_or(&name);
+        if plain.ends_with(".jsonl") && !plain.ends_with(".events.jsonl") {
+            listing.files.push(path);
         }
     }
-    files.sort_by_cached_key(|p| file_order(p));
-    Ok(files)
+    listing.files.sort_by_cached_key(|p| file_order(p));
+    Ok(listing)
+}
+
+/// Size of the chunks a recording file is read in.
+const READ_CHUNK: usize = 1 << 20;
+
+/// Streams `reader` and calls `line(bytes)` for every line, without its line feed. A last line
+/// without a line feed is passed too, and reported by returning `true` (torn write). Returns
+/// the bytes read as well.
+///
+/// # Errors
+/// A read error (for a `.zst` file: a corrupt or cut frame).
+fn for_each_line(
+    mut reader: impl Read,
+    mut line: impl FnMut(&[u8]),
+) -> std::io::Result<(u64, bool)> {
+    let mut buf = vec![0u8; READ_CHUNK];
+    // Unconsumed bytes are `buf[start..end]`.
+    let (mut start, mut end, mut total) = (0, 0, 0u64);
+    loop {
+        if end == buf.len() {
+            if start > 0 {
+                buf.copy_within(start..end, 0);
+                end -= start;
+                start = 0;
+            } else {
+                // One line longer than the buffer.
+                buf.resize(buf.len() * 2, 0);
+            }
+        }
+        let n = match reader.read(&mut buf[end..]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        total += n as u64;
+        // Line feeds can only be in the new bytes.
+        let mut scan = end;
+        end += n;
+        while let Some(i) = memchr::memchr(b'\n', &buf[scan..end]) {
+            let nl = scan + i;
+            line(&buf[start..nl]);
+            start = nl + 1;
+            scan = start;
+        }
+    }
+    let torn = start < end;
+    if torn {
+        line(&buf[start..end]);
+    }
+    Ok((total, torn))
+}
+
+/// The comparison of a recording with what was sent, one line at a time.
+struct Checker<'a> {
+    format: Format,
+    stream: &'a str,
+    payload: &'a Payload,
+    n: u64,
+    summary: CheckSummary,
+    problems: Problems,
+    tally: Tally,
+    /// Scratch buffer for expected messages.
+    expected: Vec<u8>,
+    /// Last `seq` per `conn`.
+    last_seq: HashMap<u64, u64>,
+    /// Index of the message expected next.
+    next: u64,
+}
+
+impl Checker<'_> {
+    /// Checks one line of file `rel`.
+    fn line(&mut self, rel: &str, line_no: u64, line: &[u8]) {
+        let msg = match self.format {
+            Format::Raw => line,
+            Format::Envelope => match parse_envelope(line) {
+                Ok(Envelope::Event) => {
+                    self.summary.events += 1;
+                    return;
+                }
+                Ok(Envelope::Message {
+                    stream: s,
+                    conn,
+                    seq,
+                    msg,
+                    ..
+                }) => {
+                    if s != self.stream.as_bytes() {
+                        self.problems
+                            .add(|| format!("{rel}:{line_no}: stream is {}", preview(s)));
+                    }
+                    match self.last_seq.insert(conn, seq) {
+                        Some(prev) if seq <= prev => self.problems.add(|| {
+                            format!("{rel}:{line_no}: conn {conn} seq {seq} after seq {prev}")
+                        }),
+                        Some(_) => {}
+                        None => self
+                            .summary
+                            .per_connection
+                            .push(ConnCount { conn, messages: 0 }),
+                    }
+                    // Usually the last one; search otherwise (connections interleave only in
+                    // broken recordings).
+                    let counts = &mut self.summary.per_connection;
+                    if let Some(c) = counts.iter_mut().rev().find(|c| c.conn == conn) {
+                        c.messages += 1;
+                    }
+                    msg
+                }
+                Err(e) => {
+                    self.problems
+                        .add(|| format!("{rel}:{line_no}: {e}: {}", preview(line)));
+                    return;
+                }
+            },
+        };
+        self.summary.messages += 1;
+        self.summary.message_bytes += msg.len() as u64;
+        let (payload, n, next) = (self.payload, self.n, self.next);
+        if next < n && payload.matches(next, msg, &mut self.expected) {
+            self.next += 1;
+            return;
+        }
+        match locate(payload, msg, next, n, &mut self.expected) {
+            Some(j) if j > next => {
+                self.tally.lost += j - next;
+                self.problems.add(|| {
+                    format!(
+                        "{rel}:{line_no}: {} message(s) missing before it: expected message \
+                         {next}, found message {j}",
+                        j - next
+                    )
+                });
+                self.next = j + 1;
+            }
+            Some(j) => {
+                self.tally.repeated += 1;
+                self.problems.add(|| {
+                    format!(
+                        "{rel}:{line_no}: message {j} again (duplicate or out of order) \
+                         where message {next} was expected"
+                    )
+                });
+            }
+            None if next >= n => {
+                self.tally.extra += 1;
+                self.problems
+                    .add(|| format!("{rel}:{line_no}: extra message {}", preview(msg)));
+            }
+            None => {
+                self.tally.altered += 1;
+                self.expected.clear();
+                payload.write_message(next, &mut self.expected);
+                let expected = &self.expected;
+                self.problems.add(|| {
+                    format!(
+                        "{rel}:{line_no}: message {next} differs: got {}, expected {}",
+                        preview(msg),
+                        preview(expected)
+                    )
+                });
+                self.next += 1;
+            }
+        }
+    }
+
+    /// Reads one recording file, plain or zstd, streaming.
+    fn file(&mut self, dir: &Path, file: &Path) -> Result<()> {
+        let rel = file.strip_prefix(dir).unwrap_or(file).display().to_string();
+        let f = File::open(file).with_context(|| format!("opening {}", file.display()))?;
+        self.summary.file_bytes += f.metadata().map_or(0, |m| m.len());
+        let compressed = file.to_string_lossy().ends_with(ZST);
+        let mut line_no = 0u64;
+        let mut each = |l: &[u8]| {
+            line_no += 1;
+            self.line(&rel, line_no, l);
+        };
+        let read = if compressed {
+            zstd::stream::read::Decoder::new(f).and_then(|d| for_each_line(d, &mut each))
+        } else {
+            for_each_line(f, &mut each)
+        };
+        let (bytes, torn) = read.with_context(|| format!("reading {}", file.display()))?;
+        if compressed {
+            self.summary.compressed_files += 1;
+        }
+        self.summary.content_bytes += bytes;
+        if torn {
+            self.problems
+                .add(|| format!("{rel}: last line has no line feed (torn write)"));
+        }
+        self.summary.file_count += 1;
+        self.summary.files.push(rel);
+        Ok(())
+    }
 }
 
 /// Checks that the recording in `dir` holds exactly messages `0..n` of `payload`, in order,
-/// reading every `*.jsonl` file except `*.events.jsonl` in recording order.
+/// reading every `*.jsonl` and `*.jsonl.zst` file except `*.events.jsonl[.zst]` in recording
+/// order (manifests are ignored).
 ///
 /// `stream` is the `--name` given to the recorder; envelope lines must carry it.
 ///
 /// # Errors
 /// Lists the first problems found: missing, extra, changed or reordered messages, malformed
-/// lines, sequence numbers going backwards, files left open.
+/// lines, sequence numbers going backwards, files left open, unreadable compressed files.
 pub fn check_recording(
     dir: &Path,
     format: Format,
@@ -310,143 +572,87 @@ pub fn check_recording(
     payload: &Payload,
     n: u64,
 ) -> Result<CheckSummary> {
-    let files = recording_files(dir)?;
-    if files.is_empty() {
+    let listing = recording_files(dir)?;
+    if listing.files.is_empty() {
         bail!("no *.jsonl recording file under {}", dir.display());
     }
-    let mut summary = CheckSummary::default();
-    let mut problems = Problems::default();
-    let mut expected = Vec::new();
-    let mut last_seq: HashMap<u64, u64> = HashMap::new();
-    // Index of the message expected next.
-    let mut next = 0u64;
-    let mut tally = Tally::default();
-    for file in &files {
-        let rel = file.strip_prefix(dir).unwrap_or(file).display().to_string();
-        let data = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-        summary.file_bytes += data.len() as u64;
-        let body = match data.strip_suffix(b"\n") {
-            Some(body) => body,
-            None if data.is_empty() => {
-                summary.files.push(rel);
-                continue;
-            }
-            None => {
-                problems.add(|| format!("{rel}: last line has no line feed (torn write)"));
-                &data[..]
-            }
-        };
-        for (i, line) in body.split(|&b| b == b'\n').enumerate() {
-            let msg = match format {
-                Format::Raw => line,
-                Format::Envelope => match parse_envelope(line) {
-                    Ok(Envelope::Event) => {
-                        summary.events += 1;
-                        continue;
-                    }
-                    Ok(Envelope::Message {
-                        stream: s,
-                        conn,
-                        seq,
-                        msg,
-                        ..
-                    }) => {
-                        if s != stream.as_bytes() {
-                            problems.add(|| format!("{rel}:{}: stream is {}", i + 1, preview(s)));
-                        }
-                        if let Some(prev) = last_seq.insert(conn, seq)
-                            && seq <= prev
-                        {
-                            problems.add(|| {
-                                format!("{rel}:{}: conn {conn} seq {seq} after seq {prev}", i + 1)
-                            });
-                        }
-                        msg
-                    }
-                    Err(e) => {
-                        problems.add(|| format!("{rel}:{}: {e}: {}", i + 1, preview(line)));
-                        continue;
-                    }
-                },
-            };
-            summary.messages += 1;
-            summary.message_bytes += msg.len() as u64;
-            let line_no = i + 1;
-            if next < n && payload.matches(next, msg, &mut expected) {
-                next += 1;
-                continue;
-            }
-            match locate(payload, msg, next, n, &mut expected) {
-                Some(j) if j > next => {
-                    tally.lost += j - next;
-                    problems.add(|| {
-                        format!(
-                            "{rel}:{line_no}: {} message(s) missing before it: expected message \
-                             {next}, found message {j}",
-                            j - next
-                        )
-                    });
-                    next = j + 1;
-                }
-                Some(j) => {
-                    tally.repeated += 1;
-                    problems.add(|| {
-                        format!(
-                            "{rel}:{line_no}: message {j} again (duplicate or out of order) \
-                             where message {next} was expected"
-                        )
-                    });
-                }
-                None if next >= n => {
-                    tally.extra += 1;
-                    problems.add(|| format!("{rel}:{line_no}: extra message {}", preview(msg)));
-                }
-                None => {
-                    tally.altered += 1;
-                    expected.clear();
-                    payload.write_message(next, &mut expected);
-                    problems.add(|| {
-                        format!(
-                            "{rel}:{line_no}: message {next} differs: got {}, expected {}",
-                            preview(msg),
-                            preview(&expected)
-                        )
-                    });
-                    next += 1;
-                }
-            }
-        }
-        summary.files.push(rel);
+    let mut c = Checker {
+        format,
+        stream,
+        payload,
+        n,
+        summary: CheckSummary {
+            manifests: listing.manifests,
+            ..CheckSummary::default()
+        },
+        problems: Problems::default(),
+        tally: Tally::default(),
+        expected: Vec::new(),
+        last_seq: HashMap::new(),
+        next: 0,
+    };
+    for file in &listing.files {
+        c.file(dir, file)?;
     }
-    summary.connections = last_seq.len() as u64;
-    if next < n {
-        tally.lost += n - next;
-        problems.add(|| format!("the last {} message(s) are missing", n - next));
+    c.summary.connections = c.last_seq.len() as u64;
+    if c.next < n {
+        let missing = n - c.next;
+        c.tally.lost += missing;
+        c.problems
+            .add(|| format!("the last {missing} message(s) are missing"));
     }
-    if problems.count > 0 {
+    if c.problems.count > 0 {
         let mut text = format!(
             "recording in {} is wrong: {} message line(s) found, {n} sent; {} lost, {} repeated \
              or out of order, {} altered, {} extra",
             dir.display(),
-            summary.messages,
-            tally.lost,
-            tally.repeated,
-            tally.altered,
-            tally.extra
+            c.summary.messages,
+            c.tally.lost,
+            c.tally.repeated,
+            c.tally.altered,
+            c.tally.extra
         );
-        for p in &problems.listed {
+        for p in &c.problems.listed {
             let _ = write!(text, "\n  - {p}");
         }
-        if problems.count > problems.listed.len() as u64 {
+        if c.problems.count > c.problems.listed.len() as u64 {
             let _ = write!(
                 text,
                 "\n  - … and {} more",
-                problems.count - problems.listed.len() as u64
+                c.problems.count - c.problems.listed.len() as u64
             );
         }
         bail!(text);
     }
-    Ok(summary)
+    Ok(c.summary)
+}
+
+/// Checks that connection after connection carried `blocks` messages each, in order (the
+/// reconnect workload: the server closes after every block and the recorder reconnects), given
+/// a summary whose messages were already checked complete and in order.
+///
+/// # Errors
+/// The per-connection counts are not `[every, every, …, rest]` or connection numbers do not
+/// increase.
+pub fn check_blocks(summary: &CheckSummary, blocks: &[u64]) -> Result<()> {
+    let counts: Vec<u64> = summary.per_connection.iter().map(|c| c.messages).collect();
+    if counts != blocks {
+        bail!(
+            "messages per connection are {counts:?}, expected {blocks:?} (one connection per \
+             block the server sent)"
+        );
+    }
+    if summary
+        .per_connection
+        .windows(2)
+        .any(|w| w[1].conn <= w[0].conn)
+    {
+        bail!(
+            "connection numbers do not increase: {:?}",
+            summary.per_connection
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -687,18 +893,149 @@ mod tests {
     }
 
     #[test]
-    fn refuses_open_and_compressed_files() {
+    fn refuses_open_and_gzip_files() {
         let p = Payload::small(64).unwrap();
         let d = TempDir::new();
         std::fs::write(d.0.join("a.jsonl.open"), "").unwrap();
         let e = check_recording(&d.0, Format::Raw, "bench", &p, 0).unwrap_err();
         assert!(e.to_string().contains("still open"), "{e:#}");
         std::fs::remove_file(d.0.join("a.jsonl.open")).unwrap();
-        std::fs::write(d.0.join("a.jsonl.zst"), "").unwrap();
+        std::fs::write(d.0.join("a.jsonl.gz"), "").unwrap();
         let e = check_recording(&d.0, Format::Raw, "bench", &p, 0).unwrap_err();
-        assert!(e.to_string().contains("compressed"), "{e:#}");
-        std::fs::remove_file(d.0.join("a.jsonl.zst")).unwrap();
+        assert!(e.to_string().contains("gzip"), "{e:#}");
+        std::fs::remove_file(d.0.join("a.jsonl.gz")).unwrap();
+        std::fs::write(d.0.join("a.jsonl.manifest.json"), "{}").unwrap();
         let e = check_recording(&d.0, Format::Raw, "bench", &p, 0).unwrap_err();
         assert!(e.to_string().contains("no *.jsonl"), "{e:#}");
+    }
+
+    /// Compresses `name` (written by [`write`]) to `name.zst` and removes the original.
+    fn zstd_file(dir: &Path, name: &str) {
+        let plain = dir.join(name);
+        let data = std::fs::read(&plain).unwrap();
+        let packed = zstd::encode_all(&data[..], 3).unwrap();
+        std::fs::write(dir.join(format!("{name}.zst")), packed).unwrap();
+        std::fs::remove_file(plain).unwrap();
+    }
+
+    #[test]
+    fn reads_zstd_files_in_order_and_ignores_manifests() {
+        let p = Payload::small(64).unwrap();
+        for format in [Format::Envelope, Format::Raw] {
+            let d = TempDir::new();
+            write(&d.0, "b/h-10Z.jsonl", format, &p, &[0, 1, 2]);
+            zstd_file(&d.0, "b/h-10Z.jsonl");
+            write(&d.0, "b/h-10Z.1.jsonl", format, &p, &[3, 4]);
+            zstd_file(&d.0, "b/h-10Z.1.jsonl");
+            // The last file closed may still be plain when the recorder stops.
+            write(&d.0, "b/h-10Z.2.jsonl", format, &p, &[5]);
+            for m in ["b/h-10Z.jsonl", "b/h-10Z.1.jsonl", "b/h-10Z.2.jsonl"] {
+                std::fs::write(d.0.join(format!("{m}.manifest.json")), "{\"lines\":1}").unwrap();
+            }
+            std::fs::write(d.0.join("b/h-10Z.events.jsonl.zst"), "not zstd").unwrap();
+            std::fs::write(d.0.join("b/h-10Z.jsonl.zst.tmp"), "partial").unwrap();
+            let s = check_recording(&d.0, format, "bench", &p, 6).unwrap();
+            assert_eq!(s.messages, 6);
+            assert_eq!(
+                s.files,
+                [
+                    "b/h-10Z.jsonl.zst",
+                    "b/h-10Z.1.jsonl.zst",
+                    "b/h-10Z.2.jsonl"
+                ]
+            );
+            assert_eq!((s.file_count, s.compressed_files, s.manifests), (3, 2, 3));
+            assert!(s.content_bytes > s.file_bytes, "compressed on disk");
+        }
+    }
+
+    #[test]
+    fn finds_loss_and_torn_lines_inside_zstd_files() {
+        let p = Payload::small(64).unwrap();
+        let d = TempDir::new();
+        write(&d.0, "r.jsonl", Format::Raw, &p, &[0, 1, 3]);
+        let mut data = std::fs::read(d.0.join("r.jsonl")).unwrap();
+        data.pop();
+        std::fs::write(d.0.join("r.jsonl"), &data).unwrap();
+        zstd_file(&d.0, "r.jsonl");
+        let e = format!(
+            "{:#}",
+            check_recording(&d.0, Format::Raw, "bench", &p, 4).unwrap_err()
+        );
+        assert!(e.contains("r.jsonl.zst:3: 1 message(s) missing"), "{e}");
+        assert!(e.contains("r.jsonl.zst: last line has no line feed"), "{e}");
+    }
+
+    #[test]
+    fn a_cut_zstd_file_is_an_error() {
+        let p = Payload::small(64).unwrap();
+        let d = TempDir::new();
+        write(
+            &d.0,
+            "r.jsonl",
+            Format::Raw,
+            &p,
+            &(0..1000).collect::<Vec<_>>(),
+        );
+        zstd_file(&d.0, "r.jsonl");
+        let path = d.0.join("r.jsonl.zst");
+        let data = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &data[..data.len() / 2]).unwrap();
+        let e = check_recording(&d.0, Format::Raw, "bench", &p, 1000).unwrap_err();
+        assert!(format!("{e:#}").contains("reading"), "{e:#}");
+    }
+
+    #[test]
+    fn lines_longer_than_the_read_chunk_are_whole() {
+        let long = vec![b'a'; READ_CHUNK * 2 + 17];
+        let mut data = b"x\n".to_vec();
+        data.extend_from_slice(&long);
+        data.extend_from_slice(b"\ny\nlast");
+        let mut lines = Vec::new();
+        let (bytes, torn) = for_each_line(&data[..], |l| lines.push(l.len())).unwrap();
+        assert_eq!(lines, [1, long.len(), 1, 4]);
+        assert_eq!(bytes, data.len() as u64);
+        assert!(torn);
+        let (_, torn) = for_each_line(&b"a\n"[..], |_| {}).unwrap();
+        assert!(!torn);
+    }
+
+    #[test]
+    fn counts_messages_per_connection_and_checks_blocks() {
+        let p = Payload::small(64).unwrap();
+        let d = TempDir::new();
+        let mut data = Vec::new();
+        for (k, conn) in [(0, 1), (1, 1), (2, 3), (3, 3), (4, 4)] {
+            let mut m = Vec::new();
+            p.write_message(k, &mut m);
+            let line = String::from_utf8(envelope(k, &m)).unwrap();
+            data.extend(
+                line.replace("\"conn\":0", &format!("\"conn\":{conn}"))
+                    .into_bytes(),
+            );
+        }
+        std::fs::write(d.0.join("x.jsonl"), &data).unwrap();
+        let s = check_recording(&d.0, Format::Envelope, "bench", &p, 5).unwrap();
+        assert_eq!(
+            s.per_connection,
+            [
+                ConnCount {
+                    conn: 1,
+                    messages: 2
+                },
+                ConnCount {
+                    conn: 3,
+                    messages: 2
+                },
+                ConnCount {
+                    conn: 4,
+                    messages: 1
+                }
+            ]
+        );
+        assert_eq!(s.connections, 3);
+        check_blocks(&s, &[2, 2, 1]).unwrap();
+        let e = check_blocks(&s, &[2, 3]).unwrap_err();
+        assert!(e.to_string().contains("[2, 2, 1]"), "{e:#}");
     }
 }

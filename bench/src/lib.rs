@@ -15,6 +15,7 @@
 //! checker; timings from the server, CPU and RSS from `wait4` -> report.
 
 pub mod check;
+pub mod paced;
 pub mod payload;
 pub mod recorder;
 pub mod report;

@@ -1,31 +1,54 @@
-//! `cargo run --release -p wsrec-bench`: build `wsrec`, run every scenario, print a table and
-//! write `bench/results/latest.json`.
+//! `cargo run --release -p wsrec-bench`: build `wsrec`, find or install websocat, run every
+//! scenario, print a table and write `bench/results/latest.json`.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use wsrec_bench::recorder::{REAP_ARG, build_wsrec, reap_main};
-use wsrec_bench::report::{Host, RecorderInfo, Report, git_describe};
+use wsrec_bench::recorder::{REAP_ARG, REAP_MANY_ARG, build_wsrec, find_websocat, reap_main};
+use wsrec_bench::report::{Host, RecorderInfo, Report, git_describe, loadavg};
 use wsrec_bench::run::{Settings, payload_for, run_scenario};
-use wsrec_bench::scenario::{self, catalogue};
+use wsrec_bench::scenario::{self, Sizes, catalogue};
 
-/// Measures how fast `wsrec record` records from a local WebSocket flood server, its CPU per
-/// message and peak RSS, and checks the recording is complete.
+/// Measures how fast `wsrec record` records from a local WebSocket server, its CPU per message
+/// and peak RSS, compares it with websocat, and checks every recording is complete.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// Messages per run.
-    #[arg(long, default_value_t = 1_000_000)]
-    messages: u64,
-    /// Runs per scenario; the table shows medians.
-    #[arg(long, default_value_t = 3)]
-    runs: usize,
-    /// Scenario(s) to run: names, comma lists, or `all` (the default). See --list.
+    /// Every scenario at small sizes with one run: a smoke test in well under a minute
+    /// (sizes given explicitly still apply).
+    #[arg(long)]
+    quick: bool,
+    /// Messages per run of the flood scenarios (1, 2, 3, 4) and of the reconnect scenario [default: 1000000].
+    #[arg(long)]
+    messages: Option<u64>,
+    /// Runs per scenario; the table shows medians [default: 3, 1 with --quick].
+    #[arg(long)]
+    runs: Option<usize>,
+    /// Reconnect scenario: the server closes after this many messages [default: 100000].
+    #[arg(long)]
+    reconnect_every: Option<u64>,
+    /// Many-streams scenario: streams, one connection each [default: 1000].
+    #[arg(long)]
+    streams: Option<usize>,
+    /// Many-streams scenario: messages per second per stream [default: 20].
+    #[arg(long)]
+    stream_rate: Option<f64>,
+    /// Many-streams scenario: seconds of sending [default: 30, 2 with --quick].
+    #[arg(long, value_name = "SECONDS")]
+    streams_duration: Option<f64>,
+    /// Steady scenarios: messages per second [default: 50000].
+    #[arg(long)]
+    steady_rate: Option<f64>,
+    /// Steady scenarios: seconds of sending [default: 10, 2 with --quick].
+    #[arg(long, value_name = "SECONDS")]
+    steady_duration: Option<f64>,
+    /// Scenario(s) to run: names, comma lists, or `all` (the default). Scenarios a selected one
+    /// is compared with come along. See --list.
     #[arg(long = "scenario", value_name = "NAME")]
     scenarios: Vec<String>,
     /// List the scenarios and exit.
@@ -35,9 +58,20 @@ struct Args {
     /// binary used.
     #[arg(long, value_name = "PATH")]
     wsrec: Option<PathBuf>,
-    /// Extra argument for the recorder, appended after the scenario's own (repeatable).
+    /// Extra argument for wsrec, appended after the scenario's own (repeatable). With a config
+    /// file (many-streams, reconnect) only global flags are accepted by wsrec.
     #[arg(long = "wsrec-arg", value_name = "ARG", allow_hyphen_values = true)]
     wsrec_args: Vec<OsString>,
+    /// websocat binary for the baseline scenarios; by default the copy in bench/target-tools,
+    /// installed there with `cargo install` the first time.
+    #[arg(long, value_name = "PATH")]
+    websocat: Option<PathBuf>,
+    /// Leave out the websocat scenarios.
+    #[arg(long)]
+    no_websocat: bool,
+    /// Do not install websocat when it is missing (its scenarios are skipped).
+    #[arg(long)]
+    no_install: bool,
     /// Where each run's scratch directory (recording and recorder log) is made.
     #[arg(long, value_name = "DIR", default_value_os_t = std::env::temp_dir())]
     work_dir: PathBuf,
@@ -45,7 +79,7 @@ struct Args {
     #[arg(long)]
     keep: bool,
     /// Seconds one run may take before it fails.
-    #[arg(long, default_value_t = 120)]
+    #[arg(long, default_value_t = 180)]
     timeout: u64,
     /// Directory of the corpus `*.jsonl` files.
     #[arg(long, value_name = "DIR")]
@@ -55,10 +89,32 @@ struct Args {
     json: Option<PathBuf>,
 }
 
+impl Args {
+    /// The workload sizes: explicit flags, else `--quick`'s, else the full ones.
+    fn sizes(&self) -> Sizes {
+        let base = if self.quick {
+            Sizes::QUICK
+        } else {
+            Sizes::FULL
+        };
+        Sizes {
+            messages: self.messages.unwrap_or(base.messages),
+            reconnect_every: self.reconnect_every.unwrap_or(base.reconnect_every),
+            streams: self.streams.unwrap_or(base.streams),
+            stream_rate: self.stream_rate.unwrap_or(base.stream_rate),
+            streams_duration_s: self.streams_duration.unwrap_or(base.streams_duration_s),
+            steady_rate: self.steady_rate.unwrap_or(base.steady_rate),
+            steady_duration_s: self.steady_duration.unwrap_or(base.steady_duration_s),
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let raw: Vec<OsString> = std::env::args_os().collect();
-    if raw.get(1).is_some_and(|a| a == REAP_ARG) {
-        return reap_main(&raw[2..]);
+    if let Some(mode) = raw.get(1)
+        && (mode == REAP_ARG || mode == REAP_MANY_ARG)
+    {
+        return reap_main(mode, &raw[2..]);
     }
     match run(Args::parse()) {
         Ok(true) => ExitCode::SUCCESS,
@@ -66,6 +122,19 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Raises the soft open-file limit to the hard one: the many-streams scenario holds thousands
+/// of sockets on each side (the recorder inherits the limit).
+fn raise_nofile_limit() {
+    // SAFETY: plain FFI calls with a valid pointer to a local.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         }
     }
 }
@@ -79,17 +148,45 @@ fn run(args: Args) -> Result<bool> {
         .to_owned();
     if args.list {
         for s in catalogue() {
-            println!("{:<16} {}", s.name, s.about);
+            println!("{:<22} {}", s.name, s.about);
         }
         return Ok(true);
     }
-    let scenarios = scenario::select(&args.scenarios)?;
-    anyhow::ensure!(args.runs > 0, "--runs must be at least 1");
-    anyhow::ensure!(args.messages > 0, "--messages must be at least 1");
+    let sizes = args.sizes();
+    let runs = args.runs.unwrap_or(if args.quick { 1 } else { 3 });
+    anyhow::ensure!(runs > 0, "--runs must be at least 1");
+    anyhow::ensure!(sizes.messages > 0, "--messages must be at least 1");
+    anyhow::ensure!(
+        sizes.stream_rate > 0.0 && sizes.steady_rate > 0.0,
+        "rates must be positive"
+    );
+    anyhow::ensure!(
+        sizes.streams_duration_s > 0.0 && sizes.steady_duration_s > 0.0,
+        "durations must be positive"
+    );
+    let scenarios = scenario::select(&args.scenarios, !args.no_websocat)?;
+    raise_nofile_limit();
     let wsrec = match args.wsrec {
         Some(path) => path,
         None => build_wsrec(&workspace)?,
     };
+    let websocat = if args.no_websocat {
+        Err("--no-websocat".to_owned())
+    } else if scenarios
+        .iter()
+        .any(|s| s.recorder == scenario::Recorder::Websocat)
+    {
+        find_websocat(
+            &bench_dir.join("target-tools"),
+            args.websocat.as_deref(),
+            !args.no_install,
+        )
+    } else {
+        Err("no websocat scenario selected".to_owned())
+    };
+    if let Err(why) = &websocat {
+        eprintln!("websocat scenarios skipped: {why}");
+    }
     let settings = Settings {
         wsrec: wsrec.clone(),
         launcher: std::env::current_exe().context("locating the bench binary")?,
@@ -97,29 +194,26 @@ fn run(args: Args) -> Result<bool> {
         work_dir: args.work_dir,
         timeout: Duration::from_secs(args.timeout),
         keep: args.keep,
+        websocat: websocat.clone(),
     };
     let corpus_dir = args
         .corpus
         .unwrap_or_else(|| workspace.join("tests/fixtures/corpus"));
     eprintln!(
-        "recorder: {}; {} message(s) x {} run(s) per scenario",
+        "recorder: {}; {} run(s) per scenario; sizes: {sizes:?}",
         wsrec.display(),
-        args.messages,
-        args.runs
+        runs
     );
+    let loadavg_before = loadavg();
+    let started = Instant::now();
     let mut results = Vec::new();
     for s in &scenarios {
         let payload = payload_for(s.payload, &corpus_dir)?;
-        results.push(run_scenario(
-            s,
-            &payload,
-            args.messages,
-            args.runs,
-            &settings,
-            |line| eprintln!("{line}"),
-        ));
+        results.push(run_scenario(s, &payload, &sizes, runs, &settings, |line| {
+            eprintln!("{line}")
+        }));
     }
-    let report = Report {
+    let mut report = Report {
         generated_unix_s: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
@@ -132,22 +226,28 @@ fn run(args: Args) -> Result<bool> {
                 .map(|a| a.to_string_lossy().into_owned())
                 .collect(),
             git: git_describe(&workspace),
+            websocat,
         },
-        messages: args.messages,
-        runs: args.runs,
+        sizes,
+        quick: args.quick,
+        runs,
+        loadavg_before,
+        loadavg_after: loadavg(),
         scenarios: results,
     };
+    report.compare();
     println!();
     print!("{}", report.table());
-    for s in &report.scenarios {
-        if let Some(e) = &s.error {
-            println!("\n{} failed: {e}", s.scenario.name);
-        }
-    }
+    println!();
+    print!("{}", report.notes());
     let json = args
         .json
         .unwrap_or_else(|| bench_dir.join("results/latest.json"));
     report.write_json(&json)?;
-    println!("\nresults written to {}", json.display());
+    println!(
+        "\nresults written to {} ({:.0} s)",
+        json.display(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(report.scenarios.iter().all(|s| s.passed()))
 }

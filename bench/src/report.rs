@@ -7,8 +7,9 @@ use std::process::Command;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+use crate::recorder::Websocat;
 use crate::run::{RunMetrics, median};
-use crate::scenario::{Scenario, Target};
+use crate::scenario::{Plan, Scenario, Sizes, Target, WEBSOCAT_NOT_APPLICABLE};
 
 /// Medians over a scenario's successful runs.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -37,17 +38,38 @@ impl Medians {
     /// The target's limits these medians miss, as short texts; empty when all are met.
     pub fn misses(&self, target: &Target) -> Vec<String> {
         let mut misses = Vec::new();
-        if self.msgs_per_s < target.min_msgs_per_s {
-            misses.push(format!("msg/s < {}", si(target.min_msgs_per_s)));
+        if let Some(min) = target.min_msgs_per_s
+            && self.msgs_per_s < min
+        {
+            misses.push(format!("msg/s < {}", si(min)));
         }
-        if self.cpu_ns_per_msg > target.max_cpu_ns_per_msg {
-            misses.push(format!("CPU > {} ns", target.max_cpu_ns_per_msg));
+        if let Some(max) = target.max_cpu_ns_per_msg
+            && self.cpu_ns_per_msg > max
+        {
+            misses.push(format!("CPU > {max} ns"));
         }
-        if self.peak_rss_mib > target.max_rss_mib {
-            misses.push(format!("RSS > {} MiB", target.max_rss_mib));
+        if let Some(max) = target.max_rss_mib
+            && self.peak_rss_mib > max
+        {
+            misses.push(format!("RSS > {max} MiB"));
         }
         misses
     }
+}
+
+/// A scenario's medians relative to another scenario's (this / other).
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    /// The other scenario.
+    pub against: String,
+    /// msg/s ratio (above 1: this one is faster).
+    pub msgs_per_s_ratio: f64,
+    /// CPU per message ratio (below 1: this one uses less CPU).
+    pub cpu_ratio: f64,
+    /// Peak RSS ratio (below 1: this one uses less memory).
+    pub rss_ratio: f64,
+    /// Lowest acceptable msg/s ratio, if it is a target.
+    pub min_msgs_ratio: Option<f64>,
 }
 
 /// Everything about one scenario's runs.
@@ -55,6 +77,8 @@ impl Medians {
 pub struct ScenarioResult {
     /// The scenario as defined.
     pub scenario: Scenario,
+    /// Connections and messages with the sizes of this run.
+    pub plan: Plan,
     /// Messages per run.
     pub messages: u64,
     /// Message bytes per run.
@@ -69,6 +93,10 @@ pub struct ScenarioResult {
     pub median: Option<Medians>,
     /// Target limits missed by the medians.
     pub target_misses: Vec<String>,
+    /// The medians compared with another scenario's, when both ran.
+    pub comparison: Option<Comparison>,
+    /// Why the scenario was not run (websocat unavailable).
+    pub skipped: Option<String>,
     /// The failure that ended the scenario early, if any.
     pub error: Option<String>,
 }
@@ -83,9 +111,9 @@ impl ScenarioResult {
         };
     }
 
-    /// Whether every run succeeded.
+    /// Whether every run succeeded (a skipped scenario did not fail).
     pub fn passed(&self) -> bool {
-        self.error.is_none() && self.runs.len() == self.runs_wanted
+        self.skipped.is_some() || (self.error.is_none() && self.runs.len() == self.runs_wanted)
     }
 }
 
@@ -128,6 +156,8 @@ pub struct RecorderInfo {
     pub extra_args: Vec<String>,
     /// `git describe --always --dirty` of the workspace, when available.
     pub git: Option<String>,
+    /// The websocat measured as a baseline, or why none was.
+    pub websocat: Result<Websocat, String>,
 }
 
 /// `git describe --always --dirty` in `dir`, if git works there.
@@ -151,10 +181,16 @@ pub struct Report {
     pub host: Host,
     /// The recorder.
     pub recorder: RecorderInfo,
-    /// Messages per run.
-    pub messages: u64,
+    /// The sizes the workloads were run with.
+    pub sizes: Sizes,
+    /// Whether `--quick` was given (sizes for a smoke test, not for figures).
+    pub quick: bool,
     /// Runs per scenario.
     pub runs: usize,
+    /// Load average (1, 5, 15 min) before and after the run: other work on the machine.
+    pub loadavg_before: Option<String>,
+    /// Load average after the run.
+    pub loadavg_after: Option<String>,
     /// Per-scenario results.
     pub scenarios: Vec<ScenarioResult>,
 }
@@ -173,52 +209,180 @@ impl Report {
         std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
     }
 
-    /// The table printed at the end.
+    /// Fills in each scenario's comparison with the scenario it names, when both have medians,
+    /// and adds a missed ratio target to its misses.
+    pub fn compare(&mut self) {
+        let medians: Vec<(&'static str, Option<Medians>)> = self
+            .scenarios
+            .iter()
+            .map(|s| (s.scenario.name, s.median))
+            .collect();
+        for s in &mut self.scenarios {
+            let (Some(c), Some(mine)) = (s.scenario.compare, s.median) else {
+                continue;
+            };
+            let Some(theirs) = medians
+                .iter()
+                .find(|(n, _)| *n == c.against)
+                .and_then(|(_, m)| *m)
+            else {
+                continue;
+            };
+            let cmp = Comparison {
+                against: c.against.to_owned(),
+                msgs_per_s_ratio: mine.msgs_per_s / theirs.msgs_per_s,
+                cpu_ratio: mine.cpu_ns_per_msg / theirs.cpu_ns_per_msg,
+                rss_ratio: mine.peak_rss_mib / theirs.peak_rss_mib,
+                min_msgs_ratio: c.min_msgs_ratio,
+            };
+            if let Some(min) = c.min_msgs_ratio
+                && cmp.msgs_per_s_ratio < min
+            {
+                s.target_misses
+                    .push(format!("msg/s < {min:.2}x {}", c.against));
+            }
+            s.comparison = Some(cmp);
+        }
+    }
+
+    /// The table printed at the end, then the comparisons.
     pub fn table(&self) -> String {
         let mut t = String::new();
         let _ = writeln!(
             t,
-            "{:<16} {:>10} {:>10} {:>8} {:>11} {:>9} {:>5} {:>11}  vs target",
+            "{:<22} {:>9} {:>10} {:>7} {:>10} {:>8} {:>4} {:>10}  vs target",
             "scenario", "messages", "msg/s", "MB/s", "CPU ns/msg", "RSS MiB", "runs", "server max"
         );
         for s in &self.scenarios {
             let runs = format!("{}/{}", s.runs.len(), s.runs_wanted);
             let ceiling = s.server_ceiling_msgs_per_s.map_or("-".into(), si);
-            let verdict = if !s.passed() {
+            let judged = s.scenario.target.is_some()
+                || s.scenario
+                    .compare
+                    .is_some_and(|c| c.min_msgs_ratio.is_some());
+            let verdict = if s.skipped.is_some() {
+                "skipped".to_owned()
+            } else if !s.passed() {
                 "FAILED".to_owned()
-            } else if s.scenario.target.is_none() {
+            } else if !judged {
                 "-".to_owned()
             } else if s.target_misses.is_empty() {
                 "ok".to_owned()
             } else {
                 s.target_misses.join(", ")
             };
-            match &s.median {
-                Some(m) => {
-                    let _ = writeln!(
+            let _ = match &s.median {
+                Some(m) => writeln!(
+                    t,
+                    "{:<22} {:>9} {:>10} {:>7.1} {:>10.1} {:>8.1} {:>4} {:>10}  {verdict}",
+                    s.scenario.name,
+                    s.messages,
+                    si(m.msgs_per_s),
+                    m.mb_per_s,
+                    m.cpu_ns_per_msg,
+                    m.peak_rss_mib,
+                    runs,
+                    ceiling
+                ),
+                None => writeln!(
+                    t,
+                    "{:<22} {:>9} {:>10} {:>7} {:>10} {:>8} {:>4} {:>10}  {verdict}",
+                    s.scenario.name, s.messages, "-", "-", "-", "-", runs, ceiling
+                ),
+            };
+        }
+        let compared: Vec<&ScenarioResult> = self
+            .scenarios
+            .iter()
+            .filter(|s| s.scenario.compare.is_some())
+            .collect();
+        if !compared.is_empty() {
+            let _ = writeln!(
+                t,
+                "\n{:<46} {:>7} {:>10} {:>8}",
+                "ratio (this / other)", "msg/s", "CPU/msg", "RSS"
+            );
+        }
+        for s in compared {
+            let Some(c) = s.scenario.compare else {
+                continue;
+            };
+            let pair = format!("{} / {}", s.scenario.name, c.against);
+            let _ = match &s.comparison {
+                Some(r) => {
+                    // The msg/s of a paced run is the pace: its ratio says nothing.
+                    let msgs = if s.scenario.workload.paced() {
+                        "(paced)".to_owned()
+                    } else {
+                        format!("{:.2}", r.msgs_per_s_ratio)
+                    };
+                    let goal = c.min_msgs_ratio.map_or(String::new(), |min| {
+                        let ok = if r.msgs_per_s_ratio >= min {
+                            "ok"
+                        } else {
+                            "MISSED"
+                        };
+                        format!("  target msg/s >= {min:.2}: {ok}")
+                    });
+                    writeln!(
                         t,
-                        "{:<16} {:>10} {:>10} {:>8.1} {:>11.1} {:>9.1} {:>5} {:>11}  {verdict}",
-                        s.scenario.name,
-                        s.messages,
-                        si(m.msgs_per_s),
-                        m.mb_per_s,
-                        m.cpu_ns_per_msg,
-                        m.peak_rss_mib,
-                        runs,
-                        ceiling
-                    );
+                        "{pair:<46} {msgs:>7} {:>10.2} {:>8.2}{goal}",
+                        r.cpu_ratio, r.rss_ratio
+                    )
                 }
-                None => {
-                    let _ = writeln!(
-                        t,
-                        "{:<16} {:>10} {:>10} {:>8} {:>11} {:>9} {:>5} {:>11}  {verdict}",
-                        s.scenario.name, s.messages, "-", "-", "-", "-", runs, ceiling
-                    );
-                }
+                None => writeln!(t, "{pair:<46} {:>7} (one of the two has no figures)", "-"),
+            };
+        }
+        t
+    }
+
+    /// Notes printed under the table: skipped scenarios, where websocat does not apply, the
+    /// machine's load, failures.
+    pub fn notes(&self) -> String {
+        let mut t = String::new();
+        match &self.recorder.websocat {
+            Ok(w) => {
+                let _ = writeln!(t, "baseline: {} ({})", w.version, w.path.display());
+            }
+            Err(why) => {
+                let _ = writeln!(t, "baseline: no websocat: {why}");
+            }
+        }
+        let _ = writeln!(t, "websocat does not apply to:");
+        for (names, why) in WEBSOCAT_NOT_APPLICABLE {
+            let _ = writeln!(t, "  {names}: {why}");
+        }
+        if let (Some(a), Some(b)) = (&self.loadavg_before, &self.loadavg_after) {
+            let _ = writeln!(
+                t,
+                "load average before: {a}; after: {b} ({} CPUs)",
+                self.host.cpus
+            );
+        }
+        if self.quick {
+            let _ = writeln!(
+                t,
+                "--quick: small sizes and one run, a smoke test; the figures are not comparable"
+            );
+        }
+        for s in &self.scenarios {
+            if let Some(e) = &s.error {
+                let _ = writeln!(t, "\n{} failed: {e}", s.scenario.name);
             }
         }
         t
     }
+}
+
+/// The 1, 5 and 15 minute load averages, from /proc/loadavg.
+pub fn loadavg() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    Some(
+        text.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
 }
 
 /// `1.23 M`-style rendering of a rate.
@@ -235,7 +399,7 @@ pub fn si(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::TARGET_RAW;
+    use crate::scenario::{TARGET_MANY_STREAMS, TARGET_RAW};
 
     #[test]
     fn misses_name_each_limit() {
@@ -246,6 +410,7 @@ mod tests {
             peak_rss_mib: 10.0,
         };
         assert_eq!(m.misses(&TARGET_RAW), ["msg/s < 3.00 M", "CPU > 400 ns"]);
+        assert!(m.misses(&TARGET_MANY_STREAMS).is_empty());
     }
 
     #[test]

@@ -1,10 +1,11 @@
-//! One measured run: start the flood server, start the recorder on it, wait until the client has
-//! answered the close frame (every message consumed), SIGTERM the recorder, reap it for CPU and
-//! peak RSS, and check the recording.
+//! One measured run: start the server (flood, reconnect blocks, or paced), start the recorder on
+//! it, wait until the client has answered every close frame (every message consumed), SIGTERM the
+//! recorder, reap it for CPU and peak RSS, and check the recording.
 //!
-//! Throughput is N divided by the time from the first frame written to the client's close reply.
-//! CPU and RSS are the recorder process's own, whole life included (startup and the drain after
-//! SIGTERM).
+//! Throughput is N divided by the time from the first frame written to the client's close reply
+//! (for the reconnect workload, the sum of those times over the connections; for paced workloads,
+//! from the start of the schedule to the last close reply, which is the pace). CPU and RSS are the
+//! recorder process's own, whole life included (startup and the drain after SIGTERM).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -14,21 +15,32 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
-use crate::check::{self, CheckSummary};
+use crate::check::{self, CheckSummary, Format};
+use crate::paced::{PacedReport, PacedServer, PacedSpec};
 use crate::payload::Payload;
-use crate::recorder::{Exit, Process};
+use crate::recorder::{ChildSpec, Exit, Process, Websocat, children_pss_kib};
 use crate::report::{ScenarioResult, si};
-use crate::scenario::{PayloadKind, Scenario, Workload};
+use crate::scenario::{PayloadKind, Plan, Recorder, Scenario, Sizes, Workload};
 use crate::server::{
     ClientEnd, ClientTraffic, Encoded, FloodServer, ServerReport, measure_ceiling,
 };
 
-/// The stream name given to the recorder (`--name`) and expected in envelope lines.
+/// The stream name given to the recorder (`--name`) and expected in envelope lines, for the
+/// single-stream workloads.
 pub const STREAM_NAME: &str = "bench";
 /// How long the recorder may take to exit after SIGTERM.
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a recorder that exits by itself after the close (websocat) is given to do so before
+/// it gets SIGTERM.
+const SELF_EXIT_WAIT: Duration = Duration::from_secs(5);
 /// Lines of recorder output shown when a run fails.
 const LOG_TAIL: usize = 30;
+/// Reconnect delays wsrec is configured with in the reconnect workload (its defaults, 500 ms
+/// doubling per short-lived connection, would make the run mostly waiting).
+const RECONNECT_BACKOFF: (&str, &str) = ("5ms", "20ms");
+/// websocat's largest message (`-B`): its default, 64 KiB, would split the corpus's largest
+/// frames (79 KB).
+const WEBSOCAT_BUFFER: &str = "1048576";
 
 /// Everything a run needs besides the scenario.
 #[derive(Debug, Clone)]
@@ -38,7 +50,7 @@ pub struct Settings {
     /// The bench binary, started in reaper mode to run the recorder (see
     /// [`crate::recorder::reap_main`]).
     pub launcher: PathBuf,
-    /// Extra arguments appended to the recorder's command line.
+    /// Extra arguments appended to wsrec's command line.
     pub wsrec_args: Vec<OsString>,
     /// Directory under which each run gets its own scratch directory.
     pub work_dir: PathBuf,
@@ -46,6 +58,8 @@ pub struct Settings {
     pub timeout: Duration,
     /// Keep recordings of successful runs too (failed runs' are always kept).
     pub keep: bool,
+    /// The websocat to measure, or why there is none (its scenarios are skipped then).
+    pub websocat: Result<Websocat, String>,
 }
 
 /// Figures of one successful run.
@@ -57,9 +71,15 @@ pub struct RunMetrics {
     pub mb_per_s: f64,
     /// Recorder user + system CPU per message, ns.
     pub cpu_ns_per_msg: f64,
-    /// Recorder peak RSS, MiB.
+    /// Recorder peak RSS, MiB. With several processes (websocat, one per connection): the
+    /// largest sum of their Pss sampled every second, which counts shared pages once (see
+    /// `rss_sum_of_peaks_mib` for the sum of each process's peak RSS).
     pub peak_rss_mib: f64,
-    /// Seconds from first frame to close reply.
+    /// The recorder processes' peak RSS (`ru_maxrss`) summed: with several processes an upper
+    /// bound that counts shared pages once per process.
+    pub rss_sum_of_peaks_mib: f64,
+    /// Seconds from first frame to close reply (summed over connections for the reconnect
+    /// workload).
     pub elapsed_s: f64,
     /// Recorder user CPU, seconds.
     pub user_s: f64,
@@ -68,36 +88,206 @@ pub struct RunMetrics {
     /// From SIGTERM to the recorder being reaped, ms.
     pub stop_ms: f64,
     /// Messages per second from the first frame to the recorder being reaped after SIGTERM:
-    /// includes whatever it still had to write and flush after the close.
+    /// includes whatever it still had to write and flush after the close (and, for the
+    /// reconnect workload, the gaps between connections).
     pub msgs_per_s_until_exit: f64,
-    /// Whether the client answered the close frame (`true`) or just closed TCP.
+    /// Connections the server served.
+    pub connections: u64,
+    /// Recorder processes measured (websocat: one per connection).
+    pub processes: u64,
+    /// Whether every connection was ended by the client's close reply (`false`: some client
+    /// just closed TCP).
     pub close_replied: bool,
-    /// Status code of the client's close frame, if it sent one.
+    /// Status code of a client close frame, if one was sent.
     pub client_close_code: Option<u16>,
-    /// Frames the client sent, close included.
+    /// Frames the clients sent, close included.
     pub client_frames: u64,
-    /// Pings the client sent (each answered).
+    /// Pings the clients sent (each answered).
     pub client_pings: u64,
-    /// Text or binary frames the client sent (subscriptions).
+    /// Text or binary frames the clients sent (subscriptions).
     pub client_data_frames: u64,
+    /// Reconnect workload: messages per second from the first frame to the last close reply,
+    /// the reconnect gaps included.
+    pub msgs_per_s_with_gaps: Option<f64>,
+    /// Reconnect workload: median time from a close reply to the next connection's first frame
+    /// (the recorder's backoff, TCP connect and handshake), ms.
+    pub reconnect_gap_ms: Option<f64>,
+    /// Paced workloads: most a message was sent behind its scheduled time, ms (large means the
+    /// machine could not hold the pace).
+    pub max_send_lag_ms: Option<f64>,
+    /// Paced workloads: seconds until every connection was up.
+    pub connect_s: Option<f64>,
+    /// Paced workloads: most bytes one client left unread (it fell behind).
+    pub max_pending_bytes: Option<u64>,
+    /// Paced workloads: connections beyond the expected ones (a recorder reconnected).
+    pub extra_connections: Option<u64>,
     /// What the recording held.
     pub check: CheckSummary,
     /// Where the run's files are, if kept.
     pub kept_dir: Option<PathBuf>,
 }
 
-/// Waits until the server is done, the recorder dies, or the deadline passes.
-fn wait_served(server: FloodServer, proc: &mut Process, deadline: Instant) -> Result<ServerReport> {
+/// The traffic of a scenario, prepared once for all its runs.
+pub enum Traffic {
+    /// One connection, pre-encoded frames.
+    Flood(Arc<Encoded>),
+    /// One connection per block, one after the other.
+    Blocks(Vec<Arc<Encoded>>),
+    /// Paced connections.
+    Paced(PacedSpec),
+}
+
+impl Traffic {
+    /// Encodes (or describes) the traffic of `plan` for `workload`.
+    pub fn new(workload: Workload, plan: &Plan, payload: &Payload) -> Self {
+        match workload {
+            Workload::Flood => Self::Flood(Arc::new(Encoded::new(payload, plan.messages))),
+            Workload::Reconnect => {
+                let mut first = 0;
+                let blocks = plan
+                    .blocks()
+                    .into_iter()
+                    .map(|n| {
+                        let block = Arc::new(Encoded::range(payload, first, n));
+                        first += n;
+                        block
+                    })
+                    .collect();
+                Self::Blocks(blocks)
+            }
+            Workload::ManyStreams | Workload::Steady => {
+                let names = if plan.connections == 1 {
+                    vec![STREAM_NAME.to_owned()]
+                } else {
+                    let width = (plan.connections - 1).to_string().len().max(4);
+                    (0..plan.connections)
+                        .map(|i| format!("s{i:0width$}"))
+                        .collect()
+                };
+                Self::Paced(PacedSpec {
+                    names,
+                    per_connection: plan.per_connection,
+                    rate: plan.rate.unwrap_or(1.0),
+                })
+            }
+        }
+    }
+
+    /// Messages in one run.
+    pub fn messages(&self) -> u64 {
+        match self {
+            Self::Flood(f) => f.messages,
+            Self::Blocks(b) => b.iter().map(|f| f.messages).sum(),
+            Self::Paced(p) => p.total(),
+        }
+    }
+
+    /// Message payload bytes in one run.
+    pub fn message_bytes(&self, payload: &Payload) -> u64 {
+        match self {
+            Self::Flood(f) => f.message_bytes,
+            Self::Blocks(b) => b.iter().map(|f| f.message_bytes).sum(),
+            Self::Paced(p) => payload.total_bytes(p.per_connection) * p.names.len() as u64,
+        }
+    }
+}
+
+/// A server the runner waits for.
+trait Served {
+    type Report;
+    fn finished(&self) -> bool;
+    fn halt(&self);
+    fn finish(self) -> Result<Self::Report>;
+}
+
+impl Served for FloodServer {
+    type Report = Vec<ServerReport>;
+    fn finished(&self) -> bool {
+        self.is_finished()
+    }
+    fn halt(&self) {
+        self.stop();
+    }
+    fn finish(self) -> Result<Vec<ServerReport>> {
+        self.join_all()
+    }
+}
+
+impl Served for PacedServer {
+    type Report = PacedReport;
+    fn finished(&self) -> bool {
+        self.is_finished()
+    }
+    fn halt(&self) {
+        self.stop();
+    }
+    fn finish(self) -> Result<PacedReport> {
+        self.join()
+    }
+}
+
+/// Samples the summed Pss of the recorder processes now and then (several processes only).
+struct PssSampler {
+    /// Next sample due.
+    next: Instant,
+    /// Largest sum seen, KiB.
+    max_kib: Option<u64>,
+}
+
+impl PssSampler {
+    /// How often to sample.
+    const PERIOD: Duration = Duration::from_secs(1);
+
+    fn new() -> Self {
+        Self {
+            next: Instant::now() + Self::PERIOD,
+            max_kib: None,
+        }
+    }
+
+    fn poll(&mut self, proc: &Process) {
+        if Instant::now() < self.next {
+            return;
+        }
+        if let Some(kib) = children_pss_kib(proc.pid()) {
+            self.max_kib = Some(self.max_kib.unwrap_or(0).max(kib));
+        }
+        self.next = Instant::now() + Self::PERIOD;
+    }
+}
+
+/// Waits until the server is done, the recorder dies, or the deadline passes. A recorder that
+/// exits by itself once the server has closed (websocat) is fine if the server then finishes.
+fn wait_served<S: Served>(
+    server: S,
+    proc: &mut Process,
+    deadline: Instant,
+    mut pss: Option<&mut PssSampler>,
+) -> Result<S::Report> {
     loop {
-        if server.is_finished() {
+        if let Some(p) = pss.as_deref_mut() {
+            p.poll(proc);
+        }
+        if server.finished() {
             return server
-                .join()
-                .with_context(|| format!("flood server failed\n{}", proc.log_tail(LOG_TAIL)));
+                .finish()
+                .with_context(|| format!("server failed\n{}", proc.log_tail(LOG_TAIL)));
         }
         if let Some(exit) = proc.try_wait()? {
-            server.stop();
+            // It may have exited right after its close reply, before the server thread noted
+            // it: give the server a moment.
+            let grace = Instant::now() + Duration::from_secs(2);
+            while !server.finished() && Instant::now() < grace {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            if server.finished() && exit.success() {
+                return server
+                    .finish()
+                    .with_context(|| format!("server failed\n{}", proc.log_tail(LOG_TAIL)));
+            }
+            server.halt();
             let why = server
-                .join()
+                .finish()
                 .err()
                 .map(|e| format!(" ({e:#})"))
                 .unwrap_or_default();
@@ -108,7 +298,7 @@ fn wait_served(server: FloodServer, proc: &mut Process, deadline: Instant) -> Re
             );
         }
         if Instant::now() >= deadline {
-            server.stop();
+            server.halt();
             bail!(
                 "timed out: the recorder did not read every message in time\n{}",
                 proc.log_tail(LOG_TAIL)
@@ -118,8 +308,15 @@ fn wait_served(server: FloodServer, proc: &mut Process, deadline: Instant) -> Re
     }
 }
 
-/// Sends SIGTERM and reaps the recorder; fails unless it exits 0 within [`STOP_TIMEOUT`].
-fn stop(proc: &mut Process) -> Result<(Exit, Duration)> {
+/// Stops the recorder and reaps it; fails unless it exits 0 within [`STOP_TIMEOUT`] of SIGTERM.
+/// websocat is first given [`SELF_EXIT_WAIT`] to exit by itself (it does after the close, except
+/// with its autoreconnect: overlay), and SIGTERM, which it does not handle, counts as a normal
+/// end for it.
+fn stop(proc: &mut Process, recorder: Recorder, workload: Workload) -> Result<(Exit, Duration)> {
+    let websocat = recorder == Recorder::Websocat;
+    if websocat && workload != Workload::Reconnect {
+        proc.wait_timeout(SELF_EXIT_WAIT)?;
+    }
     let sent = Instant::now();
     proc.signal(libc::SIGTERM);
     let Some(exit) = proc.wait_timeout(STOP_TIMEOUT)? else {
@@ -129,14 +326,15 @@ fn stop(proc: &mut Process) -> Result<(Exit, Duration)> {
             proc.log_tail(LOG_TAIL)
         );
     };
-    if !exit.success() {
+    let websocat_killed = websocat && exit.signal == Some(libc::SIGTERM);
+    if !exit.success() && !websocat_killed {
         bail!(
             "recorder failed on SIGTERM: {}\n{}",
             exit.describe(),
             proc.log_tail(LOG_TAIL)
         );
     }
-    Ok((exit, exit.at - sent))
+    Ok((exit, exit.at.saturating_duration_since(sent)))
 }
 
 /// A fresh scratch directory for one run.
@@ -153,7 +351,126 @@ fn scratch_dir(base: &Path, scenario: &str, run: usize) -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// Runs `scenario` once with pre-encoded `frames` of `payload`. `run` numbers the run (from 1).
+/// A TOML basic string (JSON string escapes are valid TOML).
+fn toml_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| format!("\"{s}\""))
+}
+
+/// Writes the wsrec config file of a run: one `[[stream]]` per `(name, url)`.
+fn write_config(
+    path: &Path,
+    out: &Path,
+    streams: &[(String, String)],
+    format: Format,
+    reconnect: bool,
+) -> Result<()> {
+    let mut text = format!(
+        "# Written by wsrec-bench for one run.\noutput_dir = {}\ncompress = \"none\"\n",
+        toml_str(&out.to_string_lossy())
+    );
+    for (name, url) in streams {
+        text.push_str(&format!(
+            "\n[[stream]]\nname = {}\nurl = {}\nformat = \"{}\"\n",
+            toml_str(name),
+            toml_str(url),
+            format.as_arg()
+        ));
+        if reconnect {
+            text.push_str(&format!(
+                "backoff_initial = \"{}\"\nbackoff_max = \"{}\"\n",
+                RECONNECT_BACKOFF.0, RECONNECT_BACKOFF.1
+            ));
+        }
+    }
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Starts the scenario's recorder on `streams` (`(name, url)`), writing under `out`.
+fn start_recorder(
+    scenario: &Scenario,
+    settings: &Settings,
+    dir: &Path,
+    out: &Path,
+    streams: &[(String, String)],
+) -> Result<Process> {
+    let log = dir.join("recorder.log");
+    match scenario.recorder {
+        Recorder::Wsrec { format, args } => {
+            let config = streams.len() > 1 || scenario.workload == Workload::Reconnect;
+            let mut argv: Vec<OsString> = vec!["record".into()];
+            if config {
+                let path = dir.join("wsrec.toml");
+                write_config(
+                    &path,
+                    out,
+                    streams,
+                    format,
+                    scenario.workload == Workload::Reconnect,
+                )?;
+                argv.extend(["-c".into(), path.into()]);
+            } else {
+                let (name, url) = &streams[0];
+                argv.extend([
+                    url.into(),
+                    "-o".into(),
+                    out.into(),
+                    "--name".into(),
+                    name.into(),
+                    "--format".into(),
+                    format.as_arg().into(),
+                    // The default is zstd; the rotation scenarios turn it back on (a later
+                    // --compress wins).
+                    "--compress".into(),
+                    "none".into(),
+                ]);
+            }
+            argv.extend(args.iter().map(OsString::from));
+            argv.extend(settings.wsrec_args.iter().cloned());
+            Process::spawn(&settings.launcher, &settings.wsrec, &argv, &log)
+        }
+        Recorder::Websocat => {
+            let websocat = settings
+                .websocat
+                .as_ref()
+                .map_err(|why| anyhow::anyhow!("no websocat: {why}"))?;
+            let mut children = Vec::with_capacity(streams.len());
+            for (name, url) in streams {
+                let file = if streams.len() == 1 {
+                    out.join(format!("{name}.jsonl"))
+                } else {
+                    let d = out.join(name);
+                    std::fs::create_dir_all(&d)?;
+                    d.join(format!("{name}.jsonl"))
+                };
+                // -n: no close on stdin EOF; -U: only server-to-stdout; -B: message size.
+                let mut args: Vec<OsString> = ["-n", "-U", "-B", WEBSOCAT_BUFFER]
+                    .into_iter()
+                    .map(OsString::from)
+                    .collect();
+                if scenario.workload == Workload::Reconnect {
+                    // Advanced mode, stdio to an autoreconnect: overlay (reconnects 20 ms after
+                    // any end of the connection).
+                    args.extend(["-".into(), format!("autoreconnect:{url}").into()]);
+                } else {
+                    args.push(url.into());
+                }
+                children.push(ChildSpec {
+                    program: websocat.path.clone(),
+                    args,
+                    stdout: Some(file),
+                });
+            }
+            Process::spawn_many(
+                &settings.launcher,
+                &children,
+                &dir.join("children.json"),
+                &log,
+            )
+        }
+    }
+}
+
+/// Runs `scenario` once with the prepared `traffic` of `payload`. `run` numbers the run (from 1).
 ///
 /// # Errors
 /// The recorder fails, is too slow, exits non-zero, or the recording is not exactly what was sent.
@@ -161,15 +478,12 @@ fn scratch_dir(base: &Path, scenario: &str, run: usize) -> Result<PathBuf> {
 pub fn run_once(
     scenario: &Scenario,
     payload: &Payload,
-    frames: &Arc<Encoded>,
+    traffic: &Traffic,
     settings: &Settings,
     run: usize,
 ) -> Result<RunMetrics> {
-    match scenario.workload {
-        Workload::Flood => {}
-    }
     let dir = scratch_dir(&settings.work_dir, scenario.name, run)?;
-    let result = flood_once(scenario, payload, frames, settings, &dir);
+    let result = run_in(scenario, payload, traffic, settings, &dir);
     match result {
         Ok(mut m) if settings.keep => {
             m.kept_dir = Some(dir);
@@ -183,61 +497,180 @@ pub fn run_once(
     }
 }
 
-/// The [`Workload::Flood`] run.
-fn flood_once(
+/// What the server saw, in a form common to all workloads.
+struct ServedFigures {
+    /// First frame written.
+    first_write: Instant,
+    /// Last close reply.
+    client_done: Instant,
+    /// Seconds of sending that count for throughput.
+    elapsed_s: f64,
+    connections: u64,
+    close_replied: bool,
+    traffic: ClientTraffic,
+}
+
+/// Sums client traffic.
+fn add_traffic(total: &mut ClientTraffic, t: &ClientTraffic) {
+    total.frames += t.frames;
+    total.data_frames += t.data_frames;
+    total.pings += t.pings;
+    total.pongs += t.pongs;
+    total.pongs_sent += t.pongs_sent;
+    total.close_code = total.close_code.or(t.close_code);
+}
+
+/// One run in `dir`.
+fn run_in(
     scenario: &Scenario,
     payload: &Payload,
-    frames: &Arc<Encoded>,
+    traffic: &Traffic,
     settings: &Settings,
     dir: &Path,
 ) -> Result<RunMetrics> {
     let out = dir.join("out");
     let deadline = Instant::now() + settings.timeout;
-    let server = FloodServer::start(frames.clone(), deadline)?;
-    let mut args = scenario.recorder.command(&server.url(), &out, STREAM_NAME);
-    args.extend(settings.wsrec_args.iter().cloned());
-    let mut proc = Process::spawn(
-        &settings.launcher,
-        &settings.wsrec,
-        &args,
-        &dir.join("recorder.log"),
-    )?;
-    let report = wait_served(server, &mut proc, deadline)?;
-    let (exit, stop_time) = stop(&mut proc)?;
-    let check = check::check_recording(
-        &out,
-        scenario.recorder.format(),
-        STREAM_NAME,
-        payload,
-        frames.messages,
-    )?;
-    let elapsed = report.elapsed().as_secs_f64();
-    let n = frames.messages as f64;
-    let ClientTraffic {
-        frames: client_frames,
-        pings,
-        data_frames,
-        close_code,
-        ..
-    } = report.traffic;
+    let format = scenario.recorder.format();
+    let n = traffic.messages();
+    let single = |url: String| vec![(STREAM_NAME.to_owned(), url)];
+    let mut extra = Extra::default();
+    let (served, proc_exit, check) = match traffic {
+        Traffic::Flood(_) | Traffic::Blocks(_) => {
+            let blocks = match traffic {
+                Traffic::Flood(f) => vec![f.clone()],
+                Traffic::Blocks(b) => b.clone(),
+                Traffic::Paced(_) => unreachable!(),
+            };
+            let counts: Vec<u64> = blocks.iter().map(|b| b.messages).collect();
+            let server = FloodServer::start_blocks(blocks, deadline)?;
+            let mut proc = start_recorder(scenario, settings, dir, &out, &single(server.url()))?;
+            let reports = wait_served(server, &mut proc, deadline, None)?;
+            let stopped = stop(&mut proc, scenario.recorder, scenario.workload)?;
+            let check = check::check_recording(&out, format, STREAM_NAME, payload, n)?;
+            if reports.len() > 1 && format == Format::Envelope {
+                check::check_blocks(&check, &counts)?;
+            }
+            let mut t = ClientTraffic::default();
+            for r in &reports {
+                add_traffic(&mut t, &r.traffic);
+            }
+            let (first, last) = (&reports[0], &reports[reports.len() - 1]);
+            if reports.len() > 1 {
+                let gaps: Vec<f64> = reports
+                    .windows(2)
+                    .map(|w| (w[1].first_write - w[0].client_done).as_secs_f64() * 1e3)
+                    .collect();
+                extra.reconnect_gap_ms = Some(median(gaps));
+                extra.msgs_per_s_with_gaps =
+                    Some(n as f64 / (last.client_done - first.first_write).as_secs_f64());
+            }
+            let served = ServedFigures {
+                first_write: first.first_write,
+                client_done: last.client_done,
+                elapsed_s: reports.iter().map(|r| r.elapsed().as_secs_f64()).sum(),
+                connections: reports.len() as u64,
+                close_replied: reports
+                    .iter()
+                    .all(|r| r.client_end == ClientEnd::CloseReply),
+                traffic: t,
+            };
+            (served, stopped, check)
+        }
+        Traffic::Paced(spec) => {
+            let server = PacedServer::start(spec.clone(), payload.clone(), deadline)?;
+            let streams: Vec<(String, String)> = spec
+                .names
+                .iter()
+                .map(|name| (name.clone(), server.url(name)))
+                .collect();
+            let mut proc = start_recorder(scenario, settings, dir, &out, &streams)?;
+            let several = scenario.recorder == Recorder::Websocat && streams.len() > 1;
+            let mut sampler = several.then(PssSampler::new);
+            let report = wait_served(server, &mut proc, deadline, sampler.as_mut())?;
+            extra.pss_sum_mib = sampler
+                .and_then(|s| s.max_kib)
+                .map(|kib| kib as f64 / 1024.0);
+            let stopped = stop(&mut proc, scenario.recorder, scenario.workload)?;
+            let check = if spec.names.len() == 1 {
+                check::check_recording(&out, format, &spec.names[0], payload, n)?
+            } else {
+                let mut all = CheckSummary::default();
+                for name in &spec.names {
+                    let one = check::check_recording(
+                        &out.join(name),
+                        format,
+                        name,
+                        payload,
+                        spec.per_connection,
+                    )
+                    .with_context(|| format!("stream {name}"))?;
+                    all.absorb(one, name);
+                }
+                all
+            };
+            extra.max_send_lag_ms = Some(report.max_lag.as_secs_f64() * 1e3);
+            extra.connect_s = Some(report.connect_time.as_secs_f64());
+            extra.max_pending_bytes = Some(report.max_pending_bytes as u64);
+            extra.extra_connections = Some(report.extra_connections);
+            let served = ServedFigures {
+                first_write: report.first_write,
+                client_done: report.client_done,
+                elapsed_s: report.elapsed().as_secs_f64(),
+                connections: report.connections as u64,
+                close_replied: report.close_replies == report.connections,
+                traffic: report.traffic,
+            };
+            (served, stopped, check)
+        }
+    };
+    let (exit, stop_time) = proc_exit;
+    let nf = n as f64;
+    let processes = match scenario.recorder {
+        Recorder::Websocat => served.connections.max(1),
+        Recorder::Wsrec { .. } => 1,
+    };
+    let until_exit = exit.at.max(served.client_done) - served.first_write;
     Ok(RunMetrics {
-        msgs_per_s: n / elapsed,
-        mb_per_s: frames.message_bytes as f64 / elapsed / 1e6,
-        cpu_ns_per_msg: exit.cpu().as_nanos() as f64 / n,
-        peak_rss_mib: exit.max_rss_kib as f64 / 1024.0,
-        elapsed_s: elapsed,
+        msgs_per_s: nf / served.elapsed_s,
+        mb_per_s: traffic.message_bytes(payload) as f64 / served.elapsed_s / 1e6,
+        cpu_ns_per_msg: exit.cpu().as_nanos() as f64 / nf,
+        peak_rss_mib: extra
+            .pss_sum_mib
+            .unwrap_or(exit.max_rss_kib as f64 / 1024.0),
+        rss_sum_of_peaks_mib: exit.max_rss_kib as f64 / 1024.0,
+        elapsed_s: served.elapsed_s,
         user_s: exit.user.as_secs_f64(),
         system_s: exit.system.as_secs_f64(),
         stop_ms: stop_time.as_secs_f64() * 1e3,
-        msgs_per_s_until_exit: n / (exit.at - report.first_write).as_secs_f64(),
-        close_replied: report.client_end == ClientEnd::CloseReply,
-        client_close_code: close_code,
-        client_frames,
-        client_pings: pings,
-        client_data_frames: data_frames,
+        msgs_per_s_until_exit: nf / until_exit.as_secs_f64(),
+        connections: served.connections,
+        processes,
+        close_replied: served.close_replied,
+        client_close_code: served.traffic.close_code,
+        client_frames: served.traffic.frames,
+        client_pings: served.traffic.pings,
+        client_data_frames: served.traffic.data_frames,
+        msgs_per_s_with_gaps: extra.msgs_per_s_with_gaps,
+        reconnect_gap_ms: extra.reconnect_gap_ms,
+        max_send_lag_ms: extra.max_send_lag_ms,
+        connect_s: extra.connect_s,
+        max_pending_bytes: extra.max_pending_bytes,
+        extra_connections: extra.extra_connections,
         check,
         kept_dir: None,
     })
+}
+
+/// Workload-specific figures of a run.
+#[derive(Default)]
+struct Extra {
+    msgs_per_s_with_gaps: Option<f64>,
+    reconnect_gap_ms: Option<f64>,
+    max_send_lag_ms: Option<f64>,
+    connect_s: Option<f64>,
+    max_pending_bytes: Option<u64>,
+    extra_connections: Option<u64>,
+    pss_sum_mib: Option<f64>,
 }
 
 /// The payload of a scenario; the corpus is read from `corpus_dir`.
@@ -251,55 +684,97 @@ pub fn payload_for(kind: PayloadKind, corpus_dir: &Path) -> Result<Payload> {
     }
 }
 
-/// Runs `scenario` `runs` times with `n` messages each and collects the results. The first failed
-/// run ends the scenario (its error is recorded). `progress` receives one line per step.
+/// One progress line for a run.
+fn describe(name: &str, run: usize, runs: usize, m: &RunMetrics) -> String {
+    let mut line = format!(
+        "{name} run {run}/{runs}: {} msg/s, {:.1} MB/s, {:.1} ns CPU/msg, {:.1} MiB peak RSS, stop {:.0} ms",
+        si(m.msgs_per_s),
+        m.mb_per_s,
+        m.cpu_ns_per_msg,
+        m.peak_rss_mib,
+        m.stop_ms
+    );
+    if let Some(gap) = m.reconnect_gap_ms {
+        line.push_str(&format!(
+            ", {} connections, reconnect gap {gap:.1} ms, {} msg/s with gaps",
+            m.connections,
+            si(m.msgs_per_s_with_gaps.unwrap_or(0.0))
+        ));
+    }
+    if let Some(lag) = m.max_send_lag_ms {
+        line.push_str(&format!(
+            ", {} connections up in {:.2} s, server lag <= {lag:.1} ms",
+            m.connections,
+            m.connect_s.unwrap_or(0.0)
+        ));
+    }
+    if m.check.compressed_files > 0 {
+        line.push_str(&format!(
+            ", {} files ({} zstd, {:.1}x smaller)",
+            m.check.file_count,
+            m.check.compressed_files,
+            m.check.content_bytes as f64 / m.check.file_bytes.max(1) as f64
+        ));
+    }
+    line
+}
+
+/// Runs `scenario` `runs` times with the sizes of `sizes` and collects the results. The first
+/// failed run ends the scenario (its error is recorded). `progress` receives one line per step.
+/// A websocat scenario without a websocat is skipped.
 pub fn run_scenario(
     scenario: &Scenario,
     payload: &Payload,
-    n: u64,
+    sizes: &Sizes,
     runs: usize,
     settings: &Settings,
     mut progress: impl FnMut(&str),
 ) -> ScenarioResult {
-    let frames = Arc::new(Encoded::new(payload, n));
+    let plan = scenario.workload.plan(sizes);
     let mut result = ScenarioResult {
         scenario: scenario.clone(),
-        messages: n,
-        message_bytes: frames.message_bytes,
+        plan,
+        messages: plan.messages,
+        message_bytes: 0,
         server_ceiling_msgs_per_s: None,
         runs_wanted: runs,
         runs: Vec::new(),
         median: None,
         target_misses: Vec::new(),
+        comparison: None,
+        skipped: None,
         error: None,
     };
-    match measure_ceiling(frames.clone(), settings.timeout) {
-        Ok(r) => {
-            let rate = n as f64 / r.elapsed().as_secs_f64();
-            result.server_ceiling_msgs_per_s = Some(rate);
-            progress(&format!(
-                "{}: flood server alone: {} msg/s",
-                scenario.name,
-                si(rate)
-            ));
+    if scenario.recorder == Recorder::Websocat
+        && let Err(why) = &settings.websocat
+    {
+        progress(&format!("{}: skipped: {why}", scenario.name));
+        result.skipped = Some(why.clone());
+        return result;
+    }
+    let traffic = Traffic::new(scenario.workload, &plan, payload);
+    result.message_bytes = traffic.message_bytes(payload);
+    if let Traffic::Flood(frames) = &traffic {
+        match measure_ceiling(frames.clone(), settings.timeout) {
+            Ok(r) => {
+                let rate = plan.messages as f64 / r.elapsed().as_secs_f64();
+                result.server_ceiling_msgs_per_s = Some(rate);
+                progress(&format!(
+                    "{}: flood server alone: {} msg/s",
+                    scenario.name,
+                    si(rate)
+                ));
+            }
+            Err(e) => progress(&format!(
+                "{}: measuring the flood server alone failed: {e:#}",
+                scenario.name
+            )),
         }
-        Err(e) => progress(&format!(
-            "{}: measuring the flood server alone failed: {e:#}",
-            scenario.name
-        )),
     }
     for run in 1..=runs {
-        match run_once(scenario, payload, &frames, settings, run) {
+        match run_once(scenario, payload, &traffic, settings, run) {
             Ok(m) => {
-                progress(&format!(
-                    "{} run {run}/{runs}: {} msg/s, {:.1} MB/s, {:.1} ns CPU/msg, {:.1} MiB peak RSS, stop {:.0} ms",
-                    scenario.name,
-                    si(m.msgs_per_s),
-                    m.mb_per_s,
-                    m.cpu_ns_per_msg,
-                    m.peak_rss_mib,
-                    m.stop_ms
-                ));
+                progress(&describe(scenario.name, run, runs, &m));
                 result.runs.push(m);
             }
             Err(e) => {
@@ -330,12 +805,37 @@ pub fn median(values: impl IntoIterator<Item = f64>) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use super::median;
+    use super::*;
 
     #[test]
     fn median_of_odd_even_and_empty() {
         assert_eq!(median([3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median([4.0, 1.0, 3.0, 2.0]), 2.5);
         assert!(median([]).is_nan());
+    }
+
+    #[test]
+    fn config_file_has_every_stream_and_the_short_backoff() {
+        let dir = std::env::temp_dir().join(format!("wsrec-bench-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        let streams = vec![
+            ("s0".to_owned(), "ws://127.0.0.1:1/s0".to_owned()),
+            ("s1".to_owned(), "ws://127.0.0.1:1/s1".to_owned()),
+        ];
+        write_config(
+            &path,
+            Path::new("/tmp/a \"b\""),
+            &streams,
+            Format::Raw,
+            true,
+        )
+        .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.matches("[[stream]]").count(), 2);
+        assert!(text.contains(r#"output_dir = "/tmp/a \"b\"""#), "{text}");
+        assert!(text.contains("backoff_max = \"20ms\""), "{text}");
+        assert!(text.contains("format = \"raw\""), "{text}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

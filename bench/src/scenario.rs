@@ -1,13 +1,10 @@
 //! The catalogue of scenarios. A scenario is a payload, a workload shape (how the server feeds
-//! the recorder), the recorder invocation, and the target it is judged against.
+//! the recorder), the recorder invocation, the target it is judged against, and the scenarios it
+//! is compared with (websocat, or the same run without compression).
 //!
-//! To add a scenario, add an entry to [`catalogue`]; if it needs a new shape of traffic, add a
-//! [`Workload`] variant and handle it in [`crate::run::run_once`]; for another recorder (for
-//! example websocat as a baseline) add a [`Recorder`] variant and its command line in
-//! [`Recorder::command`].
-
-use std::ffi::OsString;
-use std::path::Path;
+//! To add a scenario, add an entry to [`catalogue`]; a new shape of traffic needs a [`Workload`]
+//! variant, its [`Plan`] and its arm in [`crate::run::run_once`]; another recorder needs a
+//! [`Recorder`] variant and its command line in [`crate::run`].
 
 use anyhow::{Result, bail};
 use serde::Serialize;
@@ -30,86 +27,226 @@ pub enum PayloadKind {
     Corpus,
 }
 
-/// How the flood server feeds the recorder.
+/// How the server feeds the recorder. The sizes come from [`Sizes`] (flags), see [`Plan`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Workload {
     /// One connection, all N messages as fast as the recorder reads them, then close.
     Flood,
-    // Planned (not implemented yet), each needing its own arm in `run::run_once`:
-    // - `ManyConnections { connections }`: one server connection per stream, N split among them
-    //   (the recorder started with several URLs or a config file).
-    // - `Reconnect { every }`: the server closes after every `every` messages and the recorder
-    //   must reconnect; the checker then expects several `conn` values and no loss across them.
-    // - `SteadyRate { msgs_per_s }`: paced sending to measure CPU and RSS at a realistic load
-    //   rather than at saturation.
+    /// Like `Flood`, but the server closes (1000) after every `reconnect_every` messages and
+    /// serves the next block to the recorder's next connection.
+    Reconnect,
+    /// `streams` connections, one stream each, `stream_rate` messages per second on each for
+    /// `streams_duration` seconds, sends spread evenly (wsrec gets a config file).
+    ManyStreams,
+    /// One connection at `steady_rate` messages per second for `steady_duration` seconds.
+    Steady,
+}
+
+/// The sizes of the workloads, from the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Sizes {
+    /// Messages per run of the flood and reconnect workloads.
+    pub messages: u64,
+    /// Reconnect workload: messages per connection.
+    pub reconnect_every: u64,
+    /// Many-streams workload: connections (one stream each).
+    pub streams: usize,
+    /// Many-streams workload: messages per second per stream.
+    pub stream_rate: f64,
+    /// Many-streams workload: seconds of sending.
+    pub streams_duration_s: f64,
+    /// Steady workload: messages per second.
+    pub steady_rate: f64,
+    /// Steady workload: seconds of sending.
+    pub steady_duration_s: f64,
+}
+
+impl Sizes {
+    /// The full benchmark, as the speed issue describes it.
+    pub const FULL: Self = Self {
+        messages: 1_000_000,
+        reconnect_every: 100_000,
+        streams: 1000,
+        stream_rate: 20.0,
+        streams_duration_s: 30.0,
+        steady_rate: 50_000.0,
+        steady_duration_s: 10.0,
+    };
+
+    /// `--quick`: every scenario at a size that runs in seconds (a smoke test, not a measure); 200
+    /// streams, because starting 1,000 websocat processes alone takes half a minute.
+    pub const QUICK: Self = Self {
+        messages: 100_000,
+        reconnect_every: 20_000,
+        streams: 200,
+        stream_rate: 20.0,
+        streams_duration_s: 2.0,
+        steady_rate: 50_000.0,
+        steady_duration_s: 2.0,
+    };
+}
+
+/// What a workload amounts to with given sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Plan {
+    /// Connections the server serves (in parallel for paced workloads, one after the other for
+    /// the reconnect workload).
+    pub connections: usize,
+    /// Messages on each connection (the last block of a reconnect run may be shorter).
+    pub per_connection: u64,
+    /// Messages in the whole run.
+    pub messages: u64,
+    /// Messages per second per connection, for paced workloads.
+    pub rate: Option<f64>,
+}
+
+impl Workload {
+    /// The plan of this workload with `sizes`.
+    pub fn plan(self, sizes: &Sizes) -> Plan {
+        let paced = |connections: usize, rate: f64, seconds: f64| {
+            let per_connection = ((rate * seconds).round() as u64).max(1);
+            Plan {
+                connections,
+                per_connection,
+                messages: per_connection * connections as u64,
+                rate: Some(rate),
+            }
+        };
+        match self {
+            Self::Flood => Plan {
+                connections: 1,
+                per_connection: sizes.messages,
+                messages: sizes.messages,
+                rate: None,
+            },
+            Self::Reconnect => {
+                let every = sizes.reconnect_every.clamp(1, sizes.messages.max(1));
+                Plan {
+                    connections: sizes.messages.div_ceil(every) as usize,
+                    per_connection: every,
+                    messages: sizes.messages,
+                    rate: None,
+                }
+            }
+            Self::ManyStreams => paced(
+                sizes.streams.max(1),
+                sizes.stream_rate,
+                sizes.streams_duration_s,
+            ),
+            Self::Steady => paced(1, sizes.steady_rate, sizes.steady_duration_s),
+        }
+    }
+
+    /// Whether the server sends at a set pace (throughput is then the pace, and the figures
+    /// that matter are CPU and memory).
+    pub fn paced(self) -> bool {
+        matches!(self, Self::ManyStreams | Self::Steady)
+    }
+}
+
+impl Plan {
+    /// Messages per connection of the reconnect workload, in order.
+    pub fn blocks(&self) -> Vec<u64> {
+        let mut left = self.messages;
+        let mut out = Vec::new();
+        while left > 0 {
+            let b = left.min(self.per_connection);
+            out.push(b);
+            left -= b;
+        }
+        out
+    }
 }
 
 /// The program that records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Recorder {
-    /// `wsrec record URL -o DIR --name NAME --format FORMAT`.
+    /// `wsrec record URL -o DIR --name NAME --format FORMAT --compress none ARGS…`, or with a
+    /// config file for the workloads that need one (many streams, short reconnect backoff).
     Wsrec {
         /// Output format.
         format: Format,
+        /// The scenario's own extra arguments, after the bench's and before `--wsrec-arg`s.
+        args: &'static [&'static str],
     },
-    // Planned: `Websocat` (`websocat -n URL > file`, raw lines) as an outside baseline.
+    /// `websocat -n -U -B 1048576 ws://… > FILE`: raw lines, one process per connection.
+    Websocat,
 }
 
 impl Recorder {
     /// The line format the recording will be in.
     pub fn format(self) -> Format {
         match self {
-            Self::Wsrec { format } => format,
+            Self::Wsrec { format, .. } => format,
+            Self::Websocat => Format::Raw,
         }
     }
 
-    /// Arguments for the recorder binary.
-    pub fn command(self, url: &str, out_dir: &Path, name: &str) -> Vec<OsString> {
+    /// Short name for the table.
+    pub fn label(self) -> &'static str {
         match self {
-            Self::Wsrec { format } => vec![
-                "record".into(),
-                url.into(),
-                "-o".into(),
-                out_dir.into(),
-                "--name".into(),
-                name.into(),
-                "--format".into(),
-                format.as_arg().into(),
-                // The checker reads plain JSONL; compression has its own scenario
-                // (a later --wsrec-arg overrides this).
-                "--compress".into(),
-                "none".into(),
-            ],
+            Self::Wsrec { .. } => "wsrec",
+            Self::Websocat => "websocat",
         }
     }
 }
 
-/// Goals a scenario is judged against (2-core machine, one stream).
+/// Goals a scenario is judged against (2-core machine), each optional.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Target {
     /// Lowest acceptable median throughput.
-    pub min_msgs_per_s: f64,
+    pub min_msgs_per_s: Option<f64>,
     /// Highest acceptable median CPU (user + system) per message.
-    pub max_cpu_ns_per_msg: f64,
+    pub max_cpu_ns_per_msg: Option<f64>,
     /// Highest acceptable median peak RSS.
-    pub max_rss_mib: f64,
+    pub max_rss_mib: Option<f64>,
 }
 
-/// Target for the default (envelope) format.
+/// Target for the default (envelope) format, one stream.
 pub const TARGET_ENVELOPE: Target = Target {
-    min_msgs_per_s: 2.0e6,
-    max_cpu_ns_per_msg: 400.0,
-    max_rss_mib: 12.0,
+    min_msgs_per_s: Some(2.0e6),
+    max_cpu_ns_per_msg: Some(400.0),
+    max_rss_mib: Some(12.0),
 };
 
-/// Target for the raw format.
+/// Target for the raw format, one stream.
 pub const TARGET_RAW: Target = Target {
-    min_msgs_per_s: 3.0e6,
-    max_cpu_ns_per_msg: 400.0,
-    max_rss_mib: 12.0,
+    min_msgs_per_s: Some(3.0e6),
+    max_cpu_ns_per_msg: Some(400.0),
+    max_rss_mib: Some(12.0),
 };
+
+/// Target for the corpus frames, one stream.
+pub const TARGET_CORPUS: Target = Target {
+    min_msgs_per_s: Some(1.5e6),
+    max_cpu_ns_per_msg: None,
+    max_rss_mib: Some(12.0),
+};
+
+/// Target of one stream at a set pace: memory only.
+pub const TARGET_ONE_STREAM_RSS: Target = Target {
+    min_msgs_per_s: None,
+    max_cpu_ns_per_msg: None,
+    max_rss_mib: Some(12.0),
+};
+
+/// Target for 1,000 streams.
+pub const TARGET_MANY_STREAMS: Target = Target {
+    min_msgs_per_s: None,
+    max_cpu_ns_per_msg: None,
+    max_rss_mib: Some(100.0),
+};
+
+/// A comparison of a scenario's medians with another scenario's.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Compare {
+    /// The other scenario.
+    pub against: &'static str,
+    /// Lowest acceptable ratio of this scenario's msg/s to the other's, if it is a target.
+    pub min_msgs_ratio: Option<f64>,
+}
 
 /// One benchmark scenario.
 #[derive(Debug, Clone, Serialize)]
@@ -126,68 +263,287 @@ pub struct Scenario {
     pub recorder: Recorder,
     /// What counts as good enough.
     pub target: Option<Target>,
+    /// Scenarios this one is compared with.
+    pub compare: Option<Compare>,
 }
 
-/// Every scenario, in the order they run by default.
+/// Arguments of the rotation scenarios: files close every 50 MB (a 1-minute rotation alone
+/// would close nothing during a run of a second).
+const ROTATE_NONE: &[&str] = &[
+    "--rotate",
+    "1m",
+    "--max-bytes",
+    "50MB",
+    "--compress",
+    "none",
+];
+const ROTATE_ZSTD: &[&str] = &[
+    "--rotate",
+    "1m",
+    "--max-bytes",
+    "50MB",
+    "--compress",
+    "zstd",
+];
+
+const SMALL: PayloadKind = PayloadKind::Small { size: SMALL_SIZE };
+const ENVELOPE: Recorder = Recorder::Wsrec {
+    format: Format::Envelope,
+    args: &[],
+};
+const RAW: Recorder = Recorder::Wsrec {
+    format: Format::Raw,
+    args: &[],
+};
+
+/// Compared with a websocat scenario, no target on the ratio.
+const fn vs(against: &'static str) -> Option<Compare> {
+    Some(Compare {
+        against,
+        min_msgs_ratio: None,
+    })
+}
+
+/// Every scenario, in the order they run by default (a compared scenario right after or before
+/// the one it is compared with, so both see the same machine).
 pub fn catalogue() -> Vec<Scenario> {
     vec![
         Scenario {
             name: "small-envelope",
-            about: "200-byte JSON messages, one connection, envelope format",
-            payload: PayloadKind::Small { size: SMALL_SIZE },
+            about: "1. 200-byte JSON messages, one connection, envelope (default) format",
+            payload: SMALL,
             workload: Workload::Flood,
-            recorder: Recorder::Wsrec {
-                format: Format::Envelope,
-            },
+            recorder: ENVELOPE,
             target: Some(TARGET_ENVELOPE),
+            compare: None,
         },
         Scenario {
             name: "small-raw",
-            about: "200-byte JSON messages, one connection, raw format",
-            payload: PayloadKind::Small { size: SMALL_SIZE },
+            about: "2. 200-byte JSON messages, one connection, raw format",
+            payload: SMALL,
             workload: Workload::Flood,
-            recorder: Recorder::Wsrec {
-                format: Format::Raw,
-            },
+            recorder: RAW,
             target: Some(TARGET_RAW),
+            compare: vs("websocat-small"),
+        },
+        Scenario {
+            name: "websocat-small",
+            about: "websocat on scenario 2 (raw lines)",
+            payload: SMALL,
+            workload: Workload::Flood,
+            recorder: Recorder::Websocat,
+            target: None,
+            compare: None,
         },
         Scenario {
             name: "corpus-envelope",
-            about: "real exchange frames (tests/fixtures/corpus) cycled, one connection, envelope format",
+            about: "3. real exchange frames (tests/fixtures/corpus) cycled, one connection, envelope format",
+            payload: PayloadKind::Corpus,
+            workload: Workload::Flood,
+            recorder: ENVELOPE,
+            target: Some(TARGET_CORPUS),
+            compare: None,
+        },
+        Scenario {
+            name: "corpus-raw",
+            about: "3. the same in raw format (to compare with websocat)",
+            payload: PayloadKind::Corpus,
+            workload: Workload::Flood,
+            recorder: RAW,
+            target: Some(TARGET_CORPUS),
+            compare: vs("websocat-corpus"),
+        },
+        Scenario {
+            name: "websocat-corpus",
+            about: "websocat on scenario 3 (raw lines)",
+            payload: PayloadKind::Corpus,
+            workload: Workload::Flood,
+            recorder: Recorder::Websocat,
+            target: None,
+            compare: None,
+        },
+        Scenario {
+            name: "rotate-none",
+            about: "4. baseline: scenario 1 with --rotate 1m --max-bytes 50MB, no compression",
+            payload: SMALL,
+            workload: Workload::Flood,
+            recorder: Recorder::Wsrec {
+                format: Format::Envelope,
+                args: ROTATE_NONE,
+            },
+            target: None,
+            compare: None,
+        },
+        Scenario {
+            name: "rotate-zstd",
+            about: "4. the same with zstd compression of every closed file (--compress zstd)",
+            payload: SMALL,
+            workload: Workload::Flood,
+            recorder: Recorder::Wsrec {
+                format: Format::Envelope,
+                args: ROTATE_ZSTD,
+            },
+            target: None,
+            compare: Some(Compare {
+                against: "rotate-none",
+                min_msgs_ratio: Some(0.9),
+            }),
+        },
+        Scenario {
+            name: "corpus-rotate-none",
+            about: "4. baseline with real frames: scenario 3 with --rotate 1m --max-bytes 50MB, no compression",
             payload: PayloadKind::Corpus,
             workload: Workload::Flood,
             recorder: Recorder::Wsrec {
                 format: Format::Envelope,
+                args: ROTATE_NONE,
             },
-            target: Some(TARGET_ENVELOPE),
+            target: None,
+            compare: None,
+        },
+        Scenario {
+            name: "corpus-rotate-zstd",
+            about: "4. the same with zstd compression of every closed file (real frames compress ~6x, padding ~70x)",
+            payload: PayloadKind::Corpus,
+            workload: Workload::Flood,
+            recorder: Recorder::Wsrec {
+                format: Format::Envelope,
+                args: ROTATE_ZSTD,
+            },
+            target: None,
+            compare: Some(Compare {
+                against: "corpus-rotate-none",
+                min_msgs_ratio: Some(0.9),
+            }),
+        },
+        Scenario {
+            name: "many-streams",
+            about: "5. 1,000 streams on 1,000 connections, 20 msg/s each for 30 s, envelope (config file)",
+            payload: SMALL,
+            workload: Workload::ManyStreams,
+            recorder: ENVELOPE,
+            target: Some(TARGET_MANY_STREAMS),
+            compare: vs("websocat-many-streams"),
+        },
+        Scenario {
+            name: "websocat-many-streams",
+            about: "websocat on scenario 5: one process per connection (CPU and RSS summed)",
+            payload: SMALL,
+            workload: Workload::ManyStreams,
+            recorder: Recorder::Websocat,
+            target: None,
+            compare: None,
+        },
+        Scenario {
+            name: "reconnect",
+            about: "6. scenario 1 with the server closing (1000) after every 100k messages; the recorder reconnects",
+            payload: SMALL,
+            workload: Workload::Reconnect,
+            recorder: ENVELOPE,
+            target: None,
+            compare: Some(Compare {
+                against: "small-envelope",
+                min_msgs_ratio: None,
+            }),
+        },
+        Scenario {
+            name: "reconnect-raw",
+            about: "6. the same in raw format (to compare with websocat)",
+            payload: SMALL,
+            workload: Workload::Reconnect,
+            recorder: RAW,
+            target: None,
+            compare: vs("websocat-reconnect"),
+        },
+        Scenario {
+            name: "websocat-reconnect",
+            about: "websocat (autoreconnect: overlay) on scenario 6 (raw lines)",
+            payload: SMALL,
+            workload: Workload::Reconnect,
+            recorder: Recorder::Websocat,
+            target: None,
+            compare: None,
+        },
+        Scenario {
+            name: "steady-envelope",
+            about: "7. one connection at a steady 50k msg/s for 10 s, envelope format",
+            payload: SMALL,
+            workload: Workload::Steady,
+            recorder: ENVELOPE,
+            target: Some(TARGET_ONE_STREAM_RSS),
+            compare: None,
+        },
+        Scenario {
+            name: "steady-raw",
+            about: "7. the same in raw format (to compare with websocat)",
+            payload: SMALL,
+            workload: Workload::Steady,
+            recorder: RAW,
+            target: Some(TARGET_ONE_STREAM_RSS),
+            compare: vs("websocat-steady"),
+        },
+        Scenario {
+            name: "websocat-steady",
+            about: "websocat on scenario 7 (raw lines)",
+            payload: SMALL,
+            workload: Workload::Steady,
+            recorder: Recorder::Websocat,
+            target: None,
+            compare: None,
         },
     ]
 }
 
-/// Resolves `--scenario` values (names, comma lists, or `all`) to scenarios in catalogue order.
+/// Scenarios of the speed issue that websocat cannot run, and why (shown in the report).
+pub const WEBSOCAT_NOT_APPLICABLE: &[(&str, &str)] = &[
+    (
+        "small-envelope, corpus-envelope, steady-envelope",
+        "websocat writes each message as a raw line and has no envelope (time, stream, sequence); it is compared with wsrec's raw format instead",
+    ),
+    (
+        "rotate-*, corpus-rotate-*",
+        "websocat writes one stream to stdout: no file rotation, no compression of closed files",
+    ),
+    (
+        "reconnect",
+        "websocat (autoreconnect: overlay) is compared with reconnect-raw; its output has no connection boundaries, so only the whole sequence is checked, not each connection's share",
+    ),
+];
+
+/// Resolves `--scenario` values (names, comma lists, or `all`) to scenarios in catalogue order,
+/// adding the scenarios the selected ones are compared with. Without `websocat`, websocat
+/// scenarios are left out.
 ///
 /// # Errors
 /// An unknown name; the message lists the known ones.
-pub fn select(names: &[String]) -> Result<Vec<Scenario>> {
+pub fn select(names: &[String], websocat: bool) -> Result<Vec<Scenario>> {
     let all = catalogue();
-    let wanted: Vec<&str> = names
+    let mut wanted: Vec<&str> = names
         .iter()
         .flat_map(|n| n.split(','))
         .map(str::trim)
         .filter(|n| !n.is_empty())
         .collect();
-    if wanted.is_empty() || wanted.contains(&"all") {
-        return Ok(all);
-    }
     for name in &wanted {
-        if !all.iter().any(|s| s.name == *name) {
+        if *name != "all" && !all.iter().any(|s| s.name == *name) {
             let known: Vec<_> = all.iter().map(|s| s.name).collect();
             bail!("unknown scenario {name:?}; known: {}", known.join(", "));
         }
     }
+    let everything = wanted.is_empty() || wanted.contains(&"all");
+    if !everything {
+        // Add what the selected scenarios are compared with (one level is all there is).
+        let extra: Vec<&str> = all
+            .iter()
+            .filter(|s| wanted.contains(&s.name))
+            .filter_map(|s| s.compare.map(|c| c.against))
+            .collect();
+        wanted.extend(extra);
+    }
     Ok(all
         .into_iter()
-        .filter(|s| wanted.contains(&s.name))
+        .filter(|s| everything || wanted.contains(&s.name))
+        .filter(|s| websocat || s.recorder != Recorder::Websocat)
         .collect())
 }
 
@@ -195,30 +551,71 @@ pub fn select(names: &[String]) -> Result<Vec<Scenario>> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn selects_by_name_list_and_all() {
-        let names = |v: &[&str]| -> Vec<&'static str> {
-            let v: Vec<String> = v.iter().map(|s| s.to_string()).collect();
-            select(&v).unwrap().iter().map(|s| s.name).collect()
-        };
-        assert_eq!(names(&[]).len(), catalogue().len());
-        assert_eq!(names(&["all"]).len(), catalogue().len());
-        assert_eq!(
-            names(&["corpus-envelope,small-raw"]),
-            ["small-raw", "corpus-envelope"]
-        );
-        assert_eq!(
-            names(&["small-raw", "small-envelope"]),
-            ["small-envelope", "small-raw"]
-        );
-        assert!(select(&["nope".to_string()]).is_err());
+    fn names(v: &[&str], websocat: bool) -> Vec<&'static str> {
+        let v: Vec<String> = v.iter().map(|s| s.to_string()).collect();
+        select(&v, websocat)
+            .unwrap()
+            .iter()
+            .map(|s| s.name)
+            .collect()
     }
 
     #[test]
-    fn names_are_unique() {
-        let mut names: Vec<_> = catalogue().iter().map(|s| s.name).collect();
+    fn selects_by_name_list_and_all() {
+        assert_eq!(names(&[], true).len(), catalogue().len());
+        assert_eq!(names(&["all"], true).len(), catalogue().len());
+        assert_eq!(
+            names(&["corpus-envelope,small-envelope"], true),
+            ["small-envelope", "corpus-envelope"]
+        );
+        assert!(select(&["nope".to_string()], true).is_err());
+    }
+
+    #[test]
+    fn compared_scenarios_come_along_unless_websocat_is_off() {
+        assert_eq!(names(&["small-raw"], true), ["small-raw", "websocat-small"]);
+        assert_eq!(names(&["small-raw"], false), ["small-raw"]);
+        assert_eq!(
+            names(&["rotate-zstd"], false),
+            ["rotate-none", "rotate-zstd"]
+        );
+        assert!(names(&[], false).iter().all(|n| !n.starts_with("websocat")));
+    }
+
+    #[test]
+    fn names_are_unique_and_comparisons_exist() {
+        let all = catalogue();
+        let mut names: Vec<_> = all.iter().map(|s| s.name).collect();
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), catalogue().len());
+        assert_eq!(names.len(), all.len());
+        for s in &all {
+            if let Some(c) = s.compare {
+                let other = all.iter().find(|o| o.name == c.against).unwrap();
+                assert_eq!(other.payload, s.payload, "{}", s.name);
+            }
+        }
+    }
+
+    #[test]
+    fn plans_follow_the_sizes() {
+        let full = Sizes::FULL;
+        let many = Workload::ManyStreams.plan(&full);
+        assert_eq!(
+            (many.connections, many.per_connection, many.messages),
+            (1000, 600, 600_000)
+        );
+        let steady = Workload::Steady.plan(&full);
+        assert_eq!((steady.connections, steady.messages), (1, 500_000));
+        let r = Workload::Reconnect.plan(&full);
+        assert_eq!(r.connections, 10);
+        assert_eq!(r.blocks(), vec![100_000; 10]);
+        let odd = Sizes {
+            messages: 250,
+            reconnect_every: 100,
+            ..full
+        };
+        assert_eq!(Workload::Reconnect.plan(&odd).blocks(), [100, 100, 50]);
+        assert_eq!(Workload::Flood.plan(&odd).messages, 250);
     }
 }

@@ -1,5 +1,6 @@
 //! The flood server: one WebSocket connection on `127.0.0.1:0` that receives N pre-encoded text
-//! frames as fast as the kernel takes them, then a close frame.
+//! frames as fast as the kernel takes them, then a close frame. For the reconnect workload it
+//! serves several such blocks, one per connection, the client reconnecting after each close.
 //!
 //! Frames are encoded before the recorder starts ([`Encoded`]), so during a run the server does
 //! nothing but multi-MiB `write_all` calls and stays several times faster than any client (see
@@ -25,7 +26,7 @@ use crate::ws;
 /// Size of each `write_all` call (rounded up to whole frames).
 const WRITE_CHUNK: usize = 4 << 20;
 /// How often blocked reads and accepts look at the stop flag and the deadline.
-const POLL: Duration = Duration::from_millis(50);
+pub(crate) const POLL: Duration = Duration::from_millis(50);
 /// Frames of one period are re-sent from one buffer when the payload cycles and N is larger than
 /// this many periods' worth; otherwise everything is encoded flat.
 const CYCLE_MIN_REPEATS: u64 = 2;
@@ -64,10 +65,17 @@ impl Encoded {
     /// Encodes messages `0..n` of `payload` as unmasked final text frames followed by a close
     /// frame with status 1000. A cycling payload is encoded once per period and referenced again.
     pub fn new(payload: &Payload, n: u64) -> Self {
+        Self::range(payload, 0, n)
+    }
+
+    /// Like [`new`](Self::new) for messages `first..first + n` (one block of the reconnect
+    /// workload). The cycle is reused only when `first` is a multiple of the period.
+    pub fn range(payload: &Payload, first: u64, n: u64) -> Self {
         let mut msg = Vec::new();
-        // Encodes frames `0..count` into one buffer; returns it with the frame offsets.
+        // Encodes frames `first..first + count` into one buffer; returns it with the frame
+        // offsets.
         let mut encode = |count: u64| {
-            let total: usize = (0..count)
+            let total: usize = (first..first + count)
                 .map(|k| {
                     let len = payload.message_len(k);
                     ws::header_len(len, false) + len
@@ -75,7 +83,7 @@ impl Encoded {
                 .sum();
             let mut buf = Vec::with_capacity(total);
             let mut offsets = Vec::with_capacity(count as usize + 1);
-            for k in 0..count {
+            for k in first..first + count {
                 offsets.push(buf.len());
                 msg.clear();
                 payload.write_message(k, &mut msg);
@@ -86,7 +94,7 @@ impl Encoded {
         };
         let mut pieces = Vec::new();
         let (buf, offsets) = match payload.period() {
-            Some(period) if n >= CYCLE_MIN_REPEATS * period => {
+            Some(period) if n >= CYCLE_MIN_REPEATS * period && first.is_multiple_of(period) => {
                 let (buf, offsets) = encode(period);
                 let whole = frame_aligned(&offsets, period as usize);
                 for _ in 0..n / period {
@@ -121,7 +129,7 @@ impl Encoded {
             bufs,
             pieces,
             messages: n,
-            message_bytes: payload.total_bytes(n),
+            message_bytes: payload.total_bytes(first + n) - payload.total_bytes(first),
             wire_bytes,
         }
     }
@@ -182,11 +190,12 @@ impl ServerReport {
     }
 }
 
-/// A flood server serving one connection on its own threads.
+/// A flood server on its own threads: one connection per block of frames, one after the other
+/// (a single block for the flood workload; several for the reconnect workload).
 pub struct FloodServer {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<Result<ServerReport>>>,
+    thread: Option<JoinHandle<Result<Vec<ServerReport>>>>,
 }
 
 impl FloodServer {
@@ -196,13 +205,23 @@ impl FloodServer {
     /// # Errors
     /// Binding or spawning the thread fails.
     pub fn start(frames: Arc<Encoded>, deadline: Instant) -> Result<Self> {
+        Self::start_blocks(vec![frames], deadline)
+    }
+
+    /// Binds `127.0.0.1:0` and serves `blocks[0]` to the first client that connects, then,
+    /// once that client has answered the close frame, `blocks[1]` to the next connection, and so
+    /// on. After the last block the listener is closed: a further reconnect is refused.
+    ///
+    /// # Errors
+    /// Binding or spawning the thread fails.
+    pub fn start_blocks(blocks: Vec<Arc<Encoded>>, deadline: Instant) -> Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
             .name("flood-server".into())
-            .spawn(move || serve(listener, &frames, &flag, deadline))
+            .spawn(move || serve_blocks(listener, &blocks, &flag, deadline))
             .context("spawning the flood server thread")?;
         Ok(Self {
             addr,
@@ -231,11 +250,22 @@ impl FloodServer {
         self.stop.store(true, Ordering::Relaxed);
     }
 
-    /// Waits for the server thread and returns its report.
+    /// Waits for the server thread and returns the report of its (first) connection.
     ///
     /// # Errors
     /// Whatever went wrong while serving, or a panic of the server thread.
-    pub fn join(mut self) -> Result<ServerReport> {
+    pub fn join(self) -> Result<ServerReport> {
+        self.join_all()?
+            .into_iter()
+            .next()
+            .context("the flood server served no connection")
+    }
+
+    /// Waits for the server thread and returns the report of every connection, in order.
+    ///
+    /// # Errors
+    /// Whatever went wrong while serving, or a panic of the server thread.
+    pub fn join_all(mut self) -> Result<Vec<ServerReport>> {
         let thread = self.thread.take().context("server already joined")?;
         match thread.join() {
             Ok(result) => result,
@@ -254,14 +284,14 @@ impl Drop for FloodServer {
 }
 
 /// Fails if the stop flag is up or the deadline has passed.
-fn check_alive(stop: &AtomicBool, deadline: Instant, what: &str) -> Result<()> {
+pub(crate) fn check_alive(stop: &AtomicBool, deadline: Instant, what: &str) -> Result<()> {
     ensure!(!stop.load(Ordering::Relaxed), "stopped while {what}");
     ensure!(Instant::now() < deadline, "timed out while {what}");
     Ok(())
 }
 
 /// Whether an I/O error only means a read timeout elapsed.
-fn is_timeout(e: &std::io::Error) -> bool {
+pub(crate) fn is_timeout(e: &std::io::Error) -> bool {
     matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
 }
 
@@ -285,7 +315,7 @@ fn accept(listener: &TcpListener, stop: &AtomicBool, deadline: Instant) -> Resul
 }
 
 /// Reads the upgrade request and answers 101; returns the path and any bytes read past the head.
-fn handshake(
+pub(crate) fn handshake(
     stream: &mut TcpStream,
     stop: &AtomicBool,
     deadline: Instant,
@@ -374,16 +404,32 @@ fn drain(
     }
 }
 
-/// The whole life of the one connection.
-fn serve(
+/// One connection per block, in order; the listener is closed after the last one, so a client
+/// reconnecting once more is refused rather than left hanging.
+fn serve_blocks(
     listener: TcpListener,
+    blocks: &[Arc<Encoded>],
+    stop: &AtomicBool,
+    deadline: Instant,
+) -> Result<Vec<ServerReport>> {
+    let mut reports = Vec::with_capacity(blocks.len());
+    for (i, frames) in blocks.iter().enumerate() {
+        let stream = accept(&listener, stop, deadline)
+            .with_context(|| format!("connection {} of {}", i + 1, blocks.len()))?;
+        let report = serve(stream, frames, stop, deadline)
+            .with_context(|| format!("connection {} of {}", i + 1, blocks.len()))?;
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+/// The whole life of one connection.
+fn serve(
+    mut stream: TcpStream,
     frames: &Encoded,
     stop: &AtomicBool,
     deadline: Instant,
 ) -> Result<ServerReport> {
-    let mut stream = accept(&listener, stop, deadline)?;
-    // One connection only: a reconnecting client is refused rather than left hanging.
-    drop(listener);
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(POLL))?;
     let (path, pending) = handshake(&mut stream, stop, deadline)?;
@@ -616,7 +662,7 @@ mod tests {
         let server =
             FloodServer::start(frames, Instant::now() + Duration::from_millis(100)).unwrap();
         let err = server.join().unwrap_err();
-        assert!(err.to_string().contains("timed out"), "{err:#}");
+        assert!(format!("{err:#}").contains("timed out"), "{err:#}");
     }
 
     #[test]

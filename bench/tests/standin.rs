@@ -1,12 +1,25 @@
-//! End to end: the bench's runner, flood server and checker against `wsrec-standin`, a minimal
-//! recorder with `wsrec record`'s command line, as a child process over 127.0.0.1.
+//! End to end: the bench's runner, servers and checker against `wsrec-standin`, a minimal
+//! recorder with `wsrec record`'s command line, as a child process over 127.0.0.1; and against
+//! websocat when the bench has installed it (`bench/target-tools/bin/websocat`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use wsrec_bench::recorder::Process;
+use wsrec_bench::check::Format;
+use wsrec_bench::recorder::{Process, find_websocat};
 use wsrec_bench::run::{Settings, payload_for, run_scenario};
-use wsrec_bench::scenario::catalogue;
+use wsrec_bench::scenario::{Recorder, Sizes, Workload, catalogue};
+
+/// Small sizes for every workload: 4 reconnects, 20 paced streams.
+const SIZES: Sizes = Sizes {
+    messages: 20_000,
+    reconnect_every: 6_000,
+    streams: 20,
+    stream_rate: 200.0,
+    streams_duration_s: 0.5,
+    steady_rate: 20_000.0,
+    steady_duration_s: 0.5,
+};
 
 fn settings(wsrec: &Path, args: &[&str], tag: &str) -> Settings {
     let work_dir =
@@ -19,6 +32,7 @@ fn settings(wsrec: &Path, args: &[&str], tag: &str) -> Settings {
         work_dir,
         timeout: Duration::from_secs(60),
         keep: false,
+        websocat: Err("not used in this test".into()),
     }
 }
 
@@ -38,9 +52,17 @@ fn every_scenario_passes_with_the_standin() {
     for scenario in catalogue() {
         let payload = payload_for(scenario.payload, &corpus()).unwrap();
         let mut lines = Vec::new();
-        let result = run_scenario(&scenario, &payload, 20_000, 2, &settings, |l| {
+        let result = run_scenario(&scenario, &payload, &SIZES, 2, &settings, |l| {
             lines.push(l.to_owned())
         });
+        if scenario.recorder == Recorder::Websocat {
+            assert!(
+                result.skipped.is_some() && result.passed(),
+                "{}",
+                scenario.name
+            );
+            continue;
+        }
         assert!(
             result.passed(),
             "{}: {:?}\n{lines:#?}",
@@ -54,16 +76,49 @@ fn every_scenario_passes_with_the_standin() {
             "stand-in peak RSS {} MiB",
             m.peak_rss_mib
         );
-        assert!(result.server_ceiling_msgs_per_s.is_some());
+        let envelope = scenario.recorder.format() == Format::Envelope;
         for run in &result.runs {
-            assert_eq!(run.check.messages, 20_000);
-            assert_eq!(run.check.files, ["bench.jsonl"]);
-            assert!(run.close_replied);
-            assert_eq!(run.check.message_bytes, payload.total_bytes(20_000));
+            assert!(run.close_replied, "{}", scenario.name);
+            match scenario.workload {
+                Workload::Flood => {
+                    assert_eq!(run.check.messages, 20_000);
+                    assert_eq!(run.check.files, ["bench.jsonl"]);
+                    assert_eq!(run.check.message_bytes, payload.total_bytes(20_000));
+                    if envelope {
+                        assert_eq!(run.check.connections, 1);
+                    }
+                }
+                Workload::Reconnect => {
+                    assert_eq!(run.check.messages, 20_000);
+                    assert_eq!(run.connections, 4, "{}", scenario.name);
+                    assert!(run.reconnect_gap_ms.is_some());
+                    if envelope {
+                        let counts: Vec<u64> = run
+                            .check
+                            .per_connection
+                            .iter()
+                            .map(|c| c.messages)
+                            .collect();
+                        assert_eq!(counts, [6000, 6000, 6000, 2000]);
+                    }
+                }
+                Workload::ManyStreams => {
+                    assert_eq!(run.check.messages, 20 * 100);
+                    assert_eq!(run.check.file_count, 20);
+                    assert_eq!(run.connections, 20);
+                    assert_eq!(run.extra_connections, Some(0));
+                }
+                Workload::Steady => {
+                    assert_eq!(run.check.messages, 10_000);
+                    // 10,000 messages at 20,000/s: about half a second, not a burst.
+                    assert!(run.elapsed_s > 0.45, "{}", run.elapsed_s);
+                }
+            }
         }
-        if scenario.recorder.format() == wsrec_bench::check::Format::Envelope {
-            assert_eq!(result.runs[0].check.connections, 1);
-        }
+        assert_eq!(
+            result.server_ceiling_msgs_per_s.is_some(),
+            scenario.workload == Workload::Flood
+        );
     }
     assert_eq!(
         ballast.iter().map(|&b| u64::from(b)).sum::<u64>(),
@@ -75,11 +130,51 @@ fn every_scenario_passes_with_the_standin() {
 }
 
 #[test]
+fn websocat_scenarios_pass_when_websocat_is_installed() {
+    let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join("target-tools");
+    let websocat = match find_websocat(&tools, None, false) {
+        Ok(w) => w,
+        Err(why) => {
+            eprintln!("SKIPPED: {why} (run the bench once to install it)");
+            return;
+        }
+    };
+    let mut settings = settings(&standin(), &[], "websocat");
+    settings.websocat = Ok(websocat);
+    for scenario in catalogue()
+        .into_iter()
+        .filter(|s| s.recorder == Recorder::Websocat)
+    {
+        let payload = payload_for(scenario.payload, &corpus()).unwrap();
+        let mut lines = Vec::new();
+        let result = run_scenario(&scenario, &payload, &SIZES, 1, &settings, |l| {
+            lines.push(l.to_owned())
+        });
+        assert!(
+            result.passed() && result.skipped.is_none(),
+            "{}: {:?}\n{lines:#?}",
+            scenario.name,
+            result.error
+        );
+        let run = &result.runs[0];
+        assert_eq!(run.check.messages, scenario.workload.plan(&SIZES).messages);
+        if scenario.workload == Workload::ManyStreams {
+            assert_eq!(run.processes, 20);
+        }
+    }
+    std::fs::remove_dir_all(&settings.work_dir).unwrap();
+}
+
+#[test]
 fn lost_messages_fail_the_run_and_keep_the_files() {
     let settings = settings(&standin(), &["--drop-every", "1000"], "drop");
     let scenario = &catalogue()[0];
     let payload = payload_for(scenario.payload, &corpus()).unwrap();
-    let result = run_scenario(scenario, &payload, 5_000, 3, &settings, |_| {});
+    let sizes = Sizes {
+        messages: 5_000,
+        ..SIZES
+    };
+    let result = run_scenario(scenario, &payload, &sizes, 3, &settings, |_| {});
     assert!(!result.passed());
     assert!(
         result.runs.is_empty(),
@@ -101,7 +196,11 @@ fn a_recorder_that_exits_early_fails_with_its_output() {
     let settings = settings(Path::new("/bin/sh"), &[], "early");
     let scenario = &catalogue()[1];
     let payload = payload_for(scenario.payload, &corpus()).unwrap();
-    let result = run_scenario(scenario, &payload, 100, 1, &settings, |_| {});
+    let sizes = Sizes {
+        messages: 100,
+        ..SIZES
+    };
+    let result = run_scenario(scenario, &payload, &sizes, 1, &settings, |_| {});
     let error = result.error.unwrap();
     assert!(
         error.contains("recorder ended before reading every message: exit code"),

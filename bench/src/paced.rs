@@ -1,0 +1,598 @@
+//! The paced server: many WebSocket connections on one `127.0.0.1:0` listener, each sent its
+//! messages at a fixed rate, for the many-streams and steady-rate workloads.
+//!
+//! Every connection asks for `/<name>` (its stream's name). Once all have connected, the schedule
+//! starts: message `k` of connection `i` is due `(k + i / connections) / rate` seconds after the
+//! start, so the connections' sends are spread evenly instead of arriving in bursts. One thread
+//! does everything with non-blocking sockets and `epoll`: every tick (about 1 ms) it encodes and
+//! writes the frames that have become due, then waits for client frames until the next tick.
+//! Pings are answered (the pong goes after the frames already queued), the close frame follows a
+//! connection's last message, and the run is over when every client has answered it.
+//!
+//! The server reports how far behind the schedule it ever sent (`max_lag`): a large figure means
+//! the machine could not keep the pace, not that the recorder was slow.
+
+use std::collections::HashMap;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+
+use crate::payload::Payload;
+use crate::server::{ClientEnd, ClientTraffic, POLL, check_alive, handshake};
+use crate::ws;
+
+/// Period of the sending schedule.
+const TICK: Duration = Duration::from_millis(1);
+/// `epoll` user data marking the listener.
+const LISTENER: u64 = u64::MAX;
+
+/// What to send.
+#[derive(Debug, Clone)]
+pub struct PacedSpec {
+    /// One stream name per connection; the client connects to `/<name>`.
+    pub names: Vec<String>,
+    /// Messages per connection: messages `0..per_connection` of the payload.
+    pub per_connection: u64,
+    /// Messages per second on each connection.
+    pub rate: f64,
+}
+
+impl PacedSpec {
+    /// Messages over all connections.
+    pub fn total(&self) -> u64 {
+        self.per_connection * self.names.len() as u64
+    }
+}
+
+/// Timings and traffic of a paced run.
+#[derive(Debug, Clone)]
+pub struct PacedReport {
+    /// Connections served.
+    pub connections: usize,
+    /// From the server's start until every connection had its handshake.
+    pub connect_time: Duration,
+    /// Start of the schedule (all connections up).
+    pub first_write: Instant,
+    /// When the last byte (a close frame) was handed to the kernel.
+    pub all_written: Instant,
+    /// When the last client's close reply (or EOF) arrived.
+    pub client_done: Instant,
+    /// Connections that answered the close frame (the others closed TCP).
+    pub close_replies: usize,
+    /// Client frames over all connections.
+    pub traffic: ClientTraffic,
+    /// Most a message was sent behind its scheduled time.
+    pub max_lag: Duration,
+    /// Most bytes waiting for one client to read them (it did not keep up).
+    pub max_pending_bytes: usize,
+    /// Connections after the expected ones (a client reconnected): accepted and closed at once.
+    pub extra_connections: u64,
+}
+
+impl PacedReport {
+    /// From the start of the schedule to the last close reply.
+    pub fn elapsed(&self) -> Duration {
+        self.client_done - self.first_write
+    }
+}
+
+/// A paced server on its own thread.
+pub struct PacedServer {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Result<PacedReport>>>,
+}
+
+impl PacedServer {
+    /// Binds `127.0.0.1:0` and serves `spec` with messages of `payload`. Gives up at `deadline`
+    /// or when [`stop`](Self::stop) is called.
+    ///
+    /// # Errors
+    /// The spec is empty or has duplicate names, binding fails, or the thread cannot start.
+    pub fn start(spec: PacedSpec, payload: Payload, deadline: Instant) -> Result<Self> {
+        ensure!(!spec.names.is_empty(), "no connections to serve");
+        ensure!(spec.rate > 0.0, "the rate must be positive");
+        let listener = TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("paced-server".into())
+            .spawn(move || serve(listener, &spec, &payload, &flag, deadline))
+            .context("spawning the paced server thread")?;
+        Ok(Self {
+            addr,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// The `ws://` URL of stream `name`.
+    pub fn url(&self, name: &str) -> String {
+        format!("ws://{}/{name}", self.addr)
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Whether the server thread has ended.
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    /// Asks the server thread to give up at its next tick.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Waits for the server thread and returns its report.
+    ///
+    /// # Errors
+    /// Whatever went wrong while serving, or a panic of the server thread.
+    pub fn join(mut self) -> Result<PacedReport> {
+        let thread = self.thread.take().context("server already joined")?;
+        match thread.join() {
+            Ok(result) => result,
+            Err(_) => bail!("paced server thread panicked"),
+        }
+    }
+}
+
+impl Drop for PacedServer {
+    fn drop(&mut self) {
+        self.stop();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// One client connection.
+struct Conn {
+    stream: TcpStream,
+    /// Fraction of a message interval this connection's schedule is shifted by.
+    phase: f64,
+    /// Messages encoded so far.
+    sent: u64,
+    /// Whether the close frame has been queued.
+    close_queued: bool,
+    /// Bytes to write; `out[out_pos..]` is still pending.
+    out: Vec<u8>,
+    out_pos: usize,
+    /// Client bytes not yet parsed.
+    input: Vec<u8>,
+    traffic: ClientTraffic,
+    /// How and when the client ended the connection.
+    end: Option<(Instant, ClientEnd)>,
+}
+
+impl Conn {
+    /// Writes what is pending without blocking.
+    fn flush(&mut self) -> std::io::Result<()> {
+        while self.out_pos < self.out.len() {
+            match self.stream.write(&self.out[self.out_pos..]) {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(n) => self.out_pos += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.out.clear();
+        self.out_pos = 0;
+        Ok(())
+    }
+
+    fn pending(&self) -> usize {
+        self.out.len() - self.out_pos
+    }
+
+    /// Reads what the client sent without blocking and handles whole frames: pings are answered,
+    /// a close frame or EOF ends the connection.
+    fn read(&mut self, chunk: &mut [u8], now: Instant) -> Result<()> {
+        let mut eof = false;
+        loop {
+            match self.stream.read(chunk) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => self.input.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => {
+                    eof = true;
+                    break;
+                }
+                Err(e) => return Err(e).context("reading from a client"),
+            }
+        }
+        let mut pos = 0;
+        while let Some(h) = ws::parse_header(&self.input[pos..])? {
+            let len = h.frame_len().context("client frame too long")?;
+            if self.input.len() - pos < len {
+                break;
+            }
+            self.traffic.frames += 1;
+            let mut payload = self.input[pos + h.header_len..pos + len].to_vec();
+            if let Some(key) = h.mask {
+                ws::unmask(&mut payload, key);
+            }
+            pos += len;
+            match h.opcode {
+                ws::OP_CLOSE => {
+                    self.traffic.close_code =
+                        (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
+                    self.end = Some((now, ClientEnd::CloseReply));
+                    break;
+                }
+                ws::OP_PING => {
+                    self.traffic.pings += 1;
+                    self.traffic.pongs_sent += 1;
+                    ws::put_frame(&mut self.out, ws::OP_PONG, &payload, None);
+                }
+                ws::OP_PONG => self.traffic.pongs += 1,
+                _ => self.traffic.data_frames += 1,
+            }
+        }
+        self.input.drain(..pos);
+        if eof && self.end.is_none() {
+            self.end = Some((now, ClientEnd::Eof));
+        }
+        Ok(())
+    }
+}
+
+/// An `epoll` instance.
+struct Epoll(OwnedFd);
+
+impl Epoll {
+    fn new() -> Result<Self> {
+        // SAFETY: plain FFI call.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        ensure!(
+            fd >= 0,
+            "epoll_create1: {}",
+            std::io::Error::last_os_error()
+        );
+        // SAFETY: a fresh descriptor owned by nobody else.
+        Ok(Self(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    fn ctl(&self, op: libc::c_int, fd: libc::c_int, data: u64) -> Result<()> {
+        let mut event = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: data,
+        };
+        // SAFETY: valid descriptors and a valid pointer to a local.
+        let r = unsafe { libc::epoll_ctl(self.0.as_raw_fd(), op, fd, &mut event) };
+        ensure!(r == 0, "epoll_ctl: {}", std::io::Error::last_os_error());
+        Ok(())
+    }
+
+    /// Waits up to `timeout_ms`; returns the user data of ready descriptors in `out`.
+    fn wait(&self, events: &mut [libc::epoll_event], timeout_ms: i32, out: &mut Vec<u64>) {
+        out.clear();
+        // SAFETY: `events` is a valid writable buffer of the given length.
+        let n = unsafe {
+            libc::epoll_wait(
+                self.0.as_raw_fd(),
+                events.as_mut_ptr(),
+                events.len() as i32,
+                timeout_ms,
+            )
+        };
+        // n < 0 is EINTR: nothing ready.
+        for e in events.iter().take(usize::try_from(n).unwrap_or(0)) {
+            out.push(e.u64);
+        }
+    }
+}
+
+/// Accepts and handshakes every expected connection; returns them indexed like `spec.names`.
+fn accept_all(
+    listener: &TcpListener,
+    spec: &PacedSpec,
+    stop: &AtomicBool,
+    deadline: Instant,
+) -> Result<Vec<Conn>> {
+    let index: HashMap<String, usize> = spec
+        .names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (format!("/{n}"), i))
+        .collect();
+    let n = spec.names.len();
+    let mut conns: Vec<Option<Conn>> = (0..n).map(|_| None).collect();
+    let mut accepted = 0;
+    listener.set_nonblocking(true)?;
+    while accepted < n {
+        let mut stream = match listener.accept() {
+            Ok((stream, _)) => stream,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                check_alive(
+                    stop,
+                    deadline,
+                    &format!("waiting for connections ({accepted} of {n} so far)"),
+                )?;
+                std::thread::sleep(Duration::from_millis(1));
+                continue;
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).context("accepting a client"),
+        };
+        stream.set_nonblocking(false)?;
+        stream.set_read_timeout(Some(POLL))?;
+        let (path, pending) = handshake(&mut stream, stop, deadline)?;
+        let Some(&i) = index.get(&path) else {
+            bail!("a client asked for {path:?}, which is no stream of this run");
+        };
+        ensure!(
+            conns[i].is_none(),
+            "{path} connected twice before the schedule started"
+        );
+        stream.set_nonblocking(true)?;
+        stream.set_nodelay(true)?;
+        conns[i] = Some(Conn {
+            stream,
+            phase: i as f64 / n as f64,
+            sent: 0,
+            close_queued: false,
+            out: Vec::new(),
+            out_pos: 0,
+            input: pending,
+            traffic: ClientTraffic::default(),
+            end: None,
+        });
+        accepted += 1;
+    }
+    Ok(conns.into_iter().flatten().collect())
+}
+
+/// The whole paced run.
+fn serve(
+    listener: TcpListener,
+    spec: &PacedSpec,
+    payload: &Payload,
+    stop: &AtomicBool,
+    deadline: Instant,
+) -> Result<PacedReport> {
+    let started = Instant::now();
+    let mut conns = accept_all(&listener, spec, stop, deadline)?;
+    let connect_time = started.elapsed();
+    let epoll = Epoll::new()?;
+    epoll.ctl(libc::EPOLL_CTL_ADD, listener.as_raw_fd(), LISTENER)?;
+    for (i, c) in conns.iter().enumerate() {
+        epoll.ctl(libc::EPOLL_CTL_ADD, c.stream.as_raw_fd(), i as u64)?;
+    }
+    let (rate, per) = (spec.rate, spec.per_connection);
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
+    let mut ready = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut msg = Vec::new();
+    let mut open = conns.len();
+    let mut extra_connections = 0;
+    let mut max_lag = 0f64;
+    let mut max_pending_bytes = 0;
+    let mut all_written = None;
+    let t0 = Instant::now();
+    let mut next_tick = t0;
+    while open > 0 {
+        let now = Instant::now();
+        if now >= next_tick {
+            check_alive(stop, deadline, "sending at the set pace")?;
+            let t = (now - t0).as_secs_f64();
+            let mut unwritten = false;
+            for (i, c) in conns.iter_mut().enumerate() {
+                if c.end.is_some() {
+                    continue;
+                }
+                if c.sent < per {
+                    // Message k is due at (k + phase) / rate.
+                    let due = ((t * rate - c.phase).floor() + 1.0).clamp(0.0, per as f64) as u64;
+                    if due > c.sent {
+                        max_lag = max_lag.max(t - (c.sent as f64 + c.phase) / rate);
+                        for k in c.sent..due {
+                            msg.clear();
+                            payload.write_message(k, &mut msg);
+                            ws::put_frame(&mut c.out, ws::OP_TEXT, &msg, None);
+                        }
+                        c.sent = due;
+                    }
+                }
+                if c.sent == per && !c.close_queued {
+                    ws::put_frame(
+                        &mut c.out,
+                        ws::OP_CLOSE,
+                        &ws::close_payload(ws::CLOSE_NORMAL),
+                        None,
+                    );
+                    c.close_queued = true;
+                }
+                if c.pending() > 0 {
+                    c.flush().with_context(|| {
+                        format!(
+                            "writing to {}: the client went away after {} of {per} messages",
+                            spec.names[i], c.sent
+                        )
+                    })?;
+                    max_pending_bytes = max_pending_bytes.max(c.pending());
+                }
+                unwritten |= !c.close_queued || c.pending() > 0;
+            }
+            if !unwritten && all_written.is_none() {
+                all_written = Some(Instant::now());
+            }
+            next_tick += TICK;
+            if next_tick < now {
+                // Fell behind (a descheduled thread): do not fire the missed ticks in a burst;
+                // the next tick sends everything that became due meanwhile.
+                next_tick = now + TICK;
+            }
+        }
+        let wait_ms = if Instant::now() >= next_tick { 0 } else { 1 };
+        epoll.wait(&mut events, wait_ms, &mut ready);
+        let now = Instant::now();
+        for &data in &ready {
+            if data == LISTENER {
+                // A client reconnected: it lost its connection, which the check will show.
+                if let Ok((extra, _)) = listener.accept() {
+                    extra_connections += 1;
+                    drop(extra);
+                }
+                continue;
+            }
+            let c = &mut conns[data as usize];
+            if c.end.is_some() {
+                continue;
+            }
+            c.read(&mut chunk, now)
+                .with_context(|| format!("stream {}", spec.names[data as usize]))?;
+            if let Some((_, how)) = c.end {
+                ensure!(
+                    c.close_queued || how == ClientEnd::CloseReply,
+                    "stream {}: the client closed after {} of {per} messages, before the server's close",
+                    spec.names[data as usize],
+                    c.sent
+                );
+                epoll.ctl(libc::EPOLL_CTL_DEL, c.stream.as_raw_fd(), 0)?;
+                let _ = c.stream.shutdown(std::net::Shutdown::Both);
+                open -= 1;
+            }
+        }
+    }
+    let mut traffic = ClientTraffic::default();
+    let mut close_replies = 0;
+    let mut client_done = t0;
+    for c in &conns {
+        let t = &c.traffic;
+        traffic.frames += t.frames;
+        traffic.data_frames += t.data_frames;
+        traffic.pings += t.pings;
+        traffic.pongs += t.pongs;
+        traffic.pongs_sent += t.pongs_sent;
+        traffic.close_code = traffic.close_code.or(t.close_code);
+        if let Some((at, how)) = c.end {
+            client_done = client_done.max(at);
+            close_replies += usize::from(how == ClientEnd::CloseReply);
+        }
+        ensure!(
+            c.sent == per,
+            "a client ended after {} of {per} messages",
+            c.sent
+        );
+    }
+    Ok(PacedReport {
+        connections: conns.len(),
+        connect_time,
+        first_write: t0,
+        all_written: all_written.unwrap_or(client_done),
+        client_done,
+        close_replies,
+        traffic,
+        max_lag: Duration::from_secs_f64(max_lag),
+        max_pending_bytes,
+        extra_connections,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tungstenite::Message;
+
+    /// `count` tungstenite clients, each on its own thread, read until the close frame and
+    /// return their messages.
+    fn clients(server: &PacedServer, names: &[String]) -> Vec<Vec<Vec<u8>>> {
+        let handles: Vec<_> = names
+            .iter()
+            .map(|name| {
+                let url = server.url(name);
+                let addr = server.addr();
+                std::thread::spawn(move || {
+                    let tcp = TcpStream::connect(addr).unwrap();
+                    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+                    let (mut ws, _) = tungstenite::client::client(url, tcp).unwrap();
+                    ws.send(Message::Ping(b"x".to_vec().into())).unwrap();
+                    let mut got = Vec::new();
+                    loop {
+                        match ws.read().unwrap() {
+                            Message::Text(t) => got.push(t.as_bytes().to_vec()),
+                            Message::Pong(_) => {}
+                            Message::Close(_) => break,
+                            other => panic!("unexpected {other:?}"),
+                        }
+                    }
+                    let _ = ws.flush();
+                    got
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    }
+
+    #[test]
+    fn many_connections_get_their_messages_at_the_pace() {
+        let names: Vec<String> = (0..40).map(|i| format!("s{i:02}")).collect();
+        let spec = PacedSpec {
+            names: names.clone(),
+            per_connection: 20,
+            rate: 100.0,
+        };
+        let payload = Payload::small(100).unwrap();
+        let server = PacedServer::start(
+            spec,
+            payload.clone(),
+            Instant::now() + Duration::from_secs(30),
+        )
+        .unwrap();
+        let got = clients(&server, &names);
+        let report = server.join().unwrap();
+        for msgs in &got {
+            assert_eq!(msgs.len(), 20);
+            for (k, m) in msgs.iter().enumerate() {
+                let mut want = Vec::new();
+                payload.write_message(k as u64, &mut want);
+                assert_eq!(m, &want);
+            }
+        }
+        assert_eq!(report.connections, 40);
+        assert_eq!(report.close_replies, 40);
+        assert_eq!(report.traffic.pings, 40);
+        assert_eq!(report.traffic.pongs_sent, 40);
+        // 20 messages at 100/s: about 0.2 s, not a burst.
+        let elapsed = report.elapsed();
+        assert!(
+            elapsed >= Duration::from_millis(190) && elapsed < Duration::from_secs(5),
+            "{elapsed:?}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_path_fails_the_run() {
+        let spec = PacedSpec {
+            names: vec!["a".into()],
+            per_connection: 1,
+            rate: 10.0,
+        };
+        let server = PacedServer::start(
+            spec,
+            Payload::small(100).unwrap(),
+            Instant::now() + Duration::from_secs(10),
+        )
+        .unwrap();
+        let tcp = TcpStream::connect(server.addr()).unwrap();
+        let url = format!("ws://{}/b", server.addr());
+        let _ = tungstenite::client::client(url, tcp);
+        let e = server.join().unwrap_err();
+        assert!(format!("{e:#}").contains("\"/b\""), "{e:#}");
+    }
+}
