@@ -11,7 +11,7 @@ use clap::Parser;
 
 use wsrec_bench::recorder::{REAP_ARG, REAP_MANY_ARG, build_wsrec, find_websocat, reap_main};
 use wsrec_bench::report::{Host, RecorderInfo, Report, git_describe, loadavg};
-use wsrec_bench::run::{Settings, payload_for, run_scenario};
+use wsrec_bench::run::{Settings, payload_for, run_interleaved, run_scenario};
 use wsrec_bench::scenario::{self, Sizes, catalogue};
 
 /// Measures how fast `wsrec record` records from a local WebSocket server, its CPU per message
@@ -72,6 +72,10 @@ struct Args {
     /// Do not install websocat when it is missing (its scenarios are skipped).
     #[arg(long)]
     no_install: bool,
+    /// Do not write and delete a recording-sized file before each flood or reconnect run (the
+    /// page-cache warm-up; see bench/README.md).
+    #[arg(long)]
+    no_warm: bool,
     /// Where each run's scratch directory (recording and recorder log) is made.
     #[arg(long, value_name = "DIR", default_value_os_t = std::env::temp_dir())]
     work_dir: PathBuf,
@@ -195,6 +199,7 @@ fn run(args: Args) -> Result<bool> {
         timeout: Duration::from_secs(args.timeout),
         keep: args.keep,
         websocat: websocat.clone(),
+        warm_page_cache: !args.no_warm,
     };
     let corpus_dir = args
         .corpus
@@ -204,14 +209,43 @@ fn run(args: Args) -> Result<bool> {
         wsrec.display(),
         runs
     );
+    // Described now: the tree may change while the scenarios run (others commit).
+    let git = git_describe(&workspace);
     let loadavg_before = loadavg();
     let started = Instant::now();
+    let payloads: Vec<_> = scenarios
+        .iter()
+        .map(|s| payload_for(s.payload, &corpus_dir))
+        .collect::<Result<_>>()?;
     let mut results = Vec::new();
-    for s in &scenarios {
-        let payload = payload_for(s.payload, &corpus_dir)?;
-        results.push(run_scenario(s, &payload, &sizes, runs, &settings, |line| {
-            eprintln!("{line}")
-        }));
+    let mut i = 0;
+    while i < scenarios.len() {
+        // A scenario with a target on its ratio to the one before it (compression on vs off)
+        // runs interleaved with it.
+        let paired = scenarios.get(i + 1).is_some_and(|next| {
+            next.compare
+                .is_some_and(|c| c.min_msgs_ratio.is_some() && c.against == scenarios[i].name)
+        });
+        if paired {
+            let group = [
+                (&scenarios[i], &payloads[i]),
+                (&scenarios[i + 1], &payloads[i + 1]),
+            ];
+            results.extend(run_interleaved(&group, &sizes, runs, &settings, |line| {
+                eprintln!("{line}")
+            }));
+            i += 2;
+        } else {
+            results.push(run_scenario(
+                &scenarios[i],
+                &payloads[i],
+                &sizes,
+                runs,
+                &settings,
+                |line| eprintln!("{line}"),
+            ));
+            i += 1;
+        }
     }
     let mut report = Report {
         generated_unix_s: SystemTime::now()
@@ -225,12 +259,13 @@ fn run(args: Args) -> Result<bool> {
                 .iter()
                 .map(|a| a.to_string_lossy().into_owned())
                 .collect(),
-            git: git_describe(&workspace),
+            git,
             websocat,
         },
         sizes,
         quick: args.quick,
         runs,
+        warm_page_cache: !args.no_warm,
         loadavg_before,
         loadavg_after: loadavg(),
         scenarios: results,

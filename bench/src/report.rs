@@ -187,6 +187,8 @@ pub struct Report {
     pub quick: bool,
     /// Runs per scenario.
     pub runs: usize,
+    /// Whether the page cache was warmed before each flood run (no `--no-warm`).
+    pub warm_page_cache: bool,
     /// Load average (1, 5, 15 min) before and after the run: other work on the machine.
     pub loadavg_before: Option<String>,
     /// Load average after the run.
@@ -357,6 +359,12 @@ impl Report {
                 t,
                 "load average before: {a}; after: {b} ({} CPUs)",
                 self.host.cpus
+            );
+        }
+        if !self.warm_page_cache {
+            let _ = writeln!(
+                t,
+                "--no-warm: flood runs wrote into cold page-cache memory (slower on this kind of VM)"
             );
         }
         if self.quick {

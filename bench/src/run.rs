@@ -60,6 +60,9 @@ pub struct Settings {
     pub keep: bool,
     /// The websocat to measure, or why there is none (its scenarios are skipped then).
     pub websocat: Result<Websocat, String>,
+    /// Before each flood or reconnect run, write and delete a file as large as the recording
+    /// will be (see [`warm_page_cache`]).
+    pub warm_page_cache: bool,
 }
 
 /// Figures of one successful run.
@@ -121,6 +124,9 @@ pub struct RunMetrics {
     pub max_pending_bytes: Option<u64>,
     /// Paced workloads: connections beyond the expected ones (a recorder reconnected).
     pub extra_connections: Option<u64>,
+    /// MB written and deleted just before the run to warm the page cache (see
+    /// `warm_page_cache` in `src/run.rs`), if that was done.
+    pub page_cache_warmed_mb: Option<f64>,
     /// What the recording held.
     pub check: CheckSummary,
     /// Where the run's files are, if kept.
@@ -542,6 +548,13 @@ fn run_in(
                 Traffic::Paced(_) => unreachable!(),
             };
             let counts: Vec<u64> = blocks.iter().map(|b| b.messages).collect();
+            if settings.warm_page_cache {
+                // Envelope lines add about 90 bytes to a message, raw lines one.
+                let per_line = if format == Format::Envelope { 100 } else { 1 };
+                let bytes = traffic.message_bytes(payload) + n * per_line;
+                warm_page_cache(dir, bytes)?;
+                extra.page_cache_warmed_mb = Some(bytes as f64 / 1e6);
+            }
             let server = FloodServer::start_blocks(blocks, deadline)?;
             let mut proc = start_recorder(scenario, settings, dir, &out, &single(server.url()))?;
             let reports = wait_served(server, &mut proc, deadline, None)?;
@@ -656,6 +669,7 @@ fn run_in(
         connect_s: extra.connect_s,
         max_pending_bytes: extra.max_pending_bytes,
         extra_connections: extra.extra_connections,
+        page_cache_warmed_mb: extra.page_cache_warmed_mb,
         check,
         kept_dir: None,
     })
@@ -671,6 +685,37 @@ struct Extra {
     max_pending_bytes: Option<u64>,
     extra_connections: Option<u64>,
     pss_sum_mib: Option<f64>,
+    page_cache_warmed_mb: Option<f64>,
+}
+
+/// Largest warm-up file.
+const WARM_MAX: u64 = 1 << 30;
+
+/// Writes `bytes` (at most [`WARM_MAX`]) to a file in `dir` and deletes it, unsynced.
+///
+/// Why: on a VM with free page reporting (virtio-balloon) or DAMON reclaim, like the project's,
+/// memory freed for a few seconds goes back to the host, and the next write into the page cache
+/// that lands on such a page costs a host fault: writing 2 GB into "cold" memory runs at about
+/// 600 MB/s, into memory just freed at about 4 GB/s. A recorder's `write` calls would then cost 3
+/// to 6 times more system time in the first run of a scenario than in the next ones (which reuse
+/// the pages of the previous run's deleted recording). The pages this file takes are freed when
+/// it is deleted and reused at once by the recorder's writes, so every run measures the same,
+/// warm, state: that of a recorder whose page cache recycles pages it already used.
+fn warm_page_cache(dir: &Path, bytes: u64) -> Result<()> {
+    use std::io::Write as _;
+    let path = dir.join("warm-up");
+    let mut f =
+        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    let chunk = vec![0u8; 1 << 20];
+    let mut left = bytes.min(WARM_MAX);
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        f.write_all(&chunk[..n])
+            .with_context(|| format!("writing {}", path.display()))?;
+        left -= n as u64;
+    }
+    drop(f);
+    std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))
 }
 
 /// The payload of a scenario; the corpus is read from `corpus_dir`.
@@ -719,6 +764,116 @@ fn describe(name: &str, run: usize, runs: usize, m: &RunMetrics) -> String {
     line
 }
 
+/// A scenario ready to run: its traffic encoded, its results so far.
+pub struct Prepared<'a> {
+    scenario: &'a Scenario,
+    payload: &'a Payload,
+    /// `None` when skipped.
+    traffic: Option<Traffic>,
+    result: ScenarioResult,
+}
+
+impl<'a> Prepared<'a> {
+    /// Encodes the traffic of `scenario` with `sizes` and measures the flood server alone (flood
+    /// workload). A websocat scenario without a websocat is marked skipped.
+    pub fn new(
+        scenario: &'a Scenario,
+        payload: &'a Payload,
+        sizes: &Sizes,
+        runs: usize,
+        settings: &Settings,
+        mut progress: impl FnMut(&str),
+    ) -> Self {
+        let plan = scenario.workload.plan(sizes);
+        let mut result = ScenarioResult {
+            scenario: scenario.clone(),
+            plan,
+            messages: plan.messages,
+            message_bytes: 0,
+            server_ceiling_msgs_per_s: None,
+            runs_wanted: runs,
+            runs: Vec::new(),
+            median: None,
+            target_misses: Vec::new(),
+            comparison: None,
+            skipped: None,
+            error: None,
+        };
+        if scenario.recorder == Recorder::Websocat
+            && let Err(why) = &settings.websocat
+        {
+            progress(&format!("{}: skipped: {why}", scenario.name));
+            result.skipped = Some(why.clone());
+            return Self {
+                scenario,
+                payload,
+                traffic: None,
+                result,
+            };
+        }
+        let traffic = Traffic::new(scenario.workload, &plan, payload);
+        result.message_bytes = traffic.message_bytes(payload);
+        if let Traffic::Flood(frames) = &traffic {
+            match measure_ceiling(frames.clone(), settings.timeout) {
+                Ok(r) => {
+                    let rate = plan.messages as f64 / r.elapsed().as_secs_f64();
+                    result.server_ceiling_msgs_per_s = Some(rate);
+                    progress(&format!(
+                        "{}: flood server alone: {} msg/s",
+                        scenario.name,
+                        si(rate)
+                    ));
+                }
+                Err(e) => progress(&format!(
+                    "{}: measuring the flood server alone failed: {e:#}",
+                    scenario.name
+                )),
+            }
+        }
+        Self {
+            scenario,
+            payload,
+            traffic: Some(traffic),
+            result,
+        }
+    }
+
+    /// Whether another run is due: not skipped, not failed, fewer runs than wanted.
+    pub fn wants_run(&self) -> bool {
+        self.traffic.is_some()
+            && self.result.error.is_none()
+            && self.result.runs.len() < self.result.runs_wanted
+    }
+
+    /// Does the next run; a failure ends the scenario (its error is recorded).
+    pub fn run_next(&mut self, settings: &Settings, mut progress: impl FnMut(&str)) {
+        let Some(traffic) = &self.traffic else {
+            return;
+        };
+        let (run, runs, name) = (
+            self.result.runs.len() + 1,
+            self.result.runs_wanted,
+            self.scenario.name,
+        );
+        match run_once(self.scenario, self.payload, traffic, settings, run) {
+            Ok(m) => {
+                progress(&describe(name, run, runs, &m));
+                self.result.runs.push(m);
+            }
+            Err(e) => {
+                progress(&format!("{name} run {run}/{runs} FAILED: {e:#}"));
+                self.result.error = Some(format!("run {run}: {e:#}"));
+            }
+        }
+    }
+
+    /// The results, medians and target misses filled in.
+    pub fn finish(mut self) -> ScenarioResult {
+        self.result.finish();
+        self.result
+    }
+}
+
 /// Runs `scenario` `runs` times with the sizes of `sizes` and collects the results. The first
 /// failed run ends the scenario (its error is recorded). `progress` receives one line per step.
 /// A websocat scenario without a websocat is skipped.
@@ -730,62 +885,32 @@ pub fn run_scenario(
     settings: &Settings,
     mut progress: impl FnMut(&str),
 ) -> ScenarioResult {
-    let plan = scenario.workload.plan(sizes);
-    let mut result = ScenarioResult {
-        scenario: scenario.clone(),
-        plan,
-        messages: plan.messages,
-        message_bytes: 0,
-        server_ceiling_msgs_per_s: None,
-        runs_wanted: runs,
-        runs: Vec::new(),
-        median: None,
-        target_misses: Vec::new(),
-        comparison: None,
-        skipped: None,
-        error: None,
-    };
-    if scenario.recorder == Recorder::Websocat
-        && let Err(why) = &settings.websocat
-    {
-        progress(&format!("{}: skipped: {why}", scenario.name));
-        result.skipped = Some(why.clone());
-        return result;
+    let mut p = Prepared::new(scenario, payload, sizes, runs, settings, &mut progress);
+    while p.wants_run() {
+        p.run_next(settings, &mut progress);
     }
-    let traffic = Traffic::new(scenario.workload, &plan, payload);
-    result.message_bytes = traffic.message_bytes(payload);
-    if let Traffic::Flood(frames) = &traffic {
-        match measure_ceiling(frames.clone(), settings.timeout) {
-            Ok(r) => {
-                let rate = plan.messages as f64 / r.elapsed().as_secs_f64();
-                result.server_ceiling_msgs_per_s = Some(rate);
-                progress(&format!(
-                    "{}: flood server alone: {} msg/s",
-                    scenario.name,
-                    si(rate)
-                ));
-            }
-            Err(e) => progress(&format!(
-                "{}: measuring the flood server alone failed: {e:#}",
-                scenario.name
-            )),
+    p.finish()
+}
+
+/// Runs several scenarios with their runs interleaved (A1 B1 A2 B2 …), so that a ratio between
+/// them is not skewed by the machine's state drifting between the two series.
+pub fn run_interleaved(
+    group: &[(&Scenario, &Payload)],
+    sizes: &Sizes,
+    runs: usize,
+    settings: &Settings,
+    mut progress: impl FnMut(&str),
+) -> Vec<ScenarioResult> {
+    let mut prepared: Vec<Prepared<'_>> = group
+        .iter()
+        .map(|(s, p)| Prepared::new(s, p, sizes, runs, settings, &mut progress))
+        .collect();
+    while prepared.iter().any(Prepared::wants_run) {
+        for p in prepared.iter_mut().filter(|p| p.wants_run()) {
+            p.run_next(settings, &mut progress);
         }
     }
-    for run in 1..=runs {
-        match run_once(scenario, payload, &traffic, settings, run) {
-            Ok(m) => {
-                progress(&describe(scenario.name, run, runs, &m));
-                result.runs.push(m);
-            }
-            Err(e) => {
-                progress(&format!("{} run {run}/{runs} FAILED: {e:#}", scenario.name));
-                result.error = Some(format!("run {run}: {e:#}"));
-                break;
-            }
-        }
-    }
-    result.finish();
-    result
+    prepared.into_iter().map(Prepared::finish).collect()
 }
 
 /// Median of the values (mean of the middle two for an even count); NaN when empty.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use wsrec_bench::check::Format;
 use wsrec_bench::recorder::{Process, find_websocat};
-use wsrec_bench::run::{Settings, payload_for, run_scenario};
+use wsrec_bench::run::{Settings, payload_for, run_interleaved, run_scenario};
 use wsrec_bench::scenario::{Recorder, Sizes, Workload, catalogue};
 
 /// Small sizes for every workload: 4 reconnects, 20 paced streams.
@@ -33,6 +33,7 @@ fn settings(wsrec: &Path, args: &[&str], tag: &str) -> Settings {
         timeout: Duration::from_secs(60),
         keep: false,
         websocat: Err("not used in this test".into()),
+        warm_page_cache: true,
     }
 }
 
@@ -126,6 +127,39 @@ fn every_scenario_passes_with_the_standin() {
     );
     // Successful runs leave nothing behind.
     assert_eq!(std::fs::read_dir(&settings.work_dir).unwrap().count(), 0);
+    std::fs::remove_dir_all(&settings.work_dir).unwrap();
+}
+
+#[test]
+fn compared_scenarios_can_run_interleaved() {
+    let settings = settings(&standin(), &[], "interleaved");
+    let all = catalogue();
+    let pick = |name: &str| all.iter().find(|s| s.name == name).unwrap().clone();
+    let (a, b) = (pick("rotate-none"), pick("rotate-zstd"));
+    let payload = payload_for(a.payload, &corpus()).unwrap();
+    let mut lines = Vec::new();
+    let results = run_interleaved(
+        &[(&a, &payload), (&b, &payload)],
+        &SIZES,
+        2,
+        &settings,
+        |l| lines.push(l.to_owned()),
+    );
+    assert!(results.iter().all(|r| r.passed() && r.runs.len() == 2));
+    let order: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.contains(" run "))
+        .map(|l| l.split(':').next().unwrap())
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "rotate-none run 1/2",
+            "rotate-zstd run 1/2",
+            "rotate-none run 2/2",
+            "rotate-zstd run 2/2"
+        ]
+    );
     std::fs::remove_dir_all(&settings.work_dir).unwrap();
 }
 
