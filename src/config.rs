@@ -92,7 +92,7 @@ pub struct Config {
     /// Compression of closed files, in the background.
     #[serde(default)]
     pub compress: Codec,
-    /// Compression level (zstd 1-22, default 3; gzip 0-9, default 6).
+    /// Compression level (zstd 1-22, default 1; gzip 0-9, default 6).
     #[serde(default)]
     pub compress_level: Option<i32>,
     /// Below this much free space in the output directory: a WARN log and a status flag.

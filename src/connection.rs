@@ -65,6 +65,9 @@ pub struct StreamRuntime {
     pub clock: Clock,
     /// Most messages in one batch (never more than the queue can hold).
     pub batch_max: usize,
+    /// Told when a batch was cut short with more frames ready, so background compression
+    /// keeps out of the way while the network is ahead of us.
+    pub pressure: Arc<crate::compress::Pressure>,
 }
 
 /// What a connection tells its stream's supervisor.
@@ -364,11 +367,17 @@ impl Connection {
             let mut ts = rt.clock.now_ns();
             let mut end = self.take(first, ts, batch, &mut keepalive);
             let mut n = 1;
-            while end.is_none()
-                && batch.messages < rt.batch_max
-                && batch.data.len() < BATCH_BYTES
-                && n < FRAMES_PER_WAKE
-            {
+            loop {
+                if end.is_some() {
+                    break;
+                }
+                if batch.messages >= rt.batch_max
+                    || batch.data.len() >= BATCH_BYTES
+                    || n >= FRAMES_PER_WAKE
+                {
+                    rt.pressure.mark_backlog();
+                    break;
+                }
                 let Some(next) = ws.try_next() else { break };
                 if n % FRAMES_PER_TIMESTAMP == 0 {
                     ts = rt.clock.now_ns();

@@ -214,19 +214,28 @@ impl Recorder {
 
         // Everything that can fail on bad input is done before the first connection.
         let batch_max = BATCH_MAX.min(config.queue_capacity.div_ceil(4)).max(1);
+        let pressure = Arc::new(crate::compress::Pressure::default());
         let mut runtimes = Vec::new();
         let mut sinks = Vec::new();
         for (idx, (s, st)) in config.streams.iter().zip(&stats.streams).enumerate() {
             sinks.push(StreamSink::new(s, st.clone(), &config.output_dir));
-            runtimes.push((runtime(idx, s, st.clone(), clock, batch_max)?, policy(s)));
+            runtimes.push((
+                runtime(idx, s, st.clone(), clock, batch_max, pressure.clone())?,
+                policy(s),
+            ));
         }
         let status = match config.status_socket_path() {
             Some(path) => Some(StatusServer::bind(&path)?),
             None => None,
         };
 
-        let compressor = Compressor::spawn(config.compress, config.compress_level, stats.clone())
-            .map_err(RunError::Thread)?;
+        let compressor = Compressor::spawn(
+            config.compress,
+            config.compress_level,
+            stats.clone(),
+            pressure.clone(),
+        )
+        .map_err(RunError::Thread)?;
         let (compressor, compress_queue) = match compressor {
             Some((c, q)) => (Some(c), Some(q)),
             None => (None, None),
@@ -329,6 +338,7 @@ fn runtime(
     stats: Arc<StreamStats>,
     clock: Clock,
     batch_max: usize,
+    pressure: Arc<crate::compress::Pressure>,
 ) -> Result<StreamRuntime, ConfigError> {
     Ok(StreamRuntime {
         idx,
@@ -347,6 +357,7 @@ fn runtime(
         stats,
         clock,
         batch_max,
+        pressure,
     })
 }
 
