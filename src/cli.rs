@@ -44,6 +44,8 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Record real exchange frames from an embedded feed (offline) and show the result.
     Demo(DemoArgs),
+    /// List the venue presets: URLs, channels, keepalive, lifetime and limits.
+    Venues,
 }
 
 /// Line format on the command line.
@@ -111,8 +113,10 @@ fn parse_size(s: &str) -> Result<u64, String> {
 /// `wsrec record` options.
 #[derive(Debug, Default, Args)]
 pub struct RecordArgs {
-    /// Feed URL (ws:// or wss://); records one stream configured by the flags below.
-    #[arg(value_name = "URL")]
+    /// Feed URL (ws:// or wss://), or a venue preset and its topics such as
+    /// `bybit-linear:publicTrade.BTCUSDT,orderbook.50.BTCUSDT` (see `wsrec venues`); records one
+    /// stream configured by the flags below.
+    #[arg(value_name = "URL|VENUE:TOPICS")]
     pub url: Option<String>,
     /// Message sent after every connect, in order (repeatable).
     #[arg(short = 's', long = "subscribe", value_name = "MSG")]

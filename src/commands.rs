@@ -28,6 +28,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Some(Command::Stats(ref args)) => crate::tools::stats::run(args),
         Some(Command::Replay(ref args)) => crate::tools::replay::run(args),
         Some(Command::Demo(ref args)) => crate::tools::demo::run(args),
+        Some(Command::Venues) => {
+            print!("{}", crate::venue::describe_all());
+            Ok(())
+        }
         None => record(&cli, &RecordArgs::default()),
     };
     match result {
@@ -142,6 +146,17 @@ pub fn build_config(
                 ));
             }
             Config::load(path)?
+        }
+        (None, Some(spec)) if let Some((preset, topics)) = crate::venue::split_spec(spec) => {
+            let name = args.name.clone().unwrap_or_else(|| preset.name.to_owned());
+            let mut stream = StreamConfig::new(name, "");
+            stream.venue = Some(preset.name.to_owned());
+            stream.topics = topics;
+            // The preset first; the flags given then override it.
+            crate::venue::apply(&mut stream, &std::collections::BTreeSet::new())?;
+            let mut config = Config::default();
+            config.streams.push(stream);
+            config
         }
         (None, Some(url)) => {
             let parsed = config::validate_url(url).map_err(|m| ConfigError::Invalid {

@@ -307,8 +307,38 @@ impl<'de> Deserialize<'de> for ProxySetting {
 pub struct StreamConfig {
     /// Name used in file names and records; letters, digits, `.`, `_`, `-`.
     pub name: String,
-    /// `ws://` or `wss://` URL.
+    /// `ws://` or `wss://` URL; with `venue`, the preset's unless given.
+    #[serde(default)]
     pub url: String,
+    /// Venue preset (`wsrec venues` lists them): fills in the URL, subscribe messages,
+    /// keepalive, liveness, lifetime and limits; any of those given here wins.
+    #[serde(default)]
+    pub venue: Option<String>,
+    /// With `venue`: channels, each subscribed for every symbol in `symbols`.
+    #[serde(default)]
+    pub channels: Vec<String>,
+    /// With `venue`: symbols for `channels`.
+    #[serde(default)]
+    pub symbols: Vec<String>,
+    /// With `venue`: full topics in the venue's notation (e.g. `publicTrade.BTCUSDT`).
+    #[serde(default)]
+    pub topics: Vec<String>,
+    /// A subscription that delivers no data for this long after subscribing is reported (ERROR
+    /// log, status flag, `subscription_silent` event). Presets: `"2m"`; otherwise off.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub first_data_timeout: Option<Duration>,
+    /// With `venue`: most topics on one connection; more topics open more connections.
+    #[serde(default = "default_topics_limit")]
+    pub max_topics_per_connection: usize,
+    /// With `venue`: most topics in one subscribe message.
+    #[serde(default = "default_topics_limit")]
+    pub max_topics_per_message: usize,
+    /// Least time between two connection attempts to the same venue (or host), whole process.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub connect_interval: Option<Duration>,
+    /// Least time between two subscribe messages to the same venue (or host), whole process.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub subscribe_interval: Option<Duration>,
     /// Messages sent in order after every connect.
     #[serde(default)]
     pub subscribe: Vec<OutMessage>,
@@ -416,6 +446,15 @@ impl StreamConfig {
         Self {
             name: name.into(),
             url: url.into(),
+            venue: None,
+            channels: Vec::new(),
+            symbols: Vec::new(),
+            topics: Vec::new(),
+            first_data_timeout: None,
+            max_topics_per_connection: default_topics_limit(),
+            max_topics_per_message: default_topics_limit(),
+            connect_interval: None,
+            subscribe_interval: None,
             subscribe: Vec::new(),
             headers: BTreeMap::new(),
             format: Format::default(),
@@ -524,10 +563,23 @@ impl Config {
     /// # Errors
     /// [`ConfigError::Parse`] naming the problem and where it is.
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let parse_error = |e: toml::de::Error| ConfigError::Parse {
             path: PathBuf::from("<config>"),
             message: e.to_string().trim_end().to_owned(),
-        })
+        };
+        let mut config: Config = toml::from_str(text).map_err(parse_error)?;
+        // Which keys each [[stream]] set, so a venue preset fills in only the others.
+        let table: toml::Table = toml::from_str(text).map_err(parse_error)?;
+        let given = table.get("stream").and_then(toml::Value::as_array);
+        for (i, s) in config.streams.iter_mut().enumerate() {
+            let keys: std::collections::BTreeSet<String> = given
+                .and_then(|g| g.get(i))
+                .and_then(toml::Value::as_table)
+                .map(|t| t.keys().cloned().collect())
+                .unwrap_or_default();
+            crate::venue::apply(s, &keys)?;
+        }
+        Ok(config)
     }
 
     /// The status socket path in effect, `None` when turned off.
@@ -589,6 +641,12 @@ impl Config {
 
 impl StreamConfig {
     fn validate(&self, stream_count: usize) -> Result<(), ConfigError> {
+        if self.url.is_empty() {
+            return Err(invalid(
+                &format!("stream `{}`: url", self.name),
+                "is missing: give the feed's ws:// or wss:// URL, or a `venue` (see `wsrec venues`)",
+            ));
+        }
         let ctx = format!("stream `{}`", self.name);
         validate_url(&self.url).map_err(|m| invalid(&format!("{ctx}: url"), &m))?;
         for (k, v) in &self.headers {
@@ -919,6 +977,10 @@ fn default_rotate() -> Duration {
 fn default_path_template() -> String {
     DEFAULT_PATH_TEMPLATE.to_owned()
 }
+fn default_topics_limit() -> usize {
+    1000
+}
+
 fn default_ping_interval() -> Option<Duration> {
     Some(DEFAULT_PING_INTERVAL)
 }

@@ -19,6 +19,7 @@ use crate::clock::Clock;
 use crate::record::{Batch, Kind, QueueTx, Sent};
 use crate::stats::{ConnState, StreamStats};
 use crate::transport::{self, ConnectSpec, Incoming, TransportError};
+use crate::venue::track::{Outcome, Tracker};
 
 /// Payload bytes after which a batch is handed over even if more frames are ready.
 const BATCH_BYTES: usize = 256 * 1024;
@@ -57,8 +58,17 @@ pub struct StreamRuntime {
     pub silence_timeout: Option<Duration>,
     /// TLS verification is off (warned about at every connect).
     pub insecure: bool,
-    /// Stream sequence counter, shared by overlapping connections.
-    pub seq: AtomicU64,
+    /// Stream sequence counter, shared by overlapping connections and by the stream's shards.
+    pub seq: Arc<AtomicU64>,
+    /// Next connection number of the stream, shared by its shards.
+    pub next_conn: Arc<AtomicU64>,
+    /// This runtime's shard and the stream's shard count (a venue stream whose topics need
+    /// several connections has one runtime per shard).
+    pub shard: (usize, usize),
+    /// Venue preset streams: what each subscribe message asks for, to follow acks and data.
+    pub venue: Option<VenueRuntime>,
+    /// Spacing of connects and subscribe messages, shared with every stream of the same venue.
+    pub pacer: Option<Arc<crate::venue::pace::Pacer>>,
     /// The stream's counters.
     pub stats: Arc<StreamStats>,
     /// Receive-time clock.
@@ -70,6 +80,17 @@ pub struct StreamRuntime {
     pub pressure: Arc<crate::compress::Pressure>,
 }
 
+/// What a venue stream's connections follow.
+#[derive(Debug)]
+pub struct VenueRuntime {
+    /// The protocol family.
+    pub family: crate::venue::Family,
+    /// Per subscribe message: topics and request id.
+    pub requests: Vec<(Vec<crate::venue::Topic>, Option<u64>)>,
+    /// How long a topic may go without data before it is reported.
+    pub first_data_timeout: Option<Duration>,
+}
+
 /// What a connection tells its stream's supervisor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Notice {
@@ -77,6 +98,8 @@ pub enum Notice {
     Connected(u64),
     /// The first data message arrived.
     Ready(u64),
+    /// The venue asked this connection to reconnect: replace it, make-before-break.
+    ReplaceMe(u64),
     /// The connection is over.
     Ended {
         /// Connection number.
@@ -208,6 +231,13 @@ impl Connection {
         if self.replaces.is_none() {
             rt.stats.set_state(ConnState::Connecting);
         }
+        if let Some(p) = &rt.pacer {
+            tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => return (false, Duration::ZERO, None),
+                () = p.connect() => {}
+            }
+        }
         let dialled = tokio::select! {
             biased;
             () = self.shutdown.cancelled() => return (false, Duration::ZERO, None),
@@ -252,6 +282,10 @@ impl Connection {
                 .num("pid", u64::from(std::process::id()));
             if let Some(old) = self.replaces {
                 f.num("replaces", old);
+            }
+            if rt.shard.1 > 1 {
+                f.num("shard", rt.shard.0 as u64)
+                    .num("shards", rt.shard.1 as u64);
             }
             if !extensions.is_empty() {
                 f.str("extensions", &extensions);
@@ -319,6 +353,14 @@ impl Connection {
     ) -> Result<(), End> {
         let rt = &*self.rt;
         for msg in &rt.subscribe {
+            if let Some(p) = &rt.pacer {
+                tokio::select! {
+                    biased;
+                    () = self.shutdown.cancelled() => return Err(End::Shutdown),
+                    () = self.retire.cancelled() => return Err(End::Replaced),
+                    () = p.message() => {}
+                }
+            }
             let sent = tokio::select! {
                 biased;
                 () = self.shutdown.cancelled() => return Err(End::Shutdown),
@@ -342,8 +384,37 @@ impl Connection {
 
     async fn read_loop(&self, ws: &mut transport::Connection, batch: &mut Batch) -> End {
         let rt = &*self.rt;
+        let mut venue = rt.venue.as_ref().map(|v| VenueState {
+            tracker: Tracker::new(v.family, &v.requests, v.first_data_timeout),
+            outcomes: Vec::new(),
+            replies: Vec::new(),
+            replace: None,
+            replace_sent: false,
+            counted: 0,
+        });
+        let end = self.read_frames(ws, batch, &mut venue).await;
+        if let Some(v) = &venue {
+            // This connection's failing subscriptions are judged again on the next one.
+            rt.stats.subscriptions_failed.fetch_sub(v.counted, Relaxed);
+        }
+        end
+    }
+
+    async fn read_frames(
+        &self,
+        ws: &mut transport::Connection,
+        batch: &mut Batch,
+        venue: &mut Option<VenueState>,
+    ) -> End {
+        let rt = &*self.rt;
         let mut keepalive = Keepalive::new(rt);
-        let timer = tokio::time::sleep_until(keepalive.next_deadline());
+        let next_deadline = |k: &Keepalive, v: &Option<VenueState>| {
+            let own = k.next_deadline();
+            v.as_ref()
+                .and_then(|v| v.tracker.deadline())
+                .map_or(own, |d| d.min(own))
+        };
+        let timer = tokio::time::sleep_until(next_deadline(&keepalive, venue));
         tokio::pin!(timer);
         // Flush the connected/subscribed events right away so they are on disk in order.
         if let Some(end) = self.flush(batch).await {
@@ -360,12 +431,19 @@ impl Connection {
                     if let Err(end) = keepalive.on_timer(ws, rt).await {
                         return end;
                     }
-                    timer.as_mut().reset(keepalive.next_deadline());
+                    if let Some(v) = venue.as_mut() {
+                        v.tracker.on_deadline(Instant::now(), &mut v.outcomes);
+                        self.venue_outcomes(v, rt.clock.now_ns(), batch);
+                        if let Some(end) = self.flush(batch).await {
+                            return end;
+                        }
+                    }
+                    timer.as_mut().reset(next_deadline(&keepalive, venue));
                     continue;
                 }
             };
             let mut ts = rt.clock.now_ns();
-            let mut end = self.take(first, ts, batch, &mut keepalive);
+            let mut end = self.take(first, ts, batch, &mut keepalive, venue);
             let mut n = 1;
             loop {
                 if end.is_some() {
@@ -383,7 +461,7 @@ impl Connection {
                     ts = rt.clock.now_ns();
                 }
                 n += 1;
-                end = self.take(next, ts, batch, &mut keepalive);
+                end = self.take(next, ts, batch, &mut keepalive, venue);
             }
             if batch.messages > 0 {
                 keepalive.last_data = Instant::now();
@@ -398,7 +476,104 @@ impl Connection {
             if let Some(end) = end {
                 return end;
             }
+            if let Some(v) = venue.as_mut()
+                && let Some(end) = self.venue_actions(ws, v).await
+            {
+                return end;
+            }
         }
+    }
+
+    /// Logs and records what the venue's messages meant, and keeps the stream's count of
+    /// failing subscriptions; replies and reconnect requests wait for [`Self::venue_actions`].
+    fn venue_outcomes(&self, v: &mut VenueState, ts: u64, batch: &mut Batch) {
+        let rt = &*self.rt;
+        for o in v.outcomes.drain(..) {
+            match o {
+                Outcome::Rejected { topics, reason } => {
+                    tracing::error!(stream = %rt.name, conn = self.conn, topics = ?topics, reason, "The venue refused a subscription.");
+                    rt.stats
+                        .set_last_error(&format!("subscription refused: {reason}"));
+                    batch.push_event(ts, "subscription_rejected", |f| {
+                        f.strs("topics", topics.iter().map(String::as_str))
+                            .str("reason", &reason);
+                    });
+                }
+                Outcome::Silent {
+                    acked,
+                    unacked,
+                    after,
+                } => {
+                    tracing::error!(stream = %rt.name, conn = self.conn, acknowledged = ?acked, not_acknowledged = ?unacked, after = ?after,
+                        "Subscriptions deliver no data (first_data_timeout). A quiet market explains it for some channels; a wrong URL for the channel (e.g. Binance USDⓈ-M market streams on the legacy root URL) or a refused subscription for others.");
+                    rt.stats.set_last_error(&format!(
+                        "{} subscriptions without data after {after:?}",
+                        acked.len() + unacked.len()
+                    ));
+                    batch.push_event(ts, "subscription_silent", |f| {
+                        f.strs("acknowledged", acked.iter().map(String::as_str))
+                            .strs("not_acknowledged", unacked.iter().map(String::as_str))
+                            .num("after_ms", after.as_millis() as u64);
+                    });
+                }
+                Outcome::Live(topic) => {
+                    tracing::info!(stream = %rt.name, conn = self.conn, topic, "A subscription reported as failing delivers data now.");
+                    batch.push_event(ts, "subscription_live", |f| {
+                        f.str("topic", &topic);
+                    });
+                }
+                Outcome::Reconnect(why) => {
+                    if v.replace.is_none() {
+                        tracing::info!(stream = %rt.name, conn = self.conn, reason = %why, "The venue asked for a reconnect: opening a replacement before closing this connection.");
+                        batch.push_event(ts, "reconnect_requested", |f| {
+                            f.str("reason", &why);
+                        });
+                        v.replace = Some(why);
+                    }
+                }
+                Outcome::Reply(text) => v.replies.push(text),
+            }
+        }
+        let now = v.tracker.flagged();
+        if now > v.counted {
+            rt.stats
+                .subscriptions_failed
+                .fetch_add(now - v.counted, Relaxed);
+        } else if now < v.counted {
+            rt.stats
+                .subscriptions_failed
+                .fetch_sub(v.counted - now, Relaxed);
+        }
+        v.counted = now;
+    }
+
+    /// Sends the replies the venue asked for and passes a reconnect request to the supervisor
+    /// (once); `Some` if sending failed and the connection is over.
+    async fn venue_actions(
+        &self,
+        ws: &mut transport::Connection,
+        v: &mut VenueState,
+    ) -> Option<End> {
+        for text in v.replies.drain(..) {
+            match tokio::time::timeout(Duration::from_secs(10), ws.send_text(&text)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    return Some(End::Error(format!(
+                        "answering the venue's heartbeat request failed: {e}"
+                    )));
+                }
+                Err(_) => {
+                    return Some(End::Error(
+                        "answering the venue's heartbeat request timed out".to_owned(),
+                    ));
+                }
+            }
+        }
+        if v.replace.is_some() && !v.replace_sent {
+            v.replace_sent = true;
+            let _ = self.notify.send(Notice::ReplaceMe(self.conn));
+        }
+        None
     }
 
     /// Puts one frame into the batch; returns how the connection ends if it does.
@@ -409,6 +584,7 @@ impl Connection {
         ts: u64,
         batch: &mut Batch,
         keepalive: &mut Keepalive,
+        venue: &mut Option<VenueState>,
     ) -> Option<End> {
         match frame {
             Ok(Incoming::Text(payload)) => {
@@ -419,6 +595,12 @@ impl Connection {
                     keepalive.app_reply_deadline = None;
                 }
                 batch.push_message(ts, Kind::Text, &payload);
+                if let Some(v) = venue.as_mut() {
+                    v.tracker.on_message(&payload, &mut v.outcomes);
+                    if !v.outcomes.is_empty() {
+                        self.venue_outcomes(v, ts, batch);
+                    }
+                }
                 None
             }
             Ok(Incoming::Binary(payload)) => {
@@ -472,6 +654,20 @@ impl Connection {
             Sent::Closed => Some(End::WriterGone),
         }
     }
+}
+
+/// A venue connection's subscription tracking and pending actions.
+struct VenueState {
+    tracker: Tracker,
+    outcomes: Vec<Outcome>,
+    /// Messages to send as soon as the batch is queued (Deribit's `test_request` answers).
+    replies: Vec<String>,
+    /// The venue asked for a reconnect, for this reason.
+    replace: Option<String>,
+    /// The supervisor was told.
+    replace_sent: bool,
+    /// Failing subscriptions this connection added to the stream's count.
+    counted: u64,
 }
 
 /// Keepalive and liveness deadlines of one connection.

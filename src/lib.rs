@@ -55,6 +55,7 @@ pub mod status;
 pub mod stream;
 pub mod tools;
 pub mod transport;
+pub mod venue;
 pub mod writer;
 
 pub use config::{Config, Format, StreamConfig, WhenFull};

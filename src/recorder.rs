@@ -17,12 +17,13 @@ use tokio_util::task::TaskTracker;
 use crate::clock::Clock;
 use crate::compress::Compressor;
 use crate::config::{Config, StreamConfig, WhenFull};
-use crate::connection::StreamRuntime;
+use crate::connection::{StreamRuntime, VenueRuntime};
 use crate::error::ConfigError;
 use crate::stats::{Stats, StreamStats};
 use crate::status::StatusServer;
 use crate::stream::Policy;
 use crate::transport::ConnectSpec;
+use crate::venue::pace::Pacer;
 use crate::writer::{StreamSink, Writer, WriterSettings};
 
 /// Most messages a connection puts in one hand-off.
@@ -217,12 +218,26 @@ impl Recorder {
         let pressure = Arc::new(crate::compress::Pressure::default());
         let mut runtimes = Vec::new();
         let mut sinks = Vec::new();
+        let mut pacers = Pacers::default();
         for (idx, (s, st)) in config.streams.iter().zip(&stats.streams).enumerate() {
             sinks.push(StreamSink::new(s, st.clone(), &config.output_dir));
-            runtimes.push((
-                runtime(idx, s, st.clone(), clock, batch_max, pressure.clone())?,
-                policy(s),
-            ));
+            let shards = crate::venue::plan(s);
+            if shards.len() > 1 {
+                tracing::info!(stream = %s.name, topics = s.topics.len(), connections = shards.len(), "Topics split over several connections (max_topics_per_connection).");
+            }
+            let shared = Shared {
+                stats: st.clone(),
+                seq: Arc::default(),
+                next_conn: Arc::new(AtomicU64::new(1)),
+                pacer: pacers.get(s),
+                clock,
+                batch_max,
+                pressure: pressure.clone(),
+            };
+            let count = shards.len();
+            for (i, shard) in shards.into_iter().enumerate() {
+                runtimes.push((runtime(idx, s, &shared, shard, (i + 1, count))?, policy(s)));
+            }
         }
         let status = match config.status_socket_path() {
             Some(path) => Some(StatusServer::bind(&path)?),
@@ -332,20 +347,72 @@ fn check_writable(dir: &std::path::Path) -> Result<(), RunError> {
         })
 }
 
-fn runtime(
-    idx: usize,
-    s: &StreamConfig,
+/// What the shards of one stream share.
+struct Shared {
     stats: Arc<StreamStats>,
+    seq: Arc<AtomicU64>,
+    next_conn: Arc<AtomicU64>,
+    pacer: Option<Arc<Pacer>>,
     clock: Clock,
     batch_max: usize,
     pressure: Arc<crate::compress::Pressure>,
+}
+
+/// One pacer per venue (or host) and spacing, shared by every stream that talks to it.
+#[derive(Default)]
+struct Pacers(std::collections::HashMap<String, Arc<Pacer>>);
+
+impl Pacers {
+    fn get(&mut self, s: &StreamConfig) -> Option<Arc<Pacer>> {
+        if s.connect_interval.is_none() && s.subscribe_interval.is_none() {
+            return None;
+        }
+        let target = match &s.venue {
+            Some(v) => v.to_ascii_lowercase(),
+            None => url::Url::parse(&s.url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_owned))
+                .unwrap_or_default(),
+        };
+        let key = format!(
+            "{target}|{:?}|{:?}",
+            s.connect_interval, s.subscribe_interval
+        );
+        let pacer = self.0.entry(key).or_insert_with(|| {
+            Arc::new(Pacer::new(
+                s.connect_interval.unwrap_or_default(),
+                s.subscribe_interval.unwrap_or_default(),
+            ))
+        });
+        Some(pacer.clone())
+    }
+}
+
+fn runtime(
+    idx: usize,
+    s: &StreamConfig,
+    shared: &Shared,
+    shard: crate::venue::Shard,
+    position: (usize, usize),
 ) -> Result<StreamRuntime, ConfigError> {
+    let mut spec_source = s.clone();
+    spec_source.url.clone_from(&shard.url);
+    let venue = s
+        .venue
+        .as_deref()
+        .and_then(crate::venue::find)
+        .filter(|_| !shard.topics.is_empty())
+        .map(|p| VenueRuntime {
+            family: p.family,
+            requests: shard.requests.clone(),
+            first_data_timeout: s.first_data_timeout,
+        });
     Ok(StreamRuntime {
         idx,
         name: s.name.clone(),
-        masked_url: s.masked_url(),
-        spec: ConnectSpec::from_config(s)?,
-        subscribe: s.subscribe.iter().map(|m| m.0.clone()).collect(),
+        masked_url: crate::config::mask_url(&shard.url),
+        spec: ConnectSpec::from_config(&spec_source)?,
+        subscribe: shard.subscribe,
         ping_interval: s.ping_interval,
         pong_timeout: s.pong_timeout,
         app_ping: s.app_ping.as_ref().map(|m| m.0.clone()),
@@ -353,11 +420,15 @@ fn runtime(
         app_pong_contains: s.app_pong_contains.as_ref().map(|t| t.as_bytes().to_vec()),
         silence_timeout: s.silence_timeout,
         insecure: s.insecure,
-        seq: AtomicU64::new(0),
-        stats,
-        clock,
-        batch_max,
-        pressure,
+        seq: shared.seq.clone(),
+        next_conn: shared.next_conn.clone(),
+        shard: position,
+        venue,
+        pacer: shared.pacer.clone(),
+        stats: shared.stats.clone(),
+        clock: shared.clock,
+        batch_max: shared.batch_max,
+        pressure: shared.pressure.clone(),
     })
 }
 

@@ -66,6 +66,9 @@ pub struct StreamStats {
     /// The part of `lines_lost` due to I/O errors (ENOSPC, EIO, permissions), which the writer
     /// marks in the data once writing works again.
     pub io_lost: AtomicU64,
+    /// Subscriptions the venue refused or that deliver nothing (see `first_data_timeout`),
+    /// counted over the stream's open connections.
+    pub subscriptions_failed: AtomicU64,
     /// The file currently written for this stream, empty when none is open.
     pub current_file: Mutex<String>,
     /// The last connection error or close reason, empty when none.
@@ -90,6 +93,7 @@ impl StreamStats {
             lines_written: AtomicU64::new(0),
             lines_lost: AtomicU64::new(0),
             io_lost: AtomicU64::new(0),
+            subscriptions_failed: AtomicU64::new(0),
             current_file: Mutex::new(String::new()),
             last_error: Mutex::new(String::new()),
         }
@@ -136,6 +140,7 @@ impl StreamStats {
             dropped: self.dropped.load(Relaxed),
             raw_unsafe: self.raw_unsafe.load(Relaxed),
             lines_lost: self.lines_lost.load(Relaxed),
+            subscriptions_failed: self.subscriptions_failed.load(Relaxed),
             last_message_ns: self.last_message_ns.load(Relaxed),
             current_file: self
                 .current_file
@@ -298,6 +303,9 @@ pub struct StreamSnapshot {
     /// Messages `raw` format diverted to the events file.
     pub raw_unsafe: u64,
     /// Lines lost to write errors.
+    /// Subscriptions refused or silent (venue streams).
+    #[serde(default)]
+    pub subscriptions_failed: u64,
     #[serde(default)]
     pub lines_lost: u64,
     /// Receive time of the last message (ns since the epoch), 0 if none.

@@ -714,7 +714,15 @@ pub fn render_table(s: &Snapshot, now_ns: u64) -> String {
         .map(|st| {
             [
                 st.name.clone(),
-                state_name(st.state).to_owned(),
+                if st.subscriptions_failed > 0 {
+                    format!(
+                        "{}, {} subs failing",
+                        state_name(st.state),
+                        st.subscriptions_failed
+                    )
+                } else {
+                    state_name(st.state).to_owned()
+                },
                 st.messages.to_string(),
                 format!("{:.2}", st.rate_per_sec),
                 st.reconnects.to_string(),
@@ -1145,6 +1153,7 @@ mod tests {
             dropped: 0,
             raw_unsafe: 0,
             lines_lost: 0,
+            subscriptions_failed: 0,
             last_message_ns,
             current_file: file.to_owned(),
             last_error: String::new(),

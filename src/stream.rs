@@ -52,10 +52,10 @@ pub async fn run(
 ) {
     let (notify, mut notices) = mpsc::unbounded_channel();
     let tracker = TaskTracker::new();
-    let mut next_conn = 1u64;
-    let mut spawn = |replaces: Option<u64>| {
-        let conn = next_conn;
-        next_conn += 1;
+    let spawn = |replaces: Option<u64>| {
+        let conn = rt
+            .next_conn
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let retire = CancellationToken::new();
         let c = Connection::new(
             rt.clone(),
@@ -105,6 +105,13 @@ pub async fn run(
                 Notice::Ready(c) => {
                     if pending.as_ref().is_some_and(|p| p.conn == c) {
                         promote(&mut active, &mut pending, &mut replace_at, &mut overlap_until, &policy);
+                    }
+                }
+                Notice::ReplaceMe(c) => {
+                    if pending.is_none() && active.as_ref().is_some_and(|a| a.conn == c) {
+                        tracing::info!(stream = %rt.name, conn = c, "Opening a replacement connection at the venue's request.");
+                        replace_at = None;
+                        pending = Some(spawn(Some(c)));
                     }
                 }
                 Notice::Ended { conn, connected, uptime, retry_after } => {

@@ -1,0 +1,305 @@
+//! Venue presets: record an exchange feed with one line, with that venue's rules.
+//!
+//! A preset ([`Preset`], the table in [`presets`]) knows a venue's URL, how its subscribe
+//! messages look ([`wire`]), how it keeps connections alive, how long they may live, how many
+//! subscriptions fit on one connection and one message, and how fast connects and subscribes may
+//! come ([`pace`]). [`apply`] fills a `[[stream]]` from a preset, leaving every field the user
+//! set alone; [`plan`] splits the stream's topics over as many connections ("shards") as the
+//! venue's limits need. On each connection a [`track::Tracker`] reads the venue's acks, errors,
+//! reconnect requests and heartbeat requests, and reports subscriptions that were rejected or
+//! that stay silent.
+//!
+//! Topics are written the venue's own way, e.g. `publicTrade.BTCUSDT` (Bybit), `btcusdt@aggTrade`
+//! (Binance), `books:BTC-USDT` (OKX), `level2:BTC-USD` (Coinbase); `channels` × `symbols` in
+//! the config are combined into such topics by the preset.
+
+pub mod pace;
+pub mod presets;
+pub mod track;
+pub mod wire;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use crate::config::{OutMessage, StreamConfig};
+use crate::error::ConfigError;
+
+pub use presets::{PRESETS, Preset, find};
+
+/// The protocol family of a venue: how its messages are built and recognised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// Bybit v5 public streams.
+    Bybit,
+    /// Binance spot and USDⓈ-M combined streams.
+    Binance,
+    /// OKX v5.
+    Okx,
+    /// Coinbase Advanced Trade.
+    Coinbase,
+    /// Kraken spot v2.
+    Kraken,
+    /// Bitstamp v2.
+    Bitstamp,
+    /// Bitfinex v2.
+    Bitfinex,
+    /// Deribit JSON-RPC.
+    Deribit,
+    /// BitMEX realtime.
+    Bitmex,
+    /// Hyperliquid.
+    Hyperliquid,
+}
+
+/// One subscription in the venue's own notation, as written in the config or on the command line.
+pub type Topic = String;
+
+/// Stream fields a preset sets; the user's own value for any of them wins.
+pub const PRESET_FIELDS: &[&str] = &[
+    "url",
+    "ping_interval",
+    "pong_timeout",
+    "app_ping",
+    "app_ping_interval",
+    "app_pong_contains",
+    "silence_timeout",
+    "max_connection_age",
+    "first_data_timeout",
+    "max_topics_per_connection",
+    "max_topics_per_message",
+    "connect_interval",
+    "subscribe_interval",
+];
+
+/// Fills `s` from its `venue` preset: every field of [`PRESET_FIELDS`] that is not in `set` (the
+/// keys the user gave) takes the preset's value. Topics from `channels` × `symbols` are added to
+/// `topics`. A stream without `venue` is left alone.
+///
+/// # Errors
+/// An unknown venue, a venue stream without topics (and without its own `subscribe`), or
+/// topics that do not fit the venue's notation.
+pub fn apply(s: &mut StreamConfig, set: &BTreeSet<String>) -> Result<(), ConfigError> {
+    let ctx = format!("stream `{}`", s.name);
+    let Some(name) = s.venue.clone() else {
+        if !s.channels.is_empty() || !s.symbols.is_empty() || !s.topics.is_empty() {
+            return Err(invalid(
+                &format!("{ctx}: topics/channels/symbols"),
+                "need a `venue` to turn them into subscribe messages; set venue (see `wsrec venues`) or write the messages in `subscribe`",
+            ));
+        }
+        return Ok(());
+    };
+    let preset = find(&name).ok_or_else(|| {
+        invalid(
+            &format!("{ctx}: venue"),
+            &format!(
+                "unknown venue `{name}`; known: {} (`wsrec venues` lists them)",
+                PRESETS
+                    .iter()
+                    .map(|p| p.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    })?;
+    let keep = |f: &str| set.contains(f);
+    if !keep("url") {
+        preset.url.clone_into(&mut s.url);
+    }
+    let k = &preset.keepalive;
+    if !keep("ping_interval") {
+        s.ping_interval = k.ping_interval;
+    }
+    if !keep("pong_timeout") {
+        s.pong_timeout = Some(k.pong_timeout);
+    }
+    if !keep("app_ping") {
+        s.app_ping = k.app_ping.map(|m| OutMessage(m.to_owned()));
+    }
+    if !keep("app_ping_interval") {
+        s.app_ping_interval = k.app_ping_interval;
+    }
+    if !keep("app_pong_contains") {
+        s.app_pong_contains = k.app_pong_contains.map(str::to_owned);
+    }
+    if !keep("silence_timeout") {
+        s.silence_timeout = k.silence_timeout;
+    }
+    if !keep("max_connection_age") {
+        s.max_connection_age = preset.max_connection_age;
+    }
+    if !keep("first_data_timeout") {
+        s.first_data_timeout = Some(DEFAULT_FIRST_DATA_TIMEOUT);
+    }
+    let l = &preset.limits;
+    if !keep("max_topics_per_connection") {
+        s.max_topics_per_connection = l.topics_per_connection;
+    }
+    if !keep("max_topics_per_message") {
+        s.max_topics_per_message = l.topics_per_message;
+    }
+    if !keep("connect_interval") {
+        s.connect_interval = Some(l.connect_interval);
+    }
+    if !keep("subscribe_interval") {
+        s.subscribe_interval = Some(l.subscribe_interval);
+    }
+    for c in &s.channels {
+        for sym in &s.symbols {
+            let t = (preset.combine)(c, sym);
+            if !s.topics.contains(&t) {
+                s.topics.push(t);
+            }
+        }
+    }
+    if s.channels.is_empty() != s.symbols.is_empty() {
+        return Err(invalid(
+            &format!("{ctx}: channels/symbols"),
+            "give both `channels` and `symbols` (every channel is subscribed for every symbol), or list full topics in `topics`",
+        ));
+    }
+    if s.topics.is_empty() && s.subscribe.is_empty() {
+        return Err(invalid(
+            &format!("{ctx}: topics"),
+            &format!(
+                "venue `{name}` needs something to subscribe to: `channels` and `symbols`, or `topics` such as {}",
+                preset.example
+            ),
+        ));
+    }
+    for t in &s.topics {
+        wire::parse_topic(preset.family, t).map_err(|m| {
+            invalid(
+                &format!("{ctx}: topic `{t}`"),
+                &format!("{m} (example for {name}: {})", preset.example),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// How long a subscription may stay without data before it is reported, for presets.
+pub const DEFAULT_FIRST_DATA_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// One connection's share of a stream: where to connect and what to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shard {
+    /// The URL this shard connects to.
+    pub url: String,
+    /// Messages sent after every connect, in order.
+    pub subscribe: Vec<String>,
+    /// The topics this shard subscribes to (empty for a stream without a venue).
+    pub topics: Vec<Topic>,
+    /// For each message in `subscribe`: the topics it asks for and its request id.
+    pub requests: Vec<(Vec<Topic>, Option<u64>)>,
+}
+
+/// Splits a stream over connections: one shard for a plain stream (its own `subscribe`), as
+/// many as the venue's limits need for a preset stream.
+pub fn plan(s: &StreamConfig) -> Vec<Shard> {
+    let preset = s.venue.as_deref().and_then(find);
+    let (Some(preset), false) = (preset, s.topics.is_empty() || !s.subscribe.is_empty()) else {
+        return vec![Shard {
+            url: s.url.clone(),
+            subscribe: s.subscribe.iter().map(|m| m.0.clone()).collect(),
+            topics: Vec::new(),
+            requests: vec![(Vec::new(), None); s.subscribe.len()],
+        }];
+    };
+    // Topics go to the URL the venue serves them on, unless the user set the URL.
+    let url_set = s.url != preset.url;
+    let mut by_url: Vec<(String, Vec<Topic>)> = Vec::new();
+    for t in &s.topics {
+        let url = if url_set {
+            s.url.clone()
+        } else {
+            (preset.route)(preset.url, t)
+        };
+        match by_url.iter_mut().find(|(u, _)| *u == url) {
+            Some((_, ts)) => ts.push(t.clone()),
+            None => by_url.push((url, vec![t.clone()])),
+        }
+    }
+    let per_conn = s.max_topics_per_connection.max(1);
+    let per_msg = s.max_topics_per_message.max(1);
+    let mut shards = Vec::new();
+    for (url, topics) in by_url {
+        for chunk in topics.chunks(per_conn) {
+            let mut ids = 1u64;
+            let built = wire::subscribe_messages(preset.family, chunk, per_msg, &mut ids);
+            shards.push(Shard {
+                url: url.clone(),
+                subscribe: built.iter().map(|m| m.text.clone()).collect(),
+                requests: built.into_iter().map(|m| (m.topics, m.id)).collect(),
+                topics: chunk.to_vec(),
+            });
+        }
+    }
+    shards
+}
+
+fn invalid(field: &str, message: &str) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.to_owned(),
+        message: message.to_owned(),
+    }
+}
+
+/// Splits `venue:topic,topic` (the one-line form of `wsrec record`) when the part before the
+/// colon names a preset; `None` for anything else (such as a URL).
+pub fn split_spec(spec: &str) -> Option<(&'static Preset, Vec<Topic>)> {
+    if spec.contains("://") {
+        return None;
+    }
+    let (venue, topics) = spec.split_once(':').unwrap_or((spec, ""));
+    let preset = find(venue)?;
+    let topics = topics
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect();
+    Some((preset, topics))
+}
+
+/// The text of `wsrec venues`: every preset with its URL, channels and rules.
+pub fn describe_all() -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for p in PRESETS {
+        let _ = writeln!(out, "{}  ({})", p.name, p.title);
+        let _ = writeln!(out, "  url:        {}", p.url);
+        let _ = writeln!(out, "  channels:   {}", p.channels.join(", "));
+        let _ = writeln!(
+            out,
+            "  topics:     {}  (one line: wsrec record {}:{})",
+            p.example,
+            p.name,
+            p.example.split(", ").next().unwrap_or("")
+        );
+        let _ = writeln!(out, "  keepalive:  {}", p.keepalive.describe());
+        let age = p.max_connection_age.map_or("no limit".to_owned(), |d| {
+            format!("replaced after {}", humantime::format_duration(d))
+        });
+        let _ = writeln!(out, "  lifetime:   {age}");
+        let l = &p.limits;
+        let _ = writeln!(
+            out,
+            "  limits:     {} topics per connection, {} per subscribe message, connects {} apart, subscribe messages {} apart",
+            l.topics_per_connection,
+            l.topics_per_message,
+            humantime::format_duration(l.connect_interval),
+            humantime::format_duration(l.subscribe_interval)
+        );
+        for n in p.notes {
+            let _ = writeln!(out, "  note:       {n}");
+        }
+        out.push('\n');
+    }
+    out.push_str(
+        "Every preset field can be overridden in the [[stream]] (url, ping and liveness settings, \
+         max_connection_age, first_data_timeout, max_topics_per_connection, \
+         max_topics_per_message, connect_interval, subscribe_interval).\n",
+    );
+    out
+}

@@ -1,0 +1,654 @@
+//! The preset table: each venue's URL, keepalive, lifetime and limits.
+//!
+//! Sources: the venues' API documentation as gathered in the project's venue notes (keepalive
+//! rules, idle cuts, connection lifetimes, rate limits). Where a venue documents no limit, the
+//! figure here is a conservative choice and says so in its note.
+
+use std::time::Duration;
+
+use super::Family;
+
+/// How a preset keeps its connections alive and decides they are dead.
+#[derive(Debug, Clone, Copy)]
+pub struct Keepalive {
+    /// Protocol ping interval (`None`: no protocol pings).
+    pub ping_interval: Option<Duration>,
+    /// Deadline for a pong or the app-level reply.
+    pub pong_timeout: Duration,
+    /// App-level ping text.
+    pub app_ping: Option<&'static str>,
+    /// App-level ping interval.
+    pub app_ping_interval: Option<Duration>,
+    /// Text that marks the app-level reply.
+    pub app_pong_contains: Option<&'static str>,
+    /// No message for this long: reconnect. Every message counts, heartbeats and pongs included.
+    pub silence_timeout: Option<Duration>,
+}
+
+impl Keepalive {
+    /// One line for `wsrec venues`.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let (Some(p), Some(every)) = (self.app_ping, self.app_ping_interval) {
+            parts.push(format!(
+                "sends {p} every {}",
+                humantime::format_duration(every)
+            ));
+        }
+        if let Some(every) = self.ping_interval {
+            parts.push(format!(
+                "protocol ping every {}",
+                humantime::format_duration(every)
+            ));
+        }
+        parts.push(format!(
+            "reply within {}",
+            humantime::format_duration(self.pong_timeout)
+        ));
+        match self.silence_timeout {
+            Some(d) => parts.push(format!(
+                "reconnects after {} without a message",
+                humantime::format_duration(d)
+            )),
+            None => parts.push("quiet feeds are fine (liveness by ping replies)".to_owned()),
+        }
+        parts.join("; ")
+    }
+}
+
+/// How subscriptions are spread and paced.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most topics on one connection.
+    pub topics_per_connection: usize,
+    /// Most topics in one subscribe message.
+    pub topics_per_message: usize,
+    /// Least time between two connection attempts to the venue (whole process).
+    pub connect_interval: Duration,
+    /// Least time between two subscribe messages to the venue (whole process).
+    pub subscribe_interval: Duration,
+}
+
+/// One venue preset.
+#[derive(Debug)]
+pub struct Preset {
+    /// Name used in `venue = "…"` and `wsrec record NAME:topics`.
+    pub name: &'static str,
+    /// Human name.
+    pub title: &'static str,
+    /// Protocol family.
+    pub family: Family,
+    /// Default URL.
+    pub url: &'static str,
+    /// Channels, for `wsrec venues`.
+    pub channels: &'static [&'static str],
+    /// Example topics.
+    pub example: &'static str,
+    /// Keepalive and liveness.
+    pub keepalive: Keepalive,
+    /// Planned make-before-break reconnect, before the venue's own cut.
+    pub max_connection_age: Option<Duration>,
+    /// Limits.
+    pub limits: Limits,
+    /// Builds a topic from a channel and a symbol (`channels` × `symbols` in the config).
+    pub combine: fn(&str, &str) -> String,
+    /// The URL a topic is served on, given the preset's URL.
+    pub route: fn(&str, &str) -> String,
+    /// What else to know.
+    pub notes: &'static [&'static str],
+}
+
+const fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+const fn ms(m: u64) -> Duration {
+    Duration::from_millis(m)
+}
+
+fn same_url(url: &str, _topic: &str) -> String {
+    url.to_owned()
+}
+
+fn dot(channel: &str, symbol: &str) -> String {
+    format!("{channel}.{symbol}")
+}
+
+fn colon(channel: &str, symbol: &str) -> String {
+    format!("{channel}:{symbol}")
+}
+
+fn binance(channel: &str, symbol: &str) -> String {
+    format!("{}@{channel}", symbol.to_ascii_lowercase())
+}
+
+fn bitstamp(channel: &str, symbol: &str) -> String {
+    format!(
+        "{}_{}",
+        channel.trim_end_matches('_'),
+        symbol.to_ascii_lowercase()
+    )
+}
+
+fn deribit(channel: &str, symbol: &str) -> String {
+    // `book.none.10.100ms`-style channels carry their own suffix after the instrument.
+    match channel.split_once('.') {
+        Some((name, rest)) => format!("{name}.{symbol}.{rest}"),
+        None => format!("{channel}.{symbol}.100ms"),
+    }
+}
+
+/// Binance USDⓈ-M routes streams by kind since 2026-04-23: book streams on `/public`, the other
+/// market streams on `/market` (the legacy root acknowledges those and then sends nothing).
+fn binance_usdm_route(url: &str, topic: &str) -> String {
+    let channel = topic.split_once('@').map_or(topic, |(_, c)| c);
+    let public = channel.starts_with("depth") || channel == "bookTicker";
+    let base = url.trim_end_matches("/stream").trim_end_matches("/market");
+    format!("{base}/{}/stream", if public { "public" } else { "market" })
+}
+
+/// OKX serves candles and `trades-all` on `/business`, the rest on `/public`.
+fn okx_route(url: &str, topic: &str) -> String {
+    let channel = topic.split_once(':').map_or(topic, |(c, _)| c);
+    if channel.starts_with("candle") || channel == "trades-all" {
+        url.replace("/ws/v5/public", "/ws/v5/business")
+    } else {
+        url.to_owned()
+    }
+}
+
+const BYBIT_KEEPALIVE: Keepalive = Keepalive {
+    ping_interval: None,
+    pong_timeout: secs(10),
+    app_ping: Some(r#"{"op":"ping"}"#),
+    app_ping_interval: Some(secs(20)),
+    app_pong_contains: Some(r#""pong""#),
+    silence_timeout: Some(secs(60)),
+};
+
+const BYBIT_LIMITS: Limits = Limits {
+    topics_per_connection: 100,
+    topics_per_message: 10,
+    connect_interval: ms(200),
+    subscribe_interval: ms(100),
+};
+
+const BYBIT_CHANNELS: &[&str] = &[
+    "publicTrade",
+    "orderbook.1",
+    "orderbook.50",
+    "orderbook.200",
+    "orderbook.1000",
+    "tickers",
+    "kline.1",
+    "allLiquidation",
+];
+
+const BYBIT_NOTES: &[&str] = &[
+    "Bybit cuts a connection after about 10 minutes without a JSON ping (protocol pings do not count).",
+    "10 topics per subscribe message (the spot limit); 100 per connection is a conservative choice.",
+];
+
+const BINANCE_NOTES_SPOT: &[&str] = &[
+    "The server pings every 20 s and closes connections after 24 h; wsrec replaces them after 23 h 30 min, make-before-break.",
+    "5 incoming messages per second per connection (pongs included): subscribe messages are paced.",
+    "serverShutdown events trigger a make-before-break reconnect.",
+];
+
+const BINANCE_NOTES_USDM: &[&str] = &[
+    "Book streams (depth*, bookTicker) go to /public, other market streams to /market (since 2026-04-23; on the legacy root URL they are acknowledged and then silent, which wsrec reports).",
+    "The server pings every 3 min and closes connections after 24 h; wsrec replaces them after 23 h 30 min.",
+];
+
+/// Every preset.
+pub static PRESETS: &[Preset] = &[
+    Preset {
+        name: "bybit-spot",
+        title: "Bybit v5 spot",
+        family: Family::Bybit,
+        url: "wss://stream.bybit.com/v5/public/spot",
+        channels: BYBIT_CHANNELS,
+        example: "publicTrade.BTCUSDT, orderbook.50.BTCUSDT",
+        keepalive: BYBIT_KEEPALIVE,
+        max_connection_age: None,
+        limits: BYBIT_LIMITS,
+        combine: dot,
+        route: same_url,
+        notes: BYBIT_NOTES,
+    },
+    Preset {
+        name: "bybit-linear",
+        title: "Bybit v5 USDT/USDC perpetuals and futures",
+        family: Family::Bybit,
+        url: "wss://stream.bybit.com/v5/public/linear",
+        channels: BYBIT_CHANNELS,
+        example: "publicTrade.BTCUSDT, orderbook.50.BTCUSDT",
+        keepalive: BYBIT_KEEPALIVE,
+        max_connection_age: None,
+        limits: BYBIT_LIMITS,
+        combine: dot,
+        route: same_url,
+        notes: BYBIT_NOTES,
+    },
+    Preset {
+        name: "bybit-inverse",
+        title: "Bybit v5 inverse contracts",
+        family: Family::Bybit,
+        url: "wss://stream.bybit.com/v5/public/inverse",
+        channels: BYBIT_CHANNELS,
+        example: "publicTrade.BTCUSD, orderbook.50.BTCUSD",
+        keepalive: BYBIT_KEEPALIVE,
+        max_connection_age: None,
+        limits: BYBIT_LIMITS,
+        combine: dot,
+        route: same_url,
+        notes: BYBIT_NOTES,
+    },
+    Preset {
+        name: "binance-spot",
+        title: "Binance spot (combined streams)",
+        family: Family::Binance,
+        url: "wss://stream.binance.com:9443/stream",
+        channels: &[
+            "trade",
+            "aggTrade",
+            "bookTicker",
+            "depth@100ms",
+            "depth20@100ms",
+            "kline_1m",
+            "ticker",
+            "miniTicker",
+        ],
+        example: "btcusdt@aggTrade, btcusdt@depth@100ms",
+        keepalive: Keepalive {
+            ping_interval: Some(secs(30)),
+            pong_timeout: secs(10),
+            app_ping: None,
+            app_ping_interval: None,
+            app_pong_contains: None,
+            silence_timeout: None,
+        },
+        max_connection_age: Some(secs(23 * 3600 + 1800)),
+        limits: Limits {
+            topics_per_connection: 1024,
+            topics_per_message: 100,
+            connect_interval: secs(1),
+            subscribe_interval: ms(250),
+        },
+        combine: binance,
+        route: same_url,
+        notes: BINANCE_NOTES_SPOT,
+    },
+    Preset {
+        name: "binance-usdm",
+        title: "Binance USDⓈ-M futures (routed /public and /market streams)",
+        family: Family::Binance,
+        url: "wss://fstream.binance.com/market/stream",
+        channels: &[
+            "aggTrade",
+            "markPrice@1s",
+            "bookTicker",
+            "depth@100ms",
+            "depth20@100ms",
+            "kline_1m",
+            "forceOrder",
+            "ticker",
+        ],
+        example: "btcusdt@aggTrade, btcusdt@depth@100ms",
+        keepalive: Keepalive {
+            ping_interval: Some(secs(30)),
+            pong_timeout: secs(10),
+            app_ping: None,
+            app_ping_interval: None,
+            app_pong_contains: None,
+            silence_timeout: None,
+        },
+        max_connection_age: Some(secs(23 * 3600 + 1800)),
+        limits: Limits {
+            topics_per_connection: 1024,
+            topics_per_message: 100,
+            connect_interval: secs(1),
+            subscribe_interval: ms(150),
+        },
+        combine: binance,
+        route: binance_usdm_route,
+        notes: BINANCE_NOTES_USDM,
+    },
+    Preset {
+        name: "okx",
+        title: "OKX v5 public",
+        family: Family::Okx,
+        url: "wss://ws.okx.com:8443/ws/v5/public",
+        channels: &[
+            "trades",
+            "books",
+            "books5",
+            "bbo-tbt",
+            "books-l2-tbt",
+            "tickers",
+            "funding-rate",
+            "candle1m",
+            "trades-all",
+        ],
+        example: "books:BTC-USDT, trades:BTC-USDT",
+        keepalive: Keepalive {
+            ping_interval: None,
+            pong_timeout: secs(10),
+            app_ping: Some("ping"),
+            app_ping_interval: Some(secs(20)),
+            app_pong_contains: Some("pong"),
+            silence_timeout: Some(secs(60)),
+        },
+        max_connection_age: None,
+        limits: Limits {
+            topics_per_connection: 200,
+            topics_per_message: 50,
+            connect_interval: ms(400),
+            subscribe_interval: ms(200),
+        },
+        combine: colon,
+        route: okx_route,
+        notes: &[
+            "OKX closes a connection that received nothing for 30 s: wsrec sends `ping` every 20 s.",
+            "Notice 64008 (service upgrade) triggers a make-before-break reconnect.",
+            "Candles and trades-all are served on /ws/v5/business and routed there.",
+        ],
+    },
+    Preset {
+        name: "coinbase",
+        title: "Coinbase Advanced Trade",
+        family: Family::Coinbase,
+        url: "wss://advanced-trade-ws.coinbase.com",
+        channels: &[
+            "level2",
+            "market_trades",
+            "ticker",
+            "ticker_batch",
+            "candles",
+            "status",
+        ],
+        example: "level2:BTC-USD, market_trades:BTC-USD",
+        keepalive: Keepalive {
+            ping_interval: Some(secs(30)),
+            pong_timeout: secs(10),
+            app_ping: None,
+            app_ping_interval: None,
+            app_pong_contains: None,
+            silence_timeout: Some(secs(15)),
+        },
+        max_connection_age: None,
+        limits: Limits {
+            topics_per_connection: 100,
+            topics_per_message: 100,
+            connect_interval: ms(200),
+            subscribe_interval: ms(200),
+        },
+        combine: colon,
+        route: same_url,
+        notes: &[
+            "wsrec also subscribes to `heartbeats` (1 per second): without it Coinbase closes quiet channels within 60-90 s, and it is the liveness signal.",
+            "A level2 snapshot is one frame of several MB (5.1 MB for BTC-USD): max_message_size must stay well above that.",
+        ],
+    },
+    Preset {
+        name: "kraken",
+        title: "Kraken spot v2",
+        family: Family::Kraken,
+        url: "wss://ws.kraken.com/v2",
+        channels: &["book", "book.25", "trade", "ticker", "ohlc.1", "instrument"],
+        example: "book:BTC/USD, trade:BTC/USD",
+        keepalive: Keepalive {
+            ping_interval: None,
+            pong_timeout: secs(10),
+            app_ping: Some(r#"{"method":"ping"}"#),
+            app_ping_interval: Some(secs(30)),
+            app_pong_contains: Some(r#""pong""#),
+            silence_timeout: Some(secs(15)),
+        },
+        max_connection_age: None,
+        limits: Limits {
+            topics_per_connection: 200,
+            topics_per_message: 50,
+            connect_interval: ms(500),
+            subscribe_interval: ms(100),
+        },
+        combine: colon,
+        route: same_url,
+        notes: &[
+            "Kraken sends a heartbeat every second; books can be silent for 4-26 s on healthy connections, so liveness uses the heartbeat.",
+            "book.N sets the depth (10, 25, 100, 500 or 1000; plain `book` is 10).",
+        ],
+    },
+    Preset {
+        name: "bitstamp",
+        title: "Bitstamp v2",
+        family: Family::Bitstamp,
+        url: "wss://ws.bitstamp.net",
+        channels: &[
+            "live_trades",
+            "live_orders",
+            "order_book",
+            "diff_order_book",
+            "detail_order_book",
+        ],
+        example: "live_trades_btcusd, diff_order_book_btcusd",
+        keepalive: Keepalive {
+            ping_interval: None,
+            pong_timeout: secs(10),
+            app_ping: Some(r#"{"event":"bts:heartbeat"}"#),
+            app_ping_interval: Some(secs(20)),
+            app_pong_contains: Some("bts:heartbeat"),
+            silence_timeout: Some(secs(60)),
+        },
+        max_connection_age: Some(secs(89 * 86_400)),
+        limits: Limits {
+            topics_per_connection: 100,
+            topics_per_message: 1,
+            connect_interval: ms(500),
+            subscribe_interval: ms(100),
+        },
+        combine: bitstamp,
+        route: same_url,
+        notes: &[
+            "bts:request_reconnect triggers a make-before-break reconnect; connections are replaced before the 90-day limit.",
+            "Topics are channel_pair, e.g. live_trades_btcusd.",
+        ],
+    },
+    Preset {
+        name: "bitfinex",
+        title: "Bitfinex v2 public",
+        family: Family::Bitfinex,
+        url: "wss://api-pub.bitfinex.com/ws/2",
+        channels: &["trades", "book", "ticker", "candles"],
+        example: "trades:tBTCUSD, book:tBTCUSD",
+        keepalive: Keepalive {
+            ping_interval: None,
+            pong_timeout: secs(10),
+            app_ping: Some(r#"{"event":"ping","cid":1}"#),
+            app_ping_interval: Some(secs(20)),
+            app_pong_contains: Some(r#""pong""#),
+            silence_timeout: Some(secs(40)),
+        },
+        max_connection_age: None,
+        limits: Limits {
+            topics_per_connection: 25,
+            topics_per_message: 1,
+            connect_interval: secs(3),
+            subscribe_interval: ms(100),
+        },
+        combine: colon,
+        route: same_url,
+        notes: &[
+            "25 channels per connection and 20 connections per minute: large lists are split and connects paced 3 s apart.",
+            "Info codes 20051 (restart), 20060/20061 (maintenance) trigger a make-before-break reconnect.",
+            "candles take the key as symbol, e.g. candles:trade:1m:tBTCUSD.",
+        ],
+    },
+    Preset {
+        name: "deribit",
+        title: "Deribit public (JSON-RPC)",
+        family: Family::Deribit,
+        url: "wss://www.deribit.com/ws/api/v2",
+        channels: &["trades", "book", "ticker", "book.none.10.100ms"],
+        example: "trades.BTC-PERPETUAL.100ms, book.BTC-PERPETUAL.100ms",
+        keepalive: Keepalive {
+            ping_interval: Some(secs(30)),
+            pong_timeout: secs(10),
+            app_ping: None,
+            app_ping_interval: None,
+            app_pong_contains: None,
+            silence_timeout: Some(secs(75)),
+        },
+        max_connection_age: None,
+        limits: Limits {
+            topics_per_connection: 500,
+            topics_per_message: 50,
+            connect_interval: ms(500),
+            subscribe_interval: ms(350),
+        },
+        combine: deribit,
+        route: same_url,
+        notes: &[
+            "wsrec sends public/set_heartbeat (30 s) first and answers every test_request with public/test, as Deribit requires.",
+            "Unauthenticated clients get the 100ms channels, not .raw.",
+        ],
+    },
+    Preset {
+        name: "bitmex",
+        title: "BitMEX realtime",
+        family: Family::Bitmex,
+        url: "wss://ws.bitmex.com/realtime",
+        channels: &[
+            "trade",
+            "orderBookL2_25",
+            "orderBookL2",
+            "quote",
+            "instrument",
+            "liquidation",
+        ],
+        example: "trade:XBTUSD, orderBookL2_25:XBTUSD",
+        keepalive: Keepalive {
+            ping_interval: None,
+            pong_timeout: secs(5),
+            app_ping: Some("ping"),
+            app_ping_interval: Some(secs(5)),
+            app_pong_contains: Some("pong"),
+            silence_timeout: Some(secs(30)),
+        },
+        max_connection_age: None,
+        limits: Limits {
+            topics_per_connection: 100,
+            topics_per_message: 10,
+            connect_interval: secs(1),
+            subscribe_interval: ms(100),
+        },
+        combine: colon,
+        route: same_url,
+        notes: &[
+            "BitMEX expects a `ping` after 5 s of silence and answers `pong`; wsrec pings every 5 s.",
+        ],
+    },
+    Preset {
+        name: "hyperliquid",
+        title: "Hyperliquid",
+        family: Family::Hyperliquid,
+        url: "wss://api.hyperliquid.xyz/ws",
+        channels: &["trades", "l2Book", "bbo", "candle", "activeAssetCtx"],
+        example: "trades:BTC, l2Book:BTC",
+        keepalive: Keepalive {
+            ping_interval: None,
+            pong_timeout: secs(10),
+            app_ping: Some(r#"{"method":"ping"}"#),
+            app_ping_interval: Some(secs(30)),
+            app_pong_contains: Some(r#""pong""#),
+            silence_timeout: Some(secs(75)),
+        },
+        max_connection_age: None,
+        limits: Limits {
+            topics_per_connection: 100,
+            topics_per_message: 1,
+            connect_interval: secs(2),
+            subscribe_interval: ms(50),
+        },
+        combine: colon,
+        route: same_url,
+        notes: &[
+            "Hyperliquid closes a connection it has sent nothing on for 60 s: wsrec pings every 30 s.",
+            "30 new connections per minute: connects are paced 2 s apart.",
+        ],
+    },
+];
+
+/// The preset called `name`.
+pub fn find(name: &str) -> Option<&'static Preset> {
+    PRESETS.iter().find(|p| p.name.eq_ignore_ascii_case(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_combine_the_venue_way() {
+        assert_eq!(dot("publicTrade", "BTCUSDT"), "publicTrade.BTCUSDT");
+        assert_eq!(binance("aggTrade", "BTCUSDT"), "btcusdt@aggTrade");
+        assert_eq!(bitstamp("live_trades", "BTCUSD"), "live_trades_btcusd");
+        assert_eq!(
+            deribit("trades", "BTC-PERPETUAL"),
+            "trades.BTC-PERPETUAL.100ms"
+        );
+        assert_eq!(
+            deribit("book.none.10.100ms", "ETH-PERPETUAL"),
+            "book.ETH-PERPETUAL.none.10.100ms"
+        );
+    }
+
+    #[test]
+    fn routed_urls() {
+        let u = "wss://fstream.binance.com/market/stream";
+        assert_eq!(
+            binance_usdm_route(u, "btcusdt@aggTrade"),
+            "wss://fstream.binance.com/market/stream"
+        );
+        assert_eq!(
+            binance_usdm_route(u, "btcusdt@depth@100ms"),
+            "wss://fstream.binance.com/public/stream"
+        );
+        assert_eq!(
+            binance_usdm_route(u, "btcusdt@bookTicker"),
+            "wss://fstream.binance.com/public/stream"
+        );
+        let o = "wss://ws.okx.com:8443/ws/v5/public";
+        assert_eq!(okx_route(o, "books:BTC-USDT"), o);
+        assert_eq!(
+            okx_route(o, "candle1m:BTC-USDT"),
+            "wss://ws.okx.com:8443/ws/v5/business"
+        );
+    }
+
+    #[test]
+    fn every_preset_is_consistent() {
+        let mut names = std::collections::HashSet::new();
+        for p in PRESETS {
+            assert!(names.insert(p.name), "duplicate {}", p.name);
+            assert!(p.url.starts_with("wss://"), "{}", p.name);
+            let k = &p.keepalive;
+            assert_eq!(
+                k.app_ping.is_some(),
+                k.app_ping_interval.is_some(),
+                "{}",
+                p.name
+            );
+            assert!(
+                k.app_ping.is_some() || k.ping_interval.is_some(),
+                "{}: no keepalive",
+                p.name
+            );
+            assert!(p.limits.topics_per_connection >= p.limits.topics_per_message);
+            for t in p.example.split(", ") {
+                super::super::wire::parse_topic(p.family, t)
+                    .unwrap_or_else(|e| panic!("{}: {t}: {e}", p.name));
+            }
+        }
+    }
+}
