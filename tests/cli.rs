@@ -99,6 +99,17 @@ fn bad_input_names_the_problem_exits_2_and_writes_nothing() {
     )
     .unwrap();
     std::fs::write(d.join("go.json"), r#"{"output_dir":"out","topicc":"x"}"#).unwrap();
+    for (file, body) in [
+        ("venue.toml", "venue = \"nope\"\ntopics = [\"a.B\"]"),
+        ("half.toml", "venue = \"okx\"\nchannels = [\"books\"]"),
+        ("novenue.toml", "url = \"ws://h/\"\ntopics = [\"a.B\"]"),
+    ] {
+        std::fs::write(
+            d.join(file),
+            format!("output_dir = \"out\"\n[[stream]]\nname = \"a\"\n{body}\n"),
+        )
+        .unwrap();
+    }
     let cases: &[(&[&str], &str)] = &[
         (&["record", "-c", "unknown.toml"], "unknown field `silence`"),
         (&["record", "-c", "badname.toml"], "path separator"),
@@ -114,6 +125,20 @@ fn bad_input_names_the_problem_exits_2_and_writes_nothing() {
             "not a duration",
         ),
         (&["record", "--bogus"], "--bogus"),
+        (
+            &["record", "bybit-linear", "-o", "out"],
+            "needs something to subscribe to",
+        ),
+        (
+            &["record", "bybit-linear:publicTrade", "-o", "out"],
+            "expected channel.SYMBOL",
+        ),
+        (&["record", "-c", "venue.toml"], "unknown venue `nope`"),
+        (
+            &["record", "-c", "half.toml"],
+            "give both `channels` and `symbols`",
+        ),
+        (&["record", "-c", "novenue.toml"], "need a `venue`"),
     ];
     for (args, want) in cases {
         let out = run(args, d);
@@ -123,6 +148,61 @@ fn bad_input_names_the_problem_exits_2_and_writes_nothing() {
         assert!(!stderr.contains("panicked"), "{stderr}");
         assert!(!d.join("out").exists(), "{args:?} wrote output");
     }
+}
+
+#[test]
+fn venues_are_listed_and_one_line_builds_the_preset_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&["venues"], dir.path());
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for name in [
+        "bybit-spot",
+        "bybit-linear",
+        "bybit-inverse",
+        "binance-spot",
+        "binance-usdm",
+        "okx",
+        "coinbase",
+        "kraken",
+        "bitstamp",
+        "bitfinex",
+        "deribit",
+        "bitmex",
+        "hyperliquid",
+    ] {
+        assert!(
+            text.contains(&format!("\n{name}  (")) || text.starts_with(&format!("{name}  (")),
+            "{name} missing:\n{text}"
+        );
+    }
+    assert!(text.contains("wsrec record bybit-linear:publicTrade.BTCUSDT"));
+
+    // The one-line form: the preset, then the flags given on top.
+    let args = wsrec::cli::RecordArgs {
+        url: Some("bybit-linear:publicTrade.BTCUSDT,orderbook.50.BTCUSDT".to_owned()),
+        silence_timeout: Some(wsrec::cli::OptDuration(Some(Duration::from_secs(90)))),
+        ..Default::default()
+    };
+    let config = wsrec::commands::build_config(None, &args).unwrap();
+    let s = &config.streams[0];
+    assert_eq!(s.name, "bybit-linear");
+    assert_eq!(s.url, "wss://stream.bybit.com/v5/public/linear");
+    assert_eq!(s.app_ping.as_ref().unwrap().as_str(), r#"{"op":"ping"}"#);
+    assert_eq!(s.app_ping_interval, Some(Duration::from_secs(20)));
+    assert_eq!(
+        s.silence_timeout,
+        Some(Duration::from_secs(90)),
+        "the flag wins"
+    );
+    let shards = wsrec::venue::plan(s);
+    assert_eq!(shards.len(), 1);
+    assert_eq!(
+        shards[0].subscribe,
+        [
+            r#"{"req_id":"1","op":"subscribe","args":["publicTrade.BTCUSDT","orderbook.50.BTCUSDT"]}"#
+        ]
+    );
 }
 
 #[test]

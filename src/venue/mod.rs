@@ -303,3 +303,70 @@ pub fn describe_all() -> String {
     );
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn stream(toml: &str) -> StreamConfig {
+        let c = Config::from_toml(&format!("[[stream]]\nname = \"s\"\n{toml}\n")).unwrap();
+        c.streams.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn user_fields_win_over_the_preset() {
+        let s = stream(
+            "venue = \"okx\"\ntopics = [\"books:BTC-USDT\"]\napp_ping_interval = \"10s\"\nmax_connection_age = \"6h\"",
+        );
+        assert_eq!(s.url, "wss://ws.okx.com:8443/ws/v5/public");
+        assert_eq!(s.app_ping.as_ref().unwrap().as_str(), "ping");
+        assert_eq!(s.app_ping_interval, Some(Duration::from_secs(10)));
+        assert_eq!(s.max_connection_age, Some(Duration::from_secs(6 * 3600)));
+        assert_eq!(s.silence_timeout, Some(Duration::from_secs(60)));
+        assert_eq!(s.first_data_timeout, Some(DEFAULT_FIRST_DATA_TIMEOUT));
+        // A plain stream keeps the generic defaults.
+        let plain = stream("url = \"wss://h/\"");
+        assert_eq!(plain.first_data_timeout, None);
+        assert_eq!(plain.connect_interval, None);
+    }
+
+    #[test]
+    fn topics_are_routed_and_split_by_the_venue_limits() {
+        let s = stream(
+            "venue = \"binance-usdm\"\nchannels = [\"aggTrade\", \"depth@100ms\"]\nsymbols = [\"BTCUSDT\", \"ETHUSDT\", \"SOLUSDT\"]\nmax_topics_per_connection = 2",
+        );
+        let shards = plan(&s);
+        let summary: Vec<(String, Vec<Topic>)> = shards
+            .iter()
+            .map(|sh| (sh.url.clone(), sh.topics.clone()))
+            .collect();
+        let market = "wss://fstream.binance.com/market/stream".to_owned();
+        let public = "wss://fstream.binance.com/public/stream".to_owned();
+        let t = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            summary,
+            [
+                (market.clone(), t(&["btcusdt@aggTrade", "ethusdt@aggTrade"])),
+                (market, t(&["solusdt@aggTrade"])),
+                (
+                    public.clone(),
+                    t(&["btcusdt@depth@100ms", "ethusdt@depth@100ms"])
+                ),
+                (public, t(&["solusdt@depth@100ms"])),
+            ]
+        );
+        // Request ids restart on every connection and map to the topics they ask for.
+        assert_eq!(
+            shards[0].requests,
+            [(t(&["btcusdt@aggTrade", "ethusdt@aggTrade"]), Some(1))]
+        );
+        // With the URL set by the user, everything goes there.
+        let s = stream(
+            "venue = \"binance-usdm\"\nurl = \"wss://fstream.binance.com/ws\"\ntopics = [\"btcusdt@aggTrade\", \"btcusdt@bookTicker\"]",
+        );
+        let shards = plan(&s);
+        assert_eq!(shards.len(), 1);
+        assert_eq!(shards[0].url, "wss://fstream.binance.com/ws");
+    }
+}

@@ -223,14 +223,26 @@ impl Running {
         .await;
     }
 
-    /// Polls `cond` on the live counters until it holds (bounded).
+    /// Polls `cond` on the live counters until it holds (bounded by 60 s of real time).
+    ///
+    /// Each round lets paused time move 1 ms (for the recorder's timers) and real time a
+    /// moment (for its OS threads: the compressor runs at idle priority and only gets a core
+    /// when this task stops spinning).
     pub async fn wait_until(&self, cond: impl Fn(&Stats) -> bool) {
-        for _ in 0..100_000 {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let mut round = 0u64;
+        while std::time::Instant::now() < deadline {
             if cond(&self.stats) {
                 return;
             }
             tokio::task::yield_now().await;
             tokio::time::sleep(Duration::from_millis(1)).await;
+            round += 1;
+            if round % 64 == 0 {
+                tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_millis(1)))
+                    .await
+                    .unwrap();
+            }
         }
         panic!("condition not reached: {:?}", self.stats.snapshot());
     }

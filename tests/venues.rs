@@ -1,0 +1,1036 @@
+//! Venue presets against local servers that speak each venue's protocol closely enough: they
+//! expect the venue's subscribe messages, answer with its acks (and real frames from the corpus
+//! where there are some), close a client that breaks the venue's keepalive rule, cut connections
+//! at the venue's lifetime, and send its reconnect requests. Time is tokio's paused clock, so a
+//! day of venue time takes seconds.
+//!
+//! The clock is stepped by [`drive`], not left to auto-advance: tokio advances a paused clock to
+//! the next timer whenever the runtime parks, even when the park also found socket data, so a
+//! pong already on its way would lose the race against its own deadline. Between two steps the
+//! runtime gets a moment of real time (a blocking task in flight stops auto-advance) for every
+//! round trip on loopback to finish.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{BASE_NS, config, events, records, start};
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use wsrec::Config;
+
+/// What the fake venue saw or did, in order.
+#[derive(Debug, Clone)]
+struct Seen {
+    conn: usize,
+    at: Duration,
+    what: String,
+}
+
+type Log = Arc<Mutex<Vec<Seen>>>;
+
+/// Frames the fake venue sends on its own.
+type Frames = fn(&ConnState) -> Vec<String>;
+
+/// How a fake venue behaves.
+#[derive(Clone)]
+struct Venue {
+    /// Replies to one client text message.
+    answer: fn(&str, &mut ConnState) -> Vec<String>,
+    /// Whether a client message counts as keeping the connection alive.
+    keeps_alive: fn(&Incoming) -> bool,
+    /// A connection that sent nothing that keeps it alive for this long is closed.
+    idle_limit: Option<Duration>,
+    /// Frames the venue sends count as activity for `idle_limit` too.
+    sends_keep_alive: bool,
+    /// Every connection is closed after this long.
+    lifetime: Option<Duration>,
+    /// Once subscribed: a data frame every `data_every`, numbered by the venue-wide tick (so two
+    /// overlapping connections get the same numbers).
+    data: fn(u64, &ConnState) -> Vec<String>,
+    data_every: Duration,
+    /// Once subscribed: a server heartbeat every so often.
+    heartbeat: Option<(Duration, Frames)>,
+    /// A real frame sent right after the first subscribe message.
+    first_frame: Option<&'static str>,
+    /// At this venue time, send this to every open connection (a reconnect request).
+    notice: Option<(Duration, &'static str)>,
+    /// A connection that got a `test_request` must answer within this time.
+    test_request_deadline: Option<Duration>,
+}
+
+/// A client frame as the fake venue sees it.
+enum Incoming {
+    Text(String),
+    Ping,
+}
+
+/// Per-connection state of the fake venue.
+#[derive(Default)]
+struct ConnState {
+    subscribed: bool,
+    /// Bitfinex channel ids handed out.
+    channels: Vec<i64>,
+    /// Coinbase: the heartbeats channel was subscribed.
+    heartbeats: bool,
+    /// Deribit: a test_request waits for its answer since then.
+    test_pending: Option<Instant>,
+}
+
+struct FakeVenue {
+    addr: SocketAddr,
+    log: Log,
+}
+
+impl FakeVenue {
+    async fn start(venue: Venue) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let log: Log = Arc::default();
+        let start = Instant::now();
+        let l = log.clone();
+        tokio::spawn(async move {
+            let mut n = 0;
+            while let Ok((tcp, _)) = listener.accept().await {
+                // Venues answer at once; Nagle's algorithm would hold a reply behind an
+                // unacknowledged frame for a delayed-ACK period of real time, which is many
+                // steps of the driven clock.
+                tcp.set_nodelay(true).unwrap();
+                n += 1;
+                let ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+                tokio::spawn(serve(ws, venue.clone(), l.clone(), n, start));
+            }
+        });
+        Self { addr, log }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.addr)
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn texts(&self, conn: usize) -> Vec<String> {
+        self.seen()
+            .into_iter()
+            .filter(|s| s.conn == conn && s.what.starts_with("text "))
+            .map(|s| s.what[5..].to_owned())
+            .collect()
+    }
+
+    fn closed_by_venue(&self) -> Vec<Seen> {
+        self.seen()
+            .into_iter()
+            .filter(|s| s.what.starts_with("venue closed"))
+            .collect()
+    }
+
+    fn connections(&self) -> usize {
+        self.seen().iter().map(|s| s.conn).max().unwrap_or(0)
+    }
+}
+
+async fn serve(
+    mut ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+    v: Venue,
+    log: Log,
+    conn: usize,
+    start: Instant,
+) {
+    let note = |what: String| {
+        log.lock().unwrap().push(Seen {
+            conn,
+            at: start.elapsed(),
+            what,
+        });
+    };
+    note("open".to_owned());
+    let opened = Instant::now();
+    let mut heard = Instant::now();
+    let mut st = ConnState::default();
+    let far = Instant::now() + Duration::from_secs(86_400 * 365);
+    // Data ticks aligned on venue time, so overlapping connections send the same numbers.
+    let next_tick = |now: Instant| {
+        let e = (now - start).as_nanos() / v.data_every.as_nanos() + 1;
+        start + v.data_every * e as u32
+    };
+    let mut data_at = next_tick(Instant::now());
+    let mut hb_at = far;
+    // A reconnect request goes to the connections open at that time.
+    let mut notice_at = match v.notice {
+        Some((t, _)) if start + t > opened => start + t,
+        _ => far,
+    };
+    loop {
+        let idle_at = v.idle_limit.map_or(far, |l| heard + l);
+        let life_at = v.lifetime.map_or(far, |l| opened + l);
+        let test_at = match (st.test_pending, v.test_request_deadline) {
+            (Some(t), Some(d)) => t + d,
+            _ => far,
+        };
+        let close_at = idle_at.min(life_at).min(test_at);
+        tokio::select! {
+            m = ws.next() => {
+                let incoming = match m {
+                    Some(Ok(Message::Text(t))) => Incoming::Text(t.as_str().to_owned()),
+                    Some(Ok(Message::Ping(_))) => Incoming::Ping,
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                        note("client closed".to_owned());
+                        return;
+                    }
+                    Some(Ok(_)) => continue,
+                };
+                if (v.keeps_alive)(&incoming) {
+                    heard = Instant::now();
+                }
+                let Incoming::Text(t) = incoming else {
+                    note("ping".to_owned());
+                    continue;
+                };
+                note(format!("text {t}"));
+                let was = st.subscribed;
+                let replies = (v.answer)(&t, &mut st);
+                for r in replies {
+                    if ws.send(Message::text(r)).await.is_err() {
+                        return;
+                    }
+                }
+                if st.subscribed && !was {
+                    if let Some(f) = v.first_frame {
+                        let _ = ws.send(Message::text(f)).await;
+                    }
+                    if let Some((every, _)) = v.heartbeat {
+                        hb_at = Instant::now() + every;
+                    }
+                }
+            }
+            () = tokio::time::sleep_until(close_at) => {
+                let why = if close_at == life_at { "lifetime" } else if close_at == test_at { "test_request unanswered" } else { "idle" };
+                note(format!("venue closed: {why}"));
+                let _ = ws.close(Some(CloseFrame { code: CloseCode::Policy, reason: why.into() })).await;
+                return;
+            }
+            () = tokio::time::sleep_until(data_at) => {
+                let n = ((data_at - start).as_nanos() / v.data_every.as_nanos()) as u64;
+                data_at = next_tick(Instant::now());
+                if st.subscribed {
+                    for f in (v.data)(n, &st) {
+                        if ws.send(Message::text(f)).await.is_err() {
+                            return;
+                        }
+                        if v.sends_keep_alive {
+                            heard = Instant::now();
+                        }
+                    }
+                }
+            }
+            () = tokio::time::sleep_until(hb_at) => {
+                let (every, frames) = v.heartbeat.unwrap();
+                hb_at = Instant::now() + every;
+                for f in frames(&st) {
+                    if f.contains("test_request") && st.test_pending.is_none() {
+                        st.test_pending = Some(Instant::now());
+                    }
+                    let _ = ws.send(Message::text(f)).await;
+                    if v.sends_keep_alive {
+                        heard = Instant::now();
+                    }
+                }
+            }
+            () = tokio::time::sleep_until(notice_at) => {
+                notice_at = far;
+                note("notice".to_owned());
+                let _ = ws.send(Message::text(v.notice.unwrap().1)).await;
+            }
+        }
+    }
+}
+
+fn parse(t: &str) -> Value {
+    serde_json::from_str(t).unwrap_or(Value::Null)
+}
+
+fn any_client_frame(_: &Incoming) -> bool {
+    true
+}
+
+/// A venue that answers nothing and sends nothing; each test fills in what its venue does.
+fn quiet_venue() -> Venue {
+    Venue {
+        answer: |_, _| Vec::new(),
+        keeps_alive: any_client_frame,
+        idle_limit: None,
+        sends_keep_alive: false,
+        lifetime: None,
+        data: |_, _| Vec::new(),
+        data_every: Duration::from_secs(3600),
+        heartbeat: None,
+        first_frame: None,
+        notice: None,
+        test_request_deadline: None,
+    }
+}
+
+/// Runs a recorder on `toml` (a `[[stream]]` body; `output_dir` etc. are added) for `run` of
+/// paused time and returns its records.
+async fn record_for(stream_toml: &str, run: Duration) -> (Vec<Value>, wsrec::stats::Snapshot) {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "flush_interval = \"10s\"\n[[stream]]\nname = \"v\"\nbackoff_initial = \"1s\"\n{stream_toml}\n"
+    );
+    let parsed = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let mut c = config(dir.path(), parsed.streams);
+    c.flush_interval = parsed.flush_interval;
+    c.validate().unwrap();
+    let rec = start(c, BASE_NS);
+    drive(run).await;
+    let snap = rec.stats.snapshot();
+    rec.stop().await;
+    (records(dir.path()), snap)
+}
+
+/// Moves the paused clock forward by `total` in steps, letting socket traffic settle in real
+/// time after each step.
+async fn drive(total: Duration) {
+    // Fine steps for short runs, coarser for a day (still below every deadline in the presets).
+    let step = if total > Duration::from_secs(7200) {
+        Duration::from_secs(5)
+    } else {
+        Duration::from_millis(500)
+    };
+    let mut done = Duration::ZERO;
+    while done < total {
+        tokio::time::advance(step).await;
+        done += step;
+        settle().await;
+    }
+}
+
+/// Gives the runtime a little real time with auto-advance held off.
+async fn settle() {
+    for _ in 0..2 {
+        tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_micros(300)))
+            .await
+            .unwrap();
+    }
+}
+
+/// Tick numbers carried by data messages (field `n` at any depth of `msg`).
+fn ticks(recs: &[Value]) -> BTreeSet<u64> {
+    fn find(v: &Value) -> Option<u64> {
+        match v {
+            Value::Object(m) => m
+                .get("n")
+                .and_then(Value::as_u64)
+                .or_else(|| m.values().find_map(find)),
+            Value::Array(a) => a.iter().find_map(find),
+            _ => None,
+        }
+    }
+    recs.iter()
+        .filter_map(|r| r.get("msg").and_then(find))
+        .collect()
+}
+
+fn assert_contiguous(t: &BTreeSet<u64>, at_least: usize) {
+    assert!(t.len() >= at_least, "only {} data ticks: {t:?}", t.len());
+    let (lo, hi) = (*t.first().unwrap(), *t.last().unwrap());
+    assert_eq!(
+        t.len() as u64,
+        hi - lo + 1,
+        "a gap in the data ticks {lo}..={hi}"
+    );
+}
+
+fn reasons(recs: &[Value]) -> Vec<String> {
+    events(recs, "disconnected")
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+const BYBIT_TRADE: &str = r#"{"topic":"publicTrade.BTCUSDT","type":"snapshot","ts":1786310819681,"data":[{"T":1786310819680,"s":"BTCUSDT","S":"Sell","v":"0.004","p":"65114.20","L":"MinusTick","i":"a9188a0a-82bc-50de-be60-03eedbe3cdd7","BT":false,"RPI":false,"seq":753843954913}]}"#;
+
+#[tokio::test(start_paused = true)]
+async fn bybit_pings_keep_a_quiet_connection_past_the_ten_minute_cut() {
+    let venue = FakeVenue::start(Venue {
+        answer: |t, st| {
+            let v = parse(t);
+            match v["op"].as_str() {
+                Some("ping") => vec![json!({"success":true,"ret_msg":"pong","conn_id":"c1","req_id":"","op":"ping"}).to_string()],
+                Some("subscribe") => {
+                    st.subscribed = true;
+                    vec![json!({"success":true,"ret_msg":"","conn_id":"c1","req_id":v["req_id"],"op":"subscribe"}).to_string()]
+                }
+                _ => Vec::new(),
+            }
+        },
+        // Bybit: only the JSON ping counts; protocol pings do not.
+        keeps_alive: |i| matches!(i, Incoming::Text(t) if t.contains(r#""op":"ping""#)),
+        idle_limit: Some(Duration::from_secs(600)),
+        // A quiet symbol: one trade every five minutes.
+        data: |n, _| vec![format!(r#"{{"topic":"publicTrade.BTCUSDT","type":"snapshot","ts":{n},"data":[{{"n":{n},"p":"65000.1"}}]}}"#)],
+        data_every: Duration::from_secs(300),
+        first_frame: Some(BYBIT_TRADE),
+        ..quiet_venue()
+    })
+    .await;
+    let (recs, _) = record_for(
+        &format!(
+            "venue = \"bybit-linear\"\nurl = \"{}\"\ntopics = [\"publicTrade.BTCUSDT\", \"orderbook.50.BTCUSDT\"]",
+            venue.url("/v5/public/linear")
+        ),
+        Duration::from_secs(45 * 60),
+    )
+    .await;
+    assert!(
+        venue.closed_by_venue().is_empty(),
+        "{:?}",
+        venue.closed_by_venue()
+    );
+    assert_eq!(venue.connections(), 1, "{:#?}", &venue.seen()[..40]);
+    let texts = venue.texts(1);
+    assert_eq!(
+        texts[0],
+        r#"{"req_id":"1","op":"subscribe","args":["publicTrade.BTCUSDT","orderbook.50.BTCUSDT"]}"#
+    );
+    let pings = texts.iter().filter(|t| *t == r#"{"op":"ping"}"#).count();
+    assert!((130..=136).contains(&pings), "{pings} pings in 45 min");
+    // The real frame is stored byte for byte, the quiet data complete, one connection.
+    let msgs: Vec<String> = recs
+        .iter()
+        .filter_map(|r| r.get("msg"))
+        .map(Value::to_string)
+        .collect();
+    assert!(msgs.iter().any(|m| m == BYBIT_TRADE));
+    assert_contiguous(&ticks(&recs), 8);
+    assert_eq!(reasons(&recs), ["shutdown"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn binance_connection_is_replaced_before_the_24_hour_cut_with_nothing_lost() {
+    let venue = FakeVenue::start(Venue {
+        answer: |t, st| {
+            let v = parse(t);
+            if v["method"] == "SUBSCRIBE" {
+                st.subscribed = true;
+                return vec![json!({"result": null, "id": v["id"]}).to_string()];
+            }
+            Vec::new()
+        },
+        keeps_alive: |i| matches!(i, Incoming::Ping),
+        idle_limit: Some(Duration::from_secs(600)),
+        lifetime: Some(Duration::from_secs(24 * 3600)),
+        data: |n, _| vec![format!(r#"{{"stream":"btcusdt@aggTrade","data":{{"e":"aggTrade","E":{n},"a":{n},"s":"BTCUSDT","n":{n}}}}}"#)],
+        data_every: Duration::from_secs(10),
+        ..quiet_venue()
+    })
+    .await;
+    let (recs, _) = record_for(
+        &format!(
+            "venue = \"binance-usdm\"\nurl = \"{}\"\nchannels = [\"aggTrade\"]\nsymbols = [\"BTCUSDT\"]",
+            venue.url("/market/stream")
+        ),
+        Duration::from_secs(24 * 3600 + 1200),
+    )
+    .await;
+    assert!(
+        venue.closed_by_venue().is_empty(),
+        "the venue had to cut: {:?}",
+        venue.closed_by_venue()
+    );
+    assert_eq!(venue.connections(), 2);
+    assert_eq!(
+        venue.texts(2)[0],
+        r#"{"method":"SUBSCRIBE","params":["btcusdt@aggTrade"],"id":1}"#
+    );
+    let connected = events(&recs, "connected");
+    assert_eq!(connected.len(), 2);
+    assert_eq!(connected[1]["replaces"], 1);
+    let at = |e: &Value| (e["ts"].as_u64().unwrap() - BASE_NS) / 1_000_000_000;
+    let replaced_at = at(connected[1]);
+    assert!(
+        (23 * 3600 + 1800..24 * 3600).contains(&replaced_at),
+        "replaced at {replaced_at} s"
+    );
+    assert_eq!(reasons(&recs), ["replaced", "shutdown"]);
+    // Every tick of the day is in the recording (the overlap holds some twice, marked by conn).
+    assert_contiguous(&ticks(&recs), 24 * 360);
+}
+
+#[tokio::test(start_paused = true)]
+async fn binance_usdm_market_stream_acked_then_silent_is_reported() {
+    // The legacy root URL: the aggTrade subscription is acknowledged and never delivers.
+    let venue = FakeVenue::start(Venue {
+        answer: |t, st| {
+            let v = parse(t);
+            if v["method"] == "SUBSCRIBE" {
+                st.subscribed = true;
+                return vec![json!({"result": null, "id": v["id"]}).to_string()];
+            }
+            Vec::new()
+        },
+        data: |n, _| {
+            vec![format!(
+                r#"{{"stream":"btcusdt@bookTicker","data":{{"u":{n},"s":"BTCUSDT","n":{n}}}}}"#
+            )]
+        },
+        data_every: Duration::from_secs(1),
+        ..quiet_venue()
+    })
+    .await;
+    let dir_url = venue.url("/stream");
+    let (recs, snap) = record_for(
+        &format!(
+            "venue = \"binance-usdm\"\nurl = \"{dir_url}\"\ntopics = [\"btcusdt@aggTrade\", \"btcusdt@bookTicker\"]"
+        ),
+        Duration::from_secs(180),
+    )
+    .await;
+    let silent = events(&recs, "subscription_silent");
+    assert_eq!(silent.len(), 1, "{silent:?}");
+    assert_eq!(silent[0]["acknowledged"], json!(["btcusdt@aggTrade"]));
+    assert_eq!(silent[0]["not_acknowledged"], json!([]));
+    assert_eq!(silent[0]["after_ms"], 120_000);
+    assert_eq!(snap.streams[0].subscriptions_failed, 1);
+    let table = wsrec::status::render_table(&snap, BASE_NS);
+    assert!(table.contains("1 subs failing"), "{table}");
+    // Reporting is not reconnecting: the book stream goes on.
+    assert_eq!(venue.connections(), 1);
+    assert_contiguous(&ticks(&recs), 170);
+}
+
+#[tokio::test(start_paused = true)]
+async fn okx_service_upgrade_notice_is_a_make_before_break_reconnect() {
+    let venue = FakeVenue::start(Venue {
+        answer: |t, st| {
+            if t == "ping" {
+                return vec!["pong".to_owned()];
+            }
+            let v = parse(t);
+            if v["op"] == "subscribe" {
+                st.subscribed = true;
+                return v["args"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| json!({"event":"subscribe","arg":a,"connId":"a1"}).to_string())
+                    .collect();
+            }
+            Vec::new()
+        },
+        // OKX closes a connection that has been silent for 30 s.
+        idle_limit: Some(Duration::from_secs(30)),
+        data: |n, _| vec![format!(r#"{{"arg":{{"channel":"trades","instId":"BTC-USDT"}},"data":[{{"instId":"BTC-USDT","tradeId":"{n}","n":{n}}}]}}"#)],
+        data_every: Duration::from_secs(40),
+        notice: Some((
+            Duration::from_secs(300),
+            r#"{"event":"notice","code":"64008","msg":"The connection will soon be closed for a service upgrade. Please reconnect.","connId":"a1"}"#,
+        )),
+        ..quiet_venue()
+    })
+    .await;
+    let (recs, _) = record_for(
+        &format!(
+            "venue = \"okx\"\nurl = \"{}\"\ntopics = [\"trades:BTC-USDT\"]",
+            venue.url("/ws/v5/public")
+        ),
+        Duration::from_secs(600),
+    )
+    .await;
+    assert!(
+        venue.closed_by_venue().is_empty(),
+        "{:?}",
+        venue.closed_by_venue()
+    );
+    assert_eq!(venue.connections(), 2);
+    let requested = events(&recs, "reconnect_requested");
+    assert_eq!(requested.len(), 1);
+    assert!(requested[0]["reason"].as_str().unwrap().contains("64008"));
+    let connected = events(&recs, "connected");
+    assert_eq!(connected[1]["replaces"], 1);
+    assert_eq!(reasons(&recs), ["replaced", "shutdown"]);
+    assert_contiguous(&ticks(&recs), 14);
+}
+
+#[tokio::test(start_paused = true)]
+async fn deribit_sets_the_heartbeat_and_answers_every_test_request() {
+    let venue = FakeVenue::start(Venue {
+        answer: |t, st| {
+            let v = parse(t);
+            match v["method"].as_str() {
+                Some("public/set_heartbeat") => {
+                    vec![json!({"jsonrpc":"2.0","id":v["id"],"result":"ok"}).to_string()]
+                }
+                Some("public/subscribe") => {
+                    st.subscribed = true;
+                    vec![json!({"jsonrpc":"2.0","id":v["id"],"result":v["params"]["channels"]}).to_string()]
+                }
+                Some("public/test") => {
+                    st.test_pending = None;
+                    vec![json!({"jsonrpc":"2.0","id":v["id"],"result":{"version":"1.2.26"}}).to_string()]
+                }
+                _ => Vec::new(),
+            }
+        },
+        heartbeat: Some((Duration::from_secs(30), |_| {
+            vec![r#"{"jsonrpc":"2.0","method":"heartbeat","params":{"type":"test_request"}}"#.to_owned()]
+        })),
+        test_request_deadline: Some(Duration::from_secs(10)),
+        data: |n, _| vec![format!(r#"{{"jsonrpc":"2.0","method":"subscription","params":{{"channel":"trades.BTC-PERPETUAL.100ms","data":[{{"trade_seq":{n},"n":{n}}}]}}}}"#)],
+        data_every: Duration::from_secs(60),
+        ..quiet_venue()
+    })
+    .await;
+    let (recs, _) = record_for(
+        &format!(
+            "venue = \"deribit\"\nurl = \"{}\"\nchannels = [\"trades\"]\nsymbols = [\"BTC-PERPETUAL\"]",
+            venue.url("/ws/api/v2")
+        ),
+        Duration::from_secs(900),
+    )
+    .await;
+    assert!(
+        venue.closed_by_venue().is_empty(),
+        "{:?}",
+        venue.closed_by_venue()
+    );
+    let texts = venue.texts(1);
+    assert!(texts[0].contains("public/set_heartbeat"), "{texts:?}");
+    assert!(texts[1].contains(r#""channels":["trades.BTC-PERPETUAL.100ms"]"#));
+    let answers = texts.iter().filter(|t| t.contains("public/test")).count();
+    assert!((29..=30).contains(&answers), "{answers} answers in 15 min");
+    assert!(events(&recs, "subscription_rejected").is_empty());
+    assert_eq!(reasons(&recs), ["shutdown"]);
+    assert_contiguous(&ticks(&recs), 14);
+}
+
+#[tokio::test(start_paused = true)]
+async fn coinbase_subscribes_heartbeats_so_quiet_channels_stay_open() {
+    let venue = FakeVenue::start(Venue {
+        answer: |t, st| {
+            let v = parse(t);
+            if v["type"] != "subscribe" {
+                return Vec::new();
+            }
+            if v["channel"] == "heartbeats" {
+                st.heartbeats = true;
+                return Vec::new();
+            }
+            st.subscribed = true;
+            vec![json!({"channel":"subscriptions","client_id":"","timestamp":"2026-08-09T21:05:48Z","sequence_num":0,
+                "events":[{"subscriptions":{v["channel"].as_str().unwrap(): v["product_ids"]}}]}).to_string()]
+        },
+        // Coinbase closes channels quiet for 60-90 s unless heartbeats are subscribed:
+        // modelled as a cut after 90 s in which the venue sent nothing.
+        keeps_alive: |_| false,
+        sends_keep_alive: true,
+        idle_limit: Some(Duration::from_secs(90)),
+        heartbeat: Some((Duration::from_secs(1), |st| {
+            if st.heartbeats {
+                vec![r#"{"channel":"heartbeats","client_id":"","timestamp":"2026-08-09T21:05:49Z","sequence_num":1,"events":[{"current_time":"2026-08-09 21:05:49","heartbeat_counter":1}]}"#.to_owned()]
+            } else {
+                Vec::new()
+            }
+        })),
+        data: |n, _| vec![format!(r#"{{"channel":"market_trades","client_id":"","timestamp":"t","sequence_num":{n},"events":[{{"type":"update","trades":[{{"trade_id":"{n}","product_id":"BTC-USD","n":{n}}}]}}]}}"#)],
+        data_every: Duration::from_secs(120),
+        ..quiet_venue()
+    })
+    .await;
+    let (recs, _) = record_for(
+        &format!(
+            "venue = \"coinbase\"\nurl = \"{}\"\ntopics = [\"market_trades:BTC-USD\"]",
+            venue.url("/")
+        ),
+        Duration::from_secs(600),
+    )
+    .await;
+    let texts = venue.texts(1);
+    assert_eq!(texts[0], r#"{"type":"subscribe","channel":"heartbeats"}"#);
+    assert_eq!(
+        texts[1],
+        r#"{"type":"subscribe","product_ids":["BTC-USD"],"channel":"market_trades"}"#
+    );
+    // With 1 s heartbeats the 15 s silence rule never fires on a channel quiet for 2 min.
+    assert_eq!(reasons(&recs), ["shutdown"]);
+    assert_contiguous(&ticks(&recs), 4);
+    let hb = recs
+        .iter()
+        .filter(|r| r.get("msg").is_some_and(|m| m["channel"] == "heartbeats"))
+        .count();
+    assert!(hb >= 590, "{hb} heartbeats recorded");
+}
+
+#[tokio::test(start_paused = true)]
+async fn kraken_reports_a_refused_book_depth_and_lives_on_heartbeats() {
+    let venue = FakeVenue::start(Venue {
+        answer: |t, st| {
+            let v = parse(t);
+            match v["method"].as_str() {
+                Some("ping") => vec![json!({"method":"pong","req_id":v["req_id"],"time_in":"t","time_out":"t"}).to_string()],
+                Some("subscribe") => {
+                    st.subscribed = true;
+                    let p = &v["params"];
+                    p["symbol"].as_array().unwrap().iter().map(|sym| {
+                        if p["depth"] == 7 {
+                            json!({"error":"Invalid depth","method":"subscribe","req_id":v["req_id"],"success":false,"symbol":sym,"time_in":"t","time_out":"t"}).to_string()
+                        } else {
+                            json!({"method":"subscribe","req_id":v["req_id"],"result":{"channel":p["channel"],"depth":p["depth"],"snapshot":true,"symbol":sym},"success":true,"time_in":"t","time_out":"t"}).to_string()
+                        }
+                    }).collect()
+                }
+                _ => Vec::new(),
+            }
+        },
+        // Books can be silent for a while; the 1 Hz heartbeat is the liveness signal.
+        heartbeat: Some((Duration::from_secs(1), |_| vec![r#"{"channel":"heartbeat"}"#.to_owned()])),
+        data: |n, _| vec![format!(r#"{{"channel":"book","type":"update","data":[{{"symbol":"BTC/USD","bids":[{{"price":6.5e4,"qty":{n}}}],"asks":[],"checksum":{n},"timestamp":"t","n":{n}}}]}}"#)],
+        data_every: Duration::from_secs(40),
+        ..quiet_venue()
+    })
+    .await;
+    let (recs, snap) = record_for(
+        &format!(
+            "venue = \"kraken\"\nurl = \"{}\"\ntopics = [\"book.25:BTC/USD\", \"book.7:ETH/USD\"]",
+            venue.url("/v2")
+        ),
+        Duration::from_secs(300),
+    )
+    .await;
+    let texts = venue.texts(1);
+    assert_eq!(
+        texts[0],
+        r#"{"method":"subscribe","params":{"channel":"book","symbol":["BTC/USD"],"depth":25},"req_id":1}"#
+    );
+    let rejected = events(&recs, "subscription_rejected");
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert_eq!(rejected[0]["topics"], json!(["book.7:ETH/USD"]));
+    assert_eq!(rejected[0]["reason"], "Invalid depth");
+    assert_eq!(snap.streams[0].subscriptions_failed, 1);
+    // The book is quiet for 40 s at a time, far past the 15 s silence rule: heartbeats carry it.
+    assert_eq!(reasons(&recs), ["shutdown"]);
+    assert!(events(&recs, "subscription_silent").is_empty());
+    assert_contiguous(&ticks(&recs), 6);
+}
+
+#[tokio::test(start_paused = true)]
+async fn bitfinex_splits_over_connections_paces_connects_and_follows_channel_ids() {
+    let venue = FakeVenue::start(Venue {
+        answer: |t, st| {
+            let v = parse(t);
+            match v["event"].as_str() {
+                Some("ping") => vec![json!({"event":"pong","ts":1,"cid":v["cid"]}).to_string()],
+                Some("subscribe") => {
+                    st.subscribed = true;
+                    // Channel ids differ per connection, as Bitfinex's do.
+                    let id = 1000 * st.channels.len() as i64 + 17;
+                    st.channels.push(id);
+                    vec![json!({"event":"subscribed","channel":v["channel"],"chanId":id,"symbol":v["symbol"],"pair":"X"}).to_string()]
+                }
+                _ => Vec::new(),
+            }
+        },
+        // Every channel gets a heartbeat every 15 s; data only on the first channel.
+        heartbeat: Some((Duration::from_secs(15), |st| {
+            st.channels.iter().map(|c| format!(r#"[{c},"hb"]"#)).collect()
+        })),
+        data: |n, st| vec![format!(r#"[{},"te",[{n},1786310819680,0.01,65000.0],{{"n":{n}}}]"#, st.channels[0])],
+        data_every: Duration::from_secs(20),
+        ..quiet_venue()
+    })
+    .await;
+    let symbols: Vec<String> = (0..30).map(|i| format!("\"tS{i:02}USD\"")).collect();
+    let (recs, snap) = record_for(
+        &format!(
+            "venue = \"bitfinex\"\nurl = \"{}\"\nchannels = [\"trades\"]\nsymbols = [{}]",
+            venue.url("/ws/2"),
+            symbols.join(", ")
+        ),
+        Duration::from_secs(240),
+    )
+    .await;
+    // 30 topics, 25 per connection: two connections, paced 3 s apart.
+    assert_eq!(venue.connections(), 2);
+    let opens: Vec<Duration> = venue
+        .seen()
+        .iter()
+        .filter(|s| s.what == "open")
+        .map(|s| s.at)
+        .collect();
+    assert!(opens[1] - opens[0] >= Duration::from_secs(3), "{opens:?}");
+    let subs = |c| {
+        venue
+            .texts(c)
+            .iter()
+            .filter(|t| t.contains("subscribe"))
+            .count()
+    };
+    assert_eq!((subs(1), subs(2)), (25, 5));
+    let connected = events(&recs, "connected");
+    let shards: BTreeSet<u64> = connected
+        .iter()
+        .map(|e| e["shard"].as_u64().unwrap())
+        .collect();
+    assert_eq!(shards, BTreeSet::from([1, 2]));
+    assert!(connected.iter().all(|e| e["shards"] == 2));
+    // Heartbeats by channel id count as data: no topic is reported silent.
+    assert!(
+        events(&recs, "subscription_silent").is_empty(),
+        "{:?}",
+        events(&recs, "subscription_silent")
+    );
+    assert_eq!(snap.streams[0].subscriptions_failed, 0);
+    assert_eq!(reasons(&recs), ["shutdown", "shutdown"]);
+    // Both connections' data (each sends the same ticks) is all there.
+    assert_contiguous(&ticks(&recs), 10);
+}
+
+/// A fake venue for the presets whose keepalive is an app-level ping answered by the venue.
+struct PingVenue {
+    preset: &'static str,
+    path: &'static str,
+    topics: &'static str,
+    ping: &'static str,
+    pong: &'static str,
+    ack: fn(&Value) -> Vec<Value>,
+    idle_limit: Duration,
+    data: fn(u64, &ConnState) -> Vec<String>,
+}
+
+#[tokio::test(start_paused = true)]
+async fn app_ping_presets_stay_connected_past_their_idle_limit() {
+    let cases = [
+        PingVenue {
+            preset: "bybit-spot",
+            path: "/v5/public/spot",
+            topics: "[\"orderbook.50.BTCUSDT\"]",
+            ping: r#"{"op":"ping"}"#,
+            pong: r#"{"success":true,"ret_msg":"pong","conn_id":"c","op":"ping"}"#,
+            ack: |v| {
+                vec![
+                    json!({"success":true,"ret_msg":"","conn_id":"c","req_id":v["req_id"],"op":"subscribe"}),
+                ]
+            },
+            idle_limit: Duration::from_secs(600),
+            data: |n, _| {
+                vec![format!(
+                    r#"{{"topic":"orderbook.50.BTCUSDT","type":"delta","data":{{"u":{n},"n":{n}}}}}"#
+                )]
+            },
+        },
+        PingVenue {
+            preset: "bybit-inverse",
+            path: "/v5/public/inverse",
+            topics: "[\"publicTrade.BTCUSD\"]",
+            ping: r#"{"op":"ping"}"#,
+            pong: r#"{"req_id":"","op":"pong","args":["1786310819680"],"conn_id":"c"}"#,
+            ack: |v| {
+                vec![
+                    json!({"success":true,"ret_msg":"","conn_id":"c","req_id":v["req_id"],"op":"subscribe"}),
+                ]
+            },
+            idle_limit: Duration::from_secs(600),
+            data: |n, _| {
+                vec![format!(
+                    r#"{{"topic":"publicTrade.BTCUSD","type":"snapshot","data":[{{"n":{n}}}]}}"#
+                )]
+            },
+        },
+        PingVenue {
+            preset: "bitstamp",
+            path: "/",
+            topics: "[\"live_trades_btcusd\"]",
+            ping: r#"{"event":"bts:heartbeat"}"#,
+            pong: r#"{"event":"bts:heartbeat","channel":"","data":{"status":"success"}}"#,
+            ack: |v| {
+                vec![
+                    json!({"event":"bts:subscription_succeeded","channel":v["data"]["channel"],"data":{}}),
+                ]
+            },
+            idle_limit: Duration::from_secs(60),
+            data: |n, _| {
+                vec![format!(
+                    r#"{{"data":{{"id":{n},"n":{n}}},"channel":"live_trades_btcusd","event":"trade"}}"#
+                )]
+            },
+        },
+        PingVenue {
+            preset: "bitmex",
+            path: "/realtime",
+            topics: "[\"trade:XBTUSD\"]",
+            ping: "ping",
+            pong: "pong",
+            ack: |v| {
+                v["args"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| json!({"success":true,"subscribe":a,"request":v}))
+                    .collect()
+            },
+            idle_limit: Duration::from_secs(10),
+            data: |n, _| {
+                vec![format!(
+                    r#"{{"table":"trade","action":"insert","data":[{{"symbol":"XBTUSD","n":{n}}}]}}"#
+                )]
+            },
+        },
+        PingVenue {
+            preset: "hyperliquid",
+            path: "/ws",
+            topics: "[\"trades:BTC\"]",
+            ping: r#"{"method":"ping"}"#,
+            pong: r#"{"channel":"pong"}"#,
+            ack: |v| vec![json!({"channel":"subscriptionResponse","data":v})],
+            idle_limit: Duration::from_secs(60),
+            data: |n, _| {
+                vec![format!(
+                    r#"{{"channel":"trades","data":[{{"coin":"BTC","tid":{n},"n":{n}}}]}}"#
+                )]
+            },
+        },
+    ];
+    for case in cases {
+        // The fake needs plain fn pointers: keep the case's texts in statics it can reach.
+        CASE.with(|c| *c.borrow_mut() = Some((case.ping, case.pong, case.ack)));
+        let venue = FakeVenue::start(Venue {
+            answer: |t, st| {
+                CASE.with(|c| {
+                    let (ping, pong, ack) = c.borrow().unwrap();
+                    if t == ping {
+                        return vec![pong.to_owned()];
+                    }
+                    let v = parse(t);
+                    if t.contains("subscribe") {
+                        st.subscribed = true;
+                        return ack(&v).iter().map(Value::to_string).collect();
+                    }
+                    Vec::new()
+                })
+            },
+            keeps_alive: any_client_frame,
+            idle_limit: Some(case.idle_limit),
+            data: case.data,
+            // Quieter than every silence rule: only the pings keep the connection.
+            data_every: Duration::from_secs(180),
+            ..quiet_venue()
+        })
+        .await;
+        let (recs, snap) = record_for(
+            &format!(
+                "venue = \"{}\"\nurl = \"{}\"\ntopics = {}",
+                case.preset,
+                venue.url(case.path),
+                case.topics
+            ),
+            case.idle_limit * 3 + Duration::from_secs(360),
+        )
+        .await;
+        let p = case.preset;
+        assert!(
+            venue.closed_by_venue().is_empty(),
+            "{p}: {:?}",
+            venue.closed_by_venue()
+        );
+        assert_eq!(venue.connections(), 1, "{p}");
+        assert_eq!(reasons(&recs), ["shutdown"], "{p}");
+        assert!(
+            venue.texts(1).iter().filter(|t| *t == case.ping).count() >= 3,
+            "{p}"
+        );
+        assert_eq!(snap.streams[0].subscriptions_failed, 0, "{p}");
+        assert_contiguous(&ticks(&recs), 2);
+    }
+}
+
+/// The ping text, its answer and the subscribe answer of the case being run.
+type PingCase = (&'static str, &'static str, fn(&Value) -> Vec<Value>);
+
+thread_local! {
+    static CASE: std::cell::RefCell<Option<PingCase>> = const { std::cell::RefCell::new(None) };
+}
+
+#[tokio::test(start_paused = true)]
+async fn bitstamp_reconnect_request_and_binance_shutdown_notice_replace_the_connection() {
+    for (preset, path, topics, notice) in [
+        (
+            "bitstamp",
+            "/",
+            "[\"live_trades_btcusd\"]",
+            r#"{"event":"bts:request_reconnect","channel":"","data":""}"#,
+        ),
+        (
+            "binance-spot",
+            "/stream",
+            "[\"btcusdt@trade\"]",
+            r#"{"e":"serverShutdown","E":1786310819680}"#,
+        ),
+        (
+            "bitfinex",
+            "/ws/2",
+            "[\"trades:tBTCUSD\"]",
+            r#"{"event":"info","code":20051,"msg":"Stopping. Please try to reconnect"}"#,
+        ),
+    ] {
+        let venue = FakeVenue::start(Venue {
+            answer: |t, st| {
+                let v = parse(t);
+                if v["event"] == "bts:heartbeat" {
+                    return vec![json!({"event":"bts:heartbeat","channel":"","data":{"status":"success"}}).to_string()];
+                }
+                if v["event"] == "ping" {
+                    return vec![json!({"event":"pong","ts":1,"cid":v["cid"]}).to_string()];
+                }
+                if v["event"] == "bts:subscribe" {
+                    st.subscribed = true;
+                    return vec![json!({"event":"bts:subscription_succeeded","channel":v["data"]["channel"],"data":{}}).to_string()];
+                }
+                if v["method"] == "SUBSCRIBE" {
+                    st.subscribed = true;
+                    return vec![json!({"result":null,"id":v["id"]}).to_string()];
+                }
+                if v["event"] == "subscribe" {
+                    st.subscribed = true;
+                    st.channels.push(5);
+                    return vec![json!({"event":"subscribed","channel":"trades","chanId":5,"symbol":"tBTCUSD"}).to_string()];
+                }
+                Vec::new()
+            },
+            data: |n, _| {
+                vec![
+                    format!(r#"{{"data":{{"id":{n},"n":{n}}},"channel":"live_trades_btcusd","event":"trade"}}"#),
+                    format!(r#"{{"stream":"btcusdt@trade","data":{{"e":"trade","t":{n},"n":{n}}}}}"#),
+                    format!(r#"[5,"te",[{n}],{{"n":{n}}}]"#),
+                ]
+            },
+            data_every: Duration::from_secs(5),
+            notice: Some((Duration::from_secs(60), notice)),
+            ..quiet_venue()
+        })
+        .await;
+        let (recs, _) = record_for(
+            &format!(
+                "venue = \"{preset}\"\nurl = \"{}\"\ntopics = {topics}",
+                venue.url(path)
+            ),
+            Duration::from_secs(150),
+        )
+        .await;
+        assert_eq!(venue.connections(), 2, "{preset}");
+        assert_eq!(events(&recs, "reconnect_requested").len(), 1, "{preset}");
+        assert_eq!(events(&recs, "connected")[1]["replaces"], 1, "{preset}");
+        assert_eq!(reasons(&recs), ["replaced", "shutdown"], "{preset}");
+        assert_contiguous(&ticks(&recs), 25);
+    }
+}
