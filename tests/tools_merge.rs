@@ -190,17 +190,6 @@ async fn merge_fills_each_sides_gaps_and_marks_the_shared_one() {
     assert!(out.status.success(), "{out:?}");
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
     let s = &summary["streams"][0];
-    if std::env::var("MERGE_DEBUG").is_ok() {
-        let keep = tempfile::tempdir().unwrap().keep();
-        for (n, p) in [("A", &a_path), ("B", &b_path), ("C", &c_path)] {
-            let _ = std::process::Command::new("cp")
-                .arg("-r")
-                .arg(p)
-                .arg(keep.join(n))
-                .status();
-        }
-        eprintln!("DEBUG at {}: {s:#}", keep.display());
-    }
     assert_eq!(s["stream"], "feed");
     assert_eq!(s["messages"], expected.len() as u64);
     // B supplies A's window (100 messages and 2 heartbeats); A everything else.
@@ -529,6 +518,21 @@ fn identical_messages_of_one_source_are_never_collapsed() {
     assert_eq!(cat_msgs(&d_path).len(), 6);
     // The mark is in both: not covered, so it is kept in the output.
     assert_eq!(events(&records(&d_path), "dropped").len(), 2);
+
+    // Three inputs: B covers both marks; every message once.
+    let e_path = tmp.path().join("e");
+    let out = merge(
+        &[&a_path, &b_path, &a2],
+        &["-o", e_path.to_str().unwrap(), "--json"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &summary["streams"][0];
+    assert_eq!(s["from_source"], serde_json::json!([6, 1, 0]), "{s:#}");
+    assert_eq!(s["duplicates"], 12);
+    assert_eq!(s["gaps_filled"], 2);
+    assert_eq!(cat_msgs(&e_path).len(), 7);
+    assert!(events(&records(&e_path), "dropped").is_empty());
 }
 
 #[test]
