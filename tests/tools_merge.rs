@@ -38,6 +38,22 @@ fn merge(args: &[&Path], extra: &[&str]) -> Output {
     c.args(extra).output().unwrap()
 }
 
+/// Runs a merge into `out` that must succeed, with `extra` flags; returns the JSON summary's
+/// only stream.
+fn merge_ok(inputs: &[&Path], out: &Path, extra: &[&str]) -> Value {
+    let mut args = vec!["-o", out.to_str().unwrap(), "--json"];
+    args.extend_from_slice(extra);
+    let o = merge(inputs, &args);
+    assert!(o.status.success(), "{o:?}");
+    let summary: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        summary["streams"].as_array().unwrap().len(),
+        1,
+        "{summary:#}"
+    );
+    summary["streams"][0].clone()
+}
+
 fn run_verify(path: &Path) -> Report {
     verify(
         discover(&[path.to_owned()]).unwrap(),
@@ -183,13 +199,7 @@ async fn merge_fills_each_sides_gaps_and_marks_the_shared_one() {
     assert_eq!(run_verify(&b_path).streams[0].disconnects.len(), 2);
 
     let c_path = out_root.path().join("C");
-    let out = merge(
-        &[&a_path, &b_path],
-        &["-o", c_path.to_str().unwrap(), "--json"],
-    );
-    assert!(out.status.success(), "{out:?}");
-    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let s = &summary["streams"][0];
+    let s = &merge_ok(&[&a_path, &b_path], &c_path, &[]);
     assert_eq!(s["stream"], "feed");
     assert_eq!(s["messages"], expected.len() as u64);
     // B supplies A's window (100 messages and 2 heartbeats); A everything else.
@@ -225,7 +235,7 @@ async fn merge_fills_each_sides_gaps_and_marks_the_shared_one() {
     let gap = &s["remaining"][0];
     assert_eq!(Some(w.start_ns), gap["from_ns"].as_u64());
     assert_eq!(w.end_ns, gap["to_ns"].as_u64());
-    let status = wsrec().arg("verify").arg(&c_path).status().unwrap();
+    let status = wsrec().arg("verify").arg(&c_path).output().unwrap().status;
     assert!(status.success());
 
     // Provenance: every message's output connection names its source.
@@ -403,13 +413,7 @@ fn exchange_sequence_numbers_find_copies_whose_bytes_differ() {
     b.write(&b_path);
 
     let c_path = tmp.path().join("c");
-    let out = merge(
-        &[&a_path, &b_path],
-        &["-o", c_path.to_str().unwrap(), "--json"],
-    );
-    assert!(out.status.success(), "{out:?}");
-    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let s = &summary["streams"][0];
+    let s = &merge_ok(&[&a_path, &b_path], &c_path, &[]);
     assert_eq!(s["from_source"], serde_json::json!([330, 70]), "{s:#}");
     assert_eq!(s["duplicates"], 330);
     assert_eq!(s["gaps_filled"], 1);
@@ -438,13 +442,8 @@ fn exchange_sequence_numbers_find_copies_whose_bytes_differ() {
 
     // By bytes alone the two renderings are different messages: both are kept.
     let d_path = tmp.path().join("d");
-    let out = merge(
-        &[&a_path, &b_path],
-        &["-o", d_path.to_str().unwrap(), "--no-venue", "--json"],
-    );
-    assert!(out.status.success(), "{out:?}");
-    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(summary["streams"][0]["duplicates"], 0);
+    let summary = merge_ok(&[&a_path, &b_path], &d_path, &["--no-venue"]);
+    assert_eq!(summary["duplicates"], 0);
     assert_eq!(cat_msgs(&d_path).len(), 730);
 }
 
@@ -482,13 +481,7 @@ fn identical_messages_of_one_source_are_never_collapsed() {
     b.write(&b_path);
 
     let c_path = tmp.path().join("c");
-    let out = merge(
-        &[&a_path, &b_path],
-        &["-o", c_path.to_str().unwrap(), "--json"],
-    );
-    assert!(out.status.success(), "{out:?}");
-    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let s = &summary["streams"][0];
+    let s = &merge_ok(&[&a_path, &b_path], &c_path, &[]);
     assert_eq!(s["from_source"], serde_json::json!([6, 1]), "{s:#}");
     assert_eq!(s["duplicates"], 6);
     assert_eq!(s["gaps_filled"], 1, "A's `dropped` is covered by B");
@@ -521,13 +514,7 @@ fn identical_messages_of_one_source_are_never_collapsed() {
 
     // Three inputs: B covers both marks; every message once.
     let e_path = tmp.path().join("e");
-    let out = merge(
-        &[&a_path, &b_path, &a2],
-        &["-o", e_path.to_str().unwrap(), "--json"],
-    );
-    assert!(out.status.success(), "{out:?}");
-    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let s = &summary["streams"][0];
+    let s = &merge_ok(&[&a_path, &b_path, &a2], &e_path, &[]);
     assert_eq!(s["from_source"], serde_json::json!([6, 1, 0]), "{s:#}");
     assert_eq!(s["duplicates"], 12);
     assert_eq!(s["gaps_filled"], 2);
