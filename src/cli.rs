@@ -46,6 +46,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// List the venue presets: URLs, channels, keepalive, lifetime and limits.
     Venues,
+    /// Combine recordings of the same feed by different recorders: fill gaps, drop duplicates.
+    Merge(MergeArgs),
 }
 
 /// Line format on the command line.
@@ -313,6 +315,30 @@ impl Default for ReplayArgs {
             to: None,
         }
     }
+}
+
+/// `wsrec merge` options.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Recordings of the same feed by different recorders (directories or files), preferred
+    /// first: where several have a message, the first one's copy is kept.
+    #[arg(required = true, num_args = 2.., value_name = "PATH")]
+    pub inputs: Vec<PathBuf>,
+    /// Output directory: new or empty (see --force).
+    #[arg(short = 'o', long = "output-dir", value_name = "DIR", required = true)]
+    pub output: PathBuf,
+    /// Copies of one message received this far apart by two recorders are the same message.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
+    pub tolerance: Duration,
+    /// Find duplicates by bytes only, not by the exchanges' sequence numbers.
+    #[arg(long)]
+    pub no_venue: bool,
+    /// Write into a non-empty output directory (files of the same name are replaced).
+    #[arg(long)]
+    pub force: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `wsrec demo` options.

@@ -32,6 +32,7 @@ pub fn run(cli: Cli) -> ExitCode {
             print!("{}", crate::venue::describe_all());
             Ok(())
         }
+        Some(Command::Merge(ref args)) => crate::tools::merge::run(args),
         None => record(&cli, &RecordArgs::default()),
     };
     match result {

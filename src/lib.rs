@@ -32,7 +32,8 @@
 //! - [`stats`], [`status`], [`clock`], [`error`]: counters, status socket, time, errors.
 //! - [`read`]: the read side: finding, opening (plain, zstd, gzip, `.open`) and streaming
 //!   recording files, parsing envelope lines without re-serialising the message.
-//! - [`tools`]: the commands around a recording: `cat`, `verify`, `stats`, `replay`, `demo`.
+//! - [`tools`]: the commands around a recording: `cat`, `verify`, `stats`, `replay`, `merge`,
+//!   `demo`.
 
 pub mod backoff;
 pub mod cli;

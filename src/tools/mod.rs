@@ -1,5 +1,6 @@
 //! The commands around a recording, after the fact: [`cat`] prints it, [`verify`] checks it,
-//! [`stats`] sums it up, [`replay`] serves it as a WebSocket feed again, and [`demo`] records
+//! [`stats`] sums it up, [`replay`] serves it as a WebSocket feed again, [`merge`] combines
+//! recordings of one feed by redundant recorders, and [`demo`] records
 //! embedded real exchange frames through the whole pipeline, offline. All of them read through
 //! [`crate::read`], so plain, compressed and still-open files alike, in constant memory.
 //!
@@ -8,6 +9,7 @@
 
 pub mod cat;
 pub mod demo;
+pub mod merge;
 pub mod replay;
 pub mod stats;
 pub mod venue_seq;
