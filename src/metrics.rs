@@ -661,6 +661,13 @@ mod tests {
         start_ns: 999_000_000_000,
     };
 
+    fn assert_line(text: &str, line: &str) {
+        assert!(
+            text.lines().any(|l| l == line),
+            "no line {line:?} in:\n{text}"
+        );
+    }
+
     #[test]
     fn prometheus_text_names_samples_and_labels_streams() {
         let text = render(&stats(), &SCRAPE, Format::Prometheus);
@@ -688,10 +695,7 @@ mod tests {
             "wsrec_files_closed_total 2",
             "wsrec_disk_level 0",
         ] {
-            assert!(
-                text.lines().any(|l| l == line),
-                "no line {line:?} in:\n{text}"
-            );
+            assert_line(&text, line);
         }
         // No message yet on b: no age, rather than a made-up one; disk never measured.
         assert!(!text.contains("wsrec_last_message_age_seconds{stream=\"b.x-1\"}"));
@@ -711,10 +715,7 @@ mod tests {
             "# TYPE wsrec_build info",
             "# UNIT wsrec_uptime_seconds seconds",
         ] {
-            assert!(
-                text.lines().any(|l| l == line),
-                "no line {line:?} in:\n{text}"
-            );
+            assert_line(&text, line);
         }
         assert!(text.ends_with("\n# EOF\n"), "{text}");
         assert!(!text.contains("\n\n"));
@@ -741,11 +742,11 @@ mod tests {
         let s = stats();
         s.disk_free.store(123, Relaxed);
         let text = render(&s, &SCRAPE, Format::Prometheus);
-        assert!(text.lines().any(|l| l == "wsrec_disk_free_bytes 123"));
+        assert_line(&text, "wsrec_disk_free_bytes 123");
         s.disk_free.store(0, Relaxed);
         s.disk_level.store(2, Relaxed);
         let text = render(&s, &SCRAPE, Format::Prometheus);
-        assert!(text.lines().any(|l| l == "wsrec_disk_free_bytes 0"));
+        assert_line(&text, "wsrec_disk_free_bytes 0");
     }
 
     #[test]
