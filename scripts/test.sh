@@ -21,19 +21,23 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 # The third-party WebSocket servers of tests/interop.rs, pinned, under target/ (see
-# tests/peers/mod.rs). Each step is skipped when the pinned version is already there.
+# tests/peers/mod.rs), and the metrics parser of tests/metrics.rs. Each step is skipped when the
+# pinned version is already there.
 interop="$(realpath -m "${CARGO_TARGET_DIR:-target}")/interop"
 websockets_version=17.4
+prometheus_client_version=0.26.0
 ws_version=8.23.0
 for tool in python3 node npm; do
     command -v "$tool" >/dev/null 2>&1 || { echo "error: $tool is needed for the interop tests" >&2; exit 1; }
 done
-if ! PYTHONPATH="$interop/python" python3 -c \
-    "import sys, websockets; sys.exit(websockets.__version__ != '$websockets_version')" 2>/dev/null; then
-    echo "== installing Python websockets $websockets_version into $interop/python"
+if ! PYTHONPATH="$interop/python" python3 -c "import sys; from importlib.metadata import version; \
+    sys.exit(version('websockets') != '$websockets_version' \
+        or version('prometheus_client') != '$prometheus_client_version')" 2>/dev/null; then
+    echo "== installing Python websockets $websockets_version and prometheus_client $prometheus_client_version into $interop/python"
     rm -rf "$interop/python"
     pip_install=(python3 -m pip install --quiet --disable-pip-version-check --no-input
-        --target "$interop/python" "websockets==$websockets_version")
+        --target "$interop/python" "websockets==$websockets_version"
+        "prometheus_client==$prometheus_client_version")
     # A Debian-managed python3 refuses plain installs (PEP 668); --target never touches it.
     "${pip_install[@]}" 2>/dev/null || "${pip_install[@]}" --break-system-packages
 fi

@@ -186,6 +186,9 @@ pub struct RecordArgs {
     /// Status log period, or `off` [default: 60s].
     #[arg(long, value_parser = parse_opt_duration)]
     pub status_interval: Option<OptDuration>,
+    /// Serve Prometheus/OpenMetrics metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR", value_parser = crate::config::parse_listen_addr)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// Queue capacity between network and disk, in messages [default: 16384].
     #[arg(long)]
     pub queue_capacity: Option<usize>,

@@ -194,6 +194,9 @@ pub fn build_config(
     if let Some(i) = args.status_interval {
         config.status_interval = i.0;
     }
+    if let Some(addr) = args.metrics_listen {
+        config.metrics_listen = Some(addr);
+    }
     if let Some(c) = args.queue_capacity {
         config.queue_capacity = c;
     }

@@ -71,6 +71,9 @@ pub struct Config {
     /// Period of the status log line; `"off"` turns it off.
     #[serde(default = "default_status_interval", deserialize_with = "opt_duration")]
     pub status_interval: Option<Duration>,
+    /// Address of the Prometheus/OpenMetrics endpoint (`GET /metrics`); off when absent.
+    #[serde(default, deserialize_with = "opt_listen_addr")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// Log file (appended to); none by default.
     #[serde(default)]
     pub log_file: Option<PathBuf>,
@@ -506,6 +509,7 @@ impl Default for Config {
             output_dir: default_output_dir(),
             status_socket: None,
             status_interval: default_status_interval(),
+            metrics_listen: None,
             log_file: None,
             log_to_stdout: true,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
@@ -1057,6 +1061,29 @@ pub fn parse_byte_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("`{s}` is too large"))
 }
 
+/// Parses the address of a listening socket: an IP address and a port (`127.0.0.1:9464`,
+/// `[::1]:9464`; port 0 picks a free one).
+pub fn parse_listen_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    s.trim().parse().map_err(|_| {
+        format!(
+            "`{s}` is not an address to listen on; write an IP address and a port, e.g. \
+             \"127.0.0.1:9464\" (this host only), \"0.0.0.0:9464\" (every interface) or \
+             \"[::1]:9464\""
+        )
+    })
+}
+
+fn opt_listen_addr<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<std::net::SocketAddr>, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_listen_addr(&s).map(Some).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "metrics_listen: {e}; or leave it out to turn metrics off"
+        ))
+    })
+}
+
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum NumOrStr {
@@ -1330,6 +1357,25 @@ mod tests {
             let err = parse(&text).expect_err(field).to_string();
             assert!(err.contains(want), "{field}: {err:?} lacks {want:?}");
             assert!(!err.contains("topsecret"), "{err}");
+        }
+    }
+
+    #[test]
+    fn metrics_listen_is_off_by_default_and_names_itself_when_bad() {
+        let stream = "[[stream]]\nname = \"a\"\nurl = \"wss://example.com/ws\"\n";
+        assert_eq!(parse(stream).unwrap().metrics_listen, None);
+        let c = parse(&format!("metrics_listen = \"127.0.0.1:9464\"\n{stream}")).unwrap();
+        assert_eq!(c.metrics_listen, Some(([127, 0, 0, 1], 9464).into()));
+        let c = parse(&format!("metrics_listen = \"[::]:0\"\n{stream}")).unwrap();
+        assert_eq!(c.metrics_listen.unwrap().port(), 0);
+        for bad in ["\"localhost:9464\"", "\"9464\"", "\"127.0.0.1\"", "9464"] {
+            let err = parse(&format!("metrics_listen = {bad}\n{stream}"))
+                .expect_err(bad)
+                .to_string();
+            assert!(err.contains("metrics_listen"), "{bad}: {err}");
+            if bad.starts_with('"') {
+                assert!(err.contains("\"127.0.0.1:9464\""), "{bad}: {err}");
+            }
         }
     }
 

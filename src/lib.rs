@@ -10,12 +10,14 @@
 //! into lines (envelope or raw, validated with [`json`]), picks files by UTC interval
 //! ([`rotation`]) and hands full buffers to the [`disk`] thread, which does every blocking file
 //! operation (append, fsync, rename). So the network never waits on the disk.
-//! [`stats`] counters are shared atomics; [`status`] serves them on a Unix socket.
+//! [`stats`] counters are shared atomics; [`status`] serves them on a Unix socket, and
+//! [`metrics`] over HTTP for Prometheus (`metrics_listen`).
 //!
 //! ```text
 //! signals ─► shutdown token ─┬─► stream supervisor × N ─► connection task(s) ──Batch──┐
 //!                            │                                 bounded queue          ▼
 //!                            ├─► status socket server (reads Stats)            writer task
+//!                            ├─► metrics endpoint (reads Stats)                     │
 //!                            └─► status log                                         │ DiskOp
 //!                                                                              disk thread
 //! ```
@@ -30,6 +32,7 @@
 //! - [`writer`], [`rotation`], [`disk`], [`json`], [`manifest`]: the file side.
 //! - [`recover`] (files a crash left open), [`compress`] (closed files, in the background).
 //! - [`stats`], [`status`], [`clock`], [`error`]: counters, status socket, time, errors.
+//! - [`metrics`]: the Prometheus/OpenMetrics endpoint.
 //! - [`read`]: the read side: finding, opening (plain, zstd, gzip, `.open`) and streaming
 //!   recording files, parsing envelope lines without re-serialising the message.
 //! - [`tools`]: the commands around a recording: `cat`, `verify`, `stats`, `replay`, `merge`,
@@ -46,6 +49,7 @@ pub mod disk;
 pub mod error;
 pub mod json;
 pub mod manifest;
+pub mod metrics;
 pub mod read;
 pub mod record;
 pub mod recorder;

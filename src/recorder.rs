@@ -46,6 +46,9 @@ pub enum RunError {
     /// The status socket cannot be set up.
     #[error(transparent)]
     Status(#[from] crate::status::StatusError),
+    /// The metrics endpoint cannot listen on its address.
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
     /// A thread could not be started.
     #[error("cannot start the compressor thread: {0}")]
     Thread(std::io::Error),
@@ -119,6 +122,13 @@ impl RecorderBuilder {
     /// Status socket path; `None` for no socket (the builder's default).
     pub fn status_socket(mut self, path: Option<PathBuf>) -> Self {
         self.config.status_socket = Some(path.unwrap_or_default());
+        self
+    }
+
+    /// Serve Prometheus/OpenMetrics metrics on `addr` (port 0: a free port, published in
+    /// [`Stats::metrics_addr`]); `None` for no endpoint (the default).
+    pub fn metrics_listen(mut self, addr: Option<std::net::SocketAddr>) -> Self {
+        self.config.metrics_listen = addr;
         self
     }
 
@@ -197,8 +207,8 @@ impl Recorder {
     /// Records until `shutdown` is cancelled, then drains, closes every file and returns.
     ///
     /// # Errors
-    /// Startup failures (config, output directory, status socket) before anything is written,
-    /// or a shutdown that overran its deadline.
+    /// Startup failures (config, output directory, status socket, metrics address) before
+    /// anything is written, or a shutdown that overran its deadline.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), RunError> {
         let Recorder {
             config,
@@ -241,6 +251,10 @@ impl Recorder {
         }
         let status = match config.status_socket_path() {
             Some(path) => Some(StatusServer::bind(&path)?),
+            None => None,
+        };
+        let metrics = match config.metrics_listen {
+            Some(addr) => Some(crate::metrics::MetricsServer::bind(addr).await?),
             None => None,
         };
 
@@ -290,6 +304,9 @@ impl Recorder {
         let side_tasks = TaskTracker::new();
         if let Some(server) = status {
             side_tasks.spawn(server.run(stats.clone(), side.clone()));
+        }
+        if let Some(server) = metrics {
+            side_tasks.spawn(server.run(stats.clone(), clock, side.clone()));
         }
         if let Some(every) = config.status_interval {
             side_tasks.spawn(status_log(stats.clone(), every, side.clone()));

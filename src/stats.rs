@@ -181,6 +181,9 @@ pub struct Stats {
     pub disk_free: AtomicU64,
     /// 0: enough space; 1: below `disk_warn`; 2: below `disk_stop` (messages are not written).
     pub disk_level: AtomicU8,
+    /// Where the metrics endpoint listens, once it is bound (it is off unless `metrics_listen`
+    /// is set; with port 0 this is how to learn the port).
+    pub metrics_addr: std::sync::OnceLock<std::net::SocketAddr>,
 }
 
 impl Stats {
@@ -198,6 +201,7 @@ impl Stats {
             compress_errors: AtomicU64::new(0),
             disk_free: AtomicU64::new(0),
             disk_level: AtomicU8::new(0),
+            metrics_addr: std::sync::OnceLock::new(),
         }
     }
 

@@ -802,7 +802,7 @@ pub fn render_table(s: &Snapshot, now_ns: u64) -> String {
 }
 
 /// The state as the lower-case word the JSON uses.
-fn state_name(state: ConnState) -> &'static str {
+pub(crate) fn state_name(state: ConnState) -> &'static str {
     match state {
         ConnState::Connecting => "connecting",
         ConnState::Connected => "connected",
