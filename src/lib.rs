@@ -2,8 +2,11 @@
 //!
 //! # Data flow
 //!
-//! Each stream has a supervisor ([`stream`]) that keeps one [`connection`] task alive
-//! (reconnecting with [`backoff`], make-before-break at `max_connection_age`). A connection
+//! Each stream has a supervisor ([`stream`]) per shard that keeps one [`connection`] task alive
+//! (reconnecting with [`backoff`], make-before-break at `max_connection_age` or when the venue
+//! asks). A stream with a [`venue`] preset gets its URL, subscribe messages, keepalive and limits
+//! from the preset, is split into shards (one connection each) when its topics exceed the
+//! venue's per-connection limit, and its connections follow the venue's acks. A connection
 //! reads frames through [`transport`] (yawc), copies every ready frame into a [`record::Batch`]
 //! with its receive time ([`clock`]), and queues the batch on a queue bounded in messages
 //! ([`record::queue`], when full: block or drop and count). One [`writer`] task turns batches
@@ -28,6 +31,7 @@
 //! - [`cli`], [`commands`]: the command line and its glue; `main.rs` only calls them.
 //! - [`recorder`]: [`Recorder`], the library entry point, wiring and ordered shutdown.
 //! - [`stream`], [`connection`], [`transport`], [`backoff`]: the network side.
+//! - [`venue`]: venue presets: URLs, subscribe messages, keepalive, limits, ack recognition.
 //! - [`record`]: batches, events and the bounded queue between the two sides.
 //! - [`writer`], [`rotation`], [`disk`], [`json`], [`manifest`]: the file side.
 //! - [`recover`] (files a crash left open), [`compress`] (closed files, in the background).

@@ -271,6 +271,8 @@ const FAMILIES: &[Family] = &[
         })),
     gauge("stream_state", "", "The stream's connection state: 1 for the current one of connecting, connected, backoff, stopped.",
         Source::StreamState),
+    gauge("subscriptions_failing", "", "Venue streams: subscriptions refused, or without data for first_data_timeout, on the open connections.",
+        Source::Stream(|s, _| int(&s.subscriptions_failed))),
     // The queue between the connections and the writer.
     gauge("queue_depth_messages", "", "Messages waiting in the queue between the connections and the writer.",
         Source::Global(|s, _| int(&s.queue_depth))),

@@ -238,7 +238,7 @@ impl Running {
             tokio::task::yield_now().await;
             tokio::time::sleep(Duration::from_millis(1)).await;
             round += 1;
-            if round % 64 == 0 {
+            if round.is_multiple_of(64) {
                 tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_millis(1)))
                     .await
                     .unwrap();
