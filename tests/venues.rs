@@ -359,6 +359,23 @@ fn reasons(recs: &[Value]) -> Vec<String> {
         .collect()
 }
 
+/// The first frame of a corpus file (real frames, see tests/fixtures/corpus/SOURCES.md).
+fn first_line(file: &'static str) -> &'static str {
+    file.lines().next().unwrap()
+}
+
+/// The recorded messages, as they appear in the files (the `msg` bytes verbatim).
+fn raw_msgs(recs: &[Value]) -> Vec<String> {
+    recs.iter()
+        .filter_map(|r| r.get("msg"))
+        .map(Value::to_string)
+        .collect()
+}
+
+const COINBASE_TRADES: &str = include_str!("fixtures/corpus/coinbase-advanced_market_trades.jsonl");
+const OKX_TRADES: &str = include_str!("fixtures/corpus/okx_trades.jsonl");
+const BINANCE_AGG: &str = include_str!("fixtures/corpus/binance-usdm_aggTrade.jsonl");
+
 const BYBIT_TRADE: &str = r#"{"topic":"publicTrade.BTCUSDT","type":"snapshot","ts":1786310819681,"data":[{"T":1786310819680,"s":"BTCUSDT","S":"Sell","v":"0.004","p":"65114.20","L":"MinusTick","i":"a9188a0a-82bc-50de-be60-03eedbe3cdd7","BT":false,"RPI":false,"seq":753843954913}]}"#;
 
 #[tokio::test(start_paused = true)]
@@ -431,14 +448,15 @@ async fn binance_connection_is_replaced_before_the_24_hour_cut_with_nothing_lost
         keeps_alive: |i| matches!(i, Incoming::Ping),
         idle_limit: Some(Duration::from_secs(600)),
         lifetime: Some(Duration::from_secs(24 * 3600)),
-        data: |n, _| vec![format!(r#"{{"stream":"btcusdt@aggTrade","data":{{"e":"aggTrade","E":{n},"a":{n},"s":"BTCUSDT","n":{n}}}}}"#)],
+        data: |n, _| vec![format!(r#"{{"stream":"ctkusdt@aggTrade","data":{{"e":"aggTrade","E":{n},"a":{n},"s":"CTKUSDT","n":{n}}}}}"#)],
         data_every: Duration::from_secs(10),
+        first_frame: Some(first_line(BINANCE_AGG)),
         ..quiet_venue()
     })
     .await;
     let (recs, _) = record_for(
         &format!(
-            "venue = \"binance-usdm\"\nurl = \"{}\"\nchannels = [\"aggTrade\"]\nsymbols = [\"BTCUSDT\"]",
+            "venue = \"binance-usdm\"\nurl = \"{}\"\nchannels = [\"aggTrade\"]\nsymbols = [\"CTKUSDT\"]",
             venue.url("/market/stream")
         ),
         Duration::from_secs(24 * 3600 + 1200),
@@ -452,7 +470,7 @@ async fn binance_connection_is_replaced_before_the_24_hour_cut_with_nothing_lost
     assert_eq!(venue.connections(), 2);
     assert_eq!(
         venue.texts(2)[0],
-        r#"{"method":"SUBSCRIBE","params":["btcusdt@aggTrade"],"id":1}"#
+        r#"{"method":"SUBSCRIBE","params":["ctkusdt@aggTrade"],"id":1}"#
     );
     let connected = events(&recs, "connected");
     assert_eq!(connected.len(), 2);
@@ -466,6 +484,7 @@ async fn binance_connection_is_replaced_before_the_24_hour_cut_with_nothing_lost
     assert_eq!(reasons(&recs), ["replaced", "shutdown"]);
     // Every tick of the day is in the recording (the overlap holds some twice, marked by conn).
     assert_contiguous(&ticks(&recs), 24 * 360);
+    assert!(raw_msgs(&recs).iter().any(|m| m == first_line(BINANCE_AGG)));
 }
 
 #[tokio::test(start_paused = true)]
@@ -531,8 +550,9 @@ async fn okx_service_upgrade_notice_is_a_make_before_break_reconnect() {
         },
         // OKX closes a connection that has been silent for 30 s.
         idle_limit: Some(Duration::from_secs(30)),
-        data: |n, _| vec![format!(r#"{{"arg":{{"channel":"trades","instId":"BTC-USDT"}},"data":[{{"instId":"BTC-USDT","tradeId":"{n}","n":{n}}}]}}"#)],
+        data: |n, _| vec![format!(r#"{{"arg":{{"channel":"trades","instId":"BTC-USD-220527"}},"data":[{{"instId":"BTC-USD-220527","tradeId":"{n}","n":{n}}}]}}"#)],
         data_every: Duration::from_secs(40),
+        first_frame: Some(first_line(OKX_TRADES)),
         notice: Some((
             Duration::from_secs(300),
             r#"{"event":"notice","code":"64008","msg":"The connection will soon be closed for a service upgrade. Please reconnect.","connId":"a1"}"#,
@@ -542,7 +562,7 @@ async fn okx_service_upgrade_notice_is_a_make_before_break_reconnect() {
     .await;
     let (recs, _) = record_for(
         &format!(
-            "venue = \"okx\"\nurl = \"{}\"\ntopics = [\"trades:BTC-USDT\"]",
+            "venue = \"okx\"\nurl = \"{}\"\ntopics = [\"trades:BTC-USD-220527\"]",
             venue.url("/ws/v5/public")
         ),
         Duration::from_secs(600),
@@ -561,6 +581,10 @@ async fn okx_service_upgrade_notice_is_a_make_before_break_reconnect() {
     assert_eq!(connected[1]["replaces"], 1);
     assert_eq!(reasons(&recs), ["replaced", "shutdown"]);
     assert_contiguous(&ticks(&recs), 14);
+    // The real frame, sent to both connections, is stored byte for byte (twice: the overlap).
+    let real = first_line(OKX_TRADES);
+    assert_eq!(raw_msgs(&recs).iter().filter(|m| *m == real).count(), 2);
+    assert!(events(&recs, "subscription_silent").is_empty());
 }
 
 #[tokio::test(start_paused = true)]
@@ -645,6 +669,7 @@ async fn coinbase_subscribes_heartbeats_so_quiet_channels_stay_open() {
         })),
         data: |n, _| vec![format!(r#"{{"channel":"market_trades","client_id":"","timestamp":"t","sequence_num":{n},"events":[{{"type":"update","trades":[{{"trade_id":"{n}","product_id":"BTC-USD","n":{n}}}]}}]}}"#)],
         data_every: Duration::from_secs(120),
+        first_frame: Some(first_line(COINBASE_TRADES)),
         ..quiet_venue()
     })
     .await;
@@ -670,6 +695,12 @@ async fn coinbase_subscribes_heartbeats_so_quiet_channels_stay_open() {
         .filter(|r| r.get("msg").is_some_and(|m| m["channel"] == "heartbeats"))
         .count();
     assert!(hb >= 590, "{hb} heartbeats recorded");
+    assert!(
+        raw_msgs(&recs)
+            .iter()
+            .any(|m| m == first_line(COINBASE_TRADES))
+    );
+    assert!(events(&recs, "subscription_silent").is_empty());
 }
 
 #[tokio::test(start_paused = true)]
