@@ -20,16 +20,6 @@ use wsrec::tools::verify::{IssueKind, Report, Severity, VerifyOptions, verify};
 /// 2026-11-24T11:00:10Z: clear of the hour boundary, so a short recording is one file.
 const T0: u64 = BASE_NS + 20_000_000_000;
 
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/corpus");
-
-fn corpus(name: &str) -> Vec<String> {
-    std::fs::read_to_string(format!("{CORPUS}/{name}"))
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
 fn wsrec() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_wsrec"));
     c.env_remove("RUST_LOG");

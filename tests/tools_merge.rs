@@ -17,7 +17,6 @@ use wsrec::read::discover;
 use wsrec::tools::Progress;
 use wsrec::tools::verify::{Report, VerifyOptions, verify};
 
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/corpus");
 /// 2026-11-24T11:00:10Z.
 const T0: u64 = BASE_NS + 20_000_000_000;
 const MS: u64 = 1_000_000;
@@ -368,14 +367,6 @@ impl Rec {
         )
         .unwrap();
     }
-}
-
-fn corpus(name: &str) -> Vec<String> {
-    std::fs::read_to_string(format!("{CORPUS}/{name}"))
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect()
 }
 
 #[test]

@@ -338,3 +338,14 @@ pub fn numbered(from: usize, n: usize) -> Vec<String> {
         .map(|i| format!(r#"{{"n":{i},"p":"x"}}"#))
         .collect()
 }
+
+/// The frames of a corpus file (real exchange frames, one per line; see
+/// tests/fixtures/corpus/SOURCES.md).
+pub fn corpus(name: &str) -> Vec<String> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/corpus");
+    std::fs::read_to_string(format!("{dir}/{name}"))
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
