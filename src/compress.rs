@@ -223,18 +223,26 @@ pub fn sweep(dir: &Path, codec: Codec, queue: Option<&CompressQueue>) {
             }
             continue;
         }
-        let (Some(ext), Some(queue)) = (extension(codec), queue) else {
+        if !name.ends_with(".jsonl") {
             continue;
-        };
-        if name.ends_with(".jsonl") {
-            let mut done = path.clone().into_os_string();
-            done.push(ext);
-            if Path::new(&done).exists() {
-                // Compressed and verified, but the original outlived a crash: finish the job.
-                let _ = std::fs::remove_file(&path);
-            } else {
-                queue.push(path);
+        }
+        // A compressed copy under its final name was verified before the rename, so an
+        // original next to it outlived a crash between rename and delete: finish the job,
+        // whatever codec is configured now (compression may have been turned off since).
+        let compressed = [Codec::Zstd, Codec::Gzip]
+            .into_iter()
+            .filter_map(extension)
+            .any(|ext| {
+                let mut done = path.clone().into_os_string();
+                done.push(ext);
+                Path::new(&done).exists()
+            });
+        if compressed {
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::warn!(path = %path.display(), error = %e, "Cannot remove a file that was already compressed.");
             }
+        } else if let (Some(_), Some(queue)) = (extension(codec), queue) {
+            queue.push(path);
         }
     }
 }
@@ -506,6 +514,25 @@ mod tests {
         assert_eq!(got, None);
         assert!(path.exists());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn sweep_finishes_a_cut_compression_even_with_compression_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("a.jsonl"), "{}\n").unwrap();
+        std::fs::write(d.join("a.jsonl.zst"), "verified earlier").unwrap();
+        std::fs::write(d.join("b.jsonl"), "{}\n").unwrap();
+        std::fs::write(d.join("b.jsonl.gz"), "verified earlier").unwrap();
+        std::fs::write(d.join("c.jsonl"), "{}\n").unwrap();
+        std::fs::write(d.join("c.jsonl.zst.tmp"), "half").unwrap();
+        sweep(d, Codec::None, None);
+        let mut names: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a.jsonl.zst", "b.jsonl.gz", "c.jsonl"]);
     }
 
     #[tokio::test]
