@@ -37,6 +37,8 @@
 //! - [`recover`] (files a crash left open), [`compress`] (closed files, in the background).
 //! - [`stats`], [`status`], [`clock`], [`error`]: counters, status socket, time, errors.
 //! - [`metrics`]: the Prometheus/OpenMetrics endpoint.
+//! - [`nats`]: the optional live fan-out of every line to NATS JetStream, fed by the writer
+//!   without ever waiting on it.
 //! - [`read`]: the read side: finding, opening (plain, zstd, gzip, `.open`) and streaming
 //!   recording files, parsing envelope lines without re-serialising the message.
 //! - [`tools`]: the commands around a recording: `cat`, `verify`, `stats`, `replay`, `merge`,
@@ -54,6 +56,7 @@ pub mod error;
 pub mod json;
 pub mod manifest;
 pub mod metrics;
+pub mod nats;
 pub mod read;
 pub mod record;
 pub mod recorder;
