@@ -642,6 +642,7 @@ pub async fn run(sink: NatsSink, stop: CancellationToken) {
         window: VecDeque::new(),
         pending: VecDeque::new(),
         up: false,
+        was_up: false,
         retry_at: tokio::time::Instant::now(),
         ensured: false,
         warned_no_stream: false,
@@ -663,7 +664,7 @@ pub async fn run(sink: NatsSink, stop: CancellationToken) {
         if closed && s.window.is_empty() && s.pending.is_empty() {
             break;
         }
-        let can_take = !closed && s.pending.is_empty();
+        let can_take = !closed && (s.pending.is_empty() || s.dropping());
         let ready = s.up && front_ready(&s.window);
         let retry_at = s.retry_at;
         let front = s.window.front_mut().and_then(|l| l.ack.as_mut());
@@ -756,6 +757,8 @@ struct Sink {
     pending: VecDeque<Line>,
     /// Publishing works.
     up: bool,
+    /// Publishing has worked before (until then lines wait in the queue, whatever the policy).
+    was_up: bool,
     /// While down: when to look at the connection again.
     retry_at: tokio::time::Instant,
     /// `stream_name` exists (or none is configured).
@@ -774,6 +777,7 @@ impl Sink {
         self.shared.up.store(up, Relaxed);
         let stats = self.shared.nats();
         if up {
+            self.was_up = true;
             stats.set_state(NatsState::Connected);
             tracing::info!(
                 dropped_while_down = self.down_since_lost,
@@ -787,10 +791,16 @@ impl Sink {
         }
     }
 
+    /// Lines taken from the queue are dropped: `drop_newest` while publishing is down (after
+    /// it has worked once).
+    fn dropping(&self) -> bool {
+        !self.up && self.was_up && self.config.when_full == WhenFull::DropNewest
+    }
+
     /// Takes a batch of copies from the queue; under `drop_newest` while down, drops it.
     fn take(&mut self, c: Copies) {
         let lines = split(c, &mut self.next_id);
-        if !self.up && self.config.when_full == WhenFull::DropNewest {
+        if self.dropping() {
             for l in &lines {
                 self.drop_line(l);
             }
