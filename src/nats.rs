@@ -29,12 +29,14 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::Clock;
 use crate::config::{Secret, WhenFull};
 use crate::error::ConfigError;
 use crate::record::Batch;
 
-/// The `[nats]` table: where and how recorded lines are published.
-#[derive(Clone, Debug, Deserialize)]
+/// The `[nats]` table: where and how recorded lines are published. Its `Debug` output masks
+/// the URL's user info; token and password are [`Secret`]s.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NatsConfig {
     /// Server URL(s), `nats://host:4222` (`tls://` for TLS); several separated by commas.
@@ -75,6 +77,30 @@ pub struct NatsConfig {
         deserialize_with = "crate::config::duration"
     )]
     pub ack_timeout: Duration,
+}
+
+impl std::fmt::Debug for NatsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let urls: Vec<String> = self
+            .url
+            .split(',')
+            .map(|u| crate::config::mask_url(u.trim()))
+            .collect();
+        f.debug_struct("NatsConfig")
+            .field("url", &urls.join(","))
+            .field("credentials_file", &self.credentials_file)
+            .field("token", &self.token)
+            .field("user", &self.user)
+            .field("password", &self.password)
+            .field("subject", &self.subject)
+            .field("stream_name", &self.stream_name)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("queue_messages", &self.queue_messages)
+            .field("queue_bytes", &self.queue_bytes)
+            .field("when_full", &self.when_full)
+            .field("ack_timeout", &self.ack_timeout)
+            .finish()
+    }
 }
 
 fn default_subject() -> String {
@@ -271,6 +297,18 @@ pub struct NatsStats {
     pub queued_bytes: AtomicU64,
 }
 
+impl NatsState {
+    /// The name shown in status output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Connecting => "connecting",
+            Self::Connected => "connected",
+            Self::Stopped => "stopped",
+        }
+    }
+}
+
 impl NatsStats {
     /// The state.
     pub fn state(&self) -> NatsState {
@@ -417,7 +455,7 @@ impl NatsTx {
     /// Starts the copies of a batch of stream `idx`; `None` when the stream does not publish.
     /// With a queue slot, a pending gap of the stream is marked first: a `nats_gap` event is put
     /// at the front of the batch (so it is written to the file and published).
-    pub fn begin(&self, idx: usize, batch: &mut Batch, now: u64) -> Option<LineCopy> {
+    pub fn begin(&self, idx: usize, batch: &mut Batch, clock: Clock) -> Option<LineCopy> {
         if !self.enabled.get(idx).copied().unwrap_or(false) {
             return None;
         }
@@ -440,7 +478,7 @@ impl NatsTx {
             );
             if gap.lost > 0 {
                 tracing::warn!(stream = %self.shared.stats.streams[idx].name, lost = gap.lost, "NATS fan-out resumed; the lines it missed are marked with a nats_gap event (the file has them all).");
-                let ts = batch.items.first().map_or(now, |i| i.ts);
+                let ts = batch.items.first().map_or_else(|| clock.now_ns(), |i| i.ts);
                 batch.prepend_event(ts, "nats_gap", |f| {
                     f.num("lost", gap.lost)
                         .num("from_ts", gap.from_ts)
@@ -452,8 +490,9 @@ impl NatsTx {
             permit,
             copies: Copies {
                 stream: idx,
-                data: Vec::new(),
-                lines: Vec::new(),
+                // Envelope lines are the payload plus ~60 bytes.
+                data: Vec::with_capacity(batch.data.len() + 64 * batch.items.len()),
+                lines: Vec::with_capacity(batch.items.len()),
             },
             dropped: (0, 0, 0),
         })
@@ -973,4 +1012,131 @@ fn transient(kind: async_nats::jetstream::context::PublishErrorKind) -> bool {
         kind,
         K::TimedOut | K::BrokenPipe | K::StreamNotFound | K::MaxAckPending
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Config;
+
+    const STREAMS: &str = "[[stream]]\nname = 'a'\nurl = 'wss://h/ws'\n[[stream]]\nname = 'b'\nurl = 'wss://h/ws'\nnats = false\n";
+
+    fn parse(nats: &str) -> Result<Config, ConfigError> {
+        let c = Config::from_toml(&format!("{STREAMS}[nats]\n{nats}"))?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    #[test]
+    fn defaults_and_per_stream_opt_out() {
+        let c = parse("url = 'nats://127.0.0.1:4222'").unwrap();
+        let n = c.nats.as_ref().unwrap();
+        assert_eq!(n.subject_for("a"), "wsrec.a");
+        assert_eq!(n.when_full, WhenFull::DropNewest);
+        assert_eq!(n.max_in_flight, 1024);
+        assert_eq!(n.ack_timeout, Duration::from_secs(5));
+        assert!(c.streams[0].nats);
+        assert!(!c.streams[1].nats);
+        let none = Config::from_toml(STREAMS).unwrap();
+        assert!(none.nats.is_none());
+    }
+
+    #[test]
+    fn invalid_settings_name_the_field() {
+        for (toml, field) in [
+            ("url = 'nats://h:4222'\nuser = 'u'", "nats.user"),
+            (
+                "url = 'nats://h:4222'\ntoken = 't'\nuser = 'u'\npassword = 'p'",
+                "nats.credentials_file",
+            ),
+            ("url = 'nats://h:4222'\nsubject = 'wsrec'", "nats.subject"),
+            (
+                "url = 'nats://h:4222'\nsubject = 'wsrec.{stream}.>'",
+                "nats.subject",
+            ),
+            (
+                "url = 'nats://h:4222'\nstream_name = 'a.b'",
+                "nats.stream_name",
+            ),
+            (
+                "url = 'nats://h:4222'\nmax_in_flight = 0",
+                "nats.max_in_flight",
+            ),
+            (
+                "url = 'nats://h:4222'\nmax_in_flight = 10\nqueue_messages = 5",
+                "nats.queue_messages",
+            ),
+            ("url = ''", "nats.url"),
+        ] {
+            match parse(toml) {
+                Err(ConfigError::Invalid { field: f, .. }) => assert_eq!(f, field, "{toml}"),
+                other => panic!("{toml}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            parse("url = 'nats://h:4222'\nsubjekt = 'x'"),
+            Err(ConfigError::Parse { .. })
+        ));
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug() {
+        let c = parse(
+            "url = 'nats://me:hunter2@h:4222,nats://h2:4222'\nuser = 'u'\npassword = 'pw-s3cret'",
+        )
+        .unwrap();
+        let dbg = format!("{:?}", c.nats.unwrap());
+        assert!(!dbg.contains("hunter2"), "{dbg}");
+        assert!(!dbg.contains("pw-s3cret"), "{dbg}");
+        let c = parse("url = 'nats://h:4222'\ntoken = 'tok-s3cret'").unwrap();
+        assert!(!format!("{c:?}").contains("tok-s3cret"));
+    }
+
+    #[test]
+    fn full_queue_counts_lines_and_marks_the_gap_once_up() {
+        let config =
+            parse("url = 'nats://127.0.0.1:4222'\nmax_in_flight = 1\nqueue_messages = 1").unwrap();
+        let stats = Arc::new(crate::stats::Stats::new(
+            config
+                .streams
+                .iter()
+                .map(|s| Arc::new(crate::stats::StreamStats::new(&s.name, "")))
+                .collect(),
+            10,
+        ));
+        let (tx, mut sink) = channel(config.nats.as_ref().unwrap(), &config, stats.clone(), 1);
+        let clock = Clock::System;
+        // The stream that opted out gets no copies.
+        assert!(tx.begin(1, &mut Batch::new(1, 1), clock).is_none());
+        // The first batch fills the queue (one line), the next two are counted.
+        let mut first = tx.begin(0, &mut Batch::new(0, 1), clock).unwrap();
+        first.push(b"line-1", 10);
+        tx.finish(first);
+        for ts in [20, 30] {
+            let mut c = tx.begin(0, &mut Batch::new(0, 1), clock).unwrap();
+            c.push(b"line", ts);
+            tx.finish(c);
+        }
+        assert_eq!(stats.nats.dropped.load(Relaxed), 2);
+        assert_eq!(stats.nats.queued.load(Relaxed), 1);
+        // Not marked while publishing is down.
+        assert!(!tx.gap_due(0));
+        let taken = sink.rx.try_recv().unwrap();
+        assert_eq!(taken.data, b"line-1");
+        sink.shared.release(1, 6);
+        sink.shared.up.store(true, Relaxed);
+        assert!(tx.gap_due(0));
+        let mut batch = Batch::new(0, 1);
+        batch.push_message(40, crate::record::Kind::Text, b"{}");
+        let copy = tx.begin(0, &mut batch, clock).unwrap();
+        let (item, bytes) = batch.iter().next().unwrap();
+        assert_eq!(item.kind, crate::record::Kind::Event);
+        assert_eq!(
+            bytes,
+            br#""event":"nats_gap","lost":2,"from_ts":20,"to_ts":30"#
+        );
+        assert_eq!(item.ts, 40);
+        assert!(!tx.gap_due(0));
+        drop(copy);
+    }
 }

@@ -787,8 +787,12 @@ pub fn render_table(s: &Snapshot, now_ns: u64) -> String {
     }
     if let Some(n) = &s.nats {
         out.push_str(&format!(
-            "nats: {:?} | published {} | dropped {} | in flight {} | queued {}\n",
-            n.state, n.published, n.dropped, n.in_flight, n.queued
+            "nats: {} | published {} | dropped {} | in flight {} | queued {}\n",
+            n.state.name(),
+            n.published,
+            n.dropped,
+            n.in_flight,
+            n.queued
         ));
     }
     if s.disk_stopped {

@@ -335,11 +335,11 @@ impl Writer {
                 f.num("lost", lost).num("from_ts", from).num("to_ts", to);
             });
         }
-        let now = self.clock.now_ns();
+        let clock = self.clock;
         let mut copy = self
             .nats
             .as_ref()
-            .and_then(|n| n.begin(idx, &mut batch, now));
+            .and_then(|n| n.begin(idx, &mut batch, clock));
         self.prefix.clear();
         self.prefix.extend_from_slice(b",\"stream\":");
         self.prefix.extend_from_slice(&state.sink.name_json);

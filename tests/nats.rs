@@ -195,6 +195,28 @@ async fn publishes_every_line_byte_for_byte_in_order() {
     rec.wait_until(|s| s.nats.published.load(Relaxed) == written(s))
         .await;
     let stats = rec.stats.clone();
+    // Status and metrics show the sink.
+    let published = stats.nats.published.load(Relaxed);
+    let table = wsrec::status::render_table(&stats.snapshot(), 0);
+    assert!(
+        table.contains(&format!(
+            "nats: connected | published {published} | dropped 0 | in flight 0 | queued 0"
+        )),
+        "{table}"
+    );
+    let scrape = wsrec::metrics::Scrape {
+        now_ns: 0,
+        start_ns: 0,
+    };
+    let metrics = wsrec::metrics::render(&stats, &scrape, wsrec::metrics::Format::Prometheus);
+    for line in [
+        format!("wsrec_nats_published_lines_total {published}"),
+        "wsrec_nats_dropped_lines_total 0".to_owned(),
+        "wsrec_nats_connected 1".to_owned(),
+        "wsrec_nats_in_flight 0".to_owned(),
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
+    }
     rec.stop().await;
     assert_eq!(stats.nats.dropped.load(Relaxed), 0);
     assert_eq!(stats.nats.state(), NatsState::Stopped);
