@@ -141,6 +141,20 @@ impl NatsConfig {
         }
     }
 
+    /// The subjects a created JetStream stream covers: `prefix.>` for a template ending in
+    /// `.{stream}` (the same for every shard, whatever streams it records), else `subjects`.
+    fn stream_subjects(&self, subjects: &[async_nats::Subject]) -> Vec<String> {
+        match self.subject.strip_suffix(".{stream}") {
+            Some(prefix) if !prefix.contains("{stream}") => vec![format!("{prefix}.>")],
+            _ => {
+                let mut all: Vec<String> = subjects.iter().map(|s| s.to_string()).collect();
+                all.sort();
+                all.dedup();
+                all
+            }
+        }
+    }
+
     /// The subject of a stream's lines.
     pub fn subject_for(&self, stream: &str) -> String {
         self.subject.replace("{stream}", stream)
@@ -533,7 +547,8 @@ pub struct NatsSink {
     rx: mpsc::Receiver<Copies>,
     shared: Arc<Shared>,
     subjects: Vec<async_nats::Subject>,
-    run_id: u64,
+    /// Host, pid and start time: message ids are unique across shards and restarts.
+    id_prefix: String,
 }
 
 /// The writer's end and the sink of a recorder; `run_id` (the start time) makes message ids
@@ -574,7 +589,11 @@ pub fn channel(
             rx,
             shared,
             subjects,
-            run_id,
+            id_prefix: format!(
+                "{}-{}-{run_id:x}",
+                gethostname::gethostname().to_string_lossy(),
+                std::process::id()
+            ),
         },
     )
 }
@@ -637,7 +656,7 @@ pub async fn run(sink: NatsSink, stop: CancellationToken) {
         mut rx,
         shared,
         subjects,
-        run_id,
+        id_prefix,
     } = sink;
     let stats = shared.nats();
     let options = match config.options().await {
@@ -676,7 +695,7 @@ pub async fn run(sink: NatsSink, stop: CancellationToken) {
         config,
         shared: shared.clone(),
         subjects,
-        run_id,
+        id_prefix,
         next_id: 0,
         window: VecDeque::new(),
         pending: VecDeque::new(),
@@ -788,7 +807,7 @@ struct Sink {
     config: NatsConfig,
     shared: Arc<Shared>,
     subjects: Vec<async_nats::Subject>,
-    run_id: u64,
+    id_prefix: String,
     next_id: u64,
     /// Published, ack outstanding, in order.
     window: VecDeque<Line>,
@@ -864,9 +883,7 @@ impl Sink {
             self.ensured = true;
             return true;
         };
-        let mut subjects: Vec<String> = self.subjects.iter().map(|s| s.to_string()).collect();
-        subjects.sort();
-        subjects.dedup();
+        let subjects = self.config.stream_subjects(&self.subjects);
         let config = async_nats::jetstream::stream::Config {
             name: name.clone(),
             subjects,
@@ -896,7 +913,7 @@ impl Sink {
     ) -> Result<(), bool> {
         let publish = async_nats::jetstream::message::PublishMessage::build()
             .payload(line.payload.clone())
-            .message_id(format!("{:x}-{}", self.run_id, line.id));
+            .message_id(format!("{}-{}", self.id_prefix, line.id));
         match js
             .send_publish(self.subjects[line.stream].clone(), publish)
             .await
@@ -1032,6 +1049,13 @@ mod tests {
         let c = parse("url = 'nats://127.0.0.1:4222'").unwrap();
         let n = c.nats.as_ref().unwrap();
         assert_eq!(n.subject_for("a"), "wsrec.a");
+        assert_eq!(n.stream_subjects(&[]), ["wsrec.>"]);
+        let mut other = n.clone();
+        other.subject = "{stream}.trades".into();
+        assert_eq!(
+            other.stream_subjects(&["b.trades".into(), "a.trades".into()]),
+            ["a.trades", "b.trades"]
+        );
         assert_eq!(n.when_full, WhenFull::DropNewest);
         assert_eq!(n.max_in_flight, 1024);
         assert_eq!(n.ack_timeout, Duration::from_secs(5));
