@@ -1131,7 +1131,7 @@ fn opt_seconds_or_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Dur
     opt_duration(d)
 }
 
-fn byte_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+pub(crate) fn byte_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     match NumOrStr::deserialize(d)? {
         NumOrStr::Num(n) => Ok(n),
         NumOrStr::Str(s) => parse_byte_size(&s).map_err(serde::de::Error::custom),

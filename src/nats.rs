@@ -66,7 +66,10 @@ pub struct NatsConfig {
     #[serde(default = "default_queue_messages")]
     pub queue_messages: usize,
     /// Bytes of those lines, at most.
-    #[serde(default = "default_queue_bytes")]
+    #[serde(
+        default = "default_queue_bytes",
+        deserialize_with = "crate::config::byte_size"
+    )]
     pub queue_bytes: u64,
     /// What the sink does while NATS is unreachable (the writer never waits either way).
     #[serde(default = "default_when_full")]
@@ -1059,6 +1062,9 @@ mod tests {
         assert_eq!(n.when_full, WhenFull::DropNewest);
         assert_eq!(n.max_in_flight, 1024);
         assert_eq!(n.ack_timeout, Duration::from_secs(5));
+        assert_eq!(n.queue_bytes, 64 << 20);
+        let sized = parse("url = 'nats://h:4222'\nqueue_bytes = '1MiB'").unwrap();
+        assert_eq!(sized.nats.unwrap().queue_bytes, 1 << 20);
         assert!(c.streams[0].nats);
         assert!(!c.streams[1].nats);
         let none = Config::from_toml(STREAMS).unwrap();
