@@ -305,3 +305,77 @@ async fn a_nats_restart_never_stops_recording_and_the_gap_is_marked() {
     let tail = &lines[last_gap..];
     assert_eq!(&published[published.len() - tail.len()..], tail);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn block_holds_lines_through_an_outage_and_publishes_them_after() {
+    let storage = tempfile::tempdir().unwrap();
+    let mut nats = NatsServer::start(storage.path());
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = TestServer::start().await;
+    let mut cfg = config(dir.path(), vec![stream("feed", &server.url())]);
+    let mut n = nats_config(&nats.url());
+    n.when_full = wsrec::WhenFull::Block;
+    cfg.nats = Some(n);
+    let rec = start(cfg, BASE);
+    rec.wait_until(|s| nats_state(s) == NatsState::Connected)
+        .await;
+    let mut conn = server.accept().await;
+    conn.send_all(numbered(0, 100)).await;
+    rec.wait_until(|s| s.nats.published.load(Relaxed) == written(s) && written(s) > 100)
+        .await;
+
+    nats.stop();
+    conn.send_all(numbered(100, 100)).await;
+    rec.wait_until(|s| nats_state(s) == NatsState::Connecting)
+        .await;
+    conn.send_all(numbered(200, 100)).await;
+    rec.wait_messages(300).await;
+    // Held, not dropped.
+    rec.wait_until(|s| s.nats.queued.load(Relaxed) > 0).await;
+    assert_eq!(rec.stats.nats.dropped.load(Relaxed), 0);
+
+    nats.restart();
+    rec.wait_until(|s| s.nats.published.load(Relaxed) == written(s))
+        .await;
+    let stats = rec.stats.clone();
+    rec.stop().await;
+    assert_eq!(stats.nats.dropped.load(Relaxed), 0);
+    let lines = file_lines(dir.path());
+    assert_eq!(messages(&records(dir.path())), numbered(0, 300));
+    assert_eq!(read_back(&nats.url()).await, lines);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_while_nats_is_down_keeps_its_deadline_and_counts_what_is_left() {
+    let storage = tempfile::tempdir().unwrap();
+    let mut nats = NatsServer::start(storage.path());
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = TestServer::start().await;
+    let mut cfg = config(dir.path(), vec![stream("feed", &server.url())]);
+    cfg.shutdown_timeout = Duration::from_secs(2);
+    let mut n = nats_config(&nats.url());
+    n.when_full = wsrec::WhenFull::Block;
+    cfg.nats = Some(n);
+    let rec = start(cfg, BASE);
+    rec.wait_until(|s| nats_state(s) == NatsState::Connected)
+        .await;
+    let mut conn = server.accept().await;
+    conn.send_all(numbered(0, 50)).await;
+    rec.wait_until(|s| s.nats.published.load(Relaxed) == written(s) && written(s) > 50)
+        .await;
+    nats.stop();
+    conn.send_all(numbered(50, 50)).await;
+    rec.wait_messages(100).await;
+    let stats = rec.stats.clone();
+    let started = std::time::Instant::now();
+    rec.stop().await;
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(stats.nats.state(), NatsState::Stopped);
+    // Every line is in the file; what NATS did not ack is counted.
+    assert_eq!(messages(&records(dir.path())), numbered(0, 100));
+    let lines = file_lines(dir.path()).len() as u64;
+    let published = stats.nats.published.load(Relaxed);
+    assert!(published < lines);
+    assert_eq!(published + stats.nats.dropped.load(Relaxed), lines);
+    assert_eq!(stats.nats.queued.load(Relaxed), 0);
+}
