@@ -176,24 +176,62 @@ fn written(s: &Stats) -> u64 {
     s.streams[0].lines_written.load(Relaxed)
 }
 
+/// A NATS server, a WebSocket server and a recorder publishing to NATS, connected to both.
+struct Rig {
+    nats: NatsServer,
+    dir: tempfile::TempDir,
+    rec: Running,
+    conn: ServerConn,
+    _storage: tempfile::TempDir,
+    _server: TestServer,
+}
+
+impl Rig {
+    async fn start(policy: wsrec::WhenFull, shutdown_timeout: Duration) -> Self {
+        let storage = tempfile::tempdir().unwrap();
+        let nats = NatsServer::start(storage.path());
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = TestServer::start().await;
+        let mut cfg = config(dir.path(), vec![stream("feed", &server.url())]);
+        cfg.shutdown_timeout = shutdown_timeout;
+        let mut n = nats_config(&nats.url());
+        n.when_full = policy;
+        cfg.nats = Some(n);
+        let rec = start(cfg, BASE);
+        rec.wait_until(|s| nats_state(s) == NatsState::Connected)
+            .await;
+        let conn = server.accept().await;
+        Self {
+            nats,
+            dir,
+            rec,
+            conn,
+            _storage: storage,
+            _server: server,
+        }
+    }
+
+    /// Sends `numbered(from, n)` and waits until the recorder has it and NATS has acked every
+    /// line written so far.
+    async fn send_published(&mut self, from: usize, n: usize) {
+        self.conn.send_all(numbered(from, n)).await;
+        self.rec.wait_messages((from + n) as u64).await;
+        self.rec
+            .wait_until(|s| s.nats.published.load(Relaxed) == written(s))
+            .await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publishes_every_line_byte_for_byte_in_order() {
-    let storage = tempfile::tempdir().unwrap();
-    let nats = NatsServer::start(storage.path());
-    let dir = tempfile::tempdir().unwrap();
-    let mut server = TestServer::start().await;
-    let mut cfg = config(dir.path(), vec![stream("feed", &server.url())]);
-    cfg.nats = Some(nats_config(&nats.url()));
-    let rec = start(cfg, BASE);
-    rec.wait_until(|s| nats_state(s) == NatsState::Connected)
+    let mut rig = Rig::start(wsrec::WhenFull::DropNewest, Duration::from_secs(10)).await;
+    rig.conn.send_all(numbered(0, 500)).await;
+    rig.conn.send_text(r#"{"last":true}"#).await;
+    rig.rec.wait_messages(501).await;
+    rig.rec
+        .wait_until(|s| s.nats.published.load(Relaxed) == written(s))
         .await;
-
-    let mut conn = server.accept().await;
-    conn.send_all(numbered(0, 500)).await;
-    conn.send_text(r#"{"last":true}"#).await;
-    rec.wait_messages(501).await;
-    rec.wait_until(|s| s.nats.published.load(Relaxed) == written(s))
-        .await;
+    let Rig { nats, dir, rec, .. } = rig;
     let stats = rec.stats.clone();
     // Status and metrics show the sink.
     let published = stats.nats.published.load(Relaxed);
@@ -221,6 +259,7 @@ async fn publishes_every_line_byte_for_byte_in_order() {
     assert_eq!(stats.nats.dropped.load(Relaxed), 0);
     assert_eq!(stats.nats.state(), NatsState::Stopped);
 
+    // Read back after the recorder stopped: the file's lines, byte for byte, in order.
     let lines = file_lines(dir.path());
     assert_eq!(messages(&records(dir.path())).len(), 501);
     let published = read_back(&nats.url()).await;
@@ -233,44 +272,37 @@ async fn publishes_every_line_byte_for_byte_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nats_restart_never_stops_recording_and_the_gap_is_marked() {
-    let storage = tempfile::tempdir().unwrap();
-    let mut nats = NatsServer::start(storage.path());
-    let dir = tempfile::tempdir().unwrap();
-    let mut server = TestServer::start().await;
-    let mut cfg = config(dir.path(), vec![stream("feed", &server.url())]);
-    cfg.nats = Some(nats_config(&nats.url()));
-    let rec = start(cfg, BASE);
-    rec.wait_until(|s| nats_state(s) == NatsState::Connected)
-        .await;
-    let mut conn = server.accept().await;
-
+    let mut rig = Rig::start(wsrec::WhenFull::DropNewest, Duration::from_secs(10)).await;
     // Before the outage: everything is published.
-    conn.send_all(numbered(0, 200)).await;
-    rec.wait_messages(200).await;
-    rec.wait_until(|s| s.nats.published.load(Relaxed) == written(s))
-        .await;
+    rig.send_published(0, 200).await;
 
     // The server goes away mid-stream; recording goes on.
-    nats.stop();
-    conn.send_all(numbered(200, 100)).await;
-    rec.wait_messages(300).await;
-    rec.wait_until(|s| nats_state(s) == NatsState::Connecting)
+    rig.nats.stop();
+    rig.conn.send_all(numbered(200, 100)).await;
+    rig.rec.wait_messages(300).await;
+    rig.rec
+        .wait_until(|s| nats_state(s) == NatsState::Connecting)
         .await;
-    conn.send_all(numbered(300, 100)).await;
-    rec.wait_messages(400).await;
-    rec.wait_until(|s| s.nats.dropped.load(Relaxed) > 0).await;
+    rig.conn.send_all(numbered(300, 100)).await;
+    rig.rec.wait_messages(400).await;
+    rig.rec
+        .wait_until(|s| s.nats.dropped.load(Relaxed) > 0)
+        .await;
 
     // It comes back (same port and storage): publishing resumes.
-    nats.restart();
-    rec.wait_until(|s| nats_state(s) == NatsState::Connected)
+    rig.nats.restart();
+    rig.rec
+        .wait_until(|s| nats_state(s) == NatsState::Connected)
         .await;
-    conn.send_all(numbered(400, 100)).await;
-    rec.wait_messages(500).await;
-    rec.wait_until(|s| {
-        s.nats.published.load(Relaxed) + s.nats.dropped.load(Relaxed) == written(s)
-            && s.nats.queued.load(Relaxed) == 0
-    })
-    .await;
+    rig.conn.send_all(numbered(400, 100)).await;
+    rig.rec.wait_messages(500).await;
+    rig.rec
+        .wait_until(|s| {
+            s.nats.published.load(Relaxed) + s.nats.dropped.load(Relaxed) == written(s)
+                && s.nats.queued.load(Relaxed) == 0
+        })
+        .await;
+    let Rig { nats, dir, rec, .. } = rig;
     let stats = rec.stats.clone();
     rec.stop().await;
 
@@ -308,35 +340,27 @@ async fn a_nats_restart_never_stops_recording_and_the_gap_is_marked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn block_holds_lines_through_an_outage_and_publishes_them_after() {
-    let storage = tempfile::tempdir().unwrap();
-    let mut nats = NatsServer::start(storage.path());
-    let dir = tempfile::tempdir().unwrap();
-    let mut server = TestServer::start().await;
-    let mut cfg = config(dir.path(), vec![stream("feed", &server.url())]);
-    let mut n = nats_config(&nats.url());
-    n.when_full = wsrec::WhenFull::Block;
-    cfg.nats = Some(n);
-    let rec = start(cfg, BASE);
-    rec.wait_until(|s| nats_state(s) == NatsState::Connected)
-        .await;
-    let mut conn = server.accept().await;
-    conn.send_all(numbered(0, 100)).await;
-    rec.wait_until(|s| s.nats.published.load(Relaxed) == written(s) && written(s) > 100)
-        .await;
+    let mut rig = Rig::start(wsrec::WhenFull::Block, Duration::from_secs(10)).await;
+    rig.send_published(0, 100).await;
 
-    nats.stop();
-    conn.send_all(numbered(100, 100)).await;
-    rec.wait_until(|s| nats_state(s) == NatsState::Connecting)
+    rig.nats.stop();
+    rig.conn.send_all(numbered(100, 100)).await;
+    rig.rec
+        .wait_until(|s| nats_state(s) == NatsState::Connecting)
         .await;
-    conn.send_all(numbered(200, 100)).await;
-    rec.wait_messages(300).await;
+    rig.conn.send_all(numbered(200, 100)).await;
+    rig.rec.wait_messages(300).await;
     // Held, not dropped.
-    rec.wait_until(|s| s.nats.queued.load(Relaxed) > 0).await;
-    assert_eq!(rec.stats.nats.dropped.load(Relaxed), 0);
-
-    nats.restart();
-    rec.wait_until(|s| s.nats.published.load(Relaxed) == written(s))
+    rig.rec
+        .wait_until(|s| s.nats.queued.load(Relaxed) > 0)
         .await;
+    assert_eq!(rig.rec.stats.nats.dropped.load(Relaxed), 0);
+
+    rig.nats.restart();
+    rig.rec
+        .wait_until(|s| s.nats.published.load(Relaxed) == written(s))
+        .await;
+    let Rig { nats, dir, rec, .. } = rig;
     let stats = rec.stats.clone();
     rec.stop().await;
     assert_eq!(stats.nats.dropped.load(Relaxed), 0);
@@ -347,25 +371,12 @@ async fn block_holds_lines_through_an_outage_and_publishes_them_after() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_while_nats_is_down_keeps_its_deadline_and_counts_what_is_left() {
-    let storage = tempfile::tempdir().unwrap();
-    let mut nats = NatsServer::start(storage.path());
-    let dir = tempfile::tempdir().unwrap();
-    let mut server = TestServer::start().await;
-    let mut cfg = config(dir.path(), vec![stream("feed", &server.url())]);
-    cfg.shutdown_timeout = Duration::from_secs(2);
-    let mut n = nats_config(&nats.url());
-    n.when_full = wsrec::WhenFull::Block;
-    cfg.nats = Some(n);
-    let rec = start(cfg, BASE);
-    rec.wait_until(|s| nats_state(s) == NatsState::Connected)
-        .await;
-    let mut conn = server.accept().await;
-    conn.send_all(numbered(0, 50)).await;
-    rec.wait_until(|s| s.nats.published.load(Relaxed) == written(s) && written(s) > 50)
-        .await;
-    nats.stop();
-    conn.send_all(numbered(50, 50)).await;
-    rec.wait_messages(100).await;
+    let mut rig = Rig::start(wsrec::WhenFull::Block, Duration::from_secs(2)).await;
+    rig.send_published(0, 50).await;
+    rig.nats.stop();
+    rig.conn.send_all(numbered(50, 50)).await;
+    rig.rec.wait_messages(100).await;
+    let Rig { dir, rec, .. } = rig;
     let stats = rec.stats.clone();
     let started = std::time::Instant::now();
     rec.stop().await;
