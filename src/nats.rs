@@ -711,16 +711,25 @@ pub async fn run(sink: NatsSink, stop: CancellationToken) {
     };
     let mut closed = false;
     loop {
-        if !s.up && tokio::time::Instant::now() >= s.retry_at {
-            let connected = client.connection_state() == async_nats::connection::State::Connected;
-            if connected && s.ensure_stream(&js).await && s.republish(&js).await {
-                s.set_up(true);
-            } else {
-                s.retry_at = tokio::time::Instant::now() + DOWN_POLL;
+        // Publishing waits on the client (bounded by `ack_timeout`); the deadline cuts it short.
+        let publish = async {
+            if !s.up && tokio::time::Instant::now() >= s.retry_at {
+                let connected =
+                    client.connection_state() == async_nats::connection::State::Connected;
+                if connected && s.ensure_stream(&js).await && s.republish(&js).await {
+                    s.set_up(true);
+                } else {
+                    s.retry_at = tokio::time::Instant::now() + DOWN_POLL;
+                }
             }
-        }
-        if s.up {
-            s.fill(&js).await;
+            if s.up {
+                s.fill(&js).await;
+            }
+        };
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => break,
+            () = publish => {}
         }
         if closed && s.window.is_empty() && s.pending.is_empty() {
             break;
@@ -742,21 +751,19 @@ pub async fn run(sink: NatsSink, stop: CancellationToken) {
             () = tokio::time::sleep_until(retry_at), if !s.up => {}
         }
     }
-    // Deadline or done: whatever is left is counted (the file has it).
-    let mut left: Vec<Line> = s.window.drain(..).chain(s.pending.drain(..)).collect();
+    // Deadline or done: whatever is left (queued, taken, in flight, or mid-publish when the
+    // deadline struck) is counted (the file has it). No gap mark: the writer is done.
     rx.close();
-    while let Ok(c) = rx.try_recv() {
-        left.extend(split(c, &mut s.next_id));
-    }
-    if !left.is_empty() {
+    while rx.try_recv().is_ok() {}
+    drop(s);
+    let left = stats.queued.swap(0, Relaxed);
+    stats.queued_bytes.store(0, Relaxed);
+    if left > 0 {
+        stats.dropped.fetch_add(left, Relaxed);
         tracing::warn!(
-            lines = left.len(),
+            lines = left,
             "Shutdown: lines not published to NATS before the deadline (the files have them)."
         );
-        for l in &left {
-            shared.lose(l.stream, 1, l.ts, l.ts);
-            shared.release(1, l.payload.len() as u64);
-        }
     }
     stats.in_flight.store(0, Relaxed);
     stats.set_state(NatsState::Stopped);
