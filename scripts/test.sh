@@ -12,6 +12,8 @@ command -v mkfs.ext4 >/dev/null 2>&1 || need_apt+=(e2fsprogs)
 command -v mount >/dev/null 2>&1 || need_apt+=(mount)
 # A real HTTP CONNECT proxy for tests/interop.rs.
 command -v tinyproxy >/dev/null 2>&1 || need_apt+=(tinyproxy)
+# A real NATS server with JetStream for tests/nats.rs (Debian installs it in /usr/sbin).
+command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need_apt+=(nats-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "== installing ${need_apt[*]}"
     sudo=()

@@ -336,10 +336,16 @@ fn apply_stream_flags(s: &mut StreamConfig, a: &RecordArgs) -> Result<(), Config
     Ok(())
 }
 
-/// Logs to stdout and/or a file, at INFO (DEBUG with `--debug`; `RUST_LOG` overrides).
+/// Logs to stdout and/or a file, at INFO (DEBUG with `--debug`; `RUST_LOG` overrides). The NATS
+/// client logs each of its connection events at INFO (every reconnect attempt during an outage);
+/// the fan-out logs the outage itself, so the client is kept to WARN unless `--debug`.
 fn init_logging(config: &Config, debug: bool) -> anyhow::Result<()> {
     use tracing_subscriber::fmt::writer::MakeWriterExt as _;
-    let level = if debug { "debug" } else { "info" };
+    let level = if debug {
+        "debug"
+    } else {
+        "info,async_nats=warn"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let to_stdout = config.log_to_stdout || debug;

@@ -104,6 +104,9 @@ pub struct Config {
     /// Below this much free space: stop writing messages (counted and marked) until space returns.
     #[serde(default = "default_disk_stop")]
     pub disk_stop: Option<Watermark>,
+    /// Live fan-out of every recorded line to NATS JetStream; off when absent.
+    #[serde(default)]
+    pub nats: Option<crate::nats::NatsConfig>,
     /// The streams to record.
     #[serde(default, rename = "stream")]
     pub streams: Vec<StreamConfig>,
@@ -441,6 +444,9 @@ pub struct StreamConfig {
     /// cut to this. Default `"1h"`.
     #[serde(default = "default_retry_after_max", deserialize_with = "duration")]
     pub retry_after_max: Duration,
+    /// With a `[nats]` table: whether this stream's lines are published (default true).
+    #[serde(default = "default_true")]
+    pub nats: bool,
 }
 
 impl StreamConfig {
@@ -488,6 +494,7 @@ impl StreamConfig {
             deflate_server_no_context_takeover: false,
             proxy: None,
             retry_after_max: DEFAULT_RETRY_AFTER_MAX,
+            nats: true,
         }
     }
 
@@ -520,6 +527,7 @@ impl Default for Config {
             compress_level: None,
             disk_warn: default_disk_warn(),
             disk_stop: default_disk_stop(),
+            nats: None,
             streams: Vec::new(),
         }
     }
@@ -638,6 +646,14 @@ impl Config {
                 ));
             }
             s.validate(self.streams.len())?;
+        }
+        if let Some(nats) = &self.nats {
+            nats.validate(
+                self.streams
+                    .iter()
+                    .filter(|s| s.nats)
+                    .map(|s| s.name.as_str()),
+            )?;
         }
         Ok(())
     }
@@ -1091,7 +1107,7 @@ enum NumOrStr {
     Str(String),
 }
 
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     match NumOrStr::deserialize(d)? {
         NumOrStr::Num(n) => Ok(Duration::from_secs(n)),
         NumOrStr::Str(s) => match parse_opt_duration(&s).map_err(serde::de::Error::custom)? {
@@ -1115,7 +1131,7 @@ fn opt_seconds_or_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Dur
     opt_duration(d)
 }
 
-fn byte_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+pub(crate) fn byte_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     match NumOrStr::deserialize(d)? {
         NumOrStr::Num(n) => Ok(n),
         NumOrStr::Str(s) => parse_byte_size(&s).map_err(serde::de::Error::custom),

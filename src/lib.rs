@@ -12,7 +12,9 @@
 //! ([`record::queue`], when full: block or drop and count). One [`writer`] task turns batches
 //! into lines (envelope or raw, validated with [`json`]), picks files by UTC interval
 //! ([`rotation`]) and hands full buffers to the [`disk`] thread, which does every blocking file
-//! operation (append, fsync, rename). So the network never waits on the disk.
+//! operation (append, fsync, rename). So the network never waits on the disk. With `[nats]`, the
+//! writer also offers each batch's encoded lines to the [`nats`] fan-out task without waiting
+//! (a full queue is counted and marked), which publishes them to JetStream.
 //! [`stats`] counters are shared atomics; [`status`] serves them on a Unix socket, and
 //! [`metrics`] over HTTP for Prometheus (`metrics_listen`).
 //!
@@ -37,6 +39,8 @@
 //! - [`recover`] (files a crash left open), [`compress`] (closed files, in the background).
 //! - [`stats`], [`status`], [`clock`], [`error`]: counters, status socket, time, errors.
 //! - [`metrics`]: the Prometheus/OpenMetrics endpoint.
+//! - [`nats`]: the optional live fan-out of every line to NATS JetStream, fed by the writer
+//!   without ever waiting on it.
 //! - [`read`]: the read side: finding, opening (plain, zstd, gzip, `.open`) and streaming
 //!   recording files, parsing envelope lines without re-serialising the message.
 //! - [`tools`]: the commands around a recording: `cat`, `verify`, `stats`, `replay`, `merge`,
@@ -54,6 +58,7 @@ pub mod error;
 pub mod json;
 pub mod manifest;
 pub mod metrics;
+pub mod nats;
 pub mod read;
 pub mod record;
 pub mod recorder;

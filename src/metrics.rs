@@ -278,6 +278,17 @@ const FAMILIES: &[Family] = &[
         Source::Global(|s, _| int(&s.queue_depth))),
     gauge("queue_capacity_messages", "", "Capacity of that queue, in messages.",
         Source::Global(|s, _| Some(Value::Int(s.queue_capacity)))),
+    // The NATS fan-out (absent without [nats]).
+    counter("nats_published_lines", "", "Lines published to NATS JetStream and acked.",
+        Source::Global(|s, _| s.nats.snapshot().map(|n| Value::Int(n.published)))),
+    counter("nats_dropped_lines", "", "Lines not published to NATS (queue full, outage, refused, shutdown); the files have them.",
+        Source::Global(|s, _| s.nats.snapshot().map(|n| Value::Int(n.dropped)))),
+    gauge("nats_in_flight", "", "NATS publishes whose ack is outstanding.",
+        Source::Global(|s, _| s.nats.snapshot().map(|n| Value::Int(n.in_flight)))),
+    gauge("nats_queued_lines", "", "Lines accepted for NATS and not yet acked (queue and in-flight window).",
+        Source::Global(|s, _| s.nats.snapshot().map(|n| Value::Int(n.queued)))),
+    gauge("nats_connected", "", "1 while publishing to NATS works, 0 while it is unreachable.",
+        Source::Global(|s, _| s.nats.snapshot().map(|n| Value::Int(u64::from(n.state == crate::nats::NatsState::Connected))))),
     // Files.
     counter("files_closed", "", "Recording files closed (renamed to their final name).",
         Source::Global(|s, _| int(&s.files_closed))),

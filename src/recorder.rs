@@ -285,6 +285,13 @@ impl Recorder {
             disk,
             stats.clone(),
         );
+        let (writer, nats) = match &config.nats {
+            Some(n) => {
+                let (tx, sink) = crate::nats::channel(n, &config, stats.clone(), clock.now_ns());
+                (writer.with_nats(tx), Some(crate::nats::spawn(sink)))
+            }
+            None => (writer, None),
+        };
         let writer = tokio::spawn(writer.run());
 
         let streams = TaskTracker::new();
@@ -326,11 +333,15 @@ impl Recorder {
             let _ = writer.await;
         })
         .await;
-        // The writer has closed (and queued) every file; compress what time allows.
-        if let Some(c) = compressor {
-            c.finish(config.shutdown_timeout.saturating_sub(started.elapsed()))
-                .await;
-        }
+        // The writer has closed (and queued) every file; compress what time allows, and publish
+        // what is still on its way to NATS.
+        let remaining = config.shutdown_timeout.saturating_sub(started.elapsed());
+        let compress = async {
+            if let Some(c) = compressor {
+                c.finish(remaining).await;
+            }
+        };
+        tokio::join!(compress, crate::nats::finish(nats, remaining));
         side.cancel();
         side_tasks.wait().await;
         match drained {

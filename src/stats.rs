@@ -184,6 +184,8 @@ pub struct Stats {
     /// Where the metrics endpoint listens, once it is bound (it is off unless `metrics_listen`
     /// is set; with port 0 this is how to learn the port).
     pub metrics_addr: std::sync::OnceLock<std::net::SocketAddr>,
+    /// The NATS fan-out's counters (state `off` without `[nats]`).
+    pub nats: crate::nats::NatsStats,
 }
 
 impl Stats {
@@ -202,6 +204,7 @@ impl Stats {
             disk_free: AtomicU64::new(0),
             disk_level: AtomicU8::new(0),
             metrics_addr: std::sync::OnceLock::new(),
+            nats: crate::nats::NatsStats::default(),
         }
     }
 
@@ -226,6 +229,7 @@ impl Stats {
             disk_free: self.disk_free.load(Relaxed),
             disk_low: self.disk_level.load(Relaxed) >= 1,
             disk_stopped: self.disk_level.load(Relaxed) >= 2,
+            nats: self.nats.snapshot(),
             streams,
         }
     }
@@ -277,6 +281,9 @@ pub struct Snapshot {
     /// Free space is below `disk_stop`: messages are counted as lost, not written.
     #[serde(default)]
     pub disk_stopped: bool,
+    /// The NATS fan-out, when configured.
+    #[serde(default)]
+    pub nats: Option<crate::nats::NatsSnapshot>,
     /// Per-stream counters.
     pub streams: Vec<StreamSnapshot>,
 }
@@ -376,6 +383,7 @@ mod tests {
             disk_free: 0,
             disk_low: false,
             disk_stopped: false,
+            nats: None,
             streams: vec![],
         };
         assert_eq!(

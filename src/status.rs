@@ -785,6 +785,16 @@ pub fn render_table(s: &Snapshot, now_ns: u64) -> String {
             s.files_compressed, s.compress_backlog, s.compress_errors
         ));
     }
+    if let Some(n) = &s.nats {
+        out.push_str(&format!(
+            "nats: {} | published {} | dropped {} | in flight {} | queued {}\n",
+            n.state.name(),
+            n.published,
+            n.dropped,
+            n.in_flight,
+            n.queued
+        ));
+    }
     if s.disk_stopped {
         out.push_str(&format!(
             "DISK FULL: {} bytes free, below disk_stop: messages are counted as lost, not written\n",
@@ -1176,6 +1186,7 @@ mod tests {
             disk_free: 0,
             disk_low: false,
             disk_stopped: false,
+            nats: None,
             streams: vec![
                 stream(
                     "a",

@@ -192,6 +192,8 @@ pub struct Writer {
     watermarks: (Option<Watermark>, Option<Watermark>),
     /// 0 fine, 1 below warn, 2 below stop.
     disk_level: u8,
+    /// The NATS fan-out's queue, when configured.
+    nats: Option<crate::nats::NatsTx>,
 }
 
 impl Writer {
@@ -231,7 +233,19 @@ impl Writer {
             prefix: Vec::with_capacity(128),
             watermarks: (settings.disk_warn, settings.disk_stop),
             disk_level: 0,
+            nats: None,
         }
+    }
+
+    /// Also hands a copy of every line to the NATS fan-out (never waiting for it).
+    pub fn with_nats(mut self, nats: crate::nats::NatsTx) -> Self {
+        self.nats = Some(nats);
+        self
+    }
+
+    /// A NATS gap of the stream can be marked now.
+    fn nats_gap_due(&self, idx: usize) -> bool {
+        self.nats.as_ref().is_some_and(|n| n.gap_due(idx))
     }
 
     /// Runs until the queue closes, then flushes and closes every file and stops the disk thread.
@@ -284,7 +298,7 @@ impl Writer {
         self.disk.finish().await;
         for idx in 0..self.streams.len() {
             self.note_io_loss(idx);
-            if self.streams[idx].io_gap_pending > 0 {
+            if self.streams[idx].io_gap_pending > 0 || self.nats_gap_due(idx) {
                 self.write_batch(Batch::new(idx, 0)).await;
             }
         }
@@ -321,6 +335,11 @@ impl Writer {
                 f.num("lost", lost).num("from_ts", from).num("to_ts", to);
             });
         }
+        let clock = self.clock;
+        let mut copy = self
+            .nats
+            .as_ref()
+            .and_then(|n| n.begin(idx, &mut batch, clock));
         self.prefix.clear();
         self.prefix.extend_from_slice(b",\"stream\":");
         self.prefix.extend_from_slice(&state.sink.name_json);
@@ -406,6 +425,9 @@ impl Writer {
                 }
                 buf.extend_from_slice(b"}\n");
             }
+            if let Some(c) = &mut copy {
+                c.push(&out.buf[start..out.buf.len() - 1], item.ts);
+            }
             if item.kind == Kind::Event {
                 out.manifest.event(bytes);
             } else {
@@ -427,6 +449,9 @@ impl Writer {
         }
         let state = &self.streams[idx];
         state.sink.stats.lines_written.fetch_add(lines, Relaxed);
+        if let (Some(n), Some(c)) = (&self.nats, copy) {
+            n.finish(c);
+        }
         self.rx.release(batch.messages);
     }
 
@@ -625,6 +650,9 @@ impl Writer {
     async fn flush_all(&mut self) {
         for idx in 0..self.streams.len() {
             self.note_io_loss(idx);
+            if self.nats_gap_due(idx) {
+                self.write_batch(Batch::new(idx, 0)).await;
+            }
             self.flush_output(idx, false).await;
             self.flush_output(idx, true).await;
             if matches!(self.streams[idx].sink.sync, SyncPolicy::Interval(_)) {

@@ -1,0 +1,392 @@
+//! The live fan-out against a real `nats-server` with JetStream (Debian package `nats-server`,
+//! installed by `scripts/test.sh`), on 127.0.0.1 with its storage in a temporary directory.
+//! Without the binary these tests fail, saying how to install it.
+//!
+//! Real time throughout: the client's timeouts and the server are real.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use common::*;
+use futures::StreamExt;
+use wsrec::nats::{NatsConfig, NatsState};
+use wsrec::stats::Stats;
+
+/// The JetStream stream the recorder is asked to create.
+const STREAM: &str = "WSREC";
+
+/// An hour boundary is 50 minutes away: no rotation during a test.
+const BASE: u64 = BASE_NS + 20_000_000_000;
+
+fn nats_server_bin() -> PathBuf {
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default();
+    on_path
+        .into_iter()
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
+        .map(|d| d.join("nats-server"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "nats-server is not installed: these tests need a real NATS server with \
+                 JetStream. Run `bash scripts/test.sh` (it installs it) or \
+                 `apt-get install nats-server`."
+            )
+        })
+}
+
+/// A `nats-server -js` on 127.0.0.1, storing under `dir`.
+struct NatsServer {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl NatsServer {
+    fn start(dir: &Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut s = Self {
+            child: None,
+            port,
+            dir: dir.to_owned(),
+        };
+        s.restart();
+        s
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server (again: same port, same storage) and waits until it accepts
+    /// connections.
+    fn restart(&mut self) {
+        assert!(self.child.is_none());
+        let child = Command::new(nats_server_bin())
+            .args(["-js", "-a", "127.0.0.1", "-p"])
+            .arg(self.port.to_string())
+            .arg("-sd")
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot start nats-server");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("nats-server exited at start: {status}");
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nats-server does not listen"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the server the way an operator would (SIGTERM) and waits for it to exit.
+    fn stop(&mut self) {
+        let mut child = self.child.take().expect("not running");
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn nats_config(url: &str) -> NatsConfig {
+    let mut n = NatsConfig::new(url);
+    n.stream_name = Some(STREAM.into());
+    n.ack_timeout = Duration::from_millis(500);
+    n.max_in_flight = 64;
+    n
+}
+
+/// Every line of every recording file under `dir`, in order.
+fn file_lines(dir: &Path) -> Vec<String> {
+    files(dir)
+        .iter()
+        .filter(|f| f.to_string_lossy().ends_with(".jsonl"))
+        .flat_map(|f| read_text(f).lines().map(str::to_owned).collect::<Vec<_>>())
+        .collect()
+}
+
+/// Everything in the JetStream stream, read by a pull consumer from the start.
+async fn read_back(url: &str) -> Vec<String> {
+    use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+    let client = async_nats::connect(url).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let mut stream = js.get_stream(STREAM).await.unwrap();
+    let expected = stream.info().await.unwrap().state.messages as usize;
+    let consumer = stream
+        .create_consumer(pull::Config {
+            deliver_policy: DeliverPolicy::All,
+            ack_policy: AckPolicy::None,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut messages = consumer.messages().await.unwrap();
+    let mut out = Vec::with_capacity(expected);
+    while out.len() < expected {
+        let m = tokio::time::timeout(Duration::from_secs(20), messages.next())
+            .await
+            .expect("the consumer stalled")
+            .expect("the consumer ended")
+            .unwrap();
+        assert_eq!(m.subject.as_str(), "wsrec.feed");
+        out.push(String::from_utf8(m.payload.to_vec()).unwrap());
+    }
+    out
+}
+
+fn nats_state(s: &Stats) -> NatsState {
+    s.nats.state()
+}
+
+/// Lines written to files so far (stream 0).
+fn written(s: &Stats) -> u64 {
+    s.streams[0].lines_written.load(Relaxed)
+}
+
+/// A NATS server, a WebSocket server and a recorder publishing to NATS, connected to both.
+struct Rig {
+    nats: NatsServer,
+    dir: tempfile::TempDir,
+    rec: Running,
+    conn: ServerConn,
+    _storage: tempfile::TempDir,
+    _server: TestServer,
+}
+
+impl Rig {
+    async fn start(policy: wsrec::WhenFull, shutdown_timeout: Duration) -> Self {
+        let storage = tempfile::tempdir().unwrap();
+        let nats = NatsServer::start(storage.path());
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = TestServer::start().await;
+        let mut cfg = config(dir.path(), vec![stream("feed", &server.url())]);
+        cfg.shutdown_timeout = shutdown_timeout;
+        let mut n = nats_config(&nats.url());
+        n.when_full = policy;
+        cfg.nats = Some(n);
+        let rec = start(cfg, BASE);
+        rec.wait_until(|s| nats_state(s) == NatsState::Connected)
+            .await;
+        let conn = server.accept().await;
+        Self {
+            nats,
+            dir,
+            rec,
+            conn,
+            _storage: storage,
+            _server: server,
+        }
+    }
+
+    /// Sends `numbered(from, n)` and waits until the recorder has it and NATS has acked every
+    /// line written so far.
+    async fn send_published(&mut self, from: usize, n: usize) {
+        self.conn.send_all(numbered(from, n)).await;
+        self.rec.wait_messages((from + n) as u64).await;
+        self.rec
+            .wait_until(|s| s.nats.published.load(Relaxed) == written(s))
+            .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_every_line_byte_for_byte_in_order() {
+    let mut rig = Rig::start(wsrec::WhenFull::DropNewest, Duration::from_secs(10)).await;
+    rig.conn.send_all(numbered(0, 500)).await;
+    rig.conn.send_text(r#"{"last":true}"#).await;
+    rig.rec.wait_messages(501).await;
+    rig.rec
+        .wait_until(|s| s.nats.published.load(Relaxed) == written(s))
+        .await;
+    let Rig { nats, dir, rec, .. } = rig;
+    let stats = rec.stats.clone();
+    // Status and metrics show the sink.
+    let published = stats.nats.published.load(Relaxed);
+    let table = wsrec::status::render_table(&stats.snapshot(), 0);
+    assert!(
+        table.contains(&format!(
+            "nats: connected | published {published} | dropped 0 | in flight 0 | queued 0"
+        )),
+        "{table}"
+    );
+    let scrape = wsrec::metrics::Scrape {
+        now_ns: 0,
+        start_ns: 0,
+    };
+    let metrics = wsrec::metrics::render(&stats, &scrape, wsrec::metrics::Format::Prometheus);
+    for line in [
+        format!("wsrec_nats_published_lines_total {published}"),
+        "wsrec_nats_dropped_lines_total 0".to_owned(),
+        "wsrec_nats_connected 1".to_owned(),
+        "wsrec_nats_in_flight 0".to_owned(),
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
+    }
+    rec.stop().await;
+    assert_eq!(stats.nats.dropped.load(Relaxed), 0);
+    assert_eq!(stats.nats.state(), NatsState::Stopped);
+
+    // Read back after the recorder stopped: the file's lines, byte for byte, in order.
+    let lines = file_lines(dir.path());
+    assert_eq!(messages(&records(dir.path())).len(), 501);
+    let published = read_back(&nats.url()).await;
+    assert_eq!(published.len(), lines.len());
+    for (i, (p, f)) in published.iter().zip(&lines).enumerate() {
+        assert_eq!(p, f, "line {i} differs");
+    }
+    assert_eq!(stats.nats.published.load(Relaxed), lines.len() as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_restart_never_stops_recording_and_the_gap_is_marked() {
+    let mut rig = Rig::start(wsrec::WhenFull::DropNewest, Duration::from_secs(10)).await;
+    // Before the outage: everything is published.
+    rig.send_published(0, 200).await;
+
+    // The server goes away mid-stream; recording goes on.
+    rig.nats.stop();
+    rig.conn.send_all(numbered(200, 100)).await;
+    rig.rec.wait_messages(300).await;
+    rig.rec
+        .wait_until(|s| nats_state(s) == NatsState::Connecting)
+        .await;
+    rig.conn.send_all(numbered(300, 100)).await;
+    rig.rec.wait_messages(400).await;
+    rig.rec
+        .wait_until(|s| s.nats.dropped.load(Relaxed) > 0)
+        .await;
+
+    // It comes back (same port and storage): publishing resumes.
+    rig.nats.restart();
+    rig.rec
+        .wait_until(|s| nats_state(s) == NatsState::Connected)
+        .await;
+    rig.conn.send_all(numbered(400, 100)).await;
+    rig.rec.wait_messages(500).await;
+    rig.rec
+        .wait_until(|s| {
+            s.nats.published.load(Relaxed) + s.nats.dropped.load(Relaxed) == written(s)
+                && s.nats.queued.load(Relaxed) == 0
+        })
+        .await;
+    let Rig { nats, dir, rec, .. } = rig;
+    let stats = rec.stats.clone();
+    rec.stop().await;
+
+    // The file is complete.
+    let recs = records(dir.path());
+    assert_eq!(messages(&recs), numbered(0, 500));
+    let lines = file_lines(dir.path());
+    let published = read_back(&nats.url()).await;
+
+    // NATS has the file's lines, in order, minus exactly what the gap events say.
+    let mut rest = lines.iter();
+    for (i, p) in published.iter().enumerate() {
+        assert!(
+            rest.any(|f| f == p),
+            "published line {i} is not in the file in order: {p}"
+        );
+    }
+    let gaps = events(&recs, "nats_gap");
+    assert!(!gaps.is_empty(), "no nats_gap event");
+    let lost: u64 = gaps.iter().map(|g| g["lost"].as_u64().unwrap()).sum();
+    assert!(lost > 0);
+    assert_eq!(lost, (lines.len() - published.len()) as u64);
+    assert_eq!(stats.nats.dropped.load(Relaxed), lost);
+    for g in &gaps {
+        assert!(g["from_ts"].as_u64().unwrap() <= g["to_ts"].as_u64().unwrap());
+    }
+    // Everything after the last gap mark reached NATS, the mark included.
+    let last_gap = lines
+        .iter()
+        .rposition(|l| l.contains(r#""event":"nats_gap""#))
+        .unwrap();
+    let tail = &lines[last_gap..];
+    assert_eq!(&published[published.len() - tail.len()..], tail);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn block_holds_lines_through_an_outage_and_publishes_them_after() {
+    let mut rig = Rig::start(wsrec::WhenFull::Block, Duration::from_secs(10)).await;
+    rig.send_published(0, 100).await;
+
+    rig.nats.stop();
+    rig.conn.send_all(numbered(100, 100)).await;
+    rig.rec
+        .wait_until(|s| nats_state(s) == NatsState::Connecting)
+        .await;
+    rig.conn.send_all(numbered(200, 100)).await;
+    rig.rec.wait_messages(300).await;
+    // Held, not dropped.
+    rig.rec
+        .wait_until(|s| s.nats.queued.load(Relaxed) > 0)
+        .await;
+    assert_eq!(rig.rec.stats.nats.dropped.load(Relaxed), 0);
+
+    rig.nats.restart();
+    rig.rec
+        .wait_until(|s| s.nats.published.load(Relaxed) == written(s))
+        .await;
+    let Rig { nats, dir, rec, .. } = rig;
+    let stats = rec.stats.clone();
+    rec.stop().await;
+    assert_eq!(stats.nats.dropped.load(Relaxed), 0);
+    let lines = file_lines(dir.path());
+    assert_eq!(messages(&records(dir.path())), numbered(0, 300));
+    assert_eq!(read_back(&nats.url()).await, lines);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_while_nats_is_down_keeps_its_deadline_and_counts_what_is_left() {
+    let mut rig = Rig::start(wsrec::WhenFull::Block, Duration::from_secs(2)).await;
+    rig.send_published(0, 50).await;
+    rig.nats.stop();
+    rig.conn.send_all(numbered(50, 50)).await;
+    rig.rec.wait_messages(100).await;
+    let Rig { dir, rec, .. } = rig;
+    let stats = rec.stats.clone();
+    let started = std::time::Instant::now();
+    rec.stop().await;
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(stats.nats.state(), NatsState::Stopped);
+    // Every line is in the file; what NATS did not ack is counted.
+    assert_eq!(messages(&records(dir.path())), numbered(0, 100));
+    let lines = file_lines(dir.path()).len() as u64;
+    let published = stats.nats.published.load(Relaxed);
+    assert!(published < lines);
+    assert_eq!(published + stats.nats.dropped.load(Relaxed), lines);
+    assert_eq!(stats.nats.queued.load(Relaxed), 0);
+}
