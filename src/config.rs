@@ -104,6 +104,9 @@ pub struct Config {
     /// Below this much free space: stop writing messages (counted and marked) until space returns.
     #[serde(default = "default_disk_stop")]
     pub disk_stop: Option<Watermark>,
+    /// Upload of sealed files to object storage (`[upload]`); off when absent.
+    #[serde(default)]
+    pub upload: Option<crate::upload::UploadConfig>,
     /// The streams to record.
     #[serde(default, rename = "stream")]
     pub streams: Vec<StreamConfig>,
@@ -520,6 +523,7 @@ impl Default for Config {
             compress_level: None,
             disk_warn: default_disk_warn(),
             disk_stop: default_disk_stop(),
+            upload: None,
             streams: Vec::new(),
         }
     }
@@ -627,6 +631,9 @@ impl Config {
         }
         if self.flush_interval.is_zero() {
             return Err(invalid("flush_interval", "must be greater than 0"));
+        }
+        if let Some(u) = &self.upload {
+            u.validate()?;
         }
         let mut seen = std::collections::HashSet::new();
         for s in &self.streams {
@@ -1091,7 +1098,7 @@ enum NumOrStr {
     Str(String),
 }
 
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     match NumOrStr::deserialize(d)? {
         NumOrStr::Num(n) => Ok(Duration::from_secs(n)),
         NumOrStr::Str(s) => match parse_opt_duration(&s).map_err(serde::de::Error::custom)? {
@@ -1115,7 +1122,7 @@ fn opt_seconds_or_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Dur
     opt_duration(d)
 }
 
-fn byte_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+pub(crate) fn byte_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     match NumOrStr::deserialize(d)? {
         NumOrStr::Num(n) => Ok(n),
         NumOrStr::Str(s) => parse_byte_size(&s).map_err(serde::de::Error::custom),

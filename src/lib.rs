@@ -35,6 +35,8 @@
 //! - [`record`]: batches, events and the bounded queue between the two sides.
 //! - [`writer`], [`rotation`], [`disk`], [`json`], [`manifest`]: the file side.
 //! - [`recover`] (files a crash left open), [`compress`] (closed files, in the background).
+//! - [`upload`]: sealed files (compressed when compression is on) and their manifests to
+//!   S3-compatible object storage, on tokio tasks of their own, resumed at start by a sweep.
 //! - [`stats`], [`status`], [`clock`], [`error`]: counters, status socket, time, errors.
 //! - [`metrics`]: the Prometheus/OpenMetrics endpoint.
 //! - [`read`]: the read side: finding, opening (plain, zstd, gzip, `.open`) and streaming
@@ -64,6 +66,7 @@ pub mod status;
 pub mod stream;
 pub mod tools;
 pub mod transport;
+pub mod upload;
 pub mod venue;
 pub mod writer;
 
