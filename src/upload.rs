@@ -568,7 +568,8 @@ async fn run(ctx: Arc<Ctx>, mut rx: mpsc::UnboundedReceiver<PathBuf>, concurrenc
     let mut jobs = tokio::task::JoinSet::new();
     let mut in_flight: HashSet<PathBuf> = HashSet::new();
     let mut open = true;
-    loop {
+    // Until shutdown, or until every queue handle is gone and the last job is done.
+    while open || !jobs.is_empty() {
         tokio::select! {
             biased;
             () = ctx.stop.cancelled() => break,
@@ -591,7 +592,6 @@ async fn run(ctx: Arc<Ctx>, mut rx: mpsc::UnboundedReceiver<PathBuf>, concurrenc
                 }
                 None => open = false,
             },
-            else => break,
         }
     }
     // Jobs see the cancellation too (and abort their multipart uploads); wait for them.
@@ -1039,6 +1039,44 @@ mod tests {
         ok.endpoint = Some("http://127.0.0.1:9000".into());
         ok.allow_http = true;
         assert!(ok.validate().is_ok());
+    }
+
+    #[test]
+    fn the_upload_table_parses_with_sizes_durations_and_defaults() {
+        let c = crate::Config::from_toml(
+            r#"
+            [upload]
+            url = "s3://b/p"
+            endpoint = "http://127.0.0.1:9000"
+            allow_http = true
+            part_size = "6MiB"
+            multipart_threshold = 1048576
+            retry_max = "30s"
+            [[stream]]
+            name = "a"
+            url = "wss://h/"
+            "#,
+        )
+        .unwrap();
+        c.validate().unwrap();
+        let u = c.upload.unwrap();
+        assert_eq!(u.part_size, 6 << 20);
+        assert_eq!(u.multipart_threshold, 1 << 20);
+        assert_eq!(u.retry_max, Duration::from_secs(30));
+        assert_eq!(u.retry_initial, DEFAULT_RETRY_INITIAL);
+        assert_eq!(u.key, DEFAULT_KEY_TEMPLATE);
+        assert_eq!(u.concurrency, DEFAULT_CONCURRENCY);
+        assert!(!u.delete_local_after_upload);
+        let e = crate::Config::from_toml("[upload]\nurl = \"s3://b\"\naccess_key = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("access_key"), "{e}");
+        let bad = crate::Config::from_toml(
+            "[upload]\nurl = \"s3://b\"\nconcurrency = 0\n[[stream]]\nname = \"a\"\nurl = \"wss://h/\"\n",
+        )
+        .unwrap();
+        let e = bad.validate().unwrap_err().to_string();
+        assert!(e.contains("upload.concurrency"), "{e}");
     }
 
     #[test]
