@@ -243,7 +243,8 @@ pub fn sweep(dir: &Path, codec: Codec, queue: Option<&CompressQueue>) {
     }
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+/// Every regular file under `dir` (recursively), files still being written (`.open`) left out.
+pub(crate) fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };

@@ -335,6 +335,10 @@ impl Recorder {
         );
 
         shutdown.cancelled().await;
+        // Pending uploads wait for the next start's sweep; none is begun while shutting down.
+        if let Some(u) = &uploader {
+            u.cancel();
+        }
         tracing::info!(deadline = ?config.shutdown_timeout, "Shutting down: closing connections and writing what was received.");
         let started = tokio::time::Instant::now();
         let drained = tokio::time::timeout(config.shutdown_timeout, async {
@@ -347,7 +351,6 @@ impl Recorder {
             c.finish(config.shutdown_timeout.saturating_sub(started.elapsed()))
                 .await;
         }
-        // Files not uploaded yet are found again by the next start's sweep.
         if let Some(u) = uploader {
             u.stop().await;
         }

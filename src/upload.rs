@@ -68,7 +68,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
-use crate::config::{Codec, OPEN_SUFFIX};
+use crate::config::Codec;
 use crate::error::ConfigError;
 use crate::manifest::Manifest;
 use crate::stats::Stats;
@@ -556,8 +556,13 @@ impl Uploader {
         Ok((Uploader { stop, task }, UploadQueue { tx, stats }))
     }
 
-    /// Stops: pending files are left for the next start; uploads in flight are abandoned (a
-    /// multipart one aborted).
+    /// Takes no more files and abandons the uploads in flight (a multipart one is aborted);
+    /// returns at once. Files queued from now on wait for the next start.
+    pub fn cancel(&self) {
+        self.stop.cancel();
+    }
+
+    /// [`cancel`](Self::cancel)s and waits until the uploader's tasks are done.
     pub async fn stop(self) {
         self.stop.cancel();
         let _ = self.task.await;
@@ -939,7 +944,7 @@ fn delete_local(path: &Path) {
 /// compressor then finishes reach the queue only once.
 pub fn sweep(dir: &Path, codec: Codec, queue: &UploadQueue, delete_local_after: bool) {
     let mut files = Vec::new();
-    walk(dir, &mut files);
+    crate::compress::walk(dir, &mut files);
     files.sort();
     let mut queued = 0;
     for path in files {
@@ -963,22 +968,6 @@ pub fn sweep(dir: &Path, codec: Codec, queue: &UploadQueue, delete_local_after: 
     }
     if queued > 0 {
         tracing::info!(files = queued, "Queued files not uploaded yet.");
-    }
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        match entry.file_type() {
-            Ok(t) if t.is_dir() => walk(&path, out),
-            Ok(t) if t.is_file() && !path.to_string_lossy().ends_with(OPEN_SUFFIX) => {
-                out.push(path);
-            }
-            _ => {}
-        }
     }
 }
 

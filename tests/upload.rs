@@ -28,6 +28,8 @@ use wsrec::upload::{Credentials, UploadConfig};
 /// What `scripts/test.sh` installs.
 const MOTO: &str = "moto[server]==5.2.5";
 const BUCKET: &str = "wsrec-test";
+const SECOND: Duration = Duration::from_secs(1);
+const HOUR: Duration = Duration::from_secs(3600);
 
 /// The interpreter and `PYTHONPATH` of the interop tests (`WSREC_INTEROP_PYTHON`,
 /// `WSREC_INTEROP_PYTHONPATH`, default `target/interop/python`); fails when moto is missing.
@@ -206,27 +208,39 @@ fn sealed(dir: &FsPath) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Asserts the bucket holds exactly `files` and their manifests, byte for byte.
-async fn assert_bucket_holds(store: &AmazonS3, files: &[PathBuf]) {
-    let got = objects(store).await;
-    let mut want = BTreeMap::new();
+/// Asserts the bucket holds `files` and their manifests, byte for byte, and nothing else but
+/// complete copies of other local files (an upload cut short by a shutdown, before its
+/// manifest and marker: the next start uploads it again under the same key).
+async fn assert_bucket_holds(store: &AmazonS3, dir: &FsPath, files: &[PathBuf]) {
+    let mut got = objects(store).await;
     for f in files {
-        want.insert(key_of(f), std::fs::read(f).unwrap());
-        let m = manifest_of(f);
-        want.insert(key_of(&m), std::fs::read(&m).unwrap());
+        for p in [f.clone(), manifest_of(f)] {
+            let k = key_of(&p);
+            let body = got.remove(&k).unwrap_or_else(|| panic!("{k} is missing"));
+            assert!(body == std::fs::read(&p).unwrap(), "{k} differs from {p:?}");
+        }
     }
-    assert_eq!(
-        got.keys().collect::<Vec<_>>(),
-        want.keys().collect::<Vec<_>>()
-    );
-    for (k, v) in &want {
-        assert!(got[k] == *v, "{k}: the object differs from the local file");
+    for (k, body) in got {
+        let local = sealed(dir)
+            .into_iter()
+            .find(|p| key_of(p) == k)
+            .unwrap_or_else(|| panic!("{k} is no local file"));
+        assert!(!files.contains(&local));
+        assert!(
+            body == std::fs::read(&local).unwrap(),
+            "{k} is not complete"
+        );
     }
 }
 
-fn feed_config(dir: &FsPath, url: &str, port: u16) -> wsrec::Config {
+/// 10:30:00Z, half an hour from a boundary of the default hourly rotation: a recorder started
+/// at this time with `rotate = "1h"` closes files only at shutdown.
+const MID_HOUR_NS: u64 = BASE_NS - 1_790_000_000_000;
+
+/// Stream `feed` rotating every `rotate`, zstd, uploading to moto on `port`.
+fn feed_config(dir: &FsPath, url: &str, port: u16, rotate: Duration) -> wsrec::Config {
     let mut s = stream("feed", url);
-    s.rotate = Duration::from_secs(1);
+    s.rotate = rotate;
     let mut cfg = config(dir, vec![s]);
     cfg.compress = Codec::Zstd;
     cfg.upload = Some(upload(port));
@@ -245,7 +259,10 @@ async fn sealed_files_and_manifests_arrive_under_templated_keys() {
     let _moto = Moto::start(port);
     let dir = tempfile::tempdir().unwrap();
     let mut server = TestServer::start().await;
-    let rec = start(feed_config(dir.path(), &server.url(), port), BASE_NS);
+    let rec = start(
+        feed_config(dir.path(), &server.url(), port, SECOND),
+        BASE_NS,
+    );
     let mut conn = server.accept().await;
     feed(&rec, &mut conn, 0, 200).await;
     rec.wait_until(|s| s.files_uploaded.load(Relaxed) >= 1)
@@ -253,23 +270,25 @@ async fn sealed_files_and_manifests_arrive_under_templated_keys() {
     feed(&rec, &mut conn, 200, 200).await;
     rec.wait_until(|s| s.files_uploaded.load(Relaxed) >= 2)
         .await;
-    let uploaded = rec.stats.files_uploaded.load(Relaxed);
     assert_eq!(rec.stats.upload_errors.load(Relaxed), 0);
     assert!(rec.stats.bytes_uploaded.load(Relaxed) > 0);
     let snapshot = rec.stats.snapshot();
+    let stats = rec.stats.clone();
     rec.stop().await;
+    let uploaded = stats.files_uploaded.load(Relaxed);
     // What was uploaded carries a marker; the file closed at shutdown waits for the next start.
     let marked: Vec<PathBuf> = sealed(dir.path())
         .into_iter()
         .filter(|p| wsrec::upload::marker_for(p).exists())
         .collect();
     assert_eq!(marked.len() as u64, uploaded, "{marked:?}");
+    assert!(marked.len() >= 2, "{marked:?}");
     assert!(
         marked
             .iter()
             .all(|p| p.to_string_lossy().ends_with(".jsonl.zst"))
     );
-    assert_bucket_holds(&bucket(port), &marked).await;
+    assert_bucket_holds(&bucket(port), dir.path(), &marked).await;
     let shown = wsrec::status::render_table(&snapshot, 0);
     assert!(shown.contains("upload: "), "{shown}");
 }
@@ -280,7 +299,10 @@ async fn a_restart_uploads_what_was_left_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = TestServer::start().await;
     // The storage is not there yet: files are sealed, retried, and left at shutdown.
-    let rec = start(feed_config(dir.path(), &server.url(), port), BASE_NS);
+    let rec = start(
+        feed_config(dir.path(), &server.url(), port, SECOND),
+        BASE_NS,
+    );
     let mut conn = server.accept().await;
     feed(&rec, &mut conn, 0, 100).await;
     rec.wait_until(|s| s.files_compressed.load(Relaxed) >= 1 && s.upload_errors.load(Relaxed) >= 1)
@@ -297,14 +319,18 @@ async fn a_restart_uploads_what_was_left_exactly_once() {
     assert!(files.iter().all(|p| !wsrec::upload::marker_for(p).exists()));
 
     // The storage is up; a new recorder on the same directory finds the files and uploads them.
+    // It records too (its `connected` event), into a file closed only at shutdown.
     let moto = Moto::start(port);
-    let rec = start(feed_config(dir.path(), &server.url(), port), BASE_NS);
+    let rec = start(
+        feed_config(dir.path(), &server.url(), port, HOUR),
+        MID_HOUR_NS,
+    );
     let n = files.len() as u64;
     rec.wait_until(|s| s.files_uploaded.load(Relaxed) >= n && s.upload_backlog.load(Relaxed) == 0)
         .await;
     assert_eq!(rec.stats.files_uploaded.load(Relaxed), n, "each file once");
     rec.stop().await;
-    assert_bucket_holds(&bucket(moto.port), &files).await;
+    assert_bucket_holds(&bucket(moto.port), dir.path(), &files).await;
 
     // A third start uploads only what the second one recorded (its `connected` event, closed at
     // shutdown): markers keep the rest from going up twice.
@@ -313,7 +339,10 @@ async fn a_restart_uploads_what_was_left_exactly_once() {
         .filter(|p| !wsrec::upload::marker_for(p).exists())
         .collect();
     assert_eq!(unmarked.len(), 1, "{unmarked:?}");
-    let rec = start(feed_config(dir.path(), &server.url(), port), BASE_NS);
+    let rec = start(
+        feed_config(dir.path(), &server.url(), port, HOUR),
+        MID_HOUR_NS,
+    );
     rec.wait_until(|s| s.files_uploaded.load(Relaxed) >= 1 && s.upload_backlog.load(Relaxed) == 0)
         .await;
     assert_eq!(rec.stats.files_uploaded.load(Relaxed), 1);
@@ -321,7 +350,7 @@ async fn a_restart_uploads_what_was_left_exactly_once() {
     let mut all = files.clone();
     all.extend(unmarked);
     all.sort();
-    assert_bucket_holds(&bucket(moto.port), &all).await;
+    assert_bucket_holds(&bucket(moto.port), dir.path(), &all).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -329,31 +358,41 @@ async fn uploads_wait_for_a_server_that_is_down_and_delete_local_copies_only_aft
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let mut server = TestServer::start().await;
-    let mut cfg = feed_config(dir.path(), &server.url(), port);
+    let mut cfg = feed_config(dir.path(), &server.url(), port, SECOND);
     cfg.upload.as_mut().unwrap().delete_local_after_upload = true;
     let rec = start(cfg, BASE_NS);
     let mut conn = server.accept().await;
     feed(&rec, &mut conn, 0, 100).await;
-    // Down: the file is sealed and kept; attempts fail and are retried with backoff.
+    // Down: sealed files are kept; attempts fail and are retried with backoff.
     rec.wait_until(|s| s.files_compressed.load(Relaxed) >= 1 && s.upload_errors.load(Relaxed) >= 3)
         .await;
     let files = sealed(dir.path());
-    assert_eq!(files.len(), 1, "{files:?}");
-    let data = std::fs::read(&files[0]).unwrap();
-    let manifest = std::fs::read(manifest_of(&files[0])).unwrap();
+    assert!(!files.is_empty());
+    let copies: Vec<(Vec<u8>, Vec<u8>)> = files
+        .iter()
+        .map(|f| {
+            (
+                std::fs::read(f).unwrap(),
+                std::fs::read(manifest_of(f)).unwrap(),
+            )
+        })
+        .collect();
     assert_eq!(rec.stats.files_uploaded.load(Relaxed), 0);
-    assert_eq!(rec.stats.upload_backlog.load(Relaxed), 1);
+    assert!(rec.stats.upload_backlog.load(Relaxed) >= files.len() as u64);
 
-    // Back: the retry goes through, then the local copy goes.
+    // Back: the retries go through, then the local copies go.
     let moto = Moto::start(port);
-    rec.wait_until(|s| s.files_uploaded.load(Relaxed) >= 1)
+    let n = files.len() as u64;
+    rec.wait_until(|s| s.files_uploaded.load(Relaxed) >= n)
         .await;
-    assert!(!files[0].exists(), "the local copy is removed after upload");
-    assert!(!manifest_of(&files[0]).exists());
-    assert!(!wsrec::upload::marker_for(&files[0]).exists());
     let got = objects(&bucket(moto.port)).await;
-    assert_eq!(got[&key_of(&files[0])], data);
-    assert_eq!(got[&key_of(&manifest_of(&files[0]))], manifest);
+    for (f, (data, manifest)) in files.iter().zip(&copies) {
+        assert!(!f.exists(), "{f:?}: the local copy is removed after upload");
+        assert!(!manifest_of(f).exists());
+        assert!(!wsrec::upload::marker_for(f).exists());
+        assert!(got[&key_of(f)] == *data, "{f:?}");
+        assert!(got[&key_of(&manifest_of(f))] == *manifest, "{f:?}");
+    }
     rec.stop().await;
 }
 
@@ -371,7 +410,7 @@ async fn a_large_plain_file_goes_up_in_parts() {
     u.multipart_threshold = 1 << 20;
     u.part_size = 5 << 20;
     cfg.upload = Some(u);
-    let rec = start(cfg, BASE_NS);
+    let rec = start(cfg, MID_HOUR_NS);
     let mut conn = server.accept().await;
     let pad = "x".repeat(1000);
     let big: Vec<String> = (0..7000)
@@ -386,7 +425,8 @@ async fn a_large_plain_file_goes_up_in_parts() {
     rec.stop().await;
     let first = sealed(dir.path())
         .into_iter()
-        .find(|p| wsrec::upload::marker_for(p).exists())
+        .filter(|p| wsrec::upload::marker_for(p).exists())
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
         .expect("an uploaded file");
     let len = std::fs::metadata(&first).unwrap().len();
     assert!(len > 5 << 20, "{len} bytes: above one part");
