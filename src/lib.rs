@@ -12,7 +12,9 @@
 //! ([`record::queue`], when full: block or drop and count). One [`writer`] task turns batches
 //! into lines (envelope or raw, validated with [`json`]), picks files by UTC interval
 //! ([`rotation`]) and hands full buffers to the [`disk`] thread, which does every blocking file
-//! operation (append, fsync, rename). So the network never waits on the disk.
+//! operation (append, fsync, rename). So the network never waits on the disk. Closed files go
+//! on to the [`compress`] thread and then, with `[upload]`, to the [`upload`] tasks, each over a
+//! queue that never blocks the stage before it.
 //! [`stats`] counters are shared atomics; [`status`] serves them on a Unix socket, and
 //! [`metrics`] over HTTP for Prometheus (`metrics_listen`).
 //!

@@ -1068,6 +1068,111 @@ mod tests {
         assert!(e.contains("upload.concurrency"), "{e}");
     }
 
+    fn ctx(dir: &Path, store: Arc<dyn ObjectStore>, threshold: u64, delete: bool) -> Ctx {
+        Ctx {
+            store,
+            prefix: "p".to_owned(),
+            template: DEFAULT_KEY_TEMPLATE.to_owned(),
+            host: "h".to_owned(),
+            output_dir: dir.to_owned(),
+            threshold,
+            part_size: MIN_PART_SIZE,
+            delete_local: delete,
+            retry: (Duration::from_millis(1), Duration::from_millis(2)),
+            stats: Arc::new(Stats::new(vec![], 1)),
+            stop: CancellationToken::new(),
+        }
+    }
+
+    /// `s/x.jsonl.zst` of `len` bytes and its manifest (stream `s`, 2026-11-24T10:59:50Z).
+    fn sealed_file(dir: &Path, len: usize) -> (PathBuf, Vec<u8>) {
+        std::fs::create_dir_all(dir.join("s")).unwrap();
+        let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+        let path = dir.join("s/x.jsonl.zst");
+        std::fs::write(&path, &data).unwrap();
+        let m = Manifest {
+            file: "x.jsonl".into(),
+            stream: "s".into(),
+            interval_start_ns: 1_795_517_990_000_000_000,
+            ..Manifest::default()
+        };
+        std::fs::write(manifest_for(&path), serde_json::to_vec(&m).unwrap()).unwrap();
+        (path, data)
+    }
+
+    #[tokio::test]
+    async fn a_file_goes_up_single_or_in_parts_checked_marked_then_deleted() {
+        for (len, threshold, delete) in [(1000, 1 << 20, false), (6 << 20, 0, true)] {
+            let dir = tempfile::tempdir().unwrap();
+            let (path, data) = sealed_file(dir.path(), len);
+            let store = Arc::new(object_store::memory::InMemory::new());
+            let c = ctx(dir.path(), store.clone(), threshold, delete);
+            upload_file(&c, &path).await;
+            assert_eq!(c.stats.files_uploaded.load(Relaxed), 1);
+            assert_eq!(c.stats.upload_errors.load(Relaxed), 0);
+            let key = Key::from("p/s/2026-11-24/h/x.jsonl.zst");
+            let got = store.get_opts(&key, GetOptions::default()).await.unwrap();
+            let hash = got.attributes.get(&Attribute::Metadata(META_HASH.into()));
+            assert_eq!(
+                hash.map(|v| v.as_ref().to_owned()),
+                Some(format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&data)))
+            );
+            assert_eq!(got.bytes().await.unwrap(), data);
+            let manifest_key = Key::from("p/s/2026-11-24/h/x.jsonl.manifest.json");
+            assert!(
+                store
+                    .get_opts(&manifest_key, GetOptions::default())
+                    .await
+                    .is_ok()
+            );
+            assert_eq!(path.exists(), !delete);
+            assert_eq!(marker_for(&path).exists(), !delete);
+            assert_eq!(manifest_for(&path).exists(), !delete);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_check_refuses_an_object_that_is_not_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(object_store::memory::InMemory::new());
+        let c = ctx(dir.path(), store.clone(), 1 << 20, false);
+        let key = Key::from("k");
+        let body = Bytes::from_static(b"abc");
+        let h = xxhash_rust::xxh3::xxh3_64(&body);
+        store
+            .put_opts(&key, body.clone().into(), put_options(&key, 3, h))
+            .await
+            .unwrap();
+        assert!(check(&c, &key, 3, h).await.is_ok());
+        assert!(matches!(
+            check(&c, &key, 3, h ^ 1).await,
+            Err(Failure::Mismatch(_))
+        ));
+        assert!(matches!(
+            check(&c, &key, 4, h).await,
+            Err(Failure::Mismatch(_))
+        ));
+        // No metadata (written by something else): not ours.
+        store
+            .put_opts(&key, body.into(), PutOptions::default())
+            .await
+            .unwrap();
+        assert!(matches!(
+            check(&c, &key, 3, h).await,
+            Err(Failure::Mismatch(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_vanished_file_is_dropped_without_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(object_store::memory::InMemory::new());
+        let c = ctx(dir.path(), store, 1 << 20, false);
+        upload_file(&c, &dir.path().join("s/gone.jsonl.zst")).await;
+        assert_eq!(c.stats.files_uploaded.load(Relaxed), 0);
+        assert_eq!(c.stats.upload_errors.load(Relaxed), 0);
+    }
+
     #[test]
     fn credentials_never_show_in_debug() {
         let mut c = UploadConfig::new("s3://b");
