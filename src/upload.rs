@@ -513,6 +513,8 @@ impl Uploader {
         let mut b = AmazonS3Builder::from_env()
             .with_bucket_name(&bucket)
             .with_allow_http(cfg.allow_http)
+            // Whatever AWS_* says: requests signed, bodies with them (the server checks them).
+            .with_skip_signature(false)
             .with_unsigned_payload(false)
             .with_retry(RetryConfig {
                 max_retries: 3,
