@@ -28,18 +28,21 @@ fi
 interop="$(realpath -m "${CARGO_TARGET_DIR:-target}")/interop"
 websockets_version=17.4
 prometheus_client_version=0.26.0
+# A real S3 server for tests/upload.rs (moto_server; pip brings flask, werkzeug, boto3 and the rest).
+moto_version=5.2.5
 ws_version=8.23.0
 for tool in python3 node npm; do
     command -v "$tool" >/dev/null 2>&1 || { echo "error: $tool is needed for the interop tests" >&2; exit 1; }
 done
 if ! PYTHONPATH="$interop/python" python3 -c "import sys; from importlib.metadata import version; \
     sys.exit(version('websockets') != '$websockets_version' \
-        or version('prometheus_client') != '$prometheus_client_version')" 2>/dev/null; then
-    echo "== installing Python websockets $websockets_version and prometheus_client $prometheus_client_version into $interop/python"
+        or version('prometheus_client') != '$prometheus_client_version' \
+        or version('moto') != '$moto_version')" 2>/dev/null; then
+    echo "== installing Python websockets $websockets_version, prometheus_client $prometheus_client_version and moto[server] $moto_version into $interop/python"
     rm -rf "$interop/python"
     pip_install=(python3 -m pip install --quiet --disable-pip-version-check --no-input
         --target "$interop/python" "websockets==$websockets_version"
-        "prometheus_client==$prometheus_client_version")
+        "prometheus_client==$prometheus_client_version" "moto[server]==$moto_version")
     # A Debian-managed python3 refuses plain installs (PEP 668); --target never touches it.
     "${pip_install[@]}" 2>/dev/null || "${pip_install[@]}" --break-system-packages
 fi

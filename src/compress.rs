@@ -136,7 +136,7 @@ pub fn extension(codec: Codec) -> Option<&'static str> {
 }
 
 impl Compressor {
-    /// Starts the thread; `None` when compression is off.
+    /// Starts the thread; `None` when compression is off. Compressed files go on to `upload`.
     ///
     /// # Errors
     /// The OS refused to start a thread.
@@ -145,6 +145,7 @@ impl Compressor {
         level: Option<i32>,
         stats: Arc<Stats>,
         pressure: Arc<Pressure>,
+        upload: Option<crate::upload::UploadQueue>,
     ) -> std::io::Result<Option<(Compressor, CompressQueue)>> {
         if codec == Codec::None {
             return Ok(None);
@@ -165,6 +166,9 @@ impl Compressor {
                         Ok(Some(out)) => {
                             thread_stats.files_compressed.fetch_add(1, Relaxed);
                             tracing::debug!(path = %out.display(), "File compressed.");
+                            if let Some(u) = &upload {
+                                u.push(out);
+                            }
                         }
                         Ok(None) => {}
                         Err(e) => {
@@ -247,7 +251,8 @@ pub fn sweep(dir: &Path, codec: Codec, queue: Option<&CompressQueue>) {
     }
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+/// Every regular file under `dir` (recursively), files still being written (`.open`) left out.
+pub(crate) fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -547,7 +552,7 @@ mod tests {
         std::fs::write(d.join("s/done.jsonl.zst"), "verified earlier").unwrap();
         let stats = stats();
         let (compressor, queue) =
-            Compressor::spawn(Codec::Zstd, None, stats.clone(), Arc::default())
+            Compressor::spawn(Codec::Zstd, None, stats.clone(), Arc::default(), None)
                 .unwrap()
                 .unwrap();
         sweep(d, Codec::Zstd, Some(&queue));

@@ -107,6 +107,9 @@ pub struct Config {
     /// Live fan-out of every recorded line to NATS JetStream; off when absent.
     #[serde(default)]
     pub nats: Option<crate::nats::NatsConfig>,
+    /// Upload of sealed files to object storage (`[upload]`); off when absent.
+    #[serde(default)]
+    pub upload: Option<crate::upload::UploadConfig>,
     /// The streams to record.
     #[serde(default, rename = "stream")]
     pub streams: Vec<StreamConfig>,
@@ -528,6 +531,7 @@ impl Default for Config {
             disk_warn: default_disk_warn(),
             disk_stop: default_disk_stop(),
             nats: None,
+            upload: None,
             streams: Vec::new(),
         }
     }
@@ -635,6 +639,9 @@ impl Config {
         }
         if self.flush_interval.is_zero() {
             return Err(invalid("flush_interval", "must be greater than 0"));
+        }
+        if let Some(u) = &self.upload {
+            u.validate()?;
         }
         let mut seen = std::collections::HashSet::new();
         for s in &self.streams {

@@ -132,6 +132,8 @@ struct Shared {
     stats: Arc<Stats>,
     /// Where closed files go for compression.
     compress: Option<CompressQueue>,
+    /// Where closed files go for upload when they are not compressed.
+    upload: Option<crate::upload::UploadQueue>,
 }
 
 struct State {
@@ -156,8 +158,18 @@ impl Disk {
                 progress: Notify::new(),
                 stats,
                 compress,
+                upload: None,
             }),
         }
+    }
+
+    /// Hands closed files to `upload` when there is no compressor (which hands them on itself).
+    /// Call before the first clone.
+    pub fn with_upload(mut self, upload: Option<crate::upload::UploadQueue>) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.upload = upload;
+        }
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -296,9 +308,12 @@ fn apply(op: DiskOp, files: &mut HashMap<u64, OpenFile>, shared: &Shared) -> Opt
         } => {
             if let Some(f) = files.remove(&id)
                 && close(f, &final_path, manifest, stats)
-                && let Some(q) = &shared.compress
             {
-                q.push(final_path);
+                if let Some(q) = &shared.compress {
+                    q.push(final_path);
+                } else if let Some(u) = &shared.upload {
+                    u.push(final_path);
+                }
             }
             if let Some(r) = retention {
                 apply_retention(&r);
@@ -454,7 +469,8 @@ pub fn apply_retention(r: &Retention) {
             let name = p.to_string_lossy();
             !(name.ends_with(OPEN_SUFFIX)
                 || name.ends_with(".tmp")
-                || name.ends_with(".manifest.json"))
+                || name.ends_with(".manifest.json")
+                || name.ends_with(crate::upload::MARKER_SUFFIX))
                 && p.strip_prefix(&r.output_dir)
                     .is_ok_and(|rel| rel.to_string_lossy().starts_with(&r.prefix))
         })

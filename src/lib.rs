@@ -14,7 +14,9 @@
 //! ([`rotation`]) and hands full buffers to the [`disk`] thread, which does every blocking file
 //! operation (append, fsync, rename). So the network never waits on the disk. With `[nats]`, the
 //! writer also offers each batch's encoded lines to the [`nats`] fan-out task without waiting
-//! (a full queue is counted and marked), which publishes them to JetStream.
+//! (a full queue is counted and marked), which publishes them to JetStream. Closed files go on
+//! to the [`compress`] thread and then, with `[upload]`, to the [`upload`] tasks, each over a
+//! queue that never blocks the stage before it.
 //! [`stats`] counters are shared atomics; [`status`] serves them on a Unix socket, and
 //! [`metrics`] over HTTP for Prometheus (`metrics_listen`).
 //!
@@ -37,6 +39,8 @@
 //! - [`record`]: batches, events and the bounded queue between the two sides.
 //! - [`writer`], [`rotation`], [`disk`], [`json`], [`manifest`]: the file side.
 //! - [`recover`] (files a crash left open), [`compress`] (closed files, in the background).
+//! - [`upload`]: sealed files (compressed when compression is on) and their manifests to
+//!   S3-compatible object storage, on tokio tasks of their own, resumed at start by a sweep.
 //! - [`stats`], [`status`], [`clock`], [`error`]: counters, status socket, time, errors.
 //! - [`metrics`]: the Prometheus/OpenMetrics endpoint.
 //! - [`nats`]: the optional live fan-out of every line to NATS JetStream, fed by the writer
@@ -69,6 +73,7 @@ pub mod status;
 pub mod stream;
 pub mod tools;
 pub mod transport;
+pub mod upload;
 pub mod venue;
 pub mod writer;
 

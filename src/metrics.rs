@@ -300,6 +300,14 @@ const FAMILIES: &[Family] = &[
         Source::Global(|s, _| int(&s.compress_errors))),
     gauge("compress_backlog_files", "", "Closed files waiting for the compressor.",
         Source::Global(|s, _| int(&s.compress_backlog))),
+    counter("files_uploaded", "", "Sealed files uploaded to object storage and checked.",
+        Source::Global(|s, _| int(&s.files_uploaded))),
+    counter("uploaded_bytes", "bytes", "Bytes uploaded to object storage (files and manifests).",
+        Source::Global(|s, _| int(&s.bytes_uploaded))),
+    counter("upload_errors", "", "Failed upload attempts (retried with backoff).",
+        Source::Global(|s, _| int(&s.upload_errors))),
+    gauge("upload_backlog_files", "", "Sealed files waiting for upload or being uploaded.",
+        Source::Global(|s, _| int(&s.upload_backlog))),
     // Disk space. Measured only with a disk_warn or disk_stop watermark; 0 bytes free while not
     // stopped means "not measured yet", so the sample is left out rather than alarming.
     gauge("disk_free_bytes", "bytes", "Free bytes in the output directory at the last check; absent when disk_warn and disk_stop are off.",

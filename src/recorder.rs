@@ -258,11 +258,26 @@ impl Recorder {
             None => None,
         };
 
+        let (uploader, upload_queue) = match &config.upload {
+            Some(u) => {
+                let (up, q) = crate::upload::Uploader::spawn(u, &config.output_dir, stats.clone())?;
+                // Before the compressor's sweep: what it finishes reaches the queue once.
+                crate::upload::sweep(
+                    &config.output_dir,
+                    config.compress,
+                    &q,
+                    u.delete_local_after_upload,
+                );
+                (Some(up), Some(q))
+            }
+            None => (None, None),
+        };
         let compressor = Compressor::spawn(
             config.compress,
             config.compress_level,
             stats.clone(),
             pressure.clone(),
+            upload_queue.clone(),
         )
         .map_err(RunError::Thread)?;
         let (compressor, compress_queue) = match compressor {
@@ -270,7 +285,8 @@ impl Recorder {
             None => (None, None),
         };
         crate::compress::sweep(&config.output_dir, config.compress, compress_queue.as_ref());
-        let disk = crate::disk::Disk::new(stats.clone(), compress_queue);
+        let upload_queue = upload_queue.filter(|_| compress_queue.is_none());
+        let disk = crate::disk::Disk::new(stats.clone(), compress_queue).with_upload(upload_queue);
         let (queue_tx, queue_rx) = crate::record::queue(config.queue_capacity, config.when_full);
         let writer = Writer::new(
             WriterSettings {
@@ -326,6 +342,10 @@ impl Recorder {
         );
 
         shutdown.cancelled().await;
+        // Pending uploads wait for the next start's sweep; none is begun while shutting down.
+        if let Some(u) = &uploader {
+            u.cancel();
+        }
         tracing::info!(deadline = ?config.shutdown_timeout, "Shutting down: closing connections and writing what was received.");
         let started = tokio::time::Instant::now();
         let drained = tokio::time::timeout(config.shutdown_timeout, async {
@@ -342,6 +362,9 @@ impl Recorder {
             }
         };
         tokio::join!(compress, crate::nats::finish(nats, remaining));
+        if let Some(u) = uploader {
+            u.stop().await;
+        }
         side.cancel();
         side_tasks.wait().await;
         match drained {

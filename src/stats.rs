@@ -177,6 +177,14 @@ pub struct Stats {
     pub files_compressed: AtomicU64,
     /// Files the compressor failed on (kept uncompressed).
     pub compress_errors: AtomicU64,
+    /// Sealed files waiting for upload or being uploaded.
+    pub upload_backlog: AtomicU64,
+    /// Files uploaded (and checked) since start.
+    pub files_uploaded: AtomicU64,
+    /// Bytes of those files and their manifests.
+    pub bytes_uploaded: AtomicU64,
+    /// Upload attempts that failed (retried) and files given up until the next start.
+    pub upload_errors: AtomicU64,
     /// Free bytes in the output directory at the last check.
     pub disk_free: AtomicU64,
     /// 0: enough space; 1: below `disk_warn`; 2: below `disk_stop` (messages are not written).
@@ -201,6 +209,10 @@ impl Stats {
             compress_backlog: AtomicU64::new(0),
             files_compressed: AtomicU64::new(0),
             compress_errors: AtomicU64::new(0),
+            upload_backlog: AtomicU64::new(0),
+            files_uploaded: AtomicU64::new(0),
+            bytes_uploaded: AtomicU64::new(0),
+            upload_errors: AtomicU64::new(0),
             disk_free: AtomicU64::new(0),
             disk_level: AtomicU8::new(0),
             metrics_addr: std::sync::OnceLock::new(),
@@ -226,6 +238,10 @@ impl Stats {
             compress_backlog: self.compress_backlog.load(Relaxed),
             files_compressed: self.files_compressed.load(Relaxed),
             compress_errors: self.compress_errors.load(Relaxed),
+            upload_backlog: self.upload_backlog.load(Relaxed),
+            files_uploaded: self.files_uploaded.load(Relaxed),
+            bytes_uploaded: self.bytes_uploaded.load(Relaxed),
+            upload_errors: self.upload_errors.load(Relaxed),
             disk_free: self.disk_free.load(Relaxed),
             disk_low: self.disk_level.load(Relaxed) >= 1,
             disk_stopped: self.disk_level.load(Relaxed) >= 2,
@@ -272,6 +288,18 @@ pub struct Snapshot {
     /// Files that could not be compressed.
     #[serde(default)]
     pub compress_errors: u64,
+    /// Sealed files waiting for upload (a growing number means the storage is down or slow).
+    #[serde(default)]
+    pub upload_backlog: u64,
+    /// Files uploaded since start.
+    #[serde(default)]
+    pub files_uploaded: u64,
+    /// Bytes uploaded since start (files and manifests).
+    #[serde(default)]
+    pub bytes_uploaded: u64,
+    /// Failed upload attempts since start.
+    #[serde(default)]
+    pub upload_errors: u64,
     /// Free bytes in the output directory at the last check.
     #[serde(default)]
     pub disk_free: u64,
@@ -380,6 +408,10 @@ mod tests {
             compress_backlog: 0,
             files_compressed: 0,
             compress_errors: 0,
+            upload_backlog: 0,
+            files_uploaded: 0,
+            bytes_uploaded: 0,
+            upload_errors: 0,
             disk_free: 0,
             disk_low: false,
             disk_stopped: false,

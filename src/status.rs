@@ -795,6 +795,12 @@ pub fn render_table(s: &Snapshot, now_ns: u64) -> String {
             n.queued
         ));
     }
+    if s.upload_backlog > 0 || s.files_uploaded > 0 || s.upload_errors > 0 {
+        out.push_str(&format!(
+            "upload: {} done ({} bytes), {} waiting, {} failed attempts\n",
+            s.files_uploaded, s.bytes_uploaded, s.upload_backlog, s.upload_errors
+        ));
+    }
     if s.disk_stopped {
         out.push_str(&format!(
             "DISK FULL: {} bytes free, below disk_stop: messages are counted as lost, not written\n",
@@ -1183,6 +1189,10 @@ mod tests {
             compress_backlog: 0,
             files_compressed: 0,
             compress_errors: 0,
+            upload_backlog: 0,
+            files_uploaded: 0,
+            bytes_uploaded: 0,
+            upload_errors: 0,
             disk_free: 0,
             disk_low: false,
             disk_stopped: false,
