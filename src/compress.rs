@@ -434,9 +434,15 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("a.jsonl");
             std::fs::write(&path, &data).unwrap();
-            let out = compress_file(&path, codec, None, &AtomicBool::new(false), &Pressure::default())
-                .unwrap()
-                .unwrap();
+            let out = compress_file(
+                &path,
+                codec,
+                None,
+                &AtomicBool::new(false),
+                &Pressure::default(),
+            )
+            .unwrap()
+            .unwrap();
             assert_eq!(out, dir.path().join(format!("a.jsonl{ext}")));
             assert!(!path.exists(), "the original is removed after the check");
             let mut back = Vec::new();
@@ -489,7 +495,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.jsonl");
         std::fs::write(&path, corpus_sample()).unwrap();
-        let got = compress_file(&path, Codec::Zstd, None, &AtomicBool::new(true), &Pressure::default()).unwrap();
+        let got = compress_file(
+            &path,
+            Codec::Zstd,
+            None,
+            &AtomicBool::new(true),
+            &Pressure::default(),
+        )
+        .unwrap();
         assert_eq!(got, None);
         assert!(path.exists());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
@@ -506,9 +519,10 @@ mod tests {
         std::fs::write(d.join("s/done.jsonl"), "{}\n").unwrap();
         std::fs::write(d.join("s/done.jsonl.zst"), "verified earlier").unwrap();
         let stats = stats();
-        let (compressor, queue) = Compressor::spawn(Codec::Zstd, None, stats.clone(), Arc::default())
-            .unwrap()
-            .unwrap();
+        let (compressor, queue) =
+            Compressor::spawn(Codec::Zstd, None, stats.clone(), Arc::default())
+                .unwrap()
+                .unwrap();
         sweep(d, Codec::Zstd, Some(&queue));
         drop(queue);
         compressor.finish(std::time::Duration::from_secs(30)).await;
