@@ -84,8 +84,9 @@ pub struct ConnectSpec {
     pub url: url::Url,
     /// Extra handshake headers (values are secrets: never logged).
     pub headers: Vec<(String, String)>,
-    /// TLS settings for `wss://`.
-    pub tls: Arc<ClientConfig>,
+    /// TLS settings for `wss://` (`None` for `ws://`: no root store is loaded for a plain
+    /// stream).
+    pub tls: Option<Arc<ClientConfig>>,
     /// Deadline for TCP connect, proxy, TLS and upgrade together.
     pub handshake_timeout: Duration,
     /// Largest accepted message.
@@ -127,7 +128,15 @@ impl ConnectSpec {
             message,
         };
         let url = crate::config::validate_url(&s.url).map_err(|m| field("url", m))?;
-        let tls = tls_config(s.ca_file.as_deref(), s.insecure).map_err(|m| field("ca_file", m))?;
+        let tls = if url.scheme() == "wss" {
+            Some(tls_config(s.ca_file.as_deref(), s.insecure).map_err(|m| field("ca_file", m))?)
+        } else {
+            // Still say at startup that a configured CA file is unusable.
+            if let Some(path) = &s.ca_file {
+                tls::read_ca_file(path).map_err(|m| field("ca_file", m))?;
+            }
+            None
+        };
         let proxy = match &s.proxy {
             None => None,
             Some(ProxySetting::Url(u)) => Some(HttpProxy::parse(u).map_err(|m| field("proxy", m))?),
