@@ -25,8 +25,8 @@ const SPARE_BATCHES: usize = 6;
 /// Buffers smaller than this are not worth keeping: a quiet connection allocates its few
 /// bytes itself.
 const SPARE_MIN: usize = 16 * 1024;
-/// Buffers larger than this (grown by one big frame) are freed, not kept.
-const SPARE_MAX: usize = 1024 * 1024;
+/// Buffers larger than this (grown by big frames) are freed, not kept.
+const SPARE_MAX: usize = 256 * 1024;
 
 /// Buffers of written batches, cleared, for the next busy batch. Allocating and freeing a
 /// 64 KiB batch per hand-off made glibc trim and re-fault the pages every time (twice the
@@ -484,6 +484,7 @@ mod tests {
         assert!(!pending.is_finished(), "sender must wait for byte room");
         let first = rx.recv().await.unwrap();
         assert_eq!(first.byte_permits, QUEUE_BYTES / 2);
+        let kept = first.data.as_ptr();
         rx.release_batch(first);
         // A batch larger than the whole bound still passes, alone.
         assert_eq!(pending.await.unwrap(), Sent::All);
@@ -491,9 +492,10 @@ mod tests {
         assert_eq!(second.byte_permits, QUEUE_BYTES);
         rx.release_batch(second);
         assert_eq!(tx.send(big(10), &mut 0).await, Sent::All);
-        // The written batches' buffers come back for a busy connection, cleared.
-        let reused = tx.batch(0, 2, QUEUE_BYTES, 1);
-        assert!(reused.is_empty() && reused.data.capacity() >= QUEUE_BYTES);
+        // A written batch's buffer comes back for a busy connection, cleared (the second,
+        // larger than SPARE_MAX, was freed).
+        let reused = tx.batch(0, 2, QUEUE_BYTES / 4, 1);
+        assert!(reused.is_empty() && reused.data.as_ptr() == kept);
         assert_eq!((reused.stream, reused.conn, reused.byte_permits), (0, 2, 0));
         // A quiet one gets a small fresh buffer.
         assert!(tx.batch(0, 2, 100, 1).data.capacity() < SPARE_MIN);

@@ -69,10 +69,10 @@ pub use wire::{FrameScan, ScanError, Wire};
 use handshake::{MAX_QUOTED_BODY, printable, read_head, upgrade_request};
 use wire::Io;
 
-/// Size of the socket read buffer: one read takes up to ~80 small frames at flood rate, yet
-/// 1,000 quiet streams hold 16 MiB, not 64 MiB (the buffer is a moving window, so over time
+/// Size of the socket read buffer: one read takes up to ~160 small frames at flood rate, yet
+/// 1,000 quiet streams hold 32 MiB, not 64 MiB (the buffer is a moving window, so over time
 /// every page of it becomes resident). A larger frame grows it for that frame only.
-const READ_BUFFER: usize = 16 * 1024;
+const READ_BUFFER: usize = 32 * 1024;
 /// Window over which server pings are counted.
 const PING_WINDOW: Duration = Duration::from_secs(1);
 /// More pings than this within `PING_WINDOW` (1 s) is a ping flood. Real servers ping every few
