@@ -368,39 +368,57 @@ mod blocks {
         structural: u64,
     }
 
+    /// The body of a classify function, for lanes of `$width` bytes: the SSE2 and AVX2
+    /// versions differ only in their intrinsics.
+    macro_rules! classify_lanes {
+        ($block:ident, $lane:ty, $width:literal, $bits:ty, $load:ident, $cmpeq:ident,
+         $max:ident, $or:ident, $set1:ident, $movemask:ident) => {{
+            let mut c = Classes::default();
+            let eq = |v: $lane, b: u8| $cmpeq(v, $set1(b as i8));
+            let bits = |m: $lane| u64::from($movemask(m) as $bits);
+            for k in 0..64 / $width {
+                // SAFETY: each unaligned load reads `$width` bytes inside the 64-byte block.
+                let v = unsafe { $load($block.as_ptr().add($width * k).cast::<$lane>()) };
+                let shift = $width * k;
+                c.quote |= bits(eq(v, b'"')) << shift;
+                c.backslash |= bits(eq(v, b'\\')) << shift;
+                // v <= 0x1f unsigned  <=>  max(v, 0x1f) == 0x1f
+                let low = $set1(0x1f);
+                c.control |= bits($cmpeq($max(v, low), low)) << shift;
+                c.space |= bits($or(eq(v, b' '), eq(v, b'\t'))) << shift;
+                // `[` `]` are `{` `}` without the 0x20 bit.
+                let folded = $or(v, $set1(0x20));
+                let brackets = $or(eq(folded, b'{'), eq(folded, b'}'));
+                let punct = $or(eq(v, b':'), eq(v, b','));
+                c.structural |= bits($or(brackets, punct)) << shift;
+            }
+            c
+        }};
+    }
+
     /// [`Classes`] with SSE2 (part of the x86-64 baseline), 16 bytes at a time.
     ///
     /// Never inlined, here and for AVX2: inlined, LLVM sees through the movemasks and turns
     /// the mask arithmetic back into byte vectors, bit by bit (twice the instructions).
     #[inline(never)]
+    #[target_feature(enable = "sse2")]
     pub(super) fn classify_sse2(block: &[u8; 64]) -> Classes {
         use std::arch::x86_64::{
             __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8,
             _mm_or_si128, _mm_set1_epi8,
         };
-        let mut c = Classes::default();
-        // SAFETY: SSE2 is always there on x86-64; each unaligned load reads 16 bytes inside
-        // the 64-byte `block`.
-        unsafe {
-            let eq = |v: __m128i, b: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(b as i8));
-            let bits = |m: __m128i| u64::from(_mm_movemask_epi8(m) as u16);
-            for k in 0..4 {
-                let v = _mm_loadu_si128(block.as_ptr().add(16 * k).cast::<__m128i>());
-                let shift = 16 * k;
-                c.quote |= bits(eq(v, b'"')) << shift;
-                c.backslash |= bits(eq(v, b'\\')) << shift;
-                // v <= 0x1f unsigned  <=>  max(v, 0x1f) == 0x1f
-                let low = _mm_set1_epi8(0x1f);
-                c.control |= bits(_mm_cmpeq_epi8(_mm_max_epu8(v, low), low)) << shift;
-                c.space |= bits(_mm_or_si128(eq(v, b' '), eq(v, b'\t'))) << shift;
-                // `[` `]` are `{` `}` without the 0x20 bit.
-                let folded = _mm_or_si128(v, _mm_set1_epi8(0x20));
-                let brackets = _mm_or_si128(eq(folded, b'{'), eq(folded, b'}'));
-                let punct = _mm_or_si128(eq(v, b':'), eq(v, b','));
-                c.structural |= bits(_mm_or_si128(brackets, punct)) << shift;
-            }
-        }
-        c
+        classify_lanes!(
+            block,
+            __m128i,
+            16,
+            u16,
+            _mm_loadu_si128,
+            _mm_cmpeq_epi8,
+            _mm_max_epu8,
+            _mm_or_si128,
+            _mm_set1_epi8,
+            _mm_movemask_epi8
+        )
     }
 
     /// [`Classes`] with AVX2, 32 bytes at a time.
@@ -411,24 +429,18 @@ mod blocks {
             __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_max_epu8, _mm256_movemask_epi8,
             _mm256_or_si256, _mm256_set1_epi8,
         };
-        let mut c = Classes::default();
-        let eq = |v: __m256i, b: u8| _mm256_cmpeq_epi8(v, _mm256_set1_epi8(b as i8));
-        let bits = |m: __m256i| u64::from(_mm256_movemask_epi8(m) as u32);
-        for k in 0..2 {
-            // SAFETY: each unaligned load reads 32 bytes inside the 64-byte `block`.
-            let v = unsafe { _mm256_loadu_si256(block.as_ptr().add(32 * k).cast::<__m256i>()) };
-            let shift = 32 * k;
-            c.quote |= bits(eq(v, b'"')) << shift;
-            c.backslash |= bits(eq(v, b'\\')) << shift;
-            let low = _mm256_set1_epi8(0x1f);
-            c.control |= bits(_mm256_cmpeq_epi8(_mm256_max_epu8(v, low), low)) << shift;
-            c.space |= bits(_mm256_or_si256(eq(v, b' '), eq(v, b'\t'))) << shift;
-            let folded = _mm256_or_si256(v, _mm256_set1_epi8(0x20));
-            let brackets = _mm256_or_si256(eq(folded, b'{'), eq(folded, b'}'));
-            let punct = _mm256_or_si256(eq(v, b':'), eq(v, b','));
-            c.structural |= bits(_mm256_or_si256(brackets, punct)) << shift;
-        }
-        c
+        classify_lanes!(
+            block,
+            __m256i,
+            32,
+            u32,
+            _mm256_loadu_si256,
+            _mm256_cmpeq_epi8,
+            _mm256_max_epu8,
+            _mm256_or_si256,
+            _mm256_set1_epi8,
+            _mm256_movemask_epi8
+        )
     }
 
     /// Bit i = XOR of bits 0..=i: 1 from an opening quote up to (not including) its closing one.
@@ -517,7 +529,8 @@ mod blocks {
             // SAFETY: the CPU has AVX2 (checked just above; the answer is cached).
             unsafe { validate_avx2(b) }
         } else {
-            validate_with(b, classify_sse2)
+            // SAFETY: SSE2 is part of every x86-64 CPU.
+            validate_with(b, |block| unsafe { classify_sse2(block) })
         }
     }
 
@@ -1187,7 +1200,9 @@ mod tests {
                 continue;
             }
             let fast = blocks::validate(&doc).is_some();
-            let sse2 = blocks::validate_with(&doc, blocks::classify_sse2).is_some();
+            // SAFETY: SSE2 is part of every x86-64 CPU.
+            let classify_sse2 = |block: &[u8; 64]| unsafe { blocks::classify_sse2(block) };
+            let sse2 = blocks::validate_with(&doc, classify_sse2).is_some();
             let slow = validate_scalar(&doc).is_some();
             assert_eq!(
                 (fast, sse2),
