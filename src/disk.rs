@@ -91,16 +91,6 @@ pub enum DiskOp {
     },
 }
 
-impl DiskOp {
-    /// Bytes of data this operation carries.
-    fn buffered(&self) -> usize {
-        match self {
-            DiskOp::Write { buf, .. } => buf.len(),
-            _ => 0,
-        }
-    }
-}
-
 struct OpenFile {
     path: PathBuf,
     /// `None` after a failure: further writes are counted as lost.
@@ -119,14 +109,10 @@ struct OpenFile {
     unsynced_lines: u64,
 }
 
-/// Operations that may wait for the disk (many small ones when many quiet streams flush).
-const DISK_QUEUE: usize = 64;
-/// Bytes of `Write` buffers that may wait for the disk, beyond one: a busy stream's 256 KiB
-/// buffer waits alone, so at flood rate one buffer is being filled, one waits, one is written,
-/// and peak memory stays about 1 MiB while each `write` still carries 256 KiB.
-const DISK_QUEUE_BYTES: usize = 64 * 1024;
+/// Operations that may wait for the disk; with ~256 KiB buffers this bounds memory to a few MiB.
+const DISK_QUEUE: usize = 4;
 /// Emptied buffers kept for reuse.
-const POOL: usize = 1;
+const POOL: usize = 4;
 
 /// Handle to the disk worker.
 ///
@@ -150,8 +136,6 @@ struct Shared {
 
 struct State {
     ops: VecDeque<DiskOp>,
-    /// Bytes of the `Write` buffers in `ops`.
-    queued_bytes: usize,
     running: bool,
     /// Open files; taken by the worker while it runs.
     files: Option<HashMap<u64, OpenFile>>,
@@ -165,7 +149,6 @@ impl Disk {
             shared: Arc::new(Shared {
                 state: Mutex::new(State {
                     ops: VecDeque::new(),
-                    queued_bytes: 0,
                     running: false,
                     files: Some(HashMap::new()),
                     pool: Vec::new(),
@@ -182,8 +165,7 @@ impl Disk {
         self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues an operation, waiting while [`DISK_QUEUE`] operations or [`DISK_QUEUE_BYTES`]
-    /// of buffers are already waiting (an operation is always taken by an empty queue).
+    /// Queues an operation, waiting while [`DISK_QUEUE`] are already waiting.
     pub async fn submit(&self, op: DiskOp) {
         let mut op = Some(op);
         loop {
@@ -192,11 +174,7 @@ impl Disk {
             progressed.as_mut().enable();
             {
                 let mut st = self.lock();
-                let bytes = op.as_ref().map_or(0, DiskOp::buffered);
-                if st.ops.is_empty()
-                    || (st.ops.len() < DISK_QUEUE && st.queued_bytes + bytes <= DISK_QUEUE_BYTES)
-                {
-                    st.queued_bytes += bytes;
+                if st.ops.len() < DISK_QUEUE {
                     // `op` is Some until pushed, and we return right after pushing.
                     st.ops.extend(op.take());
                     if !st.running {
@@ -241,10 +219,7 @@ fn work(shared: &Shared) {
         let op = {
             let mut st = lock();
             match st.ops.pop_front() {
-                Some(op) => {
-                    st.queued_bytes -= op.buffered();
-                    op
-                }
+                Some(op) => op,
                 None => {
                     st.running = false;
                     st.files = Some(files);

@@ -18,11 +18,10 @@ use tokio::sync::{Semaphore, mpsc};
 use crate::config::WhenFull;
 
 /// Most payload bytes queued at once under `block` (a batch larger than this still passes,
-/// alone). 256 KiB is ~0.5 ms of a 500 MB/s flood: four 64 KiB batches of slack for the
-/// writer, which takes every ready batch per turn.
-pub const QUEUE_BYTES: usize = 256 * 1024;
+/// alone). 512 KiB is ~1 ms of a 500 MB/s flood: eight 64 KiB batches of slack for the writer.
+pub const QUEUE_BYTES: usize = 512 * 1024;
 /// Written batches' buffers kept for reuse (see [`QueueTx::batch`]).
-const SPARE_BATCHES: usize = 4;
+const SPARE_BATCHES: usize = 6;
 /// Buffers smaller than this are not worth keeping: a quiet connection allocates its few
 /// bytes itself.
 const SPARE_MIN: usize = 16 * 1024;
@@ -480,7 +479,7 @@ mod tests {
         assert_eq!(tx.send(big(QUEUE_BYTES / 2), &mut 0).await, Sent::All);
         let tx2 = tx.clone();
         // Over the byte bound: waits, although message permits are plenty.
-        let pending = tokio::spawn(async move { tx2.send(big(2 * SPARE_MAX), &mut 0).await });
+        let pending = tokio::spawn(async move { tx2.send(big(QUEUE_BYTES), &mut 0).await });
         tokio::task::yield_now().await;
         assert!(!pending.is_finished(), "sender must wait for byte room");
         let first = rx.recv().await.unwrap();

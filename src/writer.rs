@@ -26,11 +26,10 @@ use crate::record::{Batch, Kind, QueueRx};
 use crate::rotation;
 use crate::stats::{Stats, StreamStats};
 
-/// A buffer is handed to the disk thread once it holds this much. Each hand-off costs a
-/// wake-up of the disk worker and a `write`: 64 KiB buffers made that 4 times as often and cost
-/// ~20 % more CPU at 50k msg/s; the disk queue's byte bound keeps the number of such buffers
-/// (and so memory) small instead.
-const FLUSH_BYTES: usize = 256 * 1024;
+/// A buffer is handed to the disk thread once it holds this much. With the disk queue and
+/// pool (4 + 4) and the buffer being filled, up to ~10 buffers exist: 64 KiB keeps that under
+/// 1 MiB, and one `write` per 64 KiB costs a few ns per line.
+const FLUSH_BYTES: usize = 64 * 1024;
 /// Batches taken in one go before timers get a look in.
 const BATCHES_PER_TURN: usize = 64;
 
@@ -567,14 +566,14 @@ impl Writer {
         if out.buf.is_empty() {
             return;
         }
-        // Room for what the stream wrote last time plus half, so a busy stream fills a buffer
-        // to FLUSH_BYTES and adds the line that crosses it (up to FLUSH_BYTES / 2) without
-        // regrowing it, and a quiet one keeps a small buffer.
+        // Room for what the stream wrote last time plus a quarter, so a busy stream fills a
+        // buffer to FLUSH_BYTES without regrowing it (doubling past it would touch twice the
+        // memory) and a quiet one keeps a small buffer.
         let want = out.buf.len().min(FLUSH_BYTES);
         let fresh = self
             .disk
             .take_buffer()
-            .unwrap_or_else(|| Vec::with_capacity(want + want / 2));
+            .unwrap_or_else(|| Vec::with_capacity(want + want / 4));
         let buf = std::mem::replace(&mut out.buf, fresh);
         let op = DiskOp::Write {
             id: out.id,
