@@ -26,8 +26,10 @@ use crate::record::{Batch, Kind, QueueRx};
 use crate::rotation;
 use crate::stats::{Stats, StreamStats};
 
-/// A buffer is handed to the disk thread once it holds this much.
-const FLUSH_BYTES: usize = 256 * 1024;
+/// A buffer is handed to the disk thread once it holds this much. With the disk queue and
+/// pool (4 + 4) and the buffer being filled, up to ~10 buffers exist: 64 KiB keeps that under
+/// 1 MiB, and one `write` per 64 KiB costs a few ns per line.
+const FLUSH_BYTES: usize = 64 * 1024;
 /// Batches taken in one go before timers get a look in.
 const BATCHES_PER_TURN: usize = 64;
 
@@ -317,7 +319,7 @@ impl Writer {
         let idx = batch.stream;
         let Some(state) = self.streams.get_mut(idx) else {
             tracing::error!(stream = idx, "Batch for an unknown stream; dropped.");
-            self.rx.release(batch.messages);
+            self.rx.release_batch(batch);
             return;
         };
         if state.io_gap_pending > 0 {
@@ -452,7 +454,7 @@ impl Writer {
         if let (Some(n), Some(c)) = (&self.nats, copy) {
             n.finish(c);
         }
-        self.rx.release(batch.messages);
+        self.rx.release_batch(batch);
     }
 
     /// Makes sure the stream has the right file open for a line received at `ts`.
@@ -589,10 +591,14 @@ impl Writer {
         if out.buf.is_empty() {
             return;
         }
+        // Room for what the stream wrote last time plus a quarter, so a busy stream fills a
+        // buffer to FLUSH_BYTES without regrowing it (doubling past it would touch twice the
+        // memory) and a quiet one keeps a small buffer.
+        let want = out.buf.len().min(FLUSH_BYTES);
         let fresh = self
             .disk
             .take_buffer()
-            .unwrap_or_else(|| Vec::with_capacity(out.buf.len()));
+            .unwrap_or_else(|| Vec::with_capacity(want + want / 4));
         let buf = std::mem::replace(&mut out.buf, fresh);
         let op = DiskOp::Write {
             id: out.id,

@@ -19,28 +19,45 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
-/// Mozilla's roots plus the system's store, loaded once.
-fn base_roots() -> &'static rustls::RootCertStore {
-    static ROOTS: OnceLock<rustls::RootCertStore> = OnceLock::new();
-    ROOTS.get_or_init(|| {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        let native = rustls_native_certs::load_native_certs();
-        let (added, _ignored) = roots.add_parsable_certificates(native.certs);
-        tracing::debug!(
-            system_roots = added,
-            errors = native.errors.len(),
-            "Loaded TLS roots."
-        );
-        roots
-    })
+/// Mozilla's roots plus the system's store (about 7 MiB resident once loaded, so this is only
+/// done for a stream that needs it: see [`tls_config`]).
+fn load_roots() -> rustls::RootCertStore {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let native = rustls_native_certs::load_native_certs();
+    let (added, _ignored) = roots.add_parsable_certificates(native.certs);
+    tracing::debug!(
+        system_roots = added,
+        errors = native.errors.len(),
+        "Loaded TLS roots."
+    );
+    roots
 }
 
-/// The rustls config of a stream.
+/// The config every `wss://` stream without `ca_file` or `insecure` uses: built on first use
+/// and shared, so 1,000 streams hold one root store, not 1,000 copies (~100 KB each).
+fn default_config() -> Result<Arc<ClientConfig>, String> {
+    static DEFAULT: OnceLock<Arc<ClientConfig>> = OnceLock::new();
+    if let Some(config) = DEFAULT.get() {
+        return Ok(config.clone());
+    }
+    let config = build_config(None, false)?;
+    Ok(DEFAULT.get_or_init(|| config).clone())
+}
+
+/// The rustls config of a stream. Streams with neither `ca_file` nor `insecure` share one
+/// config; the roots are loaded only when the first such config is built.
 ///
 /// # Errors
 /// The CA file cannot be read or holds no certificate.
 pub fn tls_config(ca_file: Option<&Path>, insecure: bool) -> Result<Arc<ClientConfig>, String> {
+    if ca_file.is_none() && !insecure {
+        return default_config();
+    }
+    build_config(ca_file, insecure)
+}
+
+fn build_config(ca_file: Option<&Path>, insecure: bool) -> Result<Arc<ClientConfig>, String> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS setup failed: {e}"))?;
@@ -50,19 +67,9 @@ pub fn tls_config(ca_file: Option<&Path>, insecure: bool) -> Result<Arc<ClientCo
             .with_custom_certificate_verifier(Arc::new(NoVerification(provider())))
             .with_no_client_auth()
     } else {
-        let mut roots = base_roots().clone();
+        let mut roots = load_roots();
         if let Some(path) = ca_file {
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-                .map_err(|e| format!("cannot read ca_file {}: {e}", path.display()))?
-                .collect::<Result<_, _>>()
-                .map_err(|e| format!("ca_file {} is not valid PEM: {e}", path.display()))?;
-            if certs.is_empty() {
-                return Err(format!(
-                    "ca_file {} holds no PEM certificate (expected -----BEGIN CERTIFICATE-----)",
-                    path.display()
-                ));
-            }
-            for cert in certs {
+            for cert in read_ca_file(path)? {
                 roots.add(cert).map_err(|e| {
                     format!(
                         "ca_file {} has an unusable certificate: {e}",
@@ -75,6 +82,24 @@ pub fn tls_config(ca_file: Option<&Path>, insecure: bool) -> Result<Arc<ClientCo
     };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// The certificates of a `ca_file` (at least one).
+///
+/// # Errors
+/// The file cannot be read, is not PEM, or holds no certificate.
+pub fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("cannot read ca_file {}: {e}", path.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("ca_file {} is not valid PEM: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "ca_file {} holds no PEM certificate (expected -----BEGIN CERTIFICATE-----)",
+            path.display()
+        ));
+    }
+    Ok(certs)
 }
 
 /// Accepts any certificate: the `insecure` opt-out. Signatures are still checked so the
@@ -139,7 +164,11 @@ pub(super) async fn connect(
         Host::Ipv4(ip) => ServerName::from(IpAddr::V4(*ip)),
         Host::Ipv6(ip) => ServerName::from(IpAddr::V6(*ip)),
     };
-    tokio_rustls::TlsConnector::from(spec.tls.clone())
+    let config = match &spec.tls {
+        Some(config) => config.clone(),
+        None => tls_config(None, false).map_err(TransportError::Failed)?,
+    };
+    tokio_rustls::TlsConnector::from(config)
         .connect(name, tcp)
         .await
         .map_err(|e| TransportError::Failed(tls_error(authority, &e)))
