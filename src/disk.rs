@@ -109,10 +109,10 @@ struct OpenFile {
     unsynced_lines: u64,
 }
 
-/// Operations that may wait for the disk; with ~256 KiB buffers this bounds memory to a few MiB.
-const DISK_QUEUE: usize = 4;
+/// Operations that may wait for the disk; with 256 KiB buffers this bounds memory to 0.5 MiB.
+const DISK_QUEUE: usize = 2;
 /// Emptied buffers kept for reuse.
-const POOL: usize = 4;
+const POOL: usize = 2;
 
 /// Handle to the disk worker.
 ///
