@@ -189,6 +189,9 @@ pub struct RecordArgs {
     /// Serve Prometheus/OpenMetrics metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464).
     #[arg(long, value_name = "ADDR", value_parser = crate::config::parse_listen_addr)]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Threads for the connections and the writer [default: 1].
+    #[arg(long)]
+    pub threads: Option<usize>,
     /// Queue capacity between network and disk, in messages [default: 16384].
     #[arg(long)]
     pub queue_capacity: Option<usize>,

@@ -51,9 +51,9 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(threads)
         .thread_name("wsrec")
         .enable_all()
         .build()
@@ -64,7 +64,7 @@ fn record(cli: &Cli, args: &RecordArgs) -> anyhow::Result<()> {
     let config = build_config(cli.config.as_deref(), args)?;
     let recorder = Recorder::new(config)?;
     init_logging(recorder.config(), cli.debug)?;
-    runtime()?.block_on(async move {
+    runtime(recorder.config().threads)?.block_on(async move {
         let shutdown = CancellationToken::new();
         tokio::spawn(on_signals(shutdown.clone()));
         recorder.run(shutdown).await
@@ -82,7 +82,7 @@ fn status(config_path: &Option<PathBuf>, args: &StatusArgs, go_line: bool) -> an
             .status_socket_path()
             .context("no status socket configured")?,
     };
-    let snapshot = runtime()?.block_on(crate::status::query(&socket))?;
+    let snapshot = runtime(1)?.block_on(crate::status::query(&socket))?;
     if go_line {
         println!("{}", snapshot.go_line());
     } else if args.json {
@@ -196,6 +196,9 @@ pub fn build_config(
     }
     if let Some(addr) = args.metrics_listen {
         config.metrics_listen = Some(addr);
+    }
+    if let Some(t) = args.threads {
+        config.threads = t;
     }
     if let Some(c) = args.queue_capacity {
         config.queue_capacity = c;

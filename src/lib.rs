@@ -17,6 +17,9 @@
 //! (a full queue is counted and marked), which publishes them to JetStream. Closed files go on
 //! to the [`compress`] thread and then, with `[upload]`, to the [`upload`] tasks, each over a
 //! queue that never blocks the stage before it.
+//! Connections and the writer are tasks on one runtime thread by default (`threads`), so a
+//! batch is formatted on the core that received it; the disk worker, the compressor and the
+//! upload's hashing run on threads of their own.
 //! [`stats`] counters are shared atomics; [`status`] serves them on a Unix socket, and
 //! [`metrics`] over HTTP for Prometheus (`metrics_listen`).
 //!

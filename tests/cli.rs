@@ -139,6 +139,10 @@ fn bad_input_names_the_problem_exits_2_and_writes_nothing() {
             "give both `channels` and `symbols`",
         ),
         (&["record", "-c", "novenue.toml"], "need a `venue`"),
+        (
+            &["record", "wss://h/", "-o", "out", "--threads", "0"],
+            "threads: must be 1 to 256",
+        ),
     ];
     for (args, want) in cases {
         let out = run(args, d);
