@@ -11,6 +11,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
+use std::hash::Hasher as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
@@ -102,7 +103,7 @@ struct OpenFile {
     /// When the oldest unsynced write happened; `None` when all is synced.
     dirty_since: Option<std::time::Instant>,
     /// XXH3-64 of what was written, for the manifest.
-    hash: Box<xxhash_rust::xxh3::Xxh3>,
+    hash: twox_hash::XxHash3_64,
     /// The last write failed (logged once until a write works again).
     failing: bool,
     /// Lines written since the last successful sync: lost if the sync fails (EIO).
@@ -279,7 +280,7 @@ fn apply(op: DiskOp, files: &mut HashMap<u64, OpenFile>, shared: &Shared) -> Opt
                     stream,
                     sync,
                     dirty_since: None,
-                    hash: Box::default(),
+                    hash: twox_hash::XxHash3_64::new(),
                     failing: false,
                     unsynced_lines: 0,
                 },
@@ -339,7 +340,7 @@ fn write(f: &mut OpenFile, buf: &[u8], lines: u64, stats: &Stats) {
     match file.write_all(buf) {
         Ok(()) => {
             f.len += buf.len() as u64;
-            f.hash.update(buf);
+            f.hash.write(buf);
             f.dirty_since.get_or_insert_with(std::time::Instant::now);
             f.unsynced_lines += lines;
             if f.failing {
@@ -418,7 +419,7 @@ fn close(
     if let Err(e) = file.sync_all() {
         sync_failed(&mut f, &e, stats);
     }
-    let digest = f.hash.digest();
+    let digest = f.hash.finish();
     let result = sync_dir(&f.path)
         .and_then(|()| match manifest {
             Some(mut m) => {

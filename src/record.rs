@@ -481,7 +481,9 @@ mod tests {
         assert_eq!(tx.send(big(QUEUE_BYTES / 2), &mut 0).await, Sent::All);
         let tx2 = tx.clone();
         // Over the byte bound: waits, although message permits are plenty.
-        let pending = tokio::spawn(async move { tx2.send(big(QUEUE_BYTES), &mut 0).await });
+        // (Also larger than SPARE_MAX, so its buffer is not kept for reuse.)
+        let over = QUEUE_BYTES.max(SPARE_MAX) + 1;
+        let pending = tokio::spawn(async move { tx2.send(big(over), &mut 0).await });
         tokio::task::yield_now().await;
         assert!(!pending.is_finished(), "sender must wait for byte room");
         let first = rx.recv().await.unwrap();

@@ -50,6 +50,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::hash::Hasher as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -718,7 +719,7 @@ async fn attempt(ctx: &Ctx, path: &Path) -> Result<u64, Failure> {
     let mut manifest_key = None;
     if let Some((_, body)) = manifest {
         let k = key_for(&manifest_path)?;
-        let (n, h) = (body.len() as u64, xxhash_rust::xxh3::xxh3_64(&body));
+        let (n, h) = (body.len() as u64, twox_hash::XxHash3_64::oneshot(&body));
         stoppable(
             ctx,
             ctx.store.put_opts(&k, body.into(), put_options(&k, n, h)),
@@ -805,7 +806,7 @@ fn local(e: std::io::Error) -> Failure {
 /// A file below the multipart threshold: one PUT of its bytes.
 async fn put_single(ctx: &Ctx, path: &Path, key: &Key) -> Result<(u64, u64), Failure> {
     let body = Bytes::from(tokio::fs::read(path).await.map_err(local)?);
-    let (n, h) = (body.len() as u64, xxhash_rust::xxh3::xxh3_64(&body));
+    let (n, h) = (body.len() as u64, twox_hash::XxHash3_64::oneshot(&body));
     stoppable(
         ctx,
         ctx.store.put_opts(key, body.into(), put_options(key, n, h)),
@@ -828,7 +829,7 @@ async fn put_multipart(ctx: &Ctx, path: &Path, key: &Key) -> Result<(u64, u64), 
         ..PutMultipartOptions::default()
     };
     let mut upload = stoppable(ctx, ctx.store.put_multipart_opts(key, opts)).await??;
-    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    let mut hasher = twox_hash::XxHash3_64::new();
     let mut sent = 0u64;
     let result: Result<(), Failure> = async {
         loop {
@@ -841,7 +842,7 @@ async fn put_multipart(ctx: &Ctx, path: &Path, key: &Key) -> Result<(u64, u64), 
             if read == 0 && sent > 0 {
                 return Ok(());
             }
-            hasher.update(&part);
+            hasher.write(&part);
             sent += read as u64;
             stoppable(ctx, upload.put_part(PutPayload::from(part))).await??;
             if (read as u64) < ctx.part_size {
@@ -851,7 +852,7 @@ async fn put_multipart(ctx: &Ctx, path: &Path, key: &Key) -> Result<(u64, u64), 
     }
     .await;
     let result = result.and_then(|()| {
-        if sent == n && hasher.digest() == h {
+        if sent == n && hasher.finish() == h {
             Ok(())
         } else {
             Err(Failure::Mismatch(format!(
@@ -872,15 +873,15 @@ async fn put_multipart(ctx: &Ctx, path: &Path, key: &Key) -> Result<(u64, u64), 
 fn hash_file(path: &Path) -> std::io::Result<(u64, u64)> {
     use std::io::Read;
     let mut f = std::fs::File::open(path)?;
-    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    let mut hasher = twox_hash::XxHash3_64::new();
     let mut buf = vec![0u8; 256 * 1024];
     let mut n = 0u64;
     loop {
         let r = f.read(&mut buf)?;
         if r == 0 {
-            return Ok((n, hasher.digest()));
+            return Ok((n, hasher.finish()));
         }
-        hasher.update(&buf[..r]);
+        hasher.write(&buf[..r]);
         n += r as u64;
     }
 }
@@ -1117,7 +1118,7 @@ mod tests {
             let hash = got.attributes.get(&Attribute::Metadata(META_HASH.into()));
             assert_eq!(
                 hash.map(|v| v.as_ref().to_owned()),
-                Some(format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&data)))
+                Some(format!("{:016x}", twox_hash::XxHash3_64::oneshot(&data)))
             );
             assert_eq!(got.bytes().await.unwrap(), data);
             let manifest_key = Key::from("p/s/2026-11-24/h/x.jsonl.manifest.json");
@@ -1140,7 +1141,7 @@ mod tests {
         let c = ctx(dir.path(), store.clone(), 1 << 20, false);
         let key = Key::from("k");
         let body = Bytes::from_static(b"abc");
-        let h = xxhash_rust::xxh3::xxh3_64(&body);
+        let h = twox_hash::XxHash3_64::oneshot(&body);
         store
             .put_opts(&key, body.clone().into(), put_options(&key, 3, h))
             .await

@@ -38,7 +38,8 @@ use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use xxhash_rust::xxh3::{Xxh3, xxh3_64};
+use std::hash::Hasher as _;
+use twox_hash::XxHash3_64 as Xxh3;
 
 use super::venue_seq::{self, Point, Step, Venue};
 use super::{UsageError, find_files, format_duration_ns, format_ts};
@@ -681,7 +682,7 @@ impl Track {
         }
         let hash = match &venue {
             Some(v) => venue_hash(v),
-            None => xxh3_64(&frag),
+            None => Xxh3::oneshot(&frag),
         };
         Msg {
             uconn,
@@ -708,18 +709,18 @@ impl Track {
 
 fn venue_hash(v: &VenueId) -> u64 {
     let mut h = Xxh3::new();
-    h.update(&[v.venue as u8]);
-    h.update(v.key.as_bytes());
+    h.write(&[v.venue as u8]);
+    h.write(v.key.as_bytes());
     let (tag, a, b) = match v.step {
         Step::Reset { last } => (0u8, last, 0),
         Step::Link { prev, last } => (1, prev, last),
         Step::Range { first, last } => (2, first, last),
         Step::Increasing { value } => (3, value, 0),
     };
-    h.update(&[0, tag]);
-    h.update(&a.to_le_bytes());
-    h.update(&b.to_le_bytes());
-    h.digest()
+    h.write(&[0, tag]);
+    h.write(&a.to_le_bytes());
+    h.write(&b.to_le_bytes());
+    h.finish()
 }
 
 /// One source's stream, read as [`Pending`] items.
@@ -875,7 +876,7 @@ impl Out {
             anyhow::bail!("no output file open");
         };
         f.w.write_all(&self.line)?;
-        f.hash.update(&self.line);
+        f.hash.write(&self.line);
         f.lines += 1;
         f.bytes += self.line.len() as u64;
         note(&mut f.manifest);
@@ -925,7 +926,7 @@ impl Out {
         let mut m = f.manifest.manifest;
         m.lines = f.lines;
         m.bytes = f.bytes;
-        m.xxh3_64 = format!("{:016x}", f.hash.digest());
+        m.xxh3_64 = format!("{:016x}", f.hash.finish());
         let mut body = serde_json::to_vec(&m)?;
         body.push(b'\n');
         let mpath = self.stage.join(manifest::path_for(&f.rel));

@@ -14,6 +14,7 @@
 //! Memory stays bounded: listed issues and windows are capped, everything is counted.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::hash::Hasher as _;
 use std::io::Write as _;
 use std::sync::Arc;
 
@@ -377,7 +378,7 @@ struct StreamState {
 struct FileState {
     path: Arc<str>,
     manifest: Option<Expected>,
-    hash: Option<Box<xxhash_rust::xxh3::Xxh3>>,
+    hash: Option<Box<twox_hash::XxHash3_64>>,
     bytes: u64,
     hashable: bool,
     failed: bool,
@@ -471,7 +472,7 @@ impl Verifier {
         }
         let hash = manifest
             .as_ref()
-            .map(|_| Box::<xxhash_rust::xxh3::Xxh3>::default());
+            .map(|_| Box::<twox_hash::XxHash3_64>::default());
         self.file = Some(FileState {
             path: path.clone(),
             manifest,
@@ -501,9 +502,9 @@ impl Verifier {
                     }
                     f.bytes += bytes.len() as u64 + u64::from(!info.torn);
                     if let Some(h) = &mut f.hash {
-                        h.update(bytes);
+                        h.write(bytes);
                         if !info.torn {
-                            h.update(b"\n");
+                            h.write(b"\n");
                         }
                     }
                 }
@@ -613,7 +614,7 @@ impl Verifier {
             wrong.push(format!("{} bytes, the manifest says {}", f.bytes, m.bytes));
         }
         if f.hashable {
-            let got = format!("{:016x}", hash.digest());
+            let got = format!("{:016x}", hash.finish());
             if !got.eq_ignore_ascii_case(&m.xxh3_64) {
                 wrong.push(format!("XXH3-64 {got}, the manifest says {}", m.xxh3_64));
             }
