@@ -11,7 +11,11 @@
 //! to `max_in_flight` acks outstanding (pipelined, awaited in order) and, when an ack fails for a
 //! transient reason (timeout, disconnect, no JetStream responder), waits for the connection and
 //! publishes the whole window again in order: the server's duplicate detection keeps what it
-//! already stored once, so a line is never lost nor duplicated because of a reconnect. A line
+//! already stored once, so a line is never lost nor duplicated because of a reconnect. After a
+//! (re)connect one line is published alone until its ack confirms that the server stores again,
+//! and only then are publishes pipelined: a server that is still starting answers the first
+//! lines of a window with "no responders" and may store later ones, which would put them
+//! before the earlier lines in the stream. A line
 //! that cannot be published (the queue was full, NATS was down under `drop_newest`, the server
 //! refused it, or the shutdown deadline passed) is counted in `nats_dropped`; once publishing
 //! works again the writer writes a `nats_gap` event (`lost`, `from_ts`, `to_ts`) into the
@@ -706,6 +710,7 @@ pub async fn run(sink: NatsSink, stop: CancellationToken) {
         was_up: false,
         retry_at: tokio::time::Instant::now(),
         ensured: false,
+        confirmed: false,
         warned_no_stream: false,
         down_since_lost: 0,
     };
@@ -716,7 +721,7 @@ pub async fn run(sink: NatsSink, stop: CancellationToken) {
             if !s.up && tokio::time::Instant::now() >= s.retry_at {
                 let connected =
                     client.connection_state() == async_nats::connection::State::Connected;
-                if connected && s.ensure_stream(&js).await && s.republish(&js).await {
+                if connected && s.ensure_stream(&js).await {
                     s.set_up(true);
                 } else {
                     s.retry_at = tokio::time::Instant::now() + DOWN_POLL;
@@ -831,6 +836,8 @@ struct Sink {
     retry_at: tokio::time::Instant,
     /// `stream_name` exists (or none is configured).
     ensured: bool,
+    /// An ack came back since publishing was last (re)started: publishes may be pipelined.
+    confirmed: bool,
     warned_no_stream: bool,
     /// Lines dropped since publishing went down, for the log line.
     down_since_lost: u64,
@@ -853,6 +860,13 @@ impl Sink {
             );
             self.down_since_lost = 0;
         } else {
+            // What is in flight goes back in front of the pending lines, in order, to be
+            // published again (same message ids: the server keeps each line once).
+            self.confirmed = false;
+            while let Some(mut line) = self.window.pop_back() {
+                line.ack = None;
+                self.pending.push_front(line);
+            }
             self.retry_at = tokio::time::Instant::now() + DOWN_POLL;
             stats.set_state(NatsState::Connecting);
             tracing::warn!(in_flight = self.window.len(), policy = ?self.config.when_full, "NATS unreachable: recording goes on; publishing resumes (and the gap is marked) when it is back.");
@@ -936,36 +950,18 @@ impl Sink {
         }
     }
 
-    /// Publishes the window again, in order, after a failure; true when all went out.
-    async fn republish(&mut self, js: &async_nats::jetstream::Context) -> bool {
-        let mut window = std::mem::take(&mut self.window);
-        let mut ok = true;
-        let mut kept = VecDeque::with_capacity(window.len());
-        while let Some(mut line) = window.pop_front() {
-            if ok {
-                match self.publish(js, &mut line).await {
-                    Ok(()) => {}
-                    Err(true) => {
-                        ok = false;
-                        line.ack = None;
-                    }
-                    Err(false) => {
-                        self.refused(&line, "refused");
-                        continue;
-                    }
-                }
-            } else {
-                line.ack = None;
-            }
-            kept.push_back(line);
-        }
-        self.window = kept;
-        ok
-    }
-
-    /// Publishes pending lines while the window has room.
+    /// Publishes pending lines while the window has room: one until an ack confirms that the
+    /// server stores, then up to `max_in_flight`.
     async fn fill(&mut self, js: &async_nats::jetstream::Context) {
-        while self.up && self.window.len() < self.config.max_in_flight {
+        loop {
+            let room = if self.confirmed {
+                self.config.max_in_flight
+            } else {
+                1
+            };
+            if !self.up || self.window.len() >= room {
+                break;
+            }
             let Some(mut line) = self.pending.pop_front() else {
                 break;
             };
@@ -1000,6 +996,7 @@ impl Sink {
     ) {
         match ack {
             Ok(_) => {
+                self.confirmed = true;
                 if let Some(line) = self.window.pop_front() {
                     let stats = self.shared.nats();
                     stats.published.fetch_add(1, Relaxed);
@@ -1014,9 +1011,6 @@ impl Sink {
                     tracing::warn!(subject = %self.subjects[self.window[0].stream], "No JetStream stream covers this subject: create one or set nats.stream_name; retrying.");
                 }
                 tracing::debug!(error = %e, "NATS publish failed; publishing the window again once connected.");
-                for l in &mut self.window {
-                    l.ack = None;
-                }
                 self.set_up(false);
             }
             Err(e) => {
