@@ -446,6 +446,7 @@ impl Connection {
             let mut ts = rt.clock.now_ns();
             let mut end = self.take(first, ts, batch, &mut keepalive, venue);
             let mut n = 1;
+            let mut backlog = false;
             loop {
                 if end.is_some() {
                     break;
@@ -455,6 +456,7 @@ impl Connection {
                     || n >= FRAMES_PER_WAKE
                 {
                     rt.pressure.mark_backlog();
+                    backlog = true;
                     break;
                 }
                 let Some(next) = ws.try_next() else { break };
@@ -481,6 +483,13 @@ impl Connection {
                 && let Some(end) = self.venue_actions(ws, v).await
             {
                 return end;
+            }
+            if backlog {
+                // More is waiting on the socket. Let the runtime look at timers, signals and
+                // other sockets (status, metrics) first: under a flood this task would
+                // otherwise always be ready, and on one runtime thread they would wait for
+                // tokio's periodic driver check (61 task polls, seconds in a debug build).
+                tokio::task::yield_now().await;
             }
         }
     }

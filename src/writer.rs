@@ -277,13 +277,22 @@ impl Writer {
                 batch = self.rx.recv() => {
                     let Some(batch) = batch else { break };
                     self.write_batch(batch).await;
+                    let mut more = true;
                     for _ in 0..BATCHES_PER_TURN {
                         match self.rx.try_recv() {
                             Some(b) => self.write_batch(b).await,
-                            None => break,
+                            None => {
+                                more = false;
+                                break;
+                            }
                         }
                     }
                     self.stats.queue_depth.store(self.rx.depth() as u64, Relaxed);
+                    if more {
+                        // A full turn and more queued: let timers, signals and other tasks
+                        // in before the next (see the connection's read loop).
+                        tokio::task::yield_now().await;
+                    }
                 }
                 () = &mut rotation => {
                     self.close_due().await;
