@@ -422,6 +422,7 @@ impl Connection {
             return end;
         }
         let mut ready_sent = false;
+        let mut slice = crate::fair::Slice::new();
         loop {
             let first = tokio::select! {
                 biased;
@@ -446,7 +447,6 @@ impl Connection {
             let mut ts = rt.clock.now_ns();
             let mut end = self.take(first, ts, batch, &mut keepalive, venue);
             let mut n = 1;
-            let mut backlog = false;
             loop {
                 if end.is_some() {
                     break;
@@ -456,7 +456,6 @@ impl Connection {
                     || n >= FRAMES_PER_WAKE
                 {
                     rt.pressure.mark_backlog();
-                    backlog = true;
                     break;
                 }
                 let Some(next) = ws.try_next() else { break };
@@ -484,13 +483,9 @@ impl Connection {
             {
                 return end;
             }
-            if backlog {
-                // More is waiting on the socket. Let the runtime look at timers, signals and
-                // other sockets (status, metrics) first: under a flood this task would
-                // otherwise always be ready, and on one runtime thread they would wait for
-                // tokio's periodic driver check (61 task polls, seconds in a debug build).
-                tokio::task::yield_now().await;
-            }
+            // Under a flood this task is always ready: timers, signals and the status socket
+            // get their turn.
+            slice.tick().await;
         }
     }
 

@@ -44,7 +44,9 @@
 //! - [`recover`] (files a crash left open), [`compress`] (closed files, in the background).
 //! - [`upload`]: sealed files (compressed when compression is on) and their manifests to
 //!   S3-compatible object storage, on tokio tasks of their own, resumed at start by a sweep.
-//! - [`stats`], [`status`], [`clock`], [`error`]: counters, status socket, time, errors.
+//! - [`stats`], [`status`], [`clock`], [`error`]: counters, status socket, time, errors;
+//!   `fair`: the time slice after which the busy connection and writer tasks yield, so
+//!   signals, timers and the status socket are served under a flood.
 //! - [`metrics`]: the Prometheus/OpenMetrics endpoint.
 //! - [`nats`]: the optional live fan-out of every line to NATS JetStream, fed by the writer
 //!   without ever waiting on it.
@@ -62,6 +64,7 @@ pub mod config;
 pub mod connection;
 pub mod disk;
 pub mod error;
+mod fair;
 pub mod json;
 pub mod manifest;
 pub mod metrics;

@@ -259,6 +259,7 @@ impl Writer {
         let rotation = tokio::time::sleep(Duration::from_secs(86_400));
         tokio::pin!(rotation);
         let mut deadline = None;
+        let mut slice = crate::fair::Slice::new();
         loop {
             let next = self.next_rotation_ns();
             if next != deadline {
@@ -277,22 +278,14 @@ impl Writer {
                 batch = self.rx.recv() => {
                     let Some(batch) = batch else { break };
                     self.write_batch(batch).await;
-                    let mut more = true;
                     for _ in 0..BATCHES_PER_TURN {
                         match self.rx.try_recv() {
                             Some(b) => self.write_batch(b).await,
-                            None => {
-                                more = false;
-                                break;
-                            }
+                            None => break,
                         }
                     }
                     self.stats.queue_depth.store(self.rx.depth() as u64, Relaxed);
-                    if more {
-                        // A full turn and more queued: let timers, signals and other tasks
-                        // in before the next (see the connection's read loop).
-                        tokio::task::yield_now().await;
-                    }
+                    slice.tick().await;
                 }
                 () = &mut rotation => {
                     self.close_due().await;
