@@ -166,6 +166,17 @@ const BYBIT_KEEPALIVE: Keepalive = Keepalive {
     silence_timeout: Some(secs(60)),
 };
 
+/// Binance's server pings (spot every 20 s, USDⓈ-M every 3 min) are answered; wsrec pings too,
+/// every 30 s, so a dead connection shows within 40 s; no silence limit (quiet symbols).
+const BINANCE_KEEPALIVE: Keepalive = Keepalive {
+    ping_interval: Some(secs(30)),
+    pong_timeout: secs(10),
+    app_ping: None,
+    app_ping_interval: None,
+    app_pong_contains: None,
+    silence_timeout: None,
+};
+
 const BYBIT_LIMITS: Limits = Limits {
     topics_per_connection: 100,
     topics_per_message: 10,
@@ -260,14 +271,7 @@ pub static PRESETS: &[Preset] = &[
             "miniTicker",
         ],
         example: "btcusdt@aggTrade, btcusdt@depth@100ms",
-        keepalive: Keepalive {
-            ping_interval: Some(secs(30)),
-            pong_timeout: secs(10),
-            app_ping: None,
-            app_ping_interval: None,
-            app_pong_contains: None,
-            silence_timeout: None,
-        },
+        keepalive: BINANCE_KEEPALIVE,
         max_connection_age: Some(secs(23 * 3600 + 1800)),
         limits: Limits {
             topics_per_connection: 1024,
@@ -295,14 +299,7 @@ pub static PRESETS: &[Preset] = &[
             "ticker",
         ],
         example: "btcusdt@aggTrade, btcusdt@depth@100ms",
-        keepalive: Keepalive {
-            ping_interval: Some(secs(30)),
-            pong_timeout: secs(10),
-            app_ping: None,
-            app_ping_interval: None,
-            app_pong_contains: None,
-            silence_timeout: None,
-        },
+        keepalive: BINANCE_KEEPALIVE,
         max_connection_age: Some(secs(23 * 3600 + 1800)),
         limits: Limits {
             topics_per_connection: 1024,
