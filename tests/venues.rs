@@ -135,6 +135,15 @@ impl FakeVenue {
             .collect()
     }
 
+    /// The venue never had to cut a connection (keepalive and lifetime rules were kept).
+    fn assert_never_closed(&self, context: &str) {
+        let closed = self.closed_by_venue();
+        assert!(
+            closed.is_empty(),
+            "{context}: the venue had to cut: {closed:?}"
+        );
+    }
+
     fn connections(&self) -> usize {
         self.seen().iter().map(|s| s.conn).max().unwrap_or(0)
     }
@@ -410,11 +419,7 @@ async fn bybit_pings_keep_a_quiet_connection_past_the_ten_minute_cut() {
         Duration::from_secs(45 * 60),
     )
     .await;
-    assert!(
-        venue.closed_by_venue().is_empty(),
-        "{:?}",
-        venue.closed_by_venue()
-    );
+    venue.assert_never_closed("bybit-linear");
     assert_eq!(venue.connections(), 1, "{:#?}", &venue.seen()[..40]);
     let texts = venue.texts(1);
     assert_eq!(
@@ -462,11 +467,7 @@ async fn binance_connection_is_replaced_before_the_24_hour_cut_with_nothing_lost
         Duration::from_secs(24 * 3600 + 1200),
     )
     .await;
-    assert!(
-        venue.closed_by_venue().is_empty(),
-        "the venue had to cut: {:?}",
-        venue.closed_by_venue()
-    );
+    venue.assert_never_closed("binance-usdm");
     assert_eq!(venue.connections(), 2);
     assert_eq!(
         venue.texts(2)[0],
@@ -568,11 +569,7 @@ async fn okx_service_upgrade_notice_is_a_make_before_break_reconnect() {
         Duration::from_secs(600),
     )
     .await;
-    assert!(
-        venue.closed_by_venue().is_empty(),
-        "{:?}",
-        venue.closed_by_venue()
-    );
+    venue.assert_never_closed("okx");
     assert_eq!(venue.connections(), 2);
     let requested = events(&recs, "reconnect_requested");
     assert_eq!(requested.len(), 1);
@@ -624,11 +621,7 @@ async fn deribit_sets_the_heartbeat_and_answers_every_test_request() {
         Duration::from_secs(900),
     )
     .await;
-    assert!(
-        venue.closed_by_venue().is_empty(),
-        "{:?}",
-        venue.closed_by_venue()
-    );
+    venue.assert_never_closed("deribit");
     let texts = venue.texts(1);
     assert!(texts[0].contains("public/set_heartbeat"), "{texts:?}");
     assert!(texts[1].contains(r#""channels":["trades.BTC-PERPETUAL.100ms"]"#));
@@ -969,11 +962,7 @@ async fn app_ping_presets_stay_connected_past_their_idle_limit() {
         )
         .await;
         let p = case.preset;
-        assert!(
-            venue.closed_by_venue().is_empty(),
-            "{p}: {:?}",
-            venue.closed_by_venue()
-        );
+        venue.assert_never_closed(p);
         assert_eq!(venue.connections(), 1, "{p}");
         assert_eq!(reasons(&recs), ["shutdown"], "{p}");
         assert!(
