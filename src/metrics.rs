@@ -26,13 +26,11 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
 use crate::stats::{ConnState, Stats, StreamStats};
-use crate::status::state_name;
+use crate::status::{ClientTasks, state_name};
 
 /// The one path served.
 pub const PATH: &str = "/metrics";
@@ -479,8 +477,7 @@ impl MetricsServer {
         let _ = stats.metrics_addr.set(addr);
         let uptime = u64::try_from(stats.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         let start_ns = clock.now_ns().saturating_sub(uptime);
-        let clients = TaskTracker::new();
-        let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
+        let clients = ClientTasks::new(MAX_CLIENTS, &shutdown);
         tracing::info!(%addr, path = PATH, "Metrics endpoint listening.");
 
         loop {
@@ -499,24 +496,18 @@ impl MetricsServer {
                     }
                 }
             };
-            let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            let Some(slot) = clients.slot() else {
                 tracing::debug!("Metrics client dropped: too many clients.");
                 continue;
             };
             let stats = Arc::clone(&stats);
-            let shutdown = shutdown.clone();
-            clients.spawn(async move {
-                tokio::select! {
-                    () = shutdown.cancelled() => {}
-                    () = serve_client(stream, &stats, clock, start_ns) => {}
-                }
-                drop(slot);
+            clients.spawn(slot, async move {
+                serve_client(stream, &stats, clock, start_ns).await;
             });
         }
 
         drop(listener);
-        clients.close();
-        clients.wait().await;
+        clients.finish().await;
         tracing::info!("Metrics endpoint closed.");
     }
 }

@@ -22,7 +22,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -362,8 +362,7 @@ impl StatusServer {
     /// Client tasks also watch `shutdown`, so returning does not wait out their timeouts.
     pub async fn run(self, stats: Arc<Stats>, shutdown: CancellationToken) {
         let StatusServer { listener, socket } = self;
-        let clients = TaskTracker::new();
-        let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
+        let clients = ClientTasks::new(MAX_CLIENTS, &shutdown);
         tracing::info!(path = %socket.path.display(), "Status socket listening.");
 
         loop {
@@ -386,28 +385,66 @@ impl StatusServer {
                     }
                 }
             };
-            let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            let Some(slot) = clients.slot() else {
                 // Best effort and non-blocking: the accept loop must not wait on this client.
                 let _ = stream.try_write(&error_line("too many status clients at once; retry"));
                 tracing::debug!("Status client dropped: too many clients.");
                 continue;
             };
             let stats = Arc::clone(&stats);
-            let shutdown = shutdown.clone();
-            clients.spawn(async move {
-                tokio::select! {
-                    () = shutdown.cancelled() => {}
-                    () = serve_client(stream, &stats) => {}
-                }
-                drop(slot);
-            });
+            clients.spawn(slot, async move { serve_client(stream, &stats).await });
         }
 
         drop(listener);
         drop(socket);
-        clients.close();
-        clients.wait().await;
+        clients.finish().await;
         tracing::info!("Status socket closed.");
+    }
+}
+
+/// The client tasks of a server (this socket, the metrics endpoint): at most a fixed number
+/// at once, each ended when the server shuts down, so a slow client never delays another one,
+/// the recorder or the shutdown.
+pub(crate) struct ClientTasks {
+    tracker: TaskTracker,
+    slots: Arc<Semaphore>,
+    shutdown: CancellationToken,
+}
+
+impl ClientTasks {
+    pub(crate) fn new(max: usize, shutdown: &CancellationToken) -> Self {
+        Self {
+            tracker: TaskTracker::new(),
+            slots: Arc::new(Semaphore::new(max)),
+            shutdown: shutdown.clone(),
+        }
+    }
+
+    /// A free slot for one more client; `None` when all are taken.
+    pub(crate) fn slot(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.slots).try_acquire_owned().ok()
+    }
+
+    /// Serves one client in a task of its own, holding `slot` until it ends.
+    pub(crate) fn spawn(
+        &self,
+        slot: OwnedSemaphorePermit,
+        serve: impl Future<Output = ()> + Send + 'static,
+    ) {
+        let shutdown = self.shutdown.clone();
+        self.tracker.spawn(async move {
+            tokio::select! {
+                () = shutdown.cancelled() => {}
+                () = serve => {}
+            }
+            drop(slot);
+        });
+    }
+
+    /// Waits until every client task has ended (they end at the latest at shutdown).
+    pub(crate) async fn finish(self) {
+        self.tracker.close();
+        self.tracker.wait().await;
     }
 }
 
