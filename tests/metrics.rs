@@ -26,34 +26,14 @@ const PROMETHEUS_CLIENT: &str = "prometheus_client==0.26.0";
 const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0;q=0.5,\
     application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
 
-/// A `python3` that can import `prometheus_client`, found like the interop tests' (the
-/// `WSREC_INTEROP_PYTHON` interpreter with `WSREC_INTEROP_PYTHONPATH`, default
-/// `target/interop/python`). Missing, the test fails: a metrics format nobody parsed is untested.
+/// A Python that has `prometheus_client`; the test fails when it is missing: a metrics format
+/// nobody parsed is untested.
 fn python() -> Command {
-    let lib = std::env::var_os("WSREC_INTEROP_PYTHONPATH").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/interop/python"),
-        PathBuf::from,
-    );
-    let interpreter = std::env::var_os("WSREC_INTEROP_PYTHON").unwrap_or_else(|| "python3".into());
-    let mut cmd = Command::new(&interpreter);
-    cmd.env("PYTHONPATH", &lib);
-    let ok = Command::new(&interpreter)
-        .env("PYTHONPATH", &lib)
-        .args(["-c", "import prometheus_client"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "Python {PROMETHEUS_CLIENT} is needed to parse the scraped metrics, and {} with \
-         PYTHONPATH={} cannot import it. Install it with `bash scripts/test.sh` (it pip-installs \
-         it into target/interop/python), or `python3 -m pip install --target \
-         target/interop/python {PROMETHEUS_CLIENT}`, or set WSREC_INTEROP_PYTHON and \
-         WSREC_INTEROP_PYTHONPATH to an interpreter and a directory that have it.",
-        interpreter.to_string_lossy(),
-        lib.display()
-    );
-    cmd
+    python_with(
+        "prometheus_client",
+        PROMETHEUS_CLIENT,
+        "to parse the scraped metrics",
+    )
 }
 
 /// Parses `body` with `prometheus_client`'s OpenMetrics or Prometheus text parser. Returns

@@ -31,33 +31,13 @@ const BUCKET: &str = "wsrec-test";
 const SECOND: Duration = Duration::from_secs(1);
 const HOUR: Duration = Duration::from_secs(3600);
 
-/// The interpreter and `PYTHONPATH` of the interop tests (`WSREC_INTEROP_PYTHON`,
-/// `WSREC_INTEROP_PYTHONPATH`, default `target/interop/python`); fails when moto is missing.
+/// A Python that has moto; the test fails when it is missing.
 fn python() -> Command {
-    let lib = std::env::var_os("WSREC_INTEROP_PYTHONPATH").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/interop/python"),
-        PathBuf::from,
-    );
-    let interpreter = std::env::var_os("WSREC_INTEROP_PYTHON").unwrap_or_else(|| "python3".into());
-    let ok = Command::new(&interpreter)
-        .env("PYTHONPATH", &lib)
-        .args(["-c", "import moto.server"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "Python {MOTO} is needed for the upload tests (a real S3 server on loopback), and {} \
-         with PYTHONPATH={} cannot import moto.server. Install it with `bash scripts/test.sh` \
-         (it pip-installs it into target/interop/python), or `python3 -m pip install --target \
-         target/interop/python '{MOTO}'`, or set WSREC_INTEROP_PYTHON and \
-         WSREC_INTEROP_PYTHONPATH to an interpreter and a directory that have it.",
-        interpreter.to_string_lossy(),
-        lib.display()
-    );
-    let mut cmd = Command::new(&interpreter);
-    cmd.env("PYTHONPATH", &lib);
-    cmd
+    python_with(
+        "moto.server",
+        MOTO,
+        "for the upload tests (a real S3 server on loopback)",
+    )
 }
 
 /// A port nothing listens on right now (bound, then released).

@@ -349,3 +349,34 @@ pub fn corpus(name: &str) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+
+/// A Python interpreter that can import `module`, found like the interop tests' (the
+/// `WSREC_INTEROP_PYTHON` interpreter, default `python3`, with `WSREC_INTEROP_PYTHONPATH`, default
+/// `target/interop/python`). Missing, the test fails, saying what `package` is needed for
+/// (`purpose`) and how to install it: a test that cannot run must not pass.
+pub fn python_with(module: &str, package: &str, purpose: &str) -> std::process::Command {
+    let lib = std::env::var_os("WSREC_INTEROP_PYTHONPATH").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/interop/python"),
+        PathBuf::from,
+    );
+    let interpreter = std::env::var_os("WSREC_INTEROP_PYTHON").unwrap_or_else(|| "python3".into());
+    let ok = std::process::Command::new(&interpreter)
+        .env("PYTHONPATH", &lib)
+        .args(["-c", &format!("import {module}")])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "Python {package} is needed {purpose}, and {} with PYTHONPATH={} cannot import {module}. \
+         Install it with `bash scripts/test.sh` (it pip-installs it into target/interop/python), \
+         or `python3 -m pip install --target target/interop/python '{package}'`, or set \
+         WSREC_INTEROP_PYTHON and WSREC_INTEROP_PYTHONPATH to an interpreter and a directory \
+         that have it.",
+        interpreter.to_string_lossy(),
+        lib.display()
+    );
+    let mut cmd = std::process::Command::new(&interpreter);
+    cmd.env("PYTHONPATH", &lib);
+    cmd
+}
