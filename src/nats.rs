@@ -863,13 +863,14 @@ impl Sink {
             // What is in flight goes back in front of the pending lines, in order, to be
             // published again (same message ids: the server keeps each line once).
             self.confirmed = false;
+            let in_flight = self.window.len();
             while let Some(mut line) = self.window.pop_back() {
                 line.ack = None;
                 self.pending.push_front(line);
             }
             self.retry_at = tokio::time::Instant::now() + DOWN_POLL;
             stats.set_state(NatsState::Connecting);
-            tracing::warn!(in_flight = self.window.len(), policy = ?self.config.when_full, "NATS unreachable: recording goes on; publishing resumes (and the gap is marked) when it is back.");
+            tracing::warn!(in_flight, policy = ?self.config.when_full, "NATS unreachable: recording goes on; publishing resumes (and the gap is marked) when it is back.");
         }
     }
 
