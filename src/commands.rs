@@ -51,7 +51,8 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
-fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+/// The multi-thread tokio runtime every command runs on, with `threads` workers.
+pub(crate) fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .thread_name("wsrec")

@@ -222,11 +222,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         output_dir: args.output_dir.clone(),
     };
     let frames: usize = STREAMS.iter().map(|(_, t)| t.lines().count()).sum();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = crate::commands::runtime(2)?;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,

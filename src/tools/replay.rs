@@ -273,11 +273,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
         speed: args.speed,
         looping: args.looping,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = crate::commands::runtime(2)?;
     runtime.block_on(async move {
         let listener = TcpListener::bind(args.listen).await.with_context(|| {
             format!(
