@@ -540,6 +540,34 @@ mod blocks {
         validate_with(b, |block| classify_avx2(block))
     }
 
+    /// [`Classes`] of the last, partial block (from `base` to the end), as if padded with
+    /// spaces (whitespace: no tokens, no errors). An input of 64 bytes or more is classified
+    /// over its last 64 bytes and the masks shifted down: copying the rest into a padded
+    /// block and loading it back stalled on store forwarding.
+    #[inline(always)]
+    fn tail(b: &[u8], base: usize, classify: impl Fn(&[u8; 64]) -> Classes) -> Classes {
+        let rest = b.len() - base;
+        let padding = !0u64 << rest;
+        match b.last_chunk::<64>() {
+            Some(last) => {
+                let c = classify(last);
+                let shift = 64 - rest;
+                Classes {
+                    quote: c.quote >> shift,
+                    backslash: c.backslash >> shift,
+                    control: c.control >> shift,
+                    space: (c.space >> shift) | padding,
+                    structural: c.structural >> shift,
+                }
+            }
+            None => {
+                let mut block = [b' '; 64];
+                block[..rest].copy_from_slice(&b[base..]);
+                classify(&block)
+            }
+        }
+    }
+
     #[inline(always)]
     pub(super) fn validate_with(b: &[u8], classify: impl Fn(&[u8; 64]) -> Classes) -> Option<()> {
         let mut nest = Nest::new();
@@ -549,19 +577,12 @@ mod blocks {
         let mut next_escaped = 0u64;
         let mut in_string = 0u64;
         let mut in_scalar = 0u64;
-        // The last partial block, padded with spaces (whitespace: no tokens, no errors).
-        let mut tail = [b' '; 64];
         let mut base = 0;
         while base < b.len() {
-            let block: &[u8; 64] = match b.get(base..base + 64) {
-                Some(full) => full.try_into().ok()?,
-                None => {
-                    let rest = &b[base..];
-                    tail[..rest.len()].copy_from_slice(rest);
-                    &tail
-                }
+            let c = match b.get(base..base + 64) {
+                Some(full) => classify(full.try_into().ok()?),
+                None => tail(b, base, &classify),
             };
-            let c = classify(block);
             // Escaped bytes: those after an odd run of backslashes (simdjson's arithmetic).
             let escaped = if c.backslash == 0 {
                 std::mem::take(&mut next_escaped)
@@ -1137,6 +1158,37 @@ mod tests {
     /// The 64-byte-block validator against the byte-at-a-time one, on long inputs whose
     /// strings, escapes (runs of backslashes), numbers and literals straddle block edges.
     #[cfg(target_arch = "x86_64")]
+    /// The last partial block is classified over the input's last 64 bytes, which overlap
+    /// the block before: escapes, quotes and numbers on either side of that edge.
+    #[test]
+    fn tail_block_overlaps_the_previous_one() {
+        let pieces: [&[u8]; 5] = [b"\\\"", b"\\\\", b"\",\"", b"\" 1", b"\\u0041"];
+        let (mut valid, mut total) = (0, 0);
+        for len in 60..200 {
+            for piece in pieces {
+                for at in 1..len - 1 - piece.len() {
+                    let mut doc = vec![b'a'; len];
+                    doc[0] = b'"';
+                    doc[len - 1] = b'"';
+                    doc[at..at + piece.len()].copy_from_slice(piece);
+                    let mut array = b"[".to_vec();
+                    array.extend_from_slice(&doc);
+                    array.extend_from_slice(b",1]");
+                    for d in [&doc, &array] {
+                        let fast = blocks::validate(d).is_some();
+                        assert_eq!(fast, validate_scalar(d).is_some(), "{d:?}");
+                        total += 1;
+                        valid += usize::from(fast);
+                    }
+                }
+            }
+        }
+        assert!(
+            valid > total / 4 && valid < total * 3 / 4,
+            "{valid}/{total} valid"
+        );
+    }
+
     #[test]
     fn blocks_agree_with_scalar() {
         let mut r = Rng(0x2545_f491_4f6c_dd1d);
