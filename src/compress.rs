@@ -98,8 +98,13 @@ fn lower_priority() {
 /// at 1.6 times the speed, which keeps the compressor's share of the CPU small.
 pub const DEFAULT_ZSTD_LEVEL: i32 = 1;
 
-/// Chunk size for reading and checking.
-const CHUNK: usize = 256 * 1024;
+/// Chunk size for reading and checking. (256 KiB bought no speed: zstd works in 128 KiB
+/// blocks, and the reads come from the page cache.)
+const CHUNK: usize = 64 * 1024;
+/// zstd window: matches reach back 128 KiB instead of level 1's 512 KiB. On the corpus as
+/// envelope lines the output is 0.3 % larger (`zstd -1 --zstd=wlog=17`: 557,102 bytes against
+/// 555,623), and the compressor's and the check's buffers are 0.75 MiB smaller together.
+const ZSTD_WINDOW_LOG: u32 = 17;
 
 /// Handle to the compressor thread.
 #[derive(Debug)]
@@ -402,7 +407,9 @@ fn write_compressed(
     }
     let file = match codec {
         Codec::Zstd => {
-            let enc = zstd::stream::write::Encoder::new(file, level.unwrap_or(DEFAULT_ZSTD_LEVEL))?;
+            let mut enc =
+                zstd::stream::write::Encoder::new(file, level.unwrap_or(DEFAULT_ZSTD_LEVEL))?;
+            enc.window_log(ZSTD_WINDOW_LOG)?;
             pump!(enc).finish()?
         }
         Codec::Gzip => {
