@@ -12,7 +12,8 @@
 //!
 //! The thread runs at the lowest CPU priority the OS offers (`SCHED_IDLE` on Linux, else nice
 //! 19): it only gets a core nothing else wants, so on a busy machine the network and writing
-//! paths are never slowed by it; the backlog takes the burst instead. Measured with
+//! paths are never slowed by it; the backlog takes the burst instead. At shutdown, when recording
+//! has stopped, it returns to normal priority to finish within the deadline. Measured with
 //! `wsrec-bench`'s `corpus-rotate-zstd` against `corpus-rotate-none` (see the README).
 
 use std::fs::File;
@@ -44,6 +45,10 @@ pub struct Pressure {
     /// Nanoseconds since [`Pressure::epoch`] at the last mark, plus one (0: never).
     last_backlog: AtomicU64,
     epoch: std::sync::OnceLock<Instant>,
+    /// Shutdown has begun: what is queued is finished at normal priority, without yielding.
+    draining: AtomicBool,
+    /// The compressor has left its idle priority.
+    raised: AtomicBool,
 }
 
 impl Pressure {
@@ -66,12 +71,42 @@ impl Pressure {
                 < YIELD_AFTER_BACKLOG.as_nanos() as u64
     }
 
-    /// Waits while [`recent`](Self::recent), at most [`YIELD_MAX`] or until `stop`.
+    /// Shutdown has begun: recording is over, so the compressor (at `SCHED_IDLE`, which on a
+    /// busy machine gets no CPU at all) takes normal priority to finish within the deadline.
+    fn drain(&self) {
+        self.draining.store(true, Relaxed);
+    }
+
+    /// Waits while [`recent`](Self::recent), at most [`YIELD_MAX`] or until `stop`. Called by
+    /// the compressor before each chunk; once draining, it raises the compressor's priority.
     fn wait_calm(&self, stop: &AtomicBool) {
+        if self.draining.load(Relaxed) {
+            if !self.raised.swap(true, Relaxed) {
+                normal_priority();
+            }
+            return;
+        }
         let start = Instant::now();
         while self.recent() && !stop.load(Relaxed) && start.elapsed() < YIELD_MAX {
             std::thread::sleep(YIELD_STEP);
         }
+    }
+}
+
+/// Puts the calling thread back at normal priority (Linux lets a thread leave `SCHED_IDLE`
+/// without privileges; undoing nice 19 may be refused, which only costs time).
+fn normal_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param for SCHED_OTHER.
+        if unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &param) } != 0 {
+            tracing::debug!(error = %std::io::Error::last_os_error(), "Could not restore the compressor's CPU policy.");
+        }
+    }
+    // SAFETY: as in `lower_priority`.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 0) } != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "Could not restore the compressor's nice value.");
     }
 }
 
@@ -111,6 +146,7 @@ const ZSTD_WINDOW_LOG: u32 = 17;
 pub struct Compressor {
     tx: Option<std::sync::mpsc::Sender<PathBuf>>,
     stop: Arc<AtomicBool>,
+    pressure: Arc<Pressure>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -159,6 +195,7 @@ impl Compressor {
         let stop = Arc::new(AtomicBool::new(false));
         let thread_stop = stop.clone();
         let thread_stats = stats.clone();
+        let thread_pressure = pressure.clone();
         let thread = std::thread::Builder::new()
             .name("wsrec-compress".to_owned())
             .spawn(move || {
@@ -167,7 +204,7 @@ impl Compressor {
                     if thread_stop.load(Relaxed) {
                         break;
                     }
-                    match compress_file(&path, codec, level, &thread_stop, &pressure) {
+                    match compress_file(&path, codec, level, &thread_stop, &thread_pressure) {
                         Ok(Some(out)) => {
                             thread_stats.files_compressed.fetch_add(1, Relaxed);
                             tracing::debug!(path = %out.display(), "File compressed.");
@@ -192,15 +229,17 @@ impl Compressor {
             Compressor {
                 tx: Some(tx),
                 stop,
+                pressure,
                 thread: Some(thread),
             },
             queue,
         )))
     }
 
-    /// Finishes the queued files within `deadline`; what is left then is abandoned (its
-    /// temporary removed) for the next start's sweep.
+    /// Finishes the queued files within `deadline`, at normal priority; what is left then is
+    /// abandoned (its temporary removed) for the next start's sweep.
     pub async fn finish(mut self, deadline: std::time::Duration) {
+        self.pressure.drain();
         drop(self.tx.take());
         let Some(thread) = self.thread.take() else {
             return;
@@ -492,6 +531,24 @@ mod tests {
         assert_eq!(policy, libc::SCHED_IDLE);
         // SAFETY: as above; this (test) thread keeps its normal policy.
         assert_eq!(unsafe { libc::sched_getscheduler(0) }, libc::SCHED_OTHER);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn draining_raises_the_compressor_to_normal_priority() {
+        let (before, after) = std::thread::spawn(|| {
+            let p = Pressure::default();
+            lower_priority();
+            // SAFETY: pid 0 is the calling thread.
+            let before = unsafe { libc::sched_getscheduler(0) };
+            p.drain();
+            p.wait_calm(&AtomicBool::new(false));
+            // SAFETY: as above.
+            (before, unsafe { libc::sched_getscheduler(0) })
+        })
+        .join()
+        .unwrap();
+        assert_eq!((before, after), (libc::SCHED_IDLE, libc::SCHED_OTHER));
     }
 
     #[test]
