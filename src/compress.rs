@@ -133,8 +133,8 @@ fn lower_priority() {
 /// at 1.6 times the speed, which keeps the compressor's share of the CPU small.
 pub const DEFAULT_ZSTD_LEVEL: i32 = 1;
 
-/// Chunk size for reading and checking. (256 KiB bought no speed: zstd works in 128 KiB
-/// blocks, and the reads come from the page cache.)
+/// Chunk size for reading and checking: 192 KiB less than the former 256 KiB, with CPU per
+/// message unchanged within noise in the bench (zstd works in 128 KiB blocks anyway).
 const CHUNK: usize = 64 * 1024;
 /// zstd window: matches reach back 128 KiB instead of level 1's 512 KiB. On the corpus as
 /// envelope lines the output is 0.3 % larger (`zstd -1 --zstd=wlog=17`: 557,102 bytes against
