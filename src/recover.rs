@@ -74,9 +74,9 @@ pub fn recover_file(path: &Path, now_ns: u64) -> std::io::Result<Recovered> {
     let mut file = OpenOptions::new().read(true).write(true).open(path)?;
     let len = file.metadata()?.len();
     let keep = complete_prefix_len(&mut file, len)?;
-    if keep < len {
-        file.set_len(keep)?;
-    }
+    // Always: besides cutting a torn line, this frees the space the disk worker had
+    // reserved past the end.
+    file.set_len(keep)?;
     let cut_bytes = len - keep;
     let lines = count_lines(&mut file, keep)?;
     let first_line = first_line(&mut file, keep)?;
@@ -237,6 +237,28 @@ mod tests {
         assert_eq!(ev["cut_bytes"], 12);
         assert_eq!(ev["stream"], "s");
         assert_eq!(ev["file"], "a.jsonl");
+    }
+
+    #[test]
+    fn space_reserved_past_the_end_is_given_back() {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let open = dir.path().join("r.jsonl.open");
+        std::fs::write(&open, line(0)).unwrap();
+        let file = OpenOptions::new().append(true).open(&open).unwrap();
+        if crate::disk::reserve(&file, 0, 8 << 20).is_err() {
+            eprintln!("this file system cannot reserve space; nothing to give back");
+            return;
+        }
+        drop(file);
+        assert!(std::fs::metadata(&open).unwrap().blocks() * 512 >= 8 << 20);
+        let done = recover_dir(dir.path(), 1);
+        assert_eq!((done[0].cut_bytes, done[0].lines), (0, 1));
+        let meta = std::fs::metadata(dir.path().join("r.jsonl")).unwrap();
+        assert!(meta.blocks() * 512 < 1 << 20, "{} blocks", meta.blocks());
+        let text = std::fs::read_to_string(dir.path().join("r.jsonl")).unwrap();
+        assert_eq!(text.lines().count(), 2);
+        assert!(text.starts_with(&line(0)));
     }
 
     #[test]
