@@ -92,6 +92,16 @@ pub enum DiskOp {
     },
 }
 
+impl DiskOp {
+    /// Bytes of data the operation carries.
+    fn bytes(&self) -> usize {
+        match self {
+            Self::Write { buf, .. } => buf.len(),
+            _ => 0,
+        }
+    }
+}
+
 struct OpenFile {
     path: PathBuf,
     /// `None` after a failure: further writes are counted as lost.
@@ -114,7 +124,7 @@ struct OpenFile {
     no_reserve: bool,
 }
 
-/// A busy file gets its disk space reserved this far ahead of its writes.
+/// A busy file gets its disk space reserved this far ahead of its writes (16 full buffers).
 ///
 /// ext4 otherwise reserves and accounts every 4 KiB block inside `write(2)`
 /// (delayed allocation); with the space already allocated (`fallocate` with `KEEP_SIZE`, so
@@ -122,15 +132,21 @@ struct OpenFile {
 /// cache. Measured on ext4 with 256 KiB writes: 64 -> 49 ns of system time per 300-byte
 /// line. The unused rest is given back when the file is closed (or recovered after a crash).
 const RESERVE_STEP: u64 = 8 << 20;
-/// Only a write at least this large reserves ahead: a full buffer, so a busy stream. A quiet
-/// stream (buffers flushed by the timer) never holds reserved space, which keeps the disk
-/// space held by a thousand idle files at zero.
+/// Only a write at least this large reserves ahead: a full buffer or nearly, so a busy
+/// stream. A quiet stream (buffers flushed by the timer) never holds reserved space, which
+/// keeps the disk space held by a thousand idle files at zero.
 const RESERVE_FROM: usize = 64 << 10;
 
-/// Operations that may wait for the disk; with 256 KiB buffers this bounds memory to 0.5 MiB.
-const DISK_QUEUE: usize = 2;
-/// Emptied buffers kept for reuse.
-const POOL: usize = 2;
+/// Bytes of writes that may wait for the disk besides the one being written: one full buffer
+/// of the writer (so at flood rate the writer fills the next while one waits and one is
+/// written), or any number of smaller ones up to that size.
+const QUEUE_BYTES: usize = 512 * 1024;
+/// Operations that may wait for the disk: many small ones, as a thousand quiet streams flush
+/// together, go in without the writer waiting on each.
+const QUEUE_OPS: usize = 64;
+/// Emptied buffers kept for reuse: at flood rate one is being filled, one waits, one is
+/// written and one is in the pool, so a buffer is never allocated (and faulted in) afresh.
+const POOL: usize = 1;
 
 /// Handle to the disk worker.
 ///
@@ -156,10 +172,20 @@ struct Shared {
 
 struct State {
     ops: VecDeque<DiskOp>,
+    /// Bytes of the writes in `ops`.
+    queued_bytes: usize,
     running: bool,
     /// Open files; taken by the worker while it runs.
     files: Option<HashMap<u64, OpenFile>>,
     pool: Vec<Vec<u8>>,
+}
+
+impl State {
+    /// Whether an operation carrying `bytes` may join the queue now.
+    fn has_room(&self, bytes: usize) -> bool {
+        self.ops.is_empty()
+            || (self.ops.len() < QUEUE_OPS && self.queued_bytes + bytes <= QUEUE_BYTES)
+    }
 }
 
 impl Disk {
@@ -169,6 +195,7 @@ impl Disk {
             shared: Arc::new(Shared {
                 state: Mutex::new(State {
                     ops: VecDeque::new(),
+                    queued_bytes: 0,
                     running: false,
                     files: Some(HashMap::new()),
                     pool: Vec::new(),
@@ -195,8 +222,10 @@ impl Disk {
         self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues an operation, waiting while [`DISK_QUEUE`] are already waiting.
+    /// Queues an operation, waiting while [`QUEUE_OPS`] operations or [`QUEUE_BYTES`] of
+    /// writes are already waiting (an operation always goes into an empty queue).
     pub async fn submit(&self, op: DiskOp) {
+        let bytes = op.bytes();
         let mut op = Some(op);
         loop {
             let progressed = self.shared.progress.notified();
@@ -204,9 +233,10 @@ impl Disk {
             progressed.as_mut().enable();
             {
                 let mut st = self.lock();
-                if st.ops.len() < DISK_QUEUE {
+                if st.has_room(bytes) {
                     // `op` is Some until pushed, and we return right after pushing.
                     st.ops.extend(op.take());
+                    st.queued_bytes += bytes;
                     if !st.running {
                         st.running = true;
                         let shared = self.shared.clone();
@@ -249,7 +279,10 @@ fn work(shared: &Shared) {
         let op = {
             let mut st = lock();
             match st.ops.pop_front() {
-                Some(op) => op,
+                Some(op) => {
+                    st.queued_bytes -= op.bytes();
+                    op
+                }
                 None => {
                     st.running = false;
                     st.files = Some(files);
@@ -657,6 +690,36 @@ mod tests {
             allocated(&done)
         );
         assert_eq!(stream.lines_lost.load(Relaxed), 0);
+    }
+
+    #[test]
+    fn the_queue_holds_one_full_buffer_or_many_small_operations() {
+        let mut st = State {
+            ops: VecDeque::new(),
+            queued_bytes: 0,
+            running: true,
+            files: None,
+            pool: Vec::new(),
+        };
+        let write = |n: usize| DiskOp::Write {
+            id: 1,
+            buf: vec![b'\n'; n],
+            lines: n as u64,
+        };
+        // Anything goes into an empty queue, even a buffer larger than the bound.
+        assert!(st.has_room(QUEUE_BYTES + 100));
+        st.ops.push_back(write(QUEUE_BYTES + 100));
+        st.queued_bytes = QUEUE_BYTES + 100;
+        assert!(!st.has_room(1), "a full buffer waits: nothing more");
+        assert!(!st.has_room(0), "not even an operation without data");
+        st.ops.clear();
+        st.queued_bytes = 0;
+        for _ in 0..QUEUE_OPS {
+            assert!(st.has_room(100));
+            st.ops.push_back(write(100));
+            st.queued_bytes += 100;
+        }
+        assert!(!st.has_room(0), "{QUEUE_OPS} operations wait: nothing more");
     }
 
     #[tokio::test]

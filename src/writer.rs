@@ -26,11 +26,11 @@ use crate::record::{Batch, Kind, QueueRx};
 use crate::rotation;
 use crate::stats::{Stats, StreamStats};
 
-/// A buffer is handed to the disk thread once it holds this much. With the disk queue and
-/// pool (2 + 2) and the buffer being filled, up to 5 buffers exist (1.25 MiB). Each hand-off
-/// may wake the disk worker; at 64 KiB those wake-ups cost ~100 ns per 200-byte line at flood
-/// rate (measured with the bench: 558 -> 457 ns CPU per message).
-const FLUSH_BYTES: usize = 256 * 1024;
+/// A buffer is handed to the disk thread once it holds this much. At flood rate four exist
+/// (filled, queued, written, pooled: 2 MiB). Each hand-off may wake the disk worker, and
+/// wake-ups are dear on a VM: at flood rate 64 KiB buffers cost 558 ns CPU per 200-byte line,
+/// 256 KiB 457 ns (bench), and 512 KiB about 40 ns less than 256 KiB (bench A/B, 12 rounds).
+const FLUSH_BYTES: usize = 512 * 1024;
 /// Batches taken in one go before timers get a look in.
 const BATCHES_PER_TURN: usize = 64;
 
