@@ -812,7 +812,7 @@ mod tests {
     #[test]
     fn decimal_text_matches_itoa_when_reused_counted_up_or_jumping() {
         let mut d = Decimal::default();
-        let mut check = |d: &mut Decimal, v: u64| {
+        let check = |d: &mut Decimal, v: u64| {
             assert_eq!(d.of(v), itoa::Buffer::new().format(v).as_bytes(), "{v}");
         };
         for v in (0..1_200).chain(99_990..100_010) {
