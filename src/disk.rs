@@ -23,6 +23,7 @@ use crate::compress::CompressQueue;
 use crate::config::OPEN_SUFFIX;
 use crate::manifest::Manifest;
 use crate::stats::{Stats, StreamStats};
+use crate::writer::FLUSH_BYTES;
 
 /// When data written to a file is forced to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,7 +132,7 @@ struct OpenFile {
 /// the file's length and what readers see do not change), a write only copies into the page
 /// cache. Measured on ext4 with 256 KiB writes: 64 -> 49 ns of system time per 300-byte
 /// line. The unused rest is given back when the file is closed (or recovered after a crash).
-const RESERVE_STEP: u64 = 8 << 20;
+const RESERVE_STEP: u64 = 16 * FLUSH_BYTES as u64;
 /// Only a write at least this large reserves ahead: a full buffer or nearly, so a busy
 /// stream. A quiet stream (buffers flushed by the timer) never holds reserved space, which
 /// keeps the disk space held by a thousand idle files at zero.
@@ -140,7 +141,7 @@ const RESERVE_FROM: usize = 64 << 10;
 /// Bytes of writes that may wait for the disk besides the one being written: one full buffer
 /// of the writer (so at flood rate the writer fills the next while one waits and one is
 /// written), or any number of smaller ones up to that size.
-const QUEUE_BYTES: usize = 512 * 1024;
+const QUEUE_BYTES: usize = FLUSH_BYTES;
 /// Operations that may wait for the disk: many small ones, as a thousand quiet streams flush
 /// together, go in without the writer waiting on each.
 const QUEUE_OPS: usize = 64;

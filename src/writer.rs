@@ -27,10 +27,11 @@ use crate::rotation;
 use crate::stats::{Stats, StreamStats};
 
 /// A buffer is handed to the disk thread once it holds this much. At flood rate up to five
-/// exist (filled, queued, written, two pooled: 2.5 MiB). Each hand-off may wake the disk worker, and
-/// wake-ups are dear on a VM: at flood rate 64 KiB buffers cost 558 ns CPU per 200-byte line,
-/// 256 KiB 457 ns (bench), and 512 KiB about 40 ns less than 256 KiB (bench A/B, 12 rounds).
-const FLUSH_BYTES: usize = 512 * 1024;
+/// exist (filled, queued, written, two pooled: 2.5 MiB). Each hand-off may wake the disk
+/// worker, and wake-ups are dear on a VM: at flood rate 64 KiB buffers cost 558 ns CPU per
+/// 200-byte line, 256 KiB 457 ns (bench), and 512 KiB about 40 ns less than 256 KiB (bench
+/// A/B, 12 rounds). The disk worker's queue and space reservation are sized from it.
+pub(crate) const FLUSH_BYTES: usize = 512 * 1024;
 /// Batches taken in one go before timers get a look in.
 const BATCHES_PER_TURN: usize = 64;
 
