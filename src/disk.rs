@@ -22,7 +22,7 @@ use tokio::sync::Notify;
 use crate::compress::CompressQueue;
 use crate::config::OPEN_SUFFIX;
 use crate::manifest::Manifest;
-use crate::stats::{Stats, StreamStats};
+use crate::stats::{Stats, StreamStats, UnmarkedLoss};
 use crate::writer::FLUSH_BYTES;
 
 /// When data written to a file is forced to disk.
@@ -64,6 +64,8 @@ pub enum DiskOp {
         stream: Arc<StreamStats>,
         /// When to sync.
         sync: SyncPolicy,
+        /// What its lines are.
+        kind: FileKind,
     },
     /// Append whole lines.
     Write {
@@ -91,6 +93,28 @@ pub enum DiskOp {
         /// Retention to apply after the close.
         retention: Option<Arc<Retention>>,
     },
+}
+
+/// What a file's lines are: what a line lost to a write error stood for depends on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// Envelope records: messages and events.
+    Envelope,
+    /// A raw stream's data file: one message per line, nothing around it.
+    Raw,
+    /// A raw stream's sidecar: envelope records of events and of messages raw cannot hold.
+    Events,
+}
+
+impl FileKind {
+    /// The name the manifest gives the format.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Envelope => "envelope",
+            Self::Raw => "raw",
+            Self::Events => "events",
+        }
+    }
 }
 
 impl DiskOp {
@@ -123,6 +147,13 @@ struct OpenFile {
     reserved: u64,
     /// Reserving failed once (no fallocate here, or no room): the file goes on without.
     no_reserve: bool,
+    /// What its lines are.
+    kind: FileKind,
+    /// Complete lines in the file.
+    lines: u64,
+    /// Lines that did not reach the file (write errors): the writer's manifest counted them,
+    /// so the manifest is rebuilt from the file at close.
+    lost_lines: u64,
 }
 
 /// A busy file gets its disk space reserved this far ahead of its writes (16 full buffers).
@@ -314,6 +345,7 @@ fn apply(op: DiskOp, files: &mut HashMap<u64, OpenFile>, shared: &Shared) -> Opt
             path,
             stream,
             sync,
+            kind,
         } => {
             let file = match open_new(&path) {
                 Ok(f) => Some(f),
@@ -338,6 +370,9 @@ fn apply(op: DiskOp, files: &mut HashMap<u64, OpenFile>, shared: &Shared) -> Opt
                     unsynced_lines: 0,
                     reserved: 0,
                     no_reserve: false,
+                    kind,
+                    lines: 0,
+                    lost_lines: 0,
                 },
             );
             None
@@ -388,8 +423,7 @@ fn open_new(path: &Path) -> std::io::Result<File> {
 
 fn write(f: &mut OpenFile, buf: &[u8], lines: u64, stats: &Stats) {
     let Some(file) = &mut f.file else {
-        f.stream.lines_lost.fetch_add(lines, Relaxed);
-        f.stream.io_lost.fetch_add(lines, Relaxed);
+        lose(f, buf);
         return;
     };
     if buf.len() >= RESERVE_FROM && f.len + buf.len() as u64 > f.reserved && !f.no_reserve {
@@ -401,33 +435,112 @@ fn write(f: &mut OpenFile, buf: &[u8], lines: u64, stats: &Stats) {
             }
         }
     }
-    match file.write_all(buf) {
-        Ok(()) => {
-            f.len += buf.len() as u64;
-            f.hash.write(buf);
-            f.dirty_since.get_or_insert_with(std::time::Instant::now);
-            f.unsynced_lines += lines;
-            if f.failing {
-                f.failing = false;
-                tracing::info!(path = %f.path.display(), "Writing works again.");
-            }
+    let (written, error) = write_some(file, buf);
+    let Some(e) = error else {
+        wrote(f, buf, lines);
+        if f.failing {
+            f.failing = false;
+            tracing::info!(path = %f.path.display(), "Writing works again.");
         }
-        Err(e) => {
-            // Cut a partial write back to the last complete line; the next buffer tries again
-            // (the disk may have room again by then). This also frees any reserved space.
-            let _ = file.set_len(f.len);
-            f.reserved = 0;
-            stats.write_errors.fetch_add(1, Relaxed);
-            f.stream.lines_lost.fetch_add(lines, Relaxed);
-            f.stream.io_lost.fetch_add(lines, Relaxed);
-            if !f.failing {
-                f.failing = true;
-                f.stream
-                    .set_last_error(&format!("write to {} failed: {e}", f.path.display()));
-                tracing::error!(path = %f.path.display(), error = %e, lines, "Write failed; the file is cut back to its last complete line, the lost lines are counted and marked in the data once writing works again.");
-            }
+        return;
+    };
+    // Keep the complete lines that fit (a nearly full disk takes part of a buffer) and cut a
+    // partial line back, so the file ends on a line; the rest is lost, counted and marked.
+    // Cutting also frees any space reserved ahead. The next buffer tries again.
+    let keep = memchr::memrchr(b'\n', &buf[..written]).map_or(0, |i| i + 1);
+    let kept = &buf[..keep];
+    if let Err(cut) = file.set_len(f.len + keep as u64) {
+        tracing::error!(path = %f.path.display(), error = %cut, "Cannot cut a failed write back to its last complete line.");
+    }
+    f.reserved = 0;
+    if !kept.is_empty() {
+        wrote(f, kept, memchr::memchr_iter(b'\n', kept).count() as u64);
+    }
+    stats.write_errors.fetch_add(1, Relaxed);
+    let lost = lose(f, &buf[keep..]);
+    if !f.failing {
+        f.failing = true;
+        f.stream
+            .set_last_error(&format!("write to {} failed: {e}", f.path.display()));
+        tracing::error!(path = %f.path.display(), error = %e, lines = lost, kept_lines = lines - lost, "Write failed; what fit is kept, the file is cut back to its last complete line, the lost lines are counted and marked in the data once writing works again.");
+    }
+}
+
+/// Writes as much of `buf` as the file takes: the bytes written, and the error that stopped it.
+fn write_some(file: &mut File, buf: &[u8]) -> (usize, Option<std::io::Error>) {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.write(&buf[done..]) {
+            Ok(0) => return (done, Some(std::io::ErrorKind::WriteZero.into())),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return (done, Some(e)),
         }
     }
+    (done, None)
+}
+
+/// Accounts complete lines that reached the file.
+fn wrote(f: &mut OpenFile, bytes: &[u8], lines: u64) {
+    f.len += bytes.len() as u64;
+    f.hash.write(bytes);
+    f.dirty_since.get_or_insert_with(std::time::Instant::now);
+    f.unsynced_lines += lines;
+    f.lines += lines;
+}
+
+/// Counts complete lines that did not reach the file, and hands what they stood for to the
+/// writer's next marker. Returns how many lines they were.
+fn lose(f: &mut OpenFile, lost: &[u8]) -> u64 {
+    let loss = lost_lines(f.kind, lost);
+    let lines = memchr::memchr_iter(b'\n', lost).count() as u64;
+    f.lost_lines += lines;
+    f.stream.lines_lost.fetch_add(lines, Relaxed);
+    f.stream.io_lost.fetch_add(lines, Relaxed);
+    f.stream.add_unmarked(&loss);
+    lines
+}
+
+/// What complete lines of a file of `kind` stood for: messages, events, and the losses that
+/// lost markers reported (taken over, so a lost marker is never a loss of its own).
+fn lost_lines(kind: FileKind, lost: &[u8]) -> UnmarkedLoss {
+    use crate::read::{Entry, EventDetail};
+    let mut loss = UnmarkedLoss::default();
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', lost) {
+        let line = &lost[start..end];
+        start = end + 1;
+        if kind == FileKind::Raw {
+            loss.messages += 1;
+            continue;
+        }
+        match Entry::parse(line) {
+            Ok(Entry::Message(m)) => {
+                loss.messages += 1;
+                loss.saw(m.ts);
+            }
+            Ok(Entry::Event(e)) => {
+                loss.saw(e.ts);
+                let d = EventDetail::parse(line);
+                match &*e.name {
+                    "write_error_gap" | "disk_full_gap" => {
+                        loss.merge(&UnmarkedLoss {
+                            messages: d.lost.unwrap_or(0),
+                            events: d.lost_events.unwrap_or(0),
+                            dropped: d.dropped.unwrap_or(0),
+                            from_ts: d.from_ts.unwrap_or(0),
+                            to_ts: d.to_ts.unwrap_or(0),
+                        });
+                    }
+                    "dropped" => loss.dropped += d.count.unwrap_or(0),
+                    _ => loss.events += 1,
+                }
+            }
+            // The writer only writes records it can read back; count anything else as a message.
+            Err(_) => loss.messages += 1,
+        }
+    }
+    loss
 }
 
 /// Allocates `len` bytes of disk space from `offset` without changing the file's length.
@@ -480,6 +593,11 @@ fn sync_failed(f: &mut OpenFile, e: &std::io::Error, stats: &Stats) {
     f.dirty_since = None;
     f.stream.lines_lost.fetch_add(lines, Relaxed);
     f.stream.io_lost.fetch_add(lines, Relaxed);
+    // Which of them were events is not known any more: the buffers are gone.
+    f.stream.add_unmarked(&UnmarkedLoss {
+        messages: lines,
+        ..UnmarkedLoss::default()
+    });
     if !f.failing {
         f.failing = true;
         f.stream
@@ -515,6 +633,10 @@ fn close(
     let result = sync_dir(&f.path)
         .and_then(|()| match manifest {
             Some(mut m) => {
+                if f.lost_lines > 0 {
+                    read_back(&f, &mut m);
+                }
+                m.lines = f.lines;
                 m.bytes = f.len;
                 m.xxh3_64 = format!("{digest:016x}");
                 write_manifest(&crate::manifest::path_for(final_path), &m)
@@ -535,6 +657,46 @@ fn close(
             false
         }
     }
+}
+
+/// Rebuilds what the writer's manifest said about lines from the lines in the file, after
+/// some did not reach it. Envelope records say everything the manifest needs; a raw data file
+/// keeps the writer's per-connection spans (its lines carry no `seq`), with the lines it lost
+/// stated beside them.
+fn read_back(f: &OpenFile, m: &mut Manifest) {
+    m.lost_lines = f.lost_lines;
+    if f.kind == FileKind::Raw {
+        return;
+    }
+    let file = match File::open(&f.path) {
+        Ok(file) => file,
+        Err(e) => {
+            tracing::warn!(path = %f.path.display(), error = %e, "Cannot read a file back to count what reached it; its manifest keeps what was received.");
+            return;
+        }
+    };
+    let mut builder = crate::manifest::ManifestBuilder::new(
+        Path::new(&m.file),
+        &m.stream,
+        &m.format,
+        m.interval_start_ns,
+    );
+    let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match std::io::BufRead::read_until(&mut reader, b'\n', &mut line) {
+            Ok(0) => break,
+            Ok(_) => builder.line(line.strip_suffix(b"\n").unwrap_or(&line)),
+            Err(e) => {
+                tracing::warn!(path = %f.path.display(), error = %e, "Cannot read a file back to count what reached it; its manifest keeps what was received.");
+                return;
+            }
+        }
+    }
+    let lost_lines = m.lost_lines;
+    *m = builder.manifest;
+    m.lost_lines = lost_lines;
 }
 
 /// Writes the manifest under a temporary name, syncs it, and renames it into place.
@@ -650,6 +812,7 @@ mod tests {
             path: open.clone(),
             stream: stream.clone(),
             sync: SyncPolicy::Never,
+            kind: FileKind::Envelope,
         })
         .await;
         let line = b"{\"n\":1}\n";
@@ -736,6 +899,7 @@ mod tests {
             path: open.clone(),
             stream,
             sync: SyncPolicy::Never,
+            kind: FileKind::Envelope,
         })
         .await;
         for _ in 0..100 {

@@ -54,6 +54,14 @@ pub struct Manifest {
     pub events: u64,
     /// `disconnected` events in the file.
     pub disconnects: u64,
+    /// Lines received for this file that a write error kept out of it (counted and marked by a
+    /// `write_error_gap` event); the other figures describe the lines in the file.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub lost_lines: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The manifest path of a data file.
@@ -125,6 +133,22 @@ impl ManifestBuilder {
         span.last_seq = seq;
         span.last_ts = ts;
         span.messages += 1;
+    }
+
+    /// Records an envelope line read back from a file: a message, an event, or (a line that
+    /// is no envelope record) an event of no name.
+    pub fn line(&mut self, line: &[u8]) {
+        use crate::read::Entry;
+        match Entry::parse(line) {
+            Ok(Entry::Message(m)) => self.message(m.conn, m.seq, m.ts),
+            Ok(Entry::Event(e)) => {
+                self.manifest.events += 1;
+                if e.name == "disconnected" {
+                    self.manifest.disconnects += 1;
+                }
+            }
+            Err(_) => self.manifest.events += 1,
+        }
     }
 
     /// Records an event line (`body` starts with `"event":"<name>"`).

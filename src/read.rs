@@ -702,6 +702,11 @@ pub struct EventDetail {
     pub error: Option<String>,
     /// `disk_full_gap`, `write_error_gap`: lines not written.
     pub lost: Option<u64>,
+    /// `write_error_gap`: event lines not written (markers of losses not included).
+    pub lost_events: Option<u64>,
+    /// `write_error_gap`: messages the when-full policy dropped whose `dropped` marker was
+    /// lost to a write error.
+    pub dropped: Option<u64>,
     /// `disk_full_gap`: first receive time not written.
     pub from_ts: Option<u64>,
     /// `disk_full_gap`: last receive time not written.

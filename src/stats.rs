@@ -35,6 +35,54 @@ impl ConnState {
     }
 }
 
+/// Lines lost to write errors that no marker in the data accounts for yet.
+///
+/// The disk worker fills it from the lines it could not write (reading them, on this rare
+/// path, to tell messages from events and to take over the counts of lost markers); the
+/// writer turns it into a `write_error_gap` event.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UnmarkedLoss {
+    /// Messages not in the data: lost message lines, plus the `lost` of lost gap markers.
+    pub messages: u64,
+    /// Event lines lost (`connected`, `disconnected`, …), markers of losses not included.
+    pub events: u64,
+    /// The `count` of lost `dropped` markers: messages the when-full policy dropped.
+    pub dropped: u64,
+    /// Earliest receive time among the lost lines (0: unknown).
+    pub from_ts: u64,
+    /// Latest receive time among the lost lines (0: unknown).
+    pub to_ts: u64,
+}
+
+impl UnmarkedLoss {
+    /// Nothing to mark.
+    pub fn is_empty(&self) -> bool {
+        self.messages == 0 && self.events == 0 && self.dropped == 0
+    }
+
+    /// Widens the time span to include `ts` (0: unknown, ignored).
+    pub fn saw(&mut self, ts: u64) {
+        if ts == 0 {
+            return;
+        }
+        self.from_ts = if self.from_ts == 0 {
+            ts
+        } else {
+            self.from_ts.min(ts)
+        };
+        self.to_ts = self.to_ts.max(ts);
+    }
+
+    /// Adds `other` to this one.
+    pub fn merge(&mut self, other: &UnmarkedLoss) {
+        self.messages += other.messages;
+        self.events += other.events;
+        self.dropped += other.dropped;
+        self.saw(other.from_ts);
+        self.saw(other.to_ts);
+    }
+}
+
 /// Counters of one stream.
 #[derive(Debug)]
 pub struct StreamStats {
@@ -66,6 +114,10 @@ pub struct StreamStats {
     /// The part of `lines_lost` due to I/O errors (ENOSPC, EIO, permissions), which the writer
     /// marks in the data once writing works again.
     pub io_lost: AtomicU64,
+    /// What the disk worker lost to write errors and no line in the data says yet: the writer
+    /// takes it for its next `write_error_gap` marker, and gets it back, merged, if that marker
+    /// is lost too.
+    pub io_unmarked: Mutex<UnmarkedLoss>,
     /// Subscriptions the venue refused or that deliver nothing (see `first_data_timeout`),
     /// counted over the stream's open connections.
     pub subscriptions_failed: AtomicU64,
@@ -93,6 +145,7 @@ impl StreamStats {
             lines_written: AtomicU64::new(0),
             lines_lost: AtomicU64::new(0),
             io_lost: AtomicU64::new(0),
+            io_unmarked: Mutex::new(UnmarkedLoss::default()),
             subscriptions_failed: AtomicU64::new(0),
             current_file: Mutex::new(String::new()),
             last_error: Mutex::new(String::new()),
@@ -116,6 +169,19 @@ impl StreamStats {
         let mut guard = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
         guard.clear();
         guard.push_str(err);
+    }
+
+    /// Adds lines lost to a write error to what the next marker must say.
+    pub fn add_unmarked(&self, loss: &UnmarkedLoss) {
+        self.io_unmarked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .merge(loss);
+    }
+
+    /// Takes what the next `write_error_gap` marker must say (empty if nothing is unmarked).
+    pub fn take_unmarked(&self) -> UnmarkedLoss {
+        std::mem::take(&mut *self.io_unmarked.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Remembers the file being written.

@@ -20,11 +20,11 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::clock::Clock;
 use crate::config::{Format, Fsync, OPEN_SUFFIX, StreamConfig, Watermark};
-use crate::disk::{Disk, DiskOp, Retention, SyncPolicy};
+use crate::disk::{Disk, DiskOp, FileKind, Retention, SyncPolicy};
 use crate::manifest::ManifestBuilder;
 use crate::record::{Batch, Kind, QueueRx};
 use crate::rotation;
-use crate::stats::{Stats, StreamStats};
+use crate::stats::{Stats, StreamStats, UnmarkedLoss};
 
 /// A buffer is handed to the disk thread once it holds this much. At flood rate up to five
 /// exist (filled, queued, written, two pooled: 2.5 MiB). Each hand-off may wake the disk
@@ -159,10 +159,8 @@ struct StreamState {
     disk_lost_from: u64,
     /// Receive time of the last of those.
     disk_lost_to: u64,
-    /// `io_lost` of the stream already accounted for.
-    io_marked: u64,
     /// Lines lost to write errors, to be marked at the front of the next batch.
-    io_gap_pending: u64,
+    io_pending: UnmarkedLoss,
 }
 
 /// Recorder-wide settings of the writer.
@@ -221,8 +219,7 @@ impl Writer {
                 disk_lost: 0,
                 disk_lost_from: 0,
                 disk_lost_to: 0,
-                io_marked: 0,
-                io_gap_pending: 0,
+                io_pending: UnmarkedLoss::default(),
             })
             .collect();
         Self {
@@ -304,12 +301,18 @@ impl Writer {
         self.disk.finish().await;
         for idx in 0..self.streams.len() {
             self.note_io_loss(idx);
-            if self.streams[idx].io_gap_pending > 0 || self.nats_gap_due(idx) {
+            if !self.streams[idx].io_pending.is_empty() || self.nats_gap_due(idx) {
                 self.write_batch(Batch::new(idx, 0)).await;
             }
         }
         self.close_all().await;
         self.disk.finish().await;
+        for state in &self.streams {
+            let left = state.sink.stats.take_unmarked();
+            if !left.is_empty() {
+                tracing::error!(stream = %state.sink.name, lost = left.messages, lost_events = left.events, dropped = left.dropped, "Lines lost to write errors at the end of the run could not be marked in the data: the disk took no more lines. They are counted in lines_lost.");
+            }
+        }
     }
 
     fn next_rotation_ns(&self) -> Option<u64> {
@@ -326,12 +329,21 @@ impl Writer {
             self.rx.release_batch(batch);
             return;
         };
-        if state.io_gap_pending > 0 {
-            let lost = std::mem::take(&mut state.io_gap_pending);
+        if !state.io_pending.is_empty() {
+            let lost = std::mem::take(&mut state.io_pending);
             let clock = self.clock;
             let ts = batch.items.first().map_or_else(|| clock.now_ns(), |i| i.ts);
             batch.prepend_event(ts, "write_error_gap", |f| {
-                f.num("lost", lost);
+                f.num("lost", lost.messages);
+                if lost.events > 0 {
+                    f.num("lost_events", lost.events);
+                }
+                if lost.dropped > 0 {
+                    f.num("dropped", lost.dropped);
+                }
+                if lost.from_ts > 0 {
+                    f.num("from_ts", lost.from_ts).num("to_ts", lost.to_ts);
+                }
             });
         }
         if self.disk_level < 2 && state.disk_lost > 0 {
@@ -517,18 +529,19 @@ impl Writer {
                 .set_current_file(&open_path.display().to_string());
         }
         tracing::debug!(stream = %state.sink.name, path = %open_path.display(), "Opening file.");
+        let kind = match (state.sink.format, events) {
+            (Format::Envelope, _) => FileKind::Envelope,
+            (Format::Raw, false) => FileKind::Raw,
+            (Format::Raw, true) => FileKind::Events,
+        };
         let op = DiskOp::Open {
             id,
             path: open_path,
             stream: state.sink.stats.clone(),
             sync: state.sink.sync,
+            kind,
         };
-        let kind = match (state.sink.format, events) {
-            (Format::Envelope, _) => "envelope",
-            (Format::Raw, false) => "raw",
-            (Format::Raw, true) => "events",
-        };
-        let manifest = ManifestBuilder::new(&final_path, &state.sink.name, kind, bucket);
+        let manifest = ManifestBuilder::new(&final_path, &state.sink.name, kind.name(), bucket);
         let out = Output {
             id,
             bucket,
@@ -616,11 +629,8 @@ impl Writer {
     /// stream's next batch.
     fn note_io_loss(&mut self, idx: usize) {
         let state = &mut self.streams[idx];
-        let io_lost = state.sink.stats.io_lost.load(Relaxed);
-        if io_lost > state.io_marked {
-            state.io_gap_pending += io_lost - state.io_marked;
-            state.io_marked = io_lost;
-        }
+        let loss = state.sink.stats.take_unmarked();
+        state.io_pending.merge(&loss);
     }
 
     /// Reads the free space of the output directory and applies the watermarks.
@@ -660,7 +670,9 @@ impl Writer {
     async fn flush_all(&mut self) {
         for idx in 0..self.streams.len() {
             self.note_io_loss(idx);
-            if self.nats_gap_due(idx) {
+            // A loss is marked at once, not with the stream's next message: a quiet stream may
+            // send none for a long time, and a marker lost again comes back here merged.
+            if !self.streams[idx].io_pending.is_empty() || self.nats_gap_due(idx) {
                 self.write_batch(Batch::new(idx, 0)).await;
             }
             self.flush_output(idx, false).await;

@@ -540,3 +540,108 @@ async fn eio_is_counted_logged_and_marked_without_a_panic() {
         "every line of every file parses"
     );
 }
+
+/// Free bytes of the file system holding `dir`.
+fn free_bytes(dir: &Path) -> u64 {
+    use std::os::unix::ffi::OsStrExt as _;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+    // SAFETY: an all-zero statvfs is a valid value of this plain C struct.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is NUL-terminated and `st` writable.
+    assert_eq!(unsafe { libc::statvfs(path.as_ptr(), &mut st) }, 0);
+    st.f_bavail as u64 * st.f_frsize as u64
+}
+
+/// A disk with less room than one writer buffer (512 KiB) and no `disk_stop` to stop writing
+/// before it is full: what fits is written, every message that did not fit is in a
+/// `write_error_gap` marker that reaches the file once space returns (a marker lost on the
+/// full disk is merged into the next one), and every manifest describes the lines in its file.
+async fn a_nearly_full_disk_marks_every_lost_message(rate: usize) {
+    let fs = SmallFs::mount("4m");
+    let out = fs.path().join("out");
+    let mut server = TestServer::start().await;
+    let mut cfg = config(&out, vec![stream("feed", &server.url())]);
+    cfg.flush_interval = Duration::from_millis(10);
+    let rec = start(cfg, wsrec::clock::system_now_ns());
+    let mut conn = server.accept().await;
+    rec.wait_until(|s| s.streams[0].lines_written.load(Relaxed) > 0)
+        .await;
+    // Leave about 400 KB: less than one full buffer.
+    let filler = fs.path().join("filler");
+    let room = 400 << 10;
+    std::fs::write(&filler, vec![0u8; (free_bytes(fs.path()) - room) as usize]).unwrap();
+    // Two seconds of 200-byte messages at `rate` per second: far more than fits.
+    let total = rate * 2;
+    let line = |i: usize| format!(r#"{{"n":{i},"pad":"{}"}}"#, "p".repeat(180));
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let per_tick = rate / 1000;
+    let mut sent = 0;
+    while sent < total {
+        tick.tick().await;
+        conn.send_all((sent..sent + per_tick).map(line)).await;
+        sent += per_tick;
+    }
+    rec.wait_messages(total as u64).await;
+    rec.wait_until(|s| s.streams[0].io_lost.load(Relaxed) > 0)
+        .await;
+    // Space returns: the markers of every loss reach the file, then the stream goes on.
+    std::fs::remove_file(&filler).unwrap();
+    let written = rec.stats.streams[0].lines_written.load(Relaxed);
+    rec.wait_until(|s| s.streams[0].lines_written.load(Relaxed) > written)
+        .await;
+    conn.send_all((total..total + 10).map(line)).await;
+    rec.wait_messages(total as u64 + 10).await;
+    rec.stop().await;
+
+    let recs = records(&out);
+    let ns: Vec<u64> = recs
+        .iter()
+        .filter_map(|r| r.get("msg").and_then(|m| m["n"].as_u64()))
+        .collect();
+    assert!(ns.windows(2).all(|w| w[0] < w[1]), "no message twice");
+    let kept = ns.len() as u64;
+    let gaps = events(&recs, "write_error_gap");
+    let marked: u64 = gaps.iter().map(|g| g["lost"].as_u64().unwrap()).sum();
+    assert!(kept > 0, "what fit was written");
+    assert!(marked > 0, "the loss is marked: {gaps:?}");
+    assert_eq!(
+        kept + marked,
+        total as u64 + 10,
+        "messages in the files ({kept}) + marked lost ({marked}) = received; markers {gaps:?}"
+    );
+    // Every event lost with the data is counted in a marker.
+    let lost_events: u64 = gaps.iter().filter_map(|g| g["lost_events"].as_u64()).sum();
+    assert_eq!(
+        events(&recs, "connected").len() as u64 + lost_events,
+        1,
+        "the connected event is in the file or counted in a marker"
+    );
+    // Every manifest describes its file: `wsrec verify` finds the losses, but no manifest
+    // mismatch and no sequence gap that the markers do not explain.
+    let verify = Command::new(env!("CARGO_BIN_EXE_wsrec"))
+        .args(["verify", "--json"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&verify.stdout).unwrap();
+    assert!(
+        report["manifests_checked"].as_u64().unwrap() >= 1,
+        "{report}"
+    );
+    let kinds = issue_kinds(&report);
+    assert!(
+        kinds.iter().all(|k| *k == "not_written"),
+        "only the marked losses are problems: {report}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nearly_full_disk_at_5000_msg_per_s_marks_every_lost_message() {
+    a_nearly_full_disk_marks_every_lost_message(5_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nearly_full_disk_at_50000_msg_per_s_marks_every_lost_message() {
+    a_nearly_full_disk_marks_every_lost_message(50_000).await;
+}

@@ -660,12 +660,7 @@ fn binary_exit_codes_and_messages() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["ok"], false);
     assert_eq!(v["problems"], 3, "{v:#}");
-    let kinds: Vec<&str> = v["issues"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["kind"].as_str().unwrap())
-        .collect();
+    let kinds = issue_kinds(&v);
     assert!(
         kinds.contains(&"invalid_line") && kinds.contains(&"seq_gap"),
         "{kinds:?}"

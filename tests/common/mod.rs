@@ -380,3 +380,13 @@ pub fn python_with(module: &str, package: &str, purpose: &str) -> std::process::
     cmd.env("PYTHONPATH", &lib);
     cmd
 }
+
+/// The `kind` of every issue in a `wsrec verify --json` report.
+pub fn issue_kinds(report: &Value) -> Vec<&str> {
+    report["issues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["kind"].as_str().unwrap())
+        .collect()
+}
