@@ -556,11 +556,13 @@ fn free_bytes(dir: &Path) -> u64 {
 /// before it is full: what fits is written, every message that did not fit is in a
 /// `write_error_gap` marker that reaches the file once space returns (a marker lost on the
 /// full disk is merged into the next one), and every manifest describes the lines in its file.
-async fn a_nearly_full_disk_marks_every_lost_message(rate: usize) {
+async fn a_nearly_full_disk_marks_every_lost_message(rate: usize, format: wsrec::Format) {
     let fs = SmallFs::mount("4m");
     let out = fs.path().join("out");
     let mut server = TestServer::start().await;
-    let mut cfg = config(&out, vec![stream("feed", &server.url())]);
+    let mut s = stream("feed", &server.url());
+    s.format = format;
+    let mut cfg = config(&out, vec![s]);
     cfg.flush_interval = Duration::from_millis(10);
     let rec = start(cfg, wsrec::clock::system_now_ns());
     let mut conn = server.accept().await;
@@ -597,7 +599,7 @@ async fn a_nearly_full_disk_marks_every_lost_message(rate: usize) {
     let recs = records(&out);
     let ns: Vec<u64> = recs
         .iter()
-        .filter_map(|r| r.get("msg").and_then(|m| m["n"].as_u64()))
+        .filter_map(|r| r.get("msg").unwrap_or(r)["n"].as_u64())
         .collect();
     assert!(ns.windows(2).all(|w| w[0] < w[1]), "no message twice");
     let kept = ns.len() as u64;
@@ -638,10 +640,16 @@ async fn a_nearly_full_disk_marks_every_lost_message(rate: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nearly_full_disk_at_5000_msg_per_s_marks_every_lost_message() {
-    a_nearly_full_disk_marks_every_lost_message(5_000).await;
+    a_nearly_full_disk_marks_every_lost_message(5_000, wsrec::Format::Envelope).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nearly_full_disk_at_50000_msg_per_s_marks_every_lost_message() {
-    a_nearly_full_disk_marks_every_lost_message(50_000).await;
+    a_nearly_full_disk_marks_every_lost_message(50_000, wsrec::Format::Envelope).await;
+}
+
+/// Raw format: the markers go to the sidecar events file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nearly_full_disk_in_raw_format_marks_every_lost_message_in_the_sidecar() {
+    a_nearly_full_disk_marks_every_lost_message(50_000, wsrec::Format::Raw).await;
 }
