@@ -196,6 +196,9 @@ pub struct Writer {
     disk_level: u8,
     /// The NATS fan-out's queue, when configured.
     nats: Option<crate::nats::NatsTx>,
+    /// Files (stream, sidecar or not) whose buffer took lines since it was last handed on;
+    /// may name a file twice or one flushed since.
+    unflushed: Vec<(usize, bool)>,
 }
 
 impl Writer {
@@ -235,6 +238,7 @@ impl Writer {
             watermarks: (settings.disk_warn, settings.disk_stop),
             disk_level: 0,
             nats: None,
+            unflushed: Vec::new(),
         }
     }
 
@@ -276,11 +280,18 @@ impl Writer {
                 batch = self.rx.recv() => {
                     let Some(batch) = batch else { break };
                     self.write_batch(batch).await;
+                    let mut idle = false;
                     for _ in 0..BATCHES_PER_TURN {
                         match self.rx.try_recv() {
                             Some(b) => self.write_batch(b).await,
-                            None => break,
+                            None => {
+                                idle = true;
+                                break;
+                            }
                         }
+                    }
+                    if idle {
+                        self.flush_unflushed().await;
                     }
                     self.stats.queue_depth.store(self.rx.depth() as u64, Relaxed);
                     slice.tick().await;
@@ -454,6 +465,9 @@ impl Writer {
             }
             out.lines += 1;
             out.bytes += (out.buf.len() - start) as u64;
+            if out.buf_lines == 0 {
+                self.unflushed.push((idx, to_events));
+            }
             out.buf_lines += 1;
             lines += 1;
             let over_limit = (state.sink.max_lines > 0 && out.lines >= state.sink.max_lines)
@@ -623,6 +637,21 @@ impl Writer {
             lines: std::mem::take(&mut out.buf_lines),
         };
         self.send(op).await;
+    }
+
+    /// The queue is empty: every line written so far goes to the disk worker now, so that a
+    /// killed process loses only what it received in the last moments. While a burst keeps
+    /// the queue busy, buffers fill up to [`FLUSH_BYTES`] instead.
+    async fn flush_unflushed(&mut self) {
+        let mut unflushed = std::mem::take(&mut self.unflushed);
+        for &(idx, events) in &unflushed {
+            self.flush_output(idx, events).await;
+        }
+        unflushed.clear();
+        // Keep the allocation; flushing may have queued nothing new meanwhile.
+        if self.unflushed.is_empty() {
+            self.unflushed = unflushed;
+        }
     }
 
     /// Picks up lines the disk worker lost to write errors, to be marked at the front of the
