@@ -639,7 +639,7 @@ fn close(
                 m.lines = f.lines;
                 m.bytes = f.len;
                 m.xxh3_64 = format!("{digest:016x}");
-                write_manifest(&crate::manifest::path_for(final_path), &m)
+                crate::manifest::write(&crate::manifest::path_for(final_path), &m)
             }
             None => Ok(()),
         })
@@ -697,19 +697,6 @@ fn read_back(f: &OpenFile, m: &mut Manifest) {
     let lost_lines = m.lost_lines;
     *m = builder.manifest;
     m.lost_lines = lost_lines;
-}
-
-/// Writes the manifest under a temporary name, syncs it, and renames it into place.
-fn write_manifest(path: &Path, m: &Manifest) -> std::io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let mut body = serde_json::to_vec(m).map_err(std::io::Error::other)?;
-    body.push(b'\n');
-    let mut f = File::create(&tmp)?;
-    f.write_all(&body)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
 }
 
 /// Deletes a stream's oldest closed files past `max_age` or `max_total_bytes`; never an open

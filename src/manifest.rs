@@ -5,6 +5,10 @@
 //! content, the first and last `seq` and receive time of every connection in it, and how many
 //! sequence gaps and disconnects it holds. The figures describe the uncompressed content, so they
 //! stay valid after `X.jsonl` becomes `X.jsonl.zst`.
+//!
+//! The writer fills a manifest line by line as it writes ([`ManifestBuilder`]); startup recovery
+//! ([`crate::recover`]) rebuilds one by reading a file a crash left open, and marks it
+//! `recovered`.
 
 use std::path::{Path, PathBuf};
 
@@ -58,6 +62,15 @@ pub struct Manifest {
     /// `write_error_gap` event); the other figures describe the lines in the file.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub lost_lines: u64,
+    /// The file was left open by a recorder that did not stop cleanly, and this manifest was
+    /// rebuilt from its content at the next start. The figures match the file as it is; a raw
+    /// data file's `connections` are then empty (its lines carry no `conn`, `seq` or time).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub recovered: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -141,23 +154,41 @@ impl ManifestBuilder {
         use crate::read::Entry;
         match Entry::parse(line) {
             Ok(Entry::Message(m)) => self.message(m.conn, m.seq, m.ts),
-            Ok(Entry::Event(e)) => {
-                self.manifest.events += 1;
-                if e.name == "disconnected" {
-                    self.manifest.disconnects += 1;
-                }
-            }
-            Err(_) => self.manifest.events += 1,
+            Ok(Entry::Event(e)) => self.count_event(e.name == "disconnected"),
+            Err(_) => self.count_event(false),
         }
     }
 
     /// Records an event line (`body` starts with `"event":"<name>"`).
     pub fn event(&mut self, body: &[u8]) {
+        self.count_event(body.starts_with(b"\"event\":\"disconnected\""));
+    }
+
+    /// Records an event line, a `disconnected` one when `disconnected`.
+    pub fn count_event(&mut self, disconnected: bool) {
         self.manifest.events += 1;
-        if body.starts_with(b"\"event\":\"disconnected\"") {
+        if disconnected {
             self.manifest.disconnects += 1;
         }
     }
+}
+
+/// Writes a manifest under a temporary name, syncs it, and renames it into place, so a reader
+/// never sees half of one.
+///
+/// # Errors
+/// The temporary file cannot be written or synced, or the rename fails.
+pub fn write(path: &Path, m: &Manifest) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut body = serde_json::to_vec(m).map_err(std::io::Error::other)?;
+    body.push(b'\n');
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(&body)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]

@@ -713,6 +713,12 @@ pub struct EventDetail {
     pub to_ts: Option<u64>,
     /// `recovered`: bytes of an unfinished last line cut off when a crash's file was repaired.
     pub cut_bytes: Option<u64>,
+    /// `recovered`: the repaired file's name.
+    pub file: Option<String>,
+    /// `recovered`: complete lines the repaired file held (0: nothing was written to it).
+    pub lines: Option<u64>,
+    /// `recovered`: when the file was last written before the crash (its modification time).
+    pub last_write_ts: Option<u64>,
 }
 
 impl EventDetail {

@@ -221,7 +221,7 @@ impl Recorder {
         })?;
         check_writable(&config.output_dir)?;
         // Files a crashed run left open are made readable and closed before anything new.
-        crate::recover::recover_dir(&config.output_dir, clock.now_ns());
+        crate::recover::recover_dir(&config.output_dir, &config.streams, clock.now_ns());
 
         // Everything that can fail on bad input is done before the first connection.
         let batch_max = BATCH_MAX.min(config.queue_capacity.div_ceil(4)).max(1);

@@ -466,12 +466,15 @@ async fn verify_passes_a_clean_recording_and_finds_injected_defects() {
         restart_ts + 1
     ));
     let (_, r) = defect("killed", l);
-    assert_eq!(issues_of(&r, IssueKind::UncleanStop).len(), 1, "{r:#?}");
+    // The killed run is reported once: by the repair's mark, not again when the next run starts.
+    assert_eq!(issues_of(&r, IssueKind::UncleanStop).len(), 0, "{r:#?}");
     assert_eq!(r.problems, 1, "seq restarts with the run: no duplicate");
     let rec = issues_of(&r, IssueKind::Recovered);
-    assert_eq!(rec[0].severity, Severity::Warning);
+    assert_eq!(rec[0].severity, Severity::Problem);
+    assert!(rec[0].detail.contains("killed or crashed"), "{rec:?}");
     assert!(rec[0].detail.contains("17 bytes"), "{rec:?}");
     assert_eq!(r.streams[0].runs, 2);
+    assert_eq!(r.streams[0].unclean_stops, 1);
     let w = &r.streams[0].disconnects;
     assert_eq!(w.len(), 1, "{w:?}");
     assert!(w[0].duration_ns.unwrap() >= 5_000_000_000);
@@ -891,11 +894,36 @@ async fn verify_sees_a_killed_recorder_and_cat_reads_everything_it_wrote() {
         .iter()
         .map(|i| (i["kind"].as_str().unwrap(), i["severity"].as_str().unwrap()))
         .collect();
-    assert_eq!(
-        kinds,
-        [("recovered", "warning"), ("unclean_stop", "problem")],
-        "{v:#}"
-    );
+    assert_eq!(kinds, [("recovered", "problem")], "{v:#}");
+    assert_eq!(v["streams"][0]["unclean_stops"], 1);
     assert_eq!(v["streams"][0]["runs"], 2);
     assert_eq!(v["streams"][0]["messages"], 60);
+}
+
+#[test]
+fn verify_names_the_stream_of_an_old_unnamed_repair_and_reports_it() {
+    // Before repairs named the stream, a file killed before its first flush came back as
+    // nothing but a `recovered` event of stream "".
+    let dir = tempfile::tempdir().unwrap();
+    let day = dir.path().join("feed/2026-11-24");
+    std::fs::create_dir_all(&day).unwrap();
+    let p = write_lines(
+        &day,
+        "feed-20261124T110000Z.jsonl",
+        &[format!(
+            r#"{{"ts":{T0},"stream":"","conn":0,"event":"recovered","file":"feed-20261124T110000Z.jsonl","cut_bytes":0,"lines":0}}"#
+        )],
+    );
+    let r = run_verify(&[p]);
+    let names: Vec<&str> = r.streams.iter().map(|s| s.stream.as_str()).collect();
+    assert_eq!(names, ["feed"], "the file name's stream, never \"\"");
+    let rec = issues_of(&r, IssueKind::Recovered);
+    assert_eq!(rec.len(), 1, "{r:#?}");
+    assert_eq!(rec[0].severity, Severity::Problem);
+    assert_eq!(rec[0].stream.as_deref(), Some("feed"));
+    assert!(
+        rec[0].detail.contains("before it wrote anything"),
+        "{rec:?}"
+    );
+    assert!(!r.ok);
 }

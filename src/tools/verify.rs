@@ -5,8 +5,15 @@
 //! that cannot be read to their end, `seq` gaps and duplicates, messages dropped under
 //! `when_full = "drop_newest"` or not written (disk full, write errors), breaks in an exchange's
 //! own sequence numbers (see [`super::venue_seq`]), manifests that do not match their file, and a
-//! recorder that stopped without closing its connections. Warnings (exit code 0): the torn tail
-//! of an `.open` file, and a file repaired after such a stop (`recovered`).
+//! recorder run that was killed or crashed: what it received in its last moments was never
+//! written. Such a run is reported once per stream: by the `recovered` event of the file it left
+//! open (with the file, when it was last written and how many bytes were cut; an empty file
+//! means the run wrote nothing to it at all), or, when no such event is there, as an unclean
+//! stop when the next run starts without the previous one's `disconnected` events. Warnings
+//! (exit code 0): the torn tail of an `.open` file (it may still be being written), and further
+//! files the same stop left open (a raw stream's sidecar, a file closing at the kill).
+//!
+//! The text report lists problems and warnings under headings of their own.
 //!
 //! Per stream it follows the recorder's runs (a new run restarts `conn` and `seq`), the set of
 //! live connections (a disconnect window opens when the last one ends and closes at the next
@@ -85,7 +92,8 @@ pub enum IssueKind {
     Dropped,
     /// Lines the recorder could not write (`disk_full_gap`, `write_error_gap` events).
     NotWritten,
-    /// A file a crash left open, repaired at the next start (`recovered` event).
+    /// A file a killed or crashed run left open, repaired at the next start (`recovered`
+    /// event): the run's last messages were not written.
     Recovered,
     /// The exchange's own numbering skips.
     VenueGap,
@@ -173,6 +181,8 @@ pub struct StreamReport {
     pub dropped: u64,
     /// Lines the recorder marked as not written (disk full, write errors).
     pub not_written: u64,
+    /// Recorder runs that were killed or crashed (files left open, or no `disconnected`).
+    pub unclean_stops: u64,
     /// Breaks in the exchange's own numbering.
     pub venue_breaks: u64,
     /// Messages whose exchange numbering was checked.
@@ -372,6 +382,8 @@ struct StreamState {
     dropped_credit: u64,
     venue: venue_seq::Checker,
     last_at: Option<Where>,
+    /// The stream's last line was a `recovered` event: the run it ends is already reported.
+    killed: bool,
 }
 
 /// The current file, for manifests and counts.
@@ -548,7 +560,7 @@ impl Verifier {
                     self.raw_line(raw_stream, bytes, &at);
                 } else {
                     match Entry::parse(bytes) {
-                        Ok(entry) => self.entry(entry, bytes, file.is_events, &at),
+                        Ok(entry) => self.entry(entry, bytes, file, &at),
                         Err(why) => self.issue(
                             IssueKind::InvalidLine,
                             Severity::Problem,
@@ -693,20 +705,32 @@ impl Verifier {
         }
     }
 
-    fn entry(&mut self, entry: Entry<'_>, line: &[u8], sidecar: bool, at: &Where) {
-        let name = entry.stream().to_owned();
+    fn entry(&mut self, entry: Entry<'_>, line: &[u8], file: &RecordingFile, at: &Where) {
+        let name = match entry.stream() {
+            // Repairs before the stream was named from the configuration wrote `""`.
+            "" => Some(file.name_hints().stream)
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "unknown".to_owned()),
+            s => s.to_owned(),
+        };
         let ts = entry.ts();
         let conn = entry.conn();
-        {
+        let recovered = matches!(&entry, Entry::Event(e) if e.name == "recovered");
+        let after_kill = {
             let s = self.stream(&name);
-            if sidecar {
+            if file.is_events {
                 s.raw = true;
                 s.report.format = "raw";
             }
             if s.report.runs == 0 {
                 s.report.runs = 1;
             }
-        }
+            if recovered {
+                s.killed
+            } else {
+                std::mem::take(&mut s.killed)
+            }
+        };
         match entry {
             Entry::Message(m) => {
                 self.report.messages += 1;
@@ -756,11 +780,14 @@ impl Verifier {
                 match &*e.name {
                     "connected" | "connect_failed" => {
                         let s = self.stream(&name);
-                        let new_run = conn <= s.max_conn
+                        // After a `recovered` event, the next connection is a new run's even
+                        // when the killed run's file held none of its records.
+                        let new_run = after_kill
+                            || conn <= s.max_conn
                             || (e.name == "connected"
                                 && matches!((s.pid, detail.pid), (Some(a), Some(b)) if a != b));
                         if new_run {
-                            self.new_run(&name, ts, conn);
+                            self.new_run(&name, ts, conn, after_kill);
                         } else if s.max_conn == 0 && conn == 1 && s.report.messages == 0 {
                             // The very start of a run: seq starts at 0.
                             s.seq.next = Some(0);
@@ -847,21 +874,7 @@ impl Verifier {
                         );
                     }
                     "recovered" => {
-                        let cut = detail.cut_bytes.unwrap_or(0);
-                        let what = if cut > 0 {
-                            format!("{cut} bytes of an unfinished last line were cut off")
-                        } else {
-                            "no bytes were cut".to_owned()
-                        };
-                        self.issue(
-                            IssueKind::Recovered,
-                            Severity::Warning,
-                            Some(at),
-                            Some(&name),
-                            format!(
-                                "a recorder that did not stop cleanly left this file open; it was repaired at the next start ({what})"
-                            ),
-                        );
+                        self.recovered(&name, ts, &detail, after_kill, at);
                         // Written at the repair, not when the data came: it says nothing about
                         // when the stream was last seen.
                         return;
@@ -876,8 +889,60 @@ impl Verifier {
         s.report.last_ts = Some(s.report.last_ts.map_or(ts, |l| l.max(ts)));
     }
 
-    /// A new recorder run of `name` starts with connection `conn` at `ts`.
-    fn new_run(&mut self, name: &str, ts: u64, conn: u64) {
+    /// A `recovered` event at `at`, written at `ts` when the next start repaired a file of
+    /// `name` that a killed or crashed run left open. The first of a stop is the problem that
+    /// reports the run; further files the same stop left open (`again`) are warnings.
+    fn recovered(&mut self, name: &str, ts: u64, d: &EventDetail, again: bool, at: &Where) {
+        let s = self.stream(name);
+        s.killed = true;
+        let cut = match d.cut_bytes.unwrap_or(0) {
+            0 => "no bytes cut".to_owned(),
+            n => format!("{n} bytes of an unfinished last line cut off"),
+        };
+        let repaired = format!("repaired at the next start, {}: {cut}", format_ts(ts));
+        let file = d
+            .file
+            .as_deref()
+            .map_or_else(|| "this file".to_owned(), |f| format!("`{f}`"));
+        if again {
+            self.issue(
+                IssueKind::Recovered,
+                Severity::Warning,
+                Some(at),
+                Some(name),
+                format!("{file} was also left open by the same stop; {repaired}"),
+            );
+            return;
+        }
+        s.report.unclean_stops += 1;
+        let when = |word: &str| {
+            d.last_write_ts
+                .map(|t| format!(" {word} {}", format_ts(t)))
+                .unwrap_or_default()
+        };
+        let detail = if d.lines == Some(0) {
+            format!(
+                "the recorder was killed or crashed before it wrote anything to {file}: nothing that run received for this stream{} was written ({repaired})",
+                when("after")
+            )
+        } else {
+            format!(
+                "the recorder was killed or crashed while writing {file}: what that run received for this stream after its last write{} was not written ({repaired})",
+                when("at")
+            )
+        };
+        self.issue(
+            IssueKind::Recovered,
+            Severity::Problem,
+            Some(at),
+            Some(name),
+            detail,
+        );
+    }
+
+    /// A new recorder run of `name` starts with connection `conn` at `ts`; `reported`: the
+    /// previous run's end was reported already (by a `recovered` event).
+    fn new_run(&mut self, name: &str, ts: u64, conn: u64, reported: bool) {
         let s = self.stream(name);
         let holes = s.seq.finish(if conn == 1 { Some(0) } else { None });
         self.gaps(name, holes);
@@ -904,6 +969,10 @@ impl Verifier {
             if s.window.is_none() {
                 s.window = Some(w);
             }
+            if reported {
+                return;
+            }
+            s.report.unclean_stops += 1;
             self.issue(
                 IssueKind::UncleanStop,
                 Severity::Problem,
@@ -1068,6 +1137,9 @@ pub fn render(r: &Report) -> String {
         if s.not_written > 0 {
             facts.push(format!("{} not written", s.not_written));
         }
+        if s.unclean_stops > 0 {
+            facts.push(format!("{} run(s) killed or crashed", s.unclean_stops));
+        }
         if s.venue_checked > 0 {
             facts.push(format!(
                 "exchange sequence checked on {} message(s), {} break(s)",
@@ -1110,16 +1182,19 @@ pub fn render(r: &Report) -> String {
             let _ = writeln!(o, "    … and {} more", s.disconnects_not_listed);
         }
     }
-    let _ = writeln!(o);
-    for (sev, title, n) in [
-        (Severity::Problem, "problem", r.problems),
-        (Severity::Warning, "warning", r.warnings),
+    // Each severity under its own heading, so a note is never read as a failure.
+    for (sev, heading, n) in [
+        (Severity::Problem, "Problems", r.problems),
+        (Severity::Warning, "Warnings (not problems)", r.warnings),
     ] {
         if n == 0 {
             continue;
         }
-        let _ = writeln!(o, "{n} {title}(s):");
+        let _ = writeln!(o);
+        let _ = writeln!(o, "{heading}: {n}");
+        let mut listed = 0u64;
         for i in r.issues.iter().filter(|i| i.severity == sev) {
+            listed += 1;
             let place = match (&i.file, i.line) {
                 (Some(f), Some(l)) => format!("{f}:{l}: "),
                 (Some(f), None) => format!("{f}: "),
@@ -1132,18 +1207,25 @@ pub fn render(r: &Report) -> String {
                 .unwrap_or_default();
             let _ = writeln!(o, "  {place}{stream}{}", i.detail);
         }
+        if n > listed {
+            let _ = writeln!(
+                o,
+                "  … and {} more not listed (`--json` has the same cap)",
+                n - listed
+            );
+        }
     }
-    if r.issues_not_listed > 0 {
-        let _ = writeln!(
-            o,
-            "  … and {} more not listed (`--json` has the same cap)",
-            r.issues_not_listed
-        );
-    }
-    if r.problems == 0 {
-        let _ = writeln!(o, "OK: no problems found.");
-    } else {
-        let _ = writeln!(o, "FAILED: {} problem(s).", r.problems);
+    let _ = writeln!(o);
+    match (r.problems, r.warnings) {
+        (0, 0) => {
+            let _ = writeln!(o, "OK: no problems found.");
+        }
+        (0, w) => {
+            let _ = writeln!(o, "OK: no problems found ({w} warning(s)).");
+        }
+        (p, _) => {
+            let _ = writeln!(o, "FAILED: {p} problem(s).");
+        }
     }
     o
 }
@@ -1175,6 +1257,49 @@ mod tests {
         let left = t.finish(None);
         assert_eq!(left.len(), 1);
         assert_eq!((left[0].0, left[0].1, left[0].2.line), (10, 10, 7));
+    }
+
+    #[test]
+    fn problems_and_warnings_are_listed_under_their_own_headings() {
+        let issue = |severity, detail: &str| Issue {
+            kind: IssueKind::Recovered,
+            severity,
+            file: Some("f".to_owned()),
+            line: Some(1),
+            stream: Some("s".to_owned()),
+            detail: detail.to_owned(),
+        };
+        // Three problems and a warning, two of the problems beyond the list.
+        let r = Report {
+            problems: 3,
+            warnings: 1,
+            issues: vec![
+                issue(Severity::Warning, "a note"),
+                issue(Severity::Problem, "a failure"),
+            ],
+            issues_not_listed: 2,
+            ..Report::default()
+        };
+        let text = render(&r);
+        let problems = text.find("\nProblems: 3\n").expect(&text);
+        let warnings = text.find("\nWarnings (not problems): 1\n").expect(&text);
+        let (under_problems, under_warnings) = (&text[problems..warnings], &text[warnings..]);
+        assert!(under_problems.contains("a failure"), "{text}");
+        assert!(under_problems.contains("… and 2 more not listed"), "{text}");
+        assert!(!under_problems.contains("a note"), "{text}");
+        assert!(under_warnings.contains("a note"), "{text}");
+        assert!(!under_warnings.contains("more not listed"), "{text}");
+        assert!(text.ends_with("\nFAILED: 3 problem(s).\n"), "{text}");
+        let ok = render(&Report {
+            warnings: 1,
+            issues: vec![issue(Severity::Warning, "a note")],
+            ..Report::default()
+        });
+        assert!(!ok.contains("Problems"), "{ok}");
+        assert!(
+            ok.ends_with("OK: no problems found (1 warning(s)).\n"),
+            "{ok}"
+        );
     }
 
     #[test]
