@@ -348,16 +348,18 @@ async fn below_disk_stop_losses_are_counted_and_the_gap_is_marked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enospc_loses_no_line_silently_and_leaves_no_torn_line() {
-    let fs = SmallFs::mount("512k");
+    // 212 KiB left; removing the filler frees more than all the lines, so whatever is still
+    // queued for the disk then cannot fill it again before the last line.
+    let fs = SmallFs::mount("2m");
     let out = fs.path().join("out");
     let filler = fs.path().join("filler");
-    std::fs::write(&filler, vec![0u8; 300 << 10]).unwrap();
+    std::fs::write(&filler, vec![0u8; (2048 - 212) << 10]).unwrap();
     let mut server = TestServer::start().await;
     let mut cfg = config(&out, vec![stream("feed", &server.url())]);
     cfg.flush_interval = Duration::from_millis(10);
     let rec = start(cfg, wsrec::clock::system_now_ns());
     let mut conn = server.accept().await;
-    // About 600 KB into the 200 KiB left.
+    // About 700 KB into the 212 KiB left.
     let total = 3000;
     let sent: Vec<String> = (0..total)
         .map(|i| format!(r#"{{"n":{i},"pad":"{}"}}"#, "p".repeat(150)))
