@@ -298,6 +298,9 @@ impl Connection {
                     if let Some(code) = e.http_status() {
                         f.num("http_status", u64::from(code));
                     }
+                    if let Some(to) = e.location() {
+                        f.str("location", to);
+                    }
                     if let Some(wait) = retry_after {
                         f.num("retry_after_ms", wait.as_millis() as u64);
                     }
