@@ -1,4 +1,5 @@
-//! Reconnect delays: exponential growth with jitter and a cap, reset after a healthy connection.
+//! Reconnect delays: exponential growth with jitter and a cap over attempts that fail, and a
+//! fresh start after a healthy connection.
 //!
 //! Pure arithmetic; the caller sleeps (racing shutdown).
 
@@ -41,14 +42,30 @@ impl Backoff {
     pub fn next_delay(&mut self) -> Duration {
         let d = self.base_delay();
         self.attempt = self.attempt.saturating_add(1);
-        let half = d / 2;
-        half + half.mul_f64(rand::random::<f64>())
+        equal_jitter(d)
+    }
+
+    /// The delay after a healthy connection: past failures are forgotten and the next attempt
+    /// waits the initial delay with equal jitter, without counting as a failure (so if it
+    /// fails, the one after it waits the initial delay again, then the delay doubles).
+    /// Repeated healthy connections never make the delay grow; the jitter spreads out the
+    /// streams a server drops all at once, and a server that drops every connection right
+    /// after some data is dialled at most about twice per initial delay.
+    pub fn after_healthy(&mut self) -> Duration {
+        self.reset();
+        equal_jitter(self.initial)
     }
 
     /// Failures counted since the last reset.
     pub fn attempts(&self) -> u32 {
         self.attempt
     }
+}
+
+/// Uniform in `[d/2, d]`.
+fn equal_jitter(d: Duration) -> Duration {
+    let half = d / 2;
+    half + half.mul_f64(rand::random::<f64>())
 }
 
 #[cfg(test)]
@@ -76,6 +93,24 @@ mod tests {
         b.reset();
         assert_eq!(b.base_delay(), Duration::from_millis(100));
         assert_eq!(b.attempts(), 0);
+    }
+
+    #[test]
+    fn a_healthy_connection_starts_over_at_the_initial_delay() {
+        let initial = Duration::from_millis(100);
+        let mut b = Backoff::new(initial, Duration::from_secs(10));
+        for _ in 0..5 {
+            b.next_delay();
+        }
+        for _ in 0..20 {
+            let d = b.after_healthy();
+            assert!(d >= initial / 2 && d <= initial, "{d:?}");
+            assert_eq!(b.attempts(), 0, "not counted as a failure");
+        }
+        // A failure after it waits the initial delay again, then grows.
+        assert_eq!(b.base_delay(), initial);
+        b.next_delay();
+        assert_eq!(b.base_delay(), initial * 2);
     }
 
     #[test]

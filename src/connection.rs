@@ -7,8 +7,8 @@
 //! into the same batches, so the data shows exactly where a connection began and ended.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -97,7 +97,8 @@ pub struct VenueRuntime {
 pub enum Notice {
     /// The handshake finished and the subscribe messages went out.
     Connected(u64),
-    /// The first data message arrived.
+    /// The first data message arrived (see [`Connection::run`] for what counts as data): the
+    /// connection is healthy.
     Ready(u64),
     /// The venue asked this connection to reconnect: replace it, make-before-break.
     ReplaceMe(u64),
@@ -109,6 +110,9 @@ pub enum Notice {
         connected: bool,
         /// How long it was connected.
         uptime: Duration,
+        /// Whether it received data (it sent [`Notice::Ready`]): a healthy connection, whatever
+        /// its length.
+        productive: bool,
         /// The wait the server asked for with `Retry-After` (already capped at
         /// `retry_after_max`), when it refused the upgrade with one.
         retry_after: Option<Duration>,
@@ -179,10 +183,16 @@ pub struct Connection {
     pub retire: CancellationToken,
     /// Reports to the supervisor.
     pub notify: mpsc::UnboundedSender<Notice>,
+    /// Which attempt this is since the stream's last healthy connection (1: the first).
+    attempt: u32,
+    /// How long the supervisor waited before this attempt (backoff or `Retry-After`).
+    waited: Duration,
     /// Messages queued so far on this connection.
     sent_messages: AtomicU64,
     /// Messages dropped since the last `dropped` event was recorded.
     dropped_pending: AtomicU64,
+    /// Data came (the supervisor was told with [`Notice::Ready`]).
+    productive: AtomicBool,
 }
 
 impl Connection {
@@ -204,21 +214,45 @@ impl Connection {
             shutdown,
             retire,
             notify,
+            attempt: 1,
+            waited: Duration::ZERO,
             sent_messages: AtomicU64::new(0),
             dropped_pending: AtomicU64::new(0),
+            productive: AtomicBool::new(false),
         }
     }
 
+    /// Marks this as attempt number `attempt` since the stream's last healthy connection, made
+    /// after waiting `waited`; both are recorded in its `connected` or `connect_failed` event.
+    #[must_use]
+    pub fn after(mut self, attempt: u32, waited: Duration) -> Self {
+        self.attempt = attempt;
+        self.waited = waited;
+        self
+    }
+
     /// Runs the connection to its end and reports [`Notice::Ended`].
+    ///
+    /// When the first data message arrives it reports [`Notice::Ready`]. On a venue stream data
+    /// is a message the venue's protocol tells apart as data (or a binary message): acks,
+    /// refusals, pongs and requests are not. Elsewhere acks cannot be told from data, so as many
+    /// messages as there are subscribe messages are taken to be their acks (or refusals) and
+    /// only the messages beyond those are data (every message, on a stream that sends no
+    /// subscribe message).
     pub async fn run(self) {
         let started = Instant::now();
-        let (connected, uptime, retry_after) = self.run_inner().await;
-        let uptime = if connected { uptime } else { started.elapsed() };
+        let life = self.run_inner().await;
+        let uptime = if life.connected {
+            life.uptime
+        } else {
+            started.elapsed()
+        };
         let _ = self.notify.send(Notice::Ended {
             conn: self.conn,
-            connected,
+            connected: life.connected,
             uptime,
-            retry_after,
+            productive: life.productive,
+            retry_after: life.retry_after,
         });
     }
 
@@ -226,22 +260,29 @@ impl Connection {
         Batch::new(self.rt.idx, self.conn)
     }
 
-    /// Whether it connected, how long it was up, and the `Retry-After` of a refusal.
-    async fn run_inner(&self) -> (bool, Duration, Option<Duration>) {
+    /// Whether it connected, how long it was up, whether it received data, and the
+    /// `Retry-After` of a refusal.
+    async fn run_inner(&self) -> Life {
         let rt = &*self.rt;
+        let stopped = Life {
+            connected: false,
+            uptime: Duration::ZERO,
+            productive: false,
+            retry_after: None,
+        };
         if self.replaces.is_none() {
             rt.stats.set_state(ConnState::Connecting);
         }
         if let Some(p) = &rt.pacer {
             tokio::select! {
                 biased;
-                () = self.shutdown.cancelled() => return (false, Duration::ZERO, None),
+                () = self.shutdown.cancelled() => return stopped,
                 () = p.connect() => {}
             }
         }
         let dialled = tokio::select! {
             biased;
-            () = self.shutdown.cancelled() => return (false, Duration::ZERO, None),
+            () = self.shutdown.cancelled() => return stopped,
             r = transport::connect(&rt.spec) => r,
         };
         let mut ws = match dialled {
@@ -257,12 +298,19 @@ impl Connection {
                     if let Some(code) = e.http_status() {
                         f.num("http_status", u64::from(code));
                     }
+                    if let Some(to) = e.location() {
+                        f.str("location", to);
+                    }
                     if let Some(wait) = retry_after {
                         f.num("retry_after_ms", wait.as_millis() as u64);
                     }
+                    self.attempt_fields(f);
                 });
                 self.queue.send(batch, &mut 0).await;
-                return (false, Duration::ZERO, retry_after);
+                return Life {
+                    retry_after,
+                    ..stopped
+                };
             }
         };
         let connected_at = Instant::now();
@@ -291,6 +339,7 @@ impl Connection {
             if !extensions.is_empty() {
                 f.str("extensions", &extensions);
             }
+            self.attempt_fields(f);
         });
 
         let end = match self.subscribe(&mut ws, &mut batch).await {
@@ -339,7 +388,18 @@ impl Connection {
                 .num("duration_ms", uptime.as_millis() as u64);
         });
         self.flush(&mut batch).await;
-        (true, uptime, None)
+        Life {
+            connected: true,
+            uptime,
+            productive: self.productive.load(Relaxed),
+            retry_after: None,
+        }
+    }
+
+    /// The `attempt` and `backoff_ms` fields of the `connected` and `connect_failed` events.
+    fn attempt_fields(&self, f: &mut crate::record::EventFields<'_>) {
+        f.num("attempt", u64::from(self.attempt))
+            .num("backoff_ms", self.waited.as_millis() as u64);
     }
 
     /// Messages this connection received so far (sent batches plus the one in hand).
@@ -386,12 +446,14 @@ impl Connection {
     async fn read_loop(&self, ws: &mut transport::Connection, batch: &mut Batch) -> End {
         let rt = &*self.rt;
         let mut venue = rt.venue.as_ref().map(|v| VenueState {
+            family: v.family,
             tracker: Tracker::new(v.family, &v.requests, v.first_data_timeout),
             outcomes: Vec::new(),
             replies: Vec::new(),
             replace: None,
             replace_sent: false,
             counted: 0,
+            delivered: false,
         });
         let end = self.read_frames(ws, batch, &mut venue).await;
         if let Some(v) = &venue {
@@ -399,6 +461,14 @@ impl Connection {
             rt.stats.subscriptions_failed.fetch_sub(v.counted, Relaxed);
         }
         end
+    }
+
+    /// Whether data has come on this connection (see [`Self::run`]).
+    fn has_data(&self, batch: &Batch, venue: &Option<VenueState>) -> bool {
+        match venue {
+            Some(v) => v.delivered,
+            None => self.messages_in_conn(batch) > self.rt.subscribe.len() as u64,
+        }
     }
 
     async fn read_frames(
@@ -467,8 +537,9 @@ impl Connection {
             }
             if batch.messages > 0 {
                 keepalive.last_data = Instant::now();
-                if !ready_sent {
+                if !ready_sent && self.has_data(batch, venue) {
                     ready_sent = true;
+                    self.productive.store(true, Relaxed);
                     let _ = self.notify.send(Notice::Ready(self.conn));
                 }
             }
@@ -601,6 +672,9 @@ impl Connection {
                 }
                 batch.push_message(ts, Kind::Text, &payload);
                 if let Some(v) = venue.as_mut() {
+                    if !v.delivered {
+                        v.delivered = is_data(v.family, &payload);
+                    }
                     v.tracker.on_message(&payload, &mut v.outcomes);
                     if !v.outcomes.is_empty() {
                         self.venue_outcomes(v, ts, batch);
@@ -610,6 +684,10 @@ impl Connection {
             }
             Ok(Incoming::Binary(payload)) => {
                 batch.push_message(ts, Kind::Binary, &payload);
+                if let Some(v) = venue.as_mut() {
+                    // No venue acks or pongs in binary: it is data.
+                    v.delivered = true;
+                }
                 None
             }
             Ok(Incoming::Ping) => None,
@@ -664,8 +742,34 @@ impl Connection {
     }
 }
 
+/// How a connection went, for its supervisor (see [`Notice::Ended`]).
+struct Life {
+    /// The handshake succeeded.
+    connected: bool,
+    /// How long it was connected.
+    uptime: Duration,
+    /// Data came.
+    productive: bool,
+    /// The server's `Retry-After` of a refused upgrade, capped.
+    retry_after: Option<Duration>,
+}
+
+/// Whether a venue's text message is data (of some topic, or one that cannot be told; a
+/// Bitfinex channel frame, heartbeats included: they come only on a live subscription), as
+/// opposed to an ack, a refusal, a pong or a request.
+fn is_data(family: crate::venue::Family, msg: &[u8]) -> bool {
+    use crate::venue::wire::{Signal, classify};
+    match classify(family, msg) {
+        Signal::Data(_) => true,
+        Signal::Channel { key, .. } => key.is_empty(),
+        _ => false,
+    }
+}
+
 /// A venue connection's subscription tracking and pending actions.
 struct VenueState {
+    /// The venue's protocol family.
+    family: crate::venue::Family,
     tracker: Tracker,
     outcomes: Vec<Outcome>,
     /// Messages to send as soon as the batch is queued (Deribit's `test_request` answers).
@@ -676,6 +780,8 @@ struct VenueState {
     replace_sent: bool,
     /// Failing subscriptions this connection added to the stream's count.
     counted: u64,
+    /// A data message came (see [`is_data`]).
+    delivered: bool,
 }
 
 /// Keepalive and liveness deadlines of one connection.

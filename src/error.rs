@@ -1,7 +1,8 @@
 //! Error types at the boundaries callers branch on.
 //!
-//! A [`ConfigError`] means "the user must fix the input": the binary maps it to exit code 2 and
-//! nothing is written. Everything else is a runtime failure (exit code 1).
+//! A [`ConfigError`] means "the user must fix the input" (or, for [`ConfigError::OpenFiles`],
+//! the limit the input does not fit in): the binary maps it to exit code 2 and nothing is
+//! written. Everything else is a runtime failure (exit code 1).
 
 use std::path::PathBuf;
 
@@ -32,4 +33,33 @@ pub enum ConfigError {
         /// What is wrong and how to fix it.
         message: String,
     },
+    /// The process may not open enough files (descriptors) for the configured streams, even
+    /// with its soft limit raised to the hard one.
+    #[error(
+        "{streams} stream(s) need about {needed} open files (sockets and files), but this process \
+         may open only {limit} (`ulimit -n`; hard limit {}). Raise the limit to at least {needed}: \
+         `ulimit -n {needed}` in the shell that starts wsrec (above the hard limit: as root, or in \
+         /etc/security/limits.conf), `LimitNOFILE={needed}` in its systemd unit, \
+         `--ulimit nofile={needed}` with docker run; or split the streams over several instances",
+        limit_text(*.hard)
+    )]
+    OpenFiles {
+        /// Streams configured.
+        streams: usize,
+        /// Descriptors they may need, with a margin.
+        needed: u64,
+        /// The soft limit in force.
+        limit: u64,
+        /// The hard limit.
+        hard: u64,
+    },
+}
+
+/// An `RLIMIT_NOFILE` value as `ulimit` shows it.
+fn limit_text(limit: u64) -> String {
+    if limit == u64::MAX {
+        "unlimited".to_owned()
+    } else {
+        limit.to_string()
+    }
 }

@@ -1,7 +1,11 @@
 //! The supervisor of one stream: keeps a connection up forever.
 //!
 //! It starts connections, waits out the backoff after a failure (or the server's `Retry-After`,
-//! if longer; racing shutdown), and for
+//! if longer; racing shutdown), and after a healthy connection starts the backoff over: a
+//! connection that received data (however briefly) or lasted `healthy_after` is followed after
+//! the initial delay with jitter ([`Backoff::after_healthy`]), so only attempts that fail or end
+//! without data make the delay grow. Each attempt's number since the last healthy connection
+//! and the delay before it are in its `connected` or `connect_failed` event. For
 //! `max_connection_age` runs make-before-break: a replacement is connected and subscribed while
 //! the old connection keeps recording, and the old one is retired only once the new one
 //! delivers data (or after [`MAX_OVERLAP`]). Both connections' records carry their own `conn`
@@ -31,7 +35,7 @@ pub struct Policy {
     pub backoff_initial: Duration,
     /// Reconnect delay cap.
     pub backoff_max: Duration,
-    /// A connection that lasted this long resets the backoff.
+    /// A connection that lasted this long resets the backoff (as does one that received data).
     pub healthy_after: Duration,
     /// Planned reconnect age.
     pub max_connection_age: Option<Duration>,
@@ -52,7 +56,8 @@ pub async fn run(
 ) {
     let (notify, mut notices) = mpsc::unbounded_channel();
     let tracker = TaskTracker::new();
-    let spawn = |replaces: Option<u64>| {
+    // `attempt`: failures in a row before this attempt, plus one; `waited`: the delay before it.
+    let spawn = |replaces: Option<u64>, attempt: u32, waited: Duration| {
         let conn = rt
             .next_conn
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -65,7 +70,8 @@ pub async fn run(
             shutdown.clone(),
             retire.clone(),
             notify.clone(),
-        );
+        )
+        .after(attempt.saturating_add(1), waited);
         tracker.spawn(c.run());
         Slot {
             conn,
@@ -74,20 +80,25 @@ pub async fn run(
         }
     };
     let mut backoff = Backoff::new(policy.backoff_initial, policy.backoff_max);
-    let mut active = Some(spawn(None));
+    let mut active = Some(spawn(None, 0, Duration::ZERO));
     let mut pending: Option<Slot> = None;
-    // When to start a new active connection after a failure.
-    let mut retry_at: Option<Instant> = None;
-    // When to start a make-before-break replacement.
-    let mut replace_at: Option<Instant> = None;
+    // When to start a new active connection after a failure, and the delay until then.
+    let mut retry_at: Option<(Instant, Duration)> = None;
+    // When to start a make-before-break replacement, and the delay until then after a failed
+    // one (zero for a planned one).
+    let mut replace_at: Option<(Instant, Duration)> = None;
     // When to retire the old connection even if the replacement has sent nothing yet.
     let mut overlap_until: Option<Instant> = None;
     let far = || Instant::now() + Duration::from_secs(86_400 * 365);
     loop {
-        let wake = [retry_at, replace_at, overlap_until]
-            .into_iter()
-            .flatten()
-            .min();
+        let wake = [
+            retry_at.map(|r| r.0),
+            replace_at.map(|r| r.0),
+            overlap_until,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
@@ -96,62 +107,75 @@ pub async fn run(
                     let now = Instant::now();
                     if let Some(a) = active.as_mut().filter(|a| a.conn == c) {
                         a.connected_at = Some(now);
-                        replace_at = policy.max_connection_age.map(|age| now + age);
+                        replace_at = policy.max_connection_age.map(|age| (now + age, Duration::ZERO));
                     } else if let Some(p) = pending.as_mut().filter(|p| p.conn == c) {
                         p.connected_at = Some(now);
                         overlap_until = Some(now + MAX_OVERLAP);
                     }
                 }
                 Notice::Ready(c) => {
+                    // Data came: the stream is healthy again, whatever failed before.
                     if pending.as_ref().is_some_and(|p| p.conn == c) {
+                        backoff.reset();
                         promote(&mut active, &mut pending, &mut replace_at, &mut overlap_until, &policy);
+                    } else if active.as_ref().is_some_and(|a| a.conn == c) {
+                        backoff.reset();
                     }
                 }
                 Notice::ReplaceMe(c) => {
                     if pending.is_none() && active.as_ref().is_some_and(|a| a.conn == c) {
                         tracing::info!(stream = %rt.name, conn = c, "Opening a replacement connection at the venue's request.");
                         replace_at = None;
-                        pending = Some(spawn(Some(c)));
+                        pending = Some(spawn(Some(c), backoff.attempts(), Duration::ZERO));
                     }
                 }
-                Notice::Ended { conn, connected, uptime, retry_after } => {
+                Notice::Ended { conn, connected, uptime, productive, retry_after } => {
                     if active.as_ref().is_some_and(|a| a.conn == conn) {
                         active = None;
-                        if connected && uptime >= policy.healthy_after {
-                            backoff.reset();
-                        }
+                        let healthy = productive || (connected && uptime >= policy.healthy_after);
                         if pending.is_some() {
+                            if healthy {
+                                backoff.reset();
+                            }
                             promote(&mut active, &mut pending, &mut replace_at, &mut overlap_until, &policy);
                         } else {
-                            let delay = reconnect_delay(&mut backoff, retry_after);
-                            rt.stats.set_state(ConnState::Backoff);
-                            if retry_after.is_some_and(|wait| wait >= delay) {
-                                tracing::info!(stream = %rt.name, delay_ms = delay.as_millis() as u64, attempt = backoff.attempts(), "Reconnecting after the delay the server asked for (Retry-After).");
+                            let delay = if healthy {
+                                backoff.after_healthy()
                             } else {
-                                tracing::info!(stream = %rt.name, delay_ms = delay.as_millis() as u64, attempt = backoff.attempts(), "Reconnecting after a delay.");
+                                reconnect_delay(&mut backoff, retry_after)
+                            };
+                            rt.stats.set_state(ConnState::Backoff);
+                            let delay_ms = delay.as_millis() as u64;
+                            if healthy {
+                                tracing::info!(stream = %rt.name, delay_ms, productive, "Reconnecting: the connection was healthy, so the backoff starts over.");
+                            } else if retry_after.is_some_and(|wait| wait >= delay) {
+                                tracing::info!(stream = %rt.name, delay_ms, attempt = backoff.attempts(), "Reconnecting after the delay the server asked for (Retry-After).");
+                            } else {
+                                tracing::info!(stream = %rt.name, delay_ms, attempt = backoff.attempts(), "Reconnecting after a delay.");
                             }
-                            retry_at = Some(Instant::now() + delay);
+                            retry_at = Some((Instant::now() + delay, delay));
                         }
                     } else if pending.as_ref().is_some_and(|p| p.conn == conn) {
                         // The replacement failed; the active connection goes on. Try again later.
                         pending = None;
                         overlap_until = None;
-                        replace_at = Some(Instant::now() + reconnect_delay(&mut backoff, retry_after));
+                        let delay = reconnect_delay(&mut backoff, retry_after);
+                        replace_at = Some((Instant::now() + delay, delay));
                     }
                     // Otherwise a retired connection finished closing: nothing to do.
                 }
             },
             () = tokio::time::sleep_until(wake.unwrap_or_else(far)), if wake.is_some() => {
                 let now = Instant::now();
-                if retry_at.is_some_and(|t| t <= now) {
+                if let Some((_, waited)) = retry_at.filter(|r| r.0 <= now) {
                     retry_at = None;
-                    active = Some(spawn(None));
+                    active = Some(spawn(None, backoff.attempts(), waited));
                 }
-                if replace_at.is_some_and(|t| t <= now) {
+                if let Some((_, waited)) = replace_at.filter(|r| r.0 <= now) {
                     replace_at = None;
                     if let (Some(a), None) = (active.as_ref(), pending.as_ref()) {
                         tracing::info!(stream = %rt.name, conn = a.conn, "Connection reached max_connection_age: opening its replacement before closing it.");
-                        pending = Some(spawn(Some(a.conn)));
+                        pending = Some(spawn(Some(a.conn), backoff.attempts(), waited));
                     }
                 }
                 if overlap_until.is_some_and(|t| t <= now) {
@@ -177,7 +201,7 @@ fn reconnect_delay(backoff: &mut Backoff, retry_after: Option<Duration>) -> Dura
 fn promote(
     active: &mut Option<Slot>,
     pending: &mut Option<Slot>,
-    replace_at: &mut Option<Instant>,
+    replace_at: &mut Option<(Instant, Duration)>,
     overlap_until: &mut Option<Instant>,
     policy: &Policy,
 ) {
@@ -187,7 +211,7 @@ fn promote(
     }
     *overlap_until = None;
     *replace_at = match (new.connected_at, policy.max_connection_age) {
-        (Some(at), Some(age)) => Some(at + age),
+        (Some(at), Some(age)) => Some((at + age, Duration::ZERO)),
         _ => None,
     };
     *active = Some(new);

@@ -22,8 +22,12 @@ fn run(args: &[&str], cwd: &Path) -> Output {
 
 /// Starts `wsrec` with output to files in `dir` (pipes could fill up and block it).
 fn spawn(args: &[&str], dir: &Path) -> Child {
-    wsrec()
-        .args(args)
+    spawn_with(wsrec(), args, dir)
+}
+
+/// Starts `cmd` (a `wsrec` command) like [`spawn`].
+fn spawn_with(mut cmd: Command, args: &[&str], dir: &Path) -> Child {
+    cmd.args(args)
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(dir.join("stdout.log")).unwrap())
@@ -387,4 +391,174 @@ fn status_without_a_running_recorder_explains() {
         stderr.contains("nope.sock") && stderr.contains("wsrec record"),
         "{stderr}"
     );
+}
+
+/// `wsrec` with its open-file limit (`RLIMIT_NOFILE`) set to `soft` and `hard`, as `prlimit`
+/// or `ulimit -n` would.
+fn wsrec_with_open_files(soft: u64, hard: u64) -> Command {
+    use std::os::unix::process::CommandExt as _;
+    let mut cmd = wsrec();
+    let limit = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: between fork and exec the child only calls setrlimit, which is async-signal-safe,
+    // on a struct copied into the closure.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    cmd
+}
+
+/// Writes `config.toml` in `dir`: `n` streams on `url`, recording into `out`, with a status
+/// socket; returns the parsed config.
+fn many_streams(dir: &Path, n: usize, url: &str) -> wsrec::Config {
+    let mut text = format!(
+        "output_dir = \"out\"\nstatus_socket = \"{}\"\n",
+        dir.join("wsrec.sock").display()
+    );
+    for i in 0..n {
+        text.push_str(&format!("[[stream]]\nname = \"s{i}\"\nurl = \"{url}\"\n"));
+    }
+    std::fs::write(dir.join("config.toml"), &text).unwrap();
+    wsrec::Config::from_toml(&text).unwrap()
+}
+
+/// The hard open-file limit of this (test) process.
+fn hard_open_file_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct it is given.
+    assert_eq!(
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+        0
+    );
+    limit.rlim_max
+}
+
+/// Kills the child it holds when dropped, so a failing test leaves no recorder running.
+struct Reaper(Option<Child>);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Soft and hard open-file limits of a running process, from /proc/<pid>/limits.
+fn open_file_limits(pid: u32) -> (u64, u64) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap_or_else(|| panic!("no open-file limit in {text}"));
+    let numbers: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    (numbers[0], numbers[1])
+}
+
+/// Streams that cannot fit in the open-file limit, soft and hard, are refused at start (exit 2,
+/// nothing written) with how many descriptors they need and how to get them, instead of
+/// recording some streams and failing the others with "Too many open files".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_beyond_the_open_file_limit_are_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = many_streams(d, 40, "ws://127.0.0.1:9/");
+    let needed = wsrec::recorder::descriptors_needed(&config);
+    assert!(needed > 3 * 40, "{needed} descriptors for 40 streams");
+    let child = spawn_with(
+        wsrec_with_open_files(64, 64),
+        &["record", "-c", "config.toml"],
+        d,
+    );
+    // A recorder that starts anyway runs until the deadline, is killed and fails the test.
+    let code = wait_exit(child, d).await;
+    let stderr = std::fs::read_to_string(d.join("stderr.log")).unwrap();
+    assert_eq!(code, 2, "{stderr}");
+    for want in [
+        &format!("40 stream(s) need about {needed} open files"),
+        "may open only 64",
+        "hard limit 64",
+        &format!("ulimit -n {needed}"),
+        &format!("LimitNOFILE={needed}"),
+    ] {
+        assert!(stderr.contains(want), "{stderr:?} lacks {want:?}");
+    }
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!d.join("out").exists(), "wrote output");
+}
+
+/// A soft open-file limit too low for the streams, under a hard one that is high enough, is
+/// raised to the hard one (logged), and every stream records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_low_soft_open_file_limit_is_raised_to_the_hard_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut server = TestServer::start().await;
+    let streams = 40;
+    let config = many_streams(d, streams, &server.url());
+    let needed = wsrec::recorder::descriptors_needed(&config);
+    let hard = hard_open_file_limit().min(4096);
+    assert!(
+        hard >= needed && needed > 64,
+        "this test needs a hard open-file limit of at least {needed} (ulimit -Hn: {hard})"
+    );
+    let mut child = Reaper(Some(spawn_with(
+        wsrec_with_open_files(64, hard),
+        &["record", "-c", "config.toml"],
+        d,
+    )));
+    let mut conns = Vec::new();
+    for i in 0..streams {
+        let mut conn = server.accept().await;
+        conn.send_text(&format!(r#"{{"n":{i}}}"#)).await;
+        conns.push(conn);
+    }
+    wait_status(&d.join("wsrec.sock"), |v| {
+        v["total_messages"].as_u64() == Some(streams as u64)
+    })
+    .await;
+    let pid = child.0.as_ref().unwrap().id();
+    assert_eq!(
+        open_file_limits(pid),
+        (hard, hard),
+        "the soft limit is raised to the hard one"
+    );
+    let child = child.0.take().unwrap();
+    sigterm(&child);
+    assert_eq!(wait_exit(child, d).await, 0);
+    drop(conns);
+
+    let log = std::fs::read_to_string(d.join("stdout.log")).unwrap();
+    let raised = log
+        .lines()
+        .find(|l| l.contains("Raised the open-file limit"))
+        .unwrap_or_else(|| panic!("no log line about the open-file limit: {log}"));
+    assert!(
+        raised.contains("INFO")
+            && raised.contains("from=64")
+            && raised.contains(&format!("to={hard}")),
+        "{raised}"
+    );
+    let out = d.join("out");
+    no_open_files(&out);
+    let mut got = messages(&records(&out));
+    got.sort();
+    let mut want: Vec<String> = (0..streams).map(|i| format!(r#"{{"n":{i}}}"#)).collect();
+    want.sort();
+    assert_eq!(got, want, "every stream recorded");
 }

@@ -1,9 +1,9 @@
 //! Hostile and broken servers on loopback, each written by hand on plain TCP: never finishing
-//! the handshake, refusing with 429/503 and `Retry-After`, answering 200 or garbage, going
-//! silent, sending invalid UTF-8, masked frames, a 2^63 length, ping floods, a decompression
-//! bomb, a close frame and then nothing, one byte per second. For each: the right error in the
-//! data and the logs, a reconnect with backoff, memory bounded, no panic (the recorder stops
-//! cleanly), and every message received before the trouble is in the recording.
+//! the handshake, refusing with 429/503 and `Retry-After`, redirecting, answering 200 or
+//! garbage, going silent, sending invalid UTF-8, masked frames, a 2^63 length, ping floods, a
+//! decompression bomb, a close frame and then nothing, one byte per second. For each: the right
+//! error in the data and the logs, a reconnect with backoff, memory bounded, no panic (the
+//! recorder stops cleanly), and every message received before the trouble is in the recording.
 //!
 //! Also the local-security checks of issue 5: secrets never reach the status socket, the data
 //! or the logs; stream names and path templates cannot leave the output directory.
@@ -453,19 +453,17 @@ async fn never_completes_the_handshake() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retry_after_is_honoured_and_capped() {
+/// Answers the first connections of the stream `stream` makes for the server's URL with the
+/// raw HTTP `answers`, one each, then upgrades the next one and sends it one good message.
+/// Returns when each connection arrived and the records.
+async fn answer_then_upgrade(
+    stream: impl FnOnce(&str) -> StreamConfig,
+    answers: &[&str],
+) -> (Vec<Instant>, Vec<serde_json::Value>) {
     capture_logs();
     let (_tmp, out) = dirs();
     let server = RawServer::start().await;
-    let mut s = hostile_stream("retry-after", &server.url());
-    s.retry_after_max = Duration::from_secs(1);
-    let rec = start(config(&out, vec![s]), BASE_NS);
-    let answers = [
-        "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 11\r\n\r\nslow down!\n",
-        // A day: capped to retry_after_max (1 s).
-        "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 86400\r\n\r\n",
-    ];
+    let rec = start(config(&out, vec![stream(&server.url())]), BASE_NS);
     let mut times = Vec::new();
     for answer in answers {
         let mut tcp = server.accept().await;
@@ -482,6 +480,22 @@ async fn retry_after_is_honoured_and_capped() {
     })
     .await;
     rec.stop().await;
+    (times, records(&out))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_is_honoured_and_capped() {
+    let answers = [
+        "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 11\r\n\r\nslow down!\n",
+        // A day: capped to retry_after_max (1 s).
+        "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 86400\r\n\r\n",
+    ];
+    let stream = |url: &str| {
+        let mut s = hostile_stream("retry-after", url);
+        s.retry_after_max = Duration::from_secs(1);
+        s
+    };
+    let (times, recs) = answer_then_upgrade(stream, &answers).await;
 
     // The backoff alone would have come back after 25-100 ms.
     for pair in times.windows(2) {
@@ -491,7 +505,6 @@ async fn retry_after_is_honoured_and_capped() {
             "retried after {gap:?}, not after the 1 s asked for (capped)"
         );
     }
-    let recs = records(&out);
     let failed = events(&recs, "connect_failed");
     assert_eq!(failed[0]["http_status"], 429);
     assert_eq!(failed[0]["retry_after_ms"], 1000);
@@ -509,6 +522,50 @@ async fn retry_after_is_honoured_and_capped() {
     );
     assert_eq!(messages(&recs), [GOOD[0]]);
     assert_logged("retry-after", &["Retry-After"]);
+}
+
+/// Redirects (301, 302 and a 307 without `Location`) are not followed; each `connect_failed`
+/// carries the status in `http_status` and, when given, the target (secrets masked) in
+/// `location`, and the stream keeps trying its own URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_are_recorded_with_status_and_location() {
+    let answers = [
+        "HTTP/1.1 301 Moved Permanently\r\nLocation: wss://new.example/ws?token=s3cret\r\n\
+         Content-Length: 0\r\n\r\n",
+        "HTTP/1.1 302 Found\r\nLocation: /v2/raw\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 307 Temporary Redirect\r\nContent-Length: 0\r\n\r\n",
+    ];
+    let stream = |url: &str| hostile_stream("redirect", url);
+    let (_, recs) = answer_then_upgrade(stream, &answers).await;
+
+    let failed = events(&recs, "connect_failed");
+    assert_eq!(failed.len(), 3, "{failed:?}");
+    let want = [
+        (301, Some("wss://new.example/ws?token=***")),
+        (302, Some("/v2/raw")),
+        (307, None),
+    ];
+    for (event, (code, location)) in failed.iter().zip(want) {
+        assert_eq!(event["http_status"], code, "{event}");
+        assert_eq!(event["location"].as_str(), location, "{event}");
+        let error = event["error"].as_str().unwrap();
+        assert!(error.contains(&format!("HTTP {code}")), "{error}");
+        assert!(!event.to_string().contains("s3cret"), "{event}");
+    }
+    assert!(
+        failed[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("redirected (HTTP 301) to wss://new.example/ws?token=***")
+    );
+    assert!(
+        failed[2]["error"]
+            .as_str()
+            .unwrap()
+            .contains("without a Location header")
+    );
+    assert_eq!(messages(&recs), [GOOD[0]], "the stream's own URL is kept");
+    assert_logged("redirect", &["Connection attempt failed.", "HTTP 302"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -199,8 +199,9 @@ pub(super) fn printable(bytes: &[u8], max: usize) -> String {
 /// carried (from the stream's `headers`), if any: the server may pick one of those.
 ///
 /// # Errors
-/// [`TransportError::Refused`] for a non-101 answer (with `Retry-After`), otherwise
-/// [`TransportError::Failed`] naming the header at fault.
+/// [`TransportError::Redirected`] for a 3xx answer, [`TransportError::Refused`] for another
+/// non-101 answer (with `Retry-After`), otherwise [`TransportError::Failed`] naming the header
+/// at fault.
 pub fn check_upgrade(
     head: &ResponseHead,
     key: &str,
@@ -211,12 +212,13 @@ pub fn check_upgrade(
     match head.code {
         101 => {}
         300..=399 => {
-            let location = head.value("location").unwrap_or_default();
-            return failed(format!(
-                "server redirected (HTTP {}) to {}; put that URL in the config",
-                head.code,
-                mask_url(&location)
-            ));
+            return Err(TransportError::Redirected {
+                code: head.code,
+                location: head
+                    .value("location")
+                    .filter(|l| !l.is_empty())
+                    .map(|l| mask_url(&l)),
+            });
         }
         code => {
             return Err(TransportError::Refused {
@@ -563,6 +565,25 @@ mod tests {
                 .unwrap_err()
                 .retry_after(),
             None
+        );
+    }
+
+    #[test]
+    fn redirects_carry_status_and_masked_location() {
+        let h = head(
+            "HTTP/1.1 301 Moved Permanently\r\nLocation: wss://b.example/ws?token=abc\r\n\r\n",
+        );
+        let err = check_upgrade(&h, "k", None, None).unwrap_err();
+        assert_eq!(err.http_status(), Some(301));
+        assert_eq!(err.location(), Some("wss://b.example/ws?token=***"));
+        assert!(!err.to_string().contains("abc"), "{err}");
+        let h = head("HTTP/1.1 307 Temporary Redirect\r\n\r\n");
+        let err = check_upgrade(&h, "k", None, None).unwrap_err();
+        assert_eq!(err.http_status(), Some(307));
+        assert_eq!(err.location(), None);
+        assert!(
+            err.to_string().contains("without a Location header"),
+            "{err}"
         );
     }
 

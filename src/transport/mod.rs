@@ -204,7 +204,7 @@ pub enum TransportError {
         /// What was being waited for.
         phase: &'static str,
     },
-    /// The server answered the upgrade with an HTTP status other than 101 or a redirect.
+    /// The server answered the upgrade with an HTTP status other than 101 or a redirect (3xx).
     #[error("{}", refusal_message(*.code, .reason, *.retry_after, .body))]
     Refused {
         /// HTTP status code.
@@ -215,6 +215,15 @@ pub enum TransportError {
         retry_after: Option<Duration>,
         /// The start of the response body, printable characters only.
         body: String,
+    },
+    /// The server answered the upgrade with a redirect (3xx). wsrec does not follow it: the
+    /// config names the endpoint to record.
+    #[error("{}", redirect_message(*.code, .location.as_deref()))]
+    Redirected {
+        /// HTTP status code.
+        code: u16,
+        /// The `Location` header, secrets masked, if there was one.
+        location: Option<String>,
     },
     /// A message was larger than `max_message_size`.
     #[error(
@@ -235,12 +244,31 @@ impl TransportError {
         }
     }
 
-    /// The HTTP status of a refused upgrade.
+    /// The HTTP status of an upgrade answered with anything but 101 (a refusal or a redirect).
     pub fn http_status(&self) -> Option<u16> {
         match self {
-            TransportError::Refused { code, .. } => Some(*code),
+            TransportError::Refused { code, .. } | TransportError::Redirected { code, .. } => {
+                Some(*code)
+            }
             _ => None,
         }
+    }
+
+    /// Where a redirect pointed (secrets masked).
+    pub fn location(&self) -> Option<&str> {
+        match self {
+            TransportError::Redirected { location, .. } => location.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+fn redirect_message(code: u16, location: Option<&str>) -> String {
+    match location {
+        Some(to) => format!("server redirected (HTTP {code}) to {to}; put that URL in the config"),
+        None => format!(
+            "server answered HTTP {code} (a redirect) without a Location header; check the URL"
+        ),
     }
 }
 
@@ -341,7 +369,8 @@ impl Phase {
 ///
 /// # Errors
 /// [`TransportError::Timeout`] naming the phase, [`TransportError::Refused`] with the HTTP
-/// status (and `Retry-After`), or [`TransportError::Failed`] with the cause and the fix.
+/// status (and `Retry-After`), [`TransportError::Redirected`] with the status and `Location`,
+/// or [`TransportError::Failed`] with the cause and the fix.
 pub async fn connect(spec: &ConnectSpec) -> Result<Connection, TransportError> {
     let phase = AtomicU8::new(Phase::Tcp as u8);
     match tokio::time::timeout(spec.handshake_timeout, handshake(spec, &phase)).await {
