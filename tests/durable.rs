@@ -689,6 +689,11 @@ async fn a_nearly_full_disk_marks_every_lost_message(rate: usize, format: wsrec:
         kinds.iter().all(|k| *k == "not_written"),
         "only the marked losses are problems: {report}"
     );
+    assert_eq!(
+        report["streams"][0]["not_written"].as_u64(),
+        Some(marked),
+        "{report}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

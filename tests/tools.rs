@@ -425,7 +425,10 @@ async fn verify_passes_a_clean_recording_and_finds_injected_defects() {
     let (_, r) = defect("diskfull", l);
     let nw = issues_of(&r, IssueKind::NotWritten);
     assert_eq!(nw.len(), 1, "{r:#?}");
-    assert!(nw[0].detail.starts_with("4 line(s) not written"), "{nw:?}");
+    assert!(
+        nw[0].detail.starts_with("4 message(s) not written"),
+        "{nw:?}"
+    );
     assert_eq!(r.problems, 1, "{r:#?}");
     assert_eq!(r.streams[0].not_written, 4);
 

@@ -851,9 +851,11 @@ impl Verifier {
                     }
                     "disk_full_gap" | "write_error_gap" => {
                         let lost = detail.lost.unwrap_or(0);
+                        // A write error can also take event lines and the marks of drops.
+                        let dropped = detail.dropped.unwrap_or(0);
                         let s = self.stream(&name);
                         s.report.not_written += lost;
-                        s.dropped_credit += lost;
+                        s.dropped_credit += lost + dropped;
                         let why = match (detail.from_ts, detail.to_ts) {
                             (Some(a), Some(b)) if e.name == "disk_full_gap" => format!(
                                 "free disk space was below disk_stop from {} to {}",
@@ -863,14 +865,28 @@ impl Verifier {
                             _ if e.name == "disk_full_gap" => {
                                 "free disk space was below disk_stop".to_owned()
                             }
+                            (Some(a), Some(b)) => format!(
+                                "writing failed (disk full or I/O error) for lines received from {} to {}",
+                                format_ts(a),
+                                format_ts(b)
+                            ),
                             _ => "writing failed (disk full or I/O error)".to_owned(),
                         };
+                        let mut also = String::new();
+                        if let Some(n) = detail.lost_events.filter(|&n| n > 0) {
+                            also.push_str(&format!(", and {n} event line(s)"));
+                        }
+                        if dropped > 0 {
+                            also.push_str(&format!(
+                                ", and the mark of {dropped} message(s) dropped under drop_newest"
+                            ));
+                        }
                         self.issue(
                             IssueKind::NotWritten,
                             Severity::Problem,
                             Some(at),
                             Some(&name),
-                            format!("{lost} line(s) not written by the recorder: {why}"),
+                            format!("{lost} message(s){also} not written by the recorder: {why}"),
                         );
                     }
                     "recovered" => {
