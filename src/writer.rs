@@ -726,6 +726,9 @@ impl Writer {
     }
 
     async fn flush_all(&mut self) {
+        // Every buffer is handed on below: forget which took lines (a writer that is never
+        // idle would otherwise add one entry per full buffer to the list).
+        self.unflushed.clear();
         for idx in 0..self.streams.len() {
             self.note_io_loss(idx);
             // A loss is marked at once, not with the stream's next message: a quiet stream may
