@@ -14,8 +14,7 @@ use serde_json::Value;
 /// A recorder of one stream `name` into `dir/out`, its status socket at `dir/<name>.sock`, its
 /// output in `dir/<name>.log`.
 ///
-/// The flush interval is an hour and the rotation a day, so nothing the first run receives
-/// reaches its file before the kill: the state a kill within the default 1 s flush leaves.
+/// The rotation is a day, so a run's files stay open until it is killed.
 fn spawn(url: &str, dir: &Path, name: &str, extra: &[&str]) -> Child {
     // The log goes to stdout, errors to stderr: both into `<name>.log`.
     let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
@@ -23,7 +22,7 @@ fn spawn(url: &str, dir: &Path, name: &str, extra: &[&str]) -> Child {
         .args(["record", url, "-o", "out", "--name", name])
         .arg("--status-socket")
         .arg(socket(dir, name))
-        .args(["--flush-interval", "1h", "--rotate", "24h"])
+        .args(["--rotate", "24h"])
         .args(["--status-interval", "off"])
         .args(extra)
         .current_dir(dir)
@@ -74,8 +73,10 @@ fn open_files(out: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Records 300 messages into `dir/out` and kills the recorder before it writes any of them;
-/// returns the `.open` files it left (all empty).
+/// Records 300 messages into `dir/out`, kills the recorder, and leaves its `.open` files as a
+/// kill before the disk worker's first write leaves them: empty. (The writer hands its lines on
+/// within half a millisecond of going idle, so a real kill hits that moment only by chance;
+/// the test cuts the files instead, which is all such a kill leaves on disk.)
 async fn killed_before_the_first_flush(
     server: &mut TestServer,
     dir: &Path,
@@ -85,18 +86,41 @@ async fn killed_before_the_first_flush(
     let mut conn = server.accept().await;
     conn.send_all(numbered(0, 300)).await;
     wait_received(&socket(dir, "feed"), 300).await;
-    let left = open_files(&dir.join("out"));
-    assert!(!left.is_empty(), "the run opened its files");
-    for p in &left {
-        assert_eq!(
-            std::fs::metadata(p).unwrap().len(),
-            0,
-            "{} was flushed",
-            p.display()
+    // Wait until the 300 messages and the `connected` event are in the files (data file and,
+    // in raw format, its sidecar), so the files exist when the kill comes.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let lines: usize = open_files(&dir.join("out"))
+            .iter()
+            .map(|p| {
+                std::fs::read(p)
+                    .unwrap()
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count()
+            })
+            .sum();
+        if lines >= 301 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the lines never reached the files"
         );
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     signal(&first, libc::SIGKILL);
     first.wait().unwrap();
+    let left = open_files(&dir.join("out"));
+    assert!(!left.is_empty(), "the run opened its files");
+    for p in &left {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+    }
     left
 }
 
