@@ -32,15 +32,15 @@ use crate::stats::{Stats, StreamStats, UnmarkedLoss};
 /// 200-byte line, 256 KiB 457 ns (bench), and 512 KiB about 40 ns less than 256 KiB (bench
 /// A/B, 12 rounds). The disk worker's queue and space reservation are sized from it.
 pub(crate) const FLUSH_BYTES: usize = 512 * 1024;
-/// The writer hands its lines to the disk worker when its queue runs empty, but at most once
-/// per this gap: lines that come sooner wait for the next idle moment after it (or its timer).
-/// A kill then loses at most about this long of data (a SIGKILL at a steady 20,000 msg/s: a
-/// median of 0 messages, 1,330 with the buffers handed on only when full or once a second).
-/// Each hand-off costs a write(2) per file and may wake the disk worker, about 25 us of CPU
-/// on the 2-core VM: the bench's steady 50,000 msg/s stream, which arrives in bursts 1 ms
-/// apart, went from 580-880 to about 1,500 ns per message, while a 5 ms gap cost about
-/// 100 ns but lost some 50 messages per kill. At full speed the queue is rarely empty and
-/// buffers still fill to [`FLUSH_BYTES`].
+/// The writer hands a file's lines to the disk worker when its queue runs empty, but not
+/// sooner than this after the file's last hand-off (full buffers included): lines that come
+/// sooner wait for the next idle moment after it, or its timer. So a kill loses at most about
+/// this long of data (a SIGKILL at a steady 20,000 msg/s: a median of 0 messages, 1,330 with
+/// buffers handed on only when full or once a second), and a busy file is not handed on in
+/// pieces at every short pause of a burst. Each hand-off costs a write(2) and may wake the
+/// disk worker, about 25 us of CPU on the 2-core VM: the bench's steady 50,000 msg/s stream,
+/// which arrives in bursts 1 ms apart, costs about twice the CPU per message it did with
+/// hand-offs only when full or once a second.
 const IDLE_HANDOFF_GAP: Duration = Duration::from_micros(500);
 /// Batches taken in one go before timers get a look in.
 const BATCHES_PER_TURN: usize = 64;
@@ -144,6 +144,10 @@ struct Output {
     buf: Vec<u8>,
     /// Lines in `buf`.
     buf_lines: u64,
+    /// When `buf` was last handed to the disk worker (clock ns; 0: never).
+    handed_at: u64,
+    /// On the writer's list of files to hand on at an idle moment.
+    listed: bool,
     /// What the file's manifest will say.
     manifest: ManifestBuilder,
 }
@@ -277,7 +281,6 @@ impl Writer {
         let handoff = tokio::time::sleep(Duration::from_secs(86_400));
         tokio::pin!(handoff);
         let mut handoff_armed = false;
-        let mut last_handoff = Instant::now();
         loop {
             let next = self.next_rotation_ns();
             if next != deadline {
@@ -307,23 +310,13 @@ impl Writer {
                         }
                     }
                     if idle && !self.unflushed.is_empty() {
-                        let now = Instant::now();
-                        if now >= last_handoff + IDLE_HANDOFF_GAP {
-                            self.flush_unflushed().await;
-                            last_handoff = now;
-                            handoff_armed = false;
-                        } else if !handoff_armed {
-                            handoff.as_mut().reset(last_handoff + IDLE_HANDOFF_GAP);
-                            handoff_armed = true;
-                        }
+                        handoff_armed = self.hand_off_idle(handoff.as_mut()).await;
                     }
                     self.stats.queue_depth.store(self.rx.depth() as u64, Relaxed);
                     slice.tick().await;
                 }
                 () = &mut handoff, if handoff_armed => {
-                    handoff_armed = false;
-                    self.flush_unflushed().await;
-                    last_handoff = Instant::now();
+                    handoff_armed = self.hand_off_idle(handoff.as_mut()).await;
                 }
                 () = &mut rotation => {
                     self.close_due().await;
@@ -494,7 +487,8 @@ impl Writer {
             }
             out.lines += 1;
             out.bytes += (out.buf.len() - start) as u64;
-            if out.buf_lines == 0 {
+            if !out.listed {
+                out.listed = true;
                 self.unflushed.push((idx, to_events));
             }
             out.buf_lines += 1;
@@ -594,6 +588,8 @@ impl Writer {
             bytes: 0,
             buf: self.disk.take_buffer().unwrap_or_default(),
             buf_lines: 0,
+            handed_at: 0,
+            listed: false,
             manifest,
         };
         if events {
@@ -660,6 +656,7 @@ impl Writer {
             .take_buffer()
             .unwrap_or_else(|| Vec::with_capacity(want + want / 4));
         let buf = std::mem::replace(&mut out.buf, fresh);
+        out.handed_at = self.clock.now_ns();
         let op = DiskOp::Write {
             id: out.id,
             buf,
@@ -668,18 +665,55 @@ impl Writer {
         self.send(op).await;
     }
 
-    /// The queue is empty: every line written so far goes to the disk worker now, so that a
-    /// killed process loses only what it received in the last moments. While a burst keeps
-    /// the queue busy, buffers fill up to [`FLUSH_BYTES`] instead.
-    async fn flush_unflushed(&mut self) {
-        let mut unflushed = std::mem::take(&mut self.unflushed);
-        for &(idx, events) in &unflushed {
-            self.flush_output(idx, events).await;
+    /// The queue is empty: the files whose buffer was last handed on at least
+    /// [`IDLE_HANDOFF_GAP`] ago go to the disk worker now, so that a killed process loses only
+    /// what it received in the last moments; the others wait for the next idle moment or for
+    /// `timer`, set to when the first of them is due. Returns whether `timer` is set. While a
+    /// burst keeps the queue busy, buffers fill up to [`FLUSH_BYTES`] instead.
+    async fn hand_off_idle(&mut self, timer: std::pin::Pin<&mut tokio::time::Sleep>) -> bool {
+        let now = self.clock.now_ns();
+        let gap = IDLE_HANDOFF_GAP.as_nanos() as u64;
+        let mut list = std::mem::take(&mut self.unflushed);
+        let mut next_due: Option<u64> = None;
+        let mut kept = 0;
+        for i in 0..list.len() {
+            let (idx, events) = list[i];
+            let state = &mut self.streams[idx];
+            let Some(out) = (if events {
+                state.events.as_mut()
+            } else {
+                state.data.as_mut()
+            }) else {
+                continue;
+            };
+            if !out.listed {
+                // Listed again under a later entry (the file was closed and reopened).
+                continue;
+            }
+            if out.buf_lines == 0 {
+                out.listed = false;
+                continue;
+            }
+            let due = out.handed_at.saturating_add(gap);
+            if due <= now {
+                out.listed = false;
+                self.flush_output(idx, events).await;
+            } else {
+                next_due = Some(next_due.map_or(due, |d| d.min(due)));
+                list[kept] = (idx, events);
+                kept += 1;
+            }
         }
-        unflushed.clear();
-        // Keep the allocation; flushing may have queued nothing new meanwhile.
-        if self.unflushed.is_empty() {
-            self.unflushed = unflushed;
+        list.truncate(kept);
+        // Flushing queues nothing new, so the list is still empty; keep the allocation.
+        list.append(&mut self.unflushed);
+        self.unflushed = list;
+        match next_due {
+            Some(due) => {
+                timer.reset(Instant::now() + Duration::from_nanos(due - now));
+                true
+            }
+            None => false,
         }
     }
 
@@ -726,9 +760,17 @@ impl Writer {
     }
 
     async fn flush_all(&mut self) {
-        // Every buffer is handed on below: forget which took lines (a writer that is never
-        // idle would otherwise add one entry per full buffer to the list).
-        self.unflushed.clear();
+        // Every buffer is handed on below: forget which took lines.
+        for (idx, events) in std::mem::take(&mut self.unflushed) {
+            let state = &mut self.streams[idx];
+            if let Some(out) = if events {
+                state.events.as_mut()
+            } else {
+                state.data.as_mut()
+            } {
+                out.listed = false;
+            }
+        }
         for idx in 0..self.streams.len() {
             self.note_io_loss(idx);
             // A loss is marked at once, not with the stream's next message: a quiet stream may
