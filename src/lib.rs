@@ -11,8 +11,10 @@
 //! with its receive time ([`clock`]), and queues the batch on a queue bounded in messages
 //! ([`record::queue`], when full: block or drop and count). One [`writer`] task turns batches
 //! into lines (envelope or raw, validated with [`json`]), picks files by UTC interval
-//! ([`rotation`]) and hands full buffers to the [`disk`] thread, which does every blocking file
-//! operation (append, fsync, rename). So the network never waits on the disk. With `[nats]`, the
+//! ([`rotation`]) and hands its buffers to the [`disk`] thread when they are full or its queue
+//! runs empty; that thread does every blocking file operation (append, fsync, rename), and
+//! counts and describes what a write error loses for the writer to mark. So the network never
+//! waits on the disk. With `[nats]`, the
 //! writer also offers each batch's encoded lines to the [`nats`] fan-out task without waiting
 //! (a full queue is counted and marked), which publishes them to JetStream. Closed files go on
 //! to the [`compress`] thread and then, with `[upload]`, to the [`upload`] tasks, each over a

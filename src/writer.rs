@@ -1,5 +1,10 @@
 //! The writer task: turns batches into lines, decides which file each line goes to, and hands
-//! full buffers to the disk thread.
+//! buffers to the disk thread: full ones at once, the rest when its queue runs empty (at most
+//! once per [`IDLE_HANDOFF_GAP`] per file), so a kill loses only the last moment's lines.
+//!
+//! Lines the disk thread loses to write errors come back as a count to mark: a
+//! `write_error_gap` event at the front of the stream's next batch, or of an empty batch at
+//! the next flush tick.
 //!
 //! It owns every open file of the recorder (as handles on the disk thread), so rotation,
 //! limits and shutdown are decided in one place without locks. It is stopped by the queue
