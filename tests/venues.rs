@@ -9,20 +9,33 @@
 //! pong already on its way would lose the race against its own deadline. Between two steps the
 //! runtime gets a moment of real time (a blocking task in flight stops auto-advance) for every
 //! round trip on loopback to finish.
+//!
+//! Where the rule is about the venue's own address (its host, port and paths), the preset's real
+//! URL is dialled through the venue's "front door" ([`FakeVenue::front_door`]): an HTTP CONNECT
+//! proxy standing in for DNS and routing, which opens a tunnel only to the ports the venue still
+//! serves and speaks TLS with a certificate for the venue's host from a test CA. Those tests run
+//! on real time: they wait for events, not for time to pass.
 
 mod common;
+mod peers;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{BASE_NS, config, events, records, start};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use wsrec::Config;
@@ -43,6 +56,12 @@ type Frames = fn(&ConnState) -> Vec<String>;
 /// How a fake venue behaves.
 #[derive(Clone)]
 struct Venue {
+    /// Checks a connection's request target (path and query) before the upgrade; `Err` refuses
+    /// it with this HTTP status and reason.
+    admit: fn(&str) -> Result<(), (u16, &'static str)>,
+    /// Sets up an admitted connection from its request target (streams named in the URL);
+    /// returns frames to send at once.
+    opened: fn(&str, &mut ConnState) -> Vec<String>,
     /// Replies to one client text message.
     answer: fn(&str, &mut ConnState) -> Vec<String>,
     /// Whether a client message counts as keeping the connection alive.
@@ -76,6 +95,10 @@ enum Incoming {
 /// Per-connection state of the fake venue.
 #[derive(Default)]
 struct ConnState {
+    /// The request target the connection was opened with (path and query).
+    target: String,
+    /// What the connection subscribed to, in the venue's own notation.
+    streams: Vec<String>,
     subscribed: bool,
     /// Bitfinex channel ids handed out.
     channels: Vec<i64>,
@@ -86,8 +109,13 @@ struct ConnState {
 }
 
 struct FakeVenue {
+    /// The venue's address, or its front door's (the proxy) for [`FakeVenue::front_door`].
     addr: SocketAddr,
     log: Log,
+    /// Front door only: the `host:port` of every CONNECT, in order.
+    connects: Arc<Mutex<Vec<String>>>,
+    /// Front door only: the test CA that signed the venue's certificate, for `ca_file`.
+    ca: Option<PathBuf>,
 }
 
 impl FakeVenue {
@@ -105,15 +133,91 @@ impl FakeVenue {
                 // steps of the driven clock.
                 tcp.set_nodelay(true).unwrap();
                 n += 1;
-                let ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
-                tokio::spawn(serve(ws, venue.clone(), l.clone(), n, start));
+                upgrade(tcp, venue.clone(), l.clone(), n, start).await;
             }
         });
-        Self { addr, log }
+        Self {
+            addr,
+            log,
+            connects: Arc::default(),
+            ca: None,
+        }
+    }
+
+    /// The venue behind its front door: a CONNECT proxy that tunnels only to `host:443` (any
+    /// other target is refused with 502, as a proxy answers when the far end does not accept
+    /// connections) and then speaks TLS as `host`, with a certificate from a test CA made under
+    /// `dir`.
+    async fn front_door(venue: Venue, host: &'static str, dir: &Path) -> Self {
+        let pki = peers::Pki::new(dir, host);
+        let (cert, key) = pki.leaf(host, &[host], false);
+        let tls = tokio_rustls::TlsAcceptor::from(peers::tls_server_config(&cert, &key));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let log: Log = Arc::default();
+        let connects: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (l, c) = (log.clone(), connects.clone());
+        let start = Instant::now();
+        let n = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                tcp.set_nodelay(true).unwrap();
+                let (venue, l, c, tls, n) =
+                    (venue.clone(), l.clone(), c.clone(), tls.clone(), n.clone());
+                tokio::spawn(async move {
+                    let request = peers::read_request(&mut tcp).await;
+                    let target = request.split_whitespace().nth(1).unwrap_or("").to_owned();
+                    c.lock().unwrap().push(target.clone());
+                    if target != format!("{host}:443") {
+                        let _ = tcp.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
+                        return;
+                    }
+                    let reply = b"HTTP/1.1 200 Connection established\r\n\r\n";
+                    if tcp.write_all(reply).await.is_err() {
+                        return;
+                    }
+                    let Ok(stream) = tls.accept(tcp).await else {
+                        return;
+                    };
+                    upgrade(stream, venue, l, n.fetch_add(1, Relaxed) + 1, start).await;
+                });
+            }
+        });
+        Self {
+            addr,
+            log,
+            connects,
+            ca: Some(pki.ca_pem),
+        }
     }
 
     fn url(&self, path: &str) -> String {
         format!("ws://{}{path}", self.addr)
+    }
+
+    /// The `proxy` and `ca_file` lines that send a preset's own URL through the front door.
+    fn front_door_toml(&self) -> String {
+        format!(
+            "proxy = \"http://{}\"\nca_file = \"{}\"",
+            self.addr,
+            self.ca.as_ref().expect("not a front door").display()
+        )
+    }
+
+    /// Front door only: every CONNECT target so far.
+    fn connects(&self) -> Vec<String> {
+        self.connects.lock().unwrap().clone()
+    }
+
+    /// The request target (path and query) of every connection, in connection order.
+    fn targets(&self) -> Vec<String> {
+        let mut t: Vec<(usize, String)> = self
+            .seen()
+            .into_iter()
+            .filter_map(|s| Some((s.conn, s.what.strip_prefix("target ")?.to_owned())))
+            .collect();
+        t.sort();
+        t.into_iter().map(|(_, t)| t).collect()
     }
 
     fn seen(&self) -> Vec<Seen> {
@@ -149,13 +253,51 @@ impl FakeVenue {
     }
 }
 
-async fn serve(
-    mut ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+/// Upgrades connection `conn` if the venue admits its request target, and serves it on a task
+/// of its own; a refusal is noted.
+#[allow(clippy::result_large_err)] // the handshake callback's signature is tungstenite's
+async fn upgrade<S>(stream: S, v: Venue, log: Log, conn: usize, start: Instant)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut target = String::new();
+    let mut refused = None;
+    let check = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+        target = req.uri().to_string();
+        match (v.admit)(&target) {
+            Ok(()) => Ok(resp),
+            Err((status, why)) => {
+                refused = Some(status);
+                Err(http::Response::builder()
+                    .status(status)
+                    .body(Some(why.to_owned()))
+                    .unwrap())
+            }
+        }
+    };
+    let upgraded = tokio_tungstenite::accept_hdr_async(stream, check).await;
+    match upgraded {
+        Ok(ws) => {
+            tokio::spawn(serve(ws, target, v, log, conn, start));
+        }
+        Err(e) => log.lock().unwrap().push(Seen {
+            conn,
+            at: start.elapsed(),
+            what: format!("refused {refused:?}: {e}"),
+        }),
+    }
+}
+
+async fn serve<S>(
+    mut ws: WebSocketStream<S>,
+    target: String,
     v: Venue,
     log: Log,
     conn: usize,
     start: Instant,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let note = |what: String| {
         log.lock().unwrap().push(Seen {
             conn,
@@ -164,9 +306,13 @@ async fn serve(
         });
     };
     note("open".to_owned());
+    note(format!("target {target}"));
     let opened = Instant::now();
     let mut heard = Instant::now();
-    let mut st = ConnState::default();
+    let mut st = ConnState {
+        target: target.clone(),
+        ..ConnState::default()
+    };
     let far = Instant::now() + Duration::from_secs(86_400 * 365);
     // Data ticks aligned on venue time, so overlapping connections send the same numbers.
     let next_tick = |now: Instant| {
@@ -180,6 +326,14 @@ async fn serve(
         Some((t, _)) if start + t > opened => start + t,
         _ => far,
     };
+    for f in (v.opened)(&target, &mut st) {
+        if ws.send(Message::text(f)).await.is_err() {
+            return;
+        }
+    }
+    if st.subscribed {
+        on_subscribed(&mut ws, &v, &mut hb_at).await;
+    }
     loop {
         let idle_at = v.idle_limit.map_or(far, |l| heard + l);
         let life_at = v.lifetime.map_or(far, |l| opened + l);
@@ -215,12 +369,7 @@ async fn serve(
                     }
                 }
                 if st.subscribed && !was {
-                    if let Some(f) = v.first_frame {
-                        let _ = ws.send(Message::text(f)).await;
-                    }
-                    if let Some((every, _)) = v.heartbeat {
-                        hb_at = Instant::now() + every;
-                    }
+                    on_subscribed(&mut ws, &v, &mut hb_at).await;
                 }
             }
             () = tokio::time::sleep_until(close_at) => {
@@ -265,6 +414,28 @@ async fn serve(
     }
 }
 
+/// What the venue does once a connection has subscribed: the real first frame, then heartbeats.
+async fn on_subscribed<S>(ws: &mut WebSocketStream<S>, v: &Venue, hb_at: &mut Instant)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    if let Some(f) = v.first_frame {
+        let _ = ws.send(Message::text(f)).await;
+    }
+    if let Some((every, _)) = v.heartbeat {
+        *hb_at = Instant::now() + every;
+    }
+}
+
+/// Binance combined streams named in the URL (`/stream?streams=a/b`): subscribed from the start.
+fn url_streams(target: &str, st: &mut ConnState) -> Vec<String> {
+    if let Some((_, streams)) = target.split_once("?streams=") {
+        st.streams = streams.split('/').map(str::to_owned).collect();
+        st.subscribed = true;
+    }
+    Vec::new()
+}
+
 fn parse(t: &str) -> Value {
     serde_json::from_str(t).unwrap_or(Value::Null)
 }
@@ -276,6 +447,8 @@ fn any_client_frame(_: &Incoming) -> bool {
 /// A venue that answers nothing and sends nothing; each test fills in what its venue does.
 fn quiet_venue() -> Venue {
     Venue {
+        admit: |_| Ok(()),
+        opened: url_streams,
         answer: |_, _| Vec::new(),
         keeps_alive: any_client_frame,
         idle_limit: None,
@@ -1053,4 +1226,118 @@ async fn bitstamp_reconnect_request_and_binance_shutdown_notice_replace_the_conn
         assert_eq!(reasons(&recs), ["replaced", "shutdown"], "{preset}");
         assert_contiguous(&ticks(&recs), 25);
     }
+}
+
+/// Whether OKX serves `channel` on `/ws/v5/business` (candles of every kind, `trades-all`) rather
+/// than `/ws/v5/public`, per the "URL Path" of each channel in OKX's API docs
+/// (https://www.okx.com/docs-v5/en/#public-data-websocket).
+fn okx_on_business(channel: &str) -> bool {
+    channel.contains("candle") || channel == "trades-all"
+}
+
+/// OKX v5: `ping` → `pong`; a channel subscribed on the path that serves it is acknowledged and
+/// delivers, one asked for on the other path is refused with error 60018 (as OKX answers).
+fn okx_venue() -> Venue {
+    Venue {
+        answer: |t, st| {
+            if t == "ping" {
+                return vec!["pong".to_owned()];
+            }
+            let v = parse(t);
+            if v["op"] != "subscribe" {
+                return Vec::new();
+            }
+            let business = st.target.ends_with("/ws/v5/business");
+            let mut out = Vec::new();
+            for a in v["args"].as_array().unwrap() {
+                let c = a["channel"].as_str().unwrap();
+                let inst = a["instId"].as_str().unwrap();
+                if okx_on_business(c) == business {
+                    st.streams.push(format!("{c}:{inst}"));
+                    st.subscribed = true;
+                    out.push(json!({"event":"subscribe","arg":a,"connId":"a1"}).to_string());
+                } else {
+                    out.push(json!({"event":"error","code":"60018","msg":format!("Wrong URL or channel:{c},instId:{inst} doesn't exist. Please use the correct URL, channel and parameters referring to API document."),"connId":"a1"}).to_string());
+                }
+            }
+            out
+        },
+        // OKX closes a connection that has been silent for 30 s.
+        idle_limit: Some(Duration::from_secs(30)),
+        data: |n, st| {
+            st.streams
+                .iter()
+                .map(|k| {
+                    let (c, inst) = k.split_once(':').unwrap();
+                    json!({"arg":{"channel":c,"instId":inst},"data":[{"instId":inst,"ts":n.to_string(),"n":n}]}).to_string()
+                })
+                .collect()
+        },
+        data_every: Duration::from_millis(100),
+        ..quiet_venue()
+    }
+}
+
+/// Records `topics` of preset `venue` through `door` (the preset's own URL, real time) until
+/// `messages` have come, and returns the records.
+async fn record_through(door: &FakeVenue, venue: &str, topics: &str, messages: u64) -> Vec<Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[[stream]]\nname = \"v\"\nvenue = \"{venue}\"\ntopics = {topics}\nbackoff_initial = \"100ms\"\nbackoff_max = \"1s\"\n{}\n",
+        door.front_door_toml()
+    );
+    let parsed = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let rec = start(config(dir.path(), parsed.streams), BASE_NS);
+    peers::wait_for(&rec, Duration::from_secs(30), |s| {
+        s.streams[0].messages.load(Relaxed) >= messages
+    })
+    .await;
+    rec.stop().await;
+    records(dir.path())
+}
+
+/// The `channel:instId` of every OKX data message recorded.
+fn okx_keys(recs: &[Value]) -> BTreeSet<String> {
+    recs.iter()
+        .filter_map(|r| {
+            let arg = r.get("msg")?.get("arg")?;
+            r["msg"].get("data")?;
+            Some(format!(
+                "{}:{}",
+                arg["channel"].as_str()?,
+                arg["instId"].as_str()?
+            ))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okx_is_dialled_on_the_default_port_the_only_one_it_still_serves() {
+    let pki = tempfile::tempdir().unwrap();
+    let door = FakeVenue::front_door(okx_venue(), "ws.okx.com", pki.path()).await;
+    let recs = record_through(
+        &door,
+        "okx",
+        "[\"trades:BTC-USDT\", \"candle1m:BTC-USDT\"]",
+        40,
+    )
+    .await;
+    let connects = door.connects();
+    assert!(!connects.is_empty());
+    assert!(
+        connects.iter().all(|c| c == "ws.okx.com:443"),
+        "{connects:?}"
+    );
+    let targets: BTreeSet<String> = door.targets().into_iter().collect();
+    assert_eq!(
+        targets,
+        BTreeSet::from(["/ws/v5/business".to_owned(), "/ws/v5/public".to_owned()])
+    );
+    assert_eq!(
+        okx_keys(&recs),
+        BTreeSet::from(["candle1m:BTC-USDT".to_owned(), "trades:BTC-USDT".to_owned()])
+    );
+    assert!(events(&recs, "subscription_rejected").is_empty());
+    assert!(events(&recs, "connect_failed").is_empty());
+    door.assert_never_closed("okx");
 }

@@ -319,7 +319,7 @@ mod tests {
         let s = stream(
             "venue = \"okx\"\ntopics = [\"books:BTC-USDT\"]\napp_ping_interval = \"10s\"\nmax_connection_age = \"6h\"",
         );
-        assert_eq!(s.url, "wss://ws.okx.com:8443/ws/v5/public");
+        assert_eq!(s.url, "wss://ws.okx.com/ws/v5/public");
         assert_eq!(s.app_ping.as_ref().unwrap().as_str(), "ping");
         assert_eq!(s.app_ping_interval, Some(Duration::from_secs(10)));
         assert_eq!(s.max_connection_age, Some(Duration::from_secs(6 * 3600)));

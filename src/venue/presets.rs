@@ -315,7 +315,12 @@ pub static PRESETS: &[Preset] = &[
         name: "okx",
         title: "OKX v5 public",
         family: Family::Okx,
-        url: "wss://ws.okx.com:8443/ws/v5/public",
+        // The default port: OKX stopped accepting WebSocket connections on port 8443 on
+        // 2026-10-31 (colocation on 2026-11-16). Official place for such notices: the API change
+        // log, https://www.okx.com/docs-v5/log_en/ (no stored copy with this entry was at hand);
+        // the dates are from siebly.hashnode.dev, "OKX WebSocket port 8443 is retired" (2026-11).
+        // Port 443 serves the same /ws/v5/public and /ws/v5/business paths.
+        url: "wss://ws.okx.com/ws/v5/public",
         channels: &[
             "trades",
             "books",
@@ -615,12 +620,23 @@ mod tests {
             binance_usdm_route(u, "btcusdt@bookTicker"),
             "wss://fstream.binance.com/public/stream"
         );
-        let o = "wss://ws.okx.com:8443/ws/v5/public";
+        let o = "wss://ws.okx.com/ws/v5/public";
         assert_eq!(okx_route(o, "books:BTC-USDT"), o);
         assert_eq!(
             okx_route(o, "candle1m:BTC-USDT"),
-            "wss://ws.okx.com:8443/ws/v5/business"
+            "wss://ws.okx.com/ws/v5/business"
         );
+    }
+
+    #[test]
+    fn okx_is_dialled_on_the_default_port() {
+        // OKX no longer accepts WebSocket connections on port 8443 (see the preset).
+        let okx = find("okx").unwrap();
+        for topic in ["books:BTC-USDT", "candle1m:BTC-USDT"] {
+            let routed = url::Url::parse(&(okx.route)(okx.url, topic)).unwrap();
+            assert_eq!(routed.port(), None, "{routed}");
+            assert_eq!(routed.port_or_known_default(), Some(443));
+        }
     }
 
     #[test]
