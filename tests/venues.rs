@@ -84,12 +84,19 @@ struct Venue {
     notice: Option<(Duration, &'static str)>,
     /// A connection that got a `test_request` must answer within this time.
     test_request_deadline: Option<Duration>,
+    /// More than this many client messages (texts, pings and pongs) within one second close the
+    /// connection with 1008.
+    max_per_sec: Option<usize>,
+    /// The venue's protocol pings: the first this long after the connection opens, then every so
+    /// often.
+    server_ping: Option<(Duration, Duration)>,
 }
 
 /// A client frame as the fake venue sees it.
 enum Incoming {
     Text(String),
     Ping,
+    Pong,
 }
 
 /// Per-connection state of the fake venue.
@@ -326,6 +333,9 @@ async fn serve<S>(
         Some((t, _)) if start + t > opened => start + t,
         _ => far,
     };
+    let mut ping_at = v.server_ping.map_or(far, |(first, _)| opened + first);
+    // When the client's messages of the last second came.
+    let mut recent: std::collections::VecDeque<Instant> = std::collections::VecDeque::new();
     for f in (v.opened)(&target, &mut st) {
         if ws.send(Message::text(f)).await.is_err() {
             return;
@@ -347,18 +357,38 @@ async fn serve<S>(
                 let incoming = match m {
                     Some(Ok(Message::Text(t))) => Incoming::Text(t.as_str().to_owned()),
                     Some(Ok(Message::Ping(_))) => Incoming::Ping,
+                    Some(Ok(Message::Pong(_))) => Incoming::Pong,
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
                         note("client closed".to_owned());
                         return;
                     }
                     Some(Ok(_)) => continue,
                 };
+                if let Some(max) = v.max_per_sec {
+                    let now = Instant::now();
+                    recent.push_back(now);
+                    while recent.front().is_some_and(|t| now - *t > Duration::from_secs(1)) {
+                        recent.pop_front();
+                    }
+                    if recent.len() > max {
+                        note(format!("venue closed: more than {max} messages in one second"));
+                        let _ = ws.close(Some(CloseFrame { code: CloseCode::Policy, reason: "Too many requests".into() })).await;
+                        return;
+                    }
+                }
                 if (v.keeps_alive)(&incoming) {
                     heard = Instant::now();
                 }
-                let Incoming::Text(t) = incoming else {
-                    note("ping".to_owned());
-                    continue;
+                let t = match incoming {
+                    Incoming::Text(t) => t,
+                    Incoming::Ping => {
+                        note("ping".to_owned());
+                        continue;
+                    }
+                    Incoming::Pong => {
+                        note("pong".to_owned());
+                        continue;
+                    }
                 };
                 note(format!("text {t}"));
                 let was = st.subscribed;
@@ -403,6 +433,13 @@ async fn serve<S>(
                     if v.sends_keep_alive {
                         heard = Instant::now();
                     }
+                }
+            }
+            () = tokio::time::sleep_until(ping_at) => {
+                ping_at = Instant::now() + v.server_ping.unwrap().1;
+                note("server ping".to_owned());
+                if ws.send(Message::Ping(b"venue".to_vec().into())).await.is_err() {
+                    return;
                 }
             }
             () = tokio::time::sleep_until(notice_at) => {
@@ -460,12 +497,23 @@ fn quiet_venue() -> Venue {
         first_frame: None,
         notice: None,
         test_request_deadline: None,
+        max_per_sec: None,
+        server_ping: None,
     }
 }
 
 /// Runs a recorder on `toml` (a `[[stream]]` body; `output_dir` etc. are added) for `run` of
 /// paused time and returns its records.
 async fn record_for(stream_toml: &str, run: Duration) -> (Vec<Value>, wsrec::stats::Snapshot) {
+    record_stepped(stream_toml, run, default_step(run)).await
+}
+
+/// [`record_for`] with the clock moved `step` at a time.
+async fn record_stepped(
+    stream_toml: &str,
+    run: Duration,
+    step: Duration,
+) -> (Vec<Value>, wsrec::stats::Snapshot) {
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
         "flush_interval = \"10s\"\n[[stream]]\nname = \"v\"\nbackoff_initial = \"1s\"\n{stream_toml}\n"
@@ -475,21 +523,25 @@ async fn record_for(stream_toml: &str, run: Duration) -> (Vec<Value>, wsrec::sta
     c.flush_interval = parsed.flush_interval;
     c.validate().unwrap();
     let rec = start(c, BASE_NS);
-    drive(run).await;
+    drive_by(run, step).await;
     let snap = rec.stats.snapshot();
     rec.stop().await;
     (records(dir.path()), snap)
 }
 
-/// Moves the paused clock forward by `total` in steps, letting socket traffic settle in real
-/// time after each step.
-async fn drive(total: Duration) {
-    // Fine steps for short runs, coarser for a day (still below every deadline in the presets).
-    let step = if total > Duration::from_secs(7200) {
+/// The clock step for a run of `total`: fine for short runs, coarser for a day (still below
+/// every deadline in the presets).
+fn default_step(total: Duration) -> Duration {
+    if total > Duration::from_secs(7200) {
         Duration::from_secs(5)
     } else {
         Duration::from_millis(500)
-    };
+    }
+}
+
+/// Moves the paused clock forward by `total` in steps of `step`, letting socket traffic settle
+/// in real time after each step.
+async fn drive_by(total: Duration, step: Duration) {
     let mut done = Duration::ZERO;
     while done < total {
         tokio::time::advance(step).await;
@@ -642,10 +694,12 @@ async fn binance_connection_is_replaced_before_the_24_hour_cut_with_nothing_lost
     .await;
     venue.assert_never_closed("binance-usdm");
     assert_eq!(venue.connections(), 2);
+    // Both connections name the stream in the URL and send no subscribe message.
     assert_eq!(
-        venue.texts(2)[0],
-        r#"{"method":"SUBSCRIBE","params":["ctkusdt@aggTrade"],"id":1}"#
+        venue.targets(),
+        ["/market/stream?streams=ctkusdt@aggTrade"; 2]
     );
+    assert!(venue.texts(1).is_empty() && venue.texts(2).is_empty());
     let connected = events(&recs, "connected");
     assert_eq!(connected.len(), 2);
     assert_eq!(connected[1]["replaces"], 1);
@@ -662,8 +716,8 @@ async fn binance_connection_is_replaced_before_the_24_hour_cut_with_nothing_lost
 }
 
 #[tokio::test(start_paused = true)]
-async fn binance_usdm_market_stream_acked_then_silent_is_reported() {
-    // The legacy root URL: the aggTrade subscription is acknowledged and never delivers.
+async fn binance_usdm_market_stream_silent_on_the_legacy_root_is_reported() {
+    // The legacy root URL serves only /public streams: the aggTrade stream never delivers.
     let venue = FakeVenue::start(Venue {
         answer: |t, st| {
             let v = parse(t);
@@ -692,8 +746,9 @@ async fn binance_usdm_market_stream_acked_then_silent_is_reported() {
     .await;
     let silent = events(&recs, "subscription_silent");
     assert_eq!(silent.len(), 1, "{silent:?}");
-    assert_eq!(silent[0]["acknowledged"], json!(["btcusdt@aggTrade"]));
-    assert_eq!(silent[0]["not_acknowledged"], json!([]));
+    // Streams named in the URL are never acknowledged.
+    assert_eq!(silent[0]["acknowledged"], json!([]));
+    assert_eq!(silent[0]["not_acknowledged"], json!(["btcusdt@aggTrade"]));
     assert_eq!(silent[0]["after_ms"], 120_000);
     assert_eq!(snap.streams[0].subscriptions_failed, 1);
     let table = wsrec::status::render_table(&snap, BASE_NS);
@@ -1340,4 +1395,100 @@ async fn okx_is_dialled_on_the_default_port_the_only_one_it_still_serves() {
     assert!(events(&recs, "subscription_rejected").is_empty());
     assert!(events(&recs, "connect_failed").is_empty());
     door.assert_never_closed("okx");
+}
+
+/// Binance spot's rules (https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams):
+/// at most 1024 streams on a connection; more than 5 incoming messages in a second, pings and
+/// pongs included, close it with 1008; a protocol ping soon after the connection opens and then
+/// every 20 s, to be answered within a minute. Streams named in the URL deliver at once,
+/// `SUBSCRIBE` adds more; request targets longer than the 8004 characters Binance was measured to
+/// accept are refused.
+fn binance_spot_venue() -> Venue {
+    Venue {
+        admit: |target| {
+            if target.len() > 8000 {
+                return Err((414, "URI Too Long"));
+            }
+            let named = target
+                .split_once("?streams=")
+                .map_or(0, |(_, s)| s.split('/').count());
+            if named > 1024 {
+                return Err((400, "more than 1024 streams"));
+            }
+            Ok(())
+        },
+        answer: |t, st| {
+            let v = parse(t);
+            if v["method"] != "SUBSCRIBE" {
+                return Vec::new();
+            }
+            let params: Vec<String> = v["params"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_str().unwrap().to_owned())
+                .collect();
+            if st.streams.len() + params.len() > 1024 {
+                return vec![json!({"error":{"code":2,"msg":"Invalid request: more than 1024 streams"},"id":v["id"]}).to_string()];
+            }
+            st.streams.extend(params);
+            st.subscribed = true;
+            vec![json!({"result": null, "id": v["id"]}).to_string()]
+        },
+        keeps_alive: |i| matches!(i, Incoming::Pong),
+        idle_limit: Some(Duration::from_secs(60)),
+        max_per_sec: Some(5),
+        server_ping: Some((Duration::from_millis(100), Duration::from_secs(20))),
+        data: |n, st| {
+            st.streams
+                .iter()
+                .map(|s| format!(r#"{{"stream":"{s}","data":{{"e":"trade","E":{n},"n":{n}}}}}"#))
+                .collect()
+        },
+        data_every: Duration::from_secs(5),
+        ..quiet_venue()
+    }
+}
+
+/// The `stream` of every Binance combined-stream message recorded.
+fn binance_streams(recs: &[Value]) -> BTreeSet<String> {
+    recs.iter()
+        .filter_map(|r| Some(r.get("msg")?.get("stream")?.as_str()?.to_owned()))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn binance_spot_names_streams_in_the_url_and_paces_the_rest_under_the_message_limit() {
+    let venue = FakeVenue::start(binance_spot_venue()).await;
+    // 1000 streams: one connection (1024 at most), far more than one URL holds.
+    let symbols: Vec<String> = (0..250).map(|i| format!("\"S{i:03}USDT\"")).collect();
+    let (recs, _) = record_stepped(
+        &format!(
+            "venue = \"binance-spot\"\nurl = \"{}\"\nchannels = [\"trade\", \"aggTrade\", \"bookTicker\", \"depth@100ms\"]\nsymbols = [{}]",
+            venue.url("/stream"),
+            symbols.join(", ")
+        ),
+        Duration::from_secs(30),
+        // Fine steps: the venue counts messages per second.
+        Duration::from_millis(50),
+    )
+    .await;
+    venue.assert_never_closed("binance-spot");
+    assert_eq!(venue.connections(), 1);
+    let target = &venue.targets()[0];
+    let named = target
+        .strip_prefix("/stream?streams=")
+        .unwrap_or_else(|| panic!("{target}"))
+        .split('/')
+        .count();
+    assert!(named > 150, "{named} streams in the URL");
+    let subscribes = venue
+        .texts(1)
+        .iter()
+        .filter(|t| t.contains("SUBSCRIBE"))
+        .count();
+    assert_eq!(subscribes, (1000 - named).div_ceil(100));
+    // Every stream delivers, on the one connection that was never cut.
+    assert_eq!(binance_streams(&recs).len(), 1000);
+    assert_eq!(reasons(&recs), ["shutdown"]);
 }

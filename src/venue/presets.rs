@@ -202,13 +202,14 @@ const BYBIT_NOTES: &[&str] = &[
 
 const BINANCE_NOTES_SPOT: &[&str] = &[
     "The server pings every 20 s and closes connections after 24 h; wsrec replaces them after 23 h 30 min, make-before-break.",
-    "5 incoming messages per second per connection (pongs included): subscribe messages are paced.",
+    "Streams go in the connection URL (/stream?streams=a/b/c, no subscribe message) up to a 4 KiB URL; the rest of a connection's streams are subscribed 600 ms apart, as Binance closes connections past 5 incoming messages per second (pings and pongs included) and bans IPs that keep doing it.",
     "serverShutdown events trigger a make-before-break reconnect.",
 ];
 
 const BINANCE_NOTES_USDM: &[&str] = &[
     "Book streams (depth*, bookTicker) go to /public, other market streams to /market (since 2026-04-23; on the legacy root URL they are acknowledged and then silent, which wsrec reports).",
     "The server pings every 3 min and closes connections after 24 h; wsrec replaces them after 23 h 30 min.",
+    "Streams go in the connection URL up to a 4 KiB URL; the rest are subscribed 250 ms apart (10 incoming messages per second, pings and pongs included).",
 ];
 
 /// Every preset.
@@ -277,7 +278,13 @@ pub static PRESETS: &[Preset] = &[
             topics_per_connection: 1024,
             topics_per_message: 100,
             connect_interval: secs(1),
-            subscribe_interval: ms(250),
+            // Binance closes a connection with 1008 past 5 incoming messages per second, pings
+            // and pongs included, and bans IPs that keep doing it
+            // (https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams); a
+            // measured client was closed at 250 ms spacing and held at 500 ms. Most streams go in
+            // the URL (no message at all); the rest are subscribed 600 ms apart: at most 2 per
+            // second, leaving room for a pong and wsrec's own ping.
+            subscribe_interval: ms(600),
         },
         combine: binance,
         route: same_url,
@@ -305,7 +312,10 @@ pub static PRESETS: &[Preset] = &[
             topics_per_connection: 1024,
             topics_per_message: 100,
             connect_interval: secs(1),
-            subscribe_interval: ms(150),
+            // 10 incoming messages per second, pings and pongs included
+            // (https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams):
+            // at most 4 subscribe messages per second leaves room for a pong and a ping.
+            subscribe_interval: ms(250),
         },
         combine: binance,
         route: binance_usdm_route,
