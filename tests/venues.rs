@@ -1492,3 +1492,81 @@ async fn binance_spot_names_streams_in_the_url_and_paces_the_rest_under_the_mess
     assert_eq!(binance_streams(&recs).len(), 1000);
     assert_eq!(reasons(&recs), ["shutdown"]);
 }
+
+/// The routed path of Binance USDⓈ-M that serves `stream`: `/public` for the high-frequency
+/// book and trade streams, `/market` for the rest (Binance's "Important WebSocket Change
+/// Notice" and each stream's "URL PATH",
+/// https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams).
+fn binance_usdm_path(stream: &str) -> &'static str {
+    let kind = match stream.strip_prefix('!') {
+        Some(all_market) => all_market.split('@').next(),
+        None => stream.split('@').nth(1),
+    }
+    .unwrap_or("");
+    let public = kind.starts_with("depth")
+        || kind.starts_with("rpiDepth")
+        || kind == "bookTicker"
+        || kind == "trade";
+    if public { "/public/" } else { "/market/" }
+}
+
+/// Binance USDⓈ-M: a stream named or subscribed on the path that serves it delivers; on the
+/// other path it is acknowledged (if subscribed) and then silent.
+fn binance_usdm_venue() -> Venue {
+    Venue {
+        answer: |t, st| {
+            let v = parse(t);
+            if v["method"] != "SUBSCRIBE" {
+                return Vec::new();
+            }
+            for p in v["params"].as_array().unwrap() {
+                st.streams.push(p.as_str().unwrap().to_owned());
+            }
+            st.subscribed = true;
+            vec![json!({"result": null, "id": v["id"]}).to_string()]
+        },
+        max_per_sec: Some(10),
+        data: |n, st| {
+            st.streams
+                .iter()
+                .filter(|s| st.target.starts_with(binance_usdm_path(s)))
+                .map(|s| format!(r#"{{"stream":"{s}","data":{{"e":"x","E":{n},"n":{n}}}}}"#))
+                .collect()
+        },
+        data_every: Duration::from_millis(100),
+        ..quiet_venue()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binance_usdm_streams_reach_the_path_that_serves_them_all_market_ones_included() {
+    let pki = tempfile::tempdir().unwrap();
+    let door = FakeVenue::front_door(binance_usdm_venue(), "fstream.binance.com", pki.path()).await;
+    let public = [
+        "btcusdt@trade",
+        "btcusdt@rpiDepth@500ms",
+        "btcusdt@depth20@100ms",
+        "!bookTicker",
+    ];
+    let market = ["btcusdt@aggTrade", "!forceOrder@arr", "!markPrice@arr@1s"];
+    let all: Vec<&str> = public.iter().chain(&market).copied().collect();
+    let recs = record_through(&door, "binance-usdm", &format!("{all:?}"), 200).await;
+    let connects = door.connects();
+    assert!(
+        !connects.is_empty() && connects.iter().all(|c| c == "fstream.binance.com:443"),
+        "{connects:?}"
+    );
+    // Every stream delivers, all-market ones with their names as Binance spells them.
+    let want: BTreeSet<String> = all.iter().map(|s| (*s).to_owned()).collect();
+    assert_eq!(binance_streams(&recs), want);
+    let targets: BTreeSet<String> = door.targets().into_iter().collect();
+    assert_eq!(
+        targets,
+        BTreeSet::from([
+            format!("/market/stream?streams={}", market.join("/")),
+            format!("/public/stream?streams={}", public.join("/")),
+        ])
+    );
+    assert!(events(&recs, "connect_failed").is_empty());
+    door.assert_never_closed("binance-usdm");
+}

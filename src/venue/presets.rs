@@ -138,11 +138,24 @@ fn deribit(channel: &str, symbol: &str) -> String {
     }
 }
 
-/// Binance USDⓈ-M routes streams by kind since 2026-04-23: book streams on `/public`, the other
-/// market streams on `/market` (the legacy root acknowledges those and then sends nothing).
+/// Binance USDⓈ-M routes streams by kind since 2026-04-23: the high-frequency ones (`depth*`,
+/// `rpiDepth*`, `bookTicker`, `trade`, and `!bookTicker` for all symbols) on `/public`, the
+/// others (`aggTrade`, `markPrice`, `kline_*`, `ticker`, `forceOrder`, `!forceOrder@arr`,
+/// `!markPrice@arr`, …) on `/market`; on the wrong path a stream is acknowledged and then
+/// silent. Sources: Binance's "Important WebSocket Change Notice" and each stream's "URL PATH"
+/// (https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams/Important-WebSocket-Change-Notice),
+/// ccxt `binance` pro `getFutureWsCategory` (depth, rpiDepth, bookTicker, trade → public).
 fn binance_usdm_route(url: &str, topic: &str) -> String {
-    let channel = topic.split_once('@').map_or(topic, |(_, c)| c);
-    let public = channel.starts_with("depth") || channel == "bookTicker";
+    // The stream's kind: `depth20` in `btcusdt@depth20@100ms`, `forceOrder` in `!forceOrder@arr`.
+    let name = match topic.strip_prefix('!') {
+        Some(all_market) => all_market,
+        None => topic.split_once('@').map_or(topic, |(_, c)| c),
+    };
+    let kind = name.split('@').next().unwrap_or(name);
+    let public = kind.starts_with("depth")
+        || kind.starts_with("rpiDepth")
+        || kind == "bookTicker"
+        || kind == "trade";
     let base = url.trim_end_matches("/stream").trim_end_matches("/market");
     format!("{base}/{}/stream", if public { "public" } else { "market" })
 }
@@ -207,7 +220,8 @@ const BINANCE_NOTES_SPOT: &[&str] = &[
 ];
 
 const BINANCE_NOTES_USDM: &[&str] = &[
-    "Book streams (depth*, bookTicker) go to /public, other market streams to /market (since 2026-04-23; on the legacy root URL they are acknowledged and then silent, which wsrec reports).",
+    "Streams go to the path that serves them (since 2026-04-23): depth*, rpiDepth*, bookTicker, trade and !bookTicker to /public, the others (aggTrade, markPrice, kline_*, ticker, forceOrder, !forceOrder@arr, !markPrice@arr, ...) to /market; on the wrong path a stream stays silent, which wsrec reports.",
+    "All-market streams are written as Binance names them, e.g. !forceOrder@arr, !markPrice@arr@1s.",
     "The server pings every 3 min and closes connections after 24 h; wsrec replaces them after 23 h 30 min.",
     "Streams go in the connection URL up to a 4 KiB URL; the rest are subscribed 250 ms apart (10 incoming messages per second, pings and pongs included).",
 ];
@@ -630,6 +644,22 @@ mod tests {
             binance_usdm_route(u, "btcusdt@bookTicker"),
             "wss://fstream.binance.com/public/stream"
         );
+        let public = "wss://fstream.binance.com/public/stream";
+        let market = "wss://fstream.binance.com/market/stream";
+        for (topic, want) in [
+            ("btcusdt@trade", public),
+            ("btcusdt@rpiDepth@500ms", public),
+            ("btcusdt@depth20@100ms", public),
+            ("!bookTicker", public),
+            ("btcusdt@markPrice@1s", market),
+            ("btcusdt@kline_1m", market),
+            ("!forceOrder@arr", market),
+            ("!markPrice@arr@1s", market),
+            ("!ticker@arr", market),
+            ("!contractInfo", market),
+        ] {
+            assert_eq!(binance_usdm_route(u, topic), want, "{topic}");
+        }
         let o = "wss://ws.okx.com/ws/v5/public";
         assert_eq!(okx_route(o, "books:BTC-USDT"), o);
         assert_eq!(

@@ -66,7 +66,15 @@ pub fn parse_topic(family: Family, topic: &str) -> Result<(), String> {
     };
     match family {
         Family::Bybit => two('.', "channel.SYMBOL"),
-        Family::Binance => two('@', "symbol@stream"),
+        // All-market streams have no symbol: `!bookTicker`, `!forceOrder@arr`.
+        Family::Binance => match topic.strip_prefix('!') {
+            Some(name) if !name.is_empty() && !name.starts_with('@') => Ok(()),
+            Some(_) => Err("expected !stream (an all-market stream)".to_owned()),
+            None => match topic.split_once('@') {
+                Some((sym, stream)) if !sym.is_empty() && !stream.is_empty() && !stream.starts_with('!') => Ok(()),
+                _ => Err("expected symbol@stream, or !stream for an all-market stream (those go in `topics`, not `channels`)".to_owned()),
+            },
+        },
         Family::Deribit => two('.', "channel.INSTRUMENT.interval"),
         Family::Bitstamp => two('_', "channel_pair"),
         Family::Okx
@@ -92,11 +100,15 @@ pub fn topic_key(family: Family, topic: &str) -> String {
     }
 }
 
-/// A Binance stream name: the symbol lowercase, the stream type as given (`btcusdt@aggTrade`).
+/// A Binance stream name: the symbol lowercase, the stream type as given (`btcusdt@aggTrade`);
+/// an all-market stream (`!forceOrder@arr`) exactly as given, as stream names are
+/// case-sensitive.
 fn binance_stream(topic: &str) -> String {
     match topic.split_once('@') {
-        Some((sym, rest)) => format!("{}@{rest}", sym.to_ascii_lowercase()),
-        None => topic.to_owned(),
+        Some((sym, rest)) if !sym.starts_with('!') => {
+            format!("{}@{rest}", sym.to_ascii_lowercase())
+        }
+        _ => topic.to_owned(),
     }
 }
 
@@ -1084,6 +1096,32 @@ mod tests {
         assert_eq!(
             topic_key(Family::Binance, "BTCUSDT@aggTrade"),
             "btcusdt@aggTrade"
+        );
+        // All-market streams: no symbol, and their case is kept.
+        for t in ["!bookTicker", "!forceOrder@arr", "!markPrice@arr@1s"] {
+            assert!(parse_topic(Family::Binance, t).is_ok(), "{t}");
+            assert_eq!(topic_key(Family::Binance, t), t);
+        }
+        assert!(parse_topic(Family::Binance, "!").is_err());
+        assert!(parse_topic(Family::Binance, "!@arr").is_err());
+        assert!(parse_topic(Family::Binance, "btcusdt@!forceOrder@arr").is_err());
+        let topics = vec!["!forceOrder@arr".to_owned(), "BTCUSDT@trade".to_owned()];
+        let (url, named) = url_streams(Family::Binance, "wss://h/market/stream", &topics);
+        assert_eq!(named, 2);
+        assert_eq!(
+            url,
+            "wss://h/market/stream?streams=!forceOrder@arr/btcusdt@trade"
+        );
+        assert_eq!(
+            msgs(Family::Binance, &["!markPrice@arr@1s"], 10),
+            [r#"{"method":"SUBSCRIBE","params":["!markPrice@arr@1s"],"id":1}"#]
+        );
+        assert_eq!(
+            c(
+                Family::Binance,
+                r#"{"stream":"!forceOrder@arr","data":{"e":"forceOrder","E":1,"o":{"s":"BTCUSDT"}}}"#
+            ),
+            data("!forceOrder@arr")
         );
     }
 }
