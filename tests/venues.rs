@@ -1291,7 +1291,9 @@ fn okx_on_business(channel: &str) -> bool {
 }
 
 /// OKX v5: `ping` → `pong`; a channel subscribed on the path that serves it is acknowledged and
-/// delivers, one asked for on the other path is refused with error 60018 (as OKX answers).
+/// delivers, one asked for on the other path is refused with error 60018 (as OKX answers), and
+/// the tick-by-tick full books (`books-l2-tbt`, `books50-l2-tbt`), which need a login and a VIP
+/// tier, are refused with 60011 on an anonymous connection.
 fn okx_venue() -> Venue {
     Venue {
         answer: |t, st| {
@@ -1307,7 +1309,12 @@ fn okx_venue() -> Venue {
             for a in v["args"].as_array().unwrap() {
                 let c = a["channel"].as_str().unwrap();
                 let inst = a["instId"].as_str().unwrap();
-                if okx_on_business(c) == business {
+                if c.ends_with("-l2-tbt") {
+                    out.push(
+                        json!({"event":"error","code":"60011","msg":"Please log in","connId":"a1"})
+                            .to_string(),
+                    );
+                } else if okx_on_business(c) == business {
                     st.streams.push(format!("{c}:{inst}"));
                     st.subscribed = true;
                     out.push(json!({"event":"subscribe","arg":a,"connId":"a1"}).to_string());
@@ -1569,4 +1576,92 @@ async fn binance_usdm_streams_reach_the_path_that_serves_them_all_market_ones_in
     );
     assert!(events(&recs, "connect_failed").is_empty());
     door.assert_never_closed("binance-usdm");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okx_every_listed_channel_and_every_candle_kind_subscribe_anonymously_and_deliver() {
+    let pki = tempfile::tempdir().unwrap();
+    let door = FakeVenue::front_door(okx_venue(), "ws.okx.com", pki.path()).await;
+    let preset = wsrec::venue::find("okx").unwrap();
+    let mut topics: Vec<String> = preset
+        .channels
+        .iter()
+        .map(|c| format!("{c}:BTC-USDT"))
+        .collect();
+    topics.push("mark-price-candle1m:BTC-USDT-SWAP".to_owned());
+    topics.push("index-candle1m:BTC-USD".to_owned());
+    let recs = record_through(&door, "okx", &format!("{topics:?}"), 400).await;
+    let rejected = events(&recs, "subscription_rejected");
+    assert!(rejected.is_empty(), "{rejected:?}");
+    assert_eq!(okx_keys(&recs), topics.into_iter().collect());
+}
+
+/// Bybit v5 spot: JSON ping → pong; every topic of a subscribe message is subscribed except
+/// `allLiquidation.*`, which spot does not have (refused as Bybit refuses an unknown topic).
+fn bybit_spot_venue() -> Venue {
+    Venue {
+        answer: |t, st| {
+            let v = parse(t);
+            match v["op"].as_str() {
+                Some("ping") => vec![
+                    json!({"success":true,"ret_msg":"pong","conn_id":"c","op":"ping"}).to_string(),
+                ],
+                Some("subscribe") => {
+                    let mut out = Vec::new();
+                    for a in v["args"].as_array().unwrap() {
+                        let topic = a.as_str().unwrap();
+                        if topic.starts_with("allLiquidation.") {
+                            out.push(json!({"success":false,"ret_msg":format!("error:handler not found,topic:{topic}"),"conn_id":"c","req_id":v["req_id"],"op":"subscribe"}).to_string());
+                        } else {
+                            st.streams.push(topic.to_owned());
+                        }
+                    }
+                    st.subscribed = true;
+                    if out.is_empty() {
+                        out.push(json!({"success":true,"ret_msg":"","conn_id":"c","req_id":v["req_id"],"op":"subscribe"}).to_string());
+                    }
+                    out
+                }
+                _ => Vec::new(),
+            }
+        },
+        keeps_alive: |i| matches!(i, Incoming::Text(t) if t.contains(r#""op":"ping""#)),
+        idle_limit: Some(Duration::from_secs(600)),
+        data: |n, st| {
+            st.streams
+                .iter()
+                .map(|t| format!(r#"{{"topic":"{t}","type":"snapshot","ts":{n},"data":{{"s":"BTCUSDT","n":{n}}}}}"#))
+                .collect()
+        },
+        data_every: Duration::from_secs(5),
+        ..quiet_venue()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn bybit_spot_every_listed_channel_subscribes_and_delivers() {
+    let venue = FakeVenue::start(bybit_spot_venue()).await;
+    let preset = wsrec::venue::find("bybit-spot").unwrap();
+    let (recs, snap) = record_for(
+        &format!(
+            "venue = \"bybit-spot\"\nurl = \"{}\"\nchannels = {:?}\nsymbols = [\"BTCUSDT\"]",
+            venue.url("/v5/public/spot"),
+            preset.channels
+        ),
+        Duration::from_secs(60),
+    )
+    .await;
+    let rejected = events(&recs, "subscription_rejected");
+    assert!(rejected.is_empty(), "{rejected:?}");
+    assert_eq!(snap.streams[0].subscriptions_failed, 0);
+    let delivered: BTreeSet<String> = recs
+        .iter()
+        .filter_map(|r| Some(r.get("msg")?.get("topic")?.as_str()?.to_owned()))
+        .collect();
+    let want: BTreeSet<String> = preset
+        .channels
+        .iter()
+        .map(|c| format!("{c}.BTCUSDT"))
+        .collect();
+    assert_eq!(delivered, want);
 }

@@ -160,10 +160,18 @@ fn binance_usdm_route(url: &str, topic: &str) -> String {
     format!("{base}/{}/stream", if public { "public" } else { "market" })
 }
 
-/// OKX serves candles and `trades-all` on `/business`, the rest on `/public`.
+/// OKX serves candles of every kind (`candle*`, `mark-price-candle*`, `index-candle*`),
+/// `trades-all` and the public block-trading channels on `/business`, the rest on `/public`
+/// (each channel's "URL Path" in https://www.okx.com/docs-v5/en/#public-data-websocket; the
+/// move: https://www.okx.com/help/changes-to-v5-api-websocket-subscription-parameter-and-url).
 fn okx_route(url: &str, topic: &str) -> String {
     let channel = topic.split_once(':').map_or(topic, |(c, _)| c);
-    if channel.starts_with("candle") || channel == "trades-all" {
+    let business = channel.contains("candle")
+        || matches!(
+            channel,
+            "trades-all" | "public-block-trades" | "block-tickers"
+        );
+    if business {
         url.replace("/ws/v5/public", "/ws/v5/business")
     } else {
         url.to_owned()
@@ -197,6 +205,8 @@ const BYBIT_LIMITS: Limits = Limits {
     subscribe_interval: ms(100),
 };
 
+/// Bybit derivatives (linear, inverse) channels; `allLiquidation` stays last (see
+/// [`BYBIT_SPOT_CHANNELS`]).
 const BYBIT_CHANNELS: &[&str] = &[
     "publicTrade",
     "orderbook.1",
@@ -207,6 +217,10 @@ const BYBIT_CHANNELS: &[&str] = &[
     "kline.1",
     "allLiquidation",
 ];
+
+/// Bybit spot channels: the derivatives ones without `allLiquidation`, which covers USDT, USDC
+/// and inverse contracts only (https://bybit-exchange.github.io/docs/v5/websocket/public/all-liquidation).
+const BYBIT_SPOT_CHANNELS: &[&str] = BYBIT_CHANNELS.split_at(BYBIT_CHANNELS.len() - 1).0;
 
 const BYBIT_NOTES: &[&str] = &[
     "Bybit cuts a connection after about 10 minutes without a JSON ping (protocol pings do not count).",
@@ -233,7 +247,7 @@ pub static PRESETS: &[Preset] = &[
         title: "Bybit v5 spot",
         family: Family::Bybit,
         url: "wss://stream.bybit.com/v5/public/spot",
-        channels: BYBIT_CHANNELS,
+        channels: BYBIT_SPOT_CHANNELS,
         example: "publicTrade.BTCUSDT, orderbook.50.BTCUSDT",
         keepalive: BYBIT_KEEPALIVE,
         max_connection_age: None,
@@ -350,7 +364,6 @@ pub static PRESETS: &[Preset] = &[
             "books",
             "books5",
             "bbo-tbt",
-            "books-l2-tbt",
             "tickers",
             "funding-rate",
             "candle1m",
@@ -377,7 +390,8 @@ pub static PRESETS: &[Preset] = &[
         notes: &[
             "OKX closes a connection that received nothing for 30 s: wsrec sends `ping` every 20 s.",
             "Notice 64008 (service upgrade) triggers a make-before-break reconnect.",
-            "Candles and trades-all are served on /ws/v5/business and routed there.",
+            "Candles of every kind (candle*, mark-price-candle*, index-candle*) and trades-all are served on /ws/v5/business and routed there.",
+            "books-l2-tbt and books50-l2-tbt need a login and a VIP tier, so they are not listed (an anonymous subscription is refused).",
         ],
     },
     Preset {
@@ -662,10 +676,22 @@ mod tests {
         }
         let o = "wss://ws.okx.com/ws/v5/public";
         assert_eq!(okx_route(o, "books:BTC-USDT"), o);
-        assert_eq!(
-            okx_route(o, "candle1m:BTC-USDT"),
-            "wss://ws.okx.com/ws/v5/business"
-        );
+        let business = "wss://ws.okx.com/ws/v5/business";
+        for topic in [
+            "candle1m:BTC-USDT",
+            "mark-price-candle1m:BTC-USDT-SWAP",
+            "index-candle1H:BTC-USD",
+            "trades-all:BTC-USDT",
+        ] {
+            assert_eq!(okx_route(o, topic), business, "{topic}");
+        }
+        for topic in [
+            "mark-price:BTC-USDT-SWAP",
+            "index-tickers:BTC-USD",
+            "tickers:BTC-USDT",
+        ] {
+            assert_eq!(okx_route(o, topic), o, "{topic}");
+        }
     }
 
     #[test]
@@ -676,6 +702,22 @@ mod tests {
             let routed = url::Url::parse(&(okx.route)(okx.url, topic)).unwrap();
             assert_eq!(routed.port(), None, "{routed}");
             assert_eq!(routed.port_or_known_default(), Some(443));
+        }
+    }
+
+    #[test]
+    fn presets_list_only_what_an_anonymous_connection_can_subscribe() {
+        let spot = find("bybit-spot").unwrap();
+        assert!(!spot.channels.contains(&"allLiquidation"));
+        assert!(
+            find("bybit-linear")
+                .unwrap()
+                .channels
+                .contains(&"allLiquidation")
+        );
+        let okx = find("okx").unwrap();
+        for login_only in ["books-l2-tbt", "books50-l2-tbt"] {
+            assert!(!okx.channels.contains(&login_only), "{login_only}");
         }
     }
 
