@@ -700,6 +700,11 @@ async fn binance_connection_is_replaced_before_the_24_hour_cut_with_nothing_lost
         ["/market/stream?streams=ctkusdt@aggTrade"; 2]
     );
     assert!(venue.texts(1).is_empty() && venue.texts(2).is_empty());
+    let subscribed = events(&recs, "subscribed");
+    assert_eq!(subscribed.len(), 2);
+    assert!(subscribed.iter().all(|e| e["count"] == 0
+        && e["messages"] == json!([])
+        && e["in_url"] == json!(["ctkusdt@aggTrade"])));
     let connected = events(&recs, "connected");
     assert_eq!(connected.len(), 2);
     assert_eq!(connected[1]["replaces"], 1);
@@ -1495,6 +1500,13 @@ async fn binance_spot_names_streams_in_the_url_and_paces_the_rest_under_the_mess
         .filter(|t| t.contains("SUBSCRIBE"))
         .count();
     assert_eq!(subscribes, (1000 - named).div_ceil(100));
+    // The recording says what was subscribed, in the URL and by message.
+    let subscribed = events(&recs, "subscribed");
+    assert_eq!(subscribed.len(), 1);
+    assert_eq!(subscribed[0]["count"], subscribes);
+    let in_url = subscribed[0]["in_url"].as_array().unwrap();
+    assert_eq!(in_url.len(), named);
+    assert_eq!(in_url[0], "s000usdt@trade");
     // Every stream delivers, on the one connection that was never cut.
     assert_eq!(binance_streams(&recs).len(), 1000);
     assert_eq!(reasons(&recs), ["shutdown"]);

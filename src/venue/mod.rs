@@ -193,6 +193,8 @@ pub struct Shard {
     /// The topics named in `url` itself (without request id), if any, then for each message in
     /// `subscribe`: the topics it asks for and its request id.
     pub requests: Vec<(Vec<Topic>, Option<u64>)>,
+    /// How many of `topics`, from the front, `url` names itself (Binance combined streams).
+    pub in_url: usize,
 }
 
 /// Splits a stream over connections: one shard for a plain stream (its own `subscribe`), as
@@ -207,6 +209,7 @@ pub fn plan(s: &StreamConfig) -> Vec<Shard> {
             subscribe: s.subscribe.iter().map(|m| m.0.clone()).collect(),
             topics: Vec::new(),
             requests: vec![(Vec::new(), None); s.subscribe.len()],
+            in_url: 0,
         }];
     };
     // Topics go to the URL the venue serves them on, unless the user set the URL.
@@ -241,6 +244,7 @@ pub fn plan(s: &StreamConfig) -> Vec<Shard> {
                 subscribe: built.into_iter().map(|m| m.text).collect(),
                 requests,
                 topics: chunk.to_vec(),
+                in_url: named,
             });
         }
     }
