@@ -86,8 +86,12 @@ pub struct StreamRuntime {
 pub struct VenueRuntime {
     /// The protocol family.
     pub family: crate::venue::Family,
-    /// Per subscribe message: topics and request id.
+    /// Per subscribe message: topics and request id (the topics named in the URL first, if
+    /// any, without id).
     pub requests: Vec<(Vec<crate::venue::Topic>, Option<u64>)>,
+    /// Topics the connection URL names itself (no subscribe message), for the `subscribed`
+    /// event.
+    pub in_url: Vec<crate::venue::Topic>,
     /// How long a topic may go without data before it is reported.
     pub first_data_timeout: Option<Duration>,
 }
@@ -433,10 +437,14 @@ impl Connection {
                 )));
             }
         }
-        if !rt.subscribe.is_empty() {
+        let in_url = rt.venue.as_ref().map_or(&[][..], |v| v.in_url.as_slice());
+        if !rt.subscribe.is_empty() || !in_url.is_empty() {
             batch.push_event(rt.clock.now_ns(), "subscribed", |f| {
                 f.num("count", rt.subscribe.len() as u64)
                     .strs("messages", rt.subscribe.iter().map(String::as_str));
+                if !in_url.is_empty() {
+                    f.strs("in_url", in_url.iter().map(String::as_str));
+                }
             });
             tracing::debug!(stream = %rt.name, conn = self.conn, count = rt.subscribe.len(), "Subscribe messages sent.");
         }

@@ -550,6 +550,7 @@ fn runtime(
         .map(|p| VenueRuntime {
             family: p.family,
             requests: shard.requests.clone(),
+            in_url: shard.topics[..shard.in_url].to_vec(),
             first_data_timeout: s.first_data_timeout,
         });
     Ok(StreamRuntime {

@@ -552,6 +552,24 @@ async fn verify_finds_a_gap_in_the_exchanges_own_sequence() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn verify_does_not_check_binance_partial_depth_snapshots() {
+    // The real USDⓈ-M diff frames as a depth20@500ms partial stream: every fifth event is
+    // pushed, so each frame's `pu` names an event this stream never carried. Partial depth is a
+    // snapshot stream; Binance promises `pu` linking for diff streams only.
+    let frames: Vec<String> = corpus("binance-usdm_depthUpdate.jsonl")
+        .into_iter()
+        .step_by(5)
+        .map(|m| m.replace("@depth@100ms", "@depth20@500ms"))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    record(dir.path(), &frames, &[]).await;
+    let report = run_verify(&[dir.path().to_owned()]);
+    assert!(report.ok, "{report:#?}");
+    assert!(issues_of(&report, IssueKind::VenueGap).is_empty());
+    assert_eq!(report.streams[0].venue_checked, 0);
+}
+
+#[tokio::test(start_paused = true)]
 async fn stats_add_up_per_stream_and_hour() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = TestServer::start().await;

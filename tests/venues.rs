@@ -9,20 +9,33 @@
 //! pong already on its way would lose the race against its own deadline. Between two steps the
 //! runtime gets a moment of real time (a blocking task in flight stops auto-advance) for every
 //! round trip on loopback to finish.
+//!
+//! Where the rule is about the venue's own address (its host, port and paths), the preset's real
+//! URL is dialled through the venue's "front door" ([`FakeVenue::front_door`]): an HTTP CONNECT
+//! proxy standing in for DNS and routing, which opens a tunnel only to the ports the venue still
+//! serves and speaks TLS with a certificate for the venue's host from a test CA. Those tests run
+//! on real time: they wait for events, not for time to pass.
 
 mod common;
+mod peers;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{BASE_NS, config, events, records, start};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use wsrec::Config;
@@ -43,6 +56,12 @@ type Frames = fn(&ConnState) -> Vec<String>;
 /// How a fake venue behaves.
 #[derive(Clone)]
 struct Venue {
+    /// Checks a connection's request target (path and query) before the upgrade; `Err` refuses
+    /// it with this HTTP status and reason.
+    admit: fn(&str) -> Result<(), (u16, &'static str)>,
+    /// Sets up an admitted connection from its request target (streams named in the URL);
+    /// returns frames to send at once.
+    opened: fn(&str, &mut ConnState) -> Vec<String>,
     /// Replies to one client text message.
     answer: fn(&str, &mut ConnState) -> Vec<String>,
     /// Whether a client message counts as keeping the connection alive.
@@ -65,17 +84,28 @@ struct Venue {
     notice: Option<(Duration, &'static str)>,
     /// A connection that got a `test_request` must answer within this time.
     test_request_deadline: Option<Duration>,
+    /// More than this many client messages (texts, pings and pongs) within one second close the
+    /// connection with 1008.
+    max_per_sec: Option<usize>,
+    /// The venue's protocol pings: the first this long after the connection opens, then every so
+    /// often.
+    server_ping: Option<(Duration, Duration)>,
 }
 
 /// A client frame as the fake venue sees it.
 enum Incoming {
     Text(String),
     Ping,
+    Pong,
 }
 
 /// Per-connection state of the fake venue.
 #[derive(Default)]
 struct ConnState {
+    /// The request target the connection was opened with (path and query).
+    target: String,
+    /// What the connection subscribed to, in the venue's own notation.
+    streams: Vec<String>,
     subscribed: bool,
     /// Bitfinex channel ids handed out.
     channels: Vec<i64>,
@@ -86,8 +116,13 @@ struct ConnState {
 }
 
 struct FakeVenue {
+    /// The venue's address, or its front door's (the proxy) for [`FakeVenue::front_door`].
     addr: SocketAddr,
     log: Log,
+    /// Front door only: the `host:port` of every CONNECT, in order.
+    connects: Arc<Mutex<Vec<String>>>,
+    /// Front door only: the test CA that signed the venue's certificate, for `ca_file`.
+    ca: Option<PathBuf>,
 }
 
 impl FakeVenue {
@@ -105,15 +140,91 @@ impl FakeVenue {
                 // steps of the driven clock.
                 tcp.set_nodelay(true).unwrap();
                 n += 1;
-                let ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
-                tokio::spawn(serve(ws, venue.clone(), l.clone(), n, start));
+                upgrade(tcp, venue.clone(), l.clone(), n, start).await;
             }
         });
-        Self { addr, log }
+        Self {
+            addr,
+            log,
+            connects: Arc::default(),
+            ca: None,
+        }
+    }
+
+    /// The venue behind its front door: a CONNECT proxy that tunnels only to `host:443` (any
+    /// other target is refused with 502, as a proxy answers when the far end does not accept
+    /// connections) and then speaks TLS as `host`, with a certificate from a test CA made under
+    /// `dir`.
+    async fn front_door(venue: Venue, host: &'static str, dir: &Path) -> Self {
+        let pki = peers::Pki::new(dir, host);
+        let (cert, key) = pki.leaf(host, &[host], false);
+        let tls = tokio_rustls::TlsAcceptor::from(peers::tls_server_config(&cert, &key));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let log: Log = Arc::default();
+        let connects: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (l, c) = (log.clone(), connects.clone());
+        let start = Instant::now();
+        let n = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                tcp.set_nodelay(true).unwrap();
+                let (venue, l, c, tls, n) =
+                    (venue.clone(), l.clone(), c.clone(), tls.clone(), n.clone());
+                tokio::spawn(async move {
+                    let request = peers::read_request(&mut tcp).await;
+                    let target = request.split_whitespace().nth(1).unwrap_or("").to_owned();
+                    c.lock().unwrap().push(target.clone());
+                    if target != format!("{host}:443") {
+                        let _ = tcp.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
+                        return;
+                    }
+                    let reply = b"HTTP/1.1 200 Connection established\r\n\r\n";
+                    if tcp.write_all(reply).await.is_err() {
+                        return;
+                    }
+                    let Ok(stream) = tls.accept(tcp).await else {
+                        return;
+                    };
+                    upgrade(stream, venue, l, n.fetch_add(1, Relaxed) + 1, start).await;
+                });
+            }
+        });
+        Self {
+            addr,
+            log,
+            connects,
+            ca: Some(pki.ca_pem),
+        }
     }
 
     fn url(&self, path: &str) -> String {
         format!("ws://{}{path}", self.addr)
+    }
+
+    /// The `proxy` and `ca_file` lines that send a preset's own URL through the front door.
+    fn front_door_toml(&self) -> String {
+        format!(
+            "proxy = \"http://{}\"\nca_file = \"{}\"",
+            self.addr,
+            self.ca.as_ref().expect("not a front door").display()
+        )
+    }
+
+    /// Front door only: every CONNECT target so far.
+    fn connects(&self) -> Vec<String> {
+        self.connects.lock().unwrap().clone()
+    }
+
+    /// The request target (path and query) of every connection, in connection order.
+    fn targets(&self) -> Vec<String> {
+        let mut t: Vec<(usize, String)> = self
+            .seen()
+            .into_iter()
+            .filter_map(|s| Some((s.conn, s.what.strip_prefix("target ")?.to_owned())))
+            .collect();
+        t.sort();
+        t.into_iter().map(|(_, t)| t).collect()
     }
 
     fn seen(&self) -> Vec<Seen> {
@@ -149,13 +260,51 @@ impl FakeVenue {
     }
 }
 
-async fn serve(
-    mut ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+/// Upgrades connection `conn` if the venue admits its request target, and serves it on a task
+/// of its own; a refusal is noted.
+#[allow(clippy::result_large_err)] // the handshake callback's signature is tungstenite's
+async fn upgrade<S>(stream: S, v: Venue, log: Log, conn: usize, start: Instant)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut target = String::new();
+    let mut refused = None;
+    let check = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+        target = req.uri().to_string();
+        match (v.admit)(&target) {
+            Ok(()) => Ok(resp),
+            Err((status, why)) => {
+                refused = Some(status);
+                Err(http::Response::builder()
+                    .status(status)
+                    .body(Some(why.to_owned()))
+                    .unwrap())
+            }
+        }
+    };
+    let upgraded = tokio_tungstenite::accept_hdr_async(stream, check).await;
+    match upgraded {
+        Ok(ws) => {
+            tokio::spawn(serve(ws, target, v, log, conn, start));
+        }
+        Err(e) => log.lock().unwrap().push(Seen {
+            conn,
+            at: start.elapsed(),
+            what: format!("refused {refused:?}: {e}"),
+        }),
+    }
+}
+
+async fn serve<S>(
+    mut ws: WebSocketStream<S>,
+    target: String,
     v: Venue,
     log: Log,
     conn: usize,
     start: Instant,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let note = |what: String| {
         log.lock().unwrap().push(Seen {
             conn,
@@ -164,9 +313,13 @@ async fn serve(
         });
     };
     note("open".to_owned());
+    note(format!("target {target}"));
     let opened = Instant::now();
     let mut heard = Instant::now();
-    let mut st = ConnState::default();
+    let mut st = ConnState {
+        target: target.clone(),
+        ..ConnState::default()
+    };
     let far = Instant::now() + Duration::from_secs(86_400 * 365);
     // Data ticks aligned on venue time, so overlapping connections send the same numbers.
     let next_tick = |now: Instant| {
@@ -180,6 +333,17 @@ async fn serve(
         Some((t, _)) if start + t > opened => start + t,
         _ => far,
     };
+    let mut ping_at = v.server_ping.map_or(far, |(first, _)| opened + first);
+    // When the client's messages of the last second came.
+    let mut recent: std::collections::VecDeque<Instant> = std::collections::VecDeque::new();
+    for f in (v.opened)(&target, &mut st) {
+        if ws.send(Message::text(f)).await.is_err() {
+            return;
+        }
+    }
+    if st.subscribed {
+        on_subscribed(&mut ws, &v, &mut hb_at).await;
+    }
     loop {
         let idle_at = v.idle_limit.map_or(far, |l| heard + l);
         let life_at = v.lifetime.map_or(far, |l| opened + l);
@@ -193,18 +357,38 @@ async fn serve(
                 let incoming = match m {
                     Some(Ok(Message::Text(t))) => Incoming::Text(t.as_str().to_owned()),
                     Some(Ok(Message::Ping(_))) => Incoming::Ping,
+                    Some(Ok(Message::Pong(_))) => Incoming::Pong,
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
                         note("client closed".to_owned());
                         return;
                     }
                     Some(Ok(_)) => continue,
                 };
+                if let Some(max) = v.max_per_sec {
+                    let now = Instant::now();
+                    recent.push_back(now);
+                    while recent.front().is_some_and(|t| now - *t > Duration::from_secs(1)) {
+                        recent.pop_front();
+                    }
+                    if recent.len() > max {
+                        note(format!("venue closed: more than {max} messages in one second"));
+                        let _ = ws.close(Some(CloseFrame { code: CloseCode::Policy, reason: "Too many requests".into() })).await;
+                        return;
+                    }
+                }
                 if (v.keeps_alive)(&incoming) {
                     heard = Instant::now();
                 }
-                let Incoming::Text(t) = incoming else {
-                    note("ping".to_owned());
-                    continue;
+                let t = match incoming {
+                    Incoming::Text(t) => t,
+                    Incoming::Ping => {
+                        note("ping".to_owned());
+                        continue;
+                    }
+                    Incoming::Pong => {
+                        note("pong".to_owned());
+                        continue;
+                    }
                 };
                 note(format!("text {t}"));
                 let was = st.subscribed;
@@ -215,12 +399,7 @@ async fn serve(
                     }
                 }
                 if st.subscribed && !was {
-                    if let Some(f) = v.first_frame {
-                        let _ = ws.send(Message::text(f)).await;
-                    }
-                    if let Some((every, _)) = v.heartbeat {
-                        hb_at = Instant::now() + every;
-                    }
+                    on_subscribed(&mut ws, &v, &mut hb_at).await;
                 }
             }
             () = tokio::time::sleep_until(close_at) => {
@@ -256,6 +435,13 @@ async fn serve(
                     }
                 }
             }
+            () = tokio::time::sleep_until(ping_at) => {
+                ping_at = Instant::now() + v.server_ping.unwrap().1;
+                note("server ping".to_owned());
+                if ws.send(Message::Ping(b"venue".to_vec().into())).await.is_err() {
+                    return;
+                }
+            }
             () = tokio::time::sleep_until(notice_at) => {
                 notice_at = far;
                 note("notice".to_owned());
@@ -263,6 +449,28 @@ async fn serve(
             }
         }
     }
+}
+
+/// What the venue does once a connection has subscribed: the real first frame, then heartbeats.
+async fn on_subscribed<S>(ws: &mut WebSocketStream<S>, v: &Venue, hb_at: &mut Instant)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    if let Some(f) = v.first_frame {
+        let _ = ws.send(Message::text(f)).await;
+    }
+    if let Some((every, _)) = v.heartbeat {
+        *hb_at = Instant::now() + every;
+    }
+}
+
+/// Binance combined streams named in the URL (`/stream?streams=a/b`): subscribed from the start.
+fn url_streams(target: &str, st: &mut ConnState) -> Vec<String> {
+    if let Some((_, streams)) = target.split_once("?streams=") {
+        st.streams = streams.split('/').map(str::to_owned).collect();
+        st.subscribed = true;
+    }
+    Vec::new()
 }
 
 fn parse(t: &str) -> Value {
@@ -276,6 +484,8 @@ fn any_client_frame(_: &Incoming) -> bool {
 /// A venue that answers nothing and sends nothing; each test fills in what its venue does.
 fn quiet_venue() -> Venue {
     Venue {
+        admit: |_| Ok(()),
+        opened: url_streams,
         answer: |_, _| Vec::new(),
         keeps_alive: any_client_frame,
         idle_limit: None,
@@ -287,12 +497,23 @@ fn quiet_venue() -> Venue {
         first_frame: None,
         notice: None,
         test_request_deadline: None,
+        max_per_sec: None,
+        server_ping: None,
     }
 }
 
 /// Runs a recorder on `toml` (a `[[stream]]` body; `output_dir` etc. are added) for `run` of
 /// paused time and returns its records.
 async fn record_for(stream_toml: &str, run: Duration) -> (Vec<Value>, wsrec::stats::Snapshot) {
+    record_stepped(stream_toml, run, default_step(run)).await
+}
+
+/// [`record_for`] with the clock moved `step` at a time.
+async fn record_stepped(
+    stream_toml: &str,
+    run: Duration,
+    step: Duration,
+) -> (Vec<Value>, wsrec::stats::Snapshot) {
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
         "flush_interval = \"10s\"\n[[stream]]\nname = \"v\"\nbackoff_initial = \"1s\"\n{stream_toml}\n"
@@ -302,21 +523,25 @@ async fn record_for(stream_toml: &str, run: Duration) -> (Vec<Value>, wsrec::sta
     c.flush_interval = parsed.flush_interval;
     c.validate().unwrap();
     let rec = start(c, BASE_NS);
-    drive(run).await;
+    drive_by(run, step).await;
     let snap = rec.stats.snapshot();
     rec.stop().await;
     (records(dir.path()), snap)
 }
 
-/// Moves the paused clock forward by `total` in steps, letting socket traffic settle in real
-/// time after each step.
-async fn drive(total: Duration) {
-    // Fine steps for short runs, coarser for a day (still below every deadline in the presets).
-    let step = if total > Duration::from_secs(7200) {
+/// The clock step for a run of `total`: fine for short runs, coarser for a day (still below
+/// every deadline in the presets).
+fn default_step(total: Duration) -> Duration {
+    if total > Duration::from_secs(7200) {
         Duration::from_secs(5)
     } else {
         Duration::from_millis(500)
-    };
+    }
+}
+
+/// Moves the paused clock forward by `total` in steps of `step`, letting socket traffic settle
+/// in real time after each step.
+async fn drive_by(total: Duration, step: Duration) {
     let mut done = Duration::ZERO;
     while done < total {
         tokio::time::advance(step).await;
@@ -469,10 +694,17 @@ async fn binance_connection_is_replaced_before_the_24_hour_cut_with_nothing_lost
     .await;
     venue.assert_never_closed("binance-usdm");
     assert_eq!(venue.connections(), 2);
+    // Both connections name the stream in the URL and send no subscribe message.
     assert_eq!(
-        venue.texts(2)[0],
-        r#"{"method":"SUBSCRIBE","params":["ctkusdt@aggTrade"],"id":1}"#
+        venue.targets(),
+        ["/market/stream?streams=ctkusdt@aggTrade"; 2]
     );
+    assert!(venue.texts(1).is_empty() && venue.texts(2).is_empty());
+    let subscribed = events(&recs, "subscribed");
+    assert_eq!(subscribed.len(), 2);
+    assert!(subscribed.iter().all(|e| e["count"] == 0
+        && e["messages"] == json!([])
+        && e["in_url"] == json!(["ctkusdt@aggTrade"])));
     let connected = events(&recs, "connected");
     assert_eq!(connected.len(), 2);
     assert_eq!(connected[1]["replaces"], 1);
@@ -489,8 +721,8 @@ async fn binance_connection_is_replaced_before_the_24_hour_cut_with_nothing_lost
 }
 
 #[tokio::test(start_paused = true)]
-async fn binance_usdm_market_stream_acked_then_silent_is_reported() {
-    // The legacy root URL: the aggTrade subscription is acknowledged and never delivers.
+async fn binance_usdm_market_stream_silent_on_the_legacy_root_is_reported() {
+    // The legacy root URL serves only /public streams: the aggTrade stream never delivers.
     let venue = FakeVenue::start(Venue {
         answer: |t, st| {
             let v = parse(t);
@@ -519,8 +751,9 @@ async fn binance_usdm_market_stream_acked_then_silent_is_reported() {
     .await;
     let silent = events(&recs, "subscription_silent");
     assert_eq!(silent.len(), 1, "{silent:?}");
-    assert_eq!(silent[0]["acknowledged"], json!(["btcusdt@aggTrade"]));
-    assert_eq!(silent[0]["not_acknowledged"], json!([]));
+    // Streams named in the URL are never acknowledged.
+    assert_eq!(silent[0]["acknowledged"], json!([]));
+    assert_eq!(silent[0]["not_acknowledged"], json!(["btcusdt@aggTrade"]));
     assert_eq!(silent[0]["after_ms"], 120_000);
     assert_eq!(snap.streams[0].subscriptions_failed, 1);
     let table = wsrec::status::render_table(&snap, BASE_NS);
@@ -1053,4 +1286,394 @@ async fn bitstamp_reconnect_request_and_binance_shutdown_notice_replace_the_conn
         assert_eq!(reasons(&recs), ["replaced", "shutdown"], "{preset}");
         assert_contiguous(&ticks(&recs), 25);
     }
+}
+
+/// Whether OKX serves `channel` on `/ws/v5/business` (candles of every kind, `trades-all`) rather
+/// than `/ws/v5/public`, per the "URL Path" of each channel in OKX's API docs
+/// (https://www.okx.com/docs-v5/en/#public-data-websocket).
+fn okx_on_business(channel: &str) -> bool {
+    channel.contains("candle") || channel == "trades-all"
+}
+
+/// OKX v5: `ping` → `pong`; a channel subscribed on the path that serves it is acknowledged and
+/// delivers, one asked for on the other path is refused with error 60018 (as OKX answers), and
+/// the tick-by-tick full books (`books-l2-tbt`, `books50-l2-tbt`), which need a login and a VIP
+/// tier, are refused with 60011 on an anonymous connection.
+fn okx_venue() -> Venue {
+    Venue {
+        answer: |t, st| {
+            if t == "ping" {
+                return vec!["pong".to_owned()];
+            }
+            let v = parse(t);
+            if v["op"] != "subscribe" {
+                return Vec::new();
+            }
+            let business = st.target.ends_with("/ws/v5/business");
+            let mut out = Vec::new();
+            for a in v["args"].as_array().unwrap() {
+                let c = a["channel"].as_str().unwrap();
+                let inst = a["instId"].as_str().unwrap();
+                if c.ends_with("-l2-tbt") {
+                    out.push(
+                        json!({"event":"error","code":"60011","msg":"Please log in","connId":"a1"})
+                            .to_string(),
+                    );
+                } else if okx_on_business(c) == business {
+                    st.streams.push(format!("{c}:{inst}"));
+                    st.subscribed = true;
+                    out.push(json!({"event":"subscribe","arg":a,"connId":"a1"}).to_string());
+                } else {
+                    out.push(json!({"event":"error","code":"60018","msg":format!("Wrong URL or channel:{c},instId:{inst} doesn't exist. Please use the correct URL, channel and parameters referring to API document."),"connId":"a1"}).to_string());
+                }
+            }
+            out
+        },
+        // OKX closes a connection that has been silent for 30 s.
+        idle_limit: Some(Duration::from_secs(30)),
+        data: |n, st| {
+            st.streams
+                .iter()
+                .map(|k| {
+                    let (c, inst) = k.split_once(':').unwrap();
+                    json!({"arg":{"channel":c,"instId":inst},"data":[{"instId":inst,"ts":n.to_string(),"n":n}]}).to_string()
+                })
+                .collect()
+        },
+        data_every: Duration::from_millis(100),
+        ..quiet_venue()
+    }
+}
+
+/// Records `topics` of preset `venue` through `door` (the preset's own URL, real time) until
+/// `messages` have come, and returns the records.
+async fn record_through(door: &FakeVenue, venue: &str, topics: &str, messages: u64) -> Vec<Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[[stream]]\nname = \"v\"\nvenue = \"{venue}\"\ntopics = {topics}\nbackoff_initial = \"100ms\"\nbackoff_max = \"1s\"\n{}\n",
+        door.front_door_toml()
+    );
+    let parsed = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let rec = start(config(dir.path(), parsed.streams), BASE_NS);
+    peers::wait_for(&rec, Duration::from_secs(30), |s| {
+        s.streams[0].messages.load(Relaxed) >= messages
+    })
+    .await;
+    rec.stop().await;
+    records(dir.path())
+}
+
+/// The `channel:instId` of every OKX data message recorded.
+fn okx_keys(recs: &[Value]) -> BTreeSet<String> {
+    recs.iter()
+        .filter_map(|r| {
+            let arg = r.get("msg")?.get("arg")?;
+            r["msg"].get("data")?;
+            Some(format!(
+                "{}:{}",
+                arg["channel"].as_str()?,
+                arg["instId"].as_str()?
+            ))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okx_is_dialled_on_the_default_port_the_only_one_it_still_serves() {
+    let pki = tempfile::tempdir().unwrap();
+    let door = FakeVenue::front_door(okx_venue(), "ws.okx.com", pki.path()).await;
+    let recs = record_through(
+        &door,
+        "okx",
+        "[\"trades:BTC-USDT\", \"candle1m:BTC-USDT\"]",
+        40,
+    )
+    .await;
+    let connects = door.connects();
+    assert!(!connects.is_empty());
+    assert!(
+        connects.iter().all(|c| c == "ws.okx.com:443"),
+        "{connects:?}"
+    );
+    let targets: BTreeSet<String> = door.targets().into_iter().collect();
+    assert_eq!(
+        targets,
+        BTreeSet::from(["/ws/v5/business".to_owned(), "/ws/v5/public".to_owned()])
+    );
+    assert_eq!(
+        okx_keys(&recs),
+        BTreeSet::from(["candle1m:BTC-USDT".to_owned(), "trades:BTC-USDT".to_owned()])
+    );
+    assert!(events(&recs, "subscription_rejected").is_empty());
+    assert!(events(&recs, "connect_failed").is_empty());
+    door.assert_never_closed("okx");
+}
+
+/// Binance spot's rules (https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams):
+/// at most 1024 streams on a connection; more than 5 incoming messages in a second, pings and
+/// pongs included, close it with 1008; a protocol ping soon after the connection opens and then
+/// every 20 s, to be answered within a minute. Streams named in the URL deliver at once,
+/// `SUBSCRIBE` adds more; request targets longer than the 8004 characters Binance was measured to
+/// accept are refused.
+fn binance_spot_venue() -> Venue {
+    Venue {
+        admit: |target| {
+            if target.len() > 8000 {
+                return Err((414, "URI Too Long"));
+            }
+            let named = target
+                .split_once("?streams=")
+                .map_or(0, |(_, s)| s.split('/').count());
+            if named > 1024 {
+                return Err((400, "more than 1024 streams"));
+            }
+            Ok(())
+        },
+        answer: |t, st| {
+            let v = parse(t);
+            if v["method"] != "SUBSCRIBE" {
+                return Vec::new();
+            }
+            let params: Vec<String> = v["params"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_str().unwrap().to_owned())
+                .collect();
+            if st.streams.len() + params.len() > 1024 {
+                return vec![json!({"error":{"code":2,"msg":"Invalid request: more than 1024 streams"},"id":v["id"]}).to_string()];
+            }
+            st.streams.extend(params);
+            st.subscribed = true;
+            vec![json!({"result": null, "id": v["id"]}).to_string()]
+        },
+        keeps_alive: |i| matches!(i, Incoming::Pong),
+        idle_limit: Some(Duration::from_secs(60)),
+        max_per_sec: Some(5),
+        server_ping: Some((Duration::from_millis(100), Duration::from_secs(20))),
+        data: |n, st| {
+            st.streams
+                .iter()
+                .map(|s| format!(r#"{{"stream":"{s}","data":{{"e":"trade","E":{n},"n":{n}}}}}"#))
+                .collect()
+        },
+        data_every: Duration::from_secs(5),
+        ..quiet_venue()
+    }
+}
+
+/// The `stream` of every Binance combined-stream message recorded.
+fn binance_streams(recs: &[Value]) -> BTreeSet<String> {
+    recs.iter()
+        .filter_map(|r| Some(r.get("msg")?.get("stream")?.as_str()?.to_owned()))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn binance_spot_names_streams_in_the_url_and_paces_the_rest_under_the_message_limit() {
+    let venue = FakeVenue::start(binance_spot_venue()).await;
+    // 1000 streams: one connection (1024 at most), far more than one URL holds.
+    let symbols: Vec<String> = (0..250).map(|i| format!("\"S{i:03}USDT\"")).collect();
+    let (recs, _) = record_stepped(
+        &format!(
+            "venue = \"binance-spot\"\nurl = \"{}\"\nchannels = [\"trade\", \"aggTrade\", \"bookTicker\", \"depth@100ms\"]\nsymbols = [{}]",
+            venue.url("/stream"),
+            symbols.join(", ")
+        ),
+        Duration::from_secs(30),
+        // Fine steps: the venue counts messages per second.
+        Duration::from_millis(50),
+    )
+    .await;
+    venue.assert_never_closed("binance-spot");
+    assert_eq!(venue.connections(), 1);
+    let target = &venue.targets()[0];
+    let named = target
+        .strip_prefix("/stream?streams=")
+        .unwrap_or_else(|| panic!("{target}"))
+        .split('/')
+        .count();
+    assert!(named > 150, "{named} streams in the URL");
+    let subscribes = venue
+        .texts(1)
+        .iter()
+        .filter(|t| t.contains("SUBSCRIBE"))
+        .count();
+    assert_eq!(subscribes, (1000 - named).div_ceil(100));
+    // The recording says what was subscribed, in the URL and by message.
+    let subscribed = events(&recs, "subscribed");
+    assert_eq!(subscribed.len(), 1);
+    assert_eq!(subscribed[0]["count"], subscribes);
+    let in_url = subscribed[0]["in_url"].as_array().unwrap();
+    assert_eq!(in_url.len(), named);
+    assert_eq!(in_url[0], "s000usdt@trade");
+    // Every stream delivers, on the one connection that was never cut.
+    assert_eq!(binance_streams(&recs).len(), 1000);
+    assert_eq!(reasons(&recs), ["shutdown"]);
+}
+
+/// The routed path of Binance USDⓈ-M that serves `stream`: `/public` for the high-frequency
+/// book and trade streams, `/market` for the rest (Binance's "Important WebSocket Change
+/// Notice" and each stream's "URL PATH",
+/// https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams).
+fn binance_usdm_path(stream: &str) -> &'static str {
+    let kind = match stream.strip_prefix('!') {
+        Some(all_market) => all_market.split('@').next(),
+        None => stream.split('@').nth(1),
+    }
+    .unwrap_or("");
+    let public = kind.starts_with("depth")
+        || kind.starts_with("rpiDepth")
+        || kind == "bookTicker"
+        || kind == "trade";
+    if public { "/public/" } else { "/market/" }
+}
+
+/// Binance USDⓈ-M: a stream named or subscribed on the path that serves it delivers; on the
+/// other path it is acknowledged (if subscribed) and then silent.
+fn binance_usdm_venue() -> Venue {
+    Venue {
+        answer: |t, st| {
+            let v = parse(t);
+            if v["method"] != "SUBSCRIBE" {
+                return Vec::new();
+            }
+            for p in v["params"].as_array().unwrap() {
+                st.streams.push(p.as_str().unwrap().to_owned());
+            }
+            st.subscribed = true;
+            vec![json!({"result": null, "id": v["id"]}).to_string()]
+        },
+        max_per_sec: Some(10),
+        data: |n, st| {
+            st.streams
+                .iter()
+                .filter(|s| st.target.starts_with(binance_usdm_path(s)))
+                .map(|s| format!(r#"{{"stream":"{s}","data":{{"e":"x","E":{n},"n":{n}}}}}"#))
+                .collect()
+        },
+        data_every: Duration::from_millis(100),
+        ..quiet_venue()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binance_usdm_streams_reach_the_path_that_serves_them_all_market_ones_included() {
+    let pki = tempfile::tempdir().unwrap();
+    let door = FakeVenue::front_door(binance_usdm_venue(), "fstream.binance.com", pki.path()).await;
+    let public = [
+        "btcusdt@trade",
+        "btcusdt@rpiDepth@500ms",
+        "btcusdt@depth20@100ms",
+        "!bookTicker",
+    ];
+    let market = ["btcusdt@aggTrade", "!forceOrder@arr", "!markPrice@arr@1s"];
+    let all: Vec<&str> = public.iter().chain(&market).copied().collect();
+    let recs = record_through(&door, "binance-usdm", &format!("{all:?}"), 200).await;
+    let connects = door.connects();
+    assert!(
+        !connects.is_empty() && connects.iter().all(|c| c == "fstream.binance.com:443"),
+        "{connects:?}"
+    );
+    // Every stream delivers, all-market ones with their names as Binance spells them.
+    let want: BTreeSet<String> = all.iter().map(|s| (*s).to_owned()).collect();
+    assert_eq!(binance_streams(&recs), want);
+    let targets: BTreeSet<String> = door.targets().into_iter().collect();
+    assert_eq!(
+        targets,
+        BTreeSet::from([
+            format!("/market/stream?streams={}", market.join("/")),
+            format!("/public/stream?streams={}", public.join("/")),
+        ])
+    );
+    assert!(events(&recs, "connect_failed").is_empty());
+    door.assert_never_closed("binance-usdm");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okx_every_listed_channel_and_every_candle_kind_subscribe_anonymously_and_deliver() {
+    let pki = tempfile::tempdir().unwrap();
+    let door = FakeVenue::front_door(okx_venue(), "ws.okx.com", pki.path()).await;
+    let preset = wsrec::venue::find("okx").unwrap();
+    let mut topics: Vec<String> = preset
+        .channels
+        .iter()
+        .map(|c| format!("{c}:BTC-USDT"))
+        .collect();
+    topics.push("mark-price-candle1m:BTC-USDT-SWAP".to_owned());
+    topics.push("index-candle1m:BTC-USD".to_owned());
+    let recs = record_through(&door, "okx", &format!("{topics:?}"), 400).await;
+    let rejected = events(&recs, "subscription_rejected");
+    assert!(rejected.is_empty(), "{rejected:?}");
+    assert_eq!(okx_keys(&recs), topics.into_iter().collect());
+}
+
+/// Bybit v5 spot: JSON ping → pong; every topic of a subscribe message is subscribed except
+/// `allLiquidation.*`, which spot does not have (refused as Bybit refuses an unknown topic).
+fn bybit_spot_venue() -> Venue {
+    Venue {
+        answer: |t, st| {
+            let v = parse(t);
+            match v["op"].as_str() {
+                Some("ping") => vec![
+                    json!({"success":true,"ret_msg":"pong","conn_id":"c","op":"ping"}).to_string(),
+                ],
+                Some("subscribe") => {
+                    let mut out = Vec::new();
+                    for a in v["args"].as_array().unwrap() {
+                        let topic = a.as_str().unwrap();
+                        if topic.starts_with("allLiquidation.") {
+                            out.push(json!({"success":false,"ret_msg":format!("error:handler not found,topic:{topic}"),"conn_id":"c","req_id":v["req_id"],"op":"subscribe"}).to_string());
+                        } else {
+                            st.streams.push(topic.to_owned());
+                        }
+                    }
+                    st.subscribed = true;
+                    if out.is_empty() {
+                        out.push(json!({"success":true,"ret_msg":"","conn_id":"c","req_id":v["req_id"],"op":"subscribe"}).to_string());
+                    }
+                    out
+                }
+                _ => Vec::new(),
+            }
+        },
+        keeps_alive: |i| matches!(i, Incoming::Text(t) if t.contains(r#""op":"ping""#)),
+        idle_limit: Some(Duration::from_secs(600)),
+        data: |n, st| {
+            st.streams
+                .iter()
+                .map(|t| format!(r#"{{"topic":"{t}","type":"snapshot","ts":{n},"data":{{"s":"BTCUSDT","n":{n}}}}}"#))
+                .collect()
+        },
+        data_every: Duration::from_secs(5),
+        ..quiet_venue()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn bybit_spot_every_listed_channel_subscribes_and_delivers() {
+    let venue = FakeVenue::start(bybit_spot_venue()).await;
+    let preset = wsrec::venue::find("bybit-spot").unwrap();
+    let (recs, snap) = record_for(
+        &format!(
+            "venue = \"bybit-spot\"\nurl = \"{}\"\nchannels = {:?}\nsymbols = [\"BTCUSDT\"]",
+            venue.url("/v5/public/spot"),
+            preset.channels
+        ),
+        Duration::from_secs(60),
+    )
+    .await;
+    let rejected = events(&recs, "subscription_rejected");
+    assert!(rejected.is_empty(), "{rejected:?}");
+    assert_eq!(snap.streams[0].subscriptions_failed, 0);
+    let delivered: BTreeSet<String> = recs
+        .iter()
+        .filter_map(|r| Some(r.get("msg")?.get("topic")?.as_str()?.to_owned()))
+        .collect();
+    let want: BTreeSet<String> = preset
+        .channels
+        .iter()
+        .map(|c| format!("{c}.BTCUSDT"))
+        .collect();
+    assert_eq!(delivered, want);
 }

@@ -5,12 +5,22 @@
 //!
 //! | venue | messages | rule |
 //! |---|---|---|
-//! | Binance USDⓈ-M | `depthUpdate` with `pu` | `pu` = previous `u` of the symbol |
+//! | Binance USDⓈ-M | diff `depthUpdate` with `pu` | `pu` = previous `u` of the symbol |
 //! | Binance spot | `depthUpdate` (`U`, `u`) | `U` = previous `u` + 1 |
 //! | Bybit v5 | `orderbook.*` deltas | `data.u` = previous `u` + 1 (snapshot or `u` = 1 restarts); `data.seq` increases |
 //! | Coinbase Advanced Trade | every message with `sequence_num` | previous + 1, one counter per connection |
 //! | OKX v5 | books with `seqId`/`prevSeqId` | `prevSeqId` = previous `seqId` (snapshot or -1 restarts) |
 //! | Deribit | `book.*` with `change_id` | `prev_change_id` = previous `change_id` (snapshot restarts) |
+//!
+//! Binance's partial-depth streams (`<symbol>@depth5`, `@depth10`, `@depth20`, at any speed) are
+//! not checked: each frame is a whole top-of-book snapshot, and the `U`/`u`/`pu` it carries are
+//! those of the diff events underneath. Binance documents `pu` linking only for the diff stream
+//! ("How to manage a local order book correctly",
+//! https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams/How-to-manage-a-local-order-book-correctly),
+//! and a partial stream pushed at its own speed (250 or 500 ms over 100 ms diff events, or with
+//! no change in a window) carries a `pu` that need not be the previous frame's `u`; a missing
+//! snapshot loses no state either. Only frames of a combined stream can be told apart by their
+//! stream name; a bare frame from a `/ws/<symbol>@depth20` connection looks like a diff.
 //!
 //! Numbering restarts with every connection (a venue sends a new snapshot), so a [`Checker`]
 //! keeps its state per connection and is told when one ends.
@@ -330,6 +340,7 @@ pub fn points(msg: &[u8], out: &mut Vec<Point>) {
     };
     if let Some((stream, d)) = depth
         && d.e.as_deref() == Some("depthUpdate")
+        && !is_partial_depth(&stream)
         && let (Some(first), Some(last)) = (d.first_update, d.u)
     {
         let key = if stream.is_empty() {
@@ -348,6 +359,16 @@ pub fn points(msg: &[u8], out: &mut Vec<Point>) {
             step,
         });
     }
+}
+
+/// Whether a Binance stream name is a partial-depth stream (`btcusdt@depth20@100ms`,
+/// `ethusdt@depth5`): snapshots, not diffs.
+fn is_partial_depth(stream: &str) -> bool {
+    stream
+        .split('@')
+        .nth(1)
+        .and_then(|kind| kind.strip_prefix("depth"))
+        .is_some_and(|levels| !levels.is_empty() && levels.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Follows every sequence of every connection and reports breaks.
@@ -552,6 +573,39 @@ mod tests {
             panic!("{f:?}")
         };
         assert_eq!(got, last, "the next frame's pu is the removed frame's u");
+    }
+
+    /// The USDⓈ-M corpus's diff frames (depth@100ms) as a partial-depth stream pushed every
+    /// `every`-th event: the `pu` of each frame names a diff event that was never pushed on it.
+    fn as_partial(stream: &str, every: usize) -> Vec<String> {
+        corpus("binance-usdm_depthUpdate.jsonl")
+            .into_iter()
+            .step_by(every)
+            .map(|m| m.replace("@depth@100ms", stream))
+            .collect()
+    }
+
+    #[test]
+    fn binance_partial_depth_frames_are_snapshots_not_checked() {
+        for stream in ["@depth20@500ms", "@depth5", "@depth10@100ms"] {
+            let msgs = as_partial(stream, 5);
+            assert!(msgs[0].contains(stream));
+            assert_eq!(findings(&msgs), [], "{stream}");
+            assert_eq!(one(&msgs[0]), None, "{stream}: not a sequence point");
+        }
+        // The same frames as a diff stream: the skipped events are gaps.
+        let diff = as_partial("@depth@100ms", 5);
+        assert!(!findings(&diff).is_empty());
+        // rpiDepth is a diff stream with `pu`: still checked.
+        let rpi = as_partial("@rpiDepth@500ms", 1);
+        assert!(matches!(
+            one(&rpi[0]).map(|p| p.step),
+            Some(Step::Link { .. })
+        ));
+        assert_eq!(findings(&rpi), []);
+        assert!(!is_partial_depth("btcusdt@depth"));
+        assert!(!is_partial_depth("btcusdt@depth@100ms"));
+        assert!(is_partial_depth("btcusdt@depth20"));
     }
 
     #[test]

@@ -190,12 +190,17 @@ pub struct Shard {
     pub subscribe: Vec<String>,
     /// The topics this shard subscribes to (empty for a stream without a venue).
     pub topics: Vec<Topic>,
-    /// For each message in `subscribe`: the topics it asks for and its request id.
+    /// The topics named in `url` itself (without request id), if any, then for each message in
+    /// `subscribe`: the topics it asks for and its request id.
     pub requests: Vec<(Vec<Topic>, Option<u64>)>,
+    /// How many of `topics`, from the front, `url` names itself (Binance combined streams).
+    pub in_url: usize,
 }
 
 /// Splits a stream over connections: one shard for a plain stream (its own `subscribe`), as
-/// many as the venue's limits need for a preset stream.
+/// many as the venue's limits need for a preset stream. Where the venue takes streams in the
+/// connection URL (Binance), a shard's URL names as many of its topics as fit
+/// ([`wire::url_streams`]) and only the rest go in subscribe messages.
 pub fn plan(s: &StreamConfig) -> Vec<Shard> {
     let preset = s.venue.as_deref().and_then(find);
     let (Some(preset), false) = (preset, s.topics.is_empty() || !s.subscribe.is_empty()) else {
@@ -204,6 +209,7 @@ pub fn plan(s: &StreamConfig) -> Vec<Shard> {
             subscribe: s.subscribe.iter().map(|m| m.0.clone()).collect(),
             topics: Vec::new(),
             requests: vec![(Vec::new(), None); s.subscribe.len()],
+            in_url: 0,
         }];
     };
     // Topics go to the URL the venue serves them on, unless the user set the URL.
@@ -226,12 +232,19 @@ pub fn plan(s: &StreamConfig) -> Vec<Shard> {
     for (url, topics) in by_url {
         for chunk in topics.chunks(per_conn) {
             let mut ids = 1u64;
-            let built = wire::subscribe_messages(preset.family, chunk, per_msg, &mut ids);
+            let (conn_url, named) = wire::url_streams(preset.family, &url, chunk);
+            let built = wire::subscribe_messages(preset.family, &chunk[named..], per_msg, &mut ids);
+            let mut requests = Vec::new();
+            if named > 0 {
+                requests.push((chunk[..named].to_vec(), None));
+            }
+            requests.extend(built.iter().map(|m| (m.topics.clone(), m.id)));
             shards.push(Shard {
-                url: url.clone(),
-                subscribe: built.iter().map(|m| m.text.clone()).collect(),
-                requests: built.into_iter().map(|m| (m.topics, m.id)).collect(),
+                url: conn_url,
+                subscribe: built.into_iter().map(|m| m.text).collect(),
+                requests,
                 topics: chunk.to_vec(),
+                in_url: named,
             });
         }
     }
@@ -319,7 +332,7 @@ mod tests {
         let s = stream(
             "venue = \"okx\"\ntopics = [\"books:BTC-USDT\"]\napp_ping_interval = \"10s\"\nmax_connection_age = \"6h\"",
         );
-        assert_eq!(s.url, "wss://ws.okx.com:8443/ws/v5/public");
+        assert_eq!(s.url, "wss://ws.okx.com/ws/v5/public");
         assert_eq!(s.app_ping.as_ref().unwrap().as_str(), "ping");
         assert_eq!(s.app_ping_interval, Some(Duration::from_secs(10)));
         assert_eq!(s.max_connection_age, Some(Duration::from_secs(6 * 3600)));
@@ -339,7 +352,10 @@ mod tests {
         let shards = plan(&s);
         let summary: Vec<(String, Vec<Topic>)> = shards
             .iter()
-            .map(|sh| (sh.url.clone(), sh.topics.clone()))
+            .map(|sh| {
+                let base = sh.url.split_once('?').map_or(sh.url.as_str(), |(b, _)| b);
+                (base.to_owned(), sh.topics.clone())
+            })
             .collect();
         let market = "wss://fstream.binance.com/market/stream".to_owned();
         let public = "wss://fstream.binance.com/public/stream".to_owned();
@@ -356,10 +372,15 @@ mod tests {
                 (public, t(&["solusdt@depth@100ms"])),
             ]
         );
-        // Request ids restart on every connection and map to the topics they ask for.
+        // Binance takes the streams in the URL: no subscribe message.
+        assert_eq!(
+            shards[0].url,
+            "wss://fstream.binance.com/market/stream?streams=btcusdt@aggTrade/ethusdt@aggTrade"
+        );
+        assert!(shards.iter().all(|sh| sh.subscribe.is_empty()));
         assert_eq!(
             shards[0].requests,
-            [(t(&["btcusdt@aggTrade", "ethusdt@aggTrade"]), Some(1))]
+            [(t(&["btcusdt@aggTrade", "ethusdt@aggTrade"]), None)]
         );
         // With the URL set by the user, everything goes there.
         let s = stream(
@@ -368,5 +389,44 @@ mod tests {
         let shards = plan(&s);
         assert_eq!(shards.len(), 1);
         assert_eq!(shards[0].url, "wss://fstream.binance.com/ws");
+        // Not a combined-stream URL: the streams go in a subscribe message.
+        assert_eq!(
+            shards[0].subscribe,
+            [r#"{"method":"SUBSCRIBE","params":["btcusdt@aggTrade","btcusdt@bookTicker"],"id":1}"#]
+        );
+    }
+
+    #[test]
+    fn binance_streams_fill_the_url_and_only_the_rest_are_subscribed() {
+        let symbols: Vec<String> = (0..300).map(|i| format!("\"S{i:03}USDT\"")).collect();
+        let s = stream(&format!(
+            "venue = \"binance-spot\"\nchannels = [\"aggTrade\", \"depth@100ms\"]\nsymbols = [{}]",
+            symbols.join(", ")
+        ));
+        let shards = plan(&s);
+        assert_eq!(shards.len(), 1, "600 topics fit one connection (1024)");
+        let sh = &shards[0];
+        assert!(sh.url.len() <= wire::MAX_URL_LEN, "{}", sh.url.len());
+        let (base, streams) = sh.url.split_once("?streams=").unwrap();
+        assert_eq!(base, "wss://stream.binance.com:9443/stream");
+        let named: Vec<&str> = streams.split('/').collect();
+        assert!(named.len() > 150, "{} streams in the URL", named.len());
+        assert_eq!(named[0], "s000usdt@aggTrade");
+        // The URL is full: one more stream would not have fitted.
+        let next = &s.topics[named.len()];
+        assert!(sh.url.len() + 1 + next.len() > wire::MAX_URL_LEN);
+        // The rest, in order, go in subscribe messages of at most 100 streams.
+        let rest = 600 - named.len();
+        assert_eq!(sh.subscribe.len(), rest.div_ceil(100));
+        assert_eq!(sh.requests.len(), 1 + sh.subscribe.len());
+        assert_eq!(sh.requests[0].0.len(), named.len());
+        assert_eq!(sh.requests[0].1, None);
+        assert_eq!(sh.requests[1].0[0], *next);
+        assert_eq!(sh.requests[1].1, Some(1));
+        let asked: usize = sh.requests.iter().map(|(t, _)| t.len()).sum();
+        assert_eq!(asked, 600);
+        // Binance's limits: 5 incoming messages per second, so subscribe messages go at most 2
+        // per second.
+        assert!(s.subscribe_interval.unwrap() >= Duration::from_millis(500));
     }
 }

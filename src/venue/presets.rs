@@ -138,19 +138,40 @@ fn deribit(channel: &str, symbol: &str) -> String {
     }
 }
 
-/// Binance USDⓈ-M routes streams by kind since 2026-04-23: book streams on `/public`, the other
-/// market streams on `/market` (the legacy root acknowledges those and then sends nothing).
+/// Binance USDⓈ-M routes streams by kind since 2026-04-23: the high-frequency ones (`depth*`,
+/// `rpiDepth*`, `bookTicker`, `trade`, and `!bookTicker` for all symbols) on `/public`, the
+/// others (`aggTrade`, `markPrice`, `kline_*`, `ticker`, `forceOrder`, `!forceOrder@arr`,
+/// `!markPrice@arr`, …) on `/market`; on the wrong path a stream is acknowledged and then
+/// silent. Sources: Binance's "Important WebSocket Change Notice" and each stream's "URL PATH"
+/// (https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams/Important-WebSocket-Change-Notice),
+/// ccxt `binance` pro `getFutureWsCategory` (depth, rpiDepth, bookTicker, trade → public).
 fn binance_usdm_route(url: &str, topic: &str) -> String {
-    let channel = topic.split_once('@').map_or(topic, |(_, c)| c);
-    let public = channel.starts_with("depth") || channel == "bookTicker";
+    // The stream's kind: `depth20` in `btcusdt@depth20@100ms`, `forceOrder` in `!forceOrder@arr`.
+    let name = match topic.strip_prefix('!') {
+        Some(all_market) => all_market,
+        None => topic.split_once('@').map_or(topic, |(_, c)| c),
+    };
+    let kind = name.split('@').next().unwrap_or(name);
+    let public = kind.starts_with("depth")
+        || kind.starts_with("rpiDepth")
+        || kind == "bookTicker"
+        || kind == "trade";
     let base = url.trim_end_matches("/stream").trim_end_matches("/market");
     format!("{base}/{}/stream", if public { "public" } else { "market" })
 }
 
-/// OKX serves candles and `trades-all` on `/business`, the rest on `/public`.
+/// OKX serves candles of every kind (`candle*`, `mark-price-candle*`, `index-candle*`),
+/// `trades-all` and the public block-trading channels on `/business`, the rest on `/public`
+/// (each channel's "URL Path" in https://www.okx.com/docs-v5/en/#public-data-websocket; the
+/// move: https://www.okx.com/help/changes-to-v5-api-websocket-subscription-parameter-and-url).
 fn okx_route(url: &str, topic: &str) -> String {
     let channel = topic.split_once(':').map_or(topic, |(c, _)| c);
-    if channel.starts_with("candle") || channel == "trades-all" {
+    let business = channel.contains("candle")
+        || matches!(
+            channel,
+            "trades-all" | "public-block-trades" | "block-tickers"
+        );
+    if business {
         url.replace("/ws/v5/public", "/ws/v5/business")
     } else {
         url.to_owned()
@@ -184,6 +205,8 @@ const BYBIT_LIMITS: Limits = Limits {
     subscribe_interval: ms(100),
 };
 
+/// Bybit derivatives (linear, inverse) channels; `allLiquidation` stays last (see
+/// [`BYBIT_SPOT_CHANNELS`]).
 const BYBIT_CHANNELS: &[&str] = &[
     "publicTrade",
     "orderbook.1",
@@ -195,6 +218,10 @@ const BYBIT_CHANNELS: &[&str] = &[
     "allLiquidation",
 ];
 
+/// Bybit spot channels: the derivatives ones without `allLiquidation`, which covers USDT, USDC
+/// and inverse contracts only (https://bybit-exchange.github.io/docs/v5/websocket/public/all-liquidation).
+const BYBIT_SPOT_CHANNELS: &[&str] = BYBIT_CHANNELS.split_at(BYBIT_CHANNELS.len() - 1).0;
+
 const BYBIT_NOTES: &[&str] = &[
     "Bybit cuts a connection after about 10 minutes without a JSON ping (protocol pings do not count).",
     "10 topics per subscribe message (the spot limit); 100 per connection is a conservative choice.",
@@ -202,13 +229,15 @@ const BYBIT_NOTES: &[&str] = &[
 
 const BINANCE_NOTES_SPOT: &[&str] = &[
     "The server pings every 20 s and closes connections after 24 h; wsrec replaces them after 23 h 30 min, make-before-break.",
-    "5 incoming messages per second per connection (pongs included): subscribe messages are paced.",
+    "Streams go in the connection URL (/stream?streams=a/b/c, no subscribe message) up to a 4 KiB URL; the rest of a connection's streams are subscribed 600 ms apart, as Binance closes connections past 5 incoming messages per second (pings and pongs included) and bans IPs that keep doing it.",
     "serverShutdown events trigger a make-before-break reconnect.",
 ];
 
 const BINANCE_NOTES_USDM: &[&str] = &[
-    "Book streams (depth*, bookTicker) go to /public, other market streams to /market (since 2026-04-23; on the legacy root URL they are acknowledged and then silent, which wsrec reports).",
+    "Streams go to the path that serves them (since 2026-04-23): depth*, rpiDepth*, bookTicker, trade and !bookTicker to /public, the others (aggTrade, markPrice, kline_*, ticker, forceOrder, !forceOrder@arr, !markPrice@arr, ...) to /market; on the wrong path a stream stays silent, which wsrec reports.",
+    "All-market streams are written as Binance names them, e.g. !forceOrder@arr, !markPrice@arr@1s.",
     "The server pings every 3 min and closes connections after 24 h; wsrec replaces them after 23 h 30 min.",
+    "Streams go in the connection URL up to a 4 KiB URL; the rest are subscribed 250 ms apart (10 incoming messages per second, pings and pongs included).",
 ];
 
 /// Every preset.
@@ -218,7 +247,7 @@ pub static PRESETS: &[Preset] = &[
         title: "Bybit v5 spot",
         family: Family::Bybit,
         url: "wss://stream.bybit.com/v5/public/spot",
-        channels: BYBIT_CHANNELS,
+        channels: BYBIT_SPOT_CHANNELS,
         example: "publicTrade.BTCUSDT, orderbook.50.BTCUSDT",
         keepalive: BYBIT_KEEPALIVE,
         max_connection_age: None,
@@ -277,7 +306,13 @@ pub static PRESETS: &[Preset] = &[
             topics_per_connection: 1024,
             topics_per_message: 100,
             connect_interval: secs(1),
-            subscribe_interval: ms(250),
+            // Binance closes a connection with 1008 past 5 incoming messages per second, pings
+            // and pongs included, and bans IPs that keep doing it
+            // (https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams); a
+            // measured client was closed at 250 ms spacing and held at 500 ms. Most streams go in
+            // the URL (no message at all); the rest are subscribed 600 ms apart: at most 2 per
+            // second, leaving room for a pong and wsrec's own ping.
+            subscribe_interval: ms(600),
         },
         combine: binance,
         route: same_url,
@@ -305,7 +340,10 @@ pub static PRESETS: &[Preset] = &[
             topics_per_connection: 1024,
             topics_per_message: 100,
             connect_interval: secs(1),
-            subscribe_interval: ms(150),
+            // 10 incoming messages per second, pings and pongs included
+            // (https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams):
+            // at most 4 subscribe messages per second leaves room for a pong and a ping.
+            subscribe_interval: ms(250),
         },
         combine: binance,
         route: binance_usdm_route,
@@ -315,13 +353,17 @@ pub static PRESETS: &[Preset] = &[
         name: "okx",
         title: "OKX v5 public",
         family: Family::Okx,
-        url: "wss://ws.okx.com:8443/ws/v5/public",
+        // The default port: OKX stopped accepting WebSocket connections on port 8443 on
+        // 2026-10-31 (colocation on 2026-11-16). Official place for such notices: the API change
+        // log, https://www.okx.com/docs-v5/log_en/ (no stored copy with this entry was at hand);
+        // the dates are from siebly.hashnode.dev, "OKX WebSocket port 8443 is retired" (2026-11).
+        // Port 443 serves the same /ws/v5/public and /ws/v5/business paths.
+        url: "wss://ws.okx.com/ws/v5/public",
         channels: &[
             "trades",
             "books",
             "books5",
             "bbo-tbt",
-            "books-l2-tbt",
             "tickers",
             "funding-rate",
             "candle1m",
@@ -348,7 +390,8 @@ pub static PRESETS: &[Preset] = &[
         notes: &[
             "OKX closes a connection that received nothing for 30 s: wsrec sends `ping` every 20 s.",
             "Notice 64008 (service upgrade) triggers a make-before-break reconnect.",
-            "Candles and trades-all are served on /ws/v5/business and routed there.",
+            "Candles of every kind (candle*, mark-price-candle*, index-candle*) and trades-all are served on /ws/v5/business and routed there.",
+            "books-l2-tbt and books50-l2-tbt need a login and a VIP tier, so they are not listed (an anonymous subscription is refused).",
         ],
     },
     Preset {
@@ -615,12 +658,67 @@ mod tests {
             binance_usdm_route(u, "btcusdt@bookTicker"),
             "wss://fstream.binance.com/public/stream"
         );
-        let o = "wss://ws.okx.com:8443/ws/v5/public";
+        let public = "wss://fstream.binance.com/public/stream";
+        let market = "wss://fstream.binance.com/market/stream";
+        for (topic, want) in [
+            ("btcusdt@trade", public),
+            ("btcusdt@rpiDepth@500ms", public),
+            ("btcusdt@depth20@100ms", public),
+            ("!bookTicker", public),
+            ("btcusdt@markPrice@1s", market),
+            ("btcusdt@kline_1m", market),
+            ("!forceOrder@arr", market),
+            ("!markPrice@arr@1s", market),
+            ("!ticker@arr", market),
+            ("!contractInfo", market),
+        ] {
+            assert_eq!(binance_usdm_route(u, topic), want, "{topic}");
+        }
+        let o = "wss://ws.okx.com/ws/v5/public";
         assert_eq!(okx_route(o, "books:BTC-USDT"), o);
-        assert_eq!(
-            okx_route(o, "candle1m:BTC-USDT"),
-            "wss://ws.okx.com:8443/ws/v5/business"
+        let business = "wss://ws.okx.com/ws/v5/business";
+        for topic in [
+            "candle1m:BTC-USDT",
+            "mark-price-candle1m:BTC-USDT-SWAP",
+            "index-candle1H:BTC-USD",
+            "trades-all:BTC-USDT",
+        ] {
+            assert_eq!(okx_route(o, topic), business, "{topic}");
+        }
+        for topic in [
+            "mark-price:BTC-USDT-SWAP",
+            "index-tickers:BTC-USD",
+            "tickers:BTC-USDT",
+        ] {
+            assert_eq!(okx_route(o, topic), o, "{topic}");
+        }
+    }
+
+    #[test]
+    fn okx_is_dialled_on_the_default_port() {
+        // OKX no longer accepts WebSocket connections on port 8443 (see the preset).
+        let okx = find("okx").unwrap();
+        for topic in ["books:BTC-USDT", "candle1m:BTC-USDT"] {
+            let routed = url::Url::parse(&(okx.route)(okx.url, topic)).unwrap();
+            assert_eq!(routed.port(), None, "{routed}");
+            assert_eq!(routed.port_or_known_default(), Some(443));
+        }
+    }
+
+    #[test]
+    fn presets_list_only_what_an_anonymous_connection_can_subscribe() {
+        let spot = find("bybit-spot").unwrap();
+        assert!(!spot.channels.contains(&"allLiquidation"));
+        assert!(
+            find("bybit-linear")
+                .unwrap()
+                .channels
+                .contains(&"allLiquidation")
         );
+        let okx = find("okx").unwrap();
+        for login_only in ["books-l2-tbt", "books50-l2-tbt"] {
+            assert!(!okx.channels.contains(&login_only), "{login_only}");
+        }
     }
 
     #[test]

@@ -66,7 +66,15 @@ pub fn parse_topic(family: Family, topic: &str) -> Result<(), String> {
     };
     match family {
         Family::Bybit => two('.', "channel.SYMBOL"),
-        Family::Binance => two('@', "symbol@stream"),
+        // All-market streams have no symbol: `!bookTicker`, `!forceOrder@arr`.
+        Family::Binance => match topic.strip_prefix('!') {
+            Some(name) if !name.is_empty() && !name.starts_with('@') => Ok(()),
+            Some(_) => Err("expected !stream (an all-market stream)".to_owned()),
+            None => match topic.split_once('@') {
+                Some((sym, stream)) if !sym.is_empty() && !stream.is_empty() && !stream.starts_with('!') => Ok(()),
+                _ => Err("expected symbol@stream, or !stream for an all-market stream (those go in `topics`, not `channels`)".to_owned()),
+            },
+        },
         Family::Deribit => two('.', "channel.INSTRUMENT.interval"),
         Family::Bitstamp => two('_', "channel_pair"),
         Family::Okx
@@ -92,12 +100,51 @@ pub fn topic_key(family: Family, topic: &str) -> String {
     }
 }
 
-/// A Binance stream name: the symbol lowercase, the stream type as given (`btcusdt@aggTrade`).
+/// A Binance stream name: the symbol lowercase, the stream type as given (`btcusdt@aggTrade`);
+/// an all-market stream (`!forceOrder@arr`) exactly as given, as stream names are
+/// case-sensitive.
 fn binance_stream(topic: &str) -> String {
     match topic.split_once('@') {
-        Some((sym, rest)) => format!("{}@{rest}", sym.to_ascii_lowercase()),
-        None => topic.to_owned(),
+        Some((sym, rest)) if !sym.starts_with('!') => {
+            format!("{}@{rest}", sym.to_ascii_lowercase())
+        }
+        _ => topic.to_owned(),
     }
+}
+
+/// Longest connection URL that names its streams itself. Binance's servers accepted URLs of up to
+/// 8004 characters when measured (oliver-zehentleitner/unicorn-binance-websocket-api#17, #19);
+/// half of that leaves room for proxies on the way and for the limit to shrink.
+pub const MAX_URL_LEN: usize = 4096;
+
+/// The connection URL for `topics` when the venue takes streams in the URL: Binance's
+/// combined-stream endpoint (a URL ending in `/stream`, without a query) as
+/// `…/stream?streams=a/b/c`, which needs no subscribe message and so counts nothing against the
+/// venue's limit of incoming messages per second
+/// (https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams). Takes topics
+/// from the front while the URL stays within [`MAX_URL_LEN`]; returns the URL and how many it
+/// names (0, and `url` unchanged, for other venues and URLs).
+pub fn url_streams(family: Family, url: &str, topics: &[Topic]) -> (String, usize) {
+    if family != Family::Binance || url.contains('?') || !url.ends_with("/stream") {
+        return (url.to_owned(), 0);
+    }
+    let mut out = format!("{url}?streams=");
+    let mut named = 0;
+    for t in topics {
+        let stream = binance_stream(t);
+        if out.len() + usize::from(named > 0) + stream.len() > MAX_URL_LEN {
+            break;
+        }
+        if named > 0 {
+            out.push('/');
+        }
+        out.push_str(&stream);
+        named += 1;
+    }
+    if named == 0 {
+        return (url.to_owned(), 0);
+    }
+    (out, named)
 }
 
 fn split_param(channel: &str) -> (&str, Option<&str>) {
@@ -1049,6 +1096,32 @@ mod tests {
         assert_eq!(
             topic_key(Family::Binance, "BTCUSDT@aggTrade"),
             "btcusdt@aggTrade"
+        );
+        // All-market streams: no symbol, and their case is kept.
+        for t in ["!bookTicker", "!forceOrder@arr", "!markPrice@arr@1s"] {
+            assert!(parse_topic(Family::Binance, t).is_ok(), "{t}");
+            assert_eq!(topic_key(Family::Binance, t), t);
+        }
+        assert!(parse_topic(Family::Binance, "!").is_err());
+        assert!(parse_topic(Family::Binance, "!@arr").is_err());
+        assert!(parse_topic(Family::Binance, "btcusdt@!forceOrder@arr").is_err());
+        let topics = vec!["!forceOrder@arr".to_owned(), "BTCUSDT@trade".to_owned()];
+        let (url, named) = url_streams(Family::Binance, "wss://h/market/stream", &topics);
+        assert_eq!(named, 2);
+        assert_eq!(
+            url,
+            "wss://h/market/stream?streams=!forceOrder@arr/btcusdt@trade"
+        );
+        assert_eq!(
+            msgs(Family::Binance, &["!markPrice@arr@1s"], 10),
+            [r#"{"method":"SUBSCRIBE","params":["!markPrice@arr@1s"],"id":1}"#]
+        );
+        assert_eq!(
+            c(
+                Family::Binance,
+                r#"{"stream":"!forceOrder@arr","data":{"e":"forceOrder","E":1,"o":{"s":"BTCUSDT"}}}"#
+            ),
+            data("!forceOrder@arr")
         );
     }
 }
