@@ -873,6 +873,17 @@ pub fn validate_url(url: &str) -> Result<url::Url, String> {
     })?;
     match parsed.scheme() {
         "ws" | "wss" => {}
+        // `bybit-linaer:publicTrade.BTCUSDT`: a preset's one-line form with a typo.
+        other if !url.contains("://") => {
+            return Err(match crate::venue::closest(other) {
+                Some(name) => format!(
+                    "unknown venue `{other}`; did you mean `{name}`? (`wsrec venues` lists the presets)"
+                ),
+                None => format!(
+                    "`{other}` is neither a venue preset (`wsrec venues` lists them) nor a URL scheme; a feed URL starts with ws:// or wss://"
+                ),
+            });
+        }
         other => {
             return Err(format!(
                 "scheme `{other}` is not supported; use ws:// or wss://"

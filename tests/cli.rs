@@ -139,6 +139,14 @@ fn bad_input_names_the_problem_exits_2_and_writes_nothing() {
         ),
         (&["record", "-c", "venue.toml"], "unknown venue `nope`"),
         (
+            &["record", "bybit-linaer:publicTrade.BTCUSDT", "-o", "out"],
+            "unknown venue `bybit-linaer`; did you mean `bybit-linear`?",
+        ),
+        (
+            &["record", "nasdaq:AAPL", "-o", "out"],
+            "neither a venue preset",
+        ),
+        (
             &["record", "-c", "half.toml"],
             "give both `channels` and `symbols`",
         ),

@@ -90,10 +90,11 @@ pub fn apply(s: &mut StreamConfig, set: &BTreeSet<String>) -> Result<(), ConfigE
         return Ok(());
     };
     let preset = find(&name).ok_or_else(|| {
+        let hint = closest(&name).map_or(String::new(), |c| format!("did you mean `{c}`? "));
         invalid(
             &format!("{ctx}: venue"),
             &format!(
-                "unknown venue `{name}`; known: {} (`wsrec venues` lists them)",
+                "unknown venue `{name}`; {hint}known: {} (`wsrec venues` lists them)",
                 PRESETS
                     .iter()
                     .map(|p| p.name)
@@ -275,6 +276,18 @@ pub fn split_spec(spec: &str) -> Option<(&'static Preset, Vec<Topic>)> {
     Some((preset, topics))
 }
 
+/// The preset name closest to a mistyped `name` (a few letters off), for a "did you mean".
+pub fn closest(name: &str) -> Option<&'static str> {
+    let name = name.to_ascii_lowercase();
+    let limit = (name.len() / 4).max(2);
+    PRESETS
+        .iter()
+        .map(|p| (strsim::damerau_levenshtein(&name, p.name), p.name))
+        .filter(|&(d, _)| d <= limit)
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, n)| n)
+}
+
 /// The text of `wsrec venues`: every preset with its URL, channels and rules.
 pub fn describe_all() -> String {
     use std::fmt::Write as _;
@@ -325,6 +338,20 @@ mod tests {
     fn stream(toml: &str) -> StreamConfig {
         let c = Config::from_toml(&format!("[[stream]]\nname = \"s\"\n{toml}\n")).unwrap();
         c.streams.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn a_mistyped_venue_is_matched_to_the_closest_preset() {
+        assert_eq!(closest("bybit-linaer"), Some("bybit-linear"));
+        assert_eq!(closest("BINANCE-USDN"), Some("binance-usdm"));
+        assert_eq!(closest("okk"), Some("okx"));
+        assert_eq!(closest("nasdaq-totalview"), None);
+        let err = Config::from_toml(
+            "[[stream]]\nname = \"s\"\nvenue = \"bybit-linaer\"\ntopics = [\"publicTrade.BTCUSDT\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("did you mean `bybit-linear`?"), "{err}");
     }
 
     #[test]
