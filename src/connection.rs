@@ -760,7 +760,7 @@ struct Life {
 fn is_data(family: crate::venue::Family, msg: &[u8]) -> bool {
     use crate::venue::wire::{Signal, classify};
     match classify(family, msg) {
-        Signal::Data(_) => true,
+        Signal::Data(_) | Signal::DataOf(_) | Signal::DataOfPrefix(_) => true,
         Signal::Channel { key, .. } => key.is_empty(),
         _ => false,
     }

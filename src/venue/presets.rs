@@ -130,6 +130,16 @@ fn bitstamp(channel: &str, symbol: &str) -> String {
     )
 }
 
+/// Bitfinex candles are keyed `trade:TIMEFRAME:SYMBOL`: the channel `candles` alone gives the
+/// 1-minute candles of the symbol; `candles:trade:5m` (or any key prefix) is used as given.
+fn bitfinex(channel: &str, symbol: &str) -> String {
+    if channel == "candles" {
+        format!("candles:trade:1m:{symbol}")
+    } else {
+        colon(channel, symbol)
+    }
+}
+
 fn deribit(channel: &str, symbol: &str) -> String {
     // `book.none.10.100ms`-style channels carry their own suffix after the instrument.
     match channel.split_once('.') {
@@ -473,12 +483,12 @@ pub static PRESETS: &[Preset] = &[
             connect_interval: secs(3),
             subscribe_interval: ms(100),
         },
-        combine: colon,
+        combine: bitfinex,
         route: same_url,
         notes: &[
             "25 channels per connection and 20 connections per minute: large lists are split and connects paced 3 s apart.",
             "Info codes 20051 (restart), 20060/20061 (maintenance) trigger a make-before-break reconnect.",
-            "candles take the key as symbol, e.g. candles:trade:1m:tBTCUSD.",
+            "candles take a key as symbol, e.g. candles:trade:5m:tBTCUSD; the channel `candles` with symbols gives 1-minute candles.",
         ],
     },
     Preset {
@@ -550,7 +560,7 @@ pub static PRESETS: &[Preset] = &[
         title: "Hyperliquid",
         family: Family::Hyperliquid,
         url: "wss://api.hyperliquid.xyz/ws",
-        channels: &["trades", "l2Book", "bbo", "candle", "activeAssetCtx"],
+        channels: &["trades", "l2Book", "bbo", "candle.1m", "activeAssetCtx"],
         example: "trades:BTC, l2Book:BTC",
         keepalive: Keepalive {
             ping_interval: None,
@@ -572,6 +582,7 @@ pub static PRESETS: &[Preset] = &[
         notes: &[
             "Hyperliquid closes a connection it has sent nothing on for 60 s: wsrec pings every 30 s.",
             "30 new connections per minute: connects are paced 2 s apart.",
+            "candle.INTERVAL (1m, 5m, 1h, …) is required: Hyperliquid refuses a candle subscription without one.",
         ],
     },
 ];
@@ -598,6 +609,12 @@ mod tests {
             deribit("book.none.10.100ms", "ETH-PERPETUAL"),
             "book.ETH-PERPETUAL.none.10.100ms"
         );
+        assert_eq!(bitfinex("candles", "tBTCUSD"), "candles:trade:1m:tBTCUSD");
+        assert_eq!(
+            bitfinex("candles:trade:5m", "tBTCUSD"),
+            "candles:trade:5m:tBTCUSD"
+        );
+        assert_eq!(bitfinex("book", "tBTCUSD"), "book:tBTCUSD");
     }
 
     #[test]
@@ -645,6 +662,12 @@ mod tests {
             for t in p.example.split(", ") {
                 super::super::wire::parse_topic(p.family, t)
                     .unwrap_or_else(|e| panic!("{}: {t}: {e}", p.name));
+            }
+            // Every listed channel makes a topic the venue accepts (`channels` × `symbols`).
+            for c in p.channels {
+                let t = (p.combine)(c, "SYM");
+                super::super::wire::parse_topic(p.family, &t)
+                    .unwrap_or_else(|e| panic!("{}: channel {c} gives {t}: {e}", p.name));
             }
         }
     }

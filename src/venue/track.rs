@@ -129,6 +129,22 @@ impl Tracker {
         }
         match wire::classify(self.family, msg) {
             Signal::Data(Some(key)) => self.data(&key, out),
+            Signal::DataOf(keys) => {
+                for k in &keys {
+                    self.data(k, out);
+                }
+            }
+            Signal::DataOfPrefix(prefix) => {
+                let keys: Vec<String> = self
+                    .entries
+                    .keys()
+                    .filter(|k| k.starts_with(&prefix))
+                    .cloned()
+                    .collect();
+                for k in &keys {
+                    self.data(k, out);
+                }
+            }
             Signal::Data(None) | Signal::Other => {}
             Signal::Ack { id, keys, complete } => self.ack(id, &keys, complete, out),
             Signal::Reject { id, keys, reason } => {
