@@ -273,12 +273,22 @@ impl Connection {
         if self.replaces.is_none() {
             rt.stats.set_state(ConnState::Connecting);
         }
+        let mut held = Duration::ZERO;
         if let Some(p) = &rt.pacer {
             tokio::select! {
                 biased;
                 () = self.shutdown.cancelled() => return stopped,
-                () = p.connect() => {}
+                w = p.connect() => held = w,
             }
+        }
+        if held >= Duration::from_secs(1) {
+            let budget = rt
+                .pacer
+                .as_ref()
+                .and_then(|p| p.connect_budget())
+                .map_or("", |b| b.name());
+            tracing::info!(stream = %rt.name, conn = self.conn, held_ms = held.as_millis() as u64, budget,
+                "Connect held back by the venue's per-IP connection budget (wsrec uses 80% of it, so a reconnect storm never reaches the venue's limit).");
         }
         let dialled = tokio::select! {
             biased;
@@ -304,7 +314,7 @@ impl Connection {
                     if let Some(wait) = retry_after {
                         f.num("retry_after_ms", wait.as_millis() as u64);
                     }
-                    self.attempt_fields(f);
+                    self.attempt_fields(f, held);
                 });
                 self.queue.send(batch, &mut 0).await;
                 return Life {
@@ -339,7 +349,7 @@ impl Connection {
             if !extensions.is_empty() {
                 f.str("extensions", &extensions);
             }
-            self.attempt_fields(f);
+            self.attempt_fields(f, held);
         });
 
         let end = match self.subscribe(&mut ws, &mut batch).await {
@@ -396,10 +406,14 @@ impl Connection {
         }
     }
 
-    /// The `attempt` and `backoff_ms` fields of the `connected` and `connect_failed` events.
-    fn attempt_fields(&self, f: &mut crate::record::EventFields<'_>) {
+    /// The `attempt` and `backoff_ms` fields of the `connected` and `connect_failed` events, and
+    /// `budget_wait_ms` when the venue's per-IP connection budget held the attempt back.
+    fn attempt_fields(&self, f: &mut crate::record::EventFields<'_>, held: Duration) {
         f.num("attempt", u64::from(self.attempt))
             .num("backoff_ms", self.waited.as_millis() as u64);
+        if !held.is_zero() {
+            f.num("budget_wait_ms", held.as_millis() as u64);
+        }
     }
 
     /// Messages this connection received so far (sent batches plus the one in hand).
@@ -608,6 +622,12 @@ impl Connection {
                     }
                 }
                 Outcome::Reply(text) => v.replies.push(text),
+                Outcome::ConnectsLeft(left) => {
+                    tracing::debug!(stream = %rt.name, conn = self.conn, left, "The venue counts the connects it still allows.");
+                    if let Some(p) = &rt.pacer {
+                        p.connects_left(left);
+                    }
+                }
             }
         }
         let now = v.tracker.flagged();

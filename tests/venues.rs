@@ -144,6 +144,15 @@ impl FakeVenue {
         );
     }
 
+    /// When each connection opened, in venue time.
+    fn opens(&self) -> Vec<Duration> {
+        self.seen()
+            .iter()
+            .filter(|s| s.what == "open")
+            .map(|s| s.at)
+            .collect()
+    }
+
     fn connections(&self) -> usize {
         self.seen().iter().map(|s| s.conn).max().unwrap_or(0)
     }
@@ -786,12 +795,7 @@ async fn bitfinex_splits_over_connections_paces_connects_and_follows_channel_ids
     .await;
     // 30 topics, 25 per connection: two connections, paced 3 s apart.
     assert_eq!(venue.connections(), 2);
-    let opens: Vec<Duration> = venue
-        .seen()
-        .iter()
-        .filter(|s| s.what == "open")
-        .map(|s| s.at)
-        .collect();
+    let opens = venue.opens();
     assert!(opens[1] - opens[0] >= Duration::from_secs(3), "{opens:?}");
     let subs = |c| {
         venue
@@ -1465,6 +1469,10 @@ fn strings(v: &Value) -> Vec<String> {
 /// A fake of every preset's venue: answers each subscribe message with the venue's real
 /// acknowledgement, then sends one real-shaped data frame per topic it asked for.
 fn live_answer(t: &str, st: &mut ConnState) -> Vec<String> {
+    if t == "ping" {
+        // OKX and BitMEX answer their bare ping so.
+        return vec!["pong".to_owned()];
+    }
     let (preset, symbol) = LIVE.with(|l| *l.borrow());
     let v = parse(t);
     let mut out = Vec::new();
@@ -1640,4 +1648,141 @@ async fn every_channel_of_every_preset_counts_as_live_on_a_frame_of_the_venues_s
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A Bybit-like venue behind a network that drops every connection at once every `blip`, and
+/// that notes the venue time of every connection attempt the moment it arrives (TCP accept).
+async fn blip_venue(blip: Duration) -> (SocketAddr, Arc<Mutex<Vec<Duration>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepts: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let seen = accepts.clone();
+    let start = Instant::now();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            seen.lock().unwrap().push(start.elapsed());
+            tcp.set_nodelay(true).unwrap();
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                    return;
+                };
+                let ticks = start.elapsed().as_nanos() / blip.as_nanos() + 1;
+                let blip_at = start + blip * ticks as u32;
+                loop {
+                    let text = tokio::select! {
+                        m = ws.next() => match m {
+                            Some(Ok(Message::Text(t))) => t.as_str().to_owned(),
+                            Some(Ok(_)) => continue,
+                            _ => return,
+                        },
+                        // The blip: the connection is gone, without a close frame.
+                        () = tokio::time::sleep_until(blip_at) => return,
+                    };
+                    let v = parse(&text);
+                    let mut replies = Vec::new();
+                    match v["op"].as_str() {
+                        Some("ping") => replies.push(json!({"success":true,"ret_msg":"pong","conn_id":"c1","req_id":"","op":"ping"}).to_string()),
+                        Some("subscribe") => {
+                            replies.push(json!({"success":true,"ret_msg":"","conn_id":"c1","req_id":v["req_id"],"op":"subscribe"}).to_string());
+                            for t in strings(&v["args"]) {
+                                replies.push(json!({"topic":t,"type":"snapshot","ts":1786310819681u64,"data":[]}).to_string());
+                            }
+                        }
+                        _ => {}
+                    }
+                    for r in replies {
+                        if ws.send(Message::text(r)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepts)
+}
+
+/// The most attempts in any window of `per`.
+fn busiest_window(at: &[Duration], per: Duration) -> usize {
+    at.iter()
+        .map(|&t| at.iter().filter(|&&u| u >= t && u < t + per).count())
+        .max()
+        .unwrap_or(0)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hundred_shards_reconnecting_after_every_blip_stay_inside_bybits_connection_budget() {
+    // Bybit allows 500 connections per 5 minutes per IP; the preset's 200 ms spacing alone
+    // would let 100 shards, dropped every 30 s, make about 1,000.
+    let (addr, accepts) = blip_venue(Duration::from_secs(30)).await;
+    let topics: Vec<String> = (0..100)
+        .map(|i| format!("\"publicTrade.S{i:03}USDT\""))
+        .collect();
+    let (recs, _) = record_for(
+        &format!(
+            "venue = \"bybit-linear\"\nurl = \"ws://{addr}/v5/public/linear\"\nmax_topics_per_connection = 1\ntopics = [{}]",
+            topics.join(", ")
+        ),
+        Duration::from_secs(420),
+    )
+    .await;
+    let at = accepts.lock().unwrap().clone();
+    let busiest = busiest_window(&at, Duration::from_secs(300));
+    assert!(
+        busiest <= 500,
+        "{busiest} connection attempts within 5 minutes: over Bybit's limit of 500"
+    );
+    // wsrec's share is 400 (the unit test of the bucket counts it exactly); a connect reaches
+    // the venue a step of the driven clock after its token at most, never 100 tokens late.
+    assert!(busiest >= 300, "the storm was real: {busiest}");
+    // The shards that had to wait came back once the first tokens did, 5 minutes in.
+    assert!(
+        at.iter()
+            .filter(|t| **t >= Duration::from_secs(300))
+            .count()
+            >= 50,
+        "{:?}",
+        &at[at.len().saturating_sub(5)..]
+    );
+    let held = events(&recs, "connected")
+        .into_iter()
+        .filter(|e| e["budget_wait_ms"].as_u64().unwrap_or(0) >= 60_000)
+        .count();
+    assert!(held >= 50, "{held} connects recorded a long budget wait");
+}
+
+#[tokio::test(start_paused = true)]
+async fn bitmex_welcome_count_of_connects_left_holds_the_reconnect_back() {
+    // The welcome says one connect is left this hour; the connection is cut after 20 s. wsrec
+    // keeps 80 % of what the venue says is left (none of one), so it waits for the hour.
+    LIVE.with(|l| *l.borrow_mut() = ("bitmex", "XBTUSD"));
+    let venue = FakeVenue::start(Venue {
+        answer: live_answer,
+        lifetime: Some(Duration::from_secs(20)),
+        data: |n, _| {
+            vec![format!(
+                r#"{{"table":"trade","action":"insert","data":[{{"symbol":"XBTUSD","n":{n}}}]}}"#
+            )]
+        },
+        data_every: Duration::from_secs(2),
+        // BitMEX greets every connection so (sent here right after the subscribe answer).
+        first_frame: Some(
+            r#"{"info":"Welcome to the BitMEX Realtime API.","version":"2.0.0","timestamp":"2026-08-09T21:05:48.577Z","docs":"https://www.bitmex.com/app/wsAPI","heartbeatEnabled":false,"limit":{"remaining":1}}"#,
+        ),
+        ..quiet_venue()
+    })
+    .await;
+    let (recs, _) = record_for(
+        &format!(
+            "venue = \"bitmex\"\nurl = \"{}\"\ntopics = [\"trade:XBTUSD\"]",
+            venue.url("/realtime")
+        ),
+        Duration::from_secs(3700),
+    )
+    .await;
+    let opens = venue.opens();
+    assert_eq!(opens.len(), 2, "{opens:?}");
+    assert!(opens[1] >= Duration::from_secs(3600), "{opens:?}");
+    let connected = events(&recs, "connected");
+    assert!(connected[1]["budget_wait_ms"].as_u64().unwrap() > 3_500_000);
 }

@@ -38,6 +38,8 @@ pub enum Outcome {
     Reconnect(String),
     /// Send this message now.
     Reply(String),
+    /// The venue allows this many more connects in its current window (BitMEX's welcome).
+    ConnectsLeft(u64),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,6 +169,7 @@ impl Tracker {
             }
             Signal::Reconnect(why) => out.push(Outcome::Reconnect(why)),
             Signal::Reply(text) => out.push(Outcome::Reply(text)),
+            Signal::ConnectsLeft(n) => out.push(Outcome::ConnectsLeft(n)),
         }
     }
 

@@ -51,6 +51,9 @@ pub enum Signal {
     Reconnect(String),
     /// Must be answered with this message at once.
     Reply(String),
+    /// The venue allows this many more connects from this IP in its current window (BitMEX's
+    /// welcome message: `"limit":{"remaining":39}`).
+    ConnectsLeft(u64),
     /// A reply to our ping, a heartbeat, a status: nothing to do.
     Other,
 }
@@ -313,7 +316,7 @@ pub fn needs_look(family: Family, msg: &[u8]) -> bool {
         Family::Bitstamp => has("bts:"),
         Family::Bitfinex => msg.first() == Some(&b'{'),
         Family::Deribit => has(r#""id":"#) || has("test_request"),
-        Family::Bitmex => has(r#""success""#) || has(r#""error""#),
+        Family::Bitmex => has(r#""success""#) || has(r#""error""#) || has(r#""remaining""#),
         Family::Hyperliquid => {
             has(r#""channel":"subscriptionResponse""#) || has(r#""channel":"error""#)
         }
@@ -719,6 +722,15 @@ fn deribit(v: &Value) -> Signal {
 }
 
 fn bitmex(v: &Value) -> Signal {
+    // The welcome message counts the connects left: `{"info":"Welcome to the BitMEX Realtime
+    // API.",…,"limit":{"remaining":719}}`.
+    if let Some(left) = v
+        .get("limit")
+        .and_then(|l| l.get("remaining"))
+        .and_then(Value::as_u64)
+    {
+        return Signal::ConnectsLeft(left);
+    }
     if let Some(table) = s(v, "table") {
         let sym = v
             .get("data")
@@ -1164,6 +1176,14 @@ mod tests {
                 r#"{"channel":"l2Book","data":{"coin":"BTC","levels":[]}}"#
             ),
             data("l2Book:BTC")
+        );
+        // BitMEX's welcome counts the connects left.
+        assert_eq!(
+            c(
+                Family::Bitmex,
+                r#"{"info":"Welcome to the BitMEX Realtime API.","version":"2.0.0","timestamp":"2025-12-15T12:07:08.577Z","docs":"https://www.bitmex.com/app/wsAPI","heartbeatEnabled":false,"limit":{"remaining":719},"appName":"ws-feedhandler-56b7bc7b45-qnnbl"}"#
+            ),
+            Signal::ConnectsLeft(719)
         );
     }
 
