@@ -317,6 +317,22 @@ async fn record_for(stream_toml: &str, run: Duration) -> (Vec<Value>, wsrec::sta
     (records(dir.path()), snap)
 }
 
+/// Records `topics` (a TOML array) with preset `preset` from the fake venue's `path`.
+async fn record_preset(
+    preset: &str,
+    venue: &FakeVenue,
+    path: &str,
+    topics: &str,
+    run: Duration,
+) -> (Vec<Value>, wsrec::stats::Snapshot) {
+    let url = venue.url(path);
+    record_for(
+        &format!("venue = \"{preset}\"\nurl = \"{url}\"\ntopics = {topics}"),
+        run,
+    )
+    .await
+}
+
 /// Moves the paused clock forward by `total` in steps, letting socket traffic settle in real
 /// time after each step.
 async fn drive(total: Duration) {
@@ -1342,26 +1358,26 @@ fn live_frames() -> Vec<(&'static str, &'static str, &'static str)> {
             r#"{"data":{"timestamp":"1786310819","microtimestamp":"1786310819680000","bids":[["65114","0.20400000","1862233456"]],"asks":[["65115","0.35100000","1862233470"]]},"channel":"detail_order_book_btcusd","event":"data"}"#,
         ),
         // Bitfinex v2 snapshots as on docs.bitfinex.com/reference/ws-public-{trades,books,ticker,
-        // candles}: `[CHANNEL_ID, [...]]`.
+        // candles}: `[CHANNEL_ID, [...]]`, with the sequence number SEQ_ALL appends.
         (
             "bitfinex",
             "trades:tBTCUSD",
-            "[{chan},[[1680123456,1786310819680,0.004,65114],[1680123455,1786310819001,-0.012,65113]]]",
+            "[{chan},[[1680123456,1786310819680,0.004,65114],[1680123455,1786310819001,-0.012,65113]],1]",
         ),
         (
             "bitfinex",
             "book:tBTCUSD",
-            "[{chan},[[65114,2,0.5],[65115,1,-0.3]]]",
+            "[{chan},[[65114,2,0.5],[65115,1,-0.3]],1]",
         ),
         (
             "bitfinex",
             "ticker:tBTCUSD",
-            "[{chan},[65114,10.5,65115,8.2,-120,-0.0018,65114,1234.5,66000,64000]]",
+            "[{chan},[65114,10.5,65115,8.2,-120,-0.0018,65114,1234.5,66000,64000],1]",
         ),
         (
             "bitfinex",
             "candles:trade:1m:tBTCUSD",
-            "[{chan},[[1786310760000,65120,65114,65125,65110,1.23]]]",
+            "[{chan},[[1786310760000,65120,65114,65125,65110,1.23]],1]",
         ),
         // Deribit as on docs.deribit.com (subscriptions trades, book, ticker, book grouped).
         (
@@ -1560,6 +1576,8 @@ fn live_answer(t: &str, st: &mut ConnState) -> Vec<String> {
             json!({"event":"bts:subscription_succeeded","channel":channel,"data":{}}).to_string(),
         );
         topics.push(channel.to_owned());
+    } else if v["event"] == "conf" {
+        out.push(json!({"event":"conf","status":"OK","flags":v["flags"]}).to_string());
     } else if v["event"] == "subscribe" {
         // Bitfinex: a channel id per subscription.
         let id = 1000 * st.channels.len() as i64 + 17;
@@ -1772,11 +1790,11 @@ async fn bitmex_welcome_count_of_connects_left_holds_the_reconnect_back() {
         ..quiet_venue()
     })
     .await;
-    let (recs, _) = record_for(
-        &format!(
-            "venue = \"bitmex\"\nurl = \"{}\"\ntopics = [\"trade:XBTUSD\"]",
-            venue.url("/realtime")
-        ),
+    let (recs, _) = record_preset(
+        "bitmex",
+        &venue,
+        "/realtime",
+        r#"["trade:XBTUSD"]"#,
         Duration::from_secs(3700),
     )
     .await;
@@ -1785,4 +1803,110 @@ async fn bitmex_welcome_count_of_connects_left_holds_the_reconnect_back() {
     assert!(opens[1] >= Duration::from_secs(3600), "{opens:?}");
     let connected = events(&recs, "connected");
     assert!(connected[1]["budget_wait_ms"].as_u64().unwrap() > 3_500_000);
+}
+
+/// A Bitfinex that answers the flags, pings and subscriptions (channel id 17).
+fn bitfinex_answer(t: &str, st: &mut ConnState) -> Vec<String> {
+    let v = parse(t);
+    match v["event"].as_str() {
+        Some("conf") => vec![json!({"event":"conf","status":"OK","flags":v["flags"]}).to_string()],
+        Some("ping") => {
+            vec![json!({"event":"pong","ts":1786310819680u64,"cid":v["cid"]}).to_string()]
+        }
+        Some("subscribe") => {
+            st.subscribed = true;
+            st.channels.push(17);
+            vec![json!({"event":"subscribed","channel":"trades","chanId":17,"symbol":"tBTCUSD","pair":"BTCUSD"}).to_string()]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// A trade of tick `n` as Bitfinex sends it with SEQ_ALL: the sequence number appended.
+fn bitfinex_trade(n: u64) -> String {
+    format!("[17,\"te\",[{n},1786310819680,0.01,65000],{n}]")
+}
+
+const BITFINEX_MAINTENANCE_START: &str = r#"{"event":"info","code":20060,"msg":"Entering in Maintenance mode. Please pause any activity and resume after receiving the info message 20061 (it should take 120 seconds at most)."}"#;
+const BITFINEX_MAINTENANCE_END: &str = r#"{"event":"info","code":20061,"msg":"Maintenance ended. You can resume normal activity. It is advised to unsubscribe/subscribe again all channels."}"#;
+
+#[tokio::test(start_paused = true)]
+async fn bitfinex_sends_its_flags_first_and_reconnects_only_when_the_maintenance_is_over() {
+    // Maintenance from 60 s to 150 s, on a connection that stays up throughout.
+    let venue = FakeVenue::start(Venue {
+        answer: bitfinex_answer,
+        data: |n, _| match n {
+            6 => vec![BITFINEX_MAINTENANCE_START.to_owned()],
+            15 => vec![BITFINEX_MAINTENANCE_END.to_owned()],
+            _ => vec![bitfinex_trade(n)],
+        },
+        data_every: Duration::from_secs(10),
+        ..quiet_venue()
+    })
+    .await;
+    let (recs, _) = record_preset(
+        "bitfinex",
+        &venue,
+        "/ws/2",
+        r#"["trades:tBTCUSD"]"#,
+        Duration::from_secs(200),
+    )
+    .await;
+    // The flags come before anything else, on every connection.
+    for conn in [1, 2] {
+        let texts = venue.texts(conn);
+        assert_eq!(texts[0], r#"{"event":"conf","flags":196608}"#, "{texts:?}");
+        assert!(texts[1].contains(r#""event":"subscribe""#), "{texts:?}");
+    }
+    // No reconnect during the maintenance; the resubscription the venue advises at its end.
+    let opens = venue.opens();
+    assert_eq!(opens.len(), 2, "{opens:?}");
+    assert!(opens[1] >= Duration::from_secs(150), "{opens:?}");
+    assert_eq!(events(&recs, "venue_maintenance").len(), 1);
+    let requested = events(&recs, "reconnect_requested");
+    assert_eq!(requested.len(), 1);
+    assert!(requested[0]["reason"].as_str().unwrap().contains("20061"));
+    assert_eq!(reasons(&recs), ["replaced", "shutdown"]);
+    // Messages with their sequence numbers are recorded as the venue sent them.
+    let msgs = raw_msgs(&recs);
+    for n in [1, 5, 7, 14, 16] {
+        assert!(msgs.contains(&bitfinex_trade(n)), "tick {n}");
+    }
+    assert!(
+        msgs.iter()
+            .any(|m| m == r#"{"event":"conf","status":"OK","flags":196608}"#)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn bitfinex_connection_lost_in_a_maintenance_is_replaced_only_after_it() {
+    // Maintenance from 60 s; the venue drops the connection at 90 s and never says it is over:
+    // wsrec waits the 120 s the maintenance may last.
+    let venue = FakeVenue::start(Venue {
+        answer: bitfinex_answer,
+        data: |n, _| match n {
+            6 => vec![BITFINEX_MAINTENANCE_START.to_owned()],
+            _ => vec![bitfinex_trade(n)],
+        },
+        data_every: Duration::from_secs(10),
+        lifetime: Some(Duration::from_secs(90)),
+        ..quiet_venue()
+    })
+    .await;
+    let (recs, _) = record_preset(
+        "bitfinex",
+        &venue,
+        "/ws/2",
+        r#"["trades:tBTCUSD"]"#,
+        Duration::from_secs(200),
+    )
+    .await;
+    let opens = venue.opens();
+    assert_eq!(opens.len(), 2, "{opens:?}");
+    assert!(
+        (Duration::from_secs(180)..Duration::from_secs(190)).contains(&opens[1]),
+        "{opens:?}"
+    );
+    assert_eq!(events(&recs, "venue_maintenance").len(), 1);
+    assert_eq!(reasons(&recs)[0], "closed_by_server");
 }

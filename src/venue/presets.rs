@@ -487,7 +487,8 @@ pub static PRESETS: &[Preset] = &[
         route: same_url,
         notes: &[
             "25 channels per connection and 20 connections per minute: large lists are split and connects paced 3 s apart.",
-            "Info codes 20051 (restart), 20060/20061 (maintenance) trigger a make-before-break reconnect.",
+            "Info 20051 (restart) and 20061 (end of maintenance) trigger a make-before-break reconnect; on 20060 (maintenance) the connection is kept, and one lost before 20061 is replaced only after the maintenance (120 s at most).",
+            "wsrec sends conf flags SEQ_ALL | OB_CHECKSUM (196608) first: every channel message ends with a sequence number, and books send checksum messages (\"cs\").",
             "candles take a key as symbol, e.g. candles:trade:5m:tBTCUSD; the channel `candles` with symbols gives 1-minute candles.",
         ],
     },

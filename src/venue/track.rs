@@ -40,6 +40,13 @@ pub enum Outcome {
     Reply(String),
     /// The venue allows this many more connects in its current window (BitMEX's welcome).
     ConnectsLeft(u64),
+    /// The venue is in maintenance for at most `at_most`, or until it asks for a reconnect.
+    Maintenance {
+        /// The venue's words.
+        reason: String,
+        /// Its longest duration.
+        at_most: Duration,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,6 +177,9 @@ impl Tracker {
             Signal::Reconnect(why) => out.push(Outcome::Reconnect(why)),
             Signal::Reply(text) => out.push(Outcome::Reply(text)),
             Signal::ConnectsLeft(n) => out.push(Outcome::ConnectsLeft(n)),
+            Signal::Maintenance { reason, at_most } => {
+                out.push(Outcome::Maintenance { reason, at_most });
+            }
         }
     }
 
@@ -374,5 +384,11 @@ mod tests {
             &mut out,
         );
         assert!(matches!(&out[..], [Outcome::Reconnect(_)]));
+        out.clear();
+        tr.on_message(
+            br#"{"event":"info","code":20060,"msg":"maintenance"}"#,
+            &mut out,
+        );
+        assert!(matches!(&out[..], [Outcome::Maintenance { .. }]));
     }
 }

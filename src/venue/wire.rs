@@ -54,6 +54,14 @@ pub enum Signal {
     /// The venue allows this many more connects from this IP in its current window (BitMEX's
     /// welcome message: `"limit":{"remaining":39}`).
     ConnectsLeft(u64),
+    /// The venue is in maintenance until it says otherwise (with a [`Signal::Reconnect`]) or
+    /// `at_most` has passed: keep the connection, and reconnect no sooner than that if it ends.
+    Maintenance {
+        /// The venue's words.
+        reason: String,
+        /// The longest the venue says its maintenance takes.
+        at_most: std::time::Duration,
+    },
     /// A reply to our ping, a heartbeat, a status: nothing to do.
     Other,
 }
@@ -243,6 +251,14 @@ pub fn subscribe_messages(
             }
         }
         Family::Bitfinex => {
+            // First the flags, as Bitfinex's own clients send them right after connecting: a
+            // sequence number at the end of every channel message (SEQ_ALL) and a checksum
+            // message after every book change (OB_CHECKSUM), so `verify` can check them.
+            push(
+                json!({"event": "conf", "flags": BITFINEX_FLAGS}),
+                Vec::new(),
+                None,
+            );
             for t in topics {
                 let (c, s) = t.split_once(':').unwrap_or((t, ""));
                 let m = if c == "candles" {
@@ -630,6 +646,13 @@ fn bitstamp(v: &Value) -> Signal {
     }
 }
 
+/// Bitfinex `conf` flags: SEQ_ALL (65536) | OB_CHECKSUM (131072), as bitfinex-api-node's
+/// `WSv2.flags` and bfx-api-node-core's `FLAGS` define them.
+pub const BITFINEX_FLAGS: u64 = 65_536 | 131_072;
+
+/// How long a Bitfinex maintenance (info 20060) lasts at most, by its documentation.
+pub const BITFINEX_MAINTENANCE: std::time::Duration = std::time::Duration::from_secs(120);
+
 fn bitfinex_key(v: &Value) -> Option<String> {
     let channel = s(v, "channel")?;
     let sym = if channel == "candles" {
@@ -655,12 +678,22 @@ fn bitfinex(v: &Value) -> Signal {
                 s(v, "msg").unwrap_or("")
             ),
         },
-        Some("info") => match v.get("code").and_then(Value::as_u64) {
-            Some(code @ (20051 | 20060 | 20061)) => {
-                Signal::Reconnect(format!("info {code}: {}", s(v, "msg").unwrap_or("")))
+        // docs.bitfinex.com/docs/ws-general (info messages): 20051 "please reconnect"; 20060
+        // "pause any activity and resume after receiving the info message 20061 (it should take
+        // 120 seconds at most)"; 20061 "it is advised to unsubscribe/subscribe again all
+        // channels". The official client (bitfinex-api-node) pauses on 20060 and resumes on
+        // 20061, so a reconnect waits for the end of the maintenance.
+        Some("info") => {
+            let why = |code| format!("info {code}: {}", s(v, "msg").unwrap_or(""));
+            match v.get("code").and_then(Value::as_u64) {
+                Some(code @ (20051 | 20061)) => Signal::Reconnect(why(code)),
+                Some(code @ 20060) => Signal::Maintenance {
+                    reason: why(code),
+                    at_most: BITFINEX_MAINTENANCE,
+                },
+                _ => Signal::Other,
             }
-            _ => Signal::Other,
-        },
+        }
         _ => Signal::Other,
     }
 }
@@ -878,6 +911,7 @@ mod tests {
                 10
             ),
             [
+                r#"{"event":"conf","flags":196608}"#,
                 r#"{"event":"subscribe","channel":"trades","symbol":"tBTCUSD"}"#,
                 r#"{"event":"subscribe","channel":"candles","key":"trade:1m:tBTCUSD"}"#
             ]
@@ -1129,6 +1163,39 @@ mod tests {
             ),
             Signal::Reconnect(_)
         ));
+        // Maintenance: no reconnect until it ends (20061, which asks for a resubscription).
+        assert_eq!(
+            c(
+                Family::Bitfinex,
+                r#"{"event":"info","code":20060,"msg":"Entering in Maintenance mode"}"#
+            ),
+            Signal::Maintenance {
+                reason: "info 20060: Entering in Maintenance mode".into(),
+                at_most: std::time::Duration::from_secs(120)
+            }
+        );
+        assert!(matches!(
+            c(
+                Family::Bitfinex,
+                r#"{"event":"info","code":20061,"msg":"Maintenance ended"}"#
+            ),
+            Signal::Reconnect(r) if r.contains("20061")
+        ));
+        // The answer to the flags, and channel messages with a sequence number appended.
+        assert_eq!(
+            c(
+                Family::Bitfinex,
+                r#"{"event":"conf","status":"OK","flags":196608}"#
+            ),
+            Signal::Other
+        );
+        assert_eq!(
+            c(Family::Bitfinex, r#"[17,"cs",-1285917431,44]"#),
+            Signal::Channel {
+                id: 17,
+                key: String::new()
+            }
+        );
         assert!(
             matches!(c(Family::Deribit, r#"{"jsonrpc":"2.0","method":"heartbeat","params":{"type":"test_request"}}"#), Signal::Reply(r) if r.contains("public/test"))
         );
