@@ -118,7 +118,8 @@ pub enum Notice {
         /// its length.
         productive: bool,
         /// The wait the server asked for with `Retry-After` (already capped at
-        /// `retry_after_max`), when it refused the upgrade with one.
+        /// `retry_after_max`), when it refused the upgrade with one; or what is left of a venue
+        /// maintenance the connection ended in.
         retry_after: Option<Duration>,
     },
 }
@@ -277,12 +278,22 @@ impl Connection {
         if self.replaces.is_none() {
             rt.stats.set_state(ConnState::Connecting);
         }
+        let mut held = Duration::ZERO;
         if let Some(p) = &rt.pacer {
             tokio::select! {
                 biased;
                 () = self.shutdown.cancelled() => return stopped,
-                () = p.connect() => {}
+                w = p.connect() => held = w,
             }
+        }
+        if held >= Duration::from_secs(1) {
+            let budget = rt
+                .pacer
+                .as_ref()
+                .and_then(|p| p.connect_budget())
+                .map_or("", |b| b.name());
+            tracing::info!(stream = %rt.name, conn = self.conn, held_ms = held.as_millis() as u64, budget,
+                "Connect held back by the venue's per-IP connection budget (wsrec uses 80% of it, so a reconnect storm never reaches the venue's limit).");
         }
         let dialled = tokio::select! {
             biased;
@@ -308,7 +319,7 @@ impl Connection {
                     if let Some(wait) = retry_after {
                         f.num("retry_after_ms", wait.as_millis() as u64);
                     }
-                    self.attempt_fields(f);
+                    self.attempt_fields(f, held);
                 });
                 self.queue.send(batch, &mut 0).await;
                 return Life {
@@ -343,11 +354,11 @@ impl Connection {
             if !extensions.is_empty() {
                 f.str("extensions", &extensions);
             }
-            self.attempt_fields(f);
+            self.attempt_fields(f, held);
         });
 
-        let end = match self.subscribe(&mut ws, &mut batch).await {
-            Err(end) => end,
+        let (end, maintenance) = match self.subscribe(&mut ws, &mut batch).await {
+            Err(end) => (end, None),
             Ok(()) => {
                 let _ = self.notify.send(Notice::Connected(self.conn));
                 self.read_loop(&mut ws, &mut batch).await
@@ -392,18 +403,28 @@ impl Connection {
                 .num("duration_ms", uptime.as_millis() as u64);
         });
         self.flush(&mut batch).await;
+        // A connection lost during the venue's maintenance is not replaced before its end.
+        let retry_after = maintenance.map(|until| until - Instant::now());
+        if let Some(wait) = retry_after {
+            tracing::info!(stream = %rt.name, conn = self.conn, wait_ms = wait.as_millis() as u64,
+                "The venue's maintenance is under way: reconnecting once it is over at the latest.");
+        }
         Life {
             connected: true,
             uptime,
             productive: self.productive.load(Relaxed),
-            retry_after: None,
+            retry_after,
         }
     }
 
-    /// The `attempt` and `backoff_ms` fields of the `connected` and `connect_failed` events.
-    fn attempt_fields(&self, f: &mut crate::record::EventFields<'_>) {
+    /// The `attempt` and `backoff_ms` fields of the `connected` and `connect_failed` events, and
+    /// `budget_wait_ms` when the venue's per-IP connection budget held the attempt back.
+    fn attempt_fields(&self, f: &mut crate::record::EventFields<'_>, held: Duration) {
         f.num("attempt", u64::from(self.attempt))
             .num("backoff_ms", self.waited.as_millis() as u64);
+        if !held.is_zero() {
+            f.num("budget_wait_ms", held.as_millis() as u64);
+        }
     }
 
     /// Messages this connection received so far (sent batches plus the one in hand).
@@ -451,7 +472,13 @@ impl Connection {
         Ok(())
     }
 
-    async fn read_loop(&self, ws: &mut transport::Connection, batch: &mut Batch) -> End {
+    /// Reads until the connection ends; with it, when a venue maintenance that is still under
+    /// way is over at the latest (no reconnect before then).
+    async fn read_loop(
+        &self,
+        ws: &mut transport::Connection,
+        batch: &mut Batch,
+    ) -> (End, Option<Instant>) {
         let rt = &*self.rt;
         let mut venue = rt.venue.as_ref().map(|v| VenueState {
             family: v.family,
@@ -462,13 +489,16 @@ impl Connection {
             replace_sent: false,
             counted: 0,
             delivered: false,
+            maintenance_until: None,
         });
         let end = self.read_frames(ws, batch, &mut venue).await;
+        let mut maintenance = None;
         if let Some(v) = &venue {
             // This connection's failing subscriptions are judged again on the next one.
             rt.stats.subscriptions_failed.fetch_sub(v.counted, Relaxed);
+            maintenance = v.maintenance_until.filter(|t| *t > Instant::now());
         }
-        end
+        (end, maintenance)
     }
 
     /// Whether data has come on this connection (see [`Self::run`]).
@@ -606,7 +636,20 @@ impl Connection {
                         f.str("topic", &topic);
                     });
                 }
+                Outcome::Maintenance { reason, at_most } => {
+                    tracing::warn!(stream = %rt.name, conn = self.conn, reason, at_most = ?at_most,
+                        "The venue is in maintenance: keeping the connection, and no reconnect until the venue says it is over (or it has lasted as long as it may).");
+                    rt.stats
+                        .set_last_error(&format!("venue maintenance: {reason}"));
+                    batch.push_event(ts, "venue_maintenance", |f| {
+                        f.str("reason", &reason)
+                            .num("at_most_ms", at_most.as_millis() as u64);
+                    });
+                    v.maintenance_until = Some(Instant::now() + at_most);
+                }
                 Outcome::Reconnect(why) => {
+                    // The venue's word ends a maintenance (Bitfinex's 20061).
+                    v.maintenance_until = None;
                     if v.replace.is_none() {
                         tracing::info!(stream = %rt.name, conn = self.conn, reason = %why, "The venue asked for a reconnect: opening a replacement before closing this connection.");
                         batch.push_event(ts, "reconnect_requested", |f| {
@@ -616,6 +659,12 @@ impl Connection {
                     }
                 }
                 Outcome::Reply(text) => v.replies.push(text),
+                Outcome::ConnectsLeft(left) => {
+                    tracing::debug!(stream = %rt.name, conn = self.conn, left, "The venue counts the connects it still allows.");
+                    if let Some(p) = &rt.pacer {
+                        p.connects_left(left);
+                    }
+                }
             }
         }
         let now = v.tracker.flagged();
@@ -768,7 +817,7 @@ struct Life {
 fn is_data(family: crate::venue::Family, msg: &[u8]) -> bool {
     use crate::venue::wire::{Signal, classify};
     match classify(family, msg) {
-        Signal::Data(_) => true,
+        Signal::Data(_) | Signal::DataOf(_) | Signal::DataOfPrefix(_) => true,
         Signal::Channel { key, .. } => key.is_empty(),
         _ => false,
     }
@@ -790,6 +839,8 @@ struct VenueState {
     counted: u64,
     /// A data message came (see [`is_data`]).
     delivered: bool,
+    /// The venue is in maintenance until then at the latest.
+    maintenance_until: Option<Instant>,
 }
 
 /// Keepalive and liveness deadlines of one connection.

@@ -25,7 +25,8 @@ use crate::stats::{Stats, StreamStats};
 use crate::status::StatusServer;
 use crate::stream::Policy;
 use crate::transport::ConnectSpec;
-use crate::venue::pace::Pacer;
+use crate::venue::pace::{Bucket, Pacer};
+use crate::venue::presets::Counts;
 use crate::writer::{StreamSink, Writer, WriterSettings};
 
 /// Most messages a connection puts in one hand-off.
@@ -503,11 +504,29 @@ struct Shared {
     pressure: Arc<crate::compress::Pressure>,
 }
 
-/// One pacer per venue (or host) and spacing, shared by every stream that talks to it.
+/// One pacer per venue (or host) and spacing, shared by every stream that talks to it, and one
+/// bucket per venue budget, shared by every pacer that draws on it.
 #[derive(Default)]
-struct Pacers(std::collections::HashMap<String, Arc<Pacer>>);
+struct Pacers {
+    pacers: std::collections::HashMap<String, Arc<Pacer>>,
+    buckets: std::collections::HashMap<&'static str, Arc<Bucket>>,
+}
 
 impl Pacers {
+    /// The bucket of the preset's budget that counts `what`, if the venue has one.
+    fn bucket(
+        &mut self,
+        preset: Option<&'static crate::venue::Preset>,
+        what: Counts,
+    ) -> Option<Arc<Bucket>> {
+        let b = preset?.budgets().find(|b| b.counts == what)?;
+        let bucket = self
+            .buckets
+            .entry(b.name)
+            .or_insert_with(|| Arc::new(Bucket::for_budget(b)));
+        Some(bucket.clone())
+    }
+
     fn get(&mut self, s: &StreamConfig) -> Option<Arc<Pacer>> {
         if s.connect_interval.is_none() && s.subscribe_interval.is_none() {
             return None;
@@ -523,11 +542,17 @@ impl Pacers {
             "{target}|{:?}|{:?}",
             s.connect_interval, s.subscribe_interval
         );
-        let pacer = self.0.entry(key).or_insert_with(|| {
-            Arc::new(Pacer::new(
-                s.connect_interval.unwrap_or_default(),
-                s.subscribe_interval.unwrap_or_default(),
-            ))
+        let preset = s.venue.as_deref().and_then(crate::venue::find);
+        let connects = self.bucket(preset, Counts::Connects);
+        let messages = self.bucket(preset, Counts::Messages);
+        let pacer = self.pacers.entry(key).or_insert_with(|| {
+            Arc::new(
+                Pacer::new(
+                    s.connect_interval.unwrap_or_default(),
+                    s.subscribe_interval.unwrap_or_default(),
+                )
+                .with_budgets(connects, messages),
+            )
         });
         Some(pacer.clone())
     }

@@ -1,10 +1,11 @@
 //! The supervisor of one stream: keeps a connection up forever.
 //!
 //! It starts connections, waits out the backoff after a failure (or the server's `Retry-After`,
-//! if longer; racing shutdown), and after a healthy connection starts the backoff over: a
-//! connection that received data (however briefly) or lasted `healthy_after` is followed after
-//! the initial delay with jitter ([`Backoff::after_healthy`]), so only attempts that fail or end
-//! without data make the delay grow. Each attempt's number since the last healthy connection
+//! or what is left of a venue maintenance the connection ended in, if longer; racing shutdown),
+//! and after a healthy connection starts the backoff over: a connection that received data
+//! (however briefly) or lasted `healthy_after` is followed after the initial delay with jitter
+//! ([`Backoff::after_healthy`]), or the rest of a venue maintenance if longer, so only attempts
+//! that fail or end without data make the delay grow. Each attempt's number since the last healthy connection
 //! and the delay before it are in its `connected` or `connect_failed` event. For
 //! `max_connection_age` runs make-before-break: a replacement is connected and subscribed while
 //! the old connection keeps recording, and the old one is retired only once the new one
@@ -140,16 +141,18 @@ pub async fn run(
                             promote(&mut active, &mut pending, &mut replace_at, &mut overlap_until, &policy);
                         } else {
                             let delay = if healthy {
-                                backoff.after_healthy()
+                                // A fresh start, but not before the venue's own wait is over.
+                                let delay = backoff.after_healthy();
+                                retry_after.map_or(delay, |wait| wait.max(delay))
                             } else {
                                 reconnect_delay(&mut backoff, retry_after)
                             };
                             rt.stats.set_state(ConnState::Backoff);
                             let delay_ms = delay.as_millis() as u64;
-                            if healthy {
+                            if retry_after.is_some_and(|wait| wait >= delay) {
+                                tracing::info!(stream = %rt.name, delay_ms, attempt = backoff.attempts(), "Reconnecting after the delay the server asked for (Retry-After, or the rest of a venue maintenance).");
+                            } else if healthy {
                                 tracing::info!(stream = %rt.name, delay_ms, productive, "Reconnecting: the connection was healthy, so the backoff starts over.");
-                            } else if retry_after.is_some_and(|wait| wait >= delay) {
-                                tracing::info!(stream = %rt.name, delay_ms, attempt = backoff.attempts(), "Reconnecting after the delay the server asked for (Retry-After).");
                             } else {
                                 tracing::info!(stream = %rt.name, delay_ms, attempt = backoff.attempts(), "Reconnecting after a delay.");
                             }

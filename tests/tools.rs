@@ -570,6 +570,37 @@ async fn verify_does_not_check_binance_partial_depth_snapshots() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn verify_follows_bitfinex_sequence_numbers() {
+    // What Bitfinex sends with the SEQ_ALL flag wsrec sets: one counter over every channel.
+    let frames: Vec<String> = (1..=20u64)
+        .map(|n| match n % 4 {
+            0 => format!("[18,\"hb\",{n}]"),
+            1 => format!("[17,[65114,{n},0.5],{n}]"),
+            2 => format!("[17,\"cs\",-1285917431,{n}]"),
+            _ => format!("[18,\"te\",[{n},1786310819680,0.004,65114],{n}]"),
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    record(dir.path(), &frames, &[]).await;
+    let report = run_verify(&[dir.path().to_owned()]);
+    assert!(report.ok, "{report:#?}");
+    assert_eq!(report.streams[0].venue_checked, 20);
+
+    let mut lost = frames.clone();
+    lost.remove(9);
+    let dir = tempfile::tempdir().unwrap();
+    record(dir.path(), &lost, &[]).await;
+    let report = run_verify(&[dir.path().to_owned()]);
+    let v = issues_of(&report, IssueKind::VenueGap);
+    assert_eq!(v.len(), 1, "{report:#?}");
+    assert!(
+        v[0].detail
+            .starts_with("Bitfinex feed `SEQ` skips: expected 10, got 11"),
+        "{v:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn stats_add_up_per_stream_and_hour() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = TestServer::start().await;

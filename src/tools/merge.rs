@@ -7,8 +7,9 @@
 //!
 //! - **Duplicates.** A message is the same as one of another source when its exchange sequence
 //!   identity matches ([`venue_seq`]: Binance `U`/`u`/`pu`, Bybit `u`, OKX `seqId`, Deribit
-//!   `change_id`; not Coinbase, whose `sequence_num` counts per connection), otherwise when its
-//!   bytes are identical, and in both cases only if received within `tolerance` of it. Matching
+//!   `change_id`; not Coinbase's `sequence_num` nor Bitfinex's `SEQ_ALL`, which count per
+//!   connection), otherwise when its bytes are identical, and in both cases only if received
+//!   within `tolerance` of it. Matching
 //!   is one to one and only across sources: two identical messages of one source (heartbeats,
 //!   pongs, the overlap of a planned reconnect) are never collapsed. Of a set of copies, the one
 //!   of the earliest source on the command line is kept, with its own `ts` and bytes.
@@ -669,11 +670,12 @@ impl Track {
         {
             self.points.clear();
             venue_seq::points(s.as_bytes(), &mut self.points);
-            // Coinbase numbers per connection: two recorders' numbers do not correspond.
+            // Coinbase and Bitfinex number per connection: two recorders' numbers do not
+            // correspond.
             venue = self
                 .points
                 .iter()
-                .find(|p| p.venue != Venue::Coinbase)
+                .find(|p| !p.venue.per_connection())
                 .map(|p| VenueId {
                     venue: p.venue,
                     key: p.key.clone(),

@@ -11,6 +11,7 @@
 //! | Coinbase Advanced Trade | every message with `sequence_num` | previous + 1, one counter per connection |
 //! | OKX v5 | books with `seqId`/`prevSeqId` | `prevSeqId` = previous `seqId` (snapshot or -1 restarts) |
 //! | Deribit | `book.*` with `change_id` | `prev_change_id` = previous `change_id` (snapshot restarts) |
+//! | Bitfinex v2 | channel messages `[ID, …, SEQ]` (the `SEQ_ALL` flag wsrec sets) | previous + 1, one counter per connection |
 //!
 //! Binance's partial-depth streams (`<symbol>@depth5`, `@depth10`, `@depth20`, at any speed) are
 //! not checked: each frame is a whole top-of-book snapshot, and the `U`/`u`/`pu` it carries are
@@ -44,6 +45,16 @@ pub enum Venue {
     Okx,
     /// Deribit book `change_id`/`prev_change_id`.
     Deribit,
+    /// Bitfinex v2 public sequence numbers (`SEQ_ALL`).
+    Bitfinex,
+}
+
+impl Venue {
+    /// The venue numbers each connection's messages on its own (Coinbase `sequence_num`,
+    /// Bitfinex `SEQ_ALL`): two connections' numbers do not name the same message.
+    pub fn per_connection(self) -> bool {
+        matches!(self, Venue::Coinbase | Venue::Bitfinex)
+    }
 }
 
 impl std::fmt::Display for Venue {
@@ -54,6 +65,7 @@ impl std::fmt::Display for Venue {
             Venue::Coinbase => "Coinbase",
             Venue::Okx => "OKX",
             Venue::Deribit => "Deribit",
+            Venue::Bitfinex => "Bitfinex",
         })
     }
 }
@@ -206,6 +218,10 @@ struct DeribitBook {
 /// The sequence facts a message carries (none for most messages), appended to `out`.
 pub fn points(msg: &[u8], out: &mut Vec<Point>) {
     let first = msg.iter().find(|b| !b.is_ascii_whitespace());
+    if first == Some(&b'[') {
+        out.extend(bitfinex_point(msg));
+        return;
+    }
     if first != Some(&b'{')
         || !MARKERS
             .iter()
@@ -369,6 +385,33 @@ fn is_partial_depth(stream: &str) -> bool {
         .nth(1)
         .and_then(|kind| kind.strip_prefix("depth"))
         .is_some_and(|levels| !levels.is_empty() && levels.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Bitfinex with `SEQ_ALL`: `[CHANNEL_ID, …, SEQ]`, one counter per connection over every
+/// channel (heartbeats and checksum messages included), as bitfinex-api-node's
+/// `_validateMessageSeq` checks it. Read from the ends of the message only: a book snapshot
+/// need not be parsed.
+fn bitfinex_point(msg: &[u8]) -> Option<Point> {
+    let text = std::str::from_utf8(msg).ok()?.trim();
+    let body = text.strip_prefix('[')?.strip_suffix(']')?;
+    let (chan, rest) = body.split_once(',')?;
+    chan.trim().parse::<u64>().ok()?;
+    let (before, last) = rest.rsplit_once(',')?;
+    let seq = last.trim().parse::<u64>().ok()?;
+    // Without SEQ_ALL a checksum message `[ID,"cs",CHECKSUM]` ends with a number too; every
+    // other message then ends with an array or a string.
+    if before.trim() == "\"cs\"" {
+        return None;
+    }
+    Some(Point {
+        venue: Venue::Bitfinex,
+        key: String::new(),
+        field: "SEQ",
+        step: Step::Range {
+            first: seq,
+            last: seq,
+        },
+    })
 }
 
 /// Follows every sequence of every connection and reports breaks.
@@ -701,6 +744,50 @@ mod tests {
         assert_eq!(findings(&msgs), []);
         let msgs = vec![deribit(5, None), deribit(12, Some(9))];
         assert_eq!(findings(&msgs).len(), 1);
+    }
+
+    #[test]
+    fn bitfinex_sequence_numbers_run_over_every_channel_of_a_connection() {
+        let msgs: Vec<String> = [
+            r#"{"event":"conf","status":"OK","flags":196608}"#,
+            "[17,[[65114,2,0.5],[65115,1,-0.3]],1]",
+            "[18,\"hb\",2]",
+            "[17,[65116,1,0.2],3]",
+            "[17,\"cs\",-1285917431,4]",
+            "[18,\"te\",[1680123456,1786310819680,0.004,65114],5]",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        assert_eq!(findings(&msgs), []);
+        assert_eq!(
+            one("[18,\"hb\",2]").map(|p| (p.venue, p.step)),
+            Some((Venue::Bitfinex, Step::Range { first: 2, last: 2 }))
+        );
+        // A message lost between 3 and 5.
+        let mut lost = msgs.clone();
+        lost.remove(4);
+        assert_eq!(
+            findings(&lost),
+            [(
+                4,
+                Venue::Bitfinex,
+                String::new(),
+                Finding::Gap {
+                    expected: 4,
+                    got: 5
+                }
+            )]
+        );
+        // Without the flag nothing is numbered, checksums and Kraken v1 arrays included.
+        for m in [
+            "[17,[65116,1,0.2]]",
+            "[17,\"cs\",1285917431]",
+            "[17,\"hb\"]",
+            "[17,\"te\",[1680123456,1786310819680,0.004,65114]]",
+            r#"[336,{"a":["5541.3","1","1.0"]},"ticker","XBT/USD"]"#,
+        ] {
+            assert_eq!(one(m), None, "{m}");
+        }
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! A preset ([`Preset`], the table in [`presets`]) knows a venue's URL, how its subscribe
 //! messages look ([`wire`]), how it keeps connections alive, how long they may live, how many
 //! subscriptions fit on one connection and one message, and how fast connects and subscribes may
-//! come ([`pace`]). [`apply`] fills a `[[stream]]` from a preset, leaving every field the user
+//! come ([`pace`]): spaced per venue, and held to 80% of the venue's per-IP budgets
+//! ([`presets::BUDGETS`]) by buckets every stream of the process shares. [`apply`] fills a `[[stream]]` from a preset, leaving every field the user
 //! set alone; [`plan`] splits the stream's topics over as many connections ("shards") as the
 //! venue's limits need. On each connection a [`track::Tracker`] reads the venue's acks, errors,
 //! reconnect requests and heartbeat requests, and reports subscriptions that were rejected or
@@ -317,6 +318,26 @@ pub fn describe_all() -> String {
             humantime::format_duration(l.connect_interval),
             humantime::format_duration(l.subscribe_interval)
         );
+        for b in p.budgets() {
+            let what = match b.counts {
+                presets::Counts::Connects => "connects",
+                presets::Counts::Messages => "messages",
+            };
+            let host = b.name.split(' ').next().unwrap_or(b.name);
+            let shared = if b.presets.len() > 1 {
+                format!("; shared by {}", b.presets.join(", "))
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                out,
+                "  budget:     {} {what} per {} ({}% of the {} per IP that {host} allows{shared})",
+                b.allowed(),
+                humantime::format_duration(b.per),
+                presets::BUDGET_SHARE_PERCENT,
+                b.limit,
+            );
+        }
         for n in p.notes {
             let _ = writeln!(out, "  note:       {n}");
         }

@@ -130,6 +130,16 @@ fn bitstamp(channel: &str, symbol: &str) -> String {
     )
 }
 
+/// Bitfinex candles are keyed `trade:TIMEFRAME:SYMBOL`: the channel `candles` alone gives the
+/// 1-minute candles of the symbol; `candles:trade:5m` (or any key prefix) is used as given.
+fn bitfinex(channel: &str, symbol: &str) -> String {
+    if channel == "candles" {
+        format!("candles:trade:1m:{symbol}")
+    } else {
+        colon(channel, symbol)
+    }
+}
+
 fn deribit(channel: &str, symbol: &str) -> String {
     // `book.none.10.100ms`-style channels carry their own suffix after the instrument.
     match channel.split_once('.') {
@@ -516,12 +526,13 @@ pub static PRESETS: &[Preset] = &[
             connect_interval: secs(3),
             subscribe_interval: ms(100),
         },
-        combine: colon,
+        combine: bitfinex,
         route: same_url,
         notes: &[
             "25 channels per connection and 20 connections per minute: large lists are split and connects paced 3 s apart.",
-            "Info codes 20051 (restart), 20060/20061 (maintenance) trigger a make-before-break reconnect.",
-            "candles take the key as symbol, e.g. candles:trade:1m:tBTCUSD.",
+            "Info 20051 (restart) and 20061 (end of maintenance) trigger a make-before-break reconnect; on 20060 (maintenance) the connection is kept, and one lost before 20061 is replaced only after the maintenance (120 s at most).",
+            "wsrec sends conf flags SEQ_ALL | OB_CHECKSUM (196608) first: every channel message ends with a sequence number, and books send checksum messages (\"cs\").",
+            "candles take a key as symbol, e.g. candles:trade:5m:tBTCUSD; the channel `candles` with symbols gives 1-minute candles.",
         ],
     },
     Preset {
@@ -593,7 +604,7 @@ pub static PRESETS: &[Preset] = &[
         title: "Hyperliquid",
         family: Family::Hyperliquid,
         url: "wss://api.hyperliquid.xyz/ws",
-        channels: &["trades", "l2Book", "bbo", "candle", "activeAssetCtx"],
+        channels: &["trades", "l2Book", "bbo", "candle.1m", "activeAssetCtx"],
         example: "trades:BTC, l2Book:BTC",
         keepalive: Keepalive {
             ping_interval: None,
@@ -615,6 +626,7 @@ pub static PRESETS: &[Preset] = &[
         notes: &[
             "Hyperliquid closes a connection it has sent nothing on for 60 s: wsrec pings every 30 s.",
             "30 new connections per minute: connects are paced 2 s apart.",
+            "candle.INTERVAL (1m, 5m, 1h, …) is required: Hyperliquid refuses a candle subscription without one.",
         ],
     },
 ];
@@ -623,6 +635,139 @@ pub static PRESETS: &[Preset] = &[
 pub fn find(name: &str) -> Option<&'static Preset> {
     PRESETS.iter().find(|p| p.name.eq_ignore_ascii_case(name))
 }
+
+/// What a per-IP budget counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counts {
+    /// New connections (WebSocket handshakes).
+    Connects,
+    /// Messages sent to the venue: subscribe messages draw on it, pings use the share left.
+    Messages,
+}
+
+/// A venue's published limit on what one IP address may do in a window. Every stream of the
+/// process that talks to the venue draws on it, through one bucket per budget
+/// ([`super::pace::Bucket`]), which lets [`Budget::allowed`] through per window.
+#[derive(Debug)]
+pub struct Budget {
+    /// Its name in logs and `wsrec venues`: the host it applies to and what it counts.
+    pub name: &'static str,
+    /// The presets that draw on it (one budget may span several, e.g. Bybit's markets).
+    pub presets: &'static [&'static str],
+    /// What it counts.
+    pub counts: Counts,
+    /// The venue's figure, per IP address.
+    pub limit: u32,
+    /// The window it applies to.
+    pub per: Duration,
+    /// Where the figure comes from (official page first).
+    pub source: &'static str,
+}
+
+/// The share of a venue's budget wsrec uses, in percent: the rest is headroom, so reconnects
+/// after a blip never reach the venue's limit (and a second process on the same IP has room).
+pub const BUDGET_SHARE_PERCENT: u32 = 80;
+
+impl Budget {
+    /// How many wsrec lets through per window: [`BUDGET_SHARE_PERCENT`] of the venue's figure.
+    pub fn allowed(&self) -> u32 {
+        (self.limit * BUDGET_SHARE_PERCENT / 100).max(1)
+    }
+}
+
+impl Preset {
+    /// The per-IP budgets this preset draws on.
+    pub fn budgets(&self) -> impl Iterator<Item = &'static Budget> + use<> {
+        let name = self.name;
+        BUDGETS.iter().filter(move |b| b.presets.contains(&name))
+    }
+}
+
+/// Every venue's per-IP budget. Venues not listed document none that a recorder could reach
+/// (Kraken's and Bitstamp's message limits are per connection and load-dependent; Deribit's are
+/// per request credit).
+pub static BUDGETS: &[Budget] = &[
+    Budget {
+        name: "stream.bybit.com connects",
+        presets: &["bybit-spot", "bybit-linear", "bybit-inverse"],
+        counts: Counts::Connects,
+        limit: 500,
+        per: secs(300),
+        source: "https://bybit-exchange.github.io/docs/v5/rate-limit (WebSocket IP limit: no more than 500 connections within a 5-minute window, counted over all of stream.bybit.com)",
+    },
+    Budget {
+        name: "stream.binance.com connects",
+        presets: &["binance-spot"],
+        counts: Counts::Connects,
+        limit: 300,
+        per: secs(300),
+        source: "https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams (a limit of 300 connections per attempt every 5 minutes per IP)",
+    },
+    Budget {
+        name: "fstream.binance.com connects",
+        presets: &["binance-usdm"],
+        counts: Counts::Connects,
+        limit: 300,
+        per: secs(300),
+        source: "not documented for USDⓈ-M (https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams); spot's figure, as a conservative choice",
+    },
+    Budget {
+        name: "ws.okx.com connects",
+        presets: &["okx"],
+        counts: Counts::Connects,
+        limit: 3,
+        per: secs(1),
+        source: "https://www.okx.com/docs-v5/en/#overview-websocket-connect (connection limit: 3 requests per second, based on IP)",
+    },
+    Budget {
+        name: "advanced-trade-ws.coinbase.com connects",
+        presets: &["coinbase"],
+        counts: Counts::Connects,
+        limit: 8,
+        per: secs(1),
+        source: "https://docs.cdp.coinbase.com/coinbase-app/advanced-trade-apis/websocket/websocket-rate-limits (connections: 8 per second per IP address)",
+    },
+    Budget {
+        name: "advanced-trade-ws.coinbase.com messages",
+        presets: &["coinbase"],
+        counts: Counts::Messages,
+        limit: 8,
+        per: secs(1),
+        source: "https://docs.cdp.coinbase.com/coinbase-app/advanced-trade-apis/websocket/websocket-rate-limits (unauthenticated messages: 8 per second per IP address)",
+    },
+    Budget {
+        name: "api-pub.bitfinex.com connects",
+        presets: &["bitfinex"],
+        counts: Counts::Connects,
+        limit: 20,
+        per: secs(60),
+        source: "https://docs.bitfinex.com/docs/ws-public (the rate limit for wss://api-pub.bitfinex.com/ is 20 connections per minute)",
+    },
+    Budget {
+        name: "ws.bitmex.com connects",
+        presets: &["bitmex"],
+        counts: Counts::Connects,
+        limit: 60,
+        per: secs(3600),
+        source: "https://blog.bitmex.com/api_announcement/updates-to-rate-limits/ (WebSocket connections: 60 per hour); each welcome message's limit.remaining tightens it further",
+    },
+    Budget {
+        name: "api.hyperliquid.xyz connects",
+        presets: &["hyperliquid"],
+        counts: Counts::Connects,
+        limit: 30,
+        per: secs(60),
+        source: "30 new connections per minute per IP, as the maintained SDKs list it (e.g. guilder-client-hyperliquid, df-hyperliquid-core); https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/rate-limits caps 100 connections and 1000 subscriptions at a time",
+    },
+    Budget {
+        name: "api.hyperliquid.xyz messages",
+        presets: &["hyperliquid"],
+        counts: Counts::Messages,
+        limit: 2000,
+        per: secs(60),
+        source: "https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/rate-limits (2000 messages sent to Hyperliquid per minute across all websocket connections)",
+    },
+];
 
 #[cfg(test)]
 mod tests {
@@ -641,6 +786,12 @@ mod tests {
             deribit("book.none.10.100ms", "ETH-PERPETUAL"),
             "book.ETH-PERPETUAL.none.10.100ms"
         );
+        assert_eq!(bitfinex("candles", "tBTCUSD"), "candles:trade:1m:tBTCUSD");
+        assert_eq!(
+            bitfinex("candles:trade:5m", "tBTCUSD"),
+            "candles:trade:5m:tBTCUSD"
+        );
+        assert_eq!(bitfinex("book", "tBTCUSD"), "book:tBTCUSD");
     }
 
     #[test]
@@ -722,6 +873,25 @@ mod tests {
     }
 
     #[test]
+    fn budgets_name_known_presets_and_keep_headroom() {
+        for b in BUDGETS {
+            for p in b.presets {
+                assert!(find(p).is_some(), "{}: unknown preset {p}", b.name);
+            }
+            assert!(b.allowed() < b.limit || b.limit == 1, "{}", b.name);
+            assert!(b.source.contains("https://"), "{}: cite the source", b.name);
+        }
+        let bybit = find("bybit-linear").unwrap().budgets().next().unwrap();
+        assert_eq!(bybit.allowed(), 400);
+        // Spot, linear and inverse share stream.bybit.com's budget.
+        assert!(std::ptr::eq(
+            find("bybit-spot").unwrap().budgets().next().unwrap(),
+            bybit
+        ));
+        assert_eq!(find("kraken").unwrap().budgets().count(), 0);
+    }
+
+    #[test]
     fn every_preset_is_consistent() {
         let mut names = std::collections::HashSet::new();
         for p in PRESETS {
@@ -743,6 +913,16 @@ mod tests {
             for t in p.example.split(", ") {
                 super::super::wire::parse_topic(p.family, t)
                     .unwrap_or_else(|e| panic!("{}: {t}: {e}", p.name));
+            }
+            // Every budget names presets that exist; a preset has at most one of each kind.
+            for kind in [Counts::Connects, Counts::Messages] {
+                assert!(p.budgets().filter(|b| b.counts == kind).count() <= 1);
+            }
+            // Every listed channel makes a topic the venue accepts (`channels` × `symbols`).
+            for c in p.channels {
+                let t = (p.combine)(c, "SYM");
+                super::super::wire::parse_topic(p.family, &t)
+                    .unwrap_or_else(|e| panic!("{}: channel {c} gives {t}: {e}", p.name));
             }
         }
     }

@@ -38,6 +38,15 @@ pub enum Outcome {
     Reconnect(String),
     /// Send this message now.
     Reply(String),
+    /// The venue allows this many more connects in its current window (BitMEX's welcome).
+    ConnectsLeft(u64),
+    /// The venue is in maintenance for at most `at_most`, or until it asks for a reconnect.
+    Maintenance {
+        /// The venue's words.
+        reason: String,
+        /// Its longest duration.
+        at_most: Duration,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +138,22 @@ impl Tracker {
         }
         match wire::classify(self.family, msg) {
             Signal::Data(Some(key)) => self.data(&key, out),
+            Signal::DataOf(keys) => {
+                for k in &keys {
+                    self.data(k, out);
+                }
+            }
+            Signal::DataOfPrefix(prefix) => {
+                let keys: Vec<String> = self
+                    .entries
+                    .keys()
+                    .filter(|k| k.starts_with(&prefix))
+                    .cloned()
+                    .collect();
+                for k in &keys {
+                    self.data(k, out);
+                }
+            }
             Signal::Data(None) | Signal::Other => {}
             Signal::Ack { id, keys, complete } => self.ack(id, &keys, complete, out),
             Signal::Reject { id, keys, reason } => {
@@ -151,6 +176,10 @@ impl Tracker {
             }
             Signal::Reconnect(why) => out.push(Outcome::Reconnect(why)),
             Signal::Reply(text) => out.push(Outcome::Reply(text)),
+            Signal::ConnectsLeft(n) => out.push(Outcome::ConnectsLeft(n)),
+            Signal::Maintenance { reason, at_most } => {
+                out.push(Outcome::Maintenance { reason, at_most });
+            }
         }
     }
 
@@ -355,5 +384,11 @@ mod tests {
             &mut out,
         );
         assert!(matches!(&out[..], [Outcome::Reconnect(_)]));
+        out.clear();
+        tr.on_message(
+            br#"{"event":"info","code":20060,"msg":"maintenance"}"#,
+            &mut out,
+        );
+        assert!(matches!(&out[..], [Outcome::Maintenance { .. }]));
     }
 }

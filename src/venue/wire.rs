@@ -15,6 +15,12 @@ use super::{Family, Topic};
 pub enum Signal {
     /// Data of the topic with this key ([`topic_key`]); `None` when it cannot be told.
     Data(Option<String>),
+    /// Data of every topic with one of these keys: one frame that speaks for several symbols
+    /// (Coinbase's `status` lists every product asked for, Kraken's `instrument` every pair).
+    DataOf(Vec<String>),
+    /// Data of every topic whose key starts with this prefix: a frame that names its channel
+    /// but no symbol (BitMEX's `liquidation` partial: `"filter":{},"data":[]`).
+    DataOfPrefix(String),
     /// Subscriptions confirmed: by topic key, and/or the request id it answers. With
     /// `complete`, topics of that request missing from `keys` were refused.
     Ack {
@@ -45,6 +51,17 @@ pub enum Signal {
     Reconnect(String),
     /// Must be answered with this message at once.
     Reply(String),
+    /// The venue allows this many more connects from this IP in its current window (BitMEX's
+    /// welcome message: `"limit":{"remaining":39}`).
+    ConnectsLeft(u64),
+    /// The venue is in maintenance until it says otherwise (with a [`Signal::Reconnect`]) or
+    /// `at_most` has passed: keep the connection, and reconnect no sooner than that if it ends.
+    Maintenance {
+        /// The venue's words.
+        reason: String,
+        /// The longest the venue says its maintenance takes.
+        at_most: std::time::Duration,
+    },
     /// A reply to our ping, a heartbeat, a status: nothing to do.
     Other,
 }
@@ -77,20 +94,30 @@ pub fn parse_topic(family: Family, topic: &str) -> Result<(), String> {
         },
         Family::Deribit => two('.', "channel.INSTRUMENT.interval"),
         Family::Bitstamp => two('_', "channel_pair"),
-        Family::Okx
-        | Family::Coinbase
-        | Family::Kraken
-        | Family::Bitfinex
-        | Family::Bitmex
-        | Family::Hyperliquid => two(':', "channel:SYMBOL"),
+        // Bitfinex candles are keyed `trade:TIMEFRAME:SYMBOL`; a bare symbol is refused.
+        Family::Bitfinex => match topic.strip_prefix("candles:") {
+            Some(key) if key.split(':').filter(|p| !p.is_empty()).count() < 3 => Err(
+                "candles take a key trade:TIMEFRAME:SYMBOL, e.g. candles:trade:1m:tBTCUSD"
+                    .to_owned(),
+            ),
+            _ => two(':', "channel:SYMBOL"),
+        },
+        // Hyperliquid refuses a candle subscription without its interval.
+        Family::Hyperliquid if topic.starts_with("candle:") => {
+            Err("candles need an interval, e.g. candle.1m:BTC".to_owned())
+        }
+        Family::Okx | Family::Coinbase | Family::Kraken | Family::Bitmex | Family::Hyperliquid => {
+            two(':', "channel:SYMBOL")
+        }
     }
 }
 
 /// The key under which a topic's data is recognised (the topic without parameters the data
-/// does not repeat, such as Kraken's book depth).
+/// does not repeat, such as Kraken's book depth; Hyperliquid's candle interval stays, as its
+/// candles name it in `i`).
 pub fn topic_key(family: Family, topic: &str) -> String {
     match family {
-        Family::Kraken | Family::Hyperliquid => {
+        Family::Kraken => {
             let (channel, symbol) = topic.split_once(':').unwrap_or((topic, ""));
             let base = channel.split_once('.').map_or(channel, |(b, _)| b);
             format!("{base}:{symbol}")
@@ -242,12 +269,18 @@ pub fn subscribe_messages(
         Family::Kraken => {
             for (channel, group) in group_by_channel(topics) {
                 let (name, param) = split_param(&channel);
-                for chunk in group.chunks(per_msg) {
-                    let symbols: Vec<&str> = chunk
-                        .iter()
-                        .map(|t| t.split_once(':').map_or("", |(_, s)| s))
-                        .collect();
-                    let mut params = json!({"channel": name, "symbol": symbols});
+                // `instrument` lists every pair on one subscription and takes no symbol
+                // (docs.kraken.com, spot-websocket-v2/instrument): one message for all its topics.
+                let whole = name == "instrument";
+                for chunk in group.chunks(if whole { group.len() } else { per_msg }) {
+                    let mut params = json!({"channel": name});
+                    if !whole {
+                        let symbols: Vec<&str> = chunk
+                            .iter()
+                            .map(|t| t.split_once(':').map_or("", |(_, s)| s))
+                            .collect();
+                        params["symbol"] = json!(symbols);
+                    }
                     if let Some(p) = param.and_then(|p| p.parse::<u64>().ok()) {
                         let field = if name == "ohlc" { "interval" } else { "depth" };
                         params[field] = json!(p);
@@ -265,6 +298,14 @@ pub fn subscribe_messages(
             }
         }
         Family::Bitfinex => {
+            // First the flags, as Bitfinex's own clients send them right after connecting: a
+            // sequence number at the end of every channel message (SEQ_ALL) and a checksum
+            // message after every book change (OB_CHECKSUM), so `verify` can check them.
+            push(
+                json!({"event": "conf", "flags": BITFINEX_FLAGS}),
+                Vec::new(),
+                None,
+            );
             for t in topics {
                 let (c, s) = t.split_once(':').unwrap_or((t, ""));
                 let m = if c == "candles" {
@@ -338,7 +379,7 @@ pub fn needs_look(family: Family, msg: &[u8]) -> bool {
         Family::Bitstamp => has("bts:"),
         Family::Bitfinex => msg.first() == Some(&b'{'),
         Family::Deribit => has(r#""id":"#) || has("test_request"),
-        Family::Bitmex => has(r#""success""#) || has(r#""error""#),
+        Family::Bitmex => has(r#""success""#) || has(r#""error""#) || has(r#""remaining""#),
         Family::Hyperliquid => {
             has(r#""channel":"subscriptionResponse""#) || has(r#""channel":"error""#)
         }
@@ -524,7 +565,57 @@ fn coinbase(v: &Value) -> Signal {
         other => other,
     };
     let events = v.get("events").unwrap_or(&Value::Null);
-    Signal::Data(find_str(events, "product_id").map(|p| format!("{subscribed}:{p}")))
+    data_of(
+        coinbase_products(channel, events)
+            .into_iter()
+            .map(|p| format!("{subscribed}:{p}"))
+            .collect(),
+    )
+}
+
+/// The products a Coinbase message speaks for: `events[].product_id` (`l2_data`), the
+/// `product_id` of each entry of an event's list (`trades`, `tickers`, `candles`), and for
+/// `status` the `id` of each of `events[].products` (the status channel names products by `id`:
+/// docs.cdp.coinbase.com, advanced-trade-apis/websocket/websocket-channels, status channel).
+fn coinbase_products(channel: &str, events: &Value) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut add = |p: &str| {
+        if !out.iter().any(|o| o == p) {
+            out.push(p.to_owned());
+        }
+    };
+    let id_key = if channel == "status" {
+        "id"
+    } else {
+        "product_id"
+    };
+    for e in events.as_array().into_iter().flatten() {
+        if let Some(p) = s(e, "product_id") {
+            // One product per event (`l2_data`): its updates need not be walked.
+            add(p);
+            continue;
+        }
+        let lists = e
+            .as_object()
+            .into_iter()
+            .flat_map(|m| m.values())
+            .filter_map(Value::as_array);
+        for item in lists.flatten() {
+            if let Some(p) = s(item, id_key) {
+                add(p);
+            }
+        }
+    }
+    out
+}
+
+/// Data of the topics with these keys: none known, one, or several.
+fn data_of(mut keys: Vec<String>) -> Signal {
+    match keys.len() {
+        0 => Signal::Data(None),
+        1 => Signal::Data(keys.pop()),
+        _ => Signal::DataOf(keys),
+    }
 }
 
 fn kraken(v: &Value) -> Signal {
@@ -553,6 +644,21 @@ fn kraken(v: &Value) -> Signal {
     }
     match s(v, "channel") {
         Some("heartbeat" | "status" | "pong") | None => Signal::Other,
+        // The instrument channel sends every pair at once: it speaks for each one it lists.
+        Some("instrument") => {
+            let pairs = v
+                .get("data")
+                .and_then(|d| d.get("pairs"))
+                .and_then(Value::as_array);
+            data_of(
+                pairs
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| s(p, "symbol"))
+                    .map(|sym| format!("instrument:{sym}"))
+                    .collect(),
+            )
+        }
         Some(c) => {
             let data = v.get("data").unwrap_or(&Value::Null);
             Signal::Data(find_str(data, "symbol").map(|sym| format!("{c}:{sym}")))
@@ -587,6 +693,13 @@ fn bitstamp(v: &Value) -> Signal {
     }
 }
 
+/// Bitfinex `conf` flags: SEQ_ALL (65536) | OB_CHECKSUM (131072), as bitfinex-api-node's
+/// `WSv2.flags` and bfx-api-node-core's `FLAGS` define them.
+pub const BITFINEX_FLAGS: u64 = 65_536 | 131_072;
+
+/// How long a Bitfinex maintenance (info 20060) lasts at most, by its documentation.
+pub const BITFINEX_MAINTENANCE: std::time::Duration = std::time::Duration::from_secs(120);
+
 fn bitfinex_key(v: &Value) -> Option<String> {
     let channel = s(v, "channel")?;
     let sym = if channel == "candles" {
@@ -612,12 +725,22 @@ fn bitfinex(v: &Value) -> Signal {
                 s(v, "msg").unwrap_or("")
             ),
         },
-        Some("info") => match v.get("code").and_then(Value::as_u64) {
-            Some(code @ (20051 | 20060 | 20061)) => {
-                Signal::Reconnect(format!("info {code}: {}", s(v, "msg").unwrap_or("")))
+        // docs.bitfinex.com/docs/ws-general (info messages): 20051 "please reconnect"; 20060
+        // "pause any activity and resume after receiving the info message 20061 (it should take
+        // 120 seconds at most)"; 20061 "it is advised to unsubscribe/subscribe again all
+        // channels". The official client (bitfinex-api-node) pauses on 20060 and resumes on
+        // 20061, so a reconnect waits for the end of the maintenance.
+        Some("info") => {
+            let why = |code| format!("info {code}: {}", s(v, "msg").unwrap_or(""));
+            match v.get("code").and_then(Value::as_u64) {
+                Some(code @ (20051 | 20061)) => Signal::Reconnect(why(code)),
+                Some(code @ 20060) => Signal::Maintenance {
+                    reason: why(code),
+                    at_most: BITFINEX_MAINTENANCE,
+                },
+                _ => Signal::Other,
             }
-            _ => Signal::Other,
-        },
+        }
         _ => Signal::Other,
     }
 }
@@ -679,13 +802,28 @@ fn deribit(v: &Value) -> Signal {
 }
 
 fn bitmex(v: &Value) -> Signal {
+    // The welcome message counts the connects left: `{"info":"Welcome to the BitMEX Realtime
+    // API.",…,"limit":{"remaining":719}}`.
+    if let Some(left) = v
+        .get("limit")
+        .and_then(|l| l.get("remaining"))
+        .and_then(Value::as_u64)
+    {
+        return Signal::ConnectsLeft(left);
+    }
     if let Some(table) = s(v, "table") {
         let sym = v
             .get("data")
             .and_then(|d| d.get(0))
             .and_then(|d| s(d, "symbol"))
             .or_else(|| v.get("filter").and_then(|f| s(f, "symbol")));
-        return Signal::Data(sym.map(|sym| format!("{table}:{sym}")));
+        return match sym {
+            Some(sym) => Signal::Data(Some(format!("{table}:{sym}"))),
+            // The `liquidation` partial answers each subscription with `"filter":{}` and
+            // `"data":[]` (a 2024 recording of wss://ws.bitmex.com/realtime): it names the table
+            // only, and speaks for its topics.
+            None => Signal::DataOfPrefix(format!("{table}:")),
+        };
     }
     if let Some(topic) = s(v, "subscribe")
         && v.get("success").and_then(Value::as_bool) == Some(true)
@@ -715,28 +853,40 @@ fn bitmex(v: &Value) -> Signal {
     Signal::Other
 }
 
-fn hyperliquid_key(sub: &Value) -> Option<String> {
-    Some(format!("{}:{}", s(sub, "type")?, s(sub, "coin")?))
+/// `type:coin`, or `type.interval:coin` for a subscription with an interval (candles).
+fn hyperliquid_key(kind: &str, interval: Option<&str>, coin: &str) -> String {
+    match interval {
+        Some(i) => format!("{kind}.{i}:{coin}"),
+        None => format!("{kind}:{coin}"),
+    }
 }
 
 fn hyperliquid(v: &Value) -> Signal {
     let data = v.get("data").unwrap_or(&Value::Null);
     match s(v, "channel") {
-        Some("subscriptionResponse") => Signal::Ack {
-            id: None,
-            keys: data
-                .get("subscription")
-                .and_then(hyperliquid_key)
-                .into_iter()
-                .collect(),
-            complete: false,
-        },
+        Some("subscriptionResponse") => {
+            let sub = data.get("subscription").unwrap_or(&Value::Null);
+            let key = match (s(sub, "type"), s(sub, "coin")) {
+                (Some(kind), Some(coin)) => vec![hyperliquid_key(kind, s(sub, "interval"), coin)],
+                _ => Vec::new(),
+            };
+            Signal::Ack {
+                id: None,
+                keys: key,
+                complete: false,
+            }
+        }
         Some("error") => Signal::Reject {
             id: None,
             keys: Vec::new(),
             reason: reason(data),
         },
         Some("pong") | None => Signal::Other,
+        // A candle names its coin `s` and its interval `i`, not `coin` (WsCandle in
+        // hyperliquid.gitbook.io, for-developers/api/websocket/subscriptions).
+        Some("candle") => {
+            Signal::Data(s(data, "s").map(|coin| hyperliquid_key("candle", s(data, "i"), coin)))
+        }
         Some(c) => Signal::Data(find_str(data, "coin").map(|coin| format!("{c}:{coin}"))),
     }
 }
@@ -808,6 +958,7 @@ mod tests {
                 10
             ),
             [
+                r#"{"event":"conf","flags":196608}"#,
                 r#"{"event":"subscribe","channel":"trades","symbol":"tBTCUSD"}"#,
                 r#"{"event":"subscribe","channel":"candles","key":"trade:1m:tBTCUSD"}"#
             ]
@@ -878,6 +1029,59 @@ mod tests {
             .unwrap();
         assert!(
             matches!(c(Family::Bitstamp, trade), Signal::Data(Some(k)) if k.starts_with("live_trades_"))
+        );
+    }
+
+    #[test]
+    fn frames_that_name_their_topic_their_own_way() {
+        // Hyperliquid candles name the coin `s` and the interval `i`.
+        let candle = r#"{"channel":"candle","data":{"t":1786310760000,"T":1786310819999,"s":"BTC","i":"1m","o":"65120.0","c":"65114.0","h":"65125.0","l":"65110.0","v":"3.21","n":57}}"#;
+        assert_eq!(c(Family::Hyperliquid, candle), data("candle.1m:BTC"));
+        assert_eq!(
+            c(
+                Family::Hyperliquid,
+                r#"{"channel":"subscriptionResponse","data":{"method":"subscribe","subscription":{"type":"candle","coin":"BTC","interval":"1m"}}}"#
+            ),
+            Signal::Ack {
+                id: None,
+                keys: vec!["candle.1m:BTC".into()],
+                complete: false
+            }
+        );
+        // Coinbase status names products by `id`, all of them in one frame.
+        let status = r#"{"channel":"status","timestamp":"2026-08-09T21:05:48.3Z","sequence_num":5,"events":[{"type":"snapshot","products":[{"product_type":"SPOT","id":"BTC-USD","base_currency":"BTC","quote_currency":"USD","status":"online","status_message":""},{"product_type":"SPOT","id":"ETH-USD","base_currency":"ETH","quote_currency":"USD","status":"online","status_message":""}]}]}"#;
+        assert_eq!(
+            c(Family::Coinbase, status),
+            Signal::DataOf(vec!["status:BTC-USD".into(), "status:ETH-USD".into()])
+        );
+        // A market_trades batch names each trade's product once.
+        let trades = r#"{"channel":"market_trades","timestamp":"t","sequence_num":1,"events":[{"type":"update","trades":[{"product_id":"BTC-USD","trade_id":"1"},{"product_id":"BTC-USD","trade_id":"2"}]}]}"#;
+        assert_eq!(c(Family::Coinbase, trades), data("market_trades:BTC-USD"));
+        // BitMEX's liquidation partial names only its table.
+        assert_eq!(
+            c(
+                Family::Bitmex,
+                r#"{"table":"liquidation","action":"partial","keys":["orderID"],"types":{"orderID":"guid","symbol":"symbol","side":"symbol","price":"float","leavesQty":"long"},"filter":{},"data":[]}"#
+            ),
+            Signal::DataOfPrefix("liquidation:".into())
+        );
+        // Kraken's instrument snapshot speaks for every pair it lists; it is asked for without
+        // a symbol, once for all its topics.
+        let instrument = r#"{"channel":"instrument","type":"snapshot","data":{"assets":[{"id":"BTC","status":"enabled","precision":10,"precision_display":5,"borrowable":true,"collateral_value":1.0,"margin_rate":0.01}],"pairs":[{"symbol":"BTC/USD","base":"BTC","quote":"USD","status":"online"},{"symbol":"ETH/USD","base":"ETH","quote":"USD","status":"online"}]}}"#;
+        assert_eq!(
+            c(Family::Kraken, instrument),
+            Signal::DataOf(vec![
+                "instrument:BTC/USD".into(),
+                "instrument:ETH/USD".into()
+            ])
+        );
+        assert_eq!(
+            msgs(
+                Family::Kraken,
+                &["instrument:BTC/USD", "instrument:ETH/USD"],
+                1
+            ),
+            [r#"{"method":"subscribe","params":{"channel":"instrument"},"req_id":1}"#]
         );
     }
 
@@ -1006,6 +1210,39 @@ mod tests {
             ),
             Signal::Reconnect(_)
         ));
+        // Maintenance: no reconnect until it ends (20061, which asks for a resubscription).
+        assert_eq!(
+            c(
+                Family::Bitfinex,
+                r#"{"event":"info","code":20060,"msg":"Entering in Maintenance mode"}"#
+            ),
+            Signal::Maintenance {
+                reason: "info 20060: Entering in Maintenance mode".into(),
+                at_most: std::time::Duration::from_secs(120)
+            }
+        );
+        assert!(matches!(
+            c(
+                Family::Bitfinex,
+                r#"{"event":"info","code":20061,"msg":"Maintenance ended"}"#
+            ),
+            Signal::Reconnect(r) if r.contains("20061")
+        ));
+        // The answer to the flags, and channel messages with a sequence number appended.
+        assert_eq!(
+            c(
+                Family::Bitfinex,
+                r#"{"event":"conf","status":"OK","flags":196608}"#
+            ),
+            Signal::Other
+        );
+        assert_eq!(
+            c(Family::Bitfinex, r#"[17,"cs",-1285917431,44]"#),
+            Signal::Channel {
+                id: 17,
+                key: String::new()
+            }
+        );
         assert!(
             matches!(c(Family::Deribit, r#"{"jsonrpc":"2.0","method":"heartbeat","params":{"type":"test_request"}}"#), Signal::Reply(r) if r.contains("public/test"))
         );
@@ -1054,6 +1291,14 @@ mod tests {
             ),
             data("l2Book:BTC")
         );
+        // BitMEX's welcome counts the connects left.
+        assert_eq!(
+            c(
+                Family::Bitmex,
+                r#"{"info":"Welcome to the BitMEX Realtime API.","version":"2.0.0","timestamp":"2025-12-15T12:07:08.577Z","docs":"https://www.bitmex.com/app/wsAPI","heartbeatEnabled":false,"limit":{"remaining":719},"appName":"ws-feedhandler-56b7bc7b45-qnnbl"}"#
+            ),
+            Signal::ConnectsLeft(719)
+        );
     }
 
     #[test]
@@ -1089,10 +1334,17 @@ mod tests {
         assert!(parse_topic(Family::Okx, "books:").is_err());
         assert!(parse_topic(Family::Coinbase, "level2:BTC USD").is_err());
         assert_eq!(topic_key(Family::Kraken, "book.25:BTC/USD"), "book:BTC/USD");
+        // Candles of two intervals on one coin are told apart by the interval their data names.
         assert_eq!(
             topic_key(Family::Hyperliquid, "candle.1m:BTC"),
-            "candle:BTC"
+            "candle.1m:BTC"
         );
+        let e = parse_topic(Family::Hyperliquid, "candle:BTC").unwrap_err();
+        assert!(e.contains("candle.1m:BTC"), "{e}");
+        assert!(parse_topic(Family::Hyperliquid, "candle.1m:BTC").is_ok());
+        let e = parse_topic(Family::Bitfinex, "candles:tBTCUSD").unwrap_err();
+        assert!(e.contains("candles:trade:1m:tBTCUSD"), "{e}");
+        assert!(parse_topic(Family::Bitfinex, "candles:trade:1m:tBTCUSD").is_ok());
         assert_eq!(
             topic_key(Family::Binance, "BTCUSDT@aggTrade"),
             "btcusdt@aggTrade"
