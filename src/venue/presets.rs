@@ -1,8 +1,9 @@
 //! The preset table: each venue's URL, keepalive, lifetime and limits.
 //!
-//! Sources: the venues' API documentation as gathered in the project's venue notes (keepalive
-//! rules, idle cuts, connection lifetimes, rate limits). Where a venue documents no limit, the
-//! figure here is a conservative choice and says so in its note.
+//! Sources: the venues' API documentation (keepalive rules, idle cuts, connection lifetimes, rate
+//! limits), cited next to the facts and listed in each preset's `sources` (official pages first,
+//! then maintained clients), which `wsrec venues NAME` shows. Where a venue documents no limit,
+//! the figure here is a conservative choice and says so in its note.
 
 use std::time::Duration;
 
@@ -96,6 +97,9 @@ pub struct Preset {
     pub route: fn(&str, &str) -> String,
     /// What else to know.
     pub notes: &'static [&'static str],
+    /// Where the facts above come from: the venue's official documentation pages first, then
+    /// maintained clients and reports (`wsrec venues NAME` and `--json` show them).
+    pub sources: &'static [&'static str],
 }
 
 const fn secs(s: u64) -> Duration {
@@ -237,6 +241,12 @@ const BYBIT_NOTES: &[&str] = &[
     "10 topics per subscribe message (the spot limit); 100 per connection is a conservative choice.",
 ];
 
+/// Bybit's sources: the WebSocket IP limit (see [`BUDGETS`]), then what spot lacks.
+const BYBIT_SOURCES: &[&str] = &[
+    "https://bybit-exchange.github.io/docs/v5/rate-limit",
+    "https://bybit-exchange.github.io/docs/v5/websocket/public/all-liquidation",
+];
+
 const BINANCE_NOTES_SPOT: &[&str] = &[
     "The server pings every 20 s and closes connections after 24 h; wsrec replaces them after 23 h 30 min, make-before-break.",
     "Streams go in the connection URL (/stream?streams=a/b/c, no subscribe message) up to a 4 KiB URL; the rest of a connection's streams are subscribed 600 ms apart, as Binance closes connections past 5 incoming messages per second (pings and pongs included) and bans IPs that keep doing it.",
@@ -265,6 +275,7 @@ pub static PRESETS: &[Preset] = &[
         combine: dot,
         route: same_url,
         notes: BYBIT_NOTES,
+        sources: BYBIT_SOURCES,
     },
     Preset {
         name: "bybit-linear",
@@ -279,6 +290,7 @@ pub static PRESETS: &[Preset] = &[
         combine: dot,
         route: same_url,
         notes: BYBIT_NOTES,
+        sources: BYBIT_SOURCES,
     },
     Preset {
         name: "bybit-inverse",
@@ -293,6 +305,7 @@ pub static PRESETS: &[Preset] = &[
         combine: dot,
         route: same_url,
         notes: BYBIT_NOTES,
+        sources: BYBIT_SOURCES,
     },
     Preset {
         name: "binance-spot",
@@ -327,6 +340,7 @@ pub static PRESETS: &[Preset] = &[
         combine: binance,
         route: same_url,
         notes: BINANCE_NOTES_SPOT,
+        sources: &["https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams"],
     },
     Preset {
         name: "binance-usdm",
@@ -358,6 +372,11 @@ pub static PRESETS: &[Preset] = &[
         combine: binance,
         route: binance_usdm_route,
         notes: BINANCE_NOTES_USDM,
+        sources: &[
+            "https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams",
+            "https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams/Important-WebSocket-Change-Notice",
+            "https://github.com/ccxt/ccxt/blob/master/ts/src/pro/binance.ts",
+        ],
     },
     Preset {
         name: "okx",
@@ -403,6 +422,13 @@ pub static PRESETS: &[Preset] = &[
             "Candles of every kind (candle*, mark-price-candle*, index-candle*) and trades-all are served on /ws/v5/business and routed there.",
             "books-l2-tbt and books50-l2-tbt need a login and a VIP tier, so they are not listed (an anonymous subscription is refused).",
         ],
+        sources: &[
+            "https://www.okx.com/docs-v5/en/#overview-websocket-connect",
+            "https://www.okx.com/docs-v5/en/#public-data-websocket",
+            "https://www.okx.com/help/changes-to-v5-api-websocket-subscription-parameter-and-url",
+            "https://www.okx.com/docs-v5/log_en/",
+            "https://siebly.hashnode.dev",
+        ],
     },
     Preset {
         name: "coinbase",
@@ -439,6 +465,12 @@ pub static PRESETS: &[Preset] = &[
             "wsrec also subscribes to `heartbeats` (1 per second): without it Coinbase closes quiet channels within 60-90 s, and it is the liveness signal.",
             "A level2 snapshot is one frame of several MB (5.1 MB for BTC-USD): max_message_size must stay well above that.",
         ],
+        // The channels page: most channels close within 60-90 s without updates; `heartbeats`
+        // (1 per second) keeps them open.
+        sources: &[
+            "https://docs.cdp.coinbase.com/coinbase-app/advanced-trade-apis/websocket/websocket-channels",
+            "https://docs.cdp.coinbase.com/coinbase-app/advanced-trade-apis/websocket/websocket-rate-limits",
+        ],
     },
     Preset {
         name: "kraken",
@@ -467,6 +499,11 @@ pub static PRESETS: &[Preset] = &[
         notes: &[
             "Kraken sends a heartbeat every second; books can be silent for 4-26 s on healthy connections, so liveness uses the heartbeat.",
             "book.N sets the depth (10, 25, 100, 500 or 1000; plain `book` is 10).",
+        ],
+        // Kraken's v2 reference (endpoints) and its WebSocket introduction (ping, heartbeat).
+        sources: &[
+            "https://docs.kraken.com/exchange/api-reference/spot-websocket",
+            "https://docs.kraken.com/exchange/guides/websockets/introduction",
         ],
     },
     Preset {
@@ -503,6 +540,9 @@ pub static PRESETS: &[Preset] = &[
             "bts:request_reconnect triggers a make-before-break reconnect; connections are replaced before the 90-day limit.",
             "Topics are channel_pair, e.g. live_trades_btcusd.",
         ],
+        // Bitstamp's WebSocket v2 documentation (heartbeat, bts:request_reconnect, channels), the
+        // page maintained clients (crypto-ws-client, ccxws) cite.
+        sources: &["https://www.bitstamp.net/websocket/v2/"],
     },
     Preset {
         name: "bitfinex",
@@ -534,6 +574,7 @@ pub static PRESETS: &[Preset] = &[
             "wsrec sends conf flags SEQ_ALL | OB_CHECKSUM (196608) first: every channel message ends with a sequence number, and books send checksum messages (\"cs\").",
             "candles take a key as symbol, e.g. candles:trade:5m:tBTCUSD; the channel `candles` with symbols gives 1-minute candles.",
         ],
+        sources: &["https://docs.bitfinex.com/docs/ws-public"],
     },
     Preset {
         name: "deribit",
@@ -562,6 +603,11 @@ pub static PRESETS: &[Preset] = &[
         notes: &[
             "wsrec sends public/set_heartbeat (30 s) first and answers every test_request with public/test, as Deribit requires.",
             "Unauthenticated clients get the 100ms channels, not .raw.",
+        ],
+        // public/set_heartbeat: the server sends test_request, and closes the connection at once
+        // unless it is answered with public/test.
+        sources: &[
+            "https://docs.deribit.com/api-reference/session-management/public-set_heartbeat",
         ],
     },
     Preset {
@@ -598,6 +644,10 @@ pub static PRESETS: &[Preset] = &[
         notes: &[
             "BitMEX expects a `ping` after 5 s of silence and answers `pong`; wsrec pings every 5 s.",
         ],
+        sources: &[
+            "https://www.bitmex.com/app/wsAPI",
+            "https://blog.bitmex.com/api_announcement/updates-to-rate-limits/",
+        ],
     },
     Preset {
         name: "hyperliquid",
@@ -627,6 +677,9 @@ pub static PRESETS: &[Preset] = &[
             "Hyperliquid closes a connection it has sent nothing on for 60 s: wsrec pings every 30 s.",
             "30 new connections per minute: connects are paced 2 s apart.",
             "candle.INTERVAL (1m, 5m, 1h, …) is required: Hyperliquid refuses a candle subscription without one.",
+        ],
+        sources: &[
+            "https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/rate-limits",
         ],
     },
 ];
@@ -889,6 +942,36 @@ mod tests {
             bybit
         ));
         assert_eq!(find("kraken").unwrap().budgets().count(), 0);
+    }
+
+    #[test]
+    fn every_preset_cites_its_sources_official_page_first() {
+        for p in PRESETS {
+            let first = p.sources.first();
+            assert!(
+                first.is_some_and(|u| u.starts_with("https://") && !u.contains("github.com")),
+                "{}: the first source must be the venue's own page: {:?}",
+                p.name,
+                p.sources
+            );
+            for u in p.sources {
+                let parsed = url::Url::parse(u).unwrap_or_else(|e| panic!("{}: {u}: {e}", p.name));
+                assert_eq!(parsed.scheme(), "https", "{}: {u}", p.name);
+                assert!(!u.contains(' '), "{}: one URL per entry: {u}", p.name);
+            }
+            // Every page a budget's figure comes from is among the preset's sources.
+            for b in p.budgets() {
+                for word in b.source.split(['(', ')', ' ', ';', ',']) {
+                    if word.starts_with("https://") {
+                        assert!(
+                            p.sources.contains(&word),
+                            "{}: {word} not in sources",
+                            p.name
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]
