@@ -44,10 +44,21 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Record real exchange frames from an embedded feed (offline) and show the result.
     Demo(DemoArgs),
-    /// List the venue presets: URLs, channels, keepalive, lifetime and limits.
-    Venues,
+    /// List the venue presets: URLs, channels, keepalive, lifetime, limits and budgets.
+    Venues(VenuesArgs),
     /// Combine recordings of the same feed by different recorders: fill gaps, drop duplicates.
     Merge(MergeArgs),
+}
+
+/// `wsrec venues` options.
+#[derive(Debug, Default, Args)]
+pub struct VenuesArgs {
+    /// Show only this preset, in full, with the sources of its facts.
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+    /// Print JSON: every preset (or NAME's) with its settings, budgets, notes and sources.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Line format on the command line.

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{
-    Cli, Command, CompressArg, FormatArg, FsyncArg, RecordArgs, StatusArgs, WhenFullArg,
+    Cli, Command, CompressArg, FormatArg, FsyncArg, RecordArgs, StatusArgs, VenuesArgs, WhenFullArg,
 };
 use crate::config::{self, Config, Format, Secret, StreamConfig, WhenFull};
 use crate::error::ConfigError;
@@ -28,10 +28,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Some(Command::Stats(ref args)) => crate::tools::stats::run(args),
         Some(Command::Replay(ref args)) => crate::tools::replay::run(args),
         Some(Command::Demo(ref args)) => crate::tools::demo::run(args),
-        Some(Command::Venues) => {
-            print!("{}", crate::venue::describe_all());
-            Ok(())
-        }
+        Some(Command::Venues(ref args)) => venues(args),
         Some(Command::Merge(ref args)) => crate::tools::merge::run(args),
         None => record(&cli, &RecordArgs::default()),
     };
@@ -49,6 +46,30 @@ pub fn run(cli: Cli) -> ExitCode {
             ExitCode::from(if usage { EXIT_USAGE } else { 1 })
         }
     }
+}
+
+/// `wsrec venues [NAME] [--json]`: every preset, or NAME's in full with its sources; an
+/// unknown NAME is bad input (exit 2) and names the closest preset.
+fn venues(args: &VenuesArgs) -> anyhow::Result<()> {
+    use crate::venue::{PRESETS, describe_all, describe_one, find, to_json, unknown};
+    use std::io::Write as _;
+    let preset = match &args.name {
+        Some(name) => Some(find(name).ok_or_else(|| crate::tools::UsageError(unknown(name)))?),
+        None => None,
+    };
+    let text = match (preset, args.json) {
+        (Some(p), true) => format!("{:#}\n", to_json(p)),
+        (None, true) => {
+            let all: Vec<_> = PRESETS.iter().map(to_json).collect();
+            format!("{:#}\n", serde_json::json!({ "presets": all }))
+        }
+        (Some(p), false) => describe_one(p),
+        (None, false) => describe_all(),
+    };
+    std::io::stdout()
+        .write_all(text.as_bytes())
+        .context("cannot write to stdout")?;
+    Ok(())
 }
 
 /// The multi-thread tokio runtime every command runs on, with `threads` workers.

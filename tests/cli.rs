@@ -193,6 +193,9 @@ fn venues_are_listed_and_one_line_builds_the_preset_stream() {
         );
     }
     assert!(text.contains("wsrec record bybit-linear:publicTrade.BTCUSDT"));
+    assert!(text.contains("  budget:     400 connects per 5m (80% of the 500 per IP"));
+    // The list stays short: sources are for `wsrec venues NAME`.
+    assert!(!text.contains("  source:"), "{text}");
 
     // The one-line form: the preset, then the flags given on top.
     let args = wsrec::cli::RecordArgs {
@@ -218,6 +221,100 @@ fn venues_are_listed_and_one_line_builds_the_preset_stream() {
         [
             r#"{"req_id":"1","op":"subscribe","args":["publicTrade.BTCUSDT","orderbook.50.BTCUSDT"]}"#
         ]
+    );
+}
+
+#[test]
+fn venues_json_lists_every_preset_with_its_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&["venues", "--json"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("venues --json is JSON");
+    let presets = doc["presets"].as_array().expect("a presets array");
+    let names: Vec<&str> = presets.iter().filter_map(|p| p["name"].as_str()).collect();
+    let want: Vec<&str> = wsrec::venue::PRESETS.iter().map(|p| p.name).collect();
+    assert_eq!(names, want, "every preset, in order");
+    for p in presets {
+        let name = p["name"].as_str().unwrap();
+        let sources = p["sources"].as_array().unwrap();
+        let first = sources.first().and_then(Value::as_str).unwrap_or_default();
+        assert!(first.starts_with("https://"), "{name}: sources {sources:?}");
+        assert!(p["url"].as_str().unwrap().starts_with("wss://"), "{name}");
+        assert!(!p["channels"].as_array().unwrap().is_empty(), "{name}");
+        assert!(
+            !p["example_topics"].as_array().unwrap().is_empty(),
+            "{name}"
+        );
+        assert!(
+            p["keepalive"]["pong_timeout_ms"].as_u64().unwrap() > 0,
+            "{name}"
+        );
+        assert!(
+            p["limits"]["topics_per_connection"].as_u64().unwrap() > 0,
+            "{name}"
+        );
+        assert!(p["budgets"].is_array() && p["notes"].is_array(), "{name}");
+    }
+    // The budget table's figures, as the venue gives them and as wsrec uses them.
+    let bybit = &presets[names.iter().position(|n| *n == "bybit-linear").unwrap()];
+    let budget = &bybit["budgets"][0];
+    assert_eq!(budget["counts"], "connects");
+    assert_eq!(budget["limit"], 500);
+    assert_eq!(budget["per_ms"], 300_000);
+    assert_eq!(budget["allowed"], 400);
+
+    // One preset in full, by name.
+    let out = run(&["venues", "okx", "--json"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let okx: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(okx["name"], "okx");
+    assert_eq!(okx["url"], "wss://ws.okx.com/ws/v5/public");
+}
+
+#[test]
+fn one_venue_is_shown_in_full_and_a_typo_names_the_closest() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&["venues", "okx"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("okx  (OKX v5 public)\n"), "{text}");
+    assert!(
+        text.contains("url:        wss://ws.okx.com/ws/v5/public"),
+        "{text}"
+    );
+    assert!(
+        text.contains("channels:   trades, books, books5, bbo-tbt"),
+        "{text}"
+    );
+    assert!(text.contains("budget:     2 connects per 1s"), "{text}");
+    let okx = wsrec::venue::find("okx").unwrap();
+    let cited: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("  source:     "))
+        .collect();
+    assert_eq!(cited, okx.sources, "{text}");
+    assert!(
+        cited[0].starts_with("https://www.okx.com/docs-v5/"),
+        "official page first"
+    );
+    // Only okx: no other preset's block.
+    assert!(!text.contains("bybit"), "{text}");
+
+    let out = run(&["venues", "bybit-linaer"], dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("unknown venue `bybit-linaer`; did you mean `bybit-linear`?"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "nothing on stdout");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let out = run(&["venues", "nasdaq", "--json"], dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("unknown venue `nasdaq`; known: bybit-spot"),
+        "{stderr}"
     );
 }
 

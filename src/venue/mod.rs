@@ -13,6 +13,9 @@
 //! Topics are written the venue's own way, e.g. `publicTrade.BTCUSDT` (Bybit), `btcusdt@aggTrade`
 //! (Binance), `books:BTC-USDT` (OKX), `level2:BTC-USD` (Coinbase); `channels` × `symbols` in
 //! the config are combined into such topics by the preset.
+//!
+//! `wsrec venues` prints the table ([`describe_all`]), one preset with the sources of its facts
+//! ([`describe_one`]), or either as JSON ([`to_json`]).
 
 pub mod pace;
 pub mod presets;
@@ -90,20 +93,7 @@ pub fn apply(s: &mut StreamConfig, set: &BTreeSet<String>) -> Result<(), ConfigE
         }
         return Ok(());
     };
-    let preset = find(&name).ok_or_else(|| {
-        let hint = closest(&name).map_or(String::new(), |c| format!("did you mean `{c}`? "));
-        invalid(
-            &format!("{ctx}: venue"),
-            &format!(
-                "unknown venue `{name}`; {hint}known: {} (`wsrec venues` lists them)",
-                PRESETS
-                    .iter()
-                    .map(|p| p.name)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        )
-    })?;
+    let preset = find(&name).ok_or_else(|| invalid(&format!("{ctx}: venue"), &unknown(&name)))?;
     let keep = |f: &str| set.contains(f);
     if !keep("url") {
         preset.url.clone_into(&mut s.url);
@@ -289,66 +279,160 @@ pub fn closest(name: &str) -> Option<&'static str> {
         .map(|(_, n)| n)
 }
 
+/// What to say about a venue name that is no preset: the closest preset, if one is a few
+/// letters off, and the known ones.
+pub fn unknown(name: &str) -> String {
+    let hint = closest(name).map_or(String::new(), |c| format!("did you mean `{c}`? "));
+    format!(
+        "unknown venue `{name}`; {hint}known: {} (`wsrec venues` lists them)",
+        PRESETS
+            .iter()
+            .map(|p| p.name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
 /// The text of `wsrec venues`: every preset with its URL, channels and rules.
 pub fn describe_all() -> String {
-    use std::fmt::Write as _;
     let mut out = String::new();
     for p in PRESETS {
-        let _ = writeln!(out, "{}  ({})", p.name, p.title);
-        let _ = writeln!(out, "  url:        {}", p.url);
-        let _ = writeln!(out, "  channels:   {}", p.channels.join(", "));
-        let _ = writeln!(
-            out,
-            "  topics:     {}  (one line: wsrec record {}:{})",
-            p.example,
-            p.name,
-            p.example.split(", ").next().unwrap_or("")
-        );
-        let _ = writeln!(out, "  keepalive:  {}", p.keepalive.describe());
-        let age = p.max_connection_age.map_or("no limit".to_owned(), |d| {
-            format!("replaced after {}", humantime::format_duration(d))
-        });
-        let _ = writeln!(out, "  lifetime:   {age}");
-        let l = &p.limits;
-        let _ = writeln!(
-            out,
-            "  limits:     {} topics per connection, {} per subscribe message, connects {} apart, subscribe messages {} apart",
-            l.topics_per_connection,
-            l.topics_per_message,
-            humantime::format_duration(l.connect_interval),
-            humantime::format_duration(l.subscribe_interval)
-        );
-        for b in p.budgets() {
-            let what = match b.counts {
-                presets::Counts::Connects => "connects",
-                presets::Counts::Messages => "messages",
-            };
-            let host = b.name.split(' ').next().unwrap_or(b.name);
-            let shared = if b.presets.len() > 1 {
-                format!("; shared by {}", b.presets.join(", "))
-            } else {
-                String::new()
-            };
-            let _ = writeln!(
-                out,
-                "  budget:     {} {what} per {} ({}% of the {} per IP that {host} allows{shared})",
-                b.allowed(),
-                humantime::format_duration(b.per),
-                presets::BUDGET_SHARE_PERCENT,
-                b.limit,
-            );
-        }
-        for n in p.notes {
-            let _ = writeln!(out, "  note:       {n}");
-        }
+        out.push_str(&describe(p, false));
         out.push('\n');
     }
-    out.push_str(
-        "Every preset field can be overridden in the [[stream]] (url, ping and liveness settings, \
-         max_connection_age, first_data_timeout, max_topics_per_connection, \
-         max_topics_per_message, connect_interval, subscribe_interval).\n",
-    );
+    out.push_str(OVERRIDE_HINT);
+    out.push_str("`wsrec venues NAME` shows one preset with its sources; `--json` prints them for machines.\n");
     out
+}
+
+/// The text of `wsrec venues NAME`: the preset as [`describe_all`] lists it, with its sources.
+pub fn describe_one(p: &Preset) -> String {
+    let mut out = describe(p, true);
+    out.push('\n');
+    out.push_str(OVERRIDE_HINT);
+    out
+}
+
+const OVERRIDE_HINT: &str = "Every preset field can be overridden in the [[stream]] (url, ping and liveness settings, \
+     max_connection_age, first_data_timeout, max_topics_per_connection, \
+     max_topics_per_message, connect_interval, subscribe_interval).\n";
+
+/// How a budget names what it counts.
+fn counts_name(c: presets::Counts) -> &'static str {
+    match c {
+        presets::Counts::Connects => "connects",
+        presets::Counts::Messages => "messages",
+    }
+}
+
+/// One preset: URL, channels, topics, keepalive, lifetime, limits, budgets, notes, and with
+/// `sources` the pages its facts come from.
+fn describe(p: &Preset, sources: bool) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "{}  ({})", p.name, p.title);
+    let _ = writeln!(out, "  url:        {}", p.url);
+    let _ = writeln!(out, "  channels:   {}", p.channels.join(", "));
+    let _ = writeln!(
+        out,
+        "  topics:     {}  (one line: wsrec record {}:{})",
+        p.example,
+        p.name,
+        p.example.split(", ").next().unwrap_or("")
+    );
+    let _ = writeln!(out, "  keepalive:  {}", p.keepalive.describe());
+    let age = p.max_connection_age.map_or("no limit".to_owned(), |d| {
+        format!("replaced after {}", humantime::format_duration(d))
+    });
+    let _ = writeln!(out, "  lifetime:   {age}");
+    let l = &p.limits;
+    let _ = writeln!(
+        out,
+        "  limits:     {} topics per connection, {} per subscribe message, connects {} apart, subscribe messages {} apart",
+        l.topics_per_connection,
+        l.topics_per_message,
+        humantime::format_duration(l.connect_interval),
+        humantime::format_duration(l.subscribe_interval)
+    );
+    for b in p.budgets() {
+        let what = counts_name(b.counts);
+        let host = b.name.split(' ').next().unwrap_or(b.name);
+        let shared = if b.presets.len() > 1 {
+            format!("; shared by {}", b.presets.join(", "))
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "  budget:     {} {what} per {} ({}% of the {} per IP that {host} allows{shared})",
+            b.allowed(),
+            humantime::format_duration(b.per),
+            presets::BUDGET_SHARE_PERCENT,
+            b.limit,
+        );
+    }
+    for n in p.notes {
+        let _ = writeln!(out, "  note:       {n}");
+    }
+    if sources {
+        for u in p.sources {
+            let _ = writeln!(out, "  source:     {u}");
+        }
+    }
+    out
+}
+
+/// A duration in milliseconds, for `--json`.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// One preset for `wsrec venues --json`: every fact [`describe_one`] shows, durations in
+/// milliseconds (`null`: none).
+pub fn to_json(p: &Preset) -> serde_json::Value {
+    let k = &p.keepalive;
+    let l = &p.limits;
+    let budgets: Vec<serde_json::Value> = p
+        .budgets()
+        .map(|b| {
+            serde_json::json!({
+                "name": b.name,
+                "counts": counts_name(b.counts),
+                "limit": b.limit,
+                "per_ms": millis(b.per),
+                "allowed": b.allowed(),
+                "presets": b.presets,
+                "source": b.source,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "name": p.name,
+        "title": p.title,
+        "url": p.url,
+        "channels": p.channels,
+        "example_topics": p.example.split(", ").collect::<Vec<_>>(),
+        "keepalive": {
+            "ping_interval_ms": k.ping_interval.map(millis),
+            "pong_timeout_ms": millis(k.pong_timeout),
+            "app_ping": k.app_ping,
+            "app_ping_interval_ms": k.app_ping_interval.map(millis),
+            "app_pong_contains": k.app_pong_contains,
+            "silence_timeout_ms": k.silence_timeout.map(millis),
+            "summary": k.describe(),
+        },
+        "max_connection_age_ms": p.max_connection_age.map(millis),
+        "limits": {
+            "topics_per_connection": l.topics_per_connection,
+            "topics_per_message": l.topics_per_message,
+            "connect_interval_ms": millis(l.connect_interval),
+            "subscribe_interval_ms": millis(l.subscribe_interval),
+        },
+        "budget_share_percent": presets::BUDGET_SHARE_PERCENT,
+        "budgets": budgets,
+        "notes": p.notes,
+        "sources": p.sources,
+    })
 }
 
 #[cfg(test)]
