@@ -236,3 +236,42 @@ async fn a_stall_longer_than_the_disk_buffer_holds_drops_newest_and_marks_the_ga
     }
     assert!(events(&recs, "write_error_gap").is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stall_longer_than_the_disk_buffer_holds_blocks_reading_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rec, mut conn, stalled, next) =
+        stalled_recording(dir.path(), |cfg| cfg.disk_buffer = 1 << 20).await;
+    // About 20 MB of messages, sent as fast as the recorder takes them: far more than the
+    // recorder's buffers hold (the 1 MiB disk buffer, a writer buffer, the queue's 256 KiB).
+    let total = next + 200_000;
+    let sender = tokio::spawn(async move {
+        let mut n = next;
+        while n < total {
+            let end = (n + 1000).min(total);
+            conn.send_all((n..end).map(message)).await;
+            n = end;
+        }
+        conn
+    });
+    let capacity = rec.stats.disk_buffer_capacity.load(Relaxed);
+    rec.wait_until(|s| s.disk_buffer_bytes.load(Relaxed) + (576 << 10) > capacity)
+        .await;
+    // The writer waits for room, the queue fills, and under `block` the connection waits
+    // rather than drop: reading stops until the disk goes on (what was not read waits in the
+    // sockets, or in the sender).
+    assert!(messages_in(&rec.stats) < total);
+    assert!(rec.stats.disk_pause.waiting());
+    stalled.release();
+    let _conn = sender.await.unwrap();
+    rec.wait_messages(total).await;
+    let peak = rec.stats.disk_buffer_peak.load(Relaxed);
+    assert!(peak <= capacity, "peak {peak} of {capacity}");
+    assert_eq!(rec.stats.streams[0].dropped.load(Relaxed), 0);
+    assert_eq!(rec.stats.streams[0].lines_lost.load(Relaxed), 0);
+    rec.stop().await;
+
+    let recs = records(dir.path());
+    assert_eq!(numbers(&recs), (0..total).collect::<Vec<_>>());
+    assert!(events(&recs, "dropped").is_empty());
+}
