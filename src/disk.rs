@@ -9,7 +9,8 @@
 //! the writer's side: syncs and closes are operations in the queue like the writes, and
 //! [`Disk::submit`] waits only for room in it. The memory a stall takes is given back after it:
 //! buffers beyond a small pool are freed once written, and the queue shrinks when it empties.
-//! [`Stats`] shows the queue's fill level and peak and the longest time one operation took.
+//! [`Stats`] shows the queue's fill level and peak and the longest time one operation took
+//! (the one under way included).
 //!
 //! Failures never panic and never go unnoticed: a failed open or write is logged once per file
 //! with its path, the lines it held are counted as lost, and a partly written buffer is cut
@@ -412,10 +413,12 @@ fn work(shared: &Shared) {
         };
         shared.progress.notify_waiters();
         let started = std::time::Instant::now();
+        stats.disk_op(true);
         stats.disk_pause.wait();
         let done = apply(op, &mut files, shared);
         let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         stats.disk_stall_max_ns.fetch_max(took, Relaxed);
+        stats.disk_op(false);
         if let Some(buf) = done {
             let mut st = lock();
             if st.pool.len() < POOL {

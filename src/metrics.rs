@@ -320,8 +320,8 @@ const FAMILIES: &[Family] = &[
         Source::Global(|s, _| int(&s.disk_buffer_peak))),
     gauge("disk_buffer_capacity_bytes", "bytes", "The bound on those bytes (disk_buffer): at it the writer waits and when_full applies.",
         Source::Global(|s, _| int(&s.disk_buffer_capacity))),
-    gauge("disk_stall_max_seconds", "seconds", "The longest time the disk worker spent on one operation (append, sync, or close) since start.",
-        Source::Global(|s, _| Some(seconds(s.disk_stall_max_ns.load(Relaxed))))),
+    gauge("disk_stall_max_seconds", "seconds", "The longest time the disk worker spent on one operation (append, sync, or close) since start, the one under way included.",
+        Source::Global(|s, _| Some(Value::Float(s.disk_stall_max().as_secs_f64())))),
     gauge("disk_level", "", "Free space in the output directory: 0 enough or not checked, 1 below disk_warn, 2 below disk_stop (messages not written).",
         Source::Global(|s, _| Some(Value::Int(u64::from(s.disk_level.load(Relaxed)))))),
 ];

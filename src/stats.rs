@@ -262,10 +262,13 @@ pub struct Stats {
     pub disk_buffer_peak: AtomicU64,
     /// Its bound (`disk_buffer`): at it, the writer waits and `when_full` applies.
     pub disk_buffer_capacity: AtomicU64,
-    /// The longest time (ns) the disk worker spent on one operation since start: an append,
-    /// a sync, or a file's close (sync, manifest, rename, retention). While it lasts, lines
-    /// pile up in the disk buffer.
+    /// The longest time (ns) the disk worker spent on one finished operation since start: an
+    /// append, a sync, or a file's close (sync, manifest, rename, retention). While one lasts,
+    /// lines pile up in the disk buffer. [`Stats::disk_stall_max`] counts the one under way too.
     pub disk_stall_max_ns: AtomicU64,
+    /// When the operation the disk worker is on began, in ns since `started` plus 1; 0 while
+    /// it is idle.
+    pub disk_op_since: AtomicU64,
     /// A test-only pause of the disk worker.
     #[doc(hidden)]
     pub disk_pause: crate::disk::DiskPause,
@@ -299,10 +302,35 @@ impl Stats {
             disk_buffer_peak: AtomicU64::new(0),
             disk_buffer_capacity: AtomicU64::new(0),
             disk_stall_max_ns: AtomicU64::new(0),
+            disk_op_since: AtomicU64::new(0),
             disk_pause: crate::disk::DiskPause::default(),
             metrics_addr: std::sync::OnceLock::new(),
             nats: crate::nats::NatsStats::default(),
         }
+    }
+
+    /// The longest time the disk worker has spent on one operation since start, the one it is
+    /// on now included (so a disk that hangs shows while it hangs, not only once it answers).
+    pub fn disk_stall_max(&self) -> Duration {
+        let done = self.disk_stall_max_ns.load(Relaxed);
+        let now = match self.disk_op_since.load(Relaxed) {
+            0 => 0,
+            since => {
+                let elapsed = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                elapsed.saturating_sub(since - 1)
+            }
+        };
+        Duration::from_nanos(done.max(now))
+    }
+
+    /// Marks the start (`true`) or the end of a disk operation, for [`Stats::disk_stall_max`].
+    pub(crate) fn disk_op(&self, begins: bool) {
+        let since = if begins {
+            u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX - 1) + 1
+        } else {
+            0
+        };
+        self.disk_op_since.store(since, Relaxed);
     }
 
     /// A consistent-enough copy of every counter, for status output.
@@ -333,7 +361,7 @@ impl Stats {
             disk_buffer_bytes: self.disk_buffer_bytes.load(Relaxed),
             disk_buffer_peak_bytes: self.disk_buffer_peak.load(Relaxed),
             disk_buffer_capacity: self.disk_buffer_capacity.load(Relaxed),
-            disk_stall_max_secs: self.disk_stall_max_ns.load(Relaxed) as f64 / 1e9,
+            disk_stall_max_secs: self.disk_stall_max().as_secs_f64(),
             nats: self.nats.snapshot(),
             streams,
         }
@@ -407,7 +435,8 @@ pub struct Snapshot {
     /// The bound on those bytes (`disk_buffer`).
     #[serde(default)]
     pub disk_buffer_capacity: u64,
-    /// The longest time in seconds the disk worker spent on one operation since start.
+    /// The longest time in seconds the disk worker spent on one operation since start, the one
+    /// under way included.
     #[serde(default)]
     pub disk_stall_max_secs: f64,
     /// The NATS fan-out, when configured.

@@ -130,6 +130,17 @@ async fn reading_goes_on_through_a_two_second_disk_stall_and_nothing_is_lost() {
     );
     let stalled_for = stall_started.elapsed();
     assert!(took >= Duration::from_millis(1900), "sent in {took:?}");
+    // The operation the worker is stuck on shows while it lasts.
+    let so_far = rec.stats.disk_stall_max();
+    assert!(
+        so_far >= stalled_for,
+        "{so_far:?} of a {stalled_for:?} stall"
+    );
+    assert_eq!(
+        rec.stats.disk_stall_max_ns.load(Relaxed),
+        0,
+        "nothing was slow before"
+    );
     assert_eq!(rec.stats.streams[0].dropped.load(Relaxed), 0);
     let buffered = rec.stats.disk_buffer_bytes.load(Relaxed);
     assert!(
