@@ -22,6 +22,13 @@ pub const DEFAULT_STATUS_SOCKET_NAME: &str = ".wsrec.sock";
 pub const DEFAULT_STATUS_INTERVAL: Duration = Duration::from_secs(60);
 /// Default capacity of the queue between connections and the writer, in messages.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 16_384;
+/// Default bound on the bytes waiting for the disk worker (`disk_buffer`): what the writer hands
+/// on while a write or an `fsync` stalls, so the connections go on reading. 64 MiB holds about
+/// 2 s of the bench's flood of 100,000 msg/s of 300-byte lines (30 MB/s), and about 20 s of a
+/// busy feed of 10,000 msg/s; it is memory taken only while a stall lasts.
+pub const DEFAULT_DISK_BUFFER: u64 = 64 << 20;
+/// Least `disk_buffer`: two of the writer's full buffers, so one can wait while one is written.
+pub const MIN_DISK_BUFFER: u64 = 2 * crate::writer::FLUSH_BYTES as u64;
 /// Default bound on how long received data may sit in memory before it is handed to the OS.
 pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// Default deadline for a graceful shutdown.
@@ -100,6 +107,10 @@ pub struct Config {
     /// Longest time received data sits in memory before it is written to the OS.
     #[serde(default = "default_flush_interval", deserialize_with = "duration")]
     pub flush_interval: Duration,
+    /// Most bytes of encoded lines waiting for the disk (a stalled write or `fsync`) before the
+    /// writer waits and `when_full` applies.
+    #[serde(default = "default_disk_buffer", deserialize_with = "byte_size")]
+    pub disk_buffer: u64,
     /// Deadline for a graceful shutdown.
     #[serde(default = "default_shutdown_timeout", deserialize_with = "duration")]
     pub shutdown_timeout: Duration,
@@ -537,6 +548,7 @@ impl Default for Config {
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             when_full: WhenFull::Block,
             flush_interval: DEFAULT_FLUSH_INTERVAL,
+            disk_buffer: DEFAULT_DISK_BUFFER,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             compress: Codec::default(),
             compress_level: None,
@@ -659,6 +671,22 @@ impl Config {
         }
         if self.flush_interval.is_zero() {
             return Err(invalid("flush_interval", "must be greater than 0"));
+        }
+        if self.disk_buffer < MIN_DISK_BUFFER {
+            return Err(invalid(
+                "disk_buffer",
+                &format!(
+                    "{} bytes is too small: it must hold at least two of the writer's 512 KiB \
+                     buffers; write e.g. \"1MiB\" or more (the default is \"64MiB\")",
+                    self.disk_buffer
+                ),
+            ));
+        }
+        if usize::try_from(self.disk_buffer).is_err() {
+            return Err(invalid(
+                "disk_buffer",
+                "is larger than this machine can address; write e.g. \"64MiB\"",
+            ));
         }
         if let Some(u) = &self.upload {
             u.validate()?;
@@ -1027,6 +1055,10 @@ fn default_threads() -> usize {
 fn default_queue_capacity() -> usize {
     DEFAULT_QUEUE_CAPACITY
 }
+fn default_disk_buffer() -> u64 {
+    DEFAULT_DISK_BUFFER
+}
+
 fn default_flush_interval() -> Duration {
     DEFAULT_FLUSH_INTERVAL
 }
@@ -1250,6 +1282,10 @@ mod tests {
         assert_eq!(s.max_message_size, 16 << 20);
         assert_eq!(s.max_bytes, 1000);
         assert_eq!(s.rotate, Duration::from_secs(60));
+        assert_eq!(c.disk_buffer, DEFAULT_DISK_BUFFER);
+        let c = parse("disk_buffer = \"256MiB\"\n[[stream]]\nname = \"a\"\nurl = \"ws://h/\"\n")
+            .unwrap();
+        assert_eq!(c.disk_buffer, 256 << 20);
     }
 
     #[test]
@@ -1303,6 +1339,18 @@ mod tests {
             (
                 "[[stream]]\nname='a'\nurl='ws://h/'\nheaders={'Bad Name'='x'}",
                 "not a valid HTTP header name",
+            ),
+            (
+                "disk_buffer='64 bananas'\n[[stream]]\nname='a'\nurl='ws://h/'",
+                "unknown size unit",
+            ),
+            (
+                "disk_buffer='512KiB'\n[[stream]]\nname='a'\nurl='ws://h/'",
+                "disk_buffer: 524288 bytes is too small",
+            ),
+            (
+                "disk_buffer=-1\n[[stream]]\nname='a'\nurl='ws://h/'",
+                "disk_buffer",
             ),
         ];
         for (text, want) in cases {

@@ -1,9 +1,16 @@
 //! The disk worker: every blocking file operation of the recorder happens here.
 //!
-//! The writer task encodes lines into buffers and submits [`DiskOp`]s to a short queue; a
-//! worker on tokio's blocking pool opens, appends, syncs, closes and renames, in order. A slow
-//! or failing disk therefore stalls only that worker (and, once the queue is full, the writer),
-//! never a connection.
+//! The writer task encodes lines into buffers and submits [`DiskOp`]s to a queue bounded in
+//! bytes (`disk_buffer`, 64 MiB by default); a worker on tokio's blocking pool opens, appends,
+//! syncs, closes and renames, in order. A slow or failing disk therefore stalls only that
+//! worker: the writer goes on handing it buffers, and the connections go on reading (and
+//! taking receive times that stay true), until the queue holds `disk_buffer` bytes. Only then
+//! does the writer wait, its message queue fill and `when_full` apply. No `fsync` ever runs on
+//! the writer's side: syncs and closes are operations in the queue like the writes, and
+//! [`Disk::submit`] waits only for room in it. The memory a stall takes is given back after it:
+//! buffers beyond a small pool are freed once written, and the queue shrinks when it empties.
+//! [`Stats`] shows the queue's fill level and peak and the longest time one operation took
+//! (the one under way included).
 //!
 //! Failures never panic and never go unnoticed: a failed open or write is logged once per file
 //! with its path, the lines it held are counted as lost, and a partly written buffer is cut
@@ -14,8 +21,9 @@ use std::fs::{File, OpenOptions};
 use std::hash::Hasher as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use tokio::sync::Notify;
 
@@ -118,12 +126,14 @@ impl FileKind {
 }
 
 impl DiskOp {
-    /// Bytes of data the operation carries.
+    /// What the operation counts against the queue's bound: the bytes of data it carries, plus
+    /// [`OP_BYTES`] for the operation itself.
     fn bytes(&self) -> usize {
-        match self {
-            Self::Write { buf, .. } => buf.len(),
-            _ => 0,
-        }
+        OP_BYTES
+            + match self {
+                Self::Write { buf, .. } => buf.len(),
+                _ => 0,
+            }
     }
 }
 
@@ -169,13 +179,13 @@ const RESERVE_STEP: u64 = 16 * FLUSH_BYTES as u64;
 /// keeps the disk space held by a thousand idle files at zero.
 const RESERVE_FROM: usize = 64 << 10;
 
-/// Bytes of writes that may wait for the disk besides the one being written: one full buffer
-/// of the writer (so at flood rate the writer fills the next while one waits and one is
-/// written), or any number of smaller ones up to that size.
-const QUEUE_BYTES: usize = FLUSH_BYTES;
-/// Operations that may wait for the disk: many small ones, as a thousand quiet streams flush
-/// together, go in without the writer waiting on each.
-const QUEUE_OPS: usize = 64;
+/// What each queued operation counts against the queue's bound besides its data: about what
+/// it holds in memory (the operation, a path or a manifest), so that operations without data,
+/// or a thousand quiet streams' small writes, are bounded too.
+const OP_BYTES: usize = 256;
+/// Room for operations the queue keeps when it empties: more, taken during a stall, is given
+/// back.
+const QUEUE_KEEP: usize = 64;
 /// Emptied buffers kept for reuse: at flood rate one is being filled, one waits and one is
 /// written, and the writer must find a returned one whenever it hands one over, or it maps
 /// and faults in a fresh one (with one pooled buffer: 5,000 page faults per million
@@ -206,8 +216,10 @@ struct Shared {
 
 struct State {
     ops: VecDeque<DiskOp>,
-    /// Bytes of the writes in `ops`.
+    /// What the operations in `ops` count against the bound ([`DiskOp::bytes`]).
     queued_bytes: usize,
+    /// Most bytes that may wait (`disk_buffer`).
+    bound: usize,
     running: bool,
     /// Open files; taken by the worker while it runs.
     files: Option<HashMap<u64, OpenFile>>,
@@ -215,21 +227,72 @@ struct State {
 }
 
 impl State {
-    /// Whether an operation carrying `bytes` may join the queue now.
+    /// Whether an operation counting `bytes` may join the queue now (any operation may join an
+    /// empty queue, so a buffer larger than the bound still goes, alone).
     fn has_room(&self, bytes: usize) -> bool {
-        self.ops.is_empty()
-            || (self.ops.len() < QUEUE_OPS && self.queued_bytes + bytes <= QUEUE_BYTES)
+        self.ops.is_empty() || self.queued_bytes + bytes <= self.bound
+    }
+}
+
+/// A test-only pause of the disk worker: while it is held, the worker waits before its next
+/// operation, as on a disk that does not answer. The wait counts as that operation's time.
+#[doc(hidden)]
+#[derive(Debug, Default)]
+pub struct DiskPause {
+    /// Set while held (read without the lock before every operation).
+    on: AtomicBool,
+    /// Held, under the lock the worker waits on.
+    held: Mutex<bool>,
+    released: Condvar,
+    /// The worker is waiting in the pause now.
+    waiting: AtomicBool,
+}
+
+impl DiskPause {
+    /// Holds the worker before its next operation.
+    pub fn hold(&self) {
+        *self.held.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.on.store(true, Relaxed);
+    }
+
+    /// Lets the worker go on.
+    pub fn release(&self) {
+        *self.held.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        self.on.store(false, Relaxed);
+        self.released.notify_all();
+    }
+
+    /// Whether the worker is waiting in the pause now.
+    pub fn waiting(&self) -> bool {
+        self.waiting.load(Relaxed)
+    }
+
+    /// Waits while the pause is held.
+    fn wait(&self) {
+        if !self.on.load(Relaxed) {
+            return;
+        }
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        self.waiting.store(*held, Relaxed);
+        while *held {
+            held = self.released.wait(held).unwrap_or_else(|e| e.into_inner());
+        }
+        self.waiting.store(false, Relaxed);
     }
 }
 
 impl Disk {
-    /// A disk worker (started on demand) that hands closed files to `compress`.
+    /// A disk worker (started on demand) that hands closed files to `compress`, with a queue
+    /// of the default bound ([`DEFAULT_DISK_BUFFER`](crate::config::DEFAULT_DISK_BUFFER)).
     pub fn new(stats: Arc<Stats>, compress: Option<CompressQueue>) -> Self {
+        let bound = crate::config::DEFAULT_DISK_BUFFER as usize;
+        stats.disk_buffer_capacity.store(bound as u64, Relaxed);
         Self {
             shared: Arc::new(Shared {
                 state: Mutex::new(State {
                     ops: VecDeque::new(),
                     queued_bytes: 0,
+                    bound,
                     running: false,
                     files: Some(HashMap::new()),
                     pool: Vec::new(),
@@ -251,13 +314,22 @@ impl Disk {
         self
     }
 
+    /// Lets at most `bytes` wait for the disk (`disk_buffer`; see [`DiskOp::bytes`]).
+    pub fn with_buffer(self, bytes: u64) -> Self {
+        let bound = usize::try_from(bytes).unwrap_or(usize::MAX);
+        self.lock().bound = bound;
+        self.shared.stats.disk_buffer_capacity.store(bytes, Relaxed);
+        self
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // The worker never panics while holding the lock (it only moves values in and out).
         self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues an operation, waiting while [`QUEUE_OPS`] operations or [`QUEUE_BYTES`] of
-    /// writes are already waiting (an operation always goes into an empty queue).
+    /// Queues an operation, waiting only while the queue has no room for it (the bound,
+    /// `disk_buffer`, is reached; an operation always goes into an empty queue). It never waits
+    /// for an operation to be carried out, so never for an `fsync`.
     pub async fn submit(&self, op: DiskOp) {
         let bytes = op.bytes();
         let mut op = Some(op);
@@ -271,6 +343,13 @@ impl Disk {
                     // `op` is Some until pushed, and we return right after pushing.
                     st.ops.extend(op.take());
                     st.queued_bytes += bytes;
+                    let stats = &self.shared.stats;
+                    stats
+                        .disk_buffer_bytes
+                        .store(st.queued_bytes as u64, Relaxed);
+                    stats
+                        .disk_buffer_peak
+                        .fetch_max(st.queued_bytes as u64, Relaxed);
                     if !st.running {
                         st.running = true;
                         let shared = self.shared.clone();
@@ -308,6 +387,7 @@ impl Disk {
 /// Drains the queue on a blocking-pool thread.
 fn work(shared: &Shared) {
     let lock = || shared.state.lock().unwrap_or_else(|e| e.into_inner());
+    let stats = &*shared.stats;
     let mut files = lock().files.take().unwrap_or_default();
     loop {
         let op = {
@@ -315,11 +395,16 @@ fn work(shared: &Shared) {
             match st.ops.pop_front() {
                 Some(op) => {
                     st.queued_bytes -= op.bytes();
+                    stats
+                        .disk_buffer_bytes
+                        .store(st.queued_bytes as u64, Relaxed);
                     op
                 }
                 None => {
                     st.running = false;
                     st.files = Some(files);
+                    // Give back the room a stall took.
+                    st.ops.shrink_to(QUEUE_KEEP);
                     drop(st);
                     shared.progress.notify_waiters();
                     return;
@@ -327,7 +412,14 @@ fn work(shared: &Shared) {
             }
         };
         shared.progress.notify_waiters();
-        if let Some(buf) = apply(op, &mut files, shared) {
+        let started = std::time::Instant::now();
+        stats.disk_op(true);
+        stats.disk_pause.wait();
+        let done = apply(op, &mut files, shared);
+        let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        stats.disk_stall_max_ns.fetch_max(took, Relaxed);
+        stats.disk_op(false);
+        if let Some(buf) = done {
             let mut st = lock();
             if st.pool.len() < POOL {
                 st.pool.push(buf);
@@ -846,10 +938,11 @@ mod tests {
     }
 
     #[test]
-    fn the_queue_holds_one_full_buffer_or_many_small_operations() {
+    fn the_queue_holds_its_bound_in_bytes_counting_every_operation() {
         let mut st = State {
             ops: VecDeque::new(),
             queued_bytes: 0,
+            bound: 4 * FLUSH_BYTES,
             running: true,
             files: None,
             pool: Vec::new(),
@@ -859,20 +952,108 @@ mod tests {
             buf: vec![b'\n'; n],
             lines: n as u64,
         };
+        let push = |st: &mut State, op: DiskOp| {
+            st.queued_bytes += op.bytes();
+            st.ops.push_back(op);
+        };
         // Anything goes into an empty queue, even a buffer larger than the bound.
-        assert!(st.has_room(QUEUE_BYTES + 100));
-        st.ops.push_back(write(QUEUE_BYTES + 100));
-        st.queued_bytes = QUEUE_BYTES + 100;
-        assert!(!st.has_room(1), "a full buffer waits: nothing more");
-        assert!(!st.has_room(0), "not even an operation without data");
+        assert!(st.has_room(write(5 * FLUSH_BYTES).bytes()));
+        push(&mut st, write(5 * FLUSH_BYTES));
+        assert!(!st.has_room(DiskOp::SyncDue { id: 1 }.bytes()));
         st.ops.clear();
         st.queued_bytes = 0;
-        for _ in 0..QUEUE_OPS {
-            assert!(st.has_room(100));
-            st.ops.push_back(write(100));
-            st.queued_bytes += 100;
+        // Full buffers up to the bound, less what each operation counts besides its data.
+        for _ in 0..3 {
+            assert!(st.has_room(write(FLUSH_BYTES).bytes()));
+            push(&mut st, write(FLUSH_BYTES));
         }
-        assert!(!st.has_room(0), "{QUEUE_OPS} operations wait: nothing more");
+        assert!(
+            !st.has_room(write(FLUSH_BYTES).bytes()),
+            "the fourth does not fit"
+        );
+        assert!(st.has_room(write(FLUSH_BYTES - 4 * OP_BYTES).bytes()));
+        // Operations without data count too: a flood of them is bounded.
+        st.ops.clear();
+        st.queued_bytes = 0;
+        let fit = st.bound / OP_BYTES;
+        for _ in 0..fit {
+            assert!(st.has_room(OP_BYTES));
+            push(&mut st, DiskOp::SyncDue { id: 1 });
+        }
+        assert!(!st.has_room(DiskOp::SyncDue { id: 1 }.bytes()));
+    }
+
+    #[tokio::test]
+    async fn a_stalled_worker_never_makes_submit_wait_below_the_bound() {
+        use futures::FutureExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let stream = Arc::new(StreamStats::new("s", "ws://x"));
+        let stats = Arc::new(Stats::new(vec![stream.clone()], 16));
+        let bound = (6 * FLUSH_BYTES + 16 * OP_BYTES) as u64;
+        let disk = Disk::new(stats.clone(), None).with_buffer(bound);
+        assert_eq!(stats.disk_buffer_capacity.load(Relaxed), bound);
+        stats.disk_pause.hold();
+        let open = |id: u64| DiskOp::Open {
+            id,
+            path: dir.path().join(format!("{id}.jsonl.open")),
+            stream: stream.clone(),
+            sync: SyncPolicy::Always,
+            kind: FileKind::Raw,
+        };
+        disk.submit(open(1)).await;
+        while !stats.disk_pause.waiting() {
+            tokio::task::yield_now().await;
+        }
+        // The worker is stuck on the open: writes, syncs and a close all go in at once.
+        let line = b"0123456789abcde\n";
+        let buf = line.repeat(FLUSH_BYTES / line.len());
+        for _ in 0..6 {
+            let op = DiskOp::Write {
+                id: 1,
+                buf: buf.clone(),
+                lines: (FLUSH_BYTES / line.len()) as u64,
+            };
+            assert!(disk.submit(op).now_or_never().is_some(), "a write waited");
+            let op = DiskOp::SyncDue { id: 1 };
+            assert!(disk.submit(op).now_or_never().is_some(), "a sync waited");
+        }
+        disk.submit(open(2)).now_or_never().expect("an open waited");
+        let close = DiskOp::Close {
+            id: 2,
+            final_path: dir.path().join("2.jsonl"),
+            manifest: None,
+            retention: None,
+        };
+        disk.submit(close).now_or_never().expect("a close waited");
+        let queued = stats.disk_buffer_bytes.load(Relaxed);
+        assert!(queued >= 6 * buf.len() as u64, "{queued}");
+        assert_eq!(stats.disk_buffer_peak.load(Relaxed), queued);
+        // Past the bound the writer waits, until the worker goes on.
+        let more = DiskOp::Write {
+            id: 1,
+            buf: buf.clone(),
+            lines: (FLUSH_BYTES / line.len()) as u64,
+        };
+        let waiting = disk.submit(more);
+        tokio::pin!(waiting);
+        assert!(futures::poll!(waiting.as_mut()).is_pending());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        stats.disk_pause.release();
+        waiting.await;
+        disk.finish().await;
+        assert_eq!(stats.disk_buffer_bytes.load(Relaxed), 0);
+        assert!(
+            stats.disk_stall_max_ns.load(Relaxed) >= 50_000_000,
+            "the pause counts as the open's time"
+        );
+        assert_eq!(
+            std::fs::metadata(dir.path().join("1.jsonl.open"))
+                .unwrap()
+                .len(),
+            7 * buf.len() as u64
+        );
+        assert!(dir.path().join("2.jsonl").exists());
+        assert_eq!(stream.lines_lost.load(Relaxed), 0);
     }
 
     #[tokio::test]

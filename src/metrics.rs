@@ -313,6 +313,15 @@ const FAMILIES: &[Family] = &[
             let free = s.disk_free.load(Relaxed);
             (free > 0 || s.disk_level.load(Relaxed) >= 2).then_some(Value::Int(free))
         })),
+    // The disk buffer: what waits for the disk worker while a write or an fsync stalls.
+    gauge("disk_buffer_bytes", "bytes", "Bytes waiting for the disk worker (data of queued writes plus 256 per queued operation); near 0 unless the disk stalls.",
+        Source::Global(|s, _| int(&s.disk_buffer_bytes))),
+    gauge("disk_buffer_peak_bytes", "bytes", "The most bytes that have waited for the disk worker since start.",
+        Source::Global(|s, _| int(&s.disk_buffer_peak))),
+    gauge("disk_buffer_capacity_bytes", "bytes", "The bound on those bytes (disk_buffer): at it the writer waits and when_full applies.",
+        Source::Global(|s, _| int(&s.disk_buffer_capacity))),
+    gauge("disk_stall_max_seconds", "seconds", "The longest time the disk worker spent on one operation (append, sync, or close) since start, the one under way included.",
+        Source::Global(|s, _| Some(Value::Float(s.disk_stall_max().as_secs_f64())))),
     gauge("disk_level", "", "Free space in the output directory: 0 enough or not checked, 1 below disk_warn, 2 below disk_stop (messages not written).",
         Source::Global(|s, _| Some(Value::Int(u64::from(s.disk_level.load(Relaxed)))))),
 ];
@@ -665,6 +674,10 @@ mod tests {
         let s = Stats::new(vec![a, b], 100);
         s.queue_depth.store(5, Relaxed);
         s.files_closed.store(2, Relaxed);
+        s.disk_buffer_bytes.store(4096, Relaxed);
+        s.disk_buffer_peak.store(8192, Relaxed);
+        s.disk_buffer_capacity.store(1 << 20, Relaxed);
+        s.disk_stall_max_ns.store(1_500_000_000, Relaxed);
         s
     }
 
@@ -706,6 +719,10 @@ mod tests {
             "wsrec_queue_capacity_messages 100",
             "wsrec_files_closed_total 2",
             "wsrec_disk_level 0",
+            "wsrec_disk_buffer_bytes 4096",
+            "wsrec_disk_buffer_peak_bytes 8192",
+            "wsrec_disk_buffer_capacity_bytes 1048576",
+            "wsrec_disk_stall_max_seconds 1.5",
         ] {
             assert_line(&text, line);
         }

@@ -301,7 +301,9 @@ impl Recorder {
         };
         crate::compress::sweep(&config.output_dir, config.compress, compress_queue.as_ref());
         let upload_queue = upload_queue.filter(|_| compress_queue.is_none());
-        let disk = crate::disk::Disk::new(stats.clone(), compress_queue).with_upload(upload_queue);
+        let disk = crate::disk::Disk::new(stats.clone(), compress_queue)
+            .with_upload(upload_queue)
+            .with_buffer(config.disk_buffer);
         let (queue_tx, queue_rx) = crate::record::queue(config.queue_capacity, config.when_full);
         let writer = Writer::new(
             WriterSettings {

@@ -255,6 +255,23 @@ pub struct Stats {
     pub disk_free: AtomicU64,
     /// 0: enough space; 1: below `disk_warn`; 2: below `disk_stop` (messages are not written).
     pub disk_level: AtomicU8,
+    /// Bytes waiting for the disk worker: the data of queued writes, plus a small fixed charge
+    /// per queued operation (see [`crate::disk`]). Near 0 unless the disk stalls.
+    pub disk_buffer_bytes: AtomicU64,
+    /// The most `disk_buffer_bytes` has been since start.
+    pub disk_buffer_peak: AtomicU64,
+    /// Its bound (`disk_buffer`): at it, the writer waits and `when_full` applies.
+    pub disk_buffer_capacity: AtomicU64,
+    /// The longest time (ns) the disk worker spent on one finished operation since start: an
+    /// append, a sync, or a file's close (sync, manifest, rename, retention). While one lasts,
+    /// lines pile up in the disk buffer. [`Stats::disk_stall_max`] counts the one under way too.
+    pub disk_stall_max_ns: AtomicU64,
+    /// When the operation the disk worker is on began, in ns since `started` plus 1; 0 while
+    /// it is idle.
+    pub disk_op_since: AtomicU64,
+    /// A test-only pause of the disk worker.
+    #[doc(hidden)]
+    pub disk_pause: crate::disk::DiskPause,
     /// Where the metrics endpoint listens, once it is bound (it is off unless `metrics_listen`
     /// is set; with port 0 this is how to learn the port).
     pub metrics_addr: std::sync::OnceLock<std::net::SocketAddr>,
@@ -281,9 +298,39 @@ impl Stats {
             upload_errors: AtomicU64::new(0),
             disk_free: AtomicU64::new(0),
             disk_level: AtomicU8::new(0),
+            disk_buffer_bytes: AtomicU64::new(0),
+            disk_buffer_peak: AtomicU64::new(0),
+            disk_buffer_capacity: AtomicU64::new(0),
+            disk_stall_max_ns: AtomicU64::new(0),
+            disk_op_since: AtomicU64::new(0),
+            disk_pause: crate::disk::DiskPause::default(),
             metrics_addr: std::sync::OnceLock::new(),
             nats: crate::nats::NatsStats::default(),
         }
+    }
+
+    /// The longest time the disk worker has spent on one operation since start, the one it is
+    /// on now included (so a disk that hangs shows while it hangs, not only once it answers).
+    pub fn disk_stall_max(&self) -> Duration {
+        let done = self.disk_stall_max_ns.load(Relaxed);
+        let now = match self.disk_op_since.load(Relaxed) {
+            0 => 0,
+            since => {
+                let elapsed = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                elapsed.saturating_sub(since - 1)
+            }
+        };
+        Duration::from_nanos(done.max(now))
+    }
+
+    /// Marks the start (`true`) or the end of a disk operation, for [`Stats::disk_stall_max`].
+    pub(crate) fn disk_op(&self, begins: bool) {
+        let since = if begins {
+            u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX - 1) + 1
+        } else {
+            0
+        };
+        self.disk_op_since.store(since, Relaxed);
     }
 
     /// A consistent-enough copy of every counter, for status output.
@@ -311,6 +358,10 @@ impl Stats {
             disk_free: self.disk_free.load(Relaxed),
             disk_low: self.disk_level.load(Relaxed) >= 1,
             disk_stopped: self.disk_level.load(Relaxed) >= 2,
+            disk_buffer_bytes: self.disk_buffer_bytes.load(Relaxed),
+            disk_buffer_peak_bytes: self.disk_buffer_peak.load(Relaxed),
+            disk_buffer_capacity: self.disk_buffer_capacity.load(Relaxed),
+            disk_stall_max_secs: self.disk_stall_max().as_secs_f64(),
             nats: self.nats.snapshot(),
             streams,
         }
@@ -375,6 +426,19 @@ pub struct Snapshot {
     /// Free space is below `disk_stop`: messages are counted as lost, not written.
     #[serde(default)]
     pub disk_stopped: bool,
+    /// Bytes waiting for the disk worker now (near 0 unless the disk stalls).
+    #[serde(default)]
+    pub disk_buffer_bytes: u64,
+    /// The most bytes that have waited for it since start.
+    #[serde(default)]
+    pub disk_buffer_peak_bytes: u64,
+    /// The bound on those bytes (`disk_buffer`).
+    #[serde(default)]
+    pub disk_buffer_capacity: u64,
+    /// The longest time in seconds the disk worker spent on one operation since start, the one
+    /// under way included.
+    #[serde(default)]
+    pub disk_stall_max_secs: f64,
     /// The NATS fan-out, when configured.
     #[serde(default)]
     pub nats: Option<crate::nats::NatsSnapshot>,
@@ -481,6 +545,10 @@ mod tests {
             disk_free: 0,
             disk_low: false,
             disk_stopped: false,
+            disk_buffer_bytes: 0,
+            disk_buffer_peak_bytes: 0,
+            disk_buffer_capacity: 0,
+            disk_stall_max_secs: 0.0,
             nats: None,
             streams: vec![],
         };

@@ -816,6 +816,15 @@ pub fn render_table(s: &Snapshot, now_ns: u64) -> String {
         s.files_closed,
         s.write_errors,
     ));
+    if s.disk_buffer_peak_bytes > 0 || s.disk_stall_max_secs > 0.0 {
+        out.push_str(&format!(
+            "disk buffer: {}/{} bytes (peak {}) | longest disk operation {:.3}s\n",
+            s.disk_buffer_bytes,
+            s.disk_buffer_capacity,
+            s.disk_buffer_peak_bytes,
+            s.disk_stall_max_secs
+        ));
+    }
     if s.compress_backlog > 0 || s.files_compressed > 0 || s.compress_errors > 0 {
         out.push_str(&format!(
             "compression: {} done, {} waiting, {} failed\n",
@@ -1233,6 +1242,10 @@ mod tests {
             disk_free: 0,
             disk_low: false,
             disk_stopped: false,
+            disk_buffer_bytes: 1_048_576,
+            disk_buffer_peak_bytes: 2_097_152,
+            disk_buffer_capacity: 67_108_864,
+            disk_stall_max_secs: 1.25,
             nats: None,
             streams: vec![
                 stream(
@@ -1257,6 +1270,7 @@ a                connected  152340  202.04       1        0     0          1.5s 
 binance-btcusdt  backoff         0    0.00       1        0    12             -  -
 binance-btcusdt: last error: connection reset
 pid 4321 | uptime 12m34s | queue 3/1024 | files closed 9 | write errors 0
+disk buffer: 1048576/67108864 bytes (peak 2097152) | longest disk operation 1.250s
 Uptime: 12m34s | Total Msgs: 152340 | Rate: 7260.12 msg/min
 ";
         assert_eq!(table, expected, "\n{table}");

@@ -1,0 +1,288 @@
+//! Disk stalls: while the disk worker is stuck (held by its test-only pause, as on a disk that
+//! does not answer a write or an `fsync`), the connection goes on reading into the disk buffer
+//! (`disk_buffer`), so receive times stay true and nothing is lost; a stall longer than the
+//! buffer holds makes the writer wait, the message queue fill and `when_full` apply.
+//!
+//! Real time, a multi-thread runtime and real sockets and files throughout: the stall is a
+//! blocked OS thread, which paused tokio time would wait on.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+use wsrec::stats::Stats;
+use wsrec::{Config, WhenFull};
+
+/// Messages per second of the paced sender.
+const RATE: u64 = 50_000;
+/// Messages sent every tick of the sender.
+const PER_TICK: u64 = 500;
+/// The sender's tick: `PER_TICK` messages every 10 ms is `RATE` a second.
+const TICK: Duration = Duration::from_millis(1000 * PER_TICK / RATE);
+
+/// Message `n`: about 100 bytes (so a second of them is about 8.5 MB of envelope lines), with
+/// its send time in ns.
+fn message(n: u64) -> String {
+    let sent = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(r#"{{"n":{n},"t":{sent},"pad":"{}"}}"#, "x".repeat(60))
+}
+
+/// Sends messages `from..to` at [`RATE`], in [`PER_TICK`] batches; returns how long it took.
+async fn paced(conn: &mut ServerConn, from: u64, to: u64) -> Duration {
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(TICK);
+    let mut n = from;
+    while n < to {
+        tick.tick().await;
+        let end = (n + PER_TICK).min(to);
+        conn.send_all((n..end).map(message)).await;
+        n = end;
+    }
+    started.elapsed()
+}
+
+/// The `n` of every message record, in file order.
+fn numbers(records: &[Value]) -> Vec<u64> {
+    records
+        .iter()
+        .filter_map(|r| r.get("msg").map(|m| m["n"].as_u64().unwrap()))
+        .collect()
+}
+
+/// Lets the disk worker go on when dropped, so a failing test does not leave it stuck (the
+/// runtime waits for it when it shuts down).
+struct Stalled(Arc<Stats>);
+
+impl Stalled {
+    fn release(&self) {
+        self.0.disk_pause.release();
+    }
+}
+
+impl Drop for Stalled {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// A recorder (config changed by `tweak`) connected to a server and recording into `dir`,
+/// whose disk worker is then held and stuck in the pause (its next operation comes at the
+/// writer's next hand-off, within a millisecond of the next message). Returns the recorder,
+/// the server's side of the connection, the pause, and the number of the next message.
+async fn stalled_recording(
+    dir: &Path,
+    tweak: impl FnOnce(&mut Config),
+) -> (Running, ServerConn, Stalled, u64) {
+    let mut server = TestServer::start().await;
+    let mut cfg = config(dir, vec![stream("feed", &server.url())]);
+    tweak(&mut cfg);
+    // Twenty seconds past the hour: no rotation during the test.
+    let rec = start(cfg, BASE_NS + 30_000_000_000);
+    let mut conn = server.accept().await;
+    let mut next = 100;
+    conn.send_all((0..next).map(message)).await;
+    rec.wait_messages(next).await;
+
+    let stalled = Stalled(rec.stats.clone());
+    rec.stats.disk_pause.hold();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !rec.stats.disk_pause.waiting() {
+        assert!(Instant::now() < deadline, "the disk worker never paused");
+        conn.send_all([message(next)]).await;
+        next += 1;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    (rec, conn, stalled, next)
+}
+
+fn messages_in(stats: &Stats) -> u64 {
+    stats.streams[0].messages.load(Relaxed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_goes_on_through_a_two_second_disk_stall_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rec, mut conn, stalled, next) = stalled_recording(dir.path(), |_| {}).await;
+    let stall_started = Instant::now();
+    let total = next + 2 * RATE;
+    // The sender is a task of its own: when the recorder stops reading, it waits.
+    let sender = tokio::spawn(async move {
+        let took = paced(&mut conn, next, total).await;
+        (conn, took)
+    });
+    // Every message sent while the disk is stuck is read off the socket (the counter counts
+    // what the connection read and handed on), with the worker still stuck: the connection
+    // never waited for the disk. With room for only one buffer between the writer and the
+    // disk, reading stopped within milliseconds and this never held.
+    rec.wait_until(|s| messages_in(s) >= total).await;
+    let (_conn, took) = sender.await.unwrap();
+    assert!(
+        rec.stats.disk_pause.waiting(),
+        "the disk worker went on during the stall"
+    );
+    let stalled_for = stall_started.elapsed();
+    assert!(took >= Duration::from_millis(1900), "sent in {took:?}");
+    // The operation the worker is stuck on shows while it lasts.
+    let so_far = rec.stats.disk_stall_max();
+    assert!(
+        so_far >= stalled_for,
+        "{so_far:?} of a {stalled_for:?} stall"
+    );
+    assert_eq!(
+        rec.stats.disk_stall_max_ns.load(Relaxed),
+        0,
+        "nothing was slow before"
+    );
+    assert_eq!(rec.stats.streams[0].dropped.load(Relaxed), 0);
+    let buffered = rec.stats.disk_buffer_bytes.load(Relaxed);
+    assert!(
+        buffered >= 2 * RATE * 100,
+        "{buffered} bytes wait for the disk after {} messages",
+        2 * RATE
+    );
+    assert!(buffered <= rec.stats.disk_buffer_capacity.load(Relaxed));
+
+    stalled.release();
+    // The buffer drains, and its memory with it.
+    rec.wait_until(|s| s.disk_buffer_bytes.load(Relaxed) == 0)
+        .await;
+    let longest = Duration::from_nanos(rec.stats.disk_stall_max_ns.load(Relaxed));
+    assert!(
+        longest >= stalled_for,
+        "longest disk operation {longest:?}, stall {stalled_for:?}"
+    );
+    let snap = rec.stats.snapshot();
+    assert!(snap.disk_buffer_peak_bytes >= buffered, "{snap:?}");
+    assert!(snap.disk_stall_max_secs >= stalled_for.as_secs_f64());
+    rec.stop().await;
+
+    let recs = records(dir.path());
+    assert_eq!(numbers(&recs), (0..total).collect::<Vec<_>>());
+    assert!(events(&recs, "dropped").is_empty());
+    // For information (timing on a shared machine is no assertion): how late the receive
+    // times are, from the least of (receive time - send time) on (the recorder's test clock
+    // has an offset of its own).
+    let mut late: Vec<i128> = recs
+        .iter()
+        .filter_map(|r| {
+            let m = r.get("msg")?;
+            Some(i128::from(r["ts"].as_u64()?) - i128::from(m["t"].as_u64()?))
+        })
+        .collect();
+    late.sort_unstable();
+    let at = |q: f64| (late[((late.len() - 1) as f64 * q) as usize] - late[0]) as f64 / 1e6;
+    eprintln!(
+        "receive times late by p50 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms over a \
+         {stalled_for:?} stall",
+        at(0.5),
+        at(0.999),
+        at(1.0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stall_longer_than_the_disk_buffer_holds_drops_newest_and_marks_the_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rec, mut conn, stalled, next) = stalled_recording(dir.path(), |cfg| {
+        cfg.disk_buffer = 4 << 20;
+        cfg.queue_capacity = 1024;
+        cfg.when_full = WhenFull::DropNewest;
+    })
+    .await;
+    // About 8.5 MB of lines against a 4 MiB disk buffer and a queue of 1,024 messages.
+    let total = next + RATE;
+    paced(&mut conn, next, total).await;
+    rec.wait_until(|s| messages_in(s) >= total).await;
+    let dropped = rec.stats.streams[0].dropped.load(Relaxed);
+    assert!(dropped > 0, "{:?}", rec.stats.snapshot());
+    assert!(rec.stats.disk_pause.waiting());
+    // The disk buffer filled up before anything was dropped: the writer waits only for an
+    // operation that does not fit, at most a full 512 KiB buffer (and a line) more.
+    let capacity = rec.stats.disk_buffer_capacity.load(Relaxed);
+    assert_eq!(capacity, 4 << 20);
+    let peak = rec.stats.disk_buffer_peak.load(Relaxed);
+    assert!(
+        peak + (576 << 10) > capacity && peak <= capacity,
+        "peak {peak} of {capacity}"
+    );
+    assert_eq!(rec.stats.streams[0].lines_lost.load(Relaxed), 0);
+
+    stalled.release();
+    rec.wait_until(|s| s.disk_buffer_bytes.load(Relaxed) == 0 && s.queue_depth.load(Relaxed) == 0)
+        .await;
+    // The next messages, accepted again, carry the mark of the gap in front of them.
+    let after = total + 10;
+    conn.send_all((total..after).map(message)).await;
+    rec.wait_messages(after).await;
+    rec.stop().await;
+
+    let recs = records(dir.path());
+    let got = numbers(&recs);
+    assert_eq!(got.len() as u64 + dropped, after, "{dropped} dropped");
+    assert!(got.windows(2).all(|w| w[0] < w[1]), "out of order");
+    assert_eq!(got.last(), Some(&(after - 1)));
+    let marks = events(&recs, "dropped");
+    let marked: u64 = marks.iter().map(|e| e["count"].as_u64().unwrap()).sum();
+    assert_eq!(marked, dropped, "{marks:?}");
+    // Each mark sits where its gap is: right before the first message after it.
+    for mark in marks {
+        let at = recs.iter().position(|r| r == mark).unwrap();
+        let before = recs[..at].iter().rev().find_map(|r| r.get("msg"));
+        let after = recs[at..].iter().find_map(|r| r.get("msg"));
+        let (Some(b), Some(a)) = (before, after) else {
+            panic!("a mark at the edge of the recording: {mark}");
+        };
+        assert!(
+            a["n"].as_u64().unwrap() > b["n"].as_u64().unwrap() + 1,
+            "{mark}"
+        );
+    }
+    assert!(events(&recs, "write_error_gap").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stall_longer_than_the_disk_buffer_holds_blocks_reading_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rec, mut conn, stalled, next) =
+        stalled_recording(dir.path(), |cfg| cfg.disk_buffer = 1 << 20).await;
+    // About 20 MB of messages, sent as fast as the recorder takes them: far more than the
+    // recorder's buffers hold (the 1 MiB disk buffer, a writer buffer, the queue's 256 KiB).
+    let total = next + 200_000;
+    let sender = tokio::spawn(async move {
+        let mut n = next;
+        while n < total {
+            let end = (n + 1000).min(total);
+            conn.send_all((n..end).map(message)).await;
+            n = end;
+        }
+        conn
+    });
+    let capacity = rec.stats.disk_buffer_capacity.load(Relaxed);
+    rec.wait_until(|s| s.disk_buffer_bytes.load(Relaxed) + (576 << 10) > capacity)
+        .await;
+    // The writer waits for room, the queue fills, and under `block` the connection waits
+    // rather than drop: reading stops until the disk goes on (what was not read waits in the
+    // sockets, or in the sender).
+    assert!(messages_in(&rec.stats) < total);
+    assert!(rec.stats.disk_pause.waiting());
+    stalled.release();
+    let _conn = sender.await.unwrap();
+    rec.wait_messages(total).await;
+    let peak = rec.stats.disk_buffer_peak.load(Relaxed);
+    assert!(peak <= capacity, "peak {peak} of {capacity}");
+    assert_eq!(rec.stats.streams[0].dropped.load(Relaxed), 0);
+    assert_eq!(rec.stats.streams[0].lines_lost.load(Relaxed), 0);
+    rec.stop().await;
+
+    let recs = records(dir.path());
+    assert_eq!(numbers(&recs), (0..total).collect::<Vec<_>>());
+    assert!(events(&recs, "dropped").is_empty());
+}
