@@ -12,7 +12,7 @@
 //! ([`record::queue`], when full: block or drop and count). One [`writer`] task turns batches
 //! into lines (envelope or raw, validated with [`json`]), picks files by UTC interval
 //! ([`rotation`]) and hands its buffers to the [`disk`] thread when they are full or its queue
-//! runs empty; that thread does every blocking file operation (append, fsync, rename), and
+//! runs empty, through a queue bounded in bytes (`disk_buffer`) that absorbs disk stalls; that thread does every blocking file operation (append, fsync, rename), and
 //! counts and describes what a write error loses for the writer to mark. So the network never
 //! waits on the disk. With `[nats]`, the
 //! writer also offers each batch's encoded lines to the [`nats`] fan-out task without waiting
