@@ -312,15 +312,19 @@ impl Stats {
     /// The longest time the disk worker has spent on one operation since start, the one it is
     /// on now included (so a disk that hangs shows while it hangs, not only once it answers).
     pub fn disk_stall_max(&self) -> Duration {
-        let done = self.disk_stall_max_ns.load(Relaxed);
-        let now = match self.disk_op_since.load(Relaxed) {
-            0 => 0,
+        let done = Duration::from_nanos(self.disk_stall_max_ns.load(Relaxed));
+        done.max(self.disk_op_running_for())
+    }
+
+    /// How long the disk worker has been on the operation it is on now (zero when on none).
+    pub(crate) fn disk_op_running_for(&self) -> Duration {
+        match self.disk_op_since.load(Relaxed) {
+            0 => Duration::ZERO,
             since => {
                 let elapsed = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-                elapsed.saturating_sub(since - 1)
+                Duration::from_nanos(elapsed.saturating_sub(since - 1))
             }
-        };
-        Duration::from_nanos(done.max(now))
+        }
     }
 
     /// Marks the start (`true`) or the end of a disk operation, for [`Stats::disk_stall_max`].

