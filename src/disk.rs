@@ -806,7 +806,15 @@ fn read_back(f: &OpenFile, m: &mut Manifest) {
         line.clear();
         match std::io::BufRead::read_until(&mut reader, b'\n', &mut line) {
             Ok(0) => break,
-            Ok(_) => builder.line(line.strip_suffix(b"\n").unwrap_or(&line)),
+            Ok(_) => {
+                // A line that is no record still counts, as an event of no name.
+                if builder
+                    .line(line.strip_suffix(b"\n").unwrap_or(&line))
+                    .is_none()
+                {
+                    builder.count_event(false);
+                }
+            }
             Err(e) => {
                 tracing::warn!(path = %f.path.display(), error = %e, "Cannot read a file back to count what reached it; its manifest keeps what was received.");
                 return;

@@ -148,15 +148,16 @@ impl ManifestBuilder {
         span.messages += 1;
     }
 
-    /// Records an envelope line read back from a file: a message, an event, or (a line that
-    /// is no envelope record) an event of no name.
-    pub fn line(&mut self, line: &[u8]) {
+    /// Records an envelope line read back from a file (a message or an event) and returns it
+    /// parsed; a line that is no envelope record is not recorded, and `None`.
+    pub fn line<'a>(&mut self, line: &'a [u8]) -> Option<crate::read::Entry<'a>> {
         use crate::read::Entry;
-        match Entry::parse(line) {
-            Ok(Entry::Message(m)) => self.message(m.conn, m.seq, m.ts),
-            Ok(Entry::Event(e)) => self.count_event(e.name == "disconnected"),
-            Err(_) => self.count_event(false),
+        let entry = Entry::parse(line).ok()?;
+        match &entry {
+            Entry::Message(m) => self.message(m.conn, m.seq, m.ts),
+            Entry::Event(e) => self.count_event(e.name == "disconnected"),
         }
+        Some(entry)
     }
 
     /// Records an event line (`body` starts with `"event":"<name>"`).

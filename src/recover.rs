@@ -382,19 +382,15 @@ impl Content {
         if !self.envelope {
             return;
         }
-        match Entry::parse(line) {
-            Ok(Entry::Message(m)) => {
+        match self.builder.line(line) {
+            Some(Entry::Message(m)) => {
                 self.first_ts.get_or_insert(m.ts);
-                self.builder.message(m.conn, m.seq, m.ts);
             }
-            Ok(Entry::Event(e)) => {
-                // The repair's own mark is not a record of the interval.
-                if e.name != "recovered" {
-                    self.first_ts.get_or_insert(e.ts);
-                }
-                self.builder.count_event(e.name == "disconnected");
+            // The repair's own mark is not a record of the interval.
+            Some(Entry::Event(e)) if e.name != "recovered" => {
+                self.first_ts.get_or_insert(e.ts);
             }
-            Err(_) => {}
+            Some(Entry::Event(_)) | None => {}
         }
     }
 
