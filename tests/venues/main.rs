@@ -16,7 +16,9 @@
 //! serves and speaks TLS with a certificate for the venue's host from a test CA. Those tests run
 //! on real time: they wait for events, not for time to pass.
 
+#[path = "../common/mod.rs"]
 mod common;
+#[path = "../peers/mod.rs"]
 mod peers;
 
 use std::collections::BTreeSet;
@@ -631,9 +633,10 @@ fn raw_msgs(recs: &[Value]) -> Vec<String> {
         .collect()
 }
 
-const COINBASE_TRADES: &str = include_str!("fixtures/corpus/coinbase-advanced_market_trades.jsonl");
-const OKX_TRADES: &str = include_str!("fixtures/corpus/okx_trades.jsonl");
-const BINANCE_AGG: &str = include_str!("fixtures/corpus/binance-usdm_aggTrade.jsonl");
+const COINBASE_TRADES: &str =
+    include_str!("../fixtures/corpus/coinbase-advanced_market_trades.jsonl");
+const OKX_TRADES: &str = include_str!("../fixtures/corpus/okx_trades.jsonl");
+const BINANCE_AGG: &str = include_str!("../fixtures/corpus/binance-usdm_aggTrade.jsonl");
 
 const BYBIT_TRADE: &str = r#"{"topic":"publicTrade.BTCUSDT","type":"snapshot","ts":1786310819681,"data":[{"T":1786310819680,"s":"BTCUSDT","S":"Sell","v":"0.004","p":"65114.20","L":"MinusTick","i":"a9188a0a-82bc-50de-be60-03eedbe3cdd7","BT":false,"RPI":false,"seq":753843954913}]}"#;
 
@@ -1728,11 +1731,12 @@ fn live_symbol(preset: &str) -> &'static str {
 /// (tests/fixtures/corpus, recorded from the venues) where it has the channel, else from the
 /// venue's documentation or a recording quoted by a maintained client, as noted per venue.
 fn live_frames() -> Vec<(&'static str, &'static str, &'static str)> {
-    const COINBASE_L2: &str = include_str!("fixtures/corpus/coinbase-advanced_level2.jsonl");
-    const COINBASE_TICKER: &str = include_str!("fixtures/corpus/coinbase-advanced_ticker.jsonl");
-    const COINBASE_CONTROL: &str = include_str!("fixtures/corpus/coinbase-advanced_control.jsonl");
-    const BYBIT_BOOK: &str = include_str!("fixtures/corpus/bybit-linear_orderbook.jsonl");
-    const BYBIT_TICKERS: &str = include_str!("fixtures/corpus/bybit-linear_tickers.jsonl");
+    const COINBASE_L2: &str = include_str!("../fixtures/corpus/coinbase-advanced_level2.jsonl");
+    const COINBASE_TICKER: &str = include_str!("../fixtures/corpus/coinbase-advanced_ticker.jsonl");
+    const COINBASE_CONTROL: &str =
+        include_str!("../fixtures/corpus/coinbase-advanced_control.jsonl");
+    const BYBIT_BOOK: &str = include_str!("../fixtures/corpus/bybit-linear_orderbook.jsonl");
+    const BYBIT_TICKERS: &str = include_str!("../fixtures/corpus/bybit-linear_tickers.jsonl");
     let coinbase_candles = COINBASE_CONTROL
         .lines()
         .find(|l| l.starts_with(r#"{"channel":"candles""#) && l.contains("BTC-USD"))
@@ -2239,17 +2243,42 @@ fn live_answer(t: &str, st: &mut ConnState) -> Vec<String> {
     out
 }
 
+/// The fake of a venue family kept in a module of its own (`tests/venues/<family>.rs`), for
+/// [`every_channel_of_every_preset_counts_as_live_on_a_frame_of_the_venues_shape`].
+struct Live {
+    /// The symbol the preset's channels are combined with.
+    symbol: &'static str,
+    /// The venue's answer to each client frame: its acks, then one real-shaped data frame per
+    /// topic subscribed.
+    answer: fn(&str, &mut ConnState) -> Vec<String>,
+    /// The real-shaped data frame sent for a topic.
+    frame: fn(&str) -> Option<String>,
+}
+
+/// The fake of `preset` if its family's fake lives in a module of its own (each such module
+/// adds its line here).
+fn live_elsewhere(preset: &str) -> Option<Live> {
+    let _ = preset;
+    None
+}
+
 #[tokio::test(start_paused = true)]
 async fn every_channel_of_every_preset_counts_as_live_on_a_frame_of_the_venues_shape() {
     // Each channel alone, on its own connection, so a failure names it; 2 s to deliver. Every
     // failing channel is listed at the end.
     let mut failures = Vec::new();
     for p in wsrec::venue::PRESETS {
-        let symbol = live_symbol(p.name);
+        let elsewhere = live_elsewhere(p.name);
+        let symbol = elsewhere.as_ref().map_or(live_symbol(p.name), |l| l.symbol);
+        let answer = elsewhere.as_ref().map_or(live_answer as _, |l| l.answer);
         for c in p.channels {
             let topic = (p.combine)(c, symbol);
             let ctx = format!("{} channel `{c}` (topic {topic})", p.name);
-            let Some(frame) = live_frame(p.name, &topic) else {
+            let frame = match &elsewhere {
+                Some(l) => (l.frame)(&topic),
+                None => live_frame(p.name, &topic).map(str::to_owned),
+            };
+            let Some(frame) = frame else {
                 failures.push(format!(
                     "{ctx}: no data frame of the venue's real shape; add one to live_frames, with its source"
                 ));
@@ -2257,7 +2286,7 @@ async fn every_channel_of_every_preset_counts_as_live_on_a_frame_of_the_venues_s
             };
             LIVE.with(|l| *l.borrow_mut() = (p.name, symbol));
             let venue = FakeVenue::start(Venue {
-                answer: live_answer,
+                answer,
                 ..quiet_venue()
             })
             .await;
