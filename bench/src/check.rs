@@ -194,6 +194,42 @@ pub struct CheckSummary {
     pub per_connection: Vec<ConnCount>,
     /// Manifest sidecars (`*.manifest.json`) seen and ignored.
     pub manifests: u64,
+    /// When send times were given: how late each message's `ts` is after its send time.
+    pub receive_delay: Option<Delay>,
+}
+
+/// The distribution of `ts` - send time over the messages of a recording, in microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Delay {
+    /// Messages measured.
+    pub messages: u64,
+    /// Median.
+    pub p50_us: f64,
+    /// 99th percentile.
+    pub p99_us: f64,
+    /// 99.9th percentile.
+    pub p999_us: f64,
+    /// Largest.
+    pub max_us: f64,
+}
+
+impl Delay {
+    /// The distribution of `delays_ns` (sorted in place); `None` if empty.
+    pub fn of(delays_ns: &mut [i64]) -> Option<Self> {
+        delays_ns.sort_unstable();
+        let n = delays_ns.len();
+        let at = |q: f64| {
+            let i = ((n as f64 * q).ceil() as usize).clamp(1, n) - 1;
+            delays_ns[i] as f64 / 1e3
+        };
+        (n > 0).then(|| Self {
+            messages: n as u64,
+            p50_us: at(0.5),
+            p99_us: at(0.99),
+            p999_us: at(0.999),
+            max_us: delays_ns[n - 1] as f64 / 1e3,
+        })
+    }
 }
 
 impl CheckSummary {
@@ -427,11 +463,23 @@ struct Checker<'a> {
     last_seq: HashMap<u64, u64>,
     /// Index of the message expected next.
     next: u64,
+    /// Send time of each message (ns since the epoch), if known.
+    send_ns: Option<&'a [u64]>,
+    /// `ts` - send time of each message found, with `send_ns`.
+    delays: Vec<i64>,
 }
 
 impl Checker<'_> {
+    /// Notes how late message `k` was received, if its send time is known.
+    fn delay(&mut self, k: u64, ts: Option<u64>) {
+        if let (Some(sent), Some(ts)) = (self.send_ns.and_then(|s| s.get(k as usize)), ts) {
+            self.delays.push(ts as i64 - *sent as i64);
+        }
+    }
+
     /// Checks one line of file `rel`.
     fn line(&mut self, rel: &str, line_no: u64, line: &[u8]) {
+        let mut ts = None;
         let msg = match self.format {
             Format::Raw => line,
             Format::Envelope => match parse_envelope(line) {
@@ -440,12 +488,13 @@ impl Checker<'_> {
                     return;
                 }
                 Ok(Envelope::Message {
+                    ts: at,
                     stream: s,
                     conn,
                     seq,
                     msg,
-                    ..
                 }) => {
+                    ts = Some(at);
                     if s != self.stream.as_bytes() {
                         self.problems
                             .add(|| format!("{rel}:{line_no}: stream is {}", preview(s)));
@@ -479,6 +528,7 @@ impl Checker<'_> {
         self.summary.message_bytes += msg.len() as u64;
         let (payload, n, next) = (self.payload, self.n, self.next);
         if next < n && payload.matches(next, msg, &mut self.expected) {
+            self.delay(next, ts);
             self.next += 1;
             return;
         }
@@ -572,6 +622,22 @@ pub fn check_recording(
     payload: &Payload,
     n: u64,
 ) -> Result<CheckSummary> {
+    check_timed(dir, format, stream, payload, n, None)
+}
+
+/// [`check_recording`], and with `send_ns` (the send time of each message, ns since the epoch)
+/// the distribution of `ts` - send time in [`CheckSummary::receive_delay`] (envelope format).
+///
+/// # Errors
+/// As [`check_recording`].
+pub fn check_timed(
+    dir: &Path,
+    format: Format,
+    stream: &str,
+    payload: &Payload,
+    n: u64,
+    send_ns: Option<&[u64]>,
+) -> Result<CheckSummary> {
     let listing = recording_files(dir)?;
     if listing.files.is_empty() {
         bail!("no *.jsonl recording file under {}", dir.display());
@@ -590,10 +656,13 @@ pub fn check_recording(
         expected: Vec::new(),
         last_seq: HashMap::new(),
         next: 0,
+        send_ns,
+        delays: Vec::new(),
     };
     for file in &listing.files {
         c.file(dir, file)?;
     }
+    c.summary.receive_delay = Delay::of(&mut c.delays);
     c.summary.connections = c.last_seq.len() as u64;
     if c.next < n {
         let missing = n - c.next;

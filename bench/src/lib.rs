@@ -6,6 +6,7 @@
 //! - [`payload`]: message `k` of a workload as a pure function of `k` (small JSON or the corpus).
 //! - [`server`]: the flood server, pre-encoded frames written in multi-MiB chunks.
 //! - [`recorder`]: building `wsrec`, running it as a child, SIGTERM, `wait4` for CPU and peak RSS.
+//! - [`hog`]: a writer that keeps the recording's file system busy with `fsync`.
 //! - [`check`]: reading the recording back and comparing it with what was sent.
 //! - [`scenario`]: the catalogue of scenarios and their targets.
 //! - [`run`]: one measured run and a scenario's repeated runs.
@@ -15,6 +16,7 @@
 //! checker; timings from the server, CPU and RSS from `wait4` -> report.
 
 pub mod check;
+pub mod hog;
 pub mod paced;
 pub mod payload;
 pub mod recorder;

@@ -47,6 +47,9 @@ struct Args {
     /// Steady scenarios: seconds of sending [default: 10, 2 with --quick].
     #[arg(long, value_name = "SECONDS")]
     steady_duration: Option<f64>,
+    /// Disk-hog scenario: messages per second [default: 100000].
+    #[arg(long)]
+    hog_rate: Option<f64>,
     /// Scenario(s) to run: names, comma lists, or `all` (the default). Scenarios a selected one
     /// is compared with come along. See --list.
     #[arg(long = "scenario", value_name = "NAME")]
@@ -109,6 +112,8 @@ impl Args {
             streams_duration_s: self.streams_duration.unwrap_or(base.streams_duration_s),
             steady_rate: self.steady_rate.unwrap_or(base.steady_rate),
             steady_duration_s: self.steady_duration.unwrap_or(base.steady_duration_s),
+            hog_rate: self.hog_rate.unwrap_or(base.hog_rate),
+            hog_file_bytes: base.hog_file_bytes,
         }
     }
 }
@@ -161,7 +166,7 @@ fn run(args: Args) -> Result<bool> {
     anyhow::ensure!(runs > 0, "--runs must be at least 1");
     anyhow::ensure!(sizes.messages > 0, "--messages must be at least 1");
     anyhow::ensure!(
-        sizes.stream_rate > 0.0 && sizes.steady_rate > 0.0,
+        sizes.stream_rate > 0.0 && sizes.steady_rate > 0.0 && sizes.hog_rate > 0.0,
         "rates must be positive"
     );
     anyhow::ensure!(

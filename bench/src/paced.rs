@@ -41,6 +41,9 @@ pub struct PacedSpec {
     pub per_connection: u64,
     /// Messages per second on each connection.
     pub rate: f64,
+    /// Note the wall-clock time each message of the first connection was written (see
+    /// [`PacedReport::send_ns`]).
+    pub send_times: bool,
 }
 
 impl PacedSpec {
@@ -73,6 +76,10 @@ pub struct PacedReport {
     pub max_pending_bytes: usize,
     /// Connections after the expected ones (a client reconnected): accepted and closed at once.
     pub extra_connections: u64,
+    /// With [`PacedSpec::send_times`]: for each message of the first connection, the wall-clock
+    /// time (ns since the Unix epoch) just before the `write` that first tried to hand its frame
+    /// to the kernel; empty otherwise.
+    pub send_ns: Vec<u64>,
 }
 
 impl PacedReport {
@@ -357,6 +364,13 @@ fn accept_all(
     Ok(conns.into_iter().flatten().collect())
 }
 
+/// Now, in ns since the Unix epoch (the clock of wsrec's `ts`).
+fn wall_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
 /// The whole paced run.
 fn serve(
     listener: TcpListener,
@@ -383,6 +397,7 @@ fn serve(
     let mut max_lag = 0f64;
     let mut max_pending_bytes = 0;
     let mut all_written = None;
+    let mut send_ns = Vec::new();
     let t0 = Instant::now();
     let mut next_tick = t0;
     while open > 0 {
@@ -400,6 +415,10 @@ fn serve(
                     let due = ((t * rate - c.phase).floor() + 1.0).clamp(0.0, per as f64) as u64;
                     if due > c.sent {
                         max_lag = max_lag.max(t - (c.sent as f64 + c.phase) / rate);
+                        if i == 0 && spec.send_times {
+                            let at = wall_ns();
+                            send_ns.extend((c.sent..due).map(|_| at));
+                        }
                         for k in c.sent..due {
                             msg.clear();
                             payload.write_message(k, &mut msg);
@@ -501,6 +520,7 @@ fn serve(
         max_lag: Duration::from_secs_f64(max_lag),
         max_pending_bytes,
         extra_connections,
+        send_ns,
     })
 }
 
@@ -546,6 +566,7 @@ mod tests {
             names: names.clone(),
             per_connection: 20,
             rate: 100.0,
+            send_times: false,
         };
         let payload = Payload::small(100).unwrap();
         let server = PacedServer::start(
@@ -582,6 +603,7 @@ mod tests {
             names: vec!["a".into()],
             per_connection: 1,
             rate: 10.0,
+            send_times: false,
         };
         let server = PacedServer::start(
             spec,

@@ -335,7 +335,47 @@ impl Report {
                 None => writeln!(t, "{pair:<46} {:>7} (one of the two has no figures)", "-"),
             };
         }
+        self.delays(&mut t);
         t
+    }
+
+    /// The receive delay (`ts` - send time) of each run that measured it, with what the disk hog
+    /// did meanwhile.
+    fn delays(&self, t: &mut String) {
+        let mut header = false;
+        for s in &self.scenarios {
+            for (i, r) in s.runs.iter().enumerate() {
+                let Some(d) = r.check.receive_delay else {
+                    continue;
+                };
+                if !header {
+                    let _ = writeln!(
+                        t,
+                        "\n{:<22} {:>4} {:>10} {:>10} {:>10} {:>10}  meanwhile",
+                        "receive delay (us)", "run", "p50", "p99", "p99.9", "max"
+                    );
+                    header = true;
+                }
+                let hog = r.disk_hog.map_or(String::new(), |h| {
+                    format!(
+                        "another writer: {} MB in {} fsynced files, longest fsync {:.0} ms",
+                        h.bytes / 1_000_000,
+                        h.fsyncs,
+                        h.max_fsync_ms
+                    )
+                });
+                let _ = writeln!(
+                    t,
+                    "{:<22} {:>4} {:>10.0} {:>10.0} {:>10.0} {:>10.0}  {hog}",
+                    s.scenario.name,
+                    i + 1,
+                    d.p50_us,
+                    d.p99_us,
+                    d.p999_us,
+                    d.max_us
+                );
+            }
+        }
     }
 
     /// Notes printed under the table: skipped scenarios, where websocat does not apply, the

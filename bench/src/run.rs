@@ -16,6 +16,7 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
 use crate::check::{self, CheckSummary, Format};
+use crate::hog::{DiskHog, HogReport};
 use crate::paced::{PacedReport, PacedServer, PacedSpec};
 use crate::payload::Payload;
 use crate::recorder::{ChildSpec, Exit, Process, Websocat, children_pss_kib};
@@ -127,6 +128,8 @@ pub struct RunMetrics {
     /// MB written and deleted just before the run to warm the page cache (see
     /// `warm_page_cache` in `src/run.rs`), if that was done.
     pub page_cache_warmed_mb: Option<f64>,
+    /// Disk-hog workload: what the other writer did meanwhile.
+    pub disk_hog: Option<HogReport>,
     /// What the recording held.
     pub check: CheckSummary,
     /// Where the run's files are, if kept.
@@ -161,7 +164,7 @@ impl Traffic {
                     .collect();
                 Self::Blocks(blocks)
             }
-            Workload::ManyStreams | Workload::Steady => {
+            Workload::ManyStreams | Workload::Steady | Workload::DiskHog => {
                 let names = if plan.connections == 1 {
                     vec![STREAM_NAME.to_owned()]
                 } else {
@@ -174,6 +177,7 @@ impl Traffic {
                     names,
                     per_connection: plan.per_connection,
                     rate: plan.rate.unwrap_or(1.0),
+                    send_times: plan.connections == 1,
                 })
             }
         }
@@ -483,13 +487,14 @@ fn start_recorder(
 /// The run's directory (recorder output and log) is kept then, and named in the error.
 pub fn run_once(
     scenario: &Scenario,
+    plan: &Plan,
     payload: &Payload,
     traffic: &Traffic,
     settings: &Settings,
     run: usize,
 ) -> Result<RunMetrics> {
     let dir = scratch_dir(&settings.work_dir, scenario.name, run)?;
-    let result = run_in(scenario, payload, traffic, settings, &dir);
+    let result = run_in(scenario, plan, payload, traffic, settings, &dir);
     match result {
         Ok(mut m) if settings.keep => {
             m.kept_dir = Some(dir);
@@ -529,6 +534,7 @@ fn add_traffic(total: &mut ClientTraffic, t: &ClientTraffic) {
 /// One run in `dir`.
 fn run_in(
     scenario: &Scenario,
+    plan: &Plan,
     payload: &Payload,
     traffic: &Traffic,
     settings: &Settings,
@@ -599,13 +605,22 @@ fn run_in(
             let mut proc = start_recorder(scenario, settings, dir, &out, &streams)?;
             let several = scenario.recorder == Recorder::Websocat && streams.len() > 1;
             let mut sampler = several.then(PssSampler::new);
+            // Beside the recording's directory: the same file system.
+            let hog = plan
+                .hog_file_bytes
+                .map(|bytes| DiskHog::start(&dir.join("hog"), bytes))
+                .transpose()?;
             let report = wait_served(server, &mut proc, deadline, sampler.as_mut())?;
+            if let Some(h) = hog {
+                extra.hog = Some(h.stop()?);
+            }
             extra.pss_sum_mib = sampler
                 .and_then(|s| s.max_kib)
                 .map(|kib| kib as f64 / 1024.0);
             let stopped = stop(&mut proc, scenario.recorder, scenario.workload)?;
             let check = if spec.names.len() == 1 {
-                check::check_recording(&out, format, &spec.names[0], payload, n)?
+                let sent = spec.send_times.then_some(report.send_ns.as_slice());
+                check::check_timed(&out, format, &spec.names[0], payload, n, sent)?
             } else {
                 let mut all = CheckSummary::default();
                 for name in &spec.names {
@@ -670,6 +685,7 @@ fn run_in(
         max_pending_bytes: extra.max_pending_bytes,
         extra_connections: extra.extra_connections,
         page_cache_warmed_mb: extra.page_cache_warmed_mb,
+        disk_hog: extra.hog,
         check,
         kept_dir: None,
     })
@@ -686,6 +702,7 @@ struct Extra {
     extra_connections: Option<u64>,
     pss_sum_mib: Option<f64>,
     page_cache_warmed_mb: Option<f64>,
+    hog: Option<HogReport>,
 }
 
 /// Largest warm-up file.
@@ -855,7 +872,14 @@ impl<'a> Prepared<'a> {
             self.result.runs_wanted,
             self.scenario.name,
         );
-        match run_once(self.scenario, self.payload, traffic, settings, run) {
+        match run_once(
+            self.scenario,
+            &self.result.plan,
+            self.payload,
+            traffic,
+            settings,
+            run,
+        ) {
             Ok(m) => {
                 progress(&describe(name, run, runs, &m));
                 self.result.runs.push(m);

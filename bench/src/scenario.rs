@@ -41,6 +41,11 @@ pub enum Workload {
     ManyStreams,
     /// One connection at `steady_rate` messages per second for `steady_duration` seconds.
     Steady,
+    /// One connection at `hog_rate` messages per second for `steady_duration` seconds, while
+    /// another writer fills the same file system with `fsync`ed files (see
+    /// [`crate::hog::DiskHog`]); the receive delay of every message (`ts` - send time) is
+    /// measured.
+    DiskHog,
 }
 
 /// The sizes of the workloads, from the command line.
@@ -60,6 +65,10 @@ pub struct Sizes {
     pub steady_rate: f64,
     /// Steady workload: seconds of sending.
     pub steady_duration_s: f64,
+    /// Disk-hog workload: messages per second.
+    pub hog_rate: f64,
+    /// Disk-hog workload: bytes of each file the other writer writes and `fsync`s.
+    pub hog_file_bytes: u64,
 }
 
 impl Sizes {
@@ -72,6 +81,8 @@ impl Sizes {
         streams_duration_s: 30.0,
         steady_rate: 50_000.0,
         steady_duration_s: 10.0,
+        hog_rate: 100_000.0,
+        hog_file_bytes: 512 << 20,
     };
 
     /// `--quick`: every scenario at a size that runs in seconds (a smoke test, not a measure); 200
@@ -84,6 +95,8 @@ impl Sizes {
         streams_duration_s: 2.0,
         steady_rate: 50_000.0,
         steady_duration_s: 2.0,
+        hog_rate: 100_000.0,
+        hog_file_bytes: 64 << 20,
     };
 }
 
@@ -99,6 +112,8 @@ pub struct Plan {
     pub messages: u64,
     /// Messages per second per connection, for paced workloads.
     pub rate: Option<f64>,
+    /// Disk-hog workload: bytes of each file the other writer writes and `fsync`s.
+    pub hog_file_bytes: Option<u64>,
 }
 
 impl Workload {
@@ -111,6 +126,7 @@ impl Workload {
                 per_connection,
                 messages: per_connection * connections as u64,
                 rate: Some(rate),
+                hog_file_bytes: None,
             }
         };
         match self {
@@ -119,6 +135,7 @@ impl Workload {
                 per_connection: sizes.messages,
                 messages: sizes.messages,
                 rate: None,
+                hog_file_bytes: None,
             },
             Self::Reconnect => {
                 let every = sizes.reconnect_every.clamp(1, sizes.messages.max(1));
@@ -127,6 +144,7 @@ impl Workload {
                     per_connection: every,
                     messages: sizes.messages,
                     rate: None,
+                    hog_file_bytes: None,
                 }
             }
             Self::ManyStreams => paced(
@@ -135,13 +153,17 @@ impl Workload {
                 sizes.streams_duration_s,
             ),
             Self::Steady => paced(1, sizes.steady_rate, sizes.steady_duration_s),
+            Self::DiskHog => Plan {
+                hog_file_bytes: Some(sizes.hog_file_bytes),
+                ..paced(1, sizes.hog_rate, sizes.steady_duration_s)
+            },
         }
     }
 
     /// Whether the server sends at a set pace (throughput is then the pace, and the figures
     /// that matter are CPU and memory).
     pub fn paced(self) -> bool {
-        matches!(self, Self::ManyStreams | Self::Steady)
+        matches!(self, Self::ManyStreams | Self::Steady | Self::DiskHog)
     }
 }
 
@@ -481,6 +503,15 @@ pub fn catalogue() -> Vec<Scenario> {
             recorder: RAW,
             target: Some(TARGET_ONE_STREAM_RSS),
             compare: vs("websocat-steady"),
+        },
+        Scenario {
+            name: "steady-disk-hog",
+            about: "8. one connection at a steady 100k msg/s for 10 s while another writer fills the same file system with fsynced 512 MiB files; receive delay (ts - send time) per message",
+            payload: SMALL,
+            workload: Workload::DiskHog,
+            recorder: ENVELOPE,
+            target: Some(TARGET_ONE_STREAM_RSS),
+            compare: None,
         },
         Scenario {
             name: "websocat-steady",

@@ -19,6 +19,8 @@ const SIZES: Sizes = Sizes {
     streams_duration_s: 0.5,
     steady_rate: 20_000.0,
     steady_duration_s: 0.5,
+    hog_rate: 20_000.0,
+    hog_file_bytes: 8 << 20,
 };
 
 fn settings(wsrec: &Path, args: &[&str], tag: &str) -> Settings {
@@ -109,10 +111,21 @@ fn every_scenario_passes_with_the_standin() {
                     assert_eq!(run.connections, 20);
                     assert_eq!(run.extra_connections, Some(0));
                 }
-                Workload::Steady => {
+                Workload::Steady | Workload::DiskHog => {
                     assert_eq!(run.check.messages, 10_000);
                     // 10,000 messages at 20,000/s: about half a second, not a burst.
                     assert!(run.elapsed_s > 0.45, "{}", run.elapsed_s);
+                    // Every message's receive delay was measured (send times of one connection,
+                    // receive times in the envelope).
+                    let delay = run.check.receive_delay;
+                    assert_eq!(delay.is_some(), envelope, "{}", scenario.name);
+                    if let Some(d) = delay {
+                        assert_eq!(d.messages, 10_000);
+                        assert!(d.p50_us > 0.0 && d.p50_us <= d.max_us, "{d:?}");
+                    }
+                    let hog = run.disk_hog;
+                    assert_eq!(hog.is_some(), scenario.workload == Workload::DiskHog);
+                    assert!(hog.is_none_or(|h| h.bytes > 0 && h.fsyncs > 0), "{hog:?}");
                 }
             }
         }
