@@ -70,6 +70,15 @@ pub enum FormatArg {
     Raw,
 }
 
+/// Receive-time source on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TsSourceArg {
+    /// The recorder's clock when it reads the frame (default).
+    Read,
+    /// The kernel's receive time of the data (SO_TIMESTAMPING).
+    Kernel,
+}
+
 /// When-full policy on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum WhenFullArg {
@@ -143,6 +152,10 @@ pub struct RecordArgs {
     /// Line format [default: envelope].
     #[arg(long, value_enum)]
     pub format: Option<FormatArg>,
+    /// Where `ts` comes from: the recorder's clock when it reads the frame, or the kernel's
+    /// receive time of the data [default: read].
+    #[arg(long, value_enum, value_name = "SOURCE")]
+    pub ts_source: Option<TsSourceArg>,
     /// Extra handshake header `Name: value` (repeatable; values never logged).
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
     pub headers: Vec<String>,

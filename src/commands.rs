@@ -8,9 +8,10 @@ use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{
-    Cli, Command, CompressArg, FormatArg, FsyncArg, RecordArgs, StatusArgs, VenuesArgs, WhenFullArg,
+    Cli, Command, CompressArg, FormatArg, FsyncArg, RecordArgs, StatusArgs, TsSourceArg,
+    VenuesArgs, WhenFullArg,
 };
-use crate::config::{self, Config, Format, Secret, StreamConfig, WhenFull};
+use crate::config::{self, Config, Format, Secret, StreamConfig, TsSource, WhenFull};
 use crate::error::ConfigError;
 use crate::recorder::{Recorder, RunError};
 
@@ -256,6 +257,7 @@ fn has_stream_flags(a: &RecordArgs) -> bool {
         || !a.headers.is_empty()
         || a.name.is_some()
         || a.format.is_some()
+        || a.ts_source.is_some()
         || a.path.is_some()
         || a.rotate.is_some()
         || a.max_lines.is_some()
@@ -301,6 +303,12 @@ fn apply_stream_flags(s: &mut StreamConfig, a: &RecordArgs) -> Result<(), Config
         s.format = match f {
             FormatArg::Envelope => Format::Envelope,
             FormatArg::Raw => Format::Raw,
+        };
+    }
+    if let Some(t) = a.ts_source {
+        s.ts_source = match t {
+            TsSourceArg::Read => TsSource::Read,
+            TsSourceArg::Kernel => TsSource::Kernel,
         };
     }
     if let Some(p) = &a.path {

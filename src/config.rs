@@ -148,6 +148,18 @@ pub enum WhenFull {
     DropNewest,
 }
 
+/// Where a message's receive time (`ts`) comes from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TsSource {
+    /// The recorder's clock when it reads the frame off the socket (the default).
+    #[default]
+    Read,
+    /// The kernel's receive time of the TCP data that completed the frame (`SO_TIMESTAMPING`
+    /// software receive stamps): scheduling delays of the recorder do not move it.
+    Kernel,
+}
+
 /// Compression codec of closed files.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -472,6 +484,10 @@ pub struct StreamConfig {
     /// With a `[nats]` table: whether this stream's lines are published (default true).
     #[serde(default = "default_true")]
     pub nats: bool,
+    /// Where `ts` comes from: `"read"` (default, the recorder's clock when it reads the frame)
+    /// or `"kernel"` (the kernel's receive time of the data, see [`TsSource`]).
+    #[serde(default)]
+    pub ts_source: TsSource,
 }
 
 impl StreamConfig {
@@ -520,6 +536,7 @@ impl StreamConfig {
             proxy: None,
             retry_after_max: DEFAULT_RETRY_AFTER_MAX,
             nats: true,
+            ts_source: TsSource::Read,
         }
     }
 
@@ -1412,12 +1429,14 @@ mod tests {
         assert!(!s.deflate_server_no_context_takeover);
         assert_eq!(s.proxy, None);
         assert_eq!(s.retry_after_max, DEFAULT_RETRY_AFTER_MAX);
+        assert_eq!(s.ts_source, TsSource::Read);
 
         let c = parse(
             r#"
             [[stream]]
             name = "a"
             url = "wss://h/"
+            ts_source = "kernel"
             compression = "deflate"
             deflate_server_max_window_bits = 10
             deflate_server_no_context_takeover = true
@@ -1432,6 +1451,7 @@ mod tests {
         .unwrap();
         let s = &c.streams[0];
         assert_eq!(s.compression, Compression::Deflate);
+        assert_eq!(s.ts_source, TsSource::Kernel);
         assert_eq!(s.deflate_server_max_window_bits, Some(10));
         assert!(s.deflate_server_no_context_takeover);
         assert_eq!(s.retry_after_max, Duration::from_secs(300));
@@ -1441,6 +1461,7 @@ mod tests {
 
         let cases: &[(&str, &str)] = &[
             ("compression='gzip'", "unknown variant `gzip`"),
+            ("ts_source='nic'", "expected `read` or `kernel`"),
             (
                 "deflate_server_max_window_bits=10",
                 "compression is \"none\"",

@@ -354,6 +354,10 @@ impl Connection {
             if !extensions.is_empty() {
                 f.str("extensions", &extensions);
             }
+            f.str(
+                "ts_source",
+                if ws.kernel_stamps() { "kernel" } else { "read" },
+            );
             self.attempt_fields(f, held);
         });
 
@@ -552,7 +556,7 @@ impl Connection {
                     continue;
                 }
             };
-            let mut ts = rt.clock.now_ns();
+            let mut ts = receive_ts(ws, &rt.clock);
             let mut end = self.take(first, ts, batch, &mut keepalive, venue);
             let mut n = 1;
             loop {
@@ -567,7 +571,10 @@ impl Connection {
                     break;
                 }
                 let Some(next) = ws.try_next() else { break };
-                if n % FRAMES_PER_TIMESTAMP == 0 {
+                if ws.kernel_stamps() {
+                    // The stamp of the read that completed this frame (a load, no clock call).
+                    ts = receive_ts(ws, &rt.clock);
+                } else if n % FRAMES_PER_TIMESTAMP == 0 {
                     ts = rt.clock.now_ns();
                 }
                 n += 1;
@@ -954,4 +961,11 @@ impl Keepalive {
 pub fn hostname() -> &'static str {
     static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     HOST.get_or_init(|| gethostname::gethostname().to_string_lossy().into_owned())
+}
+
+/// A frame's receive time: the kernel's stamp of the data that completed it when kernel stamps
+/// are on and one has come, else the clock now.
+#[inline]
+fn receive_ts(ws: &transport::Connection, clock: &crate::clock::Clock) -> u64 {
+    ws.received_ns().unwrap_or_else(|| clock.now_ns())
 }

@@ -667,3 +667,119 @@ async fn a_low_soft_open_file_limit_is_raised_to_the_hard_one() {
     want.sort();
     assert_eq!(got, want, "every stream recorded");
 }
+
+/// Now, in ns since the Unix epoch.
+fn wall_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+/// Every record under `dir`, open files included.
+fn records_so_far(dir: &Path) -> Vec<Value> {
+    all_files(dir)
+        .iter()
+        .filter(|f| {
+            let name = f.to_string_lossy();
+            name.contains(".jsonl") && !name.ends_with(".manifest.json")
+        })
+        .flat_map(|f| {
+            read_text(f)
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Records with `ts_source` (`None`: the default) while the recorder is stopped (SIGSTOP) when
+/// the message arrives; returns the message's `ts`, the time just before it was sent, the time
+/// the recorder's kernel had acknowledged it (all of it received, so stamped), the time the
+/// recorder was let go on (SIGCONT), and the `connected` event.
+async fn ts_of_a_message_received_while_stopped(
+    ts_source: Option<&str>,
+) -> (u64, u64, u64, u64, Value) {
+    use std::os::fd::AsRawFd;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut server = TestServer::start().await;
+    let url = server.url();
+    let mut args = vec![
+        "record",
+        &url,
+        "-o",
+        "out",
+        "--name",
+        "t",
+        "--compress",
+        "none",
+    ];
+    if let Some(source) = ts_source {
+        args.extend(["--ts-source", source]);
+    }
+    let child = spawn(&args, tmp.path());
+    let mut conn = server.accept().await;
+    let pid = child.id() as i32;
+    // SAFETY: kill(2) with a pid we own and a valid signal number.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    let sent = wall_ns();
+    conn.send_text(r#"{"n":1}"#).await;
+    // The recorder's kernel has taken every byte once the send queue is empty (acknowledged):
+    // the data was received, and stamped, by then.
+    let fd = conn.ws.get_ref().as_raw_fd();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut queued: libc::c_int = 0;
+        // SAFETY: TIOCOUTQ (SIOCOUTQ) on a TCP socket writes one int.
+        assert_eq!(
+            unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &raw mut queued) },
+            0
+        );
+        if queued == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the message was never acknowledged"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let acked = wall_ns();
+    let resumed = wall_ns();
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    let dir = tmp.path().join("out");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let ts = loop {
+        let recs = records_so_far(&dir);
+        if let Some(m) = recs.iter().find(|r| r.get("msg").is_some()) {
+            break m["ts"].as_u64().unwrap();
+        }
+        assert!(Instant::now() < deadline, "the message was never written");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    sigterm(&child);
+    assert_eq!(wait_exit(child, tmp.path()).await, 0);
+    let recs = records(&dir);
+    let connected = events(&recs, "connected")[0].clone();
+    (ts, sent, acked, resumed, connected)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kernel_receive_times_stay_true_while_the_recorder_cannot_read() {
+    // Kernel stamps: the time the data arrived, although the recorder read it only after SIGCONT.
+    let (ts, sent, acked, resumed, connected) =
+        ts_of_a_message_received_while_stopped(Some("kernel")).await;
+    assert_eq!(connected["ts_source"], "kernel", "{connected}");
+    assert!(
+        sent <= ts && ts <= acked,
+        "kernel ts {ts} is not between the send ({sent}) and the acknowledgement ({acked}); resumed at {resumed}"
+    );
+    // Read times (the default): the time the recorder got to read it.
+    let (ts, _, acked, resumed, connected) = ts_of_a_message_received_while_stopped(None).await;
+    assert_eq!(connected["ts_source"], "read", "{connected}");
+    assert!(
+        ts >= resumed && resumed >= acked,
+        "read ts {ts} is before the recorder was let go on ({resumed})"
+    );
+}

@@ -35,6 +35,7 @@
 
 mod handshake;
 mod proxy;
+mod stamp;
 mod tls;
 mod wire;
 
@@ -55,7 +56,7 @@ use tokio::time::Instant;
 use url::Host;
 use yawc::{Frame, OpCode, Options, Role, WebSocket};
 
-use crate::config::{Compression, ProxySetting, StreamConfig, mask_url};
+use crate::config::{Compression, ProxySetting, StreamConfig, TsSource, mask_url};
 use crate::error::ConfigError;
 
 pub use handshake::{
@@ -67,6 +68,7 @@ pub use tls::tls_config;
 pub use wire::{FrameScan, ScanError, Wire};
 
 use handshake::{MAX_QUOTED_BODY, printable, read_head, upgrade_request};
+use stamp::{Stamp, Tcp};
 use wire::Io;
 
 /// Size of the socket read buffer: one read takes up to ~160 small frames at flood rate, yet
@@ -99,6 +101,8 @@ pub struct ConnectSpec {
     pub proxy: Option<HttpProxy>,
     /// Longest `Retry-After` honoured.
     pub retry_after_max: Duration,
+    /// Take receive times from the kernel (`ts_source = "kernel"`, see [`Connection::received_ns`]).
+    pub kernel_ts: bool,
 }
 
 impl fmt::Debug for ConnectSpec {
@@ -163,6 +167,7 @@ impl ConnectSpec {
             deflate,
             proxy,
             retry_after_max: s.retry_after_max,
+            kernel_ts: s.ts_source == TsSource::Kernel,
         })
     }
 }
@@ -331,6 +336,8 @@ pub struct Connection {
     ping_window: Instant,
     /// Pings seen in the current window.
     pings: u32,
+    /// Kernel receive times, when they are on.
+    stamp: Option<Stamp>,
 }
 
 impl fmt::Debug for Connection {
@@ -403,6 +410,11 @@ async fn handshake(spec: &ConnectSpec, phase: &AtomicU8) -> Result<Connection, T
         }
     };
     let _ = tcp.set_nodelay(true);
+    let (tcp, stamping) = Tcp::new(tcp, spec.kernel_ts);
+    if let Err(e) = stamping {
+        tracing::warn!(url = %mask_url(url.as_str()), error = %e, "Kernel receive timestamps are not available on this socket: using read times (ts_source = \"read\").");
+    }
+    let stamp = tcp.stamp();
     let mut io = if url.scheme() == "wss" {
         phase.store(Phase::Tls as u8, Relaxed);
         Io::Tls(Box::new(tls::connect(spec, &host, &authority, tcp).await?))
@@ -463,6 +475,7 @@ async fn handshake(spec: &ConnectSpec, phase: &AtomicU8) -> Result<Connection, T
         extensions,
         ping_window: Instant::now(),
         pings: 0,
+        stamp,
     })
 }
 
@@ -489,6 +502,24 @@ async fn dial(host: &Host<String>, port: u16) -> Result<TcpStream, TransportErro
 }
 
 impl Connection {
+    /// Whether receive times come from the kernel on this connection.
+    pub fn kernel_stamps(&self) -> bool {
+        self.stamp.is_some()
+    }
+
+    /// With kernel receive times: when the kernel received the data of the latest socket read,
+    /// in ns since the Unix epoch, i.e. the arrival of the TCP data that completed the frames
+    /// returned since (`None`: stamps are off, or no read has brought one yet, as for bytes that
+    /// came with the handshake answer).
+    #[inline]
+    pub fn received_ns(&self) -> Option<u64> {
+        let ns = self
+            .stamp
+            .as_ref()?
+            .load(std::sync::atomic::Ordering::Relaxed);
+        (ns > 0).then_some(ns)
+    }
+
     /// The permessage-deflate parameters in force, if compression was negotiated.
     pub fn extensions(&self) -> Option<&str> {
         self.extensions.as_deref()

@@ -10,9 +10,9 @@ use std::sync::{Arc, OnceLock};
 use rustls::ClientConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use tokio::net::TcpStream;
 use url::Host;
 
+use super::stamp::Tcp;
 use super::{ConnectSpec, TransportError};
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -156,8 +156,8 @@ pub(super) async fn connect(
     spec: &ConnectSpec,
     host: &Host<String>,
     authority: &str,
-    tcp: TcpStream,
-) -> Result<tokio_rustls::client::TlsStream<TcpStream>, TransportError> {
+    tcp: Tcp,
+) -> Result<tokio_rustls::client::TlsStream<Tcp>, TransportError> {
     let name = match host {
         Host::Domain(d) => ServerName::try_from(d.clone())
             .map_err(|_| TransportError::Failed(format!("`{d}` is not a valid TLS server name")))?,
