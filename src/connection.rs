@@ -94,6 +94,9 @@ pub struct VenueRuntime {
     pub in_url: Vec<crate::venue::Topic>,
     /// How long a topic may go without data before it is reported.
     pub first_data_timeout: Option<Duration>,
+    /// How long to wait after the handshake before the first subscribe message (the preset's
+    /// `subscribe_after_connect`).
+    pub subscribe_after_connect: Duration,
 }
 
 /// What a connection tells its stream's supervisor.
@@ -442,6 +445,19 @@ impl Connection {
         batch: &mut Batch,
     ) -> Result<(), End> {
         let rt = &*self.rt;
+        let settle = rt
+            .venue
+            .as_ref()
+            .map_or(Duration::ZERO, |v| v.subscribe_after_connect);
+        if !settle.is_zero() && !rt.subscribe.is_empty() {
+            // The venue asks for a pause between the handshake and the first request.
+            tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => return Err(End::Shutdown),
+                () = self.retire.cancelled() => return Err(End::Replaced),
+                () = tokio::time::sleep(settle) => {}
+            }
+        }
         for msg in &rt.subscribe {
             if let Some(p) = &rt.pacer {
                 tokio::select! {

@@ -579,6 +579,7 @@ fn runtime(
             requests: shard.requests.clone(),
             in_url: shard.topics[..shard.in_url].to_vec(),
             first_data_timeout: s.first_data_timeout,
+            subscribe_after_connect: p.limits.subscribe_after_connect,
         });
     Ok(StreamRuntime {
         idx,

@@ -53,6 +53,12 @@ pub enum Family {
     Bitmex,
     /// Hyperliquid.
     Hyperliquid,
+    /// Gate API v4 (spot and futures).
+    Gate,
+    /// Bitget v2 public.
+    Bitget,
+    /// Crypto.com Exchange v1 market data.
+    Cryptocom,
 }
 
 /// One subscription in the venue's own notation, as written in the config or on the command line.
@@ -354,6 +360,13 @@ fn describe(p: &Preset, sources: bool) -> String {
         humantime::format_duration(l.connect_interval),
         humantime::format_duration(l.subscribe_interval)
     );
+    if !l.subscribe_after_connect.is_zero() {
+        let _ = writeln!(
+            out,
+            "  settle:     first subscribe message {} after the connection opens",
+            humantime::format_duration(l.subscribe_after_connect)
+        );
+    }
     for b in p.budgets() {
         let what = counts_name(b.counts);
         let host = b.name.split(' ').next().unwrap_or(b.name);
@@ -427,6 +440,7 @@ pub fn to_json(p: &Preset) -> serde_json::Value {
             "topics_per_message": l.topics_per_message,
             "connect_interval_ms": millis(l.connect_interval),
             "subscribe_interval_ms": millis(l.subscribe_interval),
+            "subscribe_after_connect_ms": millis(l.subscribe_after_connect),
         },
         "budget_share_percent": presets::BUDGET_SHARE_PERCENT,
         "budgets": budgets,

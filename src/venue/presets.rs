@@ -68,6 +68,9 @@ pub struct Limits {
     pub connect_interval: Duration,
     /// Least time between two subscribe messages to the venue (whole process).
     pub subscribe_interval: Duration,
+    /// How long a new connection waits before its first subscribe message (Crypto.com asks
+    /// for 1 s, as its rate limits count per calendar second); zero for most venues.
+    pub subscribe_after_connect: Duration,
 }
 
 /// One venue preset.
@@ -217,6 +220,7 @@ const BYBIT_LIMITS: Limits = Limits {
     topics_per_message: 10,
     connect_interval: ms(200),
     subscribe_interval: ms(100),
+    subscribe_after_connect: Duration::ZERO,
 };
 
 /// Bybit derivatives (linear, inverse) channels; `allLiquidation` stays last (see
@@ -336,6 +340,7 @@ pub static PRESETS: &[Preset] = &[
             // the URL (no message at all); the rest are subscribed 600 ms apart: at most 2 per
             // second, leaving room for a pong and wsrec's own ping.
             subscribe_interval: ms(600),
+            subscribe_after_connect: Duration::ZERO,
         },
         combine: binance,
         route: same_url,
@@ -368,6 +373,7 @@ pub static PRESETS: &[Preset] = &[
             // (https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams):
             // at most 4 subscribe messages per second leaves room for a pong and a ping.
             subscribe_interval: ms(250),
+            subscribe_after_connect: Duration::ZERO,
         },
         combine: binance,
         route: binance_usdm_route,
@@ -413,6 +419,7 @@ pub static PRESETS: &[Preset] = &[
             topics_per_message: 50,
             connect_interval: ms(400),
             subscribe_interval: ms(200),
+            subscribe_after_connect: Duration::ZERO,
         },
         combine: colon,
         route: okx_route,
@@ -458,6 +465,7 @@ pub static PRESETS: &[Preset] = &[
             topics_per_message: 100,
             connect_interval: ms(200),
             subscribe_interval: ms(200),
+            subscribe_after_connect: Duration::ZERO,
         },
         combine: colon,
         route: same_url,
@@ -493,6 +501,7 @@ pub static PRESETS: &[Preset] = &[
             topics_per_message: 50,
             connect_interval: ms(500),
             subscribe_interval: ms(100),
+            subscribe_after_connect: Duration::ZERO,
         },
         combine: colon,
         route: same_url,
@@ -533,6 +542,7 @@ pub static PRESETS: &[Preset] = &[
             topics_per_message: 1,
             connect_interval: ms(500),
             subscribe_interval: ms(100),
+            subscribe_after_connect: Duration::ZERO,
         },
         combine: bitstamp,
         route: same_url,
@@ -565,6 +575,7 @@ pub static PRESETS: &[Preset] = &[
             topics_per_message: 1,
             connect_interval: secs(3),
             subscribe_interval: ms(100),
+            subscribe_after_connect: Duration::ZERO,
         },
         combine: bitfinex,
         route: same_url,
@@ -583,20 +594,14 @@ pub static PRESETS: &[Preset] = &[
         url: "wss://www.deribit.com/ws/api/v2",
         channels: &["trades", "book", "ticker", "book.none.10.100ms"],
         example: "trades.BTC-PERPETUAL.100ms, book.BTC-PERPETUAL.100ms",
-        keepalive: Keepalive {
-            ping_interval: Some(secs(30)),
-            pong_timeout: secs(10),
-            app_ping: None,
-            app_ping_interval: None,
-            app_pong_contains: None,
-            silence_timeout: Some(secs(75)),
-        },
+        keepalive: PING_30S,
         max_connection_age: None,
         limits: Limits {
             topics_per_connection: 500,
             topics_per_message: 50,
             connect_interval: ms(500),
             subscribe_interval: ms(350),
+            subscribe_after_connect: Duration::ZERO,
         },
         combine: deribit,
         route: same_url,
@@ -638,6 +643,7 @@ pub static PRESETS: &[Preset] = &[
             topics_per_message: 10,
             connect_interval: secs(1),
             subscribe_interval: ms(100),
+            subscribe_after_connect: Duration::ZERO,
         },
         combine: colon,
         route: same_url,
@@ -670,6 +676,7 @@ pub static PRESETS: &[Preset] = &[
             topics_per_message: 1,
             connect_interval: secs(2),
             subscribe_interval: ms(50),
+            subscribe_after_connect: Duration::ZERO,
         },
         combine: colon,
         route: same_url,
@@ -680,6 +687,143 @@ pub static PRESETS: &[Preset] = &[
         ],
         sources: &[
             "https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/rate-limits",
+        ],
+    },
+    Preset {
+        name: "gate-spot",
+        title: "Gate spot (API v4)",
+        family: Family::Gate,
+        url: "wss://api.gateio.ws/ws/v4/",
+        channels: &[
+            "spot.trades",
+            "spot.book_ticker",
+            "spot.order_book_update:100ms",
+            "spot.order_book:20:100ms",
+            "spot.tickers",
+            "spot.candlesticks:1m",
+        ],
+        example: "spot.trades:BTC_USDT, spot.order_book_update:BTC_USDT:100ms",
+        keepalive: gate_keepalive(r#"{"channel":"spot.ping"}"#, r#""spot.pong""#),
+        max_connection_age: None,
+        limits: GATE_LIMITS,
+        combine: gate,
+        route: same_url,
+        notes: GATE_NOTES,
+        sources: GATE_SOURCES,
+    },
+    Preset {
+        name: "gate-futures",
+        title: "Gate USDT-margined perpetual futures (API v4)",
+        family: Family::Gate,
+        url: "wss://fx-ws.gateio.ws/v4/ws/usdt",
+        channels: &[
+            "futures.trades",
+            "futures.book_ticker",
+            "futures.order_book_update:100ms:100",
+            "futures.tickers",
+            "futures.candlesticks:1m",
+        ],
+        example: "futures.trades:BTC_USDT, futures.order_book_update:BTC_USDT:100ms:100",
+        keepalive: gate_keepalive(r#"{"channel":"futures.ping"}"#, r#""futures.pong""#),
+        max_connection_age: None,
+        limits: GATE_LIMITS,
+        combine: gate,
+        route: same_url,
+        notes: GATE_NOTES,
+        sources: GATE_SOURCES,
+    },
+    Preset {
+        name: "bitget",
+        title: "Bitget v2 public (spot and futures)",
+        family: Family::Bitget,
+        url: "wss://ws.bitget.com/v2/ws/public",
+        channels: &[
+            "SPOT/trade",
+            "SPOT/books",
+            "SPOT/books5",
+            "SPOT/ticker",
+            "SPOT/candle1m",
+            "USDT-FUTURES/trade",
+            "USDT-FUTURES/books",
+            "USDT-FUTURES/books5",
+            "USDT-FUTURES/ticker",
+            "USDT-FUTURES/candle1m",
+        ],
+        example: "SPOT/trade:BTCUSDT, USDT-FUTURES/books:BTCUSDT",
+        keepalive: Keepalive {
+            ping_interval: None,
+            pong_timeout: secs(10),
+            // A string `ping` every 30 s, answered `pong`; Bitget cuts a connection that sent
+            // none for 2 minutes.
+            app_ping: Some("ping"),
+            app_ping_interval: Some(secs(30)),
+            app_pong_contains: Some("pong"),
+            silence_timeout: Some(secs(75)),
+        },
+        // Bitget cuts every connection after 24 h.
+        max_connection_age: Some(secs(23 * 3600 + 1800)),
+        limits: Limits {
+            // Bitget allows 1000 channels per connection but recommends at most 50 for
+            // stability, and counts 240 subscribe requests per connection per hour: 50 topics
+            // in one message make one request per connection.
+            topics_per_connection: 50,
+            topics_per_message: 50,
+            connect_interval: ms(500),
+            // 10 messages per second per connection, the string pings included.
+            subscribe_interval: ms(200),
+            subscribe_after_connect: Duration::ZERO,
+        },
+        combine: colon,
+        route: same_url,
+        notes: &[
+            "Topics are INSTTYPE/channel:instId, e.g. SPOT/trade:BTCUSDT, USDT-FUTURES/books5:BTCUSDT, COIN-FUTURES/ticker:BTCUSD, USDC-FUTURES/trade:BTCPERP; channels are listed with their instType (SPOT/books, ...).",
+            "wsrec sends the string ping every 30 s (Bitget cuts a connection without one for 2 min) and replaces connections after 23 h 30 min, before Bitget's 24 h cut.",
+            "50 topics per connection (Bitget recommends no more, of 1000 allowed), all in one subscribe message (240 subscribe requests per connection per hour); messages at most 5 per second (10 allowed, pings included).",
+            "Books carry seq and checksum; books is a snapshot then updates, books1/5/15 are snapshots.",
+        ],
+        sources: &[
+            "https://www.bitget.com/api-doc/common/websocket-intro",
+            "https://www.bitget.com/api-doc/spot/websocket/public/Trades-Channel",
+            "https://www.bitget.com/api-doc/contract/websocket/public/Order-Book-Channel",
+            "https://github.com/ccxt/ccxt/blob/master/ts/src/pro/bitget.ts",
+        ],
+    },
+    Preset {
+        name: "cryptocom",
+        title: "Crypto.com Exchange v1 market data",
+        family: Family::Cryptocom,
+        url: "wss://stream.crypto.com/exchange/v1/market",
+        channels: &["trade", "ticker", "book.50", "book.10", "candlestick.1m"],
+        example: "trade.BTCUSD-PERP, book.BTCUSD-PERP.50",
+        // Liveness: the venue's heartbeat every 30 s (answered at once, see the notes) keeps
+        // messages coming; protocol pings besides.
+        keepalive: PING_30S,
+        max_connection_age: None,
+        limits: Limits {
+            // Crypto.com caps subscriptions per market data connection (400 is the figure
+            // reported); 200 is a conservative choice.
+            topics_per_connection: 200,
+            topics_per_message: 50,
+            connect_interval: ms(500),
+            // 100 requests per second on market data connections: wsrec sends at most 10.
+            subscribe_interval: ms(100),
+            // The documentation asks for a 1 s pause between connecting and the first request,
+            // as rate limits are counted per calendar second.
+            subscribe_after_connect: secs(1),
+        },
+        combine: cryptocom,
+        route: same_url,
+        notes: &[
+            "wsrec answers every public/heartbeat (every 30 s) with public/respond-heartbeat and its id, as Crypto.com closes a connection that does not within 5 s.",
+            "The first subscribe message goes 1 s after connecting, as Crypto.com asks.",
+            "Topics are Crypto.com's channel names: trade.INSTRUMENT, ticker.INSTRUMENT, book.INSTRUMENT.DEPTH (10 or 50), candlestick.INTERVAL.INSTRUMENT; the channel `book` with symbols gives depth 50.",
+            "Books are subscribed SNAPSHOT_AND_UPDATE: a snapshot, then book.update deltas whose pu links to the previous u.",
+            "No per-IP connection limit is documented: connects go 500 ms apart, a conservative choice.",
+        ],
+        sources: &[
+            "https://exchange-docs.crypto.com/exchange/v1/rest-ws/index.html",
+            "https://github.com/ccxt/ccxt/blob/master/ts/src/pro/cryptocom.ts",
+            "https://github.com/tardis-dev/tardis-node/blob/master/src/realtimefeeds/cryptocom.ts",
         ],
     },
 ];
@@ -820,6 +964,86 @@ pub static BUDGETS: &[Budget] = &[
         per: secs(60),
         source: "https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/rate-limits (2000 messages sent to Hyperliquid per minute across all websocket connections)",
     },
+    Budget {
+        name: "ws.bitget.com connects",
+        presets: &["bitget"],
+        counts: Counts::Connects,
+        limit: 300,
+        per: secs(300),
+        source: "https://www.bitget.com/api-doc/common/websocket-intro (connection limit: 300 connection requests per IP per 5 minutes, at most 100 connections per IP)",
+    },
+];
+
+/// Protocol pings every 30 s, and a reconnect after 75 s without a message: for venues whose
+/// own heartbeat requests (Deribit's `test_request`, Crypto.com's `public/heartbeat`) come at
+/// least every 30 s.
+const PING_30S: Keepalive = Keepalive {
+    ping_interval: Some(secs(30)),
+    pong_timeout: secs(10),
+    app_ping: None,
+    app_ping_interval: None,
+    app_pong_contains: None,
+    silence_timeout: Some(secs(75)),
+};
+
+/// Gate topics are `channel:SYMBOL[:param...]`: a channel given with parameters
+/// (`spot.order_book_update:100ms`) takes the symbol before them.
+fn gate(channel: &str, symbol: &str) -> String {
+    match channel.split_once(':') {
+        Some((name, params)) => format!("{name}:{symbol}:{params}"),
+        None => colon(channel, symbol),
+    }
+}
+
+/// Crypto.com channel names: the instrument goes after the channel (`trade.SYM`), before a
+/// book's depth (`book.50` gives `book.SYM.50`; `book` alone, depth 50) and after a candle's
+/// interval (`candlestick.1m` gives `candlestick.1m.SYM`; `candlestick` alone, 1 minute).
+fn cryptocom(channel: &str, symbol: &str) -> String {
+    match channel.split_once('.') {
+        Some(("book", depth)) => format!("book.{symbol}.{depth}"),
+        None if channel == "book" => format!("book.{symbol}.50"),
+        None if channel == "candlestick" => format!("candlestick.1m.{symbol}"),
+        _ => dot(channel, symbol),
+    }
+}
+
+/// Gate closes a connection on which neither side sent a message for a minute (Gate's
+/// maintainer, https://github.com/gateio/gatews/issues/34); its own client sends the market's
+/// app ping every 10 s. wsrec sends it every 20 s and expects its pong. The ping carries no
+/// `time`: Gate does not check it on public requests (tardis-machine sends milliseconds there).
+const fn gate_keepalive(ping: &'static str, pong: &'static str) -> Keepalive {
+    Keepalive {
+        ping_interval: None,
+        pong_timeout: secs(10),
+        app_ping: Some(ping),
+        app_ping_interval: Some(secs(20)),
+        app_pong_contains: Some(pong),
+        silence_timeout: Some(secs(60)),
+    }
+}
+
+/// Gate documents no WebSocket connection or message limits: conservative choices.
+const GATE_LIMITS: Limits = Limits {
+    topics_per_connection: 100,
+    topics_per_message: 20,
+    connect_interval: ms(500),
+    subscribe_interval: ms(200),
+    subscribe_after_connect: Duration::ZERO,
+};
+
+const GATE_NOTES: &[&str] = &[
+    "Topics are channel:SYMBOL with the channel's parameters after the symbol: spot.trades:BTC_USDT, spot.order_book_update:BTC_USDT:100ms, spot.order_book:BTC_USDT:20:100ms, futures.order_book_update:BTC_USDT:100ms:100, spot.candlesticks:BTC_USDT:1m (sent as Gate's payload, e.g. [\"1m\",\"BTC_USDT\"]).",
+    "Gate closes a connection quiet for a minute in both directions: wsrec sends the app ping every 20 s.",
+    "Gate documents no WebSocket limits: 100 topics per connection, 20 symbols per subscribe message, connects 500 ms and messages 200 ms apart are conservative choices.",
+    "Order book updates carry U and u (first and last update id) for gap checks.",
+];
+
+const GATE_SOURCES: &[&str] = &[
+    "https://www.gate.com/docs/developers/apiv4/ws/en/",
+    "https://www.gate.com/docs/developers/futures/ws/en/",
+    "https://github.com/gateio/gatews/issues/34",
+    "https://github.com/ccxt/ccxt/blob/master/ts/src/pro/gate.ts",
+    "https://github.com/bmoscon/cryptofeed/blob/master/cryptofeed/exchanges/gateio.py",
 ];
 
 #[cfg(test)]
@@ -1008,5 +1232,38 @@ mod tests {
                     .unwrap_or_else(|e| panic!("{}: channel {c} gives {t}: {e}", p.name));
             }
         }
+    }
+
+    #[test]
+    fn gate_and_cryptocom_topics_put_the_symbol_where_the_venue_wants_it() {
+        assert_eq!(gate("spot.trades", "BTC_USDT"), "spot.trades:BTC_USDT");
+        assert_eq!(
+            gate("spot.order_book:20:100ms", "BTC_USDT"),
+            "spot.order_book:BTC_USDT:20:100ms"
+        );
+        assert_eq!(
+            gate("futures.candlesticks:1m", "BTC_USDT"),
+            "futures.candlesticks:BTC_USDT:1m"
+        );
+        assert_eq!(cryptocom("trade", "BTCUSD-PERP"), "trade.BTCUSD-PERP");
+        assert_eq!(cryptocom("book", "BTCUSD-PERP"), "book.BTCUSD-PERP.50");
+        assert_eq!(cryptocom("book.10", "BTC_USDT"), "book.BTC_USDT.10");
+        assert_eq!(
+            cryptocom("candlestick.5m", "BTC_USDT"),
+            "candlestick.5m.BTC_USDT"
+        );
+        assert_eq!(
+            cryptocom("candlestick", "BTC_USDT"),
+            "candlestick.1m.BTC_USDT"
+        );
+        // Crypto.com waits 1 s after connecting; the others do not wait.
+        assert_eq!(
+            find("cryptocom").unwrap().limits.subscribe_after_connect,
+            secs(1)
+        );
+        assert_eq!(
+            find("bybit-spot").unwrap().limits.subscribe_after_connect,
+            Duration::ZERO
+        );
     }
 }

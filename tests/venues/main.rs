@@ -21,6 +21,10 @@ mod common;
 #[path = "../peers/mod.rs"]
 mod peers;
 
+mod bitget;
+mod cryptocom;
+mod gate;
+
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -84,7 +88,8 @@ struct Venue {
     first_frame: Option<&'static str>,
     /// At this venue time, send this to every open connection (a reconnect request).
     notice: Option<(Duration, &'static str)>,
-    /// A connection that got a `test_request` must answer within this time.
+    /// A connection that got a `test_request` (Deribit) or a `public/heartbeat` (Crypto.com)
+    /// must answer within this time.
     test_request_deadline: Option<Duration>,
     /// More than this many client messages (texts, pings and pongs) within one second close the
     /// connection with 1008.
@@ -437,7 +442,9 @@ async fn serve<S>(
                 let (every, frames) = v.heartbeat.unwrap();
                 hb_at = Instant::now() + every;
                 for f in frames(&st) {
-                    if f.contains("test_request") && st.test_pending.is_none() {
+                    // Deribit's test_request and Crypto.com's heartbeat must be answered.
+                    let request = f.contains("test_request") || f.contains("public/heartbeat");
+                    if request && st.test_pending.is_none() {
                         st.test_pending = Some(Instant::now());
                     }
                     let _ = ws.send(Message::text(f)).await;
@@ -2258,8 +2265,9 @@ struct Live {
 /// The fake of `preset` if its family's fake lives in a module of its own (each such module
 /// adds its line here).
 fn live_elsewhere(preset: &str) -> Option<Live> {
-    let _ = preset;
-    None
+    gate::live(preset)
+        .or_else(|| bitget::live(preset))
+        .or_else(|| cryptocom::live(preset))
 }
 
 #[tokio::test(start_paused = true)]
@@ -2380,23 +2388,40 @@ fn busiest_window(at: &[Duration], per: Duration) -> usize {
         .unwrap_or(0)
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_hundred_shards_reconnecting_after_every_blip_stay_inside_bybits_connection_budget() {
-    // Bybit allows 500 connections per 5 minutes per IP; the preset's 200 ms spacing alone
-    // would let 100 shards, dropped every 30 s, make about 1,000.
+/// A reconnect storm: `topics` of `preset`, one per connection, against [`blip_venue`] (which
+/// drops every connection every 30 s) on `path`, for 7 minutes. Returns when each connection
+/// attempt reached the venue, and the records.
+async fn blip_storm(preset: &str, path: &str, topics: &[String]) -> (Vec<Duration>, Vec<Value>) {
     let (addr, accepts) = blip_venue(Duration::from_secs(30)).await;
-    let topics: Vec<String> = (0..100)
-        .map(|i| format!("\"publicTrade.S{i:03}USDT\""))
-        .collect();
+    let list: Vec<String> = topics.iter().map(|t| format!("{t:?}")).collect();
     let (recs, _) = record_for(
         &format!(
-            "venue = \"bybit-linear\"\nurl = \"ws://{addr}/v5/public/linear\"\nmax_topics_per_connection = 1\ntopics = [{}]",
-            topics.join(", ")
+            "venue = \"{preset}\"\nurl = \"ws://{addr}{path}\"\nmax_topics_per_connection = 1\ntopics = [{}]",
+            list.join(", ")
         ),
         Duration::from_secs(420),
     )
     .await;
     let at = accepts.lock().unwrap().clone();
+    (at, recs)
+}
+
+/// How many connects recorded a wait of a minute or more for the venue's connection budget.
+fn long_budget_waits(recs: &[Value]) -> usize {
+    events(recs, "connected")
+        .into_iter()
+        .filter(|e| e["budget_wait_ms"].as_u64().unwrap_or(0) >= 60_000)
+        .count()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hundred_shards_reconnecting_after_every_blip_stay_inside_bybits_connection_budget() {
+    // Bybit allows 500 connections per 5 minutes per IP; the preset's 200 ms spacing alone
+    // would let 100 shards, dropped every 30 s, make about 1,000.
+    let topics: Vec<String> = (0..100)
+        .map(|i| format!("publicTrade.S{i:03}USDT"))
+        .collect();
+    let (at, recs) = blip_storm("bybit-linear", "/v5/public/linear", &topics).await;
     let busiest = busiest_window(&at, Duration::from_secs(300));
     assert!(
         busiest <= 500,
@@ -2414,10 +2439,7 @@ async fn a_hundred_shards_reconnecting_after_every_blip_stay_inside_bybits_conne
         "{:?}",
         &at[at.len().saturating_sub(5)..]
     );
-    let held = events(&recs, "connected")
-        .into_iter()
-        .filter(|e| e["budget_wait_ms"].as_u64().unwrap_or(0) >= 60_000)
-        .count();
+    let held = long_budget_waits(&recs);
     assert!(held >= 50, "{held} connects recorded a long budget wait");
 }
 

@@ -9,11 +9,14 @@
 
 mod binance;
 mod bitfinex;
+mod bitget;
 mod bitmex;
 mod bitstamp;
 mod bybit;
 mod coinbase;
+mod cryptocom;
 mod deribit;
+mod gate;
 mod hyperliquid;
 mod kraken;
 mod okx;
@@ -109,6 +112,9 @@ fn protocol(family: Family) -> &'static Protocol {
         Family::Deribit => &deribit::PROTOCOL,
         Family::Bitmex => &bitmex::PROTOCOL,
         Family::Hyperliquid => &hyperliquid::PROTOCOL,
+        Family::Gate => &gate::PROTOCOL,
+        Family::Bitget => &bitget::PROTOCOL,
+        Family::Cryptocom => &cryptocom::PROTOCOL,
     }
 }
 
@@ -293,6 +299,12 @@ fn data_of(mut keys: Vec<String>) -> Signal {
         1 => Signal::Data(keys.pop()),
         _ => Signal::DataOf(keys),
     }
+}
+
+/// Topics as the config holds them, for tests.
+#[cfg(test)]
+fn owned(topics: &[&str]) -> Vec<Topic> {
+    topics.iter().map(|t| (*t).to_owned()).collect()
 }
 
 #[cfg(test)]
