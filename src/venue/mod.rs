@@ -53,6 +53,8 @@ pub enum Family {
     Bitmex,
     /// Hyperliquid.
     Hyperliquid,
+    /// HTX (Huobi) market data: gzip-compressed binary frames, `{"ping":N}` answered.
+    Htx,
 }
 
 /// One subscription in the venue's own notation, as written in the config or on the command line.
