@@ -316,6 +316,23 @@ const HTX_SOURCES: &[&str] = &[
     "https://github.com/ccxt/ccxt/blob/master/ts/src/pro/htx.ts",
 ];
 
+/// MEXC spot stream names from a short channel and a symbol: `aggre.deals@100ms` gives
+/// `spot@public.aggre.deals.v3.api.pb@100ms@BTCUSDT` (aggregated streams put their interval
+/// before the symbol), `limit.depth@5` gives `spot@public.limit.depth.v3.api.pb@BTCUSDT@5` and
+/// `kline@Min1` `spot@public.kline.v3.api.pb@BTCUSDT@Min1` (the others put their parameter
+/// after it), as https://mexcdevelop.github.io/apidocs/spot_v3_en/#websocket-market-streams
+/// names each stream.
+fn mexc(channel: &str, symbol: &str) -> String {
+    let sym = symbol.to_ascii_uppercase();
+    match channel.split_once('@') {
+        Some((name, p)) if name.starts_with("aggre.") => {
+            format!("spot@public.{name}.v3.api.pb@{p}@{sym}")
+        }
+        Some((name, p)) => format!("spot@public.{name}.v3.api.pb@{sym}@{p}"),
+        None => format!("spot@public.{channel}.v3.api.pb@{sym}"),
+    }
+}
+
 /// Every preset.
 pub static PRESETS: &[Preset] = &[
     Preset {
@@ -780,6 +797,52 @@ pub static PRESETS: &[Preset] = &[
         notes: HTX_NOTES,
         sources: HTX_SOURCES,
     },
+    Preset {
+        name: "mexc-spot",
+        title: "MEXC spot v3 (protobuf streams)",
+        family: Family::Mexc,
+        url: "wss://wbs-api.mexc.com/ws",
+        channels: &[
+            "aggre.deals@100ms",
+            "aggre.depth@100ms",
+            "aggre.bookTicker@100ms",
+            "limit.depth@5",
+            "kline@Min1",
+        ],
+        example: "spot@public.aggre.deals.v3.api.pb@100ms@BTCUSDT, spot@public.aggre.depth.v3.api.pb@100ms@BTCUSDT",
+        // MEXC closes a connection without a valid subscription after 30 s and one without
+        // data after a minute; a PING keeps it open and is answered {"id":0,"code":0,"msg":"PONG"}.
+        keepalive: Keepalive {
+            ping_interval: None,
+            pong_timeout: secs(10),
+            app_ping: Some(r#"{"method":"PING"}"#),
+            app_ping_interval: Some(secs(20)),
+            app_pong_contains: Some("PONG"),
+            silence_timeout: Some(secs(60)),
+        },
+        // Connections live at most 24 hours.
+        max_connection_age: Some(secs(23 * 3600 + 1800)),
+        limits: Limits {
+            topics_per_connection: 30,
+            topics_per_message: 10,
+            connect_interval: secs(1),
+            subscribe_interval: ms(200),
+        },
+        combine: mexc,
+        route: same_url,
+        notes: &[
+            "Data comes as protobuf (PushDataV3ApiWrapper) in binary frames, recorded as received (`bin`, base64); wsrec reads the stream name (field 1) of a frame only while a topic waits for its first data. Acks and pongs are JSON text.",
+            "At most 30 subscriptions per connection; connections live 24 h (wsrec replaces them after 23 h 30 min, make-before-break); wsrec sends {\"method\":\"PING\"} every 20 s, as MEXC cuts a connection without data after a minute.",
+            "Channels are short names: aggre.deals@100ms (or @10ms), aggre.depth@100ms, aggre.bookTicker@100ms, limit.depth@5 (10, 20), kline@Min1 (Min5, Min15, Min30, Min60, Hour4, Day1, ...); topics are MEXC's full stream names.",
+            "10 streams per subscribe message, 200 ms between them and 1 s between connects are conservative choices (MEXC documents no figure for them).",
+        ],
+        sources: &[
+            "https://mexcdevelop.github.io/apidocs/spot_v3_en/#websocket-market-streams",
+            "https://github.com/mexcdevelop/websocket-proto",
+            "https://github.com/mexcdevelop/apidocs/pull/264",
+            "https://github.com/thrasher-corp/gocryptotrader/tree/master/exchanges/mexc",
+        ],
+    },
 ];
 
 /// The preset called `name`.
@@ -1011,6 +1074,22 @@ mod tests {
             "market.btcusdt.trade.detail"
         );
         assert_eq!(htx_swap("bbo", "BTC-USDT"), "market.BTC-USDT.bbo");
+    }
+
+    #[test]
+    fn mexc_streams_put_the_symbol_where_mexc_does() {
+        assert_eq!(
+            mexc("aggre.deals@100ms", "btcusdt"),
+            "spot@public.aggre.deals.v3.api.pb@100ms@BTCUSDT"
+        );
+        assert_eq!(
+            mexc("limit.depth@5", "BTCUSDT"),
+            "spot@public.limit.depth.v3.api.pb@BTCUSDT@5"
+        );
+        assert_eq!(
+            mexc("kline@Min1", "BTCUSDT"),
+            "spot@public.kline.v3.api.pb@BTCUSDT@Min1"
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ use std::io::Read;
 
 use serde_json::{Value, json};
 
-use super::{Binary, Outgoing, Protocol, Signal, Topic, id_of, parsed, s, take_id};
+use super::{Binary, Outgoing, Protocol, Signal, Topic, id_of, parsed, s, take_id, two};
 
 pub(super) const PROTOCOL: Protocol = Protocol {
     check,
@@ -44,14 +44,12 @@ const CH_PREFIX: usize = 256;
 const MAX_INFLATED: u64 = 1 << 20;
 
 fn check(topic: &str) -> Result<(), String> {
-    let shape = "market.SYMBOL.CHANNEL, e.g. market.btcusdt.trade.detail";
-    match topic
-        .strip_prefix("market.")
-        .and_then(|r| r.split_once('.'))
-    {
-        Some((sym, chan)) if !sym.is_empty() && !chan.is_empty() => Ok(()),
-        _ => Err(format!("expected {shape}")),
-    }
+    let rest = topic.strip_prefix("market.").unwrap_or_default();
+    two(
+        rest,
+        '.',
+        "market.SYMBOL.CHANNEL, e.g. market.btcusdt.trade.detail",
+    )
 }
 
 /// One `sub` per topic: HTX takes a single topic per request.

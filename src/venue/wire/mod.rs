@@ -17,6 +17,7 @@ mod deribit;
 mod htx;
 mod hyperliquid;
 mod kraken;
+mod mexc;
 mod okx;
 
 use serde_json::Value;
@@ -132,6 +133,7 @@ fn protocol(family: Family) -> &'static Protocol {
         Family::Bitmex => &bitmex::PROTOCOL,
         Family::Hyperliquid => &hyperliquid::PROTOCOL,
         Family::Htx => &htx::PROTOCOL,
+        Family::Mexc => &mexc::PROTOCOL,
     }
 }
 
