@@ -242,8 +242,9 @@ impl Connection {
     /// Runs the connection to its end and reports [`Notice::Ended`].
     ///
     /// When the first data message arrives it reports [`Notice::Ready`]. On a venue stream data
-    /// is a message the venue's protocol tells apart as data (or a binary message): acks,
-    /// refusals, pongs and requests are not. Elsewhere acks cannot be told from data, so as many
+    /// is a message the venue's protocol tells apart as data (binary ones as its family reads
+    /// them, [`Tracker::on_binary`]): acks, refusals, pongs and requests are not. Elsewhere
+    /// acks cannot be told from data, so as many
     /// messages as there are subscribe messages are taken to be their acks (or refusals) and
     /// only the messages beyond those are data (every message, on a stream that sends no
     /// subscribe message).
@@ -765,8 +766,13 @@ impl Connection {
             Ok(Incoming::Binary(payload)) => {
                 batch.push_message(ts, Kind::Binary, &payload);
                 if let Some(v) = venue.as_mut() {
-                    // No venue acks or pongs in binary: it is data.
-                    v.delivered = true;
+                    // Recorded as received above; the family reads acks, errors, pings and
+                    // topics out of it (HTX gzip, MEXC protobuf, Upbit JSON) as it does text.
+                    let data = v.tracker.on_binary(&payload, !v.delivered, &mut v.outcomes);
+                    v.delivered |= data;
+                    if !v.outcomes.is_empty() {
+                        self.venue_outcomes(v, ts, batch);
+                    }
                 }
                 None
             }
@@ -838,12 +844,7 @@ struct Life {
 /// Bitfinex channel frame, heartbeats included: they come only on a live subscription), as
 /// opposed to an ack, a refusal, a pong or a request.
 fn is_data(family: crate::venue::Family, msg: &[u8]) -> bool {
-    use crate::venue::wire::{Signal, classify};
-    match classify(family, msg) {
-        Signal::Data(_) | Signal::DataOf(_) | Signal::DataOfPrefix(_) => true,
-        Signal::Channel { key, .. } => key.is_empty(),
-        _ => false,
-    }
+    crate::venue::wire::classify(family, msg).is_data()
 }
 
 /// A venue connection's subscription tracking and pending actions.

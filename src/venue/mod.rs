@@ -59,6 +59,10 @@ pub enum Family {
     Bitget,
     /// Crypto.com Exchange v1 market data.
     Cryptocom,
+    /// HTX (Huobi) market data: gzip-compressed binary frames, `{"ping":N}` answered.
+    Htx,
+    /// MEXC spot v3: JSON acks, protobuf data in binary frames.
+    Mexc,
 }
 
 /// One subscription in the venue's own notation, as written in the config or on the command line.

@@ -264,6 +264,80 @@ const BINANCE_NOTES_USDM: &[&str] = &[
     "Streams go in the connection URL up to a 4 KiB URL; the rest are subscribed 250 ms apart (10 incoming messages per second, pings and pongs included).",
 ];
 
+/// HTX spot topics: `market.SYMBOL.CHANNEL`, the symbol lowercase as HTX spot writes it
+/// (`market.btcusdt.trade.detail`).
+fn htx_spot(channel: &str, symbol: &str) -> String {
+    format!("market.{}.{channel}", symbol.to_ascii_lowercase())
+}
+
+/// HTX swap topics: `market.CONTRACT.CHANNEL`, the contract code as given (`BTC-USDT`).
+fn htx_swap(channel: &str, symbol: &str) -> String {
+    format!("market.{symbol}.{channel}")
+}
+
+/// HTX spot serves the incremental order book (`market.SYMBOL.mbp.LEVELS`) on `/feed`, the
+/// rest on `/ws` (ccxt `htx` pro: `getUrlByMarketType(…, isFeed)` for every spot `mbp`
+/// subscription).
+fn htx_spot_route(url: &str, topic: &str) -> String {
+    let mut parts = topic.split('.');
+    if parts.nth(2) == Some("mbp") {
+        url.trim_end_matches("/ws").to_owned() + "/feed"
+    } else {
+        url.to_owned()
+    }
+}
+
+/// HTX's server pings every 5 s and closes a connection after two unanswered: wsrec answers
+/// each (the family's `{"pong":N}` reply) and sends none of its own; 20 s without any frame
+/// (four missed server pings) means the connection is dead.
+const HTX_KEEPALIVE: Keepalive = Keepalive {
+    ping_interval: None,
+    pong_timeout: secs(10),
+    app_ping: None,
+    app_ping_interval: None,
+    app_pong_contains: None,
+    silence_timeout: Some(secs(20)),
+};
+
+/// HTX documents no per-connection topic count or per-IP connect limit for market data that
+/// could be found; these are conservative choices.
+const HTX_LIMITS: Limits = Limits {
+    topics_per_connection: 50,
+    topics_per_message: 1,
+    connect_interval: secs(1),
+    subscribe_interval: ms(200),
+    subscribe_after_connect: Duration::ZERO,
+};
+
+const HTX_NOTES: &[&str] = &[
+    "Every frame HTX sends is gzip-compressed binary, recorded as received (`bin`, base64); wsrec inflates only small frames (pings, acks) and, while a topic waits for its first data, the start of a frame to read its channel.",
+    "The server sends {\"ping\":N} every 5 s and closes the connection after two unanswered: wsrec answers {\"pong\":N} at once, and reconnects after 20 s without a frame.",
+    "One sub per topic; 50 topics per connection, 200 ms between subscribe messages and 1 s between connects are conservative choices (HTX documents no figure for market data).",
+];
+
+const HTX_SOURCES: &[&str] = &[
+    "https://huobiapi.github.io/docs/spot/v1/en/",
+    "https://huobiapi.github.io/docs/usdt_swap/v1/en/",
+    "https://github.com/ccxt/ccxt/blob/master/ts/src/pro/htx.ts",
+];
+
+/// MEXC spot stream names from a short channel and a symbol: `aggre.deals@100ms` gives
+/// `spot@public.aggre.deals.v3.api.pb@100ms@BTCUSDT` (aggregated streams put their interval
+/// before the symbol), `limit.depth@5` gives `spot@public.limit.depth.v3.api.pb@BTCUSDT@5` and
+/// `kline@Min1` `spot@public.kline.v3.api.pb@BTCUSDT@Min1` (the others put their parameter
+/// after it), as https://mexcdevelop.github.io/apidocs/spot_v3_en/#websocket-market-streams
+/// names each stream.
+fn mexc(channel: &str, symbol: &str) -> String {
+    let sym = symbol.to_ascii_uppercase();
+    match channel.split_once('@') {
+        Some((name, p)) if name.starts_with("aggre.") => {
+            format!("spot@public.{name}.v3.api.pb@{p}@{sym}")
+        }
+        Some((name, p)) => format!("spot@public.{name}.v3.api.pb@{sym}@{p}"),
+        None => format!("spot@public.{channel}.v3.api.pb@{sym}"),
+    }
+}
+
 /// Every preset.
 pub static PRESETS: &[Preset] = &[
     Preset {
@@ -826,6 +900,95 @@ pub static PRESETS: &[Preset] = &[
             "https://github.com/tardis-dev/tardis-node/blob/master/src/realtimefeeds/cryptocom.ts",
         ],
     },
+    Preset {
+        name: "htx-spot",
+        title: "HTX (Huobi) spot market data",
+        family: Family::Htx,
+        url: "wss://api.huobi.pro/ws",
+        channels: &[
+            "trade.detail",
+            "depth.step0",
+            "mbp.150",
+            "kline.1min",
+            "bbo",
+            "detail",
+        ],
+        example: "market.btcusdt.trade.detail, market.btcusdt.depth.step0",
+        keepalive: HTX_KEEPALIVE,
+        max_connection_age: None,
+        limits: HTX_LIMITS,
+        combine: htx_spot,
+        route: htx_spot_route,
+        notes: &[
+            HTX_NOTES[0],
+            HTX_NOTES[1],
+            HTX_NOTES[2],
+            "mbp.LEVELS (incremental book, seqNum/prevSeqNum) is served on /feed and routed there; the rest on /ws. api-aws.huobi.pro serves the same paths (closer to AWS).",
+        ],
+        sources: HTX_SOURCES,
+    },
+    Preset {
+        name: "htx-linear",
+        title: "HTX USDT-margined swaps market data",
+        family: Family::Htx,
+        url: "wss://api.hbdm.com/linear-swap-ws",
+        channels: &["trade.detail", "depth.step0", "kline.1min", "bbo", "detail"],
+        example: "market.BTC-USDT.trade.detail, market.BTC-USDT.depth.step0",
+        keepalive: HTX_KEEPALIVE,
+        max_connection_age: None,
+        limits: HTX_LIMITS,
+        combine: htx_swap,
+        route: same_url,
+        notes: HTX_NOTES,
+        sources: HTX_SOURCES,
+    },
+    Preset {
+        name: "mexc-spot",
+        title: "MEXC spot v3 (protobuf streams)",
+        family: Family::Mexc,
+        url: "wss://wbs-api.mexc.com/ws",
+        channels: &[
+            "aggre.deals@100ms",
+            "aggre.depth@100ms",
+            "aggre.bookTicker@100ms",
+            "limit.depth@5",
+            "kline@Min1",
+        ],
+        example: "spot@public.aggre.deals.v3.api.pb@100ms@BTCUSDT, spot@public.aggre.depth.v3.api.pb@100ms@BTCUSDT",
+        // MEXC closes a connection without a valid subscription after 30 s and one without
+        // data after a minute; a PING keeps it open and is answered {"id":0,"code":0,"msg":"PONG"}.
+        keepalive: Keepalive {
+            ping_interval: None,
+            pong_timeout: secs(10),
+            app_ping: Some(r#"{"method":"PING"}"#),
+            app_ping_interval: Some(secs(20)),
+            app_pong_contains: Some("PONG"),
+            silence_timeout: Some(secs(60)),
+        },
+        // Connections live at most 24 hours.
+        max_connection_age: Some(secs(23 * 3600 + 1800)),
+        limits: Limits {
+            topics_per_connection: 30,
+            topics_per_message: 10,
+            connect_interval: secs(1),
+            subscribe_interval: ms(200),
+            subscribe_after_connect: Duration::ZERO,
+        },
+        combine: mexc,
+        route: same_url,
+        notes: &[
+            "Data comes as protobuf (PushDataV3ApiWrapper) in binary frames, recorded as received (`bin`, base64); wsrec reads the stream name (field 1) of a frame only while a topic waits for its first data. Acks and pongs are JSON text.",
+            "At most 30 subscriptions per connection; connections live 24 h (wsrec replaces them after 23 h 30 min, make-before-break); wsrec sends {\"method\":\"PING\"} every 20 s, as MEXC cuts a connection without data after a minute.",
+            "Channels are short names: aggre.deals@100ms (or @10ms), aggre.depth@100ms, aggre.bookTicker@100ms, limit.depth@5 (10, 20), kline@Min1 (Min5, Min15, Min30, Min60, Hour4, Day1, ...); topics are MEXC's full stream names.",
+            "10 streams per subscribe message, 200 ms between them and 1 s between connects are conservative choices (MEXC documents no figure for them).",
+        ],
+        sources: &[
+            "https://mexcdevelop.github.io/apidocs/spot_v3_en/#websocket-market-streams",
+            "https://github.com/mexcdevelop/websocket-proto",
+            "https://github.com/mexcdevelop/apidocs/pull/264",
+            "https://github.com/thrasher-corp/gocryptotrader/tree/master/exchanges/mexc",
+        ],
+    },
 ];
 
 /// The preset called `name`.
@@ -1123,6 +1286,39 @@ mod tests {
     }
 
     #[test]
+    fn htx_spot_incremental_books_go_to_the_feed_path() {
+        let u = "wss://api.huobi.pro/ws";
+        assert_eq!(
+            htx_spot_route(u, "market.btcusdt.mbp.150"),
+            "wss://api.huobi.pro/feed"
+        );
+        for topic in ["market.btcusdt.trade.detail", "market.btcusdt.depth.step0"] {
+            assert_eq!(htx_spot_route(u, topic), u, "{topic}");
+        }
+        assert_eq!(
+            htx_spot("trade.detail", "BTCUSDT"),
+            "market.btcusdt.trade.detail"
+        );
+        assert_eq!(htx_swap("bbo", "BTC-USDT"), "market.BTC-USDT.bbo");
+    }
+
+    #[test]
+    fn mexc_streams_put_the_symbol_where_mexc_does() {
+        assert_eq!(
+            mexc("aggre.deals@100ms", "btcusdt"),
+            "spot@public.aggre.deals.v3.api.pb@100ms@BTCUSDT"
+        );
+        assert_eq!(
+            mexc("limit.depth@5", "BTCUSDT"),
+            "spot@public.limit.depth.v3.api.pb@BTCUSDT@5"
+        );
+        assert_eq!(
+            mexc("kline@Min1", "BTCUSDT"),
+            "spot@public.kline.v3.api.pb@BTCUSDT@Min1"
+        );
+    }
+
+    #[test]
     fn okx_is_dialled_on_the_default_port() {
         // OKX no longer accepts WebSocket connections on port 8443 (see the preset).
         let okx = find("okx").unwrap();
@@ -1211,8 +1407,11 @@ mod tests {
                 "{}",
                 p.name
             );
+            // HTX pings itself and its family answers every ping; a dead connection shows
+            // by its silence.
+            let answers_server_pings = p.family == Family::Htx && k.silence_timeout.is_some();
             assert!(
-                k.app_ping.is_some() || k.ping_interval.is_some(),
+                k.app_ping.is_some() || k.ping_interval.is_some() || answers_server_pings,
                 "{}: no keepalive",
                 p.name
             );

@@ -1,8 +1,9 @@
 //! Per connection: which subscriptions the venue confirmed, refused or left silent, and what
 //! the venue asks of us (a reconnect, an answer to a heartbeat request).
 //!
-//! The connection feeds every text message to [`Tracker::on_message`] and calls
-//! [`Tracker::on_deadline`] when [`Tracker::deadline`] passes; both append [`Outcome`]s for the
+//! The connection feeds every text message to [`Tracker::on_message`], every binary one to
+//! [`Tracker::on_binary`] (read as its family reads binary frames), and calls
+//! [`Tracker::on_deadline`] when [`Tracker::deadline`] passes; all three append [`Outcome`]s for the
 //! connection to log, record and act on.
 
 use std::collections::HashMap;
@@ -130,13 +131,42 @@ impl Tracker {
         self.flagged
     }
 
+    /// Whether every message is read: a topic waits for its first data, or one reported as
+    /// failing may yet deliver.
+    fn looking(&self) -> bool {
+        self.waiting > 0 || self.entries.values().any(|e| e.state == State::Silent)
+    }
+
     /// Reads one text message.
     pub fn on_message(&mut self, msg: &[u8], out: &mut Vec<Outcome>) {
-        let silent_left = self.entries.values().any(|e| e.state == State::Silent);
-        if self.waiting == 0 && !silent_left && !wire::needs_look(self.family, msg) {
+        if !self.looking() && !wire::needs_look(self.family, msg) {
             return;
         }
-        match wire::classify(self.family, msg) {
+        self.on_signal(wire::classify(self.family, msg), out);
+    }
+
+    /// Reads one binary message (as the family reads binary frames, [`wire::binary`]), also
+    /// when `first` (the connection has had no data yet, so whether this is data matters);
+    /// returns whether it is data. A frame the family does not read is data.
+    pub fn on_binary(&mut self, frame: &[u8], first: bool, out: &mut Vec<Outcome>) -> bool {
+        let signal = match wire::binary(self.family, frame, first || self.looking()) {
+            wire::Binary::Data => return true,
+            wire::Binary::Signal(s) => s,
+            wire::Binary::Text(text) => {
+                if !first && !self.looking() && !wire::needs_look(self.family, &text) {
+                    return true;
+                }
+                wire::classify(self.family, &text)
+            }
+        };
+        let data = signal.is_data();
+        self.on_signal(signal, out);
+        data
+    }
+
+    /// Acts on what a message means.
+    fn on_signal(&mut self, signal: Signal, out: &mut Vec<Outcome>) {
+        match signal {
             Signal::Data(Some(key)) => self.data(&key, out),
             Signal::DataOf(keys) => {
                 for k in &keys {
@@ -365,6 +395,52 @@ mod tests {
             &mut out,
         );
         assert!(matches!(&out[..], [Outcome::Reply(_)]));
+    }
+
+    fn gzip(text: &str) -> Vec<u8> {
+        use std::io::Write as _;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(text.as_bytes()).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn binary_frames_are_read_for_acks_pings_and_first_data() {
+        // HTX: every frame gzip-compressed binary.
+        let reqs = vec![
+            (t(&["market.btcusdt.trade.detail"]), Some(1)),
+            (t(&["market.nope.bbo"]), Some(2)),
+        ];
+        let mut tr = Tracker::new(Family::Htx, &reqs, Some(Duration::from_secs(60)));
+        let mut out = Vec::new();
+        let ack = gzip(r#"{"id":"1","status":"ok","subbed":"market.btcusdt.trade.detail","ts":1}"#);
+        assert!(!tr.on_binary(&ack, true, &mut out), "an ack is no data");
+        let refused = gzip(
+            r#"{"status":"error","err-code":"bad-request","err-msg":"invalid symbol nope","id":"2"}"#,
+        );
+        assert!(!tr.on_binary(&refused, true, &mut out));
+        assert!(
+            matches!(&out[..], [Outcome::Rejected { topics, .. }] if topics == &t(&["market.nope.bbo"]))
+        );
+        out.clear();
+        let trade = gzip(
+            r#"{"ch":"market.btcusdt.trade.detail","ts":1,"tick":{"id":1,"ts":1,"data":[{"id":1,"ts":1,"tradeId":1,"amount":0.1,"price":9150.01,"direction":"sell"}]}}"#,
+        );
+        assert!(tr.on_binary(&trade, true, &mut out));
+        assert_eq!(tr.deadline(), None, "the only topic left delivers");
+        // Steady state: pings are still answered, with their own number.
+        let ping = gzip(r#"{"ping":1492420473027}"#);
+        assert!(!tr.on_binary(&ping, false, &mut out));
+        assert_eq!(
+            out,
+            [Outcome::Reply(r#"{"pong":1492420473027}"#.to_owned())]
+        );
+        out.clear();
+        assert!(tr.on_binary(&trade, false, &mut out));
+        assert!(out.is_empty());
+        // Families whose binary frames are all data.
+        let mut tr = Tracker::new(Family::Bybit, &[], None);
+        assert!(tr.on_binary(b"\x00\x01", true, &mut out));
     }
 
     #[test]

@@ -205,6 +205,7 @@ async fn a_hundred_bitget_shards_reconnecting_after_every_blip_stay_inside_the_c
 /// Bitget's fake for [`super::every_channel_of_every_preset_counts_as_live_on_a_frame_of_the_venues_shape`].
 pub(super) fn live(preset: &str) -> Option<Live> {
     (preset == "bitget").then_some(Live {
+        encode: text_frame,
         symbol: "BTCUSDT",
         answer,
         frame: |topic| {

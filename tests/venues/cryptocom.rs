@@ -216,6 +216,7 @@ async fn cryptocom_waits_a_second_answers_every_heartbeat_and_splits_large_lists
 /// Crypto.com's fake for [`super::every_channel_of_every_preset_counts_as_live_on_a_frame_of_the_venues_shape`].
 pub(super) fn live(preset: &str) -> Option<Live> {
     (preset == "cryptocom").then_some(Live {
+        encode: text_frame,
         symbol: "BTCUSD-PERP",
         answer,
         frame: |topic| Some(cc_frame(topic, 0)),

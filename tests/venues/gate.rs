@@ -367,6 +367,7 @@ fn live_answer(t: &str, st: &mut ConnState) -> Vec<String> {
 /// Gate's fake for [`super::every_channel_of_every_preset_counts_as_live_on_a_frame_of_the_venues_shape`].
 pub(super) fn live(preset: &str) -> Option<Live> {
     preset.starts_with("gate-").then_some(Live {
+        encode: text_frame,
         symbol: "BTC_USDT",
         answer: live_answer,
         frame: |topic| {

@@ -24,6 +24,7 @@ mod peers;
 mod bitget;
 mod cryptocom;
 mod gate;
+mod htx;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -57,7 +58,7 @@ struct Seen {
 type Log = Arc<Mutex<Vec<Seen>>>;
 
 /// Frames the fake venue sends on its own.
-type Frames = fn(&ConnState) -> Vec<String>;
+type Frames = fn(&mut ConnState) -> Vec<String>;
 
 /// How a fake venue behaves.
 #[derive(Clone)]
@@ -97,6 +98,9 @@ struct Venue {
     /// The venue's protocol pings: the first this long after the connection opens, then every so
     /// often.
     server_ping: Option<(Duration, Duration)>,
+    /// How each frame the venue sends goes on the wire ([`text_frame`]; binary for venues that
+    /// send gzip, protobuf or JSON in binary frames).
+    encode: fn(String) -> Message,
 }
 
 /// A client frame as the fake venue sees it.
@@ -118,8 +122,10 @@ struct ConnState {
     channels: Vec<i64>,
     /// Coinbase: the heartbeats channel was subscribed.
     heartbeats: bool,
-    /// Deribit: a test_request waits for its answer since then.
+    /// Deribit: a test_request waits for its answer since then (HTX: a ping).
     test_pending: Option<Instant>,
+    /// HTX: the pings sent so far (each carries a number of its own).
+    pings: u64,
 }
 
 struct FakeVenue {
@@ -353,7 +359,7 @@ async fn serve<S>(
     // When the client's messages of the last second came.
     let mut recent: std::collections::VecDeque<Instant> = std::collections::VecDeque::new();
     for f in (v.opened)(&target, &mut st) {
-        if ws.send(Message::text(f)).await.is_err() {
+        if ws.send((v.encode)(f)).await.is_err() {
             return;
         }
     }
@@ -410,7 +416,7 @@ async fn serve<S>(
                 let was = st.subscribed;
                 let replies = (v.answer)(&t, &mut st);
                 for r in replies {
-                    if ws.send(Message::text(r)).await.is_err() {
+                    if ws.send((v.encode)(r)).await.is_err() {
                         return;
                     }
                 }
@@ -429,7 +435,7 @@ async fn serve<S>(
                 data_at = next_tick(Instant::now());
                 if st.subscribed {
                     for f in (v.data)(n, &st) {
-                        if ws.send(Message::text(f)).await.is_err() {
+                        if ws.send((v.encode)(f)).await.is_err() {
                             return;
                         }
                         if v.sends_keep_alive {
@@ -441,13 +447,13 @@ async fn serve<S>(
             () = tokio::time::sleep_until(hb_at) => {
                 let (every, frames) = v.heartbeat.unwrap();
                 hb_at = Instant::now() + every;
-                for f in frames(&st) {
+                for f in frames(&mut st) {
                     // Deribit's test_request and Crypto.com's heartbeat must be answered.
                     let request = f.contains("test_request") || f.contains("public/heartbeat");
                     if request && st.test_pending.is_none() {
                         st.test_pending = Some(Instant::now());
                     }
-                    let _ = ws.send(Message::text(f)).await;
+                    let _ = ws.send((v.encode)(f)).await;
                     if v.sends_keep_alive {
                         heard = Instant::now();
                     }
@@ -463,7 +469,7 @@ async fn serve<S>(
             () = tokio::time::sleep_until(notice_at) => {
                 notice_at = far;
                 note("notice".to_owned());
-                let _ = ws.send(Message::text(v.notice.unwrap().1)).await;
+                let _ = ws.send((v.encode)(v.notice.unwrap().1.to_owned())).await;
             }
         }
     }
@@ -475,7 +481,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     if let Some(f) = v.first_frame {
-        let _ = ws.send(Message::text(f)).await;
+        let _ = ws.send((v.encode)(f.to_owned())).await;
     }
     if let Some((every, _)) = v.heartbeat {
         *hb_at = Instant::now() + every;
@@ -517,7 +523,13 @@ fn quiet_venue() -> Venue {
         test_request_deadline: None,
         max_per_sec: None,
         server_ping: None,
+        encode: text_frame,
     }
+}
+
+/// A text frame: what most venues send.
+fn text_frame(f: String) -> Message {
+    Message::text(f)
 }
 
 /// Runs a recorder on `toml` (a `[[stream]]` body; `output_dir` etc. are added) for `run` of
@@ -2260,6 +2272,8 @@ struct Live {
     answer: fn(&str, &mut ConnState) -> Vec<String>,
     /// The real-shaped data frame sent for a topic.
     frame: fn(&str) -> Option<String>,
+    /// How the venue's frames go on the wire ([`Venue::encode`]).
+    encode: fn(String) -> Message,
 }
 
 /// The fake of `preset` if its family's fake lives in a module of its own (each such module
@@ -2268,6 +2282,7 @@ fn live_elsewhere(preset: &str) -> Option<Live> {
     gate::live(preset)
         .or_else(|| bitget::live(preset))
         .or_else(|| cryptocom::live(preset))
+        .or_else(|| htx::live(preset))
 }
 
 #[tokio::test(start_paused = true)]
@@ -2279,6 +2294,7 @@ async fn every_channel_of_every_preset_counts_as_live_on_a_frame_of_the_venues_s
         let elsewhere = live_elsewhere(p.name);
         let symbol = elsewhere.as_ref().map_or(live_symbol(p.name), |l| l.symbol);
         let answer = elsewhere.as_ref().map_or(live_answer as _, |l| l.answer);
+        let encode = elsewhere.as_ref().map_or(text_frame as _, |l| l.encode);
         for c in p.channels {
             let topic = (p.combine)(c, symbol);
             let ctx = format!("{} channel `{c}` (topic {topic})", p.name);
@@ -2295,6 +2311,7 @@ async fn every_channel_of_every_preset_counts_as_live_on_a_frame_of_the_venues_s
             LIVE.with(|l| *l.borrow_mut() = (p.name, symbol));
             let venue = FakeVenue::start(Venue {
                 answer,
+                encode,
                 ..quiet_venue()
             })
             .await;
@@ -2309,9 +2326,17 @@ async fn every_channel_of_every_preset_counts_as_live_on_a_frame_of_the_venues_s
             .await;
             let silent = events(&recs, "subscription_silent");
             let rejected = events(&recs, "subscription_rejected");
-            // The venue's frame is in the recording.
-            let sent = parse(&frame.replace("{chan}", "17"));
-            let recorded = recs.iter().any(|r| r.get("msg") == Some(&sent));
+            // The venue's frame is in the recording (a binary one byte for byte, as `bin`).
+            let frame = frame.replace("{chan}", "17");
+            let recorded = match encode(frame.clone()) {
+                Message::Binary(b) => {
+                    let b64 =
+                        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &b);
+                    let b64 = Value::from(b64);
+                    recs.iter().any(|r| r.get("bin") == Some(&b64))
+                }
+                _ => recs.iter().any(|r| r.get("msg") == Some(&parse(&frame))),
+            };
             if !silent.is_empty() || !rejected.is_empty() {
                 failures.push(format!(
                     "{ctx}: reported silent {silent:?} or refused {rejected:?}"

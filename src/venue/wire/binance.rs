@@ -12,6 +12,7 @@ pub(super) const PROTOCOL: Protocol = Protocol {
     subscribe,
     needs_look,
     classify,
+    binary: super::binary_is_data,
 };
 
 /// All-market streams have no symbol: `!bookTicker`, `!forceOrder@arr`.

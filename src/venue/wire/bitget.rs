@@ -18,6 +18,7 @@ pub(super) const PROTOCOL: Protocol = Protocol {
     subscribe,
     needs_look,
     classify,
+    binary: super::binary_is_data,
 };
 
 /// The instType, channel and instId of a topic.

@@ -12,6 +12,7 @@ pub(super) const PROTOCOL: Protocol = Protocol {
     subscribe,
     needs_look,
     classify,
+    binary: super::binary_is_data,
 };
 
 fn check(topic: &str) -> Result<(), String> {

@@ -28,6 +28,7 @@ pub(super) const PROTOCOL: Protocol = Protocol {
     subscribe,
     needs_look,
     classify,
+    binary: super::binary_is_data,
 };
 
 /// The channel, the symbol and the parameters of a topic.

@@ -14,6 +14,7 @@ pub(super) const PROTOCOL: Protocol = Protocol {
     subscribe,
     needs_look,
     classify,
+    binary: super::binary_is_data,
 };
 
 /// Data does not repeat the book depth: `book.25:BTC/USD` is recognised as `book:BTC/USD`.

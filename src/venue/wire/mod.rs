@@ -17,8 +17,10 @@ mod coinbase;
 mod cryptocom;
 mod deribit;
 mod gate;
+mod htx;
 mod hyperliquid;
 mod kraken;
+mod mexc;
 mod okx;
 
 use serde_json::Value;
@@ -97,6 +99,27 @@ pub(crate) struct Protocol {
     needs_look: fn(&[u8]) -> bool,
     /// What a text message means ([`classify`]).
     classify: fn(&[u8]) -> Signal,
+    /// What a binary message holds ([`binary`]); [`binary_is_data`] for venues whose binary
+    /// frames are all data.
+    binary: fn(&[u8], bool) -> Binary<'_>,
+}
+
+/// What a binary message holds, as its family reads it ([`binary`]). The recording keeps the
+/// frame as received; this is only for following acks, errors, pings and live topics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Binary<'a> {
+    /// Data whose topic is not told (or not read: nothing waits for it).
+    Data,
+    /// A message to read as a text message would be ([`needs_look`], [`classify`]): the frame
+    /// itself (Upbit's JSON in binary frames) or its decoded bytes (HTX's gzip).
+    Text(std::borrow::Cow<'a, [u8]>),
+    /// What it means, read straight from the frame (MEXC's protobuf channel name).
+    Signal(Signal),
+}
+
+/// For families whose binary frames are all data (none of today's JSON venues sends binary).
+fn binary_is_data(_: &[u8], _: bool) -> Binary<'_> {
+    Binary::Data
 }
 
 /// The rules of `family`.
@@ -115,6 +138,8 @@ fn protocol(family: Family) -> &'static Protocol {
         Family::Gate => &gate::PROTOCOL,
         Family::Bitget => &bitget::PROTOCOL,
         Family::Cryptocom => &cryptocom::PROTOCOL,
+        Family::Htx => &htx::PROTOCOL,
+        Family::Mexc => &mexc::PROTOCOL,
     }
 }
 
@@ -208,6 +233,26 @@ pub fn needs_look(family: Family, msg: &[u8]) -> bool {
 /// What `msg` means. Parses it; call when [`needs_look`] or while a topic waits for data.
 pub fn classify(family: Family, msg: &[u8]) -> Signal {
     (protocol(family).classify)(msg)
+}
+
+/// What the binary message `frame` holds. With `look` false (no topic waits for its first
+/// data) a family reads only frames a cheap test marks as possible control messages (HTX: small
+/// gzip frames, which holds its pings); with `look` true it reads every frame.
+pub fn binary(family: Family, frame: &[u8], look: bool) -> Binary<'_> {
+    (protocol(family).binary)(frame, look)
+}
+
+impl Signal {
+    /// Whether the message is data (of some topic, or one that cannot be told; a Bitfinex
+    /// channel frame, heartbeats included: they come only on a live subscription), as opposed
+    /// to an ack, a refusal, a pong or a request.
+    pub fn is_data(&self) -> bool {
+        match self {
+            Signal::Data(_) | Signal::DataOf(_) | Signal::DataOfPrefix(_) => true,
+            Signal::Channel { key, .. } => key.is_empty(),
+            _ => false,
+        }
+    }
 }
 
 /// Whether `msg` contains `needle`.
