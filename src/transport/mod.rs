@@ -34,6 +34,7 @@
 //! rustls setup.
 
 mod handshake;
+pub mod http;
 mod proxy;
 mod tls;
 mod wire;
@@ -382,8 +383,14 @@ pub async fn connect(spec: &ConnectSpec) -> Result<Connection, TransportError> {
     }
 }
 
-async fn handshake(spec: &ConnectSpec, phase: &AtomicU8) -> Result<Connection, TransportError> {
-    let url = &spec.url;
+/// The byte stream to `url`'s host: TCP, through the stream's proxy if it has one, then TLS
+/// for `wss://` and `https://` (with the stream's TLS settings). Returns it with the host and
+/// port; `phase` follows along for the timeout message.
+async fn open(
+    spec: &ConnectSpec,
+    url: &url::Url,
+    phase: &AtomicU8,
+) -> Result<(Io, Host<String>, u16), TransportError> {
     let host = url
         .host()
         .map(|h| h.to_owned())
@@ -403,12 +410,17 @@ async fn handshake(spec: &ConnectSpec, phase: &AtomicU8) -> Result<Connection, T
         }
     };
     let _ = tcp.set_nodelay(true);
-    let mut io = if url.scheme() == "wss" {
+    let io = if matches!(url.scheme(), "wss" | "https") {
         phase.store(Phase::Tls as u8, Relaxed);
         Io::Tls(Box::new(tls::connect(spec, &host, &authority, tcp).await?))
     } else {
         Io::Plain(tcp)
     };
+    Ok((io, host, port))
+}
+
+async fn handshake(spec: &ConnectSpec, phase: &AtomicU8) -> Result<Connection, TransportError> {
+    let (mut io, host, port) = open(spec, &spec.url, phase).await?;
     phase.store(Phase::Upgrade as u8, Relaxed);
     let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 16]>());
     let request = upgrade_request(spec, &host, port, &key);

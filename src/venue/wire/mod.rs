@@ -17,6 +17,9 @@ mod deribit;
 mod hyperliquid;
 mod kraken;
 mod okx;
+// Appended families (kept after the others to ease merges).
+mod dydx;
+mod kucoin;
 
 use serde_json::Value;
 
@@ -24,6 +27,7 @@ use super::{Family, Topic};
 
 pub use binance::MAX_URL_LEN;
 pub use bitfinex::{FLAGS as BITFINEX_FLAGS, MAINTENANCE as BITFINEX_MAINTENANCE};
+pub use kucoin::read_bullet as kucoin_read_bullet;
 
 /// What an incoming message means.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +113,8 @@ fn protocol(family: Family) -> &'static Protocol {
         Family::Deribit => &deribit::PROTOCOL,
         Family::Bitmex => &bitmex::PROTOCOL,
         Family::Hyperliquid => &hyperliquid::PROTOCOL,
+        Family::Kucoin => &kucoin::PROTOCOL,
+        Family::Dydx => &dydx::PROTOCOL,
     }
 }
 
