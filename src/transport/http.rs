@@ -264,6 +264,15 @@ mod tests {
         assert_eq!(a.quoted_body(), "later");
     }
 
+    #[test]
+    fn an_https_endpoint_gets_the_streams_tls_settings() {
+        let mut s = crate::config::StreamConfig::new("s", "ws://127.0.0.1:1/");
+        s.token_url = Some("http://127.0.0.1:2/api/v1/bullet-public".to_owned());
+        assert!(ConnectSpec::from_config(&s).unwrap().tls.is_none());
+        s.token_url = Some("https://api.kucoin.com/api/v1/bullet-public".to_owned());
+        assert!(ConnectSpec::from_config(&s).unwrap().tls.is_some());
+    }
+
     #[tokio::test]
     async fn malformed_and_oversized_answers_are_errors() {
         let (url, _) = serve(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n").await;

@@ -87,8 +87,8 @@ pub struct ConnectSpec {
     pub url: url::Url,
     /// Extra handshake headers (values are secrets: never logged).
     pub headers: Vec<(String, String)>,
-    /// TLS settings for `wss://` (`None` for `ws://`: no root store is loaded for a plain
-    /// stream).
+    /// TLS settings for `wss://` and an `https://` token endpoint (`None` for a plain `ws://`
+    /// stream: no root store is loaded for it).
     pub tls: Option<Arc<ClientConfig>>,
     /// Deadline for TCP connect, proxy, TLS and upgrade together.
     pub handshake_timeout: Duration,
@@ -131,7 +131,12 @@ impl ConnectSpec {
             message,
         };
         let url = crate::config::validate_url(&s.url).map_err(|m| field("url", m))?;
-        let tls = if url.scheme() == "wss" {
+        // An https:// connect token endpoint (KuCoin) takes the stream's TLS settings too.
+        let https_token = s
+            .token_url
+            .as_deref()
+            .is_some_and(|t| t.starts_with("https://"));
+        let tls = if url.scheme() == "wss" || https_token {
             Some(tls_config(s.ca_file.as_deref(), s.insecure).map_err(|m| field("ca_file", m))?)
         } else {
             // Still say at startup that a configured CA file is unusable.
