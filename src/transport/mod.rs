@@ -31,7 +31,8 @@
 //!
 //! Layout: this file holds the interface and the connect sequence; `handshake.rs` the HTTP
 //! upgrade, `proxy.rs` HTTP CONNECT, `wire.rs` the checked byte stream under yawc, `tls.rs` the
-//! rustls setup.
+//! rustls setup, `http.rs` the one plain HTTP request a venue may need before a connect (a
+//! connect token), over the same TCP, proxy and TLS path.
 
 mod handshake;
 pub mod http;

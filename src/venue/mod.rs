@@ -10,6 +10,9 @@
 //! reconnect requests and heartbeat requests, and reports subscriptions that were rejected or
 //! that stay silent.
 //!
+//! A venue that hands out a connect token over REST (KuCoin) is asked for one before every
+//! connect ([`token`]); the answer names the server to dial and how often to ping it.
+//!
 //! Topics are written the venue's own way, e.g. `publicTrade.BTCUSDT` (Bybit), `btcusdt@aggTrade`
 //! (Binance), `books:BTC-USDT` (OKX), `level2:BTC-USD` (Coinbase); `channels` × `symbols` in
 //! the config are combined into such topics by the preset.
