@@ -205,7 +205,7 @@ const KUCOIN_NOTES: &[&str] = &[
     "Before every connect (reconnects and planned replacements too) wsrec POSTs the bullet-public endpoint (token_url) for a connect token and the server to dial; the token shows only masked (token=***). A failed token request is a failed connect attempt, retried with backoff.",
     "KuCoin wants a JSON ping every pingInterval of the token answer (18 s): wsrec pings that often, or more often if the preset says so.",
     "Tokens last 24 h and KuCoin ends connections after 24 h: wsrec replaces them after 23 h 30 min, make-before-break, with a fresh token.",
-    "Up to 100 symbols per subscribe message (one channel each), 300 topics per connection, 100 client messages per 10 s: subscribe messages go 200 ms apart.",
+    "Up to 100 symbols per subscribe message (one channel each), 300 topics per connection (KuCoin's spot figure, used for futures too), 100 client messages per 10 s: subscribe messages go 200 ms apart; past a limit KuCoin answers error 509.",
     "An error naming the token (\"token is expired\") triggers a reconnect with a fresh token.",
     "Candle channels carry the interval: /market/candles_1min with symbols gives /market/candles:BTC-USDT_1min.",
     "This is KuCoin's classic WebSocket API; the Unified (Pro) API's token-less push servers are not used.",
@@ -214,7 +214,8 @@ const KUCOIN_NOTES: &[&str] = &[
 /// KuCoin's sources: the WebSocket introduction (token, welcome, ping, subscribe, ack), the
 /// public token page, the rate limits (public REST pool, which the token request draws on),
 /// then maintained clients (ccxt: the token answer's ping interval and `token is expired`;
-/// crypto-ws-client: 100 topics per message and 100 messages per 10 s).
+/// crypto-ws-client: 100 topics per message and 100 messages per 10 s; a ccxt issue quoting the
+/// rate-limit page's "300 topics per connection" for spot and its 509 error).
 const KUCOIN_SOURCES: &[&str] = &[
     "https://www.kucoin.com/docs-new/websocket-api/base-info/introduction",
     "https://www.kucoin.com/docs-new/websocket-api/base-info/get-public-token-spot-margin",
@@ -222,6 +223,7 @@ const KUCOIN_SOURCES: &[&str] = &[
     "https://www.kucoin.com/docs-new/rate-limit",
     "https://github.com/ccxt/ccxt/blob/master/ts/src/pro/kucoin.ts",
     "https://docs.rs/crate/crypto-ws-client/latest/source/src/clients/kucoin/utils.rs",
+    "https://github.com/ccxt/ccxt/issues/25450",
 ];
 
 /// Binance USDⓈ-M routes streams by kind since 2026-04-23: the high-frequency ones (`depth*`,

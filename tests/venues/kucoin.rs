@@ -8,7 +8,8 @@
 //! Sources of the rules and shapes: https://www.kucoin.com/docs-new/websocket-api/base-info/introduction
 //! (token, welcome, ping/pong, subscribe, ack, error; the 24 h token), the docs-new channel
 //! pages (data frames), ccxt `ts/src/pro/kucoin.ts` (`token is expired`), crypto-ws-client
-//! `clients/kucoin/utils.rs` (100 topics per subscribe, 100 messages per 10 s).
+//! `clients/kucoin/utils.rs` (100 topics per subscribe, 100 messages per 10 s); the 509 errors'
+//! words as users quote them (ccxt issue 25450, Kucoin/kucoin-python-sdk issue 32).
 
 use std::cell::RefCell;
 
@@ -164,7 +165,11 @@ fn kucoin_answer(t: &str, st: &mut ConnState) -> Vec<String> {
                 )];
             }
             if st.streams.len() + symbols.len() > 300 {
-                return vec![error(&v["id"], 509, "exceed max permits per channel")];
+                return vec![error(
+                    &v["id"],
+                    509,
+                    "exceeds max subscription count limitation of 300 per session",
+                )];
             }
             st.streams
                 .extend(symbols.iter().map(|s| format!("{channel}:{s}")));
