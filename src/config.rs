@@ -488,6 +488,12 @@ pub struct StreamConfig {
     /// or `"kernel"` (the kernel's receive time of the data, see [`TsSource`]).
     #[serde(default)]
     pub ts_source: TsSource,
+    /// With a venue that hands out a connect token by REST before each connect (KuCoin): the
+    /// endpoint asked (`http://` or `https://`), through `proxy` and with the TLS settings of
+    /// the stream. Set by the preset while `url` is the preset's own; a `url` of your own (a
+    /// relay, a replay server) is dialled as it is unless you set `token_url` too.
+    #[serde(default)]
+    pub token_url: Option<String>,
 }
 
 impl StreamConfig {
@@ -537,6 +543,7 @@ impl StreamConfig {
             retry_after_max: DEFAULT_RETRY_AFTER_MAX,
             nats: true,
             ts_source: TsSource::Read,
+            token_url: None,
         }
     }
 
@@ -861,8 +868,46 @@ impl StreamConfig {
                 "must be greater than 0",
             ));
         }
+        if let Some(t) = &self.token_url {
+            let takes_token = self
+                .venue
+                .as_deref()
+                .and_then(crate::venue::find)
+                .is_some_and(|p| p.pre_connect.is_some());
+            if !takes_token {
+                return Err(invalid(
+                    &format!("{ctx}: token_url"),
+                    "is only used by venues that hand out a connect token before each connect \
+                     (kucoin-spot, kucoin-futures); remove it",
+                ));
+            }
+            validate_http_url(t).map_err(|m| invalid(&format!("{ctx}: token_url"), &m))?;
+        }
         Ok(())
     }
+}
+
+/// Checks an `http://` or `https://` URL with a host (a REST endpoint).
+///
+/// # Errors
+/// A message naming what is wrong.
+pub fn validate_http_url(text: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(text).map_err(|e| {
+        format!(
+            "`{}` is not a valid URL ({e}); expected e.g. https://api.kucoin.com/api/v1/bullet-public",
+            mask_url(text)
+        )
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "scheme `{}` is not supported here; the endpoint is an http:// or https:// URL",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("the URL has no host".to_owned());
+    }
+    Ok(url)
 }
 
 fn invalid(field: &str, message: &str) -> ConfigError {

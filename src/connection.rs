@@ -70,6 +70,9 @@ pub struct StreamRuntime {
     pub venue: Option<VenueRuntime>,
     /// Spacing of connects and subscribe messages, shared with every stream of the same venue.
     pub pacer: Option<Arc<crate::venue::pace::Pacer>>,
+    /// The REST call made before every connect for the URL to dial (KuCoin's connect token);
+    /// without it the stream dials `spec.url`.
+    pub token: Option<crate::venue::token::TokenStep>,
     /// The stream's counters.
     pub stats: Arc<StreamStats>,
     /// Receive-time clock.
@@ -302,32 +305,34 @@ impl Connection {
         let dialled = tokio::select! {
             biased;
             () = self.shutdown.cancelled() => return stopped,
-            r = transport::connect(&rt.spec) => r,
+            r = self.dial() => r,
         };
-        let mut ws = match dialled {
-            Ok(ws) => ws,
-            Err(e) => {
+        let (mut ws, url, server_ping) = match dialled {
+            Ok(d) => d,
+            Err(f) => {
                 rt.stats.connect_failures.fetch_add(1, Relaxed);
-                rt.stats.set_last_error(&e.to_string());
-                tracing::warn!(stream = %rt.name, conn = self.conn, url = %rt.masked_url, error = %e, "Connection attempt failed.");
-                let retry_after = e.retry_after().map(|d| d.min(rt.spec.retry_after_max));
+                rt.stats.set_last_error(&f.error);
+                tracing::warn!(stream = %rt.name, conn = self.conn, url = %f.url, step = f.step.unwrap_or("connect"), error = %f.error, "Connection attempt failed.");
                 let mut batch = self.new_batch();
-                batch.push_event(rt.clock.now_ns(), "connect_failed", |f| {
-                    f.str("url", &rt.masked_url).str("error", &e.to_string());
-                    if let Some(code) = e.http_status() {
-                        f.num("http_status", u64::from(code));
+                batch.push_event(rt.clock.now_ns(), "connect_failed", |e| {
+                    e.str("url", &f.url).str("error", &f.error);
+                    if let Some(step) = f.step {
+                        e.str("step", step);
                     }
-                    if let Some(to) = e.location() {
-                        f.str("location", to);
+                    if let Some(code) = f.http_status {
+                        e.num("http_status", u64::from(code));
                     }
-                    if let Some(wait) = retry_after {
-                        f.num("retry_after_ms", wait.as_millis() as u64);
+                    if let Some(to) = &f.location {
+                        e.str("location", to);
                     }
-                    self.attempt_fields(f, held);
+                    if let Some(wait) = f.retry_after {
+                        e.num("retry_after_ms", wait.as_millis() as u64);
+                    }
+                    self.attempt_fields(e, held);
                 });
                 self.queue.send(batch, &mut 0).await;
                 return Life {
-                    retry_after,
+                    retry_after: f.retry_after,
                     ..stopped
                 };
             }
@@ -339,13 +344,13 @@ impl Connection {
             tracing::warn!(stream = %rt.name, url = %rt.masked_url, "TLS CERTIFICATE VERIFICATION IS OFF (insecure = true): this connection can be intercepted.");
         }
         let extensions = ws.extensions().unwrap_or("").to_owned();
-        tracing::info!(stream = %rt.name, conn = self.conn, url = %rt.masked_url, extensions, "Connected.");
+        tracing::info!(stream = %rt.name, conn = self.conn, url = %url, extensions, "Connected.");
         if rt.spec.deflate.is_some() && extensions.is_empty() {
             tracing::info!(stream = %rt.name, conn = self.conn, "The server declined permessage-deflate; receiving uncompressed.");
         }
         let mut batch = self.new_batch();
         batch.push_event(rt.clock.now_ns(), "connected", |f| {
-            f.str("url", &rt.masked_url)
+            f.str("url", &url)
                 .str("host", hostname())
                 .num("pid", u64::from(std::process::id()));
             if let Some(old) = self.replaces {
@@ -369,7 +374,7 @@ impl Connection {
             Err(end) => (end, None),
             Ok(()) => {
                 let _ = self.notify.send(Notice::Connected(self.conn));
-                self.read_loop(&mut ws, &mut batch).await
+                self.read_loop(&mut ws, &mut batch, server_ping).await
             }
         };
         let messages = self.messages_in_conn(&batch);
@@ -422,6 +427,46 @@ impl Connection {
             uptime,
             productive: self.productive.load(Relaxed),
             retry_after,
+        }
+    }
+
+    /// Dials the stream, first asking its token endpoint for the URL if it has one. Returns
+    /// the connection, its URL masked, and the ping interval the venue asked for.
+    async fn dial(&self) -> Result<(transport::Connection, String, Option<Duration>), Failure> {
+        let rt = &*self.rt;
+        let max_wait = rt.spec.retry_after_max;
+        let Some(step) = &rt.token else {
+            return match transport::connect(&rt.spec).await {
+                Ok(ws) => Ok((ws, rt.masked_url.clone(), None)),
+                Err(e) => Err(Failure::transport(&rt.masked_url, &e, max_wait)),
+            };
+        };
+        // Unique per connect: the process, the stream, the connection number, and chance.
+        let connect_id = format!(
+            "wsrec-{}-{}-{}-{:08x}",
+            std::process::id(),
+            rt.idx,
+            self.conn,
+            rand::random::<u32>()
+        );
+        let dial = step
+            .fetch(&rt.spec, &connect_id)
+            .await
+            .map_err(|e| Failure {
+                url: step.masked.clone(),
+                error: e.message,
+                step: Some("connect_token"),
+                http_status: e.http_status,
+                location: None,
+                retry_after: e.retry_after.map(|d| d.min(max_wait)),
+            })?;
+        let masked = crate::config::mask_url(dial.url.as_str());
+        tracing::debug!(stream = %rt.name, conn = self.conn, token_url = %step.masked, url = %masked, "Got a connect token.");
+        let mut spec = rt.spec.clone();
+        spec.url = dial.url;
+        match transport::connect(&spec).await {
+            Ok(ws) => Ok((ws, masked, dial.ping_interval)),
+            Err(e) => Err(Failure::transport(&masked, &e, max_wait)),
         }
     }
 
@@ -499,6 +544,7 @@ impl Connection {
         &self,
         ws: &mut transport::Connection,
         batch: &mut Batch,
+        server_ping: Option<Duration>,
     ) -> (End, Option<Instant>) {
         let rt = &*self.rt;
         let mut venue = rt.venue.as_ref().map(|v| VenueState {
@@ -512,7 +558,7 @@ impl Connection {
             delivered: false,
             maintenance_until: None,
         });
-        let end = self.read_frames(ws, batch, &mut venue).await;
+        let end = self.read_frames(ws, batch, &mut venue, server_ping).await;
         let mut maintenance = None;
         if let Some(v) = &venue {
             // This connection's failing subscriptions are judged again on the next one.
@@ -535,9 +581,10 @@ impl Connection {
         ws: &mut transport::Connection,
         batch: &mut Batch,
         venue: &mut Option<VenueState>,
+        server_ping: Option<Duration>,
     ) -> End {
         let rt = &*self.rt;
-        let mut keepalive = Keepalive::new(rt);
+        let mut keepalive = Keepalive::new(rt, server_ping);
         let next_deadline = |k: &Keepalive, v: &Option<VenueState>| {
             let own = k.next_deadline();
             v.as_ref()
@@ -828,6 +875,36 @@ impl Connection {
     }
 }
 
+/// A failed connect attempt, as logged and recorded in its `connect_failed` event.
+struct Failure {
+    /// The URL (masked) that failed: the token endpoint or the WebSocket URL.
+    url: String,
+    /// What went wrong.
+    error: String,
+    /// The step that failed, when it was not the WebSocket dial itself.
+    step: Option<&'static str>,
+    /// The HTTP status of a refusal.
+    http_status: Option<u16>,
+    /// Where a redirect pointed (masked).
+    location: Option<String>,
+    /// The wait the server asked for, capped at `retry_after_max`.
+    retry_after: Option<Duration>,
+}
+
+impl Failure {
+    /// A failed WebSocket dial of `url` (masked).
+    fn transport(url: &str, e: &TransportError, max_wait: Duration) -> Self {
+        Self {
+            url: url.to_owned(),
+            error: e.to_string(),
+            step: None,
+            http_status: e.http_status(),
+            location: e.location().map(str::to_owned),
+            retry_after: e.retry_after().map(|d| d.min(max_wait)),
+        }
+    }
+}
+
 /// How a connection went, for its supervisor (see [`Notice::Ended`]).
 struct Life {
     /// The handshake succeeded.
@@ -886,16 +963,28 @@ struct Keepalive {
 }
 
 impl Keepalive {
-    fn new(rt: &StreamRuntime) -> Self {
+    /// The deadlines of a new connection; `server_ping` is the ping interval the venue asked
+    /// for (its connect token answer), which the stream's own ping (the app-level one if it has
+    /// one) never exceeds.
+    fn new(rt: &StreamRuntime, server_ping: Option<Duration>) -> Self {
         let now = Instant::now();
-        let app_ping_interval = rt.app_ping.as_ref().and(rt.app_ping_interval);
+        let at_most = |d: Option<Duration>| match (d, server_ping) {
+            (Some(d), Some(asked)) => Some(d.min(asked)),
+            (d, _) => d,
+        };
+        let app_ping_interval = at_most(rt.app_ping.as_ref().and(rt.app_ping_interval));
+        let ping_interval = if app_ping_interval.is_some() {
+            rt.ping_interval
+        } else {
+            at_most(rt.ping_interval)
+        };
         Self {
-            next_ping: rt.ping_interval.map(|d| now + d),
+            next_ping: ping_interval.map(|d| now + d),
             next_app_ping: app_ping_interval.map(|d| now + d),
             pong_deadline: None,
             app_reply_deadline: None,
             last_data: now,
-            ping_interval: rt.ping_interval,
+            ping_interval,
             app_ping_interval,
             pong_timeout: rt.pong_timeout,
             silence_timeout: rt.silence_timeout,

@@ -569,10 +569,8 @@ fn runtime(
 ) -> Result<StreamRuntime, ConfigError> {
     let mut spec_source = s.clone();
     spec_source.url.clone_from(&shard.url);
-    let venue = s
-        .venue
-        .as_deref()
-        .and_then(crate::venue::find)
+    let preset = s.venue.as_deref().and_then(crate::venue::find);
+    let venue = preset
         .filter(|_| !shard.topics.is_empty())
         .map(|p| VenueRuntime {
             family: p.family,
@@ -581,6 +579,15 @@ fn runtime(
             first_data_timeout: s.first_data_timeout,
             subscribe_after_connect: p.limits.subscribe_after_connect,
         });
+    let token = match (&s.token_url, preset.and_then(|p| p.pre_connect.as_ref())) {
+        (Some(url), Some(pc)) => Some(crate::venue::token::TokenStep::new(url, pc).map_err(
+            |message| ConfigError::Invalid {
+                field: format!("stream `{}`: token_url", s.name),
+                message,
+            },
+        )?),
+        _ => None,
+    };
     Ok(StreamRuntime {
         idx,
         name: s.name.clone(),
@@ -599,6 +606,7 @@ fn runtime(
         shard: position,
         venue,
         pacer: shared.pacer.clone(),
+        token,
         stats: shared.stats.clone(),
         clock: shared.clock,
         batch_max: shared.batch_max,

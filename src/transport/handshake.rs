@@ -38,15 +38,7 @@ pub(super) fn upgrade_request(
         .iter()
         .any(|(k, _)| k.eq_ignore_ascii_case("host"))
     {
-        if url.port().is_some() {
-            r.push_str(&format!("Host: {}\r\n", authority(host, port)));
-        } else {
-            let shown = match host {
-                Host::Ipv6(ip) => format!("[{ip}]"),
-                other => other.to_string(),
-            };
-            r.push_str(&format!("Host: {shown}\r\n"));
-        }
+        r.push_str(&format!("Host: {}\r\n", host_value(url, host, port)));
     }
     r.push_str(
         "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ",
@@ -64,6 +56,18 @@ pub(super) fn upgrade_request(
     }
     r.push_str("\r\n");
     r
+}
+
+/// The `Host` header's value for `url`: the host, with the port when the URL names one.
+pub(super) fn host_value(url: &url::Url, host: &Host<String>, port: u16) -> String {
+    if url.port().is_some() {
+        authority(host, port)
+    } else {
+        match host {
+            Host::Ipv6(ip) => format!("[{ip}]"),
+            other => other.to_string(),
+        }
+    }
 }
 
 /// A parsed HTTP response head.
@@ -87,7 +91,7 @@ impl ResponseHead {
     }
 
     /// The first value of header `name`, as text (lossy).
-    fn value(&self, name: &str) -> Option<String> {
+    pub(super) fn value(&self, name: &str) -> Option<String> {
         self.values(name)
             .next()
             .map(|v| String::from_utf8_lossy(v).trim().to_owned())

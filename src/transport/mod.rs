@@ -31,9 +31,11 @@
 //!
 //! Layout: this file holds the interface and the connect sequence; `handshake.rs` the HTTP
 //! upgrade, `proxy.rs` HTTP CONNECT, `wire.rs` the checked byte stream under yawc, `tls.rs` the
-//! rustls setup.
+//! rustls setup, `http.rs` the one plain HTTP request a venue may need before a connect (a
+//! connect token), over the same TCP, proxy and TLS path.
 
 mod handshake;
+pub mod http;
 mod proxy;
 mod stamp;
 mod tls;
@@ -88,8 +90,8 @@ pub struct ConnectSpec {
     pub url: url::Url,
     /// Extra handshake headers (values are secrets: never logged).
     pub headers: Vec<(String, String)>,
-    /// TLS settings for `wss://` (`None` for `ws://`: no root store is loaded for a plain
-    /// stream).
+    /// TLS settings for `wss://` and an `https://` token endpoint (`None` for a plain `ws://`
+    /// stream: no root store is loaded for it).
     pub tls: Option<Arc<ClientConfig>>,
     /// Deadline for TCP connect, proxy, TLS and upgrade together.
     pub handshake_timeout: Duration,
@@ -134,7 +136,12 @@ impl ConnectSpec {
             message,
         };
         let url = crate::config::validate_url(&s.url).map_err(|m| field("url", m))?;
-        let tls = if url.scheme() == "wss" {
+        // An https:// connect token endpoint (KuCoin) takes the stream's TLS settings too.
+        let https_token = s
+            .token_url
+            .as_deref()
+            .is_some_and(|t| t.starts_with("https://"));
+        let tls = if url.scheme() == "wss" || https_token {
             Some(tls_config(s.ca_file.as_deref(), s.insecure).map_err(|m| field("ca_file", m))?)
         } else {
             // Still say at startup that a configured CA file is unusable.
@@ -389,8 +396,25 @@ pub async fn connect(spec: &ConnectSpec) -> Result<Connection, TransportError> {
     }
 }
 
-async fn handshake(spec: &ConnectSpec, phase: &AtomicU8) -> Result<Connection, TransportError> {
-    let url = &spec.url;
+/// An open byte stream to a host ([`open`]).
+struct Opened {
+    io: Io,
+    host: Host<String>,
+    port: u16,
+    /// Kernel receive times of the TCP data, when asked for and available.
+    stamp: Option<Stamp>,
+}
+
+/// The byte stream to `url`'s host: TCP, through the stream's proxy if it has one, then TLS
+/// for `wss://` and `https://` (with the stream's TLS settings). Returns it with the host and
+/// port (and with `stamped`, its kernel receive times); `phase` follows along for the timeout
+/// message.
+async fn open(
+    spec: &ConnectSpec,
+    url: &url::Url,
+    phase: &AtomicU8,
+    stamped: bool,
+) -> Result<Opened, TransportError> {
     let host = url
         .host()
         .map(|h| h.to_owned())
@@ -410,17 +434,32 @@ async fn handshake(spec: &ConnectSpec, phase: &AtomicU8) -> Result<Connection, T
         }
     };
     let _ = tcp.set_nodelay(true);
-    let (tcp, stamping) = Tcp::new(tcp, spec.kernel_ts);
+    let (tcp, stamping) = Tcp::new(tcp, stamped);
     if let Err(e) = stamping {
         tracing::warn!(url = %mask_url(url.as_str()), error = %e, "Kernel receive timestamps are not available on this socket: using read times (ts_source = \"read\").");
     }
     let stamp = tcp.stamp();
-    let mut io = if url.scheme() == "wss" {
+    let io = if matches!(url.scheme(), "wss" | "https") {
         phase.store(Phase::Tls as u8, Relaxed);
         Io::Tls(Box::new(tls::connect(spec, &host, &authority, tcp).await?))
     } else {
         Io::Plain(tcp)
     };
+    Ok(Opened {
+        io,
+        host,
+        port,
+        stamp,
+    })
+}
+
+async fn handshake(spec: &ConnectSpec, phase: &AtomicU8) -> Result<Connection, TransportError> {
+    let Opened {
+        mut io,
+        host,
+        port,
+        stamp,
+    } = open(spec, &spec.url, phase, spec.kernel_ts).await?;
     phase.store(Phase::Upgrade as u8, Relaxed);
     let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 16]>());
     let request = upgrade_request(spec, &host, port, &key);

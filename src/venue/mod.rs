@@ -10,6 +10,9 @@
 //! reconnect requests and heartbeat requests, and reports subscriptions that were rejected or
 //! that stay silent.
 //!
+//! A venue that hands out a connect token over REST (KuCoin) is asked for one before every
+//! connect ([`token`]); the answer names the server to dial and how often to ping it.
+//!
 //! Topics are written the venue's own way, e.g. `publicTrade.BTCUSDT` (Bybit), `btcusdt@aggTrade`
 //! (Binance), `books:BTC-USDT` (OKX), `level2:BTC-USD` (Coinbase); `channels` × `symbols` in
 //! the config are combined into such topics by the preset.
@@ -19,6 +22,7 @@
 
 pub mod pace;
 pub mod presets;
+pub mod token;
 pub mod track;
 pub mod wire;
 
@@ -63,6 +67,10 @@ pub enum Family {
     Htx,
     /// MEXC spot v3: JSON acks, protobuf data in binary frames.
     Mexc,
+    /// KuCoin classic spot and futures (a connect token from REST before each connect).
+    Kucoin,
+    /// dYdX v4 indexer.
+    Dydx,
 }
 
 /// One subscription in the venue's own notation, as written in the config or on the command line.
@@ -83,6 +91,7 @@ pub const PRESET_FIELDS: &[&str] = &[
     "max_topics_per_message",
     "connect_interval",
     "subscribe_interval",
+    "token_url",
 ];
 
 /// Fills `s` from its `venue` preset: every field of [`PRESET_FIELDS`] that is not in `set` (the
@@ -145,6 +154,11 @@ pub fn apply(s: &mut StreamConfig, set: &BTreeSet<String>) -> Result<(), ConfigE
     }
     if !keep("subscribe_interval") {
         s.subscribe_interval = Some(l.subscribe_interval);
+    }
+    // The token endpoint belongs to the venue's own servers: a URL of the user's own (a relay,
+    // a replay server) is dialled as it is.
+    if !keep("token_url") && s.url == preset.url {
+        s.token_url = preset.pre_connect.map(|p| p.url.to_owned());
     }
     for c in &s.channels {
         for sym in &s.symbols {
@@ -325,7 +339,7 @@ pub fn describe_one(p: &Preset) -> String {
 
 const OVERRIDE_HINT: &str = "Every preset field can be overridden in the [[stream]] (url, ping and liveness settings, \
      max_connection_age, first_data_timeout, max_topics_per_connection, \
-     max_topics_per_message, connect_interval, subscribe_interval).\n";
+     max_topics_per_message, connect_interval, subscribe_interval, token_url).\n";
 
 /// How a budget names what it counts.
 fn counts_name(c: presets::Counts) -> &'static str {
@@ -355,6 +369,13 @@ fn describe(p: &Preset, sources: bool) -> String {
         format!("replaced after {}", humantime::format_duration(d))
     });
     let _ = writeln!(out, "  lifetime:   {age}");
+    if let Some(pc) = &p.pre_connect {
+        let _ = writeln!(
+            out,
+            "  connect:    asks {} (POST) for a connect token and the server to dial before every connect",
+            pc.url
+        );
+    }
     let l = &p.limits;
     let _ = writeln!(
         out,
@@ -439,6 +460,7 @@ pub fn to_json(p: &Preset) -> serde_json::Value {
             "summary": k.describe(),
         },
         "max_connection_age_ms": p.max_connection_age.map(millis),
+        "token_url": p.pre_connect.map(|pc| pc.url),
         "limits": {
             "topics_per_connection": l.topics_per_connection,
             "topics_per_message": l.topics_per_message,
@@ -578,5 +600,57 @@ mod tests {
         // Binance's limits: 5 incoming messages per second, so subscribe messages go at most 2
         // per second.
         assert!(s.subscribe_interval.unwrap() >= Duration::from_millis(500));
+    }
+
+    #[test]
+    fn a_token_venue_asks_its_endpoint_only_while_dialling_its_own_url() {
+        let s = stream("venue = \"kucoin-spot\"\ntopics = [\"/market/match:BTC-USDT\"]");
+        assert_eq!(s.url, "wss://ws-api-spot.kucoin.com/");
+        assert_eq!(
+            s.token_url.as_deref(),
+            Some("https://api.kucoin.com/api/v1/bullet-public")
+        );
+        assert_eq!(s.app_ping_interval, Some(Duration::from_secs(18)));
+        // A URL of the user's own (a relay, a replay server) is dialled as it is...
+        let s = stream(
+            "venue = \"kucoin-spot\"\nurl = \"ws://127.0.0.1:9/\"\ntopics = [\"/market/match:BTC-USDT\"]",
+        );
+        assert_eq!(s.token_url, None);
+        // ...unless the token endpoint is given too.
+        let s = stream(
+            "venue = \"kucoin-futures\"\nurl = \"ws://127.0.0.1:9/\"\ntoken_url = \"http://127.0.0.1:9/api/v1/bullet-public\"\ntopics = [\"/contractMarket/execution:XBTUSDTM\"]",
+        );
+        assert_eq!(
+            s.token_url.as_deref(),
+            Some("http://127.0.0.1:9/api/v1/bullet-public")
+        );
+        // Other venues have no token step, and say so when given one.
+        assert_eq!(
+            stream("venue = \"okx\"\ntopics = [\"books:BTC-USDT\"]").token_url,
+            None
+        );
+        for (toml, says) in [
+            (
+                "venue = \"okx\"\ntopics = [\"books:BTC-USDT\"]\ntoken_url = \"https://x/\"",
+                "only used by venues",
+            ),
+            (
+                "venue = \"kucoin-spot\"\ntopics = [\"/market/match:BTC-USDT\"]\ntoken_url = \"wss://x/\"",
+                "http:// or https://",
+            ),
+        ] {
+            let c = Config::from_toml(&format!("[[stream]]\nname = \"s\"\n{toml}\n")).unwrap();
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains("token_url") && e.contains(says), "{e}");
+        }
+        let one = describe_one(find("kucoin-spot").unwrap());
+        assert!(
+            one.contains("asks https://api.kucoin.com/api/v1/bullet-public (POST)"),
+            "{one}"
+        );
+        assert_eq!(
+            to_json(find("dydx").unwrap())["token_url"],
+            serde_json::Value::Null
+        );
     }
 }

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use super::Family;
+use super::token::PreConnect;
 
 /// How a preset keeps its connections alive and decides they are dead.
 #[derive(Debug, Clone, Copy)]
@@ -103,6 +104,9 @@ pub struct Preset {
     /// Where the facts above come from: the venue's official documentation pages first, then
     /// maintained clients and reports (`wsrec venues NAME` and `--json` show them).
     pub sources: &'static [&'static str],
+    /// A REST call before every connect that yields the URL to dial (KuCoin's connect token),
+    /// if the venue needs one ([`super::token`]).
+    pub pre_connect: Option<super::token::PreConnect>,
 }
 
 const fn secs(s: u64) -> Duration {
@@ -154,6 +158,77 @@ fn deribit(channel: &str, symbol: &str) -> String {
         None => format!("{channel}.{symbol}.100ms"),
     }
 }
+
+/// KuCoin topics are `channel:SYMBOL`; candle channels carry their interval after `_`
+/// (`/market/candles_1min` gives `/market/candles:BTC-USDT_1min`, KuCoin's own spelling).
+fn kucoin(channel: &str, symbol: &str) -> String {
+    match channel.rsplit_once('_') {
+        Some((base, interval)) if base.ends_with("andles") || base.ends_with("Candle") => {
+            format!("{base}:{symbol}_{interval}")
+        }
+        _ => colon(channel, symbol),
+    }
+}
+
+/// dYdX topics are `channel:ID`; candle channels carry their resolution after a dot
+/// (`v4_candles.1MIN` gives `v4_candles:BTC-USD/1MIN`, the indexer's id), and the market-wide
+/// channels (`v4_markets`, `v4_block_height`) take no id.
+fn dydx(channel: &str, symbol: &str) -> String {
+    if matches!(channel, "v4_markets" | "v4_block_height") {
+        return channel.to_owned();
+    }
+    match channel.split_once('.') {
+        Some((base, resolution)) => format!("{base}:{symbol}/{resolution}"),
+        None => colon(channel, symbol),
+    }
+}
+
+/// KuCoin's keepalive: its JSON ping every `pingInterval` of the token answer (18 s; wsrec
+/// follows a shorter one it is given), answered with a pong.
+const KUCOIN_KEEPALIVE: Keepalive = Keepalive {
+    ping_interval: None,
+    pong_timeout: secs(10),
+    app_ping: Some(r#"{"id":"1","type":"ping"}"#),
+    app_ping_interval: Some(secs(18)),
+    app_pong_contains: Some(r#""type":"pong""#),
+    silence_timeout: Some(secs(60)),
+};
+
+/// KuCoin's limits: 100 symbols per subscribe message (one channel each), 300 topics per
+/// connection, 100 messages from the client per 10 s per connection (subscribe messages 200 ms
+/// apart, at most 50 per 10 s, leave room for the pings).
+const KUCOIN_LIMITS: Limits = Limits {
+    subscribe_after_connect: Duration::ZERO,
+    topics_per_connection: 300,
+    topics_per_message: 100,
+    connect_interval: ms(500),
+    subscribe_interval: ms(200),
+};
+
+const KUCOIN_NOTES: &[&str] = &[
+    "Before every connect (reconnects and planned replacements too) wsrec POSTs the bullet-public endpoint (token_url) for a connect token and the server to dial; the token shows only masked (token=***). A failed token request is a failed connect attempt, retried with backoff.",
+    "KuCoin wants a JSON ping every pingInterval of the token answer (18 s): wsrec pings that often, or more often if the preset says so.",
+    "Tokens last 24 h and KuCoin ends connections after 24 h: wsrec replaces them after 23 h 30 min, make-before-break, with a fresh token.",
+    "Up to 100 symbols per subscribe message (one channel each), 300 topics per connection (KuCoin's spot figure, used for futures too), 100 client messages per 10 s: subscribe messages go 200 ms apart; past a limit KuCoin answers error 509.",
+    "An error naming the token (\"token is expired\") triggers a reconnect with a fresh token.",
+    "Candle channels carry the interval: /market/candles_1min with symbols gives /market/candles:BTC-USDT_1min.",
+    "This is KuCoin's classic WebSocket API; the Unified (Pro) API's token-less push servers are not used.",
+];
+
+/// KuCoin's sources: the WebSocket introduction (token, welcome, ping, subscribe, ack), the
+/// public token page, the rate limits (public REST pool, which the token request draws on),
+/// then maintained clients (ccxt: the token answer's ping interval and `token is expired`;
+/// crypto-ws-client: 100 topics per message and 100 messages per 10 s; a ccxt issue quoting the
+/// rate-limit page's "300 topics per connection" for spot and its 509 error).
+const KUCOIN_SOURCES: &[&str] = &[
+    "https://www.kucoin.com/docs-new/websocket-api/base-info/introduction",
+    "https://www.kucoin.com/docs-new/websocket-api/base-info/get-public-token-spot-margin",
+    "https://www.kucoin.com/docs-new/websocket-api/base-info/get-public-token-futures",
+    "https://www.kucoin.com/docs-new/rate-limit",
+    "https://github.com/ccxt/ccxt/blob/master/ts/src/pro/kucoin.ts",
+    "https://docs.rs/crate/crypto-ws-client/latest/source/src/clients/kucoin/utils.rs",
+    "https://github.com/ccxt/ccxt/issues/25450",
+];
 
 /// Binance USDⓈ-M routes streams by kind since 2026-04-23: the high-frequency ones (`depth*`,
 /// `rpiDepth*`, `bookTicker`, `trade`, and `!bookTicker` for all symbols) on `/public`, the
@@ -354,6 +429,7 @@ pub static PRESETS: &[Preset] = &[
         route: same_url,
         notes: BYBIT_NOTES,
         sources: BYBIT_SOURCES,
+        pre_connect: None,
     },
     Preset {
         name: "bybit-linear",
@@ -369,6 +445,7 @@ pub static PRESETS: &[Preset] = &[
         route: same_url,
         notes: BYBIT_NOTES,
         sources: BYBIT_SOURCES,
+        pre_connect: None,
     },
     Preset {
         name: "bybit-inverse",
@@ -384,6 +461,7 @@ pub static PRESETS: &[Preset] = &[
         route: same_url,
         notes: BYBIT_NOTES,
         sources: BYBIT_SOURCES,
+        pre_connect: None,
     },
     Preset {
         name: "binance-spot",
@@ -420,6 +498,7 @@ pub static PRESETS: &[Preset] = &[
         route: same_url,
         notes: BINANCE_NOTES_SPOT,
         sources: &["https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams"],
+        pre_connect: None,
     },
     Preset {
         name: "binance-usdm",
@@ -457,6 +536,7 @@ pub static PRESETS: &[Preset] = &[
             "https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams/Important-WebSocket-Change-Notice",
             "https://github.com/ccxt/ccxt/blob/master/ts/src/pro/binance.ts",
         ],
+        pre_connect: None,
     },
     Preset {
         name: "okx",
@@ -510,6 +590,7 @@ pub static PRESETS: &[Preset] = &[
             "https://www.okx.com/docs-v5/log_en/",
             "https://siebly.hashnode.dev",
         ],
+        pre_connect: None,
     },
     Preset {
         name: "coinbase",
@@ -553,6 +634,7 @@ pub static PRESETS: &[Preset] = &[
             "https://docs.cdp.coinbase.com/coinbase-app/advanced-trade-apis/websocket/websocket-channels",
             "https://docs.cdp.coinbase.com/coinbase-app/advanced-trade-apis/websocket/websocket-rate-limits",
         ],
+        pre_connect: None,
     },
     Preset {
         name: "kraken",
@@ -588,6 +670,7 @@ pub static PRESETS: &[Preset] = &[
             "https://docs.kraken.com/exchange/api-reference/spot-websocket",
             "https://docs.kraken.com/exchange/guides/websockets/introduction",
         ],
+        pre_connect: None,
     },
     Preset {
         name: "bitstamp",
@@ -627,6 +710,7 @@ pub static PRESETS: &[Preset] = &[
         // Bitstamp's WebSocket v2 documentation (heartbeat, bts:request_reconnect, channels), the
         // page maintained clients (crypto-ws-client, ccxws) cite.
         sources: &["https://www.bitstamp.net/websocket/v2/"],
+        pre_connect: None,
     },
     Preset {
         name: "bitfinex",
@@ -660,6 +744,7 @@ pub static PRESETS: &[Preset] = &[
             "candles take a key as symbol, e.g. candles:trade:5m:tBTCUSD; the channel `candles` with symbols gives 1-minute candles.",
         ],
         sources: &["https://docs.bitfinex.com/docs/ws-public"],
+        pre_connect: None,
     },
     Preset {
         name: "deribit",
@@ -688,6 +773,7 @@ pub static PRESETS: &[Preset] = &[
         sources: &[
             "https://docs.deribit.com/api-reference/session-management/public-set_heartbeat",
         ],
+        pre_connect: None,
     },
     Preset {
         name: "bitmex",
@@ -728,6 +814,7 @@ pub static PRESETS: &[Preset] = &[
             "https://www.bitmex.com/app/wsAPI",
             "https://blog.bitmex.com/api_announcement/updates-to-rate-limits/",
         ],
+        pre_connect: None,
     },
     Preset {
         name: "hyperliquid",
@@ -762,8 +849,119 @@ pub static PRESETS: &[Preset] = &[
         sources: &[
             "https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/rate-limits",
         ],
+        pre_connect: None,
     },
     Preset {
+        name: "kucoin-spot",
+        title: "KuCoin spot (classic API; connect token from REST)",
+        family: Family::Kucoin,
+        // The server the token answer names (the dialled URL is the answer's endpoint).
+        url: "wss://ws-api-spot.kucoin.com/",
+        channels: &[
+            "/market/match",
+            "/market/level2",
+            "/market/ticker",
+            "/spotMarket/level1",
+            "/spotMarket/level2Depth5",
+            "/spotMarket/level2Depth50",
+            "/market/snapshot",
+            "/market/candles_1min",
+        ],
+        example: "/market/match:BTC-USDT, /market/level2:BTC-USDT",
+        keepalive: KUCOIN_KEEPALIVE,
+        max_connection_age: Some(secs(23 * 3600 + 1800)),
+        limits: KUCOIN_LIMITS,
+        combine: kucoin,
+        route: same_url,
+        notes: KUCOIN_NOTES,
+        sources: KUCOIN_SOURCES,
+        pre_connect: Some(PreConnect {
+            url: "https://api.kucoin.com/api/v1/bullet-public",
+            read: super::wire::kucoin_read_bullet,
+        }),
+    },
+    Preset {
+        name: "kucoin-futures",
+        title: "KuCoin futures (classic API; connect token from REST)",
+        family: Family::Kucoin,
+        url: "wss://ws-api-futures.kucoin.com/",
+        channels: &[
+            "/contractMarket/execution",
+            "/contractMarket/level2",
+            "/contractMarket/tickerV2",
+            "/contractMarket/ticker",
+            "/contractMarket/level2Depth5",
+            "/contractMarket/level2Depth50",
+            "/contract/instrument",
+            "/contractMarket/limitCandle_1min",
+        ],
+        example: "/contractMarket/execution:XBTUSDTM, /contractMarket/level2:XBTUSDTM",
+        keepalive: KUCOIN_KEEPALIVE,
+        max_connection_age: Some(secs(23 * 3600 + 1800)),
+        limits: KUCOIN_LIMITS,
+        combine: kucoin,
+        route: same_url,
+        notes: KUCOIN_NOTES,
+        sources: KUCOIN_SOURCES,
+        // Futures tokens come from the futures host and cannot be mixed with spot ones.
+        pre_connect: Some(PreConnect {
+            url: "https://api-futures.kucoin.com/api/v1/bullet-public",
+            read: super::wire::kucoin_read_bullet,
+        }),
+    },
+    Preset {
+        name: "dydx",
+        title: "dYdX v4 indexer",
+        family: Family::Dydx,
+        url: "wss://indexer.dydx.trade/v4/ws",
+        channels: &[
+            "v4_trades",
+            "v4_orderbook",
+            "v4_candles.1MIN",
+            "v4_markets",
+            "v4_block_height",
+        ],
+        example: "v4_trades:BTC-USD, v4_orderbook:BTC-USD",
+        // The indexer pings every 30 s and cuts a connection whose pong is 10 s late (wsrec
+        // answers at once); wsrec's own pings check the other direction. No silence limit:
+        // quiet markets have quiet trades.
+        keepalive: Keepalive {
+            ping_interval: Some(secs(30)),
+            pong_timeout: secs(10),
+            app_ping: None,
+            app_ping_interval: None,
+            app_pong_contains: None,
+            silence_timeout: None,
+        },
+        max_connection_age: None,
+        limits: Limits {
+            subscribe_after_connect: Duration::ZERO,
+            // 32 subscriptions per channel per connection (V4_*_CHANNEL_LIMIT in the socks
+            // service's config.ts): 32 topics per connection never passes it.
+            topics_per_connection: 32,
+            topics_per_message: 1,
+            connect_interval: secs(1),
+            subscribe_interval: ms(100),
+        },
+        combine: dydx,
+        route: same_url,
+        notes: &[
+            "The indexer pings every 30 s and closes a connection that has not answered within 10 s: wsrec answers every ping at once, and pings every 30 s itself.",
+            "At most 32 subscriptions per channel on one connection: topics are split 32 per connection.",
+            "Each subscription is answered with the channel's initial contents (recent trades, the order book, candles, markets), recorded like every message; updates follow unbatched as channel_data, each with the connection's message_id.",
+            "v4_candles take a resolution (v4_candles:BTC-USD/1MIN; channel v4_candles.1MIN with symbols); v4_markets and v4_block_height cover every market and take no id.",
+            "No per-IP connection limit is documented: connects are paced 1 s apart as a conservative choice. Breaking the subscribe limits gets a connection closed and new ones refused with HTTP 429 for 30 s.",
+        ],
+        sources: &[
+            "https://docs.dydx.exchange/api_integration-indexer/indexer_websocket",
+            "https://docs.dydx.xyz/interaction/data/feeds",
+            "https://github.com/dydxprotocol/v4-chain/blob/main/indexer/services/socks/src/config.ts",
+            "https://github.com/dydxprotocol/v4-chain/blob/main/indexer/services/socks/src/lib/subscription.ts",
+        ],
+        pre_connect: None,
+    },
+    Preset {
+        pre_connect: None,
         name: "gate-spot",
         title: "Gate spot (API v4)",
         family: Family::Gate,
@@ -786,6 +984,7 @@ pub static PRESETS: &[Preset] = &[
         sources: GATE_SOURCES,
     },
     Preset {
+        pre_connect: None,
         name: "gate-futures",
         title: "Gate USDT-margined perpetual futures (API v4)",
         family: Family::Gate,
@@ -807,6 +1006,7 @@ pub static PRESETS: &[Preset] = &[
         sources: GATE_SOURCES,
     },
     Preset {
+        pre_connect: None,
         name: "bitget",
         title: "Bitget v2 public (spot and futures)",
         family: Family::Bitget,
@@ -863,6 +1063,7 @@ pub static PRESETS: &[Preset] = &[
         ],
     },
     Preset {
+        pre_connect: None,
         name: "cryptocom",
         title: "Crypto.com Exchange v1 market data",
         family: Family::Cryptocom,
@@ -901,6 +1102,7 @@ pub static PRESETS: &[Preset] = &[
         ],
     },
     Preset {
+        pre_connect: None,
         name: "htx-spot",
         title: "HTX (Huobi) spot market data",
         family: Family::Htx,
@@ -928,6 +1130,7 @@ pub static PRESETS: &[Preset] = &[
         sources: HTX_SOURCES,
     },
     Preset {
+        pre_connect: None,
         name: "htx-linear",
         title: "HTX USDT-margined swaps market data",
         family: Family::Htx,
@@ -943,6 +1146,7 @@ pub static PRESETS: &[Preset] = &[
         sources: HTX_SOURCES,
     },
     Preset {
+        pre_connect: None,
         name: "mexc-spot",
         title: "MEXC spot v3 (protobuf streams)",
         family: Family::Mexc,
@@ -1134,6 +1338,14 @@ pub static BUDGETS: &[Budget] = &[
         limit: 300,
         per: secs(300),
         source: "https://www.bitget.com/api-doc/common/websocket-intro (connection limit: 300 connection requests per IP per 5 minutes, at most 100 connections per IP)",
+    },
+    Budget {
+        name: "kucoin.com public REST pool (connect token requests)",
+        presets: &["kucoin-spot", "kucoin-futures"],
+        counts: Counts::Connects,
+        limit: 200,
+        per: secs(30),
+        source: "https://www.kucoin.com/docs-new/rate-limit (the Public resource pool: 2000 weight per 30 s per IP) and https://www.kucoin.com/docs-new/websocket-api/base-info/get-public-token-spot-margin (weight 10 per token request): 200 connects per 30 s, one token request each",
     },
 ];
 
@@ -1464,5 +1676,52 @@ mod tests {
             find("bybit-spot").unwrap().limits.subscribe_after_connect,
             Duration::ZERO
         );
+    }
+
+    #[test]
+    fn kucoin_and_dydx_topics_and_token_endpoints() {
+        assert_eq!(
+            kucoin("/market/match", "BTC-USDT"),
+            "/market/match:BTC-USDT"
+        );
+        assert_eq!(
+            kucoin("/market/candles_1min", "BTC-USDT"),
+            "/market/candles:BTC-USDT_1min"
+        );
+        assert_eq!(
+            kucoin("/contractMarket/limitCandle_1hour", "XBTUSDTM"),
+            "/contractMarket/limitCandle:XBTUSDTM_1hour"
+        );
+        assert_eq!(
+            kucoin("/spotMarket/level2Depth5", "BTC-USDT"),
+            "/spotMarket/level2Depth5:BTC-USDT"
+        );
+        assert_eq!(dydx("v4_trades", "BTC-USD"), "v4_trades:BTC-USD");
+        assert_eq!(
+            dydx("v4_candles.1MIN", "BTC-USD"),
+            "v4_candles:BTC-USD/1MIN"
+        );
+        assert_eq!(dydx("v4_markets", "BTC-USD"), "v4_markets");
+        // Spot and futures tokens come from their own hosts and cannot be mixed.
+        let spot = find("kucoin-spot").unwrap().pre_connect.unwrap();
+        let futures = find("kucoin-futures").unwrap().pre_connect.unwrap();
+        assert_eq!(spot.url, "https://api.kucoin.com/api/v1/bullet-public");
+        assert_eq!(
+            futures.url,
+            "https://api-futures.kucoin.com/api/v1/bullet-public"
+        );
+        assert!(
+            PRESETS
+                .iter()
+                .filter(|p| p.pre_connect.is_some())
+                .all(|p| p.family == Family::Kucoin)
+        );
+        // Both draw on one budget of token requests, with headroom.
+        let b = find("kucoin-futures").unwrap().budgets().next().unwrap();
+        assert_eq!((b.limit, b.allowed(), b.per), (200, 160, secs(30)));
+        assert!(std::ptr::eq(
+            b,
+            find("kucoin-spot").unwrap().budgets().next().unwrap()
+        ));
     }
 }

@@ -23,8 +23,10 @@ mod peers;
 
 mod bitget;
 mod cryptocom;
+mod dydx;
 mod gate;
 mod htx;
+mod kucoin;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -2276,6 +2278,23 @@ struct Live {
     encode: fn(String) -> Message,
 }
 
+/// `answer`'s replies to `t`, then `frame`'s data frame for every topic the answer added to
+/// `st.streams` (a family's fake that keeps its subscriptions there, answering the liveness
+/// test).
+fn with_frames(
+    answer: fn(&str, &mut ConnState) -> Vec<String>,
+    frame: fn(&str) -> Option<String>,
+    t: &str,
+    st: &mut ConnState,
+) -> Vec<String> {
+    let before = st.streams.len();
+    let mut out = answer(t, st);
+    for topic in &st.streams[before..] {
+        out.push(frame(topic).unwrap_or_else(|| panic!("the fake has no frame for {topic}")));
+    }
+    out
+}
+
 /// The fake of `preset` if its family's fake lives in a module of its own (each such module
 /// adds its line here).
 fn live_elsewhere(preset: &str) -> Option<Live> {
@@ -2283,6 +2302,8 @@ fn live_elsewhere(preset: &str) -> Option<Live> {
         .or_else(|| bitget::live(preset))
         .or_else(|| cryptocom::live(preset))
         .or_else(|| htx::live(preset))
+        .or_else(|| kucoin::live(preset))
+        .or_else(|| dydx::live(preset))
 }
 
 #[tokio::test(start_paused = true)]

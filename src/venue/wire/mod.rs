@@ -22,6 +22,9 @@ mod hyperliquid;
 mod kraken;
 mod mexc;
 mod okx;
+// Appended families (kept after the others to ease merges).
+mod dydx;
+mod kucoin;
 
 use serde_json::Value;
 
@@ -29,6 +32,7 @@ use super::{Family, Topic};
 
 pub use binance::MAX_URL_LEN;
 pub use bitfinex::{FLAGS as BITFINEX_FLAGS, MAINTENANCE as BITFINEX_MAINTENANCE};
+pub use kucoin::read_bullet as kucoin_read_bullet;
 
 /// What an incoming message means.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,6 +144,8 @@ fn protocol(family: Family) -> &'static Protocol {
         Family::Cryptocom => &cryptocom::PROTOCOL,
         Family::Htx => &htx::PROTOCOL,
         Family::Mexc => &mexc::PROTOCOL,
+        Family::Kucoin => &kucoin::PROTOCOL,
+        Family::Dydx => &dydx::PROTOCOL,
     }
 }
 
