@@ -22,6 +22,7 @@ mod common;
 mod peers;
 
 mod htx;
+mod mexc;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -2274,6 +2275,7 @@ struct Live {
 /// adds its line here).
 fn live_elsewhere(preset: &str) -> Option<Live> {
     None.or_else(|| htx::live(preset))
+        .or_else(|| mexc::live(preset))
 }
 
 #[tokio::test(start_paused = true)]
