@@ -57,6 +57,8 @@ pub enum Family {
     Htx,
     /// MEXC spot v3: JSON acks, protobuf data in binary frames.
     Mexc,
+    /// Upbit quotation: one request for every topic, JSON data in binary frames.
+    Upbit,
 }
 
 /// One subscription in the venue's own notation, as written in the config or on the command line.

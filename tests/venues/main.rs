@@ -23,6 +23,7 @@ mod peers;
 
 mod htx;
 mod mexc;
+mod upbit;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -2276,6 +2277,7 @@ struct Live {
 fn live_elsewhere(preset: &str) -> Option<Live> {
     None.or_else(|| htx::live(preset))
         .or_else(|| mexc::live(preset))
+        .or_else(|| upbit::live(preset))
 }
 
 #[tokio::test(start_paused = true)]

@@ -19,6 +19,7 @@ mod hyperliquid;
 mod kraken;
 mod mexc;
 mod okx;
+mod upbit;
 
 use serde_json::Value;
 
@@ -134,6 +135,7 @@ fn protocol(family: Family) -> &'static Protocol {
         Family::Hyperliquid => &hyperliquid::PROTOCOL,
         Family::Htx => &htx::PROTOCOL,
         Family::Mexc => &mexc::PROTOCOL,
+        Family::Upbit => &upbit::PROTOCOL,
     }
 }
 
