@@ -71,6 +71,8 @@ pub enum Family {
     Kucoin,
     /// dYdX v4 indexer.
     Dydx,
+    /// Upbit quotation: one request for every topic, JSON data in binary frames.
+    Upbit,
 }
 
 /// One subscription in the venue's own notation, as written in the config or on the command line.

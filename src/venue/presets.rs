@@ -1193,6 +1193,43 @@ pub static PRESETS: &[Preset] = &[
             "https://github.com/thrasher-corp/gocryptotrader/tree/master/exchanges/mexc",
         ],
     },
+    Preset {
+        pre_connect: None,
+        name: "upbit",
+        title: "Upbit quotation (KRW, BTC and USDT markets)",
+        family: Family::Upbit,
+        url: "wss://api.upbit.com/websocket/v1",
+        channels: &["trade", "orderbook", "ticker", "candle.1m"],
+        example: "trade:KRW-BTC, orderbook:KRW-BTC",
+        // Upbit closes a connection idle for about 120 s and answers protocol pings (since
+        // 2019-03-27): a ping every 30 s keeps quiet markets open and shows a dead connection,
+        // with no silence limit: the same rule as Binance's.
+        keepalive: BINANCE_KEEPALIVE,
+        max_connection_age: None,
+        limits: Limits {
+            subscribe_after_connect: Duration::ZERO,
+            topics_per_connection: 100,
+            topics_per_message: 100,
+            // 5 connects per second per IP: at most 3 (and 100 per minute: see BUDGETS).
+            connect_interval: ms(350),
+            subscribe_interval: ms(350),
+        },
+        combine: colon,
+        route: same_url,
+        notes: &[
+            "Data is JSON in binary frames, recorded as received (`bin`, base64); wsrec reads them as text (a substring test per frame in steady state).",
+            "All of a connection's topics go in one request ([{ticket},{type,codes},...,{format:DEFAULT}]): a new request replaces a connection's subscriptions, so topics_per_message is always topics_per_connection (100, a conservative choice: Upbit documents no figure).",
+            "Upbit sends no acknowledgement; errors ({\"error\":{\"name\":...}}) are reported. orderbook:KRW-BTC.5 asks for 5 units (1, 5, 15 or 30); candle.1s, candle.3m ... candle.240m as well.",
+            "wsrec pings every 30 s (Upbit cuts connections idle for 120 s); connects at most 5 per second and 100 per minute per IP; wsrec sends no Origin header (Upbit holds requests with one to 1 per 10 s).",
+        ],
+        sources: &[
+            "https://docs.upbit.com/kr/reference/websocket-guide",
+            "https://docs.upbit.com/reference/connection",
+            "https://docs.upbit.com/kr/reference/rate-limits",
+            "https://docs-e.upbit.com/docs/user-request-guide",
+            "https://github.com/ccxt/ccxt/blob/master/ts/src/pro/upbit.ts",
+        ],
+    },
 ];
 
 /// The preset called `name`.
@@ -1346,6 +1383,14 @@ pub static BUDGETS: &[Budget] = &[
         limit: 200,
         per: secs(30),
         source: "https://www.kucoin.com/docs-new/rate-limit (the Public resource pool: 2000 weight per 30 s per IP) and https://www.kucoin.com/docs-new/websocket-api/base-info/get-public-token-spot-margin (weight 10 per token request): 200 connects per 30 s, one token request each",
+    },
+    Budget {
+        name: "api.upbit.com connects",
+        presets: &["upbit"],
+        counts: Counts::Connects,
+        limit: 100,
+        per: secs(60),
+        source: "https://docs-e.upbit.com/docs/user-request-guide (WebSocket connection request: 5 times/sec, 100 times/min, per IP without authentication, as https://docs.upbit.com/kr/reference/rate-limits measures it)",
     },
 ];
 

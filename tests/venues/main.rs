@@ -27,6 +27,8 @@ mod dydx;
 mod gate;
 mod htx;
 mod kucoin;
+mod mexc;
+mod upbit;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -2304,6 +2306,8 @@ fn live_elsewhere(preset: &str) -> Option<Live> {
         .or_else(|| htx::live(preset))
         .or_else(|| kucoin::live(preset))
         .or_else(|| dydx::live(preset))
+        .or_else(|| mexc::live(preset))
+        .or_else(|| upbit::live(preset))
 }
 
 #[tokio::test(start_paused = true)]

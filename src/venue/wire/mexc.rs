@@ -124,38 +124,14 @@ mod tests {
     use super::super::{Family, binary as read_binary, classify, needs_look, subscribe_messages};
     use super::*;
 
-    /// MEXC's body of an aggregated-deals push (`PublicAggreDealsV3Api`, field 314 of the
-    /// wrapper), to make real-shaped frames.
-    #[derive(Clone, PartialEq, prost::Message)]
-    struct Deals {
-        #[prost(message, repeated, tag = "1")]
-        deals: Vec<Deal>,
-        #[prost(string, tag = "2")]
-        event_type: String,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    struct Deal {
-        #[prost(string, tag = "1")]
-        price: String,
-        #[prost(string, tag = "2")]
-        quantity: String,
-        #[prost(int32, tag = "3")]
-        trade_type: i32,
-        #[prost(int64, tag = "4")]
-        time: i64,
-    }
-
+    /// A push as MEXC frames it (`PushDataV3ApiWrapper`): the stream and a body
+    /// (`publicAggreDeals`, field 314) kept encoded; tests/venues/mexc.rs builds full ones.
     #[derive(Clone, PartialEq, prost::Message)]
     struct Wrapper {
         #[prost(string, tag = "1")]
         channel: String,
-        #[prost(string, optional, tag = "3")]
-        symbol: Option<String>,
-        #[prost(int64, optional, tag = "6")]
-        send_time: Option<i64>,
-        #[prost(message, optional, tag = "314")]
-        public_aggre_deals: Option<Deals>,
+        #[prost(bytes = "vec", optional, tag = "314")]
+        public_aggre_deals: Option<Vec<u8>>,
     }
 
     const DEALS: &str = "spot@public.aggre.deals.v3.api.pb@100ms@BTCUSDT";
@@ -163,17 +139,8 @@ mod tests {
     fn deals_frame() -> Vec<u8> {
         let w = Wrapper {
             channel: DEALS.into(),
-            symbol: Some("BTCUSDT".into()),
-            send_time: Some(1_736_417_034_332),
-            public_aggre_deals: Some(Deals {
-                deals: vec![Deal {
-                    price: "93220.00".into(),
-                    quantity: "0.04438243".into(),
-                    trade_type: 2,
-                    time: 1_736_409_765_051,
-                }],
-                event_type: "spot@public.aggre.deals.v3.api.pb@100ms".into(),
-            }),
+            // deals { price: "93220.00" }: field 1 (a deal), its field 1 (the price).
+            public_aggre_deals: Some(b"\x0a\x0a\x0a\x0893220.00".to_vec()),
         };
         prost::Message::encode_to_vec(&w)
     }

@@ -25,6 +25,7 @@ mod okx;
 // Appended families (kept after the others to ease merges).
 mod dydx;
 mod kucoin;
+mod upbit;
 
 use serde_json::Value;
 
@@ -146,6 +147,7 @@ fn protocol(family: Family) -> &'static Protocol {
         Family::Mexc => &mexc::PROTOCOL,
         Family::Kucoin => &kucoin::PROTOCOL,
         Family::Dydx => &dydx::PROTOCOL,
+        Family::Upbit => &upbit::PROTOCOL,
     }
 }
 
