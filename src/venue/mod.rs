@@ -53,6 +53,8 @@ pub enum Family {
     Bitmex,
     /// Hyperliquid.
     Hyperliquid,
+    /// Kraken Futures (derivatives) v1.
+    KrakenFutures,
 }
 
 /// One subscription in the venue's own notation, as written in the config or on the command line.

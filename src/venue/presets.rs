@@ -776,6 +776,50 @@ pub static PRESETS: &[Preset] = &[
             "https://bybit-exchange.github.io/docs/v5/websocket/public/orderbook",
         ],
     },
+    Preset {
+        name: "kraken-futures",
+        title: "Kraken Futures (derivatives) v1",
+        family: Family::KrakenFutures,
+        url: "wss://futures.kraken.com/ws/v1",
+        channels: &["book", "trade", "ticker", "ticker_lite"],
+        example: "book:PF_XBTUSD, trade:PF_XBTUSD",
+        keepalive: Keepalive {
+            // Kraken Futures closes a connection that sent no ping for 60 s; maintained clients
+            // send protocol pings every 30 s (python-kraken-sdk's websockets ping_interval=30,
+            // nautilus_trader's "WebSocket ping frames, not text messages").
+            ping_interval: Some(secs(30)),
+            pong_timeout: secs(10),
+            app_ping: None,
+            app_ping_interval: None,
+            app_pong_contains: None,
+            // The heartbeat feed (subscribed on every connection) keeps a quiet connection
+            // talking; its interval is not documented (a client measured 10 s), so 90 s.
+            silence_timeout: Some(secs(90)),
+        },
+        max_connection_age: None,
+        limits: Limits {
+            // Kraken documents no per-connection or per-message figure: conservative choices.
+            topics_per_connection: 100,
+            topics_per_message: 50,
+            connect_interval: secs(1),
+            subscribe_interval: ms(100),
+        },
+        combine: colon,
+        route: same_url,
+        notes: &[
+            "wsrec sends a protocol ping every 30 s (Kraken Futures closes a connection without one for 60 s) and subscribes to the heartbeat feed on every connection, the liveness signal of quiet books.",
+            "Topics are feed:PRODUCT (book:PF_XBTUSD); a feed's first message is its snapshot (book_snapshot, trade_snapshot) and counts for the feed. Book messages carry `seq`.",
+            "Kraken documents no connection, subscription or message limits for this feed: 100 products per connection, 50 per message and connects 1 s apart are conservative choices.",
+        ],
+        sources: &[
+            "https://docs.kraken.com/exchange/api-reference/futures-websocket",
+            "https://docs.kraken.com/api/docs/guides/futures-websockets",
+            "https://docs.kraken.com/exchange/api-reference/futures-websocket/heartbeat",
+            "https://docs.kraken.com/exchange/api-reference/futures-websocket/book",
+            "https://github.com/btschwertfeger/python-kraken-sdk/blob/master/kraken/futures/websocket/__init__.py",
+            "https://github.com/nautechsystems/nautilus_trader/tree/develop/crates/adapters/kraken/src/websocket/futures",
+        ],
+    },
 ];
 
 /// The preset called `name`.

@@ -21,6 +21,7 @@ mod common;
 #[path = "../peers/mod.rs"]
 mod peers;
 
+mod kraken_futures;
 mod more;
 
 use std::collections::BTreeSet;
@@ -2260,7 +2261,7 @@ struct Live {
 /// The fake of `preset` if its family's fake lives in a module of its own (each such module
 /// adds its line here).
 fn live_elsewhere(preset: &str) -> Option<Live> {
-    more::live(preset)
+    more::live(preset).or_else(|| kraken_futures::live(preset))
 }
 
 #[tokio::test(start_paused = true)]

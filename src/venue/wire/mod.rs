@@ -16,6 +16,7 @@ mod coinbase;
 mod deribit;
 mod hyperliquid;
 mod kraken;
+mod kraken_futures;
 mod okx;
 
 use serde_json::Value;
@@ -109,6 +110,7 @@ fn protocol(family: Family) -> &'static Protocol {
         Family::Deribit => &deribit::PROTOCOL,
         Family::Bitmex => &bitmex::PROTOCOL,
         Family::Hyperliquid => &hyperliquid::PROTOCOL,
+        Family::KrakenFutures => &kraken_futures::PROTOCOL,
     }
 }
 
@@ -248,6 +250,28 @@ fn group_by_channel(topics: &[Topic]) -> Vec<(String, Vec<Topic>)> {
         }
     }
     groups
+}
+
+/// Subscribe messages for venues that subscribe a channel for a list of products: one per
+/// channel and chunk of at most `per_msg` of its topics, built by `message` from the channel and
+/// the chunk's symbols, without request ids.
+fn per_channel(
+    topics: &[Topic],
+    per_msg: usize,
+    message: impl Fn(&str, &[&str]) -> Value,
+) -> Vec<Outgoing> {
+    let mut out = Vec::new();
+    for (channel, group) in group_by_channel(topics) {
+        for chunk in group.chunks(per_msg) {
+            let symbols: Vec<&str> = chunk.iter().map(|t| symbol_of(t)).collect();
+            out.push(Outgoing::new(
+                &message(&channel, &symbols),
+                chunk.to_vec(),
+                None,
+            ));
+        }
+    }
+    out
 }
 
 /// The string under `key`.
