@@ -55,6 +55,8 @@ pub enum Family {
     Hyperliquid,
     /// Kraken Futures (derivatives) v1.
     KrakenFutures,
+    /// Coinbase Exchange, the classic feed.
+    CoinbaseExchange,
 }
 
 /// One subscription in the venue's own notation, as written in the config or on the command line.

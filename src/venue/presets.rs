@@ -783,18 +783,14 @@ pub static PRESETS: &[Preset] = &[
         url: "wss://futures.kraken.com/ws/v1",
         channels: &["book", "trade", "ticker", "ticker_lite"],
         example: "book:PF_XBTUSD, trade:PF_XBTUSD",
+        // Kraken Futures closes a connection that sent no ping for 60 s; maintained clients send
+        // protocol pings every 30 s (python-kraken-sdk's websockets ping_interval=30,
+        // nautilus_trader's "WebSocket ping frames, not text messages"), as wsrec does for
+        // Binance. The heartbeat feed (subscribed on every connection) keeps a quiet connection
+        // talking; its interval is not documented (a client measured 10 s), so 90 s of silence.
         keepalive: Keepalive {
-            // Kraken Futures closes a connection that sent no ping for 60 s; maintained clients
-            // send protocol pings every 30 s (python-kraken-sdk's websockets ping_interval=30,
-            // nautilus_trader's "WebSocket ping frames, not text messages").
-            ping_interval: Some(secs(30)),
-            pong_timeout: secs(10),
-            app_ping: None,
-            app_ping_interval: None,
-            app_pong_contains: None,
-            // The heartbeat feed (subscribed on every connection) keeps a quiet connection
-            // talking; its interval is not documented (a client measured 10 s), so 90 s.
             silence_timeout: Some(secs(90)),
+            ..BINANCE_KEEPALIVE
         },
         max_connection_age: None,
         limits: Limits {
@@ -818,6 +814,57 @@ pub static PRESETS: &[Preset] = &[
             "https://docs.kraken.com/exchange/api-reference/futures-websocket/book",
             "https://github.com/btschwertfeger/python-kraken-sdk/blob/master/kraken/futures/websocket/__init__.py",
             "https://github.com/nautechsystems/nautilus_trader/tree/develop/crates/adapters/kraken/src/websocket/futures",
+        ],
+    },
+    Preset {
+        name: "coinbase-exchange",
+        title: "Coinbase Exchange (classic ws-feed)",
+        family: Family::CoinbaseExchange,
+        url: "wss://ws-feed.exchange.coinbase.com",
+        // Anonymous channels: full, level2, level3, user and rfq_matches need authentication
+        // (https://docs.cdp.coinbase.com/exchange/websocket-feed/authentication); auction only
+        // speaks while a product is in auction, so it is not listed (it would be reported silent).
+        channels: &[
+            "matches",
+            "ticker",
+            "ticker_batch",
+            "level2_batch",
+            "heartbeat",
+            "status",
+        ],
+        example: "matches:BTC-USD, level2_batch:BTC-USD",
+        // Protocol pings every 30 s (as for Binance); the heartbeat channel, subscribed for every
+        // product, sends one message a second.
+        keepalive: Keepalive {
+            silence_timeout: Some(secs(30)),
+            ..BINANCE_KEEPALIVE
+        },
+        max_connection_age: None,
+        limits: Limits {
+            // No documented figure per connection or message: conservative choices.
+            topics_per_connection: 100,
+            topics_per_message: 50,
+            // 8 connection requests a second per IP (bursts of 20).
+            connect_interval: ms(200),
+            // 100 client messages a second per IP.
+            subscribe_interval: ms(100),
+        },
+        combine: colon,
+        route: same_url,
+        notes: &[
+            "wsrec subscribes the heartbeat channel (one message a second per product) for every product of a connection: the liveness signal of quiet products. Coinbase disconnects a connection that has not subscribed within 5 s; wsrec subscribes at once.",
+            "full, level2, level3, user and rfq_matches need authentication and are not listed; level2_batch is the anonymous book (snapshot, then l2update every 50 ms).",
+            "ticker and ticker_batch both deliver `ticker` messages: a product on both is one subscription to wsrec's checks. status lists every product in each message and is subscribed once per connection.",
+            "ticker, matches and heartbeat messages carry a per-product `sequence` (l2update has none).",
+            "Coinbase refuses a whole subscribe message for one unknown product: wsrec names the unknown product as refused and reports the other products of that message silent.",
+            "Coinbase counts at most 10 subscriptions per product and channel: never run more than a few recorders of the same product and channel.",
+        ],
+        sources: &[
+            "https://docs.cdp.coinbase.com/exchange/websocket-feed",
+            "https://docs.cdp.coinbase.com/exchange/websocket-feed/channels",
+            "https://docs.cdp.coinbase.com/exchange/websocket-feed/rate-limits",
+            "https://docs.cdp.coinbase.com/exchange/websocket-feed/authentication",
+            "https://docs.rs/barter-data/latest/src/barter_data/exchange/coinbase/subscription.rs.html",
         ],
     },
 ];
@@ -970,6 +1017,22 @@ pub static BUDGETS: &[Budget] = &[
         limit: 300,
         per: secs(300),
         source: "not documented for COIN-M (https://developers.binance.com/docs/derivatives/coin-margined-futures/websocket-market-streams); spot's figure (https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams), as a conservative choice",
+    },
+    Budget {
+        name: "ws-feed.exchange.coinbase.com connects",
+        presets: &["coinbase-exchange"],
+        counts: Counts::Connects,
+        limit: 8,
+        per: secs(1),
+        source: "https://docs.cdp.coinbase.com/exchange/websocket-feed/rate-limits (requests per second per IP: 8, up to 20 in bursts)",
+    },
+    Budget {
+        name: "ws-feed.exchange.coinbase.com messages",
+        presets: &["coinbase-exchange"],
+        counts: Counts::Messages,
+        limit: 100,
+        per: secs(1),
+        source: "https://docs.cdp.coinbase.com/exchange/websocket-feed/rate-limits (messages sent by the client every second per IP: 100)",
     },
 ];
 

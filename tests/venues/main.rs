@@ -21,6 +21,7 @@ mod common;
 #[path = "../peers/mod.rs"]
 mod peers;
 
+mod coinbase_exchange;
 mod kraken_futures;
 mod more;
 
@@ -2261,7 +2262,9 @@ struct Live {
 /// The fake of `preset` if its family's fake lives in a module of its own (each such module
 /// adds its line here).
 fn live_elsewhere(preset: &str) -> Option<Live> {
-    more::live(preset).or_else(|| kraken_futures::live(preset))
+    more::live(preset)
+        .or_else(|| kraken_futures::live(preset))
+        .or_else(|| coinbase_exchange::live(preset))
 }
 
 #[tokio::test(start_paused = true)]

@@ -93,7 +93,7 @@ mod tests {
     }
 
     fn data(key: &str) -> Signal {
-        Signal::Data(Some(key.to_owned()))
+        super::super::data_of(vec![key.to_owned()])
     }
 
     /// Frames as nautilus_trader's test data has them (`ws_futures_*.json`), one line each;

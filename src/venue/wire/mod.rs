@@ -13,6 +13,7 @@ mod bitmex;
 mod bitstamp;
 mod bybit;
 mod coinbase;
+mod coinbase_exchange;
 mod deribit;
 mod hyperliquid;
 mod kraken;
@@ -111,6 +112,7 @@ fn protocol(family: Family) -> &'static Protocol {
         Family::Bitmex => &bitmex::PROTOCOL,
         Family::Hyperliquid => &hyperliquid::PROTOCOL,
         Family::KrakenFutures => &kraken_futures::PROTOCOL,
+        Family::CoinbaseExchange => &coinbase_exchange::PROTOCOL,
     }
 }
 
