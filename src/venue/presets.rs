@@ -804,7 +804,7 @@ pub static PRESETS: &[Preset] = &[
         route: same_url,
         notes: &[
             "wsrec sends a protocol ping every 30 s (Kraken Futures closes a connection without one for 60 s) and subscribes to the heartbeat feed on every connection, the liveness signal of quiet books.",
-            "Topics are feed:PRODUCT (book:PF_XBTUSD); a feed's first message is its snapshot (book_snapshot, trade_snapshot) and counts for the feed. Book messages carry `seq`.",
+            "Topics are feed:PRODUCT (book:PF_XBTUSD); a feed's first message is its snapshot (book_snapshot, trade_snapshot) and counts for the feed. `verify` checks the book deltas' `seq` (previous + 1 per product).",
             "Kraken documents no connection, subscription or message limits for this feed: 100 products per connection, 50 per message and connects 1 s apart are conservative choices.",
         ],
         sources: &[
@@ -814,6 +814,7 @@ pub static PRESETS: &[Preset] = &[
             "https://docs.kraken.com/exchange/api-reference/futures-websocket/book",
             "https://github.com/btschwertfeger/python-kraken-sdk/blob/master/kraken/futures/websocket/__init__.py",
             "https://github.com/nautechsystems/nautilus_trader/tree/develop/crates/adapters/kraken/src/websocket/futures",
+            "https://github.com/bmoscon/cryptofeed/blob/master/cryptofeed/exchanges/kraken_futures.py",
         ],
     },
     Preset {
