@@ -33,9 +33,9 @@ pub use presets::{PRESETS, Preset, find};
 /// The protocol family of a venue: how its messages are built and recognised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Family {
-    /// Bybit v5 public streams.
+    /// Bybit v5 public streams (spot, linear, inverse, option).
     Bybit,
-    /// Binance spot and USDⓈ-M combined streams.
+    /// Binance spot, USDⓈ-M and COIN-M combined streams.
     Binance,
     /// OKX v5.
     Okx,
