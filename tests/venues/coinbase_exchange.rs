@@ -229,18 +229,16 @@ async fn coinbase_exchange_forty_connections_keep_to_eight_connects_and_a_hundre
         busiest <= 8,
         "{busiest} connects within a second: over Coinbase's 8"
     );
-    let sent: Vec<Duration> = venue
-        .seen()
+    // Every client message counts, pings and pongs too.
+    let seen = venue.seen();
+    let sent: Vec<Duration> = seen
         .iter()
         .filter(|s| s.what.starts_with("text ") || s.what == "ping" || s.what == "pong")
         .map(|s| s.at)
         .collect();
-    assert_eq!(
-        sent.len(),
-        40 * 3,
-        "a heartbeat and two channel messages each"
-    );
     assert!(busiest_window(&sent, Duration::from_secs(1)) <= 100);
+    let texts = seen.iter().filter(|s| s.what.starts_with("text ")).count();
+    assert_eq!(texts, 40 * 3, "a heartbeat and two channel messages each");
     assert!(
         subscribe_delays(&venue)
             .iter()
