@@ -12,6 +12,7 @@
 //! | OKX v5 | books with `seqId`/`prevSeqId` | `prevSeqId` = previous `seqId` (snapshot or -1 restarts) |
 //! | Deribit | `book.*` with `change_id` | `prev_change_id` = previous `change_id` (snapshot restarts) |
 //! | Bitfinex v2 | channel messages `[ID, …, SEQ]` (the `SEQ_ALL` flag wsrec sets) | previous + 1, one counter per connection |
+//! | Kraken Futures | `book` deltas with `seq` | previous + 1 per product (the snapshot is not linked) |
 //!
 //! Binance's partial-depth streams (`<symbol>@depth5`, `@depth10`, `@depth20`, at any speed) are
 //! not checked: each frame is a whole top-of-book snapshot, and the `U`/`u`/`pu` it carries are
@@ -47,6 +48,8 @@ pub enum Venue {
     Deribit,
     /// Bitfinex v2 public sequence numbers (`SEQ_ALL`).
     Bitfinex,
+    /// Kraken Futures `book` `seq`.
+    KrakenFutures,
 }
 
 impl Venue {
@@ -66,6 +69,7 @@ impl std::fmt::Display for Venue {
             Venue::Okx => "OKX",
             Venue::Deribit => "Deribit",
             Venue::Bitfinex => "Bitfinex",
+            Venue::KrakenFutures => "Kraken Futures",
         })
     }
 }
@@ -133,11 +137,12 @@ pub enum Finding {
 }
 
 /// Cheap pre-check: only messages with one of these byte strings are parsed.
-const MARKERS: [&[u8]; 4] = [
+const MARKERS: [&[u8]; 5] = [
     b"\"u\":",
     b"\"sequence_num\":",
     b"\"seqId\":",
     b"\"change_id\":",
+    b"\"feed\":\"book\"",
 ];
 
 #[derive(Deserialize)]
@@ -167,6 +172,10 @@ struct Top<'a> {
     method: Option<String>,
     #[serde(borrow)]
     params: Option<&'a RawValue>,
+    // Kraken Futures.
+    feed: Option<String>,
+    product_id: Option<String>,
+    seq: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -242,6 +251,23 @@ pub fn points(msg: &[u8], out: &mut Vec<Point>) {
                 Step::Reset { last: 0 }
             } else {
                 Step::Range { first: n, last: n }
+            },
+        });
+        return;
+    }
+    // Kraken Futures book deltas: `seq` counts each product's book messages, one by one, as
+    // cryptofeed's `KrakenFutures._book` checks it (`seq_no + 1 != seq` is a missing sequence
+    // number). The snapshot's `seq` is not linked to the first delta there, nor here.
+    if top.feed.as_deref() == Some("book")
+        && let (Some(product), Some(seq)) = (&top.product_id, top.seq)
+    {
+        out.push(Point {
+            venue: Venue::KrakenFutures,
+            key: format!("book:{product}"),
+            field: "seq",
+            step: Step::Range {
+                first: seq,
+                last: seq,
             },
         });
         return;
@@ -597,6 +623,56 @@ mod tests {
         assert_eq!(out[1].step, Step::Increasing { value: 100 });
         assert_eq!(one("not json"), None);
         assert_eq!(one(r#"{"u": "#), None);
+    }
+
+    #[test]
+    fn kraken_futures_book_deltas_count_one_by_one_per_product() {
+        // nautilus_trader's Kraken Futures test data (ws_futures_book_delta.json), numbered on.
+        let delta = |product: &str, seq: u64| {
+            format!(
+                r#"{{"feed":"book","product_id":"{product}","side":"sell","seq":{seq},"price":34981,"qty":0,"timestamp":1612269953629}}"#
+            )
+        };
+        assert_eq!(
+            one(&delta("PI_XBTUSD", 326094134)).map(|p| (p.venue, p.key, p.step)),
+            Some((
+                Venue::KrakenFutures,
+                "book:PI_XBTUSD".to_owned(),
+                Step::Range {
+                    first: 326094134,
+                    last: 326094134
+                }
+            ))
+        );
+        // Snapshots, trades (`seq` too) and tickers carry no point.
+        for msg in [
+            r#"{"feed":"book_snapshot","product_id":"PI_XBTUSD","timestamp":1612269825817,"seq":326072249,"tickSize":null,"bids":[],"asks":[]}"#,
+            r#"{"feed":"trade","product_id":"PI_XBTUSD","uid":"05af78ac-a774-478c-a50c-8b9c234e071e","side":"sell","type":"fill","seq":653355,"time":1612266317519,"qty":15000,"price":34969.5}"#,
+        ] {
+            assert_eq!(one(msg), None, "{msg}");
+        }
+        // Two products interleaved, each counting on its own; one delta lost is a gap.
+        let msgs: Vec<String> = [
+            delta("PI_XBTUSD", 10),
+            delta("PF_ETHUSD", 500),
+            delta("PI_XBTUSD", 11),
+            delta("PF_ETHUSD", 501),
+            delta("PI_XBTUSD", 13),
+        ]
+        .into();
+        let f = findings(&msgs);
+        assert_eq!(
+            f,
+            [(
+                4,
+                Venue::KrakenFutures,
+                "book:PI_XBTUSD".to_owned(),
+                Finding::Gap {
+                    expected: 12,
+                    got: 13
+                }
+            )]
+        );
     }
 
     #[test]

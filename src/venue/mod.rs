@@ -37,9 +37,9 @@ pub use presets::{PRESETS, Preset, find};
 /// The protocol family of a venue: how its messages are built and recognised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Family {
-    /// Bybit v5 public streams.
+    /// Bybit v5 public streams (spot, linear, inverse, option).
     Bybit,
-    /// Binance spot and USDⓈ-M combined streams.
+    /// Binance spot, USDⓈ-M and COIN-M combined streams.
     Binance,
     /// OKX v5.
     Okx,
@@ -73,6 +73,10 @@ pub enum Family {
     Dydx,
     /// Upbit quotation: one request for every topic, JSON data in binary frames.
     Upbit,
+    /// Kraken Futures (derivatives) v1.
+    KrakenFutures,
+    /// Coinbase Exchange, the classic feed.
+    CoinbaseExchange,
 }
 
 /// One subscription in the venue's own notation, as written in the config or on the command line.

@@ -270,6 +270,19 @@ fn okx_route(url: &str, topic: &str) -> String {
     }
 }
 
+/// Bybit options: trades are subscribed per base coin (`publicTrade.BTC`, "option uses
+/// baseCoin", https://bybit-exchange.github.io/docs/v5/websocket/public/trade), the other
+/// channels per option symbol (`orderbook.25.BTC-27DEC26-100000-C`); a symbol given for
+/// `publicTrade` is cut to its base coin, so `channels` × option `symbols` gives the right topics.
+fn bybit_option(channel: &str, symbol: &str) -> String {
+    if channel == "publicTrade" {
+        let base = symbol.split('-').next().unwrap_or(symbol);
+        dot(channel, base)
+    } else {
+        dot(channel, symbol)
+    }
+}
+
 const BYBIT_KEEPALIVE: Keepalive = Keepalive {
     ping_interval: None,
     pong_timeout: secs(10),
@@ -324,6 +337,18 @@ const BYBIT_NOTES: &[&str] = &[
 const BYBIT_SOURCES: &[&str] = &[
     "https://bybit-exchange.github.io/docs/v5/rate-limit",
     "https://bybit-exchange.github.io/docs/v5/websocket/public/all-liquidation",
+];
+
+/// Channels of Binance's futures (USDⓈ-M and COIN-M name their streams alike).
+const BINANCE_FUTURES_CHANNELS: &[&str] = &[
+    "aggTrade",
+    "markPrice@1s",
+    "bookTicker",
+    "depth@100ms",
+    "depth20@100ms",
+    "kline_1m",
+    "forceOrder",
+    "ticker",
 ];
 
 const BINANCE_NOTES_SPOT: &[&str] = &[
@@ -505,16 +530,7 @@ pub static PRESETS: &[Preset] = &[
         title: "Binance USDⓈ-M futures (routed /public and /market streams)",
         family: Family::Binance,
         url: "wss://fstream.binance.com/market/stream",
-        channels: &[
-            "aggTrade",
-            "markPrice@1s",
-            "bookTicker",
-            "depth@100ms",
-            "depth20@100ms",
-            "kline_1m",
-            "forceOrder",
-            "ticker",
-        ],
+        channels: BINANCE_FUTURES_CHANNELS,
         example: "btcusdt@aggTrade, btcusdt@depth@100ms",
         keepalive: BINANCE_KEEPALIVE,
         max_connection_age: Some(secs(23 * 3600 + 1800)),
@@ -1230,6 +1246,184 @@ pub static PRESETS: &[Preset] = &[
             "https://github.com/ccxt/ccxt/blob/master/ts/src/pro/upbit.ts",
         ],
     },
+    Preset {
+        pre_connect: None,
+        name: "binance-coinm",
+        title: "Binance COIN-M futures (combined streams)",
+        family: Family::Binance,
+        // One host, no routed paths: the USDⓈ-M split into /public and /market (2026-04-23)
+        // does not apply to COIN-M, whose streams are all served at dstream.binance.com/stream
+        // (https://developers.binance.com/docs/derivatives/coin-margined-futures/websocket-market-streams,
+        // whose base URL and examples have no routed path; Binance's market-data overview lists
+        // COIN-M at wss://dstream.binance.com and calls USD-M, which routes by path, "the
+        // exception": https://developers.binance.com/zh-CN/docs/products/caas/market-data-streams).
+        url: "wss://dstream.binance.com/stream",
+        channels: BINANCE_FUTURES_CHANNELS,
+        example: "btcusd_perp@aggTrade, btcusd_perp@depth@100ms",
+        keepalive: BINANCE_KEEPALIVE,
+        max_connection_age: Some(secs(23 * 3600 + 1800)),
+        limits: Limits {
+            subscribe_after_connect: Duration::ZERO,
+            // The COIN-M page says 1024 streams per connection on developers.binance.com and
+            // 200 on its developers.binance.me mirror; the lower figure, as nautilus_trader
+            // uses for Binance futures.
+            topics_per_connection: 200,
+            topics_per_message: 100,
+            connect_interval: secs(1),
+            // 10 incoming messages per second, pings and pongs included: at most 4 subscribe
+            // messages per second leaves room for a pong and a ping.
+            subscribe_interval: ms(250),
+        },
+        combine: binance,
+        route: same_url,
+        notes: &[
+            "One path for every stream (dstream.binance.com/stream): COIN-M has no /public and /market split.",
+            "Symbols are contracts (btcusd_perp, btcusd_261225); index price streams take the pair (btcusd@indexPrice@1s) and go in `topics`.",
+            "The server pings every 3 min and closes connections after 24 h; wsrec replaces them after 23 h 30 min, make-before-break.",
+            "200 streams per connection (the lower of the two figures Binance publishes); streams go in the connection URL up to a 4 KiB URL, the rest are subscribed 250 ms apart (10 incoming messages per second, pings and pongs included).",
+            "Binance documents no connect budget for COIN-M: wsrec uses spot's (300 per 5 min per IP) as a conservative choice.",
+        ],
+        sources: &[
+            "https://developers.binance.com/docs/derivatives/coin-margined-futures/websocket-market-streams",
+            "https://developers.binance.me/docs/derivatives/coin-margined-futures/websocket-market-streams",
+            "https://developers.binance.com/zh-CN/docs/products/caas/market-data-streams",
+            "https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams",
+            "https://nautilustrader.io/docs/core-latest/nautilus_binance/futures/websocket/client/index.html",
+        ],
+    },
+    Preset {
+        pre_connect: None,
+        name: "bybit-option",
+        title: "Bybit v5 USDC options",
+        family: Family::Bybit,
+        url: "wss://stream.bybit.com/v5/public/option",
+        // Options have trades (per base coin), books of 25 and 100 levels, and tickers; no
+        // klines, no liquidations (https://bybit-exchange.github.io/docs/v5/websocket/public/orderbook).
+        channels: &["publicTrade", "orderbook.25", "orderbook.100", "tickers"],
+        example: "publicTrade.BTC, orderbook.25.BTC-27DEC26-100000-C",
+        keepalive: BYBIT_KEEPALIVE,
+        max_connection_age: None,
+        limits: Limits {
+            subscribe_after_connect: Duration::ZERO,
+            // Bybit caps the args of options (and linear, inverse) subscriptions by length, not
+            // count: 21,000 characters per connection. 200 option topics of ~45 characters stay
+            // under half of it.
+            topics_per_connection: 200,
+            topics_per_message: 50,
+            connect_interval: ms(200),
+            subscribe_interval: ms(100),
+        },
+        combine: bybit_option,
+        route: same_url,
+        notes: &[
+            "Trades are per base coin (publicTrade.BTC); books (orderbook.25, orderbook.100) and tickers per option symbol. With `channels` × `symbols`, publicTrade takes each symbol's base coin.",
+            "Bybit cuts a connection after about 10 minutes without a JSON ping; the option stream answers it with {\"op\":\"pong\",\"args\":[...]}.",
+            "Subscriptions are answered with a COMMAND_RESP message listing successTopics and failTopics; failed topics are reported as refused.",
+            "Shares stream.bybit.com's connection budget with the spot, linear and inverse presets.",
+        ],
+        sources: &[
+            "https://bybit-exchange.github.io/docs/v5/ws/connect",
+            "https://bybit-exchange.github.io/docs/v5/rate-limit",
+            "https://bybit-exchange.github.io/docs/v5/websocket/public/trade",
+            "https://bybit-exchange.github.io/docs/v5/websocket/public/orderbook",
+        ],
+    },
+    Preset {
+        pre_connect: None,
+        name: "kraken-futures",
+        title: "Kraken Futures (derivatives) v1",
+        family: Family::KrakenFutures,
+        url: "wss://futures.kraken.com/ws/v1",
+        channels: &["book", "trade", "ticker", "ticker_lite"],
+        example: "book:PF_XBTUSD, trade:PF_XBTUSD",
+        // Kraken Futures closes a connection that sent no ping for 60 s; maintained clients send
+        // protocol pings every 30 s (python-kraken-sdk's websockets ping_interval=30,
+        // nautilus_trader's "WebSocket ping frames, not text messages"), as wsrec does for
+        // Binance. The heartbeat feed (subscribed on every connection) keeps a quiet connection
+        // talking; its interval is not documented (a client measured 10 s), so 90 s of silence.
+        keepalive: Keepalive {
+            silence_timeout: Some(secs(90)),
+            ..BINANCE_KEEPALIVE
+        },
+        max_connection_age: None,
+        limits: Limits {
+            subscribe_after_connect: Duration::ZERO,
+            // Kraken documents no per-connection or per-message figure: conservative choices.
+            topics_per_connection: 100,
+            topics_per_message: 50,
+            connect_interval: secs(1),
+            subscribe_interval: ms(100),
+        },
+        combine: colon,
+        route: same_url,
+        notes: &[
+            "wsrec sends a protocol ping every 30 s (Kraken Futures closes a connection without one for 60 s) and subscribes to the heartbeat feed on every connection, the liveness signal of quiet books.",
+            "Topics are feed:PRODUCT (book:PF_XBTUSD); a feed's first message is its snapshot (book_snapshot, trade_snapshot) and counts for the feed. `verify` checks the book deltas' `seq` (previous + 1 per product).",
+            "Kraken documents no connection, subscription or message limits for this feed: 100 products per connection, 50 per message and connects 1 s apart are conservative choices.",
+        ],
+        sources: &[
+            "https://docs.kraken.com/exchange/api-reference/futures-websocket",
+            "https://docs.kraken.com/api/docs/guides/futures-websockets",
+            "https://docs.kraken.com/exchange/api-reference/futures-websocket/heartbeat",
+            "https://docs.kraken.com/exchange/api-reference/futures-websocket/book",
+            "https://github.com/btschwertfeger/python-kraken-sdk/blob/master/kraken/futures/websocket/__init__.py",
+            "https://github.com/nautechsystems/nautilus_trader/tree/develop/crates/adapters/kraken/src/websocket/futures",
+            "https://github.com/bmoscon/cryptofeed/blob/master/cryptofeed/exchanges/kraken_futures.py",
+        ],
+    },
+    Preset {
+        pre_connect: None,
+        name: "coinbase-exchange",
+        title: "Coinbase Exchange (classic ws-feed)",
+        family: Family::CoinbaseExchange,
+        url: "wss://ws-feed.exchange.coinbase.com",
+        // Anonymous channels: full, level2, level3, user and rfq_matches need authentication
+        // (https://docs.cdp.coinbase.com/exchange/websocket-feed/authentication); auction only
+        // speaks while a product is in auction, so it is not listed (it would be reported silent).
+        channels: &[
+            "matches",
+            "ticker",
+            "ticker_batch",
+            "level2_batch",
+            "heartbeat",
+            "status",
+        ],
+        example: "matches:BTC-USD, level2_batch:BTC-USD",
+        // Protocol pings every 30 s (as for Binance); the heartbeat channel, subscribed for every
+        // product, sends one message a second.
+        keepalive: Keepalive {
+            silence_timeout: Some(secs(30)),
+            ..BINANCE_KEEPALIVE
+        },
+        max_connection_age: None,
+        limits: Limits {
+            subscribe_after_connect: Duration::ZERO,
+            // No documented figure per connection or message: conservative choices.
+            topics_per_connection: 100,
+            topics_per_message: 50,
+            // 8 connection requests a second per IP (bursts of 20).
+            connect_interval: ms(200),
+            // 100 client messages a second per IP.
+            subscribe_interval: ms(100),
+        },
+        combine: colon,
+        route: same_url,
+        notes: &[
+            "wsrec subscribes the heartbeat channel (one message a second per product) for every product of a connection: the liveness signal of quiet products. Coinbase disconnects a connection that has not subscribed within 5 s; wsrec subscribes at once.",
+            "full, level2, level3, user and rfq_matches need authentication and are not listed; level2_batch is the anonymous book (snapshot, then l2update every 50 ms).",
+            "ticker and ticker_batch both deliver `ticker` messages: a product on both is one subscription to wsrec's checks. status lists every product in each message and is subscribed once per connection.",
+            "ticker, matches and heartbeat messages carry a per-product `sequence` (l2update has none).",
+            "Coinbase refuses a whole subscribe message for one unknown product: wsrec names the unknown product as refused and reports the other products of that message silent.",
+            "Coinbase counts at most 10 subscriptions per product and channel: never run more than a few recorders of the same product and channel.",
+        ],
+        sources: &[
+            "https://docs.cdp.coinbase.com/exchange/websocket-feed",
+            "https://docs.cdp.coinbase.com/exchange/websocket-feed/channels",
+            "https://docs.cdp.coinbase.com/exchange/websocket-feed/rate-limits",
+            "https://docs.cdp.coinbase.com/exchange/websocket-feed/authentication",
+            "https://docs.rs/barter-data/latest/src/barter_data/exchange/coinbase/subscription.rs.html",
+        ],
+    },
 ];
 
 /// The preset called `name`.
@@ -1290,7 +1484,12 @@ impl Preset {
 pub static BUDGETS: &[Budget] = &[
     Budget {
         name: "stream.bybit.com connects",
-        presets: &["bybit-spot", "bybit-linear", "bybit-inverse"],
+        presets: &[
+            "bybit-spot",
+            "bybit-linear",
+            "bybit-inverse",
+            "bybit-option",
+        ],
         counts: Counts::Connects,
         limit: 500,
         per: secs(300),
@@ -1392,6 +1591,30 @@ pub static BUDGETS: &[Budget] = &[
         per: secs(60),
         source: "https://docs-e.upbit.com/docs/user-request-guide (WebSocket connection request: 5 times/sec, 100 times/min, per IP without authentication, as https://docs.upbit.com/kr/reference/rate-limits measures it)",
     },
+    Budget {
+        name: "dstream.binance.com connects",
+        presets: &["binance-coinm"],
+        counts: Counts::Connects,
+        limit: 300,
+        per: secs(300),
+        source: "not documented for COIN-M (https://developers.binance.com/docs/derivatives/coin-margined-futures/websocket-market-streams); spot's figure (https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams), as a conservative choice",
+    },
+    Budget {
+        name: "ws-feed.exchange.coinbase.com connects",
+        presets: &["coinbase-exchange"],
+        counts: Counts::Connects,
+        limit: 8,
+        per: secs(1),
+        source: "https://docs.cdp.coinbase.com/exchange/websocket-feed/rate-limits (requests per second per IP: 8, up to 20 in bursts)",
+    },
+    Budget {
+        name: "ws-feed.exchange.coinbase.com messages",
+        presets: &["coinbase-exchange"],
+        counts: Counts::Messages,
+        limit: 100,
+        per: secs(1),
+        source: "https://docs.cdp.coinbase.com/exchange/websocket-feed/rate-limits (messages sent by the client every second per IP: 100)",
+    },
 ];
 
 /// Protocol pings every 30 s, and a reconnect after 75 s without a message: for venues whose
@@ -1489,6 +1712,34 @@ mod tests {
             "candles:trade:5m:tBTCUSD"
         );
         assert_eq!(bitfinex("book", "tBTCUSD"), "book:tBTCUSD");
+    }
+
+    #[test]
+    fn bybit_option_trades_take_the_base_coin() {
+        assert_eq!(
+            bybit_option("publicTrade", "BTC-27DEC26-100000-C"),
+            "publicTrade.BTC"
+        );
+        assert_eq!(bybit_option("publicTrade", "ETH"), "publicTrade.ETH");
+        assert_eq!(
+            bybit_option("orderbook.25", "BTC-27DEC26-100000-C"),
+            "orderbook.25.BTC-27DEC26-100000-C"
+        );
+        // Options share stream.bybit.com's connect budget with the other Bybit markets.
+        let option = find("bybit-option").unwrap().budgets().next().unwrap();
+        assert!(std::ptr::eq(
+            option,
+            find("bybit-linear").unwrap().budgets().next().unwrap()
+        ));
+        // COIN-M serves every stream on one path.
+        let coinm = find("binance-coinm").unwrap();
+        for topic in [
+            "btcusd_perp@aggTrade",
+            "btcusd_perp@depth@100ms",
+            "!bookTicker",
+        ] {
+            assert_eq!((coinm.route)(coinm.url, topic), coinm.url, "{topic}");
+        }
     }
 
     #[test]

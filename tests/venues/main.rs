@@ -22,12 +22,15 @@ mod common;
 mod peers;
 
 mod bitget;
+mod coinbase_exchange;
 mod cryptocom;
 mod dydx;
 mod gate;
 mod htx;
+mod kraken_futures;
 mod kucoin;
 mod mexc;
+mod more;
 mod upbit;
 
 use std::collections::BTreeSet;
@@ -2308,6 +2311,9 @@ fn live_elsewhere(preset: &str) -> Option<Live> {
         .or_else(|| dydx::live(preset))
         .or_else(|| mexc::live(preset))
         .or_else(|| upbit::live(preset))
+        .or_else(|| more::live(preset))
+        .or_else(|| kraken_futures::live(preset))
+        .or_else(|| coinbase_exchange::live(preset))
 }
 
 #[tokio::test(start_paused = true)]

@@ -1,6 +1,6 @@
-//! Binance spot and USDⓈ-M combined streams: topics `symbol@stream` (`btcusdt@aggTrade`) or
-//! `!stream` for an all-market stream; named in the connection URL where they fit
-//! ([`url_streams`]), else in `SUBSCRIBE` messages with an `id` the venue echoes.
+//! Binance spot, USDⓈ-M and COIN-M combined streams: topics `symbol@stream`
+//! (`btcusdt@aggTrade`) or `!stream` for an all-market stream; named in the connection URL where
+//! they fit ([`url_streams`]), else in `SUBSCRIBE` messages with an `id` the venue echoes.
 
 use serde_json::{Value, json};
 

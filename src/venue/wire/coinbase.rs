@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Outgoing, Protocol, Signal, Topic, data_of, group_by_channel, parsed, s, symbol_of};
+use super::{Outgoing, Protocol, Signal, Topic, data_of, parsed, s};
 
 pub(super) const PROTOCOL: Protocol = Protocol {
     check: super::channel_colon_symbol,
@@ -17,13 +17,9 @@ pub(super) const PROTOCOL: Protocol = Protocol {
 fn subscribe(topics: &[Topic], per_msg: usize, _next_id: &mut u64) -> Vec<Outgoing> {
     let heartbeats = json!({"type": "subscribe", "channel": "heartbeats"});
     let mut out = vec![Outgoing::new(&heartbeats, Vec::new(), None)];
-    for (channel, group) in group_by_channel(topics) {
-        for chunk in group.chunks(per_msg) {
-            let products: Vec<&str> = chunk.iter().map(|t| symbol_of(t)).collect();
-            let m = json!({"type": "subscribe", "product_ids": products, "channel": channel});
-            out.push(Outgoing::new(&m, chunk.to_vec(), None));
-        }
-    }
+    out.extend(super::per_channel(topics, per_msg, |channel, products| {
+        json!({"type": "subscribe", "product_ids": products, "channel": channel})
+    }));
     out
 }
 

@@ -14,12 +14,14 @@ mod bitmex;
 mod bitstamp;
 mod bybit;
 mod coinbase;
+mod coinbase_exchange;
 mod cryptocom;
 mod deribit;
 mod gate;
 mod htx;
 mod hyperliquid;
 mod kraken;
+mod kraken_futures;
 mod mexc;
 mod okx;
 // Appended families (kept after the others to ease merges).
@@ -148,6 +150,8 @@ fn protocol(family: Family) -> &'static Protocol {
         Family::Kucoin => &kucoin::PROTOCOL,
         Family::Dydx => &dydx::PROTOCOL,
         Family::Upbit => &upbit::PROTOCOL,
+        Family::KrakenFutures => &kraken_futures::PROTOCOL,
+        Family::CoinbaseExchange => &coinbase_exchange::PROTOCOL,
     }
 }
 
@@ -307,6 +311,28 @@ fn group_by_channel(topics: &[Topic]) -> Vec<(String, Vec<Topic>)> {
         }
     }
     groups
+}
+
+/// Subscribe messages for venues that subscribe a channel for a list of products: one per
+/// channel and chunk of at most `per_msg` of its topics, built by `message` from the channel and
+/// the chunk's symbols, without request ids.
+fn per_channel(
+    topics: &[Topic],
+    per_msg: usize,
+    message: impl Fn(&str, &[&str]) -> Value,
+) -> Vec<Outgoing> {
+    let mut out = Vec::new();
+    for (channel, group) in group_by_channel(topics) {
+        for chunk in group.chunks(per_msg) {
+            let symbols: Vec<&str> = chunk.iter().map(|t| symbol_of(t)).collect();
+            out.push(Outgoing::new(
+                &message(&channel, &symbols),
+                chunk.to_vec(),
+                None,
+            ));
+        }
+    }
+    out
 }
 
 /// The string under `key`.
