@@ -184,6 +184,30 @@ async fn bitget_spreads_topics_pings_and_replaces_connections_before_the_daily_c
 }
 
 #[tokio::test(start_paused = true)]
+async fn bitget_subscribes_a_large_list_without_passing_ten_messages_a_second() {
+    let venue = FakeVenue::start(bitget_venue()).await;
+    // 200 topics: four connections, their subscribe messages at most 5 a second.
+    let topics: Vec<String> = (0..200)
+        .map(|i| format!("\"USDT-FUTURES/books:S{i:03}USDT\""))
+        .collect();
+    // A fine clock step, so that the fake sees each message at its own time.
+    let (recs, snap) = record_stepped(
+        &format!(
+            "venue = \"bitget\"\nurl = \"{}\"\ntopics = [{}]",
+            venue.url("/v2/ws/public"),
+            topics.join(", ")
+        ),
+        Duration::from_secs(20),
+        Duration::from_millis(10),
+    )
+    .await;
+    venue.assert_never_closed("bitget");
+    assert_eq!(venue.connections(), 4);
+    assert_eq!(snap.streams[0].subscriptions_failed, 0);
+    assert!(events(&recs, "subscription_rejected").is_empty());
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_hundred_bitget_shards_reconnecting_after_every_blip_stay_inside_the_connection_budget() {
     // Bitget allows 300 connection requests per 5 minutes per IP; the preset's 500 ms spacing
     // alone would let 100 shards, dropped every 30 s, make about 1,000.
