@@ -238,3 +238,25 @@ pub(super) fn live(preset: &str) -> Option<Live> {
         },
     })
 }
+
+#[tokio::test]
+async fn bitget_is_dialled_at_its_public_v2_address() {
+    let pki = tempfile::tempdir().unwrap();
+    let door = FakeVenue::front_door(bitget_venue(), "ws.bitget.com", pki.path()).await;
+    let recs = record_through(&door, "bitget", "[\"SPOT/trade:BTCUSDT\"]", 2).await;
+    assert!(
+        door.connects().iter().all(|c| c == "ws.bitget.com:443"),
+        "{:?}",
+        door.connects()
+    );
+    assert!(
+        door.targets().iter().all(|t| t == "/v2/ws/public"),
+        "{:?}",
+        door.targets()
+    );
+    assert!(events(&recs, "subscription_rejected").is_empty());
+    assert!(recs.iter().any(|r| {
+        r.get("msg")
+            .is_some_and(|m| m["arg"]["instId"] == "BTCUSDT" && m.get("data").is_some())
+    }));
+}

@@ -375,3 +375,42 @@ pub(super) fn live(preset: &str) -> Option<Live> {
         },
     })
 }
+
+#[tokio::test]
+async fn gate_presets_dial_the_hosts_and_paths_gate_serves_each_market_on() {
+    for (preset, host, path, topic) in [
+        (
+            "gate-spot",
+            "api.gateio.ws",
+            "/ws/v4/",
+            "spot.trades:BTC_USDT",
+        ),
+        (
+            "gate-futures",
+            "fx-ws.gateio.ws",
+            "/v4/ws/usdt",
+            "futures.trades:BTC_USDT",
+        ),
+    ] {
+        let pki = tempfile::tempdir().unwrap();
+        let door =
+            FakeVenue::front_door(gate_venue(Duration::from_millis(100)), host, pki.path()).await;
+        let recs = record_through(&door, preset, &format!("[\"{topic}\"]"), 5).await;
+        assert!(
+            door.connects().iter().all(|c| *c == format!("{host}:443")),
+            "{preset}: {:?}",
+            door.connects()
+        );
+        assert!(
+            door.targets().iter().all(|t| t == path),
+            "{preset}: {:?}",
+            door.targets()
+        );
+        // The fake serves a market's channels only on its path: the trades were accepted.
+        assert!(
+            events(&recs, "subscription_rejected").is_empty(),
+            "{preset}"
+        );
+        assert!(delivered(&recs).contains(topic), "{preset}");
+    }
+}
