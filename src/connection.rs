@@ -960,6 +960,12 @@ impl Keepalive {
             rt.app_ping.as_deref(),
         ) && at <= now
         {
+            // Gate's ping carries the time it is sent at, as its requests do.
+            let stamped = rt
+                .venue
+                .as_ref()
+                .and_then(|v| crate::venue::wire::stamp(v.family, text, rt.clock.now_ns()));
+            let text = stamped.as_deref().unwrap_or(text);
             match tokio::time::timeout(send_limit, ws.send_text(text)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {

@@ -703,7 +703,7 @@ pub static PRESETS: &[Preset] = &[
             "spot.candlesticks:1m",
         ],
         example: "spot.trades:BTC_USDT, spot.order_book_update:BTC_USDT:100ms",
-        keepalive: gate_keepalive(r#"{"channel":"spot.ping"}"#, r#""spot.pong""#),
+        keepalive: gate_keepalive(r#"{"time":0,"channel":"spot.ping"}"#, r#""spot.pong""#),
         max_connection_age: None,
         limits: GATE_LIMITS,
         combine: gate,
@@ -724,7 +724,10 @@ pub static PRESETS: &[Preset] = &[
             "futures.candlesticks:1m",
         ],
         example: "futures.trades:BTC_USDT, futures.order_book_update:BTC_USDT:100ms:100",
-        keepalive: gate_keepalive(r#"{"channel":"futures.ping"}"#, r#""futures.pong""#),
+        keepalive: gate_keepalive(
+            r#"{"time":0,"channel":"futures.ping"}"#,
+            r#""futures.pong""#,
+        ),
         max_connection_age: None,
         limits: GATE_LIMITS,
         combine: gate,
@@ -1009,8 +1012,8 @@ fn cryptocom(channel: &str, symbol: &str) -> String {
 
 /// Gate closes a connection on which neither side sent a message for a minute (Gate's
 /// maintainer, https://github.com/gateio/gatews/issues/34); its own client sends the market's
-/// app ping every 10 s. wsrec sends it every 20 s and expects its pong. The ping carries no
-/// `time`: Gate does not check it on public requests (tardis-machine sends milliseconds there).
+/// app ping every 10 s. wsrec sends it every 20 s and expects its pong; its `time` is set when
+/// it is sent (see `wire::stamp`), as for every Gate request.
 const fn gate_keepalive(ping: &'static str, pong: &'static str) -> Keepalive {
     Keepalive {
         ping_interval: None,
