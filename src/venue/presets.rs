@@ -1036,7 +1036,7 @@ const GATE_LIMITS: Limits = Limits {
 
 const GATE_NOTES: &[&str] = &[
     "Topics are channel:SYMBOL with the channel's parameters after the symbol: spot.trades:BTC_USDT, spot.order_book_update:BTC_USDT:100ms, spot.order_book:BTC_USDT:20:100ms, futures.order_book_update:BTC_USDT:100ms:100, spot.candlesticks:BTC_USDT:1m (sent as Gate's payload, e.g. [\"1m\",\"BTC_USDT\"]).",
-    "Gate closes a connection quiet for a minute in both directions: wsrec sends the app ping every 20 s.",
+    "Gate closes a connection quiet for a minute in both directions: wsrec sends the market's app ping (spot.ping, futures.ping) every 20 s; requests and pings carry the time they are sent at (`time`, in seconds), as Gate asks.",
     "Gate documents no WebSocket limits: 100 topics per connection, 20 symbols per subscribe message, connects 500 ms and messages 200 ms apart are conservative choices.",
     "Order book updates carry U and u (first and last update id) for gap checks.",
 ];
