@@ -504,6 +504,8 @@ impl Connection {
                 () = tokio::time::sleep(settle) => {}
             }
         }
+        // What went out, for the `subscribed` event (with the times the venue asked for).
+        let mut sent_texts: Vec<std::borrow::Cow<'_, str>> = Vec::with_capacity(rt.subscribe.len());
         for msg in &rt.subscribe {
             if let Some(p) = &rt.pacer {
                 tokio::select! {
@@ -513,22 +515,32 @@ impl Connection {
                     () = p.message() => {}
                 }
             }
+            // A venue that asks for the request's time gets the time it is sent at.
+            let text = rt
+                .venue
+                .as_ref()
+                .and_then(|v| crate::venue::wire::stamp(v.family, msg, rt.clock.now_ns()))
+                .map_or(
+                    std::borrow::Cow::Borrowed(msg.as_str()),
+                    std::borrow::Cow::Owned,
+                );
             let sent = tokio::select! {
                 biased;
                 () = self.shutdown.cancelled() => return Err(End::Shutdown),
-                r = ws.send_text(msg) => r,
+                r = ws.send_text(&text) => r,
             };
             if let Err(e) = sent {
                 return Err(End::Error(format!(
                     "sending a subscribe message failed: {e}"
                 )));
             }
+            sent_texts.push(text);
         }
         let in_url = rt.venue.as_ref().map_or(&[][..], |v| v.in_url.as_slice());
         if !rt.subscribe.is_empty() || !in_url.is_empty() {
             batch.push_event(rt.clock.now_ns(), "subscribed", |f| {
                 f.num("count", rt.subscribe.len() as u64)
-                    .strs("messages", rt.subscribe.iter().map(String::as_str));
+                    .strs("messages", sent_texts.iter().map(|t| &**t));
                 if !in_url.is_empty() {
                     f.strs("in_url", in_url.iter().map(String::as_str));
                 }
@@ -1045,6 +1057,12 @@ impl Keepalive {
             rt.app_ping.as_deref(),
         ) && at <= now
         {
+            // Gate's ping carries the time it is sent at, as its requests do.
+            let stamped = rt
+                .venue
+                .as_ref()
+                .and_then(|v| crate::venue::wire::stamp(v.family, text, rt.clock.now_ns()));
+            let text = stamped.as_deref().unwrap_or(text);
             match tokio::time::timeout(send_limit, ws.send_text(text)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {

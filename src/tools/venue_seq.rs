@@ -13,6 +13,14 @@
 //! | Deribit | `book.*` with `change_id` | `prev_change_id` = previous `change_id` (snapshot restarts) |
 //! | Bitfinex v2 | channel messages `[ID, …, SEQ]` (the `SEQ_ALL` flag wsrec sets) | previous + 1, one counter per connection |
 //! | Kraken Futures | `book` deltas with `seq` | previous + 1 per product (the snapshot is not linked) |
+//! | Gate v4 | `spot.order_book_update`, `futures.order_book_update` (`U`, `u`) | `U` = previous `u` + 1 |
+//! | Bitget v2 | `books*` with `seq` | `seq` increases (a snapshot restarts) |
+//! | Crypto.com v1 | `book.update` with `u`/`pu` | `pu` = previous `u` (the `book` snapshot restarts) |
+//!
+//! Gate's rule is the one cryptofeed applies to both markets (`cryptofeed/exchanges/gateio.py`,
+//! `_check_update_id`, inherited by `gateio_futures.py`); Crypto.com's the one ccxt applies
+//! (`ts/src/pro/cryptocom.ts`, `handleOrderBook`); Bitget documents `seq` as a number that grows
+//! with every change of the book (https://www.bitget.com/api-doc/contract/websocket/public/Order-Book-Channel).
 //!
 //! Binance's partial-depth streams (`<symbol>@depth5`, `@depth10`, `@depth20`, at any speed) are
 //! not checked: each frame is a whole top-of-book snapshot, and the `U`/`u`/`pu` it carries are
@@ -50,6 +58,12 @@ pub enum Venue {
     Bitfinex,
     /// Kraken Futures `book` `seq`.
     KrakenFutures,
+    /// Gate v4 order book updates `U`/`u`.
+    Gate,
+    /// Bitget v2 books `seq`.
+    Bitget,
+    /// Crypto.com v1 book deltas `u`/`pu`.
+    Cryptocom,
 }
 
 impl Venue {
@@ -70,6 +84,9 @@ impl std::fmt::Display for Venue {
             Venue::Deribit => "Deribit",
             Venue::Bitfinex => "Bitfinex",
             Venue::KrakenFutures => "Kraken Futures",
+            Venue::Gate => "Gate",
+            Venue::Bitget => "Bitget",
+            Venue::Cryptocom => "Crypto.com",
         })
     }
 }
@@ -137,12 +154,13 @@ pub enum Finding {
 }
 
 /// Cheap pre-check: only messages with one of these byte strings are parsed.
-const MARKERS: [&[u8]; 5] = [
+const MARKERS: [&[u8]; 6] = [
     b"\"u\":",
     b"\"sequence_num\":",
     b"\"seqId\":",
     b"\"change_id\":",
     b"\"feed\":\"book\"",
+    b"\"seq\":",
 ];
 
 #[derive(Deserialize)]
@@ -176,6 +194,36 @@ struct Top<'a> {
     feed: Option<String>,
     product_id: Option<String>,
     seq: Option<u64>,
+    // Gate, Crypto.com.
+    #[serde(borrow)]
+    result: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct GateBook {
+    s: Option<String>,
+    #[serde(rename = "U")]
+    first_update: Option<u64>,
+    u: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct BitgetBook {
+    seq: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct CryptocomResult<'a> {
+    subscription: Option<String>,
+    channel: Option<String>,
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct CryptocomBook {
+    u: Option<u64>,
+    pu: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -199,6 +247,9 @@ struct OkxArg {
     channel: Option<String>,
     #[serde(rename = "instId")]
     inst_id: Option<String>,
+    /// Bitget's args name the market; OKX's book args do not.
+    #[serde(rename = "instType")]
+    inst_type: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -297,13 +348,37 @@ pub fn points(msg: &[u8], out: &mut Vec<Point>) {
                 venue: Venue::Bybit,
                 key: format!("{topic} seq"),
                 field: "seq",
-                step: if snapshot {
-                    Step::Reset { last: seq }
-                } else {
-                    Step::Increasing { value: seq }
-                },
+                step: increasing(snapshot, seq),
             });
         }
+        return;
+    }
+    // Bitget books: `arg` with the market's instType, `data` with `seq`.
+    if let (Some(arg), Some(data)) = (&top.arg, top.data)
+        && let Some(inst_type) = &arg.inst_type
+    {
+        let Ok(books) = serde_json::from_str::<Vec<BitgetBook>>(data.get()) else {
+            return;
+        };
+        let key = format!(
+            "{inst_type}/{}:{}",
+            arg.channel.as_deref().unwrap_or(""),
+            arg.inst_id.as_deref().unwrap_or("")
+        );
+        let snapshot = top.action.as_deref() == Some("snapshot");
+        for seq in books.into_iter().filter_map(|b| b.seq) {
+            out.push(Point {
+                venue: Venue::Bitget,
+                key: key.clone(),
+                field: "seq",
+                step: increasing(snapshot, seq),
+            });
+        }
+        return;
+    }
+    // Gate order book updates, and Crypto.com books.
+    if let Some(result) = top.result {
+        result_points(top.channel.as_deref(), result, out);
         return;
     }
     // OKX books.
@@ -398,6 +473,62 @@ pub fn points(msg: &[u8], out: &mut Vec<Point>) {
             venue: Venue::Binance,
             key,
             field,
+            step,
+        });
+    }
+}
+
+/// A number that only increases: a snapshot restarts it at `seq`, anything else must pass it.
+fn increasing(snapshot: bool, seq: u64) -> Step {
+    if snapshot {
+        Step::Reset { last: seq }
+    } else {
+        Step::Increasing { value: seq }
+    }
+}
+
+/// The sequence facts of a message with a `result` (Gate's and Crypto.com's data).
+fn result_points(channel: Option<&str>, result: &RawValue, out: &mut Vec<Point>) {
+    // Gate: `{"channel":"spot.order_book_update","result":{"s","U","u",…}}`.
+    if let Some(channel) = channel.filter(|c| c.ends_with(".order_book_update")) {
+        if let Ok(GateBook {
+            s: Some(symbol),
+            first_update: Some(first),
+            u: Some(last),
+        }) = serde_json::from_str::<GateBook>(result.get())
+        {
+            out.push(Point {
+                venue: Venue::Gate,
+                key: format!("{channel}:{symbol}"),
+                field: "U/u",
+                step: Step::Range { first, last },
+            });
+        }
+        return;
+    }
+    // Crypto.com: `{"result":{"subscription","channel":"book"|"book.update","data":[…]}}`.
+    let Ok(r) = serde_json::from_str::<CryptocomResult<'_>>(result.get()) else {
+        return;
+    };
+    let (Some(key), Some(kind), Some(data)) = (r.subscription, r.channel, r.data) else {
+        return;
+    };
+    if kind != "book" && kind != "book.update" {
+        return;
+    }
+    let Ok(books) = serde_json::from_str::<Vec<CryptocomBook>>(data.get()) else {
+        return;
+    };
+    for b in books {
+        let Some(last) = b.u else { continue };
+        let step = match b.pu {
+            Some(prev) if kind == "book.update" => Step::Link { prev, last },
+            _ => Step::Reset { last },
+        };
+        out.push(Point {
+            venue: Venue::Cryptocom,
+            key: key.clone(),
+            field: "u/pu",
             step,
         });
     }
@@ -820,6 +951,91 @@ mod tests {
         assert_eq!(findings(&msgs), []);
         let msgs = vec![deribit(5, None), deribit(12, Some(9))];
         assert_eq!(findings(&msgs).len(), 1);
+    }
+
+    #[test]
+    fn gate_bitget_and_cryptocom_books_link_their_updates() {
+        // Gate: U = previous u + 1, per channel and symbol (ccxt's quoted frames).
+        let gate = |first: u64, last: u64| {
+            format!(
+                r#"{{"time":1650189272,"channel":"spot.order_book_update","event":"update","result":{{"t":1650189272515,"e":"depthUpdate","E":1650189272,"s":"GMT_USDT","U":{first},"u":{last},"b":[],"a":[]}}}}"#
+            )
+        };
+        let msgs = vec![gate(100, 104), gate(105, 105), gate(106, 120)];
+        assert_eq!(findings(&msgs), []);
+        let f = findings(&[gate(100, 104), gate(107, 110)]);
+        assert_eq!(
+            f,
+            [(
+                1,
+                Venue::Gate,
+                "spot.order_book_update:GMT_USDT".to_owned(),
+                Finding::Gap {
+                    expected: 105,
+                    got: 107
+                }
+            )]
+        );
+        // Bitget: seq increases; a snapshot restarts.
+        let bitget = |action: &str, seq: u64| {
+            format!(
+                r#"{{"action":"{action}","arg":{{"instType":"USDT-FUTURES","channel":"books","instId":"BTCUSDT"}},"data":[{{"asks":[],"bids":[],"checksum":0,"seq":{seq},"ts":"1695716059516"}}],"ts":1695716059516}}"#
+            )
+        };
+        let msgs = vec![
+            bitget("snapshot", 50),
+            bitget("update", 53),
+            bitget("snapshot", 10),
+            bitget("update", 11),
+        ];
+        assert_eq!(findings(&msgs), []);
+        let f = findings(&[
+            bitget("snapshot", 50),
+            bitget("update", 53),
+            bitget("update", 52),
+        ]);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].1, Venue::Bitget);
+        assert_eq!(f[0].2, "USDT-FUTURES/books:BTCUSDT");
+        // Crypto.com: the book snapshot, then deltas whose pu is the previous u.
+        let snapshot = |u: u64| {
+            format!(
+                r#"{{"id":-1,"method":"subscribe","code":0,"result":{{"instrument_name":"BTC_USDT","subscription":"book.BTC_USDT.50","channel":"book","depth":50,"data":[{{"asks":[],"bids":[],"t":1,"tt":1,"u":{u},"cs":0}}]}}}}"#
+            )
+        };
+        let delta = |pu: u64, u: u64| {
+            format!(
+                r#"{{"id":-1,"method":"subscribe","code":0,"result":{{"instrument_name":"BTC_USDT","subscription":"book.BTC_USDT.50","channel":"book.update","depth":50,"data":[{{"update":{{"asks":[],"bids":[]}},"t":1,"tt":1,"u":{u},"pu":{pu},"cs":0}}]}}}}"#
+            )
+        };
+        let msgs = vec![snapshot(100), delta(100, 130), delta(130, 131)];
+        assert_eq!(findings(&msgs), []);
+        let f = findings(&[snapshot(100), delta(100, 130), delta(140, 150)]);
+        assert_eq!(
+            f,
+            [(
+                2,
+                Venue::Cryptocom,
+                "book.BTC_USDT.50".to_owned(),
+                Finding::Gap {
+                    expected: 130,
+                    got: 140
+                }
+            )]
+        );
+        // Their other data carries no sequence.
+        assert_eq!(
+            one(
+                r#"{"time":1,"channel":"spot.book_ticker","event":"update","result":{"t":1,"u":9793320464,"s":"BTC_USDT","b":"1","B":"1","a":"1","A":"1"}}"#
+            ),
+            None
+        );
+        assert_eq!(
+            one(
+                r#"{"action":"snapshot","arg":{"instType":"SPOT","channel":"trade","instId":"BTCUSDT"},"data":[{"ts":"1","price":"1","size":"1","side":"buy","tradeId":"1"}],"ts":1}"#
+            ),
+            None
+        );
     }
 
     #[test]

@@ -991,7 +991,7 @@ pub static PRESETS: &[Preset] = &[
             "spot.candlesticks:1m",
         ],
         example: "spot.trades:BTC_USDT, spot.order_book_update:BTC_USDT:100ms",
-        keepalive: gate_keepalive(r#"{"channel":"spot.ping"}"#, r#""spot.pong""#),
+        keepalive: gate_keepalive(r#"{"time":0,"channel":"spot.ping"}"#, r#""spot.pong""#),
         max_connection_age: None,
         limits: GATE_LIMITS,
         combine: gate,
@@ -1013,7 +1013,10 @@ pub static PRESETS: &[Preset] = &[
             "futures.candlesticks:1m",
         ],
         example: "futures.trades:BTC_USDT, futures.order_book_update:BTC_USDT:100ms:100",
-        keepalive: gate_keepalive(r#"{"channel":"futures.ping"}"#, r#""futures.pong""#),
+        keepalive: gate_keepalive(
+            r#"{"time":0,"channel":"futures.ping"}"#,
+            r#""futures.pong""#,
+        ),
         max_connection_age: None,
         limits: GATE_LIMITS,
         combine: gate,
@@ -1069,7 +1072,8 @@ pub static PRESETS: &[Preset] = &[
             "Topics are INSTTYPE/channel:instId, e.g. SPOT/trade:BTCUSDT, USDT-FUTURES/books5:BTCUSDT, COIN-FUTURES/ticker:BTCUSD, USDC-FUTURES/trade:BTCPERP; channels are listed with their instType (SPOT/books, ...).",
             "wsrec sends the string ping every 30 s (Bitget cuts a connection without one for 2 min) and replaces connections after 23 h 30 min, before Bitget's 24 h cut.",
             "50 topics per connection (Bitget recommends no more, of 1000 allowed), all in one subscribe message (240 subscribe requests per connection per hour); messages at most 5 per second (10 allowed, pings included).",
-            "Books carry seq and checksum; books is a snapshot then updates, books1/5/15 are snapshots.",
+            "Bitget allows at most 100 connections per IP at a time: 5,000 topics per IP at 50 per connection (wsrec does not count open connections; split larger lists over IPs).",
+            "Books carry seq and checksum (verify checks that seq increases); books is a snapshot then updates, books1/5/15 are snapshots.",
         ],
         sources: &[
             "https://www.bitget.com/api-doc/common/websocket-intro",
@@ -1108,7 +1112,7 @@ pub static PRESETS: &[Preset] = &[
             "wsrec answers every public/heartbeat (every 30 s) with public/respond-heartbeat and its id, as Crypto.com closes a connection that does not within 5 s.",
             "The first subscribe message goes 1 s after connecting, as Crypto.com asks.",
             "Topics are Crypto.com's channel names: trade.INSTRUMENT, ticker.INSTRUMENT, book.INSTRUMENT.DEPTH (10 or 50), candlestick.INTERVAL.INSTRUMENT; the channel `book` with symbols gives depth 50.",
-            "Books are subscribed SNAPSHOT_AND_UPDATE: a snapshot, then book.update deltas whose pu links to the previous u.",
+            "Books are subscribed SNAPSHOT_AND_UPDATE: a snapshot, then book.update deltas whose pu links to the previous u (verify checks the links).",
             "No per-IP connection limit is documented: connects go 500 ms apart, a conservative choice.",
         ],
         sources: &[
@@ -1652,8 +1656,8 @@ fn cryptocom(channel: &str, symbol: &str) -> String {
 
 /// Gate closes a connection on which neither side sent a message for a minute (Gate's
 /// maintainer, https://github.com/gateio/gatews/issues/34); its own client sends the market's
-/// app ping every 10 s. wsrec sends it every 20 s and expects its pong. The ping carries no
-/// `time`: Gate does not check it on public requests (tardis-machine sends milliseconds there).
+/// app ping every 10 s. wsrec sends it every 20 s and expects its pong; its `time` is set when
+/// it is sent (see `wire::stamp`), as for every Gate request.
 const fn gate_keepalive(ping: &'static str, pong: &'static str) -> Keepalive {
     Keepalive {
         ping_interval: None,
@@ -1676,9 +1680,9 @@ const GATE_LIMITS: Limits = Limits {
 
 const GATE_NOTES: &[&str] = &[
     "Topics are channel:SYMBOL with the channel's parameters after the symbol: spot.trades:BTC_USDT, spot.order_book_update:BTC_USDT:100ms, spot.order_book:BTC_USDT:20:100ms, futures.order_book_update:BTC_USDT:100ms:100, spot.candlesticks:BTC_USDT:1m (sent as Gate's payload, e.g. [\"1m\",\"BTC_USDT\"]).",
-    "Gate closes a connection quiet for a minute in both directions: wsrec sends the app ping every 20 s.",
+    "Gate closes a connection quiet for a minute in both directions: wsrec sends the market's app ping (spot.ping, futures.ping) every 20 s; requests and pings carry the time they are sent at (`time`, in seconds), as Gate asks.",
     "Gate documents no WebSocket limits: 100 topics per connection, 20 symbols per subscribe message, connects 500 ms and messages 200 ms apart are conservative choices.",
-    "Order book updates carry U and u (first and last update id) for gap checks.",
+    "Order book updates carry U and u (first and last update id): verify checks that U follows the previous u.",
 ];
 
 const GATE_SOURCES: &[&str] = &[

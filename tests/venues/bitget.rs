@@ -184,6 +184,30 @@ async fn bitget_spreads_topics_pings_and_replaces_connections_before_the_daily_c
 }
 
 #[tokio::test(start_paused = true)]
+async fn bitget_subscribes_a_large_list_without_passing_ten_messages_a_second() {
+    let venue = FakeVenue::start(bitget_venue()).await;
+    // 200 topics: four connections, their subscribe messages at most 5 a second.
+    let topics: Vec<String> = (0..200)
+        .map(|i| format!("\"USDT-FUTURES/books:S{i:03}USDT\""))
+        .collect();
+    // A fine clock step, so that the fake sees each message at its own time.
+    let (recs, snap) = record_stepped(
+        &format!(
+            "venue = \"bitget\"\nurl = \"{}\"\ntopics = [{}]",
+            venue.url("/v2/ws/public"),
+            topics.join(", ")
+        ),
+        Duration::from_secs(20),
+        Duration::from_millis(10),
+    )
+    .await;
+    venue.assert_never_closed("bitget");
+    assert_eq!(venue.connections(), 4);
+    assert_eq!(snap.streams[0].subscriptions_failed, 0);
+    assert!(events(&recs, "subscription_rejected").is_empty());
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_hundred_bitget_shards_reconnecting_after_every_blip_stay_inside_the_connection_budget() {
     // Bitget allows 300 connection requests per 5 minutes per IP; the preset's 500 ms spacing
     // alone would let 100 shards, dropped every 30 s, make about 1,000.
@@ -214,4 +238,26 @@ pub(super) fn live(preset: &str) -> Option<Live> {
             Some(bitget_frame(t, c, i, 0))
         },
     })
+}
+
+#[tokio::test]
+async fn bitget_is_dialled_at_its_public_v2_address() {
+    let pki = tempfile::tempdir().unwrap();
+    let door = FakeVenue::front_door(bitget_venue(), "ws.bitget.com", pki.path()).await;
+    let recs = record_through(&door, "bitget", "[\"SPOT/trade:BTCUSDT\"]", 2).await;
+    assert!(
+        door.connects().iter().all(|c| c == "ws.bitget.com:443"),
+        "{:?}",
+        door.connects()
+    );
+    assert!(
+        door.targets().iter().all(|t| t == "/v2/ws/public"),
+        "{:?}",
+        door.targets()
+    );
+    assert!(events(&recs, "subscription_rejected").is_empty());
+    assert!(recs.iter().any(|r| {
+        r.get("msg")
+            .is_some_and(|m| m["arg"]["instId"] == "BTCUSDT" && m.get("data").is_some())
+    }));
 }

@@ -222,3 +222,25 @@ pub(super) fn live(preset: &str) -> Option<Live> {
         frame: |topic| Some(cc_frame(topic, 0)),
     })
 }
+
+#[tokio::test]
+async fn cryptocom_is_dialled_at_its_v1_market_data_address() {
+    let pki = tempfile::tempdir().unwrap();
+    let door = FakeVenue::front_door(cryptocom_venue(), "stream.crypto.com", pki.path()).await;
+    let recs = record_through(&door, "cryptocom", "[\"trade.BTCUSD-PERP\"]", 2).await;
+    assert!(
+        door.connects().iter().all(|c| c == "stream.crypto.com:443"),
+        "{:?}",
+        door.connects()
+    );
+    assert!(
+        door.targets().iter().all(|t| t == "/exchange/v1/market"),
+        "{:?}",
+        door.targets()
+    );
+    assert!(events(&recs, "subscription_rejected").is_empty());
+    assert!(recs.iter().any(|r| {
+        r.get("msg")
+            .is_some_and(|m| m["result"]["subscription"] == "trade.BTCUSD-PERP")
+    }));
+}

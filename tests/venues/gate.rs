@@ -29,12 +29,23 @@ fn market(target: &str) -> &'static str {
 /// Pairs Gate lists (the fake refuses others).
 const PAIRS: &[&str] = &["BTC_USDT", "ETH_USDT", "GT_USDT"];
 
-/// Unix seconds now (the real clock: Gate's `time` is wall-clock time).
+thread_local! {
+    /// When the test's venue time began: the recorder's clock reads [`BASE_NS`] then and
+    /// follows tokio's (paused) time, as the fake's clock does.
+    static EPOCH: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+}
+
+/// Starts the venue's clock (at [`BASE_NS`], with the recorder's).
+fn start_clock() {
+    EPOCH.with(|e| e.set(Some(Instant::now())));
+}
+
+/// Unix seconds now on the venue's clock.
 fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    let since = EPOCH
+        .with(|e| e.get())
+        .map_or(Duration::ZERO, |t| t.elapsed());
+    BASE_NS / 1_000_000_000 + since.as_secs()
 }
 
 /// Gate's answer to a request: success, or the error it names.
@@ -158,6 +169,11 @@ fn answer(t: &str, st: &mut ConnState) -> Vec<String> {
     let channel = v["channel"].as_str().unwrap_or("");
     let market = market(&st.target);
     if channel == format!("{market}.ping") {
+        // A ping is a request too: Gate wants its time.
+        let time = v["time"].as_u64().unwrap_or(0);
+        if time.abs_diff(unix_now()) > 60 {
+            return vec![json!({"time": unix_now(), "channel": channel, "event": "", "error": {"code": 2, "message": format!("invalid time {time}")}, "result": null}).to_string()];
+        }
         return vec![json!({"time": unix_now(), "time_ms": unix_now() * 1000, "conn_id": "b61f70b2e6bcca91", "channel": format!("{market}.pong"), "event": "", "result": null}).to_string()];
     }
     if v["event"] != "subscribe" {
@@ -176,6 +192,7 @@ fn answer(t: &str, st: &mut ConnState) -> Vec<String> {
 /// A fake Gate: answers pings and requests, sends a frame per stream every `every`, and cuts a
 /// connection that sent no app ping for a minute.
 fn gate_venue(every: Duration) -> Venue {
+    start_clock();
     Venue {
         answer,
         keeps_alive: |i| matches!(i, Incoming::Text(t) if t.contains(".ping\"")),
@@ -252,8 +269,12 @@ async fn every_channel_on_a_quiet_feed(preset: &str) {
         .collect();
     assert_eq!(delivered(&recs), want, "{preset}");
     // Only the app pings kept the connection: one every 20 s.
-    let ping = format!(r#"{{"channel":"{}.ping"}}"#, market(&path_of(preset)));
-    let pings = venue.texts(1).iter().filter(|t| **t == ping).count();
+    let ping = format!("{}.ping", market(&path_of(preset)));
+    let pings = venue
+        .texts(1)
+        .iter()
+        .filter(|t| parse(t)["channel"] == ping.as_str())
+        .count();
     assert!(
         (28..=30).contains(&pings),
         "{preset}: {pings} pings in 10 min"
@@ -335,6 +356,49 @@ async fn gate_refusal_names_the_topic_of_its_request_and_large_lists_are_split()
     assert!(delivered(&recs).contains("spot.order_book_update:BTC_USDT"));
 }
 
+#[tokio::test(start_paused = true)]
+async fn gate_requests_carry_the_time_they_are_sent_at_after_every_reconnect() {
+    // The network drops every connection after 2 hours: each reconnect's request must carry
+    // the time it is sent at (Gate asks for one within 60 s of its clock), not the first's.
+    let venue = FakeVenue::start(Venue {
+        lifetime: Some(Duration::from_secs(7200)),
+        ..gate_venue(Duration::from_secs(50))
+    })
+    .await;
+    let (recs, snap) = record_for(
+        &format!(
+            "venue = \"gate-spot\"\nurl = \"{}\"\ntopics = [\"spot.trades:BTC_USDT\", \"spot.order_book_update:BTC_USDT:100ms\"]",
+            venue.url(&path_of("gate-spot"))
+        ),
+        Duration::from_secs(3 * 7200 + 600),
+    )
+    .await;
+    assert_eq!(venue.connections(), 4);
+    let rejected = events(&recs, "subscription_rejected");
+    assert!(rejected.is_empty(), "{rejected:?}");
+    assert_eq!(snap.streams[0].subscriptions_failed, 0);
+    // The last connection's requests carry its own time, about 6 hours after the first's.
+    let times = |c| -> Vec<u64> {
+        venue
+            .texts(c)
+            .iter()
+            .map(|t| parse(t))
+            .filter(|v| v["event"] == "subscribe")
+            .map(|v| v["time"].as_u64().unwrap())
+            .collect()
+    };
+    let (first, last) = (times(1), times(4));
+    assert_eq!((first.len(), last.len()), (2, 2));
+    assert!(last[0] - first[0] >= 3 * 7200, "{first:?} {last:?}");
+    // The `subscribed` event lists the requests as sent, with their time.
+    let subscribed = events(&recs, "subscribed");
+    let listed: Vec<u64> = strings(&subscribed[3]["messages"])
+        .iter()
+        .map(|m| parse(m)["time"].as_u64().unwrap())
+        .collect();
+    assert_eq!(listed, last);
+}
+
 /// The topic's parts: channel, symbol, and a candle's interval.
 fn topic_parts(topic: &str) -> (&str, &str, &str) {
     let mut p = topic.split(':');
@@ -375,4 +439,43 @@ pub(super) fn live(preset: &str) -> Option<Live> {
             Some(gate_frame(c, s, i, 1))
         },
     })
+}
+
+#[tokio::test]
+async fn gate_presets_dial_the_hosts_and_paths_gate_serves_each_market_on() {
+    for (preset, host, path, topic) in [
+        (
+            "gate-spot",
+            "api.gateio.ws",
+            "/ws/v4/",
+            "spot.trades:BTC_USDT",
+        ),
+        (
+            "gate-futures",
+            "fx-ws.gateio.ws",
+            "/v4/ws/usdt",
+            "futures.trades:BTC_USDT",
+        ),
+    ] {
+        let pki = tempfile::tempdir().unwrap();
+        let door =
+            FakeVenue::front_door(gate_venue(Duration::from_millis(100)), host, pki.path()).await;
+        let recs = record_through(&door, preset, &format!("[\"{topic}\"]"), 5).await;
+        assert!(
+            door.connects().iter().all(|c| *c == format!("{host}:443")),
+            "{preset}: {:?}",
+            door.connects()
+        );
+        assert!(
+            door.targets().iter().all(|t| t == path),
+            "{preset}: {:?}",
+            door.targets()
+        );
+        // The fake serves a market's channels only on its path: the trades were accepted.
+        assert!(
+            events(&recs, "subscription_rejected").is_empty(),
+            "{preset}"
+        );
+        assert!(delivered(&recs).contains(topic), "{preset}");
+    }
 }

@@ -46,13 +46,6 @@ fn check(topic: &str) -> Result<(), String> {
     }
 }
 
-/// Now in Unix milliseconds: the request's `nonce`.
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 fn subscribe(topics: &[Topic], per_msg: usize, next_id: &mut u64) -> Vec<Outgoing> {
     topics
         .chunks(per_msg)
@@ -63,7 +56,9 @@ fn subscribe(topics: &[Topic], per_msg: usize, next_id: &mut u64) -> Vec<Outgoin
                 // Deltas with sequence numbers rather than a full book every 100 ms.
                 params["book_subscription_type"] = json!("SNAPSHOT_AND_UPDATE");
             }
-            let m = json!({"id": id, "method": "subscribe", "params": params, "nonce": now_ms()});
+            // The nonce, the request's time in milliseconds, is set when it is sent
+            // ([`super::stamp`]).
+            let m = json!({"id": id, "method": "subscribe", "params": params, "nonce": 0});
             Outgoing::new(&m, chunk.to_vec(), Some(id))
         })
         .collect()
@@ -123,21 +118,29 @@ mod tests {
         let v: Vec<Value> = m
             .iter()
             .map(|m| {
-                let mut v: Value = serde_json::from_str(&m.text).unwrap();
-                let nonce = v.as_object_mut().unwrap().remove("nonce").unwrap();
-                assert!(nonce.as_u64().unwrap().abs_diff(now_ms()) < 5000);
+                let v: Value = serde_json::from_str(&m.text).unwrap();
                 v
             })
             .collect();
         assert_eq!(
             v,
             [
-                json!({"id":1,"method":"subscribe","params":{"channels":["trade.BTCUSD-PERP","book.BTCUSD-PERP.50"],"book_subscription_type":"SNAPSHOT_AND_UPDATE"}}),
-                json!({"id":2,"method":"subscribe","params":{"channels":["ticker.ETH_USDT"]}}),
+                json!({"id":1,"method":"subscribe","params":{"channels":["trade.BTCUSD-PERP","book.BTCUSD-PERP.50"],"book_subscription_type":"SNAPSHOT_AND_UPDATE"},"nonce":0}),
+                json!({"id":2,"method":"subscribe","params":{"channels":["ticker.ETH_USDT"]},"nonce":0}),
             ]
         );
         assert_eq!(m[1].id, Some(2));
         assert_eq!(m[1].topics, ["ticker.ETH_USDT"]);
+        // The nonce is the time the message is sent, in milliseconds.
+        assert_eq!(
+            super::super::stamp(
+                crate::venue::Family::Cryptocom,
+                &m[1].text,
+                1_795_517_990_500_000_000
+            )
+            .unwrap(),
+            r#"{"id":2,"method":"subscribe","params":{"channels":["ticker.ETH_USDT"]},"nonce":1795517990500}"#
+        );
     }
 
     #[test]

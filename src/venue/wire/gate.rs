@@ -21,6 +21,8 @@
 use serde_json::{Value, json};
 
 use super::{Outgoing, Protocol, Signal, Topic, data_of, id_of, parsed, s, take_id};
+#[cfg(test)]
+use crate::venue::Family;
 
 pub(super) const PROTOCOL: Protocol = Protocol {
     check,
@@ -67,15 +69,10 @@ fn key(topic: &str) -> String {
     }
 }
 
-/// Now in Unix seconds: the `time` Gate asks every request to carry.
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
+/// A subscribe request. Its `time` (Gate asks for the request's time in seconds, within 60 s
+/// of its clock) is set when it is sent ([`super::stamp`]).
 fn request(channel: &str, payload: &[&str], id: u64) -> Value {
-    json!({"time": now_secs(), "id": id, "channel": channel, "event": "subscribe", "payload": payload})
+    json!({"time": 0, "id": id, "channel": channel, "event": "subscribe", "payload": payload})
 }
 
 fn subscribe(topics: &[Topic], per_msg: usize, next_id: &mut u64) -> Vec<Outgoing> {
@@ -187,9 +184,9 @@ mod tests {
             .into_iter()
             .map(|m| {
                 let mut v: Value = serde_json::from_str(&m.text).unwrap();
+                // The request time is set when the message is sent.
                 let t = v.as_object_mut().unwrap().remove("time").unwrap();
-                // The request time is now, in seconds.
-                assert!(t.as_u64().unwrap().abs_diff(now_secs()) < 5, "{t}");
+                assert_eq!(t, 0);
                 v
             })
             .collect()
@@ -227,6 +224,12 @@ mod tests {
         );
         assert_eq!(m.id, Some(7));
         assert_eq!(m.topics, topics);
+        // Sent at 2026-11-23 22:33:10.5 UTC: the time in seconds.
+        let sent = super::super::stamp(Family::Gate, &m.text, 1_795_517_990_500_000_000).unwrap();
+        assert_eq!(
+            sent,
+            m.text.replacen(r#""time":0"#, r#""time":1795517990"#, 1)
+        );
     }
 
     #[test]

@@ -204,6 +204,35 @@ pub fn url_streams(family: Family, url: &str, topics: &[Topic]) -> (String, usiz
     }
 }
 
+/// The message to send now: `text` with the request time the venue asks for set to `now_ns`
+/// (Gate's `time` in seconds, Crypto.com's `nonce` in milliseconds), or `None` to send `text` as
+/// built. Subscribe messages are built once per stream and sent again on every reconnect, which
+/// may come hours later: the time in them is set when each is sent.
+pub fn stamp(family: Family, text: &str, now_ns: u64) -> Option<String> {
+    match family {
+        Family::Gate => set_number(text, "time", now_ns / 1_000_000_000),
+        Family::Cryptocom => set_number(text, "nonce", now_ns / 1_000_000),
+        _ => None,
+    }
+}
+
+/// `text` with the number after the first `"key":` replaced by `value`; `None` if it has none.
+fn set_number(text: &str, key: &str, value: u64) -> Option<String> {
+    let field = format!("\"{key}\":");
+    let start = text.find(&field)? + field.len();
+    let digits = text[start..]
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len() - start);
+    if digits == 0 {
+        return None;
+    }
+    Some(format!(
+        "{}{value}{}",
+        &text[..start],
+        &text[start + digits..]
+    ))
+}
+
 /// A subscribe (or set-up) message and what it asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outgoing {
