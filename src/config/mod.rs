@@ -55,9 +55,9 @@ pub const DEFAULT_STATUS_INTERVAL: Duration = Duration::from_secs(60);
 /// Default capacity of the queue between connections and the writer, in messages.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 16_384;
 /// Default bound on the bytes waiting for the disk worker (`disk_buffer`): what the writer hands
-/// on while a write or an `fsync` stalls, so the connections go on reading. 64 MiB holds about
-/// 2 s of the bench's flood of 100,000 msg/s of 300-byte lines (30 MB/s), and about 20 s of a
-/// busy feed of 10,000 msg/s; it is memory taken only while a stall lasts.
+/// on while a write or an `fsync` stalls, so the connections go on reading. 64 MiB holds a
+/// couple of seconds of the bench's flood and tens of seconds of a busy feed (bench/README.md);
+/// it is memory taken only while a stall lasts.
 pub const DEFAULT_DISK_BUFFER: u64 = 64 << 20;
 /// Least `disk_buffer`: two of the writer's full buffers (512 KiB each), so one can wait while
 /// one is written. The writer checks at compile time that its buffer size still matches.
@@ -81,8 +81,8 @@ pub const DEFAULT_SILENCE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default handshake timeout (TCP connect, TLS and the HTTP upgrade together).
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 /// Default number of runtime threads. One thread carries every connection and the writer:
-/// a batch is formatted on the core that received it, still in its cache, which costs ~15%
-/// less CPU per message than two threads and records faster (the bench's small-envelope
+/// a batch is formatted on the core that received it, still in its cache, which costs less
+/// CPU per message than two threads and records faster (bench/README.md, the small-envelope
 /// scenario); the disk worker and the compressor still run beside it.
 pub const DEFAULT_THREADS: usize = 1;
 /// Most runtime threads accepted.
@@ -128,7 +128,7 @@ pub struct Config {
     #[serde(default = "default_true")]
     pub log_to_stdout: bool,
     /// Threads of the async runtime, which runs the connections and the writer (the disk
-    /// worker and the compressor have threads of their own).
+    /// worker runs on tokio's blocking pool, the compressor on a thread of its own).
     #[serde(default = "default_threads")]
     pub threads: usize,
     /// Capacity of the queue between connections and the writer, in messages.
