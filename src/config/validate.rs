@@ -39,7 +39,8 @@ impl VenueCatalog for NoVenues {
 
 impl Config {
     /// Checks everything serde cannot: at least one stream, names, URLs, headers, templates,
-    /// sizes and intervals.
+    /// sizes and intervals. Run it after the venue presets filled the streams; `venues` answers
+    /// what only the preset table knows (`venue::Catalog`).
     ///
     /// # Errors
     /// [`ConfigError::Invalid`] naming the stream, the field and the fix.
