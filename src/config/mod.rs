@@ -13,11 +13,12 @@
 //!
 //! The parts: this file holds the `Config` schema and its reading; [`StreamConfig`] and its
 //! enums are in `stream.rs`, validation in `validate.rs`, value parsers and secrets in
-//! `value.rs`, the Go streamer's config in `go.rs`.
+//! `value.rs`, the Go streamer's config in `go.rs`, the path template in [`template`].
 
 mod go;
 pub mod nats;
 mod stream;
+pub mod template;
 pub mod upload;
 mod validate;
 mod value;

@@ -149,7 +149,7 @@ impl StreamConfig {
                 ));
             }
         }
-        crate::rotation::validate_template(&self.path)
+        super::template::validate_template(&self.path)
             .map_err(|m| invalid(&format!("{ctx}: path"), &m))?;
         if stream_count > 1 && !self.path.contains("{stream}") {
             return Err(invalid(
