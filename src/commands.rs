@@ -98,7 +98,7 @@ fn record(cli: &Cli, args: &RecordArgs) -> anyhow::Result<()> {
 fn status(config_path: &Option<PathBuf>, args: &StatusArgs, go_line: bool) -> anyhow::Result<()> {
     let socket = match (&args.socket, config_path) {
         (Some(p), _) => p.clone(),
-        (None, Some(c)) => Config::load(c)?
+        (None, Some(c)) => load_config(c)?
             .status_socket_path()
             .context("the config turns the status socket off (status_socket = \"\")")?,
         (None, None) => Config::default()
@@ -145,6 +145,18 @@ async fn on_signals(shutdown: CancellationToken) {
     std::process::exit(130);
 }
 
+/// Reads a config file (TOML or the Go streamer's JSON), fills its streams from their venue
+/// presets, then validates it: what `-c` loads for the recorder.
+///
+/// # Errors
+/// The file cannot be read, does not parse (the message names the field or line), a preset
+/// refuses a stream, or it fails [`Config::validate`].
+pub fn load_config(path: &std::path::Path) -> Result<Config, ConfigError> {
+    let config = crate::venue::resolve(Config::read(path)?)?;
+    config.validate(&crate::venue::Catalog)?;
+    Ok(config)
+}
+
 /// The config from a file, a URL with flags, or the built-in default, with flags applied.
 ///
 /// # Errors
@@ -169,7 +181,7 @@ pub fn build_config(
                     "stream options on the command line apply to a URL; with a config file, set them in its [[stream]] entries",
                 ));
             }
-            Config::load(path)?
+            load_config(path)?
         }
         (None, Some(spec)) if let Some((preset, topics)) = crate::venue::split_spec(spec) => {
             let name = args.name.clone().unwrap_or_else(|| preset.name.to_owned());
@@ -183,9 +195,11 @@ pub fn build_config(
             config
         }
         (None, Some(url)) => {
-            let parsed = config::validate_url(url).map_err(|m| ConfigError::Invalid {
-                field: "URL".to_owned(),
-                message: m,
+            let parsed = config::validate_url(url, &crate::venue::Catalog).map_err(|m| {
+                ConfigError::Invalid {
+                    field: "URL".to_owned(),
+                    message: m,
+                }
             })?;
             let name = args.name.clone().unwrap_or_else(|| {
                 parsed
@@ -248,7 +262,7 @@ pub fn build_config(
     if args.quiet {
         config.log_to_stdout = false;
     }
-    config.validate()?;
+    config.validate(&crate::venue::Catalog)?;
     Ok(config)
 }
 
@@ -416,4 +430,29 @@ fn init_logging(config: &Config, debug: bool) -> anyhow::Result<()> {
     // A second init (tests, library use) keeps the first subscriber.
     let _ = result;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn every_example_config_parses() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let is_config = matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("toml") | Some("json")
+            );
+            if is_config {
+                load_config(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                n += 1;
+            }
+        }
+        assert!(n >= 2, "expected example configs in {}", dir.display());
+    }
 }

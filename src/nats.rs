@@ -22,7 +22,6 @@
 //! stream's file, which is published like any line, so consumers see the gap too.
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -34,120 +33,12 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
-use crate::config::{Secret, WhenFull};
-use crate::error::ConfigError;
+pub use crate::config::NatsConfig;
+use crate::config::WhenFull;
 use crate::record::Batch;
 
-/// The `[nats]` table: where and how recorded lines are published. Its `Debug` output masks
-/// the URL's user info; token and password are [`Secret`]s.
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NatsConfig {
-    /// Server URL(s), `nats://host:4222` (`tls://` for TLS); several separated by commas.
-    pub url: String,
-    /// A `.creds` file (JWT and NKey seed).
-    #[serde(default)]
-    pub credentials_file: Option<PathBuf>,
-    /// Token authentication.
-    #[serde(default)]
-    pub token: Option<Secret>,
-    /// User name, with `password`.
-    #[serde(default)]
-    pub user: Option<String>,
-    /// Password, with `user`.
-    #[serde(default)]
-    pub password: Option<Secret>,
-    /// Subject template; `{stream}` becomes the stream name.
-    #[serde(default = "default_subject")]
-    pub subject: String,
-    /// Create (or reuse) a JetStream stream of this name covering the subjects.
-    #[serde(default)]
-    pub stream_name: Option<String>,
-    /// Publishes whose ack is outstanding, at most.
-    #[serde(default = "default_max_in_flight")]
-    pub max_in_flight: usize,
-    /// Lines accepted and not yet acked, at most (queue and in-flight window).
-    #[serde(default = "default_queue_messages")]
-    pub queue_messages: usize,
-    /// Bytes of those lines, at most.
-    #[serde(
-        default = "default_queue_bytes",
-        deserialize_with = "crate::config::byte_size"
-    )]
-    pub queue_bytes: u64,
-    /// What the sink does while NATS is unreachable (the writer never waits either way).
-    #[serde(default = "default_when_full")]
-    pub when_full: WhenFull,
-    /// How long a publish ack may take before the publish counts as failed and is retried.
-    #[serde(
-        default = "default_ack_timeout",
-        deserialize_with = "crate::config::duration"
-    )]
-    pub ack_timeout: Duration,
-}
-
-impl std::fmt::Debug for NatsConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let urls: Vec<String> = self
-            .url
-            .split(',')
-            .map(|u| crate::config::mask_url(u.trim()))
-            .collect();
-        f.debug_struct("NatsConfig")
-            .field("url", &urls.join(","))
-            .field("credentials_file", &self.credentials_file)
-            .field("token", &self.token)
-            .field("user", &self.user)
-            .field("password", &self.password)
-            .field("subject", &self.subject)
-            .field("stream_name", &self.stream_name)
-            .field("max_in_flight", &self.max_in_flight)
-            .field("queue_messages", &self.queue_messages)
-            .field("queue_bytes", &self.queue_bytes)
-            .field("when_full", &self.when_full)
-            .field("ack_timeout", &self.ack_timeout)
-            .finish()
-    }
-}
-
-fn default_subject() -> String {
-    "wsrec.{stream}".to_owned()
-}
-fn default_max_in_flight() -> usize {
-    1024
-}
-fn default_queue_messages() -> usize {
-    100_000
-}
-fn default_queue_bytes() -> u64 {
-    64 << 20
-}
-fn default_when_full() -> WhenFull {
-    WhenFull::DropNewest
-}
-fn default_ack_timeout() -> Duration {
-    Duration::from_secs(5)
-}
-
+/// The sink's side of the `[nats]` table (the table itself is [`NatsConfig`], in `config`).
 impl NatsConfig {
-    /// A config for `url` with every default.
-    pub fn new(url: impl Into<String>) -> Self {
-        Self {
-            url: url.into(),
-            credentials_file: None,
-            token: None,
-            user: None,
-            password: None,
-            subject: default_subject(),
-            stream_name: None,
-            max_in_flight: default_max_in_flight(),
-            queue_messages: default_queue_messages(),
-            queue_bytes: default_queue_bytes(),
-            when_full: default_when_full(),
-            ack_timeout: default_ack_timeout(),
-        }
-    }
-
     /// The subjects a created JetStream stream covers: `prefix.>` for a template ending in
     /// `.{stream}` (the same for every shard, whatever streams it records), else `subjects`.
     fn stream_subjects(&self, subjects: &[async_nats::Subject]) -> Vec<String> {
@@ -160,110 +51,6 @@ impl NatsConfig {
                 all
             }
         }
-    }
-
-    /// The subject of a stream's lines.
-    pub fn subject_for(&self, stream: &str) -> String {
-        self.subject.replace("{stream}", stream)
-    }
-
-    /// Checks what serde cannot; `streams` are the names of the streams that publish.
-    ///
-    /// # Errors
-    /// [`ConfigError::Invalid`] naming the `nats.` field and the fix.
-    pub fn validate<'a>(
-        &self,
-        streams: impl IntoIterator<Item = &'a str>,
-    ) -> Result<(), ConfigError> {
-        let invalid = |field: &str, message: String| ConfigError::Invalid {
-            field: format!("nats.{field}"),
-            message,
-        };
-        let urls: Vec<&str> = self.url.split(',').map(str::trim).collect();
-        if self.url.trim().is_empty() {
-            return Err(invalid("url", "is empty: give nats://host:4222".into()));
-        }
-        for u in &urls {
-            if let Err(e) = u.parse::<async_nats::ServerAddr>() {
-                return Err(invalid(
-                    "url",
-                    format!(
-                        "`{}` is not a NATS server address ({e}); expected nats://host:4222",
-                        crate::config::mask_url(u)
-                    ),
-                ));
-            }
-        }
-        if self.user.is_some() != self.password.is_some() {
-            return Err(invalid(
-                "user",
-                "user and password go together: give both or neither".into(),
-            ));
-        }
-        let methods = [
-            self.credentials_file.is_some(),
-            self.token.is_some(),
-            self.user.is_some(),
-        ];
-        if methods.iter().filter(|m| **m).count() > 1 {
-            return Err(invalid(
-                "credentials_file",
-                "give one of credentials_file, token, or user and password".into(),
-            ));
-        }
-        if self.max_in_flight == 0 {
-            return Err(invalid("max_in_flight", "must be at least 1".into()));
-        }
-        if self.queue_messages < self.max_in_flight {
-            return Err(invalid(
-                "queue_messages",
-                format!(
-                    "must be at least max_in_flight ({}): in-flight lines count in the queue",
-                    self.max_in_flight
-                ),
-            ));
-        }
-        if self.queue_bytes < 64 * 1024 {
-            return Err(invalid("queue_bytes", "must be at least 65536".into()));
-        }
-        if self.ack_timeout.is_zero() {
-            return Err(invalid("ack_timeout", "must be greater than 0".into()));
-        }
-        if let Some(name) = &self.stream_name
-            && (name.is_empty()
-                || !name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
-        {
-            return Err(invalid(
-                "stream_name",
-                format!(
-                    "`{name}`: a JetStream stream name takes ASCII letters, digits, `_` and `-`"
-                ),
-            ));
-        }
-        if !self.subject.contains("{stream}") {
-            return Err(invalid(
-                "subject",
-                "must contain {stream}, so each stream gets its own subject".into(),
-            ));
-        }
-        for s in streams {
-            let subject = self.subject_for(s);
-            let ok = !subject.split('.').any(|t| {
-                t.is_empty() || t == "*" || t == ">" || t.bytes().any(|b| b.is_ascii_whitespace())
-            });
-            if !ok {
-                return Err(invalid(
-                    "subject",
-                    format!(
-                        "`{subject}` (stream `{s}`) is not a valid NATS subject: no empty tokens, \
-                         wildcards or spaces"
-                    ),
-                ));
-            }
-        }
-        Ok(())
     }
 
     /// The connect options, with credentials; never logged.
@@ -1040,20 +827,20 @@ fn transient(kind: async_nats::jetstream::context::PublishErrorKind) -> bool {
 mod tests {
     use super::*;
     use crate::Config;
+    use crate::error::ConfigError;
 
     const STREAMS: &str = "[[stream]]\nname = 'a'\nurl = 'wss://h/ws'\n[[stream]]\nname = 'b'\nurl = 'wss://h/ws'\nnats = false\n";
 
     fn parse(nats: &str) -> Result<Config, ConfigError> {
-        let c = Config::from_toml(&format!("{STREAMS}[nats]\n{nats}"))?;
-        c.validate()?;
+        let c = Config::parse_toml(&format!("{STREAMS}[nats]\n{nats}"))?.config;
+        c.validate(&crate::venue::Catalog)?;
         Ok(c)
     }
 
     #[test]
-    fn defaults_and_per_stream_opt_out() {
+    fn a_created_stream_covers_the_subjects() {
         let c = parse("url = 'nats://127.0.0.1:4222'").unwrap();
         let n = c.nats.as_ref().unwrap();
-        assert_eq!(n.subject_for("a"), "wsrec.a");
         assert_eq!(n.stream_subjects(&[]), ["wsrec.>"]);
         let mut other = n.clone();
         other.subject = "{stream}.trades".into();
@@ -1061,67 +848,6 @@ mod tests {
             other.stream_subjects(&["b.trades".into(), "a.trades".into()]),
             ["a.trades", "b.trades"]
         );
-        assert_eq!(n.when_full, WhenFull::DropNewest);
-        assert_eq!(n.max_in_flight, 1024);
-        assert_eq!(n.ack_timeout, Duration::from_secs(5));
-        assert_eq!(n.queue_bytes, 64 << 20);
-        let sized = parse("url = 'nats://h:4222'\nqueue_bytes = '1MiB'").unwrap();
-        assert_eq!(sized.nats.unwrap().queue_bytes, 1 << 20);
-        assert!(c.streams[0].nats);
-        assert!(!c.streams[1].nats);
-        let none = Config::from_toml(STREAMS).unwrap();
-        assert!(none.nats.is_none());
-    }
-
-    #[test]
-    fn invalid_settings_name_the_field() {
-        for (toml, field) in [
-            ("url = 'nats://h:4222'\nuser = 'u'", "nats.user"),
-            (
-                "url = 'nats://h:4222'\ntoken = 't'\nuser = 'u'\npassword = 'p'",
-                "nats.credentials_file",
-            ),
-            ("url = 'nats://h:4222'\nsubject = 'wsrec'", "nats.subject"),
-            (
-                "url = 'nats://h:4222'\nsubject = 'wsrec.{stream}.>'",
-                "nats.subject",
-            ),
-            (
-                "url = 'nats://h:4222'\nstream_name = 'a.b'",
-                "nats.stream_name",
-            ),
-            (
-                "url = 'nats://h:4222'\nmax_in_flight = 0",
-                "nats.max_in_flight",
-            ),
-            (
-                "url = 'nats://h:4222'\nmax_in_flight = 10\nqueue_messages = 5",
-                "nats.queue_messages",
-            ),
-            ("url = ''", "nats.url"),
-        ] {
-            match parse(toml) {
-                Err(ConfigError::Invalid { field: f, .. }) => assert_eq!(f, field, "{toml}"),
-                other => panic!("{toml}: {other:?}"),
-            }
-        }
-        assert!(matches!(
-            parse("url = 'nats://h:4222'\nsubjekt = 'x'"),
-            Err(ConfigError::Parse { .. })
-        ));
-    }
-
-    #[test]
-    fn secrets_never_show_in_debug() {
-        let c = parse(
-            "url = 'nats://me:hunter2@h:4222,nats://h2:4222'\nuser = 'u'\npassword = 'pw-s3cret'",
-        )
-        .unwrap();
-        let dbg = format!("{:?}", c.nats.unwrap());
-        assert!(!dbg.contains("hunter2"), "{dbg}");
-        assert!(!dbg.contains("pw-s3cret"), "{dbg}");
-        let c = parse("url = 'nats://h:4222'\ntoken = 'tok-s3cret'").unwrap();
-        assert!(!format!("{c:?}").contains("tok-s3cret"));
     }
 
     #[test]

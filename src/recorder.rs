@@ -187,7 +187,7 @@ impl Recorder {
     /// # Errors
     /// The configuration is invalid.
     pub fn new(config: Config) -> Result<Recorder, ConfigError> {
-        config.validate()?;
+        config.validate(&crate::venue::Catalog)?;
         let streams = config
             .streams
             .iter()
@@ -659,7 +659,10 @@ mod tests {
     fn descriptors_are_counted_per_connection_and_file_with_a_margin() {
         let needed = |streams: &str| {
             descriptors_needed(
-                &Config::from_toml(&format!("output_dir = \"o\"\n{streams}")).unwrap(),
+                &crate::venue::resolve(
+                    Config::parse_toml(&format!("output_dir = \"o\"\n{streams}")).unwrap(),
+                )
+                .unwrap(),
             )
         };
         let plain = "[[stream]]\nname = \"a\"\nurl = \"wss://h/\"\n";

@@ -39,6 +39,8 @@ use crate::stats::{Stats, StreamStats, UnmarkedLoss};
 /// A/B, 12 rounds). The disk worker's space reservation and the least `disk_buffer` are sized
 /// from it.
 pub(crate) const FLUSH_BYTES: usize = 512 * 1024;
+// The least `disk_buffer` the config accepts is two of these buffers.
+const _: () = assert!(crate::config::MIN_DISK_BUFFER == 2 * FLUSH_BYTES as u64);
 /// The writer hands a file's lines to the disk worker when its queue runs empty, but not
 /// sooner than this after the file's last hand-off (full buffers included): lines that come
 /// sooner wait for the next idle moment after it, or its timer. So a kill loses at most about

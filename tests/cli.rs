@@ -532,7 +532,7 @@ fn many_streams(dir: &Path, n: usize, url: &str) -> wsrec::Config {
         text.push_str(&format!("[[stream]]\nname = \"s{i}\"\nurl = \"{url}\"\n"));
     }
     std::fs::write(dir.join("config.toml"), &text).unwrap();
-    wsrec::Config::from_toml(&text).unwrap()
+    wsrec::venue::resolve(wsrec::Config::parse_toml(&text).unwrap()).unwrap()
 }
 
 /// The hard open-file limit of this (test) process.

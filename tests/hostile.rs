@@ -857,8 +857,9 @@ fn stream_names_and_paths_cannot_leave_the_output_dir() {
     ];
     for (fields, want) in bad {
         let text = format!("[[stream]]\nurl = 'ws://h/'\n{fields}\n");
-        let err = wsrec::Config::from_toml(&text)
-            .and_then(|c| c.validate().map(|()| c))
+        let err = wsrec::Config::parse_toml(&text)
+            .and_then(wsrec::venue::resolve)
+            .and_then(|c| c.validate(&wsrec::venue::Catalog).map(|()| c))
             .expect_err(fields)
             .to_string();
         assert!(err.contains(want), "{fields}: {err}");

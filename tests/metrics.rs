@@ -398,6 +398,7 @@ fn the_binary_exits_non_zero_with_a_clear_message_on_a_taken_port() {
 #[test]
 fn the_deployment_config_is_valid() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/wsrec.toml");
-    let config = wsrec::Config::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let config =
+        wsrec::commands::load_config(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     assert!(config.metrics_listen.is_some());
 }

@@ -203,7 +203,10 @@ async fn venue_acks_are_not_data_and_a_trade_is() {
              topics = [\"publicTrade.BTCUSDT\"]\nbackoff_initial = \"100ms\"\n\
              backoff_max = \"10s\"\n"
         );
-        wsrec::Config::from_toml(&toml).unwrap().streams
+        wsrec::Config::parse_toml(&toml)
+            .and_then(wsrec::venue::resolve)
+            .unwrap()
+            .streams
     };
     let speech = Speech {
         ack: |sub| {

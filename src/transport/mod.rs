@@ -135,7 +135,8 @@ impl ConnectSpec {
             field: format!("stream `{}`: {f}", s.name),
             message,
         };
-        let url = crate::config::validate_url(&s.url).map_err(|m| field("url", m))?;
+        let url = crate::config::validate_url(&s.url, &crate::config::NoVenues)
+            .map_err(|m| field("url", m))?;
         // An https:// connect token endpoint (KuCoin) takes the stream's TLS settings too.
         let https_token = s
             .token_url

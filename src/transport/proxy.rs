@@ -10,7 +10,7 @@ use url::Host;
 
 use super::TransportError;
 use super::handshake::read_head;
-use crate::config::mask_proxy_url;
+use crate::config::ProxyUrl;
 
 /// An HTTP proxy reached with `CONNECT host:port`.
 #[derive(Clone)]
@@ -38,47 +38,17 @@ impl HttpProxy {
     /// # Errors
     /// A message naming what is wrong, with the password masked.
     pub fn parse(text: &str) -> Result<HttpProxy, String> {
-        let masked = mask_proxy_url(text);
-        let full = if text.contains("://") {
-            text.trim().to_owned()
-        } else {
-            format!("http://{}", text.trim())
-        };
-        let url = url::Url::parse(&full).map_err(|e| {
-            format!("`{masked}` is not a valid proxy URL ({e}); expected http://host:port")
-        })?;
-        if url.scheme() != "http" {
-            return Err(format!(
-                "proxy scheme `{}` is not supported; wsrec uses HTTP CONNECT through an http:// \
-                 proxy, e.g. http://proxy.example:3128",
-                url.scheme()
-            ));
-        }
-        let host = url
-            .host()
-            .map(|h| h.to_owned())
-            .ok_or_else(|| format!("proxy URL `{masked}` has no host"))?;
-        let port = url.port().ok_or_else(|| {
-            format!("proxy URL `{masked}` has no port; write it out, e.g. http://proxy:3128")
-        })?;
-        if !matches!(url.path(), "" | "/") || url.query().is_some() || url.fragment().is_some() {
-            return Err(format!(
-                "proxy URL `{masked}` must be http://[user:password@]host:port with nothing after \
-                 the port"
-            ));
-        }
-        let authorization = (!url.username().is_empty()).then(|| {
-            let user = percent_decode(url.username());
-            let password = percent_decode(url.password().unwrap_or(""));
+        let parsed = ProxyUrl::parse(text)?;
+        let authorization = parsed.credentials.map(|(user, password)| {
             let token =
                 base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
             format!("Basic {token}")
         });
         Ok(HttpProxy {
-            host,
-            port,
+            host: parsed.host,
+            port: parsed.port,
             authorization,
-            masked,
+            masked: parsed.masked,
         })
     }
 }
@@ -165,29 +135,6 @@ fn split_host_port(entry: &str) -> (&str, Option<u16>) {
         Some((h, p)) if !h.contains(':') => (h, p.parse().ok()),
         _ => (entry, None),
     }
-}
-
-/// Decodes `%XX` escapes of a URL's user info; anything malformed is kept as is.
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        if b[i] == b'%'
-            && let (Some(h), Some(l)) = (
-                b.get(i + 1).copied().and_then(hex),
-                b.get(i + 2).copied().and_then(hex),
-            )
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Asks the proxy for a tunnel to `authority` and checks its answer.

@@ -29,7 +29,7 @@ pub mod wire;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::config::{OutMessage, StreamConfig};
+use crate::config::{Config, OutMessage, StreamConfig, Unresolved, VenueCatalog};
 use crate::error::ConfigError;
 
 pub use presets::{PRESETS, Preset, find};
@@ -198,6 +198,36 @@ pub fn apply(s: &mut StreamConfig, set: &BTreeSet<String>) -> Result<(), ConfigE
         })?;
     }
     Ok(())
+}
+
+/// Fills every `[[stream]]` of a config as read ([`Unresolved`]) from its preset, in file
+/// order, each with the keys it set itself kept (see [`apply`]).
+///
+/// # Errors
+/// The first stream [`apply`] refuses.
+pub fn resolve(read: Unresolved) -> Result<Config, ConfigError> {
+    let Unresolved {
+        mut config,
+        stream_keys,
+    } = read;
+    for (s, keys) in config.streams.iter_mut().zip(&stream_keys) {
+        apply(s, keys)?;
+    }
+    Ok(config)
+}
+
+/// The preset table as config validation asks it (a "did you mean", connect tokens).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Catalog;
+
+impl VenueCatalog for Catalog {
+    fn closest(&self, name: &str) -> Option<&'static str> {
+        closest(name)
+    }
+
+    fn takes_token(&self, name: &str) -> bool {
+        find(name).is_some_and(|p| p.pre_connect.is_some())
+    }
 }
 
 /// How long a subscription may stay without data before it is reported, for presets.
@@ -487,7 +517,9 @@ mod tests {
     use crate::config::Config;
 
     fn stream(toml: &str) -> StreamConfig {
-        let c = Config::from_toml(&format!("[[stream]]\nname = \"s\"\n{toml}\n")).unwrap();
+        let c = Config::parse_toml(&format!("[[stream]]\nname = \"s\"\n{toml}\n"))
+            .and_then(resolve)
+            .unwrap();
         c.streams.into_iter().next().unwrap()
     }
 
@@ -497,9 +529,10 @@ mod tests {
         assert_eq!(closest("BINANCE-USDN"), Some("binance-usdm"));
         assert_eq!(closest("okk"), Some("okx"));
         assert_eq!(closest("nasdaq-totalview"), None);
-        let err = Config::from_toml(
+        let err = Config::parse_toml(
             "[[stream]]\nname = \"s\"\nvenue = \"bybit-linaer\"\ntopics = [\"publicTrade.BTCUSDT\"]\n",
         )
+        .and_then(resolve)
         .unwrap_err()
         .to_string();
         assert!(err.contains("did you mean `bybit-linear`?"), "{err}");
@@ -645,8 +678,10 @@ mod tests {
                 "http:// or https://",
             ),
         ] {
-            let c = Config::from_toml(&format!("[[stream]]\nname = \"s\"\n{toml}\n")).unwrap();
-            let e = c.validate().unwrap_err().to_string();
+            let c = Config::parse_toml(&format!("[[stream]]\nname = \"s\"\n{toml}\n"))
+                .and_then(resolve)
+                .unwrap();
+            let e = c.validate(&Catalog).unwrap_err().to_string();
             assert!(e.contains("token_url") && e.contains(says), "{e}");
         }
         let one = describe_one(find("kucoin-spot").unwrap());

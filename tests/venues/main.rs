@@ -555,10 +555,12 @@ async fn record_stepped(
     let text = format!(
         "flush_interval = \"10s\"\n[[stream]]\nname = \"v\"\nbackoff_initial = \"1s\"\n{stream_toml}\n"
     );
-    let parsed = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let parsed = Config::parse_toml(&text)
+        .and_then(wsrec::venue::resolve)
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
     let mut c = config(dir.path(), parsed.streams);
     c.flush_interval = parsed.flush_interval;
-    c.validate().unwrap();
+    c.validate(&wsrec::venue::Catalog).unwrap();
     let rec = start(c, BASE_NS);
     drive_by(run, step).await;
     let snap = rec.stats.snapshot();
@@ -1402,7 +1404,9 @@ async fn record_through(door: &FakeVenue, venue: &str, topics: &str, messages: u
         "[[stream]]\nname = \"v\"\nvenue = \"{venue}\"\ntopics = {topics}\nbackoff_initial = \"100ms\"\nbackoff_max = \"1s\"\n{}\n",
         door.front_door_toml()
     );
-    let parsed = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let parsed = Config::parse_toml(&text)
+        .and_then(wsrec::venue::resolve)
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
     let rec = start(config(dir.path(), parsed.streams), BASE_NS);
     peers::wait_for(&rec, Duration::from_secs(30), |s| {
         s.streams[0].messages.load(Relaxed) >= messages
