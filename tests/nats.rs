@@ -355,13 +355,16 @@ impl Rig {
         }
     }
 
-    /// Sends `numbered(from, n)` and waits until the recorder has it and NATS has acked every
-    /// line written so far.
+    /// Sends `numbered(from, n)` and waits until the recorder has written it and NATS has
+    /// acked every line written. Counting received messages is not enough: the writer may not
+    /// have written them yet, and then "every line written is acked" holds with the batch
+    /// still to be published.
     async fn send_published(&mut self, from: usize, n: usize) {
         self.conn.send_all(numbered(from, n)).await;
-        self.rec.wait_messages((from + n) as u64).await;
+        // The `connected` event and every message so far.
+        let lines = (from + n) as u64 + 1;
         self.rec
-            .wait_until(|s| s.nats.published.load(Relaxed) == written(s))
+            .wait_until(|s| written(s) >= lines && s.nats.published.load(Relaxed) == written(s))
             .await;
     }
 
