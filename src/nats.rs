@@ -324,7 +324,8 @@ pub struct NatsStats {
     state: AtomicU8,
     /// Lines acked by JetStream.
     pub published: AtomicU64,
-    /// Lines that could not be published (queue full, outage, refused, shutdown).
+    /// Lines that could not be published (queue full, outage, refused, missed by the server
+    /// before a later line it stored, shutdown).
     pub dropped: AtomicU64,
     /// Publishes whose ack is outstanding.
     pub in_flight: AtomicU64,
