@@ -10,18 +10,34 @@
 //! The sink task ([`run`]) publishes each line with a `Nats-Msg-Id` unique to this run, keeps up
 //! to `max_in_flight` acks outstanding (pipelined, awaited in order) and, when an ack fails for a
 //! transient reason (timeout, disconnect, no JetStream responder), waits for the connection and
-//! publishes the whole window again in order: the server's duplicate detection keeps what it
-//! already stored once, so a line is never lost nor duplicated because of a reconnect. After a
-//! (re)connect one line is published alone until its ack confirms that the server stores again,
-//! and only then are publishes pipelined: a server that is still starting answers the first
-//! lines of a window with "no responders" and may store later ones, which would put them
-//! before the earlier lines in the stream. A line
-//! that cannot be published (the queue was full, NATS was down under `drop_newest`, the server
-//! refused it, or the shutdown deadline passed) is counted in `nats_dropped`; once publishing
-//! works again the writer writes a `nats_gap` event (`lost`, `from_ts`, `to_ts`) into the
-//! stream's file, which is published like any line, so consumers see the gap too.
+//! publishes the window again in order: the server's duplicate detection keeps what it already
+//! stored once, so a reconnect duplicates nothing. After a (re)connect one line is published
+//! alone until its ack confirms that the server stores again, and only then are publishes
+//! pipelined.
+//!
+//! Order per subject is enforced by the server. One connection delivers a subject's lines in
+//! order, but a server may miss one (it was still starting and answered "no responders", or the
+//! line went down with a connection) and store the lines after it, which the client sent on or
+//! had buffered. Storing the missed line then would put it after them. So once a subject has
+//! had lines in flight when a publish failed, its next line goes alone with the header
+//! `Nats-Expected-Last-Subject-Sequence` (the sequence of its last line acked): the server
+//! stores it only if nothing of the subject was stored since, and pipelining resumes with its
+//! ack. If the server answers "wrong last sequence" (or that the line is a duplicate), the sink
+//! reads the subject back (JetStream API: its last message, then each message after the last
+//! one acked, by `Nats-Msg-Id`): the lines found count as published; lines before the last one
+//! found that the server missed cannot be stored in order any more and are counted as lost; the
+//! lines after it are published again, starting with another guarded one. Only the guarded line
+//! carries the header, so lines of other publishers on the same JetStream stream (other
+//! subjects) do not get in the way, and nothing is pipelined with it (clustered servers refuse a
+//! second guarded publish of a subject while one is in process).
+//!
+//! A line that cannot be published (the queue was full, NATS was down under `drop_newest`, the
+//! server refused it or missed it as above, or the shutdown deadline passed) is counted in
+//! `nats_dropped`; once publishing works again the writer writes a `nats_gap` event (`lost`,
+//! `from_ts`, `to_ts`) into the stream's file, which is published like any line, so consumers
+//! see the gap too.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -95,7 +111,8 @@ pub struct NatsStats {
     state: AtomicU8,
     /// Lines acked by JetStream.
     pub published: AtomicU64,
-    /// Lines that could not be published (queue full, outage, refused, shutdown).
+    /// Lines that could not be published (queue full, outage, refused, missed by the server
+    /// before a later line it stored, shutdown).
     pub dropped: AtomicU64,
     /// Publishes whose ack is outstanding.
     pub in_flight: AtomicU64,
@@ -437,7 +454,32 @@ struct Line {
     ts: u64,
     id: u64,
     ack: Option<AckFuture>,
+    /// Published with `Nats-Expected-Last-Subject-Sequence`.
+    guarded: bool,
 }
+
+/// What the sink knows about one stream's subject in JetStream (see the module doc on order).
+#[derive(Debug, Default)]
+struct Track {
+    /// Stream sequence of the subject's last message known to be stored: the last line acked,
+    /// or what a read-back found. `None` until the first ack of this run; until then the
+    /// subject's lines go one at a time (a lone line cannot be stored out of order).
+    last: Option<u64>,
+    /// No unacked line of the subject can still be stored: lines are pipelined without the
+    /// header. Cleared when a publish fails with lines of the subject in flight; set again by
+    /// the ack of a guarded line the server stored.
+    clean: bool,
+    /// The server may hold lines of the subject after `last` (a guarded line was refused with
+    /// "wrong last sequence" or was a duplicate): read back before the next publish.
+    read_back: bool,
+    /// Lines of the subject in the window.
+    in_flight: usize,
+}
+
+/// The most messages of one subject a read-back reads after `last`. Only lines of this run
+/// can be there (at most the window and what was resent), unless another publisher uses the
+/// subject.
+const READ_BACK_MAX: usize = 100_000;
 
 /// How long the sink waits between looks at a connection that is down.
 const DOWN_POLL: Duration = Duration::from_millis(50);
@@ -485,6 +527,7 @@ pub async fn run(sink: NatsSink, stop: CancellationToken) {
         .max_ack_inflight(config.max_in_flight.saturating_mul(2))
         .backpressure_on_inflight(true)
         .build(client.clone());
+    let track = subjects.iter().map(|_| Track::default()).collect();
     let mut s = Sink {
         config,
         shared: shared.clone(),
@@ -492,6 +535,7 @@ pub async fn run(sink: NatsSink, stop: CancellationToken) {
         id_prefix,
         next_id: 0,
         window: VecDeque::new(),
+        track,
         pending: VecDeque::new(),
         up: false,
         was_up: false,
@@ -499,6 +543,7 @@ pub async fn run(sink: NatsSink, stop: CancellationToken) {
         ensured: false,
         confirmed: false,
         warned_no_stream: false,
+        warned_read_back: false,
         down_since_lost: 0,
     };
     let mut closed = false;
@@ -600,6 +645,7 @@ fn split(c: Copies, next_id: &mut u64) -> Vec<Line> {
                 ts,
                 id: *next_id,
                 ack: None,
+                guarded: false,
             }
         })
         .collect()
@@ -613,6 +659,8 @@ struct Sink {
     next_id: u64,
     /// Published, ack outstanding, in order.
     window: VecDeque<Line>,
+    /// Per stream: its subject's state in JetStream.
+    track: Vec<Track>,
     /// Taken from the queue, not yet published.
     pending: VecDeque<Line>,
     /// Publishing works.
@@ -626,6 +674,8 @@ struct Sink {
     /// An ack came back since publishing was last (re)started: publishes may be pipelined.
     confirmed: bool,
     warned_no_stream: bool,
+    /// A read-back failed and was logged; cleared by one that works.
+    warned_read_back: bool,
     /// Lines dropped since publishing went down, for the log line.
     down_since_lost: u64,
 }
@@ -648,12 +698,18 @@ impl Sink {
             self.down_since_lost = 0;
         } else {
             // What is in flight goes back in front of the pending lines, in order, to be
-            // published again (same message ids: the server keeps each line once).
+            // published again (same message ids: the server keeps each line once). The server
+            // may have missed some of it and stored what followed: each subject concerned
+            // resumes with a guarded line.
             self.confirmed = false;
             let in_flight = self.window.len();
             while let Some(mut line) = self.window.pop_back() {
                 line.ack = None;
+                self.track[line.stream].clean = false;
                 self.pending.push_front(line);
+            }
+            for t in &mut self.track {
+                t.in_flight = 0;
             }
             self.retry_at = tokio::time::Instant::now() + DOWN_POLL;
             stats.set_state(NatsState::Connecting);
@@ -717,15 +773,21 @@ impl Sink {
         }
     }
 
-    /// Publishes `line`; false when the connection is not usable (the line is kept).
+    /// Publishes `line`, with `Nats-Expected-Last-Subject-Sequence: guard` if given; false
+    /// when the connection is not usable (the line is kept).
     async fn publish(
         &mut self,
         js: &async_nats::jetstream::Context,
         line: &mut Line,
+        guard: Option<u64>,
     ) -> Result<(), bool> {
-        let publish = async_nats::jetstream::message::PublishMessage::build()
+        let mut publish = async_nats::jetstream::message::PublishMessage::build()
             .payload(line.payload.clone())
             .message_id(format!("{}-{}", self.id_prefix, line.id));
+        if let Some(seq) = guard {
+            publish = publish.expected_last_subject_sequence(seq);
+        }
+        line.guarded = guard.is_some();
         match js
             .send_publish(self.subjects[line.stream].clone(), publish)
             .await
@@ -739,7 +801,8 @@ impl Sink {
     }
 
     /// Publishes pending lines while the window has room: one until an ack confirms that the
-    /// server stores, then up to `max_in_flight`.
+    /// server stores, then up to `max_in_flight`; a subject that is not clean gets one guarded
+    /// line at a time (read back first when needed). Stops at the first line that must wait.
     async fn fill(&mut self, js: &async_nats::jetstream::Context) {
         loop {
             let room = if self.confirmed {
@@ -750,11 +813,37 @@ impl Sink {
             if !self.up || self.window.len() >= room {
                 break;
             }
+            let Some(stream) = self.pending.front().map(|l| l.stream) else {
+                break;
+            };
+            let t = &self.track[stream];
+            let guard = match t.last {
+                Some(_) if t.clean => None,
+                // One line of the subject at a time: wait for the ack.
+                _ if t.in_flight > 0 => break,
+                Some(_) if t.read_back => {
+                    if let Err(e) = self.read_back(js, stream).await {
+                        if !self.warned_read_back {
+                            self.warned_read_back = true;
+                            tracing::warn!(subject = %self.subjects[stream], error = %e, "Cannot read back from JetStream what it holds of this subject (the credentials need $JS.API.STREAM.NAMES and $JS.API.STREAM.MSG.GET.<stream>); retrying.");
+                        }
+                        self.set_up(false);
+                        break;
+                    }
+                    self.warned_read_back = false;
+                    continue;
+                }
+                // `None`: the subject's first line of this run, alone.
+                last => last,
+            };
             let Some(mut line) = self.pending.pop_front() else {
                 break;
             };
-            match self.publish(js, &mut line).await {
-                Ok(()) => self.window.push_back(line),
+            match self.publish(js, &mut line, guard).await {
+                Ok(()) => {
+                    self.track[stream].in_flight += 1;
+                    self.window.push_back(line);
+                }
                 Err(true) => {
                     // Keep it first in line for the next attempt.
                     self.pending.push_front(line);
@@ -767,6 +856,110 @@ impl Sink {
             .nats()
             .in_flight
             .store(self.window.len() as u64, Relaxed);
+    }
+
+    /// Reads back what JetStream holds of stream `stream`'s subject after `last` (its last
+    /// message, then each one after `last`, our lines known by `Nats-Msg-Id`) and settles the
+    /// pending lines of the subject accordingly; `last` becomes the subject's last sequence.
+    async fn read_back(
+        &mut self,
+        js: &async_nats::jetstream::Context,
+        stream: usize,
+    ) -> Result<(), String> {
+        use async_nats::jetstream::stream::LastRawMessageErrorKind as K;
+        let subject = self.subjects[stream].as_str();
+        let name = js
+            .stream_by_subject(subject)
+            .await
+            .map_err(|e| format!("finding the JetStream stream: {e}"))?;
+        let js_stream = js
+            .get_stream_no_info(&name)
+            .await
+            .map_err(|e| e.to_string())?;
+        let tip = match js_stream.get_last_raw_message_by_subject(subject).await {
+            Ok(m) => m.sequence,
+            Err(e) if e.kind() == K::NoMessageFound => 0,
+            Err(e) => return Err(format!("reading the last message: {e}")),
+        };
+        let last = self.track[stream].last.unwrap_or(0);
+        let ours = format!("{}-", self.id_prefix);
+        let mut held = HashSet::new();
+        let mut seq = last + 1;
+        let mut read = 0;
+        while seq <= tip {
+            if read == READ_BACK_MAX {
+                tracing::warn!(
+                    subject,
+                    read,
+                    "Stopped reading back a subject with this many messages since the last line acked: another publisher uses it? Lines not found are published again (duplicate detection still applies)."
+                );
+                break;
+            }
+            let m = match js_stream
+                .get_first_raw_message_by_subject(subject, seq)
+                .await
+            {
+                Ok(m) => m,
+                Err(e) if e.kind() == K::NoMessageFound => break,
+                Err(e) => return Err(format!("reading message {seq}: {e}")),
+            };
+            let id = m
+                .headers
+                .get(async_nats::header::NATS_MESSAGE_ID)
+                .and_then(|v| v.as_str().strip_prefix(&ours)?.parse::<u64>().ok());
+            held.extend(id);
+            seq = m.sequence + 1;
+            read += 1;
+        }
+        if tip < last {
+            tracing::warn!(
+                subject,
+                last,
+                tip,
+                "The JetStream stream holds less of this subject than was acked (purged or recreated?); publishing goes on from what it holds."
+            );
+        }
+        self.settle(stream, &held);
+        let t = &mut self.track[stream];
+        t.last = Some(tip);
+        t.read_back = false;
+        Ok(())
+    }
+
+    /// Settles the pending lines of stream `stream` up to the last one JetStream holds
+    /// (`held`: line ids): those it holds count as published; the others it missed, and they
+    /// can no longer be stored in order, so they are counted and marked as lost.
+    fn settle(&mut self, stream: usize, held: &HashSet<u64>) {
+        let Some(end) = self
+            .pending
+            .iter()
+            .rposition(|l| l.stream == stream && held.contains(&l.id))
+        else {
+            return;
+        };
+        let mut missed = 0u64;
+        let mut rest = VecDeque::with_capacity(self.pending.len());
+        for (i, line) in std::mem::take(&mut self.pending).into_iter().enumerate() {
+            if i > end || line.stream != stream {
+                rest.push_back(line);
+            } else if held.contains(&line.id) {
+                self.stored(&line);
+            } else {
+                missed += 1;
+                self.shared.lose(line.stream, 1, line.ts, line.ts);
+                self.shared.release(1, line.payload.len() as u64);
+            }
+        }
+        self.pending = rest;
+        if missed > 0 {
+            tracing::warn!(subject = %self.subjects[stream], lines = missed, "NATS stored lines of this subject after earlier ones it had missed (a restart or a lost connection); the missed lines cannot be stored in order any more, so they are counted and marked as lost (the file has them).");
+        }
+    }
+
+    /// Counts `line` as published.
+    fn stored(&self, line: &Line) {
+        self.shared.nats().published.fetch_add(1, Relaxed);
+        self.shared.release(1, line.payload.len() as u64);
     }
 
     fn refused(&mut self, line: &Line, why: &str) {
@@ -782,13 +975,36 @@ impl Sink {
             async_nats::jetstream::context::PublishError,
         >,
     ) {
+        use async_nats::jetstream::context::PublishErrorKind as K;
         match ack {
-            Ok(_) => {
+            Ok(ack) => {
                 self.confirmed = true;
                 if let Some(line) = self.window.pop_front() {
-                    let stats = self.shared.nats();
-                    stats.published.fetch_add(1, Relaxed);
-                    self.shared.release(1, line.payload.len() as u64);
+                    let t = &mut self.track[line.stream];
+                    t.in_flight = t.in_flight.saturating_sub(1);
+                    if line.guarded && ack.duplicate {
+                        // A copy sent before reached the server; later ones may have too.
+                        tracing::debug!(subject = %self.subjects[line.stream], "Guarded publish was a duplicate: reading the subject back.");
+                        t.read_back = true;
+                    } else if line.guarded || t.last.is_none() {
+                        // Stored right after `last` (or the subject's lone first line).
+                        t.clean = true;
+                    }
+                    t.last = Some(ack.sequence);
+                    self.stored(&line);
+                }
+            }
+            Err(e) if e.kind() == K::WrongLastSequence => {
+                // The server holds a line of the subject after `last`: storing this one now
+                // could put it after later lines. Read back what the server holds.
+                if let Some(mut line) = self.window.pop_front() {
+                    tracing::debug!(subject = %self.subjects[line.stream], "Guarded publish refused: reading the subject back.");
+                    let t = &mut self.track[line.stream];
+                    t.in_flight = t.in_flight.saturating_sub(1);
+                    t.clean = false;
+                    t.read_back = true;
+                    line.ack = None;
+                    self.pending.push_front(line);
                 }
             }
             Err(e) if transient(e.kind()) => {
@@ -803,6 +1019,8 @@ impl Sink {
             }
             Err(e) => {
                 if let Some(line) = self.window.pop_front() {
+                    let t = &mut self.track[line.stream];
+                    t.in_flight = t.in_flight.saturating_sub(1);
                     self.refused(&line, &e.to_string());
                 }
             }

@@ -9,6 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
@@ -121,6 +122,119 @@ impl Drop for NatsServer {
     }
 }
 
+/// What a [`SwallowingProxy`] leaves out in one direction: the next frame whose payload
+/// contains these bytes.
+type Target = Arc<Mutex<Option<Vec<u8>>>>;
+
+/// A TCP proxy in front of nats-server that passes both directions through unchanged, except
+/// one frame it is told to swallow. A swallowed publish is a line the server never sees while
+/// it gets the lines the client pipelines after it on the same connection: what a server that
+/// misses the start of a window (restarting, reconnecting) does, made deterministic. A
+/// swallowed delivery is an ack lost on the way back.
+struct SwallowingProxy {
+    port: u16,
+    publish: Target,
+    delivery: Target,
+    swallowed: Arc<tokio::sync::Notify>,
+}
+
+impl SwallowingProxy {
+    async fn start(server_port: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let publish = Target::default();
+        let delivery = Target::default();
+        let swallowed = Arc::new(tokio::sync::Notify::new());
+        let (p, d, n) = (publish.clone(), delivery.clone(), swallowed.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", server_port)).await
+                else {
+                    continue;
+                };
+                let (client_rd, client_wr) = client.into_split();
+                let (server_rd, server_wr) = server.into_split();
+                tokio::spawn(Self::forward(server_rd, client_wr, d.clone(), n.clone()));
+                tokio::spawn(Self::forward(client_rd, server_wr, p.clone(), n.clone()));
+            }
+        });
+        Self {
+            port,
+            publish,
+            delivery,
+            swallowed,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Forwards NATS protocol frame by frame (a `PUB`, `HPUB`, `MSG` or `HMSG` line with its
+    /// payload is one frame), leaving out the targeted one.
+    async fn forward(
+        from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        target: Target,
+        swallowed: Arc<tokio::sync::Notify>,
+    ) -> std::io::Result<()> {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+        let mut from = tokio::io::BufReader::new(from);
+        loop {
+            let mut frame = Vec::new();
+            if from.read_until(b'\n', &mut frame).await? == 0 {
+                return Ok(());
+            }
+            let sized = [&b"PUB "[..], b"HPUB ", b"MSG ", b"HMSG "];
+            if sized.iter().any(|op| frame.starts_with(op)) {
+                // The last field is the size of headers and payload, which end with CRLF.
+                let size: usize = std::str::from_utf8(&frame)
+                    .unwrap()
+                    .split_whitespace()
+                    .last()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                let start = frame.len();
+                frame.resize(start + size + 2, 0);
+                from.read_exact(&mut frame[start..]).await?;
+                let hit = {
+                    let mut t = target.lock().unwrap();
+                    let hit = t
+                        .as_ref()
+                        .is_some_and(|m| frame[start..].windows(m.len()).any(|w| w == m));
+                    if hit {
+                        *t = None;
+                    }
+                    hit
+                };
+                if hit {
+                    swallowed.notify_one();
+                    continue;
+                }
+            }
+            to.write_all(&frame).await?;
+        }
+    }
+
+    /// Swallows the next publish containing `needle`.
+    fn swallow_publish(&self, needle: &[u8]) {
+        *self.publish.lock().unwrap() = Some(needle.to_vec());
+    }
+
+    /// Swallows the next message to the client containing `needle`.
+    fn swallow_delivery(&self, needle: &[u8]) {
+        *self.delivery.lock().unwrap() = Some(needle.to_vec());
+    }
+
+    /// Waits until the targeted frame has been swallowed.
+    async fn wait_swallowed(&self) {
+        tokio::time::timeout(Duration::from_secs(60), self.swallowed.notified())
+            .await
+            .expect("the targeted frame never came");
+    }
+}
+
 fn nats_config(url: &str) -> NatsConfig {
     let mut n = NatsConfig::new(url);
     n.stream_name = Some(STREAM.into());
@@ -176,9 +290,17 @@ fn written(s: &Stats) -> u64 {
     s.streams[0].lines_written.load(Relaxed)
 }
 
+/// Every line written so far is acked or counted as dropped, and nothing waits.
+fn settled(s: &Stats) -> bool {
+    s.nats.published.load(Relaxed) + s.nats.dropped.load(Relaxed) == written(s)
+        && s.nats.queued.load(Relaxed) == 0
+}
+
 /// A NATS server, a WebSocket server and a recorder publishing to NATS, connected to both.
 struct Rig {
     nats: NatsServer,
+    /// The recorder's way to the server when started with [`Rig::start_proxied`].
+    proxy: Option<SwallowingProxy>,
     dir: tempfile::TempDir,
     rec: Running,
     conn: ServerConn,
@@ -188,13 +310,34 @@ struct Rig {
 
 impl Rig {
     async fn start(policy: wsrec::WhenFull, shutdown_timeout: Duration) -> Self {
+        Self::start_with(policy, shutdown_timeout, false).await
+    }
+
+    /// Like [`start`](Self::start), the recorder reaching NATS through a [`SwallowingProxy`].
+    async fn start_proxied() -> Self {
+        Self::start_with(wsrec::WhenFull::DropNewest, Duration::from_secs(10), true).await
+    }
+
+    async fn start_with(
+        policy: wsrec::WhenFull,
+        shutdown_timeout: Duration,
+        proxied: bool,
+    ) -> Self {
         let storage = tempfile::tempdir().unwrap();
         let nats = NatsServer::start(storage.path());
+        let proxy = if proxied {
+            Some(SwallowingProxy::start(nats.port).await)
+        } else {
+            None
+        };
         let dir = tempfile::tempdir().unwrap();
         let mut server = TestServer::start().await;
         let mut cfg = config(dir.path(), vec![stream("feed", &server.url())]);
         cfg.shutdown_timeout = shutdown_timeout;
-        let mut n = nats_config(&nats.url());
+        let url = proxy
+            .as_ref()
+            .map_or_else(|| nats.url(), SwallowingProxy::url);
+        let mut n = nats_config(&url);
         n.when_full = policy;
         cfg.nats = Some(n);
         let rec = start(cfg, BASE);
@@ -203,6 +346,7 @@ impl Rig {
         let conn = server.accept().await;
         Self {
             nats,
+            proxy,
             dir,
             rec,
             conn,
@@ -211,14 +355,25 @@ impl Rig {
         }
     }
 
-    /// Sends `numbered(from, n)` and waits until the recorder has it and NATS has acked every
-    /// line written so far.
+    /// Sends `numbered(from, n)` and waits until the recorder has written it and NATS has
+    /// acked every line written. Counting received messages is not enough: the writer may not
+    /// have written them yet, and then "every line written is acked" holds with the batch
+    /// still to be published.
     async fn send_published(&mut self, from: usize, n: usize) {
         self.conn.send_all(numbered(from, n)).await;
-        self.rec.wait_messages((from + n) as u64).await;
+        // The `connected` event and every message so far.
+        let lines = (from + n) as u64 + 1;
         self.rec
-            .wait_until(|s| s.nats.published.load(Relaxed) == written(s))
+            .wait_until(|s| written(s) >= lines && s.nats.published.load(Relaxed) == written(s))
             .await;
+    }
+
+    /// Sends `numbered(from, n)` and waits until the recorder has it and every line written
+    /// so far is acked or counted as dropped.
+    async fn send_settled(&mut self, from: usize, n: usize) {
+        self.conn.send_all(numbered(from, n)).await;
+        self.rec.wait_messages((from + n) as u64).await;
+        self.rec.wait_until(settled).await;
     }
 }
 
@@ -294,14 +449,7 @@ async fn a_nats_restart_never_stops_recording_and_the_gap_is_marked() {
     rig.rec
         .wait_until(|s| nats_state(s) == NatsState::Connected)
         .await;
-    rig.conn.send_all(numbered(400, 100)).await;
-    rig.rec.wait_messages(500).await;
-    rig.rec
-        .wait_until(|s| {
-            s.nats.published.load(Relaxed) + s.nats.dropped.load(Relaxed) == written(s)
-                && s.nats.queued.load(Relaxed) == 0
-        })
-        .await;
+    rig.send_settled(400, 100).await;
     let Rig { nats, dir, rec, .. } = rig;
     let stats = rec.stats.clone();
     rec.stop().await;
@@ -336,6 +484,76 @@ async fn a_nats_restart_never_stops_recording_and_the_gap_is_marked() {
         .unwrap();
     let tail = &lines[last_gap..];
     assert_eq!(&published[published.len() - tail.len()..], tail);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_the_server_missed_is_marked_lost_never_stored_after_later_ones() {
+    let mut rig = Rig::start_proxied().await;
+    rig.send_published(0, 20).await;
+
+    // The server never gets line 20 but stores the lines pipelined after it.
+    rig.proxy.as_ref().unwrap().swallow_publish(br#"{"n":20,"#);
+    rig.conn.send_all(numbered(20, 40)).await;
+    rig.rec.wait_messages(60).await;
+    rig.proxy.as_ref().unwrap().wait_swallowed().await;
+    // Its ack times out; what the server holds is settled.
+    rig.rec.wait_until(settled).await;
+    // The next batch carries the gap mark.
+    rig.send_settled(60, 20).await;
+    let Rig { nats, dir, rec, .. } = rig;
+    let stats = rec.stats.clone();
+    rec.stop().await;
+
+    let recs = records(dir.path());
+    assert_eq!(messages(&recs), numbered(0, 80));
+    let lines = file_lines(dir.path());
+    let missed = lines
+        .iter()
+        .position(|l| l.contains(r#"{"n":20,"#))
+        .unwrap();
+    // JetStream holds the file's lines in file order, without the missed one: storing it now
+    // would put it after lines 21 to 59. Compared as positions in the file.
+    let published = read_back(&nats.url()).await;
+    let positions: Vec<usize> = published
+        .iter()
+        .map(|p| lines.iter().position(|f| f == p).expect("not in the file"))
+        .collect();
+    let expected: Vec<usize> = (0..lines.len()).filter(|&i| i != missed).collect();
+    assert_eq!(positions, expected);
+    // It is counted and marked.
+    let gaps = events(&recs, "nats_gap");
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    assert_eq!(gaps[0]["lost"], 1);
+    assert_eq!(stats.nats.dropped.load(Relaxed), 1);
+    assert_eq!(stats.nats.published.load(Relaxed), published.len() as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_ack_neither_loses_nor_duplicates_nor_reorders() {
+    let mut rig = Rig::start_proxied().await;
+    rig.send_published(0, 20).await;
+
+    // The server stores line 20 and the lines after it, but line 20's ack is lost: the
+    // recorder cannot tell it from a line the server missed until it asks.
+    let next_seq = {
+        let js = async_nats::jetstream::new(async_nats::connect(rig.nats.url()).await.unwrap());
+        let mut stream = js.get_stream(STREAM).await.unwrap();
+        stream.info().await.unwrap().state.last_sequence + 1
+    };
+    let proxy = rig.proxy.as_ref().unwrap();
+    proxy.swallow_delivery(format!(r#""seq":{next_seq}}}"#).as_bytes());
+    rig.conn.send_all(numbered(20, 40)).await;
+    rig.rec.wait_messages(60).await;
+    proxy.wait_swallowed().await;
+    rig.send_published(60, 20).await;
+    let Rig { nats, dir, rec, .. } = rig;
+    let stats = rec.stats.clone();
+    rec.stop().await;
+
+    assert_eq!(messages(&records(dir.path())), numbered(0, 80));
+    assert_eq!(read_back(&nats.url()).await, file_lines(dir.path()));
+    assert_eq!(stats.nats.dropped.load(Relaxed), 0);
+    assert!(events(&records(dir.path()), "nats_gap").is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
