@@ -991,6 +991,12 @@ impl Sink {
                         t.clean = true;
                     }
                     t.last = Some(ack.sequence);
+                    // The gauge first: a reader that sees the line counted as published must
+                    // not see it still in flight.
+                    self.shared
+                        .nats()
+                        .in_flight
+                        .store(self.window.len() as u64, Relaxed);
                     self.stored(&line);
                 }
             }
