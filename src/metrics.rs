@@ -279,7 +279,7 @@ const FAMILIES: &[Family] = &[
     // The NATS fan-out (absent without [nats]).
     counter("nats_published_lines", "", "Lines published to NATS JetStream and acked.",
         Source::Global(|s, _| s.nats.snapshot().map(|n| Value::Int(n.published)))),
-    counter("nats_dropped_lines", "", "Lines not published to NATS (queue full, outage, refused, shutdown); the files have them.",
+    counter("nats_dropped_lines", "", "Lines not published to NATS (queue full, outage, refused, missed by the server, shutdown); the files have them.",
         Source::Global(|s, _| s.nats.snapshot().map(|n| Value::Int(n.dropped)))),
     gauge("nats_in_flight", "", "NATS publishes whose ack is outstanding.",
         Source::Global(|s, _| s.nats.snapshot().map(|n| Value::Int(n.in_flight)))),
