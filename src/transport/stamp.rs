@@ -133,8 +133,11 @@ impl AsyncRead for Tcp {
                     // SAFETY: the kernel initialised the first `n` bytes.
                     unsafe { buf.assume_init(n) };
                     buf.advance(n);
-                    if let Some(ns) = stamp {
-                        cell.store(ns, Relaxed);
+                    // Bytes that came without a stamp (receive stamping is switched on for
+                    // the machine a moment after the first socket asks) get read times, not
+                    // the stamp of older data.
+                    if n > 0 {
+                        cell.store(stamp.unwrap_or(0), Relaxed);
                     }
                     return Poll::Ready(Ok(()));
                 }
