@@ -10,8 +10,9 @@ use std::io::{self, Write};
 
 use anyhow::Context as _;
 
+use std::path::PathBuf;
+
 use super::{Filter, Progress, find_files};
-use crate::cli::CatArgs;
 use crate::read::{Entry, Format, Item, Order, RecordingFile, Scan};
 
 /// Invalid-line warnings printed before they are only counted.
@@ -41,29 +42,20 @@ pub struct CatSummary {
     pub unreadable: u64,
 }
 
-/// Runs `wsrec cat`.
+/// Runs `wsrec cat` on the recordings under `paths`.
 ///
 /// # Errors
 /// Bad arguments (usage), a file that could not be read, or a failed write to stdout; a
 /// closed pipe is not an error.
-pub fn run(args: &CatArgs) -> anyhow::Result<()> {
-    let opts = CatOptions {
-        filter: Filter {
-            streams: args.streams.clone(),
-            from: args.from,
-            to: args.to,
-        },
-        msg_only: args.msg,
-        merge: args.merge,
-    };
+pub fn run(paths: &[PathBuf], opts: &CatOptions) -> anyhow::Result<()> {
     opts.filter.validate()?;
-    let files = super::select_streams(find_files(&args.paths)?, &opts.filter);
+    let files = super::select_streams(find_files(paths)?, &opts.filter);
     let total = files.iter().map(|f| f.size).sum();
     let mut progress = Progress::new(total, super::stdout_is_file());
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(256 * 1024, stdout.lock());
     let mut stderr = io::stderr().lock();
-    let result = cat(files, &opts, &mut out, &mut stderr, &mut progress)
+    let result = cat(files, opts, &mut out, &mut stderr, &mut progress)
         .and_then(|summary| out.flush().map(|()| summary));
     progress.finish();
     match result {

@@ -44,7 +44,6 @@ use twox_hash::XxHash3_64 as Xxh3;
 
 use super::venue_seq::{self, Point, Step, Venue};
 use super::{UsageError, find_files, format_duration_ns, format_ts};
-use crate::cli::MergeArgs;
 use crate::manifest::{self, ManifestBuilder};
 use crate::read::{Entry, EventDetail, Format, Item, Order, Payload, RecordingFile, Scan};
 use crate::rotation;
@@ -155,26 +154,26 @@ impl Summary {
     }
 }
 
-/// Runs `wsrec merge`.
+/// Runs `wsrec merge`: merges `inputs` into `output` and prints the summary (as JSON if
+/// `json`).
 ///
 /// # Errors
 /// Bad input (usage, exit code 2), or a failure to read or write.
-pub fn run(args: &MergeArgs) -> anyhow::Result<()> {
-    let tolerance_ns = u64::try_from(args.tolerance.as_nanos()).unwrap_or(u64::MAX);
-    if tolerance_ns == 0 {
+pub fn run(
+    inputs: &[PathBuf],
+    output: &Path,
+    opts: &MergeOptions,
+    json: bool,
+) -> anyhow::Result<()> {
+    if opts.tolerance_ns == 0 {
         return Err(UsageError(
             "--tolerance must be more than 0; give the largest receive-time difference between the recorders, such as 2s".to_owned(),
         )
         .into());
     }
-    let opts = MergeOptions {
-        tolerance_ns,
-        venue: !args.no_venue,
-        force: args.force,
-    };
-    let summary = merge(&args.inputs, &args.output, &opts)?;
+    let summary = merge(inputs, output, opts)?;
     let mut out = std::io::stdout().lock();
-    if args.json {
+    if json {
         serde_json::to_writer_pretty(&mut out, &summary)?;
         writeln!(out)?;
     } else {

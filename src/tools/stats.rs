@@ -10,8 +10,9 @@ use std::io::Write as _;
 
 use serde::Serialize;
 
+use std::path::PathBuf;
+
 use super::{Filter, Progress, find_files, format_ts};
-use crate::cli::StatsArgs;
 use crate::read::{Entry, EventDetail, Format, Item, Order, RecordingFile, Scan};
 
 const HOUR_NS: u64 = 3_600_000_000_000;
@@ -103,29 +104,40 @@ struct Acc {
     max_conn: u64,
 }
 
-/// Runs `wsrec stats`.
+/// How `wsrec stats` prints its figures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatsOutput {
+    /// A table for people ([`render_table`]).
+    Table,
+    /// JSON ([`StatsReport`]).
+    Json,
+    /// CSV ([`render_csv`]).
+    Csv,
+}
+
+/// Runs `wsrec stats` on the recordings under `paths`, only `streams` if any.
 ///
 /// # Errors
 /// Bad arguments, a failed write, or files that could not be read to the end (after the
 /// figures are printed).
-pub fn run(args: &StatsArgs) -> anyhow::Result<()> {
+pub fn run(paths: &[PathBuf], streams: &[String], output: StatsOutput) -> anyhow::Result<()> {
     let filter = Filter {
-        streams: args.streams.clone(),
+        streams: streams.to_vec(),
         ..Filter::default()
     };
-    let files = super::select_streams(find_files(&args.paths)?, &filter);
+    let files = super::select_streams(find_files(paths)?, &filter);
     let total = files.iter().map(|f| f.size).sum();
     let mut progress = Progress::new(total, true);
     let report = compute(files, &filter, &mut progress);
     progress.finish();
     let mut out = std::io::stdout().lock();
-    if args.json {
-        serde_json::to_writer_pretty(&mut out, &report)?;
-        writeln!(out)?;
-    } else if args.csv {
-        write!(out, "{}", render_csv(&report))?;
-    } else {
-        write!(out, "{}", render_table(&report))?;
+    match output {
+        StatsOutput::Json => {
+            serde_json::to_writer_pretty(&mut out, &report)?;
+            writeln!(out)?;
+        }
+        StatsOutput::Csv => write!(out, "{}", render_csv(&report))?,
+        StatsOutput::Table => write!(out, "{}", render_table(&report))?,
     }
     out.flush()?;
     if report.invalid_lines > 0 {

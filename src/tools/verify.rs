@@ -29,7 +29,6 @@ use serde::Serialize;
 
 use super::venue_seq::{self, Finding, Point};
 use super::{Progress, find_files, format_duration_ns, format_ts};
-use crate::cli::VerifyArgs;
 use crate::read::{Entry, EventDetail, Format, Item, Order, Payload, RecordingFile, Scan};
 
 /// Issues listed in the report (all are counted).
@@ -226,24 +225,18 @@ pub struct Report {
     pub issues_not_listed: u64,
 }
 
-/// Runs `wsrec verify`.
+/// Runs `wsrec verify` on the recordings under `paths`; the report as JSON if `json`.
 ///
 /// # Errors
 /// Bad arguments, or [`VerifyFailed`] when problems were found (after printing the report).
-pub fn run(args: &VerifyArgs) -> anyhow::Result<()> {
-    let files = find_files(&args.paths)?;
+pub fn run(paths: &[std::path::PathBuf], opts: VerifyOptions, json: bool) -> anyhow::Result<()> {
+    let files = find_files(paths)?;
     let total = files.iter().map(|f| f.size).sum();
     let mut progress = Progress::new(total, true);
-    let report = verify(
-        files,
-        VerifyOptions {
-            venue: !args.no_venue,
-        },
-        &mut progress,
-    );
+    let report = verify(files, opts, &mut progress);
     progress.finish();
     let mut out = std::io::stdout().lock();
-    if args.json {
+    if json {
         serde_json::to_writer_pretty(&mut out, &report)?;
         writeln!(out)?;
     } else {
