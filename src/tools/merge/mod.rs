@@ -56,7 +56,7 @@ use stream::merge_stream;
 /// Warnings listed (all are counted).
 const MAX_WARNINGS: usize = 50;
 /// Remaining gaps listed per stream (all are counted).
-pub(super) const MAX_GAPS_LISTED: usize = 100;
+const MAX_GAPS_LISTED: usize = 100;
 
 /// What `merge` is asked to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
