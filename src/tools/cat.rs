@@ -12,8 +12,8 @@ use anyhow::Context as _;
 
 use std::path::PathBuf;
 
-use super::{Filter, Progress, find_files};
-use crate::read::{Entry, Format, Item, Order, RecordingFile, Scan};
+use super::{Filter, LineKind, Progress, find_files};
+use crate::read::{Entry, Item, Order, RecordingFile, Scan};
 
 /// Invalid-line warnings printed before they are only counted.
 const MAX_WARNINGS: u64 = 20;
@@ -98,20 +98,21 @@ pub fn cat(
                 raw_stream,
                 raw_ts,
             } => {
-                if info.too_long {
-                    s.invalid += 1;
-                    let _ = writeln!(
-                        warn,
-                        "wsrec: warning: {}:{}: line longer than {} bytes; skipped",
-                        file.path.display(),
-                        info.number,
-                        crate::read::MAX_LINE
-                    );
-                    continue;
-                }
-                if info.torn {
+                let entry = match LineKind::of(file, format, &info, bytes) {
+                    LineKind::TooLong => {
+                        s.invalid += 1;
+                        let _ = writeln!(
+                            warn,
+                            "wsrec: warning: {}:{}: line longer than {} bytes; skipped",
+                            file.path.display(),
+                            info.number,
+                            crate::read::MAX_LINE
+                        );
+                        continue;
+                    }
                     // An open file's last line is still being written: not a defect.
-                    if !file.is_open {
+                    LineKind::Torn { open: true } => continue,
+                    LineKind::Torn { open: false } => {
                         s.torn += 1;
                         let _ = writeln!(
                             warn,
@@ -120,22 +121,20 @@ pub fn cat(
                             info.number,
                             bytes.len()
                         );
+                        continue;
                     }
-                    continue;
-                }
-                if format == Format::Raw {
-                    // Raw lines carry no time: the file's interval start stands in for it.
-                    let after_end = matches!((raw_ts, filter.to), (Some(t), Some(to)) if t >= to);
-                    if filter.stream_ok(raw_stream) && !after_end {
-                        out.write_all(bytes)?;
-                        out.write_all(b"\n")?;
-                        s.printed += 1;
+                    LineKind::Raw => {
+                        // Raw lines carry no time: the file's interval start stands in for it.
+                        let after_end =
+                            matches!((raw_ts, filter.to), (Some(t), Some(to)) if t >= to);
+                        if filter.stream_ok(raw_stream) && !after_end {
+                            out.write_all(bytes)?;
+                            out.write_all(b"\n")?;
+                            s.printed += 1;
+                        }
+                        continue;
                     }
-                    continue;
-                }
-                let entry = match Entry::parse(bytes) {
-                    Ok(e) => e,
-                    Err(why) => {
+                    LineKind::Invalid(why) => {
                         s.invalid += 1;
                         if s.invalid <= MAX_WARNINGS {
                             let _ = writeln!(
@@ -147,6 +146,7 @@ pub fn cat(
                         }
                         continue;
                     }
+                    LineKind::Record(e) => e,
                 };
                 if !filter.stream_ok(entry.stream()) || !filter.time_ok(entry.ts()) {
                     continue;

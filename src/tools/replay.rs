@@ -26,8 +26,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{Filter, UsageError, find_files};
-use crate::read::{Entry, Format, Item, Order, Payload, RecordingFile, Scan};
+use super::{Filter, LineKind, UsageError, find_files};
+use crate::read::{Entry, Item, Order, Payload, RecordingFile, Scan};
 
 /// Frames buffered between a client's reader thread and its socket.
 const FRAME_BUFFER: usize = 1024;
@@ -149,23 +149,21 @@ impl Iterator for FileFrames {
                 }
                 continue;
             };
-            if info.torn || info.too_long {
-                continue;
-            }
-            if format == Format::Raw {
-                if !self.filter.stream_ok(raw_stream) {
-                    continue;
+            let m = match LineKind::of(file, format, &info, bytes) {
+                LineKind::Raw => {
+                    if !self.filter.stream_ok(raw_stream) {
+                        continue;
+                    }
+                    let ts = raw_ts.unwrap_or(self.last_ts).max(self.last_ts);
+                    self.last_ts = ts;
+                    let message = match std::str::from_utf8(bytes) {
+                        Ok(s) => Message::text(s.to_owned()),
+                        Err(_) => Message::binary(bytes.to_vec()),
+                    };
+                    return Some(Frame { ts, message });
                 }
-                let ts = raw_ts.unwrap_or(self.last_ts).max(self.last_ts);
-                self.last_ts = ts;
-                let message = match std::str::from_utf8(bytes) {
-                    Ok(s) => Message::text(s.to_owned()),
-                    Err(_) => Message::binary(bytes.to_vec()),
-                };
-                return Some(Frame { ts, message });
-            }
-            let Ok(Entry::Message(m)) = Entry::parse(bytes) else {
-                continue;
+                LineKind::Record(Entry::Message(m)) => m,
+                _ => continue,
             };
             if !self.filter.stream_ok(&m.stream) || !self.filter.time_ok(m.ts) {
                 continue;

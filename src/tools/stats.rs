@@ -12,8 +12,8 @@ use serde::Serialize;
 
 use std::path::PathBuf;
 
-use super::{Filter, Progress, find_files, format_ts};
-use crate::read::{Entry, EventDetail, Format, Item, Order, RecordingFile, Scan};
+use super::{Filter, LineKind, Progress, find_files, format_ts};
+use crate::read::{Entry, EventDetail, Item, Order, RecordingFile, Scan};
 
 const HOUR_NS: u64 = 3_600_000_000_000;
 
@@ -163,33 +163,34 @@ pub fn compute(files: Vec<RecordingFile>, filter: &Filter, progress: &mut Progre
     while let Some(item) = scan.next_item() {
         match item {
             Item::Line {
+                file,
                 format,
                 info,
                 bytes,
                 raw_stream,
                 raw_ts,
-                ..
             } => {
-                if info.torn || info.too_long {
-                    continue;
-                }
-                if format == Format::Raw {
-                    if filter.stream_ok(raw_stream) {
-                        let a = acc.entry(raw_stream.to_owned()).or_default();
-                        let hour = raw_ts.map(|t| t - t % HOUR_NS);
-                        a.hours
-                            .entry(hour)
-                            .or_insert_with(|| Row {
-                                hour_start_ns: hour,
-                                ..Row::default()
-                            })
-                            .add(None, bytes.len() as u64);
+                let entry = match LineKind::of(file, format, &info, bytes) {
+                    LineKind::TooLong | LineKind::Torn { .. } => continue,
+                    LineKind::Raw => {
+                        if filter.stream_ok(raw_stream) {
+                            let a = acc.entry(raw_stream.to_owned()).or_default();
+                            let hour = raw_ts.map(|t| t - t % HOUR_NS);
+                            a.hours
+                                .entry(hour)
+                                .or_insert_with(|| Row {
+                                    hour_start_ns: hour,
+                                    ..Row::default()
+                                })
+                                .add(None, bytes.len() as u64);
+                        }
+                        continue;
                     }
-                    continue;
-                }
-                let Ok(entry) = Entry::parse(bytes) else {
-                    report.invalid_lines += 1;
-                    continue;
+                    LineKind::Invalid(_) => {
+                        report.invalid_lines += 1;
+                        continue;
+                    }
+                    LineKind::Record(entry) => entry,
                 };
                 if !filter.stream_ok(entry.stream()) {
                     continue;

@@ -8,7 +8,8 @@ use serde::Deserialize;
 use twox_hash::XxHash3_64 as Xxh3;
 
 use super::Summary;
-use crate::read::{Entry, EventDetail, Format, Item, Order, Payload, RecordingFile, Scan};
+use crate::read::{Entry, EventDetail, Item, Order, Payload, RecordingFile, Scan};
+use crate::tools::LineKind;
 use crate::tools::venue_seq::{self, Point, Step, Venue};
 
 /// What becomes of a message.
@@ -321,21 +322,17 @@ impl SourceReader {
                     ..
                 } => {
                     let at = format!("{}:{}", file.path.display(), info.number);
-                    if info.too_long {
-                        summary.warn(format!("{at}: line too long; skipped"));
-                    } else if info.torn {
-                        if !file.is_open {
+                    match LineKind::of(file, format, &info, bytes) {
+                        LineKind::TooLong => summary.warn(format!("{at}: line too long; skipped")),
+                        LineKind::Torn { open: false } => {
                             summary.warn(format!("{at}: torn last line; skipped"));
                         }
-                    } else if format == Format::Raw {
-                        summary.warn(format!("{at}: raw line; skipped"));
-                    } else {
-                        match Entry::parse(bytes) {
-                            Ok(e) => self.track.entry(e, bytes),
-                            Err(why) => {
-                                summary.warn(format!("{at}: not a record ({why}); skipped"))
-                            }
+                        LineKind::Torn { open: true } => {}
+                        LineKind::Raw => summary.warn(format!("{at}: raw line; skipped")),
+                        LineKind::Invalid(why) => {
+                            summary.warn(format!("{at}: not a record ({why}); skipped"));
                         }
+                        LineKind::Record(e) => self.track.entry(e, bytes),
                     }
                 }
             }

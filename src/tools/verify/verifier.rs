@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use super::state::{Expected, FileState, StreamState, Where, push_window};
 use super::{Issue, IssueKind, MAX_LISTED, Report, Severity, VerifyOptions, Window};
-use crate::read::{Entry, Format, Item, RecordingFile};
+use crate::read::{Item, RecordingFile};
+use crate::tools::LineKind;
 use crate::tools::venue_seq::{self, Finding, Point};
 
 pub(super) struct Verifier {
@@ -130,16 +131,15 @@ impl Verifier {
                     file: path,
                     line: info.number,
                 };
-                if info.too_long {
-                    self.issue(
+                match LineKind::of(file, format, &info, bytes) {
+                    LineKind::TooLong => self.issue(
                         IssueKind::LineTooLong,
                         Severity::Problem,
                         Some(&at),
                         None,
                         format!("line longer than {} bytes; not read", crate::read::MAX_LINE),
-                    );
-                } else if info.torn {
-                    if file.is_open {
+                    ),
+                    LineKind::Torn { open: true } => {
                         self.issue(
                             IssueKind::TornLine,
                             Severity::Warning,
@@ -150,7 +150,8 @@ impl Verifier {
                                 bytes.len()
                             ),
                         );
-                    } else {
+                    }
+                    LineKind::Torn { open: false } => {
                         self.issue(
                             IssueKind::TornLine,
                             Severity::Problem,
@@ -162,19 +163,15 @@ impl Verifier {
                             ),
                         );
                     }
-                } else if format == Format::Raw {
-                    self.raw_line(raw_stream, bytes, &at);
-                } else {
-                    match Entry::parse(bytes) {
-                        Ok(entry) => self.entry(entry, bytes, file, &at),
-                        Err(why) => self.issue(
-                            IssueKind::InvalidLine,
-                            Severity::Problem,
-                            Some(&at),
-                            None,
-                            format!("not a record: {why}"),
-                        ),
-                    }
+                    LineKind::Raw => self.raw_line(raw_stream, bytes, &at),
+                    LineKind::Invalid(why) => self.issue(
+                        IssueKind::InvalidLine,
+                        Severity::Problem,
+                        Some(&at),
+                        None,
+                        format!("not a record: {why}"),
+                    ),
+                    LineKind::Record(entry) => self.entry(entry, bytes, file, &at),
                 }
             }
             Item::FileEnd { file, lines, .. } => {
