@@ -193,6 +193,27 @@ pub fn select_streams(files: Vec<RecordingFile>, filter: &Filter) -> Vec<Recordi
         .collect()
 }
 
+/// Prints a command's report to stdout: pretty JSON if `json`, else the text `render` makes.
+///
+/// # Errors
+/// Writing to stdout failed (a closed pipe included: see [`is_broken_pipe`]).
+pub fn print_report<T: serde::Serialize>(
+    report: &T,
+    json: bool,
+    render: impl FnOnce(&T) -> String,
+) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, report)?;
+        writeln!(out)?;
+    } else {
+        write!(out, "{}", render(report))?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
 /// True if `e` (anywhere in its chain) is a broken pipe: the reader went away (`| head`).
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     let pipe = std::io::ErrorKind::BrokenPipe;

@@ -6,7 +6,6 @@
 //! least one second). Lines that are not records are counted and left to `wsrec verify`.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 
 use serde::Serialize;
 
@@ -130,16 +129,11 @@ pub fn run(paths: &[PathBuf], streams: &[String], output: StatsOutput) -> anyhow
     let mut progress = Progress::new(total, true);
     let report = compute(files, &filter, &mut progress);
     progress.finish();
-    let mut out = std::io::stdout().lock();
-    match output {
-        StatsOutput::Json => {
-            serde_json::to_writer_pretty(&mut out, &report)?;
-            writeln!(out)?;
-        }
-        StatsOutput::Csv => write!(out, "{}", render_csv(&report))?,
-        StatsOutput::Table => write!(out, "{}", render_table(&report))?,
-    }
-    out.flush()?;
+    let text = match output {
+        StatsOutput::Csv => render_csv,
+        StatsOutput::Table | StatsOutput::Json => render_table,
+    };
+    super::print_report(&report, output == StatsOutput::Json, text)?;
     if report.invalid_lines > 0 {
         eprintln!(
             "wsrec: warning: {} line(s) were not records and are not counted; `wsrec verify` lists them",

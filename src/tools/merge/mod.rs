@@ -38,7 +38,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -173,15 +172,7 @@ pub fn run(
         .into());
     }
     let summary = merge(inputs, output, opts)?;
-    let mut out = std::io::stdout().lock();
-    if json {
-        serde_json::to_writer_pretty(&mut out, &summary)?;
-        writeln!(out)?;
-    } else {
-        write!(out, "{}", render(&summary))?;
-    }
-    out.flush()?;
-    Ok(())
+    super::print_report(&summary, json, render)
 }
 
 /// Merges the recordings at `inputs` (in order of preference) into `output`.

@@ -24,8 +24,6 @@
 //! `records` says what each record means, `state` keeps the per-stream and per-file state (and
 //! the `seq` tracker), and [`render`] writes the text report.
 
-use std::io::Write as _;
-
 use serde::Serialize;
 
 use super::{Progress, find_files};
@@ -243,14 +241,7 @@ pub fn run(paths: &[std::path::PathBuf], opts: VerifyOptions, json: bool) -> any
     let mut progress = Progress::new(total, true);
     let report = verify(files, opts, &mut progress);
     progress.finish();
-    let mut out = std::io::stdout().lock();
-    if json {
-        serde_json::to_writer_pretty(&mut out, &report)?;
-        writeln!(out)?;
-    } else {
-        write!(out, "{}", render(&report))?;
-    }
-    out.flush()?;
+    super::print_report(&report, json, render)?;
     if report.problems > 0 {
         return Err(VerifyFailed {
             problems: report.problems,
