@@ -1,4 +1,5 @@
-//! The command line, declared with clap; no logic here (see `commands.rs`).
+//! The command line, declared with clap, and the parsers of its values; no logic here (the
+//! `commands` module turns these types into the options of the library and runs them).
 //!
 //! The Go JSONL streamer's single-dash flags (`-config`, `-debug`, `-status`) are accepted by
 //! [`normalize_go_flags`], which rewrites them to their `--` forms before clap sees them.
@@ -307,6 +308,32 @@ pub struct StatsArgs {
     pub csv: bool,
 }
 
+/// `wsrec replay --speed`: how fast to play.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum SpeedArg {
+    /// The recorded gaps between messages divided by this factor (1 = original pace).
+    Factor(f64),
+    /// No waiting at all.
+    Max,
+}
+
+/// Parses `--speed`: a factor such as `1`, `10`, `0.5` or `10x`, or `max`.
+///
+/// # Errors
+/// A message showing the accepted forms.
+pub fn parse_speed(s: &str) -> Result<SpeedArg, String> {
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("max") {
+        return Ok(SpeedArg::Max);
+    }
+    match t.trim_end_matches(['x', 'X']).parse::<f64>() {
+        Ok(k) if k.is_finite() && k > 0.0 => Ok(SpeedArg::Factor(k)),
+        _ => Err(format!(
+            "`{s}` is not a speed: give a factor above 0 (1 = original pace, 10 = ten times faster) or `max`"
+        )),
+    }
+}
+
 /// `wsrec replay` options.
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
@@ -317,8 +344,8 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9000")]
     pub listen: std::net::SocketAddr,
     /// Pace: a factor (1 = as recorded, 10 = ten times faster) or `max`.
-    #[arg(long, value_name = "N|max", default_value = "1", value_parser = crate::tools::replay::parse_speed)]
-    pub speed: crate::tools::replay::Speed,
+    #[arg(long, value_name = "N|max", default_value = "1", value_parser = parse_speed)]
+    pub speed: SpeedArg,
     /// Start over at the end instead of closing the connection.
     #[arg(long = "loop")]
     pub looping: bool,
@@ -338,7 +365,7 @@ impl Default for ReplayArgs {
         Self {
             paths: Vec::new(),
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 9000)),
-            speed: crate::tools::replay::Speed::Factor(1.0),
+            speed: SpeedArg::Factor(1.0),
             looping: false,
             streams: Vec::new(),
             from: None,
@@ -371,6 +398,11 @@ pub struct MergeArgs {
     pub json: bool,
 }
 
+/// How long `wsrec demo` records by default.
+pub const DEMO_DURATION: Duration = Duration::from_secs(5);
+/// Where `wsrec demo` records by default.
+pub const DEMO_DIR: &str = "./wsrec-demo";
+
 /// `wsrec demo` options.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -378,15 +410,15 @@ pub struct DemoArgs {
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub duration: Duration,
     /// Where to record.
-    #[arg(short = 'o', long = "output-dir", value_name = "DIR", default_value = crate::tools::demo::DEFAULT_DIR)]
+    #[arg(short = 'o', long = "output-dir", value_name = "DIR", default_value = DEMO_DIR)]
     pub output_dir: PathBuf,
 }
 
 impl Default for DemoArgs {
     fn default() -> Self {
         Self {
-            duration: crate::tools::demo::DEFAULT_DURATION,
-            output_dir: PathBuf::from(crate::tools::demo::DEFAULT_DIR),
+            duration: DEMO_DURATION,
+            output_dir: PathBuf::from(DEMO_DIR),
         }
     }
 }
@@ -440,6 +472,17 @@ mod tests {
         let cli = parse(&["wsrec", "record", "-config", "c.json"]);
         assert!(matches!(cli.command, Some(Command::Record(_))));
         assert_eq!(cli.config, Some(PathBuf::from("c.json")));
+    }
+
+    #[test]
+    fn speeds_parse() {
+        assert_eq!(parse_speed("1"), Ok(SpeedArg::Factor(1.0)));
+        assert_eq!(parse_speed("10x"), Ok(SpeedArg::Factor(10.0)));
+        assert_eq!(parse_speed("0.5"), Ok(SpeedArg::Factor(0.5)));
+        assert_eq!(parse_speed("MAX"), Ok(SpeedArg::Max));
+        for bad in ["0", "-1", "fast", "inf", "NaN", ""] {
+            assert!(parse_speed(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

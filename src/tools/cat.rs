@@ -10,9 +10,10 @@ use std::io::{self, Write};
 
 use anyhow::Context as _;
 
-use super::{Filter, Progress, find_files};
-use crate::cli::CatArgs;
-use crate::read::{Entry, Format, Item, Order, RecordingFile, Scan};
+use std::path::PathBuf;
+
+use super::{Filter, LineKind, Progress, find_files};
+use crate::read::{Entry, Item, Order, RecordingFile, Scan};
 
 /// Invalid-line warnings printed before they are only counted.
 const MAX_WARNINGS: u64 = 20;
@@ -41,29 +42,20 @@ pub struct CatSummary {
     pub unreadable: u64,
 }
 
-/// Runs `wsrec cat`.
+/// Runs `wsrec cat` on the recordings under `paths`.
 ///
 /// # Errors
 /// Bad arguments (usage), a file that could not be read, or a failed write to stdout; a
 /// closed pipe is not an error.
-pub fn run(args: &CatArgs) -> anyhow::Result<()> {
-    let opts = CatOptions {
-        filter: Filter {
-            streams: args.streams.clone(),
-            from: args.from,
-            to: args.to,
-        },
-        msg_only: args.msg,
-        merge: args.merge,
-    };
+pub fn run(paths: &[PathBuf], opts: &CatOptions) -> anyhow::Result<()> {
     opts.filter.validate()?;
-    let files = super::select_streams(find_files(&args.paths)?, &opts.filter);
+    let files = super::select_streams(find_files(paths)?, &opts.filter);
     let total = files.iter().map(|f| f.size).sum();
     let mut progress = Progress::new(total, super::stdout_is_file());
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(256 * 1024, stdout.lock());
     let mut stderr = io::stderr().lock();
-    let result = cat(files, &opts, &mut out, &mut stderr, &mut progress)
+    let result = cat(files, opts, &mut out, &mut stderr, &mut progress)
         .and_then(|summary| out.flush().map(|()| summary));
     progress.finish();
     match result {
@@ -106,20 +98,21 @@ pub fn cat(
                 raw_stream,
                 raw_ts,
             } => {
-                if info.too_long {
-                    s.invalid += 1;
-                    let _ = writeln!(
-                        warn,
-                        "wsrec: warning: {}:{}: line longer than {} bytes; skipped",
-                        file.path.display(),
-                        info.number,
-                        crate::read::MAX_LINE
-                    );
-                    continue;
-                }
-                if info.torn {
+                let entry = match LineKind::of(file, format, &info, bytes) {
+                    LineKind::TooLong => {
+                        s.invalid += 1;
+                        let _ = writeln!(
+                            warn,
+                            "wsrec: warning: {}:{}: line longer than {} bytes; skipped",
+                            file.path.display(),
+                            info.number,
+                            crate::read::MAX_LINE
+                        );
+                        continue;
+                    }
                     // An open file's last line is still being written: not a defect.
-                    if !file.is_open {
+                    LineKind::Torn { open: true } => continue,
+                    LineKind::Torn { open: false } => {
                         s.torn += 1;
                         let _ = writeln!(
                             warn,
@@ -128,22 +121,20 @@ pub fn cat(
                             info.number,
                             bytes.len()
                         );
+                        continue;
                     }
-                    continue;
-                }
-                if format == Format::Raw {
-                    // Raw lines carry no time: the file's interval start stands in for it.
-                    let after_end = matches!((raw_ts, filter.to), (Some(t), Some(to)) if t >= to);
-                    if filter.stream_ok(raw_stream) && !after_end {
-                        out.write_all(bytes)?;
-                        out.write_all(b"\n")?;
-                        s.printed += 1;
+                    LineKind::Raw => {
+                        // Raw lines carry no time: the file's interval start stands in for it.
+                        let after_end =
+                            matches!((raw_ts, filter.to), (Some(t), Some(to)) if t >= to);
+                        if filter.stream_ok(raw_stream) && !after_end {
+                            out.write_all(bytes)?;
+                            out.write_all(b"\n")?;
+                            s.printed += 1;
+                        }
+                        continue;
                     }
-                    continue;
-                }
-                let entry = match Entry::parse(bytes) {
-                    Ok(e) => e,
-                    Err(why) => {
+                    LineKind::Invalid(why) => {
                         s.invalid += 1;
                         if s.invalid <= MAX_WARNINGS {
                             let _ = writeln!(
@@ -155,6 +146,7 @@ pub fn cat(
                         }
                         continue;
                     }
+                    LineKind::Record(e) => e,
                 };
                 if !filter.stream_ok(entry.stream()) || !filter.time_ok(entry.ts()) {
                     continue;

@@ -18,14 +18,8 @@ use tokio_util::sync::CancellationToken;
 use super::replay::{self, Frame, MemorySource, PlayOptions, Speed};
 use super::stats::{self, StatsReport};
 use super::{Filter, Progress};
-use crate::cli::DemoArgs;
 use crate::read::discover;
 use crate::{Recorder, StreamConfig};
-
-/// How long the demo records by default.
-pub const DEFAULT_DURATION: Duration = Duration::from_secs(5);
-/// Where the demo records by default.
-pub const DEFAULT_DIR: &str = "./wsrec-demo";
 
 /// The embedded streams: name (also the server path) and frames, one per line.
 pub const STREAMS: [(&str, &str); 3] = [
@@ -212,17 +206,12 @@ fn program() -> &'static str {
     }
 }
 
-/// Runs `wsrec demo`.
+/// Runs `wsrec demo`, recording on `runtime`.
 ///
 /// # Errors
 /// The output directory cannot be used, or the recorder failed.
-pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
-    let opts = DemoOptions {
-        duration: args.duration,
-        output_dir: args.output_dir.clone(),
-    };
+pub fn run(opts: &DemoOptions, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     let frames: usize = STREAMS.iter().map(|(_, t)| t.lines().count()).sum();
-    let runtime = crate::commands::runtime(2)?;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -232,7 +221,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         opts.output_dir.display()
     )?;
     out.flush()?;
-    let outcome = runtime.block_on(record(&opts))?;
+    let outcome = runtime.block_on(record(opts))?;
     write!(out, "{}", stats::render_table(&outcome.stats))?;
     let messages: u64 = outcome.stats.streams.iter().map(|s| s.total.messages).sum();
     let dir = opts.output_dir.display();

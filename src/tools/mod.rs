@@ -4,7 +4,8 @@
 //! embedded real exchange frames through the whole pipeline, offline. All of them read through
 //! [`crate::read`], so plain, compressed and still-open files alike, in constant memory.
 //!
-//! This module holds what they share: the record filter (`--stream`, `--from`, `--to`), time
+//! This module holds what they share: the record filter (`--stream`, `--from`, `--to`), the
+//! sorting of the lines read ([`LineKind`]: every tool meets bad lines in the same order), time
 //! parsing and printing, the usage error (exit code 2) and the progress bar.
 
 pub mod cat;
@@ -19,7 +20,7 @@ use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::read::{self, RecordingFile};
+use crate::read::{self, Entry, Format, LineInfo, RecordingFile};
 
 /// Bad input on the command line (a path, a time, a combination of flags): exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +64,44 @@ impl Filter {
             )));
         }
         Ok(())
+    }
+}
+
+/// What a line read from a recording is. Every tool sorts its lines the same way, in this order,
+/// and only decides what to do with each kind (warn, count, list as an issue, or skip).
+#[derive(Debug)]
+pub enum LineKind<'a> {
+    /// Longer than [`read::MAX_LINE`]: not read.
+    TooLong,
+    /// The last line has no newline. `open`: the file is still being written (or a crash left
+    /// it), so the writer may be mid-line; otherwise the file was cut short.
+    Torn {
+        /// The file still has its `.open` suffix.
+        open: bool,
+    },
+    /// A line of a raw-format file: a message verbatim, not an envelope.
+    Raw,
+    /// Not a record, and why.
+    Invalid(String),
+    /// A record.
+    Record(Entry<'a>),
+}
+
+impl<'a> LineKind<'a> {
+    /// Sorts line `bytes` of `file` (in `format`), as [`read::Scan`] described it in `info`.
+    pub fn of(file: &RecordingFile, format: Format, info: &LineInfo, bytes: &'a [u8]) -> Self {
+        if info.too_long {
+            Self::TooLong
+        } else if info.torn {
+            Self::Torn { open: file.is_open }
+        } else if format == Format::Raw {
+            Self::Raw
+        } else {
+            match Entry::parse(bytes) {
+                Ok(entry) => Self::Record(entry),
+                Err(why) => Self::Invalid(why),
+            }
+        }
     }
 }
 
@@ -152,6 +191,27 @@ pub fn select_streams(files: Vec<RecordingFile>, filter: &Filter) -> Vec<Recordi
             }
         })
         .collect()
+}
+
+/// Prints a command's report to stdout: pretty JSON if `json`, else the text `render` makes.
+///
+/// # Errors
+/// Writing to stdout failed (a closed pipe included: see [`is_broken_pipe`]).
+pub fn print_report<T: serde::Serialize>(
+    report: &T,
+    json: bool,
+    render: impl FnOnce(&T) -> String,
+) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, report)?;
+        writeln!(out)?;
+    } else {
+        write!(out, "{}", render(report))?;
+    }
+    out.flush()?;
+    Ok(())
 }
 
 /// True if `e` (anywhere in its chain) is a broken pipe: the reader went away (`| head`).

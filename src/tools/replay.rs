@@ -26,9 +26,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{Filter, UsageError, find_files};
-use crate::cli::ReplayArgs;
-use crate::read::{Entry, Format, Item, Order, Payload, RecordingFile, Scan};
+use super::{Filter, LineKind, UsageError, find_files};
+use crate::read::{Entry, Item, Order, Payload, RecordingFile, Scan};
 
 /// Frames buffered between a client's reader thread and its socket.
 const FRAME_BUFFER: usize = 1024;
@@ -42,23 +41,6 @@ pub enum Speed {
     Factor(f64),
     /// No waiting at all.
     Max,
-}
-
-/// Parses `--speed`: a factor such as `1`, `10`, `0.5` or `10x`, or `max`.
-///
-/// # Errors
-/// A message showing the accepted forms.
-pub fn parse_speed(s: &str) -> Result<Speed, String> {
-    let t = s.trim();
-    if t.eq_ignore_ascii_case("max") {
-        return Ok(Speed::Max);
-    }
-    match t.trim_end_matches(['x', 'X']).parse::<f64>() {
-        Ok(k) if k.is_finite() && k > 0.0 => Ok(Speed::Factor(k)),
-        _ => Err(format!(
-            "`{s}` is not a speed: give a factor above 0 (1 = original pace, 10 = ten times faster) or `max`"
-        )),
-    }
 }
 
 /// How to play.
@@ -167,23 +149,21 @@ impl Iterator for FileFrames {
                 }
                 continue;
             };
-            if info.torn || info.too_long {
-                continue;
-            }
-            if format == Format::Raw {
-                if !self.filter.stream_ok(raw_stream) {
-                    continue;
+            let m = match LineKind::of(file, format, &info, bytes) {
+                LineKind::Raw => {
+                    if !self.filter.stream_ok(raw_stream) {
+                        continue;
+                    }
+                    let ts = raw_ts.unwrap_or(self.last_ts).max(self.last_ts);
+                    self.last_ts = ts;
+                    let message = match std::str::from_utf8(bytes) {
+                        Ok(s) => Message::text(s.to_owned()),
+                        Err(_) => Message::binary(bytes.to_vec()),
+                    };
+                    return Some(Frame { ts, message });
                 }
-                let ts = raw_ts.unwrap_or(self.last_ts).max(self.last_ts);
-                self.last_ts = ts;
-                let message = match std::str::from_utf8(bytes) {
-                    Ok(s) => Message::text(s.to_owned()),
-                    Err(_) => Message::binary(bytes.to_vec()),
-                };
-                return Some(Frame { ts, message });
-            }
-            let Ok(Entry::Message(m)) = Entry::parse(bytes) else {
-                continue;
+                LineKind::Record(Entry::Message(m)) => m,
+                _ => continue,
             };
             if !self.filter.stream_ok(&m.stream) || !self.filter.time_ok(m.ts) {
                 continue;
@@ -248,18 +228,27 @@ impl Source for MemorySource {
     }
 }
 
-/// Runs `wsrec replay` until Ctrl-C.
+/// What `wsrec replay` plays, where and how.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReplayOptions {
+    /// Recording files or directories.
+    pub paths: Vec<std::path::PathBuf>,
+    /// Address to serve on.
+    pub listen: SocketAddr,
+    /// Which records.
+    pub filter: Filter,
+    /// Pace and looping.
+    pub play: PlayOptions,
+}
+
+/// The recording files `opts` asks for; checked before anything listens.
 ///
 /// # Errors
-/// Bad arguments, or the address cannot be listened on.
-pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
-    let filter = Filter {
-        streams: args.streams.clone(),
-        from: args.from,
-        to: args.to,
-    };
+/// Bad arguments (usage): an empty time range, no recordings, none of the wanted streams.
+pub fn files(opts: &ReplayOptions) -> anyhow::Result<Vec<RecordingFile>> {
+    let filter = &opts.filter;
     filter.validate()?;
-    let files = super::select_streams(find_files(&args.paths)?, &filter);
+    let files = super::select_streams(find_files(&opts.paths)?, filter);
     if files.is_empty() {
         return Err(UsageError(format!(
             "none of the recordings is of stream {}",
@@ -267,40 +256,43 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
         ))
         .into());
     }
+    Ok(files)
+}
+
+/// Runs `wsrec replay` of `files` (from [`files`]) until Ctrl-C.
+///
+/// # Errors
+/// The address cannot be listened on.
+pub async fn run(files: Vec<RecordingFile>, opts: ReplayOptions) -> anyhow::Result<()> {
     let nfiles = files.len();
-    let source = FileSource::new(files, filter);
-    let opts = PlayOptions {
-        speed: args.speed,
-        looping: args.looping,
+    let source = FileSource::new(files, opts.filter);
+    let listen = opts.listen;
+    let opts = opts.play;
+    let listener = TcpListener::bind(listen).await.with_context(|| {
+        format!(
+            "cannot listen on {}; is the port in use? pick another with --listen",
+            listen
+        )
+    })?;
+    let addr = listener.local_addr()?;
+    let pace = match opts.speed {
+        Speed::Max => "as fast as possible".to_owned(),
+        Speed::Factor(1.0) => "at the original pace".to_owned(),
+        Speed::Factor(k) => format!("at {k}x the original pace"),
     };
-    let runtime = crate::commands::runtime(2)?;
-    runtime.block_on(async move {
-        let listener = TcpListener::bind(args.listen).await.with_context(|| {
-            format!(
-                "cannot listen on {}; is the port in use? pick another with --listen",
-                args.listen
-            )
-        })?;
-        let addr = listener.local_addr()?;
-        let pace = match opts.speed {
-            Speed::Max => "as fast as possible".to_owned(),
-            Speed::Factor(1.0) => "at the original pace".to_owned(),
-            Speed::Factor(k) => format!("at {k}x the original pace"),
-        };
-        eprintln!(
-            "Replaying {nfiles} file(s) {pace}{} to every client of ws://{addr}/ (all streams merged) or ws://{addr}/<stream> ({}). Ctrl-C stops.",
-            if opts.looping { ", in a loop," } else { "" },
-            source.streams().join(", ")
-        );
-        let shutdown = CancellationToken::new();
-        let on_ctrl_c = shutdown.clone();
-        tokio::spawn(async move {
-            let _ = tokio::signal::ctrl_c().await;
-            on_ctrl_c.cancel();
-        });
-        serve(listener, Arc::new(source), opts, shutdown).await;
-        Ok(())
-    })
+    eprintln!(
+        "Replaying {nfiles} file(s) {pace}{} to every client of ws://{addr}/ (all streams merged) or ws://{addr}/<stream> ({}). Ctrl-C stops.",
+        if opts.looping { ", in a loop," } else { "" },
+        source.streams().join(", ")
+    );
+    let shutdown = CancellationToken::new();
+    let on_ctrl_c = shutdown.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        on_ctrl_c.cancel();
+    });
+    serve(listener, Arc::new(source), opts, shutdown).await;
+    Ok(())
 }
 
 /// Serves `source` to every client of `listener` until `shutdown`, then closes every client
@@ -495,17 +487,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn speeds_parse() {
-        assert_eq!(parse_speed("1"), Ok(Speed::Factor(1.0)));
-        assert_eq!(parse_speed("10x"), Ok(Speed::Factor(10.0)));
-        assert_eq!(parse_speed("0.5"), Ok(Speed::Factor(0.5)));
-        assert_eq!(parse_speed("MAX"), Ok(Speed::Max));
-        for bad in ["0", "-1", "fast", "inf", "NaN", ""] {
-            assert!(parse_speed(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn memory_source_plays_one_stream_or_all_in_time_order() {

@@ -6,13 +6,13 @@
 //! least one second). Lines that are not records are counted and left to `wsrec verify`.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 
 use serde::Serialize;
 
-use super::{Filter, Progress, find_files, format_ts};
-use crate::cli::StatsArgs;
-use crate::read::{Entry, EventDetail, Format, Item, Order, RecordingFile, Scan};
+use std::path::PathBuf;
+
+use super::{Filter, LineKind, Progress, find_files, format_ts};
+use crate::read::{Entry, EventDetail, Item, Order, RecordingFile, Scan};
 
 const HOUR_NS: u64 = 3_600_000_000_000;
 
@@ -103,31 +103,37 @@ struct Acc {
     max_conn: u64,
 }
 
-/// Runs `wsrec stats`.
+/// How `wsrec stats` prints its figures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatsOutput {
+    /// A table for people ([`render_table`]).
+    Table,
+    /// JSON ([`StatsReport`]).
+    Json,
+    /// CSV ([`render_csv`]).
+    Csv,
+}
+
+/// Runs `wsrec stats` on the recordings under `paths`, only `streams` if any.
 ///
 /// # Errors
 /// Bad arguments, a failed write, or files that could not be read to the end (after the
 /// figures are printed).
-pub fn run(args: &StatsArgs) -> anyhow::Result<()> {
+pub fn run(paths: &[PathBuf], streams: &[String], output: StatsOutput) -> anyhow::Result<()> {
     let filter = Filter {
-        streams: args.streams.clone(),
+        streams: streams.to_vec(),
         ..Filter::default()
     };
-    let files = super::select_streams(find_files(&args.paths)?, &filter);
+    let files = super::select_streams(find_files(paths)?, &filter);
     let total = files.iter().map(|f| f.size).sum();
     let mut progress = Progress::new(total, true);
     let report = compute(files, &filter, &mut progress);
     progress.finish();
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        serde_json::to_writer_pretty(&mut out, &report)?;
-        writeln!(out)?;
-    } else if args.csv {
-        write!(out, "{}", render_csv(&report))?;
-    } else {
-        write!(out, "{}", render_table(&report))?;
-    }
-    out.flush()?;
+    let text = match output {
+        StatsOutput::Csv => render_csv,
+        StatsOutput::Table | StatsOutput::Json => render_table,
+    };
+    super::print_report(&report, output == StatsOutput::Json, text)?;
     if report.invalid_lines > 0 {
         eprintln!(
             "wsrec: warning: {} line(s) were not records and are not counted; `wsrec verify` lists them",
@@ -151,33 +157,34 @@ pub fn compute(files: Vec<RecordingFile>, filter: &Filter, progress: &mut Progre
     while let Some(item) = scan.next_item() {
         match item {
             Item::Line {
+                file,
                 format,
                 info,
                 bytes,
                 raw_stream,
                 raw_ts,
-                ..
             } => {
-                if info.torn || info.too_long {
-                    continue;
-                }
-                if format == Format::Raw {
-                    if filter.stream_ok(raw_stream) {
-                        let a = acc.entry(raw_stream.to_owned()).or_default();
-                        let hour = raw_ts.map(|t| t - t % HOUR_NS);
-                        a.hours
-                            .entry(hour)
-                            .or_insert_with(|| Row {
-                                hour_start_ns: hour,
-                                ..Row::default()
-                            })
-                            .add(None, bytes.len() as u64);
+                let entry = match LineKind::of(file, format, &info, bytes) {
+                    LineKind::TooLong | LineKind::Torn { .. } => continue,
+                    LineKind::Raw => {
+                        if filter.stream_ok(raw_stream) {
+                            let a = acc.entry(raw_stream.to_owned()).or_default();
+                            let hour = raw_ts.map(|t| t - t % HOUR_NS);
+                            a.hours
+                                .entry(hour)
+                                .or_insert_with(|| Row {
+                                    hour_start_ns: hour,
+                                    ..Row::default()
+                                })
+                                .add(None, bytes.len() as u64);
+                        }
+                        continue;
                     }
-                    continue;
-                }
-                let Ok(entry) = Entry::parse(bytes) else {
-                    report.invalid_lines += 1;
-                    continue;
+                    LineKind::Invalid(_) => {
+                        report.invalid_lines += 1;
+                        continue;
+                    }
+                    LineKind::Record(entry) => entry,
                 };
                 if !filter.stream_ok(entry.stream()) {
                     continue;

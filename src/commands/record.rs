@@ -1,121 +1,26 @@
-//! Glue between the command line and the library: turns arguments into a [`Config`], sets up
-//! logging and signals, runs a subcommand, and picks the exit code.
+//! `wsrec record` (also the default command): turns its flags and the config file into a
+//! [`Config`], sets up logging and signals, and runs the [`Recorder`] until a signal.
 
-use std::path::PathBuf;
-use std::process::ExitCode;
-
-use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{
-    Cli, Command, CompressArg, FormatArg, FsyncArg, RecordArgs, StatusArgs, TsSourceArg,
-    VenuesArgs, WhenFullArg,
-};
+use crate::cli::{Cli, CompressArg, FormatArg, FsyncArg, RecordArgs, TsSourceArg, WhenFullArg};
 use crate::config::{self, Config, Format, Secret, StreamConfig, TsSource, WhenFull};
 use crate::error::ConfigError;
-use crate::recorder::{Recorder, RunError};
+use crate::recorder::Recorder;
 
-/// Exit code for bad input (config, URL, flag): nothing was written.
-pub const EXIT_USAGE: u8 = 2;
-
-/// Runs the parsed command line.
-pub fn run(cli: Cli) -> ExitCode {
-    let result = match cli.command {
-        _ if cli.status => status(&cli.config, &StatusArgs::default(), true),
-        Some(Command::Status(ref args)) => status(&cli.config, args, false),
-        Some(Command::Record(ref args)) => record(&cli, args),
-        Some(Command::Cat(ref args)) => crate::tools::cat::run(args),
-        Some(Command::Verify(ref args)) => crate::tools::verify::run(args),
-        Some(Command::Stats(ref args)) => crate::tools::stats::run(args),
-        Some(Command::Replay(ref args)) => crate::tools::replay::run(args),
-        Some(Command::Demo(ref args)) => crate::tools::demo::run(args),
-        Some(Command::Venues(ref args)) => venues(args),
-        Some(Command::Merge(ref args)) => crate::tools::merge::run(args),
-        None => record(&cli, &RecordArgs::default()),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        // The reader went away (`wsrec cat … | head`): nothing more to say to it.
-        Err(e) if crate::tools::is_broken_pipe(&e) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("wsrec: error: {e:#}");
-            let usage = e.chain().any(|c| {
-                c.is::<ConfigError>()
-                    || c.is::<crate::tools::UsageError>()
-                    || matches!(c.downcast_ref::<RunError>(), Some(RunError::Config(_)))
-            });
-            ExitCode::from(if usage { EXIT_USAGE } else { 1 })
-        }
-    }
-}
-
-/// `wsrec venues [NAME] [--json]`: every preset, or NAME's in full with its sources; an
-/// unknown NAME is bad input (exit 2) and names the closest preset.
-fn venues(args: &VenuesArgs) -> anyhow::Result<()> {
-    use crate::venue::{PRESETS, describe_all, describe_one, find, to_json, unknown};
-    use std::io::Write as _;
-    let preset = match &args.name {
-        Some(name) => Some(find(name).ok_or_else(|| crate::tools::UsageError(unknown(name)))?),
-        None => None,
-    };
-    let text = match (preset, args.json) {
-        (Some(p), true) => format!("{:#}\n", to_json(p)),
-        (None, true) => {
-            let all: Vec<_> = PRESETS.iter().map(to_json).collect();
-            format!("{:#}\n", serde_json::json!({ "presets": all }))
-        }
-        (Some(p), false) => describe_one(p),
-        (None, false) => describe_all(),
-    };
-    std::io::stdout()
-        .write_all(text.as_bytes())
-        .context("cannot write to stdout")?;
-    Ok(())
-}
-
-/// The multi-thread tokio runtime every command runs on, with `threads` workers.
-pub(crate) fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .thread_name("wsrec")
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
-}
-
-fn record(cli: &Cli, args: &RecordArgs) -> anyhow::Result<()> {
+/// Runs `wsrec record` (and the bare `wsrec`) until SIGINT or SIGTERM.
+///
+/// # Errors
+/// Bad flags or config (usage), or the recorder failed.
+pub(super) fn record(cli: &Cli, args: &RecordArgs) -> anyhow::Result<()> {
     let config = build_config(cli.config.as_deref(), args)?;
     let recorder = Recorder::new(config)?;
     init_logging(recorder.config(), cli.debug)?;
-    runtime(recorder.config().threads)?.block_on(async move {
+    super::runtime(recorder.config().threads)?.block_on(async move {
         let shutdown = CancellationToken::new();
         tokio::spawn(on_signals(shutdown.clone()));
         recorder.run(shutdown).await
     })?;
-    Ok(())
-}
-
-fn status(config_path: &Option<PathBuf>, args: &StatusArgs, go_line: bool) -> anyhow::Result<()> {
-    let socket = match (&args.socket, config_path) {
-        (Some(p), _) => p.clone(),
-        (None, Some(c)) => load_config(c)?
-            .status_socket_path()
-            .context("the config turns the status socket off (status_socket = \"\")")?,
-        (None, None) => Config::default()
-            .status_socket_path()
-            .context("no status socket configured")?,
-    };
-    let snapshot = runtime(1)?.block_on(crate::status::query(&socket))?;
-    if go_line {
-        println!("{}", snapshot.go_line());
-    } else if args.json {
-        println!("{}", serde_json::to_string_pretty(&snapshot)?);
-    } else {
-        print!(
-            "{}",
-            crate::status::render_table(&snapshot, crate::clock::system_now_ns())
-        );
-    }
     Ok(())
 }
 

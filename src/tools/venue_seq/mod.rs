@@ -34,11 +34,20 @@
 //!
 //! Numbering restarts with every connection (a venue sends a new snapshot), so a [`Checker`]
 //! keeps its state per connection and is told when one ends.
+//!
+//! [`points`] holds the rules of the venues whose messages are JSON objects, read into the shapes
+//! of `shapes`; Gate's and Crypto.com's `result` data is read in `result`, Bitfinex's arrays in
+//! `bitfinex`.
 
 use std::collections::HashMap;
 
-use serde::Deserialize;
-use serde_json::value::RawValue;
+mod bitfinex;
+mod result;
+mod shapes;
+
+use bitfinex::bitfinex_point;
+use result::result_points;
+use shapes::{BinanceDepth, BitgetBook, BybitBook, DeribitBook, DeribitParams, OkxBook, Top};
 
 /// A venue whose sequence numbers are checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -162,118 +171,6 @@ const MARKERS: [&[u8]; 6] = [
     b"\"feed\":\"book\"",
     b"\"seq\":",
 ];
-
-#[derive(Deserialize)]
-struct Top<'a> {
-    // Binance combined streams: {"stream":…,"data":{…}}; Bybit, OKX: "data" too.
-    stream: Option<String>,
-    #[serde(borrow)]
-    data: Option<&'a RawValue>,
-    // Binance bare event.
-    e: Option<String>,
-    s: Option<String>,
-    #[serde(rename = "U")]
-    first_update: Option<u64>,
-    u: Option<u64>,
-    pu: Option<u64>,
-    // Bybit.
-    topic: Option<String>,
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    // Coinbase Advanced Trade.
-    sequence_num: Option<u64>,
-    channel: Option<String>,
-    // OKX.
-    arg: Option<OkxArg>,
-    action: Option<String>,
-    // Deribit.
-    method: Option<String>,
-    #[serde(borrow)]
-    params: Option<&'a RawValue>,
-    // Kraken Futures.
-    feed: Option<String>,
-    product_id: Option<String>,
-    seq: Option<u64>,
-    // Gate, Crypto.com.
-    #[serde(borrow)]
-    result: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct GateBook {
-    s: Option<String>,
-    #[serde(rename = "U")]
-    first_update: Option<u64>,
-    u: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct BitgetBook {
-    seq: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct CryptocomResult<'a> {
-    subscription: Option<String>,
-    channel: Option<String>,
-    #[serde(borrow)]
-    data: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct CryptocomBook {
-    u: Option<u64>,
-    pu: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct BinanceDepth {
-    e: Option<String>,
-    s: Option<String>,
-    #[serde(rename = "U")]
-    first_update: Option<u64>,
-    u: Option<u64>,
-    pu: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct BybitBook {
-    u: Option<u64>,
-    seq: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct OkxArg {
-    channel: Option<String>,
-    #[serde(rename = "instId")]
-    inst_id: Option<String>,
-    /// Bitget's args name the market; OKX's book args do not.
-    #[serde(rename = "instType")]
-    inst_type: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct OkxBook {
-    #[serde(rename = "seqId")]
-    seq_id: Option<i64>,
-    #[serde(rename = "prevSeqId")]
-    prev_seq_id: Option<i64>,
-}
-
-#[derive(Deserialize)]
-struct DeribitParams<'a> {
-    channel: Option<String>,
-    #[serde(borrow)]
-    data: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct DeribitBook {
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    change_id: Option<u64>,
-    prev_change_id: Option<u64>,
-}
 
 /// The sequence facts a message carries (none for most messages), appended to `out`.
 pub fn points(msg: &[u8], out: &mut Vec<Point>) {
@@ -487,53 +384,6 @@ fn increasing(snapshot: bool, seq: u64) -> Step {
     }
 }
 
-/// The sequence facts of a message with a `result` (Gate's and Crypto.com's data).
-fn result_points(channel: Option<&str>, result: &RawValue, out: &mut Vec<Point>) {
-    // Gate: `{"channel":"spot.order_book_update","result":{"s","U","u",…}}`.
-    if let Some(channel) = channel.filter(|c| c.ends_with(".order_book_update")) {
-        if let Ok(GateBook {
-            s: Some(symbol),
-            first_update: Some(first),
-            u: Some(last),
-        }) = serde_json::from_str::<GateBook>(result.get())
-        {
-            out.push(Point {
-                venue: Venue::Gate,
-                key: format!("{channel}:{symbol}"),
-                field: "U/u",
-                step: Step::Range { first, last },
-            });
-        }
-        return;
-    }
-    // Crypto.com: `{"result":{"subscription","channel":"book"|"book.update","data":[…]}}`.
-    let Ok(r) = serde_json::from_str::<CryptocomResult<'_>>(result.get()) else {
-        return;
-    };
-    let (Some(key), Some(kind), Some(data)) = (r.subscription, r.channel, r.data) else {
-        return;
-    };
-    if kind != "book" && kind != "book.update" {
-        return;
-    }
-    let Ok(books) = serde_json::from_str::<Vec<CryptocomBook>>(data.get()) else {
-        return;
-    };
-    for b in books {
-        let Some(last) = b.u else { continue };
-        let step = match b.pu {
-            Some(prev) if kind == "book.update" => Step::Link { prev, last },
-            _ => Step::Reset { last },
-        };
-        out.push(Point {
-            venue: Venue::Cryptocom,
-            key: key.clone(),
-            field: "u/pu",
-            step,
-        });
-    }
-}
-
 /// Whether a Binance stream name is a partial-depth stream (`btcusdt@depth20@100ms`,
 /// `ethusdt@depth5`): snapshots, not diffs.
 fn is_partial_depth(stream: &str) -> bool {
@@ -542,33 +392,6 @@ fn is_partial_depth(stream: &str) -> bool {
         .nth(1)
         .and_then(|kind| kind.strip_prefix("depth"))
         .is_some_and(|levels| !levels.is_empty() && levels.bytes().all(|b| b.is_ascii_digit()))
-}
-
-/// Bitfinex with `SEQ_ALL`: `[CHANNEL_ID, …, SEQ]`, one counter per connection over every
-/// channel (heartbeats and checksum messages included), as bitfinex-api-node's
-/// `_validateMessageSeq` checks it. Read from the ends of the message only: a book snapshot
-/// need not be parsed.
-fn bitfinex_point(msg: &[u8]) -> Option<Point> {
-    let text = std::str::from_utf8(msg).ok()?.trim();
-    let body = text.strip_prefix('[')?.strip_suffix(']')?;
-    let (chan, rest) = body.split_once(',')?;
-    chan.trim().parse::<u64>().ok()?;
-    let (before, last) = rest.rsplit_once(',')?;
-    let seq = last.trim().parse::<u64>().ok()?;
-    // Without SEQ_ALL a checksum message `[ID,"cs",CHECKSUM]` ends with a number too; every
-    // other message then ends with an array or a string.
-    if before.trim() == "\"cs\"" {
-        return None;
-    }
-    Some(Point {
-        venue: Venue::Bitfinex,
-        key: String::new(),
-        field: "SEQ",
-        step: Step::Range {
-            first: seq,
-            last: seq,
-        },
-    })
 }
 
 /// Follows every sequence of every connection and reports breaks.

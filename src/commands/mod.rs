@@ -1,0 +1,112 @@
+//! Glue between the command line and the library: runs a subcommand and picks the exit code.
+//! [`record`] turns the `record` flags into a [`Config`] and runs the recorder; [`tools`] turns
+//! the flags of the commands around a recording into the options of [`crate::tools`] and runs
+//! them. The commands here are the only place that sees both the clap types of [`crate::cli`]
+//! and the library: the tools take plain option structs of their own.
+
+mod record;
+mod tools;
+
+pub use record::{build_config, load_config};
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+
+use crate::cli::{Cli, Command, RecordArgs, StatusArgs, VenuesArgs};
+use crate::config::Config;
+use crate::error::ConfigError;
+use crate::recorder::RunError;
+
+/// Exit code for bad input (config, URL, flag): nothing was written.
+pub const EXIT_USAGE: u8 = 2;
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        _ if cli.status => status(&cli.config, &StatusArgs::default(), true),
+        Some(Command::Status(ref args)) => status(&cli.config, args, false),
+        Some(Command::Record(ref args)) => record::record(&cli, args),
+        Some(Command::Cat(ref args)) => tools::cat(args),
+        Some(Command::Verify(ref args)) => tools::verify(args),
+        Some(Command::Stats(ref args)) => tools::stats(args),
+        Some(Command::Replay(ref args)) => tools::replay(args),
+        Some(Command::Demo(ref args)) => tools::demo(args),
+        Some(Command::Venues(ref args)) => venues(args),
+        Some(Command::Merge(ref args)) => tools::merge(args),
+        None => record::record(&cli, &RecordArgs::default()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`wsrec cat … | head`): nothing more to say to it.
+        Err(e) if crate::tools::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wsrec: error: {e:#}");
+            let usage = e.chain().any(|c| {
+                c.is::<ConfigError>()
+                    || c.is::<crate::tools::UsageError>()
+                    || matches!(c.downcast_ref::<RunError>(), Some(RunError::Config(_)))
+            });
+            ExitCode::from(if usage { EXIT_USAGE } else { 1 })
+        }
+    }
+}
+
+/// `wsrec venues [NAME] [--json]`: every preset, or NAME's in full with its sources; an
+/// unknown NAME is bad input (exit 2) and names the closest preset.
+fn venues(args: &VenuesArgs) -> anyhow::Result<()> {
+    use crate::venue::{PRESETS, describe_all, describe_one, find, to_json, unknown};
+    use std::io::Write as _;
+    let preset = match &args.name {
+        Some(name) => Some(find(name).ok_or_else(|| crate::tools::UsageError(unknown(name)))?),
+        None => None,
+    };
+    let text = match (preset, args.json) {
+        (Some(p), true) => format!("{:#}\n", to_json(p)),
+        (None, true) => {
+            let all: Vec<_> = PRESETS.iter().map(to_json).collect();
+            format!("{:#}\n", serde_json::json!({ "presets": all }))
+        }
+        (Some(p), false) => describe_one(p),
+        (None, false) => describe_all(),
+    };
+    std::io::stdout()
+        .write_all(text.as_bytes())
+        .context("cannot write to stdout")?;
+    Ok(())
+}
+
+/// The multi-thread tokio runtime every command runs on, with `threads` workers.
+fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name("wsrec")
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn status(config_path: &Option<PathBuf>, args: &StatusArgs, go_line: bool) -> anyhow::Result<()> {
+    let socket = match (&args.socket, config_path) {
+        (Some(p), _) => p.clone(),
+        (None, Some(c)) => load_config(c)?
+            .status_socket_path()
+            .context("the config turns the status socket off (status_socket = \"\")")?,
+        (None, None) => Config::default()
+            .status_socket_path()
+            .context("no status socket configured")?,
+    };
+    let snapshot = runtime(1)?.block_on(crate::status::query(&socket))?;
+    if go_line {
+        println!("{}", snapshot.go_line());
+    } else if args.json {
+        println!("{}", serde_json::to_string_pretty(&snapshot)?);
+    } else {
+        print!(
+            "{}",
+            crate::status::render_table(&snapshot, crate::clock::system_now_ns())
+        );
+    }
+    Ok(())
+}

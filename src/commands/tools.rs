@@ -1,0 +1,81 @@
+//! The commands around a recording (`cat`, `verify`, `stats`, `replay`, `demo`, `merge`): each
+//! turns its clap arguments into the options of its tool in [`crate::tools`] and runs it; the
+//! async ones (`replay`, `demo`) on a runtime from [`super::runtime`].
+
+use crate::cli::{CatArgs, DemoArgs, MergeArgs, ReplayArgs, SpeedArg, StatsArgs, VerifyArgs};
+use crate::tools::{self, Filter};
+
+/// `wsrec cat`.
+pub(super) fn cat(args: &CatArgs) -> anyhow::Result<()> {
+    let opts = tools::cat::CatOptions {
+        filter: Filter {
+            streams: args.streams.clone(),
+            from: args.from,
+            to: args.to,
+        },
+        msg_only: args.msg,
+        merge: args.merge,
+    };
+    tools::cat::run(&args.paths, &opts)
+}
+
+/// `wsrec verify`.
+pub(super) fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
+    let opts = tools::verify::VerifyOptions {
+        venue: !args.no_venue,
+    };
+    tools::verify::run(&args.paths, opts, args.json)
+}
+
+/// `wsrec stats`.
+pub(super) fn stats(args: &StatsArgs) -> anyhow::Result<()> {
+    let output = if args.json {
+        tools::stats::StatsOutput::Json
+    } else if args.csv {
+        tools::stats::StatsOutput::Csv
+    } else {
+        tools::stats::StatsOutput::Table
+    };
+    tools::stats::run(&args.paths, &args.streams, output)
+}
+
+/// `wsrec replay`, until Ctrl-C.
+pub(super) fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
+    let opts = tools::replay::ReplayOptions {
+        paths: args.paths.clone(),
+        listen: args.listen,
+        filter: Filter {
+            streams: args.streams.clone(),
+            from: args.from,
+            to: args.to,
+        },
+        play: tools::replay::PlayOptions {
+            speed: match args.speed {
+                SpeedArg::Factor(k) => tools::replay::Speed::Factor(k),
+                SpeedArg::Max => tools::replay::Speed::Max,
+            },
+            looping: args.looping,
+        },
+    };
+    let files = tools::replay::files(&opts)?;
+    super::runtime(2)?.block_on(tools::replay::run(files, opts))
+}
+
+/// `wsrec demo`.
+pub(super) fn demo(args: &DemoArgs) -> anyhow::Result<()> {
+    let opts = tools::demo::DemoOptions {
+        duration: args.duration,
+        output_dir: args.output_dir.clone(),
+    };
+    tools::demo::run(&opts, &super::runtime(2)?)
+}
+
+/// `wsrec merge`.
+pub(super) fn merge(args: &MergeArgs) -> anyhow::Result<()> {
+    let opts = tools::merge::MergeOptions {
+        tolerance_ns: u64::try_from(args.tolerance.as_nanos()).unwrap_or(u64::MAX),
+        venue: !args.no_venue,
+        force: args.force,
+    };
+    tools::merge::run(&args.inputs, &args.output, &opts, args.json)
+}
