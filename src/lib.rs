@@ -2,45 +2,60 @@
 //!
 //! # Data flow
 //!
+//! ```text
+//!  NETWORK SIDE (tasks on the runtime: 1 thread by default)      FILE SIDE
+//!
+//!  stream supervisor × shard ─► connection task ──Batch──► queue ──► writer task
+//!   (stream: backoff,             (connection: transport,  (record:    (writer: lines,
+//!    make-before-break)            venue tracker, clock)    bounded)    rotation, json)
+//!                                                                        │ DiskOp, bounded in
+//!                                                                        ▼ bytes (disk_buffer)
+//!                                                      disk worker (disk: blocking-pool task:
+//!                                                       append, fsync, rename, manifest)
+//!                                                                        │ closed files
+//!  WHAT LEAVES THE MACHINE                                               ▼
+//!  nats task ◄── encoded lines (never waits) ── writer    compressor thread (compress)
+//!                                                                        │ sealed files
+//!                                                                        ▼
+//!                                                          upload tasks (upload; hashing on
+//!                                                           the blocking pool)
+//!  OBSERVING: stats (shared atomics) ─► status socket task, metrics HTTP task, status log
+//!  SIGNALS: shutdown token ─► supervisors, then writer, disk, compressor, upload, nats in order
+//! ```
+//!
 //! Each stream has a supervisor ([`stream`]) per shard that keeps one [`connection`] task alive
 //! (reconnecting with [`backoff`], make-before-break at `max_connection_age` or when the venue
 //! asks). A stream with a [`venue`] preset gets its URL, subscribe messages, keepalive and limits
 //! from the preset, is split into shards (one connection each) when its topics exceed the
 //! venue's per-connection limit, and its connections follow the venue's acks. A connection
-//! reads frames through [`transport`] (yawc), copies every ready frame into a [`record::Batch`]
-//! with its receive time ([`clock`]), and queues the batch on a queue bounded in messages
+//! reads frames through [`transport`] (yawc over TCP or TLS), copies every ready frame into a
+//! [`record::Batch`] with its receive time ([`clock`], or the kernel's receive stamp with
+//! `ts_source = "kernel"`), and queues the batch on a queue bounded in messages
 //! ([`record::queue`], when full: block or drop and count). One [`writer`] task turns batches
 //! into lines (envelope or raw, validated with [`json`]), picks files by UTC interval
-//! ([`rotation`]) and hands its buffers to the [`disk`] thread when they are full or its queue
-//! runs empty, through a queue bounded in bytes (`disk_buffer`) that absorbs disk stalls; that thread does every blocking file operation (append, fsync, rename), and
-//! counts and describes what a write error loses for the writer to mark. So the network never
-//! waits on the disk. With `[nats]`, the
-//! writer also offers each batch's encoded lines to the [`nats`] fan-out task without waiting
-//! (a full queue is counted and marked), which publishes them to JetStream. Closed files go on
-//! to the [`compress`] thread and then, with `[upload]`, to the [`upload`] tasks, each over a
-//! queue that never blocks the stage before it.
-//! Connections and the writer are tasks on one runtime thread by default (`threads`), so a
-//! batch is formatted on the core that received it; the disk worker, the compressor and the
-//! upload's hashing run on threads of their own.
+//! ([`rotation`]) and hands its buffers to the [`disk`] worker when they are full or its queue
+//! runs empty, through a queue bounded in bytes (`disk_buffer`) that absorbs disk stalls. The
+//! disk worker, a task on tokio's blocking pool, does every blocking file operation (append,
+//! fsync, rename, [`manifest`]s) and counts and describes what a write error loses for the
+//! writer to mark. So the network never waits on the disk. With `[nats]`, the writer also
+//! offers each batch's encoded lines to the [`nats`] fan-out task without waiting (a full queue
+//! is counted and marked), which publishes them to JetStream. Closed files go on to the
+//! [`compress`] thread and then, with `[upload]`, to the [`upload`] tasks, each over a queue that
+//! never blocks the stage before it. At start, [`recover`] seals the files a crash left open.
 //! [`stats`] counters are shared atomics; [`status`] serves them on a Unix socket, and
-//! [`metrics`] over HTTP for Prometheus (`metrics_listen`).
-//!
-//! ```text
-//! signals ─► shutdown token ─┬─► stream supervisor × N ─► connection task(s) ──Batch──┐
-//!                            │                                 bounded queue          ▼
-//!                            ├─► status socket server (reads Stats)            writer task
-//!                            ├─► metrics endpoint (reads Stats)                     │
-//!                            └─► status log                                         │ DiskOp
-//!                                                                              disk thread
-//! ```
+//! [`metrics`] over HTTP for Prometheus (`metrics_listen`). The read side ([`read`], [`tools`])
+//! works on finished recordings and never on the recorder's queues.
 //!
 //! # Layout
 //!
-//! - [`config`]: TOML and Go-streamer JSON config, defaults, validation.
-//! - [`cli`], [`commands`]: the command line and its glue; `main.rs` only calls them.
+//! - [`config`]: TOML and Go-streamer JSON config, defaults, validation, each stage's section
+//!   (`[nats]`, `[upload]`); it imports nothing of the pipeline.
+//! - [`cli`] (clap definitions) ◄ [`commands`] (runs each command) ► [`tools`]; `main.rs` only
+//!   calls them.
 //! - [`recorder`]: [`Recorder`], the library entry point, wiring and ordered shutdown.
 //! - [`stream`], [`connection`], [`transport`], [`backoff`]: the network side.
-//! - [`venue`]: venue presets: URLs, subscribe messages, keepalive, limits, ack recognition.
+//! - [`venue`]: venue presets: URLs, subscribe messages, keepalive, limits, ack recognition,
+//!   one module per protocol family in `venue::wire`.
 //! - [`record`]: batches, events and the bounded queue between the two sides.
 //! - [`writer`], [`rotation`], [`disk`], [`json`], [`manifest`]: the file side.
 //! - [`recover`] (files a crash left open), [`compress`] (closed files, in the background).
