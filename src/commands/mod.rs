@@ -1,5 +1,5 @@
 //! Glue between the command line and the library: runs a subcommand and picks the exit code.
-//! [`record`] turns the `record` flags into a [`Config`] and runs the recorder; [`tools`] turns
+//! `record` turns the `record` flags into a [`Config`] and runs the recorder; `tools` turns
 //! the flags of the commands around a recording into the options of [`crate::tools`] and runs
 //! them. The commands here are the only place that sees both the clap types of [`crate::cli`]
 //! and the library: the tools take plain option structs of their own.
