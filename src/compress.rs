@@ -25,7 +25,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::{Duration, Instant};
 
-use crate::config::{Codec, OPEN_SUFFIX};
+use crate::config::Codec;
 use crate::stats::Stats;
 
 /// How long after the recording path last fell behind the compressor keeps out of its way.
@@ -260,8 +260,7 @@ impl Compressor {
 /// Removes leftover temporaries under `dir` and, when compression is on, queues closed,
 /// uncompressed files.
 pub fn sweep(dir: &Path, codec: Codec, queue: Option<&CompressQueue>) {
-    let mut files = Vec::new();
-    walk(dir, &mut files);
+    let mut files = crate::fsutil::closed_files_under(dir);
     files.sort();
     for path in files {
         let name = path.to_string_lossy();
@@ -291,23 +290,6 @@ pub fn sweep(dir: &Path, codec: Codec, queue: Option<&CompressQueue>) {
             }
         } else if let (Some(_), Some(queue)) = (extension(codec), queue) {
             queue.push(path);
-        }
-    }
-}
-
-/// Every regular file under `dir` (recursively), files still being written (`.open`) left out.
-pub(crate) fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        match entry.file_type() {
-            Ok(t) if t.is_dir() => walk(&path, out),
-            Ok(t) if t.is_file() && !path.to_string_lossy().ends_with(OPEN_SUFFIX) => {
-                out.push(path);
-            }
-            _ => {}
         }
     }
 }
@@ -407,9 +389,9 @@ fn compress_file(
         )));
     }
     std::fs::rename(&tmp, &out)?;
-    sync_parent(&out)?;
+    crate::fsutil::sync_parent(&out)?;
     std::fs::remove_file(path)?;
-    sync_parent(path)?;
+    crate::fsutil::sync_parent(path)?;
     Ok(Some(out))
 }
 
@@ -460,13 +442,6 @@ fn write_compressed(
     };
     file.sync_all()?;
     Ok(Some(d.finish()))
-}
-
-fn sync_parent(path: &Path) -> std::io::Result<()> {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => File::open(dir)?.sync_all(),
-        _ => Ok(()),
-    }
 }
 
 #[cfg(test)]

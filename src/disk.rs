@@ -28,7 +28,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use tokio::sync::Notify;
 
 use crate::compress::CompressQueue;
-use crate::config::OPEN_SUFFIX;
+use crate::fsutil::OPEN_SUFFIX;
 use crate::manifest::Manifest;
 use crate::stats::{Stats, StreamStats, UnmarkedLoss};
 use crate::writer::FLUSH_BYTES;
@@ -749,7 +749,7 @@ fn close(
         sync_failed(&mut f, &e, stats);
     }
     let digest = f.hash.finish();
-    let result = sync_dir(&f.path)
+    let result = crate::fsutil::sync_parent(&f.path)
         .and_then(|()| match manifest {
             Some(mut m) => {
                 if f.lost_lines > 0 {
@@ -763,7 +763,7 @@ fn close(
             None => Ok(()),
         })
         .and_then(|()| std::fs::rename(&f.path, final_path))
-        .and_then(|()| sync_dir(final_path));
+        .and_then(|()| crate::fsutil::sync_parent(final_path));
     match result {
         Ok(()) => {
             stats.files_closed.fetch_add(1, Relaxed);
@@ -830,7 +830,7 @@ fn read_back(f: &OpenFile, m: &mut Manifest) {
 /// file or a temporary. A data file's manifest goes with it.
 pub fn apply_retention(r: &Retention) {
     let mut files = Vec::new();
-    collect(&r.root, &mut files);
+    crate::fsutil::files_under(&r.root, &mut files, |_| true);
     let now = std::time::SystemTime::now();
     let mut candidates: Vec<(std::time::SystemTime, u64, PathBuf)> = files
         .into_iter()
@@ -838,8 +838,8 @@ pub fn apply_retention(r: &Retention) {
             let name = p.to_string_lossy();
             !(name.ends_with(OPEN_SUFFIX)
                 || name.ends_with(".tmp")
-                || name.ends_with(".manifest.json")
-                || name.ends_with(crate::upload::MARKER_SUFFIX))
+                || name.ends_with(crate::fsutil::MANIFEST_SUFFIX)
+                || name.ends_with(crate::fsutil::MARKER_SUFFIX))
                 && p.strip_prefix(&r.output_dir)
                     .is_ok_and(|rel| rel.to_string_lossy().starts_with(&r.prefix))
         })
@@ -861,39 +861,13 @@ pub fn apply_retention(r: &Retention) {
         match std::fs::remove_file(&path) {
             Ok(()) => {
                 total -= len;
-                let data = path
-                    .to_string_lossy()
-                    .trim_end_matches(".zst")
-                    .trim_end_matches(".gz")
-                    .to_owned();
-                let _ = std::fs::remove_file(crate::manifest::path_for(Path::new(&data)));
+                let _ = std::fs::remove_file(crate::manifest::path_for_sealed(&path));
                 tracing::info!(path = %path.display(), bytes = len, reason = if too_old { "max_age" } else { "max_total_bytes" }, "Retention deleted a file.");
             }
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "Retention could not delete a file.");
             }
         }
-    }
-}
-
-fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        match entry.file_type() {
-            Ok(t) if t.is_dir() => collect(&path, out),
-            Ok(t) if t.is_file() => out.push(path),
-            _ => {}
-        }
-    }
-}
-
-fn sync_dir(path: &Path) -> std::io::Result<()> {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => File::open(dir)?.sync_all(),
-        _ => Ok(()),
     }
 }
 

@@ -67,6 +67,7 @@ pub mod connection;
 pub mod disk;
 pub mod error;
 mod fair;
+pub mod fsutil;
 pub mod json;
 pub mod manifest;
 pub mod metrics;

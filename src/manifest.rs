@@ -79,9 +79,15 @@ fn is_zero(n: &u64) -> bool {
 
 /// The manifest path of a data file.
 pub fn path_for(data: &Path) -> PathBuf {
-    let mut p = data.as_os_str().to_owned();
-    p.push(".manifest.json");
-    PathBuf::from(p)
+    crate::fsutil::with_suffix(data, crate::fsutil::MANIFEST_SUFFIX)
+}
+
+/// The manifest path of a sealed data file, compressed or not (`X.jsonl.zst` and `X.jsonl` both
+/// have `X.jsonl.manifest.json`).
+pub fn path_for_sealed(data: &Path) -> PathBuf {
+    path_for(Path::new(crate::fsutil::strip_compressed(
+        &data.to_string_lossy(),
+    )))
 }
 
 /// Builds a [`Manifest`] line by line in the writer.

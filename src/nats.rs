@@ -598,7 +598,7 @@ pub fn channel(
             subjects,
             id_prefix: format!(
                 "{}-{}-{run_id:x}",
-                gethostname::gethostname().to_string_lossy(),
+                crate::fsutil::host_name(),
                 std::process::id()
             ),
         },

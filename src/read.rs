@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::config::OPEN_SUFFIX;
+use crate::fsutil::OPEN_SUFFIX;
 
 /// A longer line is skipped and reported rather than buffered (a file without newlines must
 /// not take all memory). Far above the largest message the recorder accepts by default
@@ -186,10 +186,7 @@ fn file_name(path: &Path) -> String {
 }
 
 fn logical_name(name: &str) -> &str {
-    let name = name.strip_suffix(OPEN_SUFFIX).unwrap_or(name);
-    name.strip_suffix(".zst")
-        .or_else(|| name.strip_suffix(".gz"))
-        .unwrap_or(name)
+    crate::fsutil::strip_compressed(crate::fsutil::strip_open_name(name))
 }
 
 /// `x.3.jsonl` -> (`x`, 3); `x.jsonl` -> (`x`, 0); `x.events.jsonl` -> (`x`, 0).
@@ -301,30 +298,17 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<RecordingFile>, ReadError> {
         .collect())
 }
 
+/// The recording files under `dir` (hidden directories left out), in walk order.
 fn walk(dir: &Path, out: &mut Vec<RecordingFile>) -> Result<(), ReadError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| ReadError::Open {
-        path: dir.to_owned(),
-        source,
-    })?;
-    for entry in entries {
-        let entry = entry.map_err(|source| ReadError::Open {
-            path: dir.to_owned(),
-            source,
-        })?;
-        let path = entry.path();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Ok(kind) = entry.file_type() else {
-            continue;
-        };
-        if kind.is_dir() {
-            if !name.starts_with('.') {
-                walk(&path, out)?;
-            }
-        } else if RecordingFile::is_recording_name(&name) {
+    crate::fsutil::entries_under(dir, &mut |path, name| {
+        if RecordingFile::is_recording_name(name) {
             out.push(RecordingFile::new(path));
         }
-    }
-    Ok(())
+    })
+    .map_err(|e| ReadError::Open {
+        path: e.dir,
+        source: e.source,
+    })
 }
 
 /// Counts the bytes read from a file (before decompression), for progress.
@@ -382,9 +366,7 @@ impl LineReader {
     pub fn open(file: &RecordingFile, count: Option<Arc<AtomicU64>>) -> Result<Self, ReadError> {
         let opened = match File::open(&file.path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound && file.is_open => {
-                let s = file.path.to_string_lossy();
-                let closed = PathBuf::from(s.strip_suffix(OPEN_SUFFIX).unwrap_or(&s));
-                File::open(closed)
+                File::open(crate::fsutil::strip_open(&file.path))
             }
             r => r,
         };

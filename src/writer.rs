@@ -24,8 +24,9 @@ use base64::Engine as _;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::clock::Clock;
-use crate::config::{Format, Fsync, OPEN_SUFFIX, StreamConfig, Watermark};
+use crate::config::{Format, Fsync, StreamConfig, Watermark};
 use crate::disk::{Disk, DiskOp, FileKind, Retention, SyncPolicy};
+use crate::fsutil::OPEN_SUFFIX;
 use crate::manifest::ManifestBuilder;
 use crate::record::{Batch, Kind, QueueRx};
 use crate::rotation;
