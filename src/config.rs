@@ -28,7 +28,7 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 16_384;
 /// busy feed of 10,000 msg/s; it is memory taken only while a stall lasts.
 pub const DEFAULT_DISK_BUFFER: u64 = 64 << 20;
 /// Least `disk_buffer`: two of the writer's full buffers, so one can wait while one is written.
-pub const MIN_DISK_BUFFER: u64 = 2 * crate::writer::FLUSH_BYTES as u64;
+pub const MIN_DISK_BUFFER: u64 = 2 * crate::fsutil::FLUSH_BYTES as u64;
 /// Default bound on how long received data may sit in memory before it is handed to the OS.
 pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// Default deadline for a graceful shutdown.

@@ -81,7 +81,7 @@ pub struct StreamRuntime {
     pub batch_max: usize,
     /// Told when a batch was cut short with more frames ready, so background compression
     /// keeps out of the way while the network is ahead of us.
-    pub pressure: Arc<crate::compress::Pressure>,
+    pub pressure: Arc<crate::record::Pressure>,
 }
 
 /// What a venue stream's connections follow.

@@ -21,17 +21,17 @@ use std::fs::{File, OpenOptions};
 use std::hash::Hasher as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
 use crate::compress::CompressQueue;
 use crate::fsutil::OPEN_SUFFIX;
+use crate::fsutil::{FLUSH_BYTES, reserve};
+use crate::manifest::FileKind;
 use crate::manifest::Manifest;
 use crate::stats::{Stats, StreamStats, UnmarkedLoss};
-use crate::writer::FLUSH_BYTES;
 
 /// When data written to a file is forced to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,28 +101,6 @@ pub enum DiskOp {
         /// Retention to apply after the close.
         retention: Option<Arc<Retention>>,
     },
-}
-
-/// What a file's lines are: what a line lost to a write error stood for depends on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileKind {
-    /// Envelope records: messages and events.
-    Envelope,
-    /// A raw stream's data file: one message per line, nothing around it.
-    Raw,
-    /// A raw stream's sidecar: envelope records of events and of messages raw cannot hold.
-    Events,
-}
-
-impl FileKind {
-    /// The name the manifest gives the format.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Envelope => "envelope",
-            Self::Raw => "raw",
-            Self::Events => "events",
-        }
-    }
 }
 
 impl DiskOp {
@@ -248,53 +226,6 @@ const SMOOTH_BYTES: usize = FLUSH_BYTES + 4 * OP_BYTES;
 /// up to its bound, so the network side goes on reading. Shorter waits are absorbed by the
 /// message queue in front of the writer (16,384 messages: 160 ms at 100,000 msg/s).
 const STALL_AFTER: std::time::Duration = std::time::Duration::from_millis(10);
-
-/// A test-only pause of the disk worker: while it is held, the worker waits before its next
-/// operation, as on a disk that does not answer. The wait counts as that operation's time.
-#[doc(hidden)]
-#[derive(Debug, Default)]
-pub struct DiskPause {
-    /// Set while held (read without the lock before every operation).
-    on: AtomicBool,
-    /// Held, under the lock the worker waits on.
-    held: Mutex<bool>,
-    released: Condvar,
-    /// The worker is waiting in the pause now.
-    waiting: AtomicBool,
-}
-
-impl DiskPause {
-    /// Holds the worker before its next operation.
-    pub fn hold(&self) {
-        *self.held.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        self.on.store(true, Relaxed);
-    }
-
-    /// Lets the worker go on.
-    pub fn release(&self) {
-        *self.held.lock().unwrap_or_else(|e| e.into_inner()) = false;
-        self.on.store(false, Relaxed);
-        self.released.notify_all();
-    }
-
-    /// Whether the worker is waiting in the pause now.
-    pub fn waiting(&self) -> bool {
-        self.waiting.load(Relaxed)
-    }
-
-    /// Waits while the pause is held.
-    fn wait(&self) {
-        if !self.on.load(Relaxed) {
-            return;
-        }
-        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        self.waiting.store(*held, Relaxed);
-        while *held {
-            held = self.released.wait(held).unwrap_or_else(|e| e.into_inner());
-        }
-        self.waiting.store(false, Relaxed);
-    }
-}
 
 impl Disk {
     /// A disk worker (started on demand) that hands closed files to `compress`, with a queue
@@ -660,27 +591,6 @@ fn lost_lines(kind: FileKind, lost: &[u8]) -> UnmarkedLoss {
         }
     }
     loss
-}
-
-/// Allocates `len` bytes of disk space from `offset` without changing the file's length.
-#[cfg(target_os = "linux")]
-pub(crate) fn reserve(file: &File, offset: u64, len: u64) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd as _;
-    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
-        return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
-    };
-    // SAFETY: `file` is an open descriptor for the whole call; fallocate takes no pointers.
-    let r = unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, offset, len) };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-pub(crate) fn reserve(_file: &File, _offset: u64, _len: u64) -> std::io::Result<()> {
-    Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
 }
 
 fn sync_if_due(f: &mut OpenFile, stats: &Stats) {

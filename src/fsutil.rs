@@ -17,6 +17,14 @@ pub const MANIFEST_SUFFIX: &str = ".manifest.json";
 /// Suffixes of the compressed forms of a file, zstd first.
 pub const COMPRESSED_SUFFIXES: [&str; 2] = [".zst", ".gz"];
 
+/// A writer's buffer is handed to the disk worker once it holds this much, so it is the size
+/// of most writes to a data file. At flood rate, while the disk keeps up, about five exist
+/// (filled, queued, written, two pooled: 2.5 MiB); while it stalls, up to `disk_buffer` of them
+/// wait for it, freed once written. Each hand-off may wake the disk worker, and wake-ups are
+/// dear on a VM, so the buffers are large (bench/README.md has the measurements). The disk
+/// worker's space reservation and the least `disk_buffer` are sized from it.
+pub const FLUSH_BYTES: usize = 512 * 1024;
+
 /// `name` without its `.open` suffix, if it has one.
 pub fn strip_open_name(name: &str) -> &str {
     name.strip_suffix(OPEN_SUFFIX).unwrap_or(name)
@@ -52,6 +60,27 @@ pub fn sync_parent(path: &Path) -> std::io::Result<()> {
         Some(dir) if !dir.as_os_str().is_empty() => File::open(dir)?.sync_all(),
         _ => Ok(()),
     }
+}
+
+/// Allocates `len` bytes of disk space from `offset` without changing the file's length.
+#[cfg(target_os = "linux")]
+pub fn reserve(file: &File, offset: u64, len: u64) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
+    };
+    // SAFETY: `file` is an open descriptor for the whole call; fallocate takes no pointers.
+    let r = unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, offset, len) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn reserve(_file: &File, _offset: u64, _len: u64) -> std::io::Result<()> {
+    Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
 }
 
 /// A directory that could not be listed during a strict walk.

@@ -286,7 +286,7 @@ const FAMILIES: &[Family] = &[
     gauge("nats_queued_lines", "", "Lines accepted for NATS and not yet acked (queue and in-flight window).",
         Source::Global(|s, _| s.nats.snapshot().map(|n| Value::Int(n.queued)))),
     gauge("nats_connected", "", "1 while publishing to NATS works, 0 while it is unreachable.",
-        Source::Global(|s, _| s.nats.snapshot().map(|n| Value::Int(u64::from(n.state == crate::nats::NatsState::Connected))))),
+        Source::Global(|s, _| s.nats.snapshot().map(|n| Value::Int(u64::from(n.state == crate::stats::NatsState::Connected))))),
     // Files.
     counter("files_closed", "", "Recording files closed (renamed to their final name).",
         Source::Global(|s, _| int(&s.files_closed))),

@@ -44,8 +44,8 @@ use std::path::{Path, PathBuf};
 use chrono::format::{Parsed, StrftimeItems};
 
 use crate::config::{DEFAULT_ROTATE, Format, StreamConfig};
-use crate::disk::FileKind;
 use crate::fsutil::OPEN_SUFFIX;
+use crate::manifest::FileKind;
 use crate::manifest::{Manifest, ManifestBuilder};
 use crate::read::Entry;
 
@@ -563,7 +563,7 @@ mod tests {
         let open = dir.path().join("r.jsonl.open");
         std::fs::write(&open, line(0)).unwrap();
         let file = OpenOptions::new().append(true).open(&open).unwrap();
-        if crate::disk::reserve(&file, 0, 8 << 20).is_err() {
+        if crate::fsutil::reserve(&file, 0, 8 << 20).is_err() {
             eprintln!("this file system cannot reserve space; nothing to give back");
             return;
         }

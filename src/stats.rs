@@ -4,8 +4,8 @@
 //! read only for reporting). The status server and the periodic status log take a [`Snapshot`],
 //! a plain serialisable copy, so nothing on the reporting side ever holds a lock the hot path needs.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering::Relaxed};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -256,7 +256,7 @@ pub struct Stats {
     /// 0: enough space; 1: below `disk_warn`; 2: below `disk_stop` (messages are not written).
     pub disk_level: AtomicU8,
     /// Bytes waiting for the disk worker: the data of queued writes, plus a small fixed charge
-    /// per queued operation (see [`crate::disk`]). Near 0 unless the disk stalls.
+    /// per queued operation (see the `disk` module). Near 0 unless the disk stalls.
     pub disk_buffer_bytes: AtomicU64,
     /// The most `disk_buffer_bytes` has been since start.
     pub disk_buffer_peak: AtomicU64,
@@ -271,12 +271,12 @@ pub struct Stats {
     pub disk_op_since: AtomicU64,
     /// A test-only pause of the disk worker.
     #[doc(hidden)]
-    pub disk_pause: crate::disk::DiskPause,
+    pub disk_pause: DiskPause,
     /// Where the metrics endpoint listens, once it is bound (it is off unless `metrics_listen`
     /// is set; with port 0 this is how to learn the port).
     pub metrics_addr: std::sync::OnceLock<std::net::SocketAddr>,
     /// The NATS fan-out's counters (state `off` without `[nats]`).
-    pub nats: crate::nats::NatsStats,
+    pub nats: NatsStats,
 }
 
 impl Stats {
@@ -303,9 +303,9 @@ impl Stats {
             disk_buffer_capacity: AtomicU64::new(0),
             disk_stall_max_ns: AtomicU64::new(0),
             disk_op_since: AtomicU64::new(0),
-            disk_pause: crate::disk::DiskPause::default(),
+            disk_pause: DiskPause::default(),
             metrics_addr: std::sync::OnceLock::new(),
-            nats: crate::nats::NatsStats::default(),
+            nats: NatsStats::default(),
         }
     }
 
@@ -445,7 +445,7 @@ pub struct Snapshot {
     pub disk_stall_max_secs: f64,
     /// The NATS fan-out, when configured.
     #[serde(default)]
-    pub nats: Option<crate::nats::NatsSnapshot>,
+    pub nats: Option<NatsSnapshot>,
     /// Per-stream counters.
     pub streams: Vec<StreamSnapshot>,
 }
@@ -514,6 +514,138 @@ pub fn go_duration(secs: f64) -> String {
     } else {
         format!("{s}s")
     }
+}
+
+/// A test-only pause of the disk worker: while it is held, the worker waits before its next
+/// operation, as on a disk that does not answer. The wait counts as that operation's time.
+#[doc(hidden)]
+#[derive(Debug, Default)]
+pub struct DiskPause {
+    /// Set while held (read without the lock before every operation).
+    on: AtomicBool,
+    /// Held, under the lock the worker waits on.
+    held: Mutex<bool>,
+    released: Condvar,
+    /// The worker is waiting in the pause now.
+    waiting: AtomicBool,
+}
+
+impl DiskPause {
+    /// Holds the worker before its next operation.
+    pub fn hold(&self) {
+        *self.held.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.on.store(true, Relaxed);
+    }
+
+    /// Lets the worker go on.
+    pub fn release(&self) {
+        *self.held.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        self.on.store(false, Relaxed);
+        self.released.notify_all();
+    }
+
+    /// Whether the worker is waiting in the pause now.
+    pub fn waiting(&self) -> bool {
+        self.waiting.load(Relaxed)
+    }
+
+    /// Waits while the pause is held.
+    pub(crate) fn wait(&self) {
+        if !self.on.load(Relaxed) {
+            return;
+        }
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        self.waiting.store(*held, Relaxed);
+        while *held {
+            held = self.released.wait(held).unwrap_or_else(|e| e.into_inner());
+        }
+        self.waiting.store(false, Relaxed);
+    }
+}
+
+/// Connection state of the sink, as shown in status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NatsState {
+    /// No `[nats]` configured.
+    Off,
+    /// Not connected yet, or reconnecting.
+    Connecting,
+    /// Publishing.
+    Connected,
+    /// Stopped (shutdown).
+    Stopped,
+}
+
+/// The sink's counters.
+#[derive(Debug, Default)]
+pub struct NatsStats {
+    state: AtomicU8,
+    /// Lines acked by JetStream.
+    pub published: AtomicU64,
+    /// Lines that could not be published (queue full, outage, refused, shutdown).
+    pub dropped: AtomicU64,
+    /// Publishes whose ack is outstanding.
+    pub in_flight: AtomicU64,
+    /// Lines accepted and not yet acked or dropped (queue and window).
+    pub queued: AtomicU64,
+    /// Bytes of those lines.
+    pub queued_bytes: AtomicU64,
+}
+
+impl NatsState {
+    /// The name shown in status output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Connecting => "connecting",
+            Self::Connected => "connected",
+            Self::Stopped => "stopped",
+        }
+    }
+}
+
+impl NatsStats {
+    /// The state.
+    pub fn state(&self) -> NatsState {
+        match self.state.load(Relaxed) {
+            0 => NatsState::Off,
+            1 => NatsState::Connecting,
+            2 => NatsState::Connected,
+            _ => NatsState::Stopped,
+        }
+    }
+
+    pub(crate) fn set_state(&self, s: NatsState) {
+        self.state.store(s as u8, Relaxed);
+    }
+
+    /// A copy for status output; `None` when off.
+    pub fn snapshot(&self) -> Option<NatsSnapshot> {
+        let state = self.state();
+        (state != NatsState::Off).then(|| NatsSnapshot {
+            state,
+            published: self.published.load(Relaxed),
+            dropped: self.dropped.load(Relaxed),
+            in_flight: self.in_flight.load(Relaxed),
+            queued: self.queued.load(Relaxed),
+        })
+    }
+}
+
+/// The sink in a status snapshot.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NatsSnapshot {
+    /// Connection state.
+    pub state: NatsState,
+    /// Lines acked.
+    pub published: u64,
+    /// Lines not published.
+    pub dropped: u64,
+    /// Acks outstanding.
+    pub in_flight: u64,
+    /// Lines accepted, not yet acked.
+    pub queued: u64,
 }
 
 #[cfg(test)]

@@ -25,21 +25,15 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::clock::Clock;
 use crate::config::{Format, Fsync, StreamConfig, Watermark};
-use crate::disk::{Disk, DiskOp, FileKind, Retention, SyncPolicy};
+use crate::disk::{Disk, DiskOp, Retention, SyncPolicy};
+use crate::fsutil::FLUSH_BYTES;
 use crate::fsutil::OPEN_SUFFIX;
+use crate::manifest::FileKind;
 use crate::manifest::ManifestBuilder;
 use crate::record::{Batch, Kind, QueueRx};
 use crate::rotation;
 use crate::stats::{Stats, StreamStats, UnmarkedLoss};
 
-/// A buffer is handed to the disk thread once it holds this much. At flood rate, while the disk
-/// keeps up, about five exist (filled, queued, written, two pooled: 2.5 MiB); while it stalls,
-/// up to `disk_buffer` of them wait for it, freed once written. Each hand-off may wake the disk
-/// worker, and wake-ups are dear on a VM: at flood rate 64 KiB buffers cost 558 ns CPU per
-/// 200-byte line, 256 KiB 457 ns (bench), and 512 KiB about 40 ns less than 256 KiB (bench
-/// A/B, 12 rounds). The disk worker's space reservation and the least `disk_buffer` are sized
-/// from it.
-pub(crate) const FLUSH_BYTES: usize = 512 * 1024;
 /// The writer hands a file's lines to the disk worker when its queue runs empty, but not
 /// sooner than this after the file's last hand-off (full buffers included): lines that come
 /// sooner wait for the next idle moment after it, or its timer. So a kill loses at most about
