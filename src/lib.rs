@@ -77,6 +77,7 @@ pub mod record;
 pub mod recorder;
 pub mod recover;
 pub mod rotation;
+mod server;
 pub mod stats;
 pub mod status;
 pub mod stream;

@@ -29,8 +29,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
+use crate::server::{Listener, accept_loop};
 use crate::stats::{ConnState, Stats, StreamStats};
-use crate::status::{ClientTasks, state_name};
 
 /// The one path served.
 pub const PATH: &str = "/metrics";
@@ -59,9 +59,6 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Clients served at once; beyond this a new connection is closed at once.
 const MAX_CLIENTS: usize = 32;
-
-/// Pause after a failed `accept` (typically out of file descriptors).
-const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 /// The metrics endpoint cannot listen on its address.
 #[derive(Debug, thiserror::Error)]
@@ -397,7 +394,7 @@ impl Family {
                 for s in &stats.streams {
                     let current = s.state();
                     for state in STATES {
-                        let labels = [("stream", s.name.as_str()), ("state", state_name(state))];
+                        let labels = [("stream", s.name.as_str()), ("state", state.name())];
                         sample(&labels, Value::Int(u64::from(state == current)));
                     }
                 }
@@ -482,42 +479,35 @@ impl MetricsServer {
     /// ended. `clock` is the recorder's, so ages agree with the receive times in `stats`.
     /// Publishes the bound address in [`Stats::metrics_addr`].
     pub async fn run(self, stats: Arc<Stats>, clock: Clock, shutdown: CancellationToken) {
-        let MetricsServer { listener, addr } = self;
+        let addr = self.addr;
         let _ = stats.metrics_addr.set(addr);
         let uptime = u64::try_from(stats.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         let start_ns = clock.now_ns().saturating_sub(uptime);
-        let clients = ClientTasks::new(MAX_CLIENTS, &shutdown);
         tracing::info!(%addr, path = PATH, "Metrics endpoint listening.");
-
-        loop {
-            let accepted = tokio::select! {
-                biased;
-                () = shutdown.cancelled() => break,
-                accepted = listener.accept() => accepted,
-            };
-            let stream = match accepted {
-                Ok((stream, _peer)) => stream,
-                Err(error) => {
-                    tracing::warn!(%addr, %error, "Metrics endpoint accept failed.");
-                    tokio::select! {
-                        () = shutdown.cancelled() => break,
-                        () = tokio::time::sleep(ACCEPT_ERROR_PAUSE) => continue,
-                    }
-                }
-            };
-            let Some(slot) = clients.slot() else {
-                tracing::debug!("Metrics client dropped: too many clients.");
-                continue;
-            };
+        accept_loop(self, MAX_CLIENTS, &shutdown, |stream| {
             let stats = Arc::clone(&stats);
-            clients.spawn(slot, async move {
+            async move {
                 serve_client(stream, &stats, clock, start_ns).await;
-            });
-        }
-
-        drop(listener);
-        clients.finish().await;
+            }
+        })
+        .await;
         tracing::info!("Metrics endpoint closed.");
+    }
+}
+
+impl Listener for MetricsServer {
+    type Stream = TcpStream;
+
+    async fn accept(&self) -> io::Result<TcpStream> {
+        self.listener.accept().await.map(|(stream, _peer)| stream)
+    }
+
+    fn accept_failed(&self, error: &io::Error) {
+        tracing::warn!(addr = %self.addr, %error, "Metrics endpoint accept failed.");
+    }
+
+    fn turn_away(&self, _stream: TcpStream) {
+        tracing::debug!("Metrics client dropped: too many clients.");
     }
 }
 

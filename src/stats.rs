@@ -25,6 +25,16 @@ pub enum ConnState {
 }
 
 impl ConnState {
+    /// The state as the lower-case word the JSON uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Connecting => "connecting",
+            Self::Connected => "connected",
+            Self::Backoff => "backoff",
+            Self::Stopped => "stopped",
+        }
+    }
+
     fn from_u8(v: u8) -> Self {
         match v {
             0 => Self::Connecting,

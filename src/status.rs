@@ -22,11 +22,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
-use crate::stats::{ConnState, Snapshot, Stats, go_duration};
+use crate::server::{Listener, accept_loop};
+use crate::stats::{Snapshot, Stats, go_duration};
 
 /// The one request the server understands.
 const STATUS_REQUEST: &str = "status";
@@ -52,10 +51,6 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Clients served at once. Beyond this a new client is told the server is busy and dropped, so the
 /// accept loop never waits and a burst of clients cannot grow memory without bound.
 const MAX_CLIENTS: usize = 64;
-
-/// Pause after a failed `accept` (typically out of file descriptors), so that a persistent error
-/// does not turn the accept loop into a busy loop.
-const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 /// Mode of the socket file: only the recorder's user may connect.
 const SOCKET_MODE: u32 = 0o600;
@@ -361,90 +356,37 @@ impl StatusServer {
     /// Each client gets its own task, so a slow client never delays another one or the recorder.
     /// Client tasks also watch `shutdown`, so returning does not wait out their timeouts.
     pub async fn run(self, stats: Arc<Stats>, shutdown: CancellationToken) {
-        let StatusServer { listener, socket } = self;
-        let clients = ClientTasks::new(MAX_CLIENTS, &shutdown);
-        tracing::info!(path = %socket.path.display(), "Status socket listening.");
-
-        loop {
-            let accepted = tokio::select! {
-                biased;
-                () = shutdown.cancelled() => break,
-                accepted = listener.accept() => accepted,
-            };
-            let stream = match accepted {
-                Ok((stream, _addr)) => stream,
-                Err(error) => {
-                    tracing::warn!(
-                        path = %socket.path.display(),
-                        %error,
-                        "Status socket accept failed."
-                    );
-                    tokio::select! {
-                        () = shutdown.cancelled() => break,
-                        () = tokio::time::sleep(ACCEPT_ERROR_PAUSE) => continue,
-                    }
-                }
-            };
-            let Some(slot) = clients.slot() else {
-                // Best effort and non-blocking: the accept loop must not wait on this client.
-                let _ = stream.try_write(&error_line("too many status clients at once; retry"));
-                tracing::debug!("Status client dropped: too many clients.");
-                continue;
-            };
+        tracing::info!(path = %self.socket.path.display(), "Status socket listening.");
+        // Dropping the server at the end of the loop closes the listener, then removes the
+        // socket file (fields drop in order), before the last clients are waited for.
+        accept_loop(self, MAX_CLIENTS, &shutdown, |stream| {
             let stats = Arc::clone(&stats);
-            clients.spawn(slot, async move { serve_client(stream, &stats).await });
-        }
-
-        drop(listener);
-        drop(socket);
-        clients.finish().await;
+            async move { serve_client(stream, &stats).await }
+        })
+        .await;
         tracing::info!("Status socket closed.");
     }
 }
 
-/// The client tasks of a server (this socket, the metrics endpoint): at most a fixed number
-/// at once, each ended when the server shuts down, so a slow client never delays another one,
-/// the recorder or the shutdown.
-pub(crate) struct ClientTasks {
-    tracker: TaskTracker,
-    slots: Arc<Semaphore>,
-    shutdown: CancellationToken,
-}
+impl Listener for StatusServer {
+    type Stream = UnixStream;
 
-impl ClientTasks {
-    pub(crate) fn new(max: usize, shutdown: &CancellationToken) -> Self {
-        Self {
-            tracker: TaskTracker::new(),
-            slots: Arc::new(Semaphore::new(max)),
-            shutdown: shutdown.clone(),
-        }
+    async fn accept(&self) -> io::Result<UnixStream> {
+        self.listener.accept().await.map(|(stream, _addr)| stream)
     }
 
-    /// A free slot for one more client; `None` when all are taken.
-    pub(crate) fn slot(&self) -> Option<OwnedSemaphorePermit> {
-        Arc::clone(&self.slots).try_acquire_owned().ok()
+    fn accept_failed(&self, error: &io::Error) {
+        tracing::warn!(
+            path = %self.socket.path.display(),
+            %error,
+            "Status socket accept failed."
+        );
     }
 
-    /// Serves one client in a task of its own, holding `slot` until it ends.
-    pub(crate) fn spawn(
-        &self,
-        slot: OwnedSemaphorePermit,
-        serve: impl Future<Output = ()> + Send + 'static,
-    ) {
-        let shutdown = self.shutdown.clone();
-        self.tracker.spawn(async move {
-            tokio::select! {
-                () = shutdown.cancelled() => {}
-                () = serve => {}
-            }
-            drop(slot);
-        });
-    }
-
-    /// Waits until every client task has ended (they end at the latest at shutdown).
-    pub(crate) async fn finish(self) {
-        self.tracker.close();
-        self.tracker.wait().await;
+    fn turn_away(&self, stream: UnixStream) {
+        // Best effort and non-blocking: the accept loop must not wait on this client.
+        let _ = stream.try_write(&error_line("too many status clients at once; retry"));
+        tracing::debug!("Status client dropped: too many clients.");
     }
 }
 
@@ -754,11 +696,11 @@ pub fn render_table(s: &Snapshot, now_ns: u64) -> String {
                 if st.subscriptions_failed > 0 {
                     format!(
                         "{}, {} subs failing",
-                        state_name(st.state),
+                        st.state.name(),
                         st.subscriptions_failed
                     )
                 } else {
-                    state_name(st.state).to_owned()
+                    st.state.name().to_owned()
                 },
                 st.messages.to_string(),
                 format!("{:.2}", st.rate_per_sec),
@@ -863,16 +805,6 @@ pub fn render_table(s: &Snapshot, now_ns: u64) -> String {
     out
 }
 
-/// The state as the lower-case word the JSON uses.
-pub(crate) fn state_name(state: ConnState) -> &'static str {
-    match state {
-        ConnState::Connecting => "connecting",
-        ConnState::Connected => "connected",
-        ConnState::Backoff => "backoff",
-        ConnState::Stopped => "stopped",
-    }
-}
-
 /// How long ago the last message arrived: `-` if none yet, `250ms`, `4.2s`, then `12m34s`.
 /// A last message "in the future" (clock stepped back) shows as `0ms`.
 fn message_age(last_ns: u64, now_ns: u64) -> String {
@@ -892,6 +824,7 @@ fn message_age(last_ns: u64, now_ns: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stats::ConnState;
 
     use std::sync::atomic::Ordering::Relaxed;
 
