@@ -15,23 +15,28 @@
 //! Failures never panic and never go unnoticed: a failed open or write is logged once per file
 //! with its path, the lines it held are counted as lost, and a partly written buffer is cut
 //! back to the last complete line so no file is left with a torn line.
+//!
+//! The parts: this file (operations, the bounded queue, the worker loop), `file` (what an
+//! operation does to one file) and `retention` (deleting a stream's oldest closed files).
 
 use std::collections::{HashMap, VecDeque};
-use std::fs::{File, OpenOptions};
-use std::hash::Hasher as _;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
 use crate::compress::CompressQueue;
-use crate::fsutil::OPEN_SUFFIX;
-use crate::fsutil::{FLUSH_BYTES, reserve};
+use crate::fsutil::FLUSH_BYTES;
 use crate::manifest::FileKind;
 use crate::manifest::Manifest;
-use crate::stats::{Stats, StreamStats, UnmarkedLoss};
+use crate::stats::{Stats, StreamStats};
+
+mod file;
+mod retention;
+
+use file::{OpenFile, apply};
+pub use retention::{Retention, apply_retention};
 
 /// When data written to a file is forced to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,21 +47,6 @@ pub enum SyncPolicy {
     Interval(std::time::Duration),
     /// After every write.
     Always,
-}
-
-/// Which closed files of a stream retention may delete, and when.
-#[derive(Debug, Clone)]
-pub struct Retention {
-    /// Directory to search (recursively).
-    pub root: PathBuf,
-    /// Only paths (relative to the output directory) starting with this belong to the stream.
-    pub prefix: String,
-    /// The output directory.
-    pub output_dir: PathBuf,
-    /// Delete files older than this.
-    pub max_age: Option<std::time::Duration>,
-    /// Delete the oldest files while the total is above this (0: no limit).
-    pub max_total_bytes: u64,
 }
 
 /// An operation for the disk worker.
@@ -115,48 +105,6 @@ impl DiskOp {
     }
 }
 
-struct OpenFile {
-    path: PathBuf,
-    /// `None` after a failure: further writes are counted as lost.
-    file: Option<File>,
-    /// Bytes known to be fully written.
-    len: u64,
-    stream: Arc<StreamStats>,
-    sync: SyncPolicy,
-    /// When the oldest unsynced write happened; `None` when all is synced.
-    dirty_since: Option<std::time::Instant>,
-    /// XXH3-64 of what was written, for the manifest.
-    hash: twox_hash::XxHash3_64,
-    /// The last write failed (logged once until a write works again).
-    failing: bool,
-    /// Lines written since the last successful sync: lost if the sync fails (EIO).
-    unsynced_lines: u64,
-    /// Where the disk space reserved ahead of the writes ends (0: none reserved).
-    reserved: u64,
-    /// Reserving failed once (no fallocate here, or no room): the file goes on without.
-    no_reserve: bool,
-    /// What its lines are.
-    kind: FileKind,
-    /// Complete lines in the file.
-    lines: u64,
-    /// Lines that did not reach the file (write errors): the writer's manifest counted them,
-    /// so the manifest is rebuilt from the file at close.
-    lost_lines: u64,
-}
-
-/// A busy file gets its disk space reserved this far ahead of its writes (16 full buffers).
-///
-/// ext4 otherwise reserves and accounts every 4 KiB block inside `write(2)`
-/// (delayed allocation); with the space already allocated (`fallocate` with `KEEP_SIZE`, so
-/// the file's length and what readers see do not change), a write only copies into the page
-/// cache. Measured on ext4 with 256 KiB writes: 64 -> 49 ns of system time per 300-byte
-/// line. The unused rest is given back when the file is closed (or recovered after a crash).
-const RESERVE_STEP: u64 = 16 * FLUSH_BYTES as u64;
-/// Only a write at least this large reserves ahead: a full buffer or nearly, so a busy
-/// stream. A quiet stream (buffers flushed by the timer) never holds reserved space, which
-/// keeps the disk space held by a thousand idle files at zero.
-const RESERVE_FROM: usize = 64 << 10;
-
 /// What each queued operation counts against the queue's bound besides its data: about what
 /// it holds in memory (the operation, a path or a manifest), so that operations without data,
 /// or a thousand quiet streams' small writes, are bounded too.
@@ -166,8 +114,8 @@ const OP_BYTES: usize = 256;
 const QUEUE_KEEP: usize = 64;
 /// Emptied buffers kept for reuse: at flood rate one is being filled, one waits and one is
 /// written, and the writer must find a returned one whenever it hands one over, or it maps
-/// and faults in a fresh one (with one pooled buffer: 5,000 page faults per million
-/// 200-byte messages instead of 270).
+/// and faults in a fresh one (one pooled buffer took about twenty times the page faults;
+/// bench/README.md).
 const POOL: usize = 2;
 
 /// Handle to the disk worker.
@@ -218,9 +166,9 @@ impl State {
 }
 
 /// What may wait for a disk that keeps up: one full writer buffer besides the one being
-/// written. Letting the writer run further ahead at flood rate, when the disk thread is only
-/// briefly behind (descheduled on a busy machine), took 3-5 MiB more peak RSS in fresh
-/// buffers (bench small-envelope 10.7 -> 15.7 MiB) for no gain.
+/// written. Letting the writer run further ahead at flood rate, when the disk worker is only
+/// briefly behind (descheduled on a busy machine), took a few MiB more peak RSS in fresh
+/// buffers (bench/README.md) for no gain.
 const SMOOTH_BYTES: usize = FLUSH_BYTES + 4 * OP_BYTES;
 /// An operation that has taken this long means the disk stalls: from then on the queue takes
 /// up to its bound, so the network side goes on reading. Shorter waits are absorbed by the
@@ -386,405 +334,15 @@ fn work(shared: &Shared) {
     }
 }
 
-/// Carries out one operation; returns an emptied buffer for reuse.
-fn apply(op: DiskOp, files: &mut HashMap<u64, OpenFile>, shared: &Shared) -> Option<Vec<u8>> {
-    let stats = &*shared.stats;
-    match op {
-        DiskOp::Open {
-            id,
-            path,
-            stream,
-            sync,
-            kind,
-        } => {
-            let file = match open_new(&path) {
-                Ok(f) => Some(f),
-                Err(e) => {
-                    stats.write_errors.fetch_add(1, Relaxed);
-                    stream.set_last_error(&format!("cannot create {}: {e}", path.display()));
-                    tracing::error!(path = %path.display(), error = %e, "Cannot create output file; its lines will be counted as lost.");
-                    None
-                }
-            };
-            files.insert(
-                id,
-                OpenFile {
-                    path,
-                    file,
-                    len: 0,
-                    stream,
-                    sync,
-                    dirty_since: None,
-                    hash: twox_hash::XxHash3_64::new(),
-                    failing: false,
-                    unsynced_lines: 0,
-                    reserved: 0,
-                    no_reserve: false,
-                    kind,
-                    lines: 0,
-                    lost_lines: 0,
-                },
-            );
-            None
-        }
-        DiskOp::Write { id, mut buf, lines } => {
-            if let Some(f) = files.get_mut(&id) {
-                write(f, &buf, lines, stats);
-                sync_if_due(f, stats);
-            }
-            buf.clear();
-            Some(buf)
-        }
-        DiskOp::SyncDue { id } => {
-            if let Some(f) = files.get_mut(&id) {
-                sync_if_due(f, stats);
-            }
-            None
-        }
-        DiskOp::Close {
-            id,
-            final_path,
-            manifest,
-            retention,
-        } => {
-            if let Some(f) = files.remove(&id)
-                && close(f, &final_path, manifest, stats)
-            {
-                if let Some(q) = &shared.compress {
-                    q.push(final_path);
-                } else if let Some(u) = &shared.upload {
-                    u.push(final_path);
-                }
-            }
-            if let Some(r) = retention {
-                apply_retention(&r);
-            }
-            None
-        }
-    }
-}
-
-fn open_new(path: &Path) -> std::io::Result<File> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    OpenOptions::new().append(true).create_new(true).open(path)
-}
-
-fn write(f: &mut OpenFile, buf: &[u8], lines: u64, stats: &Stats) {
-    let Some(file) = &mut f.file else {
-        lose(f, buf);
-        return;
-    };
-    if buf.len() >= RESERVE_FROM && f.len + buf.len() as u64 > f.reserved && !f.no_reserve {
-        match reserve(file, f.len, RESERVE_STEP) {
-            Ok(()) => f.reserved = f.len + RESERVE_STEP,
-            Err(e) => {
-                f.no_reserve = true;
-                tracing::debug!(path = %f.path.display(), error = %e, "Cannot reserve disk space ahead; writing without.");
-            }
-        }
-    }
-    let (written, error) = write_some(file, buf);
-    let Some(e) = error else {
-        wrote(f, buf, lines);
-        if f.failing {
-            f.failing = false;
-            tracing::info!(path = %f.path.display(), "Writing works again.");
-        }
-        return;
-    };
-    // Keep the complete lines that fit (a nearly full disk takes part of a buffer) and cut a
-    // partial line back, so the file ends on a line; the rest is lost, counted and marked.
-    // Cutting also frees any space reserved ahead. The next buffer tries again.
-    let keep = memchr::memrchr(b'\n', &buf[..written]).map_or(0, |i| i + 1);
-    let kept = &buf[..keep];
-    if let Err(cut) = file.set_len(f.len + keep as u64) {
-        tracing::error!(path = %f.path.display(), error = %cut, "Cannot cut a failed write back to its last complete line.");
-    }
-    f.reserved = 0;
-    if !kept.is_empty() {
-        wrote(f, kept, memchr::memchr_iter(b'\n', kept).count() as u64);
-    }
-    stats.write_errors.fetch_add(1, Relaxed);
-    let lost = lose(f, &buf[keep..]);
-    if !f.failing {
-        f.failing = true;
-        f.stream
-            .set_last_error(&format!("write to {} failed: {e}", f.path.display()));
-        tracing::error!(path = %f.path.display(), error = %e, lines = lost, kept_lines = lines - lost, "Write failed; what fit is kept, the file is cut back to its last complete line, the lost lines are counted and marked in the data once writing works again.");
-    }
-}
-
-/// Writes as much of `buf` as the file takes: the bytes written, and the error that stopped it.
-fn write_some(file: &mut File, buf: &[u8]) -> (usize, Option<std::io::Error>) {
-    let mut done = 0;
-    while done < buf.len() {
-        match file.write(&buf[done..]) {
-            Ok(0) => return (done, Some(std::io::ErrorKind::WriteZero.into())),
-            Ok(n) => done += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return (done, Some(e)),
-        }
-    }
-    (done, None)
-}
-
-/// Accounts complete lines that reached the file.
-fn wrote(f: &mut OpenFile, bytes: &[u8], lines: u64) {
-    f.len += bytes.len() as u64;
-    f.hash.write(bytes);
-    f.dirty_since.get_or_insert_with(std::time::Instant::now);
-    f.unsynced_lines += lines;
-    f.lines += lines;
-}
-
-/// Counts complete lines that did not reach the file, and hands what they stood for to the
-/// writer's next marker. Returns how many lines they were.
-fn lose(f: &mut OpenFile, lost: &[u8]) -> u64 {
-    let loss = lost_lines(f.kind, lost);
-    let lines = memchr::memchr_iter(b'\n', lost).count() as u64;
-    f.lost_lines += lines;
-    f.stream.lines_lost.fetch_add(lines, Relaxed);
-    f.stream.io_lost.fetch_add(lines, Relaxed);
-    f.stream.add_unmarked(&loss);
-    lines
-}
-
-/// What complete lines of a file of `kind` stood for: messages, events, and the losses that
-/// lost markers reported (taken over, so a lost marker is never a loss of its own).
-fn lost_lines(kind: FileKind, lost: &[u8]) -> UnmarkedLoss {
-    use crate::read::{Entry, EventDetail};
-    let mut loss = UnmarkedLoss::default();
-    let mut start = 0;
-    for end in memchr::memchr_iter(b'\n', lost) {
-        let line = &lost[start..end];
-        start = end + 1;
-        if kind == FileKind::Raw {
-            loss.messages += 1;
-            continue;
-        }
-        match Entry::parse(line) {
-            Ok(Entry::Message(m)) => {
-                loss.messages += 1;
-                loss.saw(m.ts);
-            }
-            Ok(Entry::Event(e)) => {
-                loss.saw(e.ts);
-                let d = EventDetail::parse(line);
-                match &*e.name {
-                    "write_error_gap" | "disk_full_gap" => {
-                        loss.merge(&UnmarkedLoss {
-                            messages: d.lost.unwrap_or(0),
-                            events: d.lost_events.unwrap_or(0),
-                            dropped: d.dropped.unwrap_or(0),
-                            from_ts: d.from_ts.unwrap_or(0),
-                            to_ts: d.to_ts.unwrap_or(0),
-                        });
-                    }
-                    "dropped" => loss.dropped += d.count.unwrap_or(0),
-                    _ => loss.events += 1,
-                }
-            }
-            // The writer only writes records it can read back; count anything else as a message.
-            Err(_) => loss.messages += 1,
-        }
-    }
-    loss
-}
-
-fn sync_if_due(f: &mut OpenFile, stats: &Stats) {
-    let (Some(file), Some(since)) = (&f.file, f.dirty_since) else {
-        return;
-    };
-    let due = match f.sync {
-        SyncPolicy::Never => false,
-        SyncPolicy::Always => true,
-        SyncPolicy::Interval(every) => since.elapsed() >= every,
-    };
-    if !due {
-        return;
-    }
-    match file.sync_data() {
-        Ok(()) => {
-            f.dirty_since = None;
-            f.unsynced_lines = 0;
-        }
-        Err(e) => sync_failed(f, &e, stats),
-    }
-}
-
-/// A failed fsync (EIO) means the data since the last good sync may never reach the disk:
-/// count those lines as lost, so the loss is reported and marked rather than silent.
-fn sync_failed(f: &mut OpenFile, e: &std::io::Error, stats: &Stats) {
-    stats.write_errors.fetch_add(1, Relaxed);
-    let lines = std::mem::take(&mut f.unsynced_lines);
-    f.dirty_since = None;
-    f.stream.lines_lost.fetch_add(lines, Relaxed);
-    f.stream.io_lost.fetch_add(lines, Relaxed);
-    // Which of them were events is not known any more: the buffers are gone.
-    f.stream.add_unmarked(&UnmarkedLoss {
-        messages: lines,
-        ..UnmarkedLoss::default()
-    });
-    if !f.failing {
-        f.failing = true;
-        f.stream
-            .set_last_error(&format!("fsync of {} failed: {e}", f.path.display()));
-        tracing::error!(path = %f.path.display(), error = %e, lines, "fsync failed: the lines written since the last good sync are counted as lost.");
-    }
-}
-
-/// Syncs and renames a file; true if it is now closed under its final name.
-fn close(
-    mut f: OpenFile,
-    final_path: &Path,
-    manifest: Option<Box<Manifest>>,
-    stats: &Stats,
-) -> bool {
-    let Some(file) = f.file.take() else {
-        // Keep what was written before the failure under its final name.
-        if f.path.exists() {
-            let _ = std::fs::rename(&f.path, final_path);
-        }
-        return false;
-    };
-    if f.reserved > f.len
-        && let Err(e) = file.set_len(f.len)
-    {
-        // Only space is at stake: the length does not change.
-        tracing::warn!(path = %f.path.display(), error = %e, "Cannot give back the disk space reserved ahead of the writes.");
-    }
-    if let Err(e) = file.sync_all() {
-        sync_failed(&mut f, &e, stats);
-    }
-    let digest = f.hash.finish();
-    let result = crate::fsutil::sync_parent(&f.path)
-        .and_then(|()| match manifest {
-            Some(mut m) => {
-                if f.lost_lines > 0 {
-                    read_back(&f, &mut m);
-                }
-                m.lines = f.lines;
-                m.bytes = f.len;
-                m.xxh3_64 = format!("{digest:016x}");
-                crate::manifest::write(&crate::manifest::path_for(final_path), &m)
-            }
-            None => Ok(()),
-        })
-        .and_then(|()| std::fs::rename(&f.path, final_path))
-        .and_then(|()| crate::fsutil::sync_parent(final_path));
-    match result {
-        Ok(()) => {
-            stats.files_closed.fetch_add(1, Relaxed);
-            tracing::debug!(path = %final_path.display(), bytes = f.len, "File closed.");
-            true
-        }
-        Err(e) => {
-            stats.write_errors.fetch_add(1, Relaxed);
-            tracing::error!(path = %f.path.display(), final_path = %final_path.display(), error = %e, "Cannot close output file; it keeps its .open name.");
-            false
-        }
-    }
-}
-
-/// Rebuilds what the writer's manifest said about lines from the lines in the file, after
-/// some did not reach it. Envelope records say everything the manifest needs; a raw data file
-/// keeps the writer's per-connection spans (its lines carry no `seq`), with the lines it lost
-/// stated beside them.
-fn read_back(f: &OpenFile, m: &mut Manifest) {
-    m.lost_lines = f.lost_lines;
-    if f.kind == FileKind::Raw {
-        return;
-    }
-    let file = match File::open(&f.path) {
-        Ok(file) => file,
-        Err(e) => {
-            tracing::warn!(path = %f.path.display(), error = %e, "Cannot read a file back to count what reached it; its manifest keeps what was received.");
-            return;
-        }
-    };
-    let mut builder = crate::manifest::ManifestBuilder::new(
-        Path::new(&m.file),
-        &m.stream,
-        &m.format,
-        m.interval_start_ns,
-    );
-    let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        match std::io::BufRead::read_until(&mut reader, b'\n', &mut line) {
-            Ok(0) => break,
-            Ok(_) => {
-                // A line that is no record still counts, as an event of no name.
-                if builder
-                    .line(line.strip_suffix(b"\n").unwrap_or(&line))
-                    .is_none()
-                {
-                    builder.count_event(false);
-                }
-            }
-            Err(e) => {
-                tracing::warn!(path = %f.path.display(), error = %e, "Cannot read a file back to count what reached it; its manifest keeps what was received.");
-                return;
-            }
-        }
-    }
-    let lost_lines = m.lost_lines;
-    *m = builder.manifest;
-    m.lost_lines = lost_lines;
-}
-
-/// Deletes a stream's oldest closed files past `max_age` or `max_total_bytes`; never an open
-/// file or a temporary. A data file's manifest goes with it.
-pub fn apply_retention(r: &Retention) {
-    let mut files = Vec::new();
-    crate::fsutil::files_under(&r.root, &mut files, |_| true);
-    let now = std::time::SystemTime::now();
-    let mut candidates: Vec<(std::time::SystemTime, u64, PathBuf)> = files
-        .into_iter()
-        .filter(|p| {
-            let name = p.to_string_lossy();
-            !(name.ends_with(OPEN_SUFFIX)
-                || name.ends_with(".tmp")
-                || name.ends_with(crate::fsutil::MANIFEST_SUFFIX)
-                || name.ends_with(crate::fsutil::MARKER_SUFFIX))
-                && p.strip_prefix(&r.output_dir)
-                    .is_ok_and(|rel| rel.to_string_lossy().starts_with(&r.prefix))
-        })
-        .filter_map(|p| {
-            let meta = std::fs::metadata(&p).ok()?;
-            Some((meta.modified().ok()?, meta.len(), p))
-        })
-        .collect();
-    candidates.sort();
-    let mut total: u64 = candidates.iter().map(|c| c.1).sum();
-    for (modified, len, path) in candidates {
-        let too_old = r
-            .max_age
-            .is_some_and(|age| now.duration_since(modified).is_ok_and(|d| d > age));
-        let too_big = r.max_total_bytes > 0 && total > r.max_total_bytes;
-        if !(too_old || too_big) {
-            continue;
-        }
-        match std::fs::remove_file(&path) {
-            Ok(()) => {
-                total -= len;
-                let _ = std::fs::remove_file(crate::manifest::path_for_sealed(&path));
-                tracing::info!(path = %path.display(), bytes = len, reason = if too_old { "max_age" } else { "max_total_bytes" }, "Retention deleted a file.");
-            }
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "Retention could not delete a file.");
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::file::{RESERVE_FROM, RESERVE_STEP};
     use super::*;
+    use std::fs::File;
     use std::os::unix::fs::MetadataExt as _;
+    use std::path::Path;
+
+    use crate::fsutil::reserve;
 
     /// Bytes the file system has allocated to `path`.
     fn allocated(path: &Path) -> u64 {
