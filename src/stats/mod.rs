@@ -3,12 +3,21 @@
 //! Connection tasks and the writer bump plain atomics (`Relaxed`: each counter is independent and
 //! read only for reporting). The status server and the periodic status log take a [`Snapshot`],
 //! a plain serialisable copy, so nothing on the reporting side ever holds a lock the hot path needs.
+//!
+//! The parts: this file (the recorder's and each stream's counters, snapshots), `nats` (the
+//! NATS sink's counters) and `pause` (a test hook that holds the disk worker).
 
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering::Relaxed};
-use std::sync::{Condvar, Mutex};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+
+mod nats;
+mod pause;
+
+pub use nats::{NatsSnapshot, NatsState, NatsStats};
+pub use pause::DiskPause;
 
 /// Where a stream's connection stands, as shown in status output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -524,138 +533,6 @@ pub fn go_duration(secs: f64) -> String {
     } else {
         format!("{s}s")
     }
-}
-
-/// A test-only pause of the disk worker: while it is held, the worker waits before its next
-/// operation, as on a disk that does not answer. The wait counts as that operation's time.
-#[doc(hidden)]
-#[derive(Debug, Default)]
-pub struct DiskPause {
-    /// Set while held (read without the lock before every operation).
-    on: AtomicBool,
-    /// Held, under the lock the worker waits on.
-    held: Mutex<bool>,
-    released: Condvar,
-    /// The worker is waiting in the pause now.
-    waiting: AtomicBool,
-}
-
-impl DiskPause {
-    /// Holds the worker before its next operation.
-    pub fn hold(&self) {
-        *self.held.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        self.on.store(true, Relaxed);
-    }
-
-    /// Lets the worker go on.
-    pub fn release(&self) {
-        *self.held.lock().unwrap_or_else(|e| e.into_inner()) = false;
-        self.on.store(false, Relaxed);
-        self.released.notify_all();
-    }
-
-    /// Whether the worker is waiting in the pause now.
-    pub fn waiting(&self) -> bool {
-        self.waiting.load(Relaxed)
-    }
-
-    /// Waits while the pause is held.
-    pub(crate) fn wait(&self) {
-        if !self.on.load(Relaxed) {
-            return;
-        }
-        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        self.waiting.store(*held, Relaxed);
-        while *held {
-            held = self.released.wait(held).unwrap_or_else(|e| e.into_inner());
-        }
-        self.waiting.store(false, Relaxed);
-    }
-}
-
-/// Connection state of the sink, as shown in status.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NatsState {
-    /// No `[nats]` configured.
-    Off,
-    /// Not connected yet, or reconnecting.
-    Connecting,
-    /// Publishing.
-    Connected,
-    /// Stopped (shutdown).
-    Stopped,
-}
-
-/// The sink's counters.
-#[derive(Debug, Default)]
-pub struct NatsStats {
-    state: AtomicU8,
-    /// Lines acked by JetStream.
-    pub published: AtomicU64,
-    /// Lines that could not be published (queue full, outage, refused, shutdown).
-    pub dropped: AtomicU64,
-    /// Publishes whose ack is outstanding.
-    pub in_flight: AtomicU64,
-    /// Lines accepted and not yet acked or dropped (queue and window).
-    pub queued: AtomicU64,
-    /// Bytes of those lines.
-    pub queued_bytes: AtomicU64,
-}
-
-impl NatsState {
-    /// The name shown in status output.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Off => "off",
-            Self::Connecting => "connecting",
-            Self::Connected => "connected",
-            Self::Stopped => "stopped",
-        }
-    }
-}
-
-impl NatsStats {
-    /// The state.
-    pub fn state(&self) -> NatsState {
-        match self.state.load(Relaxed) {
-            0 => NatsState::Off,
-            1 => NatsState::Connecting,
-            2 => NatsState::Connected,
-            _ => NatsState::Stopped,
-        }
-    }
-
-    pub(crate) fn set_state(&self, s: NatsState) {
-        self.state.store(s as u8, Relaxed);
-    }
-
-    /// A copy for status output; `None` when off.
-    pub fn snapshot(&self) -> Option<NatsSnapshot> {
-        let state = self.state();
-        (state != NatsState::Off).then(|| NatsSnapshot {
-            state,
-            published: self.published.load(Relaxed),
-            dropped: self.dropped.load(Relaxed),
-            in_flight: self.in_flight.load(Relaxed),
-            queued: self.queued.load(Relaxed),
-        })
-    }
-}
-
-/// The sink in a status snapshot.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct NatsSnapshot {
-    /// Connection state.
-    pub state: NatsState,
-    /// Lines acked.
-    pub published: u64,
-    /// Lines not published.
-    pub dropped: u64,
-    /// Acks outstanding.
-    pub in_flight: u64,
-    /// Lines accepted, not yet acked.
-    pub queued: u64,
 }
 
 #[cfg(test)]
