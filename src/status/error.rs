@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::QUERY_TIMEOUT;
 
-/// Errors of the status socket, on the daemon side ([`StatusServer::bind`]) and the client side
-/// ([`query`]). Each names the socket path and what to do about it.
+/// Errors of the status socket, on the daemon side ([`StatusServer::bind`](super::StatusServer::bind)) and the client side
+/// ([`query`](super::query)). Each names the socket path and what to do about it.
 #[derive(thiserror::Error, Debug)]
 pub enum StatusError {
     /// The socket's directory is missing; the server does not create directories on its own,
@@ -173,7 +173,7 @@ pub enum StatusError {
         path: PathBuf,
     },
 
-    /// The reply line did not end within [`MAX_REPLY_BYTES`].
+    /// The reply line did not end within [`MAX_REPLY_BYTES`](super::MAX_REPLY_BYTES).
     #[error(
         "status socket {path} sent a reply longer than {limit} bytes: is it really a wsrec status \
          socket?"

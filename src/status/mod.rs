@@ -5,10 +5,10 @@
 //! (`echo status | nc -U wsrec.sock`) as well as by [`query`]:
 //!
 //! - the client sends `status\n` (at most [`MAX_REQUEST_BYTES`], newline included);
-//! - the server answers one line, the JSON of [`Stats::snapshot`], or `{"error":"..."}` for a
+//! - the server answers one line, the JSON of [`Stats::snapshot`](crate::stats::Stats::snapshot), or `{"error":"..."}` for a
 //!   request it does not understand, then closes.
 //!
-//! The daemon side ([`StatusServer`]) only ever reads atomics through [`Stats::snapshot`], so a
+//! The daemon side ([`StatusServer`]) only ever reads atomics through [`Stats::snapshot`](crate::stats::Stats::snapshot), so a
 //! slow or hostile client can cost a little CPU but can never stall the recorder: every client is
 //! served in its own task, under read and write timeouts. The socket file is owner-only (0600)
 //! because the counters, though free of secrets, are nobody else's business.
