@@ -21,75 +21,33 @@ use std::hash::Hasher;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::{Duration, Instant};
 
-use crate::config::{Codec, OPEN_SUFFIX};
+use crate::config::Codec;
+use crate::record::Pressure;
 use crate::stats::Stats;
 
-/// How long after the recording path last fell behind the compressor keeps out of its way.
-const YIELD_AFTER_BACKLOG: Duration = Duration::from_millis(50);
 /// One wait of the compressor while the recording path is behind.
 const YIELD_STEP: Duration = Duration::from_millis(10);
 /// Longest the compressor waits before its next chunk, so it still makes progress (about one
 /// chunk a second) on a machine that records at its limit all the time.
 const YIELD_MAX: Duration = Duration::from_secs(1);
 
-/// The recording path's signal to the compressor: connections mark when they found more frames
-/// ready than one batch takes (the network is ahead of them), and the compressor pauses between
-/// chunks while that happened within [`YIELD_AFTER_BACKLOG`]. A burst at the machine's limit
-/// then leaves the CPU, caches and memory bandwidth to recording; the backlog catches up after.
-#[derive(Debug, Default)]
-pub struct Pressure {
-    /// Nanoseconds since [`Pressure::epoch`] at the last mark, plus one (0: never).
-    last_backlog: AtomicU64,
-    epoch: std::sync::OnceLock<Instant>,
-    /// Shutdown has begun: what is queued is finished at normal priority, without yielding.
-    draining: AtomicBool,
-    /// The compressor has left its idle priority.
-    raised: AtomicBool,
-}
-
-impl Pressure {
-    fn epoch(&self) -> Instant {
-        *self.epoch.get_or_init(Instant::now)
-    }
-
-    /// Called by a connection whose batch was cut short by its limits: more frames were ready.
-    #[inline]
-    pub fn mark_backlog(&self) {
-        let ns = self.epoch().elapsed().as_nanos() as u64 + 1;
-        self.last_backlog.store(ns, Relaxed);
-    }
-
-    /// Whether a connection fell behind within [`YIELD_AFTER_BACKLOG`].
-    pub fn recent(&self) -> bool {
-        let last = self.last_backlog.load(Relaxed);
-        last != 0
-            && (self.epoch().elapsed().as_nanos() as u64 + 1).saturating_sub(last)
-                < YIELD_AFTER_BACKLOG.as_nanos() as u64
-    }
-
-    /// Shutdown has begun: recording is over, so the compressor (at `SCHED_IDLE`, which on a
-    /// busy machine gets no CPU at all) takes normal priority to finish within the deadline.
-    fn drain(&self) {
-        self.draining.store(true, Relaxed);
-    }
-
-    /// Waits while [`recent`](Self::recent), at most [`YIELD_MAX`] or until `stop`. Called by
-    /// the compressor before each chunk; once draining, it raises the compressor's priority.
-    fn wait_calm(&self, stop: &AtomicBool) {
-        if self.draining.load(Relaxed) {
-            if !self.raised.swap(true, Relaxed) {
-                normal_priority();
-            }
-            return;
+/// Waits while `pressure` is [`recent`](Pressure::recent), at most [`YIELD_MAX`] or until
+/// `stop`. Called by the compressor before each chunk; once draining, it raises the
+/// compressor's priority.
+fn wait_calm(pressure: &Pressure, stop: &AtomicBool) {
+    if pressure.draining() {
+        if pressure.first_raise() {
+            normal_priority();
         }
-        let start = Instant::now();
-        while self.recent() && !stop.load(Relaxed) && start.elapsed() < YIELD_MAX {
-            std::thread::sleep(YIELD_STEP);
-        }
+        return;
+    }
+    let start = Instant::now();
+    while pressure.recent() && !stop.load(Relaxed) && start.elapsed() < YIELD_MAX {
+        std::thread::sleep(YIELD_STEP);
     }
 }
 
@@ -260,8 +218,7 @@ impl Compressor {
 /// Removes leftover temporaries under `dir` and, when compression is on, queues closed,
 /// uncompressed files.
 pub fn sweep(dir: &Path, codec: Codec, queue: Option<&CompressQueue>) {
-    let mut files = Vec::new();
-    walk(dir, &mut files);
+    let mut files = crate::fsutil::closed_files_under(dir);
     files.sort();
     for path in files {
         let name = path.to_string_lossy();
@@ -291,23 +248,6 @@ pub fn sweep(dir: &Path, codec: Codec, queue: Option<&CompressQueue>) {
             }
         } else if let (Some(_), Some(queue)) = (extension(codec), queue) {
             queue.push(path);
-        }
-    }
-}
-
-/// Every regular file under `dir` (recursively), files still being written (`.open`) left out.
-pub(crate) fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        match entry.file_type() {
-            Ok(t) if t.is_dir() => walk(&path, out),
-            Ok(t) if t.is_file() && !path.to_string_lossy().ends_with(OPEN_SUFFIX) => {
-                out.push(path);
-            }
-            _ => {}
         }
     }
 }
@@ -407,9 +347,9 @@ fn compress_file(
         )));
     }
     std::fs::rename(&tmp, &out)?;
-    sync_parent(&out)?;
+    crate::fsutil::sync_parent(&out)?;
     std::fs::remove_file(path)?;
-    sync_parent(path)?;
+    crate::fsutil::sync_parent(path)?;
     Ok(Some(out))
 }
 
@@ -428,7 +368,7 @@ fn write_compressed(
         ($enc:expr) => {{
             let mut enc = $enc;
             loop {
-                pressure.wait_calm(stop);
+                wait_calm(pressure, stop);
                 if stop.load(Relaxed) {
                     return Ok(None);
                 }
@@ -460,13 +400,6 @@ fn write_compressed(
     };
     file.sync_all()?;
     Ok(Some(d.finish()))
-}
-
-fn sync_parent(path: &Path) -> std::io::Result<()> {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => File::open(dir)?.sync_all(),
-        _ => Ok(()),
-    }
 }
 
 #[cfg(test)]
@@ -542,7 +475,7 @@ mod tests {
             // SAFETY: pid 0 is the calling thread.
             let before = unsafe { libc::sched_getscheduler(0) };
             p.drain();
-            p.wait_calm(&AtomicBool::new(false));
+            wait_calm(&p, &AtomicBool::new(false));
             // SAFETY: as above.
             (before, unsafe { libc::sched_getscheduler(0) })
         })
@@ -559,12 +492,12 @@ mod tests {
         assert!(p.recent());
         // A stop ends the wait at once.
         let t = Instant::now();
-        p.wait_calm(&AtomicBool::new(true));
-        assert!(t.elapsed() < YIELD_AFTER_BACKLOG);
+        wait_calm(&p, &AtomicBool::new(true));
+        assert!(t.elapsed() < crate::record::YIELD_AFTER_BACKLOG);
         // Otherwise it lasts until the mark is old, not to the cap.
-        p.wait_calm(&AtomicBool::new(false));
+        wait_calm(&p, &AtomicBool::new(false));
         assert!(!p.recent());
-        assert!(t.elapsed() >= YIELD_AFTER_BACKLOG && t.elapsed() < YIELD_MAX);
+        assert!(t.elapsed() >= crate::record::YIELD_AFTER_BACKLOG && t.elapsed() < YIELD_MAX);
     }
 
     #[test]

@@ -81,7 +81,7 @@ pub struct StreamRuntime {
     pub batch_max: usize,
     /// Told when a batch was cut short with more frames ready, so background compression
     /// keeps out of the way while the network is ahead of us.
-    pub pressure: Arc<crate::compress::Pressure>,
+    pub pressure: Arc<crate::record::Pressure>,
 }
 
 /// What a venue stream's connections follow.
@@ -351,7 +351,7 @@ impl Connection {
         let mut batch = self.new_batch();
         batch.push_event(rt.clock.now_ns(), "connected", |f| {
             f.str("url", &url)
-                .str("host", hostname())
+                .str("host", crate::fsutil::host_name())
                 .num("pid", u64::from(std::process::id()));
             if let Some(old) = self.replaces {
                 f.num("replaces", old);
@@ -1079,12 +1079,6 @@ impl Keepalive {
         }
         Ok(())
     }
-}
-
-/// This machine's host name, read once.
-pub fn hostname() -> &'static str {
-    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    HOST.get_or_init(|| gethostname::gethostname().to_string_lossy().into_owned())
 }
 
 /// A frame's receive time: the kernel's stamp of the data that completed it when kernel stamps

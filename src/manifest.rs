@@ -7,7 +7,7 @@
 //! stay valid after `X.jsonl` becomes `X.jsonl.zst`.
 //!
 //! The writer fills a manifest line by line as it writes ([`ManifestBuilder`]); startup recovery
-//! ([`crate::recover`]) rebuilds one by reading a file a crash left open, and marks it
+//! (the `recover` module) rebuilds one by reading a file a crash left open, and marks it
 //! `recovered`.
 
 use std::path::{Path, PathBuf};
@@ -77,11 +77,39 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
+/// What a file's lines are: what a line lost to a write error stood for depends on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// Envelope records: messages and events.
+    Envelope,
+    /// A raw stream's data file: one message per line, nothing around it.
+    Raw,
+    /// A raw stream's sidecar: envelope records of events and of messages raw cannot hold.
+    Events,
+}
+
+impl FileKind {
+    /// The name the manifest gives the format.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Envelope => "envelope",
+            Self::Raw => "raw",
+            Self::Events => "events",
+        }
+    }
+}
+
 /// The manifest path of a data file.
 pub fn path_for(data: &Path) -> PathBuf {
-    let mut p = data.as_os_str().to_owned();
-    p.push(".manifest.json");
-    PathBuf::from(p)
+    crate::fsutil::with_suffix(data, crate::fsutil::MANIFEST_SUFFIX)
+}
+
+/// The manifest path of a sealed data file, compressed or not (`X.jsonl.zst` and `X.jsonl` both
+/// have `X.jsonl.manifest.json`).
+pub fn path_for_sealed(data: &Path) -> PathBuf {
+    path_for(Path::new(crate::fsutil::strip_compressed(
+        &data.to_string_lossy(),
+    )))
 }
 
 /// Builds a [`Manifest`] line by line in the writer.

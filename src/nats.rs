@@ -39,12 +39,11 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -52,6 +51,8 @@ use crate::clock::Clock;
 pub use crate::config::NatsConfig;
 use crate::config::WhenFull;
 use crate::record::Batch;
+pub use crate::stats::NatsState;
+use crate::stats::NatsStats;
 
 /// The sink's side of the `[nats]` table (the table itself is [`NatsConfig`], in `config`).
 impl NatsConfig {
@@ -89,92 +90,6 @@ impl NatsConfig {
                 Duration::from_millis((50u64 << attempts.min(6)).min(2_000))
             }))
     }
-}
-
-/// Connection state of the sink, as shown in status.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NatsState {
-    /// No `[nats]` configured.
-    Off,
-    /// Not connected yet, or reconnecting.
-    Connecting,
-    /// Publishing.
-    Connected,
-    /// Stopped (shutdown).
-    Stopped,
-}
-
-/// The sink's counters.
-#[derive(Debug, Default)]
-pub struct NatsStats {
-    state: AtomicU8,
-    /// Lines acked by JetStream.
-    pub published: AtomicU64,
-    /// Lines that could not be published (queue full, outage, refused, missed by the server
-    /// before a later line it stored, shutdown).
-    pub dropped: AtomicU64,
-    /// Publishes whose ack is outstanding.
-    pub in_flight: AtomicU64,
-    /// Lines accepted and not yet acked or dropped (queue and window).
-    pub queued: AtomicU64,
-    /// Bytes of those lines.
-    pub queued_bytes: AtomicU64,
-}
-
-impl NatsState {
-    /// The name shown in status output.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Off => "off",
-            Self::Connecting => "connecting",
-            Self::Connected => "connected",
-            Self::Stopped => "stopped",
-        }
-    }
-}
-
-impl NatsStats {
-    /// The state.
-    pub fn state(&self) -> NatsState {
-        match self.state.load(Relaxed) {
-            0 => NatsState::Off,
-            1 => NatsState::Connecting,
-            2 => NatsState::Connected,
-            _ => NatsState::Stopped,
-        }
-    }
-
-    fn set_state(&self, s: NatsState) {
-        self.state.store(s as u8, Relaxed);
-    }
-
-    /// A copy for status output; `None` when off.
-    pub fn snapshot(&self) -> Option<NatsSnapshot> {
-        let state = self.state();
-        (state != NatsState::Off).then(|| NatsSnapshot {
-            state,
-            published: self.published.load(Relaxed),
-            dropped: self.dropped.load(Relaxed),
-            in_flight: self.in_flight.load(Relaxed),
-            queued: self.queued.load(Relaxed),
-        })
-    }
-}
-
-/// The sink in a status snapshot.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct NatsSnapshot {
-    /// Connection state.
-    pub state: NatsState,
-    /// Lines acked.
-    pub published: u64,
-    /// Lines not published.
-    pub dropped: u64,
-    /// Acks outstanding.
-    pub in_flight: u64,
-    /// Lines accepted, not yet acked.
-    pub queued: u64,
 }
 
 /// Lines of one stream not published, not yet marked.
@@ -402,7 +317,7 @@ pub fn channel(
             subjects,
             id_prefix: format!(
                 "{}-{}-{run_id:x}",
-                gethostname::gethostname().to_string_lossy(),
+                crate::fsutil::host_name(),
                 std::process::id()
             ),
         },

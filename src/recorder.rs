@@ -240,7 +240,7 @@ impl Recorder {
 
         // Everything that can fail on bad input is done before the first connection.
         let batch_max = BATCH_MAX.min(config.queue_capacity.div_ceil(4)).max(1);
-        let pressure = Arc::new(crate::compress::Pressure::default());
+        let pressure = Arc::new(crate::record::Pressure::default());
         let mut runtimes = Vec::new();
         let mut sinks = Vec::new();
         let mut pacers = Pacers::default();
@@ -503,7 +503,7 @@ struct Shared {
     pacer: Option<Arc<Pacer>>,
     clock: Clock,
     batch_max: usize,
-    pressure: Arc<crate::compress::Pressure>,
+    pressure: Arc<crate::record::Pressure>,
 }
 
 /// One pacer per venue (or host) and spacing, shared by every stream that talks to it, and one

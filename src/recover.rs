@@ -43,8 +43,9 @@ use std::path::{Path, PathBuf};
 
 use chrono::format::{Parsed, StrftimeItems};
 
-use crate::config::{DEFAULT_ROTATE, Format, OPEN_SUFFIX, StreamConfig};
-use crate::disk::FileKind;
+use crate::config::{DEFAULT_ROTATE, Format, StreamConfig};
+use crate::fsutil::OPEN_SUFFIX;
+use crate::manifest::FileKind;
 use crate::manifest::{Manifest, ManifestBuilder};
 use crate::read::Entry;
 
@@ -66,7 +67,9 @@ pub struct Recovered {
 /// so one unreadable file does not stop the recorder.
 pub fn recover_dir(dir: &Path, streams: &[StreamConfig], now_ns: u64) -> Vec<Recovered> {
     let mut open = Vec::new();
-    collect_open(dir, &mut open);
+    crate::fsutil::files_under(dir, &mut open, |p| {
+        p.to_string_lossy().ends_with(OPEN_SUFFIX)
+    });
     // Sidecar events files first: a raw data file's recovery event is appended to its sidecar.
     open.sort_by_key(|p| !p.to_string_lossy().ends_with(".events.jsonl.open"));
     let mut done = Vec::new();
@@ -86,22 +89,6 @@ pub fn recover_dir(dir: &Path, streams: &[StreamConfig], now_ns: u64) -> Vec<Rec
         }
     }
     done
-}
-
-fn collect_open(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        match entry.file_type() {
-            Ok(t) if t.is_dir() => collect_open(&path, out),
-            Ok(t) if t.is_file() && path.to_string_lossy().ends_with(OPEN_SUFFIX) => {
-                out.push(path);
-            }
-            _ => {}
-        }
-    }
 }
 
 /// Recovers one `.open` file under the output directory `dir`.
@@ -189,7 +176,7 @@ struct Origin {
 impl Origin {
     /// Names the `.open` file `open` under `dir` whose first complete line is `first`.
     fn of(dir: &Path, open: &Path, first: &[u8], streams: &[StreamConfig]) -> Self {
-        let base = strip_open(open);
+        let base = crate::fsutil::strip_open(open);
         let rel = base
             .strip_prefix(dir)
             .unwrap_or(&base)
@@ -254,12 +241,6 @@ impl Origin {
             .or_else(|| ts.map(|ts| crate::rotation::bucket_start(ts, self.rotate_ns)))
             .unwrap_or(0)
     }
-}
-
-/// `x.jsonl.open` -> `x.jsonl`.
-fn strip_open(open: &Path) -> PathBuf {
-    let s = open.to_string_lossy();
-    PathBuf::from(s.strip_suffix(OPEN_SUFFIX).unwrap_or(&s))
 }
 
 /// The first configured stream whose template gives `rel` (relative to the output directory),
@@ -491,7 +472,7 @@ fn recovered_event(
 /// The final name for an `.open` file: its name without the suffix, or a numbered part if a
 /// file of that name (or its compressed form) already exists.
 fn free_final_path(open: &Path) -> PathBuf {
-    let base = strip_open(open);
+    let base = crate::fsutil::strip_open(open);
     let mut part = 0;
     loop {
         let candidate = crate::rotation::with_part(&base, part);
@@ -582,7 +563,7 @@ mod tests {
         let open = dir.path().join("r.jsonl.open");
         std::fs::write(&open, line(0)).unwrap();
         let file = OpenOptions::new().append(true).open(&open).unwrap();
-        if crate::disk::reserve(&file, 0, 8 << 20).is_err() {
+        if crate::fsutil::reserve(&file, 0, 8 << 20).is_err() {
             eprintln!("this file system cannot reserve space; nothing to give back");
             return;
         }

@@ -69,7 +69,9 @@ use tokio_util::sync::CancellationToken;
 use crate::backoff::Backoff;
 use crate::config::Codec;
 use crate::error::ConfigError;
+use crate::fsutil::MARKER_SUFFIX;
 use crate::manifest::Manifest;
+use crate::manifest::path_for_sealed as manifest_for;
 use crate::stats::Stats;
 
 pub use crate::config::upload::{
@@ -78,8 +80,6 @@ pub use crate::config::upload::{
     MIN_PART_SIZE, UploadConfig, render_key,
 };
 
-/// Suffix of the marker written after a confirmed upload.
-pub const MARKER_SUFFIX: &str = ".uploaded";
 /// Uploads of one file whose check failed before it is given up until the next start.
 pub const MISMATCH_TRIES: u32 = 3;
 /// Object metadata holding the XXH3-64 of the object's bytes.
@@ -92,8 +92,7 @@ const ABORT_TIMEOUT: Duration = Duration::from_secs(2);
 /// The host name as used in keys: characters other than letters, digits, `.`, `_` and `-`
 /// become `_`.
 pub fn host_name() -> String {
-    let h = gethostname::gethostname().to_string_lossy().into_owned();
-    let clean: String = h
+    let clean: String = crate::fsutil::host_name()
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
@@ -112,19 +111,7 @@ pub fn host_name() -> String {
 
 /// The marker path of a sealed file.
 pub fn marker_for(data: &Path) -> PathBuf {
-    let mut p = data.as_os_str().to_owned();
-    p.push(MARKER_SUFFIX);
-    PathBuf::from(p)
-}
-
-/// The manifest of a sealed file (compressed or not).
-fn manifest_for(data: &Path) -> PathBuf {
-    let name = data.to_string_lossy();
-    let plain = name
-        .strip_suffix(".zst")
-        .or_else(|| name.strip_suffix(".gz"))
-        .unwrap_or(&name);
-    crate::manifest::path_for(Path::new(plain))
+    crate::fsutil::with_suffix(data, MARKER_SUFFIX)
 }
 
 /// Whether `path` is a sealed file in its final form for `codec`. Compressed files always are
@@ -626,8 +613,7 @@ fn delete_local(path: &Path) {
 /// files still there are deleted). Run it before the compressor's sweep, so files that
 /// compressor then finishes reach the queue only once.
 pub fn sweep(dir: &Path, codec: Codec, queue: &UploadQueue, delete_local_after: bool) {
-    let mut files = Vec::new();
-    crate::compress::walk(dir, &mut files);
+    let mut files = crate::fsutil::closed_files_under(dir);
     files.sort();
     let mut queued = 0;
     for path in files {

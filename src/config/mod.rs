@@ -71,8 +71,6 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_ROTATE: Duration = Duration::from_secs(3600);
 /// Default path template, relative to the output directory.
 pub const DEFAULT_PATH_TEMPLATE: &str = "{stream}/%Y-%m-%d/{stream}-%Y%m%dT%H%M%SZ.jsonl";
-/// Suffix of a file that is still being written.
-pub const OPEN_SUFFIX: &str = ".open";
 /// Default protocol ping interval.
 pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(20);
 /// Default deadline for a pong (or app-level reply) after a ping.

@@ -3,12 +3,21 @@
 //! Connection tasks and the writer bump plain atomics (`Relaxed`: each counter is independent and
 //! read only for reporting). The status server and the periodic status log take a [`Snapshot`],
 //! a plain serialisable copy, so nothing on the reporting side ever holds a lock the hot path needs.
+//!
+//! The parts: this file (the recorder's and each stream's counters, snapshots), `nats` (the
+//! NATS sink's counters) and `pause` (a test hook that holds the disk worker).
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+
+mod nats;
+mod pause;
+
+pub use nats::{NatsSnapshot, NatsState, NatsStats};
+pub use pause::DiskPause;
 
 /// Where a stream's connection stands, as shown in status output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,6 +34,16 @@ pub enum ConnState {
 }
 
 impl ConnState {
+    /// The state as the lower-case word the JSON uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Connecting => "connecting",
+            Self::Connected => "connected",
+            Self::Backoff => "backoff",
+            Self::Stopped => "stopped",
+        }
+    }
+
     fn from_u8(v: u8) -> Self {
         match v {
             0 => Self::Connecting,
@@ -256,7 +275,7 @@ pub struct Stats {
     /// 0: enough space; 1: below `disk_warn`; 2: below `disk_stop` (messages are not written).
     pub disk_level: AtomicU8,
     /// Bytes waiting for the disk worker: the data of queued writes, plus a small fixed charge
-    /// per queued operation (see [`crate::disk`]). Near 0 unless the disk stalls.
+    /// per queued operation (see the `disk` module). Near 0 unless the disk stalls.
     pub disk_buffer_bytes: AtomicU64,
     /// The most `disk_buffer_bytes` has been since start.
     pub disk_buffer_peak: AtomicU64,
@@ -271,12 +290,12 @@ pub struct Stats {
     pub disk_op_since: AtomicU64,
     /// A test-only pause of the disk worker.
     #[doc(hidden)]
-    pub disk_pause: crate::disk::DiskPause,
+    pub disk_pause: DiskPause,
     /// Where the metrics endpoint listens, once it is bound (it is off unless `metrics_listen`
     /// is set; with port 0 this is how to learn the port).
     pub metrics_addr: std::sync::OnceLock<std::net::SocketAddr>,
     /// The NATS fan-out's counters (state `off` without `[nats]`).
-    pub nats: crate::nats::NatsStats,
+    pub nats: NatsStats,
 }
 
 impl Stats {
@@ -303,9 +322,9 @@ impl Stats {
             disk_buffer_capacity: AtomicU64::new(0),
             disk_stall_max_ns: AtomicU64::new(0),
             disk_op_since: AtomicU64::new(0),
-            disk_pause: crate::disk::DiskPause::default(),
+            disk_pause: DiskPause::default(),
             metrics_addr: std::sync::OnceLock::new(),
-            nats: crate::nats::NatsStats::default(),
+            nats: NatsStats::default(),
         }
     }
 
@@ -445,7 +464,7 @@ pub struct Snapshot {
     pub disk_stall_max_secs: f64,
     /// The NATS fan-out, when configured.
     #[serde(default)]
-    pub nats: Option<crate::nats::NatsSnapshot>,
+    pub nats: Option<NatsSnapshot>,
     /// Per-stream counters.
     pub streams: Vec<StreamSnapshot>,
 }

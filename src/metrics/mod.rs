@@ -16,21 +16,21 @@
 //! for any path but [`PATH`]. Like the status socket, every client is served in its own task
 //! under timeouts with a cap on concurrent clients, so a slow or hostile client can never stall
 //! the recorder.
+//!
+//! The parts: this file (the metric families and rendering them) and `http` (the endpoint,
+//! [`MetricsServer`]).
 
 use std::fmt::Write as _;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::CancellationToken;
-
-use crate::clock::Clock;
 use crate::stats::{ConnState, Stats, StreamStats};
-use crate::status::{ClientTasks, state_name};
+
+mod http;
+
+pub use http::MetricsServer;
 
 /// The one path served.
 pub const PATH: &str = "/metrics";
@@ -59,9 +59,6 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Clients served at once; beyond this a new connection is closed at once.
 const MAX_CLIENTS: usize = 32;
-
-/// Pause after a failed `accept` (typically out of file descriptors).
-const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 /// The metrics endpoint cannot listen on its address.
 #[derive(Debug, thiserror::Error)]
@@ -286,7 +283,7 @@ const FAMILIES: &[Family] = &[
     gauge("nats_queued_lines", "", "Lines accepted for NATS and not yet acked (queue and in-flight window).",
         Source::Global(|s, _| s.nats.snapshot().map(|n| Value::Int(n.queued)))),
     gauge("nats_connected", "", "1 while publishing to NATS works, 0 while it is unreachable.",
-        Source::Global(|s, _| s.nats.snapshot().map(|n| Value::Int(u64::from(n.state == crate::nats::NatsState::Connected))))),
+        Source::Global(|s, _| s.nats.snapshot().map(|n| Value::Int(u64::from(n.state == crate::stats::NatsState::Connected))))),
     // Files.
     counter("files_closed", "", "Recording files closed (renamed to their final name).",
         Source::Global(|s, _| int(&s.files_closed))),
@@ -397,7 +394,7 @@ impl Family {
                 for s in &stats.streams {
                     let current = s.state();
                     for state in STATES {
-                        let labels = [("stream", s.name.as_str()), ("state", state_name(state))];
+                        let labels = [("stream", s.name.as_str()), ("state", state.name())];
                         sample(&labels, Value::Int(u64::from(state == current)));
                     }
                 }
@@ -445,222 +442,11 @@ fn write_value(out: &mut String, value: Value) {
 // ---------------------------------------------------------------------------------------------
 // HTTP.
 
-/// The metrics endpoint of a running recorder: a bound TCP listener, not yet accepting.
-///
-/// Binding is separate from [`MetricsServer::run`] so that a recorder can refuse to start (port
-/// taken) before it opens any connection or file.
-#[derive(Debug)]
-pub struct MetricsServer {
-    listener: TcpListener,
-    addr: SocketAddr,
-}
-
-impl MetricsServer {
-    /// Listens on `addr` (port 0 picks a free port; see [`MetricsServer::local_addr`]).
-    ///
-    /// # Errors
-    /// [`MetricsError::InUse`] or [`MetricsError::Bind`], naming the address and the fix.
-    pub async fn bind(addr: SocketAddr) -> Result<MetricsServer, MetricsError> {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| match source.kind() {
-                io::ErrorKind::AddrInUse => MetricsError::InUse { addr },
-                _ => MetricsError::Bind { addr, source },
-            })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| MetricsError::Bind { addr, source })?;
-        Ok(MetricsServer { listener, addr })
-    }
-
-    /// The address actually listened on.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Serves scrapes until `shutdown` is cancelled, then returns once every client task has
-    /// ended. `clock` is the recorder's, so ages agree with the receive times in `stats`.
-    /// Publishes the bound address in [`Stats::metrics_addr`].
-    pub async fn run(self, stats: Arc<Stats>, clock: Clock, shutdown: CancellationToken) {
-        let MetricsServer { listener, addr } = self;
-        let _ = stats.metrics_addr.set(addr);
-        let uptime = u64::try_from(stats.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        let start_ns = clock.now_ns().saturating_sub(uptime);
-        let clients = ClientTasks::new(MAX_CLIENTS, &shutdown);
-        tracing::info!(%addr, path = PATH, "Metrics endpoint listening.");
-
-        loop {
-            let accepted = tokio::select! {
-                biased;
-                () = shutdown.cancelled() => break,
-                accepted = listener.accept() => accepted,
-            };
-            let stream = match accepted {
-                Ok((stream, _peer)) => stream,
-                Err(error) => {
-                    tracing::warn!(%addr, %error, "Metrics endpoint accept failed.");
-                    tokio::select! {
-                        () = shutdown.cancelled() => break,
-                        () = tokio::time::sleep(ACCEPT_ERROR_PAUSE) => continue,
-                    }
-                }
-            };
-            let Some(slot) = clients.slot() else {
-                tracing::debug!("Metrics client dropped: too many clients.");
-                continue;
-            };
-            let stats = Arc::clone(&stats);
-            clients.spawn(slot, async move {
-                serve_client(stream, &stats, clock, start_ns).await;
-            });
-        }
-
-        drop(listener);
-        clients.finish().await;
-        tracing::info!("Metrics endpoint closed.");
-    }
-}
-
-/// The parts of a request the server looks at.
-#[derive(Debug)]
-struct Request {
-    method: String,
-    path: String,
-    accept: Option<String>,
-}
-
-/// What came of reading a request head.
-#[derive(Debug)]
-enum Read {
-    Request(Request),
-    /// Closed (or failed) before a complete head.
-    Closed,
-    /// Not HTTP.
-    Bad,
-    /// Longer than [`MAX_REQUEST_BYTES`], or too many headers.
-    TooLarge,
-}
-
-async fn serve_client(mut stream: TcpStream, stats: &Stats, clock: Clock, start_ns: u64) {
-    let read = tokio::time::timeout(REQUEST_TIMEOUT, read_request(&mut stream))
-        .await
-        .unwrap_or(Read::Closed);
-    let reply = match read {
-        Read::Closed => return,
-        Read::Bad => reply(400, "Bad Request", &[], "bad request\n", true),
-        Read::TooLarge => reply(
-            431,
-            "Request Header Fields Too Large",
-            &[],
-            "request head too large\n",
-            true,
-        ),
-        Read::Request(req) => {
-            let head_only = req.method == "HEAD";
-            if req.method != "GET" && !head_only {
-                reply(
-                    405,
-                    "Method Not Allowed",
-                    &[("Allow", "GET, HEAD")],
-                    "only GET and HEAD\n",
-                    true,
-                )
-            } else if req.path.split('?').next() != Some(PATH) {
-                reply(
-                    404,
-                    "Not Found",
-                    &[],
-                    "not found; metrics are at /metrics\n",
-                    !head_only,
-                )
-            } else {
-                let format = Format::negotiate(req.accept.as_deref());
-                let scrape = Scrape {
-                    now_ns: clock.now_ns(),
-                    start_ns,
-                };
-                let body = render(stats, &scrape, format);
-                reply(
-                    200,
-                    "OK",
-                    &[("Content-Type", format.content_type()), ("Vary", "Accept")],
-                    &body,
-                    !head_only,
-                )
-            }
-        }
-    };
-    let _ = tokio::time::timeout(REPLY_TIMEOUT, async {
-        stream.write_all(&reply).await?;
-        stream.shutdown().await
-    })
-    .await;
-}
-
-/// Reads up to the end of the request head.
-async fn read_request(stream: &mut TcpStream) -> Read {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    loop {
-        let n = match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => return Read::Closed,
-            Ok(n) => n,
-        };
-        buf.extend_from_slice(&chunk[..n]);
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut req = httparse::Request::new(&mut headers);
-        match req.parse(&buf) {
-            Ok(httparse::Status::Complete(_)) => {
-                let accept = req
-                    .headers
-                    .iter()
-                    .find(|h| h.name.eq_ignore_ascii_case("accept"))
-                    .map(|h| String::from_utf8_lossy(h.value).into_owned());
-                return Read::Request(Request {
-                    method: req.method.unwrap_or("").to_owned(),
-                    path: req.path.unwrap_or("").to_owned(),
-                    accept,
-                });
-            }
-            Ok(httparse::Status::Partial) if buf.len() < MAX_REQUEST_BYTES => {}
-            Ok(httparse::Status::Partial) | Err(httparse::Error::TooManyHeaders) => {
-                return Read::TooLarge;
-            }
-            Err(_) => return Read::Bad,
-        }
-    }
-}
-
-/// A whole HTTP/1.1 response; the body is left out (its length kept) when `with_body` is false.
-fn reply(
-    code: u16,
-    reason: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-    with_body: bool,
-) -> Vec<u8> {
-    let mut head = format!("HTTP/1.1 {code} {reason}\r\n");
-    if !headers.iter().any(|(k, _)| *k == "Content-Type") {
-        head.push_str("Content-Type: text/plain; charset=utf-8\r\n");
-    }
-    for (k, v) in headers {
-        let _ = write!(head, "{k}: {v}\r\n");
-    }
-    let _ = write!(
-        head,
-        "Content-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let mut out = head.into_bytes();
-    if with_body {
-        out.extend_from_slice(body.as_bytes());
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
+    use super::http::reply;
     use super::*;
+    use std::sync::Arc;
 
     fn stats() -> Stats {
         let a = Arc::new(StreamStats::new("a", "wss://a/"));

@@ -1,12 +1,12 @@
 //! The writer task: turns batches into lines, decides which file each line goes to, and hands
-//! buffers to the disk thread: full ones at once, the rest when its queue runs empty (at most
+//! buffers to the disk worker: full ones at once, the rest when its queue runs empty (at most
 //! once per [`IDLE_HANDOFF_GAP`] per file), so a kill loses only the last moment's lines.
 //!
-//! Lines the disk thread loses to write errors come back as a count to mark: a
+//! Lines the disk worker loses to write errors come back as a count to mark: a
 //! `write_error_gap` event at the front of the stream's next batch, or of an empty batch at
 //! the next flush tick.
 //!
-//! It owns every open file of the recorder (as handles on the disk thread), so rotation,
+//! It owns every open file of the recorder (as handles on the disk worker), so rotation,
 //! limits and shutdown are decided in one place without locks. It is stopped by the queue
 //! closing, not by the shutdown token: when every connection has dropped its sender,
 //! everything already received has been queued, and the writer drains it, closes every file
@@ -14,6 +14,10 @@
 //!
 //! Rotation is UTC-aligned and timer-driven: a quiet stream's file is closed at the interval's
 //! end even if no further message arrives.
+//!
+//! The parts: this file (the loop, and encoding batches into lines), `files` (retention
+//! scope, opening, handing on and closing files), `watermark` (free disk space, lines lost to
+//! write errors) and `decimal` (number text reused from line to line).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,23 +28,23 @@ use base64::Engine as _;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::clock::Clock;
-use crate::config::{Format, Fsync, OPEN_SUFFIX, StreamConfig, Watermark};
-use crate::disk::{Disk, DiskOp, FileKind, Retention, SyncPolicy};
+use crate::config::{Format, Fsync, StreamConfig, Watermark};
+use crate::disk::{Disk, DiskOp, Retention, SyncPolicy};
+use crate::fsutil::FLUSH_BYTES;
 use crate::manifest::ManifestBuilder;
 use crate::record::{Batch, Kind, QueueRx};
-use crate::rotation;
 use crate::stats::{Stats, StreamStats, UnmarkedLoss};
 
-/// A buffer is handed to the disk thread once it holds this much. At flood rate, while the disk
-/// keeps up, about five exist (filled, queued, written, two pooled: 2.5 MiB); while it stalls,
-/// up to `disk_buffer` of them wait for it, freed once written. Each hand-off may wake the disk
-/// worker, and wake-ups are dear on a VM: at flood rate 64 KiB buffers cost 558 ns CPU per
-/// 200-byte line, 256 KiB 457 ns (bench), and 512 KiB about 40 ns less than 256 KiB (bench
-/// A/B, 12 rounds). The disk worker's space reservation and the least `disk_buffer` are sized
-/// from it.
-pub(crate) const FLUSH_BYTES: usize = 512 * 1024;
-// The least `disk_buffer` the config accepts is two of these buffers.
+mod decimal;
+mod files;
+mod watermark;
+
+use decimal::Decimal;
+use files::retention;
+
+// The least `disk_buffer` the config accepts is two of the writer's full buffers.
 const _: () = assert!(crate::config::MIN_DISK_BUFFER == 2 * FLUSH_BYTES as u64);
+
 /// The writer hands a file's lines to the disk worker when its queue runs empty, but not
 /// sooner than this after the file's last hand-off (full buffers included): lines that come
 /// sooner wait for the next idle moment after it, or its timer. So a kill loses at most about
@@ -107,33 +111,6 @@ impl StreamSink {
     }
 }
 
-/// The retention scope of a stream: the part of its path template before the first field that
-/// changes over time, rendered for this stream (`bybit/` for the default layout, `topic_` for the
-/// Go layout).
-fn retention(config: &StreamConfig, output_dir: &std::path::Path) -> Option<Arc<Retention>> {
-    if config.max_age.is_none() && config.max_total_bytes == 0 {
-        return None;
-    }
-    let t = &config.path;
-    let cut = [t.find('%'), t.find("{start_unix}")]
-        .into_iter()
-        .flatten()
-        .min()
-        .unwrap_or(t.len());
-    let prefix = t[..cut].replace("{stream}", &config.name);
-    let dir = match prefix.rfind('/') {
-        Some(i) => output_dir.join(&prefix[..i]),
-        None => output_dir.to_owned(),
-    };
-    Some(Arc::new(Retention {
-        root: dir,
-        prefix,
-        output_dir: output_dir.to_owned(),
-        max_age: config.max_age,
-        max_total_bytes: config.max_total_bytes,
-    }))
-}
-
 /// One open output file.
 #[derive(Debug)]
 struct Output {
@@ -149,7 +126,7 @@ struct Output {
     lines: u64,
     /// Bytes written, for `max_bytes`.
     bytes: u64,
-    /// Encoded lines not yet handed to the disk thread.
+    /// Encoded lines not yet handed to the disk worker.
     buf: Vec<u8>,
     /// Lines in `buf`.
     buf_lines: u64,
@@ -276,7 +253,7 @@ impl Writer {
         self.nats.as_ref().is_some_and(|n| n.gap_due(idx))
     }
 
-    /// Runs until the queue closes, then flushes and closes every file and stops the disk thread.
+    /// Runs until the queue closes, then flushes and closes every file and stops the disk worker.
     pub async fn run(mut self) {
         let mut flush = tokio::time::interval(self.flush_interval);
         flush.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -519,161 +496,6 @@ impl Writer {
         self.rx.release_batch(batch);
     }
 
-    /// Makes sure the stream has the right file open for a line received at `ts`.
-    async fn ensure_open(&mut self, idx: usize, ts: u64, events: bool) {
-        let state = &self.streams[idx];
-        let current = state.data.as_ref().or(state.events.as_ref());
-        let rotate_ns = state.sink.rotate_ns;
-        match current {
-            Some(o) if ts < o.end_ns => {}
-            Some(_) => self.close_stream(idx).await,
-            None => {}
-        }
-        let state = &self.streams[idx];
-        let have = if events {
-            state.events.is_some()
-        } else {
-            state.data.is_some()
-        };
-        if have {
-            return;
-        }
-        // The interval: the one of `ts`, never one before the floor, and the one already open
-        // (for the sidecar of an open data file or the other way round).
-        let open_bucket = state
-            .data
-            .as_ref()
-            .or(state.events.as_ref())
-            .map(|o| o.bucket);
-        let bucket =
-            open_bucket.unwrap_or_else(|| rotation::bucket_start(ts, rotate_ns).max(state.floor));
-        let data_path = match state.pair.clone() {
-            Some(p) => p,
-            None => match self.free_path(idx, bucket) {
-                Some(p) => {
-                    self.streams[idx].pair = Some(p.clone());
-                    p
-                }
-                None => return,
-            },
-        };
-        let final_path = if events {
-            rotation::events_path(&data_path)
-        } else {
-            data_path
-        };
-        let id = self.next_id;
-        self.next_id += 1;
-        let mut open_path = final_path.clone().into_os_string();
-        open_path.push(OPEN_SUFFIX);
-        let open_path = PathBuf::from(open_path);
-        let state = &mut self.streams[idx];
-        if !events {
-            state
-                .sink
-                .stats
-                .set_current_file(&open_path.display().to_string());
-        }
-        tracing::debug!(stream = %state.sink.name, path = %open_path.display(), "Opening file.");
-        let kind = match (state.sink.format, events) {
-            (Format::Envelope, _) => FileKind::Envelope,
-            (Format::Raw, false) => FileKind::Raw,
-            (Format::Raw, true) => FileKind::Events,
-        };
-        let op = DiskOp::Open {
-            id,
-            path: open_path,
-            stream: state.sink.stats.clone(),
-            sync: state.sink.sync,
-            kind,
-        };
-        let manifest = ManifestBuilder::new(&final_path, &state.sink.name, kind.name(), bucket);
-        let out = Output {
-            id,
-            bucket,
-            end_ns: bucket.saturating_add(rotate_ns),
-            final_path,
-            lines: 0,
-            bytes: 0,
-            buf: self.disk.take_buffer().unwrap_or_default(),
-            buf_lines: 0,
-            handed_at: 0,
-            listed: false,
-            manifest,
-        };
-        if events {
-            state.events = Some(out);
-        } else {
-            state.data = Some(out);
-        }
-        self.send(op).await;
-    }
-
-    /// A final path for a new data file in `bucket` that no file (open, closed or compressed)
-    /// uses yet, so a restart or a limit-driven rotation never overwrites anything.
-    fn free_path(&mut self, idx: usize, bucket: u64) -> Option<PathBuf> {
-        let state = &mut self.streams[idx];
-        let rel = match rotation::render(&state.sink.template, &state.sink.name, bucket) {
-            Ok(p) => p,
-            Err(e) => {
-                // validate() rendered this template already; only an absurd clock gets here.
-                tracing::error!(stream = %state.sink.name, error = %e, "Cannot name the output file.");
-                return None;
-            }
-        };
-        let base = self.output_dir.join(rel);
-        let mut part = if state.last_part.0 == bucket {
-            state.last_part.1 + 1
-        } else {
-            0
-        };
-        loop {
-            let candidate = rotation::with_part(&base, part);
-            let events = rotation::events_path(&candidate);
-            let taken = [&candidate, &events].iter().any(|p| {
-                ["", OPEN_SUFFIX, ".zst", ".gz"].iter().any(|suffix| {
-                    let mut s = p.as_os_str().to_owned();
-                    s.push(suffix);
-                    std::path::Path::new(&s).exists()
-                })
-            });
-            if !taken {
-                state.last_part = (bucket, part);
-                return Some(candidate);
-            }
-            part += 1;
-        }
-    }
-
-    async fn flush_output(&mut self, idx: usize, events: bool) {
-        let state = &mut self.streams[idx];
-        let out = if events {
-            state.events.as_mut()
-        } else {
-            state.data.as_mut()
-        };
-        let Some(out) = out else { return };
-        if out.buf.is_empty() {
-            return;
-        }
-        // Room for what the stream wrote last time plus a quarter, so a busy stream fills a
-        // buffer to FLUSH_BYTES without regrowing it (doubling past it would touch twice the
-        // memory) and a quiet one keeps a small buffer.
-        let want = out.buf.len().min(FLUSH_BYTES);
-        let fresh = self
-            .disk
-            .take_buffer()
-            .unwrap_or_else(|| Vec::with_capacity(want + want / 4));
-        let buf = std::mem::replace(&mut out.buf, fresh);
-        out.handed_at = self.clock.now_ns();
-        let op = DiskOp::Write {
-            id: out.id,
-            buf,
-            lines: std::mem::take(&mut out.buf_lines),
-        };
-        self.send(op).await;
-    }
-
     /// The queue is empty: the files whose buffer was last handed on at least
     /// [`IDLE_HANDOFF_GAP`] ago go to the disk worker now, so that a killed process loses only
     /// what it received in the last moments; the others wait for the next idle moment or for
@@ -726,48 +548,6 @@ impl Writer {
         }
     }
 
-    /// Picks up lines the disk worker lost to write errors, to be marked at the front of the
-    /// stream's next batch.
-    fn note_io_loss(&mut self, idx: usize) {
-        let state = &mut self.streams[idx];
-        let loss = state.sink.stats.take_unmarked();
-        state.io_pending.merge(&loss);
-    }
-
-    /// Reads the free space of the output directory and applies the watermarks.
-    fn check_disk(&mut self) {
-        let (warn, stop) = self.watermarks;
-        if warn.is_none() && stop.is_none() {
-            return;
-        }
-        let Some((free, total)) = free_space(&self.output_dir) else {
-            return;
-        };
-        self.stats.disk_free.store(free, Relaxed);
-        let level = if stop.is_some_and(|w| free < w.bytes(total)) {
-            2
-        } else if warn.is_some_and(|w| free < w.bytes(total)) {
-            1
-        } else {
-            0
-        };
-        if level != self.disk_level {
-            let dir = self.output_dir.display();
-            match level {
-                2 => {
-                    tracing::error!(%dir, free, "Free space is below disk_stop: messages are no longer written; losses are counted and the gap will be marked when space returns.")
-                }
-                1 if self.disk_level == 2 => {
-                    tracing::warn!(%dir, free, "Free space is back above disk_stop: writing again (still below disk_warn).")
-                }
-                1 => tracing::warn!(%dir, free, "Free space is below disk_warn."),
-                _ => tracing::info!(%dir, free, "Free space is back above the watermarks."),
-            }
-            self.disk_level = level;
-            self.stats.disk_level.store(level, Relaxed);
-        }
-    }
-
     async fn flush_all(&mut self) {
         // Every buffer is handed on below: forget which took lines.
         for (idx, events) in std::mem::take(&mut self.unflushed) {
@@ -800,162 +580,6 @@ impl Writer {
                     self.send(DiskOp::SyncDue { id }).await;
                 }
             }
-        }
-    }
-
-    /// Flushes and closes both files of a stream.
-    async fn close_stream(&mut self, idx: usize) {
-        for events in [false, true] {
-            self.flush_output(idx, events).await;
-            let state = &mut self.streams[idx];
-            let out = if events {
-                state.events.take()
-            } else {
-                state.data.take()
-            };
-            if let Some(out) = out {
-                state.floor = state.floor.max(out.bucket);
-                let mut manifest = out.manifest.manifest;
-                manifest.lines = out.lines;
-                let retention = state.sink.retention.clone();
-                self.send(DiskOp::Close {
-                    id: out.id,
-                    final_path: out.final_path,
-                    manifest: Some(Box::new(manifest)),
-                    retention,
-                })
-                .await;
-            }
-        }
-        self.streams[idx].pair = None;
-        self.streams[idx].sink.stats.set_current_file("");
-    }
-
-    /// Closes every file whose interval has ended (the rotation timer fired).
-    async fn close_due(&mut self) {
-        let now = self.clock.now_ns();
-        for idx in 0..self.streams.len() {
-            let state = &self.streams[idx];
-            let due = state
-                .data
-                .as_ref()
-                .or(state.events.as_ref())
-                .map(|o| (o.end_ns, o.bucket));
-            if let Some((end_ns, _)) = due
-                && end_ns <= now
-            {
-                self.close_stream(idx).await;
-                let state = &mut self.streams[idx];
-                state.floor = state.floor.max(end_ns);
-            }
-        }
-    }
-
-    async fn close_all(&mut self) {
-        for idx in 0..self.streams.len() {
-            self.close_stream(idx).await;
-        }
-    }
-
-    async fn send(&mut self, op: DiskOp) {
-        self.disk.submit(op).await;
-    }
-}
-
-/// Free and total bytes of the filesystem holding `dir`.
-fn free_space(dir: &std::path::Path) -> Option<(u64, u64)> {
-    use std::os::unix::ffi::OsStrExt as _;
-    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-    // SAFETY: an all-zero statvfs is a valid value of this plain C struct.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `path` is a valid NUL-terminated string and `st` a writable statvfs.
-    if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
-        return None;
-    }
-    let unit = st.f_frsize as u64;
-    Some((st.f_bavail as u64 * unit, st.f_blocks as u64 * unit))
-}
-
-/// The decimal text of the number last asked for, kept for the next line: lines of a batch
-/// mostly share their receive time (the connection reads the clock once per 16 frames), and
-/// their sequence numbers count up by one. Formatting a 19-digit timestamp afresh was a fifth
-/// of the writer's time per line.
-struct Decimal {
-    value: u64,
-    /// The digits, right-aligned: `digits[start..]`; empty before the first use.
-    digits: [u8; 20],
-    start: usize,
-}
-
-impl Default for Decimal {
-    fn default() -> Self {
-        Self {
-            value: 0,
-            digits: [0; 20],
-            start: 20,
-        }
-    }
-}
-
-impl Decimal {
-    fn of(&mut self, value: u64) -> &[u8] {
-        let empty = self.start == self.digits.len();
-        if empty || value != self.value {
-            if !empty && self.value.checked_add(1) == Some(value) {
-                self.increment();
-            } else {
-                let mut text = itoa::Buffer::new();
-                let text = text.format(value).as_bytes();
-                self.start = self.digits.len() - text.len();
-                self.digits[self.start..].copy_from_slice(text);
-            }
-            self.value = value;
-        }
-        &self.digits[self.start..]
-    }
-
-    /// Adds one to the digits in place, carrying as far as needed.
-    fn increment(&mut self) {
-        for i in (self.start..self.digits.len()).rev() {
-            if self.digits[i] == b'9' {
-                self.digits[i] = b'0';
-            } else {
-                self.digits[i] += 1;
-                return;
-            }
-        }
-        // All nines: one digit more (value + 1 fits in u64, so there is room for it).
-        self.start -= 1;
-        self.digits[self.start] = b'1';
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Decimal;
-
-    #[test]
-    fn decimal_text_matches_itoa_when_reused_counted_up_or_jumping() {
-        let mut d = Decimal::default();
-        let check = |d: &mut Decimal, v: u64| {
-            assert_eq!(d.of(v), itoa::Buffer::new().format(v).as_bytes(), "{v}");
-        };
-        for v in (0..1_200).chain(99_990..100_010) {
-            check(&mut d, v);
-            check(&mut d, v); // the same value again
-        }
-        for v in [
-            9_999_999_999_999_999_999,
-            10_000_000_000_000_000_000,
-            u64::MAX - 1,
-            u64::MAX,
-            0,
-            1_795_544_092_206_446_315,
-            1_795_544_092_206_446_316,
-            7,
-            8,
-        ] {
-            check(&mut d, v);
         }
     }
 }

@@ -1,0 +1,230 @@
+//! Parsing one line: an envelope record's fields without re-serialising the message, and the
+//! details of an event record.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// True if `line` is an envelope record rather than a raw message: every envelope line starts
+/// with `{"ts":` and names its stream.
+pub fn looks_like_envelope(line: &[u8]) -> bool {
+    line.starts_with(b"{\"ts\":") && memchr::memmem::find(line, b",\"stream\":").is_some()
+}
+
+/// The `ts` of an envelope line, read from its first bytes without parsing the rest.
+pub fn quick_ts(line: &[u8]) -> Option<u64> {
+    let rest = line.strip_prefix(b"{\"ts\":")?;
+    let end = rest.iter().position(|b| !b.is_ascii_digit())?;
+    if end == 0 || end > 20 {
+        return None;
+    }
+    std::str::from_utf8(&rest[..end]).ok()?.parse().ok()
+}
+
+/// A parsed envelope line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Entry<'a> {
+    /// A received message.
+    Message(Message<'a>),
+    /// A lifecycle event; [`EventDetail::parse`] reads its fields.
+    Event(Event<'a>),
+}
+
+/// A message record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message<'a> {
+    /// Receive time, ns since the epoch.
+    pub ts: u64,
+    /// Stream name.
+    pub stream: Cow<'a, str>,
+    /// Connection number.
+    pub conn: u64,
+    /// Stream sequence number.
+    pub seq: u64,
+    /// The message.
+    pub payload: Payload<'a>,
+}
+
+/// An event record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event<'a> {
+    /// When it happened, ns since the epoch.
+    pub ts: u64,
+    /// Stream name.
+    pub stream: Cow<'a, str>,
+    /// Connection number.
+    pub conn: u64,
+    /// `connected`, `subscribed`, `disconnected`, `connect_failed`, `dropped`, ….
+    pub name: Cow<'a, str>,
+}
+
+/// A message as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Payload<'a> {
+    /// `msg`: the message text exactly as received (valid JSON).
+    Json(&'a str),
+    /// `text`: a text message that is not one line of JSON, decoded.
+    Text(Cow<'a, str>),
+    /// `bin`: a binary message, still base64.
+    Binary(Cow<'a, str>),
+}
+
+impl Payload<'_> {
+    /// The message bytes as received (binary decoded).
+    ///
+    /// # Errors
+    /// `bin` is not valid base64.
+    pub fn bytes(&self) -> Result<Cow<'_, [u8]>, base64::DecodeError> {
+        use base64::Engine as _;
+        Ok(match self {
+            Payload::Json(s) => Cow::Borrowed(s.as_bytes()),
+            Payload::Text(s) => Cow::Borrowed(s.as_bytes()),
+            Payload::Binary(b) => {
+                Cow::Owned(base64::engine::general_purpose::STANDARD.decode(b.as_bytes())?)
+            }
+        })
+    }
+
+    /// The message's size in bytes as received, without decoding base64.
+    pub fn len(&self) -> usize {
+        match self {
+            Payload::Json(s) => s.len(),
+            Payload::Text(s) => s.len(),
+            Payload::Binary(b) => {
+                let pad = b.bytes().rev().take_while(|&c| c == b'=').count();
+                (b.len() / 4 * 3).saturating_sub(pad)
+            }
+        }
+    }
+
+    /// True for an empty message.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[derive(Deserialize)]
+struct Wire<'a> {
+    ts: u64,
+    #[serde(borrow)]
+    stream: Cow<'a, str>,
+    conn: u64,
+    seq: Option<u64>,
+    #[serde(borrow)]
+    msg: Option<&'a RawValue>,
+    text: Option<String>,
+    bin: Option<String>,
+    event: Option<String>,
+}
+
+impl<'a> Entry<'a> {
+    /// Parses one envelope line.
+    ///
+    /// # Errors
+    /// A message naming what is wrong (JSON error with column, or a missing field).
+    pub fn parse(line: &'a [u8]) -> Result<Entry<'a>, String> {
+        let w: Wire<'a> = serde_json::from_slice(line).map_err(|e| {
+            let what = e.to_string();
+            // serde_json counts the line as 1; the caller knows the real one.
+            match what.rsplit_once(" at line 1 column ") {
+                Some((m, col)) => format!("{m} at column {col}"),
+                None => what,
+            }
+        })?;
+        if let Some(name) = w.event {
+            return Ok(Entry::Event(Event {
+                ts: w.ts,
+                stream: w.stream,
+                conn: w.conn,
+                name: Cow::Owned(name),
+            }));
+        }
+        let Some(seq) = w.seq else {
+            return Err("has neither `seq` nor `event`".to_owned());
+        };
+        let payload = match (w.msg, w.text, w.bin) {
+            (Some(m), None, None) => Payload::Json(m.get()),
+            (None, Some(t), None) => Payload::Text(Cow::Owned(t)),
+            (None, None, Some(b)) => Payload::Binary(Cow::Owned(b)),
+            (None, None, None) => return Err("has no `msg`, `text` or `bin`".to_owned()),
+            _ => return Err("has more than one of `msg`, `text` and `bin`".to_owned()),
+        };
+        Ok(Entry::Message(Message {
+            ts: w.ts,
+            stream: w.stream,
+            conn: w.conn,
+            seq,
+            payload,
+        }))
+    }
+
+    /// Receive time.
+    pub fn ts(&self) -> u64 {
+        match self {
+            Entry::Message(m) => m.ts,
+            Entry::Event(e) => e.ts,
+        }
+    }
+
+    /// Stream name.
+    pub fn stream(&self) -> &str {
+        match self {
+            Entry::Message(m) => &m.stream,
+            Entry::Event(e) => &e.stream,
+        }
+    }
+
+    /// Connection number.
+    pub fn conn(&self) -> u64 {
+        match self {
+            Entry::Message(m) => m.conn,
+            Entry::Event(e) => e.conn,
+        }
+    }
+}
+
+/// The fields of an event line that the tools use.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+pub struct EventDetail {
+    /// `disconnected`: why.
+    pub reason: Option<String>,
+    /// `disconnected`: close code sent by the server.
+    pub code: Option<u64>,
+    /// `disconnected`: connection lifetime.
+    pub duration_ms: Option<u64>,
+    /// `dropped`: messages dropped.
+    pub count: Option<u64>,
+    /// `connected`: recorder process id.
+    pub pid: Option<u64>,
+    /// `connected`: the connection this one replaces (planned reconnect).
+    pub replaces: Option<u64>,
+    /// `connect_failed`: why.
+    pub error: Option<String>,
+    /// `disk_full_gap`, `write_error_gap`: lines not written.
+    pub lost: Option<u64>,
+    /// `write_error_gap`: event lines not written (markers of losses not included).
+    pub lost_events: Option<u64>,
+    /// `write_error_gap`: messages the when-full policy dropped whose `dropped` marker was
+    /// lost to a write error.
+    pub dropped: Option<u64>,
+    /// `disk_full_gap`: first receive time not written.
+    pub from_ts: Option<u64>,
+    /// `disk_full_gap`: last receive time not written.
+    pub to_ts: Option<u64>,
+    /// `recovered`: bytes of an unfinished last line cut off when a crash's file was repaired.
+    pub cut_bytes: Option<u64>,
+    /// `recovered`: the repaired file's name.
+    pub file: Option<String>,
+    /// `recovered`: complete lines the repaired file held (0: nothing was written to it).
+    pub lines: Option<u64>,
+    /// `recovered`: when the file was last written before the crash (its modification time).
+    pub last_write_ts: Option<u64>,
+}
+
+impl EventDetail {
+    /// Reads the fields of an event line; unknown or mistyped fields are left out.
+    pub fn parse(line: &[u8]) -> Self {
+        serde_json::from_slice(line).unwrap_or_default()
+    }
+}
