@@ -396,7 +396,7 @@ impl QueueRx {
 pub(crate) const YIELD_AFTER_BACKLOG: Duration = Duration::from_millis(50);
 /// The recording path's signal to the compressor: connections mark when they found more frames
 /// ready than one batch takes (the network is ahead of them), and the compressor pauses between
-/// chunks while that happened within [`YIELD_AFTER_BACKLOG`]. A burst at the machine's limit
+/// chunks while that happened within `YIELD_AFTER_BACKLOG`. A burst at the machine's limit
 /// then leaves the CPU, caches and memory bandwidth to recording; the backlog catches up after.
 #[derive(Debug, Default)]
 pub struct Pressure {
@@ -421,7 +421,7 @@ impl Pressure {
         self.last_backlog.store(ns, Relaxed);
     }
 
-    /// Whether a connection fell behind within [`YIELD_AFTER_BACKLOG`].
+    /// Whether a connection fell behind within `YIELD_AFTER_BACKLOG`.
     pub fn recent(&self) -> bool {
         let last = self.last_backlog.load(Relaxed);
         last != 0

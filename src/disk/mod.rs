@@ -208,7 +208,7 @@ impl Disk {
         self
     }
 
-    /// Lets at most `bytes` wait for the disk (`disk_buffer`; see [`DiskOp::bytes`]).
+    /// Lets at most `bytes` wait for the disk (`disk_buffer`; see `DiskOp::bytes`).
     pub fn with_buffer(self, bytes: u64) -> Self {
         let bound = usize::try_from(bytes).unwrap_or(usize::MAX);
         self.lock().bound = bound;

@@ -9,7 +9,7 @@
 //! Names start with `wsrec_`, counters end in `_total`, units are in the names (`_bytes`,
 //! `_seconds`), and the only labels are `stream` (the configured name) and, for
 //! `wsrec_stream_state`, `state`: a handful of series per stream, never one per URL or
-//! connection. A metric is one entry in [`FAMILIES`].
+//! connection. A metric is one entry in `FAMILIES`.
 //!
 //! The HTTP side is deliberately small: one request per connection (`Connection: close`),
 //! `GET` and `HEAD` only, a bounded request ([`MAX_REQUEST_BYTES`]) read under a timeout, `404`

@@ -1,6 +1,6 @@
 //! The writer task: turns batches into lines, decides which file each line goes to, and hands
 //! buffers to the disk worker: full ones at once, the rest when its queue runs empty (at most
-//! once per [`IDLE_HANDOFF_GAP`] per file), so a kill loses only the last moment's lines.
+//! once per `IDLE_HANDOFF_GAP` per file), so a kill loses only the last moment's lines.
 //!
 //! Lines the disk worker loses to write errors come back as a count to mark: a
 //! `write_error_gap` event at the front of the stream's next batch, or of an empty batch at

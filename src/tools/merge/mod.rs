@@ -117,7 +117,7 @@ pub struct StreamSummary {
     /// Gaps left in the output: times no source was connected, and loss marks no other source
     /// covered (copied to the output).
     pub gaps_remaining: u64,
-    /// The times no source was connected (the first [`MAX_GAPS_LISTED`]).
+    /// The times no source was connected (the first `MAX_GAPS_LISTED`).
     pub remaining: Vec<GapSpan>,
     /// Times the output changed source without a gap.
     pub switches: u64,

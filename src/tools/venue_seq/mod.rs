@@ -20,7 +20,7 @@
 //! Gate's rule is the one cryptofeed applies to both markets (`cryptofeed/exchanges/gateio.py`,
 //! `_check_update_id`, inherited by `gateio_futures.py`); Crypto.com's the one ccxt applies
 //! (`ts/src/pro/cryptocom.ts`, `handleOrderBook`); Bitget documents `seq` as a number that grows
-//! with every change of the book (https://www.bitget.com/api-doc/contract/websocket/public/Order-Book-Channel).
+//! with every change of the book (<https://www.bitget.com/api-doc/contract/websocket/public/Order-Book-Channel>).
 //!
 //! Binance's partial-depth streams (`<symbol>@depth5`, `@depth10`, `@depth20`, at any speed) are
 //! not checked: each frame is a whole top-of-book snapshot, and the `U`/`u`/`pu` it carries are

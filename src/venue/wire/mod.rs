@@ -2,7 +2,7 @@
 //! message means (data for a topic, an ack, a rejection, a reconnect request, a heartbeat
 //! request that needs an answer).
 //!
-//! One module per protocol family, each a [`Protocol`] of plain functions; the functions here
+//! One module per protocol family, each a `Protocol` of plain functions; the functions here
 //! pick the family's. Pure functions, table-tested. Incoming messages are only parsed when [`needs_look`] says they
 //! may be control messages or when the connection still waits for a topic's first data, so a
 //! venue stream's steady state costs a substring check per message.
@@ -195,7 +195,7 @@ fn same_key(topic: &str) -> String {
 }
 
 /// The connection URL for `topics` when the venue takes streams in the URL (Binance's
-/// combined-stream endpoint, see [`binance::url_streams`]): the URL and how many of `topics`,
+/// combined-stream endpoint, see `binance::url_streams`): the URL and how many of `topics`,
 /// from the front, it names (0, and `url` unchanged, for other venues and URLs).
 pub fn url_streams(family: Family, url: &str, topics: &[Topic]) -> (String, usize) {
     match family {
