@@ -117,6 +117,10 @@ const fn ms(m: u64) -> Duration {
     Duration::from_millis(m)
 }
 
+/// The planned replacement for a venue that ends every connection after 24 hours: half an hour
+/// before its cut, make-before-break.
+const BEFORE_A_DAY: Option<Duration> = Some(secs(23 * 3600 + 1800));
+
 fn same_url(url: &str, _topic: &str) -> String {
     url.to_owned()
 }
@@ -505,7 +509,7 @@ pub static PRESETS: &[Preset] = &[
         ],
         example: "btcusdt@aggTrade, btcusdt@depth@100ms",
         keepalive: BINANCE_KEEPALIVE,
-        max_connection_age: Some(secs(23 * 3600 + 1800)),
+        max_connection_age: BEFORE_A_DAY,
         limits: Limits {
             topics_per_connection: 1024,
             topics_per_message: 100,
@@ -533,7 +537,7 @@ pub static PRESETS: &[Preset] = &[
         channels: BINANCE_FUTURES_CHANNELS,
         example: "btcusdt@aggTrade, btcusdt@depth@100ms",
         keepalive: BINANCE_KEEPALIVE,
-        max_connection_age: Some(secs(23 * 3600 + 1800)),
+        max_connection_age: BEFORE_A_DAY,
         limits: Limits {
             topics_per_connection: 1024,
             topics_per_message: 100,
@@ -885,7 +889,7 @@ pub static PRESETS: &[Preset] = &[
         ],
         example: "/market/match:BTC-USDT, /market/level2:BTC-USDT",
         keepalive: KUCOIN_KEEPALIVE,
-        max_connection_age: Some(secs(23 * 3600 + 1800)),
+        max_connection_age: BEFORE_A_DAY,
         limits: KUCOIN_LIMITS,
         combine: kucoin,
         route: same_url,
@@ -913,7 +917,7 @@ pub static PRESETS: &[Preset] = &[
         ],
         example: "/contractMarket/execution:XBTUSDTM, /contractMarket/level2:XBTUSDTM",
         keepalive: KUCOIN_KEEPALIVE,
-        max_connection_age: Some(secs(23 * 3600 + 1800)),
+        max_connection_age: BEFORE_A_DAY,
         limits: KUCOIN_LIMITS,
         combine: kucoin,
         route: same_url,
@@ -1054,7 +1058,7 @@ pub static PRESETS: &[Preset] = &[
             silence_timeout: Some(secs(75)),
         },
         // Bitget cuts every connection after 24 h.
-        max_connection_age: Some(secs(23 * 3600 + 1800)),
+        max_connection_age: BEFORE_A_DAY,
         limits: Limits {
             // Bitget allows 1000 channels per connection but recommends at most 50 for
             // stability, and counts 240 subscribe requests per connection per hour: 50 topics
@@ -1190,7 +1194,7 @@ pub static PRESETS: &[Preset] = &[
             silence_timeout: Some(secs(60)),
         },
         // Connections live at most 24 hours.
-        max_connection_age: Some(secs(23 * 3600 + 1800)),
+        max_connection_age: BEFORE_A_DAY,
         limits: Limits {
             topics_per_connection: 30,
             topics_per_message: 10,
@@ -1265,7 +1269,7 @@ pub static PRESETS: &[Preset] = &[
         channels: BINANCE_FUTURES_CHANNELS,
         example: "btcusd_perp@aggTrade, btcusd_perp@depth@100ms",
         keepalive: BINANCE_KEEPALIVE,
-        max_connection_age: Some(secs(23 * 3600 + 1800)),
+        max_connection_age: BEFORE_A_DAY,
         limits: Limits {
             subscribe_after_connect: Duration::ZERO,
             // The COIN-M page says 1024 streams per connection on developers.binance.com and
