@@ -74,9 +74,9 @@ pub enum FormatArg {
 /// Receive-time source on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TsSourceArg {
-    /// The recorder's clock when it reads the frame (default).
+    /// The recorder's clock when it reads the frame.
     Read,
-    /// The kernel's receive time of the data (SO_TIMESTAMPING).
+    /// The kernel's receive time of the data (SO_TIMESTAMPING; default).
     Kernel,
 }
 
@@ -153,8 +153,8 @@ pub struct RecordArgs {
     /// Line format [default: envelope].
     #[arg(long, value_enum)]
     pub format: Option<FormatArg>,
-    /// Where `ts` comes from: the recorder's clock when it reads the frame, or the kernel's
-    /// receive time of the data [default: read].
+    /// Where `ts` comes from: the kernel's receive time of the data, or the recorder's clock
+    /// when it reads the frame [default: kernel].
     #[arg(long, value_enum, value_name = "SOURCE")]
     pub ts_source: Option<TsSourceArg>,
     /// Extra handshake header `Name: value` (repeatable; values never logged).

@@ -588,11 +588,15 @@ fn runtime(
         )?),
         _ => None,
     };
+    let mut spec = ConnectSpec::from_config(&spec_source)?;
+    // Kernel stamps are real time; an injected clock (tests' paused time) is not, so with one
+    // every receive time comes from that clock.
+    spec.kernel_ts &= matches!(shared.clock, Clock::System);
     Ok(StreamRuntime {
         idx,
         name: s.name.clone(),
         masked_url: crate::config::mask_url(&shard.url),
-        spec: ConnectSpec::from_config(&spec_source)?,
+        spec,
         subscribe: shard.subscribe,
         ping_interval: s.ping_interval,
         pong_timeout: s.pong_timeout,

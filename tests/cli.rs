@@ -756,7 +756,7 @@ async fn send_while_stopped(conn: &mut ServerConn, pid: i32, n: u64, dir: &Path)
     }
 }
 
-/// Records with `ts_source` (`None`: the default); `rounds` decides after each message sent
+/// Records with `ts_source` (`None`: the default, kernel); `rounds` decides after each message sent
 /// while the recorder is stopped whether to send another. Returns the `connected` event.
 async fn record_while_stopped(
     ts_source: Option<&str>,
@@ -793,13 +793,13 @@ async fn record_while_stopped(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kernel_receive_times_stay_true_while_the_recorder_cannot_read() {
-    // Kernel stamps: the time the data arrived, although the recorder read it only after
+    // Kernel stamps (the default): the time the data arrived, although the recorder read it only after
     // SIGCONT. Linux turns receive stamping on for the machine a moment after the first socket
     // asks (a deferred work item), so the first messages may come unstamped: they get read times,
     // never a stale stamp. Messages are sent until one carries its arrival time, which read
     // times never can (the recorder reads only after it was let go on, after the ack).
     let mut held = Vec::new();
-    let connected = record_while_stopped(Some("kernel"), |h| {
+    let connected = record_while_stopped(None, |h| {
         let stamped = h.ts <= h.acked;
         assert!(
             h.sent <= h.ts && (stamped || h.ts >= h.resumed),
@@ -816,8 +816,8 @@ async fn kernel_receive_times_stay_true_while_the_recorder_cannot_read() {
         "no message of {} carried its arrival time: {held:?}",
         held.len()
     );
-    // Read times (the default): the time the recorder got to read it.
-    let connected = record_while_stopped(None, |h| {
+    // Read times: the time the recorder got to read it.
+    let connected = record_while_stopped(Some("read"), |h| {
         assert!(
             h.ts >= h.resumed && h.resumed >= h.acked,
             "read ts before the recorder was let go on: {h:?}"

@@ -19,11 +19,12 @@ use super::{
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TsSource {
-    /// The recorder's clock when it reads the frame off the socket (the default).
-    #[default]
+    /// The recorder's clock when it reads the frame off the socket.
     Read,
     /// The kernel's receive time of the TCP data that completed the frame (`SO_TIMESTAMPING`
-    /// software receive stamps): scheduling delays of the recorder do not move it.
+    /// software receive stamps): scheduling delays of the recorder do not move it. The default:
+    /// the bench measures no cost for it (README, "Receive times while the disk stalls").
+    #[default]
     Kernel,
 }
 
@@ -203,8 +204,8 @@ pub struct StreamConfig {
     /// With a `[nats]` table: whether this stream's lines are published (default true).
     #[serde(default = "default_true")]
     pub nats: bool,
-    /// Where `ts` comes from: `"read"` (default, the recorder's clock when it reads the frame)
-    /// or `"kernel"` (the kernel's receive time of the data, see [`TsSource`]).
+    /// Where `ts` comes from: `"kernel"` (default, the kernel's receive time of the data, see
+    /// [`TsSource`]) or `"read"` (the recorder's clock when it reads the frame).
     #[serde(default)]
     pub ts_source: TsSource,
     /// With a venue that hands out a connect token by REST before each connect (KuCoin): the
@@ -261,7 +262,7 @@ impl StreamConfig {
             proxy: None,
             retry_after_max: DEFAULT_RETRY_AFTER_MAX,
             nats: true,
-            ts_source: TsSource::Read,
+            ts_source: TsSource::Kernel,
             token_url: None,
         }
     }

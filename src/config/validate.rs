@@ -455,14 +455,14 @@ mod tests {
         assert!(!s.deflate_server_no_context_takeover);
         assert_eq!(s.proxy, None);
         assert_eq!(s.retry_after_max, DEFAULT_RETRY_AFTER_MAX);
-        assert_eq!(s.ts_source, TsSource::Read);
+        assert_eq!(s.ts_source, TsSource::Kernel);
 
         let c = parse(
             r#"
             [[stream]]
             name = "a"
             url = "wss://h/"
-            ts_source = "kernel"
+            ts_source = "read"
             compression = "deflate"
             deflate_server_max_window_bits = 10
             deflate_server_no_context_takeover = true
@@ -477,7 +477,7 @@ mod tests {
         .unwrap();
         let s = &c.streams[0];
         assert_eq!(s.compression, Compression::Deflate);
-        assert_eq!(s.ts_source, TsSource::Kernel);
+        assert_eq!(s.ts_source, TsSource::Read);
         assert_eq!(s.deflate_server_max_window_bits, Some(10));
         assert!(s.deflate_server_no_context_takeover);
         assert_eq!(s.retry_after_max, Duration::from_secs(300));

@@ -437,7 +437,13 @@ async fn open(
     let _ = tcp.set_nodelay(true);
     let (tcp, stamping) = Tcp::new(tcp, stamped);
     if let Err(e) = stamping {
-        tracing::warn!(url = %mask_url(url.as_str()), error = %e, "Kernel receive timestamps are not available on this socket: using read times (ts_source = \"read\").");
+        // Logged once per process: a kernel that refuses stamps refuses them on every socket,
+        // and a warning per reconnect would bury the log. Each `connected` event still says
+        // `ts_source = "read"` for its connection.
+        static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if !WARNED.swap(true, Relaxed) {
+            tracing::warn!(url = %mask_url(url.as_str()), error = %e, "Kernel receive timestamps are not available on this socket: using read times (ts_source = \"read\") here and on every later socket that refuses them (logged once).");
+        }
     }
     let stamp = tcp.stamp();
     let io = if matches!(url.scheme(), "wss" | "https") {
