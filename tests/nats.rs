@@ -401,7 +401,7 @@ async fn publishes_every_line_byte_for_byte_in_order() {
         now_ns: 0,
         start_ns: 0,
     };
-    let metrics = wsrec::metrics::render(&stats, &scrape, wsrec::metrics::Format::Prometheus);
+    let metrics = wsrec::metrics::render(&stats, &scrape, wsrec::metrics::Exposition::Prometheus);
     for line in [
         format!("wsrec_nats_published_lines_total {published}"),
         "wsrec_nats_dropped_lines_total 0".to_owned(),

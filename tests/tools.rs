@@ -619,7 +619,7 @@ async fn stats_add_up_per_stream_and_hour() {
     rec.stop().await;
     assert_eq!(files(dir.path()).len(), 2);
 
-    let report = wsrec::tools::stats::compute(
+    let report = wsrec::tools::summary::compute(
         discover(&[dir.path().to_owned()]).unwrap(),
         &wsrec::tools::Filter::default(),
         &mut Progress::new(0, false),
@@ -636,10 +636,10 @@ async fn stats_add_up_per_stream_and_hour() {
     assert_eq!(s.total.largest, 1000);
     assert_eq!(s.total.seq_gaps, 0);
     assert_eq!(s.hours[1].hour_start_ns, Some(BASE_NS + 10_000_000_000));
-    let table = wsrec::tools::stats::render_table(&report);
+    let table = wsrec::tools::summary::render_table(&report);
     assert!(table.contains("2026-11-24T10:00Z"), "{table}");
     assert!(table.contains("total"), "{table}");
-    let csv = wsrec::tools::stats::render_csv(&report);
+    let csv = wsrec::tools::summary::render_csv(&report);
     assert!(
         csv.lines().any(|l| l.starts_with("feed,total,16,")),
         "{csv}"
@@ -862,7 +862,7 @@ async fn raw_format_recordings_are_read_with_their_sidecar() {
     let s = &report.streams[0];
     assert_eq!((s.format, s.messages, s.connections), ("raw", 22, 1));
 
-    let stats = wsrec::tools::stats::compute(
+    let stats = wsrec::tools::summary::compute(
         discover(&[dir.path().to_owned()]).unwrap(),
         &wsrec::tools::Filter::default(),
         &mut Progress::new(0, false),

@@ -30,13 +30,13 @@ pub(super) fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
 /// `wsrec stats`.
 pub(super) fn stats(args: &StatsArgs) -> anyhow::Result<()> {
     let output = if args.json {
-        tools::stats::StatsOutput::Json
+        tools::summary::StatsOutput::Json
     } else if args.csv {
-        tools::stats::StatsOutput::Csv
+        tools::summary::StatsOutput::Csv
     } else {
-        tools::stats::StatsOutput::Table
+        tools::summary::StatsOutput::Table
     };
-    tools::stats::run(&args.paths, &args.streams, output)
+    tools::summary::run(&args.paths, &args.streams, output)
 }
 
 /// `wsrec replay`, until Ctrl-C.

@@ -11,7 +11,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Format, MAX_CLIENTS, MAX_HEADERS, MAX_REQUEST_BYTES, MetricsError, PATH, REPLY_TIMEOUT,
+    Exposition, MAX_CLIENTS, MAX_HEADERS, MAX_REQUEST_BYTES, MetricsError, PATH, REPLY_TIMEOUT,
     REQUEST_TIMEOUT, Scrape, render,
 };
 use crate::clock::Clock;
@@ -140,7 +140,7 @@ async fn serve_client(mut stream: TcpStream, stats: &Stats, clock: Clock, start_
                     !head_only,
                 )
             } else {
-                let format = Format::negotiate(req.accept.as_deref());
+                let format = Exposition::negotiate(req.accept.as_deref());
                 let scrape = Scrape {
                     now_ns: clock.now_ns(),
                     start_ns,

@@ -92,17 +92,17 @@ pub enum MetricsError {
 
 /// The text format of a reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
+pub enum Exposition {
     /// Prometheus text format 0.0.4 (the default).
     Prometheus,
     /// OpenMetrics 1.0 text.
     OpenMetrics,
 }
 
-impl Format {
+impl Exposition {
     /// The format an `Accept` header asks for: OpenMetrics when it lists
     /// `application/openmetrics-text` with a non-zero quality, else Prometheus text.
-    pub fn negotiate(accept: Option<&str>) -> Format {
+    pub fn negotiate(accept: Option<&str>) -> Exposition {
         let wants_openmetrics = accept.is_some_and(|accept| {
             accept.split(',').any(|range| {
                 let mut parts = range.split(';');
@@ -116,17 +116,17 @@ impl Format {
             })
         });
         if wants_openmetrics {
-            Format::OpenMetrics
+            Exposition::OpenMetrics
         } else {
-            Format::Prometheus
+            Exposition::Prometheus
         }
     }
 
     /// The `Content-Type` of a reply in this format.
     pub fn content_type(self) -> &'static str {
         match self {
-            Format::Prometheus => PROMETHEUS_CONTENT_TYPE,
-            Format::OpenMetrics => OPENMETRICS_CONTENT_TYPE,
+            Exposition::Prometheus => PROMETHEUS_CONTENT_TYPE,
+            Exposition::OpenMetrics => OPENMETRICS_CONTENT_TYPE,
         }
     }
 }
@@ -332,30 +332,30 @@ const STATES: [ConnState; 4] = [
 ];
 
 /// Renders every metric of `stats` in `format`.
-pub fn render(stats: &Stats, scrape: &Scrape, format: Format) -> String {
+pub fn render(stats: &Stats, scrape: &Scrape, format: Exposition) -> String {
     let mut out = String::with_capacity(4096 + 2048 * stats.streams.len());
     for family in FAMILIES {
         family.render(stats, scrape, format, &mut out);
     }
-    if format == Format::OpenMetrics {
+    if format == Exposition::OpenMetrics {
         out.push_str("# EOF\n");
     }
     out
 }
 
 impl Family {
-    fn render(&self, stats: &Stats, scrape: &Scrape, format: Format, out: &mut String) {
+    fn render(&self, stats: &Stats, scrape: &Scrape, format: Exposition, out: &mut String) {
         let (type_name, suffix) = match (self.kind, format) {
             (Kind::Counter, _) => ("counter", "_total"),
             (Kind::Gauge, _) => ("gauge", ""),
-            (Kind::Info, Format::OpenMetrics) => ("info", "_info"),
-            (Kind::Info, Format::Prometheus) => ("gauge", "_info"),
+            (Kind::Info, Exposition::OpenMetrics) => ("info", "_info"),
+            (Kind::Info, Exposition::Prometheus) => ("gauge", "_info"),
         };
         let (name, help) = (self.name, self.help);
         // Writing to a String cannot fail.
         let _ = match format {
             // OpenMetrics names the family; its samples add the type's suffix.
-            Format::OpenMetrics => {
+            Exposition::OpenMetrics => {
                 let _ = writeln!(out, "# TYPE {PREFIX}{name} {type_name}");
                 if !self.unit.is_empty() {
                     let _ = writeln!(out, "# UNIT {PREFIX}{name} {}", self.unit);
@@ -363,7 +363,7 @@ impl Family {
                 writeln!(out, "# HELP {PREFIX}{name} {help}")
             }
             // Prometheus text names the samples.
-            Format::Prometheus => writeln!(
+            Exposition::Prometheus => writeln!(
                 out,
                 "# HELP {PREFIX}{name}{suffix} {help}\n# TYPE {PREFIX}{name}{suffix} {type_name}"
             ),
@@ -481,7 +481,7 @@ mod tests {
 
     #[test]
     fn prometheus_text_names_samples_and_labels_streams() {
-        let text = render(&stats(), &SCRAPE, Format::Prometheus);
+        let text = render(&stats(), &SCRAPE, Exposition::Prometheus);
         for line in [
             "# HELP wsrec_messages_total Messages received and handed to the writer.",
             "# TYPE wsrec_messages_total counter",
@@ -521,7 +521,7 @@ mod tests {
 
     #[test]
     fn openmetrics_names_families_and_ends_with_eof() {
-        let text = render(&stats(), &SCRAPE, Format::OpenMetrics);
+        let text = render(&stats(), &SCRAPE, Exposition::OpenMetrics);
         for line in [
             "# TYPE wsrec_messages counter",
             "wsrec_messages_total{stream=\"a\"} 7",
@@ -556,11 +556,11 @@ mod tests {
     fn disk_free_is_shown_once_measured() {
         let s = stats();
         s.disk_free.store(123, Relaxed);
-        let text = render(&s, &SCRAPE, Format::Prometheus);
+        let text = render(&s, &SCRAPE, Exposition::Prometheus);
         assert_line(&text, "wsrec_disk_free_bytes 123");
         s.disk_free.store(0, Relaxed);
         s.disk_level.store(2, Relaxed);
-        let text = render(&s, &SCRAPE, Format::Prometheus);
+        let text = render(&s, &SCRAPE, Exposition::Prometheus);
         assert_line(&text, "wsrec_disk_free_bytes 0");
     }
 
@@ -587,27 +587,27 @@ mod tests {
 
     #[test]
     fn accept_header_picks_the_format() {
-        use Format::*;
-        assert_eq!(Format::negotiate(None), Prometheus);
-        assert_eq!(Format::negotiate(Some("*/*")), Prometheus);
+        use Exposition::*;
+        assert_eq!(Exposition::negotiate(None), Prometheus);
+        assert_eq!(Exposition::negotiate(Some("*/*")), Prometheus);
         assert_eq!(
-            Format::negotiate(Some("text/plain;version=0.0.4")),
+            Exposition::negotiate(Some("text/plain;version=0.0.4")),
             Prometheus
         );
         // What Prometheus itself sends.
         assert_eq!(
-            Format::negotiate(Some(
+            Exposition::negotiate(Some(
                 "application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;\
                  version=0.0.1;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
             )),
             OpenMetrics
         );
         assert_eq!(
-            Format::negotiate(Some("Application/OpenMetrics-Text")),
+            Exposition::negotiate(Some("Application/OpenMetrics-Text")),
             OpenMetrics
         );
         assert_eq!(
-            Format::negotiate(Some("application/openmetrics-text; q=0, text/plain")),
+            Exposition::negotiate(Some("application/openmetrics-text; q=0, text/plain")),
             Prometheus
         );
     }

@@ -19,15 +19,6 @@ pub enum Codec {
     Gzip,
 }
 
-/// What the lines of a file are.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    /// Envelope records (`{"ts":…,"stream":…}`), as in the default format and in sidecars.
-    Envelope,
-    /// One message per line, verbatim (`format = "raw"`); no time or stream in the line.
-    Raw,
-}
-
 /// One recording file, classified by its name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordingFile {

@@ -24,7 +24,7 @@ mod lines;
 mod scan;
 
 pub use entry::{Entry, Event, EventDetail, Message, Payload, looks_like_envelope, quick_ts};
-pub use files::{Codec, Format, NameHints, RecordingFile, discover};
+pub use files::{Codec, NameHints, RecordingFile, discover};
 pub use lines::{LineInfo, LineReader};
 pub use scan::{Item, Order, Probe, Scan, probe};
 

@@ -9,8 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use super::ReadError;
 use super::entry::{Entry, looks_like_envelope, quick_ts};
-use super::files::{Format, NameHints, RecordingFile, SortKey};
+use super::files::{NameHints, RecordingFile, SortKey};
 use super::lines::{LineInfo, LineReader};
+use crate::config::Format;
 
 /// In which order a [`Scan`] delivers lines.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use super::replay::{self, Frame, MemorySource, PlayOptions, Speed};
-use super::stats::{self, StatsReport};
+use super::summary::{self, StatsReport};
 use super::{Filter, Progress};
 use crate::read::discover;
 use crate::{Recorder, StreamConfig};
@@ -177,7 +177,7 @@ pub async fn record(opts: &DemoOptions) -> anyhow::Result<DemoOutcome> {
         .filter(|p| !before.contains(p))
         .collect();
     let recorded = discover(&files).unwrap_or_default();
-    let stats = stats::compute(recorded, &Filter::default(), &mut Progress::new(0, false));
+    let stats = summary::compute(recorded, &Filter::default(), &mut Progress::new(0, false));
     Ok(DemoOutcome {
         server,
         files,
@@ -222,7 +222,7 @@ pub fn run(opts: &DemoOptions, runtime: &tokio::runtime::Runtime) -> anyhow::Res
     )?;
     out.flush()?;
     let outcome = runtime.block_on(record(opts))?;
-    write!(out, "{}", stats::render_table(&outcome.stats))?;
+    write!(out, "{}", summary::render_table(&outcome.stats))?;
     let messages: u64 = outcome.stats.streams.iter().map(|s| s.total.messages).sum();
     let dir = opts.output_dir.display();
     let p = program();

@@ -1,5 +1,5 @@
 //! The commands around a recording, after the fact: [`cat`] prints it, [`verify`] checks it,
-//! [`stats`] sums it up, [`replay`] serves it as a WebSocket feed again, [`merge`] combines
+//! [`summary`] sums it up (`wsrec stats`), [`replay`] serves it as a WebSocket feed again, [`merge`] combines
 //! recordings of one feed by redundant recorders, and [`demo`] records
 //! embedded real exchange frames through the whole pipeline, offline. All of them read through
 //! [`crate::read`], so plain, compressed and still-open files alike, in constant memory.
@@ -12,7 +12,7 @@ pub mod cat;
 pub mod demo;
 pub mod merge;
 pub mod replay;
-pub mod stats;
+pub mod summary;
 pub mod venue_seq;
 pub mod verify;
 
@@ -20,7 +20,8 @@ use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::read::{self, Entry, Format, LineInfo, RecordingFile};
+use crate::config::Format;
+use crate::read::{self, Entry, LineInfo, RecordingFile};
 
 /// Bad input on the command line (a path, a time, a combination of flags): exit code 2.
 #[derive(Debug, thiserror::Error)]
