@@ -8,8 +8,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use url::Host;
 
-use super::TransportError;
-use super::handshake::read_head;
+use super::error::TransportError;
+use super::head::read_head;
 use crate::config::ProxyUrl;
 
 /// An HTTP proxy reached with `CONNECT host:port`.
