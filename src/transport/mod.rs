@@ -11,7 +11,7 @@
 //!   code, so the `Retry-After` of a 429 or 503 would be lost, and it has no HTTP CONNECT proxy
 //!   (only SOCKS5). wsrec writes the upgrade request, reads the response head (bounded in size,
 //!   under the handshake timeout), checks it as RFC 6455 4.1 says a client must, and hands the
-//!   stream to [`WebSocket::from_stream_with_extensions`].
+//!   stream to [`yawc::WebSocket::from_stream_with_extensions`].
 //! - **The extension answer.** Only what was offered is accepted (RFC 6455 9.1, RFC 7692 7.1),
 //!   and yawc gets the answer rewritten into the form its parser reads, because yawc silently
 //!   treats an answer it cannot parse as "no compression" and would then fail on the first

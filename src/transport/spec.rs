@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use rustls::ClientConfig;
 
+#[cfg(doc)]
+use super::connection::Connection;
 use super::proxy::{HttpProxy, proxy_from_env};
 use super::tls::{self, tls_config};
 use crate::config::{Compression, ProxySetting, StreamConfig, TsSource, mask_url};
