@@ -15,7 +15,7 @@ use yawc::{Options, Role, WebSocket};
 use super::connection::Connection;
 use super::error::{Phase, TransportError, describe};
 use super::handshake::{authority, check_upgrade, upgrade_request};
-use super::head::{MAX_QUOTED_BODY, printable, read_head};
+use super::head::{MAX_QUOTED_BODY, Reply, printable, read_head};
 use super::spec::ConnectSpec;
 use super::stamp::{Stamp, Tcp};
 use super::wire::{Io, Wire};
@@ -86,7 +86,8 @@ pub(super) async fn open(
         }
     };
     let _ = tcp.set_nodelay(true);
-    let (tcp, stamping) = Tcp::new(tcp, stamped);
+    let mut tcp = Tcp::new(tcp);
+    let stamping = if stamped { tcp.stamp_on() } else { Ok(()) };
     if let Err(e) = stamping {
         tracing::warn!(url = %mask_url(url.as_str()), error = %e, "Kernel receive timestamps are not available on this socket: using read times (ts_source = \"read\").");
     }
@@ -124,7 +125,7 @@ async fn handshake(spec: &ConnectSpec, phase: &AtomicU8) -> Result<Connection, T
     io.flush()
         .await
         .map_err(|e| TransportError::Failed(format!("sending the upgrade request failed: {e}")))?;
-    let (head, leftover) = read_head(&mut io, "the server").await?;
+    let Reply { head, leftover } = read_head(&mut io, "the server").await?;
     let protocols = spec
         .headers
         .iter()

@@ -362,7 +362,7 @@ mod tests {
     }
 
     fn head(text: &str) -> ResponseHead {
-        parse_head(text.as_bytes()).unwrap().unwrap().0
+        parse_head(text.as_bytes()).unwrap().unwrap().head
     }
 
     #[test]

@@ -42,12 +42,29 @@ impl ResponseHead {
     }
 }
 
+/// A response head parsed from the start of a buffer ([`parse_head`]).
+#[derive(Debug)]
+pub struct ParsedHead {
+    /// The head.
+    pub head: ResponseHead,
+    /// Its length in bytes, up to and including the blank line.
+    pub len: usize,
+}
+
+/// A response head read from a peer ([`read_head`]) and what came after it.
+pub(super) struct Reply {
+    /// The head.
+    pub(super) head: ResponseHead,
+    /// The bytes read past the head (the start of the body or of the WebSocket frames).
+    pub(super) leftover: Bytes,
+}
+
 /// Parses a complete response head at the start of `buf`: `Ok(None)` if more bytes are needed,
 /// else the head and its length.
 ///
 /// # Errors
 /// The bytes are not an HTTP/1.x response head, or have too many headers.
-pub fn parse_head(buf: &[u8]) -> Result<Option<(ResponseHead, usize)>, String> {
+pub fn parse_head(buf: &[u8]) -> Result<Option<ParsedHead>, String> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
     let mut response = httparse::Response::new(&mut headers);
     match response.parse(buf) {
@@ -60,14 +77,14 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(ResponseHead, usize)>, String> {
                 .iter()
                 .map(|h| (h.name.to_owned(), h.value.to_vec()))
                 .collect();
-            Ok(Some((
-                ResponseHead {
+            Ok(Some(ParsedHead {
+                head: ResponseHead {
                     code,
                     reason,
                     headers,
                 },
                 len,
-            )))
+            }))
         }
         Err(httparse::Error::TooManyHeaders) => Err(format!(
             "answered with more than {MAX_RESPONSE_HEADERS} headers"
@@ -84,7 +101,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(ResponseHead, usize)>, String> {
 pub(super) async fn read_head<S: AsyncRead + Unpin>(
     io: &mut S,
     who: &str,
-) -> Result<(ResponseHead, Bytes), TransportError> {
+) -> Result<Reply, TransportError> {
     let mut buf = BytesMut::with_capacity(4096);
     // Only parse once the blank line has arrived: keeps a byte-by-byte trickle linear.
     let mut searched: usize = 0;
@@ -116,9 +133,12 @@ pub(super) async fn read_head<S: AsyncRead + Unpin>(
         searched = buf.len();
         match parse_head(&buf) {
             Ok(None) => continue,
-            Ok(Some((head, len))) => {
+            Ok(Some(ParsedHead { head, len })) => {
                 buf.advance(len);
-                return Ok((head, buf.freeze()));
+                return Ok(Reply {
+                    head,
+                    leftover: buf.freeze(),
+                });
             }
             Err(m) => return Err(TransportError::Failed(format!("{who} {m}"))),
         }

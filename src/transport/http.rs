@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use super::dial::{Opened, open};
 use super::error::{Phase, TransportError};
 use super::handshake::{host_value, parse_retry_after};
-use super::head::{MAX_QUOTED_BODY, printable, read_head};
+use super::head::{MAX_QUOTED_BODY, Reply, printable, read_head};
 use super::spec::ConnectSpec;
 
 /// Largest response body taken (a connect token answer is well under 1 KiB).
@@ -89,7 +89,7 @@ async fn exchange(
         |e: std::io::Error| TransportError::Failed(format!("sending the request failed: {e}"));
     io.write_all(request.as_bytes()).await.map_err(failed)?;
     io.flush().await.map_err(failed)?;
-    let (head, leftover) = read_head(&mut io, "the server").await?;
+    let Reply { head, leftover } = read_head(&mut io, "the server").await?;
     let mut buf = BytesMut::from(&leftover[..]);
     let chunked = head
         .value("transfer-encoding")

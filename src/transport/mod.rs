@@ -54,7 +54,7 @@ pub use connection::{Connection, Incoming, MAX_PINGS_PER_WINDOW};
 pub use dial::connect;
 pub use error::TransportError;
 pub use handshake::{check_upgrade, negotiate_extensions, parse_retry_after};
-pub use head::{MAX_RESPONSE_HEAD, ResponseHead, parse_head};
+pub use head::{MAX_RESPONSE_HEAD, ParsedHead, ResponseHead, parse_head};
 pub use proxy::{HttpProxy, no_proxy_matches, proxy_from_env};
 pub use spec::{ConnectSpec, DeflateOffer};
 pub use tls::tls_config;
