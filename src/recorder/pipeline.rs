@@ -1,8 +1,8 @@
-//! Wiring the stages at start, in the order the crate docs draw them: the stream runtimes and
-//! writer sinks, the status socket and metrics endpoint, the uploader, the compressor, the disk
-//! worker, the queue, the writer (with its NATS hand-off), one task per connection, and the side
-//! tasks (status socket, metrics, status log). What it starts is a [`Pipeline`], which
-//! `shutdown.rs` takes down in order.
+//! Wiring the stages at start: the stream runtimes and writer sinks, the status socket and
+//! metrics endpoint, then each stage before what feeds it (the uploader, the compressor, the
+//! disk worker, the queue, the writer with its NATS hand-off), then one task per connection,
+//! and the side tasks (status socket, metrics, status log). What it starts is a [`Pipeline`],
+//! which `shutdown.rs` takes down in order.
 
 use std::sync::Arc;
 
