@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use wsrec::transport::{
-    DeflateOffer, check_upgrade, negotiate_extensions, parse_head, parse_retry_after,
+    DeflateOffer, ParsedHead, check_upgrade, negotiate_extensions, parse_head, parse_retry_after,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
         server_max_window_bits: Some(10),
         server_no_context_takeover: true,
     };
-    if let Ok(Some((head, len))) = parse_head(data) {
+    if let Ok(Some(ParsedHead { head, len })) = parse_head(data) {
         assert!(len <= data.len());
         let _ =
             check_upgrade(&head, "dGhlIHNhbXBsZSBub25jZQ==", None, None).map_err(|e| e.to_string());

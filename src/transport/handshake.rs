@@ -1,24 +1,17 @@
-//! The HTTP/1.1 upgrade (RFC 6455 4.1): the request, the bounded read of the answer, and the
-//! checks a client must make on it, including the permessage-deflate answer (RFC 7692 7.1) and
-//! `Retry-After` (RFC 9110 10.2.3). Also reads a proxy's answer to CONNECT.
+//! The HTTP/1.1 upgrade (RFC 6455 4.1): the request and the checks a client must make on the
+//! answer (read by `head.rs`), including the permessage-deflate answer (RFC 7692 7.1) and
+//! `Retry-After` (RFC 9110 10.2.3).
 
 use std::time::Duration;
 
 use base64::Engine as _;
-use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt};
 use url::Host;
 
-use super::{ConnectSpec, DeflateOffer, TransportError, authority};
+use super::error::TransportError;
+use super::head::{ResponseHead, printable};
+use super::spec::{ConnectSpec, DeflateOffer};
 use crate::config::mask_url;
 
-/// Largest HTTP response head (status line and headers) taken from a server or proxy. Real ones
-/// are a few hundred bytes; this bounds what a hostile peer can make wsrec buffer.
-pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
-/// Most header lines in a response head.
-const MAX_RESPONSE_HEADERS: usize = 64;
-/// Most bytes of a refusal's body quoted in the error (the body often says why).
-pub(super) const MAX_QUOTED_BODY: usize = 200;
 /// The GUID of RFC 6455 1.3, hashed with the key into `Sec-WebSocket-Accept`.
 const WS_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
@@ -70,132 +63,12 @@ pub(super) fn host_value(url: &url::Url, host: &Host<String>, port: u16) -> Stri
     }
 }
 
-/// A parsed HTTP response head.
-#[derive(Debug)]
-pub struct ResponseHead {
-    /// Status code.
-    pub code: u16,
-    /// Reason phrase (printable part).
-    pub reason: String,
-    /// Header names (as sent) and values.
-    pub headers: Vec<(String, Vec<u8>)>,
-}
-
-impl ResponseHead {
-    /// Every value of header `name` (case-insensitive), in order.
-    fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.headers
-            .iter()
-            .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
+/// `host:port` as written in `CONNECT` and `Host` (IPv6 in brackets).
+pub(super) fn authority(host: &Host<String>, port: u16) -> String {
+    match host {
+        Host::Ipv6(ip) => format!("[{ip}]:{port}"),
+        other => format!("{other}:{port}"),
     }
-
-    /// The first value of header `name`, as text (lossy).
-    pub(super) fn value(&self, name: &str) -> Option<String> {
-        self.values(name)
-            .next()
-            .map(|v| String::from_utf8_lossy(v).trim().to_owned())
-    }
-}
-
-/// Parses a complete response head at the start of `buf`: `Ok(None)` if more bytes are needed,
-/// else the head and its length.
-///
-/// # Errors
-/// The bytes are not an HTTP/1.x response head, or have too many headers.
-pub fn parse_head(buf: &[u8]) -> Result<Option<(ResponseHead, usize)>, String> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
-    let mut response = httparse::Response::new(&mut headers);
-    match response.parse(buf) {
-        Ok(httparse::Status::Partial) => Ok(None),
-        Ok(httparse::Status::Complete(len)) => {
-            let code = response.code.unwrap_or(0);
-            let reason = printable(response.reason.unwrap_or("").as_bytes(), 100);
-            let headers = response
-                .headers
-                .iter()
-                .map(|h| (h.name.to_owned(), h.value.to_vec()))
-                .collect();
-            Ok(Some((
-                ResponseHead {
-                    code,
-                    reason,
-                    headers,
-                },
-                len,
-            )))
-        }
-        Err(httparse::Error::TooManyHeaders) => Err(format!(
-            "answered with more than {MAX_RESPONSE_HEADERS} headers"
-        )),
-        Err(e) => Err(format!(
-            "did not answer with HTTP ({e}): {:?}",
-            printable(&buf[..buf.len().min(60)], 60)
-        )),
-    }
-}
-
-/// Reads a response head (bounded by [`MAX_RESPONSE_HEAD`]); returns it and the bytes read past
-/// it. `who` names the peer in errors.
-pub(super) async fn read_head<S: AsyncRead + Unpin>(
-    io: &mut S,
-    who: &str,
-) -> Result<(ResponseHead, Bytes), TransportError> {
-    let mut buf = BytesMut::with_capacity(4096);
-    // Only parse once the blank line has arrived: keeps a byte-by-byte trickle linear.
-    let mut searched: usize = 0;
-    loop {
-        if buf.len() >= MAX_RESPONSE_HEAD {
-            return Err(TransportError::Failed(format!(
-                "{who} sent a response head larger than {MAX_RESPONSE_HEAD} bytes"
-            )));
-        }
-        let n = io
-            .read_buf(&mut buf)
-            .await
-            .map_err(|e| TransportError::Failed(format!("reading the answer of {who}: {e}")))?;
-        if n == 0 {
-            return Err(TransportError::Failed(if buf.is_empty() {
-                format!("{who} closed the connection without answering the request")
-            } else {
-                format!(
-                    "{who} closed the connection in the middle of its answer: {:?}",
-                    printable(&buf[..buf.len().min(60)], 60)
-                )
-            }));
-        }
-        let from = searched.saturating_sub(3);
-        if memchr::memmem::find(&buf[from..], b"\r\n\r\n").is_none() {
-            searched = buf.len();
-            continue;
-        }
-        searched = buf.len();
-        match parse_head(&buf) {
-            Ok(None) => continue,
-            Ok(Some((head, len))) => {
-                buf.advance(len);
-                return Ok((head, buf.freeze()));
-            }
-            Err(m) => return Err(TransportError::Failed(format!("{who} {m}"))),
-        }
-    }
-}
-
-/// Printable ASCII of `bytes`, at most `max` characters; anything else becomes `.`.
-pub(super) fn printable(bytes: &[u8], max: usize) -> String {
-    bytes
-        .iter()
-        .take(max)
-        .map(|&b| {
-            if (0x20..0x7f).contains(&b) {
-                b as char
-            } else {
-                '.'
-            }
-        })
-        .collect::<String>()
-        .trim()
-        .to_owned()
 }
 
 /// Checks the server's answer to the upgrade (RFC 6455 4.1) and returns the permessage-deflate
@@ -401,6 +274,8 @@ pub fn negotiate_extensions(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{Compression, StreamConfig};
+    use crate::transport::parse_head;
 
     #[test]
     fn deflate_answers_are_checked_and_canonicalised() {
@@ -487,7 +362,7 @@ mod tests {
     }
 
     fn head(text: &str) -> ResponseHead {
-        parse_head(text.as_bytes()).unwrap().unwrap().0
+        parse_head(text.as_bytes()).unwrap().unwrap().head
     }
 
     #[test]
@@ -592,12 +467,30 @@ mod tests {
     }
 
     #[test]
-    fn response_heads_are_bounded_and_named() {
-        assert!(parse_head(b"HTTP/1.1 101 Switching").unwrap().is_none());
-        let err = parse_head(b"SSH-2.0-OpenSSH_9.2\r\n\r\n").unwrap_err();
-        assert!(err.contains("did not answer with HTTP"), "{err}");
-        let many: String = (0..100).map(|i| format!("X-{i}: y\r\n")).collect();
-        let err = parse_head(format!("HTTP/1.1 200 OK\r\n{many}\r\n").as_bytes()).unwrap_err();
-        assert!(err.contains("more than 64 headers"), "{err}");
+    fn upgrade_request_has_the_rfc_headers_and_config_headers() {
+        let s = StreamConfig {
+            headers: [("X-Key".to_owned(), crate::config::Secret("v".to_owned()))].into(),
+            compression: Compression::Deflate,
+            ..StreamConfig::new("a", "ws://[::1]:9000/feed?x=1#frag")
+        };
+        let spec = ConnectSpec::from_config(&s).unwrap();
+        let host = spec.url.host().unwrap().to_owned();
+        let r = upgrade_request(&spec, &host, 9000, "KEY");
+        assert!(
+            r.starts_with("GET /feed?x=1 HTTP/1.1\r\nHost: [::1]:9000\r\n"),
+            "{r}"
+        );
+        for line in [
+            "Upgrade: websocket\r\n",
+            "Connection: Upgrade\r\n",
+            "Sec-WebSocket-Version: 13\r\n",
+            "Sec-WebSocket-Key: KEY\r\n",
+            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n",
+            "X-Key: v\r\n",
+        ] {
+            assert!(r.contains(line), "{line:?} missing from {r}");
+        }
+        assert!(r.ends_with("\r\n\r\n"));
+        assert!(!format!("{spec:?}").contains("\"v\""), "{spec:?}");
     }
 }

@@ -14,8 +14,11 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
-use super::handshake::{host_value, parse_retry_after, printable, read_head};
-use super::{ConnectSpec, Phase, TransportError, open};
+use super::dial::{Opened, open};
+use super::error::{Phase, TransportError};
+use super::handshake::{host_value, parse_retry_after};
+use super::head::{MAX_QUOTED_BODY, Reply, printable, read_head};
+use super::spec::ConnectSpec;
 
 /// Largest response body taken (a connect token answer is well under 1 KiB).
 pub const MAX_BODY: usize = 256 * 1024;
@@ -36,7 +39,7 @@ pub struct Answer {
 impl Answer {
     /// The start of the body, printable characters only, for error messages.
     pub fn quoted_body(&self) -> String {
-        printable(&self.body, super::handshake::MAX_QUOTED_BODY)
+        printable(&self.body, MAX_QUOTED_BODY)
     }
 }
 
@@ -69,7 +72,7 @@ async fn exchange(
     body: &str,
     phase: &AtomicU8,
 ) -> Result<Answer, TransportError> {
-    let super::Opened {
+    let Opened {
         mut io, host, port, ..
     } = open(spec, url, phase, false).await?;
     phase.store(Phase::Upgrade as u8, Relaxed);
@@ -86,7 +89,7 @@ async fn exchange(
         |e: std::io::Error| TransportError::Failed(format!("sending the request failed: {e}"));
     io.write_all(request.as_bytes()).await.map_err(failed)?;
     io.flush().await.map_err(failed)?;
-    let (head, leftover) = read_head(&mut io, "the server").await?;
+    let Reply { head, leftover } = read_head(&mut io, "the server").await?;
     let mut buf = BytesMut::from(&leftover[..]);
     let chunked = head
         .value("transfer-encoding")

@@ -8,8 +8,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use url::Host;
 
-use super::TransportError;
-use super::handshake::read_head;
+use super::error::TransportError;
+use super::head::{Reply, read_head};
 use crate::config::ProxyUrl;
 
 /// An HTTP proxy reached with `CONNECT host:port`.
@@ -100,11 +100,12 @@ pub fn no_proxy_matches(list: &str, host: &str, port: u16) -> bool {
         if entry == "*" {
             return true;
         }
-        let (pattern, entry_port) = split_host_port(entry);
-        if entry_port.is_some_and(|p| p != port) {
+        let entry = split_host_port(entry);
+        if entry.port.is_some_and(|p| p != port) {
             continue;
         }
-        let pattern = pattern
+        let pattern = entry
+            .pattern
             .trim_start_matches("*.")
             .trim_start_matches('.')
             .to_ascii_lowercase();
@@ -122,19 +123,29 @@ pub fn no_proxy_matches(list: &str, host: &str, port: u16) -> bool {
     false
 }
 
+/// A `NO_PROXY` entry's host pattern and the port it is limited to, if any.
+struct NoProxyEntry<'a> {
+    /// Host, domain suffix or IP address (IPv6 without brackets).
+    pattern: &'a str,
+    /// The port, when the entry names one.
+    port: Option<u16>,
+}
+
 /// `host:port`, `[v6]:port`, `[v6]`, bare IPv6 or bare host.
-fn split_host_port(entry: &str) -> (&str, Option<u16>) {
-    if let Some(rest) = entry.strip_prefix('[') {
-        return match rest.split_once(']') {
+fn split_host_port(entry: &str) -> NoProxyEntry<'_> {
+    let (pattern, port) = if let Some(rest) = entry.strip_prefix('[') {
+        match rest.split_once(']') {
             Some((h, tail)) => (h, tail.strip_prefix(':').and_then(|p| p.parse().ok())),
             None => (rest, None),
-        };
-    }
-    match entry.rsplit_once(':') {
-        // One colon: host:port. More: a bare IPv6 address.
-        Some((h, p)) if !h.contains(':') => (h, p.parse().ok()),
-        _ => (entry, None),
-    }
+        }
+    } else {
+        match entry.rsplit_once(':') {
+            // One colon: host:port. More: a bare IPv6 address.
+            Some((h, p)) if !h.contains(':') => (h, p.parse().ok()),
+            _ => (entry, None),
+        }
+    };
+    NoProxyEntry { pattern, port }
 }
 
 /// Asks the proxy for a tunnel to `authority` and checks its answer.
@@ -152,7 +163,7 @@ pub(super) async fn tunnel(
     tcp.write_all(request.as_bytes())
         .await
         .map_err(|e| failed(format!("sending CONNECT failed: {e}")))?;
-    let (head, leftover) = read_head(&mut tcp, "the proxy")
+    let Reply { head, leftover } = read_head(&mut tcp, "the proxy")
         .await
         .map_err(|e| match e {
             TransportError::Failed(m) => failed(m),

@@ -24,6 +24,14 @@ use tokio::net::TcpStream;
 /// The latest kernel receive time seen on a connection, in ns since the Unix epoch (0: none yet).
 pub type Stamp = Arc<AtomicU64>;
 
+/// What one `recvmsg` brought.
+struct Received {
+    /// Bytes read into the buffer.
+    len: usize,
+    /// The kernel's receive time of them (ns since the Unix epoch), if it gave one.
+    stamp: Option<u64>,
+}
+
 /// A TCP stream that, once stamping is on, reads with `recvmsg` and keeps each read's stamp.
 pub struct Tcp {
     stream: TcpStream,
@@ -31,19 +39,17 @@ pub struct Tcp {
 }
 
 impl Tcp {
-    /// `stream`, with kernel receive timestamps if `stamped` and the kernel agrees; the error
-    /// says why it did not (the stream is then read plainly, and frames get read times).
-    pub fn new(stream: TcpStream, stamped: bool) -> (Self, io::Result<()>) {
-        let mut tcp = Self {
+    /// `stream`, read plainly until [`Tcp::stamp_on`].
+    pub fn new(stream: TcpStream) -> Self {
+        Self {
             stream,
             stamp: None,
-        };
-        let on = if stamped { tcp.stamp_on() } else { Ok(()) };
-        (tcp, on)
+        }
     }
 
-    /// Turns kernel receive timestamps on.
-    fn stamp_on(&mut self) -> io::Result<()> {
+    /// Turns kernel receive timestamps on, if the kernel agrees; the error says why it did not
+    /// (the stream is then read plainly, and frames get read times).
+    pub fn stamp_on(&mut self) -> io::Result<()> {
         let flags = (libc::SOF_TIMESTAMPING_RX_SOFTWARE | libc::SOF_TIMESTAMPING_SOFTWARE) as i32;
         // SAFETY: a valid socket and a pointer to a local of the size given.
         let r = unsafe {
@@ -68,7 +74,7 @@ impl Tcp {
     }
 
     /// One `recvmsg` into `buf`: the bytes read and the kernel's stamp of them, if it gave one.
-    fn recv(&self, buf: &mut [std::mem::MaybeUninit<u8>]) -> io::Result<(usize, Option<u64>)> {
+    fn recv(&self, buf: &mut [std::mem::MaybeUninit<u8>]) -> io::Result<Received> {
         // Room for one SCM_TIMESTAMPING message (three 16-byte timespecs) and then some, aligned
         // for `cmsghdr`.
         let mut control = [0u64; 16];
@@ -106,7 +112,10 @@ impl Tcp {
                 c = libc::CMSG_NXTHDR(&raw const msg, c);
             }
         }
-        Ok((n as usize, stamp))
+        Ok(Received {
+            len: n as usize,
+            stamp,
+        })
     }
 }
 
@@ -129,7 +138,7 @@ impl AsyncRead for Tcp {
                 .stream
                 .try_io(Interest::READABLE, || this.recv(unfilled))
             {
-                Ok((n, stamp)) => {
+                Ok(Received { len: n, stamp }) => {
                     // SAFETY: the kernel initialised the first `n` bytes.
                     unsafe { buf.assume_init(n) };
                     buf.advance(n);

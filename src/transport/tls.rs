@@ -12,8 +12,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use url::Host;
 
+use super::error::TransportError;
 use super::stamp::Tcp;
-use super::{ConnectSpec, TransportError};
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
@@ -153,7 +153,7 @@ impl rustls::client::danger::ServerCertVerifier for NoVerification {
 }
 
 pub(super) async fn connect(
-    spec: &ConnectSpec,
+    config: Option<&Arc<ClientConfig>>,
     host: &Host<String>,
     authority: &str,
     tcp: Tcp,
@@ -164,7 +164,7 @@ pub(super) async fn connect(
         Host::Ipv4(ip) => ServerName::from(IpAddr::V4(*ip)),
         Host::Ipv6(ip) => ServerName::from(IpAddr::V6(*ip)),
     };
-    let config = match &spec.tls {
+    let config = match config {
         Some(config) => config.clone(),
         None => tls_config(None, false).map_err(TransportError::Failed)?,
     };

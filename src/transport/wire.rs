@@ -212,9 +212,9 @@ impl FrameScan {
             if self.have == 0 && data.len() - pos >= self.head.len() {
                 // The whole header is in this read: no copy.
                 match header(&data[pos..]) {
-                    Ok((len, size)) => {
-                        self.skip = len;
-                        pos += size;
+                    Ok(h) => {
+                        self.skip = h.payload_len;
+                        pos += h.header_len;
                         continue;
                     }
                     Err(reason) => return fail(self, pos, reason),
@@ -242,9 +242,9 @@ impl FrameScan {
                 continue;
             }
             match header(&self.head) {
-                Ok((len, _)) => {
+                Ok(h) => {
                     self.have = 0;
-                    self.skip = len;
+                    self.skip = h.payload_len;
                 }
                 Err(reason) => return fail(self, head_start, reason),
             }
@@ -261,13 +261,21 @@ pub struct ScanError {
     pub reason: &'static str,
 }
 
+/// What a frame header says about where the next one starts.
+struct FrameHeader {
+    /// Bytes of payload after the header.
+    payload_len: u64,
+    /// Bytes of the header itself.
+    header_len: usize,
+}
+
 /// Payload length and header size of the complete header at the start of `h`.
-fn header(h: &[u8]) -> Result<(u64, usize), &'static str> {
+fn header(h: &[u8]) -> Result<FrameHeader, &'static str> {
     let b1 = h[1];
     if b1 & 0x80 != 0 {
         return Err(MASKED_FRAME);
     }
-    Ok(match b1 & 0x7f {
+    let (payload_len, header_len) = match b1 & 0x7f {
         126 => (u64::from(u16::from_be_bytes([h[2], h[3]])), 4),
         127 => {
             let mut n = [0u8; 8];
@@ -279,6 +287,10 @@ fn header(h: &[u8]) -> Result<(u64, usize), &'static str> {
             (len, 10)
         }
         n => (u64::from(n), 2),
+    };
+    Ok(FrameHeader {
+        payload_len,
+        header_len,
     })
 }
 

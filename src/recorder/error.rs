@@ -1,0 +1,41 @@
+//! Why the recorder could not start or did not stop cleanly ([`RunError`]).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::ConfigError;
+
+/// Why the recorder could not start or did not stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The configuration is invalid (exit code 2).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The output directory cannot be created or written.
+    #[error("output directory {}: {source}; check the path and its permissions", path.display())]
+    OutputDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The status socket cannot be set up.
+    #[error(transparent)]
+    Status(#[from] crate::status::StatusError),
+    /// The metrics endpoint cannot listen on its address.
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
+    /// A thread could not be started.
+    #[error("cannot start the compressor thread: {0}")]
+    Thread(std::io::Error),
+    /// Shutdown did not finish within the deadline.
+    #[error(
+        "shutdown did not finish within {deadline:?}: still running: {laggards}; files left with the .open suffix will need recovery"
+    )]
+    ShutdownTimeout {
+        /// The deadline.
+        deadline: Duration,
+        /// What was still running.
+        laggards: String,
+    },
+}

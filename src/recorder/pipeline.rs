@@ -1,0 +1,164 @@
+//! Wiring the stages at start: the stream runtimes and writer sinks, the status socket and
+//! metrics endpoint, then each stage before what feeds it (the uploader, the compressor, the
+//! disk worker, the queue, the writer with its NATS hand-off), then one task per connection,
+//! and the side tasks (status socket, metrics, status log). What it starts is a [`Pipeline`],
+//! which `shutdown.rs` takes down in order.
+
+use std::sync::Arc;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::error::RunError;
+use super::status_log::status_log;
+use super::streams::stream_tasks;
+use crate::clock::Clock;
+use crate::compress::Compressor;
+use crate::config::Config;
+use crate::stats::Stats;
+use crate::status::StatusServer;
+use crate::writer::{StreamSink, Writer, WriterSettings};
+
+/// Most messages a connection puts in one hand-off.
+const BATCH_MAX: usize = 2048;
+
+/// The running stages, as [`Pipeline::start`] left them: what shutdown waits for, in order.
+pub(super) struct Pipeline {
+    /// One task per connection; they hold the only queue senders.
+    pub(super) streams: TaskTracker,
+    /// The writer: done when every sender is gone and it has closed every file.
+    pub(super) writer: JoinHandle<()>,
+    /// The compressor, if `compress` is on.
+    pub(super) compressor: Option<Compressor>,
+    /// The NATS publisher, if configured.
+    pub(super) nats: Option<crate::nats::Running>,
+    /// The uploader, if configured.
+    pub(super) uploader: Option<crate::upload::Uploader>,
+    /// Stops the side tasks.
+    pub(super) side: CancellationToken,
+    /// Status socket, metrics endpoint and status log.
+    pub(super) side_tasks: TaskTracker,
+}
+
+impl Pipeline {
+    /// Builds and starts every stage of `config`; connections run until `shutdown`.
+    /// Everything that can fail on bad input is done before the first connection.
+    ///
+    /// # Errors
+    /// A stream that cannot be set up (bad URL, CA file, proxy or token URL), a status socket or
+    /// metrics address that cannot be bound, an uploader or compressor that cannot start.
+    pub(super) async fn start(
+        config: &Config,
+        clock: Clock,
+        stats: &Arc<Stats>,
+        shutdown: &CancellationToken,
+    ) -> Result<Pipeline, RunError> {
+        let batch_max = BATCH_MAX.min(config.queue_capacity.div_ceil(4)).max(1);
+        let pressure = Arc::new(crate::record::Pressure::default());
+        let tasks = stream_tasks(config, stats, clock, batch_max, &pressure)?;
+        let sinks = config
+            .streams
+            .iter()
+            .zip(&stats.streams)
+            .map(|(s, st)| StreamSink::new(s, st.clone(), &config.output_dir))
+            .collect();
+        let status = match config.status_socket_path() {
+            Some(path) => Some(StatusServer::bind(&path)?),
+            None => None,
+        };
+        let metrics = match config.metrics_listen {
+            Some(addr) => Some(crate::metrics::MetricsServer::bind(addr).await?),
+            None => None,
+        };
+
+        let (uploader, upload_queue) = match &config.upload {
+            Some(u) => {
+                let (up, q) = crate::upload::Uploader::spawn(u, &config.output_dir, stats.clone())?;
+                // Before the compressor's sweep: what it finishes reaches the queue once.
+                crate::upload::sweep(
+                    &config.output_dir,
+                    config.compress,
+                    &q,
+                    u.delete_local_after_upload,
+                );
+                (Some(up), Some(q))
+            }
+            None => (None, None),
+        };
+        let compressor = Compressor::spawn(
+            config.compress,
+            config.compress_level,
+            stats.clone(),
+            pressure.clone(),
+            upload_queue.clone(),
+        )
+        .map_err(RunError::Thread)?;
+        let (compressor, compress_queue) = match compressor {
+            Some((c, q)) => (Some(c), Some(q)),
+            None => (None, None),
+        };
+        crate::compress::sweep(&config.output_dir, config.compress, compress_queue.as_ref());
+        let upload_queue = upload_queue.filter(|_| compress_queue.is_none());
+        let disk = crate::disk::Disk::new(stats.clone(), compress_queue)
+            .with_upload(upload_queue)
+            .with_buffer(config.disk_buffer);
+        let (queue_tx, queue_rx) = crate::record::queue(config.queue_capacity, config.when_full);
+        let writer = Writer::new(
+            WriterSettings {
+                output_dir: config.output_dir.clone(),
+                clock,
+                flush_interval: config.flush_interval,
+                disk_warn: config.disk_warn,
+                disk_stop: config.disk_stop,
+            },
+            sinks,
+            queue_rx,
+            disk,
+            stats.clone(),
+        );
+        let (writer, nats) = match &config.nats {
+            Some(n) => {
+                let (tx, sink) = crate::nats::channel(n, config, stats.clone(), clock.now_ns());
+                (writer.with_nats(tx), Some(crate::nats::spawn(sink)))
+            }
+            None => (writer, None),
+        };
+        let writer = tokio::spawn(writer.run());
+
+        let streams = TaskTracker::new();
+        for task in tasks {
+            streams.spawn(crate::stream::run(
+                Arc::new(task.runtime),
+                task.policy,
+                queue_tx.clone(),
+                shutdown.clone(),
+            ));
+        }
+        streams.close();
+        // From here on only connections hold senders: when they are done, the writer drains.
+        drop(queue_tx);
+
+        let side = CancellationToken::new();
+        let side_tasks = TaskTracker::new();
+        if let Some(server) = status {
+            side_tasks.spawn(server.run(stats.clone(), side.clone()));
+        }
+        if let Some(server) = metrics {
+            side_tasks.spawn(server.run(stats.clone(), clock, side.clone()));
+        }
+        if let Some(every) = config.status_interval {
+            side_tasks.spawn(status_log(stats.clone(), every, side.clone()));
+        }
+        side_tasks.close();
+        Ok(Pipeline {
+            streams,
+            writer,
+            compressor,
+            nats,
+            uploader,
+            side,
+            side_tasks,
+        })
+    }
+}

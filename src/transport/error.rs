@@ -1,0 +1,170 @@
+//! How a connection attempt or an open connection fails: [`TransportError`] with its messages,
+//! the dial phases a handshake timeout names, and yawc's errors put into words.
+
+use std::time::Duration;
+
+/// Why a connection attempt or an open connection failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// The handshake did not finish in time.
+    #[error(
+        "handshake timed out after {after:?} {phase}; raise handshake_timeout if the server is just slow"
+    )]
+    Timeout {
+        /// The deadline.
+        after: Duration,
+        /// What was being waited for.
+        phase: &'static str,
+    },
+    /// The server answered the upgrade with an HTTP status other than 101 or a redirect (3xx).
+    #[error("{}", refusal_message(*.code, .reason, *.retry_after, .body))]
+    Refused {
+        /// HTTP status code.
+        code: u16,
+        /// Reason phrase from the status line.
+        reason: String,
+        /// The server's `Retry-After`, if it sent one.
+        retry_after: Option<Duration>,
+        /// The start of the response body, printable characters only.
+        body: String,
+    },
+    /// The server answered the upgrade with a redirect (3xx). wsrec does not follow it: the
+    /// config names the endpoint to record.
+    #[error("{}", redirect_message(*.code, .location.as_deref()))]
+    Redirected {
+        /// HTTP status code.
+        code: u16,
+        /// The `Location` header, secrets masked, if there was one.
+        location: Option<String>,
+    },
+    /// A message was larger than `max_message_size`.
+    #[error(
+        "message larger than max_message_size ({0} bytes); raise max_message_size to accept it"
+    )]
+    TooLarge(usize),
+    /// Any other failure: DNS, TCP, proxy, TLS, HTTP upgrade, protocol or I/O.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl TransportError {
+    /// The wait the server asked for with `Retry-After`.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            TransportError::Refused { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// The HTTP status of an upgrade answered with anything but 101 (a refusal or a redirect).
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            TransportError::Refused { code, .. } | TransportError::Redirected { code, .. } => {
+                Some(*code)
+            }
+            _ => None,
+        }
+    }
+
+    /// Where a redirect pointed (secrets masked).
+    pub fn location(&self) -> Option<&str> {
+        match self {
+            TransportError::Redirected { location, .. } => location.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+fn redirect_message(code: u16, location: Option<&str>) -> String {
+    match location {
+        Some(to) => format!("server redirected (HTTP {code}) to {to}; put that URL in the config"),
+        None => format!(
+            "server answered HTTP {code} (a redirect) without a Location header; check the URL"
+        ),
+    }
+}
+
+fn refusal_message(code: u16, reason: &str, retry_after: Option<Duration>, body: &str) -> String {
+    let mut m = format!("server answered HTTP {code}");
+    if !reason.is_empty() {
+        m.push(' ');
+        m.push_str(reason);
+    }
+    m.push_str(" instead of 101 Switching Protocols");
+    if let Some(wait) = retry_after {
+        m.push_str(&format!(" (Retry-After: {}s)", wait.as_secs()));
+    }
+    let hint = match code {
+        200 => "; the URL is served by a plain web server, not a WebSocket endpoint",
+        400 => "; the server rejected the request: check the URL and headers",
+        401 | 403 => "; check the URL's credentials and the headers (API key, token)",
+        404 => "; check the URL path",
+        426 => "; the server wants another protocol version",
+        429 => "; rate limited: wsrec waits as asked before reconnecting",
+        502..=504 => "; the server or a gateway in front of it is unavailable",
+        _ => "",
+    };
+    m.push_str(hint);
+    if !body.is_empty() {
+        m.push_str(&format!("; body: {body:?}"));
+    }
+    m
+}
+
+/// What [`connect`] is doing, for the timeout message.
+#[derive(Clone, Copy)]
+#[repr(u8)]
+pub(super) enum Phase {
+    Tcp,
+    Proxy,
+    Tls,
+    Upgrade,
+}
+
+impl Phase {
+    pub(super) const ALL: [Phase; 4] = [Phase::Tcp, Phase::Proxy, Phase::Tls, Phase::Upgrade];
+
+    pub(super) fn describe(self) -> &'static str {
+        match self {
+            Phase::Tcp => "while connecting over TCP",
+            Phase::Proxy => "waiting for the proxy's answer to CONNECT",
+            Phase::Tls => "in the TLS handshake",
+            Phase::Upgrade => "waiting for the server's answer to the WebSocket upgrade request",
+        }
+    }
+}
+
+/// A yawc error in words, with the likely cause.
+pub(super) fn describe(e: &yawc::WebSocketError) -> String {
+    use yawc::WebSocketError as E;
+    match e {
+        E::ConnectionClosed => {
+            "the server closed the TCP connection without a WebSocket close frame".to_owned()
+        }
+        E::InvalidUTF8 => "server sent a text message that is not valid UTF-8 (RFC 6455 8.1); \
+                           closed with code 1007"
+            .to_owned(),
+        E::CompressionNotSupported => {
+            "server sent a compressed frame (RSV1) although permessage-deflate was not negotiated"
+                .to_owned()
+        }
+        E::ReservedBitsNotZero => {
+            "server set reserved frame bits (RSV2/RSV3) that no negotiated extension uses"
+                .to_owned()
+        }
+        E::InvalidOpCode(op) => format!("server sent a frame with the unknown opcode {op}"),
+        E::ControlFrameFragmented
+        | E::PingFrameTooLarge
+        | E::InvalidFragment
+        | E::InvalidContinuationFrame
+        | E::InvalidCloseFrame
+        | E::InvalidCloseCode => format!("protocol error by the server: {e} (RFC 6455 5)"),
+        E::IoError(io) => match io.get_ref() {
+            // rustls errors and the frame check's own errors arrive wrapped in io::Error; show
+            // the reason itself.
+            Some(inner) => format!("{inner}"),
+            None => format!("{io}"),
+        },
+        other => other.to_string(),
+    }
+}
