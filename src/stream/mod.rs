@@ -13,6 +13,8 @@
 //! number; the replacement's `connected` event names the connection it `replaces`, and the
 //! old one's `disconnected` event has reason `replaced`, so the overlap is visible in the data.
 
+pub mod runtime;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,9 +24,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::backoff::Backoff;
-use crate::connection::{Connection, Notice, StreamRuntime};
+use crate::connection::{Connection, Notice};
 use crate::record::QueueTx;
 use crate::stats::ConnState;
+use runtime::StreamRuntime;
 
 /// Longest time the old connection is kept once its replacement is connected.
 pub const MAX_OVERLAP: Duration = Duration::from_secs(30);
