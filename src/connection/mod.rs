@@ -9,10 +9,12 @@
 //!
 //! This module runs a connection's life and hands batches over; its parts are `dial` (token,
 //! handshake, subscribe messages, a failed attempt), `read_loop`, `keepalive` (pings, pongs,
-//! liveness) and `tracking` (what a venue's messages mean). The stream's settings and shared
+//! liveness), `tracking` (what a venue's messages mean) and `event` (what is counted and logged:
+//! each happening is one `ConnectionEvent`, emitted once). The stream's settings and shared
 //! state ([`StreamRuntime`]) belong to the stream's supervisor ([`crate::stream`]).
 
 mod dial;
+pub(crate) mod event;
 mod keepalive;
 mod read_loop;
 mod tracking;
@@ -29,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use crate::record::{Batch, QueueTx, Sent};
 use crate::stats::ConnState;
 use crate::stream::runtime::StreamRuntime;
+use event::ConnectionEvent;
 
 /// Payload bytes after which a batch is handed over even if more frames are ready (~300 small
 /// messages: the hand-off cost is spread thin, and the queue's byte bound holds many batches).
@@ -244,9 +247,13 @@ impl Connection {
         let (mut ws, url, server_ping) = match dialled {
             Ok(d) => d,
             Err(f) => {
-                rt.stats.connect_failures.fetch_add(1, Relaxed);
-                rt.stats.set_last_error(&f.error);
-                tracing::warn!(stream = %rt.name, conn = self.conn, url = %f.url, step = f.step.unwrap_or("connect"), error = %f.error, "Connection attempt failed.");
+                ConnectionEvent::ConnectFailed {
+                    conn: self.conn,
+                    url: &f.url,
+                    step: f.step,
+                    error: &f.error,
+                }
+                .emit(rt);
                 let mut batch = self.new_batch();
                 batch.push_event(rt.clock.now_ns(), "connect_failed", |e| {
                     e.str("url", &f.url).str("error", &f.error);
@@ -272,16 +279,13 @@ impl Connection {
             }
         };
         let connected_at = Instant::now();
-        rt.stats.connections.fetch_add(1, Relaxed);
-        rt.stats.set_state(ConnState::Connected);
-        if rt.insecure {
-            tracing::warn!(stream = %rt.name, url = %rt.masked_url, "TLS CERTIFICATE VERIFICATION IS OFF (insecure = true): this connection can be intercepted.");
-        }
         let extensions = ws.extensions().unwrap_or("").to_owned();
-        tracing::info!(stream = %rt.name, conn = self.conn, url = %url, extensions, "Connected.");
-        if rt.spec.deflate.is_some() && extensions.is_empty() {
-            tracing::info!(stream = %rt.name, conn = self.conn, "The server declined permessage-deflate; receiving uncompressed.");
+        ConnectionEvent::Connected {
+            conn: self.conn,
+            url: &url,
+            extensions: &extensions,
         }
+        .emit(rt);
         let mut batch = self.new_batch();
         batch.push_event(rt.clock.now_ns(), "connected", |f| {
             f.str("url", &url)
@@ -320,16 +324,14 @@ impl Connection {
         }
         let uptime = connected_at.elapsed();
         let detail = end.detail();
-        match &end {
-            End::Shutdown | End::Replaced => {
-                tracing::info!(stream = %rt.name, conn = self.conn, reason = end.reason(), messages, "Disconnected: {detail}.");
-            }
-            _ => {
-                rt.stats.disconnects.fetch_add(1, Relaxed);
-                rt.stats.set_last_error(&detail);
-                tracing::warn!(stream = %rt.name, conn = self.conn, reason = end.reason(), messages, "Disconnected: {detail}.");
-            }
+        ConnectionEvent::Disconnected {
+            conn: self.conn,
+            reason: end.reason(),
+            detail: &detail,
+            messages,
+            planned: matches!(end, End::Shutdown | End::Replaced),
         }
+        .emit(rt);
         self.flush(&mut batch).await;
         let unmarked = self.dropped_pending.swap(0, Relaxed);
         if unmarked > 0 {
@@ -397,10 +399,12 @@ impl Connection {
         match sent {
             Sent::All => None,
             Sent::Dropped(n) => {
-                rt.stats.dropped.fetch_add(n as u64, Relaxed);
-                if dropped == n as u64 {
-                    tracing::warn!(stream = %rt.name, conn = self.conn, "Queue full: dropping messages (when_full = drop_newest); the gap is marked in the data.");
+                ConnectionEvent::Dropped {
+                    conn: self.conn,
+                    count: n as u64,
+                    first: dropped == n as u64,
                 }
+                .emit(rt);
                 None
             }
             Sent::Closed => Some(End::WriterGone),

@@ -13,6 +13,7 @@ use crate::stream::runtime::VenueRuntime;
 use crate::transport;
 use crate::venue::track::{Outcome, Tracker};
 
+use super::event::ConnectionEvent;
 use super::{Connection, End, Notice};
 
 impl Connection {
@@ -23,9 +24,12 @@ impl Connection {
         for o in v.outcomes.drain(..) {
             match o {
                 Outcome::Rejected { topics, reason } => {
-                    tracing::error!(stream = %rt.name, conn = self.conn, topics = ?topics, reason, "The venue refused a subscription.");
-                    rt.stats
-                        .set_last_error(&format!("subscription refused: {reason}"));
+                    ConnectionEvent::SubscriptionRejected {
+                        conn: self.conn,
+                        topics: &topics,
+                        reason: &reason,
+                    }
+                    .emit(rt);
                     batch.push_event(ts, "subscription_rejected", |f| {
                         f.strs("topics", topics.iter().map(String::as_str))
                             .str("reason", &reason);
@@ -36,12 +40,13 @@ impl Connection {
                     unacked,
                     after,
                 } => {
-                    tracing::error!(stream = %rt.name, conn = self.conn, acknowledged = ?acked, not_acknowledged = ?unacked, after = ?after,
-                        "Subscriptions deliver no data (first_data_timeout). A quiet market explains it for some channels; a wrong URL for the channel (e.g. Binance USDⓈ-M market streams on the legacy root URL) or a refused subscription for others.");
-                    rt.stats.set_last_error(&format!(
-                        "{} subscriptions without data after {after:?}",
-                        acked.len() + unacked.len()
-                    ));
+                    ConnectionEvent::SubscriptionsSilent {
+                        conn: self.conn,
+                        acked: &acked,
+                        unacked: &unacked,
+                        after,
+                    }
+                    .emit(rt);
                     batch.push_event(ts, "subscription_silent", |f| {
                         f.strs("acknowledged", acked.iter().map(String::as_str))
                             .strs("not_acknowledged", unacked.iter().map(String::as_str))
@@ -49,16 +54,22 @@ impl Connection {
                     });
                 }
                 Outcome::Live(topic) => {
-                    tracing::info!(stream = %rt.name, conn = self.conn, topic, "A subscription reported as failing delivers data now.");
+                    ConnectionEvent::SubscriptionLive {
+                        conn: self.conn,
+                        topic: &topic,
+                    }
+                    .emit(rt);
                     batch.push_event(ts, "subscription_live", |f| {
                         f.str("topic", &topic);
                     });
                 }
                 Outcome::Maintenance { reason, at_most } => {
-                    tracing::warn!(stream = %rt.name, conn = self.conn, reason, at_most = ?at_most,
-                        "The venue is in maintenance: keeping the connection, and no reconnect until the venue says it is over (or it has lasted as long as it may).");
-                    rt.stats
-                        .set_last_error(&format!("venue maintenance: {reason}"));
+                    ConnectionEvent::VenueMaintenance {
+                        conn: self.conn,
+                        reason: &reason,
+                        at_most,
+                    }
+                    .emit(rt);
                     batch.push_event(ts, "venue_maintenance", |f| {
                         f.str("reason", &reason)
                             .num("at_most_ms", at_most.as_millis() as u64);
@@ -69,7 +80,11 @@ impl Connection {
                     // The venue's word ends a maintenance (Bitfinex's 20061).
                     v.maintenance_until = None;
                     if v.replace.is_none() {
-                        tracing::info!(stream = %rt.name, conn = self.conn, reason = %why, "The venue asked for a reconnect: opening a replacement before closing this connection.");
+                        ConnectionEvent::ReconnectRequested {
+                            conn: self.conn,
+                            reason: &why,
+                        }
+                        .emit(rt);
                         batch.push_event(ts, "reconnect_requested", |f| {
                             f.str("reason", &why);
                         });
@@ -78,24 +93,18 @@ impl Connection {
                 }
                 Outcome::Reply(text) => v.replies.push(text),
                 Outcome::ConnectsLeft(left) => {
-                    tracing::debug!(stream = %rt.name, conn = self.conn, left, "The venue counts the connects it still allows.");
+                    ConnectionEvent::ConnectsLeft {
+                        conn: self.conn,
+                        left,
+                    }
+                    .emit(rt);
                     if let Some(p) = &rt.pacer {
                         p.connects_left(left);
                     }
                 }
             }
         }
-        let now = v.tracker.flagged();
-        if now > v.counted {
-            rt.stats
-                .subscriptions_failed
-                .fetch_add(now - v.counted, Relaxed);
-        } else if now < v.counted {
-            rt.stats
-                .subscriptions_failed
-                .fetch_sub(v.counted - now, Relaxed);
-        }
-        v.counted = now;
+        v.recount(&rt.stats);
     }
 
     /// Sends the replies the venue asked for and passes a reconnect request to the supervisor
@@ -169,6 +178,21 @@ impl VenueState {
             delivered: false,
             maintenance_until: None,
         }
+    }
+
+    /// Brings the stream's count of failing subscriptions up to date with this connection's.
+    fn recount(&mut self, stats: &StreamStats) {
+        let now = self.tracker.flagged();
+        if now > self.counted {
+            stats
+                .subscriptions_failed
+                .fetch_add(now - self.counted, Relaxed);
+        } else if now < self.counted {
+            stats
+                .subscriptions_failed
+                .fetch_sub(self.counted - now, Relaxed);
+        }
+        self.counted = now;
     }
 
     /// At the connection's end: takes its failing subscriptions back out of the stream's count

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::backoff::Backoff;
+use crate::connection::event::{ConnectionEvent, ReconnectWait};
 use crate::connection::{Connection, Notice};
 use crate::record::QueueTx;
 use crate::stats::ConnState;
@@ -150,15 +151,20 @@ pub async fn run(
                             } else {
                                 reconnect_delay(&mut backoff, retry_after)
                             };
-                            rt.stats.set_state(ConnState::Backoff);
-                            let delay_ms = delay.as_millis() as u64;
-                            if retry_after.is_some_and(|wait| wait >= delay) {
-                                tracing::info!(stream = %rt.name, delay_ms, attempt = backoff.attempts(), "Reconnecting after the delay the server asked for (Retry-After, or the rest of a venue maintenance).");
+                            let wait = if retry_after.is_some_and(|wait| wait >= delay) {
+                                ReconnectWait::ServerAsked
                             } else if healthy {
-                                tracing::info!(stream = %rt.name, delay_ms, productive, "Reconnecting: the connection was healthy, so the backoff starts over.");
+                                ReconnectWait::Healthy
                             } else {
-                                tracing::info!(stream = %rt.name, delay_ms, attempt = backoff.attempts(), "Reconnecting after a delay.");
+                                ReconnectWait::Backoff
+                            };
+                            ConnectionEvent::Reconnecting {
+                                delay,
+                                attempt: backoff.attempts(),
+                                productive,
+                                wait,
                             }
+                            .emit(&rt);
                             retry_at = Some((Instant::now() + delay, delay));
                         }
                     } else if pending.as_ref().is_some_and(|p| p.conn == conn) {
