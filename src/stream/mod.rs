@@ -12,6 +12,10 @@
 //! delivers data (or after [`MAX_OVERLAP`]). Both connections' records carry their own `conn`
 //! number; the replacement's `connected` event names the connection it `replaces`, and the
 //! old one's `disconnected` event has reason `replaced`, so the overlap is visible in the data.
+//!
+//! The supervisor owns the stream's settings and shared state, [`runtime::StreamRuntime`]
+//! (`rt`), which every connection of the stream reads; what it counts and logs when it waits
+//! before a reconnect is a `Reconnecting` connection event (`connection::event`).
 
 pub mod runtime;
 
