@@ -7,10 +7,10 @@ use std::sync::atomic::AtomicU64;
 
 use crate::clock::Clock;
 use crate::config::{Config, StreamConfig};
-use crate::connection::{StreamRuntime, VenueRuntime};
 use crate::error::ConfigError;
 use crate::stats::{Stats, StreamStats};
 use crate::stream::Policy;
+use crate::stream::runtime::{StreamRuntime, VenueRuntime};
 use crate::transport::ConnectSpec;
 use crate::venue::pace::{Bucket, Pacer};
 use crate::venue::presets::Counts;

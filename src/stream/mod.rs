@@ -12,6 +12,12 @@
 //! delivers data (or after [`MAX_OVERLAP`]). Both connections' records carry their own `conn`
 //! number; the replacement's `connected` event names the connection it `replaces`, and the
 //! old one's `disconnected` event has reason `replaced`, so the overlap is visible in the data.
+//!
+//! The supervisor owns the stream's settings and shared state, [`runtime::StreamRuntime`]
+//! (`rt`), which every connection of the stream reads; what it counts and logs when it waits
+//! before a reconnect is a `Reconnecting` connection event (`connection::event`).
+
+pub mod runtime;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,9 +28,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::backoff::Backoff;
-use crate::connection::{Connection, Notice, StreamRuntime};
+use crate::connection::event::{ConnectionEvent, ReconnectWait};
+use crate::connection::{Connection, Notice};
 use crate::record::QueueTx;
 use crate::stats::ConnState;
+use runtime::StreamRuntime;
 
 /// Longest time the old connection is kept once its replacement is connected.
 pub const MAX_OVERLAP: Duration = Duration::from_secs(30);
@@ -147,15 +155,20 @@ pub async fn run(
                             } else {
                                 reconnect_delay(&mut backoff, retry_after)
                             };
-                            rt.stats.set_state(ConnState::Backoff);
-                            let delay_ms = delay.as_millis() as u64;
-                            if retry_after.is_some_and(|wait| wait >= delay) {
-                                tracing::info!(stream = %rt.name, delay_ms, attempt = backoff.attempts(), "Reconnecting after the delay the server asked for (Retry-After, or the rest of a venue maintenance).");
+                            let wait = if retry_after.is_some_and(|wait| wait >= delay) {
+                                ReconnectWait::ServerAsked
                             } else if healthy {
-                                tracing::info!(stream = %rt.name, delay_ms, productive, "Reconnecting: the connection was healthy, so the backoff starts over.");
+                                ReconnectWait::Healthy
                             } else {
-                                tracing::info!(stream = %rt.name, delay_ms, attempt = backoff.attempts(), "Reconnecting after a delay.");
+                                ReconnectWait::Backoff
+                            };
+                            ConnectionEvent::Reconnecting {
+                                delay,
+                                attempt: backoff.attempts(),
+                                productive,
+                                wait,
                             }
+                            .emit(&rt);
                             retry_at = Some((Instant::now() + delay, delay));
                         }
                     } else if pending.as_ref().is_some_and(|p| p.conn == conn) {
