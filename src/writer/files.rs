@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::event::WriterEvent;
 use super::{Output, Writer};
 use crate::config::{Format, StreamConfig};
 use crate::disk::{DiskOp, Retention};
@@ -92,13 +93,13 @@ impl Writer {
         open_path.push(OPEN_SUFFIX);
         let open_path = PathBuf::from(open_path);
         let state = &mut self.streams[idx];
-        if !events {
-            state
-                .sink
-                .stats
-                .set_current_file(&open_path.display().to_string());
+        WriterEvent::Opening {
+            stream: &state.sink.name,
+            counters: &state.sink.stats,
+            path: &open_path,
+            data: !events,
         }
-        tracing::debug!(stream = %state.sink.name, path = %open_path.display(), "Opening file.");
+        .emit(&self.stats);
         let kind = match (state.sink.format, events) {
             (Format::Envelope, _) => FileKind::Envelope,
             (Format::Raw, false) => FileKind::Raw,
@@ -141,7 +142,11 @@ impl Writer {
             Ok(p) => p,
             Err(e) => {
                 // validate() rendered this template already; only an absurd clock gets here.
-                tracing::error!(stream = %state.sink.name, error = %e, "Cannot name the output file.");
+                WriterEvent::Unnameable {
+                    stream: &state.sink.name,
+                    error: &e,
+                }
+                .emit(&self.stats);
                 return None;
             }
         };
@@ -223,7 +228,10 @@ impl Writer {
             }
         }
         self.streams[idx].pair = None;
-        self.streams[idx].sink.stats.set_current_file("");
+        WriterEvent::Closed {
+            counters: &self.streams[idx].sink.stats,
+        }
+        .emit(&self.stats);
     }
 
     /// Closes every file whose interval has ended (the rotation timer fired).

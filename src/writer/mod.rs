@@ -33,13 +33,15 @@ use crate::disk::{Disk, DiskOp, Retention, SyncPolicy};
 use crate::fsutil::FLUSH_BYTES;
 use crate::manifest::ManifestBuilder;
 use crate::record::{Batch, Kind, QueueRx};
-use crate::stats::{Stats, StreamStats, UnmarkedLoss};
+use crate::stats::{DiskLevel, Stats, StreamStats, UnmarkedLoss};
 
 mod decimal;
+mod event;
 mod files;
 mod watermark;
 
 use decimal::Decimal;
+use event::WriterEvent;
 use files::retention;
 
 // The least `disk_buffer` the config accepts is two of the writer's full buffers.
@@ -114,7 +116,7 @@ impl StreamSink {
 /// One open output file.
 #[derive(Debug)]
 struct Output {
-    /// Disk-thread handle.
+    /// The file's handle on the disk worker.
     id: u64,
     /// Start of the interval this file covers (ns).
     bucket: u64,
@@ -192,8 +194,8 @@ pub struct Writer {
     prefix: Vec<u8>,
     /// Free-space thresholds: warn, stop.
     watermarks: (Option<Watermark>, Option<Watermark>),
-    /// 0 fine, 1 below warn, 2 below stop.
-    disk_level: u8,
+    /// Free space against the watermarks at the last check.
+    disk_level: DiskLevel,
     /// The NATS fan-out's queue, when configured.
     nats: Option<crate::nats::NatsTx>,
     /// Files (stream, sidecar or not) whose buffer took lines since it was last handed on;
@@ -236,7 +238,7 @@ impl Writer {
             next_id: 0,
             prefix: Vec::with_capacity(128),
             watermarks: (settings.disk_warn, settings.disk_stop),
-            disk_level: 0,
+            disk_level: DiskLevel::Enough,
             nats: None,
             unflushed: Vec::new(),
         }
@@ -329,7 +331,11 @@ impl Writer {
         for state in &self.streams {
             let left = state.sink.stats.take_unmarked();
             if !left.is_empty() {
-                tracing::error!(stream = %state.sink.name, lost = left.messages, lost_events = left.events, dropped = left.dropped, "Lines lost to write errors at the end of the run could not be marked in the data: the disk took no more lines. They are counted in lines_lost.");
+                WriterEvent::UnmarkedAtEnd {
+                    stream: &state.sink.name,
+                    loss: left,
+                }
+                .emit(&self.stats);
             }
         }
     }
@@ -344,7 +350,7 @@ impl Writer {
     async fn write_batch(&mut self, mut batch: Batch) {
         let idx = batch.stream;
         let Some(state) = self.streams.get_mut(idx) else {
-            tracing::error!(stream = idx, "Batch for an unknown stream; dropped.");
+            WriterEvent::UnknownStream { stream: idx }.emit(&self.stats);
             self.rx.release_batch(batch);
             return;
         };
@@ -365,7 +371,7 @@ impl Writer {
                 }
             });
         }
-        if self.disk_level < 2 && state.disk_lost > 0 {
+        if self.disk_level != DiskLevel::Stopped && state.disk_lost > 0 {
             let (lost, from, to) = (state.disk_lost, state.disk_lost_from, state.disk_lost_to);
             state.disk_lost = 0;
             batch.prepend_event(to, "disk_full_gap", |f| {
@@ -389,7 +395,7 @@ impl Writer {
         let mut lines = 0u64;
         let mut ts_text = Decimal::default();
         let mut seq_text = Decimal::default();
-        let stopped = self.disk_level >= 2;
+        let stopped = self.disk_level == DiskLevel::Stopped;
         for (item, bytes) in batch.iter() {
             if stopped && item.kind != Kind::Event {
                 // Below disk_stop: count and remember the gap instead of writing.
