@@ -32,6 +32,7 @@ use crate::manifest::FileKind;
 use crate::manifest::Manifest;
 use crate::stats::{Stats, StreamStats};
 
+mod event;
 mod file;
 mod retention;
 
