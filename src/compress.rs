@@ -86,17 +86,17 @@ fn lower_priority() {
     }
 }
 
-/// zstd level when none is configured: on the corpus's real frames level 1 compresses as well as
-/// level 3 (6.4x against 5.9x as envelope lines; 6.7x against 6.2x on a 50 MB recording of them)
-/// at 1.6 times the speed, which keeps the compressor's share of the CPU small.
+/// zstd level when none is configured: on the corpus's real frames level 1 compresses as well
+/// as level 3, and faster (figures in bench/README.md), which keeps the compressor's share
+/// of the CPU small.
 pub const DEFAULT_ZSTD_LEVEL: i32 = 1;
 
 /// Chunk size for reading and checking: 192 KiB less than the former 256 KiB, with CPU per
 /// message unchanged within noise in the bench (zstd works in 128 KiB blocks anyway).
 const CHUNK: usize = 64 * 1024;
 /// zstd window: matches reach back 128 KiB instead of level 1's 512 KiB. On the corpus as
-/// envelope lines the output is 0.3 % larger (`zstd -1 --zstd=wlog=17`: 557,102 bytes against
-/// 555,623), and the compressor's and the check's buffers are 0.75 MiB smaller together.
+/// envelope lines the output is hardly larger (figures in bench/README.md), and the
+/// compressor's and the check's buffers are 0.75 MiB smaller together.
 const ZSTD_WINDOW_LOG: u32 = 17;
 
 /// Handle to the compressor thread.

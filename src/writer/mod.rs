@@ -50,12 +50,11 @@ const _: () = assert!(crate::config::MIN_DISK_BUFFER == 2 * FLUSH_BYTES as u64);
 /// The writer hands a file's lines to the disk worker when its queue runs empty, but not
 /// sooner than this after the file's last hand-off (full buffers included): lines that come
 /// sooner wait for the next idle moment after it, or its timer. So a kill loses at most about
-/// this long of data (a SIGKILL at a steady 20,000 msg/s: a median of 0 messages, 1,330 with
-/// buffers handed on only when full or once a second), and a busy file is not handed on in
-/// pieces at every short pause of a burst. Each hand-off costs a write(2) and may wake the
-/// disk worker, about 25 us of CPU on the 2-core VM: the bench's steady 50,000 msg/s stream,
-/// which arrives in bursts 1 ms apart, costs about twice the CPU per message it did with
-/// hand-offs only when full or once a second.
+/// this long of data (far less than with buffers handed on only when full or once a second),
+/// and a busy file is not handed on in pieces at every short pause of a burst. Each hand-off
+/// costs a write(2) and may wake the disk worker: a steady stream arriving in bursts a
+/// millisecond apart costs clearly more CPU per message than with hand-offs only when full or
+/// once a second (figures in bench/README.md).
 const IDLE_HANDOFF_GAP: Duration = Duration::from_micros(500);
 /// Batches taken in one go before timers get a look in.
 const BATCHES_PER_TURN: usize = 64;
