@@ -99,6 +99,39 @@ const CHUNK: usize = 64 * 1024;
 /// compressor's and the check's buffers are 0.75 MiB smaller together.
 const ZSTD_WINDOW_LOG: u32 = 17;
 
+/// The compressor's telemetry: what happened to a file, with what its log line and counters
+/// need; [`CompressEvent::emit`] is the one place that counts it and logs it.
+enum CompressEvent<'a> {
+    /// A file was compressed and checked; the original is gone.
+    Compressed {
+        /// The compressed file.
+        path: &'a Path,
+    },
+    /// Compression failed: the uncompressed file is kept.
+    Failed {
+        /// The uncompressed file.
+        path: &'a Path,
+        /// Why.
+        error: &'a std::io::Error,
+    },
+}
+
+impl CompressEvent<'_> {
+    /// Updates the counter the event touches and logs it.
+    fn emit(self, stats: &Stats) {
+        match self {
+            Self::Compressed { path } => {
+                stats.files_compressed.fetch_add(1, Relaxed);
+                tracing::debug!(path = %path.display(), "File compressed.");
+            }
+            Self::Failed { path, error: e } => {
+                stats.compress_errors.fetch_add(1, Relaxed);
+                tracing::error!(path = %path.display(), error = %e, "Compression failed; the uncompressed file is kept.");
+            }
+        }
+    }
+}
+
 /// Handle to the compressor thread.
 #[derive(Debug)]
 pub struct Compressor {
@@ -164,17 +197,17 @@ impl Compressor {
                     }
                     match compress_file(&path, codec, level, &thread_stop, &thread_pressure) {
                         Ok(Some(out)) => {
-                            thread_stats.files_compressed.fetch_add(1, Relaxed);
-                            tracing::debug!(path = %out.display(), "File compressed.");
+                            CompressEvent::Compressed { path: &out }.emit(&thread_stats);
                             if let Some(u) = &upload {
                                 u.push(out);
                             }
                         }
                         Ok(None) => {}
-                        Err(e) => {
-                            thread_stats.compress_errors.fetch_add(1, Relaxed);
-                            tracing::error!(path = %path.display(), error = %e, "Compression failed; the uncompressed file is kept.");
+                        Err(e) => CompressEvent::Failed {
+                            path: &path,
+                            error: &e,
                         }
+                        .emit(&thread_stats),
                     }
                     thread_stats.compress_backlog.fetch_sub(1, Relaxed);
                 }
@@ -405,6 +438,21 @@ fn write_compressed(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_file_is_counted_as_compressed_or_failed() {
+        let stats = Stats::new(vec![], 1);
+        let path = Path::new("/out/a.jsonl");
+        CompressEvent::Compressed { path }.emit(&stats);
+        CompressEvent::Compressed { path }.emit(&stats);
+        CompressEvent::Failed {
+            path,
+            error: &std::io::Error::other("ENOSPC"),
+        }
+        .emit(&stats);
+        assert_eq!(stats.files_compressed.load(Relaxed), 2);
+        assert_eq!(stats.compress_errors.load(Relaxed), 1);
+    }
 
     fn stats() -> Arc<Stats> {
         Arc::new(Stats::new(vec![], 1))
