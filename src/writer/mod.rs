@@ -15,9 +15,10 @@
 //! Rotation is UTC-aligned and timer-driven: a quiet stream's file is closed at the interval's
 //! end even if no further message arrives.
 //!
-//! The parts: this file (the loop, and encoding batches into lines), `files` (retention
-//! scope, opening, handing on and closing files), `watermark` (free disk space, lines lost to
-//! write errors) and `decimal` (number text reused from line to line).
+//! The parts: this file (the loop, and encoding batches into lines), `sink` (what the writer
+//! knows of a stream, its retention scope included), `files` (opening, handing on and closing
+//! files), `watermark` (free disk space, lines lost to write errors), `event` (the writer's
+//! telemetry: counters and log lines) and `decimal` (number text reused from line to line).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,21 +29,22 @@ use base64::Engine as _;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::clock::Clock;
-use crate::config::{Format, Fsync, StreamConfig, Watermark};
-use crate::disk::{Disk, DiskOp, Retention, SyncPolicy};
+use crate::config::{Format, Watermark};
+use crate::disk::{Disk, DiskOp, SyncPolicy};
 use crate::fsutil::FLUSH_BYTES;
 use crate::manifest::ManifestBuilder;
 use crate::record::{Batch, Kind, QueueRx};
-use crate::stats::{DiskLevel, Stats, StreamStats, UnmarkedLoss};
+use crate::stats::{DiskLevel, Stats, UnmarkedLoss};
 
 mod decimal;
 mod event;
 mod files;
+mod sink;
 mod watermark;
 
 use decimal::Decimal;
 use event::WriterEvent;
-use files::retention;
+pub use sink::StreamSink;
 
 // The least `disk_buffer` the config accepts is two of the writer's full buffers.
 const _: () = assert!(crate::config::MIN_DISK_BUFFER == 2 * FLUSH_BYTES as u64);
@@ -58,59 +60,6 @@ const _: () = assert!(crate::config::MIN_DISK_BUFFER == 2 * FLUSH_BYTES as u64);
 const IDLE_HANDOFF_GAP: Duration = Duration::from_micros(500);
 /// Batches taken in one go before timers get a look in.
 const BATCHES_PER_TURN: usize = 64;
-
-/// What the writer needs to know about one stream.
-#[derive(Debug)]
-pub struct StreamSink {
-    /// The stream's name.
-    pub name: String,
-    /// The name as a JSON string literal, quotes included.
-    name_json: Vec<u8>,
-    /// Line format.
-    pub format: Format,
-    /// Path template.
-    pub template: String,
-    /// Rotation interval in ns.
-    pub rotate_ns: u64,
-    /// Line limit per file (0: none).
-    pub max_lines: u64,
-    /// Byte limit per file (0: none).
-    pub max_bytes: u64,
-    /// The stream's counters.
-    pub stats: Arc<StreamStats>,
-    /// When written data is synced.
-    pub sync: SyncPolicy,
-    /// What retention may delete after each close.
-    pub retention: Option<Arc<Retention>>,
-}
-
-impl StreamSink {
-    /// The writer's view of a stream config.
-    pub fn new(
-        config: &StreamConfig,
-        stats: Arc<StreamStats>,
-        output_dir: &std::path::Path,
-    ) -> Self {
-        let mut name_json = Vec::new();
-        crate::json::write_json_string(config.name.as_bytes(), &mut name_json);
-        Self {
-            name: config.name.clone(),
-            name_json,
-            format: config.format,
-            template: config.path.clone(),
-            rotate_ns: config.rotate.as_nanos().max(1) as u64,
-            max_lines: config.max_lines,
-            max_bytes: config.max_bytes,
-            stats,
-            sync: match config.fsync {
-                Fsync::Never => SyncPolicy::Never,
-                Fsync::Interval => SyncPolicy::Interval(config.fsync_interval),
-                Fsync::Always => SyncPolicy::Always,
-            },
-            retention: retention(config, output_dir),
-        }
-    }
-}
 
 /// One open output file.
 #[derive(Debug)]
