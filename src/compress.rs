@@ -86,18 +86,51 @@ fn lower_priority() {
     }
 }
 
-/// zstd level when none is configured: on the corpus's real frames level 1 compresses as well as
-/// level 3 (6.4x against 5.9x as envelope lines; 6.7x against 6.2x on a 50 MB recording of them)
-/// at 1.6 times the speed, which keeps the compressor's share of the CPU small.
+/// zstd level when none is configured: on the corpus's real frames level 1 compresses as well
+/// as level 3, and faster (figures in bench/README.md), which keeps the compressor's share
+/// of the CPU small.
 pub const DEFAULT_ZSTD_LEVEL: i32 = 1;
 
 /// Chunk size for reading and checking: 192 KiB less than the former 256 KiB, with CPU per
 /// message unchanged within noise in the bench (zstd works in 128 KiB blocks anyway).
 const CHUNK: usize = 64 * 1024;
 /// zstd window: matches reach back 128 KiB instead of level 1's 512 KiB. On the corpus as
-/// envelope lines the output is 0.3 % larger (`zstd -1 --zstd=wlog=17`: 557,102 bytes against
-/// 555,623), and the compressor's and the check's buffers are 0.75 MiB smaller together.
+/// envelope lines the output is hardly larger (figures in bench/README.md), and the
+/// compressor's and the check's buffers are 0.75 MiB smaller together.
 const ZSTD_WINDOW_LOG: u32 = 17;
+
+/// The compressor's telemetry: what happened to a file, with what its log line and counters
+/// need; [`CompressEvent::emit`] is the one place that counts it and logs it.
+enum CompressEvent<'a> {
+    /// A file was compressed and checked; the original is gone.
+    Compressed {
+        /// The compressed file.
+        path: &'a Path,
+    },
+    /// Compression failed: the uncompressed file is kept.
+    Failed {
+        /// The uncompressed file.
+        path: &'a Path,
+        /// Why.
+        error: &'a std::io::Error,
+    },
+}
+
+impl CompressEvent<'_> {
+    /// Updates the counter the event touches and logs it.
+    fn emit(self, stats: &Stats) {
+        match self {
+            Self::Compressed { path } => {
+                stats.files_compressed.fetch_add(1, Relaxed);
+                tracing::debug!(path = %path.display(), "File compressed.");
+            }
+            Self::Failed { path, error: e } => {
+                stats.compress_errors.fetch_add(1, Relaxed);
+                tracing::error!(path = %path.display(), error = %e, "Compression failed; the uncompressed file is kept.");
+            }
+        }
+    }
+}
 
 /// Handle to the compressor thread.
 #[derive(Debug)]
@@ -164,17 +197,17 @@ impl Compressor {
                     }
                     match compress_file(&path, codec, level, &thread_stop, &thread_pressure) {
                         Ok(Some(out)) => {
-                            thread_stats.files_compressed.fetch_add(1, Relaxed);
-                            tracing::debug!(path = %out.display(), "File compressed.");
+                            CompressEvent::Compressed { path: &out }.emit(&thread_stats);
                             if let Some(u) = &upload {
                                 u.push(out);
                             }
                         }
                         Ok(None) => {}
-                        Err(e) => {
-                            thread_stats.compress_errors.fetch_add(1, Relaxed);
-                            tracing::error!(path = %path.display(), error = %e, "Compression failed; the uncompressed file is kept.");
+                        Err(e) => CompressEvent::Failed {
+                            path: &path,
+                            error: &e,
                         }
+                        .emit(&thread_stats),
                     }
                     thread_stats.compress_backlog.fetch_sub(1, Relaxed);
                 }
@@ -405,6 +438,21 @@ fn write_compressed(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_file_is_counted_as_compressed_or_failed() {
+        let stats = Stats::new(vec![], 1);
+        let path = Path::new("/out/a.jsonl");
+        CompressEvent::Compressed { path }.emit(&stats);
+        CompressEvent::Compressed { path }.emit(&stats);
+        CompressEvent::Failed {
+            path,
+            error: &std::io::Error::other("ENOSPC"),
+        }
+        .emit(&stats);
+        assert_eq!(stats.files_compressed.load(Relaxed), 2);
+        assert_eq!(stats.compress_errors.load(Relaxed), 1);
+    }
 
     fn stats() -> Arc<Stats> {
         Arc::new(Stats::new(vec![], 1))

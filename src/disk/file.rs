@@ -9,8 +9,8 @@ use std::hash::Hasher as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 
+use super::event::{DiskEvent, count_lost};
 use super::{DiskOp, Shared, SyncPolicy, apply_retention};
 use crate::fsutil::{FLUSH_BYTES, reserve};
 use crate::manifest::{FileKind, Manifest};
@@ -75,9 +75,12 @@ pub(super) fn apply(
             let file = match open_new(&path) {
                 Ok(f) => Some(f),
                 Err(e) => {
-                    stats.write_errors.fetch_add(1, Relaxed);
-                    stream.set_last_error(&format!("cannot create {}: {e}", path.display()));
-                    tracing::error!(path = %path.display(), error = %e, "Cannot create output file; its lines will be counted as lost.");
+                    DiskEvent::OpenFailed {
+                        path: &path,
+                        stream: &stream,
+                        error: &e,
+                    }
+                    .emit(stats);
                     None
                 }
             };
@@ -156,7 +159,11 @@ fn write(f: &mut OpenFile, buf: &[u8], lines: u64, stats: &Stats) {
             Ok(()) => f.reserved = f.len + RESERVE_STEP,
             Err(e) => {
                 f.no_reserve = true;
-                tracing::debug!(path = %f.path.display(), error = %e, "Cannot reserve disk space ahead; writing without.");
+                DiskEvent::NoReserve {
+                    path: &f.path,
+                    error: &e,
+                }
+                .emit(stats);
             }
         }
     }
@@ -165,7 +172,7 @@ fn write(f: &mut OpenFile, buf: &[u8], lines: u64, stats: &Stats) {
         wrote(f, buf, lines);
         if f.failing {
             f.failing = false;
-            tracing::info!(path = %f.path.display(), "Writing works again.");
+            DiskEvent::WriteWorks { path: &f.path }.emit(stats);
         }
         return;
     };
@@ -175,20 +182,26 @@ fn write(f: &mut OpenFile, buf: &[u8], lines: u64, stats: &Stats) {
     let keep = memchr::memrchr(b'\n', &buf[..written]).map_or(0, |i| i + 1);
     let kept = &buf[..keep];
     if let Err(cut) = file.set_len(f.len + keep as u64) {
-        tracing::error!(path = %f.path.display(), error = %cut, "Cannot cut a failed write back to its last complete line.");
+        DiskEvent::CutFailed {
+            path: &f.path,
+            error: &cut,
+        }
+        .emit(stats);
     }
     f.reserved = 0;
     if !kept.is_empty() {
         wrote(f, kept, memchr::memchr_iter(b'\n', kept).count() as u64);
     }
-    stats.write_errors.fetch_add(1, Relaxed);
     let lost = lose(f, &buf[keep..]);
-    if !f.failing {
-        f.failing = true;
-        f.stream
-            .set_last_error(&format!("write to {} failed: {e}", f.path.display()));
-        tracing::error!(path = %f.path.display(), error = %e, lines = lost, kept_lines = lines - lost, "Write failed; what fit is kept, the file is cut back to its last complete line, the lost lines are counted and marked in the data once writing works again.");
+    DiskEvent::WriteFailed {
+        path: &f.path,
+        stream: &f.stream,
+        error: &e,
+        lines: lost,
+        kept_lines: lines - lost,
+        first: !std::mem::replace(&mut f.failing, true),
     }
+    .emit(stats);
 }
 
 /// Writes as much of `buf` as the file takes: the bytes written, and the error that stopped it.
@@ -220,9 +233,7 @@ fn lose(f: &mut OpenFile, lost: &[u8]) -> u64 {
     let loss = lost_lines(f.kind, lost);
     let lines = memchr::memchr_iter(b'\n', lost).count() as u64;
     f.lost_lines += lines;
-    f.stream.lines_lost.fetch_add(lines, Relaxed);
-    f.stream.io_lost.fetch_add(lines, Relaxed);
-    f.stream.add_unmarked(&loss);
+    count_lost(&f.stream, lines, &loss);
     lines
 }
 
@@ -292,22 +303,16 @@ fn sync_if_due(f: &mut OpenFile, stats: &Stats) {
 /// A failed fsync (EIO) means the data since the last good sync may never reach the disk:
 /// count those lines as lost, so the loss is reported and marked rather than silent.
 fn sync_failed(f: &mut OpenFile, e: &std::io::Error, stats: &Stats) {
-    stats.write_errors.fetch_add(1, Relaxed);
     let lines = std::mem::take(&mut f.unsynced_lines);
     f.dirty_since = None;
-    f.stream.lines_lost.fetch_add(lines, Relaxed);
-    f.stream.io_lost.fetch_add(lines, Relaxed);
-    // Which of them were events is not known any more: the buffers are gone.
-    f.stream.add_unmarked(&UnmarkedLoss {
-        messages: lines,
-        ..UnmarkedLoss::default()
-    });
-    if !f.failing {
-        f.failing = true;
-        f.stream
-            .set_last_error(&format!("fsync of {} failed: {e}", f.path.display()));
-        tracing::error!(path = %f.path.display(), error = %e, lines, "fsync failed: the lines written since the last good sync are counted as lost.");
+    DiskEvent::SyncFailed {
+        path: &f.path,
+        stream: &f.stream,
+        error: e,
+        lines,
+        first: !std::mem::replace(&mut f.failing, true),
     }
+    .emit(stats);
 }
 
 /// Syncs and renames a file; true if it is now closed under its final name.
@@ -327,8 +332,11 @@ fn close(
     if f.reserved > f.len
         && let Err(e) = file.set_len(f.len)
     {
-        // Only space is at stake: the length does not change.
-        tracing::warn!(path = %f.path.display(), error = %e, "Cannot give back the disk space reserved ahead of the writes.");
+        DiskEvent::UnreserveFailed {
+            path: &f.path,
+            error: &e,
+        }
+        .emit(stats);
     }
     if let Err(e) = file.sync_all() {
         sync_failed(&mut f, &e, stats);
@@ -338,7 +346,7 @@ fn close(
         .and_then(|()| match manifest {
             Some(mut m) => {
                 if f.lost_lines > 0 {
-                    read_back(&f, &mut m);
+                    read_back(&f, &mut m, stats);
                 }
                 m.lines = f.lines;
                 m.bytes = f.len;
@@ -351,13 +359,20 @@ fn close(
         .and_then(|()| crate::fsutil::sync_parent(final_path));
     match result {
         Ok(()) => {
-            stats.files_closed.fetch_add(1, Relaxed);
-            tracing::debug!(path = %final_path.display(), bytes = f.len, "File closed.");
+            DiskEvent::Closed {
+                path: final_path,
+                bytes: f.len,
+            }
+            .emit(stats);
             true
         }
         Err(e) => {
-            stats.write_errors.fetch_add(1, Relaxed);
-            tracing::error!(path = %f.path.display(), final_path = %final_path.display(), error = %e, "Cannot close output file; it keeps its .open name.");
+            DiskEvent::CloseFailed {
+                path: &f.path,
+                final_path,
+                error: &e,
+            }
+            .emit(stats);
             false
         }
     }
@@ -367,7 +382,7 @@ fn close(
 /// some did not reach it. Envelope records say everything the manifest needs; a raw data file
 /// keeps the writer's per-connection spans (its lines carry no `seq`), with the lines it lost
 /// stated beside them.
-fn read_back(f: &OpenFile, m: &mut Manifest) {
+fn read_back(f: &OpenFile, m: &mut Manifest, stats: &Stats) {
     m.lost_lines = f.lost_lines;
     if f.kind == FileKind::Raw {
         return;
@@ -375,7 +390,11 @@ fn read_back(f: &OpenFile, m: &mut Manifest) {
     let file = match File::open(&f.path) {
         Ok(file) => file,
         Err(e) => {
-            tracing::warn!(path = %f.path.display(), error = %e, "Cannot read a file back to count what reached it; its manifest keeps what was received.");
+            DiskEvent::ReadBackFailed {
+                path: &f.path,
+                error: &e,
+            }
+            .emit(stats);
             return;
         }
     };
@@ -401,7 +420,11 @@ fn read_back(f: &OpenFile, m: &mut Manifest) {
                 }
             }
             Err(e) => {
-                tracing::warn!(path = %f.path.display(), error = %e, "Cannot read a file back to count what reached it; its manifest keeps what was received.");
+                DiskEvent::ReadBackFailed {
+                    path: &f.path,
+                    error: &e,
+                }
+                .emit(stats);
                 return;
             }
         }

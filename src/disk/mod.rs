@@ -32,6 +32,7 @@ use crate::manifest::FileKind;
 use crate::manifest::Manifest;
 use crate::stats::{Stats, StreamStats};
 
+mod event;
 mod file;
 mod retention;
 
@@ -114,7 +115,7 @@ const OP_BYTES: usize = 256;
 const QUEUE_KEEP: usize = 64;
 /// Emptied buffers kept for reuse: at flood rate one is being filled, one waits and one is
 /// written, and the writer must find a returned one whenever it hands one over, or it maps
-/// and faults in a fresh one (one pooled buffer took about twenty times the page faults;
+/// and faults in a fresh one (one pooled buffer took many times the page faults;
 /// bench/README.md).
 const POOL: usize = 2;
 
@@ -167,8 +168,8 @@ impl State {
 
 /// What may wait for a disk that keeps up: one full writer buffer besides the one being
 /// written. Letting the writer run further ahead at flood rate, when the disk worker is only
-/// briefly behind (descheduled on a busy machine), took a few MiB more peak RSS in fresh
-/// buffers (bench/README.md) for no gain.
+/// briefly behind (descheduled on a busy machine), took more peak RSS in fresh buffers
+/// (bench/README.md) for no gain.
 const SMOOTH_BYTES: usize = FLUSH_BYTES + 4 * OP_BYTES;
 /// An operation that has taken this long means the disk stalls: from then on the queue takes
 /// up to its bound, so the network side goes on reading. Shorter waits are absorbed by the

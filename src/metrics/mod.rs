@@ -26,7 +26,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use crate::stats::{ConnState, Stats, StreamStats};
+use crate::stats::{ConnState, DiskLevel, Stats, StreamStats};
 
 mod http;
 
@@ -308,7 +308,7 @@ const FAMILIES: &[Family] = &[
     gauge("disk_free_bytes", "bytes", "Free bytes in the output directory at the last check; absent when disk_warn and disk_stop are off.",
         Source::Global(|s, _| {
             let free = s.disk_free.load(Relaxed);
-            (free > 0 || s.disk_level.load(Relaxed) >= 2).then_some(Value::Int(free))
+            (free > 0 || s.disk_level() == DiskLevel::Stopped).then_some(Value::Int(free))
         })),
     // The disk buffer: what waits for the disk worker while a write or an fsync stalls.
     gauge("disk_buffer_bytes", "bytes", "Bytes waiting for the disk worker (data of queued writes plus 256 per queued operation); near 0 unless the disk stalls.",
@@ -320,7 +320,7 @@ const FAMILIES: &[Family] = &[
     gauge("disk_stall_max_seconds", "seconds", "The longest time the disk worker spent on one operation (append, sync, or close) since start, the one under way included.",
         Source::Global(|s, _| Some(Value::Float(s.disk_stall_max().as_secs_f64())))),
     gauge("disk_level", "", "Free space in the output directory: 0 enough or not checked, 1 below disk_warn, 2 below disk_stop (messages not written).",
-        Source::Global(|s, _| Some(Value::Int(u64::from(s.disk_level.load(Relaxed)))))),
+        Source::Global(|s, _| Some(Value::Int(u64::from(s.disk_level().as_u8()))))),
 ];
 
 /// Every connection state, in the order of the `wsrec_stream_state` samples.
@@ -559,7 +559,7 @@ mod tests {
         let text = render(&s, &SCRAPE, Exposition::Prometheus);
         assert_line(&text, "wsrec_disk_free_bytes 123");
         s.disk_free.store(0, Relaxed);
-        s.disk_level.store(2, Relaxed);
+        s.set_disk_level(DiskLevel::Stopped);
         let text = render(&s, &SCRAPE, Exposition::Prometheus);
         assert_line(&text, "wsrec_disk_free_bytes 0");
     }

@@ -241,6 +241,39 @@ impl StreamStats {
     }
 }
 
+/// How much free space the output directory has, against the `disk_warn` and `disk_stop`
+/// watermarks. Kept in [`Stats::disk_level`] as its number (`wsrec_disk_level`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DiskLevel {
+    /// Enough space, or no watermark configured (0).
+    Enough,
+    /// Below `disk_warn` (1).
+    Low,
+    /// Below `disk_stop`: messages are not written (2).
+    Stopped,
+}
+
+impl DiskLevel {
+    /// Its number, as stored and shown by the metrics.
+    pub const fn as_u8(self) -> u8 {
+        match self {
+            Self::Enough => 0,
+            Self::Low => 1,
+            Self::Stopped => 2,
+        }
+    }
+
+    /// The level a stored number stands for (only [`Self::as_u8`]'s values are ever stored;
+    /// anything above counts as stopped).
+    pub const fn from_u8(n: u8) -> Self {
+        match n {
+            0 => Self::Enough,
+            1 => Self::Low,
+            _ => Self::Stopped,
+        }
+    }
+}
+
 /// Counters of the whole recorder.
 #[derive(Debug)]
 pub struct Stats {
@@ -272,7 +305,8 @@ pub struct Stats {
     pub upload_errors: AtomicU64,
     /// Free bytes in the output directory at the last check.
     pub disk_free: AtomicU64,
-    /// 0: enough space; 1: below `disk_warn`; 2: below `disk_stop` (messages are not written).
+    /// The [`DiskLevel`] as its number ([`DiskLevel::as_u8`]); read it with
+    /// [`Stats::disk_level`].
     pub disk_level: AtomicU8,
     /// Bytes waiting for the disk worker: the data of queued writes, plus a small fixed charge
     /// per queued operation (see the `disk` module). Near 0 unless the disk stalls.
@@ -316,7 +350,7 @@ impl Stats {
             bytes_uploaded: AtomicU64::new(0),
             upload_errors: AtomicU64::new(0),
             disk_free: AtomicU64::new(0),
-            disk_level: AtomicU8::new(0),
+            disk_level: AtomicU8::new(DiskLevel::Enough.as_u8()),
             disk_buffer_bytes: AtomicU64::new(0),
             disk_buffer_peak: AtomicU64::new(0),
             disk_buffer_capacity: AtomicU64::new(0),
@@ -326,6 +360,16 @@ impl Stats {
             metrics_addr: std::sync::OnceLock::new(),
             nats: NatsStats::default(),
         }
+    }
+
+    /// The free-space level at the last check.
+    pub fn disk_level(&self) -> DiskLevel {
+        DiskLevel::from_u8(self.disk_level.load(Relaxed))
+    }
+
+    /// Records the free-space level (the writer, when a watermark is crossed).
+    pub(crate) fn set_disk_level(&self, level: DiskLevel) {
+        self.disk_level.store(level.as_u8(), Relaxed);
     }
 
     /// The longest time the disk worker has spent on one operation since start, the one it is
@@ -379,8 +423,8 @@ impl Stats {
             bytes_uploaded: self.bytes_uploaded.load(Relaxed),
             upload_errors: self.upload_errors.load(Relaxed),
             disk_free: self.disk_free.load(Relaxed),
-            disk_low: self.disk_level.load(Relaxed) >= 1,
-            disk_stopped: self.disk_level.load(Relaxed) >= 2,
+            disk_low: self.disk_level() >= DiskLevel::Low,
+            disk_stopped: self.disk_level() == DiskLevel::Stopped,
             disk_buffer_bytes: self.disk_buffer_bytes.load(Relaxed),
             disk_buffer_peak_bytes: self.disk_buffer_peak.load(Relaxed),
             disk_buffer_capacity: self.disk_buffer_capacity.load(Relaxed),
@@ -538,6 +582,24 @@ pub fn go_duration(secs: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn disk_level_is_stored_as_the_number_the_metrics_show() {
+        let s = Stats::new(vec![], 1);
+        assert_eq!(s.disk_level(), DiskLevel::Enough);
+        for (level, n) in [
+            (DiskLevel::Enough, 0),
+            (DiskLevel::Low, 1),
+            (DiskLevel::Stopped, 2),
+        ] {
+            s.set_disk_level(level);
+            assert_eq!(s.disk_level.load(Relaxed), n);
+            assert_eq!(s.disk_level(), level);
+            let snap = s.snapshot();
+            assert_eq!(snap.disk_low, level != DiskLevel::Enough);
+            assert_eq!(snap.disk_stopped, level == DiskLevel::Stopped);
+        }
+    }
 
     #[test]
     fn go_duration_matches_go_formatting() {

@@ -1,46 +1,16 @@
-//! The writer's files: the retention scope of a stream, opening a stream's file at its
-//! rotation bucket (under a free name), handing a file's buffered lines to the disk worker,
-//! and closing files when they rotate or the writer stops.
+//! The writer's files: opening a stream's file at its rotation bucket (under a free name),
+//! handing a file's buffered lines to the disk worker, and closing files when they rotate or
+//! the writer stops.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
+use super::event::WriterEvent;
 use super::{Output, Writer};
-use crate::config::{Format, StreamConfig};
-use crate::disk::{DiskOp, Retention};
+use crate::config::Format;
+use crate::disk::DiskOp;
 use crate::fsutil::{FLUSH_BYTES, OPEN_SUFFIX};
 use crate::manifest::{FileKind, ManifestBuilder};
 use crate::rotation;
-
-/// The retention scope of a stream: the part of its path template before the first field that
-/// changes over time, rendered for this stream (`bybit/` for the default layout, `topic_` for the
-/// Go layout).
-pub(super) fn retention(
-    config: &StreamConfig,
-    output_dir: &std::path::Path,
-) -> Option<Arc<Retention>> {
-    if config.max_age.is_none() && config.max_total_bytes == 0 {
-        return None;
-    }
-    let t = &config.path;
-    let cut = [t.find('%'), t.find("{start_unix}")]
-        .into_iter()
-        .flatten()
-        .min()
-        .unwrap_or(t.len());
-    let prefix = t[..cut].replace("{stream}", &config.name);
-    let dir = match prefix.rfind('/') {
-        Some(i) => output_dir.join(&prefix[..i]),
-        None => output_dir.to_owned(),
-    };
-    Some(Arc::new(Retention {
-        root: dir,
-        prefix,
-        output_dir: output_dir.to_owned(),
-        max_age: config.max_age,
-        max_total_bytes: config.max_total_bytes,
-    }))
-}
 
 impl Writer {
     /// Makes sure the stream has the right file open for a line received at `ts`.
@@ -92,13 +62,13 @@ impl Writer {
         open_path.push(OPEN_SUFFIX);
         let open_path = PathBuf::from(open_path);
         let state = &mut self.streams[idx];
-        if !events {
-            state
-                .sink
-                .stats
-                .set_current_file(&open_path.display().to_string());
+        WriterEvent::Opening {
+            stream: &state.sink.name,
+            counters: &state.sink.stats,
+            path: &open_path,
+            data: !events,
         }
-        tracing::debug!(stream = %state.sink.name, path = %open_path.display(), "Opening file.");
+        .emit(&self.stats);
         let kind = match (state.sink.format, events) {
             (Format::Envelope, _) => FileKind::Envelope,
             (Format::Raw, false) => FileKind::Raw,
@@ -141,7 +111,11 @@ impl Writer {
             Ok(p) => p,
             Err(e) => {
                 // validate() rendered this template already; only an absurd clock gets here.
-                tracing::error!(stream = %state.sink.name, error = %e, "Cannot name the output file.");
+                WriterEvent::Unnameable {
+                    stream: &state.sink.name,
+                    error: &e,
+                }
+                .emit(&self.stats);
                 return None;
             }
         };
@@ -223,7 +197,10 @@ impl Writer {
             }
         }
         self.streams[idx].pair = None;
-        self.streams[idx].sink.stats.set_current_file("");
+        WriterEvent::Closed {
+            counters: &self.streams[idx].sink.stats,
+        }
+        .emit(&self.stats);
     }
 
     /// Closes every file whose interval has ended (the rotation timer fired).

@@ -15,9 +15,10 @@
 //! Rotation is UTC-aligned and timer-driven: a quiet stream's file is closed at the interval's
 //! end even if no further message arrives.
 //!
-//! The parts: this file (the loop, and encoding batches into lines), `files` (retention
-//! scope, opening, handing on and closing files), `watermark` (free disk space, lines lost to
-//! write errors) and `decimal` (number text reused from line to line).
+//! The parts: this file (the loop, and encoding batches into lines), `sink` (what the writer
+//! knows of a stream, its retention scope included), `files` (opening, handing on and closing
+//! files), `watermark` (free disk space, lines lost to write errors), `event` (the writer's
+//! telemetry: counters and log lines) and `decimal` (number text reused from line to line).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,19 +29,22 @@ use base64::Engine as _;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::clock::Clock;
-use crate::config::{Format, Fsync, StreamConfig, Watermark};
-use crate::disk::{Disk, DiskOp, Retention, SyncPolicy};
+use crate::config::{Format, Watermark};
+use crate::disk::{Disk, DiskOp, SyncPolicy};
 use crate::fsutil::FLUSH_BYTES;
 use crate::manifest::ManifestBuilder;
 use crate::record::{Batch, Kind, QueueRx};
-use crate::stats::{Stats, StreamStats, UnmarkedLoss};
+use crate::stats::{DiskLevel, Stats, UnmarkedLoss};
 
 mod decimal;
+mod event;
 mod files;
+mod sink;
 mod watermark;
 
 use decimal::Decimal;
-use files::retention;
+use event::WriterEvent;
+pub use sink::StreamSink;
 
 // The least `disk_buffer` the config accepts is two of the writer's full buffers.
 const _: () = assert!(crate::config::MIN_DISK_BUFFER == 2 * FLUSH_BYTES as u64);
@@ -48,73 +52,19 @@ const _: () = assert!(crate::config::MIN_DISK_BUFFER == 2 * FLUSH_BYTES as u64);
 /// The writer hands a file's lines to the disk worker when its queue runs empty, but not
 /// sooner than this after the file's last hand-off (full buffers included): lines that come
 /// sooner wait for the next idle moment after it, or its timer. So a kill loses at most about
-/// this long of data (a SIGKILL at a steady 20,000 msg/s: a median of 0 messages, 1,330 with
-/// buffers handed on only when full or once a second), and a busy file is not handed on in
-/// pieces at every short pause of a burst. Each hand-off costs a write(2) and may wake the
-/// disk worker, about 25 us of CPU on the 2-core VM: the bench's steady 50,000 msg/s stream,
-/// which arrives in bursts 1 ms apart, costs about twice the CPU per message it did with
-/// hand-offs only when full or once a second.
+/// this long of data (far less than with buffers handed on only when full or once a second),
+/// and a busy file is not handed on in pieces at every short pause of a burst. Each hand-off
+/// costs a write(2) and may wake the disk worker: a steady stream arriving in bursts a
+/// millisecond apart costs clearly more CPU per message than with hand-offs only when full or
+/// once a second (figures in bench/README.md).
 const IDLE_HANDOFF_GAP: Duration = Duration::from_micros(500);
 /// Batches taken in one go before timers get a look in.
 const BATCHES_PER_TURN: usize = 64;
 
-/// What the writer needs to know about one stream.
-#[derive(Debug)]
-pub struct StreamSink {
-    /// The stream's name.
-    pub name: String,
-    /// The name as a JSON string literal, quotes included.
-    name_json: Vec<u8>,
-    /// Line format.
-    pub format: Format,
-    /// Path template.
-    pub template: String,
-    /// Rotation interval in ns.
-    pub rotate_ns: u64,
-    /// Line limit per file (0: none).
-    pub max_lines: u64,
-    /// Byte limit per file (0: none).
-    pub max_bytes: u64,
-    /// The stream's counters.
-    pub stats: Arc<StreamStats>,
-    /// When written data is synced.
-    pub sync: SyncPolicy,
-    /// What retention may delete after each close.
-    pub retention: Option<Arc<Retention>>,
-}
-
-impl StreamSink {
-    /// The writer's view of a stream config.
-    pub fn new(
-        config: &StreamConfig,
-        stats: Arc<StreamStats>,
-        output_dir: &std::path::Path,
-    ) -> Self {
-        let mut name_json = Vec::new();
-        crate::json::write_json_string(config.name.as_bytes(), &mut name_json);
-        Self {
-            name: config.name.clone(),
-            name_json,
-            format: config.format,
-            template: config.path.clone(),
-            rotate_ns: config.rotate.as_nanos().max(1) as u64,
-            max_lines: config.max_lines,
-            max_bytes: config.max_bytes,
-            stats,
-            sync: match config.fsync {
-                Fsync::Never => SyncPolicy::Never,
-                Fsync::Interval => SyncPolicy::Interval(config.fsync_interval),
-                Fsync::Always => SyncPolicy::Always,
-            },
-            retention: retention(config, output_dir),
-        }
-    }
-}
-
 /// One open output file.
 #[derive(Debug)]
 struct Output {
-    /// Disk-thread handle.
+    /// The file's handle on the disk worker.
     id: u64,
     /// Start of the interval this file covers (ns).
     bucket: u64,
@@ -192,8 +142,8 @@ pub struct Writer {
     prefix: Vec<u8>,
     /// Free-space thresholds: warn, stop.
     watermarks: (Option<Watermark>, Option<Watermark>),
-    /// 0 fine, 1 below warn, 2 below stop.
-    disk_level: u8,
+    /// Free space against the watermarks at the last check.
+    disk_level: DiskLevel,
     /// The NATS fan-out's queue, when configured.
     nats: Option<crate::nats::NatsTx>,
     /// Files (stream, sidecar or not) whose buffer took lines since it was last handed on;
@@ -236,7 +186,7 @@ impl Writer {
             next_id: 0,
             prefix: Vec::with_capacity(128),
             watermarks: (settings.disk_warn, settings.disk_stop),
-            disk_level: 0,
+            disk_level: DiskLevel::Enough,
             nats: None,
             unflushed: Vec::new(),
         }
@@ -329,7 +279,11 @@ impl Writer {
         for state in &self.streams {
             let left = state.sink.stats.take_unmarked();
             if !left.is_empty() {
-                tracing::error!(stream = %state.sink.name, lost = left.messages, lost_events = left.events, dropped = left.dropped, "Lines lost to write errors at the end of the run could not be marked in the data: the disk took no more lines. They are counted in lines_lost.");
+                WriterEvent::UnmarkedAtEnd {
+                    stream: &state.sink.name,
+                    loss: left,
+                }
+                .emit(&self.stats);
             }
         }
     }
@@ -344,7 +298,7 @@ impl Writer {
     async fn write_batch(&mut self, mut batch: Batch) {
         let idx = batch.stream;
         let Some(state) = self.streams.get_mut(idx) else {
-            tracing::error!(stream = idx, "Batch for an unknown stream; dropped.");
+            WriterEvent::UnknownStream { stream: idx }.emit(&self.stats);
             self.rx.release_batch(batch);
             return;
         };
@@ -365,7 +319,7 @@ impl Writer {
                 }
             });
         }
-        if self.disk_level < 2 && state.disk_lost > 0 {
+        if self.disk_level != DiskLevel::Stopped && state.disk_lost > 0 {
             let (lost, from, to) = (state.disk_lost, state.disk_lost_from, state.disk_lost_to);
             state.disk_lost = 0;
             batch.prepend_event(to, "disk_full_gap", |f| {
@@ -389,7 +343,7 @@ impl Writer {
         let mut lines = 0u64;
         let mut ts_text = Decimal::default();
         let mut seq_text = Decimal::default();
-        let stopped = self.disk_level >= 2;
+        let stopped = self.disk_level == DiskLevel::Stopped;
         for (item, bytes) in batch.iter() {
             if stopped && item.kind != Kind::Event {
                 // Below disk_stop: count and remember the gap instead of writing.

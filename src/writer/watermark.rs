@@ -1,10 +1,12 @@
 //! The disk watermarks: the writer checks the free space of the output file system and
-//! raises or lowers the disk level (and logs it) as it crosses the configured watermarks; and
+//! raises or lowers the [`DiskLevel`] (an event: counted and logged) as it crosses the configured watermarks; and
 //! it notes lines the disk worker lost to write errors, to be marked in the stream.
 
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::Writer;
+use super::event::WriterEvent;
+use crate::stats::DiskLevel;
 
 impl Writer {
     /// Picks up lines the disk worker lost to write errors, to be marked at the front of the
@@ -26,26 +28,16 @@ impl Writer {
         };
         self.stats.disk_free.store(free, Relaxed);
         let level = if stop.is_some_and(|w| free < w.bytes(total)) {
-            2
+            DiskLevel::Stopped
         } else if warn.is_some_and(|w| free < w.bytes(total)) {
-            1
+            DiskLevel::Low
         } else {
-            0
+            DiskLevel::Enough
         };
-        if level != self.disk_level {
-            let dir = self.output_dir.display();
-            match level {
-                2 => {
-                    tracing::error!(%dir, free, "Free space is below disk_stop: messages are no longer written; losses are counted and the gap will be marked when space returns.")
-                }
-                1 if self.disk_level == 2 => {
-                    tracing::warn!(%dir, free, "Free space is back above disk_stop: writing again (still below disk_warn).")
-                }
-                1 => tracing::warn!(%dir, free, "Free space is below disk_warn."),
-                _ => tracing::info!(%dir, free, "Free space is back above the watermarks."),
-            }
+        if let Some(event) = WriterEvent::disk_level(self.disk_level, level, &self.output_dir, free)
+        {
+            event.emit(&self.stats);
             self.disk_level = level;
-            self.stats.disk_level.store(level, Relaxed);
         }
     }
 }
