@@ -3,11 +3,11 @@
 //! with backoff until it works, the file is gone, or shutdown.
 
 use std::path::Path;
-use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
 use object_store::path::Path as Key;
 
+use super::event::UploadEvent;
 use super::marker::{delete_local, write_marker};
 use super::s3::{put_bytes, put_multipart, put_single};
 use super::{Ctx, Failure, MISMATCH_TRIES, render_key};
@@ -22,37 +22,39 @@ pub(super) async fn upload_file(ctx: &Ctx, path: &Path) {
     loop {
         match attempt(ctx, path).await {
             Ok(bytes) => {
-                ctx.stats.files_uploaded.fetch_add(1, Relaxed);
-                ctx.stats.bytes_uploaded.fetch_add(bytes, Relaxed);
-                if backoff.attempts() > 0 {
-                    tracing::info!(path = %path.display(), failures = backoff.attempts(), "Uploaded after retries.");
-                } else {
-                    tracing::debug!(path = %path.display(), bytes, "Uploaded.");
+                UploadEvent::Uploaded {
+                    path,
+                    bytes,
+                    failures: backoff.attempts(),
                 }
+                .emit(&ctx.stats);
                 return;
             }
             Err(Failure::Gone | Failure::Stopped) => return,
             Err(Failure::Local(e)) => {
-                ctx.stats.upload_errors.fetch_add(1, Relaxed);
-                tracing::error!(path = %path.display(), error = %e, "Cannot read a file to upload; it is kept and tried again at the next start.");
+                UploadEvent::Unreadable { path, error: &e }.emit(&ctx.stats);
                 return;
             }
             Err(Failure::Mismatch(why)) => {
-                ctx.stats.upload_errors.fetch_add(1, Relaxed);
                 mismatches += 1;
-                if mismatches >= MISMATCH_TRIES {
-                    tracing::error!(path = %path.display(), %why, tries = mismatches, "Uploaded object does not match the file; the file is kept and tried again at the next start.");
+                let given_up = mismatches >= MISMATCH_TRIES;
+                UploadEvent::Mismatch {
+                    path,
+                    why: &why,
+                    tries: mismatches,
+                    given_up,
+                }
+                .emit(&ctx.stats);
+                if given_up {
                     return;
                 }
             }
-            Err(Failure::Remote(e)) => {
-                ctx.stats.upload_errors.fetch_add(1, Relaxed);
-                if backoff.attempts() == 0 {
-                    tracing::warn!(path = %path.display(), error = %e, "Upload failed; retrying with backoff until it works (see upload_backlog).");
-                } else {
-                    tracing::debug!(path = %path.display(), error = %e, attempt = backoff.attempts() + 1, "Upload failed again.");
-                }
+            Err(Failure::Remote(e)) => UploadEvent::Failed {
+                path,
+                error: &e,
+                failures: backoff.attempts(),
             }
+            .emit(&ctx.stats),
         }
         let delay = backoff.next_delay();
         tokio::select! {
@@ -160,6 +162,7 @@ fn fallback_origin(ctx: &Ctx, path: &Path, meta: &std::fs::Metadata) -> Origin {
 mod tests {
     use std::path::PathBuf;
     use std::sync::Arc;
+    use std::sync::atomic::Ordering::Relaxed;
 
     use object_store::{Attribute, GetOptions, ObjectStore};
 

@@ -50,8 +50,10 @@
 //!
 //! The parts: this file (the queue, the uploader task and its concurrent jobs), `job` (one
 //! file's upload, retried), `s3` (the client, the PUTs, the check, the metadata), `marker` (the
-//! marker and the local deletion after an upload) and `sweep` (what is queued at start).
+//! marker and the local deletion after an upload), `sweep` (what is queued at start) and
+//! `event` (what happens to a job: its counters and log lines).
 
+mod event;
 mod job;
 mod marker;
 mod s3;
