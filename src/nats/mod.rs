@@ -40,10 +40,12 @@
 //! The parts: this file (the channel between writer and sink, the sink task's start and
 //! deadline), `queue` (the writer's end: queue slots, line copies, gaps to mark), `client`
 //! (connect options, the connection and its JetStream context), `sink` (the task's loop, up and
-//! down), `publish` (publishes and acks, in order) and `guard` (what is known of each subject,
-//! the read-back after a failure).
+//! down), `publish` (publishes and acks, in order), `guard` (what is known of each subject,
+//! the read-back after a failure) and `event` (what happens to the sink: its counters, state
+//! and log lines).
 
 mod client;
+mod event;
 mod guard;
 mod publish;
 mod queue;
@@ -149,6 +151,8 @@ pub async fn finish(running: Option<Running>, within: Duration) {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use std::sync::Arc;
+
     use crate::Config;
     use crate::error::ConfigError;
 
@@ -159,5 +163,17 @@ pub(crate) mod tests {
         let c = Config::parse_toml(&format!("{STREAMS}[nats]\n{nats}"))?.config;
         c.validate(&crate::venue::Catalog)?;
         Ok(c)
+    }
+
+    /// Fresh counters for `config`'s streams.
+    pub(crate) fn stats_for(config: &Config) -> Arc<crate::stats::Stats> {
+        Arc::new(crate::stats::Stats::new(
+            config
+                .streams
+                .iter()
+                .map(|s| Arc::new(crate::stats::StreamStats::new(&s.name, "")))
+                .collect(),
+            10,
+        ))
     }
 }

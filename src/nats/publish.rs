@@ -6,8 +6,10 @@
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 
+use super::event::NatsEvent;
 use super::guard::read_back;
-use super::sink::{Line, Sink, lose_line};
+use super::queue::Gap;
+use super::sink::{Line, Sink};
 
 /// Why a line was not published.
 enum NotPublished {
@@ -131,7 +133,8 @@ impl Sink {
         else {
             return;
         };
-        let mut missed = 0u64;
+        let mut lost = Gap::default();
+        let mut bytes = 0u64;
         let mut rest = VecDeque::with_capacity(self.pending.len());
         for (i, line) in std::mem::take(&mut self.pending).into_iter().enumerate() {
             if i > end || line.stream != stream {
@@ -139,14 +142,18 @@ impl Sink {
             } else if held.contains(&line.id) {
                 self.stored(&line);
             } else {
-                missed += 1;
-                lose_line(&self.shared, &line);
+                lost.add(1, line.ts, line.ts);
+                bytes += line.payload.len() as u64;
             }
         }
         self.pending = rest;
-        if missed > 0 {
-            tracing::warn!(subject = %self.subjects[stream], lines = missed, "NATS stored lines of this subject after earlier ones it had missed (a restart or a lost connection); the missed lines cannot be stored in order any more, so they are counted and marked as lost (the file has them).");
+        NatsEvent::Missed {
+            subject: &self.subjects[stream],
+            stream,
+            lost,
+            bytes,
         }
+        .emit(&self.shared);
     }
 
     /// Counts `line` as published.
@@ -156,8 +163,14 @@ impl Sink {
     }
 
     fn refused(&mut self, line: &Line, why: &str) {
-        tracing::warn!(subject = %self.subjects[line.stream], reason = why, bytes = line.payload.len(), "NATS refused a line; it is counted and marked as lost for NATS (the file has it).");
-        lose_line(&self.shared, line);
+        NatsEvent::Refused {
+            subject: &self.subjects[line.stream],
+            reason: why,
+            stream: line.stream,
+            ts: line.ts,
+            bytes: line.payload.len(),
+        }
+        .emit(&self.shared);
     }
 
     pub(super) fn on_ack(

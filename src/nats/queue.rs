@@ -30,7 +30,7 @@ impl Gap {
     }
 
     #[inline]
-    fn add(&mut self, n: u64, from: u64, to: u64) {
+    pub(super) fn add(&mut self, n: u64, from: u64, to: u64) {
         if self.lost == 0 {
             self.from_ts = from;
         }
@@ -207,20 +207,14 @@ impl NatsTx {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nats::{channel, tests::parse};
+    use crate::nats::channel;
+    use crate::nats::tests::{parse, stats_for};
 
     #[test]
     fn full_queue_counts_lines_and_marks_the_gap_once_up() {
         let config =
             parse("url = 'nats://127.0.0.1:4222'\nmax_in_flight = 1\nqueue_messages = 1").unwrap();
-        let stats = Arc::new(crate::stats::Stats::new(
-            config
-                .streams
-                .iter()
-                .map(|s| Arc::new(crate::stats::StreamStats::new(&s.name, "")))
-                .collect(),
-            10,
-        ));
+        let stats = stats_for(&config);
         let (tx, mut sink) = channel(config.nats.as_ref().unwrap(), &config, stats.clone(), 1);
         let clock = Clock::System;
         // The stream that opted out gets no copies.

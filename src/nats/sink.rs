@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::NatsSink;
 use super::client::{Connected, NotConnected, connect};
+use super::event::NatsEvent;
 use super::guard::Track;
 use super::queue::{Copies, Gap, LineEnd, Shared};
 use crate::config::{NatsConfig, WhenFull};
@@ -136,13 +137,7 @@ pub async fn run(sink: NatsSink, stop: CancellationToken) {
     drop(s);
     let left = stats.queued.swap(0, Relaxed);
     stats.queued_bytes.store(0, Relaxed);
-    if left > 0 {
-        stats.dropped.fetch_add(left, Relaxed);
-        tracing::warn!(
-            lines = left,
-            "Shutdown: lines not published to NATS before the deadline (the files have them)."
-        );
-    }
+    NatsEvent::Unpublished { lines: left }.emit(&shared);
     stats.in_flight.store(0, Relaxed);
     stats.set_state(NatsState::Stopped);
     // Give the client a moment to flush what was acked; nothing waits on it.
@@ -170,7 +165,7 @@ async fn drain(rx: &mut mpsc::Receiver<Copies>, shared: &Shared, stop: &Cancella
 }
 
 /// Counts `line` as lost for NATS (and marked in its stream's gap), and no longer queued.
-pub(super) fn lose_line(shared: &Shared, line: &Line) {
+fn lose_line(shared: &Shared, line: &Line) {
     shared.lose(line.stream, &Gap::line(line.ts));
     shared.release(1, line.payload.len() as u64);
 }
@@ -234,14 +229,12 @@ impl Sink {
         }
         self.up = up;
         self.shared.up.store(up, Relaxed);
-        let stats = self.shared.nats();
         if up {
             self.was_up = true;
-            stats.set_state(NatsState::Connected);
-            tracing::info!(
-                dropped_while_down = self.down_since_lost,
-                "Publishing to NATS."
-            );
+            NatsEvent::Up {
+                dropped_while_down: self.down_since_lost,
+            }
+            .emit(&self.shared);
             self.down_since_lost = 0;
         } else {
             // What is in flight goes back in front of the pending lines, in order, to be
@@ -259,8 +252,11 @@ impl Sink {
                 t.in_flight = 0;
             }
             self.retry_at = tokio::time::Instant::now() + DOWN_POLL;
-            stats.set_state(NatsState::Connecting);
-            tracing::warn!(in_flight, policy = ?self.config.when_full, "NATS unreachable: recording goes on; publishing resumes (and the gap is marked) when it is back.");
+            NatsEvent::Down {
+                in_flight,
+                policy: self.config.when_full,
+            }
+            .emit(&self.shared);
         }
     }
 
