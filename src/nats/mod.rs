@@ -150,7 +150,7 @@ pub async fn finish(running: Option<Running>, within: Duration) {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use std::sync::Arc;
 
     use crate::Config;
@@ -159,14 +159,14 @@ pub(crate) mod tests {
     const STREAMS: &str = "[[stream]]\nname = 'a'\nurl = 'wss://h/ws'\n[[stream]]\nname = 'b'\nurl = 'wss://h/ws'\nnats = false\n";
 
     /// A validated config of two streams (`b` does not publish) with `nats` as its `[nats]`.
-    pub(crate) fn parse(nats: &str) -> Result<Config, ConfigError> {
+    pub(super) fn parse(nats: &str) -> Result<Config, ConfigError> {
         let c = Config::parse_toml(&format!("{STREAMS}[nats]\n{nats}"))?.config;
         c.validate(&crate::venue::Catalog)?;
         Ok(c)
     }
 
     /// Fresh counters for `config`'s streams.
-    pub(crate) fn stats_for(config: &Config) -> Arc<crate::stats::Stats> {
+    pub(super) fn stats_for(config: &Config) -> Arc<crate::stats::Stats> {
         Arc::new(crate::stats::Stats::new(
             config
                 .streams
