@@ -26,7 +26,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use crate::config::Codec;
-use crate::record::Pressure;
+use crate::fair::Pressure;
 use crate::stats::Stats;
 
 /// One wait of the compressor while the recording path is behind.
@@ -541,11 +541,11 @@ mod tests {
         // A stop ends the wait at once.
         let t = Instant::now();
         wait_calm(&p, &AtomicBool::new(true));
-        assert!(t.elapsed() < crate::record::YIELD_AFTER_BACKLOG);
+        assert!(t.elapsed() < crate::fair::YIELD_AFTER_BACKLOG);
         // Otherwise it lasts until the mark is old, not to the cap.
         wait_calm(&p, &AtomicBool::new(false));
         assert!(!p.recent());
-        assert!(t.elapsed() >= crate::record::YIELD_AFTER_BACKLOG && t.elapsed() < YIELD_MAX);
+        assert!(t.elapsed() >= crate::fair::YIELD_AFTER_BACKLOG && t.elapsed() < YIELD_MAX);
     }
 
     #[test]

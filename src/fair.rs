@@ -7,6 +7,8 @@
 //! wait for those 61 polls: seconds in a debug build on a loaded machine. [`Slice::tick`]
 //! yields (tokio defers the task until the driver has been polled) once per time slice.
 
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::{Duration, Instant};
 
 /// Longest run between two yields.
@@ -31,6 +33,60 @@ impl Slice {
             tokio::task::yield_now().await;
             self.since = Instant::now();
         }
+    }
+}
+
+/// How long after the recording path last fell behind the compressor keeps out of its way.
+pub(crate) const YIELD_AFTER_BACKLOG: Duration = Duration::from_millis(50);
+/// The recording path's signal to the compressor: connections mark when they found more frames
+/// ready than one batch takes (the network is ahead of them), and the compressor pauses between
+/// chunks while that happened within `YIELD_AFTER_BACKLOG`. A burst at the machine's limit
+/// then leaves the CPU, caches and memory bandwidth to recording; the backlog catches up after.
+#[derive(Debug, Default)]
+pub struct Pressure {
+    /// Nanoseconds since [`Pressure::epoch`] at the last mark, plus one (0: never).
+    last_backlog: AtomicU64,
+    epoch: std::sync::OnceLock<Instant>,
+    /// Shutdown has begun: what is queued is finished at normal priority, without yielding.
+    draining: AtomicBool,
+    /// The compressor has left its idle priority.
+    raised: AtomicBool,
+}
+
+impl Pressure {
+    fn epoch(&self) -> Instant {
+        *self.epoch.get_or_init(Instant::now)
+    }
+
+    /// Called by a connection whose batch was cut short by its limits: more frames were ready.
+    #[inline]
+    pub fn mark_backlog(&self) {
+        let ns = self.epoch().elapsed().as_nanos() as u64 + 1;
+        self.last_backlog.store(ns, Relaxed);
+    }
+
+    /// Whether a connection fell behind within `YIELD_AFTER_BACKLOG`.
+    pub fn recent(&self) -> bool {
+        let last = self.last_backlog.load(Relaxed);
+        last != 0
+            && (self.epoch().elapsed().as_nanos() as u64 + 1).saturating_sub(last)
+                < YIELD_AFTER_BACKLOG.as_nanos() as u64
+    }
+
+    /// Shutdown has begun: recording is over, so the compressor (at `SCHED_IDLE`, which on a
+    /// busy machine gets no CPU at all) takes normal priority to finish within the deadline.
+    pub(crate) fn drain(&self) {
+        self.draining.store(true, Relaxed);
+    }
+
+    /// Whether shutdown has begun.
+    pub(crate) fn draining(&self) -> bool {
+        self.draining.load(Relaxed)
+    }
+
+    /// True on the first call only: the compressor leaves its idle priority once.
+    pub(crate) fn first_raise(&self) -> bool {
+        !self.raised.swap(true, Relaxed)
     }
 }
 

@@ -73,6 +73,7 @@
 //!   `demo`.
 
 pub mod backoff;
+pub mod batch;
 pub mod cli;
 pub mod clock;
 pub mod commands;
@@ -81,14 +82,14 @@ pub mod config;
 pub mod connection;
 pub mod disk;
 pub mod error;
-mod fair;
+pub mod fair;
 pub mod fsutil;
 pub mod json;
 pub mod manifest;
 pub mod metrics;
 pub mod nats;
+pub mod queue;
 pub mod read;
-pub mod record;
 pub mod recorder;
 pub mod recover;
 pub mod rotation;

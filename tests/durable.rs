@@ -645,6 +645,11 @@ async fn a_nearly_full_disk_marks_every_lost_message(rate: usize, format: wsrec:
     std::fs::remove_file(&filler).unwrap();
     conn.send_all((total..total + 10).map(line)).await;
     rec.wait_messages(total as u64 + 10).await;
+    let last_error = rec.stats.streams[0]
+        .last_error
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     rec.stop().await;
 
     let recs = records(&out);
@@ -656,7 +661,13 @@ async fn a_nearly_full_disk_marks_every_lost_message(rate: usize, format: wsrec:
     let kept = ns.len() as u64;
     let gaps = events(&recs, "write_error_gap");
     let marked: u64 = gaps.iter().map(|g| g["lost"].as_u64().unwrap()).sum();
-    assert!(kept > 0, "what fit was written");
+    assert!(
+        kept > 0,
+        "what fit was written: nothing in {:?}; markers {gaps:?}; last error {last_error:?}; \
+         {} records",
+        files(&out),
+        recs.len()
+    );
     assert!(marked > 0, "the loss is marked: {gaps:?}");
     assert_eq!(
         kept + marked,

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::record::Batch;
+use crate::batch::Batch;
 use crate::transport::{self, TransportError};
 
 use super::{Connection, End};
@@ -54,7 +54,7 @@ impl Connection {
 
     /// The `attempt` and `backoff_ms` fields of the `connected` and `connect_failed` events, and
     /// `budget_wait_ms` when the venue's per-IP connection budget held the attempt back.
-    pub(super) fn attempt_fields(&self, f: &mut crate::record::EventFields<'_>, held: Duration) {
+    pub(super) fn attempt_fields(&self, f: &mut crate::batch::EventFields<'_>, held: Duration) {
         f.num("attempt", u64::from(self.attempt))
             .num("backoff_ms", self.waited.as_millis() as u64);
         if !held.is_zero() {

@@ -28,7 +28,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::record::{Batch, QueueTx, Sent};
+use crate::batch::Batch;
+use crate::queue::{QueueTx, Sent};
 use crate::stats::ConnState;
 use crate::stream::runtime::StreamRuntime;
 use event::ConnectionEvent;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::record::{Batch, Kind};
+use crate::batch::{Batch, Kind};
 use crate::transport::{self, Incoming, TransportError};
 
 use super::keepalive::Keepalive;

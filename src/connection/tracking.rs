@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::record::Batch;
+use crate::batch::Batch;
 use crate::stats::StreamStats;
 use crate::stream::runtime::VenueRuntime;
 use crate::transport;

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
+use crate::batch::Batch;
 use crate::clock::Clock;
-use crate::record::Batch;
 use crate::stats::NatsStats;
 
 /// Lines of one stream not published, not yet marked.
@@ -238,10 +238,10 @@ mod tests {
         sink.shared.up.store(true, Relaxed);
         assert!(tx.gap_due(0));
         let mut batch = Batch::new(0, 1);
-        batch.push_message(40, crate::record::Kind::Text, b"{}");
+        batch.push_message(40, crate::batch::Kind::Text, b"{}");
         let copy = tx.begin(0, &mut batch, clock).unwrap();
         let (item, bytes) = batch.iter().next().unwrap();
-        assert_eq!(item.kind, crate::record::Kind::Event);
+        assert_eq!(item.kind, crate::batch::Kind::Event);
         assert_eq!(
             bytes,
             br#""event":"nats_gap","lost":2,"from_ts":20,"to_ts":30"#

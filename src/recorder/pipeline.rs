@@ -55,7 +55,7 @@ impl Pipeline {
         shutdown: &CancellationToken,
     ) -> Result<Pipeline, RunError> {
         let batch_max = BATCH_MAX.min(config.queue_capacity.div_ceil(4)).max(1);
-        let pressure = Arc::new(crate::record::Pressure::default());
+        let pressure = Arc::new(crate::fair::Pressure::default());
         let tasks = stream_tasks(config, stats, clock, batch_max, &pressure)?;
         let sinks = config
             .streams
@@ -103,7 +103,7 @@ impl Pipeline {
         let disk = crate::disk::Disk::new(stats.clone(), compress_queue)
             .with_upload(upload_queue)
             .with_buffer(config.disk_buffer);
-        let (queue_tx, queue_rx) = crate::record::queue(config.queue_capacity, config.when_full);
+        let (queue_tx, queue_rx) = crate::queue::queue(config.queue_capacity, config.when_full);
         let writer = Writer::new(
             WriterSettings {
                 output_dir: config.output_dir.clone(),

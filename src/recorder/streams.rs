@@ -34,7 +34,7 @@ pub(super) fn stream_tasks(
     stats: &Stats,
     clock: Clock,
     batch_max: usize,
-    pressure: &Arc<crate::record::Pressure>,
+    pressure: &Arc<crate::fair::Pressure>,
 ) -> Result<Vec<StreamTask>, ConfigError> {
     let mut tasks = Vec::new();
     let mut pacers = Pacers::default();
@@ -71,7 +71,7 @@ struct Shared {
     pacer: Option<Arc<Pacer>>,
     clock: Clock,
     batch_max: usize,
-    pressure: Arc<crate::record::Pressure>,
+    pressure: Arc<crate::fair::Pressure>,
 }
 
 /// One pacer per venue (or host) and spacing, shared by every stream that talks to it, and one

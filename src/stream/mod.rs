@@ -30,7 +30,7 @@ use tokio_util::task::TaskTracker;
 use crate::backoff::Backoff;
 use crate::connection::event::{ConnectionEvent, ReconnectWait};
 use crate::connection::{Connection, Notice};
-use crate::record::QueueTx;
+use crate::queue::QueueTx;
 use crate::stats::ConnState;
 use runtime::StreamRuntime;
 

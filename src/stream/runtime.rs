@@ -60,7 +60,7 @@ pub struct StreamRuntime {
     pub batch_max: usize,
     /// Told when a batch was cut short with more frames ready, so background compression
     /// keeps out of the way while the network is ahead of us.
-    pub pressure: Arc<crate::record::Pressure>,
+    pub pressure: Arc<crate::fair::Pressure>,
 }
 
 /// What a venue stream's connections follow.

@@ -28,12 +28,13 @@ use std::time::Duration;
 use base64::Engine as _;
 use tokio::time::{Instant, MissedTickBehavior};
 
+use crate::batch::{Batch, Kind};
 use crate::clock::Clock;
 use crate::config::{Format, Watermark};
 use crate::disk::{Disk, DiskOp, SyncPolicy};
 use crate::fsutil::FLUSH_BYTES;
 use crate::manifest::ManifestBuilder;
-use crate::record::{Batch, Kind, QueueRx};
+use crate::queue::QueueRx;
 use crate::stats::{DiskLevel, Stats, UnmarkedLoss};
 
 mod decimal;

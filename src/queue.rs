@@ -1,23 +1,18 @@
-//! What travels from a connection to the writer: batches of received messages and lifecycle
-//! events, and the bounded queue they travel through.
+//! The bounded queue between the connections and the writer: the one place where the network
+//! side hands over to the file side.
 //!
-//! A connection copies every ready frame's payload into one [`Batch`] (one buffer, one small
-//! item per message) and hands the whole batch over at once, so the per-message cost of the
-//! hand-off is a `memcpy` and a 24-byte push; the writer turns items into lines. The queue is
-//! bounded in messages by a semaphore: a batch of `n` messages takes `n` permits, which the writer
-//! gives back after writing it. Events take no permits: they are few, and never dropped.
-//! Under `when_full = "block"` the queue is also bounded in payload bytes ([`QUEUE_BYTES`]), so
-//! large frames cannot make 16,384 queued messages hold hundreds of MiB; waiting costs no
-//! data there. Under `drop_newest` only the message bound applies, so the byte bound never
-//! makes it drop more.
+//! The queue is bounded in messages by a semaphore: a batch of `n` messages takes `n` permits,
+//! which the writer gives back after writing it. Events take no permits: they are few, and
+//! never dropped. Under `when_full = "block"` the queue is also bounded in payload bytes
+//! ([`QUEUE_BYTES`]), so large frames cannot make 16,384 queued messages hold hundreds of MiB;
+//! waiting costs no data there. Under `drop_newest` only the message bound applies, so the byte
+//! bound never makes it drop more. Written batches' buffers come back for reuse.
 
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use tokio::sync::{Semaphore, mpsc};
 
+use crate::batch::{Batch, Item};
 use crate::config::WhenFull;
 
 /// Most payload bytes queued at once under `block` (a batch larger than this still passes,
@@ -54,176 +49,6 @@ impl Spares {
             items.clear();
             spares.push((data, items));
         }
-    }
-}
-
-/// What an item of a batch is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    /// A text message (valid UTF-8, checked by the WebSocket layer).
-    Text,
-    /// A binary message.
-    Binary,
-    /// A lifecycle event; its bytes are JSON object members starting with `"event":`.
-    Event,
-}
-
-/// One message or event in a [`Batch`]; its bytes are `data[previous end..end]`.
-#[derive(Clone, Copy, Debug)]
-pub struct Item {
-    /// Receive time, ns since the Unix epoch (UTC).
-    pub ts: u64,
-    /// End offset of this item's bytes in [`Batch::data`].
-    pub end: usize,
-    /// What the bytes are.
-    pub kind: Kind,
-}
-
-/// Messages and events of one connection, in receive order.
-#[derive(Debug, Default)]
-pub struct Batch {
-    /// Index of the stream in the config.
-    pub stream: usize,
-    /// Connection number within the stream (1, 2, ...).
-    pub conn: u64,
-    /// Stream sequence number of the first message item; the next ones follow on.
-    pub first_seq: u64,
-    /// Payload bytes of all items, back to back.
-    pub data: Vec<u8>,
-    /// The items.
-    pub items: Vec<Item>,
-    /// Number of message (non-event) items.
-    pub messages: usize,
-    /// Byte permits this batch holds in the queue (set by [`QueueTx::send`]).
-    pub byte_permits: usize,
-}
-
-impl Batch {
-    /// An empty batch for a stream's connection.
-    pub fn new(stream: usize, conn: u64) -> Self {
-        Self {
-            stream,
-            conn,
-            ..Self::default()
-        }
-    }
-
-    /// True when there is nothing to send.
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
-    /// Appends a received message.
-    #[inline]
-    pub fn push_message(&mut self, ts: u64, kind: Kind, payload: &[u8]) {
-        self.data.extend_from_slice(payload);
-        self.items.push(Item {
-            ts,
-            end: self.data.len(),
-            kind,
-        });
-        self.messages += 1;
-    }
-
-    /// Appends an event named `name`; `fields` adds its other members.
-    pub fn push_event(&mut self, ts: u64, name: &str, fields: impl FnOnce(&mut EventFields<'_>)) {
-        self.data.extend_from_slice(b"\"event\":");
-        crate::json::write_json_string(name.as_bytes(), &mut self.data);
-        fields(&mut EventFields(&mut self.data));
-        self.items.push(Item {
-            ts,
-            end: self.data.len(),
-            kind: Kind::Event,
-        });
-    }
-
-    /// Inserts an event before every other item (used for the `dropped` mark, which belongs
-    /// where the gap was, before the messages that follow it).
-    pub fn prepend_event(
-        &mut self,
-        ts: u64,
-        name: &str,
-        fields: impl FnOnce(&mut EventFields<'_>),
-    ) {
-        let mut head = Batch::default();
-        head.push_event(ts, name, fields);
-        let shift = head.data.len();
-        self.data.splice(0..0, head.data);
-        for item in &mut self.items {
-            item.end += shift;
-        }
-        self.items.insert(0, head.items[0]);
-    }
-
-    /// Iterates `(item, bytes)` pairs.
-    pub fn iter(&self) -> impl Iterator<Item = (&Item, &[u8])> {
-        let mut start = 0;
-        self.items.iter().map(move |item| {
-            let bytes = &self.data[start..item.end];
-            start = item.end;
-            (item, bytes)
-        })
-    }
-
-    /// Removes every message, keeping events, and returns how many were removed.
-    fn strip_messages(&mut self) -> usize {
-        let removed = self.messages;
-        if removed == 0 {
-            return 0;
-        }
-        let mut data = Vec::new();
-        let mut items = Vec::new();
-        for (item, bytes) in self.iter().filter(|(i, _)| i.kind == Kind::Event) {
-            data.extend_from_slice(bytes);
-            items.push(Item {
-                end: data.len(),
-                ..*item
-            });
-        }
-        self.data = data;
-        self.items = items;
-        self.messages = 0;
-        removed
-    }
-}
-
-/// Writes the members of an event object after its `"event"` member.
-pub struct EventFields<'a>(&'a mut Vec<u8>);
-
-impl EventFields<'_> {
-    fn key(&mut self, key: &str) {
-        self.0.extend_from_slice(b",\"");
-        self.0.extend_from_slice(key.as_bytes());
-        self.0.extend_from_slice(b"\":");
-    }
-
-    /// A string member (escaped).
-    pub fn str(&mut self, key: &str, value: &str) -> &mut Self {
-        self.key(key);
-        crate::json::write_json_string(value.as_bytes(), self.0);
-        self
-    }
-
-    /// An unsigned integer member.
-    pub fn num(&mut self, key: &str, value: u64) -> &mut Self {
-        self.key(key);
-        self.0
-            .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
-        self
-    }
-
-    /// An array of strings.
-    pub fn strs<'s>(&mut self, key: &str, values: impl IntoIterator<Item = &'s str>) -> &mut Self {
-        self.key(key);
-        self.0.push(b'[');
-        for (i, v) in values.into_iter().enumerate() {
-            if i > 0 {
-                self.0.push(b',');
-            }
-            crate::json::write_json_string(v.as_bytes(), self.0);
-        }
-        self.0.push(b']');
-        self
     }
 }
 
@@ -392,95 +217,11 @@ impl QueueRx {
     }
 }
 
-/// How long after the recording path last fell behind the compressor keeps out of its way.
-pub(crate) const YIELD_AFTER_BACKLOG: Duration = Duration::from_millis(50);
-/// The recording path's signal to the compressor: connections mark when they found more frames
-/// ready than one batch takes (the network is ahead of them), and the compressor pauses between
-/// chunks while that happened within `YIELD_AFTER_BACKLOG`. A burst at the machine's limit
-/// then leaves the CPU, caches and memory bandwidth to recording; the backlog catches up after.
-#[derive(Debug, Default)]
-pub struct Pressure {
-    /// Nanoseconds since [`Pressure::epoch`] at the last mark, plus one (0: never).
-    last_backlog: AtomicU64,
-    epoch: std::sync::OnceLock<Instant>,
-    /// Shutdown has begun: what is queued is finished at normal priority, without yielding.
-    draining: AtomicBool,
-    /// The compressor has left its idle priority.
-    raised: AtomicBool,
-}
-
-impl Pressure {
-    fn epoch(&self) -> Instant {
-        *self.epoch.get_or_init(Instant::now)
-    }
-
-    /// Called by a connection whose batch was cut short by its limits: more frames were ready.
-    #[inline]
-    pub fn mark_backlog(&self) {
-        let ns = self.epoch().elapsed().as_nanos() as u64 + 1;
-        self.last_backlog.store(ns, Relaxed);
-    }
-
-    /// Whether a connection fell behind within `YIELD_AFTER_BACKLOG`.
-    pub fn recent(&self) -> bool {
-        let last = self.last_backlog.load(Relaxed);
-        last != 0
-            && (self.epoch().elapsed().as_nanos() as u64 + 1).saturating_sub(last)
-                < YIELD_AFTER_BACKLOG.as_nanos() as u64
-    }
-
-    /// Shutdown has begun: recording is over, so the compressor (at `SCHED_IDLE`, which on a
-    /// busy machine gets no CPU at all) takes normal priority to finish within the deadline.
-    pub(crate) fn drain(&self) {
-        self.draining.store(true, Relaxed);
-    }
-
-    /// Whether shutdown has begun.
-    pub(crate) fn draining(&self) -> bool {
-        self.draining.load(Relaxed)
-    }
-
-    /// True on the first call only: the compressor leaves its idle priority once.
-    pub(crate) fn first_raise(&self) -> bool {
-        !self.raised.swap(true, Relaxed)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn batch_of(n: usize) -> Batch {
-        let mut b = Batch::new(0, 1);
-        b.push_event(1, "connected", |f| {
-            f.str("url", "ws://x/").num("pid", 7);
-        });
-        for i in 0..n {
-            b.push_message(2, Kind::Text, format!("{{\"i\":{i}}}").as_bytes());
-        }
-        b
-    }
-
-    #[test]
-    fn items_slice_their_bytes() {
-        let b = batch_of(2);
-        let got: Vec<(Kind, String)> = b
-            .iter()
-            .map(|(i, s)| (i.kind, String::from_utf8(s.to_vec()).unwrap()))
-            .collect();
-        assert_eq!(
-            got,
-            [
-                (
-                    Kind::Event,
-                    r#""event":"connected","url":"ws://x/","pid":7"#.to_owned()
-                ),
-                (Kind::Text, r#"{"i":0}"#.to_owned()),
-                (Kind::Text, r#"{"i":1}"#.to_owned()),
-            ]
-        );
-        assert_eq!(b.messages, 2);
-    }
+    use crate::batch::Kind;
+    use crate::batch::tests::batch_of;
 
     #[tokio::test]
     async fn drop_newest_keeps_events_and_counts() {
