@@ -55,7 +55,7 @@
 //! - [`recorder`]: [`Recorder`], the library entry point, wiring and ordered shutdown.
 //! - [`stream`], [`connection`], [`transport`], [`backoff`]: the network side.
 //! - [`venue`]: venue presets: URLs, subscribe messages, keepalive, limits, ack recognition,
-//!   one module per protocol family in `venue::wire`.
+//!   one module per protocol family in `venue::protocol`.
 //! - [`record`]: batches, events and the bounded queue between the two sides.
 //! - [`writer`], [`rotation`], [`disk`], [`json`], [`manifest`]: the file side.
 //! - [`recover`] (files a crash left open), [`compress`] (closed files, in the background).

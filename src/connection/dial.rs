@@ -14,7 +14,7 @@ impl Connection {
     /// the connection, its URL masked, and the ping interval the venue asked for.
     pub(super) async fn dial(
         &self,
-    ) -> Result<(transport::Connection, String, Option<Duration>), Failure> {
+    ) -> Result<(transport::Socket, String, Option<Duration>), Failure> {
         let rt = &*self.rt;
         let max_wait = rt.spec.retry_after_max;
         let Some(step) = &rt.token else {
@@ -64,7 +64,7 @@ impl Connection {
 
     pub(super) async fn subscribe(
         &self,
-        ws: &mut transport::Connection,
+        ws: &mut transport::Socket,
         batch: &mut Batch,
     ) -> Result<(), End> {
         let rt = &*self.rt;
@@ -96,7 +96,7 @@ impl Connection {
             let text = rt
                 .venue
                 .as_ref()
-                .and_then(|v| crate::venue::wire::stamp(v.family, msg, rt.clock.now_ns()))
+                .and_then(|v| crate::venue::protocol::stamp(v.family, msg, rt.clock.now_ns()))
                 .map_or(
                     std::borrow::Cow::Borrowed(msg.as_str()),
                     std::borrow::Cow::Owned,

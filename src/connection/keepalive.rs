@@ -99,7 +99,7 @@ impl Keepalive {
     /// Checks the liveness rules and sends what is due; `Err` ends the connection.
     pub(super) async fn on_timer(
         &mut self,
-        ws: &mut transport::Connection,
+        ws: &mut transport::Socket,
         rt: &StreamRuntime,
     ) -> Result<(), End> {
         let now = Instant::now();
@@ -139,7 +139,7 @@ impl Keepalive {
             let stamped = rt
                 .venue
                 .as_ref()
-                .and_then(|v| crate::venue::wire::stamp(v.family, text, rt.clock.now_ns()));
+                .and_then(|v| crate::venue::protocol::stamp(v.family, text, rt.clock.now_ns()));
             let text = stamped.as_deref().unwrap_or(text);
             match tokio::time::timeout(send_limit, ws.send_text(text)).await {
                 Ok(Ok(())) => {}

@@ -25,7 +25,7 @@ impl Connection {
     /// way is over at the latest (no reconnect before then).
     pub(super) async fn read_loop(
         &self,
-        ws: &mut transport::Connection,
+        ws: &mut transport::Socket,
         batch: &mut Batch,
         server_ping: Option<Duration>,
     ) -> (End, Option<Instant>) {
@@ -46,7 +46,7 @@ impl Connection {
 
     async fn read_frames(
         &self,
-        ws: &mut transport::Connection,
+        ws: &mut transport::Socket,
         batch: &mut Batch,
         venue: &mut Option<VenueState>,
         server_ping: Option<Duration>,
@@ -192,6 +192,6 @@ impl Connection {
 /// A frame's receive time: the kernel's stamp of the data that completed it when kernel stamps
 /// are on and one has come, else the clock now.
 #[inline]
-fn receive_ts(ws: &transport::Connection, clock: &crate::clock::Clock) -> u64 {
+fn receive_ts(ws: &transport::Socket, clock: &crate::clock::Clock) -> u64 {
     ws.received_ns().unwrap_or_else(|| clock.now_ns())
 }

@@ -111,7 +111,7 @@ impl Connection {
     /// (once); `Some` if sending failed and the connection is over.
     pub(super) async fn venue_actions(
         &self,
-        ws: &mut transport::Connection,
+        ws: &mut transport::Socket,
         v: &mut VenueState,
     ) -> Option<End> {
         for text in v.replies.drain(..) {
@@ -141,7 +141,7 @@ impl Connection {
 /// Bitfinex channel frame, heartbeats included: they come only on a live subscription), as
 /// opposed to an ack, a refusal, a pong or a request.
 pub(super) fn is_data(family: crate::venue::Family, msg: &[u8]) -> bool {
-    crate::venue::wire::classify(family, msg).is_data()
+    crate::venue::protocol::classify(family, msg).is_data()
 }
 
 /// A venue connection's subscription tracking and pending actions.

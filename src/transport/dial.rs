@@ -12,10 +12,10 @@ use tokio::net::TcpStream;
 use url::Host;
 use yawc::{Options, Role, WebSocket};
 
-use super::connection::Connection;
 use super::error::{Phase, TransportError, describe};
 use super::handshake::{authority, check_upgrade, upgrade_request};
 use super::head::{MAX_QUOTED_BODY, Reply, printable, read_head};
+use super::socket::Socket;
 use super::spec::ConnectSpec;
 use super::stamp::{Stamp, Tcp};
 use super::wire::{Io, Wire};
@@ -34,7 +34,7 @@ const READ_BUFFER: usize = 32 * 1024;
 /// [`TransportError::Timeout`] naming the phase, [`TransportError::Refused`] with the HTTP
 /// status (and `Retry-After`), [`TransportError::Redirected`] with the status and `Location`,
 /// or [`TransportError::Failed`] with the cause and the fix.
-pub async fn connect(spec: &ConnectSpec) -> Result<Connection, TransportError> {
+pub async fn connect(spec: &ConnectSpec) -> Result<Socket, TransportError> {
     let phase = AtomicU8::new(Phase::Tcp as u8);
     match tokio::time::timeout(spec.handshake_timeout, handshake(spec, &phase)).await {
         Ok(result) => result,
@@ -115,7 +115,7 @@ pub(super) async fn open(
 }
 
 /// [`open`], then the upgrade request, its answer checked, and the yawc socket over it.
-async fn handshake(spec: &ConnectSpec, phase: &AtomicU8) -> Result<Connection, TransportError> {
+async fn handshake(spec: &ConnectSpec, phase: &AtomicU8) -> Result<Socket, TransportError> {
     let Opened {
         mut io,
         host,
@@ -170,12 +170,7 @@ async fn handshake(spec: &ConnectSpec, phase: &AtomicU8) -> Result<Connection, T
         options,
     )
     .map_err(|e| TransportError::Failed(describe(&e)))?;
-    Ok(Connection::new(
-        ws,
-        spec.max_message_size,
-        extensions,
-        stamp,
-    ))
+    Ok(Socket::new(ws, spec.max_message_size, extensions, stamp))
 }
 
 /// A TCP connection to `host:port`.

@@ -2,7 +2,7 @@
 //! TLS), upgrade, next frame, send text or ping, close.
 //!
 //! Everything wsrec knows about the WebSocket library (yawc) lives in this module (yawc itself
-//! is named only in `dial.rs`, `connection.rs` and `error.rs`), so swapping it
+//! is named only in `dial.rs`, `socket.rs` and `error.rs`), so swapping it
 //! (tokio-tungstenite is the fallback) touches one place. yawc does the framing, fragment
 //! reassembly, UTF-8 checks, auto-pong and permessage-deflate. wsrec does the rest itself, each
 //! for a reason found in yawc 0.5:
@@ -31,31 +31,31 @@
 //!
 //! Layout, one purpose a file: `spec.rs` what a connection needs to dial, built from the
 //! stream's config; `dial.rs` the connect sequence (TCP, proxy, TLS, upgrade) under the
-//! handshake timeout; `connection.rs` the open connection (frames in, kernel receive times,
+//! handshake timeout; `socket.rs` the open WebSocket ([`Socket`]) (frames in, kernel receive times,
 //! text, ping and close out); `error.rs` the errors, the dial phases a timeout names, and
 //! yawc's errors in words; `handshake.rs` the HTTP upgrade, `proxy.rs` HTTP CONNECT, `tls.rs`
 //! the rustls setup, `stamp.rs` the kernel receive times of the TCP socket, `wire.rs` the
 //! checked byte stream under yawc, `http.rs` the one plain HTTP request a venue may need
 //! before a connect (a connect token), over the same TCP, proxy and TLS path.
 
-mod connection;
 mod dial;
 mod error;
 mod handshake;
 mod head;
 pub mod http;
 mod proxy;
+mod socket;
 mod spec;
 mod stamp;
 mod tls;
 mod wire;
 
-pub use connection::{Connection, Incoming, MAX_PINGS_PER_WINDOW};
 pub use dial::connect;
 pub use error::TransportError;
 pub use handshake::{check_upgrade, negotiate_extensions, parse_retry_after};
 pub use head::{MAX_RESPONSE_HEAD, ParsedHead, ResponseHead, parse_head};
 pub use proxy::{HttpProxy, no_proxy_matches, proxy_from_env};
+pub use socket::{Incoming, MAX_PINGS_PER_WINDOW, Socket};
 pub use spec::{ConnectSpec, DeflateOffer};
 pub use tls::tls_config;
 pub use wire::{FrameScan, ScanError, Wire};

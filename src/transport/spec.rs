@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use rustls::ClientConfig;
 
-#[cfg(doc)]
-use super::connection::Connection;
 use super::proxy::{HttpProxy, proxy_from_env};
+#[cfg(doc)]
+use super::socket::Socket;
 use super::tls::{self, tls_config};
 use crate::config::{Compression, ProxySetting, StreamConfig, TsSource, mask_url};
 use crate::error::ConfigError;
@@ -34,7 +34,7 @@ pub struct ConnectSpec {
     pub proxy: Option<HttpProxy>,
     /// Longest `Retry-After` honoured.
     pub retry_after_max: Duration,
-    /// Take receive times from the kernel (`ts_source = "kernel"`, see [`Connection::received_ns`]).
+    /// Take receive times from the kernel (`ts_source = "kernel"`, see [`Socket::received_ns`]).
     pub kernel_ts: bool,
 }
 
@@ -121,7 +121,7 @@ pub struct DeflateOffer {
 }
 
 impl DeflateOffer {
-    /// The `Sec-WebSocket-Extensions` request value. `client_max_window_bits` (no value) tells
+    /// The `Sec-Socket-Extensions` request value. `client_max_window_bits` (no value) tells
     /// the server it may limit our window; we never compress, so any limit is fine.
     pub(crate) fn header_value(&self) -> String {
         let mut v = String::from("permessage-deflate; client_max_window_bits");

@@ -1,7 +1,7 @@
 //! Venue presets: record an exchange feed with one line, with that venue's rules.
 //!
 //! A preset ([`Preset`], the table in [`presets`]) knows a venue's URL, how its subscribe
-//! messages look ([`wire`]), how it keeps connections alive, how long they may live, how many
+//! messages look ([`protocol`]), how it keeps connections alive, how long they may live, how many
 //! subscriptions fit on one connection and one message, and how fast connects and subscribes may
 //! come ([`pace`]): spaced per venue, and held to 80% of the venue's per-IP budgets
 //! ([`presets::BUDGETS`]) by buckets every stream of the process shares. [`apply`] fills a `[[stream]]` from a preset, leaving every field the user
@@ -22,9 +22,9 @@
 
 pub mod pace;
 pub mod presets;
+pub mod protocol;
 pub mod token;
 pub mod track;
-pub mod wire;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -190,7 +190,7 @@ pub fn apply(s: &mut StreamConfig, set: &BTreeSet<String>) -> Result<(), ConfigE
         ));
     }
     for t in &s.topics {
-        wire::parse_topic(preset.family, t).map_err(|m| {
+        protocol::parse_topic(preset.family, t).map_err(|m| {
             invalid(
                 &format!("{ctx}: topic `{t}`"),
                 &format!("{m} (example for {name}: {})", preset.example),
@@ -252,7 +252,7 @@ pub struct Shard {
 /// Splits a stream over connections: one shard for a plain stream (its own `subscribe`), as
 /// many as the venue's limits need for a preset stream. Where the venue takes streams in the
 /// connection URL (Binance), a shard's URL names as many of its topics as fit
-/// ([`wire::url_streams`]) and only the rest go in subscribe messages.
+/// ([`protocol::url_streams`]) and only the rest go in subscribe messages.
 pub fn plan(s: &StreamConfig) -> Vec<Shard> {
     let preset = s.venue.as_deref().and_then(find);
     let (Some(preset), false) = (preset, s.topics.is_empty() || !s.subscribe.is_empty()) else {
@@ -284,8 +284,9 @@ pub fn plan(s: &StreamConfig) -> Vec<Shard> {
     for (url, topics) in by_url {
         for chunk in topics.chunks(per_conn) {
             let mut ids = 1u64;
-            let (conn_url, named) = wire::url_streams(preset.family, &url, chunk);
-            let built = wire::subscribe_messages(preset.family, &chunk[named..], per_msg, &mut ids);
+            let (conn_url, named) = protocol::url_streams(preset.family, &url, chunk);
+            let built =
+                protocol::subscribe_messages(preset.family, &chunk[named..], per_msg, &mut ids);
             let mut requests = Vec::new();
             if named > 0 {
                 requests.push((chunk[..named].to_vec(), None));
@@ -617,7 +618,7 @@ mod tests {
         let shards = plan(&s);
         assert_eq!(shards.len(), 1, "600 topics fit one connection (1024)");
         let sh = &shards[0];
-        assert!(sh.url.len() <= wire::MAX_URL_LEN, "{}", sh.url.len());
+        assert!(sh.url.len() <= protocol::MAX_URL_LEN, "{}", sh.url.len());
         let (base, streams) = sh.url.split_once("?streams=").unwrap();
         assert_eq!(base, "wss://stream.binance.com:9443/stream");
         let named: Vec<&str> = streams.split('/').collect();
@@ -625,7 +626,7 @@ mod tests {
         assert_eq!(named[0], "s000usdt@aggTrade");
         // The URL is full: one more stream would not have fitted.
         let next = &s.topics[named.len()];
-        assert!(sh.url.len() + 1 + next.len() > wire::MAX_URL_LEN);
+        assert!(sh.url.len() + 1 + next.len() > protocol::MAX_URL_LEN);
         // The rest, in order, go in subscribe messages of at most 100 streams.
         let rest = 600 - named.len();
         assert_eq!(sh.subscribe.len(), rest.div_ceil(100));

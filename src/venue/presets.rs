@@ -897,7 +897,7 @@ pub static PRESETS: &[Preset] = &[
         sources: KUCOIN_SOURCES,
         pre_connect: Some(PreConnect {
             url: "https://api.kucoin.com/api/v1/bullet-public",
-            read: super::wire::kucoin_read_bullet,
+            read: super::protocol::kucoin_read_bullet,
         }),
     },
     Preset {
@@ -926,7 +926,7 @@ pub static PRESETS: &[Preset] = &[
         // Futures tokens come from the futures host and cannot be mixed with spot ones.
         pre_connect: Some(PreConnect {
             url: "https://api-futures.kucoin.com/api/v1/bullet-public",
-            read: super::wire::kucoin_read_bullet,
+            read: super::protocol::kucoin_read_bullet,
         }),
     },
     Preset {
@@ -1661,7 +1661,7 @@ fn cryptocom(channel: &str, symbol: &str) -> String {
 /// Gate closes a connection on which neither side sent a message for a minute (Gate's
 /// maintainer, https://github.com/gateio/gatews/issues/34); its own client sends the market's
 /// app ping every 10 s. wsrec sends it every 20 s and expects its pong; its `time` is set when
-/// it is sent (see `wire::stamp`), as for every Gate request.
+/// it is sent (see `protocol::stamp`), as for every Gate request.
 const fn gate_keepalive(ping: &'static str, pong: &'static str) -> Keepalive {
     Keepalive {
         ping_interval: None,
@@ -1933,7 +1933,7 @@ mod tests {
             );
             assert!(p.limits.topics_per_connection >= p.limits.topics_per_message);
             for t in p.example.split(", ") {
-                super::super::wire::parse_topic(p.family, t)
+                super::super::protocol::parse_topic(p.family, t)
                     .unwrap_or_else(|e| panic!("{}: {t}: {e}", p.name));
             }
             // Every budget names presets that exist; a preset has at most one of each kind.
@@ -1943,7 +1943,7 @@ mod tests {
             // Every listed channel makes a topic the venue accepts (`channels` × `symbols`).
             for c in p.channels {
                 let t = (p.combine)(c, "SYM");
-                super::super::wire::parse_topic(p.family, &t)
+                super::super::protocol::parse_topic(p.family, &t)
                     .unwrap_or_else(|e| panic!("{}: channel {c} gives {t}: {e}", p.name));
             }
         }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::wire::{self, Signal};
+use super::protocol::{self, Signal};
 use super::{Family, Topic};
 
 /// What the connection must do about the venue's messages.
@@ -95,7 +95,10 @@ impl Tracker {
         let mut entries = HashMap::new();
         let mut ids = HashMap::new();
         for (topics, id) in requests {
-            let keys: Vec<String> = topics.iter().map(|t| wire::topic_key(family, t)).collect();
+            let keys: Vec<String> = topics
+                .iter()
+                .map(|t| protocol::topic_key(family, t))
+                .collect();
             for (k, t) in keys.iter().zip(topics) {
                 entries.insert(
                     k.clone(),
@@ -139,24 +142,24 @@ impl Tracker {
 
     /// Reads one text message.
     pub fn on_message(&mut self, msg: &[u8], out: &mut Vec<Outcome>) {
-        if !self.looking() && !wire::needs_look(self.family, msg) {
+        if !self.looking() && !protocol::needs_look(self.family, msg) {
             return;
         }
-        self.on_signal(wire::classify(self.family, msg), out);
+        self.on_signal(protocol::classify(self.family, msg), out);
     }
 
-    /// Reads one binary message (as the family reads binary frames, [`wire::binary`]), also
+    /// Reads one binary message (as the family reads binary frames, [`protocol::binary`]), also
     /// when `first` (the connection has had no data yet, so whether this is data matters);
     /// returns whether it is data. A frame the family does not read is data.
     pub fn on_binary(&mut self, frame: &[u8], first: bool, out: &mut Vec<Outcome>) -> bool {
-        let signal = match wire::binary(self.family, frame, first || self.looking()) {
-            wire::Binary::Data => return true,
-            wire::Binary::Signal(s) => s,
-            wire::Binary::Text(text) => {
-                if !first && !self.looking() && !wire::needs_look(self.family, &text) {
+        let signal = match protocol::binary(self.family, frame, first || self.looking()) {
+            protocol::Binary::Data => return true,
+            protocol::Binary::Signal(s) => s,
+            protocol::Binary::Text(text) => {
+                if !first && !self.looking() && !protocol::needs_look(self.family, &text) {
                     return true;
                 }
-                wire::classify(self.family, &text)
+                protocol::classify(self.family, &text)
             }
         };
         let data = signal.is_data();

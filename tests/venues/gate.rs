@@ -264,7 +264,7 @@ async fn every_channel_on_a_quiet_feed(preset: &str) {
         .iter()
         .map(|c| {
             let t = (p.combine)(c, "BTC_USDT");
-            wsrec::venue::wire::topic_key(p.family, &t)
+            wsrec::venue::protocol::topic_key(p.family, &t)
         })
         .collect();
     assert_eq!(delivered(&recs), want, "{preset}");

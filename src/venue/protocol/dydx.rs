@@ -108,7 +108,7 @@ fn named_topic(words: &str) -> Option<String> {
 mod tests {
     use super::*;
     use crate::venue::Family;
-    use crate::venue::wire::{classify, needs_look, parse_topic, subscribe_messages};
+    use crate::venue::protocol::{classify, needs_look, parse_topic, subscribe_messages};
 
     fn c(msg: &str) -> Signal {
         classify(Family::Dydx, msg.as_bytes())

@@ -146,7 +146,7 @@ pub fn read_bullet(body: &[u8], connect_id: &str) -> Result<Dial, String> {
 mod tests {
     use super::*;
     use crate::venue::Family;
-    use crate::venue::wire::{classify, needs_look, parse_topic, subscribe_messages};
+    use crate::venue::protocol::{classify, needs_look, parse_topic, subscribe_messages};
 
     fn c(msg: &str) -> Signal {
         classify(Family::Kucoin, msg.as_bytes())

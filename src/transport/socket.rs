@@ -1,4 +1,4 @@
-//! An open WebSocket ([`Connection`]): the next frame (with the ping-flood limit), its kernel
+//! An open WebSocket ([`Socket`]): the next frame (with the ping-flood limit), its kernel
 //! receive time when stamps are on, and the few things wsrec sends (text, ping, close).
 
 use std::fmt;
@@ -40,8 +40,8 @@ pub enum Incoming {
     },
 }
 
-/// An open WebSocket connection.
-pub struct Connection {
+/// An open WebSocket: the socket a connection task reads frames from.
+pub struct Socket {
     /// The yawc socket over the checked byte stream.
     ws: WebSocket<Wire>,
     /// For the too-large error message.
@@ -56,15 +56,15 @@ pub struct Connection {
     stamp: Option<Stamp>,
 }
 
-impl fmt::Debug for Connection {
+impl fmt::Debug for Socket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Connection")
+        f.debug_struct("Socket")
             .field("extensions", &self.extensions)
             .finish_non_exhaustive()
     }
 }
 
-impl Connection {
+impl Socket {
     /// A connection over the upgraded socket `ws`; `extensions` are the permessage-deflate
     /// parameters in force, `stamp` the cell of kernel receive times (when they are on).
     pub(super) fn new(
@@ -72,8 +72,8 @@ impl Connection {
         max_message_size: usize,
         extensions: Option<String>,
         stamp: Option<Stamp>,
-    ) -> Connection {
-        Connection {
+    ) -> Socket {
+        Socket {
             ws,
             max_message_size,
             extensions,
@@ -205,7 +205,7 @@ fn convert(frame: Frame) -> Incoming {
                 .unwrap_or_default()
                 .to_owned(),
         },
-        // `WebSocket` reassembles fragments, so a bare continuation never reaches us.
+        // `Socket` reassembles fragments, so a bare continuation never reaches us.
         OpCode::Continuation => Incoming::Binary(frame.into_payload()),
     }
 }
