@@ -340,7 +340,7 @@ pub struct ReplayArgs {
     /// Recording files or directories.
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
-    /// Address to serve on; clients connect to ws://ADDR/ (all streams) or ws://ADDR/<stream>.
+    /// Address to serve on; clients connect to `ws://ADDR/` (all streams) or `ws://ADDR/<stream>`.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9000")]
     pub listen: std::net::SocketAddr,
     /// Pace: a factor (1 = as recorded, 10 = ten times faster) or `max`.

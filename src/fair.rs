@@ -4,7 +4,7 @@
 //! Tokio checks timers, signals and sockets when a worker runs out of tasks, or every 61 task
 //! polls. With the connection and the writer handing batches to each other there is always a
 //! task, so on one runtime thread the status socket, the metrics endpoint and SIGTERM would
-//! wait for those 61 polls: seconds in a debug build on a loaded machine. [`Slice::tick`]
+//! wait for those 61 polls: seconds in a debug build on a loaded machine. `Slice::tick`
 //! yields (tokio defers the task until the driver has been polled) once per time slice.
 
 use std::sync::atomic::Ordering::Relaxed;

@@ -214,7 +214,7 @@ fn venues_are_listed_and_one_line_builds_the_preset_stream() {
         Some(Duration::from_secs(90)),
         "the flag wins"
     );
-    let shards = wsrec::venue::plan(s);
+    let shards = wsrec::net::venue::plan(s);
     assert_eq!(shards.len(), 1);
     assert_eq!(
         shards[0].subscribe,
@@ -232,7 +232,7 @@ fn venues_json_lists_every_preset_with_its_sources() {
     let doc: Value = serde_json::from_slice(&out.stdout).expect("venues --json is JSON");
     let presets = doc["presets"].as_array().expect("a presets array");
     let names: Vec<&str> = presets.iter().filter_map(|p| p["name"].as_str()).collect();
-    let want: Vec<&str> = wsrec::venue::PRESETS.iter().map(|p| p.name).collect();
+    let want: Vec<&str> = wsrec::net::venue::PRESETS.iter().map(|p| p.name).collect();
     assert_eq!(names, want, "every preset, in order");
     for p in presets {
         let name = p["name"].as_str().unwrap();
@@ -287,7 +287,7 @@ fn one_venue_is_shown_in_full_and_a_typo_names_the_closest() {
         "{text}"
     );
     assert!(text.contains("budget:     2 connects per 1s"), "{text}");
-    let okx = wsrec::venue::find("okx").unwrap();
+    let okx = wsrec::net::venue::find("okx").unwrap();
     let cited: Vec<&str> = text
         .lines()
         .filter_map(|l| l.strip_prefix("  source:     "))
@@ -532,7 +532,7 @@ fn many_streams(dir: &Path, n: usize, url: &str) -> wsrec::Config {
         text.push_str(&format!("[[stream]]\nname = \"s{i}\"\nurl = \"{url}\"\n"));
     }
     std::fs::write(dir.join("config.toml"), &text).unwrap();
-    wsrec::venue::resolve(wsrec::Config::parse_toml(&text).unwrap()).unwrap()
+    wsrec::net::venue::resolve(wsrec::Config::parse_toml(&text).unwrap()).unwrap()
 }
 
 /// The hard open-file limit of this (test) process.

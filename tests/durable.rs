@@ -768,7 +768,7 @@ async fn a_kill_at_20000_msg_per_s_loses_at_most_a_millisecond_of_data() {
         // The kill point: somewhere in the steady flow, past the first buffer's worth.
         let delay = 200 + next_rand(&mut rng) % 300;
         tokio::time::sleep(Duration::from_millis(delay)).await;
-        let status = wsrec::status::query(&socket).await.unwrap();
+        let status = wsrec::observe::status::query(&socket).await.unwrap();
         signal(&child, libc::SIGKILL);
         let _ = wait_exit(&mut child).await;
         sender.abort();

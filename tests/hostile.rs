@@ -803,7 +803,7 @@ async fn secrets_never_reach_status_data_or_logs() {
         s.streams[0].connect_failures.load(Relaxed) >= 2
     })
     .await;
-    let snapshot = wsrec::status::query(&socket).await.unwrap();
+    let snapshot = wsrec::observe::status::query(&socket).await.unwrap();
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
     rec.stop().await;
 
@@ -858,8 +858,8 @@ fn stream_names_and_paths_cannot_leave_the_output_dir() {
     for (fields, want) in bad {
         let text = format!("[[stream]]\nurl = 'ws://h/'\n{fields}\n");
         let err = wsrec::Config::parse_toml(&text)
-            .and_then(wsrec::venue::resolve)
-            .and_then(|c| c.validate(&wsrec::venue::Catalog).map(|()| c))
+            .and_then(wsrec::net::venue::resolve)
+            .and_then(|c| c.validate(&wsrec::net::venue::Catalog).map(|()| c))
             .expect_err(fields)
             .to_string();
         assert!(err.contains(want), "{fields}: {err}");
@@ -891,7 +891,7 @@ async fn status_clients_that_hang_cannot_stall_recording() {
     // Once they are gone, a real query is served again.
     let mut answered = None;
     for _ in 0..100 {
-        if let Ok(snapshot) = wsrec::status::query(&socket).await {
+        if let Ok(snapshot) = wsrec::observe::status::query(&socket).await {
             answered = Some(snapshot);
             break;
         }

@@ -17,7 +17,7 @@ use common::*;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use wsrec::metrics::{OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE};
+use wsrec::observe::metrics::{OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE};
 
 /// The `prometheus_client` version `scripts/test.sh` installs.
 const PROMETHEUS_CLIENT: &str = "prometheus_client==0.26.0";
@@ -169,7 +169,7 @@ async fn scrapes_parse_with_prometheus_client_and_match_what_was_sent() {
     let bytes: usize = sent.iter().map(String::len).sum();
     conn.send_all(sent.clone()).await;
     rec.wait_messages(25).await;
-    rec.wait_until(|s| s.streams[1].state() == wsrec::stats::ConnState::Connected)
+    rec.wait_until(|s| s.streams[1].state() == wsrec::observe::stats::ConnState::Connected)
         .await;
 
     let (om_type, om_body) = scrape(addr, Some(PROMETHEUS_ACCEPT)).await;
@@ -308,7 +308,7 @@ async fn serves_only_get_metrics_and_bounds_requests() {
     assert_eq!(code, 400);
     let huge = format!(
         "GET /metrics HTTP/1.1\r\nX-Big: {}\r\n\r\n",
-        "a".repeat(wsrec::metrics::MAX_REQUEST_BYTES)
+        "a".repeat(wsrec::observe::metrics::MAX_REQUEST_BYTES)
     );
     let (code, _, _) = http(addr, &huge).await;
     assert_eq!(code, 431);
@@ -354,7 +354,7 @@ async fn a_taken_port_stops_the_recorder_before_it_connects() {
     assert!(
         matches!(
             err,
-            wsrec::RunError::Metrics(wsrec::metrics::MetricsError::InUse { .. })
+            wsrec::RunError::Metrics(wsrec::observe::metrics::MetricsError::InUse { .. })
         ),
         "{err:?}"
     );

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use common::*;
 use futures::StreamExt;
-use wsrec::nats::{NatsConfig, NatsState};
-use wsrec::stats::Stats;
+use wsrec::observe::stats::Stats;
+use wsrec::ship::nats::{NatsConfig, NatsState};
 
 /// The JetStream stream the recorder is asked to create.
 const STREAM: &str = "WSREC";
@@ -390,18 +390,22 @@ async fn publishes_every_line_byte_for_byte_in_order() {
     let stats = rec.stats.clone();
     // Status and metrics show the sink.
     let published = stats.nats.published.load(Relaxed);
-    let table = wsrec::status::render_table(&stats.snapshot(), 0);
+    let table = wsrec::observe::status::render_table(&stats.snapshot(), 0);
     assert!(
         table.contains(&format!(
             "nats: connected | published {published} | dropped 0 | in flight 0 | queued 0"
         )),
         "{table}"
     );
-    let scrape = wsrec::metrics::Scrape {
+    let scrape = wsrec::observe::metrics::Scrape {
         now_ns: 0,
         start_ns: 0,
     };
-    let metrics = wsrec::metrics::render(&stats, &scrape, wsrec::metrics::Exposition::Prometheus);
+    let metrics = wsrec::observe::metrics::render(
+        &stats,
+        &scrape,
+        wsrec::observe::metrics::Exposition::Prometheus,
+    );
     for line in [
         format!("wsrec_nats_published_lines_total {published}"),
         "wsrec_nats_dropped_lines_total 0".to_owned(),

@@ -204,7 +204,7 @@ async fn venue_acks_are_not_data_and_a_trade_is() {
              backoff_max = \"10s\"\n"
         );
         wsrec::Config::parse_toml(&toml)
-            .and_then(wsrec::venue::resolve)
+            .and_then(wsrec::net::venue::resolve)
             .unwrap()
             .streams
     };

@@ -56,7 +56,7 @@ async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
 async fn wait_received(sock: &Path, n: u64) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(s) = wsrec::status::query(sock).await
+        if let Ok(s) = wsrec::observe::status::query(sock).await
             && s.streams[0].messages >= n
         {
             return;

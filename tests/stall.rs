@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::Value;
-use wsrec::stats::Stats;
+use wsrec::observe::stats::Stats;
 use wsrec::{Config, WhenFull};
 
 /// Messages per second of the paced sender.

@@ -23,7 +23,7 @@ use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use wsrec::config::Codec;
-use wsrec::upload::{Credentials, UploadConfig};
+use wsrec::ship::upload::{Credentials, UploadConfig};
 
 /// What `scripts/test.sh` installs.
 const MOTO: &str = "moto[server]==5.2.5";
@@ -259,7 +259,7 @@ async fn sealed_files_and_manifests_arrive_under_templated_keys() {
     // What was uploaded carries a marker; the file closed at shutdown waits for the next start.
     let marked: Vec<PathBuf> = sealed(dir.path())
         .into_iter()
-        .filter(|p| wsrec::upload::marker_for(p).exists())
+        .filter(|p| wsrec::ship::upload::marker_for(p).exists())
         .collect();
     assert_eq!(marked.len() as u64, uploaded, "{marked:?}");
     assert!(marked.len() >= 2, "{marked:?}");
@@ -269,7 +269,7 @@ async fn sealed_files_and_manifests_arrive_under_templated_keys() {
             .all(|p| p.to_string_lossy().ends_with(".jsonl.zst"))
     );
     assert_bucket_holds(&bucket(port), dir.path(), &marked).await;
-    let shown = wsrec::status::render_table(&snapshot, 0);
+    let shown = wsrec::observe::status::render_table(&snapshot, 0);
     assert!(shown.contains("upload: "), "{shown}");
 }
 
@@ -296,7 +296,11 @@ async fn a_restart_uploads_what_was_left_exactly_once() {
     drop(conn);
     let files = sealed(dir.path());
     assert!(files.len() >= 2, "{files:?}");
-    assert!(files.iter().all(|p| !wsrec::upload::marker_for(p).exists()));
+    assert!(
+        files
+            .iter()
+            .all(|p| !wsrec::ship::upload::marker_for(p).exists())
+    );
 
     // The storage is up; a new recorder on the same directory finds the files and uploads them.
     // It records too (its `connected` event), into a file closed only at shutdown.
@@ -316,7 +320,7 @@ async fn a_restart_uploads_what_was_left_exactly_once() {
     // shutdown): markers keep the rest from going up twice.
     let unmarked: Vec<PathBuf> = sealed(dir.path())
         .into_iter()
-        .filter(|p| !wsrec::upload::marker_for(p).exists())
+        .filter(|p| !wsrec::ship::upload::marker_for(p).exists())
         .collect();
     assert_eq!(unmarked.len(), 1, "{unmarked:?}");
     let rec = start(
@@ -369,7 +373,7 @@ async fn uploads_wait_for_a_server_that_is_down_and_delete_local_copies_only_aft
     for (f, (data, manifest)) in files.iter().zip(&copies) {
         assert!(!f.exists(), "{f:?}: the local copy is removed after upload");
         assert!(!manifest_of(f).exists());
-        assert!(!wsrec::upload::marker_for(f).exists());
+        assert!(!wsrec::ship::upload::marker_for(f).exists());
         assert!(got[&key_of(f)] == *data, "{f:?}");
         assert!(got[&key_of(&manifest_of(f))] == *manifest, "{f:?}");
     }
@@ -405,7 +409,7 @@ async fn a_large_plain_file_goes_up_in_parts() {
     rec.stop().await;
     let first = sealed(dir.path())
         .into_iter()
-        .filter(|p| wsrec::upload::marker_for(p).exists())
+        .filter(|p| wsrec::ship::upload::marker_for(p).exists())
         .max_by_key(|p| std::fs::metadata(p).unwrap().len())
         .expect("an uploaded file");
     let len = std::fs::metadata(&first).unwrap().len();

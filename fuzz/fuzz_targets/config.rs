@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
             let _ = s.masked_url();
             // What a connection would dial with (reads no environment: `proxy = "env"` only
             // reads variables that the fuzzer's environment does not set).
-            let _ = wsrec::transport::ConnectSpec::from_config(s);
+            let _ = wsrec::net::transport::ConnectSpec::from_config(s);
         }
     }
     if let Ok(go) = serde_json::from_str::<wsrec::config::GoConfig>(text) {

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wsrec::transport::{
+use wsrec::net::transport::{
     DeflateOffer, ParsedHead, check_upgrade, negotiate_extensions, parse_head, parse_retry_after,
 };
 
@@ -33,7 +33,7 @@ fuzz_target!(|data: &[u8]| {
             );
         }
         let _ = parse_retry_after(text);
-        let _ = wsrec::transport::HttpProxy::parse(text);
-        let _ = wsrec::transport::no_proxy_matches(text, "stream.example.com", 443);
+        let _ = wsrec::net::transport::HttpProxy::parse(text);
+        let _ = wsrec::net::transport::no_proxy_matches(text, "stream.example.com", 443);
     }
 });

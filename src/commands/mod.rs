@@ -56,7 +56,7 @@ pub fn run(cli: Cli) -> ExitCode {
 /// `wsrec venues [NAME] [--json]`: every preset, or NAME's in full with its sources; an
 /// unknown NAME is bad input (exit 2) and names the closest preset.
 fn venues(args: &VenuesArgs) -> anyhow::Result<()> {
-    use crate::venue::{PRESETS, describe_all, describe_one, find, to_json, unknown};
+    use crate::net::venue::{PRESETS, describe_all, describe_one, find, to_json, unknown};
     use std::io::Write as _;
     let preset = match &args.name {
         Some(name) => Some(find(name).ok_or_else(|| crate::tools::UsageError(unknown(name)))?),
@@ -97,7 +97,7 @@ fn status(config_path: &Option<PathBuf>, args: &StatusArgs, go_line: bool) -> an
             .status_socket_path()
             .context("no status socket configured")?,
     };
-    let snapshot = runtime(1)?.block_on(crate::status::query(&socket))?;
+    let snapshot = runtime(1)?.block_on(crate::observe::status::query(&socket))?;
     if go_line {
         println!("{}", snapshot.go_line());
     } else if args.json {
@@ -105,7 +105,7 @@ fn status(config_path: &Option<PathBuf>, args: &StatusArgs, go_line: bool) -> an
     } else {
         print!(
             "{}",
-            crate::status::render_table(&snapshot, crate::clock::system_now_ns())
+            crate::observe::status::render_table(&snapshot, crate::clock::system_now_ns())
         );
     }
     Ok(())

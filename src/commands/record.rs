@@ -57,8 +57,8 @@ async fn on_signals(shutdown: CancellationToken) {
 /// The file cannot be read, does not parse (the message names the field or line), a preset
 /// refuses a stream, or it fails [`Config::validate`].
 pub fn load_config(path: &std::path::Path) -> Result<Config, ConfigError> {
-    let config = crate::venue::resolve(Config::read(path)?)?;
-    config.validate(&crate::venue::Catalog)?;
+    let config = crate::net::venue::resolve(Config::read(path)?)?;
+    config.validate(&crate::net::venue::Catalog)?;
     Ok(config)
 }
 
@@ -88,19 +88,19 @@ pub fn build_config(
             }
             load_config(path)?
         }
-        (None, Some(spec)) if let Some((preset, topics)) = crate::venue::split_spec(spec) => {
+        (None, Some(spec)) if let Some((preset, topics)) = crate::net::venue::split_spec(spec) => {
             let name = args.name.clone().unwrap_or_else(|| preset.name.to_owned());
             let mut stream = StreamConfig::new(name, "");
             stream.venue = Some(preset.name.to_owned());
             stream.topics = topics;
             // The preset first; the flags given then override it.
-            crate::venue::apply(&mut stream, &std::collections::BTreeSet::new())?;
+            crate::net::venue::apply(&mut stream, &std::collections::BTreeSet::new())?;
             let mut config = Config::default();
             config.streams.push(stream);
             config
         }
         (None, Some(url)) => {
-            let parsed = config::validate_url(url, &crate::venue::Catalog).map_err(|m| {
+            let parsed = config::validate_url(url, &crate::net::venue::Catalog).map_err(|m| {
                 ConfigError::Invalid {
                     field: "URL".to_owned(),
                     message: m,
@@ -167,7 +167,7 @@ pub fn build_config(
     if args.quiet {
         config.log_to_stdout = false;
     }
-    config.validate(&crate::venue::Catalog)?;
+    config.validate(&crate::net::venue::Catalog)?;
     Ok(config)
 }
 

@@ -8,7 +8,7 @@ use crate::clock::Clock;
 use crate::config::{Config, StreamConfig, WhenFull};
 use crate::error::ConfigError;
 #[cfg(doc)]
-use crate::stats::Stats;
+use crate::observe::stats::Stats;
 
 /// Builds a [`Recorder`] from code.
 ///

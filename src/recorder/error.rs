@@ -21,10 +21,10 @@ pub enum RunError {
     },
     /// The status socket cannot be set up.
     #[error(transparent)]
-    Status(#[from] crate::status::StatusError),
+    Status(#[from] crate::observe::status::StatusError),
     /// The metrics endpoint cannot listen on its address.
     #[error(transparent)]
-    Metrics(#[from] crate::metrics::MetricsError),
+    Metrics(#[from] crate::observe::metrics::MetricsError),
     /// A thread could not be started.
     #[error("cannot start the compressor thread: {0}")]
     Thread(std::io::Error),

@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::ConfigError;
-use crate::stats::{Stats, StreamStats};
+use crate::observe::stats::{Stats, StreamStats};
 
 pub use builder::RecorderBuilder;
 pub use error::RunError;
@@ -58,7 +58,7 @@ impl Recorder {
     /// # Errors
     /// The configuration is invalid.
     pub fn new(config: Config) -> Result<Recorder, ConfigError> {
-        config.validate(&crate::venue::Catalog)?;
+        config.validate(&crate::net::venue::Catalog)?;
         let streams = config
             .streams
             .iter()
@@ -107,7 +107,7 @@ impl Recorder {
         })?;
         check_writable(&config.output_dir)?;
         // Files a crashed run left open are made readable and closed before anything new.
-        crate::recover::recover_dir(&config.output_dir, &config.streams, clock.now_ns());
+        crate::store::recover::recover_dir(&config.output_dir, &config.streams, clock.now_ns());
 
         let pipeline = Pipeline::start(&config, clock, &stats, &shutdown).await?;
         tracing::info!(

@@ -26,7 +26,7 @@ pub fn descriptors_needed(config: &Config) -> u64 {
         .streams
         .iter()
         .map(|s| {
-            let connections = crate::venue::plan(s).len() as u64;
+            let connections = crate::net::venue::plan(s).len() as u64;
             let files = if s.format == crate::config::Format::Raw {
                 2
             } else {
@@ -104,7 +104,7 @@ mod tests {
     fn descriptors_are_counted_per_connection_and_file_with_a_margin() {
         let needed = |streams: &str| {
             descriptors_needed(
-                &crate::venue::resolve(
+                &crate::net::venue::resolve(
                     Config::parse_toml(&format!("output_dir = \"o\"\n{streams}")).unwrap(),
                 )
                 .unwrap(),

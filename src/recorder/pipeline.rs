@@ -14,11 +14,11 @@ use super::error::RunError;
 use super::status_log::status_log;
 use super::streams::stream_tasks;
 use crate::clock::Clock;
-use crate::compress::Compressor;
 use crate::config::Config;
-use crate::stats::Stats;
-use crate::status::StatusServer;
-use crate::writer::{StreamSink, Writer, WriterSettings};
+use crate::observe::stats::Stats;
+use crate::observe::status::StatusServer;
+use crate::store::compress::Compressor;
+use crate::store::writer::{StreamSink, Writer, WriterSettings};
 
 /// Most messages a connection puts in one hand-off.
 const BATCH_MAX: usize = 2048;
@@ -32,9 +32,9 @@ pub(super) struct Pipeline {
     /// The compressor, if `compress` is on.
     pub(super) compressor: Option<Compressor>,
     /// The NATS publisher, if configured.
-    pub(super) nats: Option<crate::nats::Running>,
+    pub(super) nats: Option<crate::ship::nats::Running>,
     /// The uploader, if configured.
-    pub(super) uploader: Option<crate::upload::Uploader>,
+    pub(super) uploader: Option<crate::ship::upload::Uploader>,
     /// Stops the side tasks.
     pub(super) side: CancellationToken,
     /// Status socket, metrics endpoint and status log.
@@ -68,15 +68,16 @@ impl Pipeline {
             None => None,
         };
         let metrics = match config.metrics_listen {
-            Some(addr) => Some(crate::metrics::MetricsServer::bind(addr).await?),
+            Some(addr) => Some(crate::observe::metrics::MetricsServer::bind(addr).await?),
             None => None,
         };
 
         let (uploader, upload_queue) = match &config.upload {
             Some(u) => {
-                let (up, q) = crate::upload::Uploader::spawn(u, &config.output_dir, stats.clone())?;
+                let (up, q) =
+                    crate::ship::upload::Uploader::spawn(u, &config.output_dir, stats.clone())?;
                 // Before the compressor's sweep: what it finishes reaches the queue once.
-                crate::upload::sweep(
+                crate::ship::upload::sweep(
                     &config.output_dir,
                     config.compress,
                     &q,
@@ -98,9 +99,9 @@ impl Pipeline {
             Some((c, q)) => (Some(c), Some(q)),
             None => (None, None),
         };
-        crate::compress::sweep(&config.output_dir, config.compress, compress_queue.as_ref());
+        crate::store::compress::sweep(&config.output_dir, config.compress, compress_queue.as_ref());
         let upload_queue = upload_queue.filter(|_| compress_queue.is_none());
-        let disk = crate::disk::Disk::new(stats.clone(), compress_queue)
+        let disk = crate::store::disk::Disk::new(stats.clone(), compress_queue)
             .with_upload(upload_queue)
             .with_buffer(config.disk_buffer);
         let (queue_tx, queue_rx) = crate::queue::queue(config.queue_capacity, config.when_full);
@@ -119,8 +120,9 @@ impl Pipeline {
         );
         let (writer, nats) = match &config.nats {
             Some(n) => {
-                let (tx, sink) = crate::nats::channel(n, config, stats.clone(), clock.now_ns());
-                (writer.with_nats(tx), Some(crate::nats::spawn(sink)))
+                let (tx, sink) =
+                    crate::ship::nats::channel(n, config, stats.clone(), clock.now_ns());
+                (writer.with_nats(tx), Some(crate::ship::nats::spawn(sink)))
             }
             None => (writer, None),
         };
@@ -128,7 +130,7 @@ impl Pipeline {
 
         let streams = TaskTracker::new();
         for task in tasks {
-            streams.spawn(crate::stream::run(
+            streams.spawn(crate::net::stream::run(
                 Arc::new(task.runtime),
                 task.policy,
                 queue_tx.clone(),

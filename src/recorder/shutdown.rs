@@ -43,7 +43,7 @@ impl Pipeline {
                 c.finish(remaining).await;
             }
         };
-        tokio::join!(compress, crate::nats::finish(nats, remaining));
+        tokio::join!(compress, crate::ship::nats::finish(nats, remaining));
         if let Some(u) = uploader {
             u.stop().await;
         }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::stats::Stats;
+use crate::observe::stats::Stats;
 
 /// Logs a line per stream and the Go streamer's total line every `every`.
 pub(super) async fn status_log(stats: Arc<Stats>, every: Duration, stop: CancellationToken) {

@@ -8,12 +8,12 @@ use std::sync::atomic::AtomicU64;
 use crate::clock::Clock;
 use crate::config::{Config, StreamConfig};
 use crate::error::ConfigError;
-use crate::stats::{Stats, StreamStats};
-use crate::stream::Policy;
-use crate::stream::runtime::{StreamRuntime, VenueRuntime};
-use crate::transport::ConnectSpec;
-use crate::venue::pace::{Bucket, Pacer};
-use crate::venue::presets::Counts;
+use crate::net::stream::Policy;
+use crate::net::stream::runtime::{StreamRuntime, VenueRuntime};
+use crate::net::transport::ConnectSpec;
+use crate::net::venue::pace::{Bucket, Pacer};
+use crate::net::venue::presets::Counts;
+use crate::observe::stats::{Stats, StreamStats};
 
 /// One connection's task: what it runs with and how it reconnects.
 pub(super) struct StreamTask {
@@ -39,7 +39,7 @@ pub(super) fn stream_tasks(
     let mut tasks = Vec::new();
     let mut pacers = Pacers::default();
     for (idx, (s, st)) in config.streams.iter().zip(&stats.streams).enumerate() {
-        let shards = crate::venue::plan(s);
+        let shards = crate::net::venue::plan(s);
         if shards.len() > 1 {
             tracing::info!(stream = %s.name, topics = s.topics.len(), connections = shards.len(), "Topics split over several connections (max_topics_per_connection).");
         }
@@ -86,7 +86,7 @@ impl Pacers {
     /// The bucket of the preset's budget that counts `what`, if the venue has one.
     fn bucket(
         &mut self,
-        preset: Option<&'static crate::venue::Preset>,
+        preset: Option<&'static crate::net::venue::Preset>,
         what: Counts,
     ) -> Option<Arc<Bucket>> {
         let b = preset?.budgets().find(|b| b.counts == what)?;
@@ -112,7 +112,7 @@ impl Pacers {
             "{target}|{:?}|{:?}",
             s.connect_interval, s.subscribe_interval
         );
-        let preset = s.venue.as_deref().and_then(crate::venue::find);
+        let preset = s.venue.as_deref().and_then(crate::net::venue::find);
         let connects = self.bucket(preset, Counts::Connects);
         let messages = self.bucket(preset, Counts::Messages);
         let pacer = self.pacers.entry(key).or_insert_with(|| {
@@ -132,12 +132,12 @@ fn runtime(
     idx: usize,
     s: &StreamConfig,
     shared: &Shared,
-    shard: crate::venue::Shard,
+    shard: crate::net::venue::Shard,
     position: (usize, usize),
 ) -> Result<StreamRuntime, ConfigError> {
     let mut spec_source = s.clone();
     spec_source.url.clone_from(&shard.url);
-    let preset = s.venue.as_deref().and_then(crate::venue::find);
+    let preset = s.venue.as_deref().and_then(crate::net::venue::find);
     let venue = preset
         .filter(|_| !shard.topics.is_empty())
         .map(|p| VenueRuntime {
@@ -148,7 +148,7 @@ fn runtime(
             subscribe_after_connect: p.limits.subscribe_after_connect,
         });
     let token = match (&s.token_url, preset.and_then(|p| p.pre_connect.as_ref())) {
-        (Some(url), Some(pc)) => Some(crate::venue::token::TokenStep::new(url, pc).map_err(
+        (Some(url), Some(pc)) => Some(crate::net::venue::token::TokenStep::new(url, pc).map_err(
             |message| ConfigError::Invalid {
                 field: format!("stream `{}`: token_url", s.name),
                 message,

@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_util::sync::CancellationToken;
-use wsrec::stats::Stats;
+use wsrec::observe::stats::Stats;
 use wsrec::{Config, Recorder, StreamConfig};
 
 /// A WebSocket server that hands every accepted connection to the test.

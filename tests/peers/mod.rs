@@ -666,7 +666,7 @@ pub fn tls_server_config(cert: &Path, key: &Path) -> std::sync::Arc<rustls::Serv
 pub async fn wait_for(
     rec: &super::common::Running,
     limit: Duration,
-    cond: impl Fn(&wsrec::stats::Stats) -> bool,
+    cond: impl Fn(&wsrec::observe::stats::Stats) -> bool,
 ) {
     let deadline = std::time::Instant::now() + limit;
     while !cond(&rec.stats) {

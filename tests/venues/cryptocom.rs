@@ -118,7 +118,7 @@ fn cryptocom_venue() -> Venue {
 #[tokio::test(start_paused = true)]
 async fn cryptocom_waits_a_second_answers_every_heartbeat_and_splits_large_lists() {
     let venue = FakeVenue::start(cryptocom_venue()).await;
-    let p = wsrec::venue::find("cryptocom").unwrap();
+    let p = wsrec::net::venue::find("cryptocom").unwrap();
     // Every listed channel of one instrument, 230 trade topics and one unknown instrument:
     // 200 topics per connection.
     let mut topics: Vec<String> = p

@@ -13,7 +13,7 @@ use super::*;
 
 /// The path each market is served on, from the preset's own URL.
 fn path_of(preset: &str) -> String {
-    let p = wsrec::venue::find(preset).unwrap();
+    let p = wsrec::net::venue::find(preset).unwrap();
     url::Url::parse(p.url).unwrap().path().to_owned()
 }
 
@@ -241,7 +241,7 @@ fn delivered(recs: &[Value]) -> BTreeSet<String> {
 /// the connection), and checks Gate had nothing to refuse or cut.
 async fn every_channel_on_a_quiet_feed(preset: &str) {
     let venue = FakeVenue::start(gate_venue(Duration::from_secs(100))).await;
-    let p = wsrec::venue::find(preset).unwrap();
+    let p = wsrec::net::venue::find(preset).unwrap();
     let (recs, snap) = record_for(
         &format!(
             "venue = \"{preset}\"\nurl = \"{}\"\nchannels = {:?}\nsymbols = [\"BTC_USDT\"]",
@@ -264,7 +264,7 @@ async fn every_channel_on_a_quiet_feed(preset: &str) {
         .iter()
         .map(|c| {
             let t = (p.combine)(c, "BTC_USDT");
-            wsrec::venue::protocol::topic_key(p.family, &t)
+            wsrec::net::venue::protocol::topic_key(p.family, &t)
         })
         .collect();
     assert_eq!(delivered(&recs), want, "{preset}");

@@ -217,7 +217,7 @@ async fn record_kucoin(
     token_url: &str,
     topics: &str,
     run: Duration,
-) -> (Vec<Value>, wsrec::stats::Snapshot) {
+) -> (Vec<Value>, wsrec::observe::stats::Snapshot) {
     record_for(
         &format!(
             "venue = \"{preset}\"\nurl = \"{}\"\ntoken_url = \"{token_url}\"\ntopics = {topics}",

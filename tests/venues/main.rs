@@ -541,7 +541,10 @@ fn text_frame(f: String) -> Message {
 
 /// Runs a recorder on `toml` (a `[[stream]]` body; `output_dir` etc. are added) for `run` of
 /// paused time and returns its records.
-async fn record_for(stream_toml: &str, run: Duration) -> (Vec<Value>, wsrec::stats::Snapshot) {
+async fn record_for(
+    stream_toml: &str,
+    run: Duration,
+) -> (Vec<Value>, wsrec::observe::stats::Snapshot) {
     record_stepped(stream_toml, run, default_step(run)).await
 }
 
@@ -550,17 +553,17 @@ async fn record_stepped(
     stream_toml: &str,
     run: Duration,
     step: Duration,
-) -> (Vec<Value>, wsrec::stats::Snapshot) {
+) -> (Vec<Value>, wsrec::observe::stats::Snapshot) {
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
         "flush_interval = \"10s\"\n[[stream]]\nname = \"v\"\nbackoff_initial = \"1s\"\n{stream_toml}\n"
     );
     let parsed = Config::parse_toml(&text)
-        .and_then(wsrec::venue::resolve)
+        .and_then(wsrec::net::venue::resolve)
         .unwrap_or_else(|e| panic!("{e}\n{text}"));
     let mut c = config(dir.path(), parsed.streams);
     c.flush_interval = parsed.flush_interval;
-    c.validate(&wsrec::venue::Catalog).unwrap();
+    c.validate(&wsrec::net::venue::Catalog).unwrap();
     let rec = start(c, BASE_NS);
     drive_by(run, step).await;
     let snap = rec.stats.snapshot();
@@ -575,7 +578,7 @@ async fn record_preset(
     path: &str,
     topics: &str,
     run: Duration,
-) -> (Vec<Value>, wsrec::stats::Snapshot) {
+) -> (Vec<Value>, wsrec::observe::stats::Snapshot) {
     let url = venue.url(path);
     record_for(
         &format!("venue = \"{preset}\"\nurl = \"{url}\"\ntopics = {topics}"),
@@ -812,7 +815,7 @@ async fn binance_usdm_market_stream_silent_on_the_legacy_root_is_reported() {
     assert_eq!(silent[0]["not_acknowledged"], json!(["btcusdt@aggTrade"]));
     assert_eq!(silent[0]["after_ms"], 120_000);
     assert_eq!(snap.streams[0].subscriptions_failed, 1);
-    let table = wsrec::status::render_table(&snap, BASE_NS);
+    let table = wsrec::observe::status::render_table(&snap, BASE_NS);
     assert!(table.contains("1 subs failing"), "{table}");
     // Reporting is not reconnecting: the book stream goes on.
     assert_eq!(venue.connections(), 1);
@@ -1405,7 +1408,7 @@ async fn record_through(door: &FakeVenue, venue: &str, topics: &str, messages: u
         door.front_door_toml()
     );
     let parsed = Config::parse_toml(&text)
-        .and_then(wsrec::venue::resolve)
+        .and_then(wsrec::net::venue::resolve)
         .unwrap_or_else(|e| panic!("{e}\n{text}"));
     let rec = start(config(dir.path(), parsed.streams), BASE_NS);
     peers::wait_for(&rec, Duration::from_secs(30), |s| {
@@ -1647,7 +1650,7 @@ async fn binance_usdm_streams_reach_the_path_that_serves_them_all_market_ones_in
 async fn okx_every_listed_channel_and_every_candle_kind_subscribe_anonymously_and_deliver() {
     let pki = tempfile::tempdir().unwrap();
     let door = FakeVenue::front_door(okx_venue(), "ws.okx.com", pki.path()).await;
-    let preset = wsrec::venue::find("okx").unwrap();
+    let preset = wsrec::net::venue::find("okx").unwrap();
     let mut topics: Vec<String> = preset
         .channels
         .iter()
@@ -1706,7 +1709,7 @@ fn bybit_spot_venue() -> Venue {
 #[tokio::test(start_paused = true)]
 async fn bybit_spot_every_listed_channel_subscribes_and_delivers() {
     let venue = FakeVenue::start(bybit_spot_venue()).await;
-    let preset = wsrec::venue::find("bybit-spot").unwrap();
+    let preset = wsrec::net::venue::find("bybit-spot").unwrap();
     let (recs, snap) = record_for(
         &format!(
             "venue = \"bybit-spot\"\nurl = \"{}\"\nchannels = {:?}\nsymbols = [\"BTCUSDT\"]",
@@ -2325,7 +2328,7 @@ async fn every_channel_of_every_preset_counts_as_live_on_a_frame_of_the_venues_s
     // Each channel alone, on its own connection, so a failure names it; 2 s to deliver. Every
     // failing channel is listed at the end.
     let mut failures = Vec::new();
-    for p in wsrec::venue::PRESETS {
+    for p in wsrec::net::venue::PRESETS {
         let elsewhere = live_elsewhere(p.name);
         let symbol = elsewhere.as_ref().map_or(live_symbol(p.name), |l| l.symbol);
         let answer = elsewhere.as_ref().map_or(live_answer as _, |l| l.answer);

@@ -205,7 +205,7 @@ fn option_venue() -> Venue {
 #[tokio::test(start_paused = true)]
 async fn bybit_option_pings_past_the_ten_minute_cut_and_reports_refused_topics() {
     let venue = FakeVenue::start(option_venue()).await;
-    let preset = wsrec::venue::find("bybit-option").unwrap();
+    let preset = wsrec::net::venue::find("bybit-option").unwrap();
     let (recs, snap) = record_for(
         &format!(
             "venue = \"bybit-option\"\nurl = \"{}\"\nchannels = {:?}\nsymbols = [\"BTC-27DEC26-100000-C\", \"BTC-27DEC26-90000-P\"]\ntopics = [\"orderbook.50.BTC-27DEC26-100000-C\"]",

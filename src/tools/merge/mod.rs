@@ -43,8 +43,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::{UsageError, find_files, format_duration_ns, format_ts};
-use crate::manifest;
 use crate::read::RecordingFile;
+use crate::store::manifest;
 
 mod output;
 mod source;

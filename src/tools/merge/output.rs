@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use twox_hash::XxHash3_64 as Xxh3;
 
-use crate::manifest::{self, ManifestBuilder};
-use crate::rotation;
+use crate::store::manifest::{self, ManifestBuilder};
+use crate::store::rotation;
 use crate::tools::UsageError;
 
 /// Output files cover one UTC hour each, like the recorder's default.

@@ -1,0 +1,230 @@
+//! One file's upload job: the key from its manifest (or from its place and modification time),
+//! the file and then its manifest sent and checked, the marker, the local deletion; retried
+//! with backoff until it works, the file is gone, or shutdown.
+
+use std::path::Path;
+
+use bytes::Bytes;
+use object_store::path::Path as Key;
+
+use super::event::UploadEvent;
+use super::marker::{delete_local, write_marker};
+use super::s3::{put_bytes, put_multipart, put_single};
+use super::{Ctx, Failure, MISMATCH_TRIES, render_key};
+use crate::net::backoff::Backoff;
+use crate::store::manifest::Manifest;
+use crate::store::manifest::path_for_sealed as manifest_for;
+
+/// Uploads one file and its manifest until it works, the file is gone, or shutdown.
+pub(super) async fn upload_file(ctx: &Ctx, path: &Path) {
+    let mut backoff = Backoff::new(ctx.retry_initial, ctx.retry_max);
+    let mut mismatches = 0;
+    loop {
+        match attempt(ctx, path).await {
+            Ok(bytes) => {
+                UploadEvent::Uploaded {
+                    path,
+                    bytes,
+                    failures: backoff.attempts(),
+                }
+                .emit(&ctx.stats);
+                return;
+            }
+            Err(Failure::Gone | Failure::Stopped) => return,
+            Err(Failure::Local(e)) => {
+                UploadEvent::Unreadable { path, error: &e }.emit(&ctx.stats);
+                return;
+            }
+            Err(Failure::Mismatch(why)) => {
+                mismatches += 1;
+                let given_up = mismatches >= MISMATCH_TRIES;
+                UploadEvent::Mismatch {
+                    path,
+                    why: &why,
+                    tries: mismatches,
+                    given_up,
+                }
+                .emit(&ctx.stats);
+                if given_up {
+                    return;
+                }
+            }
+            Err(Failure::Remote(e)) => UploadEvent::Failed {
+                path,
+                error: &e,
+                failures: backoff.attempts(),
+            }
+            .emit(&ctx.stats),
+        }
+        let delay = backoff.next_delay();
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = ctx.stop.cancelled() => return,
+        }
+    }
+}
+
+/// Where a file comes from, for its key.
+struct Origin {
+    stream: String,
+    interval_start_ns: u64,
+}
+
+/// One try: the file, its manifest, the checks, the marker, the local deletion. Returns the
+/// bytes uploaded.
+async fn attempt(ctx: &Ctx, path: &Path) -> Result<u64, Failure> {
+    let meta = match tokio::fs::metadata(path).await {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Failure::Gone),
+        Err(e) => return Err(Failure::Local(e)),
+    };
+    let manifest_path = manifest_for(path);
+    let manifest: Option<(Manifest, Bytes)> = match tokio::fs::read(&manifest_path).await {
+        Ok(body) => serde_json::from_slice(&body)
+            .ok()
+            .map(|m| (m, Bytes::from(body))),
+        Err(_) => None,
+    };
+    let origin = match &manifest {
+        Some((m, _)) => Origin {
+            stream: m.stream.clone(),
+            interval_start_ns: m.interval_start_ns,
+        },
+        None => fallback_origin(ctx, path, &meta),
+    };
+    let key_for = |file: &Path| -> Result<Key, Failure> {
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let rel = render_key(
+            &ctx.template,
+            &origin.stream,
+            origin.interval_start_ns,
+            &ctx.host,
+            &name,
+        );
+        let full = if ctx.prefix.is_empty() {
+            rel
+        } else {
+            format!("{}/{rel}", ctx.prefix)
+        };
+        Key::parse(&full).map_err(|e| {
+            Failure::Local(std::io::Error::other(format!(
+                "key `{full}` is invalid: {e}"
+            )))
+        })
+    };
+    let key = key_for(path)?;
+    let sent = if meta.len() >= ctx.threshold {
+        put_multipart(ctx, path, &key).await?
+    } else {
+        put_single(ctx, path, &key).await?
+    };
+    let mut total = sent.bytes;
+    let mut manifest_key = None;
+    if let Some((_, body)) = manifest {
+        let k = key_for(&manifest_path)?;
+        total += put_bytes(ctx, &k, body).await?.bytes;
+        manifest_key = Some(k);
+    }
+    write_marker(path, &key, sent, manifest_key.as_ref()).map_err(Failure::Local)?;
+    if ctx.delete_local {
+        delete_local(path);
+    }
+    Ok(total)
+}
+
+/// Stream name and interval of a file without a (readable) manifest: the first directory
+/// under the output directory, and the file's modification time.
+fn fallback_origin(ctx: &Ctx, path: &Path, meta: &std::fs::Metadata) -> Origin {
+    let stream = path
+        .strip_prefix(&ctx.output_dir)
+        .ok()
+        .and_then(|rel| rel.components().next())
+        .filter(|_| path.parent() != Some(ctx.output_dir.as_path()))
+        .map_or_else(
+            || "unknown".to_owned(),
+            |c| c.as_os_str().to_string_lossy().into_owned(),
+        );
+    let ns = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as u64);
+    Origin {
+        stream,
+        interval_start_ns: ns,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering::Relaxed;
+
+    use object_store::{Attribute, GetOptions, ObjectStore};
+
+    use super::*;
+    use crate::ship::upload::marker::marker_for;
+    use crate::ship::upload::s3::META_HASH;
+    use crate::ship::upload::tests::ctx;
+
+    /// `s/x.jsonl.zst` of `len` bytes and its manifest (stream `s`, 2026-11-24T10:59:50Z).
+    fn sealed_file(dir: &Path, len: usize) -> (PathBuf, Vec<u8>) {
+        std::fs::create_dir_all(dir.join("s")).unwrap();
+        let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+        let path = dir.join("s/x.jsonl.zst");
+        std::fs::write(&path, &data).unwrap();
+        let m = Manifest {
+            file: "x.jsonl".into(),
+            stream: "s".into(),
+            interval_start_ns: 1_795_517_990_000_000_000,
+            ..Manifest::default()
+        };
+        std::fs::write(manifest_for(&path), serde_json::to_vec(&m).unwrap()).unwrap();
+        (path, data)
+    }
+
+    #[tokio::test]
+    async fn a_file_goes_up_single_or_in_parts_checked_marked_then_deleted() {
+        for (len, threshold, delete) in [(1000, 1 << 20, false), (6 << 20, 0, true)] {
+            let dir = tempfile::tempdir().unwrap();
+            let (path, data) = sealed_file(dir.path(), len);
+            let store = Arc::new(object_store::memory::InMemory::new());
+            let c = ctx(dir.path(), store.clone(), threshold, delete);
+            upload_file(&c, &path).await;
+            assert_eq!(c.stats.files_uploaded.load(Relaxed), 1);
+            assert_eq!(c.stats.upload_errors.load(Relaxed), 0);
+            let key = Key::from("p/s/2026-11-24/h/x.jsonl.zst");
+            let got = store.get_opts(&key, GetOptions::default()).await.unwrap();
+            let hash = got.attributes.get(&Attribute::Metadata(META_HASH.into()));
+            assert_eq!(
+                hash.map(|v| v.as_ref().to_owned()),
+                Some(format!("{:016x}", twox_hash::XxHash3_64::oneshot(&data)))
+            );
+            assert_eq!(got.bytes().await.unwrap(), data);
+            let manifest_key = Key::from("p/s/2026-11-24/h/x.jsonl.manifest.json");
+            assert!(
+                store
+                    .get_opts(&manifest_key, GetOptions::default())
+                    .await
+                    .is_ok()
+            );
+            assert_eq!(path.exists(), !delete);
+            assert_eq!(marker_for(&path).exists(), !delete);
+            assert_eq!(manifest_for(&path).exists(), !delete);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_vanished_file_is_dropped_without_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(object_store::memory::InMemory::new());
+        let c = ctx(dir.path(), store, 1 << 20, false);
+        upload_file(&c, &dir.path().join("s/gone.jsonl.zst")).await;
+        assert_eq!(c.stats.files_uploaded.load(Relaxed), 0);
+        assert_eq!(c.stats.upload_errors.load(Relaxed), 0);
+    }
+}

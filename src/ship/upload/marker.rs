@@ -1,0 +1,51 @@
+//! What an upload leaves next to the file: the `X.uploaded` marker (written once the upload is
+//! confirmed, with the key and hash, for people) and, with `delete_local_after_upload`, the
+//! removal of the file, its manifest and then the marker.
+
+use std::path::{Path, PathBuf};
+
+use object_store::path::Path as Key;
+
+use super::s3::Digest;
+use crate::fsutil::MARKER_SUFFIX;
+use crate::store::manifest::path_for_sealed as manifest_for;
+
+/// The marker path of a sealed file.
+pub fn marker_for(data: &Path) -> PathBuf {
+    crate::fsutil::with_suffix(data, MARKER_SUFFIX)
+}
+
+/// Writes (and syncs) the marker of `path`, uploaded under `key` (its manifest under
+/// `manifest_key`).
+pub(super) fn write_marker(
+    path: &Path,
+    key: &Key,
+    sent: Digest,
+    manifest_key: Option<&Key>,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    let body = serde_json::json!({
+        "key": key.as_ref(),
+        "bytes": sent.bytes,
+        "xxh3_64": sent.hash_hex(),
+        "manifest_key": manifest_key.map(|k| k.as_ref().to_owned()),
+    });
+    let mut f = std::fs::File::create(marker_for(path))?;
+    f.write_all(format!("{body}\n").as_bytes())?;
+    f.sync_all()
+}
+
+/// Removes an uploaded file, then its manifest, then its marker (a crash in between is
+/// finished by [`sweep`](super::sweep)).
+pub(super) fn delete_local(path: &Path) {
+    for p in [path.to_owned(), manifest_for(path), marker_for(path)] {
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(path = %p.display(), error = %e, "Cannot delete an uploaded file.");
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! What the writer needs to know about one stream: its sink (name, format, path template,
+//! rotation and limits, sync policy, counters), made from the stream's config, with the
+//! retention scope of its files.
+
+use std::sync::Arc;
+
+use crate::config::{Format, Fsync, StreamConfig};
+use crate::observe::stats::StreamStats;
+use crate::store::disk::{Retention, SyncPolicy};
+
+/// What the writer needs to know about one stream.
+#[derive(Debug)]
+pub struct StreamSink {
+    /// The stream's name.
+    pub name: String,
+    /// The name as a JSON string literal, quotes included.
+    pub(super) name_json: Vec<u8>,
+    /// Line format.
+    pub format: Format,
+    /// Path template.
+    pub template: String,
+    /// Rotation interval in ns.
+    pub rotate_ns: u64,
+    /// Line limit per file (0: none).
+    pub max_lines: u64,
+    /// Byte limit per file (0: none).
+    pub max_bytes: u64,
+    /// The stream's counters.
+    pub stats: Arc<StreamStats>,
+    /// When written data is synced.
+    pub sync: SyncPolicy,
+    /// What retention may delete after each close.
+    pub retention: Option<Arc<Retention>>,
+}
+
+impl StreamSink {
+    /// The writer's view of a stream config.
+    pub fn new(
+        config: &StreamConfig,
+        stats: Arc<StreamStats>,
+        output_dir: &std::path::Path,
+    ) -> Self {
+        let mut name_json = Vec::new();
+        crate::json::write_json_string(config.name.as_bytes(), &mut name_json);
+        Self {
+            name: config.name.clone(),
+            name_json,
+            format: config.format,
+            template: config.path.clone(),
+            rotate_ns: config.rotate.as_nanos().max(1) as u64,
+            max_lines: config.max_lines,
+            max_bytes: config.max_bytes,
+            stats,
+            sync: match config.fsync {
+                Fsync::Never => SyncPolicy::Never,
+                Fsync::Interval => SyncPolicy::Interval(config.fsync_interval),
+                Fsync::Always => SyncPolicy::Always,
+            },
+            retention: retention(config, output_dir),
+        }
+    }
+}
+
+/// The retention scope of a stream: the part of its path template before the first field that
+/// changes over time, rendered for this stream (`bybit/` for the default layout, `topic_` for the
+/// Go layout).
+fn retention(config: &StreamConfig, output_dir: &std::path::Path) -> Option<Arc<Retention>> {
+    if config.max_age.is_none() && config.max_total_bytes == 0 {
+        return None;
+    }
+    let t = &config.path;
+    let cut = [t.find('%'), t.find("{start_unix}")]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(t.len());
+    let prefix = t[..cut].replace("{stream}", &config.name);
+    let dir = match prefix.rfind('/') {
+        Some(i) => output_dir.join(&prefix[..i]),
+        None => output_dir.to_owned(),
+    };
+    Some(Arc::new(Retention {
+        root: dir,
+        prefix,
+        output_dir: output_dir.to_owned(),
+        max_age: config.max_age,
+        max_total_bytes: config.max_total_bytes,
+    }))
+}
