@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::Value;
-use wsrec::config::Codec;
+use wsrec::config::Compress;
 
 fn spawn_recorder(url: &str, dir: &Path, extra: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_wsrec"))
@@ -160,7 +160,7 @@ async fn closed_files_are_compressed_with_a_matching_manifest() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = TestServer::start().await;
     let mut cfg = config(dir.path(), vec![stream("feed", &server.url())]);
-    cfg.compress = Codec::Zstd;
+    cfg.compress = Compress::Zstd;
     let rec = start(cfg, BASE_NS);
     let mut conn = server.accept().await;
     conn.send_all(numbered(0, 300)).await;
@@ -211,7 +211,7 @@ async fn startup_cleans_temporaries_and_compresses_leftovers() {
     .unwrap();
     let server = TestServer::start().await;
     let mut cfg = config(d, vec![stream("feed", &server.url())]);
-    cfg.compress = Codec::Gzip;
+    cfg.compress = Compress::Gzip;
     let rec = start(cfg, BASE_NS);
     rec.wait_until(|s| s.files_compressed.load(Relaxed) >= 2)
         .await;

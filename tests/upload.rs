@@ -22,7 +22,7 @@ use futures::TryStreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
-use wsrec::config::Codec;
+use wsrec::config::Compress;
 use wsrec::ship::upload::{Credentials, UploadConfig};
 
 /// What `scripts/test.sh` installs.
@@ -222,7 +222,7 @@ fn feed_config(dir: &FsPath, url: &str, port: u16, rotate: Duration) -> wsrec::C
     let mut s = stream("feed", url);
     s.rotate = rotate;
     let mut cfg = config(dir, vec![s]);
-    cfg.compress = Codec::Zstd;
+    cfg.compress = Compress::Zstd;
     cfg.upload = Some(upload(port));
     cfg
 }
@@ -389,7 +389,7 @@ async fn a_large_plain_file_goes_up_in_parts() {
     let mut s = stream("feed", &server.url());
     s.max_bytes = 6 << 20;
     let mut cfg = config(dir.path(), vec![s]);
-    cfg.compress = Codec::None;
+    cfg.compress = Compress::None;
     let mut u = upload(port);
     u.multipart_threshold = 1 << 20;
     u.part_size = 5 << 20;

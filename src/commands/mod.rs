@@ -78,7 +78,7 @@ fn venues(args: &VenuesArgs) -> anyhow::Result<()> {
 }
 
 /// The multi-thread tokio runtime every command runs on, with `threads` workers.
-fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+fn tokio_runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .thread_name("wsrec")
@@ -97,7 +97,7 @@ fn status(config_path: &Option<PathBuf>, args: &StatusArgs, go_line: bool) -> an
             .status_socket_path()
             .context("no status socket configured")?,
     };
-    let snapshot = runtime(1)?.block_on(crate::observe::status::query(&socket))?;
+    let snapshot = tokio_runtime(1)?.block_on(crate::observe::status::query(&socket))?;
     if go_line {
         println!("{}", snapshot.go_line());
     } else if args.json {

@@ -16,7 +16,7 @@ pub(super) fn record(cli: &Cli, args: &RecordArgs) -> anyhow::Result<()> {
     let config = build_config(cli.config.as_deref(), args)?;
     let recorder = Recorder::new(config)?;
     init_logging(recorder.config(), cli.debug)?;
-    super::runtime(recorder.config().threads)?.block_on(async move {
+    super::tokio_runtime(recorder.config().threads)?.block_on(async move {
         let shutdown = CancellationToken::new();
         tokio::spawn(on_signals(shutdown.clone()));
         recorder.run(shutdown).await
@@ -156,9 +156,9 @@ pub fn build_config(
     }
     if let Some(c) = args.compress {
         config.compress = match c {
-            CompressArg::Zstd => config::Codec::Zstd,
-            CompressArg::Gzip => config::Codec::Gzip,
-            CompressArg::None => config::Codec::None,
+            CompressArg::Zstd => config::Compress::Zstd,
+            CompressArg::Gzip => config::Compress::Gzip,
+            CompressArg::None => config::Compress::None,
         };
     }
     if let Some(l) = &args.log_file {

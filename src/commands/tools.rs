@@ -58,7 +58,7 @@ pub(super) fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
         },
     };
     let files = tools::replay::files(&opts)?;
-    super::runtime(2)?.block_on(tools::replay::run(files, opts))
+    super::tokio_runtime(2)?.block_on(tools::replay::run(files, opts))
 }
 
 /// `wsrec demo`.
@@ -67,7 +67,7 @@ pub(super) fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         duration: args.duration,
         output_dir: args.output_dir.clone(),
     };
-    tools::demo::run(&opts, &super::runtime(2)?)
+    tools::demo::run(&opts, &super::tokio_runtime(2)?)
 }
 
 /// `wsrec merge`.

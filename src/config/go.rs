@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::value::opt_seconds_or_duration;
 use super::{
-    Codec, Config, Format, OutMessage, StreamConfig, default_output_dir, default_path_template,
+    Compress, Config, Format, OutMessage, StreamConfig, default_output_dir, default_path_template,
 };
 
 /// Default topic of the Go streamer (and of `wsrec record` with no arguments).
@@ -76,7 +76,7 @@ impl GoConfig {
             log_to_stdout: self.log_to_stdout.unwrap_or(true),
             queue_capacity: self.buffer_size.unwrap_or(GO_DEFAULT_BUFFER_SIZE).max(1),
             // The Go streamer leaves its hourly files as plain JSONL.
-            compress: Codec::None,
+            compress: Compress::None,
             streams: vec![stream],
             ..Config::default()
         }

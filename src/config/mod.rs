@@ -148,7 +148,7 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Compression of closed files, in the background.
     #[serde(default)]
-    pub compress: Codec,
+    pub compress: Compress,
     /// Compression level (zstd 1-22, default 1; gzip 0-9, default 6).
     #[serde(default)]
     pub compress_level: Option<i32>,
@@ -183,7 +183,7 @@ pub enum WhenFull {
 /// Compression codec of closed files.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Codec {
+pub enum Compress {
     /// zstd (`.jsonl.zst`), the default: fast and small.
     #[default]
     Zstd,
@@ -219,7 +219,7 @@ impl Default for Config {
             flush_interval: DEFAULT_FLUSH_INTERVAL,
             disk_buffer: DEFAULT_DISK_BUFFER,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
-            compress: Codec::default(),
+            compress: Compress::default(),
             compress_level: None,
             disk_warn: default_disk_warn(),
             disk_stop: default_disk_stop(),

@@ -9,8 +9,8 @@
 use std::time::Duration;
 
 use super::{
-    Codec, Compression, Config, MAX_THREADS, MIN_DISK_BUFFER, ProxySetting, ProxyUrl, StreamConfig,
-    mask_url,
+    Compress, Compression, Config, MAX_THREADS, MIN_DISK_BUFFER, ProxySetting, ProxyUrl,
+    StreamConfig, mask_url,
 };
 use crate::error::ConfigError;
 
@@ -63,13 +63,13 @@ impl Config {
             ));
         }
         match (self.compress, self.compress_level) {
-            (Codec::Zstd, Some(l)) if !(1..=22).contains(&l) => {
+            (Compress::Zstd, Some(l)) if !(1..=22).contains(&l) => {
                 return Err(invalid(
                     "compress_level",
                     "zstd levels are 1 to 22 (1 is the default)",
                 ));
             }
-            (Codec::Gzip, Some(l)) if !(0..=9).contains(&l) => {
+            (Compress::Gzip, Some(l)) if !(0..=9).contains(&l) => {
                 return Err(invalid(
                     "compress_level",
                     "gzip levels are 0 to 9 (6 is the default)",

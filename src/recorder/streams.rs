@@ -9,7 +9,7 @@ use crate::clock::Clock;
 use crate::config::{Config, StreamConfig};
 use crate::error::ConfigError;
 use crate::net::stream::Policy;
-use crate::net::stream::runtime::{StreamRuntime, VenueRuntime};
+use crate::net::stream::runtime::{ShardPosition, StreamRuntime, VenueRuntime};
 use crate::net::transport::ConnectSpec;
 use crate::net::venue::pace::{Bucket, Pacer};
 use crate::net::venue::presets::Counts;
@@ -55,7 +55,16 @@ pub(super) fn stream_tasks(
         let count = shards.len();
         for (i, shard) in shards.into_iter().enumerate() {
             tasks.push(StreamTask {
-                runtime: runtime(idx, s, &shared, shard, (i + 1, count))?,
+                runtime: stream_runtime(
+                    idx,
+                    s,
+                    &shared,
+                    shard,
+                    ShardPosition {
+                        number: i + 1,
+                        count,
+                    },
+                )?,
                 policy: policy(s),
             });
         }
@@ -128,12 +137,12 @@ impl Pacers {
     }
 }
 
-fn runtime(
+fn stream_runtime(
     idx: usize,
     s: &StreamConfig,
     shared: &Shared,
     shard: crate::net::venue::Shard,
-    position: (usize, usize),
+    position: ShardPosition,
 ) -> Result<StreamRuntime, ConfigError> {
     let mut spec_source = s.clone();
     spec_source.url.clone_from(&shard.url);

@@ -25,7 +25,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use crate::config::Codec;
+use crate::config::Compress;
 use crate::fair::Pressure;
 use crate::observe::stats::Stats;
 
@@ -159,11 +159,11 @@ impl CompressQueue {
 }
 
 /// The compressed file's extension for a codec.
-pub fn extension(codec: Codec) -> Option<&'static str> {
+pub fn extension(codec: Compress) -> Option<&'static str> {
     match codec {
-        Codec::Zstd => Some(".zst"),
-        Codec::Gzip => Some(".gz"),
-        Codec::None => None,
+        Compress::Zstd => Some(".zst"),
+        Compress::Gzip => Some(".gz"),
+        Compress::None => None,
     }
 }
 
@@ -173,13 +173,13 @@ impl Compressor {
     /// # Errors
     /// The OS refused to start a thread.
     pub fn spawn(
-        codec: Codec,
+        codec: Compress,
         level: Option<i32>,
         stats: Arc<Stats>,
         pressure: Arc<Pressure>,
         upload: Option<crate::ship::upload::UploadQueue>,
     ) -> std::io::Result<Option<(Compressor, CompressQueue)>> {
-        if codec == Codec::None {
+        if codec == Compress::None {
             return Ok(None);
         }
         let (tx, rx) = std::sync::mpsc::channel::<PathBuf>();
@@ -250,7 +250,7 @@ impl Compressor {
 
 /// Removes leftover temporaries under `dir` and, when compression is on, queues closed,
 /// uncompressed files.
-pub fn sweep(dir: &Path, codec: Codec, queue: Option<&CompressQueue>) {
+pub fn sweep(dir: &Path, codec: Compress, queue: Option<&CompressQueue>) {
     let mut files = crate::fsutil::closed_files_under(dir);
     files.sort();
     for path in files {
@@ -267,7 +267,7 @@ pub fn sweep(dir: &Path, codec: Codec, queue: Option<&CompressQueue>) {
         // A compressed copy under its final name was verified before the rename, so an
         // original next to it outlived a crash between rename and delete: finish the job,
         // whatever codec is configured now (compression may have been turned off since).
-        let compressed = [Codec::Zstd, Codec::Gzip]
+        let compressed = [Compress::Zstd, Compress::Gzip]
             .into_iter()
             .filter_map(extension)
             .any(|ext| {
@@ -331,7 +331,7 @@ fn digest(mut reader: impl Read) -> std::io::Result<Digest> {
 /// Compresses one file; `Ok(None)` if it was abandoned because of `stop` or is gone.
 fn compress_file(
     path: &Path,
-    codec: Codec,
+    codec: Compress,
     level: Option<i32>,
     stop: &AtomicBool,
     pressure: &Pressure,
@@ -367,9 +367,9 @@ fn compress_file(
     let check = {
         let f = File::open(&tmp)?;
         match codec {
-            Codec::Zstd => digest(zstd::stream::read::Decoder::new(f)?)?,
-            Codec::Gzip => digest(flate2::read::MultiGzDecoder::new(BufReader::new(f)))?,
-            Codec::None => return Ok(None),
+            Compress::Zstd => digest(zstd::stream::read::Decoder::new(f)?)?,
+            Compress::Gzip => digest(flate2::read::MultiGzDecoder::new(BufReader::new(f)))?,
+            Compress::None => return Ok(None),
         }
     };
     if check != original {
@@ -389,7 +389,7 @@ fn compress_file(
 fn write_compressed(
     input: File,
     tmp: &Path,
-    codec: Codec,
+    codec: Compress,
     level: Option<i32>,
     stop: &AtomicBool,
     pressure: &Pressure,
@@ -418,18 +418,18 @@ fn write_compressed(
         }};
     }
     let file = match codec {
-        Codec::Zstd => {
+        Compress::Zstd => {
             let mut enc =
                 zstd::stream::write::Encoder::new(file, level.unwrap_or(DEFAULT_ZSTD_LEVEL))?;
             enc.window_log(ZSTD_WINDOW_LOG)?;
             pump!(enc).finish()?
         }
-        Codec::Gzip => {
+        Compress::Gzip => {
             let level = flate2::Compression::new(level.unwrap_or(6).clamp(0, 9) as u32);
             let enc = flate2::write::GzEncoder::new(file, level);
             pump!(enc).finish()?
         }
-        Codec::None => return Ok(None),
+        Compress::None => return Ok(None),
     };
     file.sync_all()?;
     Ok(Some(d.finish()))
@@ -470,7 +470,7 @@ mod tests {
     #[test]
     fn zstd_and_gzip_round_trip_and_replace_the_original() {
         let data = corpus_sample();
-        for (codec, ext) in [(Codec::Zstd, ".zst"), (Codec::Gzip, ".gz")] {
+        for (codec, ext) in [(Compress::Zstd, ".zst"), (Compress::Gzip, ".gz")] {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("a.jsonl");
             std::fs::write(&path, &data).unwrap();
@@ -488,7 +488,7 @@ mod tests {
             let mut back = Vec::new();
             let f = File::open(&out).unwrap();
             match codec {
-                Codec::Zstd => zstd::stream::read::Decoder::new(f)
+                Compress::Zstd => zstd::stream::read::Decoder::new(f)
                     .unwrap()
                     .read_to_end(&mut back),
                 _ => flate2::read::MultiGzDecoder::new(f).read_to_end(&mut back),
@@ -555,7 +555,7 @@ mod tests {
         std::fs::write(&path, corpus_sample()).unwrap();
         let got = compress_file(
             &path,
-            Codec::Zstd,
+            Compress::Zstd,
             None,
             &AtomicBool::new(true),
             &Pressure::default(),
@@ -576,7 +576,7 @@ mod tests {
         std::fs::write(d.join("b.jsonl.gz"), "verified earlier").unwrap();
         std::fs::write(d.join("c.jsonl"), "{}\n").unwrap();
         std::fs::write(d.join("c.jsonl.zst.tmp"), "half").unwrap();
-        sweep(d, Codec::None, None);
+        sweep(d, Compress::None, None);
         let mut names: Vec<String> = std::fs::read_dir(d)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -597,10 +597,10 @@ mod tests {
         std::fs::write(d.join("s/done.jsonl.zst"), "verified earlier").unwrap();
         let stats = stats();
         let (compressor, queue) =
-            Compressor::spawn(Codec::Zstd, None, stats.clone(), Arc::default(), None)
+            Compressor::spawn(Compress::Zstd, None, stats.clone(), Arc::default(), None)
                 .unwrap()
                 .unwrap();
-        sweep(d, Codec::Zstd, Some(&queue));
+        sweep(d, Compress::Zstd, Some(&queue));
         drop(queue);
         compressor.finish(std::time::Duration::from_secs(30)).await;
         let mut names: Vec<String> = std::fs::read_dir(d.join("s"))

@@ -168,7 +168,7 @@ pub fn config(dir: &Path, streams: Vec<StreamConfig>) -> Config {
         output_dir: dir.to_owned(),
         status_socket: Some(PathBuf::new()),
         status_interval: None,
-        compress: wsrec::config::Codec::None,
+        compress: wsrec::config::Compress::None,
         disk_warn: None,
         disk_stop: None,
         streams,

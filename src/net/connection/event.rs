@@ -253,6 +253,7 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
+    use crate::net::stream::runtime::ShardPosition;
     use crate::observe::stats::StreamStats;
 
     /// A runtime for the stream `s` of `toml` (one `[[stream]]` table's keys).
@@ -278,7 +279,10 @@ mod tests {
             insecure: s.insecure,
             seq: Arc::default(),
             next_conn: Arc::default(),
-            shard: (0, 1),
+            shard: ShardPosition {
+                number: 1,
+                count: 1,
+            },
             venue: None,
             pacer: None,
             token: None,

@@ -295,9 +295,9 @@ impl Connection {
             if let Some(old) = self.replaces {
                 f.num("replaces", old);
             }
-            if rt.shard.1 > 1 {
-                f.num("shard", rt.shard.0 as u64)
-                    .num("shards", rt.shard.1 as u64);
+            if rt.shard.count > 1 {
+                f.num("shard", rt.shard.number as u64)
+                    .num("shards", rt.shard.count as u64);
             }
             if !extensions.is_empty() {
                 f.str("extensions", &extensions);

@@ -42,9 +42,9 @@ pub struct StreamRuntime {
     pub seq: Arc<AtomicU64>,
     /// Next connection number of the stream, shared by its shards.
     pub next_conn: Arc<AtomicU64>,
-    /// This runtime's shard and the stream's shard count (a venue stream whose topics need
-    /// several connections has one runtime per shard).
-    pub shard: (usize, usize),
+    /// This runtime's shard (a venue stream whose topics need several connections has one
+    /// runtime per shard).
+    pub shard: ShardPosition,
     /// Venue preset streams: what each subscribe message asks for, to follow acks and data.
     pub venue: Option<VenueRuntime>,
     /// Spacing of connects and subscribe messages, shared with every stream of the same venue.
@@ -61,6 +61,15 @@ pub struct StreamRuntime {
     /// Told when a batch was cut short with more frames ready, so background compression
     /// keeps out of the way while the network is ahead of us.
     pub pressure: Arc<crate::fair::Pressure>,
+}
+
+/// Which shard of its stream a runtime is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShardPosition {
+    /// 1-based number of this shard.
+    pub number: usize,
+    /// How many shards the stream has (1 for a stream that is not split).
+    pub count: usize,
 }
 
 /// What a venue stream's connections follow.

@@ -5,24 +5,24 @@ use std::path::Path;
 
 use super::UploadQueue;
 use super::marker::{delete_local, marker_for};
-use crate::config::Codec;
+use crate::config::Compress;
 use crate::fsutil::MARKER_SUFFIX;
 use crate::store::manifest::path_for_sealed as manifest_for;
 
 /// Whether `path` is a sealed file in its final form for `codec`. Compressed files always are
 /// (also after the codec was changed to `none`); plain `.jsonl` files only without compression.
-fn is_final(path: &Path, codec: Codec) -> bool {
+fn is_final(path: &Path, codec: Compress) -> bool {
     let name = path.to_string_lossy();
     name.ends_with(".jsonl.zst")
         || name.ends_with(".jsonl.gz")
-        || (codec == Codec::None && name.ends_with(".jsonl"))
+        || (codec == Compress::None && name.ends_with(".jsonl"))
 }
 
 /// At start: queues every sealed file in its final form that has no marker, and finishes what
 /// a crash interrupted (markers whose file is gone are removed; with `delete_local`, uploaded
 /// files still there are deleted). Run it before the compressor's sweep, so files that
 /// compressor then finishes reach the queue only once.
-pub fn sweep(dir: &Path, codec: Codec, queue: &UploadQueue, delete_local_after: bool) {
+pub fn sweep(dir: &Path, codec: Compress, queue: &UploadQueue, delete_local_after: bool) {
     let mut files = crate::fsutil::closed_files_under(dir);
     files.sort();
     let mut queued = 0;
@@ -85,7 +85,7 @@ mod tests {
             tx,
             stats: stats.clone(),
         };
-        sweep(dir.path(), Codec::Zstd, &q, true);
+        sweep(dir.path(), Compress::Zstd, &q, true);
         drop(q);
         let mut queued = vec![];
         while let Some(p) = rx.recv().await {
