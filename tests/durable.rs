@@ -721,25 +721,51 @@ async fn a_nearly_full_disk_in_raw_format_marks_every_lost_message_in_the_sideca
     a_nearly_full_disk_marks_every_lost_message(50_000, wsrec::Format::Raw).await;
 }
 
-/// At a steady 20,000 msg/s a SIGKILL loses only what arrived in the last moment: the writer
-/// hands its lines to the OS whenever its queue runs empty, not once a buffer is full or a
-/// second has passed (the default `flush_interval`, kept here).
+/// Lines of run `run` (messages `{"r":run,...}`) in the complete lines of every file under `out`,
+/// `.open` files included (read as they are on disk).
+fn lines_of_run(out: &Path, run: u64) -> u64 {
+    if !out.exists() {
+        return 0;
+    }
+    let needle = format!(r#""r":{run},"#);
+    all_files(out)
+        .iter()
+        .filter(|p| !p.to_string_lossy().ends_with(".manifest.json"))
+        .map(|p| {
+            let text = std::fs::read(p).unwrap_or_default();
+            let complete = text
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(&[][..], |i| &text[..i]);
+            complete
+                .split(|&b| b == b'\n')
+                .filter(|l| l.windows(needle.len()).any(|w| w == needle.as_bytes()))
+                .count() as u64
+        })
+        .sum()
+}
+
+/// A steady flow (20 messages every millisecond) that pauses is in the OS's hands during the
+/// pause, long before any timer: the writer hands its lines on whenever its queue runs empty,
+/// not once a buffer is full or `flush_interval` (an hour here) has passed. So a SIGKILL in a
+/// pause loses nothing. Each run waits for the lines to reach the file (an event, with a
+/// deadline far below the hour the timer would take), then kills. How much a kill in the middle
+/// of the flow loses depends on scheduling, so the bench measures it (bench/README.md,
+/// `IDLE_HANDOFF_GAP`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_kill_at_20000_msg_per_s_loses_at_most_a_millisecond_of_data() {
+async fn a_kill_after_the_flow_pauses_loses_nothing_and_waits_for_no_timer() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    let out = d.join("out");
     let mut server = TestServer::start().await;
     let url = server.url();
     let mut rng = 0x2545_f491_4f6c_dd1du64 ^ u64::from(std::process::id());
-    // Per run: what the recorder said it had received just before it was killed.
-    let mut received = Vec::new();
-    for run in 0..11u64 {
-        let socket = d.join(format!("status-{run}.sock"));
+    let mut sent = Vec::new();
+    for run in 0..3u64 {
         let mut child = Command::new(env!("CARGO_BIN_EXE_wsrec"))
             .args(["record", &url, "-o", "out", "--name", "feed"])
-            .arg("--status-socket")
-            .arg(&socket)
-            .args(["--status-interval", "off", "--compress", "none"])
+            .args(["--flush-interval", "1h", "--status-interval", "off"])
+            .args(["--status-socket", "", "--compress", "none"])
             .current_dir(d)
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
@@ -752,27 +778,33 @@ async fn a_kill_at_20000_msg_per_s_loses_at_most_a_millisecond_of_data() {
             let _ = child.kill();
             panic!("the recorder did not connect");
         };
-        // 20 messages of about 200 bytes every millisecond.
-        let sender = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(1));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-            let pad = "k".repeat(170);
-            for i in (0..).step_by(20) {
-                tick.tick().await;
-                let batch = (i..i + 20).map(|n| format!(r#"{{"r":{run},"n":{n},"p":"{pad}"}}"#));
-                if conn.try_send_all(batch).await.is_err() {
-                    return;
-                }
-            }
-        });
-        // The kill point: somewhere in the steady flow, past the first buffer's worth.
-        let delay = 200 + next_rand(&mut rng) % 300;
-        tokio::time::sleep(Duration::from_millis(delay)).await;
-        let status = wsrec::observe::status::query(&socket).await.unwrap();
+        // 20 messages of about 200 bytes every millisecond, for 50 to 250 ms: a count that is
+        // no multiple of what fills a buffer.
+        let ticks = 50 + next_rand(&mut rng) % 200;
+        let mut tick = tokio::time::interval(Duration::from_millis(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let pad = "k".repeat(170);
+        for t in 0..ticks {
+            tick.tick().await;
+            let n0 = t * 20;
+            conn.send_all((n0..n0 + 20).map(|n| format!(r#"{{"r":{run},"n":{n},"p":"{pad}"}}"#)))
+                .await;
+        }
+        let total = ticks * 20;
+        // The flow pauses (the connection stays open): everything reaches the file.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while lines_of_run(&out, run) < total {
+            assert!(
+                Instant::now() < deadline,
+                "run {run}: {} of {total} lines reached the file within 60 s of the pause",
+                lines_of_run(&out, run)
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         signal(&child, libc::SIGKILL);
         let _ = wait_exit(&mut child).await;
-        sender.abort();
-        received.push(status.streams[0].messages);
+        drop(conn);
+        sent.push(total);
     }
     // A graceful run recovers what the last kill left open.
     let mut child = spawn_recorder(&url, d, &["--compress", "none"]);
@@ -780,26 +812,15 @@ async fn a_kill_at_20000_msg_per_s_loses_at_most_a_millisecond_of_data() {
     signal(&child, libc::SIGTERM);
     assert_eq!(wait_exit(&mut child).await, Some(0));
 
-    let recs = records(&d.join("out"));
-    let mut recorded = vec![0u64; received.len()];
+    let recs = records(&out);
+    let mut recorded = vec![0u64; sent.len()];
     for r in &recs {
         if let Some(run) = r.get("msg").and_then(|m| m["r"].as_u64()) {
             recorded[run as usize] += 1;
         }
     }
-    let mut lost: Vec<u64> = received
-        .iter()
-        .zip(&recorded)
-        .map(|(got, kept)| got.saturating_sub(*kept))
-        .collect();
-    assert!(
-        recorded.iter().all(|&n| n > 0),
-        "every run recorded: {recorded:?}"
-    );
-    lost.sort_unstable();
-    let median = lost[lost.len() / 2];
-    assert!(
-        median <= 20,
-        "messages lost per kill (received before the kill, not in the files): {lost:?}"
+    assert_eq!(
+        recorded, sent,
+        "messages of each run in the files against those sent"
     );
 }
