@@ -215,20 +215,31 @@ async fn read(
             if e.is::<http_body_util::LengthLimitError>() {
                 too_large()
             } else {
-                TransportError::Failed(format!("reading the server's answer failed: {e}"))
+                TransportError::Failed(format!(
+                    "reading the server's answer failed: {}",
+                    with_causes(e.as_ref())
+                ))
             }
         })?
         .to_bytes();
     Ok((head.status.as_u16(), reason, retry_after, body))
 }
 
-/// A hyper error in words, with its cause (hyper's own message is terse).
+/// A hyper error in words.
 fn failed(what: &str, e: &hyper::Error) -> TransportError {
-    let mut m = format!("{what} failed: {e}");
-    if let Some(cause) = std::error::Error::source(e) {
-        m.push_str(&format!(" ({cause})"));
+    TransportError::Failed(format!("{what} failed: {}", with_causes(e)))
+}
+
+/// An error with its causes (hyper's own message is terse: "error reading a body from
+/// connection"; the cause says what was wrong).
+fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut m = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        m.push_str(&format!(": {c}"));
+        cause = c.source();
     }
-    TransportError::Failed(m)
+    m
 }
 
 #[cfg(test)]
@@ -322,7 +333,10 @@ mod tests {
             .await
             .unwrap_err()
             .to_string();
-        assert!(e.contains("reading the server's answer failed"), "{e}");
+        assert!(
+            e.contains("reading the server's answer failed") && e.contains("chunk"),
+            "{e}"
+        );
         let (url, _) = serve(b"HTTP/1.1 200 OK\r\nContent-Length: 999999999\r\n\r\n").await;
         let e = post(&spec(), &url, "{}", call())
             .await

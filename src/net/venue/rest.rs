@@ -34,6 +34,10 @@ pub const PAUSE_429: Duration = Duration::from_secs(60);
 /// whatever its `Retry-After` says: Binance's bans last 2 minutes to 3 days.
 pub const BAN_MIN: Duration = Duration::from_secs(120);
 
+/// The longest pause taken: a `Retry-After` beyond a year is a broken header (and a year is as
+/// good as forever to a recorder); it must not overflow the clock.
+pub const PAUSE_MAX: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// A venue's REST host and its per-IP request weight limit.
 #[derive(Debug)]
 pub struct RestHost {
@@ -191,7 +195,8 @@ impl RestBudget {
             429 => retry_after.unwrap_or(PAUSE_429),
             418 => retry_after.unwrap_or(BAN_MIN).max(BAN_MIN),
             _ => return None,
-        };
+        }
+        .min(PAUSE_MAX);
         tracing::warn!(
             host = %self.host,
             status = code,
@@ -389,6 +394,9 @@ mod tests {
         let t0 = Instant::now();
         b.acquire(1).await;
         assert_eq!(Instant::now() - t0, BAN_MIN);
+        // A Retry-After past any sense is capped, not an overflow.
+        let huge = crate::net::transport::parse_retry_after("99999999999999999999999");
+        assert_eq!(b.answered(429, huge), Some(PAUSE_MAX));
     }
 
     #[tokio::test(start_paused = true)]
