@@ -14,15 +14,12 @@
 mod common;
 mod peers;
 
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
 use peers::*;
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
 use wsrec::StreamConfig;
 
 const GOOD: [&str; 2] = [r#"{"n":1}"#, "second, not JSON"];
@@ -662,60 +659,7 @@ async fn bad_handshake_answers_are_named() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// HTTP CONNECT proxies written here (tinyproxy is in tests/interop.rs).
-
-/// What the little proxy does with a CONNECT.
-#[derive(Clone, Copy)]
-enum ProxyMode {
-    /// Answer with this status line and close.
-    Refuse(&'static str),
-    /// Tunnel, if the request carries this `Proxy-Authorization`.
-    Tunnel(Option<&'static str>),
-}
-
-/// A minimal HTTP CONNECT proxy; returns its address and the request heads it saw.
-async fn little_proxy(mode: ProxyMode) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((mut client, _)) = listener.accept().await {
-            let log = log.clone();
-            tokio::spawn(async move {
-                let request = read_request(&mut client).await;
-                log.lock().unwrap().push(request.clone());
-                let target = request.split_whitespace().nth(1).unwrap_or("").to_owned();
-                match mode {
-                    ProxyMode::Refuse(status) => {
-                        let _ = client
-                            .write_all(format!("HTTP/1.1 {status}\r\n\r\n").as_bytes())
-                            .await;
-                    }
-                    ProxyMode::Tunnel(auth) => {
-                        if auth.is_some()
-                            && header(&request, "proxy-authorization").as_deref() != auth
-                        {
-                            let _ = client
-                                .write_all(b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n")
-                                .await;
-                            return;
-                        }
-                        let Ok(mut upstream) = TcpStream::connect(&target).await else {
-                            let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
-                            return;
-                        };
-                        let _ = client
-                            .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
-                            .await;
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-                    }
-                }
-            });
-        }
-    });
-    (addr, seen)
-}
+// HTTP CONNECT proxies (`little_proxy` in tests/peers; tinyproxy is in tests/interop.rs).
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_with_credentials_tunnels_and_refusals_are_named() {

@@ -14,7 +14,7 @@ use std::io::{BufRead, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -580,6 +580,62 @@ fn is_root() -> bool {
         .find_map(|l| l.strip_prefix("Uid:"))
         .and_then(|v| v.split_whitespace().next().map(|u| u == "0"))
         .unwrap_or(false)
+}
+
+// ---------------------------------------------------------------------------------------------
+// An HTTP CONNECT proxy.
+
+/// What the little proxy does with a CONNECT.
+#[derive(Clone, Copy)]
+pub enum ProxyMode {
+    /// Answer with this status line and close.
+    Refuse(&'static str),
+    /// Tunnel, if the request carries this `Proxy-Authorization`.
+    Tunnel(Option<&'static str>),
+}
+
+/// A minimal HTTP CONNECT proxy; returns its address and the request heads it saw.
+pub async fn little_proxy(mode: ProxyMode) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let request = read_request(&mut client).await;
+                log.lock().unwrap().push(request.clone());
+                let target = request.split_whitespace().nth(1).unwrap_or("").to_owned();
+                match mode {
+                    ProxyMode::Refuse(status) => {
+                        let _ = client
+                            .write_all(format!("HTTP/1.1 {status}\r\n\r\n").as_bytes())
+                            .await;
+                    }
+                    ProxyMode::Tunnel(auth) => {
+                        if auth.is_some()
+                            && header(&request, "proxy-authorization").as_deref() != auth
+                        {
+                            let _ = client
+                                .write_all(b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n")
+                                .await;
+                            return;
+                        }
+                        let Ok(mut upstream) = TcpStream::connect(&target).await else {
+                            let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
+                            return;
+                        };
+                        let _ = client
+                            .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                            .await;
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                    }
+                }
+            });
+        }
+    });
+    (addr, seen)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 //! The connect sequence, all within the handshake timeout: TCP, the HTTP CONNECT proxy if the
 //! stream has one, TLS for `wss://` and `https://`, the upgrade request and its answer, and
-//! the yawc socket over the checked byte stream. [`open`] (up to TLS) is shared with the one
-//! plain HTTP request of `http.rs`.
+//! the yawc socket over the checked byte stream. [`open`] (up to TLS) is shared with the REST
+//! requests of `http.rs`.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, Ordering::Relaxed};

@@ -35,8 +35,9 @@
 //! text, ping and close out); `error.rs` the errors, the dial phases a timeout names, and
 //! yawc's errors in words; `handshake.rs` the HTTP upgrade, `proxy.rs` HTTP CONNECT, `tls.rs`
 //! the rustls setup, `stamp.rs` the kernel receive times of the TCP socket, `wire.rs` the
-//! checked byte stream under yawc, `http.rs` the one plain HTTP request a venue may need
-//! before a connect (a connect token), over the same TCP, proxy and TLS path.
+//! checked byte stream under yawc, `http.rs` plain HTTP requests to a venue's REST
+//! endpoints (a connect token, order-book snapshots): hyper's HTTP/1.1 client connection over
+//! the same TCP, proxy and TLS path.
 
 mod dial;
 mod error;

@@ -11,7 +11,9 @@
 //! that stay silent.
 //!
 //! A venue that hands out a connect token over REST (KuCoin) is asked for one before every
-//! connect ([`token`]); the answer names the server to dial and how often to ping it.
+//! connect ([`token`]); the answer names the server to dial and how often to ping it. Requests
+//! to a venue's REST API are held to its per-IP weight budget, one per host for the whole
+//! process ([`rest`]).
 //!
 //! Topics are written the venue's own way, e.g. `publicTrade.BTCUSDT` (Bybit), `btcusdt@aggTrade`
 //! (Binance), `books:BTC-USDT` (OKX), `level2:BTC-USD` (Coinbase); `channels` × `symbols` in
@@ -23,6 +25,7 @@
 pub mod pace;
 pub mod presets;
 pub mod protocol;
+pub mod rest;
 pub mod token;
 pub mod track;
 

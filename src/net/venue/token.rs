@@ -89,7 +89,12 @@ impl TokenStep {
     /// venue's reader cannot use.
     pub async fn fetch(&self, spec: &ConnectSpec, connect_id: &str) -> Result<Dial, TokenError> {
         let masked = self.masked.as_str();
-        let answer = transport::http::post(spec, &self.url, "{}")
+        let call = transport::http::Call {
+            max_body: transport::http::MAX_BODY,
+            timeout: spec.handshake_timeout,
+            clock: crate::clock::Clock::System,
+        };
+        let answer = transport::http::post(spec, &self.url, "{}", call)
             .await
             .map_err(|e| TokenError::from((masked, e)))?;
         if !(200..300).contains(&answer.code) {
