@@ -440,3 +440,25 @@ async fn merge_keeps_each_snapshot_of_the_source_it_takes_once() {
     assert_eq!(report["ok"], true, "{report:#}");
     assert_eq!(report["snapshots"], 2);
 }
+
+#[tokio::test]
+async fn a_body_that_is_not_utf8_is_kept_in_bin() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = Batch::new(0, 1);
+    connected(&mut b, 0, 1);
+    text(&mut b, 10, r#"{"u":1}"#);
+    b.push_snapshot(T0 + 20 * MS, |_| {}, &[0x1f, 0x8b, 0xff, b'\n']);
+    write(dir.path(), Format::Envelope, vec![b]).await;
+    let lines = run(&["cat"], &[dir.path()], 0);
+    let want = format!(
+        r#"{{"ts":{},"stream":"book","conn":1,"snapshot":{{}},"bin":"H4v/Cg=="}}"#,
+        T0 + 20 * MS
+    );
+    assert_eq!(lines.lines().nth(2), Some(want.as_str()), "{lines}");
+    let out = wsrec()
+        .args(["cat", "--msg"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout, b"{\"u\":1}\n\x1f\x8b\xff\n\n");
+}

@@ -408,6 +408,7 @@ impl Writer {
                     }
                     Kind::Snapshot { .. } => {
                         let (fields, body) = item.kind.snapshot_parts(bytes).unwrap_or_default();
+                        // A body that is not UTF-8 (a binary error page) cannot be text.
                         buf.extend_from_slice(b",\"snapshot\":{");
                         buf.extend_from_slice(fields.strip_prefix(b",").unwrap_or(fields));
                         buf.push(b'}');
@@ -546,6 +547,7 @@ impl Writer {
 
 /// Appends a text payload's member: `,"msg":` and the bytes verbatim when they are one line of
 /// valid JSON, else `,"text":` and a JSON string.
+#[inline]
 fn push_text(buf: &mut Vec<u8>, bytes: &[u8]) {
     if crate::json::is_single_line_json(bytes) {
         buf.extend_from_slice(b",\"msg\":");
@@ -557,6 +559,7 @@ fn push_text(buf: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 /// Appends a binary payload's member: `,"bin":` and the bytes in base64.
+#[inline]
 fn push_base64(buf: &mut Vec<u8>, bytes: &[u8]) {
     buf.extend_from_slice(b",\"bin\":\"");
     let at = buf.len();
