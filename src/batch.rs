@@ -1,5 +1,5 @@
-//! What a connection hands to the writer: a [`Batch`] of received messages and lifecycle
-//! events, in receive order.
+//! What a connection hands to the writer: a [`Batch`] of received messages, lifecycle events
+//! and REST order-book snapshots, in receive order.
 //!
 //! A connection copies every ready frame's payload into one batch (one buffer, one small item
 //! per message) and hands the whole batch over at once through the [`crate::queue`], so the
@@ -15,6 +15,32 @@ pub enum Kind {
     Binary,
     /// A lifecycle event; its bytes are JSON object members starting with `"event":`.
     Event,
+    /// A REST snapshot: its bytes are the first `fields` bytes, the members of the line's
+    /// `snapshot` object each with a leading comma (`,"symbol":"BTCUSDT",…`), then the response
+    /// body as received. Not a WebSocket message: it takes no `seq`.
+    Snapshot {
+        /// Length of the members part.
+        fields: u32,
+    },
+}
+
+impl Kind {
+    /// A snapshot item's bytes split into the members of its `snapshot` object and the body;
+    /// `None` for other kinds.
+    #[inline]
+    pub fn snapshot_parts(self, bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+        match self {
+            Kind::Snapshot { fields } => Some(bytes.split_at((fields as usize).min(bytes.len()))),
+            _ => None,
+        }
+    }
+
+    /// A WebSocket message (text or binary): takes a `seq` and a queue permit, and may be
+    /// dropped under `when_full = "drop_newest"`.
+    #[inline]
+    pub fn is_message(self) -> bool {
+        matches!(self, Kind::Text | Kind::Binary)
+    }
 }
 
 /// One message or event in a [`Batch`]; its bytes are `data[previous end..end]`.
@@ -41,8 +67,10 @@ pub struct Batch {
     pub data: Vec<u8>,
     /// The items.
     pub items: Vec<Item>,
-    /// Number of message (non-event) items.
+    /// Number of message items (events and snapshots not counted).
     pub messages: usize,
+    /// Number of snapshot items.
+    pub snapshots: usize,
     /// Byte permits this batch holds in the queue (set by [`crate::queue::QueueTx::send`]).
     pub byte_permits: usize,
 }
@@ -86,6 +114,28 @@ impl Batch {
         });
     }
 
+    /// Appends a REST snapshot received complete at `ts`: `fields` writes the members of its
+    /// `snapshot` object (what the request was), `body` is the response body as received. The
+    /// body is copied once, as a message's payload is.
+    pub fn push_snapshot(
+        &mut self,
+        ts: u64,
+        fields: impl FnOnce(&mut EventFields<'_>),
+        body: &[u8],
+    ) {
+        let start = self.data.len();
+        fields(&mut EventFields(&mut self.data));
+        // A snapshot object of 4 GiB is not something a builder writes.
+        let fields = u32::try_from(self.data.len() - start).unwrap_or(u32::MAX);
+        self.data.extend_from_slice(body);
+        self.items.push(Item {
+            ts,
+            end: self.data.len(),
+            kind: Kind::Snapshot { fields },
+        });
+        self.snapshots += 1;
+    }
+
     /// Inserts an event before every other item (used for the `dropped` mark, which belongs
     /// where the gap was, before the messages that follow it).
     pub fn prepend_event(
@@ -114,7 +164,7 @@ impl Batch {
         })
     }
 
-    /// Removes every message, keeping events, and returns how many were removed.
+    /// Removes every message, keeping events and snapshots, and returns how many were removed.
     pub(crate) fn strip_messages(&mut self) -> usize {
         let removed = self.messages;
         if removed == 0 {
@@ -122,7 +172,7 @@ impl Batch {
         }
         let mut data = Vec::new();
         let mut items = Vec::new();
-        for (item, bytes) in self.iter().filter(|(i, _)| i.kind == Kind::Event) {
+        for (item, bytes) in self.iter().filter(|(i, _)| !i.kind.is_message()) {
             data.extend_from_slice(bytes);
             items.push(Item {
                 end: data.len(),
@@ -136,7 +186,8 @@ impl Batch {
     }
 }
 
-/// Writes the members of an event object after its `"event"` member.
+/// Writes the members of an event object after its `"event"` member (or of a snapshot's
+/// `snapshot` object), each with a leading comma.
 pub struct EventFields<'a>(&'a mut Vec<u8>);
 
 impl EventFields<'_> {
@@ -211,5 +262,33 @@ pub(crate) mod tests {
             ]
         );
         assert_eq!(b.messages, 2);
+    }
+
+    #[test]
+    fn snapshots_keep_their_parts_and_survive_a_strip() {
+        let mut b = batch_of(1);
+        b.push_snapshot(
+            3,
+            |f| {
+                f.str("symbol", "BTCUSDT").num("status", 200);
+            },
+            b"{\"lastUpdateId\":7}",
+        );
+        b.push_message(4, Kind::Text, b"{}");
+        assert_eq!((b.messages, b.snapshots), (2, 1));
+        assert_eq!(b.strip_messages(), 2);
+        let kept: Vec<(&[u8], &[u8])> = b
+            .iter()
+            .filter_map(|(i, bytes)| i.kind.snapshot_parts(bytes))
+            .collect();
+        assert_eq!(
+            kept,
+            [(
+                &br#","symbol":"BTCUSDT","status":200"#[..],
+                &br#"{"lastUpdateId":7}"#[..]
+            )]
+        );
+        assert_eq!(b.items.len(), 2, "the event and the snapshot stay");
+        assert_eq!((b.messages, b.snapshots), (0, 1));
     }
 }

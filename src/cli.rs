@@ -260,9 +260,14 @@ pub struct CatArgs {
     /// Recording files (.jsonl, .jsonl.zst, .jsonl.gz, also .open) or directories of them.
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
-    /// Print only the messages, byte-for-byte as received (binary decoded), no events.
+    /// Print only the messages, byte-for-byte as received (binary decoded), no events; REST
+    /// snapshots' bodies are printed too, in their place (see --no-snapshots).
     #[arg(long)]
     pub msg: bool,
+    /// Leave out the snapshot lines (REST order-book snapshots the recorder fetched), which are
+    /// printed by default, in receive order among the messages.
+    #[arg(long)]
+    pub no_snapshots: bool,
     /// Only this stream (repeatable).
     #[arg(short = 's', long = "stream", value_name = "NAME")]
     pub streams: Vec<String>,

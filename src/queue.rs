@@ -2,10 +2,10 @@
 //! side hands over to the file side.
 //!
 //! The queue is bounded in messages by a semaphore: a batch of `n` messages takes `n` permits,
-//! which the writer gives back after writing it. Events take no permits: they are few, and
-//! never dropped. Under `when_full = "block"` the queue is also bounded in payload bytes
+//! which the writer gives back after writing it. Events and snapshots take no permits: they are
+//! few, and never dropped. Under `when_full = "block"` the queue is also bounded in payload bytes
 //! ([`QUEUE_BYTES`]), so large frames cannot make 16,384 queued messages hold hundreds of MiB;
-//! waiting costs no data there. Under `drop_newest` only the message bound applies, so the byte
+//! waiting costs no data there; snapshots' bytes count in it too. Under `drop_newest` only the message bound applies, so the byte
 //! bound never makes it drop more. Written batches' buffers come back for reuse.
 
 use std::sync::{Arc, Mutex};
@@ -138,13 +138,17 @@ impl QueueTx {
     pub async fn send(&self, mut batch: Batch, dropped_before: &mut u64) -> Sent {
         let n = batch.messages;
         let mut outcome = Sent::All;
-        if n > 0 {
+        // Snapshots take no message permits, but their bodies are large: under `block` they
+        // count in the byte bound as messages do.
+        if n > 0 || (batch.snapshots > 0 && self.policy == WhenFull::Block) {
             let permits = u32::try_from(n).unwrap_or(u32::MAX);
             match self.policy {
                 WhenFull::Block => {
-                    match self.permits.acquire_many(permits).await {
-                        Ok(p) => p.forget(),
-                        Err(_) => return Sent::Closed,
+                    if n > 0 {
+                        match self.permits.acquire_many(permits).await {
+                            Ok(p) => p.forget(),
+                            Err(_) => return Sent::Closed,
+                        }
                     }
                     let bytes = batch.data.len().min(QUEUE_BYTES);
                     // QUEUE_BYTES fits in u32.
@@ -301,6 +305,68 @@ mod tests {
         assert_eq!((reused.stream, reused.conn, reused.byte_permits), (0, 2, 0));
         // A quiet one gets a small fresh buffer.
         assert!(tx.batch(0, 2, 100, 1).data.capacity() < SPARE_MIN);
+    }
+
+    /// A batch of one snapshot of `n` body bytes.
+    fn snapshot_batch(n: usize) -> Batch {
+        let mut b = Batch::new(0, 1);
+        b.push_snapshot(
+            1,
+            |f| {
+                f.str("symbol", "X");
+            },
+            &vec![b'1'; n],
+        );
+        b
+    }
+
+    #[tokio::test]
+    async fn drop_newest_never_drops_a_snapshot() {
+        let (tx, mut rx) = queue(1, WhenFull::DropNewest);
+        let mut dropped = 0;
+        assert_eq!(tx.send(batch_of(1), &mut dropped).await, Sent::All);
+        // The queue is full: the messages go, the snapshot (and the event) stay.
+        let mut b = batch_of(2);
+        b.push_snapshot(
+            3,
+            |f| {
+                f.str("symbol", "X");
+            },
+            b"{}",
+        );
+        assert_eq!(tx.send(b, &mut dropped).await, Sent::Dropped(2));
+        // A batch of only a snapshot takes no message permit: it passes a full queue.
+        assert_eq!(tx.send(snapshot_batch(10), &mut dropped).await, Sent::All);
+        rx.recv().await.unwrap();
+        let kinds: Vec<Kind> = rx
+            .recv()
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|i| i.kind)
+            .collect();
+        assert_eq!(kinds, [Kind::Event, Kind::Snapshot { fields: 13 }]);
+        assert_eq!(rx.recv().await.unwrap().snapshots, 1);
+    }
+
+    #[tokio::test]
+    async fn block_bounds_snapshot_bytes() {
+        let (tx, mut rx) = queue(1_000, WhenFull::Block);
+        assert_eq!(
+            tx.send(snapshot_batch(QUEUE_BYTES / 2), &mut 0).await,
+            Sent::All
+        );
+        let tx2 = tx.clone();
+        let pending =
+            tokio::spawn(async move { tx2.send(snapshot_batch(QUEUE_BYTES), &mut 0).await });
+        tokio::task::yield_now().await;
+        assert!(!pending.is_finished(), "a snapshot waits for byte room");
+        let first = rx.recv().await.unwrap();
+        assert!(first.byte_permits > QUEUE_BYTES / 2);
+        rx.release_batch(first);
+        assert_eq!(pending.await.unwrap(), Sent::All);
+        assert_eq!(rx.recv().await.unwrap().byte_permits, QUEUE_BYTES);
     }
 
     #[tokio::test]

@@ -244,6 +244,7 @@ async fn cat_merges_streams_by_receive_time_and_filters() {
             from: Some(b_times[3]),
             to: Some(b_times[6]),
         },
+        no_snapshots: false,
     };
     let (out, _, _) = run_cat(&all, &opts);
     assert_eq!(

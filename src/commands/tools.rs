@@ -15,6 +15,7 @@ pub(super) fn cat(args: &CatArgs) -> anyhow::Result<()> {
         },
         msg_only: args.msg,
         merge: args.merge,
+        no_snapshots: args.no_snapshots,
     };
     tools::cat::run(&args.paths, &opts)
 }

@@ -1,5 +1,5 @@
-//! Parsing one line: an envelope record's fields without re-serialising the message, and the
-//! details of an event record.
+//! Parsing one line: an envelope record's fields without re-serialising the message (or a
+//! snapshot's body), and the details of an event record or of a snapshot's request.
 
 use std::borrow::Cow;
 
@@ -29,6 +29,48 @@ pub enum Entry<'a> {
     Message(Message<'a>),
     /// A lifecycle event; [`EventDetail::parse`] reads its fields.
     Event(Event<'a>),
+    /// A REST snapshot fetched by the recorder (not a WebSocket message: no `seq`).
+    Snapshot(Snapshot<'a>),
+}
+
+/// A snapshot record: `{"ts":..,"stream":..,"conn":..,"snapshot":{..},"msg":<body>}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot<'a> {
+    /// When the response body was complete, ns since the epoch.
+    pub ts: u64,
+    /// Stream name.
+    pub stream: Cow<'a, str>,
+    /// The connection it was fetched for.
+    pub conn: u64,
+    /// The `snapshot` object as written (what the request was); [`SnapshotDetail::parse`]
+    /// reads its fields.
+    pub request: &'a str,
+    /// The response body.
+    pub payload: Payload<'a>,
+}
+
+/// The fields of a snapshot's `snapshot` object that the tools use (others are ignored).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+pub struct SnapshotDetail {
+    /// The symbol, as the venue names it.
+    pub symbol: Option<String>,
+    /// The request URL (secrets masked).
+    pub url: Option<String>,
+    /// HTTP status.
+    pub status: Option<u64>,
+    /// When the request was sent (ns).
+    pub sent_ts: Option<u64>,
+    /// Tries it took (1: the first).
+    pub attempts: Option<u64>,
+    /// The `seq` of the diff that triggered the fetch.
+    pub first_diff_seq: Option<u64>,
+}
+
+impl SnapshotDetail {
+    /// Reads a `snapshot` object; unknown or mistyped fields are left out.
+    pub fn parse(request: &str) -> Self {
+        serde_json::from_str(request).unwrap_or_default()
+    }
 }
 
 /// A message record.
@@ -116,6 +158,8 @@ struct Wire<'a> {
     text: Option<String>,
     bin: Option<String>,
     event: Option<String>,
+    #[serde(borrow)]
+    snapshot: Option<&'a RawValue>,
 }
 
 impl<'a> Entry<'a> {
@@ -140,9 +184,9 @@ impl<'a> Entry<'a> {
                 name: Cow::Owned(name),
             }));
         }
-        let Some(seq) = w.seq else {
-            return Err("has neither `seq` nor `event`".to_owned());
-        };
+        if w.seq.is_none() && w.snapshot.is_none() {
+            return Err("has neither `seq`, `event` nor `snapshot`".to_owned());
+        }
         let payload = match (w.msg, w.text, w.bin) {
             (Some(m), None, None) => Payload::Json(m.get()),
             (None, Some(t), None) => Payload::Text(Cow::Owned(t)),
@@ -150,13 +194,29 @@ impl<'a> Entry<'a> {
             (None, None, None) => return Err("has no `msg`, `text` or `bin`".to_owned()),
             _ => return Err("has more than one of `msg`, `text` and `bin`".to_owned()),
         };
-        Ok(Entry::Message(Message {
-            ts: w.ts,
-            stream: w.stream,
-            conn: w.conn,
-            seq,
-            payload,
-        }))
+        match (w.snapshot, w.seq) {
+            (Some(request), _) => {
+                let request = request.get();
+                if !request.starts_with('{') {
+                    return Err("has a `snapshot` that is not an object".to_owned());
+                }
+                Ok(Entry::Snapshot(Snapshot {
+                    ts: w.ts,
+                    stream: w.stream,
+                    conn: w.conn,
+                    request,
+                    payload,
+                }))
+            }
+            (None, Some(seq)) => Ok(Entry::Message(Message {
+                ts: w.ts,
+                stream: w.stream,
+                conn: w.conn,
+                seq,
+                payload,
+            })),
+            (None, None) => Err("has neither `seq`, `event` nor `snapshot`".to_owned()),
+        }
     }
 
     /// Receive time.
@@ -164,6 +224,7 @@ impl<'a> Entry<'a> {
         match self {
             Entry::Message(m) => m.ts,
             Entry::Event(e) => e.ts,
+            Entry::Snapshot(s) => s.ts,
         }
     }
 
@@ -172,6 +233,7 @@ impl<'a> Entry<'a> {
         match self {
             Entry::Message(m) => &m.stream,
             Entry::Event(e) => &e.stream,
+            Entry::Snapshot(s) => &s.stream,
         }
     }
 
@@ -180,6 +242,7 @@ impl<'a> Entry<'a> {
         match self {
             Entry::Message(m) => m.conn,
             Entry::Event(e) => e.conn,
+            Entry::Snapshot(s) => s.conn,
         }
     }
 }
@@ -199,8 +262,16 @@ pub struct EventDetail {
     pub pid: Option<u64>,
     /// `connected`: the connection this one replaces (planned reconnect).
     pub replaces: Option<u64>,
-    /// `connect_failed`: why.
+    /// `connect_failed`, `snapshot_failed`: why.
     pub error: Option<String>,
+    /// `snapshot_failed`: the symbol whose snapshot could not be fetched.
+    pub symbol: Option<String>,
+    /// `snapshot_failed`: the request URL (secrets masked).
+    pub url: Option<String>,
+    /// `snapshot_failed`: the last HTTP status (absent when no answer came).
+    pub status: Option<u64>,
+    /// `snapshot_failed`: tries made.
+    pub attempts: Option<u64>,
     /// `disk_full_gap`, `write_error_gap`: lines not written.
     pub lost: Option<u64>,
     /// `write_error_gap`: event lines not written (markers of losses not included).

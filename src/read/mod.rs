@@ -23,7 +23,10 @@ mod files;
 mod lines;
 mod scan;
 
-pub use entry::{Entry, Event, EventDetail, Message, Payload, looks_like_envelope, quick_ts};
+pub use entry::{
+    Entry, Event, EventDetail, Message, Payload, Snapshot, SnapshotDetail, looks_like_envelope,
+    quick_ts,
+};
 pub use files::{Codec, NameHints, RecordingFile, discover};
 pub use lines::{LineInfo, LineReader};
 pub use scan::{Item, Order, Probe, Scan, probe};
@@ -182,6 +185,36 @@ mod tests {
         let d = EventDetail::parse(line);
         assert_eq!(d.reason.as_deref(), Some("error"));
         assert_eq!(d.duration_ms, Some(10));
+    }
+
+    #[test]
+    fn snapshot_lines_parse_with_their_request_and_body() {
+        let line = br#"{"ts":9,"stream":"s","conn":3,"snapshot":{"symbol":"BTCUSDT","status":200,"attempts":2,"new_key":[1]},"msg":{"lastUpdateId": 5}}"#;
+        let Entry::Snapshot(sn) = Entry::parse(line).unwrap() else {
+            panic!("not a snapshot")
+        };
+        assert_eq!((sn.ts, sn.conn, &*sn.stream), (9, 3, "s"));
+        assert_eq!(sn.payload, Payload::Json(r#"{"lastUpdateId": 5}"#));
+        let d = SnapshotDetail::parse(sn.request);
+        assert_eq!(d.symbol.as_deref(), Some("BTCUSDT"));
+        assert_eq!(
+            (d.status, d.attempts, d.first_diff_seq),
+            (Some(200), Some(2), None)
+        );
+        let line = br#"{"ts":9,"stream":"s","conn":3,"snapshot":{},"text":"<html>"}"#;
+        let Entry::Snapshot(sn) = Entry::parse(line).unwrap() else {
+            panic!()
+        };
+        assert_eq!(sn.payload.bytes().unwrap().as_ref(), b"<html>");
+        let e = Entry::parse(br#"{"ts":9,"stream":"s","conn":3,"snapshot":1,"msg":1}"#);
+        assert!(e.unwrap_err().contains("not an object"));
+        let e = Entry::parse(br#"{"ts":9,"stream":"s","conn":3,"snapshot":{}}"#);
+        assert!(e.unwrap_err().contains("no `msg`"));
+        let line = br#"{"ts":9,"stream":"s","conn":3,"event":"snapshot_failed","symbol":"ETHUSDT","url":"https://x/depth?symbol=ETHUSDT","status":429,"error":"rate limited","attempts":5}"#;
+        let d = EventDetail::parse(line);
+        assert_eq!(d.symbol.as_deref(), Some("ETHUSDT"));
+        assert_eq!((d.status, d.attempts), (Some(429), Some(5)));
+        assert_eq!(d.error.as_deref(), Some("rate limited"));
     }
 
     #[test]

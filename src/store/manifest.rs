@@ -58,6 +58,9 @@ pub struct Manifest {
     pub events: u64,
     /// `disconnected` events in the file.
     pub disconnects: u64,
+    /// Snapshot lines (REST order-book snapshots) in the file; absent when none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub snapshots: u64,
     /// Lines received for this file that a write error kept out of it (counted and marked by a
     /// `write_error_gap` event); the other figures describe the lines in the file.
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -176,7 +179,7 @@ impl ManifestBuilder {
         span.messages += 1;
     }
 
-    /// Records an envelope line read back from a file (a message or an event) and returns it
+    /// Records an envelope line read back from a file (a message, an event or a snapshot) and returns it
     /// parsed; a line that is no envelope record is not recorded, and `None`.
     pub fn line<'a>(&mut self, line: &'a [u8]) -> Option<crate::read::Entry<'a>> {
         use crate::read::Entry;
@@ -184,8 +187,14 @@ impl ManifestBuilder {
         match &entry {
             Entry::Message(m) => self.message(m.conn, m.seq, m.ts),
             Entry::Event(e) => self.count_event(e.name == "disconnected"),
+            Entry::Snapshot(_) => self.snapshot(),
         }
         Some(entry)
+    }
+
+    /// Records a snapshot line.
+    pub fn snapshot(&mut self) {
+        self.manifest.snapshots += 1;
     }
 
     /// Records an event line (`body` starts with `"event":"<name>"`).
@@ -232,7 +241,14 @@ mod tests {
             b.message(conn, seq, seq * 10);
         }
         b.event(br#""event":"disconnected","reason":"x""#);
+        // A snapshot line read back (startup recovery) is counted as one, not as a message.
+        let line = br#"{"ts":70,"stream":"s","conn":2,"snapshot":{"symbol":"X"},"text":"<b>"}"#;
+        assert!(matches!(
+            b.line(line),
+            Some(crate::read::Entry::Snapshot(_))
+        ));
         let m = b.manifest;
+        assert_eq!(m.snapshots, 1);
         assert_eq!(m.file, "x.jsonl");
         assert_eq!(m.events, 2);
         assert_eq!(m.disconnects, 1);

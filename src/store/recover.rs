@@ -367,6 +367,9 @@ impl Content {
             Some(Entry::Message(m)) => {
                 self.first_ts.get_or_insert(m.ts);
             }
+            Some(Entry::Snapshot(sn)) => {
+                self.first_ts.get_or_insert(sn.ts);
+            }
             // The repair's own mark is not a record of the interval.
             Some(Entry::Event(e)) if e.name != "recovered" => {
                 self.first_ts.get_or_insert(e.ts);
@@ -385,6 +388,7 @@ impl Content {
             connections: self.builder.manifest.connections,
             seq_gaps: self.builder.manifest.seq_gaps,
             events: self.builder.manifest.events,
+            snapshots: self.builder.manifest.snapshots,
             disconnects: self.builder.manifest.disconnects,
             recovered: true,
             ..spans.manifest

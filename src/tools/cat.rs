@@ -2,6 +2,11 @@
 //! the messages, byte-for-byte as received), filtered by stream and receive time, file by file
 //! or merged across streams in receive-time order.
 //!
+//! Snapshot lines (REST order-book snapshots the recorder fetched) are printed where they are,
+//! in receive order, like every record; with `--msg` their body is printed like a message, so
+//! the output is the book's start followed by its diffs (as tardis-machine's raw replay
+//! interleaves its generated snapshots). `--no-snapshots` leaves them out.
+//!
 //! Lines that are not records are skipped with a warning on stderr naming file and line; the
 //! torn last line of an `.open` file (the writer is mid-line) is skipped silently. A reader that
 //! goes away (`wsrec cat … | head`) ends the command cleanly.
@@ -27,6 +32,8 @@ pub struct CatOptions {
     pub msg_only: bool,
     /// Merge all files by receive time instead of file by file.
     pub merge: bool,
+    /// Leave snapshot lines out.
+    pub no_snapshots: bool,
 }
 
 /// What `cat` saw besides the records it printed.
@@ -151,9 +158,16 @@ pub fn cat(
                 if !filter.stream_ok(entry.stream()) || !filter.time_ok(entry.ts()) {
                     continue;
                 }
+                if opts.no_snapshots && matches!(entry, Entry::Snapshot(_)) {
+                    continue;
+                }
                 if opts.msg_only {
-                    let Entry::Message(m) = entry else { continue };
-                    match m.payload.bytes() {
+                    let payload = match entry {
+                        Entry::Message(m) => m.payload,
+                        Entry::Snapshot(sn) => sn.payload,
+                        Entry::Event(_) => continue,
+                    };
+                    match payload.bytes() {
                         Ok(b) => out.write_all(&b)?,
                         Err(e) => {
                             s.invalid += 1;

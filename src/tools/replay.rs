@@ -4,6 +4,10 @@
 //! loop. `ws://HOST:PORT/` plays every stream merged by receive time, `ws://HOST:PORT/<stream>`
 //! one stream. At the end the server closes the connection (code 1000, `end of recording`).
 //!
+//! Snapshot lines (REST order-book snapshots the recorder fetched) are not played: they never
+//! were WebSocket messages. They are counted, and when a client's playback ends the count is
+//! said on stderr and in the log.
+//!
 //! What is played comes from a [`Source`]: files on disk ([`FileSource`], read on a thread per
 //! client, so a long recording takes constant memory) or frames in memory ([`MemorySource`],
 //! used by `wsrec demo`). [`serve`] takes its listener and shutdown token from the caller, so
@@ -61,13 +65,21 @@ pub struct Frame {
     pub message: Message,
 }
 
+/// Frames in play order, and what was passed over on the way.
+pub trait Frames: Iterator<Item = Frame> + Send {
+    /// Snapshot lines passed over so far (never played: they are not WebSocket messages).
+    fn snapshots_skipped(&self) -> u64 {
+        0
+    }
+}
+
 /// Something to play: frames in receive order, for all streams or one.
 pub trait Source: Send + Sync + 'static {
     /// The stream names clients may ask for.
     fn streams(&self) -> Vec<String>;
     /// The frames of `stream` (every stream merged when `None`), in play order. Called on a
     /// thread of its own per client; may block.
-    fn frames(&self, stream: Option<&str>) -> Box<dyn Iterator<Item = Frame> + Send>;
+    fn frames(&self, stream: Option<&str>) -> Box<dyn Frames>;
 }
 
 /// A recording on disk.
@@ -108,7 +120,7 @@ impl Source for FileSource {
         self.streams.clone()
     }
 
-    fn frames(&self, stream: Option<&str>) -> Box<dyn Iterator<Item = Frame> + Send> {
+    fn frames(&self, stream: Option<&str>) -> Box<dyn Frames> {
         let mut filter = self.filter.clone();
         if let Some(s) = stream {
             filter.streams = vec![s.to_owned()];
@@ -118,6 +130,7 @@ impl Source for FileSource {
             scan: Scan::new(files, Order::Merged),
             filter,
             last_ts: 0,
+            snapshots: 0,
         })
     }
 }
@@ -127,6 +140,14 @@ struct FileFrames {
     scan: Scan,
     filter: Filter,
     last_ts: u64,
+    /// Snapshot lines passed over.
+    snapshots: u64,
+}
+
+impl Frames for FileFrames {
+    fn snapshots_skipped(&self) -> u64 {
+        self.snapshots
+    }
 }
 
 impl Iterator for FileFrames {
@@ -163,6 +184,12 @@ impl Iterator for FileFrames {
                     return Some(Frame { ts, message });
                 }
                 LineKind::Record(Entry::Message(m)) => m,
+                LineKind::Record(Entry::Snapshot(sn)) => {
+                    if self.filter.stream_ok(&sn.stream) && self.filter.time_ok(sn.ts) {
+                        self.snapshots += 1;
+                    }
+                    continue;
+                }
                 _ => continue,
             };
             if !self.filter.stream_ok(&m.stream) || !self.filter.time_ok(m.ts) {
@@ -214,7 +241,7 @@ impl Source for MemorySource {
         self.streams.iter().map(|(n, _)| n.clone()).collect()
     }
 
-    fn frames(&self, stream: Option<&str>) -> Box<dyn Iterator<Item = Frame> + Send> {
+    fn frames(&self, stream: Option<&str>) -> Box<dyn Frames> {
         let frames = match stream {
             None => self.all.clone(),
             Some(s) => self
@@ -224,9 +251,27 @@ impl Source for MemorySource {
                 .map(|(_, f)| f.clone())
                 .unwrap_or_else(|| Arc::from(Vec::new())),
         };
-        Box::new((0..frames.len()).map(move |i| frames[i].clone()))
+        Box::new(MemoryFrames { frames, next: 0 })
     }
 }
+
+/// A [`MemorySource`]'s frames, one after the other.
+struct MemoryFrames {
+    frames: Arc<[Frame]>,
+    next: usize,
+}
+
+impl Iterator for MemoryFrames {
+    type Item = Frame;
+
+    fn next(&mut self) -> Option<Frame> {
+        let f = self.frames.get(self.next)?.clone();
+        self.next += 1;
+        Some(f)
+    }
+}
+
+impl Frames for MemoryFrames {}
 
 /// What `wsrec replay` plays, where and how.
 #[derive(Clone, Debug, PartialEq)]
@@ -382,13 +427,14 @@ async fn client(
             gone.cancel();
         }
     });
+    let mut snapshots = 0;
     let stop = play(
         &mut sink,
         &source,
         wanted.as_deref(),
         opts,
-        &gone,
-        &shutdown,
+        (&gone, &shutdown),
+        &mut snapshots,
     )
     .await;
     let close = match stop {
@@ -406,23 +452,32 @@ async fn client(
         }
     }
     reader.abort();
-    tracing::info!(%peer, "Replay client done.");
+    tracing::info!(%peer, snapshots_skipped = snapshots, "Replay client done.");
+    if snapshots > 0 {
+        eprintln!(
+            "wsrec replay: client {peer}: skipped {snapshots} snapshot line(s): REST order-book snapshots the recorder fetched are not WebSocket messages and are not sent (`wsrec cat` shows them)"
+        );
+    }
 }
 
-/// Plays the source to one client; `Ok` when everything was sent.
+/// Plays the source to one client; `Ok` when everything was sent. `(gone, shutdown)`: the client
+/// left, the server stops. Adds the snapshot lines passed over (of every pass read to its end)
+/// to `snapshots`.
 async fn play<S>(
     sink: &mut S,
     source: &Arc<dyn Source>,
     stream: Option<&str>,
     opts: PlayOptions,
-    gone: &CancellationToken,
-    shutdown: &CancellationToken,
+    (gone, shutdown): (&CancellationToken, &CancellationToken),
+    snapshots: &mut u64,
 ) -> Result<(), Stop>
 where
     S: futures::Sink<Message> + Unpin,
 {
     loop {
         let (tx, mut rx) = mpsc::channel::<Frame>(FRAME_BUFFER);
+        // Sent before `tx` is dropped: there once the frames run out.
+        let (skipped_tx, skipped_rx) = tokio::sync::oneshot::channel::<u64>();
         let src = source.clone();
         let want = stream.map(str::to_owned);
         // A plain thread (not the blocking pool): it may wait on a full channel for as long as
@@ -430,11 +485,14 @@ where
         let spawned = std::thread::Builder::new()
             .name("wsrec-replay".to_owned())
             .spawn(move || {
-                for f in src.frames(want.as_deref()) {
+                let mut frames = src.frames(want.as_deref());
+                for f in &mut frames {
                     if tx.blocking_send(f).is_err() {
                         return;
                     }
                 }
+                let _ = skipped_tx.send(frames.snapshots_skipped());
+                drop(tx);
             });
         if let Err(e) = spawned {
             tracing::error!(error = %e, "Cannot start a replay reader thread.");
@@ -477,6 +535,7 @@ where
             sink.feed(frame.message).await.map_err(|_| Stop::Gone)?;
             sent += 1;
         }
+        *snapshots += skipped_rx.await.unwrap_or(0);
         sink.flush().await.map_err(|_| Stop::Gone)?;
         if !opts.looping || sent == 0 {
             return Ok(());

@@ -1,9 +1,12 @@
 //! `wsrec stats`: per stream and per UTC hour, how many messages, how many bytes, the rate, the
-//! largest message, `seq` gaps and disconnects; as a terminal table, `--json` or `--csv`.
+//! largest message, `seq` gaps, disconnects and REST snapshots; as a terminal table, `--json` or
+//! `--csv`.
 //!
 //! Bytes and sizes are of the messages as received (base64 decoded, text unescaped), not of
 //! the lines. The rate is averaged over the time between a row's first and last message (at
-//! least one second). Lines that are not records are counted and left to `wsrec verify`.
+//! least one second). Snapshot lines are counted apart: they are not messages, and their bodies
+//! are in neither the bytes nor the largest message. Lines that are not records are counted and
+//! left to `wsrec verify`.
 
 use std::collections::BTreeMap;
 
@@ -33,6 +36,8 @@ pub struct Row {
     pub seq_gaps: u64,
     /// Disconnects (not counting planned ones and shutdown).
     pub disconnects: u64,
+    /// Snapshot lines (REST order-book snapshots the recorder fetched).
+    pub snapshots: u64,
     /// First receive time.
     pub first_ts: Option<u64>,
     /// Last receive time.
@@ -56,6 +61,7 @@ impl Row {
         self.largest = self.largest.max(o.largest);
         self.seq_gaps += o.seq_gaps;
         self.disconnects += o.disconnects;
+        self.snapshots += o.snapshots;
         for ts in [o.first_ts, o.last_ts].into_iter().flatten() {
             self.first_ts = Some(self.first_ts.map_or(ts, |f| f.min(ts)));
             self.last_ts = Some(self.last_ts.map_or(ts, |l| l.max(ts)));
@@ -211,6 +217,7 @@ pub fn compute(files: Vec<RecordingFile>, filter: &Filter, progress: &mut Progre
                             a.next_seq = Some(m.seq + 1);
                         }
                     }
+                    Entry::Snapshot(_) => row.snapshots += 1,
                     Entry::Event(e) => match &*e.name {
                         "connected" | "connect_failed" => {
                             if e.conn <= a.max_conn {
@@ -292,8 +299,9 @@ pub fn render_table(r: &StatsReport) -> String {
         "largest",
         "gaps",
         "disconnects",
+        "snapshots",
     ];
-    let mut rows: Vec<[String; 8]> = Vec::new();
+    let mut rows: Vec<[String; 9]> = Vec::new();
     for s in &r.streams {
         let mut line = |label: String, row: &Row| {
             rows.push([
@@ -305,6 +313,7 @@ pub fn render_table(r: &StatsReport) -> String {
                 human_bytes(row.largest),
                 row.seq_gaps.to_string(),
                 row.disconnects.to_string(),
+                row.snapshots.to_string(),
             ]);
         };
         for h in &s.hours {
@@ -350,7 +359,7 @@ pub fn render_table(r: &StatsReport) -> String {
 /// The figures as CSV, one row per stream and hour plus a `total` row per stream.
 pub fn render_csv(r: &StatsReport) -> String {
     let mut o = String::from(
-        "stream,hour_start,messages,bytes,rate_per_sec,largest_bytes,seq_gaps,disconnects\n",
+        "stream,hour_start,messages,bytes,rate_per_sec,largest_bytes,seq_gaps,disconnects,snapshots\n",
     );
     for s in &r.streams {
         let rows = s
@@ -360,14 +369,15 @@ pub fn render_csv(r: &StatsReport) -> String {
             .chain(std::iter::once(("total".to_owned(), &s.total)));
         for (label, row) in rows {
             o.push_str(&format!(
-                "{},{label},{},{},{:.3},{},{},{}\n",
+                "{},{label},{},{},{:.3},{},{},{},{}\n",
                 csv_field(&s.stream),
                 row.messages,
                 row.bytes,
                 row.rate_per_sec,
                 row.largest,
                 row.seq_gaps,
-                row.disconnects
+                row.disconnects,
+                row.snapshots
             ));
         }
     }

@@ -255,6 +255,11 @@ fn lost_lines(kind: FileKind, lost: &[u8]) -> UnmarkedLoss {
                 loss.messages += 1;
                 loss.saw(m.ts);
             }
+            // A snapshot line is no message: counted with the other non-message lines.
+            Ok(Entry::Snapshot(sn)) => {
+                loss.events += 1;
+                loss.saw(sn.ts);
+            }
             Ok(Entry::Event(e)) => {
                 loss.saw(e.ts);
                 let d = EventDetail::parse(line);
@@ -432,4 +437,24 @@ fn read_back(f: &OpenFile, m: &mut Manifest, stats: &Stats) {
     let lost_lines = m.lost_lines;
     *m = builder.manifest;
     m.lost_lines = lost_lines;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lost_snapshot_line_is_no_lost_message() {
+        let lost = concat!(
+            r#"{"ts":5,"stream":"s","conn":1,"seq":0,"msg":{}}"#,
+            "\n",
+            r#"{"ts":6,"stream":"s","conn":1,"snapshot":{"symbol":"X"},"msg":{"lastUpdateId":1}}"#,
+            "\n",
+            r#"{"ts":7,"stream":"s","conn":1,"event":"disconnected","reason":"error"}"#,
+            "\n"
+        );
+        let loss = lost_lines(FileKind::Envelope, lost.as_bytes());
+        assert_eq!((loss.messages, loss.events), (1, 2));
+        assert_eq!((loss.from_ts, loss.to_ts), (5, 7));
+    }
 }

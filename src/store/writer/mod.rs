@@ -1,4 +1,7 @@
-//! The writer task: turns batches into lines, decides which file each line goes to, and hands
+//! The writer task: turns batches into lines (messages, events, and REST snapshots: a snapshot
+//! line carries the request's `snapshot` object and the body as a message's payload is written,
+//! takes no `seq`, and goes to a raw stream's events sidecar; below `disk_stop` it is still
+//! written, as events are), decides which file each line goes to, and hands
 //! buffers to the disk worker: full ones at once, the rest when its queue runs empty (at most
 //! once per `IDLE_HANDOFF_GAP` per file), so a kill loses only the last moment's lines.
 //!
@@ -346,7 +349,7 @@ impl Writer {
         let mut seq_text = Decimal::default();
         let stopped = self.disk_level == DiskLevel::Stopped;
         for (item, bytes) in batch.iter() {
-            if stopped && item.kind != Kind::Event {
+            if stopped && item.kind.is_message() {
                 // Below disk_stop: count and remember the gap instead of writing.
                 let state = &mut self.streams[idx];
                 if state.disk_lost == 0 {
@@ -382,7 +385,7 @@ impl Writer {
                 out.buf.extend_from_slice(bytes);
                 out.buf.push(b'\n');
             } else {
-                if format == Format::Raw && item.kind != Kind::Event {
+                if format == Format::Raw && item.kind.is_message() {
                     state.sink.stats.raw_unsafe.fetch_add(1, Relaxed);
                 }
                 let buf = &mut out.buf;
@@ -398,20 +401,21 @@ impl Writer {
                         buf.extend_from_slice(b",\"seq\":");
                         buf.extend_from_slice(seq_text.of(seq));
                         if item.kind == Kind::Binary {
-                            buf.extend_from_slice(b",\"bin\":\"");
-                            let at = buf.len();
-                            buf.resize(at + base64::encoded_len(bytes.len(), true).unwrap_or(0), 0);
-                            let written = base64::engine::general_purpose::STANDARD
-                                .encode_slice(bytes, &mut buf[at..])
-                                .unwrap_or(0);
-                            buf.truncate(at + written);
-                            buf.push(b'"');
-                        } else if crate::json::is_single_line_json(bytes) {
-                            buf.extend_from_slice(b",\"msg\":");
-                            buf.extend_from_slice(bytes);
+                            push_base64(buf, bytes);
                         } else {
-                            buf.extend_from_slice(b",\"text\":");
-                            crate::json::write_json_string(bytes, buf);
+                            push_text(buf, bytes);
+                        }
+                    }
+                    Kind::Snapshot { .. } => {
+                        let (fields, body) = item.kind.snapshot_parts(bytes).unwrap_or_default();
+                        // A body that is not UTF-8 (a binary error page) cannot be text.
+                        buf.extend_from_slice(b",\"snapshot\":{");
+                        buf.extend_from_slice(fields.strip_prefix(b",").unwrap_or(fields));
+                        buf.push(b'}');
+                        if std::str::from_utf8(body).is_ok() {
+                            push_text(buf, body);
+                        } else {
+                            push_base64(buf, body);
                         }
                     }
                 }
@@ -420,11 +424,13 @@ impl Writer {
             if let Some(c) = &mut copy {
                 c.push(&out.buf[start..out.buf.len() - 1], item.ts);
             }
-            if item.kind == Kind::Event {
-                out.manifest.event(bytes);
-            } else {
-                out.manifest.message(batch.conn, seq, item.ts);
-                seq += 1;
+            match item.kind {
+                Kind::Event => out.manifest.event(bytes),
+                Kind::Snapshot { .. } => out.manifest.snapshot(),
+                Kind::Text | Kind::Binary => {
+                    out.manifest.message(batch.conn, seq, item.ts);
+                    seq += 1;
+                }
             }
             out.lines += 1;
             out.bytes += (out.buf.len() - start) as u64;
@@ -537,4 +543,30 @@ impl Writer {
             }
         }
     }
+}
+
+/// Appends a text payload's member: `,"msg":` and the bytes verbatim when they are one line of
+/// valid JSON, else `,"text":` and a JSON string.
+#[inline]
+fn push_text(buf: &mut Vec<u8>, bytes: &[u8]) {
+    if crate::json::is_single_line_json(bytes) {
+        buf.extend_from_slice(b",\"msg\":");
+        buf.extend_from_slice(bytes);
+    } else {
+        buf.extend_from_slice(b",\"text\":");
+        crate::json::write_json_string(bytes, buf);
+    }
+}
+
+/// Appends a binary payload's member: `,"bin":` and the bytes in base64.
+#[inline]
+fn push_base64(buf: &mut Vec<u8>, bytes: &[u8]) {
+    buf.extend_from_slice(b",\"bin\":\"");
+    let at = buf.len();
+    buf.resize(at + base64::encoded_len(bytes.len(), true).unwrap_or(0), 0);
+    let written = base64::engine::general_purpose::STANDARD
+        .encode_slice(bytes, &mut buf[at..])
+        .unwrap_or(0);
+    buf.truncate(at + written);
+    buf.push(b'"');
 }

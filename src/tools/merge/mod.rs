@@ -22,6 +22,12 @@
 //!   later `connected`, so `wsrec verify` shows the window. A `dropped`, `disk_full_gap` or
 //!   `write_error_gap` mark of one source is filled if another source was up and had no such mark
 //!   within `tolerance`; otherwise it is copied to the output.
+//! - **Snapshots.** A snapshot line (a REST order-book snapshot a recorder fetched for one of
+//!   its connections) is not a message and is never matched across sources. It is kept when the
+//!   output is taking its messages from that same source connection at that point, so the
+//!   diffs around it come from the connection it was fetched for; the snapshots of the other
+//!   sources are left out (counted), so none appears twice. Where the output switches source,
+//!   the diffs that follow continue the book by their exchange sequence numbers.
 //! - **Provenance.** Each run of output messages taken from one source connection is one output
 //!   connection (`conn`), opened by a `connected` event that names the `source` (path as given),
 //!   its index, the `source_conn` and the recorder's `host`. Where the output switches source
@@ -121,6 +127,10 @@ pub struct StreamSummary {
     pub remaining: Vec<GapSpan>,
     /// Times the output changed source without a gap.
     pub switches: u64,
+    /// Snapshot lines written.
+    pub snapshots: u64,
+    /// Snapshot lines of sources the output was not taking messages from, left out.
+    pub snapshots_left_out: u64,
     /// Estimated receive-time offset of each source against the first, in ms.
     pub offset_ms: Vec<f64>,
     /// Output data files.
@@ -407,6 +417,13 @@ pub fn render(s: &Summary) -> String {
             .enumerate()
             .map(|(i, n)| format!("{n} in [{}]", i + 1))
             .collect();
+        if st.snapshots + st.snapshots_left_out > 0 {
+            let _ = writeln!(
+                out,
+                "  snapshots: {} kept, {} of the sources not taken at the time left out",
+                st.snapshots, st.snapshots_left_out
+            );
+        }
         let _ = writeln!(
             out,
             "  gaps: {}; {} filled, {} remaining",

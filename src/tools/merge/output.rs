@@ -64,6 +64,14 @@ impl Out {
         self.emit(ts, |m| m.message(conn, seq, ts))
     }
 
+    /// Writes a snapshot line; `frag` is its `,"snapshot":{…}` and body members.
+    pub(super) fn snapshot(&mut self, ts: u64, conn: u64, frag: &[u8]) -> anyhow::Result<()> {
+        self.start(ts, conn);
+        self.line.extend_from_slice(frag);
+        self.line.extend_from_slice(b"}\n");
+        self.emit(ts, ManifestBuilder::snapshot)
+    }
+
     /// Writes an event line; `body` is `"event":"name",…`.
     pub(super) fn event(&mut self, ts: u64, conn: u64, body: &[u8]) -> anyhow::Result<()> {
         self.start(ts, conn);

@@ -1,5 +1,6 @@
 //! Reading one source's stream for the merge: its records become [`Pending`] items (messages
-//! with their sequence identity, connection changes and loss marks), tracked per connection.
+//! with their sequence identity, snapshots, connection changes and loss marks), tracked per
+//! connection.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::hash::Hasher as _;
@@ -70,6 +71,12 @@ pub(super) enum Kind {
     Loss {
         body: Vec<u8>,
     },
+    /// A snapshot of source connection `uconn`; `frag` is `,"snapshot":{…}` and the body's
+    /// member, as written.
+    Snapshot {
+        uconn: u32,
+        frag: Vec<u8>,
+    },
 }
 
 #[derive(Debug)]
@@ -103,30 +110,47 @@ impl Track {
         *self.uconns.entry((self.run, conn)).or_insert(n)
     }
 
+    /// Source connection `conn` has a record at `ts`: it is live (the `connected` line may be
+    /// missing). Returns its unique number.
+    fn record_of(&mut self, conn: u64, ts: u64) -> u32 {
+        if !self.live.contains(&conn) {
+            let up = self.live.is_empty();
+            self.live.insert(conn);
+            self.max_conn = self.max_conn.max(conn);
+            let uconn = self.uconn(conn);
+            self.out.push_back(Pending {
+                ts,
+                kind: Kind::Connected {
+                    uconn,
+                    conn,
+                    host: None,
+                    up,
+                },
+            });
+        }
+        self.last_ts = self.last_ts.max(ts);
+        self.uconn(conn)
+    }
+
     fn entry(&mut self, entry: Entry<'_>, line: &[u8]) {
         match entry {
             Entry::Message(m) => {
-                if !self.live.contains(&m.conn) {
-                    let up = self.live.is_empty();
-                    self.live.insert(m.conn);
-                    self.max_conn = self.max_conn.max(m.conn);
-                    let uconn = self.uconn(m.conn);
-                    self.out.push_back(Pending {
-                        ts: m.ts,
-                        kind: Kind::Connected {
-                            uconn,
-                            conn: m.conn,
-                            host: None,
-                            up,
-                        },
-                    });
-                }
-                self.last_ts = self.last_ts.max(m.ts);
-                let uconn = self.uconn(m.conn);
+                let uconn = self.record_of(m.conn, m.ts);
                 let msg = self.message(uconn, &m.payload);
                 self.out.push_back(Pending {
                     ts: m.ts,
                     kind: Kind::Msg(msg),
+                });
+            }
+            Entry::Snapshot(sn) => {
+                let uconn = self.record_of(sn.conn, sn.ts);
+                let mut frag = Vec::with_capacity(sn.request.len() + sn.payload.len() + 32);
+                frag.extend_from_slice(b",\"snapshot\":");
+                frag.extend_from_slice(sn.request.as_bytes());
+                payload_member(&sn.payload, &mut frag);
+                self.out.push_back(Pending {
+                    ts: sn.ts,
+                    kind: Kind::Snapshot { uconn, frag },
                 });
             }
             Entry::Event(e) => {
@@ -203,21 +227,7 @@ impl Track {
 
     fn message(&mut self, uconn: u32, payload: &Payload<'_>) -> Msg {
         let mut frag = Vec::with_capacity(payload.len() + 16);
-        match payload {
-            Payload::Json(s) => {
-                frag.extend_from_slice(b",\"msg\":");
-                frag.extend_from_slice(s.as_bytes());
-            }
-            Payload::Text(t) => {
-                frag.extend_from_slice(b",\"text\":");
-                crate::json::write_json_string(t.as_bytes(), &mut frag);
-            }
-            Payload::Binary(b) => {
-                frag.extend_from_slice(b",\"bin\":\"");
-                frag.extend_from_slice(b.as_bytes());
-                frag.push(b'"');
-            }
-        }
+        payload_member(payload, &mut frag);
         let mut venue = None;
         if self.venue
             && let Payload::Json(s) = payload
@@ -259,6 +269,26 @@ impl Track {
                     reason: "end_of_recording".to_owned(),
                 },
             });
+        }
+    }
+}
+
+/// Appends a payload's member as the recorder writes it: `,"msg":…`, `,"text":…` or
+/// `,"bin":…`.
+fn payload_member(payload: &Payload<'_>, frag: &mut Vec<u8>) {
+    match payload {
+        Payload::Json(s) => {
+            frag.extend_from_slice(b",\"msg\":");
+            frag.extend_from_slice(s.as_bytes());
+        }
+        Payload::Text(t) => {
+            frag.extend_from_slice(b",\"text\":");
+            crate::json::write_json_string(t.as_bytes(), frag);
+        }
+        Payload::Binary(b) => {
+            frag.extend_from_slice(b",\"bin\":\"");
+            frag.extend_from_slice(b.as_bytes());
+            frag.push(b'"');
         }
     }
 }

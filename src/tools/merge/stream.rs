@@ -249,6 +249,17 @@ impl StreamMerge<'_> {
                     self.gap = Some((item.ts, reason));
                 }
             }
+            Kind::Snapshot { uconn, frag } => {
+                // Kept where the output is taking this very source connection's messages, so
+                // the diffs around it are those it was fetched for; any other source's copy of
+                // the moment is left out, so no snapshot appears twice.
+                if self.span == Some((i, uconn)) {
+                    self.out.snapshot(item.ts, self.out_conn, &frag)?;
+                    self.s.snapshots += 1;
+                } else {
+                    self.s.snapshots_left_out += 1;
+                }
+            }
             Kind::Loss { mut body } => {
                 self.s.source_gaps[i] += 1;
                 let tol = self.tol;

@@ -1,6 +1,9 @@
 //! `wsrec verify`: reads a recording end to end and reports everything that is wrong with it,
 //! and every disconnect window, as a report for people or (`--json`) for machines.
 //!
+//! Snapshot lines (REST order-book snapshots the recorder fetched) are counted, per stream and in
+//! total; they take no `seq` and are not checked against the exchange's numbering.
+//!
 //! Problems (exit code 1): lines that are not records, torn last lines of closed files, files
 //! that cannot be read to their end, `seq` gaps and duplicates, messages dropped under
 //! `when_full = "drop_newest"` or not written (disk full, write errors), breaks in an exchange's
@@ -10,8 +13,10 @@
 //! open (with the file, when it was last written and how many bytes were cut; an empty file
 //! means the run wrote nothing to it at all), or, when no such event is there, as an unclean
 //! stop when the next run starts without the previous one's `disconnected` events. Warnings
-//! (exit code 0): the torn tail of an `.open` file (it may still be being written), and further
-//! files the same stop left open (a raw stream's sidecar, a file closing at the kill).
+//! (exit code 0): the torn tail of an `.open` file (it may still be being written), further
+//! files the same stop left open (a raw stream's sidecar, a file closing at the kill), and
+//! snapshots the recorder could not fetch (`snapshot_failed` events: the book cannot be rebuilt
+//! from that connection's diffs until the next snapshot).
 //!
 //! The text report lists problems and warnings under headings of their own.
 //!
@@ -108,6 +113,8 @@ pub enum IssueKind {
     Manifest,
     /// A recorder run ended without `disconnected` events (killed or crashed).
     UncleanStop,
+    /// The recorder could not fetch a REST snapshot (`snapshot_failed` event).
+    SnapshotFailed,
 }
 
 /// One issue, with where it is.
@@ -162,6 +169,10 @@ pub struct StreamReport {
     pub messages: u64,
     /// Event lines.
     pub events: u64,
+    /// Snapshot lines.
+    pub snapshots: u64,
+    /// `snapshot_failed` events.
+    pub snapshot_failures: u64,
     /// First receive time.
     pub first_ts: Option<u64>,
     /// Last receive time.
@@ -217,6 +228,8 @@ pub struct Report {
     pub messages: u64,
     /// Event lines.
     pub events: u64,
+    /// Snapshot lines.
+    pub snapshots: u64,
     /// Manifests compared with their file.
     pub manifests_checked: u64,
     /// Problems found.

@@ -1,6 +1,6 @@
-//! What one record means to the verifier: a message (`seq`, connection, exchange sequence) or an
-//! event (connects, disconnects, recorder runs, loss marks, recovered files), and the `seq` gaps
-//! they settle.
+//! What one record means to the verifier: a message (`seq`, connection, exchange sequence), a
+//! snapshot (counted), or an event (connects, disconnects, recorder runs, loss marks, recovered
+//! files, failed snapshots), and the `seq` gaps they settle.
 
 use std::sync::Arc;
 
@@ -84,6 +84,12 @@ impl Verifier {
                     self.venue_points(&name, conn, &points, at);
                     self.points = points;
                 }
+            }
+            Entry::Snapshot(_) => {
+                self.report.snapshots += 1;
+                let s = self.stream(&name);
+                s.report.snapshots += 1;
+                s.last_at = Some(at.clone());
             }
             Entry::Event(e) => {
                 self.report.events += 1;
@@ -199,6 +205,24 @@ impl Verifier {
                             Some(at),
                             Some(&name),
                             format!("{lost} message(s){also} not written by the recorder: {why}"),
+                        );
+                    }
+                    "snapshot_failed" => {
+                        self.stream(&name).report.snapshot_failures += 1;
+                        let status = detail
+                            .status
+                            .map_or_else(|| "no HTTP answer".to_owned(), |c| format!("HTTP {c}"));
+                        self.issue(
+                            IssueKind::SnapshotFailed,
+                            Severity::Warning,
+                            Some(at),
+                            Some(&name),
+                            format!(
+                                "snapshot of {} not fetched after {} attempt(s) ({status}): {}; the book cannot be rebuilt from connection {conn}'s diffs until its next snapshot",
+                                detail.symbol.as_deref().unwrap_or("(unknown symbol)"),
+                                detail.attempts.unwrap_or(0),
+                                detail.error.as_deref().unwrap_or("no error given"),
+                            ),
                         );
                     }
                     "recovered" => {

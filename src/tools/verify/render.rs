@@ -19,9 +19,14 @@ pub fn render(r: &Report) -> String {
     } else {
         format!(" ({})", kinds.join(", "))
     };
+    let snapshots = if r.snapshots > 0 {
+        format!(", {} snapshots", r.snapshots)
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         o,
-        "Read {} file(s){kinds}, {} lines: {} messages, {} events; {} manifest(s) checked.",
+        "Read {} file(s){kinds}, {} lines: {} messages, {} events{snapshots}; {} manifest(s) checked.",
         r.files, r.lines, r.messages, r.events, r.manifests_checked
     );
     for s in &r.streams {
@@ -41,6 +46,12 @@ pub fn render(r: &Report) -> String {
             s.stream, s.messages, s.connections, s.runs
         );
         let mut facts = Vec::new();
+        if s.snapshots > 0 {
+            facts.push(format!("{} snapshot(s)", s.snapshots));
+        }
+        if s.snapshot_failures > 0 {
+            facts.push(format!("{} failed snapshot fetch(es)", s.snapshot_failures));
+        }
         if s.connect_failures > 0 {
             facts.push(format!(
                 "{} failed connection attempt(s)",
