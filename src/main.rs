@@ -7,12 +7,12 @@ use clap::Parser as _;
 fn main() -> ExitCode {
     // One malloc arena instead of one per thread (glibc's default is up to 8 per core): the
     // connections, the writer and the disk worker hand buffers to each other across threads,
-    // and per-thread arenas each kept their own free pages of the same buffers (~1 MiB more
-    // peak RSS at flood rate). Small allocations still go through glibc's per-thread caches.
+    // and per-thread arenas each kept their own free pages of the same buffers (more peak RSS
+    // at flood rate). Small allocations still go through glibc's per-thread caches.
     // Blocks of 256 KiB and more (the writer's 512 KiB buffers, zstd's contexts) always get
     // their own mapping, given back when freed: glibc's default raises that threshold after the
-    // first free, and the freed buffers then stayed resident in the heap (corpus-rotate-zstd
-    // peak RSS 12.2 -> 11.4 MiB, bench A/B with the binary evicted, 6 rounds).
+    // first free, and the freed buffers then stayed resident in the heap (figures for both in
+    // bench/README.md).
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets a malloc parameter; called before any other thread exists.
     unsafe {

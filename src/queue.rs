@@ -18,7 +18,7 @@ use crate::config::WhenFull;
 /// Most payload bytes queued at once under `block` (a batch larger than this still passes,
 /// alone). 256 KiB is ~0.5 ms of a 500 MB/s flood: four 64 KiB batches of slack for the
 /// writer, which on the default single runtime thread runs whenever the connection yields.
-/// (512 KiB, with six spare buffers, cost 0.7-1.2 MiB more peak RSS for no speed.)
+/// A larger bound only raised peak RSS, for no speed (figures in bench/README.md).
 pub const QUEUE_BYTES: usize = 256 * 1024;
 /// Written batches' buffers kept for reuse (see [`QueueTx::batch`]).
 const SPARE_BATCHES: usize = 4;

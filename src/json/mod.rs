@@ -16,9 +16,9 @@
 //! Why a hand-written validator: the check runs for every message, and the
 //! whole pipeline targets more than 2 M messages/s. The obvious alternative,
 //! `serde_json`, has no "is this one JSON text" call: building a `Value`
-//! costs several hundred ns per 100 B of exchange frames (an allocation per
-//! node), and even deserializing into `IgnoredAny` costs ~90 ns per 100 B and
-//! still needs a second pass for `\n`/`\r`, which it accepts as whitespace.
+//! allocates per node, and even deserializing into `IgnoredAny` is several
+//! times slower than this validator (figures in bench/README.md) and still
+//! needs a second pass for `\n`/`\r`, which it accepts as whitespace.
 //! This validator does both checks in one pass (run `benches/json_validate.rs`
 //! for current figures). On x86-64 it works 64 bytes at a time (`blocks`: SIMD
 //! byte classes turned into bit masks, then a walk over the tokens only, so
