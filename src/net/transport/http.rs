@@ -1,7 +1,7 @@
 //! Plain HTTP/1.1 requests to a venue's REST endpoints: the connect token asked before a connect
 //! (KuCoin's `bullet-public`, see [`crate::net::venue::token`]) and order-book snapshots.
 //!
-//! The byte stream is the WebSocket dial's ([`super::dial`]: TCP, the stream's HTTP CONNECT
+//! The byte stream is the WebSocket dial's (`dial.rs`: TCP, the stream's HTTP CONNECT
 //! proxy if it has one, TLS with the stream's roots, `ca_file` and `insecure` for `https://`);
 //! the HTTP itself is hyper's client connection (`hyper::client::conn::http1`) over it: one
 //! request per connection, sent with `Connection: close`, the body collected up to a limit the

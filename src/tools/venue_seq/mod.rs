@@ -26,7 +26,7 @@
 //! not checked: each frame is a whole top-of-book snapshot, and the `U`/`u`/`pu` it carries are
 //! those of the diff events underneath. Binance documents `pu` linking only for the diff stream
 //! ("How to manage a local order book correctly",
-//! https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams/How-to-manage-a-local-order-book-correctly),
+//! <https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams/How-to-manage-a-local-order-book-correctly>),
 //! and a partial stream pushed at its own speed (250 or 500 ms over 100 ms diff events, or with
 //! no change in a window) carries a `pu` that need not be the previous frame's `u`; a missing
 //! snapshot loses no state either. Only frames of a combined stream can be told apart by their

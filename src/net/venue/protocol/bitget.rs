@@ -4,8 +4,8 @@
 //! arguments of `{"op":"subscribe","args":[…]}`. Acks (`"event":"subscribe"`) and errors
 //! (`"event":"error"`, `code`, `msg`) name their `arg`; data frames carry `action`
 //! (`snapshot`/`update`) and the same `arg`; books add `seq` and `checksum`.
-//! Sources: https://www.bitget.com/api-doc/common/websocket-intro,
-//! https://www.bitget.com/api-doc/spot/websocket/public/Trades-Channel (and the other channel
+//! Sources: <https://www.bitget.com/api-doc/common/websocket-intro>,
+//! <https://www.bitget.com/api-doc/spot/websocket/public/Trades-Channel> (and the other channel
 //! pages), ccxt `ts/src/pro/bitget.ts`.
 
 use serde_json::{Value, json};

@@ -3,7 +3,7 @@
 //!
 //! The option stream answers a subscription its own way: a `"type":"COMMAND_RESP"` message
 //! listing `successTopics` and `failTopics`, without `op` (roq-trading's and JKorf's Bybit
-//! clients parse it so; https://bybit-exchange.github.io/docs/v5/ws/connect), and its pong is
+//! clients parse it so; <https://bybit-exchange.github.io/docs/v5/ws/connect>), and its pong is
 //! `{"op":"pong","args":[…]}`, which the `"pong"` check of the preset's keepalive matches.
 
 use serde_json::{Value, json};

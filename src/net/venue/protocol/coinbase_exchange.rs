@@ -5,7 +5,7 @@
 //! product: the liveness signal of quiet products). `status` takes no product and lists every product in
 //! each message. Acks are `{"type":"subscriptions","channels":[{"name":…,"product_ids":[…]}]}`;
 //! refusals `{"type":"error","message":"Failed to subscribe","reason":"X is not a valid
-//! product"}` (https://docs.cdp.coinbase.com/exchange/websocket-feed, …/channels; the error
+//! product"}` (<https://docs.cdp.coinbase.com/exchange/websocket-feed>, …/channels; the error
 //! shape as barter-data documents it). Data names its product in `product_id` and its kind in
 //! `type`, not its channel: `ticker` for `ticker` and `ticker_batch`, `snapshot`/`l2update` for
 //! `level2_batch`, `match`/`last_match` for `matches`, so a topic's key is the kind of data it

@@ -8,7 +8,7 @@
 //! our request carries our `id`, a refusal a non-zero `code`. Every 30 s the server sends
 //! `public/heartbeat` with an id, which must be answered with `public/respond-heartbeat` and the
 //! same id within 5 s, or the connection is closed.
-//! Sources: https://exchange-docs.crypto.com/exchange/v1/rest-ws/index.html (websocket
+//! Sources: <https://exchange-docs.crypto.com/exchange/v1/rest-ws/index.html> (websocket
 //! heartbeats, subscriptions, book.{instrument_name}.{depth}), ccxt `ts/src/pro/cryptocom.ts`
 //! (v1 frames, heartbeat answer, book.update), tardis-dev `src/realtimefeeds/cryptocom.ts`.
 

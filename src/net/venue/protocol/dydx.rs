@@ -6,7 +6,7 @@
 //! errors as `"type":"error"` with the channel and id in their words. Every message has a
 //! per-connection `message_id`.
 //!
-//! Sources: https://docs.dydx.exchange/api_integration-indexer/indexer_websocket, the indexer's
+//! Sources: <https://docs.dydx.exchange/api_integration-indexer/indexer_websocket>, the indexer's
 //! socks service (dydxprotocol/v4-chain `indexer/services/socks/src/helpers/message.ts` for
 //! the message shapes, `lib/subscription.ts` for the errors, `config.ts` for the limits).
 

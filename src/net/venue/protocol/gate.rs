@@ -14,8 +14,8 @@
 //! `"all"` for full books) name the symbol in `result` (an object or an array of them) under
 //! `s`, `currency_pair` or `contract`; candlesticks name interval and symbol in `n`
 //! (`1m_BTC_USDT`). Books carry `U`/`u` (first and last update id) for gap checks.
-//! Sources: https://www.gate.com/docs/developers/apiv4/ws/en/ (spot),
-//! https://www.gate.com/docs/developers/futures/ws/en/ (futures), ccxt `ts/src/pro/gate.ts`
+//! Sources: <https://www.gate.com/docs/developers/apiv4/ws/en/> (spot),
+//! <https://www.gate.com/docs/developers/futures/ws/en/> (futures), ccxt `ts/src/pro/gate.ts`
 //! (message shapes, `id` echo), cryptofeed `cryptofeed/exchanges/gateio.py`.
 
 use serde_json::{Value, json};

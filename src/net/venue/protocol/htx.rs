@@ -3,7 +3,7 @@
 //! topic; every frame the venue sends is gzip-compressed binary, pings included.
 //!
 //! The server sends `{"ping":N}` every 5 s and closes the connection after two unanswered
-//! (https://huobiapi.github.io/docs/spot/v1/en/#websocket-market-data, "Heartbeat and
+//! (<https://huobiapi.github.io/docs/spot/v1/en/#websocket-market-data>, "Heartbeat and
 //! Connection"): each is answered at once with `{"pong":N}`, the same number. Acks are
 //! `{"id":"1","status":"ok","subbed":"market.btcusdt.trade.detail","ts":…}`, refusals
 //! `{"status":"error","err-code":"bad-request","err-msg":"…","id":"2"}`, data

@@ -4,7 +4,7 @@
 //! (`{"event":"subscribed","feed":…,"product_ids":[…]}`) name the feed and products, errors
 //! (`{"event":"error","message":…}`) name neither. Data names its `feed` and `product_id`; a
 //! feed's first message comes under its own name (`book_snapshot`, `trade_snapshot`), recognised
-//! as the feed's (https://docs.kraken.com/exchange/api-reference/futures-websocket; message shapes
+//! as the feed's (<https://docs.kraken.com/exchange/api-reference/futures-websocket>; message shapes
 //! as nautilus_trader's Kraken adapter parses them, `crates/adapters/kraken/src/websocket/futures`).
 
 use serde_json::{Value, json};

@@ -5,9 +5,9 @@
 //! `"type":"error"` with a code and words. Before each connect the connect token and the
 //! server come from the REST `bullet-public` endpoint ([`read_bullet`]).
 //!
-//! Sources: https://www.kucoin.com/docs-new/websocket-api/base-info/introduction (token,
+//! Sources: <https://www.kucoin.com/docs-new/websocket-api/base-info/introduction> (token,
 //! welcome, ping/pong, subscribe, ack, error), the channel pages under
-//! https://www.kucoin.com/docs-new/ (data shapes), ccxt `ts/src/pro/kucoin.ts` (the
+//! <https://www.kucoin.com/docs-new/> (data shapes), ccxt `ts/src/pro/kucoin.ts` (the
 //! `token is expired` error, `pingInterval` from the token answer).
 
 use std::time::Duration;

@@ -4,8 +4,8 @@
 //! (`{"id":0,"code":0,"msg":"<streams, comma-separated>"}`, `"msg":"PONG"`), a refusal names its
 //! streams in `"msg":"Not Subscribed successfully! [a,b].  Reason： Blocked! "`, and data comes
 //! in binary frames, protobuf `PushDataV3ApiWrapper` messages whose field 1 (`channel`) names
-//! the stream (https://mexcdevelop.github.io/apidocs/spot_v3_en/#websocket-market-streams;
-//! the schema: https://github.com/mexcdevelop/websocket-proto).
+//! the stream (<https://mexcdevelop.github.io/apidocs/spot_v3_en/#websocket-market-streams>;
+//! the schema: <https://github.com/mexcdevelop/websocket-proto>).
 //!
 //! The channel is read with `prost` from a message declared here with only the fields needed
 //! ([`Push`]): prost skips the body (fields 301-315) without decoding it. Binary frames are read

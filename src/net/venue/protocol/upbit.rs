@@ -4,8 +4,8 @@
 //! the connection's subscriptions, so they are never split over messages). No ack; data is JSON
 //! in binary frames (`{"type":"trade","code":"KRW-BTC",…}`), errors are
 //! `{"error":{"name":"INVALID_PARAM","message":"…"}}`, the answer to a `PING` text is
-//! `{"status":"UP"}` (https://docs.upbit.com/kr/reference/websocket-guide,
-//! https://docs.upbit.com/reference/connection).
+//! `{"status":"UP"}` (<https://docs.upbit.com/kr/reference/websocket-guide>,
+//! <https://docs.upbit.com/reference/connection>).
 //!
 //! Binary frames are read as text: in steady state only the ones with `"error"` or `"status"`
 //! in them are parsed, as for any text message.
