@@ -22,6 +22,7 @@
 //! `wsrec venues` prints the table ([`describe_all`]), one preset with the sources of its facts
 //! ([`describe_one`]), or either as JSON ([`to_json`]).
 
+pub mod book;
 pub mod pace;
 pub mod presets;
 pub mod protocol;

@@ -107,6 +107,8 @@ pub struct Preset {
     /// A REST call before every connect that yields the URL to dial (KuCoin's connect token),
     /// if the venue needs one ([`super::token`]).
     pub pre_connect: Option<super::token::PreConnect>,
+    /// The preset's book channels and how each book starts ([`super::book`]).
+    pub books: &'static [super::book::BookChannel],
 }
 
 const fn secs(s: u64) -> Duration {
@@ -459,6 +461,7 @@ pub static PRESETS: &[Preset] = &[
         notes: BYBIT_NOTES,
         sources: BYBIT_SOURCES,
         pre_connect: None,
+        books: &[],
     },
     Preset {
         name: "bybit-linear",
@@ -475,6 +478,7 @@ pub static PRESETS: &[Preset] = &[
         notes: BYBIT_NOTES,
         sources: BYBIT_SOURCES,
         pre_connect: None,
+        books: &[],
     },
     Preset {
         name: "bybit-inverse",
@@ -491,6 +495,7 @@ pub static PRESETS: &[Preset] = &[
         notes: BYBIT_NOTES,
         sources: BYBIT_SOURCES,
         pre_connect: None,
+        books: &[],
     },
     Preset {
         name: "binance-spot",
@@ -528,6 +533,7 @@ pub static PRESETS: &[Preset] = &[
         notes: BINANCE_NOTES_SPOT,
         sources: &["https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams"],
         pre_connect: None,
+        books: &[],
     },
     Preset {
         name: "binance-usdm",
@@ -557,6 +563,7 @@ pub static PRESETS: &[Preset] = &[
             "https://github.com/ccxt/ccxt/blob/master/ts/src/pro/binance.ts",
         ],
         pre_connect: None,
+        books: &[],
     },
     Preset {
         name: "okx",
@@ -611,6 +618,7 @@ pub static PRESETS: &[Preset] = &[
             "https://siebly.hashnode.dev",
         ],
         pre_connect: None,
+        books: &[],
     },
     Preset {
         name: "coinbase",
@@ -655,6 +663,7 @@ pub static PRESETS: &[Preset] = &[
             "https://docs.cdp.coinbase.com/coinbase-app/advanced-trade-apis/websocket/websocket-rate-limits",
         ],
         pre_connect: None,
+        books: &[],
     },
     Preset {
         name: "kraken",
@@ -691,6 +700,7 @@ pub static PRESETS: &[Preset] = &[
             "https://docs.kraken.com/exchange/guides/websockets/introduction",
         ],
         pre_connect: None,
+        books: &[],
     },
     Preset {
         name: "bitstamp",
@@ -731,6 +741,7 @@ pub static PRESETS: &[Preset] = &[
         // page maintained clients (crypto-ws-client, ccxws) cite.
         sources: &["https://www.bitstamp.net/websocket/v2/"],
         pre_connect: None,
+        books: &[],
     },
     Preset {
         name: "bitfinex",
@@ -765,6 +776,7 @@ pub static PRESETS: &[Preset] = &[
         ],
         sources: &["https://docs.bitfinex.com/docs/ws-public"],
         pre_connect: None,
+        books: &[],
     },
     Preset {
         name: "deribit",
@@ -794,6 +806,7 @@ pub static PRESETS: &[Preset] = &[
             "https://docs.deribit.com/api-reference/session-management/public-set_heartbeat",
         ],
         pre_connect: None,
+        books: &[],
     },
     Preset {
         name: "bitmex",
@@ -835,6 +848,7 @@ pub static PRESETS: &[Preset] = &[
             "https://blog.bitmex.com/api_announcement/updates-to-rate-limits/",
         ],
         pre_connect: None,
+        books: &[],
     },
     Preset {
         name: "hyperliquid",
@@ -870,6 +884,7 @@ pub static PRESETS: &[Preset] = &[
             "https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/rate-limits",
         ],
         pre_connect: None,
+        books: &[],
     },
     Preset {
         name: "kucoin-spot",
@@ -899,6 +914,7 @@ pub static PRESETS: &[Preset] = &[
             url: "https://api.kucoin.com/api/v1/bullet-public",
             read: super::protocol::kucoin_read_bullet,
         }),
+        books: &[],
     },
     Preset {
         name: "kucoin-futures",
@@ -928,6 +944,7 @@ pub static PRESETS: &[Preset] = &[
             url: "https://api-futures.kucoin.com/api/v1/bullet-public",
             read: super::protocol::kucoin_read_bullet,
         }),
+        books: &[],
     },
     Preset {
         name: "dydx",
@@ -979,9 +996,11 @@ pub static PRESETS: &[Preset] = &[
             "https://github.com/dydxprotocol/v4-chain/blob/main/indexer/services/socks/src/lib/subscription.ts",
         ],
         pre_connect: None,
+        books: &[],
     },
     Preset {
         pre_connect: None,
+        books: &[],
         name: "gate-spot",
         title: "Gate spot (API v4)",
         family: Family::Gate,
@@ -1005,6 +1024,7 @@ pub static PRESETS: &[Preset] = &[
     },
     Preset {
         pre_connect: None,
+        books: &[],
         name: "gate-futures",
         title: "Gate USDT-margined perpetual futures (API v4)",
         family: Family::Gate,
@@ -1030,6 +1050,7 @@ pub static PRESETS: &[Preset] = &[
     },
     Preset {
         pre_connect: None,
+        books: &[],
         name: "bitget",
         title: "Bitget v2 public (spot and futures)",
         family: Family::Bitget,
@@ -1088,6 +1109,7 @@ pub static PRESETS: &[Preset] = &[
     },
     Preset {
         pre_connect: None,
+        books: &[],
         name: "cryptocom",
         title: "Crypto.com Exchange v1 market data",
         family: Family::Cryptocom,
@@ -1127,6 +1149,7 @@ pub static PRESETS: &[Preset] = &[
     },
     Preset {
         pre_connect: None,
+        books: &[],
         name: "htx-spot",
         title: "HTX (Huobi) spot market data",
         family: Family::Htx,
@@ -1155,6 +1178,7 @@ pub static PRESETS: &[Preset] = &[
     },
     Preset {
         pre_connect: None,
+        books: &[],
         name: "htx-linear",
         title: "HTX USDT-margined swaps market data",
         family: Family::Htx,
@@ -1171,6 +1195,7 @@ pub static PRESETS: &[Preset] = &[
     },
     Preset {
         pre_connect: None,
+        books: &[],
         name: "mexc-spot",
         title: "MEXC spot v3 (protobuf streams)",
         family: Family::Mexc,
@@ -1219,6 +1244,7 @@ pub static PRESETS: &[Preset] = &[
     },
     Preset {
         pre_connect: None,
+        books: &[],
         name: "upbit",
         title: "Upbit quotation (KRW, BTC and USDT markets)",
         family: Family::Upbit,
@@ -1256,6 +1282,7 @@ pub static PRESETS: &[Preset] = &[
     },
     Preset {
         pre_connect: None,
+        books: &[],
         name: "binance-coinm",
         title: "Binance COIN-M futures (combined streams)",
         family: Family::Binance,
@@ -1301,6 +1328,7 @@ pub static PRESETS: &[Preset] = &[
     },
     Preset {
         pre_connect: None,
+        books: &[],
         name: "bybit-option",
         title: "Bybit v5 USDC options",
         family: Family::Bybit,
@@ -1338,6 +1366,7 @@ pub static PRESETS: &[Preset] = &[
     },
     Preset {
         pre_connect: None,
+        books: &[],
         name: "kraken-futures",
         title: "Kraken Futures (derivatives) v1",
         family: Family::KrakenFutures,
@@ -1381,6 +1410,7 @@ pub static PRESETS: &[Preset] = &[
     },
     Preset {
         pre_connect: None,
+        books: &[],
         name: "coinbase-exchange",
         title: "Coinbase Exchange (classic ws-feed)",
         family: Family::CoinbaseExchange,
