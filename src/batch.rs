@@ -164,6 +164,17 @@ impl Batch {
         })
     }
 
+    /// The bytes of the last item, if any.
+    pub fn last_bytes(&self) -> Option<&[u8]> {
+        let last = self.items.last()?;
+        let start = self
+            .items
+            .len()
+            .checked_sub(2)
+            .map_or(0, |i| self.items[i].end);
+        Some(&self.data[start..last.end])
+    }
+
     /// Removes every message, keeping events and snapshots, and returns how many were removed.
     pub(crate) fn strip_messages(&mut self) -> usize {
         let removed = self.messages;

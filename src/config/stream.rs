@@ -214,6 +214,24 @@ pub struct StreamConfig {
     /// relay, a replay server) is dialled as it is unless you set `token_url` too.
     #[serde(default)]
     pub token_url: Option<String>,
+    /// With a venue whose book channels start from a REST depth snapshot (Binance `depth`,
+    /// Bitstamp `diff_order_book`): whether the recorder fetches one per symbol after each
+    /// connection's first difference and writes it into the stream (default true).
+    #[serde(default = "default_true")]
+    pub snapshots: bool,
+    /// The REST API base URL those snapshots are asked from (`http://` or `https://`), through
+    /// `proxy` and with the stream's TLS settings. Set by the preset while `url` is the preset's
+    /// own; with a `url` of your own (a relay, a replay server) no snapshot is fetched unless
+    /// you set it too.
+    #[serde(default)]
+    pub snapshot_url: Option<String>,
+    /// The depth asked for (the venue's `limit`), instead of the preset's.
+    #[serde(default)]
+    pub snapshot_depth: Option<u32>,
+    /// A fresh snapshot of every symbol this often, as a resync anchor so a reader can start
+    /// mid-file (default off: one per connection).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub snapshot_interval: Option<Duration>,
 }
 
 impl StreamConfig {
@@ -264,6 +282,10 @@ impl StreamConfig {
             nats: true,
             ts_source: TsSource::Kernel,
             token_url: None,
+            snapshots: true,
+            snapshot_url: None,
+            snapshot_depth: None,
+            snapshot_interval: None,
         }
     }
 

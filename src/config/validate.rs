@@ -20,6 +20,8 @@ pub trait VenueCatalog {
     fn closest(&self, name: &str) -> Option<&'static str>;
     /// Whether preset `name` asks a REST endpoint for a connect token before each connect.
     fn takes_token(&self, name: &str) -> bool;
+    /// Whether preset `name` has book channels that start from a REST depth snapshot.
+    fn takes_snapshots(&self, name: &str) -> bool;
 }
 
 /// A catalogue without presets, for checks of URLs that were validated already (or that never
@@ -33,6 +35,10 @@ impl VenueCatalog for NoVenues {
     }
 
     fn takes_token(&self, _name: &str) -> bool {
+        false
+    }
+
+    fn takes_snapshots(&self, _name: &str) -> bool {
         false
     }
 }
@@ -261,6 +267,41 @@ impl StreamConfig {
                 ));
             }
             validate_http_url(t).map_err(|m| invalid(&format!("{ctx}: token_url"), &m))?;
+        }
+        let takes_snapshots = self
+            .venue
+            .as_deref()
+            .is_some_and(|v| venues.takes_snapshots(v));
+        for (key, set) in [
+            ("snapshot_url", self.snapshot_url.is_some()),
+            ("snapshot_depth", self.snapshot_depth.is_some()),
+            ("snapshot_interval", self.snapshot_interval.is_some()),
+        ] {
+            if set && !takes_snapshots {
+                return Err(invalid(
+                    &format!("{ctx}: {key}"),
+                    "is only used by venues whose book channels start from a REST depth \
+                     snapshot (`wsrec venues NAME` says which); remove it",
+                ));
+            }
+        }
+        if let Some(u) = &self.snapshot_url {
+            validate_http_url(u).map_err(|m| invalid(&format!("{ctx}: snapshot_url"), &m))?;
+        }
+        if self.snapshot_depth == Some(0) {
+            return Err(invalid(
+                &format!("{ctx}: snapshot_depth"),
+                "must be at least 1 (the number of price levels per side the venue returns)",
+            ));
+        }
+        if self
+            .snapshot_interval
+            .is_some_and(|i| i < Duration::from_secs(1))
+        {
+            return Err(invalid(
+                &format!("{ctx}: snapshot_interval"),
+                "must be at least 1s (each snapshot costs request weight of the venue's budget)",
+            ));
         }
         Ok(())
     }

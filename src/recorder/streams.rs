@@ -38,6 +38,8 @@ pub(super) fn stream_tasks(
 ) -> Result<Vec<StreamTask>, ConfigError> {
     let mut tasks = Vec::new();
     let mut pacers = Pacers::default();
+    // One request budget per REST host for the whole process: the venues count per IP.
+    let rest = Arc::new(crate::net::venue::rest::RestBudgets::default());
     for (idx, (s, st)) in config.streams.iter().zip(&stats.streams).enumerate() {
         let shards = crate::net::venue::plan(s);
         if shards.len() > 1 {
@@ -51,6 +53,7 @@ pub(super) fn stream_tasks(
             clock,
             batch_max,
             pressure: pressure.clone(),
+            rest: rest.clone(),
         };
         let count = shards.len();
         for (i, shard) in shards.into_iter().enumerate() {
@@ -78,6 +81,7 @@ struct Shared {
     seq: Arc<AtomicU64>,
     next_conn: Arc<AtomicU64>,
     pacer: Option<Arc<Pacer>>,
+    rest: Arc<crate::net::venue::rest::RestBudgets>,
     clock: Clock,
     batch_max: usize,
     pressure: Arc<crate::fair::Pressure>,
@@ -165,6 +169,18 @@ fn stream_runtime(
         )?),
         _ => None,
     };
+    let snapshots = match (preset, &s.snapshot_url) {
+        (Some(p), Some(base)) if s.snapshots && p.rest_snapshot().is_some() => {
+            Some(crate::net::stream::runtime::SnapshotSetup {
+                base: base.trim_end_matches('/').to_owned(),
+                depth: s.snapshot_depth,
+                interval: s.snapshot_interval,
+                preset: p,
+                budgets: shared.rest.clone(),
+            })
+        }
+        _ => None,
+    };
     let mut spec = ConnectSpec::from_config(&spec_source)?;
     // Kernel stamps are real time; an injected clock (tests' paused time) is not, so with one
     // every receive time comes from that clock.
@@ -188,6 +204,7 @@ fn stream_runtime(
         venue,
         pacer: shared.pacer.clone(),
         token,
+        snapshots,
         stats: shared.stats.clone(),
         clock: shared.clock,
         batch_max: shared.batch_max,

@@ -286,6 +286,7 @@ mod tests {
             venue: None,
             pacer: None,
             token: None,
+            snapshots: None,
             stats: Arc::new(StreamStats::new(&s.name, &s.url)),
             clock: crate::clock::Clock::System,
             batch_max: 1,

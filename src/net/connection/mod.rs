@@ -17,6 +17,7 @@ mod dial;
 pub(crate) mod event;
 mod keepalive;
 mod read_loop;
+pub mod snapshot;
 mod tracking;
 
 use std::sync::Arc;

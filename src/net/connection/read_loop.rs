@@ -30,7 +30,10 @@ impl Connection {
         server_ping: Option<Duration>,
     ) -> (End, Option<Instant>) {
         let rt = &*self.rt;
-        let mut venue = rt.venue.as_ref().map(VenueState::new);
+        let mut venue = rt
+            .venue
+            .as_ref()
+            .map(|v| VenueState::new(v, rt.snapshots.is_some()));
         let end = self.read_frames(ws, batch, &mut venue, server_ping).await;
         let maintenance = venue.and_then(|v| v.finish(&rt.stats));
         (end, maintenance)

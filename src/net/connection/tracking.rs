@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::batch::Batch;
 use crate::net::stream::runtime::VenueRuntime;
@@ -52,6 +53,11 @@ impl Connection {
                             .strs("not_acknowledged", unacked.iter().map(String::as_str))
                             .num("after_ms", after.as_millis() as u64);
                     });
+                }
+                Outcome::FirstData(topic) => {
+                    // The message that brought it is the batch's last item: FirstData comes
+                    // before any other outcome of that message, so no event follows it yet.
+                    self.start_snapshot(&mut v.snapshot_tasks, &topic, batch.last_bytes());
                 }
                 Outcome::Live(topic) => {
                     ConnectionEvent::SubscriptionLive {
@@ -105,6 +111,40 @@ impl Connection {
             }
         }
         v.recount(&rt.stats);
+    }
+
+    /// Starts the REST depth snapshot task of `topic` when its channel's book starts from one
+    /// (the venue's procedure: after the connection's first difference, `first`).
+    fn start_snapshot(
+        &self,
+        tasks: &mut Option<(CancellationToken, DropGuard)>,
+        topic: &str,
+        first: Option<&[u8]>,
+    ) {
+        let Some(setup) = &self.rt.snapshots else {
+            return;
+        };
+        let Some((rest, symbol)) = setup.preset.rest_snapshot_for(topic) else {
+            return;
+        };
+        let cancel = tasks
+            .get_or_insert_with(|| {
+                let token = CancellationToken::new();
+                let guard = token.clone().drop_guard();
+                (token, guard)
+            })
+            .0
+            .clone();
+        let job = super::snapshot::Job {
+            rt: self.rt.clone(),
+            conn: self.conn,
+            queue: self.queue.clone(),
+            rest,
+            symbol,
+            first_id: first.and_then(rest.first_id),
+            cancel,
+        };
+        tokio::spawn(job.run());
     }
 
     /// Sends the replies the venue asked for and passes a reconnect request to the supervisor
@@ -162,14 +202,23 @@ pub(super) struct VenueState {
     pub(super) delivered: bool,
     /// The venue is in maintenance until then at the latest.
     pub(super) maintenance_until: Option<Instant>,
+    /// The REST snapshot tasks of this connection: cancelled when it ends (the guard is
+    /// dropped with this state).
+    pub(super) snapshot_tasks: Option<(CancellationToken, DropGuard)>,
 }
 
 impl VenueState {
-    /// The tracking of a new connection of the venue stream `v`.
-    pub(super) fn new(v: &VenueRuntime) -> Self {
+    /// The tracking of a new connection of the venue stream `v`; `snapshots`: the stream
+    /// fetches REST depth snapshots, so each topic's first data is reported.
+    pub(super) fn new(v: &VenueRuntime, snapshots: bool) -> Self {
+        let tracker = Tracker::new(v.family, &v.requests, v.first_data_timeout);
         Self {
             family: v.family,
-            tracker: Tracker::new(v.family, &v.requests, v.first_data_timeout),
+            tracker: if snapshots {
+                tracker.report_first_data()
+            } else {
+                tracker
+            },
             outcomes: Vec::new(),
             replies: Vec::new(),
             replace: None,
@@ -177,6 +226,7 @@ impl VenueState {
             counted: 0,
             delivered: false,
             maintenance_until: None,
+            snapshot_tasks: None,
         }
     }
 

@@ -52,6 +52,9 @@ pub struct StreamRuntime {
     /// The REST call made before every connect for the URL to dial (KuCoin's connect token);
     /// without it the stream dials `spec.url`.
     pub token: Option<crate::net::venue::token::TokenStep>,
+    /// REST depth snapshots for the book channels that start from one (none when the stream
+    /// has no such channel or `snapshots = false`).
+    pub snapshots: Option<SnapshotSetup>,
     /// The stream's counters.
     pub stats: Arc<StreamStats>,
     /// Receive-time clock.
@@ -61,6 +64,21 @@ pub struct StreamRuntime {
     /// Told when a batch was cut short with more frames ready, so background compression
     /// keeps out of the way while the network is ahead of us.
     pub pressure: Arc<crate::fair::Pressure>,
+}
+
+/// What a connection needs to start snapshot tasks.
+#[derive(Debug)]
+pub struct SnapshotSetup {
+    /// The base URL asked (the preset's REST API, or the stream's `snapshot_url`).
+    pub base: String,
+    /// The depth asked for, instead of each channel's default.
+    pub depth: Option<u32>,
+    /// A fresh snapshot this often while the connection lives.
+    pub interval: Option<Duration>,
+    /// The preset whose book channels say which topics need a snapshot and how to fetch it.
+    pub preset: &'static crate::net::venue::Preset,
+    /// The process-wide request budgets, one per REST host.
+    pub budgets: Arc<crate::net::venue::rest::RestBudgets>,
 }
 
 /// Which shard of its stream a runtime is.

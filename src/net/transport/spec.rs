@@ -69,10 +69,10 @@ impl ConnectSpec {
         let url = crate::config::validate_url(&s.url, &crate::config::NoVenues)
             .map_err(|m| field("url", m))?;
         // An https:// connect token endpoint (KuCoin) takes the stream's TLS settings too.
-        let https_token = s
-            .token_url
-            .as_deref()
-            .is_some_and(|t| t.starts_with("https://"));
+        // So does an https:// REST API that order-book snapshots are asked from.
+        let https_token = [&s.token_url, &s.snapshot_url]
+            .iter()
+            .any(|u| u.as_deref().is_some_and(|t| t.starts_with("https://")));
         let tls = if url.scheme() == "wss" || https_token {
             Some(tls_config(s.ca_file.as_deref(), s.insecure).map_err(|m| field("ca_file", m))?)
         } else {

@@ -102,6 +102,7 @@ pub const PRESET_FIELDS: &[&str] = &[
     "connect_interval",
     "subscribe_interval",
     "token_url",
+    "snapshot_url",
 ];
 
 /// Fills `s` from its `venue` preset: every field of [`PRESET_FIELDS`] that is not in `set` (the
@@ -170,6 +171,10 @@ pub fn apply(s: &mut StreamConfig, set: &BTreeSet<String>) -> Result<(), ConfigE
     if !keep("token_url") && s.url == preset.url {
         s.token_url = preset.pre_connect.map(|p| p.url.to_owned());
     }
+    // Likewise the REST API snapshots are asked from.
+    if !keep("snapshot_url") && s.url == preset.url {
+        s.snapshot_url = preset.rest_snapshot().map(|r| r.base.to_owned());
+    }
     for c in &s.channels {
         for sym in &s.symbols {
             let t = (preset.combine)(c, sym);
@@ -231,6 +236,10 @@ impl VenueCatalog for Catalog {
 
     fn takes_token(&self, name: &str) -> bool {
         find(name).is_some_and(|p| p.pre_connect.is_some())
+    }
+
+    fn takes_snapshots(&self, name: &str) -> bool {
+        find(name).is_some_and(|p| p.rest_snapshot().is_some())
     }
 }
 

@@ -111,6 +111,29 @@ pub struct Preset {
     pub books: &'static [super::book::BookChannel],
 }
 
+impl Preset {
+    /// The REST depth snapshot of the preset's first book channel that starts from one (the
+    /// preset's channels that do share one REST API).
+    pub fn rest_snapshot(&self) -> Option<&'static super::book::RestSnapshot> {
+        self.books.iter().find_map(|b| match b.start {
+            super::book::BookStart::Rest(r) => Some(r),
+            _ => None,
+        })
+    }
+
+    /// The REST depth snapshot for `topic`, when it is a topic of a channel that starts from
+    /// one, with the symbol to ask for.
+    pub fn rest_snapshot_for(
+        &self,
+        topic: &str,
+    ) -> Option<(&'static super::book::RestSnapshot, String)> {
+        self.books.iter().find_map(|b| match b.start {
+            super::book::BookStart::Rest(r) => (r.symbol)(topic).map(|s| (r, s)),
+            _ => None,
+        })
+    }
+}
+
 const fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }

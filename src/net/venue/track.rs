@@ -35,6 +35,9 @@ pub enum Outcome {
     },
     /// A topic reported silent delivers after all.
     Live(Topic),
+    /// A topic delivered its first data on this connection (reported only by a tracker made
+    /// with [`Tracker::report_first_data`]: the start of a REST depth snapshot).
+    FirstData(Topic),
     /// The venue asked for a reconnect.
     Reconnect(String),
     /// Send this message now.
@@ -82,6 +85,8 @@ pub struct Tracker {
     timeout: Option<Duration>,
     /// Topics counted in the stream's failed-subscriptions gauge by this connection.
     flagged: u64,
+    /// Report each topic's first data ([`Outcome::FirstData`]).
+    first_data: bool,
 }
 
 impl Tracker {
@@ -121,7 +126,16 @@ impl Tracker {
             deadline: first_data_timeout.map(|t| Instant::now() + t),
             timeout: first_data_timeout,
             flagged: 0,
+            first_data: false,
         }
+    }
+
+    /// Reports each topic's first data on this connection ([`Outcome::FirstData`]), before any
+    /// other outcome of that message.
+    #[must_use]
+    pub fn report_first_data(mut self) -> Self {
+        self.first_data = true;
+        self
     }
 
     /// When [`on_deadline`](Self::on_deadline) is due, if ever.
@@ -220,6 +234,9 @@ impl Tracker {
         let Some(e) = self.entries.get_mut(key) else {
             return;
         };
+        if e.state != State::Live && self.first_data {
+            out.push(Outcome::FirstData(e.topic.clone()));
+        }
         match e.state {
             State::Sent | State::Acked => {
                 e.state = State::Live;

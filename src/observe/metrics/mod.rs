@@ -268,6 +268,10 @@ const FAMILIES: &[Family] = &[
         Source::StreamState),
     gauge("subscriptions_failing", "", "Venue streams: subscriptions refused, or without data for first_data_timeout, on the open connections.",
         Source::Stream(|s, _| int(&s.subscriptions_failed))),
+    counter("snapshots", "", "REST depth snapshots fetched and written into the stream (book channels that start from one).",
+        Source::Stream(|s, _| int(&s.snapshots))),
+    counter("snapshot_failures", "", "REST depth snapshots given up after every try (a snapshot_failed event in the data each).",
+        Source::Stream(|s, _| int(&s.snapshot_failures))),
     // The queue between the connections and the writer.
     gauge("queue_depth_messages", "", "Messages waiting in the queue between the connections and the writer.",
         Source::Global(|s, _| int(&s.queue_depth))),

@@ -140,6 +140,10 @@ pub struct StreamStats {
     /// Subscriptions the venue refused or that deliver nothing (see `first_data_timeout`),
     /// counted over the stream's open connections.
     pub subscriptions_failed: AtomicU64,
+    /// REST depth snapshots fetched and handed to the writer.
+    pub snapshots: AtomicU64,
+    /// REST depth snapshots given up after every try (a `snapshot_failed` event each).
+    pub snapshot_failures: AtomicU64,
     /// The file currently written for this stream, empty when none is open.
     pub current_file: Mutex<String>,
     /// The last connection error or close reason, empty when none.
@@ -166,6 +170,8 @@ impl StreamStats {
             io_lost: AtomicU64::new(0),
             io_unmarked: Mutex::new(UnmarkedLoss::default()),
             subscriptions_failed: AtomicU64::new(0),
+            snapshots: AtomicU64::new(0),
+            snapshot_failures: AtomicU64::new(0),
             current_file: Mutex::new(String::new()),
             last_error: Mutex::new(String::new()),
         }
@@ -226,6 +232,8 @@ impl StreamStats {
             raw_unsafe: self.raw_unsafe.load(Relaxed),
             lines_lost: self.lines_lost.load(Relaxed),
             subscriptions_failed: self.subscriptions_failed.load(Relaxed),
+            snapshots: self.snapshots.load(Relaxed),
+            snapshot_failures: self.snapshot_failures.load(Relaxed),
             last_message_ns: self.last_message_ns.load(Relaxed),
             current_file: self
                 .current_file
@@ -538,10 +546,16 @@ pub struct StreamSnapshot {
     pub dropped: u64,
     /// Messages `raw` format diverted to the events file.
     pub raw_unsafe: u64,
-    /// Lines lost to write errors.
     /// Subscriptions refused or silent (venue streams).
     #[serde(default)]
     pub subscriptions_failed: u64,
+    /// REST depth snapshots fetched.
+    #[serde(default)]
+    pub snapshots: u64,
+    /// REST depth snapshots given up.
+    #[serde(default)]
+    pub snapshot_failures: u64,
+    /// Lines lost to write errors.
     #[serde(default)]
     pub lines_lost: u64,
     /// Receive time of the last message (ns since the epoch), 0 if none.

@@ -390,6 +390,8 @@ mod tests {
             raw_unsafe: 0,
             lines_lost: 0,
             subscriptions_failed: 0,
+            snapshots: 0,
+            snapshot_failures: 0,
             last_message_ns,
             current_file: file.to_owned(),
             last_error: String::new(),

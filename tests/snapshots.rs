@@ -1,0 +1,524 @@
+//! REST depth snapshots, end to end: a local Binance-shaped venue serves depth differences over
+//! WebSocket and `/api/v3/depth` over HTTP, the recorder runs with the `binance-spot` preset,
+//! and the recording alone must rebuild the venue's book.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use wsrec::Config;
+
+/// One order book side: price → size, as the venue's decimal strings (never floats).
+type Side = BTreeMap<String, String>;
+
+/// The venue's book and its update id.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Book {
+    last: u64,
+    bids: Side,
+    asks: Side,
+}
+
+impl Book {
+    /// Applies one difference's levels (size "0" removes a level).
+    fn apply(&mut self, bids: &[(String, String)], asks: &[(String, String)], u: u64) {
+        for (side, levels) in [(&mut self.bids, bids), (&mut self.asks, asks)] {
+            for (p, q) in levels {
+                if q.parse::<f64>().unwrap() == 0.0 {
+                    side.remove(p);
+                } else {
+                    side.insert(p.clone(), q.clone());
+                }
+            }
+        }
+        self.last = u;
+    }
+
+    fn body(&self) -> String {
+        let side = |s: &Side| {
+            s.iter()
+                .map(|(p, q)| format!(r#"["{p}","{q}"]"#))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        format!(
+            r#"{{"lastUpdateId":{},"bids":[{}],"asks":[{}]}}"#,
+            self.last,
+            side(&self.bids),
+            side(&self.asks)
+        )
+    }
+}
+
+/// What the REST side answers, in order; the last one repeats.
+#[derive(Clone, Debug)]
+enum Reply {
+    /// The book as it is now.
+    Book,
+    /// A book older than every difference sent so far (an id far behind).
+    Stale,
+    /// `429` with `Retry-After` in seconds.
+    TooMany(u64),
+    /// `503`.
+    Unavailable,
+}
+
+/// A request the REST side saw.
+#[derive(Clone, Debug)]
+struct Seen {
+    path: String,
+    at: Instant,
+    /// Differences the WebSocket side had sent by then.
+    diffs_sent: u64,
+}
+
+/// The venue: its book (advanced by the WebSocket side), the REST script and what it saw.
+#[derive(Default)]
+struct Venue {
+    book: Book,
+    diffs_sent: u64,
+    script: Vec<Reply>,
+    seen: Vec<Seen>,
+}
+
+/// Serves `/api/v3/depth` from `venue` on 127.0.0.1:0.
+async fn rest_server(venue: Arc<Mutex<Venue>>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let venue = venue.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&head);
+                let path = text.split(' ').nth(1).unwrap_or_default().to_owned();
+                let reply = {
+                    let mut v = venue.lock().unwrap();
+                    let n = v.seen.len();
+                    let diffs_sent = v.diffs_sent;
+                    v.seen.push(Seen {
+                        path,
+                        at: Instant::now(),
+                        diffs_sent,
+                    });
+                    let r = v.script[n.min(v.script.len() - 1)].clone();
+                    match r {
+                        Reply::Book => http(200, "", &v.book.body()),
+                        Reply::Stale => {
+                            let old = Book {
+                                last: 1,
+                                ..Book::default()
+                            };
+                            http(200, "", &old.body())
+                        }
+                        Reply::TooMany(s) => {
+                            http(429, &format!("Retry-After: {s}\r\n"), r#"{"code":-1003}"#)
+                        }
+                        Reply::Unavailable => http(503, "", "busy"),
+                    }
+                };
+                let _ = sock.write_all(reply.as_bytes()).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+fn http(code: u16, headers: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{headers}Connection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// A depth difference of `BTCUSDT` from update `from` to `to`, in the combined-stream wrapping
+/// Binance uses for `/stream?streams=` URLs; it moves the venue's book.
+fn diff(venue: &Mutex<Venue>, from: u64, to: u64) -> String {
+    let bids = vec![(format!("{}.00", 100 + to % 7), format!("{}.5", to % 3))];
+    let asks = vec![(format!("{}.00", 110 + to % 5), format!("{}", to % 2))];
+    let mut v = venue.lock().unwrap();
+    v.book.apply(&bids, &asks, to);
+    v.diffs_sent += 1;
+    let level = |l: &[(String, String)]| {
+        l.iter()
+            .map(|(p, q)| format!(r#"["{p}","{q}"]"#))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    format!(
+        r#"{{"stream":"btcusdt@depth@100ms","data":{{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":{from},"u":{to},"b":[{}],"a":[{}]}}}}"#,
+        level(&bids),
+        level(&asks)
+    )
+}
+
+/// A recorder of `btcusdt@depth@100ms` with the binance-spot preset, dialling `ws` and asking
+/// `rest` for snapshots.
+fn recorder(dir: &std::path::Path, ws: SocketAddr, rest: SocketAddr, extra: &str) -> Running {
+    let text = format!(
+        "flush_interval = \"10ms\"\n[[stream]]\nname = \"b\"\nvenue = \"binance-spot\"\n\
+         url = \"ws://{ws}/stream\"\ntopics = [\"btcusdt@depth@100ms\"]\nsnapshot_url = \"http://{rest}\"\n\
+         backoff_initial = \"100ms\"\n{extra}\n"
+    );
+    let parsed = Config::parse_toml(&text)
+        .and_then(wsrec::net::venue::resolve)
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let mut c = config(dir, parsed.streams);
+    c.flush_interval = parsed.flush_interval;
+    c.validate(&wsrec::net::venue::Catalog).unwrap();
+    start(c, wsrec::clock::system_now_ns())
+}
+
+fn snapshot_lines(recs: &[Value]) -> Vec<&Value> {
+    recs.iter()
+        .filter(|r| r.get("snapshot").is_some())
+        .collect()
+}
+
+/// Rebuilds the book from the recording alone, as a backtest would: the last snapshot of the
+/// last connection, then that connection's differences after it (Binance: drop `u <=
+/// lastUpdateId`, the first applied has `U <= lastUpdateId + 1 <= u`).
+fn rebuild(recs: &[Value]) -> Book {
+    let last_conn = recs
+        .iter()
+        .filter_map(|r| r["conn"].as_u64())
+        .max()
+        .unwrap();
+    let mut book = Book::default();
+    let mut started = false;
+    for r in recs
+        .iter()
+        .filter(|r| r["conn"].as_u64() == Some(last_conn))
+    {
+        if let Some(body) = r.get("snapshot").and(r.get("msg")) {
+            book = Book::default();
+            book.last = body["lastUpdateId"].as_u64().unwrap();
+            for (side, key) in [(&mut book.bids, "bids"), (&mut book.asks, "asks")] {
+                for l in body[key].as_array().unwrap() {
+                    side.insert(
+                        l[0].as_str().unwrap().to_owned(),
+                        l[1].as_str().unwrap().to_owned(),
+                    );
+                }
+            }
+            started = true;
+            continue;
+        }
+        let Some(d) = r.get("msg").map(|m| &m["data"]) else {
+            continue;
+        };
+        let (Some(from), Some(to)) = (d["U"].as_u64(), d["u"].as_u64()) else {
+            continue;
+        };
+        if !started || to <= book.last {
+            continue;
+        }
+        assert!(
+            from <= book.last + 1,
+            "a gap in the differences: {from} after {}",
+            book.last
+        );
+        let levels = |k: &str| -> Vec<(String, String)> {
+            d[k].as_array()
+                .unwrap()
+                .iter()
+                .map(|l| {
+                    (
+                        l[0].as_str().unwrap().to_owned(),
+                        l[1].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect()
+        };
+        book.apply(&levels("b"), &levels("a"), to);
+    }
+    assert!(started, "no snapshot in the last connection");
+    book
+}
+
+/// Sends differences `first..first+n` (one update id each) on `conn`.
+async fn send_diffs(conn: &mut ServerConn, venue: &Mutex<Venue>, first: u64, n: u64) {
+    for id in first..first + n {
+        let text = diff(venue, id, id);
+        conn.send_text(&text).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_snapshot_comes_after_the_first_difference_and_the_recording_rebuilds_the_book() {
+    let dir = tempfile::tempdir().unwrap();
+    let venue = Arc::new(Mutex::new(Venue {
+        book: Book {
+            last: 1000,
+            ..Book::default()
+        },
+        script: vec![Reply::Book],
+        ..Venue::default()
+    }));
+    let rest = rest_server(venue.clone()).await;
+    let mut server = TestServer::start().await;
+    let rec = recorder(dir.path(), server.addr, rest, "");
+    let mut conn = server.accept().await;
+    send_diffs(&mut conn, &venue, 1001, 5).await;
+    rec.wait_until(|s| {
+        s.streams[0]
+            .snapshots
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    })
+    .await;
+    send_diffs(&mut conn, &venue, 1006, 20).await;
+    rec.wait_messages(25).await;
+    rec.stop().await;
+
+    let recs = records(dir.path());
+    let seen = venue.lock().unwrap().seen.clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(
+        seen[0].diffs_sent >= 1,
+        "fetched before the first difference: {seen:?}"
+    );
+    assert_eq!(seen[0].path, "/api/v3/depth?symbol=BTCUSDT&limit=1000");
+    let snaps = snapshot_lines(&recs);
+    assert_eq!(snaps.len(), 1, "{snaps:?}");
+    let meta = &snaps[0]["snapshot"];
+    assert_eq!(meta["symbol"], "BTCUSDT");
+    assert_eq!(meta["status"], 200);
+    assert_eq!(meta["attempts"], 1);
+    assert_eq!(meta["first_id"], 1001);
+    assert!(meta["sent_ts"].as_u64().unwrap() <= snaps[0]["ts"].as_u64().unwrap());
+    assert_eq!(rebuild(&recs), venue.lock().unwrap().book);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_older_than_the_first_difference_is_fetched_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let venue = Arc::new(Mutex::new(Venue {
+        book: Book {
+            last: 500,
+            ..Book::default()
+        },
+        script: vec![Reply::Stale, Reply::Book],
+        ..Venue::default()
+    }));
+    let rest = rest_server(venue.clone()).await;
+    let mut server = TestServer::start().await;
+    let rec = recorder(dir.path(), server.addr, rest, "");
+    let mut conn = server.accept().await;
+    send_diffs(&mut conn, &venue, 501, 3).await;
+    rec.wait_until(|s| {
+        s.streams[0]
+            .snapshots
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    })
+    .await;
+    send_diffs(&mut conn, &venue, 504, 10).await;
+    rec.wait_messages(13).await;
+    rec.stop().await;
+
+    let recs = records(dir.path());
+    assert_eq!(venue.lock().unwrap().seen.len(), 2);
+    let snaps = snapshot_lines(&recs);
+    assert_eq!(
+        snaps.len(),
+        1,
+        "only the recent enough snapshot is written: {snaps:?}"
+    );
+    assert_eq!(snaps[0]["snapshot"]["attempts"], 2);
+    assert_eq!(rebuild(&recs), venue.lock().unwrap().book);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_is_waited_out_and_a_503_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let venue = Arc::new(Mutex::new(Venue {
+        book: Book {
+            last: 10,
+            ..Book::default()
+        },
+        script: vec![Reply::TooMany(1), Reply::Unavailable, Reply::Book],
+        ..Venue::default()
+    }));
+    let rest = rest_server(venue.clone()).await;
+    let mut server = TestServer::start().await;
+    let rec = recorder(dir.path(), server.addr, rest, "");
+    let mut conn = server.accept().await;
+    send_diffs(&mut conn, &venue, 11, 2).await;
+    rec.wait_until(|s| {
+        s.streams[0]
+            .snapshots
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    })
+    .await;
+    rec.stop().await;
+
+    let seen = venue.lock().unwrap().seen.clone();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    // Retry-After: 1 holds every request to the host for a second at least.
+    assert!(
+        seen[1].at.duration_since(seen[0].at) >= Duration::from_secs(1),
+        "{seen:?}"
+    );
+    let recs = records(dir.path());
+    let snaps = snapshot_lines(&recs);
+    assert_eq!(snaps.len(), 1);
+    assert_eq!(snaps[0]["snapshot"]["attempts"], 3);
+    assert!(events(&recs, "snapshot_failed").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_try_refused_is_a_snapshot_failed_event_and_a_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let venue = Arc::new(Mutex::new(Venue {
+        script: vec![Reply::Unavailable],
+        ..Venue::default()
+    }));
+    let rest = rest_server(venue.clone()).await;
+    let mut server = TestServer::start().await;
+    let rec = recorder(dir.path(), server.addr, rest, "");
+    let mut conn = server.accept().await;
+    send_diffs(&mut conn, &venue, 1, 1).await;
+    rec.wait_until(|s| {
+        s.streams[0]
+            .snapshot_failures
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    })
+    .await;
+    rec.stop().await;
+
+    let recs = records(dir.path());
+    let failed = events(&recs, "snapshot_failed");
+    assert_eq!(failed.len(), 1, "{recs:?}");
+    assert_eq!(failed[0]["symbol"], "BTCUSDT");
+    assert_eq!(failed[0]["status"], 503);
+    assert_eq!(
+        failed[0]["attempts"].as_u64(),
+        Some(u64::from(wsrec::net::connection::snapshot::ATTEMPTS))
+    );
+    assert!(snapshot_lines(&recs).is_empty());
+    assert_eq!(
+        venue.lock().unwrap().seen.len() as u32,
+        wsrec::net::connection::snapshot::ATTEMPTS
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_connection_gets_a_snapshot_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let venue = Arc::new(Mutex::new(Venue {
+        book: Book {
+            last: 100,
+            ..Book::default()
+        },
+        script: vec![Reply::Book],
+        ..Venue::default()
+    }));
+    let rest = rest_server(venue.clone()).await;
+    let mut server = TestServer::start().await;
+    let rec = recorder(dir.path(), server.addr, rest, "");
+    let mut conn = server.accept().await;
+    send_diffs(&mut conn, &venue, 101, 3).await;
+    rec.wait_until(|s| {
+        s.streams[0]
+            .snapshots
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    })
+    .await;
+    conn.close(1000, "bye").await;
+    // The venue moves on while the recorder is away: differences it never sees.
+    for id in 104..110 {
+        let _ = diff(&venue, id, id);
+    }
+    let mut conn = server.accept().await;
+    send_diffs(&mut conn, &venue, 110, 4).await;
+    rec.wait_until(|s| {
+        s.streams[0]
+            .snapshots
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 2
+    })
+    .await;
+    send_diffs(&mut conn, &venue, 114, 4).await;
+    rec.wait_messages(11).await;
+    rec.stop().await;
+
+    let recs = records(dir.path());
+    let snaps = snapshot_lines(&recs);
+    let conns: Vec<u64> = snaps.iter().map(|s| s["conn"].as_u64().unwrap()).collect();
+    assert_eq!(conns.len(), 2, "{snaps:?}");
+    assert_ne!(conns[0], conns[1]);
+    assert_eq!(rebuild(&recs), venue.lock().unwrap().book);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_interval_adds_a_fresh_anchor_while_the_connection_lives() {
+    let dir = tempfile::tempdir().unwrap();
+    let venue = Arc::new(Mutex::new(Venue {
+        book: Book {
+            last: 7,
+            ..Book::default()
+        },
+        script: vec![Reply::Book],
+        ..Venue::default()
+    }));
+    let rest = rest_server(venue.clone()).await;
+    let mut server = TestServer::start().await;
+    let rec = recorder(dir.path(), server.addr, rest, "snapshot_interval = \"1s\"");
+    let mut conn = server.accept().await;
+    send_diffs(&mut conn, &venue, 8, 2).await;
+    rec.wait_until(|s| {
+        s.streams[0]
+            .snapshots
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    })
+    .await;
+    send_diffs(&mut conn, &venue, 10, 2).await;
+    rec.wait_until(|s| {
+        s.streams[0]
+            .snapshots
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 3
+    })
+    .await;
+    rec.stop().await;
+
+    let recs = records(dir.path());
+    let snaps = snapshot_lines(&recs);
+    assert!(snaps.len() >= 3, "{snaps:?}");
+    // The first answers the first difference; the anchors after it stand on their own.
+    assert_eq!(snaps[0]["snapshot"]["first_id"], 8);
+    assert!(
+        snaps[1]["snapshot"].get("first_id").is_none(),
+        "{}",
+        snaps[1]
+    );
+    let seen = venue.lock().unwrap().seen.clone();
+    assert!(
+        seen[1].at.duration_since(seen[0].at) >= Duration::from_secs(1),
+        "{seen:?}"
+    );
+    assert_eq!(rebuild(&recs), venue.lock().unwrap().book);
+}
