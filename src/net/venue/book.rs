@@ -2,12 +2,15 @@
 //! feed sends differences only.
 //!
 //! A book channel's book comes either in the feed itself (a snapshot on subscribe and on every
-//! reset: Bybit, OKX, Kraken, Coinbase `level2`, Bitfinex, Deribit, BitMEX `orderBookL2`), as
-//! full books in every message (Hyperliquid `l2Book`, partial-depth streams), or from a REST
-//! snapshot that the differences then continue (Binance `depth`, Bitstamp `diff_order_book`).
-//! For the last kind the preset says how to ask for the snapshot and how to tell whether it is
-//! recent enough for the first difference the connection received; the recorder fetches it
-//! after that first difference and writes it into the stream as a snapshot line.
+//! reset: Bybit, OKX `books`, Kraken, Coinbase `level2`, Bitfinex, Deribit, BitMEX
+//! `orderBookL2`, dYdX, Bitget `books`, Crypto.com), as full books in every message
+//! (Hyperliquid `l2Book`, partial-depth streams), or from a REST snapshot that the differences
+//! then continue (Binance `depth`, Bitstamp `diff_order_book`, Gate `order_book_update`, KuCoin
+//! `level2`, MEXC `aggre.depth`). HTX `mbp.N` is the odd one: its start is asked for over the
+//! WebSocket ([`BookStart::WsRequest`]). For REST starts the preset says how to ask for the
+//! snapshot and how to tell whether it is recent enough for the first difference the
+//! connection received; the recorder fetches it after that first difference and writes it into
+//! the stream as a snapshot line.
 
 use crate::net::venue::protocol::depth;
 
