@@ -827,3 +827,85 @@ async fn kernel_receive_times_stay_true_while_the_recorder_cannot_read() {
     .await;
     assert_eq!(connected["ts_source"], "read", "{connected}");
 }
+
+/// Whether a preset channel carries an order book, by its name: books, depth, level 2, market
+/// by price; not the best-bid-and-offer tickers (`bookTicker`, `book_ticker`).
+fn is_book_channel(channel: &str) -> bool {
+    let c = channel.to_ascii_lowercase();
+    !c.contains("ticker")
+        && ["book", "depth", "level2", "mbp"]
+            .iter()
+            .any(|w| c.contains(w))
+}
+
+#[test]
+fn venues_name_how_every_book_channel_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut seen = 0;
+    let mut rest = Vec::new();
+    for p in wsrec::net::venue::PRESETS {
+        let books: Vec<&str> = p
+            .channels
+            .iter()
+            .copied()
+            .filter(|c| is_book_channel(c))
+            .collect();
+        if books.is_empty() {
+            continue;
+        }
+        let out = run(&["venues", p.name], dir.path());
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let json = run(&["venues", p.name, "--json"], dir.path());
+        let doc: Value = serde_json::from_slice(&json.stdout).expect("venues NAME --json is JSON");
+        for channel in books {
+            seen += 1;
+            let line = text
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("  book:       {channel}: ")))
+                .unwrap_or_else(|| panic!("{}: no book line for {channel}:\n{text}", p.name));
+            let entry = doc["books"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|b| b["channel"] == channel)
+                .unwrap_or_else(|| panic!("{}: --json lacks {channel}", p.name));
+            match entry["start"].as_str().unwrap() {
+                "feed" => assert!(line.starts_with("snapshot in the feed. "), "{line}"),
+                "full" => assert!(line.starts_with("full books"), "{line}"),
+                "ws_request" => assert!(line.contains("wsrec does not do"), "{line}"),
+                "rest" => {
+                    let url = entry["rest"]["url_example"].as_str().unwrap();
+                    assert!(url.starts_with("https://"), "{url}");
+                    assert!(
+                        line.starts_with(&format!(
+                            "REST snapshot after the first difference: {url} ("
+                        )),
+                        "{line}"
+                    );
+                    rest.push(format!("{} {channel}", p.name));
+                }
+                other => panic!("{}: {channel} starts {other:?}", p.name),
+            }
+        }
+    }
+    assert!(seen >= 50, "only {seen} book channels found");
+    // The difference feeds the issue names start from REST snapshots.
+    for want in [
+        "binance-spot depth@100ms",
+        "binance-usdm depth@100ms",
+        "binance-coinm depth@100ms",
+        "bitstamp diff_order_book",
+    ] {
+        assert!(rest.iter().any(|r| r == want), "{want} not REST: {rest:?}");
+    }
+    let binance = run(&["venues", "binance-spot"], dir.path());
+    let text = String::from_utf8_lossy(&binance.stdout);
+    assert!(
+        text.contains("  book:       depth@100ms: REST snapshot after the first difference: https://api.binance.com/api/v3/depth?symbol=SYMBOL&limit=1000 (1000 levels by default; procedure: https://developers.binance.com/"),
+        "{text}"
+    );
+    // The list of all presets stays short.
+    let all = run(&["venues"], dir.path());
+    assert!(!String::from_utf8_lossy(&all.stdout).contains("\n  book:       "));
+}

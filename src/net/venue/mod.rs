@@ -400,7 +400,7 @@ fn counts_name(c: presets::Counts) -> &'static str {
 }
 
 /// One preset: URL, channels, topics, keepalive, lifetime, limits, budgets, notes, and with
-/// `sources` the pages its facts come from.
+/// `sources` how each book channel's book starts and the pages its facts come from.
 fn describe(p: &Preset, sources: bool) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
@@ -463,6 +463,9 @@ fn describe(p: &Preset, sources: bool) -> String {
         let _ = writeln!(out, "  note:       {n}");
     }
     if sources {
+        for b in p.books {
+            let _ = writeln!(out, "  book:       {}", b.describe());
+        }
         for u in p.sources {
             let _ = writeln!(out, "  source:     {u}");
         }
@@ -521,6 +524,7 @@ pub fn to_json(p: &Preset) -> serde_json::Value {
         "budget_share_percent": presets::BUDGET_SHARE_PERCENT,
         "budgets": budgets,
         "notes": p.notes,
+        "books": p.books.iter().map(book::BookChannel::to_json).collect::<Vec<_>>(),
         "sources": p.sources,
     })
 }

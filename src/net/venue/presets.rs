@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use super::Family;
+use super::book::{self, BookChannel, BookStart, RestSnapshot};
 use super::token::PreConnect;
 
 /// How a preset keeps its connections alive and decides they are dead.
@@ -467,6 +468,252 @@ fn mexc(channel: &str, symbol: &str) -> String {
     }
 }
 
+// Book channels: how each preset's order books start (see [`super::book`]). Facts from the
+// venue's page named in each note; the REST ones in [`super::book`]'s statics.
+
+/// A book channel whose book comes in the feed.
+const fn in_feed(channel: &'static str, note: &'static str) -> BookChannel {
+    BookChannel {
+        channel,
+        start: BookStart::InFeed,
+        note,
+    }
+}
+
+/// A book channel whose every message is a whole book.
+const fn full(channel: &'static str, note: &'static str) -> BookChannel {
+    BookChannel {
+        channel,
+        start: BookStart::Full,
+        note,
+    }
+}
+
+/// A difference channel that starts from a REST snapshot.
+const fn rest(channel: &'static str, r: &'static RestSnapshot, note: &'static str) -> BookChannel {
+    BookChannel {
+        channel,
+        start: BookStart::Rest(r),
+        note,
+    }
+}
+
+const BYBIT_BOOK_NOTE: &str = "A `type\":\"snapshot` message first, then `delta`s (`u` the update ID, `seq` the cross sequence); a new snapshot, or a delta with `u` = 1, resets the book (https://bybit-exchange.github.io/docs/v5/websocket/public/orderbook).";
+
+/// Bybit spot, linear and inverse order books (depth 1, 50, 200, 1000).
+const BYBIT_BOOKS: &[BookChannel] = &[
+    in_feed("orderbook.1", BYBIT_BOOK_NOTE),
+    in_feed("orderbook.50", BYBIT_BOOK_NOTE),
+    in_feed("orderbook.200", BYBIT_BOOK_NOTE),
+    in_feed("orderbook.1000", BYBIT_BOOK_NOTE),
+];
+
+/// Bybit options order books (depth 25, 100).
+const BYBIT_OPTION_BOOKS: &[BookChannel] = &[
+    in_feed("orderbook.25", BYBIT_BOOK_NOTE),
+    in_feed("orderbook.100", BYBIT_BOOK_NOTE),
+];
+
+const BINANCE_DIFF_NOTE: &str = "depthUpdate messages carry changes only (`U`..`u`; futures also `pu`, the previous `u`); `depth`, `depth@100ms` and the other speeds of the same stream start alike.";
+
+const BINANCE_SPOT_BOOKS: &[BookChannel] = &[
+    rest("depth@100ms", &book::BINANCE_SPOT, BINANCE_DIFF_NOTE),
+    full(
+        "depth20@100ms",
+        "Partial book depth: the top 20 levels in every message, with `lastUpdateId` (https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams#partial-book-depth-streams).",
+    ),
+];
+
+const BINANCE_PARTIAL_FUTURES_NOTE: &str = "Partial book depth: the top 20 levels in every message (https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams/Partial-Book-Depth-Streams; COIN-M alike).";
+
+const BINANCE_USDM_BOOKS: &[BookChannel] = &[
+    rest("depth@100ms", &book::BINANCE_USDM, BINANCE_DIFF_NOTE),
+    full("depth20@100ms", BINANCE_PARTIAL_FUTURES_NOTE),
+];
+
+const BINANCE_COINM_BOOKS: &[BookChannel] = &[
+    rest("depth@100ms", &book::BINANCE_COINM, BINANCE_DIFF_NOTE),
+    full("depth20@100ms", BINANCE_PARTIAL_FUTURES_NOTE),
+];
+
+const OKX_BOOKS: &[BookChannel] = &[
+    in_feed(
+        "books",
+        "An `action\":\"snapshot` message (400 levels) first, then `update`s chained by `seqId`/`prevSeqId` with a CRC32 `checksum`; a new snapshot resets the book (https://www.okx.com/docs-v5/en/#order-book-trading-market-data-ws-order-book-channel).",
+    ),
+    full("books5", "The top 5 levels in every message (same page)."),
+    full("bbo-tbt", "The top level, every tick (same page)."),
+];
+
+const COINBASE_BOOKS: &[BookChannel] = &[in_feed(
+    "level2",
+    "An `l2_data` message whose event has `type\":\"snapshot` first, then `update` events; a new snapshot (after a resubscribe) resets the book; `sequence_num` counts per connection (https://docs.cdp.coinbase.com/coinbase-app/advanced-trade-apis/websocket/websocket-channels, Level2 channel).",
+)];
+
+const KRAKEN_BOOK_NOTE: &str = "A `type\":\"snapshot` message first (the depth asked for), then `update`s with a CRC32 `checksum` of the top 10 levels; a new snapshot resets the book (https://docs.kraken.com/api/docs/websocket-v2/book).";
+
+const KRAKEN_BOOKS: &[BookChannel] = &[
+    in_feed("book", KRAKEN_BOOK_NOTE),
+    in_feed("book.25", KRAKEN_BOOK_NOTE),
+];
+
+const BITSTAMP_BOOKS: &[BookChannel] = &[
+    full(
+        "order_book",
+        "The top 100 levels of each side in every message (https://www.bitstamp.net/websocket/v2/).",
+    ),
+    rest(
+        "diff_order_book",
+        &book::BITSTAMP,
+        "Changed levels only, stamped with `microtimestamp`; the book before them comes from the REST order book.",
+    ),
+    full(
+        "detail_order_book",
+        "The top 100 levels with their order IDs in every message (https://www.bitstamp.net/websocket/v2/).",
+    ),
+];
+
+const BITFINEX_BOOKS: &[BookChannel] = &[in_feed(
+    "book",
+    "The first message after `subscribed` is the snapshot (an array of [price, count, amount] levels), then one level per update; count 0 removes a level; a resubscribe sends a new snapshot (https://docs.bitfinex.com/reference/ws-public-books).",
+)];
+
+const DERIBIT_BOOKS: &[BookChannel] = &[
+    in_feed(
+        "book",
+        "`book.INSTRUMENT.INTERVAL` (or `.raw`): a notification with `type\":\"snapshot` first, then `change`s chained by `prev_change_id` to `change_id` (https://docs.deribit.com/, subscription book.{instrument_name}.{interval}).",
+    ),
+    full(
+        "book.none.10.100ms",
+        "`book.INSTRUMENT.GROUP.DEPTH.INTERVAL`: the top 10 (grouped) levels in every notification (https://docs.deribit.com/, subscription book.{instrument_name}.{group}.{depth}.{interval}).",
+    ),
+];
+
+const BITMEX_BOOK_NOTE: &str = "An `action\":\"partial` message (the whole table) first, then `insert`, `update` and `delete`; data before the partial is to be dropped (https://www.bitmex.com/app/wsAPI#Subscriptions).";
+
+const BITMEX_BOOKS: &[BookChannel] = &[
+    in_feed("orderBookL2_25", BITMEX_BOOK_NOTE),
+    in_feed("orderBookL2", BITMEX_BOOK_NOTE),
+];
+
+const HYPERLIQUID_BOOKS: &[BookChannel] = &[full(
+    "l2Book",
+    "Every message is the book: up to 20 levels a side (https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/websocket/subscriptions).",
+)];
+
+const KUCOIN_SPOT_BOOKS: &[BookChannel] = &[
+    rest(
+        "/market/level2",
+        &book::KUCOIN_SPOT,
+        "`trade.l2update` messages carry changes between `sequenceStart` and `sequenceEnd`; the public REST book has 100 levels at most, so levels deeper than it stay unknown until they change.",
+    ),
+    full(
+        "/spotMarket/level2Depth5",
+        "The top 5 levels in every message (https://www.kucoin.com/docs-new/, WebSocket spot public channel 'Orderbook - Level 5').",
+    ),
+    full(
+        "/spotMarket/level2Depth50",
+        "The top 50 levels in every message (https://www.kucoin.com/docs-new/, WebSocket spot public channel 'Orderbook - Level 50').",
+    ),
+];
+
+const KUCOIN_FUTURES_BOOKS: &[BookChannel] = &[
+    rest(
+        "/contractMarket/level2",
+        &book::KUCOIN_FUTURES,
+        "`level2` messages carry one change each (`change` \"price,side,size\") with a consecutive `sequence`.",
+    ),
+    full(
+        "/contractMarket/level2Depth5",
+        "The top 5 levels in every message (https://www.kucoin.com/docs-new/, WebSocket futures public channel 'Orderbook - Level 5').",
+    ),
+    full(
+        "/contractMarket/level2Depth50",
+        "The top 50 levels in every message (https://www.kucoin.com/docs-new/, WebSocket futures public channel 'Orderbook - Level 50').",
+    ),
+];
+
+const DYDX_BOOKS: &[BookChannel] = &[in_feed(
+    "v4_orderbook",
+    "The `subscribed` message carries the book in `contents`, then `channel_data` updates (size 0 removes a level); a resubscribe sends it again (https://docs.dydx.xyz/interaction/data/feeds, Orderbooks).",
+)];
+
+const GATE_SPOT_BOOKS: &[BookChannel] = &[
+    rest(
+        "spot.order_book_update:100ms",
+        &book::GATE_SPOT,
+        "`update` events carry changes between `U` and `u`.",
+    ),
+    full(
+        "spot.order_book:20:100ms",
+        "The top 20 levels in every message, with `lastUpdateId` (https://www.gate.com/docs/developers/apiv4/ws/en/, 'Limited-level full order book snapshot').",
+    ),
+];
+
+const GATE_FUTURES_BOOKS: &[BookChannel] = &[rest(
+    "futures.order_book_update:100ms:100",
+    &book::GATE_FUTURES,
+    "`update` events carry changes between `U` and `u`.",
+)];
+
+const BITGET_BOOK_NOTE: &str = "An `action\":\"snapshot` message first, then `update`s with `seq` and a CRC32 `checksum`; a new snapshot resets the book (https://www.bitget.com/api-doc/contract/websocket/public/Order-Book-Channel; spot alike).";
+const BITGET_TOP5_NOTE: &str =
+    "books5 is always a snapshot: the top 5 levels in every message (same pages).";
+
+const BITGET_BOOKS: &[BookChannel] = &[
+    in_feed("SPOT/books", BITGET_BOOK_NOTE),
+    full("SPOT/books5", BITGET_TOP5_NOTE),
+    in_feed("USDT-FUTURES/books", BITGET_BOOK_NOTE),
+    full("USDT-FUTURES/books5", BITGET_TOP5_NOTE),
+];
+
+const CRYPTOCOM_BOOK_NOTE: &str = "wsrec subscribes with `book_subscription_type` SNAPSHOT_AND_UPDATE: a `book` snapshot (the depth asked for) first, then `book.update` deltas chained by `u`/`pu`; a new snapshot resets the book (https://exchange-docs.crypto.com/exchange/v1/rest-ws/index.html#book-instrument_name-depth).";
+
+const CRYPTOCOM_BOOKS: &[BookChannel] = &[
+    in_feed("book.50", CRYPTOCOM_BOOK_NOTE),
+    in_feed("book.10", CRYPTOCOM_BOOK_NOTE),
+];
+
+const HTX_DEPTH_NOTE: &str = "The top 150 levels (step0: not merged) in every message (https://huobiapi.github.io/docs/spot/v1/en/, 'Market Depth'; swaps: https://huobiapi.github.io/docs/usdt_swap/v1/en/, 'Subscribe Market Depth Data').";
+
+const HTX_SPOT_BOOKS: &[BookChannel] = &[
+    full("depth.step0", HTX_DEPTH_NOTE),
+    BookChannel {
+        channel: "mbp.150",
+        start: BookStart::WsRequest,
+        note: "Incremental by price with `seqNum`/`prevSeqNum`; the starting book is sent only in answer to a `req` on the same topic (https://huobiapi.github.io/docs/spot/v1/en/, 'Market By Price (incremental update)': 'req' for the refresh), and wsrec does not send it: use depth.step0 to rebuild.",
+    },
+];
+
+const HTX_LINEAR_BOOKS: &[BookChannel] = &[full("depth.step0", HTX_DEPTH_NOTE)];
+
+const MEXC_BOOKS: &[BookChannel] = &[
+    rest(
+        "aggre.depth@100ms",
+        &book::MEXC_SPOT,
+        "Protobuf pushes of changed levels covering `fromVersion`..`toVersion`.",
+    ),
+    full(
+        "limit.depth@5",
+        "The top 5 levels in every message, with a `version` (https://mexcdevelop.github.io/apidocs/spot_v3_en/#websocket-market-streams, 'Partial Book Depth Streams').",
+    ),
+];
+
+const UPBIT_BOOKS: &[BookChannel] = &[full(
+    "orderbook",
+    "Every message is the whole book (its `orderbook_units`), SNAPSHOT or REALTIME by `stream_type` (https://docs.upbit.com/kr/reference/websocket-guide, orderbook).",
+)];
+
+const KRAKEN_FUTURES_BOOKS: &[BookChannel] = &[in_feed(
+    "book",
+    "A `book_snapshot` message first, then `book` deltas with a per-product `seq`; a resubscribe sends a new snapshot (https://docs.kraken.com/api/docs/guides/futures-websockets, book).",
+)];
+
+const COINBASE_EXCHANGE_BOOKS: &[BookChannel] = &[in_feed(
+    "level2_batch",
+    "A `snapshot` message first, then `l2update`s every 50 ms (no sequence); a resubscribe sends a new snapshot (https://docs.cdp.coinbase.com/exchange/websocket-feed/channels, level2_batch).",
+)];
+
 /// Every preset.
 pub static PRESETS: &[Preset] = &[
     Preset {
@@ -484,7 +731,7 @@ pub static PRESETS: &[Preset] = &[
         notes: BYBIT_NOTES,
         sources: BYBIT_SOURCES,
         pre_connect: None,
-        books: &[],
+        books: BYBIT_BOOKS,
     },
     Preset {
         name: "bybit-linear",
@@ -501,7 +748,7 @@ pub static PRESETS: &[Preset] = &[
         notes: BYBIT_NOTES,
         sources: BYBIT_SOURCES,
         pre_connect: None,
-        books: &[],
+        books: BYBIT_BOOKS,
     },
     Preset {
         name: "bybit-inverse",
@@ -518,7 +765,7 @@ pub static PRESETS: &[Preset] = &[
         notes: BYBIT_NOTES,
         sources: BYBIT_SOURCES,
         pre_connect: None,
-        books: &[],
+        books: BYBIT_BOOKS,
     },
     Preset {
         name: "binance-spot",
@@ -556,7 +803,7 @@ pub static PRESETS: &[Preset] = &[
         notes: BINANCE_NOTES_SPOT,
         sources: &["https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams"],
         pre_connect: None,
-        books: &[],
+        books: BINANCE_SPOT_BOOKS,
     },
     Preset {
         name: "binance-usdm",
@@ -586,7 +833,7 @@ pub static PRESETS: &[Preset] = &[
             "https://github.com/ccxt/ccxt/blob/master/ts/src/pro/binance.ts",
         ],
         pre_connect: None,
-        books: &[],
+        books: BINANCE_USDM_BOOKS,
     },
     Preset {
         name: "okx",
@@ -641,7 +888,7 @@ pub static PRESETS: &[Preset] = &[
             "https://siebly.hashnode.dev",
         ],
         pre_connect: None,
-        books: &[],
+        books: OKX_BOOKS,
     },
     Preset {
         name: "coinbase",
@@ -686,7 +933,7 @@ pub static PRESETS: &[Preset] = &[
             "https://docs.cdp.coinbase.com/coinbase-app/advanced-trade-apis/websocket/websocket-rate-limits",
         ],
         pre_connect: None,
-        books: &[],
+        books: COINBASE_BOOKS,
     },
     Preset {
         name: "kraken",
@@ -723,7 +970,7 @@ pub static PRESETS: &[Preset] = &[
             "https://docs.kraken.com/exchange/guides/websockets/introduction",
         ],
         pre_connect: None,
-        books: &[],
+        books: KRAKEN_BOOKS,
     },
     Preset {
         name: "bitstamp",
@@ -764,7 +1011,7 @@ pub static PRESETS: &[Preset] = &[
         // page maintained clients (crypto-ws-client, ccxws) cite.
         sources: &["https://www.bitstamp.net/websocket/v2/"],
         pre_connect: None,
-        books: &[],
+        books: BITSTAMP_BOOKS,
     },
     Preset {
         name: "bitfinex",
@@ -799,7 +1046,7 @@ pub static PRESETS: &[Preset] = &[
         ],
         sources: &["https://docs.bitfinex.com/docs/ws-public"],
         pre_connect: None,
-        books: &[],
+        books: BITFINEX_BOOKS,
     },
     Preset {
         name: "deribit",
@@ -829,7 +1076,7 @@ pub static PRESETS: &[Preset] = &[
             "https://docs.deribit.com/api-reference/session-management/public-set_heartbeat",
         ],
         pre_connect: None,
-        books: &[],
+        books: DERIBIT_BOOKS,
     },
     Preset {
         name: "bitmex",
@@ -871,7 +1118,7 @@ pub static PRESETS: &[Preset] = &[
             "https://blog.bitmex.com/api_announcement/updates-to-rate-limits/",
         ],
         pre_connect: None,
-        books: &[],
+        books: BITMEX_BOOKS,
     },
     Preset {
         name: "hyperliquid",
@@ -907,7 +1154,7 @@ pub static PRESETS: &[Preset] = &[
             "https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/rate-limits",
         ],
         pre_connect: None,
-        books: &[],
+        books: HYPERLIQUID_BOOKS,
     },
     Preset {
         name: "kucoin-spot",
@@ -937,7 +1184,7 @@ pub static PRESETS: &[Preset] = &[
             url: "https://api.kucoin.com/api/v1/bullet-public",
             read: super::protocol::kucoin_read_bullet,
         }),
-        books: &[],
+        books: KUCOIN_SPOT_BOOKS,
     },
     Preset {
         name: "kucoin-futures",
@@ -967,7 +1214,7 @@ pub static PRESETS: &[Preset] = &[
             url: "https://api-futures.kucoin.com/api/v1/bullet-public",
             read: super::protocol::kucoin_read_bullet,
         }),
-        books: &[],
+        books: KUCOIN_FUTURES_BOOKS,
     },
     Preset {
         name: "dydx",
@@ -1019,11 +1266,11 @@ pub static PRESETS: &[Preset] = &[
             "https://github.com/dydxprotocol/v4-chain/blob/main/indexer/services/socks/src/lib/subscription.ts",
         ],
         pre_connect: None,
-        books: &[],
+        books: DYDX_BOOKS,
     },
     Preset {
         pre_connect: None,
-        books: &[],
+        books: GATE_SPOT_BOOKS,
         name: "gate-spot",
         title: "Gate spot (API v4)",
         family: Family::Gate,
@@ -1047,7 +1294,7 @@ pub static PRESETS: &[Preset] = &[
     },
     Preset {
         pre_connect: None,
-        books: &[],
+        books: GATE_FUTURES_BOOKS,
         name: "gate-futures",
         title: "Gate USDT-margined perpetual futures (API v4)",
         family: Family::Gate,
@@ -1073,7 +1320,7 @@ pub static PRESETS: &[Preset] = &[
     },
     Preset {
         pre_connect: None,
-        books: &[],
+        books: BITGET_BOOKS,
         name: "bitget",
         title: "Bitget v2 public (spot and futures)",
         family: Family::Bitget,
@@ -1132,7 +1379,7 @@ pub static PRESETS: &[Preset] = &[
     },
     Preset {
         pre_connect: None,
-        books: &[],
+        books: CRYPTOCOM_BOOKS,
         name: "cryptocom",
         title: "Crypto.com Exchange v1 market data",
         family: Family::Cryptocom,
@@ -1172,7 +1419,7 @@ pub static PRESETS: &[Preset] = &[
     },
     Preset {
         pre_connect: None,
-        books: &[],
+        books: HTX_SPOT_BOOKS,
         name: "htx-spot",
         title: "HTX (Huobi) spot market data",
         family: Family::Htx,
@@ -1201,7 +1448,7 @@ pub static PRESETS: &[Preset] = &[
     },
     Preset {
         pre_connect: None,
-        books: &[],
+        books: HTX_LINEAR_BOOKS,
         name: "htx-linear",
         title: "HTX USDT-margined swaps market data",
         family: Family::Htx,
@@ -1218,7 +1465,7 @@ pub static PRESETS: &[Preset] = &[
     },
     Preset {
         pre_connect: None,
-        books: &[],
+        books: MEXC_BOOKS,
         name: "mexc-spot",
         title: "MEXC spot v3 (protobuf streams)",
         family: Family::Mexc,
@@ -1267,7 +1514,7 @@ pub static PRESETS: &[Preset] = &[
     },
     Preset {
         pre_connect: None,
-        books: &[],
+        books: UPBIT_BOOKS,
         name: "upbit",
         title: "Upbit quotation (KRW, BTC and USDT markets)",
         family: Family::Upbit,
@@ -1305,7 +1552,7 @@ pub static PRESETS: &[Preset] = &[
     },
     Preset {
         pre_connect: None,
-        books: &[],
+        books: BINANCE_COINM_BOOKS,
         name: "binance-coinm",
         title: "Binance COIN-M futures (combined streams)",
         family: Family::Binance,
@@ -1351,7 +1598,7 @@ pub static PRESETS: &[Preset] = &[
     },
     Preset {
         pre_connect: None,
-        books: &[],
+        books: BYBIT_OPTION_BOOKS,
         name: "bybit-option",
         title: "Bybit v5 USDC options",
         family: Family::Bybit,
@@ -1389,7 +1636,7 @@ pub static PRESETS: &[Preset] = &[
     },
     Preset {
         pre_connect: None,
-        books: &[],
+        books: KRAKEN_FUTURES_BOOKS,
         name: "kraken-futures",
         title: "Kraken Futures (derivatives) v1",
         family: Family::KrakenFutures,
@@ -1433,7 +1680,7 @@ pub static PRESETS: &[Preset] = &[
     },
     Preset {
         pre_connect: None,
-        books: &[],
+        books: COINBASE_EXCHANGE_BOOKS,
         name: "coinbase-exchange",
         title: "Coinbase Exchange (classic ws-feed)",
         family: Family::CoinbaseExchange,

@@ -74,6 +74,33 @@ pub(super) fn url_streams(url: &str, topics: &[Topic]) -> (String, usize) {
     (out, named)
 }
 
+/// The REST symbol of a diff depth stream's topic (`btcusdt@depth@100ms` → `BTCUSDT`,
+/// `btcusd_perp@depth` → `BTCUSD_PERP`): `depth` alone or with an update speed (`@100ms`,
+/// `@250ms`, `@500ms`); `None` for every other stream, partial depth (`depth20@100ms`)
+/// included, as those send whole books.
+pub fn depth_symbol(topic: &str) -> Option<String> {
+    let (symbol, stream) = topic.split_once('@')?;
+    let speed = stream.strip_prefix("depth")?;
+    let is_speed = |s: &str| {
+        s.strip_prefix('@')
+            .and_then(|s| s.strip_suffix("ms"))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    (!symbol.is_empty() && !symbol.starts_with('!') && (speed.is_empty() || is_speed(speed)))
+        .then(|| symbol.to_ascii_uppercase())
+}
+
+/// The first update ID (`U`) of a `depthUpdate` message, alone or wrapped by the combined
+/// stream (`{"stream":..,"data":{..}}`).
+pub fn depth_first_id(msg: &[u8]) -> Option<u64> {
+    super::u64_field(msg, "U")
+}
+
+/// The update ID a REST depth snapshot is current to (`lastUpdateId`).
+pub fn depth_snapshot_id(body: &[u8]) -> Option<u64> {
+    super::u64_field(body, "lastUpdateId")
+}
+
 fn subscribe(topics: &[Topic], per_msg: usize, next_id: &mut u64) -> Vec<Outgoing> {
     let mut out = Vec::new();
     for chunk in topics.chunks(per_msg) {

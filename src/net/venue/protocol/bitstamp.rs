@@ -18,6 +18,25 @@ fn check(topic: &str) -> Result<(), String> {
     two(topic, '_', "channel_pair")
 }
 
+/// The currency pair of a `diff_order_book_PAIR` topic, as the REST order book takes it
+/// (`diff_order_book_btcusd` → `btcusd`); `None` for other channels.
+pub fn diff_symbol(topic: &str) -> Option<String> {
+    topic
+        .strip_prefix("diff_order_book_")
+        .filter(|pair| !pair.is_empty() && pair.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .map(str::to_owned)
+}
+
+/// When a `diff_order_book` message's changes happened (`data.microtimestamp`, µs).
+pub fn diff_first_id(msg: &[u8]) -> Option<u64> {
+    super::u64_field(msg, "microtimestamp")
+}
+
+/// When a REST order book was taken (`microtimestamp`, µs).
+pub fn order_book_id(body: &[u8]) -> Option<u64> {
+    super::u64_field(body, "microtimestamp")
+}
+
 fn subscribe(topics: &[Topic], _per_msg: usize, _next_id: &mut u64) -> Vec<Outgoing> {
     topics
         .iter()

@@ -41,6 +41,33 @@ fn parts(topic: &str) -> (&str, &str, Vec<&str>) {
     (channel, symbol, it.collect())
 }
 
+/// The symbol of an incremental book topic of `channel` (`spot.order_book_update:BTC_USDT:100ms`
+/// → `BTC_USDT` for `spot.order_book_update`); `None` for other channels.
+fn book_update_symbol(topic: &str, channel: &str) -> Option<String> {
+    let (ch, symbol, _) = parts(topic);
+    (ch == channel && !symbol.is_empty()).then(|| symbol.to_owned())
+}
+
+/// The currency pair of a `spot.order_book_update` topic, as the REST order book takes it.
+pub fn spot_update_symbol(topic: &str) -> Option<String> {
+    book_update_symbol(topic, "spot.order_book_update")
+}
+
+/// The contract of a `futures.order_book_update` topic, as the REST order book takes it.
+pub fn futures_update_symbol(topic: &str) -> Option<String> {
+    book_update_symbol(topic, "futures.order_book_update")
+}
+
+/// The first update ID (`result.U`) of an `order_book_update` message.
+pub fn update_first_id(msg: &[u8]) -> Option<u64> {
+    super::u64_field(msg, "U")
+}
+
+/// The order book ID (`id`, asked for with `with_id=true`) of a REST order book.
+pub fn order_book_id(body: &[u8]) -> Option<u64> {
+    super::u64_field(body, "id")
+}
+
 fn is_candles(channel: &str) -> bool {
     channel.ends_with(".candlesticks")
 }

@@ -36,6 +36,34 @@ fn check(topic: &str) -> Result<(), String> {
     super::two(topic, ':', "/channel:SYMBOL, e.g. /market/match:BTC-USDT")
 }
 
+/// The one symbol of an incremental book topic of `channel` (`/market/level2:BTC-USDT` →
+/// `BTC-USDT`); `None` for other channels and for a topic naming several symbols.
+fn level2_symbol(topic: &str, channel: &str) -> Option<String> {
+    let (ch, symbol) = topic.split_once(':')?;
+    (ch == channel && !symbol.is_empty() && !symbol.contains(',')).then(|| symbol.to_owned())
+}
+
+/// The symbol of a spot `/market/level2` topic.
+pub fn spot_level2_symbol(topic: &str) -> Option<String> {
+    level2_symbol(topic, "/market/level2")
+}
+
+/// The symbol of a futures `/contractMarket/level2` topic.
+pub fn futures_level2_symbol(topic: &str) -> Option<String> {
+    level2_symbol(topic, "/contractMarket/level2")
+}
+
+/// The first sequence a spot `trade.l2update` message covers (`data.sequenceStart`).
+pub fn spot_level2_first_id(msg: &[u8]) -> Option<u64> {
+    super::u64_field(msg, "sequenceStart")
+}
+
+/// The sequence of a futures `level2` message, or of a REST order book (`data.sequence`, a
+/// number in futures answers, a string in spot ones).
+pub fn level2_sequence(msg: &[u8]) -> Option<u64> {
+    super::u64_field(msg, "sequence")
+}
+
 fn subscribe(topics: &[Topic], per_msg: usize, next_id: &mut u64) -> Vec<Outgoing> {
     let mut out = Vec::new();
     for (channel, group) in group_by_channel(topics) {

@@ -34,6 +34,41 @@ struct Push {
     channel: String,
 }
 
+/// The part of an `aggre.depth` push wsrec reads for a book's start: its
+/// `publicAggreDepths` body (field 313).
+#[derive(Clone, PartialEq, prost::Message)]
+struct DepthPush {
+    /// `PublicAggreDepthsV3Api`.
+    #[prost(message, optional, tag = "313")]
+    depths: Option<DepthVersions>,
+}
+
+/// The versions of a `PublicAggreDepthsV3Api` body: the first update the push covers (field
+/// 4, ASCII digits; `toVersion`, field 5, is the last).
+#[derive(Clone, PartialEq, prost::Message)]
+struct DepthVersions {
+    /// `fromVersion`.
+    #[prost(string, tag = "4")]
+    from_version: String,
+}
+
+/// The stream prefix of the incremental depth topics.
+const AGGRE_DEPTH: &str = "spot@public.aggre.depth.v3.api.pb@";
+
+/// The REST symbol of an incremental depth topic
+/// (`spot@public.aggre.depth.v3.api.pb@100ms@BTCUSDT` → `BTCUSDT`); `None` for other streams.
+pub fn aggre_depth_symbol(topic: &str) -> Option<String> {
+    let (_speed, symbol) = topic.strip_prefix(AGGRE_DEPTH)?.split_once('@')?;
+    (!symbol.is_empty() && !symbol.contains('@')).then(|| symbol.to_owned())
+}
+
+/// The first version (`fromVersion`) an `aggre.depth` push covers; `None` for other frames
+/// (JSON replies, other bodies).
+pub fn aggre_depth_first_id(frame: &[u8]) -> Option<u64> {
+    let push = <DepthPush as prost::Message>::decode(frame).ok()?;
+    push.depths?.from_version.parse().ok()
+}
+
 fn check(topic: &str) -> Result<(), String> {
     let shape = "spot@public.NAME.v3.api.pb@…@SYMBOL, e.g. spot@public.aggre.deals.v3.api.pb@100ms@BTCUSDT (MEXC's protobuf streams)";
     match topic

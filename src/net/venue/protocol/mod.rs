@@ -37,6 +37,30 @@ pub use binance::MAX_URL_LEN;
 pub use bitfinex::{FLAGS as BITFINEX_FLAGS, MAINTENANCE as BITFINEX_MAINTENANCE};
 pub use kucoin::read_bullet as kucoin_read_bullet;
 
+/// The parts of the REST depth snapshots ([`crate::net::venue::book::RestSnapshot`]) that read
+/// a family's topics, messages and snapshot bodies.
+pub mod depth {
+    pub use super::binance::{
+        depth_first_id as binance_first_id, depth_snapshot_id as binance_snapshot_id,
+        depth_symbol as binance_symbol,
+    };
+    pub use super::bitstamp::{
+        diff_first_id as bitstamp_first_id, diff_symbol as bitstamp_symbol,
+        order_book_id as bitstamp_snapshot_id,
+    };
+    pub use super::gate::{
+        futures_update_symbol as gate_futures_symbol, order_book_id as gate_snapshot_id,
+        spot_update_symbol as gate_spot_symbol, update_first_id as gate_first_id,
+    };
+    pub use super::kucoin::{
+        futures_level2_symbol as kucoin_futures_symbol, level2_sequence as kucoin_sequence,
+        spot_level2_first_id as kucoin_spot_first_id, spot_level2_symbol as kucoin_spot_symbol,
+    };
+    pub use super::mexc::{
+        aggre_depth_first_id as mexc_first_id, aggre_depth_symbol as mexc_symbol,
+    };
+}
+
 /// What an incoming message means.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Signal {
@@ -299,6 +323,22 @@ impl Signal {
 /// Whether `msg` contains `needle`.
 fn has(msg: &[u8], needle: &str) -> bool {
     memchr::memmem::find(msg, needle.as_bytes()).is_some()
+}
+
+/// The unsigned integer value of the first `"key":` in `msg`, written as a number or as a string
+/// of digits (`"U":157` or `"microtimestamp":"1633"`), read without parsing the JSON: the key is
+/// matched as bytes, so it must not occur earlier as a value or as another object's key.
+fn u64_field(msg: &[u8], key: &str) -> Option<u64> {
+    let mut needle = Vec::with_capacity(key.len() + 3);
+    needle.push(b'"');
+    needle.extend_from_slice(key.as_bytes());
+    needle.extend_from_slice(b"\":");
+    let at = memchr::memmem::find(msg, &needle)? + needle.len();
+    let rest = &msg[at..];
+    let rest = rest.trim_ascii_start();
+    let rest = rest.strip_prefix(b"\"").unwrap_or(rest);
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
 }
 
 /// `msg` parsed as JSON and read by `signal`; a message that is not JSON (OKX's and BitMEX's
