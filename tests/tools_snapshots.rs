@@ -100,7 +100,7 @@ fn snapshot(b: &mut Batch, at: u64, host: &str, body: &str) {
                 .num("status", 200)
                 .num("sent_ts", T0 + (at - 2) * MS)
                 .num("attempts", 1)
-                .num("first_diff_seq", 0);
+                .num("first_id", 0);
         },
         body.as_bytes(),
     );
@@ -158,7 +158,7 @@ fn files_ending(dir: &Path, suffix: &str) -> Vec<PathBuf> {
 /// The snapshot line the writer must write for `body` at `at` ms (conn 1).
 fn snapshot_line(at: u64, host: &str, body_member: &str) -> String {
     format!(
-        r#"{{"ts":{},"stream":"book","conn":1,"snapshot":{{"symbol":"BNBBTC","url":"https://{host}/api/v3/depth?symbol=BNBBTC&limit=5000","status":200,"sent_ts":{},"attempts":1,"first_diff_seq":0}},{body_member}}}"#,
+        r#"{{"ts":{},"stream":"book","conn":1,"snapshot":{{"symbol":"BNBBTC","url":"https://{host}/api/v3/depth?symbol=BNBBTC&limit=5000","status":200,"sent_ts":{},"attempts":1,"first_id":0}},{body_member}}}"#,
         T0 + at * MS,
         T0 + (at - 2) * MS
     )

@@ -62,8 +62,8 @@ pub struct SnapshotDetail {
     pub sent_ts: Option<u64>,
     /// Tries it took (1: the first).
     pub attempts: Option<u64>,
-    /// The `seq` of the diff that triggered the fetch.
-    pub first_diff_seq: Option<u64>,
+    /// The first update id of the difference the snapshot was fetched for (Binance `U`).
+    pub first_id: Option<u64>,
 }
 
 impl SnapshotDetail {

@@ -198,7 +198,7 @@ mod tests {
         let d = SnapshotDetail::parse(sn.request);
         assert_eq!(d.symbol.as_deref(), Some("BTCUSDT"));
         assert_eq!(
-            (d.status, d.attempts, d.first_diff_seq),
+            (d.status, d.attempts, d.first_id),
             (Some(200), Some(2), None)
         );
         let line = br#"{"ts":9,"stream":"s","conn":3,"snapshot":{},"text":"<html>"}"#;

@@ -127,7 +127,7 @@ impl Job {
                 Ok(a) if a.code == 200 => {
                     let current = (self.rest.snapshot_id)(&a.body);
                     if let (Some(have), Some(need)) = (current, first_id)
-                        && RestSnapshot::too_old(have, need)
+                        && self.rest.is_stale(have, need)
                     {
                         tracing::info!(stream = %rt.name, conn = self.conn, symbol = %self.symbol, snapshot_id = have, first_id = need, attempt, "The depth snapshot is older than the first difference; fetching it again.");
                         last_status = Some(a.code);

@@ -52,6 +52,12 @@ pub struct RestHost {
     pub sources: &'static [&'static str],
 }
 
+/// The budget of a host whose limit wsrec does not know (Bitstamp, Gate, KuCoin, MEXC, a
+/// relay): requests of weight 1 each, 600 a minute before headroom (300 after it, 5 a second).
+/// Well under what those venues allow per IP for public market data, so a reconnect of 300
+/// symbols spreads its snapshots over a minute instead of asking for them all at once.
+pub const UNKNOWN_HOST_PER_MINUTE: u32 = 600;
+
 /// Every REST host with a documented weight limit.
 pub static REST_HOSTS: &[RestHost] = &[
     RestHost {
@@ -102,8 +108,8 @@ pub struct RestBudgets {
 }
 
 impl RestBudgets {
-    /// The budget of `host` (created on first use: [`REST_HOSTS`]'s figure at
-    /// [`REST_HEADROOM_PERCENT`], or no weight limit for a host not listed).
+    /// The budget of `host` (created on first use: [`REST_HOSTS`]'s figure, or
+    /// [`UNKNOWN_HOST_PER_MINUTE`] for a host not listed, at [`REST_HEADROOM_PERCENT`]).
     pub fn for_host(&self, host: &str) -> Arc<RestBudget> {
         let host = host.to_ascii_lowercase();
         let mut hosts = self
@@ -113,13 +119,12 @@ impl RestBudgets {
         hosts
             .entry(host.clone())
             .or_insert_with(|| {
-                let allowed = REST_HOSTS
+                let per_minute = REST_HOSTS
                     .iter()
                     .find(|h| h.host == host)
-                    .map_or(u32::MAX, |h| {
-                        (u64::from(h.weight_per_minute) * u64::from(REST_HEADROOM_PERCENT) / 100)
-                            .max(1) as u32
-                    });
+                    .map_or(UNKNOWN_HOST_PER_MINUTE, |h| h.weight_per_minute);
+                let allowed =
+                    (u64::from(per_minute) * u64::from(REST_HEADROOM_PERCENT) / 100).max(1) as u32;
                 Arc::new(RestBudget::new(host, allowed, Duration::from_secs(60)))
             })
             .clone()
@@ -344,7 +349,7 @@ mod tests {
         assert_eq!(busiest(&went, Duration::from_secs(60)), 3000);
         // USDⓈ-M has a budget of its own; an unknown host none.
         assert_eq!(budgets.for_host("fapi.binance.com").allowed(), 1200);
-        assert_eq!(budgets.for_host("www.bitstamp.net").allowed(), u32::MAX);
+        assert_eq!(budgets.for_host("www.bitstamp.net").allowed(), 300);
         assert!(Arc::ptr_eq(&b, &budgets.for_host("api.binance.com")));
     }
 

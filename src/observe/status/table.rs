@@ -29,14 +29,15 @@ pub fn render_table(s: &Snapshot, now_ns: u64) -> String {
         .map(|st| {
             [
                 st.name.clone(),
-                if st.subscriptions_failed > 0 {
-                    format!(
-                        "{}, {} subs failing",
-                        st.state.name(),
-                        st.subscriptions_failed
-                    )
-                } else {
-                    st.state.name().to_owned()
+                {
+                    let mut state = st.state.name().to_owned();
+                    if st.subscriptions_failed > 0 {
+                        state.push_str(&format!(", {} subs failing", st.subscriptions_failed));
+                    }
+                    if st.snapshot_failures > 0 {
+                        state.push_str(&format!(", {} snapshots failed", st.snapshot_failures));
+                    }
+                    state
                 },
                 st.messages.to_string(),
                 format!("{:.2}", st.rate_per_sec),
