@@ -79,10 +79,12 @@ struct Seen {
     diffs_sent: u64,
 }
 
-/// The venue: its book (advanced by the WebSocket side), the REST script and what it saw.
+/// The venue: its book of `BTCUSDT` (advanced by the WebSocket side), those of other symbols,
+/// the REST script and what it saw.
 #[derive(Default)]
 struct Venue {
     book: Book,
+    others: BTreeMap<String, Book>,
     diffs_sent: u64,
     script: Vec<Reply>,
     seen: Vec<Seen>,
@@ -120,7 +122,20 @@ async fn rest_server(venue: Arc<Mutex<Venue>>) -> SocketAddr {
                     });
                     let r = v.script[n.min(v.script.len() - 1)].clone();
                     match r {
-                        Reply::Book => http(200, "", &v.book.body()),
+                        Reply::Book => {
+                            let symbol = v.seen[n]
+                                .path
+                                .split("symbol=")
+                                .nth(1)
+                                .and_then(|q| q.split('&').next())
+                                .unwrap_or_default()
+                                .to_owned();
+                            let book = match v.others.get(&symbol) {
+                                Some(b) => b.clone(),
+                                None => v.book.clone(),
+                            };
+                            http(200, "", &book.body())
+                        }
                         Reply::Stale => {
                             let old = Book {
                                 last: 1,
@@ -152,10 +167,23 @@ fn http(code: u16, headers: &str, body: &str) -> String {
 /// A depth difference of `BTCUSDT` from update `from` to `to`, in the combined-stream wrapping
 /// Binance uses for `/stream?streams=` URLs; it moves the venue's book.
 fn diff(venue: &Mutex<Venue>, from: u64, to: u64) -> String {
+    diff_of(venue, "BTCUSDT", from, to)
+}
+
+/// [`diff`] of any symbol (with `pu`, the previous `u`, as USDⓈ-M sends it; spot's has none
+/// and readers ignore it).
+fn diff_of(venue: &Mutex<Venue>, symbol: &str, from: u64, to: u64) -> String {
     let bids = vec![(format!("{}.00", 100 + to % 7), format!("{}.5", to % 3))];
     let asks = vec![(format!("{}.00", 110 + to % 5), format!("{}", to % 2))];
     let mut v = venue.lock().unwrap();
-    v.book.apply(&bids, &asks, to);
+    if symbol == "BTCUSDT" {
+        v.book.apply(&bids, &asks, to);
+    } else {
+        v.others
+            .entry(symbol.to_owned())
+            .or_default()
+            .apply(&bids, &asks, to);
+    }
     v.diffs_sent += 1;
     let level = |l: &[(String, String)]| {
         l.iter()
@@ -164,7 +192,9 @@ fn diff(venue: &Mutex<Venue>, from: u64, to: u64) -> String {
             .join(",")
     };
     format!(
-        r#"{{"stream":"btcusdt@depth@100ms","data":{{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":{from},"u":{to},"b":[{}],"a":[{}]}}}}"#,
+        r#"{{"stream":"{}@depth@100ms","data":{{"e":"depthUpdate","E":1,"s":"{symbol}","U":{from},"u":{to},"pu":{},"b":[{}],"a":[{}]}}}}"#,
+        symbol.to_ascii_lowercase(),
+        from.saturating_sub(1),
         level(&bids),
         level(&asks)
     )
@@ -173,9 +203,26 @@ fn diff(venue: &Mutex<Venue>, from: u64, to: u64) -> String {
 /// A recorder of `btcusdt@depth@100ms` with the binance-spot preset, dialling `ws` and asking
 /// `rest` for snapshots.
 fn recorder(dir: &std::path::Path, ws: SocketAddr, rest: SocketAddr, extra: &str) -> Running {
+    recorder_of(dir, "binance-spot", &["BTCUSDT"], ws, rest, extra)
+}
+
+/// [`recorder`] with another Binance preset and the `depth@100ms` topics of `symbols`.
+fn recorder_of(
+    dir: &std::path::Path,
+    preset: &str,
+    symbols: &[&str],
+    ws: SocketAddr,
+    rest: SocketAddr,
+    extra: &str,
+) -> Running {
+    let topics: Vec<String> = symbols
+        .iter()
+        .map(|s| format!("\"{}@depth@100ms\"", s.to_ascii_lowercase()))
+        .collect();
+    let topics = topics.join(", ");
     let text = format!(
-        "flush_interval = \"10ms\"\n[[stream]]\nname = \"b\"\nvenue = \"binance-spot\"\n\
-         url = \"ws://{ws}/stream\"\ntopics = [\"btcusdt@depth@100ms\"]\nsnapshot_url = \"http://{rest}\"\n\
+        "flush_interval = \"10ms\"\n[[stream]]\nname = \"b\"\nvenue = \"{preset}\"\n\
+         url = \"ws://{ws}/stream\"\ntopics = [{topics}]\nsnapshot_url = \"http://{rest}\"\n\
          backoff_initial = \"100ms\"\n{extra}\n"
     );
     let parsed = Config::parse_toml(&text)
@@ -197,6 +244,11 @@ fn snapshot_lines(recs: &[Value]) -> Vec<&Value> {
 /// last connection, then that connection's differences after it (Binance: drop `u <=
 /// lastUpdateId`, the first applied has `U <= lastUpdateId + 1 <= u`).
 fn rebuild(recs: &[Value]) -> Book {
+    rebuild_of(recs, "BTCUSDT")
+}
+
+/// [`rebuild`] of one symbol's book.
+fn rebuild_of(recs: &[Value], symbol: &str) -> Book {
     let last_conn = recs
         .iter()
         .filter_map(|r| r["conn"].as_u64())
@@ -208,6 +260,16 @@ fn rebuild(recs: &[Value]) -> Book {
         .iter()
         .filter(|r| r["conn"].as_u64() == Some(last_conn))
     {
+        if let Some(meta) = r.get("snapshot")
+            && meta["symbol"] != symbol
+        {
+            continue;
+        }
+        if let Some(m) = r.get("msg")
+            && m["data"]["s"].as_str().is_some_and(|s| s != symbol)
+        {
+            continue;
+        }
         if let Some(body) = r.get("snapshot").and(r.get("msg")) {
             book = Book::default();
             book.last = body["lastUpdateId"].as_u64().unwrap();
@@ -521,4 +583,81 @@ async fn snapshot_interval_adds_a_fresh_anchor_while_the_connection_lives() {
         "{seen:?}"
     );
     assert_eq!(rebuild(&recs), venue.lock().unwrap().book);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usdm_gets_one_snapshot_per_symbol_per_connection_from_its_own_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT"];
+    let venue = Arc::new(Mutex::new(Venue {
+        book: Book {
+            last: 40,
+            ..Book::default()
+        },
+        script: vec![Reply::Book],
+        ..Venue::default()
+    }));
+    for s in &symbols[1..] {
+        venue.lock().unwrap().others.insert(
+            (*s).to_owned(),
+            Book {
+                last: 40,
+                ..Book::default()
+            },
+        );
+    }
+    let rest = rest_server(venue.clone()).await;
+    let mut server = TestServer::start().await;
+    let rec = recorder_of(dir.path(), "binance-usdm", &symbols, server.addr, rest, "");
+    let mut conn = server.accept().await;
+    for id in 41..44 {
+        for s in symbols {
+            let text = diff_of(&venue, s, id, id);
+            conn.send_text(&text).await;
+        }
+    }
+    rec.wait_until(|s| {
+        s.streams[0]
+            .snapshots
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 3
+    })
+    .await;
+    for id in 44..50 {
+        for s in symbols {
+            let text = diff_of(&venue, s, id, id);
+            conn.send_text(&text).await;
+        }
+    }
+    rec.wait_messages(27).await;
+    rec.stop().await;
+
+    let recs = records(dir.path());
+    let mut paths: Vec<String> = venue
+        .lock()
+        .unwrap()
+        .seen
+        .iter()
+        .map(|s| s.path.clone())
+        .collect();
+    paths.sort();
+    let want: Vec<String> = symbols
+        .iter()
+        .map(|s| format!("/fapi/v1/depth?symbol={s}&limit=1000"))
+        .collect();
+    assert_eq!(paths, want);
+    let mut got: Vec<String> = snapshot_lines(&recs)
+        .iter()
+        .map(|s| s["snapshot"]["symbol"].as_str().unwrap().to_owned())
+        .collect();
+    got.sort();
+    assert_eq!(got, symbols);
+    assert_eq!(rebuild_of(&recs, "BTCUSDT"), venue.lock().unwrap().book);
+    for s in &symbols[1..] {
+        assert_eq!(
+            &rebuild_of(&recs, s),
+            &venue.lock().unwrap().others[*s],
+            "{s}"
+        );
+    }
 }
