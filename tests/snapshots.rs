@@ -41,6 +41,20 @@ impl Book {
         self.last = u;
     }
 
+    /// The REST answer: Binance's (`lastUpdateId`) or Bitstamp's (`microtimestamp`).
+    fn body_as(&self, bitstamp: bool) -> String {
+        if !bitstamp {
+            return self.body();
+        }
+        let body = self.body();
+        let levels = body.split_once(',').unwrap().1;
+        format!(
+            r#"{{"timestamp":"{}","microtimestamp":"{}",{levels}"#,
+            self.last / 1_000_000,
+            self.last
+        )
+    }
+
     fn body(&self) -> String {
         let side = |s: &Side| {
             s.iter()
@@ -83,6 +97,8 @@ struct Seen {
 /// the REST script and what it saw.
 #[derive(Default)]
 struct Venue {
+    /// Bitstamp's answer shape (`microtimestamp` as a string) instead of Binance's.
+    bitstamp: bool,
     book: Book,
     others: BTreeMap<String, Book>,
     diffs_sent: u64,
@@ -134,14 +150,14 @@ async fn rest_server(venue: Arc<Mutex<Venue>>) -> SocketAddr {
                                 Some(b) => b.clone(),
                                 None => v.book.clone(),
                             };
-                            http(200, "", &book.body())
+                            http(200, "", &book.body_as(v.bitstamp))
                         }
                         Reply::Stale => {
                             let old = Book {
                                 last: 1,
                                 ..Book::default()
                             };
-                            http(200, "", &old.body())
+                            http(200, "", &old.body_as(v.bitstamp))
                         }
                         Reply::TooMany(s) => {
                             http(429, &format!("Retry-After: {s}\r\n"), r#"{"code":-1003}"#)
@@ -660,4 +676,140 @@ async fn usdm_gets_one_snapshot_per_symbol_per_connection_from_its_own_endpoint(
             "{s}"
         );
     }
+}
+
+/// A Bitstamp `diff_order_book_btcusd` change at `micros` (its `microtimestamp`); it moves the
+/// venue's book, whose `last` is then that time.
+fn bitstamp_diff(venue: &Mutex<Venue>, micros: u64) -> String {
+    let bids = vec![(
+        format!("{}.0", 100 + micros % 7),
+        format!("{}.5", micros % 3),
+    )];
+    let asks = vec![(format!("{}.0", 110 + micros % 5), format!("{}", micros % 2))];
+    let mut v = venue.lock().unwrap();
+    v.book.apply(&bids, &asks, micros);
+    v.diffs_sent += 1;
+    let level = |l: &[(String, String)]| {
+        l.iter()
+            .map(|(p, q)| format!(r#"["{p}","{q}"]"#))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    format!(
+        r#"{{"data":{{"timestamp":"{}","microtimestamp":"{micros}","bids":[{}],"asks":[{}]}},"channel":"diff_order_book_btcusd","event":"data"}}"#,
+        micros / 1_000_000,
+        level(&bids),
+        level(&asks)
+    )
+}
+
+/// Bitstamp's book from the recording: the snapshot, then the changes after its
+/// `microtimestamp`.
+fn rebuild_bitstamp(recs: &[Value]) -> Book {
+    let mut book = Book::default();
+    let mut started = false;
+    for r in recs {
+        let Some(m) = r.get("msg") else { continue };
+        if r.get("snapshot").is_some() {
+            book = Book::default();
+            book.last = m["microtimestamp"].as_str().unwrap().parse().unwrap();
+            for (side, key) in [(&mut book.bids, "bids"), (&mut book.asks, "asks")] {
+                for l in m[key].as_array().unwrap() {
+                    side.insert(
+                        l[0].as_str().unwrap().to_owned(),
+                        l[1].as_str().unwrap().to_owned(),
+                    );
+                }
+            }
+            started = true;
+            continue;
+        }
+        if m["event"] != "data" || !started {
+            continue;
+        }
+        let d = &m["data"];
+        let at: u64 = d["microtimestamp"].as_str().unwrap().parse().unwrap();
+        if at <= book.last {
+            continue;
+        }
+        let levels = |k: &str| -> Vec<(String, String)> {
+            d[k].as_array()
+                .unwrap()
+                .iter()
+                .map(|l| {
+                    (
+                        l[0].as_str().unwrap().to_owned(),
+                        l[1].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect()
+        };
+        book.apply(&levels("bids"), &levels("asks"), at);
+    }
+    assert!(started, "no snapshot");
+    book
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bitstamp_diff_order_book_starts_from_its_rest_order_book() {
+    let dir = tempfile::tempdir().unwrap();
+    let venue = Arc::new(Mutex::new(Venue {
+        bitstamp: true,
+        book: Book {
+            last: 1_700_000_000_000_000,
+            ..Book::default()
+        },
+        // The first answer predates the first change: fetched again.
+        script: vec![Reply::Stale, Reply::Book],
+        ..Venue::default()
+    }));
+    let rest = rest_server(venue.clone()).await;
+    let mut server = TestServer::start().await;
+    let text = format!(
+        "flush_interval = \"10ms\"\n[[stream]]\nname = \"b\"\nvenue = \"bitstamp\"\n\
+         url = \"ws://{}/\"\ntopics = [\"diff_order_book_btcusd\"]\n\
+         snapshot_url = \"http://{rest}\"\nbackoff_initial = \"100ms\"\n",
+        server.addr
+    );
+    let parsed = Config::parse_toml(&text)
+        .and_then(wsrec::net::venue::resolve)
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let mut c = config(dir.path(), parsed.streams);
+    c.flush_interval = parsed.flush_interval;
+    c.validate(&wsrec::net::venue::Catalog).unwrap();
+    let rec = start(c, wsrec::clock::system_now_ns());
+    let mut conn = server.accept().await;
+    let sub = conn.recv_text().await;
+    assert!(sub.contains("diff_order_book_btcusd"), "{sub}");
+    conn.send_text(
+        r#"{"event":"bts:subscription_succeeded","channel":"diff_order_book_btcusd","data":{}}"#,
+    )
+    .await;
+    let t0 = 1_700_000_000_000_001u64;
+    for i in 0..3 {
+        let text = bitstamp_diff(&venue, t0 + i * 1000);
+        conn.send_text(&text).await;
+    }
+    rec.wait_until(|s| {
+        s.streams[0]
+            .snapshots
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    })
+    .await;
+    for i in 3..10 {
+        let text = bitstamp_diff(&venue, t0 + i * 1000);
+        conn.send_text(&text).await;
+    }
+    rec.wait_messages(11).await;
+    rec.stop().await;
+
+    let seen = venue.lock().unwrap().seen.clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[1].path, "/api/v2/order_book/btcusd/");
+    let recs = records(dir.path());
+    let snaps = snapshot_lines(&recs);
+    assert_eq!(snaps.len(), 1, "{snaps:?}");
+    assert_eq!(snaps[0]["snapshot"]["first_id"], t0);
+    assert_eq!(rebuild_bitstamp(&recs), venue.lock().unwrap().book);
 }
