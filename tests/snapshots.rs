@@ -813,3 +813,64 @@ async fn bitstamp_diff_order_book_starts_from_its_rest_order_book() {
     assert_eq!(snaps[0]["snapshot"]["first_id"], t0);
     assert_eq!(rebuild_bitstamp(&recs), venue.lock().unwrap().book);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_symbols_at_once_are_paced_under_the_hosts_budget() {
+    // 310 symbols come live at once; the test server's host has no documented limit, so it
+    // gets wsrec's budget for unknown hosts: 300 requests a minute at 50 % headroom. 300
+    // snapshots are fetched; the other 10 wait for the window to move on (a minute), however
+    // long the test watches.
+    let dir = tempfile::tempdir().unwrap();
+    let symbols: Vec<String> = (0..310).map(|i| format!("S{i:03}USDT")).collect();
+    let names: Vec<&str> = symbols.iter().map(String::as_str).collect();
+    let venue = Arc::new(Mutex::new(Venue {
+        book: Book {
+            last: 1,
+            ..Book::default()
+        },
+        script: vec![Reply::Book],
+        ..Venue::default()
+    }));
+    let rest = rest_server(venue.clone()).await;
+    let mut server = TestServer::start().await;
+    let rec = recorder_of(dir.path(), "binance-spot", &names, server.addr, rest, "");
+    let mut conn = server.accept().await;
+    for s in &names {
+        let text = diff_of(&venue, s, 2, 2);
+        conn.send_text(&text).await;
+    }
+    let allowed = u64::from(
+        wsrec::net::venue::rest::UNKNOWN_HOST_PER_MINUTE
+            * wsrec::net::venue::rest::REST_HEADROOM_PERCENT
+            / 100,
+    );
+    rec.wait_until(|s| {
+        s.streams[0]
+            .snapshots
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= allowed
+    })
+    .await;
+    let first = venue.lock().unwrap().seen[0].at;
+    // Whatever the machine's speed, the budget admits nothing more within the minute.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let seen = venue.lock().unwrap().seen.clone();
+    let in_first_minute = seen
+        .iter()
+        .filter(|s| s.at.duration_since(first) < Duration::from_secs(60))
+        .count() as u64;
+    assert!(
+        in_first_minute <= allowed,
+        "{in_first_minute} requests within a minute"
+    );
+    // The rest wait (unless this machine took a minute for the first 300).
+    assert!(
+        (seen.len() as u64) < 310 || first.elapsed() >= Duration::from_secs(60),
+        "{} requests",
+        seen.len()
+    );
+    rec.stop().await;
+    let recs = records(dir.path());
+    assert!(snapshot_lines(&recs).len() as u64 >= allowed);
+    assert!(events(&recs, "snapshot_failed").is_empty());
+}
