@@ -80,6 +80,16 @@ pub static REST_HOSTS: &[RestHost] = &[
             "ccxt ts/src/binance.ts (fapiPublic depth byLimit [50, 2], [100, 5], [500, 10], [1000, 20])",
         ],
     },
+    RestHost {
+        host: "dapi.binance.com",
+        weight_per_minute: 2400,
+        depth_weights: &[(50, 2), (100, 5), (500, 10), (1000, 20)],
+        sources: &[
+            "https://developers.binance.com/docs/derivatives/coin-margined-futures/general-info (REQUEST_WEIGHT per minute per IP as /dapi/v1/exchangeInfo's rateLimits say; the figure used is USDⓈ-M's, not checked against a stored copy of this page)",
+            "nautilus_trader nautilus_binance::common::consts::BINANCE_DAPI_RATE_LIMITS (COIN-M futures REST limits, shared with USD-M futures)",
+            "https://developers.binance.com/docs/derivatives/coin-margined-futures/market-data/rest-api/Order-Book (GET /dapi/v1/depth: the weights per limit taken as USDⓈ-M's 2/5/10/20, unverified; if COIN-M's are higher the 50 % headroom absorbs up to twice them)",
+        ],
+    },
 ];
 
 impl RestHost {
