@@ -483,6 +483,23 @@ async fn every_try_refused_is_a_snapshot_failed_event_and_a_count() {
             >= 1
     })
     .await;
+    // The failure shows in `wsrec status` and in the metrics.
+    let table = wsrec::observe::status::render_table(&rec.stats.snapshot(), 0);
+    assert!(table.contains("1 snapshots failed"), "{table}");
+    let metrics = wsrec::observe::metrics::render(
+        &rec.stats,
+        &wsrec::observe::metrics::Scrape {
+            now_ns: 0,
+            start_ns: 0,
+        },
+        wsrec::observe::metrics::Exposition::Prometheus,
+    );
+    for line in [
+        r#"wsrec_snapshot_failures_total{stream="b"} 1"#,
+        r#"wsrec_snapshots_total{stream="b"} 0"#,
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
+    }
     rec.stop().await;
 
     let recs = records(dir.path());
