@@ -241,13 +241,41 @@ fn recorder_of(
          url = \"ws://{ws}/stream\"\ntopics = [{topics}]\nsnapshot_url = \"http://{rest}\"\n\
          backoff_initial = \"100ms\"\n{extra}\n"
     );
-    let parsed = Config::parse_toml(&text)
+    start_toml(dir, &text)
+}
+
+/// Starts an in-process recorder (system clock) on a config file's text, presets resolved.
+fn start_toml(dir: &std::path::Path, text: &str) -> Running {
+    let parsed = Config::parse_toml(text)
         .and_then(wsrec::net::venue::resolve)
         .unwrap_or_else(|e| panic!("{e}\n{text}"));
     let mut c = config(dir, parsed.streams);
     c.flush_interval = parsed.flush_interval;
     c.validate(&wsrec::net::venue::Catalog).unwrap();
     start(c, wsrec::clock::system_now_ns())
+}
+
+/// A venue whose `BTCUSDT` book is at update `last`, answering REST requests by `script`.
+fn venue_at(last: u64, script: Vec<Reply>) -> Arc<Mutex<Venue>> {
+    Arc::new(Mutex::new(Venue {
+        book: Book {
+            last,
+            ..Book::default()
+        },
+        script,
+        ..Venue::default()
+    }))
+}
+
+/// Waits until the recorder has written `n` snapshots.
+async fn wait_snapshots(rec: &Running, n: u64) {
+    rec.wait_until(|s| {
+        s.streams[0]
+            .snapshots
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= n
+    })
+    .await;
 }
 
 fn snapshot_lines(recs: &[Value]) -> Vec<&Value> {
@@ -343,26 +371,13 @@ async fn send_diffs(conn: &mut ServerConn, venue: &Mutex<Venue>, first: u64, n: 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_snapshot_comes_after_the_first_difference_and_the_recording_rebuilds_the_book() {
     let dir = tempfile::tempdir().unwrap();
-    let venue = Arc::new(Mutex::new(Venue {
-        book: Book {
-            last: 1000,
-            ..Book::default()
-        },
-        script: vec![Reply::Book],
-        ..Venue::default()
-    }));
+    let venue = venue_at(1000, vec![Reply::Book]);
     let rest = rest_server(venue.clone()).await;
     let mut server = TestServer::start().await;
     let rec = recorder(dir.path(), server.addr, rest, "");
     let mut conn = server.accept().await;
     send_diffs(&mut conn, &venue, 1001, 5).await;
-    rec.wait_until(|s| {
-        s.streams[0]
-            .snapshots
-            .load(std::sync::atomic::Ordering::Relaxed)
-            >= 1
-    })
-    .await;
+    wait_snapshots(&rec, 1).await;
     send_diffs(&mut conn, &venue, 1006, 20).await;
     rec.wait_messages(25).await;
     rec.stop().await;
@@ -389,26 +404,13 @@ async fn the_snapshot_comes_after_the_first_difference_and_the_recording_rebuild
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_older_than_the_first_difference_is_fetched_again() {
     let dir = tempfile::tempdir().unwrap();
-    let venue = Arc::new(Mutex::new(Venue {
-        book: Book {
-            last: 500,
-            ..Book::default()
-        },
-        script: vec![Reply::Stale, Reply::Book],
-        ..Venue::default()
-    }));
+    let venue = venue_at(500, vec![Reply::Stale, Reply::Book]);
     let rest = rest_server(venue.clone()).await;
     let mut server = TestServer::start().await;
     let rec = recorder(dir.path(), server.addr, rest, "");
     let mut conn = server.accept().await;
     send_diffs(&mut conn, &venue, 501, 3).await;
-    rec.wait_until(|s| {
-        s.streams[0]
-            .snapshots
-            .load(std::sync::atomic::Ordering::Relaxed)
-            >= 1
-    })
-    .await;
+    wait_snapshots(&rec, 1).await;
     send_diffs(&mut conn, &venue, 504, 10).await;
     rec.wait_messages(13).await;
     rec.stop().await;
@@ -428,26 +430,13 @@ async fn a_snapshot_older_than_the_first_difference_is_fetched_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_429_is_waited_out_and_a_503_retried() {
     let dir = tempfile::tempdir().unwrap();
-    let venue = Arc::new(Mutex::new(Venue {
-        book: Book {
-            last: 10,
-            ..Book::default()
-        },
-        script: vec![Reply::TooMany(1), Reply::Unavailable, Reply::Book],
-        ..Venue::default()
-    }));
+    let venue = venue_at(10, vec![Reply::TooMany(1), Reply::Unavailable, Reply::Book]);
     let rest = rest_server(venue.clone()).await;
     let mut server = TestServer::start().await;
     let rec = recorder(dir.path(), server.addr, rest, "");
     let mut conn = server.accept().await;
     send_diffs(&mut conn, &venue, 11, 2).await;
-    rec.wait_until(|s| {
-        s.streams[0]
-            .snapshots
-            .load(std::sync::atomic::Ordering::Relaxed)
-            >= 1
-    })
-    .await;
+    wait_snapshots(&rec, 1).await;
     rec.stop().await;
 
     let seen = venue.lock().unwrap().seen.clone();
@@ -521,26 +510,13 @@ async fn every_try_refused_is_a_snapshot_failed_event_and_a_count() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_connection_gets_a_snapshot_of_its_own() {
     let dir = tempfile::tempdir().unwrap();
-    let venue = Arc::new(Mutex::new(Venue {
-        book: Book {
-            last: 100,
-            ..Book::default()
-        },
-        script: vec![Reply::Book],
-        ..Venue::default()
-    }));
+    let venue = venue_at(100, vec![Reply::Book]);
     let rest = rest_server(venue.clone()).await;
     let mut server = TestServer::start().await;
     let rec = recorder(dir.path(), server.addr, rest, "");
     let mut conn = server.accept().await;
     send_diffs(&mut conn, &venue, 101, 3).await;
-    rec.wait_until(|s| {
-        s.streams[0]
-            .snapshots
-            .load(std::sync::atomic::Ordering::Relaxed)
-            >= 1
-    })
-    .await;
+    wait_snapshots(&rec, 1).await;
     conn.close(1000, "bye").await;
     // The venue moves on while the recorder is away: differences it never sees.
     for id in 104..110 {
@@ -548,13 +524,7 @@ async fn a_new_connection_gets_a_snapshot_of_its_own() {
     }
     let mut conn = server.accept().await;
     send_diffs(&mut conn, &venue, 110, 4).await;
-    rec.wait_until(|s| {
-        s.streams[0]
-            .snapshots
-            .load(std::sync::atomic::Ordering::Relaxed)
-            >= 2
-    })
-    .await;
+    wait_snapshots(&rec, 2).await;
     send_diffs(&mut conn, &venue, 114, 4).await;
     rec.wait_messages(11).await;
     rec.stop().await;
@@ -570,34 +540,15 @@ async fn a_new_connection_gets_a_snapshot_of_its_own() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_interval_adds_a_fresh_anchor_while_the_connection_lives() {
     let dir = tempfile::tempdir().unwrap();
-    let venue = Arc::new(Mutex::new(Venue {
-        book: Book {
-            last: 7,
-            ..Book::default()
-        },
-        script: vec![Reply::Book],
-        ..Venue::default()
-    }));
+    let venue = venue_at(7, vec![Reply::Book]);
     let rest = rest_server(venue.clone()).await;
     let mut server = TestServer::start().await;
     let rec = recorder(dir.path(), server.addr, rest, "snapshot_interval = \"1s\"");
     let mut conn = server.accept().await;
     send_diffs(&mut conn, &venue, 8, 2).await;
-    rec.wait_until(|s| {
-        s.streams[0]
-            .snapshots
-            .load(std::sync::atomic::Ordering::Relaxed)
-            >= 1
-    })
-    .await;
+    wait_snapshots(&rec, 1).await;
     send_diffs(&mut conn, &venue, 10, 2).await;
-    rec.wait_until(|s| {
-        s.streams[0]
-            .snapshots
-            .load(std::sync::atomic::Ordering::Relaxed)
-            >= 3
-    })
-    .await;
+    wait_snapshots(&rec, 3).await;
     rec.stop().await;
 
     let recs = records(dir.path());
@@ -622,14 +573,7 @@ async fn snapshot_interval_adds_a_fresh_anchor_while_the_connection_lives() {
 async fn usdm_gets_one_snapshot_per_symbol_per_connection_from_its_own_endpoint() {
     let dir = tempfile::tempdir().unwrap();
     let symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT"];
-    let venue = Arc::new(Mutex::new(Venue {
-        book: Book {
-            last: 40,
-            ..Book::default()
-        },
-        script: vec![Reply::Book],
-        ..Venue::default()
-    }));
+    let venue = venue_at(40, vec![Reply::Book]);
     for s in &symbols[1..] {
         venue.lock().unwrap().others.insert(
             (*s).to_owned(),
@@ -649,13 +593,7 @@ async fn usdm_gets_one_snapshot_per_symbol_per_connection_from_its_own_endpoint(
             conn.send_text(&text).await;
         }
     }
-    rec.wait_until(|s| {
-        s.streams[0]
-            .snapshots
-            .load(std::sync::atomic::Ordering::Relaxed)
-            >= 3
-    })
-    .await;
+    wait_snapshots(&rec, 3).await;
     for id in 44..50 {
         for s in symbols {
             let text = diff_of(&venue, s, id, id);
@@ -788,13 +726,7 @@ async fn bitstamp_diff_order_book_starts_from_its_rest_order_book() {
          snapshot_url = \"http://{rest}\"\nbackoff_initial = \"100ms\"\n",
         server.addr
     );
-    let parsed = Config::parse_toml(&text)
-        .and_then(wsrec::net::venue::resolve)
-        .unwrap_or_else(|e| panic!("{e}\n{text}"));
-    let mut c = config(dir.path(), parsed.streams);
-    c.flush_interval = parsed.flush_interval;
-    c.validate(&wsrec::net::venue::Catalog).unwrap();
-    let rec = start(c, wsrec::clock::system_now_ns());
+    let rec = start_toml(dir.path(), &text);
     let mut conn = server.accept().await;
     let sub = conn.recv_text().await;
     assert!(sub.contains("diff_order_book_btcusd"), "{sub}");
@@ -807,13 +739,7 @@ async fn bitstamp_diff_order_book_starts_from_its_rest_order_book() {
         let text = bitstamp_diff(&venue, t0 + i * 1000);
         conn.send_text(&text).await;
     }
-    rec.wait_until(|s| {
-        s.streams[0]
-            .snapshots
-            .load(std::sync::atomic::Ordering::Relaxed)
-            >= 1
-    })
-    .await;
+    wait_snapshots(&rec, 1).await;
     for i in 3..10 {
         let text = bitstamp_diff(&venue, t0 + i * 1000);
         conn.send_text(&text).await;
@@ -840,14 +766,7 @@ async fn many_symbols_at_once_are_paced_under_the_hosts_budget() {
     let dir = tempfile::tempdir().unwrap();
     let symbols: Vec<String> = (0..310).map(|i| format!("S{i:03}USDT")).collect();
     let names: Vec<&str> = symbols.iter().map(String::as_str).collect();
-    let venue = Arc::new(Mutex::new(Venue {
-        book: Book {
-            last: 1,
-            ..Book::default()
-        },
-        script: vec![Reply::Book],
-        ..Venue::default()
-    }));
+    let venue = venue_at(1, vec![Reply::Book]);
     let rest = rest_server(venue.clone()).await;
     let mut server = TestServer::start().await;
     let rec = recorder_of(dir.path(), "binance-spot", &names, server.addr, rest, "");
@@ -861,13 +780,7 @@ async fn many_symbols_at_once_are_paced_under_the_hosts_budget() {
             * wsrec::net::venue::rest::REST_HEADROOM_PERCENT
             / 100,
     );
-    rec.wait_until(|s| {
-        s.streams[0]
-            .snapshots
-            .load(std::sync::atomic::Ordering::Relaxed)
-            >= allowed
-    })
-    .await;
+    wait_snapshots(&rec, allowed).await;
     let first = venue.lock().unwrap().seen[0].at;
     // Whatever the machine's speed, the budget admits nothing more within the minute.
     tokio::time::sleep(Duration::from_secs(2)).await;
