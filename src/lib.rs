@@ -79,6 +79,7 @@
 //!   `demo`.
 
 pub mod batch;
+pub mod book;
 pub mod cli;
 pub mod clock;
 pub mod commands;
