@@ -76,3 +76,60 @@ impl Books {
         self.tracker.finish()
     }
 }
+
+/// What the venue modules' tests share: feeding lines through [`Books`] as one stream.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::sync::Arc;
+
+    use super::{BookReport, Books, Break, Msg, Position};
+
+    /// A line of a test recording: a message on a connection, a REST snapshot line, or the
+    /// end of a connection.
+    #[derive(Clone, Debug)]
+    pub(crate) enum Line {
+        /// A received message on connection `.0`.
+        Msg(u64, String),
+        /// A REST snapshot line on connection `.0`: symbol, URL, body.
+        Rest(u64, String, String, String),
+        /// Connection `.0` ended.
+        End(u64),
+    }
+
+    /// Feeds `lines` (messages on connection 1) through a fresh [`Books`] as stream "s";
+    /// line numbers count from 1.
+    pub(crate) fn run(lines: &[String]) -> (Vec<Break>, Vec<BookReport>) {
+        let lines: Vec<Line> = lines.iter().map(|l| Line::Msg(1, l.clone())).collect();
+        run_lines(&lines)
+    }
+
+    /// Feeds `lines` through a fresh [`Books`] as stream "s"; line numbers count from 1.
+    pub(crate) fn run_lines(lines: &[Line]) -> (Vec<Break>, Vec<BookReport>) {
+        let mut books = Books::new();
+        let file: Arc<str> = Arc::from("test.jsonl");
+        let mut breaks = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            let at = Position {
+                file: file.clone(),
+                line: i as u64 + 1,
+            };
+            let msg = |conn| Msg {
+                stream: "s",
+                conn,
+                ts: i as u64 + 1,
+                at: &at,
+            };
+            match line {
+                Line::Msg(conn, text) => {
+                    books.message(&msg(*conn), text);
+                }
+                Line::Rest(conn, symbol, url, body) => {
+                    books.rest(&msg(*conn), &super::RestAnswer { symbol, url, body });
+                }
+                Line::End(conn) => books.conn_ended("s", *conn),
+            }
+            breaks.extend(books.take_breaks());
+        }
+        (breaks, books.finish())
+    }
+}

@@ -14,14 +14,74 @@ mod okx;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Venue {
+    /// Binance spot, USDⓈ-M and COIN-M diff depth (REST snapshot) and partial depth.
+    Binance,
+    /// Bybit v5 `orderbook.*`.
+    Bybit,
     /// OKX v5 `books`, `books5`, `bbo-tbt`, `books-l2-tbt`, `books50-l2-tbt`.
     Okx,
+    /// Coinbase Advanced Trade `level2`.
+    Coinbase,
+    /// Coinbase Exchange `level2_batch`/`level2`.
+    CoinbaseExchange,
+    /// Kraken spot v2 `book`.
+    Kraken,
+    /// Kraken spot v1 `book-N` (the corpus' frames).
+    KrakenV1,
+    /// Kraken Futures `book`.
+    KrakenFutures,
+    /// Bitfinex v2 `book` (P0..P4).
+    Bitfinex,
+    /// Deribit `book.*`.
+    Deribit,
+    /// BitMEX `orderBookL2`, `orderBookL2_25`.
+    Bitmex,
+    /// Hyperliquid `l2Book`.
+    Hyperliquid,
+    /// Bitstamp `order_book`, `diff_order_book` (REST snapshot), `detail_order_book`.
+    Bitstamp,
+    /// Gate v4 spot and futures books.
+    Gate,
+    /// KuCoin spot and futures level 2.
+    Kucoin,
+    /// MEXC spot depth.
+    Mexc,
+    /// Bitget v2 `books`, `books5`.
+    Bitget,
+    /// Crypto.com v1 `book`.
+    Cryptocom,
+    /// HTX `depth.step0`.
+    Htx,
+    /// Upbit `orderbook`.
+    Upbit,
+    /// dYdX v4 `v4_orderbook`.
+    Dydx,
 }
 
 impl std::fmt::Display for Venue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
+            Venue::Binance => "Binance",
+            Venue::Bybit => "Bybit",
             Venue::Okx => "OKX",
+            Venue::Coinbase => "Coinbase",
+            Venue::CoinbaseExchange => "Coinbase Exchange",
+            Venue::Kraken => "Kraken",
+            Venue::KrakenV1 => "Kraken v1",
+            Venue::KrakenFutures => "Kraken Futures",
+            Venue::Bitfinex => "Bitfinex",
+            Venue::Deribit => "Deribit",
+            Venue::Bitmex => "BitMEX",
+            Venue::Hyperliquid => "Hyperliquid",
+            Venue::Bitstamp => "Bitstamp",
+            Venue::Gate => "Gate",
+            Venue::Kucoin => "KuCoin",
+            Venue::Mexc => "MEXC",
+            Venue::Bitget => "Bitget",
+            Venue::Cryptocom => "Crypto.com",
+            Venue::Htx => "HTX",
+            Venue::Upbit => "Upbit",
+            Venue::Dydx => "dYdX",
         })
     }
 }

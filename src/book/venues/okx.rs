@@ -157,34 +157,10 @@ pub(crate) fn checksum(book: &Book) -> i32 {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::book::Books;
-    use crate::book::track::Position;
+    use crate::book::testing::run;
 
     const CORPUS: &str = include_str!("../../../tests/fixtures/corpus/okx_books.jsonl");
-
-    fn run(lines: &[String]) -> (Vec<crate::book::Break>, Vec<crate::book::BookReport>) {
-        let mut books = Books::new();
-        let file: Arc<str> = Arc::from("okx.jsonl");
-        let mut breaks = Vec::new();
-        for (i, line) in lines.iter().enumerate() {
-            let at = Position {
-                file: file.clone(),
-                line: i as u64 + 1,
-            };
-            let m = Msg {
-                stream: "okx",
-                conn: 1,
-                ts: i as u64,
-                at: &at,
-            };
-            books.message(&m, line);
-            breaks.extend(books.take_breaks());
-        }
-        (breaks, books.finish())
-    }
 
     #[test]
     fn every_checksum_of_the_real_okx_frames_verifies() {
