@@ -158,7 +158,8 @@ pub(crate) fn checksum(book: &Book) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::book::testing::run;
+    use crate::book::SpanEnd;
+    use crate::book::testing::{Line, run, run_lines};
 
     const CORPUS: &str = include_str!("../../../tests/fixtures/corpus/okx_books.jsonl");
 
@@ -208,5 +209,57 @@ mod tests {
         assert_eq!(breaks[0].kind, BreakKind::ChecksumMismatch);
         let next = updates[4] - 1;
         assert_eq!(breaks[0].at.line, next as u64 + 1);
+    }
+
+    #[test]
+    fn two_swapped_updates_break_the_book() {
+        let mut lines: Vec<String> = CORPUS.lines().map(str::to_owned).collect();
+        let updates: Vec<usize> = (0..lines.len())
+            .filter(|&i| {
+                lines[i].contains("\"action\":\"update\"") && lines[i].contains("BTC-USDT\"")
+            })
+            .collect();
+        lines.swap(updates[5], updates[6]);
+        let (breaks, _) = run(&lines);
+        assert_eq!(breaks.len(), 1, "{breaks:#?}");
+        assert_eq!(breaks[0].at.line, updates[5] as u64 + 1);
+    }
+
+    #[test]
+    fn a_reconnect_ends_a_span_and_the_next_snapshot_starts_one() {
+        let corpus: Vec<&str> = CORPUS.lines().collect();
+        let btc: Vec<&str> = corpus
+            .iter()
+            .copied()
+            .filter(|l| l.contains("\"BTC-USDT\""))
+            .collect();
+        let mut lines: Vec<Line> = btc[..20]
+            .iter()
+            .map(|l| Line::Msg(1, l.to_string()))
+            .collect();
+        lines.push(Line::End(1));
+        // An update on the new connection before its snapshot would break; the snapshot first.
+        lines.extend(btc[..10].iter().map(|l| Line::Msg(2, l.to_string())));
+        lines.push(Line::Rest(
+            2,
+            "BTC-USDT".into(),
+            "http://x/unknown".into(),
+            "{}".into(),
+        ));
+        let (breaks, reports) = run_lines(&lines);
+        assert_eq!(breaks, []);
+        assert_eq!(reports.len(), 1);
+        let spans = &reports[0].spans;
+        assert_eq!(spans.len(), 2, "{spans:#?}");
+        assert_eq!(
+            (spans[0].end, spans[0].conn, spans[0].to.line),
+            (SpanEnd::ConnectionEnded, 1, 20)
+        );
+        assert_eq!(
+            (spans[1].end, spans[1].conn, spans[1].from.line),
+            (SpanEnd::End, 2, 22)
+        );
+        assert_eq!(reports[0].updates, 19 + 9);
+        assert!(reports[0].proven());
     }
 }
