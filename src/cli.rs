@@ -37,7 +37,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Print the records (or only the messages) of recording files and directories.
     Cat(CatArgs),
-    /// Check a recording: bad lines, torn files, seq gaps, disconnects, exchange sequences.
+    /// Check a recording: bad lines, torn files, seq gaps, disconnects, exchange sequences,
+    /// order books rebuilt and proven.
     Verify(VerifyArgs),
     /// Per stream and hour: messages, bytes, rate, largest message, gaps.
     Stats(StatsArgs),
@@ -294,6 +295,10 @@ pub struct VerifyArgs {
     /// Skip the exchanges' own sequence checks (Binance, Bybit, Coinbase, OKX, Deribit).
     #[arg(long)]
     pub no_venue: bool,
+    /// Skip rebuilding the order books (checked by default: every book proven from its
+    /// snapshot through every update, checksums compared).
+    #[arg(long)]
+    pub no_books: bool,
 }
 
 /// `wsrec stats` options.

@@ -70,10 +70,12 @@ impl Books {
         self.tracker.take_breaks()
     }
 
-    /// The recording ended: every book's report.
-    pub fn finish(mut self) -> Vec<BookReport> {
+    /// The recording ended: every book's report, and the breaks the end brings (updates
+    /// still waiting for a snapshot).
+    pub fn finish(mut self) -> (Vec<BookReport>, Vec<Break>) {
         self.venues.finish(&mut self.tracker);
-        self.tracker.finish()
+        let breaks = self.tracker.take_breaks();
+        (self.tracker.finish(), breaks)
     }
 }
 
@@ -130,6 +132,8 @@ pub(crate) mod testing {
             }
             breaks.extend(books.take_breaks());
         }
-        (breaks, books.finish())
+        let (reports, last) = books.finish();
+        breaks.extend(last);
+        (breaks, reports)
     }
 }

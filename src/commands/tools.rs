@@ -24,6 +24,7 @@ pub(super) fn cat(args: &CatArgs) -> anyhow::Result<()> {
 pub(super) fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
     let opts = tools::verify::VerifyOptions {
         venue: !args.no_venue,
+        books: !args.no_books,
     };
     tools::verify::run(&args.paths, opts, args.json)
 }

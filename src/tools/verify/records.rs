@@ -7,7 +7,8 @@ use std::sync::Arc;
 use super::state::{OpenWindow, Seen, Where, close_window};
 use super::verifier::Verifier;
 use super::{IssueKind, Severity};
-use crate::read::{Entry, EventDetail, Payload, RecordingFile};
+use crate::book::{Msg, Position, RestAnswer};
+use crate::read::{Entry, EventDetail, Payload, RecordingFile, SnapshotDetail};
 use crate::tools::{format_ts, venue_seq};
 
 impl Verifier {
@@ -71,25 +72,54 @@ impl Verifier {
                             format!("seq {} appears again (a duplicated line)", m.seq),
                         );
                     } else if seen == Seen::Ahead {
+                        if let Some(books) = &mut self.books {
+                            books.recorder_gap(&name, format!("a `seq` gap before seq {}", m.seq));
+                        }
                         let settled = self.stream(&name).seq.settled();
                         self.gaps(&name, settled);
                     }
                 }
-                if self.opts.venue
-                    && let Payload::Json(text) = m.payload
-                {
-                    let mut points = std::mem::take(&mut self.points);
-                    points.clear();
-                    venue_seq::points(text.as_bytes(), &mut points);
-                    self.venue_points(&name, conn, &points, at);
-                    self.points = points;
+                if let Payload::Json(text) = m.payload {
+                    let took = self.book_message(&name, conn, ts, at, text);
+                    if self.opts.venue {
+                        let mut points = std::mem::take(&mut self.points);
+                        points.clear();
+                        venue_seq::points(text.as_bytes(), &mut points);
+                        if took {
+                            // The book reports its own numbering's breaks.
+                            points.retain(|p| p.venue.per_connection());
+                        }
+                        self.venue_points(&name, conn, &points, at);
+                        self.points = points;
+                    }
                 }
             }
-            Entry::Snapshot(_) => {
+            Entry::Snapshot(snap) => {
                 self.report.snapshots += 1;
                 let s = self.stream(&name);
                 s.report.snapshots += 1;
                 s.last_at = Some(at.clone());
+                if let (Some(books), Payload::Json(body)) = (&mut self.books, &snap.payload) {
+                    let detail = SnapshotDetail::parse(snap.request);
+                    let position = Position {
+                        file: at.file.clone(),
+                        line: at.line,
+                    };
+                    books.rest(
+                        &Msg {
+                            stream: &name,
+                            conn,
+                            ts,
+                            at: &position,
+                        },
+                        &RestAnswer {
+                            symbol: detail.symbol.as_deref().unwrap_or(""),
+                            url: detail.url.as_deref().unwrap_or(""),
+                            body,
+                        },
+                    );
+                    self.book_breaks();
+                }
             }
             Entry::Event(e) => {
                 self.report.events += 1;
@@ -142,6 +172,11 @@ impl Verifier {
                         let s = self.stream(&name);
                         s.live.remove(&conn);
                         s.venue.forget_conn(conn);
+                        if let Some(books) = &mut self.books {
+                            books.conn_ended(&name, conn);
+                        }
+                        self.book_breaks();
+                        let s = self.stream(&name);
                         if s.live.is_empty() && s.window.is_none() {
                             s.window = Some(OpenWindow {
                                 start_ns: ts,
@@ -154,6 +189,12 @@ impl Verifier {
                     }
                     "dropped" => {
                         let count = detail.count.unwrap_or(0);
+                        if let Some(books) = &mut self.books {
+                            books.recorder_gap(
+                                &name,
+                                format!("{count} message(s) dropped by the recorder"),
+                            );
+                        }
                         let s = self.stream(&name);
                         s.report.dropped += count;
                         s.dropped_credit += count;
@@ -171,6 +212,12 @@ impl Verifier {
                         let lost = detail.lost.unwrap_or(0);
                         // A write error can also take event lines and the marks of drops.
                         let dropped = detail.dropped.unwrap_or(0);
+                        if let Some(books) = &mut self.books {
+                            books.recorder_gap(
+                                &name,
+                                format!("{lost} message(s) not written by the recorder"),
+                            );
+                        }
                         let s = self.stream(&name);
                         s.report.not_written += lost;
                         s.dropped_credit += lost + dropped;
@@ -310,6 +357,11 @@ impl Verifier {
         s.max_conn = 0;
         s.pid = None;
         s.venue.clear();
+        if let Some(books) = &mut self.books {
+            books.stream_ended(name);
+        }
+        self.book_breaks();
+        let s = self.stream(name);
         if !s.live.is_empty() {
             s.live.clear();
             let last = s.report.last_ts.unwrap_or(ts);

@@ -118,6 +118,7 @@ pub fn render(r: &Report) -> String {
             let _ = writeln!(o, "    … and {} more", s.disconnects_not_listed);
         }
     }
+    render_books(r, &mut o);
     // Each severity under its own heading, so a note is never read as a failure.
     for (sev, heading, n) in [
         (Severity::Problem, "Problems", r.problems),
@@ -164,6 +165,76 @@ pub fn render(r: &Report) -> String {
         }
     }
     o
+}
+
+/// Books listed one per line in the text report (`--json` lists all).
+const BOOKS_LISTED: usize = 50;
+
+/// The order books: a summary line, then one line per book (proven ones after the others).
+fn render_books(r: &Report, o: &mut String) {
+    use std::fmt::Write as _;
+    if r.books.is_empty() {
+        return;
+    }
+    let _ = writeln!(o);
+    let checksums = if r.checksums_checked > 0 {
+        format!(
+            "; {} checksum(s) compared, {} failed",
+            r.checksums_checked, r.checksums_failed
+        )
+    } else {
+        String::new()
+    };
+    let _ = writeln!(
+        o,
+        "Order books: {} rebuilt, {} proven{checksums}",
+        r.books.len(),
+        r.books_proven
+    );
+    let mut books: Vec<&crate::book::BookReport> = r.books.iter().collect();
+    books.sort_by_key(|b| b.proven());
+    for b in books.iter().take(BOOKS_LISTED) {
+        let id = &b.id;
+        let state = if b.proven() {
+            "proven".to_owned()
+        } else if b.spans_total == 0 {
+            "never proven (no snapshot)".to_owned()
+        } else {
+            format!("{} break(s)", b.breaks - b.explained_breaks)
+        };
+        let mut facts = vec![
+            format!("{} span(s)", b.spans_total),
+            format!("{} update(s)", b.updates),
+        ];
+        if b.checksums_checked > 0 {
+            facts.push(format!("{} checksum(s)", b.checksums_checked));
+        }
+        if b.unproven_updates > 0 {
+            facts.push(format!("{} update(s) not proven", b.unproven_updates));
+        }
+        if b.explained_breaks > 0 {
+            facts.push(format!(
+                "{} break(s) after the recorder's own gaps",
+                b.explained_breaks
+            ));
+        }
+        let _ = writeln!(
+            o,
+            "  [{}] {} {} {}: {state} ({})",
+            id.stream,
+            id.venue,
+            id.channel,
+            id.symbol,
+            facts.join(", ")
+        );
+    }
+    if books.len() > BOOKS_LISTED {
+        let _ = writeln!(
+            o,
+            "  … and {} more (`--json` lists every book and its spans)",
+            books.len() - BOOKS_LISTED
+        );
+    }
 }
 
 #[cfg(test)]

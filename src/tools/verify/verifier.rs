@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::state::{Expected, FileState, StreamState, Where, push_window};
 use super::{Issue, IssueKind, MAX_LISTED, Report, Severity, VerifyOptions, Window};
+use crate::book::{Books, BreakKind, Msg, Position};
 use crate::read::{Item, RecordingFile};
 use crate::tools::LineKind;
 use crate::tools::venue_seq::{self, Finding, Point};
@@ -17,6 +18,8 @@ pub(super) struct Verifier {
     pub(super) streams: BTreeMap<String, StreamState>,
     pub(super) file: Option<FileState>,
     pub(super) points: Vec<Point>,
+    /// The rebuilt order books (`None` with `--no-books`).
+    pub(super) books: Option<Books>,
 }
 
 impl Verifier {
@@ -27,6 +30,7 @@ impl Verifier {
             streams: BTreeMap::new(),
             file: None,
             points: Vec::new(),
+            books: opts.books.then(Books::new),
         }
     }
 
@@ -261,6 +265,9 @@ impl Verifier {
 
     pub(super) fn raw_line(&mut self, stream: &str, bytes: &[u8], at: &Where) {
         self.report.messages += 1;
+        // Raw lines carry no connection or time: one connection, numbered 0.
+        let took =
+            std::str::from_utf8(bytes).is_ok_and(|text| self.book_message(stream, 0, 0, at, text));
         let venue = self.opts.venue;
         let mut points = std::mem::take(&mut self.points);
         let s = self.stream(stream);
@@ -271,6 +278,9 @@ impl Verifier {
         points.clear();
         if venue {
             venue_seq::points(bytes, &mut points);
+            if took {
+                points.retain(|p| p.venue.per_connection());
+            }
         }
         self.venue_points(stream, 0, &points, at);
         self.points = points;
@@ -308,6 +318,81 @@ impl Verifier {
         }
     }
 
+    /// Hands a message to the books; true if it was a book message they took.
+    pub(super) fn book_message(
+        &mut self,
+        stream: &str,
+        conn: u64,
+        ts: u64,
+        at: &Where,
+        text: &str,
+    ) -> bool {
+        let Some(books) = &mut self.books else {
+            return false;
+        };
+        let position = Position {
+            file: at.file.clone(),
+            line: at.line,
+        };
+        let took = books.message(
+            &Msg {
+                stream,
+                conn,
+                ts,
+                at: &position,
+            },
+            text,
+        );
+        self.book_breaks();
+        took
+    }
+
+    /// Lists the books' new breaks: unexplained ones as problems, updates that never got a
+    /// snapshot as warnings, explained ones only counted (in the book's report).
+    pub(super) fn book_breaks(&mut self) {
+        let Some(books) = &mut self.books else {
+            return;
+        };
+        let breaks = books.take_breaks();
+        self.list_breaks(breaks);
+    }
+
+    fn list_breaks(&mut self, breaks: Vec<crate::book::Break>) {
+        for b in breaks {
+            if b.explained.is_some() {
+                continue;
+            }
+            let at = Where {
+                file: b.at.file.clone(),
+                line: b.at.line,
+            };
+            let severity = if b.kind == BreakKind::NoSnapshot {
+                Severity::Warning
+            } else {
+                Severity::Problem
+            };
+            let after = if b.kind == BreakKind::NoSnapshot {
+                "; the book was never rebuilt on that connection (is `snapshots` off, or did the fetch fail?)"
+            } else {
+                "; not proven from here until its next snapshot"
+            };
+            self.issue(
+                IssueKind::BookBreak,
+                severity,
+                Some(&at),
+                Some(&b.book.stream),
+                format!(
+                    "{} {} {} book: {}: {}{after}",
+                    b.book.venue,
+                    b.book.channel,
+                    b.book.symbol,
+                    b.kind.describe(),
+                    b.detail
+                ),
+            );
+        }
+    }
+
     pub(super) fn finish(mut self) -> Report {
         let names: Vec<String> = self.streams.keys().cloned().collect();
         for name in names {
@@ -332,6 +417,14 @@ impl Verifier {
                     },
                 );
             }
+        }
+        if let Some(books) = self.books.take() {
+            let (reports, breaks) = books.finish();
+            self.list_breaks(breaks);
+            self.report.books_proven = reports.iter().filter(|r| r.proven()).count() as u64;
+            self.report.checksums_checked = reports.iter().map(|r| r.checksums_checked).sum();
+            self.report.checksums_failed = reports.iter().map(|r| r.checksums_failed).sum();
+            self.report.books = reports;
         }
         self.report.streams = std::mem::take(&mut self.streams)
             .into_values()
