@@ -50,6 +50,54 @@ pub enum Command {
     Venues(VenuesArgs),
     /// Combine recordings of the same feed by different recorders: fill gaps, drop duplicates.
     Merge(MergeArgs),
+    /// Rebuild an order book from a recording: print it at a time, or top-N rows every interval.
+    #[command(
+        after_help = "Examples:\n  wsrec book data/ --symbol BTC-USDT                  the book at the end of the recording\n  wsrec book data/ --symbol BTC-USDT --at 2026-12-05T10:00:00Z --depth 5\n  wsrec book data/ --symbol BTCUSDT --every 1s --depth 25 --format csv > btcusdt.csv"
+    )]
+    Book(BookArgs),
+}
+
+/// `wsrec book` output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BookFormatArg {
+    /// A table for people (the default without --every).
+    Text,
+    /// One JSON object per book and moment (the default with --every).
+    Jsonl,
+    /// One row per book and moment: ts, stream, venue, channel, symbol, bid_price_0, bid_size_0, …
+    Csv,
+}
+
+/// `wsrec book` options.
+#[derive(Debug, Args)]
+pub struct BookArgs {
+    /// Recording files or directories.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// The symbol as the venue writes it (BTC-USDT, BTCUSDT, tBTCUSD, XBT/USD; any case).
+    #[arg(long, value_name = "SYMBOL")]
+    pub symbol: String,
+    /// Only this stream (repeatable).
+    #[arg(short = 's', long = "stream", value_name = "NAME")]
+    pub streams: Vec<String>,
+    /// The book at TIME (RFC 3339, a UTC date, or ns since the epoch); default: the end.
+    #[arg(long, value_name = "TIME", value_parser = crate::tools::parse_time, conflicts_with = "every")]
+    pub at: Option<u64>,
+    /// Levels per side.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub depth: usize,
+    /// Write the book at every multiple of this interval (1s, 100ms, 1m) through the recording.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub every: Option<Duration>,
+    /// Output format.
+    #[arg(long, value_enum)]
+    pub format: Option<BookFormatArg>,
+    /// With --every: only from TIME.
+    #[arg(long, value_name = "TIME", value_parser = crate::tools::parse_time)]
+    pub from: Option<u64>,
+    /// Read only records received before TIME.
+    #[arg(long, value_name = "TIME", value_parser = crate::tools::parse_time)]
+    pub to: Option<u64>,
 }
 
 /// `wsrec venues` options.

@@ -546,7 +546,10 @@ async fn verify_finds_a_gap_in_the_exchanges_own_sequence() {
     // --no-venue turns the check off.
     let r = verify(
         discover(&[dir.path().to_owned()]).unwrap(),
-        VerifyOptions { venue: false },
+        VerifyOptions {
+            venue: false,
+            books: false,
+        },
         &mut Progress::new(0, false),
     );
     assert!(r.ok);

@@ -585,14 +585,21 @@ impl Tracker {
         std::mem::take(&mut self.breaks)
     }
 
-    /// The proven books of `symbol` (any stream, venue, channel, connection), with their ids.
+    /// The proven books of `symbol` (any stream, venue, channel, connection; case does not
+    /// matter), with their ids.
     pub fn books_of<'s>(
         &'s self,
         symbol: &'s str,
     ) -> impl Iterator<Item = (&'s BookId, u64, &'s Book)> + 's {
         self.live
             .values()
-            .filter(move |l| l.state == State::Proven && self.reports[l.report].id.symbol == symbol)
+            .filter(move |l| {
+                l.state == State::Proven
+                    && self.reports[l.report]
+                        .id
+                        .symbol
+                        .eq_ignore_ascii_case(symbol)
+            })
             .map(|l| (&*self.reports[l.report].id, l.conn, &l.book))
     }
 

@@ -30,6 +30,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Some(Command::Record(ref args)) => record::record(&cli, args),
         Some(Command::Cat(ref args)) => tools::cat(args),
         Some(Command::Verify(ref args)) => tools::verify(args),
+        Some(Command::Book(ref args)) => tools::book(args),
         Some(Command::Stats(ref args)) => tools::stats(args),
         Some(Command::Replay(ref args)) => tools::replay(args),
         Some(Command::Demo(ref args)) => tools::demo(args),

@@ -2,7 +2,10 @@
 //! turns its clap arguments into the options of its tool in [`crate::tools`] and runs it; the
 //! async ones (`replay`, `demo`) on a runtime from [`super::runtime`].
 
-use crate::cli::{CatArgs, DemoArgs, MergeArgs, ReplayArgs, SpeedArg, StatsArgs, VerifyArgs};
+use crate::cli::{
+    BookArgs, BookFormatArg, CatArgs, DemoArgs, MergeArgs, ReplayArgs, SpeedArg, StatsArgs,
+    VerifyArgs,
+};
 use crate::tools::{self, Filter};
 
 /// `wsrec cat`.
@@ -27,6 +30,31 @@ pub(super) fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
         books: !args.no_books,
     };
     tools::verify::run(&args.paths, opts, args.json)
+}
+
+/// `wsrec book`.
+pub(super) fn book(args: &BookArgs) -> anyhow::Result<()> {
+    use tools::book::BookFormat;
+    let format = match args.format {
+        Some(BookFormatArg::Text) => BookFormat::Text,
+        Some(BookFormatArg::Csv) => BookFormat::Csv,
+        Some(BookFormatArg::Jsonl) => BookFormat::Jsonl,
+        None if args.every.is_some() => BookFormat::Jsonl,
+        None => BookFormat::Text,
+    };
+    let opts = tools::book::BookOptions {
+        symbol: args.symbol.clone(),
+        filter: Filter {
+            streams: args.streams.clone(),
+            from: args.from,
+            to: args.to,
+        },
+        at: args.at,
+        depth: args.depth,
+        every: args.every,
+        format,
+    };
+    tools::book::run(&args.paths, &opts)
 }
 
 /// `wsrec stats`.

@@ -8,6 +8,7 @@
 //! sorting of the lines read ([`LineKind`]: every tool meets bad lines in the same order), time
 //! parsing and printing, the usage error (exit code 2) and the progress bar.
 
+pub mod book;
 pub mod cat;
 pub mod demo;
 pub mod merge;
