@@ -25,9 +25,9 @@
 //! failed. A break that follows a gap the recorder marked (messages dropped or not written, a
 //! `seq` gap: problems of their own) is explained and counted, not listed again; a connection's
 //! end only ends its books' spans (the next connection starts from its own snapshot). Updates
-//! that never got a REST snapshot are a warning. For the messages a book took, the exchange
-//! numbering is left to the book (one report per lost message), except for the per-connection
-//! counters of Coinbase and Bitfinex, which number every message.
+//! that never got a REST snapshot are a warning. A book's sequence break on a message whose
+//! exchange numbering the sequence check flagged already is the same finding: counted in the
+//! book's report, listed once.
 //!
 //! The text report lists problems and warnings under headings of their own.
 //!

@@ -80,18 +80,15 @@ impl Verifier {
                     }
                 }
                 if let Payload::Json(text) = m.payload {
-                    let took = self.book_message(&name, conn, ts, at, text);
+                    self.venue_flagged = false;
                     if self.opts.venue {
                         let mut points = std::mem::take(&mut self.points);
                         points.clear();
                         venue_seq::points(text.as_bytes(), &mut points);
-                        if took {
-                            // The book reports its own numbering's breaks.
-                            points.retain(|p| p.venue.per_connection());
-                        }
                         self.venue_points(&name, conn, &points, at);
                         self.points = points;
                     }
+                    self.book_message(&name, conn, ts, at, text);
                 }
             }
             Entry::Snapshot(snap) => {

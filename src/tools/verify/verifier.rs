@@ -20,6 +20,9 @@ pub(super) struct Verifier {
     pub(super) points: Vec<Point>,
     /// The rebuilt order books (`None` with `--no-books`).
     pub(super) books: Option<Books>,
+    /// The exchange-sequence check flagged the message being read (a book's sequence break on
+    /// it is the same finding: counted in the book's report, not listed twice).
+    pub(super) venue_flagged: bool,
 }
 
 impl Verifier {
@@ -31,6 +34,7 @@ impl Verifier {
             file: None,
             points: Vec::new(),
             books: opts.books.then(Books::new),
+            venue_flagged: false,
         }
     }
 
@@ -265,9 +269,6 @@ impl Verifier {
 
     pub(super) fn raw_line(&mut self, stream: &str, bytes: &[u8], at: &Where) {
         self.report.messages += 1;
-        // Raw lines carry no connection or time: one connection, numbered 0.
-        let took =
-            std::str::from_utf8(bytes).is_ok_and(|text| self.book_message(stream, 0, 0, at, text));
         let venue = self.opts.venue;
         let mut points = std::mem::take(&mut self.points);
         let s = self.stream(stream);
@@ -278,12 +279,14 @@ impl Verifier {
         points.clear();
         if venue {
             venue_seq::points(bytes, &mut points);
-            if took {
-                points.retain(|p| p.venue.per_connection());
-            }
         }
+        self.venue_flagged = false;
         self.venue_points(stream, 0, &points, at);
         self.points = points;
+        // Raw lines carry no connection or time: one connection, numbered 0.
+        if let Ok(text) = std::str::from_utf8(bytes) {
+            self.book_message(stream, 0, 0, at, text);
+        }
     }
 
     pub(super) fn venue_points(&mut self, stream: &str, conn: u64, points: &[Point], at: &Where) {
@@ -294,6 +297,7 @@ impl Verifier {
                 continue;
             };
             s.report.venue_breaks += 1;
+            self.venue_flagged = true;
             let (kind, detail) = match f {
                 Finding::Gap { expected, got } => (
                     IssueKind::VenueGap,
@@ -318,7 +322,7 @@ impl Verifier {
         }
     }
 
-    /// Hands a message to the books; true if it was a book message they took.
+    /// Hands a message to the books.
     pub(super) fn book_message(
         &mut self,
         stream: &str,
@@ -326,15 +330,15 @@ impl Verifier {
         ts: u64,
         at: &Where,
         text: &str,
-    ) -> bool {
+    ) {
         let Some(books) = &mut self.books else {
-            return false;
+            return;
         };
         let position = Position {
             file: at.file.clone(),
             line: at.line,
         };
-        let took = books.message(
+        books.message(
             &Msg {
                 stream,
                 conn,
@@ -344,7 +348,6 @@ impl Verifier {
             text,
         );
         self.book_breaks();
-        took
     }
 
     /// Lists the books' new breaks: unexplained ones as problems, updates that never got a
@@ -359,7 +362,7 @@ impl Verifier {
 
     fn list_breaks(&mut self, breaks: Vec<crate::book::Break>) {
         for b in breaks {
-            if b.explained.is_some() {
+            if b.explained.is_some() || (b.kind == BreakKind::SequenceGap && self.venue_flagged) {
                 continue;
             }
             let at = Where {
