@@ -141,6 +141,9 @@ pub fn book(
         write_csv_header(out, opts.depth)?;
     }
     let mut last_ts = 0;
+    // Connections that ended, applied once time moves past their end: the book at the end of
+    // a recording whose recorder stopped cleanly is the book it had when it stopped.
+    let mut ended: Vec<(String, u64, u64)> = Vec::new();
     while let Some(item) = scan.next_item() {
         let (file, info, bytes, raw_stream, raw_ts, entry) = match item {
             Item::Line {
@@ -174,6 +177,7 @@ pub fn book(
             break;
         }
         last_ts = last_ts.max(ts);
+        end_before(&mut books, &mut ended, ts);
         if let Some(step) = every {
             let mut tick = *next_tick.get_or_insert_with(|| {
                 ts.max(opts.filter.from.unwrap_or(0))
@@ -182,6 +186,7 @@ pub fn book(
             });
             // The books as they stand before this record, at every tick up to it.
             while tick <= ts && tick != u64::MAX {
+                end_before(&mut books, &mut ended, tick);
                 outcome.rows += emit(&books, opts, tick, out)?;
                 tick = tick.saturating_add(step);
             }
@@ -234,16 +239,20 @@ pub fn book(
                 }
             }
             Some(Entry::Event(e)) => match &*e.name {
-                "disconnected" => books.conn_ended(&stream, e.conn),
+                "disconnected" => ended.push((stream.clone(), e.conn, ts)),
                 "connected" => {
                     let last = max_conn.entry(stream.clone()).or_insert(0);
                     // A connection number not above the last: a new recorder run.
                     if e.conn <= *last {
+                        ended.retain(|(s, _, _)| *s != stream);
                         books.stream_ended(&stream);
                     }
                     *last = e.conn;
                 }
-                "recovered" => books.stream_ended(&stream),
+                "recovered" => {
+                    ended.retain(|(s, _, _)| *s != stream);
+                    books.stream_ended(&stream);
+                }
                 _ => {}
             },
         }
@@ -265,6 +274,18 @@ pub fn book(
         outcome.seen = seen;
     }
     Ok(outcome)
+}
+
+/// Ends the connections in `ended` that ended before `ts`.
+fn end_before(books: &mut Books, ended: &mut Vec<(String, u64, u64)>, ts: u64) {
+    ended.retain(|(stream, conn, at)| {
+        if *at < ts {
+            books.conn_ended(stream, *conn);
+            false
+        } else {
+            true
+        }
+    });
 }
 
 /// Writes every proven book of the symbol as it stands (the newest connection's, when
