@@ -139,7 +139,7 @@ fn rebuild(frames: &[String], symbol: &str, depth: usize) -> [Vec<(String, Strin
 async fn every_okx_book_is_proven_and_every_checksum_verified() {
     let dir = tempfile::tempdir().unwrap();
     let frames = okx();
-    record(dir.path(), &[frames.clone()]).await;
+    record(dir.path(), std::slice::from_ref(&frames)).await;
     let (report, code) = verify(dir.path());
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["books"].as_array().unwrap().len(), 3, "{report:#}");
@@ -265,7 +265,7 @@ async fn a_disconnect_ends_a_span_and_the_new_connection_proves_the_book_again()
 async fn wsrec_book_prints_the_book_the_test_rebuilds() {
     let dir = tempfile::tempdir().unwrap();
     let frames = okx();
-    record(dir.path(), &[frames.clone()]).await;
+    record(dir.path(), std::slice::from_ref(&frames)).await;
     let received: Vec<(u64, String)> = records(dir.path())
         .iter()
         .filter(|r| r.get("seq").is_some())
