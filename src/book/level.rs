@@ -177,11 +177,22 @@ pub enum Change {
 }
 
 /// An L2 order book: the levels of each side by price.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct Book {
     bids: BTreeMap<i128, Level>,
     asks: BTreeMap<i128, Level>,
+    /// Level changes applied so far (set or removed), across clears.
+    changes: u64,
 }
+
+impl PartialEq for Book {
+    /// Books are equal when their levels are (the change count aside).
+    fn eq(&self, other: &Self) -> bool {
+        self.bids == other.bids && self.asks == other.asks
+    }
+}
+
+impl Eq for Book {}
 
 impl Book {
     /// An empty book.
@@ -208,6 +219,7 @@ impl Book {
     /// The price or size is not a usable number.
     pub fn set(&mut self, side: Side, price: &str, size: &str) -> Result<Change, NumberError> {
         let k = key(price)?;
+        self.changes += 1;
         if is_zero(size) {
             return Ok(match self.side_mut(side).remove(&k) {
                 Some(_) => Change::Removed,
@@ -230,6 +242,7 @@ impl Book {
     /// The price is not a usable number.
     pub fn remove(&mut self, side: Side, price: &str) -> Result<bool, NumberError> {
         let k = key(price)?;
+        self.changes += 1;
         Ok(self.side_mut(side).remove(&k).is_some())
     }
 
@@ -261,6 +274,11 @@ impl Book {
             Side::Bid => Box::new(self.bids()),
             Side::Ask => Box::new(self.asks()),
         }
+    }
+
+    /// Level changes applied so far (each set or removal; snapshots' levels included).
+    pub fn changes(&self) -> u64 {
+        self.changes
     }
 
     /// Levels on each side (bids, asks).

@@ -194,6 +194,8 @@ pub struct BookReport {
     pub updates: u64,
     /// Updates that could not be applied (before a snapshot, after a break).
     pub unproven_updates: u64,
+    /// Level changes applied (each level of a snapshot or an update).
+    pub level_changes: u64,
     /// Checksums compared.
     pub checksums_checked: u64,
     /// Checksums that did not match.
@@ -215,6 +217,7 @@ impl BookReport {
             snapshots: 0,
             updates: 0,
             unproven_updates: 0,
+            level_changes: 0,
             checksums_checked: 0,
             checksums_failed: 0,
             breaks: 0,
@@ -564,9 +567,11 @@ impl Tracker {
             .map(|(k, _)| k.clone())
             .collect();
         for k in keys {
-            if let Some(mut live) = self.live.remove(&k)
-                && let Some(open) = live.open.take()
-            {
+            let Some(mut live) = self.live.remove(&k) else {
+                continue;
+            };
+            self.reports[live.report].level_changes += live.book.changes();
+            if let Some(open) = live.open.take() {
                 let (to, to_ts) = (open.to.clone(), open.to_ts);
                 push_span(
                     &mut self.reports[live.report],

@@ -172,6 +172,10 @@ mod tests {
         let books: u64 = lines.iter().filter(|l| l.contains("\"checksum\"")).count() as u64;
         assert_eq!(checked, books, "{reports:#?}");
         assert!(reports.iter().all(|r| r.proven()), "{reports:#?}");
+        // Every level of every frame was applied once.
+        let levels: usize = lines.iter().map(|l| l.matches("\",\"0\",\"").count()).sum();
+        let applied: u64 = reports.iter().map(|r| r.level_changes).sum();
+        assert_eq!(applied, levels as u64);
     }
 
     #[test]
