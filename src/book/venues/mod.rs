@@ -130,7 +130,7 @@ pub struct Venues {
 impl Default for Venues {
     fn default() -> Self {
         Self {
-            rules: vec![Box::new(okx::Okx)],
+            rules: vec![Box::new(okx::Okx::default())],
             last: std::collections::HashMap::new(),
         }
     }

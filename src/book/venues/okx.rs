@@ -9,10 +9,10 @@
 //! every message, without an action.
 
 use serde::Deserialize;
-use serde_json::value::RawValue;
+use serde::de::IgnoredAny;
 
 use super::{Rules, Venue, starts_near};
-use crate::book::level::{Book, Side};
+use crate::book::level::{Book, NumberError, Side};
 use crate::book::track::{BreakKind, Key, Link, Msg, Tracker};
 
 /// Levels in OKX's checksum, per side.
@@ -37,9 +37,9 @@ struct Arg<'a> {
 #[derive(Deserialize)]
 struct Data<'a> {
     #[serde(borrow, default)]
-    asks: Vec<Vec<&'a RawValue>>,
+    asks: Vec<Quote<'a>>,
     #[serde(borrow, default)]
-    bids: Vec<Vec<&'a RawValue>>,
+    bids: Vec<Quote<'a>>,
     checksum: Option<i64>,
     #[serde(rename = "seqId")]
     seq_id: Option<i64>,
@@ -47,9 +47,15 @@ struct Data<'a> {
     prev_seq_id: Option<i64>,
 }
 
-/// OKX's rules (no state beyond the tracker's).
+/// One level: `[price, size, "0" (deprecated), orders]`, all strings.
+#[derive(Deserialize)]
+struct Quote<'a>(&'a str, &'a str, IgnoredAny, IgnoredAny);
+
+/// OKX's rules; `buf` holds the text a checksum is computed over.
 #[derive(Debug, Default)]
-pub(super) struct Okx;
+pub(super) struct Okx {
+    buf: Vec<u8>,
+}
 
 impl Rules for Okx {
     fn claims(&self, msg: &[u8]) -> bool {
@@ -86,15 +92,15 @@ impl Rules for Okx {
                 t.update(m, &k, link)
             };
             let Some(book) = book else { continue };
-            if let Err(why) = apply(book, &d.bids, &d.asks) {
-                t.broke(m, &k, BreakKind::BadMessage, why);
+            if let Err(e) = apply(book, &d.bids, &d.asks) {
+                t.broke(m, &k, BreakKind::BadMessage, e.to_string());
                 continue;
             }
             t.settle(m, &k);
             if let (Some(expected), false) = (d.checksum, full)
                 && let Some(book) = t.proven(m, &k)
             {
-                let got = checksum(book);
+                let got = checksum(book, &mut self.buf);
                 t.checksum(m, &k, i64::from(got) == expected, || {
                     format!("`checksum` {expected}, the rebuilt book's {got}")
                 });
@@ -104,41 +110,29 @@ impl Rules for Okx {
     }
 }
 
-/// Applies OKX levels (`[price, size, "0", orders]`, texts).
-fn apply(book: &mut Book, bids: &[Vec<&RawValue>], asks: &[Vec<&RawValue>]) -> Result<(), String> {
+/// Applies OKX levels.
+fn apply(book: &mut Book, bids: &[Quote<'_>], asks: &[Quote<'_>]) -> Result<(), NumberError> {
     for (side, levels) in [(Side::Bid, bids), (Side::Ask, asks)] {
         for l in levels {
-            let (Some(p), Some(s)) = (
-                l.first().and_then(|v| text(v)),
-                l.get(1).and_then(|v| text(v)),
-            ) else {
-                return Err(format!("a level without price and size text: {l:?}"));
-            };
-            book.set(side, p, s).map_err(|e| e.to_string())?;
+            book.set(side, l.0, l.1)?;
         }
     }
     Ok(())
 }
 
-/// A JSON string's text (OKX numbers are strings without escapes).
-fn text(v: &RawValue) -> Option<&str> {
-    v.get().strip_prefix('"')?.strip_suffix('"')
-}
-
-/// OKX's checksum of `book` (signed, as OKX sends it).
-pub(crate) fn checksum(book: &Book) -> i32 {
-    let mut h = crc32fast::Hasher::new();
-    let mut bids = book.bids().take(CHECKSUM_LEVELS);
-    let mut asks = book.asks().take(CHECKSUM_LEVELS);
-    let mut first = true;
-    let mut put = |h: &mut crc32fast::Hasher, a: &str, b: &str| {
-        if !first {
-            h.update(b":");
+/// The text OKX's checksum covers: the top 25 levels of each side interleaved,
+/// `bid:size:ask:size:…`, the deeper side's remaining levels following alone.
+pub(crate) fn checksum_text(book: &Book, levels: usize, buf: &mut Vec<u8>) {
+    buf.clear();
+    let mut bids = book.bids().take(levels);
+    let mut asks = book.asks().take(levels);
+    let mut put = |buf: &mut Vec<u8>, l: &crate::book::Level| {
+        if !buf.is_empty() {
+            buf.push(b':');
         }
-        first = false;
-        h.update(a.as_bytes());
-        h.update(b":");
-        h.update(b.as_bytes());
+        buf.extend_from_slice(l.price.as_str().as_bytes());
+        buf.push(b':');
+        buf.extend_from_slice(l.size.as_str().as_bytes());
     };
     loop {
         let (b, a) = (bids.next(), asks.next());
@@ -146,13 +140,18 @@ pub(crate) fn checksum(book: &Book) -> i32 {
             break;
         }
         if let Some(l) = b {
-            put(&mut h, l.price.as_str(), l.size.as_str());
+            put(buf, l);
         }
         if let Some(l) = a {
-            put(&mut h, l.price.as_str(), l.size.as_str());
+            put(buf, l);
         }
     }
-    h.finalize() as i32
+}
+
+/// OKX's checksum of `book` (signed, as OKX sends it); `buf` is scratch space.
+pub(crate) fn checksum(book: &Book, buf: &mut Vec<u8>) -> i32 {
+    checksum_text(book, CHECKSUM_LEVELS, buf);
+    crc32fast::hash(buf) as i32
 }
 
 #[cfg(test)]
