@@ -126,7 +126,7 @@ pub(crate) fn checksum_text(book: &Book, levels: usize, buf: &mut Vec<u8>) {
     buf.clear();
     let mut bids = book.bids().take(levels);
     let mut asks = book.asks().take(levels);
-    let mut put = |buf: &mut Vec<u8>, l: &crate::book::Level| {
+    let put = |buf: &mut Vec<u8>, l: &crate::book::Level| {
         if !buf.is_empty() {
             buf.push(b':');
         }
