@@ -48,7 +48,7 @@
 //! [`observe::stats`] counters and write the log line in one place; [`observe::status`] serves
 //! the counters on a Unix socket, and [`observe::metrics`] over HTTP for Prometheus
 //! (`metrics_listen`). The read side ([`read`], [`tools`]) works on finished recordings and
-//! never on the recorder's queues.
+//! never on the recorder's queues; [`book`] rebuilds the order books in a recording.
 //!
 //! # Layout
 //!
@@ -75,8 +75,11 @@
 //!   [`error`].
 //! - [`read`]: the read side: finding, opening (plain, zstd, gzip, `.open`) and streaming
 //!   recording files, parsing envelope lines without re-serialising the message.
-//! - [`tools`]: the commands around a recording: `cat`, `verify`, `stats`, `replay`, `merge`,
-//!   `demo`.
+//! - [`book`]: the book engine of the read side: order books rebuilt from a recording alone
+//!   (one shared L2 book, one module per venue rule set) and proven: snapshots, sequence links,
+//!   checksums, spans and breaks.
+//! - [`tools`]: the commands around a recording: `cat`, `verify`, `book`, `stats`, `replay`,
+//!   `merge`, `demo`.
 
 pub mod batch;
 pub mod book;

@@ -1,4 +1,5 @@
-//! The commands around a recording, after the fact: [`cat`] prints it, [`verify`] checks it,
+//! The commands around a recording, after the fact: [`cat`] prints it, [`verify`] checks it
+//! (order books included, through [`crate::book`]), [`book`] prints a rebuilt order book,
 //! [`summary`] sums it up (`wsrec stats`), [`replay`] serves it as a WebSocket feed again, [`merge`] combines
 //! recordings of one feed by redundant recorders, and [`demo`] records
 //! embedded real exchange frames through the whole pipeline, offline. All of them read through
