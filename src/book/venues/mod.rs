@@ -1,6 +1,6 @@
 //! One module per venue rule set: each reads its venue's book messages (and, for venues whose
 //! book starts from a REST answer, the recorder's snapshot lines) and drives the
-//! [`Tracker`](super::Tracker) with snapshots, linked updates, checksums and breaks.
+//! [`Tracker`] with snapshots, linked updates, checksums and breaks.
 //!
 //! A venue module implements [`Rules`]: [`Rules::claims`] looks at a message's first bytes
 //! (cheap: every message of a recording passes through it), [`Rules::message`] reads a claimed
