@@ -189,6 +189,31 @@ async fn a_changed_size_breaks_the_checksum_at_that_line() {
     assert_eq!(btc["spans"][0]["to"]["line"], at);
     // The other books are not touched.
     assert_eq!(report["books_proven"], 2);
+
+    // The text report names the book, the line and why.
+    let out = wsrec().arg("verify").arg(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("Order books: 3 rebuilt, 2 proven"), "{text}");
+    let place = format!(
+        "{}:{at}: [okx] OKX books BTC-USDT book: checksum mismatch",
+        files[0].display()
+    );
+    assert!(text.contains(&place), "{text}");
+    assert!(
+        text.contains("[okx] OKX books BTC-USDT: 1 break(s)"),
+        "{text}"
+    );
+
+    // --no-books skips them: these frames predate OKX's seqId, so nothing else finds it.
+    let out = wsrec()
+        .args(["verify", "--json", "--no-books"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["books"].as_array().unwrap().len(), 0);
 }
 
 #[tokio::test(start_paused = true)]
