@@ -8,7 +8,6 @@
 //! caller drains [`Tracker::take_breaks`] as it goes and takes the reports at the end.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -294,12 +293,17 @@ impl Tracker {
     }
 
     fn live_key(&mut self, m: &Msg<'_>, k: &Key<'_>) {
-        self.key.clear();
-        let _ = write!(
-            self.key,
-            "{}\u{0}{}\u{0}{:?}\u{0}{}\u{0}{}",
-            m.stream, m.conn, k.venue, k.channel, k.symbol
-        );
+        let key = &mut self.key;
+        key.clear();
+        key.push_str(m.stream);
+        key.push('\u{0}');
+        key.push_str(itoa::Buffer::new().format(m.conn));
+        key.push('\u{0}');
+        key.push_str(itoa::Buffer::new().format(k.venue as u8));
+        key.push('\u{0}');
+        key.push_str(k.channel);
+        key.push('\u{0}');
+        key.push_str(k.symbol);
     }
 
     fn live(&mut self, m: &Msg<'_>, k: &Key<'_>) -> &mut Live {
