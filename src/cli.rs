@@ -80,7 +80,7 @@ pub struct BookArgs {
     /// Only this stream (repeatable).
     #[arg(short = 's', long = "stream", value_name = "NAME")]
     pub streams: Vec<String>,
-    /// The book at TIME (RFC 3339, a UTC date, or ns since the epoch); default: the end.
+    /// The book at TIME (RFC 3339, a UTC date, or Unix time with its unit: 1796459730s, …ms, …us, …ns); default: the end.
     #[arg(long, value_name = "TIME", value_parser = crate::tools::parse_time, conflicts_with = "every")]
     pub at: Option<u64>,
     /// Levels per side.
@@ -320,7 +320,7 @@ pub struct CatArgs {
     /// Only this stream (repeatable).
     #[arg(short = 's', long = "stream", value_name = "NAME")]
     pub streams: Vec<String>,
-    /// Only records received at or after TIME (RFC 3339, a UTC date, or ns since the epoch).
+    /// Only records received at or after TIME (RFC 3339, a UTC date, or Unix time with its unit: 1796459730s, …ms, …us, …ns).
     #[arg(long, value_name = "TIME", value_parser = crate::tools::parse_time)]
     pub from: Option<u64>,
     /// Only records received before TIME (exclusive).
@@ -410,7 +410,7 @@ pub struct ReplayArgs {
     /// Only this stream (repeatable).
     #[arg(short = 's', long = "stream", value_name = "NAME")]
     pub streams: Vec<String>,
-    /// Only records received at or after TIME (RFC 3339, a UTC date, or ns since the epoch).
+    /// Only records received at or after TIME (RFC 3339, a UTC date, or Unix time with its unit: 1796459730s, …ms, …us, …ns).
     #[arg(long, value_name = "TIME", value_parser = crate::tools::parse_time)]
     pub from: Option<u64>,
     /// Only records received before TIME (exclusive).

@@ -758,6 +758,26 @@ fn binary_exit_codes_and_messages() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("RFC 3339"));
+    // Unix seconds without a unit were once read as nanoseconds (selecting everything).
+    let out = wsrec()
+        .args(["cat", "--from", "1796459730"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("`1796459730s` (seconds)"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // With its unit, a time after the recording selects nothing.
+    let out = wsrec()
+        .args(["cat", "--from", "4102444800s"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty());
     let out = wsrec()
         .args(["cat", "--from", "2026-11-25", "--to", "2026-11-24"])
         .arg(&file)

@@ -108,17 +108,29 @@ impl<'a> LineKind<'a> {
     }
 }
 
-/// Parses a time for `--from`/`--to`: RFC 3339 (`2026-11-24T10:00:00Z`, any offset), a UTC date
-/// (`2026-11-24`), or integer nanoseconds since the Unix epoch.
+/// Parses a time for `--from`/`--to`/`--at`: RFC 3339 (`2026-11-24T10:00:00Z`, any offset), a
+/// UTC date (`2026-11-24`), a Unix time with its unit (`1796459730s`, `1796459730123ms`,
+/// `…us`, `…ns`; seconds may have a fraction), or a bare integer of 19 digits or more:
+/// nanoseconds, as the records' `ts`. A shorter bare integer is ambiguous (seconds?
+/// milliseconds?) and refused with the forms that say it.
 ///
 /// # Errors
 /// A message showing the accepted forms.
 pub fn parse_time(s: &str) -> Result<u64, String> {
     let s = s.trim();
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        if s.len() < 19 {
+            return Err(format!(
+                "`{s}` is ambiguous: say its unit, `{s}s` (seconds), `{s}ms`, `{s}us` or `{s}ns` since the Unix epoch, or give a time such as 2026-11-24T10:00:00Z (a bare integer is read as nanoseconds only with 19 digits or more, as in the records' `ts`)"
+            ));
+        }
         return s
             .parse()
             .map_err(|_| format!("`{s}` is too large for nanoseconds since the epoch"));
+    }
+    if let Some(ns) = unix_with_unit(s) {
+        return ns
+            .ok_or_else(|| format!("`{s}` is outside the range of recordings (1970 to 2554)"));
     }
     let ns = if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
         t.timestamp_nanos_opt()
@@ -132,6 +144,44 @@ pub fn parse_time(s: &str) -> Result<u64, String> {
     };
     ns.and_then(|n| u64::try_from(n).ok())
         .ok_or_else(|| format!("`{s}` is outside the range of recordings (1970 to 2554)"))
+}
+
+/// A Unix time with a unit suffix (`s`, `ms`, `us`, `ns`) in nanoseconds: `None` if `s` is not
+/// of that form, `Some(None)` if it is out of range.
+fn unix_with_unit(s: &str) -> Option<Option<u64>> {
+    let (number, scale) = [
+        ("ns", 1u64),
+        ("us", 1_000),
+        ("ms", 1_000_000),
+        ("s", 1_000_000_000),
+    ]
+    .into_iter()
+    .find_map(|(unit, scale)| s.strip_suffix(unit).map(|n| (n, scale)))?;
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty()
+        || !digits(whole)
+        || !digits(fraction)
+        || (number.contains('.') && fraction.is_empty())
+    {
+        return None;
+    }
+    let whole: u64 = match whole.parse() {
+        Ok(w) => w,
+        Err(_) => return Some(None),
+    };
+    // The fraction, in units of `scale`: at most nanosecond resolution.
+    let mut frac_ns = 0u64;
+    let mut unit = scale;
+    for b in fraction.bytes() {
+        unit /= 10;
+        frac_ns += u64::from(b - b'0') * unit;
+    }
+    Some(
+        whole
+            .checked_mul(scale)
+            .and_then(|n| n.checked_add(frac_ns)),
+    )
 }
 
 /// `ns` as RFC 3339 UTC with milliseconds (`2026-11-24T10:59:50.123Z`).
@@ -324,9 +374,30 @@ mod tests {
             parse_time("2026-11-24T10:59:50.123456789Z"),
             Ok(ns + 123_456_789)
         );
-        for bad in ["yesterday", "", "2026-13-01", "1969-12-31T00:00:00Z"] {
+        assert_eq!(parse_time("1795517990s"), Ok(ns));
+        assert_eq!(parse_time("1795517990.25s"), Ok(ns + 250_000_000));
+        assert_eq!(parse_time("1795517990000ms"), Ok(ns));
+        assert_eq!(parse_time("1795517990000000us"), Ok(ns));
+        assert_eq!(parse_time("1795517990000000000ns"), Ok(ns));
+        for bad in [
+            "yesterday",
+            "",
+            "2026-13-01",
+            "1969-12-31T00:00:00Z",
+            "s",
+            "1.s",
+            "99999999999999999999s",
+        ] {
             assert!(parse_time(bad).is_err(), "{bad}");
         }
+        // Seconds or milliseconds without a unit are refused, saying how to write them.
+        let e = parse_time("1796459730").unwrap_err();
+        assert!(e.contains("`1796459730s` (seconds)"), "{e}");
+        assert!(
+            parse_time("1796459730123")
+                .unwrap_err()
+                .contains("ambiguous")
+        );
         assert_eq!(format_ts(ns + 123_456_789), "2026-11-24T10:59:50.123Z");
     }
 
