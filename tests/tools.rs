@@ -690,6 +690,45 @@ fn cat_and_stats_exit_0_when_the_reader_goes_away() {
     }
 }
 
+/// Runs wsrec with stdout and stderr on a pipe nobody reads (`wsrec … 2>&1 | head -0`):
+/// every write fails with EPIPE. Returns the exit code.
+fn run_into_a_closed_pipe(args: &[&str], path: &Path) -> Option<i32> {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let status = wsrec()
+        .args(args)
+        .arg(path)
+        .stdout(writer.try_clone().unwrap())
+        .stderr(writer)
+        .status()
+        .unwrap();
+    status.code()
+}
+
+#[test]
+fn every_command_keeps_its_exit_code_when_stdout_and_stderr_are_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = big_file(dir.path(), 10);
+    let mut l = lines(&file);
+    l.remove(3);
+    let bad = write_lines(dir.path(), "s-bad.jsonl", &l);
+    // Not a panic (101): the code the command would have given a reader.
+    assert_eq!(run_into_a_closed_pipe(&["verify"], &file), Some(0));
+    assert_eq!(run_into_a_closed_pipe(&["verify"], &bad), Some(1));
+    assert_eq!(run_into_a_closed_pipe(&["verify", "--json"], &bad), Some(1));
+    assert_eq!(
+        run_into_a_closed_pipe(&["verify"], &dir.path().join("nope")),
+        Some(2)
+    );
+    assert_eq!(run_into_a_closed_pipe(&["cat"], &file), Some(0));
+    assert_eq!(run_into_a_closed_pipe(&["stats"], &file), Some(0));
+    assert_eq!(
+        run_into_a_closed_pipe(&["cat", "--from", "x"], &file),
+        Some(2)
+    );
+    assert_eq!(run_into_a_closed_pipe(&["venues"], &file), Some(2));
+}
+
 #[test]
 fn binary_exit_codes_and_messages() {
     let dir = tempfile::tempdir().unwrap();

@@ -43,7 +43,7 @@ pub fn run(cli: Cli) -> ExitCode {
         // The reader went away (`wsrec cat … | head`): nothing more to say to it.
         Err(e) if crate::tools::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("wsrec: error: {e:#}");
+            crate::tools::to_stderr(&format!("wsrec: error: {e:#}"));
             let usage = e.chain().any(|c| {
                 c.is::<ConfigError>()
                     || c.is::<crate::tools::UsageError>()
@@ -99,15 +99,16 @@ fn status(config_path: &Option<PathBuf>, args: &StatusArgs, go_line: bool) -> an
             .context("no status socket configured")?,
     };
     let snapshot = tokio_runtime(1)?.block_on(crate::observe::status::query(&socket))?;
-    if go_line {
-        println!("{}", snapshot.go_line());
+    let text = if go_line {
+        format!("{}\n", snapshot.go_line())
     } else if args.json {
-        println!("{}", serde_json::to_string_pretty(&snapshot)?);
+        format!("{}\n", serde_json::to_string_pretty(&snapshot)?)
     } else {
-        print!(
-            "{}",
-            crate::observe::status::render_table(&snapshot, crate::clock::system_now_ns())
-        );
-    }
+        crate::observe::status::render_table(&snapshot, crate::clock::system_now_ns())
+    };
+    use std::io::Write as _;
+    std::io::stdout()
+        .write_all(text.as_bytes())
+        .context("cannot write to stdout")?;
     Ok(())
 }

@@ -279,6 +279,16 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
+/// Writes `line` and a newline to stderr; a closed stderr (`wsrec … 2>&1 | head -1`) is not an
+/// error: there is no one left to tell.
+pub fn to_stderr(line: &str) {
+    use std::io::Write as _;
+    let mut err = std::io::stderr().lock();
+    let _ = err
+        .write_all(line.as_bytes())
+        .and_then(|()| err.write_all(b"\n"));
+}
+
 /// Runs longer than this get a progress bar.
 pub const LONG_RUN: Duration = Duration::from_secs(1);
 

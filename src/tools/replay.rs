@@ -325,11 +325,11 @@ pub async fn run(files: Vec<RecordingFile>, opts: ReplayOptions) -> anyhow::Resu
         Speed::Factor(1.0) => "at the original pace".to_owned(),
         Speed::Factor(k) => format!("at {k}x the original pace"),
     };
-    eprintln!(
+    super::to_stderr(&format!(
         "Replaying {nfiles} file(s) {pace}{} to every client of ws://{addr}/ (all streams merged) or ws://{addr}/<stream> ({}). Ctrl-C stops.",
         if opts.looping { ", in a loop," } else { "" },
         source.streams().join(", ")
-    );
+    ));
     let shutdown = CancellationToken::new();
     let on_ctrl_c = shutdown.clone();
     tokio::spawn(async move {
@@ -454,9 +454,9 @@ async fn client(
     reader.abort();
     tracing::info!(%peer, snapshots_skipped = snapshots, "Replay client done.");
     if snapshots > 0 {
-        eprintln!(
+        super::to_stderr(&format!(
             "wsrec replay: client {peer}: skipped {snapshots} snapshot line(s): REST order-book snapshots the recorder fetched are not WebSocket messages and are not sent (`wsrec cat` shows them)"
-        );
+        ));
     }
 }
 

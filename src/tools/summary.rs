@@ -141,10 +141,10 @@ pub fn run(paths: &[PathBuf], streams: &[String], output: StatsOutput) -> anyhow
     };
     super::print_report(&report, output == StatsOutput::Json, text)?;
     if report.invalid_lines > 0 {
-        eprintln!(
+        super::to_stderr(&format!(
             "wsrec: warning: {} line(s) were not records and are not counted; `wsrec verify` lists them",
             report.invalid_lines
-        );
+        ));
     }
     if report.unreadable_files > 0 {
         anyhow::bail!(

@@ -282,7 +282,12 @@ pub fn run(paths: &[std::path::PathBuf], opts: VerifyOptions, json: bool) -> any
     let mut progress = Progress::new(total, true);
     let report = verify(files, opts, &mut progress);
     progress.finish();
-    super::print_report(&report, json, render)?;
+    // A reader that went away (`wsrec verify DIR | head -1`) still gets the right exit code.
+    if let Err(e) = super::print_report(&report, json, render)
+        && !super::is_broken_pipe(&e)
+    {
+        return Err(e);
+    }
     if report.problems > 0 {
         return Err(VerifyFailed {
             problems: report.problems,
