@@ -351,6 +351,40 @@ mod tests {
     }
 
     #[test]
+    fn a_value_of_the_wrong_type_names_its_field_and_the_form_it_takes() {
+        for (line, field, form) in [
+            (
+                "rotate = true",
+                "rotate",
+                "expected a duration: seconds as a whole number, or a string such as \"500ms\"",
+            ),
+            (
+                "flush_interval = [1]",
+                "flush_interval",
+                "expected a duration",
+            ),
+            (
+                "disk_buffer = true",
+                "disk_buffer",
+                "expected a size: bytes as a whole number, or a string such as \"64KiB\"",
+            ),
+            ("disk_warn = 1.5", "disk_warn", "expected free space"),
+            ("rotate = -1", "rotate", "expected a duration"),
+        ] {
+            let (top, stream) = if field == "rotate" {
+                ("", line)
+            } else {
+                (line, "")
+            };
+            let text = format!("{top}\n[[stream]]\nname = \"a\"\nurl = \"wss://x\"\n{stream}\n");
+            let e = parse(&text).unwrap_err().to_string();
+            assert!(e.contains(line), "{line}: {e}");
+            assert!(e.contains(form), "{line}: {e}");
+            assert!(!e.contains("untagged"), "{line}: {e}");
+        }
+    }
+
+    #[test]
     fn minimal_stream_gets_documented_defaults() {
         let c = parse("[[stream]]\nname = \"a\"\nurl = \"wss://example.com/ws\"\n").unwrap();
         assert_eq!(c.output_dir, PathBuf::from(DEFAULT_OUTPUT_DIR));

@@ -47,7 +47,7 @@ impl Watermark {
 
 impl<'de> Deserialize<'de> for Watermark {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let parsed = match NumOrStr::deserialize(d)? {
+        let parsed = match NumOrStr::read(d, WATERMARK_FORM)? {
             NumOrStr::Num(n) => Some(Watermark::Bytes(n)),
             NumOrStr::Str(s) => Watermark::parse(&s).map_err(serde::de::Error::custom)?,
         };
@@ -322,15 +322,47 @@ pub(super) fn opt_listen_addr<'de, D: Deserializer<'de>>(
     })
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
+/// A number or a string (durations, sizes, watermarks take both).
 enum NumOrStr {
     Num(u64),
     Str(String),
 }
 
+/// What a [`NumOrStr`] setting takes, for the error of a value of another type.
+const DURATION_FORM: &str =
+    "a duration: seconds as a whole number, or a string such as \"500ms\", \"10s\", \"1h\"";
+const SIZE_FORM: &str =
+    "a size: bytes as a whole number, or a string such as \"64KiB\", \"100MB\", \"1GiB\"";
+const WATERMARK_FORM: &str =
+    "free space: bytes as a whole number, or a string such as \"5GiB\" or \"10%\"";
+
+impl NumOrStr {
+    /// Reads a number or a string; anything else is an error that says `expected`.
+    fn read<'de, D: Deserializer<'de>>(d: D, expected: &'static str) -> Result<Self, D::Error> {
+        struct V(&'static str);
+        impl serde::de::Visitor<'_> for V {
+            type Value = NumOrStr;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.0)
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<NumOrStr, E> {
+                Ok(NumOrStr::Num(n))
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<NumOrStr, E> {
+                u64::try_from(n)
+                    .map(NumOrStr::Num)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(n), &self))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<NumOrStr, E> {
+                Ok(NumOrStr::Str(s.to_owned()))
+            }
+        }
+        d.deserialize_any(V(expected))
+    }
+}
+
 pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    match NumOrStr::deserialize(d)? {
+    match NumOrStr::read(d, DURATION_FORM)? {
         NumOrStr::Num(n) => Ok(Duration::from_secs(n)),
         NumOrStr::Str(s) => match parse_opt_duration(&s).map_err(serde::de::Error::custom)? {
             Some(d) => Ok(d),
@@ -342,7 +374,7 @@ pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::E
 }
 
 pub(super) fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    match NumOrStr::deserialize(d)? {
+    match NumOrStr::read(d, DURATION_FORM)? {
         NumOrStr::Num(0) => Ok(None),
         NumOrStr::Num(n) => Ok(Some(Duration::from_secs(n))),
         NumOrStr::Str(s) => parse_opt_duration(&s).map_err(serde::de::Error::custom),
@@ -356,7 +388,7 @@ pub(super) fn opt_seconds_or_duration<'de, D: Deserializer<'de>>(
 }
 
 pub(crate) fn byte_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    match NumOrStr::deserialize(d)? {
+    match NumOrStr::read(d, SIZE_FORM)? {
         NumOrStr::Num(n) => Ok(n),
         NumOrStr::Str(s) => parse_byte_size(&s).map_err(serde::de::Error::custom),
     }
