@@ -102,7 +102,13 @@ fn bad_input_names_the_problem_exits_2_and_writes_nothing() {
         "output_dir = \"out\"\n[[stream]]\nname = \"../a\"\nurl = \"ws://h/\"\n",
     )
     .unwrap();
-    std::fs::write(d.join("go.json"), r#"{"output_dir":"out","topicc":"x"}"#).unwrap();
+    // An unknown field is ignored with a warning (as Go's encoding/json ignores it); the bad
+    // URL then stops the run.
+    std::fs::write(
+        d.join("go.json"),
+        r#"{"output_dir":"out","topicc":"x","ws_url":"http://h/"}"#,
+    )
+    .unwrap();
     for (file, body) in [
         ("venue.toml", "venue = \"nope\"\ntopics = [\"a.B\"]"),
         ("half.toml", "venue = \"okx\"\nchannels = [\"books\"]"),
@@ -117,7 +123,10 @@ fn bad_input_names_the_problem_exits_2_and_writes_nothing() {
     let cases: &[(&[&str], &str)] = &[
         (&["record", "-c", "unknown.toml"], "unknown field `silence`"),
         (&["record", "-c", "badname.toml"], "path separator"),
-        (&["-config", "go.json"], "unknown field `topicc`"),
+        (
+            &["-config", "go.json"],
+            "go.json: the Go streamer's config has no field `topicc`: ignored, as the Go streamer ignores it; did you mean `topic`?",
+        ),
         (&["record", "-c", "missing.toml"], "cannot read config file"),
         (
             &["record", "http://example.com/", "-o", "out"],

@@ -57,7 +57,12 @@ async fn on_signals(shutdown: CancellationToken) {
 /// The file cannot be read, does not parse (the message names the field or line), a preset
 /// refuses a stream, or it fails [`Config::validate`].
 pub fn load_config(path: &std::path::Path) -> Result<Config, ConfigError> {
-    let config = crate::net::venue::resolve(Config::read(path)?)?;
+    let read = Config::read(path)?;
+    // Before logging starts (it is configured by this file): straight to stderr.
+    for w in &read.warnings {
+        crate::tools::to_stderr(&format!("wsrec: warning: {}: {w}", path.display()));
+    }
+    let config = crate::net::venue::resolve(read)?;
     config.validate(&crate::net::venue::Catalog)?;
     Ok(config)
 }

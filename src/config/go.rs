@@ -26,9 +26,22 @@ pub const GO_PING: &str = r#"{"op":"ping"}"#;
 /// Interval of [`GO_PING`].
 pub const GO_PING_INTERVAL: Duration = Duration::from_secs(20);
 
-/// The Go JSONL streamer's JSON config, accepted unchanged; every field optional.
+/// The fields of the Go streamer's config.
+pub const GO_FIELDS: &[&str] = &[
+    "output_dir",
+    "topic",
+    "ws_url",
+    "buffer_size",
+    "status_interval",
+    "log_file",
+    "log_to_stdout",
+    "status_socket",
+];
+
+/// The Go JSONL streamer's JSON config, accepted unchanged; every field optional. Unknown
+/// fields are kept aside (and warned about by [`GoConfig::warnings`]), as Go's `encoding/json`
+/// ignores them.
 #[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct GoConfig {
     /// Directory of the hourly files.
     pub output_dir: Option<PathBuf>,
@@ -47,9 +60,32 @@ pub struct GoConfig {
     pub log_to_stdout: Option<bool>,
     /// Status socket path.
     pub status_socket: Option<String>,
+    /// Fields the Go streamer does not have.
+    #[serde(flatten)]
+    pub unknown: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 impl GoConfig {
+    /// One warning per unknown field, naming the closest known one when it looks like a typo.
+    pub fn warnings(&self) -> Vec<String> {
+        self.unknown
+            .keys()
+            .map(|k| {
+                let close = GO_FIELDS
+                    .iter()
+                    .map(|f| (strsim::jaro_winkler(k, f), f))
+                    .filter(|(score, _)| *score > 0.8)
+                    .max_by(|a, b| a.0.total_cmp(&b.0))
+                    .map(|(_, f)| format!("; did you mean `{f}`?"))
+                    .unwrap_or_default();
+                format!(
+                    "the Go streamer's config has no field `{k}`: ignored, as the Go streamer ignores it{close} (fields: {})",
+                    GO_FIELDS.join(", ")
+                )
+            })
+            .collect()
+    }
+
     /// The equivalent wsrec config: one stream in `raw` format, Go file layout
     /// `<output_dir>/<topic>_<unix-hour-start>.jsonl`, Bybit subscribe and `{"op":"ping"}` every 20 s.
     pub fn into_config(self) -> Config {
@@ -125,8 +161,17 @@ mod tests {
     }
 
     #[test]
-    fn go_config_rejects_unknown_fields() {
-        let err = serde_json::from_str::<GoConfig>(r#"{"topicc":"x"}"#).unwrap_err();
-        assert!(err.to_string().contains("unknown field `topicc`"));
+    fn go_config_ignores_unknown_fields_with_a_warning_each() {
+        let go: GoConfig =
+            serde_json::from_str(r#"{"topicc":"x","topic":"t","colour":true}"#).unwrap();
+        assert_eq!(go.topic.as_deref(), Some("t"));
+        let w = go.warnings();
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].contains("no field `colour`"), "{w:?}");
+        assert!(!w[0].contains("did you mean"), "{w:?}");
+        assert!(w[1].contains("no field `topicc`"), "{w:?}");
+        assert!(w[1].contains("did you mean `topic`?"), "{w:?}");
+        // The known fields still take their types.
+        assert!(serde_json::from_str::<GoConfig>(r#"{"buffer_size":"x"}"#).is_err());
     }
 }

@@ -202,6 +202,8 @@ pub struct Unresolved {
     /// For each `[[stream]]` in order, the keys its table set (a preset fills only the others);
     /// empty for the Go streamer's JSON config, which has no presets.
     pub stream_keys: Vec<BTreeSet<String>>,
+    /// What the caller should tell the user (fields ignored), one sentence each.
+    pub warnings: Vec<String>,
 }
 
 impl Default for Config {
@@ -254,6 +256,7 @@ impl Config {
                 ),
             })?;
             Ok(Unresolved {
+                warnings: go.warnings(),
                 config: go.into_config(),
                 stream_keys: Vec::new(),
             })
@@ -293,6 +296,7 @@ impl Config {
         Ok(Unresolved {
             config,
             stream_keys,
+            warnings: Vec::new(),
         })
     }
 

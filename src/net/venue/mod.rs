@@ -218,6 +218,7 @@ pub fn resolve(read: Unresolved) -> Result<Config, ConfigError> {
     let Unresolved {
         mut config,
         stream_keys,
+        ..
     } = read;
     for (s, keys) in config.streams.iter_mut().zip(&stream_keys) {
         apply(s, keys)?;
