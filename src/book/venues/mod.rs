@@ -8,6 +8,8 @@
 
 use super::track::{Msg, Tracker};
 
+mod kraken;
+mod kraken_v1;
 mod okx;
 
 /// The venue rule sets the book engine knows.
@@ -130,7 +132,11 @@ pub struct Venues {
 impl Default for Venues {
     fn default() -> Self {
         Self {
-            rules: vec![Box::new(okx::Okx)],
+            rules: vec![
+                Box::new(okx::Okx),
+                Box::new(kraken::Kraken::default()),
+                Box::new(kraken_v1::KrakenV1),
+            ],
             last: std::collections::HashMap::new(),
         }
     }
