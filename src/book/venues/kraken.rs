@@ -281,8 +281,8 @@ fn digits(h: &mut crc32fast::Hasher, text: &str, decimals: Option<u32>) {
 mod tests {
     use super::*;
     use crate::book::SpanEnd;
-    use crate::book::testing::{Line, run, run_lines};
-    use crate::book::venues::kraken_v1::testing::crc32;
+    use crate::book::testing::{run, run_lines};
+    use crate::book::venues::kraken_v1::testing::{crc32, reconnect};
 
     /// The test's own book: (price, qty) texts per side, kept sorted by value, truncated.
     #[derive(Clone, Default)]
@@ -512,10 +512,7 @@ mod tests {
     #[test]
     fn a_reconnect_ends_a_span_and_the_next_snapshot_starts_one() {
         let s = session(20);
-        let mut lines: Vec<Line> = s.iter().map(|l| Line::Msg(1, l.clone())).collect();
-        lines.push(Line::End(1));
-        lines.extend(s[..12].iter().map(|l| Line::Msg(2, l.clone())));
-        let (breaks, reports) = run_lines(&lines);
+        let (breaks, reports) = run_lines(&reconnect(&s, &s[..12]));
         assert_eq!(breaks, []);
         let spans = &reports[0].spans;
         assert_eq!(spans.len(), 2, "{spans:#?}");

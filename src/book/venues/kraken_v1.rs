@@ -180,9 +180,19 @@ fn apply(book: &mut Book, parts: &[Part<'_>], depth: usize) -> Result<(), String
     Ok(())
 }
 
-/// What the Kraken modules' tests share: an independent CRC32 and Kraken checksum.
+/// What these venue modules' tests share: an independent CRC32, a reconnect.
 #[cfg(test)]
 pub(crate) mod testing {
+    use crate::book::testing::Line;
+
+    /// `first` on connection 1, its end, then `second` on connection 2.
+    pub(crate) fn reconnect(first: &[String], second: &[String]) -> Vec<Line> {
+        let mut lines: Vec<Line> = first.iter().map(|l| Line::Msg(1, l.clone())).collect();
+        lines.push(Line::End(1));
+        lines.extend(second.iter().map(|l| Line::Msg(2, l.clone())));
+        lines
+    }
+
     /// CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320), bit by bit: not the code
     /// under test's table-driven crate.
     pub(crate) fn crc32(bytes: &[u8]) -> u32 {
@@ -210,7 +220,7 @@ pub(crate) mod testing {
 mod tests {
     use super::*;
     use crate::book::SpanEnd;
-    use crate::book::testing::{Line, run, run_lines};
+    use crate::book::testing::{run, run_lines};
 
     const CORPUS: &str = include_str!("../../../tests/fixtures/corpus/kraken-v1_book.jsonl");
 
@@ -328,10 +338,7 @@ mod tests {
             .into_iter()
             .filter(|l| l.ends_with("\"XMR/USD\"]"))
             .collect();
-        let mut lines: Vec<Line> = xmr[..30].iter().map(|l| Line::Msg(1, l.clone())).collect();
-        lines.push(Line::End(1));
-        lines.extend(xmr[..10].iter().map(|l| Line::Msg(2, l.clone())));
-        let (breaks, reports) = run_lines(&lines);
+        let (breaks, reports) = run_lines(&testing::reconnect(&xmr[..30], &xmr[..10]));
         assert_eq!(breaks, []);
         let spans = &reports[0].spans;
         assert_eq!(spans.len(), 2, "{spans:#?}");

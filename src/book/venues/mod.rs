@@ -8,6 +8,7 @@
 
 use super::track::{Msg, Tracker};
 
+mod bitfinex;
 mod kraken;
 mod kraken_v1;
 mod okx;
@@ -136,6 +137,7 @@ impl Default for Venues {
                 Box::new(okx::Okx),
                 Box::new(kraken::Kraken::default()),
                 Box::new(kraken_v1::KrakenV1),
+                Box::new(bitfinex::Bitfinex::default()),
             ],
             last: std::collections::HashMap::new(),
         }
