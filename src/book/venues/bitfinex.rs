@@ -30,8 +30,8 @@ use std::fmt::Write as _;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::bitget::compare;
 use super::kraken_v1::Head;
-use super::okx::checksum;
 use super::{Rules, Venue};
 use crate::book::level::{Book, Side};
 use crate::book::track::{BreakKind, Key, Link, Msg, Tracker};
@@ -144,12 +144,7 @@ impl Rules for Bitfinex {
                 );
                 return true;
             };
-            if let Some(book) = t.proven(m, &k) {
-                let got = checksum(book);
-                t.checksum(m, &k, i64::from(got) == expected, || {
-                    format!("`cs` {expected}, the rebuilt book's {got}")
-                });
-            }
+            compare(t, m, &k, expected, "cs");
             return true;
         }
         let body = payload.get();
@@ -275,51 +270,7 @@ mod tests {
     use super::*;
     use crate::book::SpanEnd;
     use crate::book::testing::{run, run_lines};
-    use crate::book::venues::kraken_v1::testing::{crc32, reconnect};
-
-    /// The test's own book: (price, amount) per side, best first.
-    #[derive(Default)]
-    struct Model {
-        bids: Vec<(f64, String, String)>,
-        asks: Vec<(f64, String, String)>,
-    }
-
-    impl Model {
-        fn apply(&mut self, price: &str, count: u32, amount: &str) {
-            let v: f64 = price.parse().unwrap();
-            let ask = amount.starts_with('-');
-            let side = if ask { &mut self.asks } else { &mut self.bids };
-            side.retain(|l| l.0 != v);
-            if count > 0 {
-                side.push((v, price.to_owned(), amount.to_owned()));
-            }
-            side.sort_by(|a, b| {
-                if ask {
-                    a.0.total_cmp(&b.0)
-                } else {
-                    b.0.total_cmp(&a.0)
-                }
-            });
-            side.truncate(25);
-        }
-
-        /// The docs' recipe: for each of the top 25, bid then ask, `price:amount`, joined
-        /// with ':'; CRC32 as a signed integer.
-        fn checksum(&self) -> i32 {
-            let mut parts = Vec::new();
-            for i in 0..25 {
-                if let Some(b) = self.bids.get(i) {
-                    parts.push(b.1.clone());
-                    parts.push(b.2.clone());
-                }
-                if let Some(a) = self.asks.get(i) {
-                    parts.push(a.1.clone());
-                    parts.push(a.2.clone());
-                }
-            }
-            crc32(parts.join(":").as_bytes()) as i32
-        }
-    }
+    use crate::book::venues::kraken_v1::testing::{TestBook, reconnect};
 
     /// A connection: `subscribed` for a trades and a book channel, a 25-level snapshot, then
     /// `n` rounds of an update (insert, change or removal), a `cs` message and now and then a
@@ -336,7 +287,7 @@ mod tests {
             r#"{"event":"subscribed","channel":"trades","chanId":5,"symbol":"tBTCUSD","pair":"BTCUSD"}"#.to_owned(),
             r#"{"event":"subscribed","channel":"book","chanId":17,"symbol":"tBTCUSD","prec":"P0","freq":"F0","len":"25","pair":"BTCUSD"}"#.to_owned(),
         ];
-        let mut model = Model::default();
+        let mut model = TestBook::new(25);
         let mut levels = Vec::new();
         for i in 0..25 {
             let (bp, ap) = (format!("{}", 97000 - i * 3), format!("{}", 97001 + i * 2));
@@ -344,8 +295,8 @@ mod tests {
                 format!("{}", 0.25 + i as f64 * 0.5),
                 format!("-{}", 1.5 + i as f64 * 0.125),
             );
-            model.apply(&bp, 2, &ba);
-            model.apply(&ap, 1, &aa);
+            model.set(false, &bp, &ba);
+            model.set(true, &ap, &aa);
             levels.push(format!("[{bp},2,{ba}]"));
             levels.push(format!("[{ap},1,{aa}]"));
         }
@@ -384,9 +335,9 @@ mod tests {
                     )
                 }
             };
-            model.apply(&price, count, &amount);
+            model.set(ask, &price, if count == 0 { "0" } else { &amount });
             out.push(format!("[17,[{price},{count},{amount}],{}]", next()));
-            out.push(format!("[17,\"cs\",{},{}]", model.checksum(), next()));
+            out.push(format!("[17,\"cs\",{},{}]", model.interleaved(), next()));
             if i % 4 == 0 {
                 out.push(format!(
                     "[5,\"te\",[{},1733425200000,0.01,97000],{}]",

@@ -282,50 +282,23 @@ mod tests {
     use super::*;
     use crate::book::SpanEnd;
     use crate::book::testing::{run, run_lines};
-    use crate::book::venues::kraken_v1::testing::{crc32, reconnect};
+    use crate::book::venues::kraken_v1::testing::{TestBook, crc32, reconnect};
 
-    /// The test's own book: (price, qty) texts per side, kept sorted by value, truncated.
-    #[derive(Clone, Default)]
-    struct Model {
-        bids: Vec<(String, String)>,
-        asks: Vec<(String, String)>,
-    }
-
-    impl Model {
-        fn set(&mut self, bid: bool, price: &str, qty: &str) {
-            let side = if bid { &mut self.bids } else { &mut self.asks };
-            let v: f64 = price.parse().unwrap();
-            side.retain(|(p, _)| p.parse::<f64>().unwrap() != v);
-            if qty.parse::<f64>().unwrap() != 0.0 {
-                side.push((price.to_owned(), qty.to_owned()));
-            }
-            side.sort_by(|a, b| {
-                let (x, y) = (a.0.parse::<f64>().unwrap(), b.0.parse::<f64>().unwrap());
-                if bid {
-                    y.total_cmp(&x)
-                } else {
-                    x.total_cmp(&y)
-                }
-            });
-            side.truncate(10);
+    /// Kraken's checksum as the guide spells it, over texts padded to `decimals`.
+    fn kraken_checksum(model: &TestBook, decimals: (usize, usize)) -> u32 {
+        let fmt = |t: &str, d: usize| {
+            let v: f64 = t.parse().unwrap();
+            format!("{v:.d$}")
+                .replace('.', "")
+                .trim_start_matches('0')
+                .to_owned()
+        };
+        let mut s = String::new();
+        for (_, p, q) in model.asks.iter().take(10).chain(model.bids.iter().take(10)) {
+            s.push_str(&fmt(p, decimals.0));
+            s.push_str(&fmt(q, decimals.1));
         }
-
-        /// Kraken's checksum as the guide spells it, over padded texts.
-        fn checksum(&self, decimals: (usize, usize)) -> u32 {
-            let fmt = |t: &str, d: usize| {
-                let v: f64 = t.parse().unwrap();
-                format!("{v:.d$}")
-                    .replace('.', "")
-                    .trim_start_matches('0')
-                    .to_owned()
-            };
-            let mut s = String::new();
-            for (p, q) in self.asks.iter().take(10).chain(self.bids.iter().take(10)) {
-                s.push_str(&fmt(p, decimals.0));
-                s.push_str(&fmt(q, decimals.1));
-            }
-            crc32(s.as_bytes())
-        }
+        crc32(s.as_bytes())
     }
 
     /// A v2 book message: levels as bare JSON numbers written as given.
@@ -356,7 +329,7 @@ mod tests {
     /// A synthetic BTC/USD session: depth-10 snapshot, then `n` updates (price 1 decimal,
     /// qty 8, both written in full), checksums from the model.
     fn session(n: usize) -> Vec<String> {
-        let mut model = Model::default();
+        let mut model = TestBook::new(10);
         let mut bids = Vec::new();
         let mut asks = Vec::new();
         for i in 0..10 {
@@ -370,14 +343,14 @@ mod tests {
             ));
         }
         for (p, q) in &bids {
-            model.set(true, p, q);
+            model.set(false, p, q);
         }
         for (p, q) in &asks {
-            model.set(false, p, q);
+            model.set(true, p, q);
         }
         let mut out = vec![
             r#"{"method":"subscribe","result":{"channel":"book","depth":10,"snapshot":true,"symbol":"BTC/USD"},"success":true,"time_in":"2026-12-05T19:00:00.000000Z","time_out":"2026-12-05T19:00:00.000100Z"}"#.to_owned(),
-            message("snapshot", "BTC/USD", &view(&bids), &view(&asks), model.checksum((1, 8))),
+            message("snapshot", "BTC/USD", &view(&bids), &view(&asks), kraken_checksum(&model, (1, 8))),
         ];
         for i in 0..n {
             let bid = i % 2 == 0;
@@ -385,9 +358,9 @@ mod tests {
             let (price, qty) = match i % 3 {
                 0 => {
                     let base = if bid {
-                        model.bids[0].0.clone()
+                        model.bids[0].1.clone()
                     } else {
-                        model.asks[0].0.clone()
+                        model.asks[0].1.clone()
                     };
                     let v: f64 = base.parse().unwrap();
                     let p = if bid { v - 0.1 } else { v + 0.1 };
@@ -396,16 +369,16 @@ mod tests {
                 1 => {
                     let side = if bid { &model.bids } else { &model.asks };
                     (
-                        side[3].0.clone(),
+                        side[3].1.clone(),
                         format!("{:.8}", 2.25 + i as f64 * 0.0001),
                     )
                 }
                 _ => {
                     let side = if bid { &model.bids } else { &model.asks };
-                    (side[1].0.clone(), "0.00000000".to_owned())
+                    (side[1].1.clone(), "0.00000000".to_owned())
                 }
             };
-            model.set(bid, &price, &qty);
+            model.set(!bid, &price, &qty);
             let level = [(price.as_str(), qty.as_str())];
             let none: &[(&str, &str)] = &[];
             let (b, a) = if bid {
@@ -413,7 +386,13 @@ mod tests {
             } else {
                 (none, &level[..])
             };
-            out.push(message("update", "BTC/USD", b, a, model.checksum((1, 8))));
+            out.push(message(
+                "update",
+                "BTC/USD",
+                b,
+                a,
+                kraken_checksum(&model, (1, 8)),
+            ));
         }
         out
     }

@@ -210,6 +210,57 @@ pub(crate) mod testing {
         !crc
     }
 
+    /// The tests' own book: (value, price text, size text) per side, best first, `keep`
+    /// levels a side.
+    #[derive(Clone, Debug)]
+    pub(crate) struct TestBook {
+        pub(crate) bids: Vec<(f64, String, String)>,
+        pub(crate) asks: Vec<(f64, String, String)>,
+        keep: usize,
+    }
+
+    impl TestBook {
+        /// An empty book that keeps `keep` levels a side.
+        pub(crate) fn new(keep: usize) -> Self {
+            Self {
+                bids: Vec::new(),
+                asks: Vec::new(),
+                keep,
+            }
+        }
+
+        /// Sets a level; a size of zero removes it.
+        pub(crate) fn set(&mut self, ask: bool, price: &str, size: &str) {
+            let v: f64 = price.parse().unwrap();
+            let side = if ask { &mut self.asks } else { &mut self.bids };
+            side.retain(|l| l.0 != v);
+            if size.parse::<f64>().unwrap() != 0.0 {
+                side.push((v, price.to_owned(), size.to_owned()));
+            }
+            side.sort_by(|a, b| {
+                if ask {
+                    a.0.total_cmp(&b.0)
+                } else {
+                    b.0.total_cmp(&a.0)
+                }
+            });
+            side.truncate(self.keep);
+        }
+
+        /// OKX's, Bitfinex's and Bitget's checksum as their docs spell it: for each of the
+        /// top 25, the bid's then the ask's `price:size`, all joined with ':'; CRC32 signed.
+        pub(crate) fn interleaved(&self) -> i32 {
+            let mut parts = Vec::new();
+            for i in 0..25 {
+                for l in [self.bids.get(i), self.asks.get(i)].into_iter().flatten() {
+                    parts.push(l.1.clone());
+                    parts.push(l.2.clone());
+                }
+            }
+            crc32(parts.join(":").as_bytes()) as i32
+        }
+    }
+
     #[test]
     fn the_bitwise_crc32_gives_the_standard_check_value() {
         assert_eq!(crc32(b"123456789"), 0xCBF4_3926);

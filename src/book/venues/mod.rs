@@ -9,6 +9,7 @@
 use super::track::{Msg, Tracker};
 
 mod bitfinex;
+mod bitget;
 mod kraken;
 mod kraken_v1;
 mod okx;
@@ -138,6 +139,7 @@ impl Default for Venues {
                 Box::new(kraken::Kraken::default()),
                 Box::new(kraken_v1::KrakenV1),
                 Box::new(bitfinex::Bitfinex::default()),
+                Box::new(bitget::Bitget::default()),
             ],
             last: std::collections::HashMap::new(),
         }
