@@ -268,9 +268,10 @@ fn apply(book: &mut Book, l: &Head<'_, 3>) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::book::SpanEnd;
-    use crate::book::testing::{run, run_lines};
-    use crate::book::venues::kraken_v1::testing::{TestBook, reconnect};
+    use crate::book::testing::run;
+    use crate::book::venues::kraken_v1::testing::{
+        TestBook, assert_one_break, assert_reconnect as reconnect,
+    };
 
     /// A connection: `subscribed` for a trades and a book channel, a 25-level snapshot, then
     /// `n` rounds of an update (insert, change or removal), a `cs` message and now and then a
@@ -379,10 +380,7 @@ mod tests {
         // digit.
         let i = updates[11];
         lines[i] = lines[i].replacen(",4,", ",4,9", 1);
-        let (breaks, _) = run(&lines);
-        assert_eq!(breaks.len(), 1, "{breaks:#?}");
-        assert_eq!(breaks[0].kind, BreakKind::ChecksumMismatch);
-        assert_eq!(breaks[0].at.line, i as u64 + 2, "the `cs` message after it");
+        assert_one_break(&lines, BreakKind::ChecksumMismatch, i as u64 + 2);
     }
 
     #[test]
@@ -390,10 +388,7 @@ mod tests {
         let mut lines = session(30);
         let i = report_lines(&lines, "[17,[")[8];
         lines.remove(i);
-        let (breaks, _) = run(&lines);
-        assert_eq!(breaks.len(), 1, "{breaks:#?}");
-        assert_eq!(breaks[0].kind, BreakKind::SequenceGap);
-        assert_eq!(breaks[0].at.line, i as u64 + 1);
+        assert_one_break(&lines, BreakKind::SequenceGap, i as u64 + 1);
     }
 
     #[test]
@@ -433,20 +428,11 @@ mod tests {
     fn a_reconnect_ends_a_span_and_the_next_snapshot_starts_one() {
         let s = session(10);
         // The new connection starts again: its numbers from 1, the same channel ids.
-        let (breaks, reports) = run_lines(&reconnect(&s, &s[..12]));
-        assert_eq!(breaks, []);
-        let spans = &reports[0].spans;
-        assert_eq!(spans.len(), 2, "{spans:#?}");
-        let last_update = *report_lines(&s, "[17,[").last().unwrap();
-        assert_eq!(
-            (spans[0].end, spans[0].to.line),
-            (SpanEnd::ConnectionEnded, last_update as u64 + 1)
-        );
-        assert_eq!(
-            (spans[1].end, spans[1].conn, spans[1].from.line),
-            (SpanEnd::End, 2, s.len() as u64 + 2 + 4)
-        );
-        assert!(reports[0].proven());
+        let updates = report_lines(&s, "[17,[");
+        let again = report_lines(&s[..12], "[17,[").len() as u64 - 1;
+        let to = *updates.last().unwrap() as u64 + 1;
+        let from = s.len() as u64 + 2 + 4;
+        reconnect(&s, &s[..12], to, from, 10 + again);
     }
 
     #[test]

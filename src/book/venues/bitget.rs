@@ -127,9 +127,10 @@ fn apply(book: &mut Book, bids: &[Head<'_, 2>], asks: &[Head<'_, 2>]) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::book::SpanEnd;
-    use crate::book::testing::{run, run_lines};
-    use crate::book::venues::kraken_v1::testing::{TestBook, reconnect};
+    use crate::book::testing::run;
+    use crate::book::venues::kraken_v1::testing::{
+        TestBook, assert_one_break, assert_reconnect as reconnect,
+    };
 
     fn side(levels: &[(String, String)]) -> String {
         levels
@@ -227,20 +228,14 @@ mod tests {
         let changed = lines[9].replace("\"1.0800\"", "\"1.0900\"");
         assert_ne!(changed, lines[9]);
         lines[9] = changed;
-        let (breaks, _) = run(&lines);
-        assert_eq!(breaks.len(), 1, "{breaks:#?}");
-        assert_eq!(breaks[0].kind, BreakKind::ChecksumMismatch);
-        assert_eq!(breaks[0].at.line, 10);
+        assert_one_break(&lines, BreakKind::ChecksumMismatch, 10);
     }
 
     #[test]
     fn a_deleted_update_breaks_the_book_at_the_next() {
         let mut lines = session(30);
         lines.remove(7);
-        let (breaks, _) = run(&lines);
-        assert_eq!(breaks.len(), 1, "{breaks:#?}");
-        assert_eq!(breaks[0].kind, BreakKind::ChecksumMismatch);
-        assert_eq!(breaks[0].at.line, 8);
+        assert_one_break(&lines, BreakKind::ChecksumMismatch, 8);
     }
 
     #[test]
@@ -261,10 +256,7 @@ mod tests {
                 format!("{}\"checksum\":null{}", &l[..at], &l[end..])
             })
             .collect();
-        let (breaks, _) = run(&blind);
-        assert_eq!(breaks.len(), 1, "{breaks:#?}");
-        assert_eq!(breaks[0].kind, BreakKind::SequenceGap);
-        assert_eq!(breaks[0].at.line, 13);
+        assert_one_break(&blind, BreakKind::SequenceGap, 13);
     }
 
     #[test]
@@ -294,19 +286,6 @@ mod tests {
     #[test]
     fn a_reconnect_ends_a_span_and_the_next_snapshot_starts_one() {
         let s = session(20);
-        let (breaks, reports) = run_lines(&reconnect(&s, &s[..8]));
-        assert_eq!(breaks, []);
-        let spans = &reports[0].spans;
-        assert_eq!(spans.len(), 2, "{spans:#?}");
-        assert_eq!(
-            (spans[0].end, spans[0].to.line),
-            (SpanEnd::ConnectionEnded, 21)
-        );
-        assert_eq!(
-            (spans[1].end, spans[1].conn, spans[1].from.line),
-            (SpanEnd::End, 2, 23)
-        );
-        assert_eq!(reports[0].updates, 20 + 7);
-        assert!(reports[0].proven());
+        reconnect(&s, &s[..8], 21, 23, 20 + 7);
     }
 }

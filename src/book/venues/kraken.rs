@@ -69,12 +69,13 @@ struct Data<'a> {
     checksum: Option<u32>,
 }
 
+/// A level of Kraken's JSON books (spot v2 and Futures): two numbers.
 #[derive(Deserialize, Debug)]
-struct Level<'a> {
+pub(super) struct Level<'a> {
     #[serde(borrow)]
-    price: &'a RawValue,
+    pub(super) price: &'a RawValue,
     #[serde(borrow)]
-    qty: &'a RawValue,
+    pub(super) qty: &'a RawValue,
 }
 
 #[derive(Deserialize)]
@@ -280,9 +281,10 @@ fn digits(h: &mut crc32fast::Hasher, text: &str, decimals: Option<u32>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::book::SpanEnd;
-    use crate::book::testing::{run, run_lines};
-    use crate::book::venues::kraken_v1::testing::{TestBook, crc32, reconnect};
+    use crate::book::testing::run;
+    use crate::book::venues::kraken_v1::testing::{
+        TestBook, assert_one_break, assert_reconnect as reconnect, crc32,
+    };
 
     /// Kraken's checksum as the guide spells it, over texts padded to `decimals`.
     fn kraken_checksum(model: &TestBook, decimals: (usize, usize)) -> u32 {
@@ -447,20 +449,14 @@ mod tests {
     fn a_changed_qty_breaks_the_checksum_at_that_line() {
         let mut lines = session(30);
         lines[12] = lines[12].replacen("\"qty\":", "\"qty\":9", 1);
-        let (breaks, _) = run(&lines);
-        assert_eq!(breaks.len(), 1, "{breaks:#?}");
-        assert_eq!(breaks[0].kind, BreakKind::ChecksumMismatch);
-        assert_eq!(breaks[0].at.line, 13);
+        assert_one_break(&lines, BreakKind::ChecksumMismatch, 13);
     }
 
     #[test]
     fn a_deleted_update_breaks_the_book_at_the_next() {
         let mut lines = session(30);
         lines.remove(10);
-        let (breaks, _) = run(&lines);
-        assert_eq!(breaks.len(), 1, "{breaks:#?}");
-        assert_eq!(breaks[0].kind, BreakKind::ChecksumMismatch);
-        assert_eq!(breaks[0].at.line, 11);
+        assert_one_break(&lines, BreakKind::ChecksumMismatch, 11);
     }
 
     #[test]
@@ -491,19 +487,6 @@ mod tests {
     #[test]
     fn a_reconnect_ends_a_span_and_the_next_snapshot_starts_one() {
         let s = session(20);
-        let (breaks, reports) = run_lines(&reconnect(&s, &s[..12]));
-        assert_eq!(breaks, []);
-        let spans = &reports[0].spans;
-        assert_eq!(spans.len(), 2, "{spans:#?}");
-        assert_eq!(
-            (spans[0].end, spans[0].to.line),
-            (SpanEnd::ConnectionEnded, 22)
-        );
-        assert_eq!(
-            (spans[1].end, spans[1].conn, spans[1].from.line),
-            (SpanEnd::End, 2, 25)
-        );
-        assert_eq!(reports[0].updates, 20 + 10);
-        assert!(reports[0].proven());
+        reconnect(&s, &s[..12], 22, 25, 20 + 10);
     }
 }

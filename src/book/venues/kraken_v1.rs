@@ -180,17 +180,53 @@ fn apply(book: &mut Book, parts: &[Part<'_>], depth: usize) -> Result<(), String
     Ok(())
 }
 
-/// What these venue modules' tests share: an independent CRC32, a reconnect.
+/// What these venue modules' tests share: an independent CRC32 and book, a reconnect.
 #[cfg(test)]
 pub(crate) mod testing {
-    use crate::book::testing::Line;
+    use crate::book::testing::{Line, run, run_lines};
+    use crate::book::{Break, BreakKind, SpanEnd};
 
-    /// `first` on connection 1, its end, then `second` on connection 2.
-    pub(crate) fn reconnect(first: &[String], second: &[String]) -> Vec<Line> {
+    /// Feeds `lines` (connection 1) and checks they break one book once, for `kind`, at line
+    /// `line`; returns the break.
+    pub(crate) fn assert_one_break(lines: &[String], kind: BreakKind, line: u64) -> Break {
+        let (mut breaks, _) = run(lines);
+        assert_eq!(breaks.len(), 1, "{breaks:#?}");
+        assert_eq!(
+            (breaks[0].kind, breaks[0].at.line),
+            (kind, line),
+            "{breaks:#?}"
+        );
+        breaks.remove(0)
+    }
+
+    /// Feeds `first` on connection 1, its end, then `second` on connection 2, and checks the
+    /// one book: no break, a span on connection 1 to line `to` ended by the connection's end,
+    /// one on connection 2 from line `from` to the end of the recording, `updates` applied.
+    pub(crate) fn assert_reconnect(
+        first: &[String],
+        second: &[String],
+        to: u64,
+        from: u64,
+        updates: u64,
+    ) {
         let mut lines: Vec<Line> = first.iter().map(|l| Line::Msg(1, l.clone())).collect();
         lines.push(Line::End(1));
         lines.extend(second.iter().map(|l| Line::Msg(2, l.clone())));
-        lines
+        let (breaks, reports) = run_lines(&lines);
+        assert_eq!(breaks, []);
+        assert_eq!(reports.len(), 1, "{reports:#?}");
+        let spans = &reports[0].spans;
+        assert_eq!(spans.len(), 2, "{spans:#?}");
+        assert_eq!(
+            (spans[0].end, spans[0].conn, spans[0].to.line),
+            (SpanEnd::ConnectionEnded, 1, to)
+        );
+        assert_eq!(
+            (spans[1].end, spans[1].conn, spans[1].from.line),
+            (SpanEnd::End, 2, from)
+        );
+        assert_eq!(reports[0].updates, updates);
+        assert!(reports[0].proven());
     }
 
     /// CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320), bit by bit: not the code
@@ -271,7 +307,7 @@ pub(crate) mod testing {
 mod tests {
     use super::*;
     use crate::book::SpanEnd;
-    use crate::book::testing::{run, run_lines};
+    use crate::book::testing::run;
 
     const CORPUS: &str = include_str!("../../../tests/fixtures/corpus/kraken-v1_book.jsonl");
 
@@ -337,10 +373,7 @@ mod tests {
         let next = (changing[4]..lines.len())
             .find(|&i| lines[i].ends_with("\"XMR/USD\"]"))
             .unwrap();
-        let (breaks, _) = run(&lines);
-        assert_eq!(breaks.len(), 1, "{breaks:#?}");
-        assert_eq!(breaks[0].kind, BreakKind::ChecksumMismatch);
-        assert_eq!(breaks[0].at.line, next as u64 + 1);
+        testing::assert_one_break(&lines, BreakKind::ChecksumMismatch, next as u64 + 1);
     }
 
     #[test]
@@ -389,19 +422,6 @@ mod tests {
             .into_iter()
             .filter(|l| l.ends_with("\"XMR/USD\"]"))
             .collect();
-        let (breaks, reports) = run_lines(&testing::reconnect(&xmr[..30], &xmr[..10]));
-        assert_eq!(breaks, []);
-        let spans = &reports[0].spans;
-        assert_eq!(spans.len(), 2, "{spans:#?}");
-        assert_eq!(
-            (spans[0].end, spans[0].conn, spans[0].to.line),
-            (SpanEnd::ConnectionEnded, 1, 30)
-        );
-        assert_eq!(
-            (spans[1].end, spans[1].conn, spans[1].from.line),
-            (SpanEnd::End, 2, 32)
-        );
-        assert_eq!(reports[0].updates, 29 + 9);
-        assert!(reports[0].proven());
+        testing::assert_reconnect(&xmr[..30], &xmr[..10], 30, 32, 29 + 9);
     }
 }

@@ -11,6 +11,7 @@ use super::track::{Msg, Tracker};
 mod bitfinex;
 mod bitget;
 mod kraken;
+mod kraken_futures;
 mod kraken_v1;
 mod okx;
 
@@ -138,6 +139,7 @@ impl Default for Venues {
                 Box::new(okx::Okx),
                 Box::new(kraken::Kraken::default()),
                 Box::new(kraken_v1::KrakenV1),
+                Box::new(kraken_futures::KrakenFutures),
                 Box::new(bitfinex::Bitfinex::default()),
                 Box::new(bitget::Bitget::default()),
             ],
