@@ -13,9 +13,12 @@
 //! CHECKSUM, SEQ]` (the `OB_CHECKSUM` flag wsrec sets) carries the CRC32, as a signed 32-bit
 //! integer, of the top 25 bids and asks interleaved,
 //! `bidPrice:bidAmount:askPrice:askAmount:…` (the deeper side's remaining levels alone), ask
-//! amounts negative: the same string as OKX's, so [`super::okx::checksum`] computes it. Numbers
-//! are JSON numbers: the checksum is over their literal text (bitfinex-api-node builds it from
-//! JavaScript's `toString` of the same numbers, which is how Bitfinex writes them).
+//! amounts negative: OKX's interleaving. Numbers are JSON numbers, and bitfinex-api-node joins
+//! them as JavaScript prints the parsed numbers (`Array.join` of `Number`s; the price first
+//! rounded to 5 significant digits by `preparePrice`, which Bitfinex's prices already are), so
+//! each level's literal text is written here as JavaScript's `Number.prototype.toString` would
+//! (`0.50000000` → `0.5`, `0.0000001` → `1e-7`); a literal of more than 17 significant digits
+//! is not a JavaScript number's and is taken digit for digit.
 //!
 //! With `SEQ_ALL` (which wsrec also sets) every channel message of a connection ends with one
 //! counter over all its channels (heartbeats, checksums and trades included): a number that is
@@ -32,6 +35,7 @@ use serde_json::value::RawValue;
 
 use super::bitget::compare;
 use super::kraken_v1::Head;
+use super::okx::CHECKSUM_LEVELS;
 use super::{Rules, Venue};
 use crate::book::level::{Book, Side};
 use crate::book::track::{BreakKind, Key, Link, Msg, Tracker};
@@ -144,7 +148,7 @@ impl Rules for Bitfinex {
                 );
                 return true;
             };
-            compare(t, m, &k, expected, "cs");
+            compare(t, m, &k, expected, "cs", checksum);
             return true;
         }
         let body = payload.get();
@@ -265,12 +269,133 @@ fn apply(book: &mut Book, l: &Head<'_, 3>) -> Result<(), String> {
     Ok(())
 }
 
+/// Bitfinex's checksum of `book`: the top 25 levels interleaved, bid then ask,
+/// `price:amount` in JavaScript's number text, joined with ':'; CRC32 as a signed integer.
+fn checksum(book: &Book) -> i32 {
+    let mut h = crc32fast::Hasher::new();
+    let mut bids = book.bids().take(CHECKSUM_LEVELS);
+    let mut asks = book.asks().take(CHECKSUM_LEVELS);
+    let mut first = true;
+    let mut buf = [0u8; 64];
+    loop {
+        let (b, a) = (bids.next(), asks.next());
+        if b.is_none() && a.is_none() {
+            break;
+        }
+        for l in [b, a].into_iter().flatten() {
+            for text in [l.price.as_str(), l.size.as_str()] {
+                if !first {
+                    h.update(b":");
+                }
+                first = false;
+                h.update(js_number(text, &mut buf));
+            }
+        }
+    }
+    h.finalize() as i32
+}
+
+/// Decimal `text` as JavaScript's `Number.prototype.toString` prints the number it parses to
+/// (ECMA-262 `Number::toString`: the shortest digits, a point within 21 integer digits, `e`
+/// notation below 10⁻⁶), written into `buf`. The text's own digits are taken as the shortest.
+fn js_number<'b>(text: &str, buf: &'b mut [u8; 64]) -> &'b [u8] {
+    let (negative, text) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let (mantissa, exponent) = match text.find(['e', 'E']) {
+        Some(i) => (&text[..i], text[i + 1..].parse::<i64>().unwrap_or(0)),
+        None => (text, 0),
+    };
+    // The digits without leading and trailing zeros, and `n`: the value is 0.DIGITS × 10ⁿ.
+    let mut digits = [0u8; 40];
+    let mut k = 0;
+    let mut n = exponent;
+    let mut point = false;
+    for &c in mantissa.as_bytes() {
+        match c {
+            b'.' => point = true,
+            b'0'..=b'9' => {
+                if k == 0 && c == b'0' {
+                    if point {
+                        n -= 1;
+                    }
+                    continue;
+                }
+                if !point {
+                    n += 1;
+                }
+                if k < digits.len() {
+                    digits[k] = c;
+                    k += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    while k > 0 && digits[k - 1] == b'0' {
+        k -= 1;
+    }
+    let mut len = 0;
+    let mut put = |bytes: &[u8]| {
+        let end = (len + bytes.len()).min(buf.len());
+        buf[len..end].copy_from_slice(&bytes[..end - len]);
+        len = end;
+    };
+    if k == 0 {
+        put(b"0");
+        return &buf[..len];
+    }
+    if negative {
+        put(b"-");
+    }
+    let d = &digits[..k];
+    let k = k as i64;
+    if k <= n && n <= 21 {
+        put(d);
+        for _ in k..n {
+            put(b"0");
+        }
+    } else if 0 < n && n <= 21 {
+        put(&d[..n as usize]);
+        put(b".");
+        put(&d[n as usize..]);
+    } else if -6 < n && n <= 0 {
+        put(b"0.");
+        for _ in n..0 {
+            put(b"0");
+        }
+        put(d);
+    } else {
+        put(&d[..1]);
+        if k > 1 {
+            put(b".");
+            put(&d[1..]);
+        }
+        let e = n - 1;
+        put(if e < 0 { b"e-" } else { b"e+" });
+        let mut num = [0u8; 20];
+        let mut i = num.len();
+        let mut v = e.unsigned_abs();
+        loop {
+            i -= 1;
+            num[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        put(&num[i..]);
+    }
+    &buf[..len]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::book::testing::run;
     use crate::book::venues::kraken_v1::testing::{
-        TestBook, assert_one_break, assert_reconnect as reconnect,
+        TestBook, assert_one_break, assert_reconnect as reconnect, crc32,
     };
 
     /// A connection: `subscribed` for a trades and a book channel, a 25-level snapshot, then
@@ -357,6 +482,59 @@ mod tests {
         (0..lines.len())
             .filter(|&i| lines[i].starts_with(text))
             .collect()
+    }
+
+    #[test]
+    fn numbers_are_written_as_javascript_prints_them() {
+        // Expected texts: what node prints for `String(Number(literal))`.
+        let cases = [
+            ("97000", "97000"),
+            ("97000.0", "97000"),
+            ("0.50000000", "0.5"),
+            ("-1.25000000", "-1.25"),
+            ("-0.0001", "-0.0001"),
+            ("0.000001", "0.000001"),
+            ("0.0000001", "1e-7"),
+            ("0.00000012", "1.2e-7"),
+            ("1.5e-8", "1.5e-8"),
+            ("2E+3", "2000"),
+            ("1e21", "1e+21"),
+            ("12000000000000000000000", "1.2e+22"),
+            ("0", "0"),
+            ("-0.0", "0"),
+            // 21 digits: more than a double holds (node prints 123456789012345680000); taken
+            // digit for digit.
+            ("123456789012345678901", "123456789012345678901"),
+        ];
+        let mut buf = [0u8; 64];
+        for (literal, js) in cases {
+            let got = std::str::from_utf8(js_number(literal, &mut buf))
+                .unwrap()
+                .to_owned();
+            if literal == "123456789012345678901" {
+                // 21 digits: more than a double holds; taken digit for digit.
+                assert_eq!(got, "123456789012345678901");
+                continue;
+            }
+            assert_eq!(got, js, "{literal}");
+        }
+    }
+
+    #[test]
+    fn amounts_with_trailing_zeros_check_as_javascript_numbers() {
+        // One level a side, written with zeros JavaScript drops and a price it writes in e
+        // notation.
+        let lines = [
+            r#"{"event":"subscribed","channel":"book","chanId":3,"symbol":"tXYZUSD","prec":"P0","freq":"F0","len":"25","pair":"XYZUSD"}"#.to_owned(),
+            "[3,[[0.0000001,1,12.50000000],[0.00000012,2,-3.0]],1]".to_owned(),
+            format!(
+                "[3,\"cs\",{},2]",
+                crc32(b"1e-7:12.5:1.2e-7:-3") as i32
+            ),
+        ];
+        let (breaks, reports) = run(&lines);
+        assert_eq!(breaks, []);
+        assert_eq!(reports[0].checksums_checked, 1);
     }
 
     #[test]

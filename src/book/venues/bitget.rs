@@ -91,7 +91,7 @@ impl Rules for Bitget {
                 Ok(()) => {
                     t.settle(m, &k);
                     if let (Some(expected), false) = (d.checksum, full) {
-                        compare(t, m, &k, expected, "checksum");
+                        compare(t, m, &k, expected, "checksum", checksum);
                     }
                 }
             }
@@ -100,11 +100,18 @@ impl Rules for Bitget {
     }
 }
 
-/// Compares a checksum sent in `field` with OKX's interleaved CRC32 of the proven book
-/// (Bitget's and Bitfinex's rule too).
-pub(super) fn compare(t: &mut Tracker, m: &Msg<'_>, k: &Key<'_>, expected: i64, field: &str) {
+/// Compares a checksum sent in `field` with `sum` of the proven book (OKX's interleaved
+/// CRC32 for Bitget, Bitfinex's).
+pub(super) fn compare(
+    t: &mut Tracker,
+    m: &Msg<'_>,
+    k: &Key<'_>,
+    expected: i64,
+    field: &str,
+    sum: fn(&Book) -> i32,
+) {
     if let Some(book) = t.proven(m, k) {
-        let got = checksum(book);
+        let got = sum(book);
         t.checksum(m, k, i64::from(got) == expected, || {
             format!("`{field}` {expected}, the rebuilt book's {got}")
         });
