@@ -414,6 +414,24 @@ mod tests {
         assert_eq!(checksum(&short, Some((1, 8))), crc32(b"452850100000"));
     }
 
+    /// Two real frames (ALGO/USD, 2024-10-03, depth 10), as a public project's README quotes
+    /// them: the literals keep their trailing zeros (`0.12290`, `9705.60000000`).
+    const REAL: [&str; 2] = [
+        r#"{"channel":"book","type":"snapshot","data":[{"symbol":"ALGO/USD","bids":[{"price":0.12291,"qty":27039.62776299},{"price":0.12290,"qty":8136.33288180},{"price":0.12287,"qty":10984.20817349},{"price":0.12283,"qty":28027.05025639},{"price":0.12280,"qty":9705.60000000},{"price":0.12279,"qty":15215.53522714},{"price":0.12275,"qty":4067.00000000},{"price":0.12274,"qty":30639.39949109},{"price":0.12268,"qty":2531.96119986},{"price":0.12267,"qty":16299.00000000}],"asks":[{"price":0.12307,"qty":600.00000000},{"price":0.12308,"qty":4042.11919517},{"price":0.12312,"qty":10284.53891000},{"price":0.12314,"qty":16155.08885299},{"price":0.12315,"qty":5186.05778473},{"price":0.12316,"qty":32828.24000000},{"price":0.12317,"qty":7751.65718582},{"price":0.12318,"qty":32298.82000000},{"price":0.12319,"qty":1864.66899600},{"price":0.12322,"qty":4718.99755630}],"checksum":2375857985}]}"#,
+        r#"{"channel":"book","type":"update","data":[{"symbol":"ALGO/USD","bids":[{"price":0.12275,"qty":6597.51731160}],"asks":[],"checksum":1100635717,"timestamp":"2024-10-03T02:46:57.050170Z"}]}"#,
+    ];
+
+    #[test]
+    fn the_checksums_of_real_frames_verify_over_the_literals() {
+        let lines: Vec<String> = REAL.iter().map(|l| l.to_string()).collect();
+        let (breaks, reports) = run(&lines);
+        assert_eq!(breaks, []);
+        assert_eq!((reports[0].checksums_checked, reports[0].updates), (2, 1));
+        // Parsed as floats and printed back, the zeros go and the snapshot fails.
+        let floats = lines[0].replace("0.12290", "0.1229");
+        assert_one_break(&[floats], BreakKind::ChecksumMismatch, 1);
+    }
+
     #[test]
     fn a_whole_synthetic_session_is_proven() {
         let lines = session(60);
