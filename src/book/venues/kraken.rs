@@ -27,7 +27,7 @@ use std::fmt::Write as _;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::kraken_v1::literal;
+use super::kraken_v1::{literal, set_level};
 use super::{Rules, Venue, starts_near};
 use crate::book::level::{Book, Side};
 use crate::book::track::{BreakKind, Key, Link, Msg, Tracker};
@@ -94,8 +94,9 @@ struct Pair<'a> {
 /// Kraken v2's rules: the subscribed depths and the pairs' precisions seen.
 #[derive(Debug, Default)]
 pub(super) struct Kraken {
-    /// Depth by stream, connection and symbol (`stream\0conn\0symbol`).
-    depths: HashMap<String, usize>,
+    /// Depth by stream, connection and symbol (`stream\0conn\0symbol`), and whether the
+    /// subscribe acknowledgement said it (else the snapshot's size suggested it).
+    depths: HashMap<String, (usize, bool)>,
     /// (price, qty) decimals by symbol, from the `instrument` channel.
     precision: HashMap<String, (u32, u32)>,
     key: String,
@@ -127,7 +128,7 @@ impl Rules for Kraken {
                 && let (Some(depth), Some(symbol)) = (ack.depth, ack.symbol)
             {
                 let key = self.depth_key(m.stream, m.conn, symbol).to_owned();
-                self.depths.insert(key, depth);
+                self.depths.insert(key, (depth, true));
             }
             return false;
         }
@@ -179,19 +180,22 @@ impl Kraken {
             if depth.is_none() {
                 let most = d.bids.len().max(d.asks.len());
                 let fits = DEPTHS.into_iter().find(|&n| n >= most).unwrap_or(most);
-                self.depths.insert(self.key.clone(), fits);
-                depth = Some(fits);
+                self.depths.insert(self.key.clone(), (fits, false));
+                depth = Some((fits, false));
             }
             Some(t.snapshot(m, &k, None))
         } else {
             t.update(m, &k, Link::None)
         };
         let Some(book) = book else { return };
-        if let Err(why) = apply(book, &d.bids, &d.asks) {
-            t.broke(m, &k, BreakKind::BadMessage, why);
+        // With the depth acknowledged the book holds exactly what Kraken's does: a removal
+        // of a level it does not have is a missing level.
+        let strict = depth.is_some_and(|(_, acked)| acked);
+        if let Err((kind, why)) = apply(book, &d.bids, &d.asks, strict) {
+            t.broke(m, &k, kind, why);
             return;
         }
-        if let Some(depth) = depth {
+        if let Some((depth, _)) = depth {
             book.truncate(depth);
         }
         t.settle(m, &k);
@@ -207,14 +211,20 @@ impl Kraken {
     }
 }
 
-/// Applies v2 levels (`{"price": number, "qty": number}`).
-fn apply(book: &mut Book, bids: &[Level<'_>], asks: &[Level<'_>]) -> Result<(), String> {
+/// Applies v2 levels (`{"price": number, "qty": number}`); `strict`: see [`set_level`].
+fn apply(
+    book: &mut Book,
+    bids: &[Level<'_>],
+    asks: &[Level<'_>],
+    strict: bool,
+) -> Result<(), (BreakKind, String)> {
     for (side, levels) in [(Side::Bid, bids), (Side::Ask, asks)] {
         for l in levels {
             let (Some(price), Some(qty)) = (literal(l.price), literal(l.qty)) else {
-                return Err(format!("a level without price and qty: {l:?}"));
+                let why = format!("a level without price and qty: {l:?}");
+                return Err((BreakKind::BadMessage, why));
             };
-            book.set(side, price, qty).map_err(|e| e.to_string())?;
+            set_level(book, side, price, qty, strict)?;
         }
     }
     Ok(())
@@ -461,6 +471,26 @@ mod tests {
         let (breaks, reports) = run(&with);
         assert_eq!(breaks, []);
         assert_eq!(reports[0].checksums_checked, 10);
+    }
+
+    #[test]
+    fn removing_a_missing_level_breaks_a_book_of_acknowledged_depth() {
+        let mut lines = session(10);
+        // A removal that changes nothing Kraken checks, after update 2.
+        let at = lines[4].find("\"checksum\":").unwrap() + 11;
+        let c: u32 = lines[4][at..].split(',').next().unwrap().parse().unwrap();
+        let none: &[(&str, &str)] = &[];
+        let gone = [("45000.1", "0.00000000")];
+        lines.insert(5, message("update", "BTC/USD", &gone, none, c));
+        let b = assert_one_break(&lines, BreakKind::MissingLevel, 6);
+        assert_eq!(
+            b.detail,
+            "Bid 45000.1 removed, but the book has no level there"
+        );
+        // Without the acknowledgement the depth is a guess: the removal is let pass.
+        let (breaks, reports) = run(&lines[1..]);
+        assert_eq!(breaks, []);
+        assert_eq!(reports[0].checksums_checked, 12);
     }
 
     #[test]

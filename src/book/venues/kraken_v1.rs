@@ -21,7 +21,7 @@ use serde_json::value::RawValue;
 
 use super::kraken::checksum;
 use super::{Rules, Venue};
-use crate::book::level::{Book, Side};
+use crate::book::level::{Book, Change, Side};
 use crate::book::track::{BreakKind, Key, Link, Msg, Tracker};
 
 /// How far from the end of a message its `"book-` channel name may start.
@@ -142,8 +142,8 @@ impl Rules for KrakenV1 {
             t.update(m, &k, Link::None)
         };
         let Some(book) = book else { return true };
-        if let Err(why) = apply(book, &parts, depth) {
-            t.broke(m, &k, BreakKind::BadMessage, why);
+        if let Err((kind, why)) = apply(book, &parts, depth) {
+            t.broke(m, &k, kind, why);
             return true;
         }
         t.settle(m, &k);
@@ -159,8 +159,11 @@ impl Rules for KrakenV1 {
     }
 }
 
-/// Applies a message's levels in order, then keeps the subscribed depth.
-fn apply(book: &mut Book, parts: &[Part<'_>], depth: usize) -> Result<(), String> {
+/// Applies a message's levels in order, then keeps the subscribed depth. A removal of a level
+/// the book does not have is a [`BreakKind::MissingLevel`]: the book holds exactly the
+/// subscribed depth, and Kraken removes only levels within it (none of the corpus' 353
+/// removals misses).
+fn apply(book: &mut Book, parts: &[Part<'_>], depth: usize) -> Result<(), (BreakKind, String)> {
     for p in parts {
         for (side, levels) in [
             (Side::Ask, &p.snapshot_asks),
@@ -170,14 +173,34 @@ fn apply(book: &mut Book, parts: &[Part<'_>], depth: usize) -> Result<(), String
         ] {
             for l in levels.iter().flatten() {
                 let (Some(price), Some(volume)) = (l.text(0), l.text(1)) else {
-                    return Err(format!("a level without price and volume: {l:?}"));
+                    let why = format!("a level without price and volume: {l:?}");
+                    return Err((BreakKind::BadMessage, why));
                 };
-                book.set(side, price, volume).map_err(|e| e.to_string())?;
+                set_level(book, side, price, volume, true)?;
             }
         }
     }
     book.truncate(depth);
     Ok(())
+}
+
+/// Sets one level; with `strict`, removing a level the book does not have is a
+/// [`BreakKind::MissingLevel`].
+pub(super) fn set_level(
+    book: &mut Book,
+    side: Side,
+    price: &str,
+    size: &str,
+    strict: bool,
+) -> Result<(), (BreakKind, String)> {
+    match book.set(side, price, size) {
+        Ok(Change::RemovedMissing) if strict => Err((
+            BreakKind::MissingLevel,
+            format!("{side:?} {price} removed, but the book has no level there"),
+        )),
+        Ok(_) => Ok(()),
+        Err(e) => Err((BreakKind::BadMessage, e.to_string())),
+    }
 }
 
 /// What these venue modules' tests share: an independent CRC32 and book, a reconnect.
@@ -384,6 +407,21 @@ mod tests {
         let (breaks, _) = run(&lines);
         assert_eq!(breaks.len(), 1, "{breaks:#?}");
         assert_eq!(breaks[0].at.line, changing[5] as u64 + 1);
+    }
+
+    #[test]
+    fn removing_a_level_the_book_does_not_have_breaks_it() {
+        let mut lines = lines();
+        let i = lines
+            .iter()
+            .position(|l| l.starts_with("[992,{\"b\":[[\"354.12000000\",\"0.00000000\""))
+            .unwrap();
+        lines[i] = lines[i].replace("354.12000000", "354.12500000");
+        let b = testing::assert_one_break(&lines, BreakKind::MissingLevel, i as u64 + 1);
+        assert_eq!(
+            b.detail,
+            "Bid 354.12500000 removed, but the book has no level there"
+        );
     }
 
     #[test]
