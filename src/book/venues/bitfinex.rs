@@ -25,7 +25,7 @@
 //! not the previous + 1 means a message of the connection is missing or out of order, and every
 //! book of the connection breaks there (the missing message may have been any of theirs).
 //! `src/tools/venue_seq` checks the same counter for `verify`. Raw books (`R0`, levels by order
-//! id) are not followed.
+//! id) and funding books (`fUSD`, levels `[rate, period, count, amount]`) are not followed.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -219,7 +219,10 @@ impl Bitfinex {
         let Some(id) = e.chan_id else { return };
         let conn = self.conns.entry(self.key.clone()).or_default();
         match (e.event, e.channel, e.symbol, e.prec) {
-            ("subscribed", Some("book"), Some(symbol), Some(prec)) if !prec.starts_with('R') => {
+            // Trading pairs only: funding books (`f…`) have four-number levels.
+            ("subscribed", Some("book"), Some(symbol), Some(prec))
+                if !prec.starts_with('R') && symbol.starts_with('t') =>
+            {
                 // `len` comes as a string ("25"); a number is read too.
                 let len = e
                     .len
@@ -611,6 +614,29 @@ mod tests {
         let to = *updates.last().unwrap() as u64 + 1;
         let from = s.len() as u64 + 2 + 4;
         reconnect(&s, &s[..12], to, from, 10 + again);
+    }
+
+    #[test]
+    fn raw_and_funding_books_are_not_followed() {
+        for (prec, symbol) in [("R0", "tBTCUSD"), ("P0", "fUSD")] {
+            let lines: Vec<String> = session(3)
+                .iter()
+                .map(|l| {
+                    l.replace("\"prec\":\"P0\"", &format!("\"prec\":\"{prec}\""))
+                        .replace(
+                            "\"symbol\":\"tBTCUSD\",\"prec",
+                            &format!("\"symbol\":\"{symbol}\",\"prec"),
+                        )
+                })
+                .collect();
+            assert!(
+                lines[3].contains(prec) && lines[3].contains(symbol),
+                "{}",
+                lines[3]
+            );
+            let (breaks, reports) = run(&lines);
+            assert_eq!((breaks.len(), reports.len()), (0, 0), "{prec} {symbol}");
+        }
     }
 
     #[test]
