@@ -7,8 +7,9 @@
 //! `checksum`, the CRC32 (unsigned) of the top 10 asks (best first) then the top 10 bids, each
 //! level's `price` and `qty` with the decimal point removed and leading zeros stripped. A `qty`
 //! of 0 removes a level; after each message the book is truncated to the subscribed depth (the
-//! docs: no `qty` 0 comes for a level pushed out of it). Nothing numbers the messages: the
-//! checksums are the proof.
+//! docs: no `qty` 0 comes for a level pushed out of it), so when the depth is known from the
+//! subscribe acknowledgement a removal of a level the book does not have is a missing level.
+//! Nothing numbers the messages: the checksums are the proof.
 //!
 //! Numbers: v2 sends `price` and `qty` as JSON numbers "containing full precision" (the guide:
 //! parse them with a decimal decoder), so the checksum is computed over each number's literal

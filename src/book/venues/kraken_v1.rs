@@ -7,8 +7,9 @@
 //! subscription holds `as` and `bs`, the snapshot (N levels a side); later ones hold `a` and/or
 //! `b` (one object each, or both in one), levels `[price, volume, timestamp]` with a fourth
 //! element `"r"` for a level republished because it came back into the subscribed depth. A
-//! volume of zero removes the level; the book is truncated to N after each message (Kraken sends
-//! no removal for a level pushed out of the depth). Updates carry `"c"` (in the last object): the
+//! volume of zero removes the level (one the book does not have is a missing level); the book
+//! is truncated to N after each message (Kraken sends no removal for a level pushed out of the
+//! depth). Updates carry `"c"` (in the last object): the
 //! CRC32 of the top 10 asks (best first) then the top 10 bids, each level's price and volume
 //! with the decimal point removed and leading zeros stripped, as an unsigned decimal string.
 //! Snapshots carry no checksum and nothing numbers the messages: the checksums are the proof.
