@@ -23,7 +23,9 @@
 //! With `SEQ_ALL` (which wsrec also sets) every channel message of a connection ends with one
 //! counter over all its channels (heartbeats, checksums and trades included): a number that is
 //! not the previous + 1 means a message of the connection is missing or out of order, and every
-//! book of the connection breaks there (the missing message may have been any of theirs).
+//! book of the connection breaks there (the missing message may have been any of theirs; wsrec
+//! writes every message it receives, so in its recordings the counter has no holes of its
+//! own). Without `SEQ_ALL` the `cs` checksums alone prove the books.
 //! `src/tools/venue_seq` checks the same counter for `verify`. Raw books (`R0`, levels by order
 //! id) and funding books (`fUSD`, levels `[rate, period, count, amount]`) are not followed.
 
