@@ -267,6 +267,28 @@ mod tests {
     }
 
     #[test]
+    fn spot_and_futures_books_of_one_symbol_are_kept_apart() {
+        let spot = session(12);
+        let futures: Vec<String> = session(12)
+            .iter()
+            .map(|l| l.replace("\"instType\":\"SPOT\"", "\"instType\":\"USDT-FUTURES\""))
+            .collect();
+        // Interleaved line by line: two books, each with its own checksums.
+        let lines: Vec<String> = spot
+            .into_iter()
+            .zip(futures)
+            .flat_map(|(a, b)| [a, b])
+            .collect();
+        let (breaks, reports) = run(&lines);
+        assert_eq!(breaks, []);
+        let books: Vec<(&str, u64)> = reports
+            .iter()
+            .map(|r| (&*r.id.channel, r.checksums_checked))
+            .collect();
+        assert_eq!(books, [("SPOT/books", 13), ("USDT-FUTURES/books", 13)]);
+    }
+
+    #[test]
     fn top_n_channels_are_whole_books() {
         let five = |seq: u64, bid: &str| {
             let bids = vec![(bid.to_owned(), "1.5".to_owned())];
