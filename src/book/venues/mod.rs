@@ -8,6 +8,11 @@
 
 use super::track::{Msg, Tracker};
 
+mod bitfinex;
+mod bitget;
+mod kraken;
+mod kraken_futures;
+mod kraken_v1;
 mod okx;
 
 /// The venue rule sets the book engine knows.
@@ -130,7 +135,14 @@ pub struct Venues {
 impl Default for Venues {
     fn default() -> Self {
         Self {
-            rules: vec![Box::new(okx::Okx::default())],
+            rules: vec![
+                Box::new(okx::Okx::default()),
+                Box::new(kraken::Kraken::default()),
+                Box::new(kraken_v1::KrakenV1),
+                Box::new(kraken_futures::KrakenFutures),
+                Box::new(bitfinex::Bitfinex::default()),
+                Box::new(bitget::Bitget::default()),
+            ],
             last: std::collections::HashMap::new(),
         }
     }

@@ -16,7 +16,7 @@ use crate::book::level::{Book, NumberError, Side};
 use crate::book::track::{BreakKind, Key, Link, Msg, Tracker};
 
 /// Levels in OKX's checksum, per side.
-const CHECKSUM_LEVELS: usize = 25;
+pub(super) const CHECKSUM_LEVELS: usize = 25;
 
 #[derive(Deserialize)]
 struct Top<'a> {
