@@ -8,7 +8,9 @@
 
 use super::track::{Msg, Tracker};
 
+mod binance;
 mod okx;
+mod shared;
 
 /// The venue rule sets the book engine knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -130,7 +132,7 @@ pub struct Venues {
 impl Default for Venues {
     fn default() -> Self {
         Self {
-            rules: vec![Box::new(okx::Okx)],
+            rules: vec![Box::new(okx::Okx), Box::new(binance::Binance::default())],
             last: std::collections::HashMap::new(),
         }
     }

@@ -1,0 +1,459 @@
+//! What several venue modules share: price levels read borrowed from JSON (`["price", "size",
+//! …]` arrays of strings or number literals, or `{"p":…,"s":…}` objects), and [`Held`], the
+//! start of books whose differences begin from a REST snapshot line (Binance, Gate, KuCoin):
+//! differences that arrive before the snapshot (or after a break) are kept, bounded, and read
+//! again when the snapshot line comes.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt::{self, Write as _};
+
+use serde::Deserialize;
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+
+use super::Venue;
+use crate::book::level::{Book, Side, key};
+use crate::book::track::{BreakKind, Key, Link, Msg, Position, Tracker};
+
+/// Differences kept per book while it waits for a REST snapshot (or is broken): the newest
+/// are kept, the oldest dropped (the snapshot's numbering then finds the gap, if any).
+pub(super) const HELD: usize = 2_000;
+
+/// One level as the venue wrote it: the price and size texts (JSON strings without their
+/// quotes, or number literals as written). Further array items are skipped.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Lvl<'a> {
+    /// Price text.
+    pub price: &'a str,
+    /// Size text.
+    pub size: &'a str,
+}
+
+/// The text of a JSON string without escapes (its quotes removed) or of a number literal.
+pub(super) fn text(v: &RawValue) -> Option<&str> {
+    let s = v.get();
+    match s.strip_prefix('"') {
+        Some(inner) => inner.strip_suffix('"').filter(|t| !t.contains('\\')),
+        None => Some(s),
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Lvl<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Lvl<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a level: [price, size, …] or {\"p\": price, \"s\": size}")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Lvl<'a>, A::Error> {
+                let bad = || serde::de::Error::custom("a level needs a price and a size");
+                let price: &'de RawValue = a.next_element()?.ok_or_else(bad)?;
+                let size: &'de RawValue = a.next_element()?.ok_or_else(bad)?;
+                while a.next_element::<IgnoredAny>()?.is_some() {}
+                level(price, size)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Lvl<'a>, A::Error> {
+                let (mut price, mut size) = (None, None);
+                while let Some(k) = a.next_key::<&'de str>()? {
+                    match k {
+                        "p" => price = Some(a.next_value::<&'de RawValue>()?),
+                        "s" => size = Some(a.next_value::<&'de RawValue>()?),
+                        _ => {
+                            a.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                let bad = || serde::de::Error::custom("a level needs \"p\" and \"s\"");
+                level(price.ok_or_else(bad)?, size.ok_or_else(bad)?)
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+/// A level from its price and size values.
+fn level<'a, E: serde::de::Error>(price: &'a RawValue, size: &'a RawValue) -> Result<Lvl<'a>, E> {
+    match (text(price), text(size)) {
+        (Some(price), Some(size)) => Ok(Lvl { price, size }),
+        _ => Err(E::custom("a level's price or size is not a plain number")),
+    }
+}
+
+/// Applies levels to `book` (a size of zero removes a level).
+pub(super) fn apply(book: &mut Book, bids: &[Lvl<'_>], asks: &[Lvl<'_>]) -> Result<(), String> {
+    for (side, levels) in [(Side::Bid, bids), (Side::Ask, asks)] {
+        for l in levels {
+            book.set(side, l.price, l.size)
+                .map_err(|e| format!("level {} {}: {e}", l.price, l.size))?;
+        }
+    }
+    Ok(())
+}
+
+/// A whole-book message: a snapshot of `k` filled with `bids` and `asks`, then checked for
+/// crossing.
+pub(super) fn whole_book(
+    t: &mut Tracker,
+    m: &Msg<'_>,
+    k: &Key<'_>,
+    last: Option<u64>,
+    bids: &[Lvl<'_>],
+    asks: &[Lvl<'_>],
+) {
+    let book = t.snapshot(m, k, last);
+    if let Err(why) = apply(book, bids, asks) {
+        t.broke(m, k, BreakKind::BadMessage, why);
+        return;
+    }
+    t.settle(m, k);
+}
+
+/// How the first difference after a REST snapshot current to `id` is chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Rule {
+    /// Differences with `last <= id` are dropped; the first applied has
+    /// `first <= id + 1 <= last` (Binance spot, Gate, KuCoin).
+    NextAfter,
+    /// Differences with `last < id` are dropped; the first applied has
+    /// `first <= id <= last` (Binance USDⓈ-M and COIN-M).
+    Covering,
+}
+
+/// A numbered difference: the numbers it covers and, where the venue sends it, the previous
+/// difference's last number.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Diff {
+    /// First number covered.
+    pub first: u64,
+    /// Last number covered.
+    pub last: u64,
+    /// The previous difference's `last` (Binance futures `pu`).
+    pub prev: Option<u64>,
+}
+
+/// Where a REST-started book stands (the tracker knows proven or not; this knows why not).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// No snapshot yet on this connection: differences are held.
+    Waiting,
+    /// A snapshot current to `.0`; no difference applied yet.
+    Fresh(u64, Rule),
+    /// Differences applied, each linked to the one before.
+    Applying,
+    /// Broken: differences are held for the next snapshot.
+    Broken,
+}
+
+/// One REST-started book on one connection.
+#[derive(Debug)]
+struct HeldBook {
+    stream: Box<str>,
+    conn: u64,
+    venue: Venue,
+    channel: Box<str>,
+    symbol: Box<str>,
+    phase: Phase,
+    held: VecDeque<String>,
+    /// The newest held difference's line and time (a `NoSnapshot` break names it).
+    held_at: Option<(Position, u64)>,
+}
+
+/// What to do with a difference (see [`Held::diff`]).
+pub(super) enum Step<'t> {
+    /// Apply it to this book, then call [`Held::applied`].
+    Apply(&'t mut Book),
+    /// Nothing to apply (held, dropped as older than the snapshot, or a break).
+    Skip,
+}
+
+/// What a REST snapshot line means for its book (see [`Held::rest`]).
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Start {
+    /// Start the book from it ([`Tracker::snapshot`]), then read these held messages again.
+    From(Vec<String>),
+    /// The book is proven and current to the snapshot's number: compare them.
+    Compare,
+    /// The book is proven and not current to its number: nothing to check exactly.
+    Ignore,
+}
+
+/// REST-started books: which wait, which are proven, what is held.
+#[derive(Debug, Default)]
+pub(super) struct Held {
+    books: HashMap<String, HeldBook>,
+    key: String,
+}
+
+impl Held {
+    fn entry(&mut self, m: &Msg<'_>, k: &Key<'_>) -> &mut HeldBook {
+        self.key.clear();
+        let _ = write!(
+            self.key,
+            "{}\u{0}{}\u{0}{}\u{0}{}",
+            m.stream, m.conn, k.channel, k.symbol
+        );
+        if !self.books.contains_key(self.key.as_str()) {
+            self.books.insert(
+                self.key.clone(),
+                HeldBook {
+                    stream: m.stream.into(),
+                    conn: m.conn,
+                    venue: k.venue,
+                    channel: k.channel.into(),
+                    symbol: k.symbol.into(),
+                    phase: Phase::Waiting,
+                    held: VecDeque::new(),
+                    held_at: None,
+                },
+            );
+        }
+        self.books
+            .get_mut(self.key.as_str())
+            .expect("held book exists")
+    }
+
+    /// A difference `d` (the whole message is `text`) of book `k`: held while the book waits or
+    /// is broken, dropped while older than its snapshot, checked against the snapshot (the
+    /// first) or the difference before it (the rest).
+    pub(super) fn diff<'t>(
+        &mut self,
+        t: &'t mut Tracker,
+        m: &Msg<'_>,
+        k: &Key<'_>,
+        d: Diff,
+        text: &str,
+    ) -> Step<'t> {
+        let b = self.entry(m, k);
+        let link = match b.phase {
+            Phase::Waiting | Phase::Broken => {
+                hold(b, m, text);
+                if b.phase == Phase::Broken {
+                    // Counted as unproven (the tracker's book is broken too).
+                    let _ = t.update(m, k, Link::None);
+                }
+                return Step::Skip;
+            }
+            Phase::Fresh(id, rule) => {
+                let (old, starts) = match rule {
+                    Rule::NextAfter => (d.last <= id, d.first <= id.saturating_add(1)),
+                    Rule::Covering => (d.last < id, d.first <= id),
+                };
+                if old {
+                    return Step::Skip;
+                }
+                if !starts {
+                    b.phase = Phase::Broken;
+                    hold(b, m, text);
+                    let want = if rule == Rule::NextAfter { id + 1 } else { id };
+                    t.broke(
+                        m,
+                        k,
+                        BreakKind::SequenceGap,
+                        format!(
+                            "the first difference after the snapshot (current to {id}) covers {}..={}, not {want}",
+                            d.first, d.last
+                        ),
+                    );
+                    return Step::Skip;
+                }
+                Link::None
+            }
+            Phase::Applying => match d.prev {
+                Some(prev) => Link::Prev { prev, last: d.last },
+                None => Link::Range {
+                    first: d.first,
+                    last: d.last,
+                },
+            },
+        };
+        if link == Link::None {
+            if t.update(m, k, Link::None).is_none() {
+                b.phase = Phase::Broken;
+                hold(b, m, text);
+                return Step::Skip;
+            }
+            t.set_last(m, k, d.last);
+            b.phase = Phase::Applying;
+            return match t.proven(m, k) {
+                Some(book) => Step::Apply(book),
+                None => Step::Skip,
+            };
+        }
+        match t.update(m, k, link) {
+            Some(book) => Step::Apply(book),
+            None => {
+                b.phase = Phase::Broken;
+                hold(b, m, text);
+                Step::Skip
+            }
+        }
+    }
+
+    /// After a difference's levels were applied: a crossed book breaks it.
+    pub(super) fn applied(&mut self, t: &mut Tracker, m: &Msg<'_>, k: &Key<'_>) {
+        t.settle(m, k);
+        if t.proven(m, k).is_none() {
+            self.entry(m, k).phase = Phase::Broken;
+        }
+    }
+
+    /// A break the venue module found while applying a difference (an unreadable level): the
+    /// book waits for the next snapshot.
+    pub(super) fn broke(
+        &mut self,
+        t: &mut Tracker,
+        m: &Msg<'_>,
+        k: &Key<'_>,
+        kind: BreakKind,
+        why: String,
+    ) {
+        t.broke(m, k, kind, why);
+        self.entry(m, k).phase = Phase::Broken;
+    }
+
+    /// A REST snapshot current to `id` for book `k`, under `rule`.
+    pub(super) fn rest(
+        &mut self,
+        t: &mut Tracker,
+        m: &Msg<'_>,
+        k: &Key<'_>,
+        id: u64,
+        rule: Rule,
+    ) -> Start {
+        let b = self.entry(m, k);
+        match b.phase {
+            Phase::Waiting | Phase::Broken => {
+                b.phase = Phase::Fresh(id, rule);
+                b.held_at = None;
+                Start::From(std::mem::take(&mut b.held).into())
+            }
+            Phase::Fresh(old, _) if id > old => {
+                b.phase = Phase::Fresh(id, rule);
+                Start::From(Vec::new())
+            }
+            Phase::Fresh(..) => Start::Ignore,
+            Phase::Applying if t.last(m, k) == Some(id) => Start::Compare,
+            Phase::Applying => Start::Ignore,
+        }
+    }
+
+    /// A snapshot just started with [`Start::From`] turned out unreadable.
+    pub(super) fn bad_snapshot(&mut self, m: &Msg<'_>, k: &Key<'_>) {
+        self.entry(m, k).phase = Phase::Broken;
+    }
+
+    /// A connection of `stream` ended (`None`: all of them): books still waiting for their
+    /// first snapshot with differences held take a `NoSnapshot` break; the connection's books
+    /// go.
+    pub(super) fn conn_ended(&mut self, t: &mut Tracker, stream: &str, conn: Option<u64>) {
+        let ended: Vec<String> = self
+            .books
+            .iter()
+            .filter(|(_, b)| &*b.stream == stream && conn.is_none_or(|c| c == b.conn))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in ended {
+            if let Some(b) = self.books.remove(&key) {
+                no_snapshot(t, &b);
+            }
+        }
+    }
+
+    /// The recording ended: books still waiting with differences held take a `NoSnapshot`
+    /// break.
+    pub(super) fn finish(&mut self, t: &mut Tracker) {
+        for (_, b) in self.books.drain() {
+            no_snapshot(t, &b);
+        }
+    }
+}
+
+/// Keeps `text` (the newest [`HELD`]).
+fn hold(b: &mut HeldBook, m: &Msg<'_>, text: &str) {
+    if b.held.len() == HELD {
+        b.held.pop_front();
+    }
+    b.held.push_back(text.to_owned());
+    b.held_at = Some((m.at.clone(), m.ts));
+}
+
+/// The `NoSnapshot` break of a book that waited with differences held and never started.
+fn no_snapshot(t: &mut Tracker, b: &HeldBook) {
+    if b.phase != Phase::Waiting {
+        return;
+    }
+    let Some((at, ts)) = &b.held_at else { return };
+    let m = Msg {
+        stream: &b.stream,
+        conn: b.conn,
+        ts: *ts,
+        at,
+    };
+    let k = Key {
+        venue: b.venue,
+        channel: &b.channel,
+        symbol: &b.symbol,
+    };
+    t.broke(
+        &m,
+        &k,
+        BreakKind::NoSnapshot,
+        format!(
+            "{} differences waited for a REST snapshot that never came on connection {}",
+            b.held.len(),
+            b.conn
+        ),
+    );
+}
+
+/// Compares a REST snapshot with a proven book current to the same number, as far as that is
+/// exact: every snapshot level the book has must have the same size, and every book level
+/// within the snapshot's price range must be in it. (A snapshot level the book lacks may be
+/// one deeper than the book's own start that never changed since: not a fault.)
+pub(super) fn compare(book: &Book, bids: &[Lvl<'_>], asks: &[Lvl<'_>]) -> Result<(), String> {
+    for (side, levels) in [(Side::Bid, bids), (Side::Ask, asks)] {
+        let mut want = std::collections::BTreeMap::new();
+        for l in levels {
+            let p = key(l.price).map_err(|e| format!("snapshot price {}: {e}", l.price))?;
+            let s = key(l.size).map_err(|e| format!("snapshot size {}: {e}", l.size))?;
+            want.insert(p, (l, s));
+        }
+        let (Some(lo), Some(hi)) = (want.keys().next(), want.keys().next_back()) else {
+            continue;
+        };
+        let (lo, hi) = (*lo, *hi);
+        for l in book.side(side) {
+            let Ok(p) = key(l.price.as_str()) else {
+                continue;
+            };
+            // Levels before the snapshot's best count as well: the snapshot starts at its best.
+            let inside = match side {
+                Side::Bid => p >= lo,
+                Side::Ask => p <= hi,
+            };
+            if !inside {
+                continue;
+            }
+            match want.get(&p) {
+                None => {
+                    return Err(format!(
+                        "the rebuilt book has {side:?} {} {} that the snapshot lacks",
+                        l.price.as_str(),
+                        l.size.as_str()
+                    ));
+                }
+                Some((w, s)) if key(l.size.as_str()).ok() != Some(*s) => {
+                    return Err(format!(
+                        "{side:?} {}: the snapshot says {}, the rebuilt book {}",
+                        w.price,
+                        w.size,
+                        l.size.as_str()
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(())
+}
