@@ -9,6 +9,7 @@
 use super::track::{Msg, Tracker};
 
 mod binance;
+mod bybit;
 mod okx;
 mod shared;
 
@@ -132,7 +133,11 @@ pub struct Venues {
 impl Default for Venues {
     fn default() -> Self {
         Self {
-            rules: vec![Box::new(okx::Okx), Box::new(binance::Binance::default())],
+            rules: vec![
+                Box::new(okx::Okx),
+                Box::new(binance::Binance::default()),
+                Box::new(bybit::Bybit),
+            ],
             last: std::collections::HashMap::new(),
         }
     }
