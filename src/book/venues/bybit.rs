@@ -88,6 +88,7 @@ mod tests {
     use super::*;
     use crate::book::SpanEnd;
     use crate::book::testing::{Line, run, run_lines};
+    use crate::book::venues::shared::synth::book_after;
 
     const LINEAR: &str =
         include_str!("../../../tests/fixtures/corpus/bybit-linear_orderbook.jsonl");
@@ -139,23 +140,10 @@ mod tests {
                 bids.pop_first();
             }
         }
-        let mut books = crate::book::Books::new();
-        let at = crate::book::Position {
-            file: "t".into(),
-            line: 1,
-        };
-        for l in &btc {
-            let m = Msg {
-                stream: "s",
-                conn: 1,
-                ts: 1,
-                at: &at,
-            };
-            books.message(&m, l);
-        }
-        let (_, _, book) = books.tracker.books_of("BTCUSDT").next().unwrap();
-        assert_eq!(book.depth().0, 200);
-        let got: Vec<&str> = book.bids().map(|l| l.size.as_str()).collect();
+        let lines: Vec<String> = btc.iter().map(|l| l.to_string()).collect();
+        let [got, _] = book_after(&lines, "BTCUSDT");
+        assert_eq!(got.len(), 200);
+        let got: Vec<&str> = got.iter().map(|(_, s)| s.as_str()).collect();
         let want: Vec<&str> = bids.values().rev().map(String::as_str).collect();
         assert_eq!(got, want);
     }

@@ -10,6 +10,7 @@ use super::track::{Msg, Tracker};
 
 mod binance;
 mod bybit;
+mod deribit;
 mod okx;
 mod shared;
 
@@ -137,6 +138,7 @@ impl Default for Venues {
                 Box::new(okx::Okx),
                 Box::new(binance::Binance::default()),
                 Box::new(bybit::Bybit),
+                Box::new(deribit::Deribit),
             ],
             last: std::collections::HashMap::new(),
         }

@@ -457,3 +457,153 @@ pub(super) fn compare(book: &Book, bids: &[Lvl<'_>], asks: &[Lvl<'_>]) -> Result
     }
     Ok(())
 }
+
+/// Venue-shaped synthetic books for the tests of venues without real frames in the corpus: a
+/// deterministic book and changes to it that the venue would send (never crossed: bids below
+/// 100, asks above).
+#[cfg(test)]
+pub(super) mod synth {
+    use std::collections::BTreeMap;
+
+    use crate::book::level::Side;
+
+    /// What a change does to its level.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(in crate::book::venues) enum Kind {
+        /// A level the book did not have.
+        New,
+        /// A level's size changes.
+        Change,
+        /// A level goes (size `"0"`).
+        Delete,
+    }
+
+    /// One level change.
+    #[derive(Clone, Debug)]
+    pub(in crate::book::venues) struct Op {
+        pub side: Side,
+        pub price: String,
+        pub size: String,
+        pub kind: Kind,
+    }
+
+    /// The levels (price, size text), best first, of `symbol`'s proven book after `lines`
+    /// (messages on one connection).
+    pub(in crate::book::venues) fn book_after(
+        lines: &[String],
+        symbol: &str,
+    ) -> [Vec<(String, String)>; 2] {
+        let mut books = crate::book::Books::new();
+        let at = crate::book::Position {
+            file: "t".into(),
+            line: 1,
+        };
+        let m = crate::book::Msg {
+            stream: "s",
+            conn: 1,
+            ts: 1,
+            at: &at,
+        };
+        for l in lines {
+            assert!(books.message(&m, l), "not read: {l}");
+        }
+        let (_, _, book) = books
+            .tracker
+            .books_of(symbol)
+            .next()
+            .expect("a proven book");
+        [Side::Bid, Side::Ask].map(|side| {
+            book.side(side)
+                .map(|l| (l.price.as_str().to_owned(), l.size.as_str().to_owned()))
+                .collect()
+        })
+    }
+
+    /// A book and a pseudo-random source of changes to it.
+    pub(in crate::book::venues) struct Synth {
+        sides: [BTreeMap<u32, String>; 2],
+        seed: u64,
+    }
+
+    fn price(side: Side, tick: u32) -> String {
+        let half = match side {
+            Side::Bid => 180 + tick,
+            Side::Ask => 201 + tick,
+        };
+        format!("{}.{}", half / 2, if half % 2 == 1 { 5 } else { 0 })
+    }
+
+    impl Synth {
+        /// A book of 10 levels a side.
+        pub fn new(seed: u64) -> Self {
+            let mut s = Self {
+                sides: [BTreeMap::new(), BTreeMap::new()],
+                seed,
+            };
+            for tick in 0..10 {
+                for i in 0..2 {
+                    let size = s.size();
+                    s.sides[i].insert(tick * 2, size);
+                }
+            }
+            s
+        }
+
+        fn next(&mut self) -> u64 {
+            self.seed = self
+                .seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            self.seed >> 33
+        }
+
+        fn size(&mut self) -> String {
+            format!("{}.{}", 1 + self.next() % 500, self.next() % 10)
+        }
+
+        /// The book's levels (price, size), best first.
+        pub fn levels(&self, side: Side) -> Vec<(String, String)> {
+            let i = side as usize;
+            let mut v: Vec<(String, String)> = self.sides[i]
+                .iter()
+                .map(|(t, s)| (price(side, *t), s.clone()))
+                .collect();
+            if side == Side::Bid {
+                v.reverse();
+            }
+            v
+        }
+
+        /// `n` changes, applied to the book.
+        pub fn changes(&mut self, n: usize) -> Vec<Op> {
+            (0..n)
+                .map(|_| {
+                    let side = if self.next().is_multiple_of(2) {
+                        Side::Bid
+                    } else {
+                        Side::Ask
+                    };
+                    let tick = (self.next() % 20) as u32;
+                    let i = side as usize;
+                    let had = self.sides[i].contains_key(&tick);
+                    let (kind, size) = match (had, self.next() % 3) {
+                        (true, 0) => (Kind::Delete, "0".to_owned()),
+                        (true, _) => (Kind::Change, self.size()),
+                        (false, _) => (Kind::New, self.size()),
+                    };
+                    if kind == Kind::Delete {
+                        self.sides[i].remove(&tick);
+                    } else {
+                        self.sides[i].insert(tick, size.clone());
+                    }
+                    Op {
+                        side,
+                        price: price(side, tick),
+                        size,
+                        kind,
+                    }
+                })
+                .collect()
+        }
+    }
+}
