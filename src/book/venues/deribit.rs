@@ -222,9 +222,8 @@ fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::book::SpanEnd;
-    use crate::book::testing::{Line, run, run_lines};
-    use crate::book::venues::shared::synth::{Kind, Op, Synth, book_after};
+    use crate::book::testing::run;
+    use crate::book::venues::shared::synth::{Kind, Op, Synth, book_after, sequence_checks};
 
     const CHANNEL: &str = "book.BTC-PERPETUAL.100ms";
 
@@ -253,17 +252,7 @@ mod tests {
     /// A snapshot and `n` change notifications (change ids skip by 1..=3), the book after them.
     fn recording(n: usize) -> (Vec<String>, Synth) {
         let mut s = Synth::new(7);
-        let snap: Vec<Op> = [Side::Bid, Side::Ask]
-            .iter()
-            .flat_map(|&side| {
-                s.levels(side).into_iter().map(move |(price, size)| Op {
-                    side,
-                    price,
-                    size,
-                    kind: Kind::New,
-                })
-            })
-            .collect();
+        let snap = s.snapshot_ops();
         let mut id = 1000;
         let mut lines = vec![note(
             CHANNEL,
@@ -335,47 +324,8 @@ mod tests {
     }
 
     #[test]
-    fn a_deleted_update_breaks_the_book_at_the_next() {
-        let (mut lines, _) = recording(50);
-        lines.remove(20);
-        let (breaks, _) = run(&lines);
-        assert_eq!(breaks.len(), 1, "{breaks:#?}");
-        assert_eq!(
-            (breaks[0].kind, breaks[0].at.line),
-            (BreakKind::SequenceGap, 21)
-        );
-    }
-
-    #[test]
-    fn two_swapped_updates_break_the_book() {
-        let (mut lines, _) = recording(50);
-        lines.swap(20, 21);
-        let (breaks, _) = run(&lines);
-        assert_eq!(breaks.len(), 1, "{breaks:#?}");
-        assert_eq!(breaks[0].at.line, 21);
-    }
-
-    #[test]
-    fn a_reconnect_ends_a_span_and_the_next_snapshot_starts_one() {
-        let (lines, _) = recording(40);
-        let mut fed: Vec<Line> = lines[..20]
-            .iter()
-            .map(|l| Line::Msg(1, l.clone()))
-            .collect();
-        fed.push(Line::End(1));
-        fed.extend(lines.iter().map(|l| Line::Msg(2, l.clone())));
-        let (breaks, reports) = run_lines(&fed);
-        assert_eq!(breaks, []);
-        let spans = &reports[0].spans;
-        assert_eq!(spans.len(), 2);
-        assert_eq!(
-            (spans[0].end, spans[0].updates),
-            (SpanEnd::ConnectionEnded, 19)
-        );
-        assert_eq!(
-            (spans[1].from.line, spans[1].updates, spans[1].end),
-            (22, 40, SpanEnd::End)
-        );
+    fn deleted_swapped_and_reconnected_updates() {
+        sequence_checks(&recording(50).0);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use super::track::{Msg, Tracker};
 
 mod binance;
 mod bybit;
+mod cryptocom;
 mod deribit;
 mod okx;
 mod shared;
@@ -139,6 +140,7 @@ impl Default for Venues {
                 Box::new(binance::Binance::default()),
                 Box::new(bybit::Bybit),
                 Box::new(deribit::Deribit),
+                Box::new(cryptocom::Cryptocom),
             ],
             last: std::collections::HashMap::new(),
         }

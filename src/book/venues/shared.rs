@@ -465,7 +465,10 @@ pub(super) fn compare(book: &Book, bids: &[Lvl<'_>], asks: &[Lvl<'_>]) -> Result
 pub(super) mod synth {
     use std::collections::BTreeMap;
 
+    use crate::book::SpanEnd;
     use crate::book::level::Side;
+    use crate::book::testing::{Line, run, run_lines};
+    use crate::book::track::BreakKind;
 
     /// What a change does to its level.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -517,6 +520,59 @@ pub(super) mod synth {
                 .map(|l| (l.price.as_str().to_owned(), l.size.as_str().to_owned()))
                 .collect()
         })
+    }
+
+    /// The mutation checks every venue with numbered updates shares, on `lines` (a snapshot,
+    /// then 40 or more numbered updates of one book): a deleted update breaks the book at the
+    /// next, two swapped ones break it, a reconnect then a new snapshot gives two spans.
+    pub(in crate::book::venues) fn sequence_checks(lines: &[String]) {
+        deleted_update_breaks_at_the_next(lines);
+        swapped_updates_break(lines);
+        reconnect_gives_two_spans(lines);
+    }
+
+    /// `lines` with the 20th update deleted: a sequence break at the next.
+    fn deleted_update_breaks_at_the_next(lines: &[String]) {
+        let mut lines = lines.to_vec();
+        lines.remove(20);
+        let (breaks, _) = run(&lines);
+        assert_eq!(breaks.len(), 1, "{breaks:#?}");
+        assert_eq!(
+            (breaks[0].kind, breaks[0].at.line),
+            (BreakKind::SequenceGap, 21)
+        );
+    }
+
+    /// `lines` with the 20th and 21st updates swapped: a break at the first of them.
+    fn swapped_updates_break(lines: &[String]) {
+        let mut lines = lines.to_vec();
+        lines.swap(20, 21);
+        let (breaks, _) = run(&lines);
+        assert_eq!(breaks.len(), 1, "{breaks:#?}");
+        assert_eq!(breaks[0].at.line, 21);
+    }
+
+    /// The first 20 of `lines` on connection 1, its end, then all of them on connection 2:
+    /// two spans, no break.
+    fn reconnect_gives_two_spans(lines: &[String]) {
+        let mut fed: Vec<Line> = lines[..20]
+            .iter()
+            .map(|l| Line::Msg(1, l.clone()))
+            .collect();
+        fed.push(Line::End(1));
+        fed.extend(lines.iter().map(|l| Line::Msg(2, l.clone())));
+        let (breaks, reports) = run_lines(&fed);
+        assert_eq!(breaks, []);
+        let spans = &reports[0].spans;
+        assert_eq!(spans.len(), 2);
+        assert_eq!(
+            (spans[0].end, spans[0].updates),
+            (SpanEnd::ConnectionEnded, 19)
+        );
+        assert_eq!(
+            (spans[1].from.line, spans[1].updates, spans[1].end),
+            (22, lines.len() as u64 - 1, SpanEnd::End)
+        );
     }
 
     /// A book and a pseudo-random source of changes to it.
@@ -572,6 +628,21 @@ pub(super) mod synth {
                 v.reverse();
             }
             v
+        }
+
+        /// The book as `New` changes (a snapshot's levels).
+        pub fn snapshot_ops(&self) -> Vec<Op> {
+            [Side::Bid, Side::Ask]
+                .iter()
+                .flat_map(|&side| {
+                    self.levels(side).into_iter().map(move |(price, size)| Op {
+                        side,
+                        price,
+                        size,
+                        kind: Kind::New,
+                    })
+                })
+                .collect()
         }
 
         /// `n` changes, applied to the book.
