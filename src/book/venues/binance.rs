@@ -37,9 +37,9 @@
 
 use serde::Deserialize;
 
-use super::shared::{self, Diff, Held, Lvl, Rule, Start, Step};
-use super::{RestAnswer, Rules, Venue, starts_near};
-use crate::book::track::{BreakKind, Key, Msg, Tracker};
+use super::shared::{self, Depth, Diff, Held, RestBook, RestVenue, Rule};
+use super::{RestAnswer, Venue, starts_near};
+use crate::book::track::{Key, Msg, Tracker};
 
 /// The channel name of every diff-depth book (all speeds start alike from the REST snapshot).
 const DIFF: &str = "depth";
@@ -53,62 +53,28 @@ struct Wrapped<'a> {
     #[serde(borrow)]
     stream: &'a str,
     #[serde(borrow)]
-    data: Body<'a>,
-}
-
-/// A `depthUpdate` event or a spot partial-depth message.
-#[derive(Deserialize)]
-struct Body<'a> {
-    e: Option<&'a str>,
-    s: Option<&'a str>,
-    #[serde(rename = "U")]
-    first: Option<u64>,
-    u: Option<u64>,
-    pu: Option<u64>,
-    #[serde(borrow, default)]
-    b: Vec<Lvl<'a>>,
-    #[serde(borrow, default)]
-    a: Vec<Lvl<'a>>,
-    #[serde(rename = "lastUpdateId")]
-    last_update_id: Option<u64>,
-    #[serde(borrow, default)]
-    bids: Vec<Lvl<'a>>,
-    #[serde(borrow, default)]
-    asks: Vec<Lvl<'a>>,
-}
-
-/// A REST depth snapshot body.
-#[derive(Deserialize)]
-struct Snapshot<'a> {
-    #[serde(rename = "lastUpdateId")]
-    last_update_id: u64,
-    #[serde(borrow)]
-    bids: Vec<Lvl<'a>>,
-    #[serde(borrow)]
-    asks: Vec<Lvl<'a>>,
+    data: Depth<'a>,
 }
 
 /// Binance's rules: the diff books held for their REST snapshots.
 #[derive(Debug, Default)]
-pub(super) struct Binance {
-    held: Held,
-}
+pub(super) struct Binance;
 
-impl Rules for Binance {
+impl RestVenue for Binance {
     fn claims(&self, msg: &[u8]) -> bool {
         msg.starts_with(b"{\"e\":\"depthUpdate\"")
             || msg.starts_with(b"{\"lastUpdateId\":")
             || (msg.starts_with(b"{\"stream\":\"") && starts_near(msg, 64, b"@depth"))
     }
 
-    fn message(&mut self, t: &mut Tracker, m: &Msg<'_>, msg: &str) -> bool {
+    fn message(&mut self, held: &mut Held, t: &mut Tracker, m: &Msg<'_>, msg: &str) -> bool {
         let (stream, body) = if msg.starts_with("{\"stream\"") {
             match serde_json::from_str::<Wrapped<'_>>(msg) {
                 Ok(w) => (Some(w.stream), w.data),
                 Err(_) => return false,
             }
         } else {
-            match serde_json::from_str::<Body<'_>>(msg) {
+            match serde_json::from_str::<Depth<'_>>(msg) {
                 Ok(b) => (None, b),
                 Err(_) => return false,
             }
@@ -161,74 +127,39 @@ impl Rules for Binance {
             last,
             prev: body.pu,
         };
-        if let Step::Apply(book) = self.held.diff(t, m, &k, d, msg) {
-            if let Err(why) = shared::apply(book, &body.b, &body.a) {
-                self.held.broke(t, m, &k, BreakKind::BadMessage, why);
-                return true;
-            }
-            self.held.applied(t, m, &k);
-        }
+        held.diff_levels(t, m, &k, d, msg, &body.b, &body.a);
         true
     }
 
-    fn rest(&mut self, t: &mut Tracker, m: &Msg<'_>, answer: &RestAnswer<'_>) -> bool {
+    fn rest(
+        &mut self,
+        held: &mut Held,
+        t: &mut Tracker,
+        m: &Msg<'_>,
+        answer: &RestAnswer<'_>,
+    ) -> Option<Vec<String>> {
         let rule = if answer.url.contains("/api/v3/depth") && !answer.url.contains("mexc") {
             Rule::NextAfter
         } else if answer.url.contains("/fapi/v1/depth") || answer.url.contains("/dapi/v1/depth") {
             Rule::Covering
         } else {
-            return false;
+            return None;
         };
         let k = Key {
             venue: Venue::Binance,
             channel: DIFF,
             symbol: answer.symbol,
         };
-        let snap = match serde_json::from_str::<Snapshot<'_>>(answer.body) {
+        let snap = match serde_json::from_str::<RestBook<'_>>(answer.body) {
             Ok(s) => s,
             Err(e) => {
                 // Not a depth snapshot (an error answer): the book stays as it was.
                 tracing::debug!(symbol = answer.symbol, error = %e, "Binance REST line without a depth snapshot");
-                return true;
+                return Some(Vec::new());
             }
         };
-        let id = snap.last_update_id;
-        match self.held.rest(t, m, &k, id, rule) {
-            Start::From(held) => {
-                let book = t.snapshot(m, &k, Some(id));
-                if let Err(why) = shared::apply(book, &snap.bids, &snap.asks) {
-                    self.held.bad_snapshot(m, &k);
-                    t.broke(m, &k, BreakKind::BadMessage, why);
-                    return true;
-                }
-                t.settle(m, &k);
-                for text in held {
-                    self.message(t, m, &text);
-                }
-            }
-            Start::Compare => {
-                if let Some(book) = t.proven(m, &k) {
-                    let got = shared::compare(book, &snap.bids, &snap.asks);
-                    let ok = got.is_ok();
-                    t.checksum(m, &k, ok, || {
-                        format!(
-                            "the REST snapshot at lastUpdateId {id} differs: {}",
-                            got.err().unwrap_or_default()
-                        )
-                    });
-                }
-            }
-            Start::Ignore => {}
-        }
-        true
-    }
-
-    fn conn_ended(&mut self, t: &mut Tracker, stream: &str, conn: Option<u64>) {
-        self.held.conn_ended(t, stream, conn);
-    }
-
-    fn finish(&mut self, t: &mut Tracker) {
-        self.held.finish(t);
+        let id = snap.id;
+        Some(held.rest_levels(t, m, &k, id, rule, &snap.bids, &snap.asks))
     }
 }
 
@@ -239,6 +170,7 @@ mod tests {
     use super::*;
     use crate::book::SpanEnd;
     use crate::book::testing::{Line, run_lines};
+    use crate::book::track::BreakKind;
 
     const SPOT: &str =
         include_str!("../../../tests/fixtures/corpus/binance-spot_depthUpdate.jsonl");

@@ -12,6 +12,7 @@ mod binance;
 mod bybit;
 mod cryptocom;
 mod deribit;
+mod gate;
 mod okx;
 mod shared;
 
@@ -137,10 +138,11 @@ impl Default for Venues {
         Self {
             rules: vec![
                 Box::new(okx::Okx),
-                Box::new(binance::Binance::default()),
+                Box::new(shared::RestStarted::<binance::Binance>::default()),
                 Box::new(bybit::Bybit),
                 Box::new(deribit::Deribit),
                 Box::new(cryptocom::Cryptocom),
+                Box::new(shared::RestStarted::<gate::Gate>::default()),
             ],
             last: std::collections::HashMap::new(),
         }

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::Venue;
+use super::{RestAnswer, Rules, Venue};
 use crate::book::level::{Book, Side, key};
 use crate::book::track::{BreakKind, Key, Link, Msg, Position, Tracker};
 
@@ -80,6 +80,53 @@ fn level<'a, E: serde::de::Error>(price: &'a RawValue, size: &'a RawValue) -> Re
     }
 }
 
+/// Binance's `depthUpdate` event or spot partial-depth message, and Gate's `result` of the
+/// same shape: `U..=u` (`pu`) with levels `b`/`a`, or a whole top `bids`/`asks` with
+/// `lastUpdateId`.
+#[derive(Deserialize)]
+pub(super) struct Depth<'a> {
+    /// The event type (`depthUpdate`).
+    pub e: Option<&'a str>,
+    /// The symbol.
+    pub s: Option<&'a str>,
+    /// First update covered.
+    #[serde(rename = "U")]
+    pub first: Option<u64>,
+    /// Last update covered.
+    pub u: Option<u64>,
+    /// The previous event's `u` (Binance futures).
+    pub pu: Option<u64>,
+    /// Changed bids.
+    #[serde(borrow, default)]
+    pub b: Vec<Lvl<'a>>,
+    /// Changed asks.
+    #[serde(borrow, default)]
+    pub a: Vec<Lvl<'a>>,
+    /// The whole book's update (partial depth).
+    #[serde(rename = "lastUpdateId")]
+    pub last_update_id: Option<u64>,
+    /// The whole book's bids.
+    #[serde(borrow, default)]
+    pub bids: Vec<Lvl<'a>>,
+    /// The whole book's asks.
+    #[serde(borrow, default)]
+    pub asks: Vec<Lvl<'a>>,
+}
+
+/// A REST order book body: Binance's `{"lastUpdateId", "bids", "asks"}`, Gate's `{"id", …}`.
+#[derive(Deserialize)]
+pub(super) struct RestBook<'a> {
+    /// The update the book is current to.
+    #[serde(alias = "lastUpdateId")]
+    pub id: u64,
+    /// Bids, best first.
+    #[serde(borrow)]
+    pub bids: Vec<Lvl<'a>>,
+    /// Asks, best first.
+    #[serde(borrow)]
+    pub asks: Vec<Lvl<'a>>,
+}
+
 /// Applies levels to `book` (a size of zero removes a level).
 pub(super) fn apply(book: &mut Book, bids: &[Lvl<'_>], asks: &[Lvl<'_>]) -> Result<(), String> {
     for (side, levels) in [(Side::Bid, bids), (Side::Ask, asks)] {
@@ -107,6 +154,62 @@ pub(super) fn whole_book(
         return;
     }
     t.settle(m, k);
+}
+
+/// A venue whose difference books start from REST snapshot lines; [`RestStarted`] makes its
+/// [`Rules`] (holding differences, reading them again when a snapshot line comes, reporting
+/// books that never got one).
+pub(super) trait RestVenue: fmt::Debug + Default {
+    /// As [`Rules::claims`].
+    fn claims(&self, msg: &[u8]) -> bool;
+
+    /// As [`Rules::message`], difference books going through `held`.
+    fn message(&mut self, held: &mut Held, t: &mut Tracker, m: &Msg<'_>, msg: &str) -> bool;
+
+    /// Reads a REST snapshot line through [`Held::rest_levels`]: the held messages to read
+    /// again, or `None` if the line is not this venue's.
+    fn rest(
+        &mut self,
+        held: &mut Held,
+        t: &mut Tracker,
+        m: &Msg<'_>,
+        answer: &RestAnswer<'_>,
+    ) -> Option<Vec<String>>;
+}
+
+/// The [`Rules`] of a [`RestVenue`].
+#[derive(Debug, Default)]
+pub(super) struct RestStarted<V> {
+    venue: V,
+    held: Held,
+}
+
+impl<V: RestVenue> Rules for RestStarted<V> {
+    fn claims(&self, msg: &[u8]) -> bool {
+        self.venue.claims(msg)
+    }
+
+    fn message(&mut self, t: &mut Tracker, m: &Msg<'_>, msg: &str) -> bool {
+        self.venue.message(&mut self.held, t, m, msg)
+    }
+
+    fn rest(&mut self, t: &mut Tracker, m: &Msg<'_>, answer: &RestAnswer<'_>) -> bool {
+        let Some(again) = self.venue.rest(&mut self.held, t, m, answer) else {
+            return false;
+        };
+        for text in again {
+            self.venue.message(&mut self.held, t, m, &text);
+        }
+        true
+    }
+
+    fn conn_ended(&mut self, t: &mut Tracker, stream: &str, conn: Option<u64>) {
+        self.held.conn_ended(t, stream, conn);
+    }
+
+    fn finish(&mut self, t: &mut Tracker) {
+        self.held.finish(t);
+    }
 }
 
 /// How the first difference after a REST snapshot current to `id` is chosen.
@@ -159,8 +262,8 @@ struct HeldBook {
     held_at: Option<(Position, u64)>,
 }
 
-/// What to do with a difference (see [`Held::diff`]).
-pub(super) enum Step<'t> {
+/// What to do with a difference.
+enum Step<'t> {
     /// Apply it to this book, then call [`Held::applied`].
     Apply(&'t mut Book),
     /// Nothing to apply (held, dropped as older than the snapshot, or a break).
@@ -169,7 +272,7 @@ pub(super) enum Step<'t> {
 
 /// What a REST snapshot line means for its book (see [`Held::rest`]).
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum Start {
+enum Start {
     /// Start the book from it ([`Tracker::snapshot`]), then read these held messages again.
     From(Vec<String>),
     /// The book is proven and current to the snapshot's number: compare them.
@@ -216,7 +319,7 @@ impl Held {
     /// A difference `d` (the whole message is `text`) of book `k`: held while the book waits or
     /// is broken, dropped while older than its snapshot, checked against the snapshot (the
     /// first) or the difference before it (the rest).
-    pub(super) fn diff<'t>(
+    fn diff<'t>(
         &mut self,
         t: &'t mut Tracker,
         m: &Msg<'_>,
@@ -290,8 +393,72 @@ impl Held {
         }
     }
 
+    /// A difference `d` with its levels: checked by [`Held::diff`], applied when it links.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn diff_levels(
+        &mut self,
+        t: &mut Tracker,
+        m: &Msg<'_>,
+        k: &Key<'_>,
+        d: Diff,
+        text: &str,
+        bids: &[Lvl<'_>],
+        asks: &[Lvl<'_>],
+    ) {
+        if let Step::Apply(book) = self.diff(t, m, k, d, text) {
+            if let Err(why) = apply(book, bids, asks) {
+                self.broke(t, m, k, BreakKind::BadMessage, why);
+                return;
+            }
+            self.applied(t, m, k);
+        }
+    }
+
+    /// A REST snapshot line current to `id` with its levels, for book `k` under `rule`: a
+    /// book that waits or is broken starts from it (the held messages to read again are
+    /// returned); a proven book current to `id` is compared with it (a mismatch is counted as
+    /// a failed checksum); otherwise it is ignored.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn rest_levels(
+        &mut self,
+        t: &mut Tracker,
+        m: &Msg<'_>,
+        k: &Key<'_>,
+        id: u64,
+        rule: Rule,
+        bids: &[Lvl<'_>],
+        asks: &[Lvl<'_>],
+    ) -> Vec<String> {
+        match self.rest(t, m, k, id, rule) {
+            Start::From(held) => {
+                let book = t.snapshot(m, k, Some(id));
+                if let Err(why) = apply(book, bids, asks) {
+                    self.bad_snapshot(m, k);
+                    t.broke(m, k, BreakKind::BadMessage, why);
+                    return Vec::new();
+                }
+                t.settle(m, k);
+                held
+            }
+            Start::Compare => {
+                if let Some(book) = t.proven(m, k) {
+                    let got = compare(book, bids, asks);
+                    let ok = got.is_ok();
+                    t.checksum(m, k, ok, || {
+                        format!(
+                            "the REST snapshot current to {id} differs: {}",
+                            got.err().unwrap_or_default()
+                        )
+                    });
+                }
+                Vec::new()
+            }
+            Start::Ignore => Vec::new(),
+        }
+    }
+
     /// After a difference's levels were applied: a crossed book breaks it.
-    pub(super) fn applied(&mut self, t: &mut Tracker, m: &Msg<'_>, k: &Key<'_>) {
+    fn applied(&mut self, t: &mut Tracker, m: &Msg<'_>, k: &Key<'_>) {
         t.settle(m, k);
         if t.proven(m, k).is_none() {
             self.entry(m, k).phase = Phase::Broken;
@@ -313,14 +480,7 @@ impl Held {
     }
 
     /// A REST snapshot current to `id` for book `k`, under `rule`.
-    pub(super) fn rest(
-        &mut self,
-        t: &mut Tracker,
-        m: &Msg<'_>,
-        k: &Key<'_>,
-        id: u64,
-        rule: Rule,
-    ) -> Start {
+    fn rest(&mut self, t: &mut Tracker, m: &Msg<'_>, k: &Key<'_>, id: u64, rule: Rule) -> Start {
         let b = self.entry(m, k);
         match b.phase {
             Phase::Waiting | Phase::Broken => {
@@ -339,7 +499,7 @@ impl Held {
     }
 
     /// A snapshot just started with [`Start::From`] turned out unreadable.
-    pub(super) fn bad_snapshot(&mut self, m: &Msg<'_>, k: &Key<'_>) {
+    fn bad_snapshot(&mut self, m: &Msg<'_>, k: &Key<'_>) {
         self.entry(m, k).phase = Phase::Broken;
     }
 
@@ -496,6 +656,15 @@ pub(super) mod synth {
         lines: &[String],
         symbol: &str,
     ) -> [Vec<(String, String)>; 2] {
+        let lines: Vec<Line> = lines.iter().map(|l| Line::Msg(1, l.clone())).collect();
+        book_after_lines(&lines, symbol)
+    }
+
+    /// [`book_after`] for lines with REST snapshot lines (all on one connection).
+    pub(in crate::book::venues) fn book_after_lines(
+        lines: &[Line],
+        symbol: &str,
+    ) -> [Vec<(String, String)>; 2] {
         let mut books = crate::book::Books::new();
         let at = crate::book::Position {
             file: "t".into(),
@@ -508,7 +677,14 @@ pub(super) mod synth {
             at: &at,
         };
         for l in lines {
-            assert!(books.message(&m, l), "not read: {l}");
+            match l {
+                Line::Msg(_, text) => assert!(books.message(&m, text), "not read: {text}"),
+                Line::Rest(_, symbol, url, body) => assert!(
+                    books.rest(&m, &crate::book::RestAnswer { symbol, url, body }),
+                    "not read: {url}"
+                ),
+                Line::End(_) => {}
+            }
         }
         let (_, _, book) = books
             .tracker
@@ -520,6 +696,155 @@ pub(super) mod synth {
                 .map(|l| (l.price.as_str().to_owned(), l.size.as_str().to_owned()))
                 .collect()
         })
+    }
+
+    /// A recording of a book that starts from a REST snapshot line.
+    pub(in crate::book::venues) struct RestRec {
+        /// The updates, then the REST line (current to the 2nd update) after the 5th.
+        pub lines: Vec<Line>,
+        /// The updates alone.
+        pub updates: Vec<String>,
+        /// The numbers each update covers.
+        pub ids: Vec<(u64, u64)>,
+        /// The book's levels (bids, asks; best first) after each update.
+        pub after: Vec<Levels>,
+    }
+
+    /// A book's levels: bids and asks, (price, size) best first.
+    pub(in crate::book::venues) type Levels = [Vec<(String, String)>; 2];
+
+    /// How a venue writes its messages, for [`rest_recording`].
+    pub(in crate::book::venues) struct RestShape<'f> {
+        /// An update covering `first..=last` with these changes.
+        pub update: &'f dyn Fn(u64, u64, &[Op]) -> String,
+        /// A REST snapshot line on connection `.0` current to `id` holding `levels`.
+        pub rest: &'f dyn Fn(u64, u64, &Levels) -> Line,
+        /// Each update covers one number and holds one change (KuCoin futures).
+        pub single: bool,
+    }
+
+    /// `n` updates numbered consecutively from 101; the REST line, current to the 2nd
+    /// update's last number, after the 5th (so 5 are held, 2 of them older than it).
+    pub(in crate::book::venues) fn rest_recording(shape: &RestShape<'_>, n: usize) -> RestRec {
+        let mut synth = Synth::new(23);
+        let mut rec = RestRec {
+            lines: Vec::new(),
+            updates: Vec::new(),
+            ids: Vec::new(),
+            after: Vec::new(),
+        };
+        let mut next = 101;
+        for i in 0..n {
+            let (count, width) = if shape.single {
+                (1, 1)
+            } else {
+                (1 + i % 4, 1 + i as u64 % 3)
+            };
+            let ops = synth.changes(count);
+            let (first, last) = (next, next + width - 1);
+            next = last + 1;
+            let text = (shape.update)(first, last, &ops);
+            rec.ids.push((first, last));
+            rec.updates.push(text.clone());
+            rec.after
+                .push([Side::Bid, Side::Ask].map(|side| synth.levels(side)));
+            rec.lines.push(Line::Msg(1, text));
+            if i == 4 {
+                rec.lines.push((shape.rest)(1, rec.ids[1].1, &rec.after[1]));
+            }
+        }
+        rec
+    }
+
+    /// What every REST-started venue's tests check on [`rest_recording`]s: a whole run is
+    /// proven and rebuilds the book; a snapshot line at the book's last update is compared,
+    /// and a changed size in the update before it fails the comparison; a deleted update
+    /// breaks the book at the next, two swapped break it; a reconnect then a new snapshot
+    /// gives two spans; updates with no snapshot on their connection are a `NoSnapshot` break.
+    pub(in crate::book::venues) fn rest_checks(shape: &RestShape<'_>, symbol: &str) {
+        let rec = rest_recording(shape, 60);
+        // A whole run: the 2 updates older than the snapshot dropped.
+        let (breaks, reports) = run_lines(&rec.lines);
+        assert_eq!(breaks, []);
+        assert_eq!(reports.len(), 1, "{reports:#?}");
+        assert_eq!((reports[0].snapshots, reports[0].updates), (1, 58));
+        assert!(reports[0].proven());
+        let last = rec.after.last().unwrap().clone();
+        assert_eq!(book_after_lines(&rec.lines, symbol), last);
+        // One more update changing the best bid's size, then a snapshot current to it.
+        let id = rec.ids.last().unwrap().1 + 1;
+        let best = last[0][0].0.clone();
+        let change = |size: &str| {
+            let op = Op {
+                side: Side::Bid,
+                price: best.clone(),
+                size: size.to_owned(),
+                kind: Kind::Change,
+            };
+            Line::Msg(1, (shape.update)(id, id, &[op]))
+        };
+        let mut truth = last.clone();
+        truth[0][0].1 = "5.5".to_owned();
+        let mut lines = rec.lines.clone();
+        lines.push(change("5.5"));
+        lines.push((shape.rest)(1, id, &truth));
+        let (breaks, reports) = run_lines(&lines);
+        assert_eq!(breaks, []);
+        assert_eq!(reports[0].checksums_checked, 1);
+        // The same with the size changed in the update: the comparison fails.
+        let at = lines.len() - 2;
+        lines[at] = change("95.5");
+        let (breaks, reports) = run_lines(&lines);
+        assert_eq!(breaks.len(), 1, "{breaks:#?}");
+        assert_eq!(
+            (breaks[0].kind, breaks[0].at.line),
+            (BreakKind::ChecksumMismatch, lines.len() as u64)
+        );
+        assert_eq!(reports[0].checksums_failed, 1);
+        // A deleted update (the 20th): a break at the next.
+        let mut lines = rec.lines.clone();
+        lines.remove(20);
+        let (breaks, _) = run_lines(&lines);
+        assert_eq!(breaks.len(), 1, "{breaks:#?}");
+        assert_eq!(
+            (breaks[0].kind, breaks[0].at.line),
+            (BreakKind::SequenceGap, 21)
+        );
+        // Two swapped.
+        let mut lines = rec.lines.clone();
+        lines.swap(20, 21);
+        let (breaks, _) = run_lines(&lines);
+        assert_eq!(breaks.len(), 1, "{breaks:#?}");
+        assert_eq!(breaks[0].at.line, 21);
+        // A reconnect: the next connection's first update is held, then its own snapshot
+        // current to that update.
+        let mut lines: Vec<Line> = rec.lines[..31].to_vec();
+        lines.push(Line::End(1));
+        lines.push(Line::Msg(2, rec.updates[33].clone()));
+        lines.push((shape.rest)(2, rec.ids[33].1, &rec.after[33]));
+        lines.extend(rec.updates[34..].iter().map(|t| Line::Msg(2, t.clone())));
+        let (breaks, reports) = run_lines(&lines);
+        assert_eq!(breaks, []);
+        let spans = &reports[0].spans;
+        assert_eq!(spans.len(), 2, "{spans:#?}");
+        assert_eq!(
+            (spans[0].end, spans[0].updates),
+            (SpanEnd::ConnectionEnded, 28)
+        );
+        assert_eq!(
+            (
+                spans[1].conn,
+                spans[1].from.line,
+                spans[1].updates,
+                spans[1].end
+            ),
+            (2, 34, 26, SpanEnd::End)
+        );
+        assert_eq!(book_after_lines(&rec.lines, symbol), last);
+        // Updates and no snapshot: reported when the recording ends.
+        let (breaks, reports) = run_lines(&rec.lines[..3]);
+        assert_eq!(breaks, []);
+        assert_eq!((reports[0].breaks, reports[0].spans_total), (1, 0));
     }
 
     /// The mutation checks every venue with numbered updates shares, on `lines` (a snapshot,
