@@ -38,7 +38,7 @@
 use serde::Deserialize;
 
 use super::shared::{self, Depth, Diff, Held, RestBook, RestVenue, Rule};
-use super::{RestAnswer, Venue, starts_near};
+use super::{Venue, starts_near};
 use crate::book::track::{Key, Msg, Tracker};
 
 /// The channel name of every diff-depth book (all speeds start alike from the REST snapshot).
@@ -131,35 +131,20 @@ impl RestVenue for Binance {
         true
     }
 
-    fn rest(
-        &mut self,
-        held: &mut Held,
-        t: &mut Tracker,
-        m: &Msg<'_>,
-        answer: &RestAnswer<'_>,
-    ) -> Option<Vec<String>> {
-        let rule = if answer.url.contains("/api/v3/depth") && !answer.url.contains("mexc") {
-            Rule::NextAfter
-        } else if answer.url.contains("/fapi/v1/depth") || answer.url.contains("/dapi/v1/depth") {
-            Rule::Covering
+    const VENUE: Venue = Venue::Binance;
+
+    fn rest_book(&self, url: &str) -> Option<(&'static str, Rule)> {
+        if url.contains("/api/v3/depth") && !url.contains("mexc") {
+            Some((DIFF, Rule::NextAfter))
+        } else if url.contains("/fapi/v1/depth") || url.contains("/dapi/v1/depth") {
+            Some((DIFF, Rule::Covering))
         } else {
-            return None;
-        };
-        let k = Key {
-            venue: Venue::Binance,
-            channel: DIFF,
-            symbol: answer.symbol,
-        };
-        let snap = match serde_json::from_str::<RestBook<'_>>(answer.body) {
-            Ok(s) => s,
-            Err(e) => {
-                // Not a depth snapshot (an error answer): the book stays as it was.
-                tracing::debug!(symbol = answer.symbol, error = %e, "Binance REST line without a depth snapshot");
-                return Some(Vec::new());
-            }
-        };
-        let id = snap.id;
-        Some(held.rest_levels(t, m, &k, id, rule, &snap.bids, &snap.asks))
+            None
+        }
+    }
+
+    fn rest_body<'a>(&self, body: &'a str) -> Result<RestBook<'a>, String> {
+        serde_json::from_str(body).map_err(|e| e.to_string())
     }
 }
 

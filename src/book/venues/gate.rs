@@ -24,7 +24,7 @@
 use serde::Deserialize;
 
 use super::shared::{self, Depth, Diff, Held, RestBook, RestVenue, Rule};
-use super::{RestAnswer, Venue, starts_near};
+use super::{Venue, starts_near};
 use crate::book::track::{Key, Msg, Tracker};
 
 /// The difference channels (book names) of spot and futures.
@@ -83,34 +83,20 @@ impl RestVenue for Gate {
         true
     }
 
-    fn rest(
-        &mut self,
-        held: &mut Held,
-        t: &mut Tracker,
-        m: &Msg<'_>,
-        answer: &RestAnswer<'_>,
-    ) -> Option<Vec<String>> {
-        let channel = if answer.url.contains("/api/v4/spot/order_book") {
-            SPOT
-        } else if answer.url.contains("/api/v4/futures/") && answer.url.contains("/order_book") {
-            FUTURES
+    const VENUE: Venue = Venue::Gate;
+
+    fn rest_book(&self, url: &str) -> Option<(&'static str, Rule)> {
+        if url.contains("/api/v4/spot/order_book") {
+            Some((SPOT, Rule::NextAfter))
+        } else if url.contains("/api/v4/futures/") && url.contains("/order_book") {
+            Some((FUTURES, Rule::NextAfter))
         } else {
-            return None;
-        };
-        let snap = match serde_json::from_str::<RestBook<'_>>(answer.body) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::debug!(symbol = answer.symbol, error = %e, "Gate REST line without an order book");
-                return Some(Vec::new());
-            }
-        };
-        let k = Key {
-            venue: Venue::Gate,
-            channel,
-            symbol: answer.symbol,
-        };
-        let rule = Rule::NextAfter;
-        Some(held.rest_levels(t, m, &k, snap.id, rule, &snap.bids, &snap.asks))
+            None
+        }
+    }
+
+    fn rest_body<'a>(&self, body: &'a str) -> Result<RestBook<'a>, String> {
+        serde_json::from_str(body).map_err(|e| e.to_string())
     }
 }
 

@@ -13,6 +13,7 @@ mod bybit;
 mod cryptocom;
 mod deribit;
 mod gate;
+mod kucoin;
 mod okx;
 mod shared;
 
@@ -143,6 +144,7 @@ impl Default for Venues {
                 Box::new(deribit::Deribit),
                 Box::new(cryptocom::Cryptocom),
                 Box::new(shared::RestStarted::<gate::Gate>::default()),
+                Box::new(shared::RestStarted::<kucoin::Kucoin>::default()),
             ],
             last: std::collections::HashMap::new(),
         }

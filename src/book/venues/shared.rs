@@ -20,13 +20,16 @@ use crate::book::track::{BreakKind, Key, Link, Msg, Position, Tracker};
 pub(super) const HELD: usize = 2_000;
 
 /// One level as the venue wrote it: the price and size texts (JSON strings without their
-/// quotes, or number literals as written). Further array items are skipped.
+/// quotes, or number literals as written), and a third array item's text if it has one (KuCoin
+/// spot's change sequence); further items are skipped.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Lvl<'a> {
     /// Price text.
     pub price: &'a str,
     /// Size text.
     pub size: &'a str,
+    /// The third item's text (a string or a number).
+    pub third: Option<&'a str>,
 }
 
 /// The text of a JSON string without escapes (its quotes removed) or of a number literal.
@@ -50,8 +53,11 @@ impl<'de: 'a, 'a> Deserialize<'de> for Lvl<'a> {
                 let bad = || serde::de::Error::custom("a level needs a price and a size");
                 let price: &'de RawValue = a.next_element()?.ok_or_else(bad)?;
                 let size: &'de RawValue = a.next_element()?.ok_or_else(bad)?;
+                let third: Option<&'de RawValue> = a.next_element()?;
                 while a.next_element::<IgnoredAny>()?.is_some() {}
-                level(price, size)
+                let mut l: Lvl<'a> = level(price, size)?;
+                l.third = third.and_then(text);
+                Ok(l)
             }
             fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Lvl<'a>, A::Error> {
                 let (mut price, mut size) = (None, None);
@@ -75,7 +81,11 @@ impl<'de: 'a, 'a> Deserialize<'de> for Lvl<'a> {
 /// A level from its price and size values.
 fn level<'a, E: serde::de::Error>(price: &'a RawValue, size: &'a RawValue) -> Result<Lvl<'a>, E> {
     match (text(price), text(size)) {
-        (Some(price), Some(size)) => Ok(Lvl { price, size }),
+        (Some(price), Some(size)) => Ok(Lvl {
+            price,
+            size,
+            third: None,
+        }),
         _ => Err(E::custom("a level's price or size is not a plain number")),
     }
 }
@@ -113,7 +123,8 @@ pub(super) struct Depth<'a> {
     pub asks: Vec<Lvl<'a>>,
 }
 
-/// A REST order book body: Binance's `{"lastUpdateId", "bids", "asks"}`, Gate's `{"id", …}`.
+/// A REST order book body: Binance's `{"lastUpdateId", "bids", "asks"}`, Gate's `{"id", …}`
+/// (KuCoin's, read apart, ends as one too).
 #[derive(Deserialize)]
 pub(super) struct RestBook<'a> {
     /// The update the book is current to.
@@ -166,15 +177,18 @@ pub(super) trait RestVenue: fmt::Debug + Default {
     /// As [`Rules::message`], difference books going through `held`.
     fn message(&mut self, held: &mut Held, t: &mut Tracker, m: &Msg<'_>, msg: &str) -> bool;
 
-    /// Reads a REST snapshot line through [`Held::rest_levels`]: the held messages to read
-    /// again, or `None` if the line is not this venue's.
-    fn rest(
-        &mut self,
-        held: &mut Held,
-        t: &mut Tracker,
-        m: &Msg<'_>,
-        answer: &RestAnswer<'_>,
-    ) -> Option<Vec<String>>;
+    /// The venue.
+    const VENUE: Venue;
+
+    /// The book (its channel) and the rule a REST snapshot line of `url` is for; `None` if it
+    /// is not this venue's.
+    fn rest_book(&self, url: &str) -> Option<(&'static str, Rule)>;
+
+    /// Reads a REST snapshot body.
+    ///
+    /// # Errors
+    /// Not an order book with its number.
+    fn rest_body<'a>(&self, body: &'a str) -> Result<RestBook<'a>, String>;
 }
 
 /// The [`Rules`] of a [`RestVenue`].
@@ -194,9 +208,25 @@ impl<V: RestVenue> Rules for RestStarted<V> {
     }
 
     fn rest(&mut self, t: &mut Tracker, m: &Msg<'_>, answer: &RestAnswer<'_>) -> bool {
-        let Some(again) = self.venue.rest(&mut self.held, t, m, answer) else {
+        let Some((channel, rule)) = self.venue.rest_book(answer.url) else {
             return false;
         };
+        let snap = match self.venue.rest_body(answer.body) {
+            Ok(s) => s,
+            Err(error) => {
+                // An error answer: the book stays as it was.
+                tracing::debug!(venue = %V::VENUE, symbol = answer.symbol, %error, "REST line without an order book");
+                return true;
+            }
+        };
+        let k = Key {
+            venue: V::VENUE,
+            channel,
+            symbol: answer.symbol,
+        };
+        let again = self
+            .held
+            .rest_levels(t, m, &k, snap.id, rule, &snap.bids, &snap.asks);
         for text in again {
             self.venue.message(&mut self.held, t, m, &text);
         }
@@ -264,8 +294,8 @@ struct HeldBook {
 
 /// What to do with a difference.
 enum Step<'t> {
-    /// Apply it to this book, then call [`Held::applied`].
-    Apply(&'t mut Book),
+    /// Apply it to this book, current to number `.1` before it.
+    Apply(&'t mut Book, u64),
     /// Nothing to apply (held, dropped as older than the snapshot, or a break).
     Skip,
 }
@@ -377,14 +407,22 @@ impl Held {
                 return Step::Skip;
             }
             t.set_last(m, k, d.last);
+            let floor = match b.phase {
+                Phase::Fresh(id, _) => id,
+                _ => d.first.saturating_sub(1),
+            };
             b.phase = Phase::Applying;
             return match t.proven(m, k) {
-                Some(book) => Step::Apply(book),
+                Some(book) => Step::Apply(book, floor),
                 None => Step::Skip,
             };
         }
+        let floor = match link {
+            Link::Prev { prev, .. } => prev,
+            _ => d.first.saturating_sub(1),
+        };
         match t.update(m, k, link) {
-            Some(book) => Step::Apply(book),
+            Some(book) => Step::Apply(book, floor),
             None => {
                 b.phase = Phase::Broken;
                 hold(b, m, text);
@@ -405,8 +443,23 @@ impl Held {
         bids: &[Lvl<'_>],
         asks: &[Lvl<'_>],
     ) {
-        if let Step::Apply(book) = self.diff(t, m, k, d, text) {
-            if let Err(why) = apply(book, bids, asks) {
+        self.diff_with(t, m, k, d, text, |book, _| apply(book, bids, asks));
+    }
+
+    /// A difference `d`: checked by [`Held::diff`]; when it links, `change` applies it to the
+    /// book, given the number the book is current to before it (the snapshot's, for the first
+    /// difference after one: KuCoin spot skips the changes numbered up to it).
+    pub(super) fn diff_with(
+        &mut self,
+        t: &mut Tracker,
+        m: &Msg<'_>,
+        k: &Key<'_>,
+        d: Diff,
+        text: &str,
+        change: impl FnOnce(&mut Book, u64) -> Result<(), String>,
+    ) {
+        if let Step::Apply(book, floor) = self.diff(t, m, k, d, text) {
+            if let Err(why) = change(book, floor) {
                 self.broke(t, m, k, BreakKind::BadMessage, why);
                 return;
             }
