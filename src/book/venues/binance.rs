@@ -468,6 +468,50 @@ mod tests {
     }
 
     #[test]
+    fn held_updates_are_bounded_and_the_newest_are_kept() {
+        // 3,000 updates of ~1 KiB: more than the 2 MiB held per book (all the same size).
+        let levels: Vec<String> = (0..40)
+            .map(|i| format!(r#"["{i}.5","1.00000000"]"#))
+            .collect();
+        let update = |n: u64| {
+            Line::Msg(
+                1,
+                format!(
+                    r#"{{"stream":"abcusdt@depth@100ms","data":{{"e":"depthUpdate","E":1,"s":"ABCUSDT","U":{n},"u":{n},"b":[{}],"a":[]}}}}"#,
+                    levels.join(",")
+                ),
+            )
+        };
+        let mut lines: Vec<Line> = (10_001..=13_000).map(update).collect();
+        let size = match &lines[2999] {
+            Line::Msg(_, t) => t.len(),
+            _ => unreachable!(),
+        };
+        let kept = (shared::HELD_BYTES / size) as u64;
+        assert!(kept < 3000);
+        // A snapshot current to before the first update: the oldest are gone, a gap.
+        lines.push(rest(1, SPOT_URL, "ABCUSDT", 10_000));
+        // One fetched again, current to the newest kept but 10: those 10 apply, and the next.
+        lines.push(rest(1, SPOT_URL, "ABCUSDT", 12_990));
+        lines.push(update(13_001));
+        let (breaks, reports) = run_lines(&lines);
+        assert_eq!(breaks.len(), 1, "{breaks:#?}");
+        assert_eq!(
+            (breaks[0].kind, breaks[0].at.line),
+            (BreakKind::SequenceGap, 3001)
+        );
+        let oldest = 13_001 - kept;
+        assert!(
+            breaks[0]
+                .detail
+                .contains(&format!("covers {oldest}..={oldest},")),
+            "{}",
+            breaks[0].detail
+        );
+        assert_eq!((reports[0].updates, reports[0].spans_total), (11, 2));
+    }
+
+    #[test]
     fn partial_depth_is_a_whole_book_every_message() {
         let spot = r#"{"stream":"btcusdt@depth5@100ms","data":{"lastUpdateId":160,"bids":[["0.0024","10"]],"asks":[["0.0026","100"]]}}"#;
         let futures = r#"{"stream":"btcusdt@depth5","data":{"e":"depthUpdate","E":1,"T":1,"s":"BTCUSDT","U":390,"u":400,"pu":389,"b":[["7403.89","0.002"]],"a":[["7405.96","3.340"]]}}"#;

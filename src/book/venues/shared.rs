@@ -17,7 +17,13 @@ use crate::book::track::{BreakKind, Key, Link, Msg, Position, Tracker};
 
 /// Differences kept per book while it waits for a REST snapshot (or is broken): the newest
 /// are kept, the oldest dropped (the snapshot's numbering then finds the gap, if any).
-pub(super) const HELD: usize = 2_000;
+pub(super) const HELD: usize = 10_000;
+
+/// Bytes of differences kept per book (the newest; with [`HELD`]). A snapshot line comes
+/// within about a second of its request, and the recorder asks again when one is older than
+/// the connection's first difference: 2 MiB holds over a minute of Binance's busiest 100 ms
+/// diff stream, and bounds the memory of a recording whose books never get a snapshot.
+pub(super) const HELD_BYTES: usize = 2 << 20;
 
 /// One level as the venue wrote it: the price and size texts (JSON strings without their
 /// quotes, or number literals as written), and a third array item's text if it has one (KuCoin
@@ -288,6 +294,8 @@ struct HeldBook {
     symbol: Box<str>,
     phase: Phase,
     held: VecDeque<String>,
+    /// Bytes in `held`.
+    bytes: usize,
     /// The newest held difference's line and time (a `NoSnapshot` break names it).
     held_at: Option<(Position, u64)>,
 }
@@ -337,6 +345,7 @@ impl Held {
                     symbol: k.symbol.into(),
                     phase: Phase::Waiting,
                     held: VecDeque::new(),
+                    bytes: 0,
                     held_at: None,
                 },
             );
@@ -539,6 +548,7 @@ impl Held {
             Phase::Waiting | Phase::Broken => {
                 b.phase = Phase::Fresh(id, rule);
                 b.held_at = None;
+                b.bytes = 0;
                 Start::From(std::mem::take(&mut b.held).into())
             }
             Phase::Fresh(old, _) if id > old => {
@@ -582,11 +592,14 @@ impl Held {
     }
 }
 
-/// Keeps `text` (the newest [`HELD`]).
+/// Keeps `text` (the newest [`HELD`], at most [`HELD_BYTES`]).
 fn hold(b: &mut HeldBook, m: &Msg<'_>, text: &str) {
-    if b.held.len() == HELD {
-        b.held.pop_front();
+    while b.held.len() >= HELD || (!b.held.is_empty() && b.bytes + text.len() > HELD_BYTES) {
+        if let Some(old) = b.held.pop_front() {
+            b.bytes -= old.len();
+        }
     }
+    b.bytes += text.len();
     b.held.push_back(text.to_owned());
     b.held_at = Some((m.at.clone(), m.ts));
 }
