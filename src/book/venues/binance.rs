@@ -8,7 +8,12 @@
 //!
 //! - spot (<https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams#how-to-manage-a-local-order-book-correctly>):
 //!   events with `u <= lastUpdateId` are dropped; the first applied has
-//!   `U <= lastUpdateId + 1 <= u`; each next one has `U` = the previous `u` + 1;
+//!   `U <= lastUpdateId + 1 <= u`; each next one has `U` = the previous `u` + 1. (The page's
+//!   step 5 says the first event left "should have lastUpdateId within its [U;u] range", one
+//!   stricter when `U = lastUpdateId + 1`; its step 7 only rejects `U > lastUpdateId + 1`, and
+//!   an event starting right after the snapshot continues it exactly: that one is accepted.
+//!   The current page's wording was not re-read for this module: the rule is the one
+//!   `src/net/venue/book.rs` cites, and cryptofeed's);
 //! - USDⓈ-M (<https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams/How-to-manage-a-local-order-book-correctly>)
 //!   and COIN-M (<https://developers.binance.com/docs/derivatives/coin-margined-futures/websocket-market-streams/How-to-manage-a-local-order-book-correctly>):
 //!   events with `u < lastUpdateId` are dropped; the first applied has
@@ -30,10 +35,10 @@
 //! `depthUpdate` events with `pu`, told from diff events only by the combined stream's name (a
 //! bare futures partial-depth frame is read as a difference).
 //!
-//! The same rules as cryptofeed's `Binance._book` / `BinanceFutures` (bmoscon/cryptofeed,
-//! `cryptofeed/exchanges/binance.py`: `_check_update_id`, spot `U <= id + 1 <= u` then
-//! `U == id + 1`, futures `pu` chained) and ccxt's `binance.handleOrderBook` (spot `U - 1 ==
-//! nonce`, futures `pu == nonce`).
+//! The same rules as cryptofeed's `_check_update_id` (bmoscon/cryptofeed,
+//! `cryptofeed/exchanges/binance.py`: spot skips `u <= id`, starts at `U <= id + 1 <= u`, then
+//! wants `U == id + 1`; `cryptofeed/exchanges/binance_futures.py`: skips `u < id`, starts at
+//! `U <= id <= u`, then wants `pu == id`).
 
 use serde::Deserialize;
 

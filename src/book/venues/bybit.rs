@@ -9,9 +9,10 @@
 //! `seq` is the cross sequence, shared across depths, and not checked. A size of `"0"` removes a
 //! level. The book is `depth` deep: Bybit keeps the top `depth` levels and drops what falls
 //! below without a message, so the rebuilt book is truncated to `depth` after every message.
-//! Bybit sends no checksum. barter-rs' `barter-data` (`exchange/bybit/book/l2.rs`,
-//! `BybitOrderBookL2` updater) follows the same page: reset on a snapshot, apply deltas whose
-//! `u` follows.
+//! Bybit sends no checksum. cryptofeed's Bybit book handler (bmoscon/cryptofeed,
+//! `cryptofeed/exchanges/bybit.py`) resets the book on a snapshot and applies deltas the same way
+//! (it does not check `u`). A delta removing a level the book lacks is not a break (cryptofeed
+//! ignores it too; the page does not say it cannot happen).
 
 use serde::Deserialize;
 

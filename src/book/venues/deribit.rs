@@ -14,9 +14,10 @@
 //! `depth` of the book, `[price, amount]` levels: a snapshot each time.
 //!
 //! Prices and amounts are JSON numbers: the book keeps their literal text. cryptofeed's
-//! `Deribit._book_snapshot`/`_book_update` (bmoscon/cryptofeed, `cryptofeed/exchanges/deribit.py`)
-//! reads the same shapes (it does not check `prev_change_id`); ccxt's `deribit.handleOrderBook`
-//! applies `prev_change_id`/`change_id` the same way.
+//! `_book_snapshot`/`_book_update` (bmoscon/cryptofeed, `cryptofeed/exchanges/deribit.py`) reads
+//! the same shapes, takes a notification without `prev_change_id` for the snapshot (so does
+//! this module, as well as `type":"snapshot`) and raises `MissingSequenceNumber` when
+//! `prev_change_id` is not the last `change_id`; it does not check the actions against the book.
 
 use std::fmt;
 
@@ -47,7 +48,7 @@ struct Params<'a> {
 #[derive(Deserialize)]
 struct Diff<'a> {
     #[serde(rename = "type")]
-    kind: &'a str,
+    kind: Option<&'a str>,
     change_id: u64,
     prev_change_id: Option<u64>,
     #[serde(borrow)]
@@ -140,8 +141,8 @@ impl Rules for Deribit {
                     return true;
                 };
                 let book = match (d.kind, d.prev_change_id) {
-                    ("snapshot", _) => t.snapshot(m, &k, Some(d.change_id)),
-                    ("change", Some(prev)) => {
+                    (Some("snapshot"), _) | (None, None) => t.snapshot(m, &k, Some(d.change_id)),
+                    (Some("change") | None, Some(prev)) => {
                         let link = Link::Prev {
                             prev,
                             last: d.change_id,

@@ -17,9 +17,10 @@
 //! `spot.order_book` (the limited-level snapshot, top 5/10/20/50/100) is the whole top of the
 //! book in every message (`bids`, `asks`, `lastUpdateId`).
 //!
-//! The same procedure as cryptofeed's `Gateio._process_l2_book` (bmoscon/cryptofeed,
-//! `cryptofeed/exchanges/gateio.py`: REST `with_id`, `U`/`u` checked against the last `u`) and
-//! ccxt's `gate.handleOrderBook` (`U`/`u` against the cached nonce).
+//! The same procedure as cryptofeed's Gate spot feed (bmoscon/cryptofeed,
+//! `cryptofeed/exchanges/gateio.py`, `_check_update_id`: REST `with_id`, skip `u <= id`, start at
+//! `U <= id + 1 <= u`, then `U == id + 1`). Futures follow the futures page; no client was
+//! checked for them.
 
 use serde::Deserialize;
 

@@ -24,9 +24,11 @@
 //! `/spotMarket/level2Depth5`, `/spotMarket/level2Depth50`, `/contractMarket/level2Depth5` and
 //! `/contractMarket/level2Depth50` carry the whole top of the book in every message.
 //!
-//! ccxt's `kucoin.handleOrderBook` / `handleDelta` (spot: caches until the snapshot, drops
-//! changes whose sequence is at or below the book's nonce) and `kucoinfutures.handleOrderBook`
-//! (`sequence` one after the nonce, else resync) follow the same procedure.
+//! cryptofeed's spot feed (bmoscon/cryptofeed, `cryptofeed/exchanges/kucoin.py`,
+//! `_process_l2_book`) reads the same messages: a `sequenceStart` beyond its sequence + 1 is a
+//! gap, a message starting before it is skipped (it applies every change of the first message
+//! it keeps; re-applying changes already in the snapshot gives the same sizes, as a message's
+//! changes are contiguous). Futures follow KuCoin's page; no client was checked for them.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
