@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::shared::{self, Lvl, text};
+use super::shared::text;
 use super::{Rules, Venue, starts_near};
 use crate::book::level::{Book, Change, Side};
 use crate::book::track::{BreakKind, Key, Link, Msg, Tracker};
@@ -41,15 +41,17 @@ struct Params<'a> {
     #[serde(borrow)]
     channel: &'a str,
     #[serde(borrow)]
-    data: &'a RawValue,
+    data: Data<'a>,
 }
 
-/// A `book.{instrument}.{interval}` notification.
+/// A notification of either channel: `book.{instrument}.{interval}` (`type`, `change_id`,
+/// `prev_change_id`, `[action, price, amount]` entries) or the grouped
+/// `book.{instrument}.{group}.{depth}.{interval}` (`change_id`, `[price, amount]` levels).
 #[derive(Deserialize)]
-struct Diff<'a> {
+struct Data<'a> {
     #[serde(rename = "type")]
     kind: Option<&'a str>,
-    change_id: u64,
+    change_id: Option<u64>,
     prev_change_id: Option<u64>,
     #[serde(borrow)]
     bids: Vec<Entry<'a>>,
@@ -57,19 +59,9 @@ struct Diff<'a> {
     asks: Vec<Entry<'a>>,
 }
 
-/// A grouped `book.{instrument}.{group}.{depth}.{interval}` notification.
-#[derive(Deserialize)]
-struct Grouped<'a> {
-    change_id: Option<u64>,
-    #[serde(borrow)]
-    bids: Vec<Lvl<'a>>,
-    #[serde(borrow)]
-    asks: Vec<Lvl<'a>>,
-}
-
-/// `[action, price, amount]`.
+/// `[action, price, amount]`, or `[price, amount]` in a grouped book (no action).
 struct Entry<'a> {
-    action: &'a str,
+    action: Option<&'a str>,
     price: &'a str,
     amount: &'a str,
 }
@@ -83,9 +75,15 @@ impl<'de: 'a, 'a> Deserialize<'de> for Entry<'a> {
                 f.write_str("[action, price, amount]")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Entry<'a>, A::Error> {
-                let bad = || serde::de::Error::custom("an entry needs action, price, amount");
-                let action: &'de str = a.next_element()?.ok_or_else(bad)?;
-                let price: &'de RawValue = a.next_element()?.ok_or_else(bad)?;
+                let bad = || serde::de::Error::custom("an entry needs a price and an amount");
+                let first: &'de RawValue = a.next_element()?.ok_or_else(bad)?;
+                // Prices are JSON numbers: a string first is the action.
+                let (action, price) = if first.get().starts_with('"') {
+                    let price: &'de RawValue = a.next_element()?.ok_or_else(bad)?;
+                    (text(first), price)
+                } else {
+                    (None, first)
+                };
                 let amount: &'de RawValue = a.next_element()?.ok_or_else(bad)?;
                 while a.next_element::<IgnoredAny>()?.is_some() {}
                 match (text(price), text(amount)) {
@@ -128,72 +126,55 @@ impl Rules for Deribit {
             channel: &channel["book.".len() + symbol.len() + 1..],
             symbol,
         };
-        let data = top.params.data.get();
-        match parts.count() {
-            1 => {
-                let Ok(d) = serde_json::from_str::<Diff<'_>>(data) else {
-                    t.broke(
-                        m,
-                        &k,
-                        BreakKind::BadMessage,
-                        "an unreadable book notification".into(),
-                    );
-                    return true;
-                };
-                let book = match (d.kind, d.prev_change_id) {
-                    (Some("snapshot"), _) | (None, None) => t.snapshot(m, &k, Some(d.change_id)),
-                    (Some("change") | None, Some(prev)) => {
-                        let link = Link::Prev {
-                            prev,
-                            last: d.change_id,
-                        };
-                        match t.update(m, &k, link) {
-                            Some(book) => book,
-                            None => return true,
-                        }
+        let d = top.params.data;
+        let grouped = parts.count() == 3;
+        let book = match channel.split('.').count() {
+            // The grouped top of the book: whole every time.
+            5 => t.snapshot(m, &k, d.change_id),
+            3 => match (d.kind, d.prev_change_id, d.change_id) {
+                (Some("snapshot"), _, id) | (None, None, id) => t.snapshot(m, &k, id),
+                (Some("change") | None, Some(prev), Some(last)) => {
+                    match t.update(m, &k, Link::Prev { prev, last }) {
+                        Some(book) => book,
+                        None => return true,
                     }
-                    _ => return false,
-                };
-                if let Err((kind, why)) = apply(book, &d.bids, &d.asks) {
-                    t.broke(m, &k, kind, why);
-                    return true;
                 }
-                t.settle(m, &k);
-            }
-            3 => {
-                let Ok(d) = serde_json::from_str::<Grouped<'_>>(data) else {
-                    t.broke(
-                        m,
-                        &k,
-                        BreakKind::BadMessage,
-                        "an unreadable book notification".into(),
-                    );
-                    return true;
-                };
-                shared::whole_book(t, m, &k, d.change_id, &d.bids, &d.asks);
-            }
+                _ => return false,
+            },
             _ => return false,
+        };
+        if let Err((kind, why)) = apply(book, &d.bids, &d.asks, grouped) {
+            t.broke(m, &k, kind, why);
+            return true;
         }
+        t.settle(m, &k);
         true
     }
 }
 
-/// Applies entries; a `change`/`delete` of a missing level or a `new` of an existing one is a
-/// `MissingLevel` break, an unreadable number a `BadMessage`.
+/// Applies entries (`grouped`: levels without an action); a `change`/`delete` of a missing
+/// level or a `new` of an existing one is a `MissingLevel` break, an unreadable number or a
+/// missing action a `BadMessage`.
 fn apply(
     book: &mut Book,
     bids: &[Entry<'_>],
     asks: &[Entry<'_>],
+    grouped: bool,
 ) -> Result<(), (BreakKind, String)> {
     for (side, entries) in [(Side::Bid, bids), (Side::Ask, asks)] {
         for e in entries {
             let bad = |err: crate::book::level::NumberError| {
                 (
                     BreakKind::BadMessage,
-                    format!("{} {} {}: {err}", e.action, e.price, e.amount),
+                    format!("{} {}: {err}", e.price, e.amount),
                 )
             };
-            let ok = match e.action {
+            let ok = match e.action.unwrap_or("") {
+                // A grouped book's level.
+                "" if grouped => {
+                    book.set(side, e.price, e.amount).map_err(bad)?;
+                    true
+                }
                 "delete" => book.remove(side, e.price).map_err(bad)?,
                 "new" => book.set(side, e.price, e.amount).map_err(bad)? == Change::Inserted,
                 "change" => matches!(
@@ -205,14 +186,18 @@ fn apply(
                 }
             };
             if !ok {
-                let what = if e.action == "new" {
+                let what = if e.action == Some("new") {
                     "a level the book already has"
                 } else {
                     "a level the book does not have"
                 };
                 return Err((
                     BreakKind::MissingLevel,
-                    format!("`{}` {side:?} {} for {what}", e.action, e.price),
+                    format!(
+                        "`{}` {side:?} {} for {what}",
+                        e.action.unwrap_or(""),
+                        e.price
+                    ),
                 ));
             }
         }
