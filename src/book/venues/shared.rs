@@ -1069,3 +1069,53 @@ pub(super) mod synth {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::book::Venue;
+    use crate::book::testing::run;
+
+    /// Every line of every corpus file: the books found are exactly the venues the file's
+    /// frames belong to (none of these rule sets takes another venue's messages).
+    #[test]
+    fn each_corpus_file_is_read_by_its_own_venue_only() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/corpus");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if !name.ends_with(".jsonl") {
+                continue;
+            }
+            let lines: Vec<String> = std::fs::read_to_string(&path)
+                .unwrap()
+                .lines()
+                .map(str::to_owned)
+                .collect();
+            let (_, reports) = run(&lines);
+            let mut venues: Vec<Venue> = reports.iter().map(|r| r.id.venue).collect();
+            venues.dedup();
+            let want: &[Venue] = match name.as_str() {
+                "binance-spot_depthUpdate.jsonl" | "binance-usdm_depthUpdate.jsonl" => {
+                    &[Venue::Binance]
+                }
+                "bybit-linear_orderbook.jsonl" | "bybit-spot_orderbook.jsonl" => &[Venue::Bybit],
+                "okx_books.jsonl" => &[Venue::Okx],
+                _ => &[],
+            };
+            let mine = [
+                Venue::Binance,
+                Venue::Bybit,
+                Venue::Deribit,
+                Venue::Gate,
+                Venue::Cryptocom,
+                Venue::Kucoin,
+            ];
+            // Other helpers' venues may read their own files; none of these may.
+            venues.retain(|v| mine.contains(v) || *v == Venue::Okx);
+            assert_eq!(venues, want, "{name}");
+            seen += 1;
+        }
+        assert!(seen >= 20, "{seen} corpus files");
+    }
+}
