@@ -259,6 +259,24 @@ pub(super) enum Rule {
     Covering,
 }
 
+impl Rule {
+    /// Whether `d` is older than a snapshot current to `id` (dropped).
+    fn older(self, d: Diff, id: u64) -> bool {
+        match self {
+            Rule::NextAfter => d.last <= id,
+            Rule::Covering => d.last < id,
+        }
+    }
+
+    /// Whether `d`, not older, continues a snapshot current to `id`.
+    fn starts(self, d: Diff, id: u64) -> bool {
+        match self {
+            Rule::NextAfter => d.first <= id.saturating_add(1),
+            Rule::Covering => d.first <= id,
+        }
+    }
+}
+
 /// A numbered difference: the numbers it covers and, where the venue sends it, the previous
 /// difference's last number.
 #[derive(Clone, Copy, Debug)]
@@ -293,7 +311,7 @@ struct HeldBook {
     channel: Box<str>,
     symbol: Box<str>,
     phase: Phase,
-    held: VecDeque<String>,
+    held: VecDeque<(Diff, String)>,
     /// Bytes in `held`.
     bytes: usize,
     /// The newest held difference's line and time (a `NoSnapshot` break names it).
@@ -317,6 +335,9 @@ enum Start {
     Compare,
     /// The book is proven and not current to its number: nothing to check exactly.
     Ignore,
+    /// The book waits (or is broken) and the snapshot is older than the differences held
+    /// after it: not a start (the recorder fetches another).
+    Stale,
 }
 
 /// REST-started books: which wait, which are proven, what is held.
@@ -369,7 +390,7 @@ impl Held {
         let b = self.entry(m, k);
         let link = match b.phase {
             Phase::Waiting | Phase::Broken => {
-                hold(b, m, text);
+                hold(b, m, d, text);
                 if b.phase == Phase::Broken {
                     // Counted as unproven (the tracker's book is broken too).
                     let _ = t.update(m, k, Link::None);
@@ -377,16 +398,13 @@ impl Held {
                 return Step::Skip;
             }
             Phase::Fresh(id, rule) => {
-                let (old, starts) = match rule {
-                    Rule::NextAfter => (d.last <= id, d.first <= id.saturating_add(1)),
-                    Rule::Covering => (d.last < id, d.first <= id),
-                };
+                let (old, starts) = (rule.older(d, id), rule.starts(d, id));
                 if old {
                     return Step::Skip;
                 }
                 if !starts {
                     b.phase = Phase::Broken;
-                    hold(b, m, text);
+                    hold(b, m, d, text);
                     let want = if rule == Rule::NextAfter { id + 1 } else { id };
                     t.broke(
                         m,
@@ -412,7 +430,7 @@ impl Held {
         if link == Link::None {
             if t.update(m, k, Link::None).is_none() {
                 b.phase = Phase::Broken;
-                hold(b, m, text);
+                hold(b, m, d, text);
                 return Step::Skip;
             }
             t.set_last(m, k, d.last);
@@ -434,7 +452,7 @@ impl Held {
             Some(book) => Step::Apply(book, floor),
             None => {
                 b.phase = Phase::Broken;
-                hold(b, m, text);
+                hold(b, m, d, text);
                 Step::Skip
             }
         }
@@ -516,6 +534,10 @@ impl Held {
                 Vec::new()
             }
             Start::Ignore => Vec::new(),
+            Start::Stale => {
+                tracing::debug!(venue = %k.venue, symbol = k.symbol, id, "REST snapshot older than the differences held: passed over");
+                Vec::new()
+            }
         }
     }
 
@@ -545,11 +567,26 @@ impl Held {
     fn rest(&mut self, t: &mut Tracker, m: &Msg<'_>, k: &Key<'_>, id: u64, rule: Rule) -> Start {
         let b = self.entry(m, k);
         match b.phase {
+            Phase::Waiting | Phase::Broken
+                if b.held
+                    .iter()
+                    .find(|(d, _)| !rule.older(*d, id))
+                    .is_some_and(|(d, _)| !rule.starts(*d, id)) =>
+            {
+                // Older than the first difference held after it: the recorder fetches again
+                // (its own rule), so this one is passed over, not a break.
+                Start::Stale
+            }
             Phase::Waiting | Phase::Broken => {
                 b.phase = Phase::Fresh(id, rule);
                 b.held_at = None;
                 b.bytes = 0;
-                Start::From(std::mem::take(&mut b.held).into())
+                Start::From(
+                    std::mem::take(&mut b.held)
+                        .into_iter()
+                        .map(|(_, t)| t)
+                        .collect(),
+                )
             }
             Phase::Fresh(old, _) if id > old => {
                 b.phase = Phase::Fresh(id, rule);
@@ -593,14 +630,14 @@ impl Held {
 }
 
 /// Keeps `text` (the newest [`HELD`], at most [`HELD_BYTES`]).
-fn hold(b: &mut HeldBook, m: &Msg<'_>, text: &str) {
+fn hold(b: &mut HeldBook, m: &Msg<'_>, d: Diff, text: &str) {
     while b.held.len() >= HELD || (!b.held.is_empty() && b.bytes + text.len() > HELD_BYTES) {
-        if let Some(old) = b.held.pop_front() {
+        if let Some((_, old)) = b.held.pop_front() {
             b.bytes -= old.len();
         }
     }
     b.bytes += text.len();
-    b.held.push_back(text.to_owned());
+    b.held.push_back((d, text.to_owned()));
     b.held_at = Some((m.at.clone(), m.ts));
 }
 
