@@ -16,7 +16,8 @@ use crate::book::level::{Book, Side, key};
 use crate::book::track::{BreakKind, Key, Link, Msg, Position, Tracker};
 
 /// Differences kept per book while it waits for a REST snapshot (or is broken): the newest
-/// are kept, the oldest dropped (the snapshot's numbering then finds the gap, if any).
+/// are kept, the oldest dropped (a snapshot older than the oldest kept is passed over, and the
+/// next one, fetched again, starts the book).
 pub(super) const HELD: usize = 10_000;
 
 /// Bytes of differences kept per book (the newest; with [`HELD`]). A snapshot line comes
