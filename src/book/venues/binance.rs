@@ -9,7 +9,7 @@
 //! - spot (<https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams#how-to-manage-a-local-order-book-correctly>):
 //!   events with `u <= lastUpdateId` are dropped; the first applied has
 //!   `U <= lastUpdateId + 1 <= u`; each next one has `U` = the previous `u` + 1. (The page's
-//!   step 5 says the first event left "should have lastUpdateId within its [U;u] range", one
+//!   step 5 says the first event left "should have lastUpdateId within its `[U;u]` range", one
 //!   stricter when `U = lastUpdateId + 1`; its step 7 only rejects `U > lastUpdateId + 1`, and
 //!   an event starting right after the snapshot continues it exactly: that one is accepted.
 //!   The current page's wording was not re-read for this module: the rule is the one
