@@ -8,12 +8,19 @@
 
 use super::track::{Msg, Tracker};
 
+mod binance;
 mod bitfinex;
 mod bitget;
+mod bybit;
+mod cryptocom;
+mod deribit;
+mod gate;
 mod kraken;
 mod kraken_futures;
 mod kraken_v1;
+mod kucoin;
 mod okx;
+mod shared;
 
 /// The venue rule sets the book engine knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -142,6 +149,12 @@ impl Default for Venues {
                 Box::new(kraken_futures::KrakenFutures),
                 Box::new(bitfinex::Bitfinex::default()),
                 Box::new(bitget::Bitget::default()),
+                Box::new(shared::RestStarted::<binance::Binance>::default()),
+                Box::new(bybit::Bybit),
+                Box::new(deribit::Deribit),
+                Box::new(cryptocom::Cryptocom),
+                Box::new(shared::RestStarted::<gate::Gate>::default()),
+                Box::new(shared::RestStarted::<kucoin::Kucoin>::default()),
             ],
             last: std::collections::HashMap::new(),
         }
