@@ -8,6 +8,7 @@
 
 use super::track::{Msg, Tracker};
 
+mod coinbase;
 mod okx;
 
 /// The venue rule sets the book engine knows.
@@ -130,7 +131,11 @@ pub struct Venues {
 impl Default for Venues {
     fn default() -> Self {
         Self {
-            rules: vec![Box::new(okx::Okx)],
+            rules: vec![
+                Box::new(okx::Okx),
+                Box::new(coinbase::Coinbase::default()),
+                Box::new(coinbase::CoinbaseExchange),
+            ],
             last: std::collections::HashMap::new(),
         }
     }
