@@ -9,6 +9,8 @@
 use super::track::{Msg, Tracker};
 
 mod coinbase;
+mod dydx;
+mod hyperliquid;
 mod okx;
 
 /// The venue rule sets the book engine knows.
@@ -135,6 +137,8 @@ impl Default for Venues {
                 Box::new(okx::Okx),
                 Box::new(coinbase::Coinbase::default()),
                 Box::new(coinbase::CoinbaseExchange),
+                Box::new(hyperliquid::Hyperliquid),
+                Box::new(dydx::Dydx::default()),
             ],
             last: std::collections::HashMap::new(),
         }
