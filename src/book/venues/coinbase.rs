@@ -318,6 +318,14 @@ impl Rules for CoinbaseExchange {
     }
 }
 
+/// The one break `lines` (messages on one connection) make: its kind and line.
+#[cfg(test)]
+pub(super) fn only_break(lines: &[String]) -> (BreakKind, u64) {
+    let (breaks, _) = crate::book::testing::run(lines);
+    assert_eq!(breaks.len(), 1, "{breaks:#?}");
+    (breaks[0].kind, breaks[0].at.line)
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::{HashMap, HashSet};
@@ -418,12 +426,7 @@ mod tests {
                 })
                 .unwrap();
         lines[i] = lines[i].replacen("\"side\":\"bid\"", "\"side\":\"offer\"", 1);
-        let (breaks, _) = run(&lines);
-        assert_eq!(breaks.len(), 1, "{breaks:#?}");
-        assert_eq!(
-            (breaks[0].kind, breaks[0].at.line),
-            (BreakKind::Crossed, i as u64 + 1)
-        );
+        assert_eq!(only_break(&lines), (BreakKind::Crossed, i as u64 + 1));
     }
 
     #[test]
@@ -571,21 +574,14 @@ mod tests {
         let v: Value = serde_json::from_str(&lines[i]).unwrap();
         let size = v["changes"][0][2].as_str().unwrap();
         changed[i] = lines[i].replacen(&format!("\"{size}\"]"), "\"0\"]", 1);
-        let (breaks, _) = run(&changed);
-        assert_eq!(breaks.len(), 1, "{breaks:#?}");
         assert_eq!(
-            (breaks[0].kind, breaks[0].at.line),
+            only_break(&changed),
             (BreakKind::MissingLevel, i as u64 + 1)
         );
         // The update that adds it deleted: its removal breaks.
         let mut deleted = lines.clone();
         deleted.remove(i);
-        let (breaks, _) = run(&deleted);
-        assert_eq!(breaks.len(), 1, "{breaks:#?}");
-        assert_eq!(
-            (breaks[0].kind, breaks[0].at.line),
-            (BreakKind::MissingLevel, j as u64)
-        );
+        assert_eq!(only_break(&deleted), (BreakKind::MissingLevel, j as u64));
         // The two swapped: the removal comes first.
         let mut swapped = lines.clone();
         swapped.swap(i, j);

@@ -8,6 +8,7 @@
 
 use super::track::{Msg, Tracker};
 
+mod bitmex;
 mod coinbase;
 mod dydx;
 mod hyperliquid;
@@ -139,6 +140,7 @@ impl Default for Venues {
                 Box::new(coinbase::CoinbaseExchange),
                 Box::new(hyperliquid::Hyperliquid),
                 Box::new(dydx::Dydx::default()),
+                Box::new(bitmex::Bitmex::default()),
             ],
             last: std::collections::HashMap::new(),
         }
