@@ -318,6 +318,25 @@ impl Rules for CoinbaseExchange {
     }
 }
 
+/// Reads `lines` as messages of connection 1 through fresh books: the books, and whether each
+/// was read as a book message.
+#[cfg(test)]
+pub(super) fn read_each(lines: &[&str]) -> (crate::book::Books, Vec<bool>) {
+    let mut books = crate::book::Books::new();
+    let at = crate::book::Position {
+        file: "f".into(),
+        line: 1,
+    };
+    let m = Msg {
+        stream: "s",
+        conn: 1,
+        ts: 1,
+        at: &at,
+    };
+    let read = lines.iter().map(|l| books.message(&m, l)).collect();
+    (books, read)
+}
+
 /// The one break `lines` (messages on one connection) make: its kind and line.
 #[cfg(test)]
 pub(super) fn only_break(lines: &[String]) -> (BreakKind, u64) {
@@ -494,18 +513,7 @@ mod tests {
             number_near(hb.as_bytes(), SEQ_WITHIN, b"\"sequence_num\":"),
             Some(7)
         );
-        let mut books = crate::book::Books::new();
-        let at = crate::book::Position {
-            file: "f".into(),
-            line: 1,
-        };
-        let m = Msg {
-            stream: "s",
-            conn: 1,
-            ts: 1,
-            at: &at,
-        };
-        assert!(!books.message(&m, hb));
+        assert_eq!(read_each(&[hb]).1, [false]);
     }
 
     const EXCHANGE: &str =

@@ -9,6 +9,7 @@
 use super::track::{Msg, Tracker};
 
 mod bitmex;
+mod bitstamp;
 mod coinbase;
 mod dydx;
 mod hyperliquid;
@@ -141,6 +142,7 @@ impl Default for Venues {
                 Box::new(hyperliquid::Hyperliquid),
                 Box::new(dydx::Dydx::default()),
                 Box::new(bitmex::Bitmex::default()),
+                Box::new(bitstamp::Bitstamp::default()),
             ],
             last: std::collections::HashMap::new(),
         }
