@@ -14,6 +14,7 @@ mod coinbase;
 mod dydx;
 mod hyperliquid;
 mod okx;
+mod upbit;
 
 /// The venue rule sets the book engine knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -143,6 +144,7 @@ impl Default for Venues {
                 Box::new(dydx::Dydx::default()),
                 Box::new(bitmex::Bitmex::default()),
                 Box::new(bitstamp::Bitstamp::default()),
+                Box::new(upbit::Upbit),
             ],
             last: std::collections::HashMap::new(),
         }
