@@ -2,7 +2,8 @@
 //! and "Table" semantics): a table kept by the server, keyed by `symbol`, `id` and `side`.
 //! `action":"partial` is the whole table (the snapshot; messages of the table before it are to
 //! be dropped, so they are no break), then `insert` (a new level: `id`, `side`, `price`,
-//! `size`), `update` (`id`, `side`, `size`; the price is not sent: the `id` names the level)
+//! `size`), `update` (`id`, `side`, `size`; the `id` names the level, and a `price`, when
+//! sent, must be the level's)
 //! and `delete` (`id`, `side`). The table's key is `symbol`, `id`, `side` (an id encodes a
 //! price, the same on both sides). An update or delete of an (`id`, `side`) the book does not
 //! have, or an insert of one it has, is a `MissingLevel` break. The (id, side) → price text of
@@ -26,7 +27,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{Rules, Venue};
-use crate::book::level::{Book, Side, Text};
+use crate::book::level::{Book, Side, Text, key};
 use crate::book::track::{BreakKind, Key, Link, Msg, Tracker};
 
 #[derive(Deserialize)]
@@ -204,6 +205,18 @@ fn apply(
     let Some(&price) = ids.get(&(row.id, side)) else {
         return Err(missing(&format!("an {action} of a level the book lacks")));
     };
+    // Updates may carry the price too: it must be the level's.
+    if let Some(said) = row.price.map(RawValue::get)
+        && key(said).map_err(bad)? != key(price.as_str()).map_err(bad)?
+    {
+        return Err((
+            BreakKind::MissingLevel,
+            format!(
+                "id {} {side:?} is at {price}; the {action} says {said}",
+                row.id
+            ),
+        ));
+    }
     if action == "update" {
         book.set(side, price.as_str(), size()?).map_err(bad)?;
         return Ok(());
@@ -316,6 +329,17 @@ mod tests {
     fn an_insert_of_a_level_the_book_has_breaks() {
         let mut lines = feed();
         lines.push(msg("insert", &[(100.5, "Sell", 1)], true));
+        assert_eq!(only_break(&lines), (BreakKind::MissingLevel, 8));
+    }
+
+    #[test]
+    fn an_update_at_another_price_than_its_level_breaks() {
+        let mut lines = feed();
+        lines.push(msg("update", &[(100.5, "Sell", 1)], true));
+        let (breaks, _) = run(&lines);
+        assert_eq!(breaks, []);
+        let last = lines.len() - 1;
+        lines[last] = lines[last].replacen("\"price\":100.5", "\"price\":100.0", 1);
         assert_eq!(only_break(&lines), (BreakKind::MissingLevel, 8));
     }
 

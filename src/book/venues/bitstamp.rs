@@ -21,6 +21,7 @@
 //! (cryptofeed skips them too). A connection (or the recording) that ends with differences
 //! still waiting for their snapshot is a `NoSnapshot` break at the first of them.
 
+use std::fmt::Write as _;
 use std::marker::PhantomData;
 
 use serde::Deserialize;
@@ -355,17 +356,52 @@ fn orders(book: &mut Book, data: &Levels<'_>) -> Result<(), (BreakKind, String)>
     Ok(())
 }
 
-/// A fixed-point amount (10⁻¹⁸ units) as decimal text, without trailing zeros.
-fn decimal(units: i128) -> String {
-    let sign = if units < 0 { "-" } else { "" };
-    let u = units.unsigned_abs();
+/// A fixed-point amount (10⁻¹⁸ units) as decimal text, without trailing zeros (on the stack:
+/// no allocation per level).
+fn decimal(units: i128) -> Decimal {
+    let mut d = Decimal {
+        len: 0,
+        bytes: [0; DECIMAL_MAX],
+    };
     let scale = 10u128.pow(18);
-    let frac = format!("{:018}", u % scale);
-    let frac = frac.trim_end_matches('0');
-    if frac.is_empty() {
-        format!("{sign}{}", u / scale)
-    } else {
-        format!("{sign}{}.{frac}", u / scale)
+    let u = units.unsigned_abs();
+    let (int, mut frac) = (u / scale, u % scale);
+    let sign = if units < 0 { "-" } else { "" };
+    let _ = write!(d, "{sign}{int}");
+    if frac != 0 {
+        let mut digits = 18;
+        while frac % 10 == 0 {
+            frac /= 10;
+            digits -= 1;
+        }
+        let _ = write!(d, ".{frac:0digits$}");
+    }
+    d
+}
+
+/// Longest text [`decimal`] writes: a sign, 21 integer digits, a point and 18 decimals.
+const DECIMAL_MAX: usize = 48;
+
+/// Decimal text on the stack.
+struct Decimal {
+    len: usize,
+    bytes: [u8; DECIMAL_MAX],
+}
+
+impl Decimal {
+    fn as_str(&self) -> &str {
+        // Only `write_str` fills it, with whole `&str`s.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or("")
+    }
+}
+
+impl std::fmt::Write for Decimal {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        let to = self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        to.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }
 
@@ -558,10 +594,10 @@ mod tests {
 
     #[test]
     fn decimal_text_of_fixed_point_sums() {
-        assert_eq!(decimal(key("0.35").unwrap()), "0.35");
-        assert_eq!(decimal(key("12").unwrap()), "12");
+        assert_eq!(decimal(key("0.35").unwrap()).as_str(), "0.35");
+        assert_eq!(decimal(key("12").unwrap()).as_str(), "12");
         assert_eq!(
-            decimal(key("-0.000000000000000001").unwrap()),
+            decimal(key("-0.000000000000000001").unwrap()).as_str(),
             "-0.000000000000000001"
         );
     }
