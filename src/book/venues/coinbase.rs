@@ -1,11 +1,13 @@
 //! Coinbase books: Advanced Trade `level2` and Coinbase Exchange `level2`/`level2_batch`.
 //!
 //! Advanced Trade (<https://docs.cdp.coinbase.com/coinbase-app/advanced-trade-apis/websocket/websocket-channels>,
-//! Level2 channel; the message envelope with `sequence_num` in
-//! <https://docs.cdp.coinbase.com/coinbase-app/advanced-trade-apis/websocket/websocket-overview>):
-//! every message is `{"channel":..,"timestamp":..,"sequence_num":N,"events":[..]}`, and
-//! `sequence_num` counts every message of the connection, whatever its channel (heartbeats,
-//! tickers, trades, subscription acks). A skip in it means a message of the connection was
+//! Level2 channel): every message is `{"channel":..,"timestamp":..,"sequence_num":N,
+//! "events":[..]}`, and `sequence_num` counts every message of the connection, whatever its
+//! channel (heartbeats, tickers, trades, subscription acks): the corpus' recording of one
+//! connection (`tests/fixtures/corpus/coinbase-advanced_*.jsonl`) numbers its messages of every
+//! channel 0, 1, 2, … with no other hole than its two left-out snapshots, and wsrec's
+//! `tools::venue_seq` and nautilus_trader's `nautilus_coinbase` (`websocket/messages.rs`: the
+//! envelope) read it the same way. A skip in it means a message of the connection was
 //! lost, so every book of that connection breaks, at the message where the skip shows
 //! ([`ConnSeq`], fed by every Advanced Trade message: [`Rules::claims`] takes them all, and
 //! [`Rules::message`] answers true only for `l2_data`). An `l2_data` event of `type`
@@ -13,10 +15,8 @@
 //! (`side` `bid` or `offer`, `price_level`, `new_quantity`; `0` removes). Advanced Trade also
 //! sends removals of levels the book does not have (the corpus' frames, with every
 //! `sequence_num` present, remove some levels twice), so such a removal is no break here;
-//! cryptofeed's handler skips them too.
-//! cryptofeed's `cryptofeed/exchanges/coinbase.py` (`_pair_level2_snapshot`,
-//! `_pair_level2_update`) and nautilus_trader's `nautilus_coinbase` crate
-//! (`websocket/messages.rs`: the envelope with `sequence_num`) read the same shapes.
+//! cryptofeed's `cryptofeed/exchanges/coinbase.py` (`_pair_level2_update`, which reads the
+//! same shapes) skips them too. Nothing checks a size (no checksum).
 //!
 //! Coinbase Exchange (<https://docs.cdp.coinbase.com/exchange/websocket-feed/channels>,
 //! `level2_batch`): a `snapshot` message (`bids`, `asks`: `[price, size]`) then `l2update`s
