@@ -10,17 +10,17 @@
 //! `cryptofeed/exchanges/bitstamp.py`: `_snapshot` then `_process_l2_book`, which skips the
 //! changes older than the snapshot) is to apply the changes stamped after the snapshot. Here:
 //! the differences that come before the snapshot line are kept (at most [`MAX_WAITING`] per
-//! book; beyond that the oldest go, and if one of them was newer than the snapshot the book
-//! cannot be proven: a `SequenceGap` break), and when the snapshot line comes those with a
+//! book; beyond that the oldest go), and when the snapshot line comes those with a
 //! `microtimestamp` at or before it are dropped and the rest applied. A snapshot older than the
 //! first waiting difference is too old (changes between them may be missing: the recorder
-//! fetches again), so it is not used. After it, every difference must be stamped later than
+//! fetches again; or the bound dropped differences newer than it), so it is not used. After it, every difference must be stamped later than
 //! the one before (`Link::Increasing`: Bitstamp stamps a channel's messages in order; every
 //! channel of the corpus' recording does), which finds swapped messages; a lost message cannot
 //! be seen (no numbering, no checksum). A removal of a level the book lacks is no break
 //! (cryptofeed skips them too). A connection (or the recording) that ends with differences
 //! still waiting for their snapshot is a `NoSnapshot` break at the first of them.
 
+use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::marker::PhantomData;
 
@@ -100,9 +100,7 @@ struct Diff {
     conn: u64,
     pair: Box<str>,
     /// Differences waiting for the snapshot line: their text, line and receive time.
-    waiting: Vec<(String, Position, u64)>,
-    /// The newest `microtimestamp` of a difference the bound dropped.
-    dropped: Option<u64>,
+    waiting: VecDeque<(String, Position, u64)>,
     /// The snapshot line's `microtimestamp` once it came, and whether no difference has been
     /// applied since (older ones are dropped only then).
     snapshot: Option<(u64, bool)>,
@@ -127,8 +125,7 @@ impl Bitstamp {
                     stream: stream.into(),
                     conn,
                     pair: pair.into(),
-                    waiting: Vec::new(),
-                    dropped: None,
+                    waiting: VecDeque::new(),
                     snapshot: None,
                 });
                 self.diffs.len() - 1
@@ -138,7 +135,7 @@ impl Bitstamp {
 
     /// Reports the differences of `d` that waited for a snapshot in vain.
     fn no_snapshot(t: &mut Tracker, d: &Diff) {
-        let Some((_, at, ts)) = d.waiting.first() else {
+        let Some((_, at, ts)) = d.waiting.front() else {
             return;
         };
         let m = Msg {
@@ -213,13 +210,9 @@ impl Rules for Bitstamp {
                 apply_diff(t, m, d, &top.data);
             } else {
                 if d.waiting.len() == MAX_WAITING {
-                    let (old, _, _) = d.waiting.remove(0);
-                    let time = serde_json::from_str::<Top<'_>>(&old)
-                        .ok()
-                        .and_then(|o| o.data.time());
-                    d.dropped = d.dropped.max(time);
+                    d.waiting.pop_front();
                 }
-                d.waiting.push((msg.to_owned(), m.at.clone(), m.ts));
+                d.waiting.push_back((msg.to_owned(), m.at.clone(), m.ts));
             }
             return true;
         }
@@ -283,7 +276,7 @@ impl Rules for Bitstamp {
         };
         let first = d
             .waiting
-            .first()
+            .front()
             .and_then(|(w, _, _)| serde_json::from_str::<Top<'_>>(w).ok())
             .and_then(|w| w.data.time());
         if first.is_none_or(|f| f > time) {
@@ -295,16 +288,6 @@ impl Rules for Bitstamp {
         let applied = apply(book, true, body.levels());
         settle_levels(t, m, &k, applied);
         d.snapshot = Some((time, true));
-        if let Some(dropped) = d.dropped.filter(|&x| x > time) {
-            t.broke(
-                m,
-                &k,
-                BreakKind::SequenceGap,
-                format!(
-                    "more than {MAX_WAITING} differences waited; one dropped ({dropped}) is newer than the snapshot ({time})"
-                ),
-            );
-        }
         for (w, _, _) in std::mem::take(&mut d.waiting) {
             if let Ok(top) = serde_json::from_str::<Top<'_>>(&w) {
                 apply_diff(t, m, d, &top.data);
@@ -526,6 +509,37 @@ mod tests {
             (BreakKind::NoSnapshot, 1)
         );
         assert_eq!((reports[0].breaks, reports[0].spans_total), (2, 0));
+    }
+
+    #[test]
+    fn at_most_max_waiting_differences_wait() {
+        let diff = |i: usize| {
+            Line::Msg(
+                1,
+                format!(
+                    r#"{{"data":{{"timestamp":"1","microtimestamp":"{}","bids":[["{i}.5","1"]],"asks":[]}},"channel":"diff_order_book_ethusd","event":"data"}}"#,
+                    1000 + i
+                ),
+            )
+        };
+        let n = MAX_WAITING + 10;
+        // The first ten went: a snapshot before the eleventh cannot be continued.
+        let mut lines: Vec<Line> = (0..n).map(diff).collect();
+        lines.push(rest(1000 + 9));
+        lines.push(Line::End(1));
+        let (breaks, reports) = run_lines(&lines);
+        assert_eq!(breaks.len(), 1, "{breaks:#?}");
+        assert_eq!(
+            (breaks[0].kind, breaks[0].at.line),
+            (BreakKind::NoSnapshot, 11)
+        );
+        assert_eq!(reports[0].snapshots, 0);
+        // A snapshot at the eleventh's time continues with the twelfth.
+        lines.truncate(n);
+        lines.push(rest(1000 + 10));
+        let (breaks, reports) = run_lines(&lines);
+        assert_eq!(breaks, []);
+        assert_eq!(reports[0].updates, MAX_WAITING as u64 - 1);
     }
 
     #[test]
