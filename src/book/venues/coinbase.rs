@@ -38,69 +38,87 @@ const ADVANCED_CHANNEL: &str = "level2";
 /// The channel name the Coinbase Exchange books are reported under.
 const EXCHANGE_CHANNEL: &str = "level2";
 
-/// A per-connection message counter that must count up by one, and the books it covers
-/// (Coinbase Advanced Trade `sequence_num`, dYdX v4 `message_id`): a skip breaks every book of
-/// the connection.
-#[derive(Debug, Default)]
+/// A per-connection message number and the books it covers: with `contiguous` it must count
+/// up by one (Coinbase Advanced Trade `sequence_num`), otherwise only grow (dYdX v4
+/// `message_id` of data messages); a number that breaks the rule breaks every book of the
+/// connection.
+#[derive(Debug)]
 pub(super) struct ConnSeq {
+    contiguous: bool,
     conns: Vec<ConnState>,
 }
 
-/// One connection's counter and books.
+/// One connection's number and books.
 #[derive(Debug)]
 struct ConnState {
     stream: Box<str>,
     conn: u64,
-    next: u64,
+    /// The last number seen.
+    last: Option<u64>,
     books: Vec<(Box<str>, Box<str>)>,
 }
 
 impl ConnSeq {
-    fn state(&mut self, m: &Msg<'_>) -> Option<usize> {
-        self.conns
-            .iter()
-            .position(|c| c.conn == m.conn && &*c.stream == m.stream)
+    /// No connection yet; numbers must count up by one (`contiguous`) or only grow.
+    pub(super) fn new(contiguous: bool) -> Self {
+        Self {
+            contiguous,
+            conns: Vec::new(),
+        }
     }
 
-    /// The connection's message numbered `n`: a skip (or a number going back) breaks every
-    /// book of `venue` the connection carried, at this message.
+    fn state(&mut self, m: &Msg<'_>) -> &mut ConnState {
+        let i = match self
+            .conns
+            .iter()
+            .position(|c| c.conn == m.conn && &*c.stream == m.stream)
+        {
+            Some(i) => i,
+            None => {
+                self.conns.push(ConnState {
+                    stream: m.stream.into(),
+                    conn: m.conn,
+                    last: None,
+                    books: Vec::new(),
+                });
+                self.conns.len() - 1
+            }
+        };
+        &mut self.conns[i]
+    }
+
+    /// The connection's message numbered `n`: a number that skips (when contiguous) or does not
+    /// grow breaks every book of `venue` the connection carried, at this message.
     pub(super) fn see(&mut self, t: &mut Tracker, m: &Msg<'_>, venue: Venue, field: &str, n: u64) {
-        let Some(i) = self.state(m) else {
-            self.conns.push(ConnState {
-                stream: m.stream.into(),
-                conn: m.conn,
-                next: n.wrapping_add(1),
-                books: Vec::new(),
-            });
+        let contiguous = self.contiguous;
+        let c = self.state(m);
+        let Some(last) = c.last.replace(n) else {
             return;
         };
-        let c = &mut self.conns[i];
-        let expected = c.next;
-        c.next = n.wrapping_add(1);
-        if n == expected {
-            return;
-        }
+        let wrong = if contiguous {
+            (n != last.wrapping_add(1)).then(|| {
+                format!(
+                    "`{field}` {n}, expected {}: a message of the connection is missing",
+                    last.wrapping_add(1)
+                )
+            })
+        } else {
+            (n <= last).then(|| format!("`{field}` {n} after {last}: out of order"))
+        };
+        let Some(why) = wrong else { return };
         for (channel, symbol) in &c.books {
             let k = Key {
                 venue,
                 channel,
                 symbol,
             };
-            t.broke(
-                m,
-                &k,
-                BreakKind::SequenceGap,
-                format!(
-                    "`{field}` {n}, expected {expected}: a message of the connection is missing"
-                ),
-            );
+            t.broke(m, &k, BreakKind::SequenceGap, why.clone());
         }
     }
 
     /// Notes that the connection carries the book `channel`/`symbol`.
     pub(super) fn book(&mut self, m: &Msg<'_>, channel: &str, symbol: &str) {
-        let Some(i) = self.state(m) else { return };
-        let books = &mut self.conns[i].books;
+        let books = &mut self.state(m).books;
         if !books.iter().any(|(c, s)| &**c == channel && &**s == symbol) {
             books.push((channel.into(), symbol.into()));
         }
@@ -150,9 +168,17 @@ struct AdvancedLevel<'a> {
 }
 
 /// Coinbase Advanced Trade's rules: the per-connection `sequence_num`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Coinbase {
     seq: ConnSeq,
+}
+
+impl Default for Coinbase {
+    fn default() -> Self {
+        Self {
+            seq: ConnSeq::new(true),
+        }
+    }
 }
 
 /// How far into a message its `sequence_num` is looked for.
