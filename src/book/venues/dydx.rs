@@ -13,7 +13,9 @@
 //! takes its number when it arrives and its `subscribed` answer is sent after the initial
 //! fetch, while data of other subscriptions goes out with later numbers; error answers reuse
 //! the current number). Data messages (`channel_data`, `channel_batch_data`) take theirs as
-//! they are sent, so those must only grow, per connection: one that does not breaks every book
+//! they are sent (`src/lib/message-forwarder.ts`, `forwardToClient` and
+//! `forwardToClientBatch`: the number goes up by one and the message is sent at once), so
+//! those must only grow, per connection: one that does not breaks every book
 //! of the connection ([`ConnSeq`], fed by the data messages of every channel: [`Rules::claims`]
 //! takes every dYdX message, [`Rules::message`] answers true only for `v4_orderbook`). A lost
 //! message cannot be told from a number a late `subscribed` answer took, so it is not seen.
