@@ -467,6 +467,46 @@ mod tests {
     }
 
     #[test]
+    fn every_pair_of_the_corpus_rebuilds_from_its_snapshot_line() {
+        let mut lines = Vec::new();
+        let mut seen: Vec<(String, usize)> = Vec::new();
+        for l in CORPUS.lines() {
+            lines.push(Line::Msg(1, l.to_owned()));
+            let Ok(top) = serde_json::from_str::<Top<'_>>(l) else {
+                continue;
+            };
+            let Some(pair) = top.channel.strip_prefix("diff_order_book_") else {
+                continue;
+            };
+            if top.event != "data" {
+                continue;
+            }
+            match seen.iter_mut().find(|(p, _)| p == pair) {
+                Some((_, n)) => *n += 1,
+                None => seen.push((pair.to_owned(), 1)),
+            }
+            // The snapshot line after a pair's second difference, current to it.
+            if seen.iter().any(|(p, n)| p == pair && *n == 2) {
+                let time = top.data.time().unwrap();
+                lines.push(Line::Rest(
+                    1,
+                    pair.to_owned(),
+                    url(pair),
+                    format!(r#"{{"timestamp":"1","microtimestamp":"{time}","bids":[],"asks":[]}}"#),
+                ));
+            }
+        }
+        let (breaks, reports) = run_lines(&lines);
+        assert_eq!(breaks, []);
+        assert_eq!(reports.len(), 9, "{reports:#?}");
+        let diffs: u64 = seen.iter().map(|(_, n)| *n as u64).sum();
+        assert_eq!(diffs, 717);
+        // Each pair's first two differences are in its snapshot.
+        assert_eq!(reports.iter().map(|r| r.updates).sum::<u64>(), diffs - 18);
+        assert!(reports.iter().all(|r| r.proven() && r.snapshots == 1));
+    }
+
+    #[test]
     fn a_snapshot_older_than_the_first_waiting_difference_is_not_used() {
         let diffs = ethusd();
         let mut lines: Vec<Line> = diffs[..3].iter().map(|l| Line::Msg(1, l.clone())).collect();
