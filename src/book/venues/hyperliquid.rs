@@ -4,8 +4,8 @@
 //! `{"px":..,"sz":..,"n":..}` with price and size as strings. Every message is a snapshot; what
 //! is checked is that its levels read and the book is not crossed. Nothing links one message
 //! to the next (no numbering, no checksum), so a lost or reordered message cannot be seen.
-//! ccxt's `ts/src/pro/hyperliquid.ts` (`handleOrderBook`) and nautilus_trader's
-//! `crates/adapters/hyperliquid` read the book the same way (the whole book each message).
+//! ccxt's `ts/src/pro/hyperliquid.ts` (`handleOrderBook`: `orderbook.reset` with each
+//! message's levels) reads the book the same way.
 
 use serde::Deserialize;
 

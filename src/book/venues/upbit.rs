@@ -5,7 +5,8 @@
 //! sizes as JSON numbers (their literal text is kept). Every message is a snapshot; what is
 //! checked is that its levels read and the book is not crossed. Nothing links one message to
 //! the next, so a lost or reordered message cannot be seen. ccxt's `ts/src/pro/upbit.ts`
-//! (`handleOrderBook`: the units replace the book each message) reads it the same way.
+//! (`handleOrderBook`: "the REALTIME deltas are not incremental", the units replace the book
+//! each message) reads it the same way.
 //!
 //! Upbit sends its JSON in binary frames, which wsrec records as received (`bin`, base64): the
 //! engine sees them only when the reader hands it their text.
