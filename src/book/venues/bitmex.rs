@@ -2,12 +2,13 @@
 //! and "Table" semantics): a table kept by the server, keyed by `symbol`, `id` and `side`.
 //! `action":"partial` is the whole table (the snapshot; messages of the table before it are to
 //! be dropped, so they are no break), then `insert` (a new level: `id`, `side`, `price`,
-//! `size`), `update` (`id`, `side`, `size`; the `id` names the level, and a `price`, when
-//! sent, must be the level's)
-//! and `delete` (`id`, `side`). The table's key is `symbol`, `id`, `side` (an id encodes a
-//! price, the same on both sides). An update or delete of an (`id`, `side`) the book does not
-//! have, or an insert of one it has, is a `MissingLevel` break. The (id, side) → price text of
-//! every level is kept per book here (cleared when its connection ends).
+//! `size`), `update` (`id`, `side`, `size`) and `delete` (`id`, `side`). The `id` names a price
+//! level (BitMEX: "a composite of price and symbol, always unique for any given price level"),
+//! so the price of an update or delete is the level's; when one carries a `price` too (deletes
+//! do since 2023: ccxt/ccxt#17355), it must be that one. An update or delete of an (`id`,
+//! `side`) the book does not have, or an insert of one it has, is a `MissingLevel` break. The
+//! (id, side) → price text of every level is kept per book here (cleared when its connection
+//! ends).
 //! Prices and sizes are JSON numbers: their literal text is kept.
 //!
 //! `orderBookL2_25` is the same table limited to the best 25 levels a side: the server sends
