@@ -11,16 +11,22 @@ use super::track::{Msg, Tracker};
 mod binance;
 mod bitfinex;
 mod bitget;
+mod bitmex;
+mod bitstamp;
 mod bybit;
+mod coinbase;
 mod cryptocom;
 mod deribit;
+mod dydx;
 mod gate;
+mod hyperliquid;
 mod kraken;
 mod kraken_futures;
 mod kraken_v1;
 mod kucoin;
 mod okx;
 mod shared;
+mod upbit;
 
 /// The venue rule sets the book engine knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -155,6 +161,13 @@ impl Default for Venues {
                 Box::new(cryptocom::Cryptocom),
                 Box::new(shared::RestStarted::<gate::Gate>::default()),
                 Box::new(shared::RestStarted::<kucoin::Kucoin>::default()),
+                Box::new(coinbase::Coinbase::default()),
+                Box::new(coinbase::CoinbaseExchange),
+                Box::new(hyperliquid::Hyperliquid),
+                Box::new(dydx::Dydx::default()),
+                Box::new(bitmex::Bitmex::default()),
+                Box::new(bitstamp::Bitstamp::default()),
+                Box::new(upbit::Upbit),
             ],
             last: std::collections::HashMap::new(),
         }
