@@ -1,6 +1,7 @@
 //! REST depth snapshots, end to end: a local Binance-shaped venue serves depth differences over
 //! WebSocket and `/api/v3/depth` over HTTP, the recorder runs with the `binance-spot` preset,
-//! and the recording alone must rebuild the venue's book.
+//! and the recording alone must rebuild the venue's book: by the test's own rebuild, and by
+//! `wsrec verify` (every book proven, through reconnects and stale snapshots) and `wsrec book`.
 
 mod common;
 
@@ -361,6 +362,53 @@ fn rebuild_of(recs: &[Value], symbol: &str) -> Book {
 }
 
 /// Sends differences `first..first+n` (one update id each) on `conn`.
+/// `wsrec verify` proves every book of the recording under `dir` (each from its snapshot line
+/// through every difference, no break) and `wsrec book` prints, for `symbol`, the venue's own
+/// book `want`. Returns the spans of `symbol`'s book.
+fn proven(dir: &std::path::Path, books: usize, symbol: &str, want: &Book) -> u64 {
+    use wsrec::tools::Progress;
+    use wsrec::tools::book::{BookFormat, BookOptions, book};
+    use wsrec::tools::verify::{VerifyOptions, verify};
+    let files = wsrec::read::discover(&[dir.to_owned()]).unwrap();
+    let r = verify(
+        files.clone(),
+        VerifyOptions::default(),
+        &mut Progress::new(0, false),
+    );
+    assert!(r.ok, "{r:#?}");
+    assert_eq!(r.books.len(), books, "{:#?}", r.books);
+    assert_eq!(r.books_proven as usize, books, "{:#?}", r.books);
+    let report = r.books.iter().find(|b| b.id.symbol == symbol).unwrap();
+    assert!(report.updates > 0, "{report:#?}");
+    let opts = BookOptions {
+        symbol: symbol.to_owned(),
+        filter: wsrec::tools::Filter::default(),
+        at: None,
+        depth: 100_000,
+        every: None,
+        format: BookFormat::Jsonl,
+    };
+    let mut out = Vec::new();
+    let scan = wsrec::read::Scan::new(files, wsrec::read::Order::Merged);
+    book(scan, &opts, &mut out, &mut Progress::new(0, false)).unwrap();
+    let row: Value = serde_json::from_slice(&out).unwrap();
+    let side = |v: &Value| -> Side {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                (
+                    l[0].as_str().unwrap().to_owned(),
+                    l[1].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(side(&row["bids"]), want.bids, "{row}");
+    assert_eq!(side(&row["asks"]), want.asks, "{row}");
+    report.spans_total
+}
+
 async fn send_diffs(conn: &mut ServerConn, venue: &Mutex<Venue>, first: u64, n: u64) {
     for id in first..first + n {
         let text = diff(venue, id, id);
@@ -399,6 +447,8 @@ async fn the_snapshot_comes_after_the_first_difference_and_the_recording_rebuild
     assert_eq!(meta["first_id"], 1001);
     assert!(meta["sent_ts"].as_u64().unwrap() <= snaps[0]["ts"].as_u64().unwrap());
     assert_eq!(rebuild(&recs), venue.lock().unwrap().book);
+    let book = venue.lock().unwrap().book.clone();
+    assert_eq!(proven(dir.path(), 1, "BTCUSDT", &book), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -425,6 +475,8 @@ async fn a_snapshot_older_than_the_first_difference_is_fetched_again() {
     );
     assert_eq!(snaps[0]["snapshot"]["attempts"], 2);
     assert_eq!(rebuild(&recs), venue.lock().unwrap().book);
+    let book = venue.lock().unwrap().book.clone();
+    assert_eq!(proven(dir.path(), 1, "BTCUSDT", &book), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -535,6 +587,9 @@ async fn a_new_connection_gets_a_snapshot_of_its_own() {
     assert_eq!(conns.len(), 2, "{snaps:?}");
     assert_ne!(conns[0], conns[1]);
     assert_eq!(rebuild(&recs), venue.lock().unwrap().book);
+    // Proven on each connection from its own snapshot: two spans, no break.
+    let book = venue.lock().unwrap().book.clone();
+    assert_eq!(proven(dir.path(), 1, "BTCUSDT", &book), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -567,6 +622,9 @@ async fn snapshot_interval_adds_a_fresh_anchor_while_the_connection_lives() {
         "{seen:?}"
     );
     assert_eq!(rebuild(&recs), venue.lock().unwrap().book);
+    // The anchors while the book is proven keep it one span.
+    let book = venue.lock().unwrap().book.clone();
+    assert_eq!(proven(dir.path(), 1, "BTCUSDT", &book), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -631,6 +689,8 @@ async fn usdm_gets_one_snapshot_per_symbol_per_connection_from_its_own_endpoint(
             "{s}"
         );
     }
+    let book = venue.lock().unwrap().others["SOLUSDT"].clone();
+    assert_eq!(proven(dir.path(), 3, "SOLUSDT", &book), 1);
 }
 
 /// A Bitstamp `diff_order_book_btcusd` change at `micros` (its `microtimestamp`); it moves the
@@ -755,6 +815,8 @@ async fn bitstamp_diff_order_book_starts_from_its_rest_order_book() {
     assert_eq!(snaps.len(), 1, "{snaps:?}");
     assert_eq!(snaps[0]["snapshot"]["first_id"], t0);
     assert_eq!(rebuild_bitstamp(&recs), venue.lock().unwrap().book);
+    let book = venue.lock().unwrap().book.clone();
+    assert_eq!(proven(dir.path(), 1, "btcusd", &book), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
