@@ -399,3 +399,60 @@ async fn wsrec_book_prints_the_book_the_test_rebuilds() {
         "{err}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn books_in_binary_frames_are_read_gzip_and_plain() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = TestServer::start().await;
+    let rec = start(config(dir.path(), vec![stream("bin", &server.url())]), T0);
+    let mut conn = server.accept().await;
+    // HTX: every frame gzip-compressed; the book every message.
+    for v in 1..=3u64 {
+        let text = format!(
+            r#"{{"ch":"market.btcusdt.depth.step0","ts":1,"tick":{{"bids":[[52690.{v},0.5],[52689,1.25]],"asks":[[52691.{v},2]],"version":{v},"ts":1}}}}"#
+        );
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(text.as_bytes()).unwrap();
+        conn.send_binary(&gz.finish().unwrap()).await;
+    }
+    // Upbit: JSON in binary frames.
+    let upbit = r#"{"type":"orderbook","code":"KRW-BTC","timestamp":1,"total_ask_size":1,"total_bid_size":1,"orderbook_units":[{"ask_price":101.0,"bid_price":100.0,"ask_size":0.5,"bid_size":1.5E-4}],"stream_type":"REALTIME","level":0}"#;
+    conn.send_binary(upbit.as_bytes()).await;
+    rec.wait_messages(4).await;
+    rec.stop().await;
+    // Stored as received: base64 of the frames, not inflated.
+    assert_eq!(
+        records(dir.path())
+            .iter()
+            .filter(|r| r.get("bin").is_some())
+            .count(),
+        4
+    );
+    let (report, code) = verify(dir.path());
+    assert_eq!(code, 0, "{report:#}");
+    let htx = book(&report, "btcusdt");
+    assert_eq!(
+        (htx["venue"].as_str(), htx["snapshots"].as_u64()),
+        (Some("htx"), Some(3))
+    );
+    assert_eq!(book(&report, "KRW-BTC")["venue"], "upbit");
+    assert_eq!(report["books_proven"], 2);
+    // The book as the last HTX frame had it, number text as sent.
+    let out = wsrec()
+        .args(["book", "--symbol", "BTCUSDT", "--format", "jsonl"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        row["bids"],
+        serde_json::json!([["52690.3", "0.5"], ["52689", "1.25"]])
+    );
+    assert_eq!(row["asks"], serde_json::json!([["52691.3", "2"]]));
+}

@@ -22,6 +22,9 @@ pub fn quick_ts(line: &[u8]) -> Option<u64> {
     std::str::from_utf8(&rest[..end]).ok()?.parse().ok()
 }
 
+/// Most bytes [`Payload::content_text`] inflates a gzip message to.
+pub const MAX_INFLATED: u64 = 64 << 20;
+
 /// A parsed envelope line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Entry<'a> {
@@ -126,6 +129,34 @@ impl Payload<'_> {
                 Cow::Owned(base64::engine::general_purpose::STANDARD.decode(b.as_bytes())?)
             }
         })
+    }
+
+    /// The message as text for readers of what it says (the book engine): JSON as stored; a
+    /// binary message's bytes when they are UTF-8 JSON (Upbit sends JSON in binary frames), or
+    /// once inflated when they are gzip (HTX compresses every frame), up to
+    /// [`MAX_INFLATED`] bytes; `None` for anything else (protobuf, text that is not JSON).
+    pub fn content_text(&self) -> Option<Cow<'_, str>> {
+        use std::io::Read as _;
+        match self {
+            Payload::Json(s) => Some(Cow::Borrowed(s)),
+            Payload::Text(_) => None,
+            Payload::Binary(_) => {
+                let bytes = self.bytes().ok()?.into_owned();
+                let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
+                    let mut out = Vec::new();
+                    flate2::read::GzDecoder::new(&bytes[..])
+                        .take(MAX_INFLATED)
+                        .read_to_end(&mut out)
+                        .ok()?;
+                    out
+                } else {
+                    bytes
+                };
+                let text = String::from_utf8(bytes).ok()?;
+                matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'['))
+                    .then_some(Cow::Owned(text))
+            }
+        }
     }
 
     /// The message's size in bytes as received, without decoding base64.

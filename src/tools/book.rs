@@ -209,14 +209,14 @@ pub fn book(
                 }
             }
             Some(Entry::Message(msg)) => {
-                if let Payload::Json(text) = msg.payload {
+                if let Some(text) = msg.payload.content_text() {
                     let m = Msg {
                         stream: &stream,
                         conn: msg.conn,
                         ts,
                         at: &position,
                     };
-                    books.message(&m, text);
+                    books.message(&m, &text);
                 }
             }
             Some(Entry::Snapshot(snap)) => {

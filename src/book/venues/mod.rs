@@ -19,6 +19,7 @@ mod cryptocom;
 mod deribit;
 mod dydx;
 mod gate;
+mod htx;
 mod hyperliquid;
 mod kraken;
 mod kraken_futures;
@@ -168,6 +169,7 @@ impl Default for Venues {
                 Box::new(bitmex::Bitmex::default()),
                 Box::new(bitstamp::Bitstamp::default()),
                 Box::new(upbit::Upbit),
+                Box::new(htx::Htx),
             ],
             last: std::collections::HashMap::new(),
         }

@@ -79,16 +79,20 @@ impl Verifier {
                         self.gaps(&name, settled);
                     }
                 }
-                if let Payload::Json(text) = m.payload {
-                    self.venue_flagged = false;
-                    if self.opts.venue {
-                        let mut points = std::mem::take(&mut self.points);
-                        points.clear();
-                        venue_seq::points(text.as_bytes(), &mut points);
-                        self.venue_points(&name, conn, &points, at);
-                        self.points = points;
-                    }
-                    self.book_message(&name, conn, ts, at, text);
+                self.venue_flagged = false;
+                if let Payload::Json(text) = m.payload
+                    && self.opts.venue
+                {
+                    let mut points = std::mem::take(&mut self.points);
+                    points.clear();
+                    venue_seq::points(text.as_bytes(), &mut points);
+                    self.venue_points(&name, conn, &points, at);
+                    self.points = points;
+                }
+                if self.books.is_some()
+                    && let Some(text) = m.payload.content_text()
+                {
+                    self.book_message(&name, conn, ts, at, &text);
                 }
             }
             Entry::Snapshot(snap) => {
