@@ -66,7 +66,6 @@ impl Rules for Htx {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::book::BreakKind;
     use crate::book::testing::run;
 
