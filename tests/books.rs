@@ -135,6 +135,29 @@ fn rebuild(frames: &[String], symbol: &str, depth: usize) -> [Vec<(String, Strin
     [bids, asks]
 }
 
+/// The indices of `symbol`'s updates among `frames`.
+fn updates_of(frames: &[String], symbol: &str) -> Vec<usize> {
+    let quoted = format!("\"{symbol}\"");
+    (0..frames.len())
+        .filter(|&i| frames[i].contains(&quoted) && frames[i].contains("\"update\""))
+        .collect()
+}
+
+/// Records `frames`, verifies, and checks the one problem is `symbol`'s book breaking at the
+/// line of its `n`-th recorded update.
+async fn breaks_once_at(frames: Vec<String>, symbol: &str, n: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let files = record(dir.path(), &[frames]).await;
+    let (report, code) = verify(dir.path());
+    assert_eq!(code, 1, "{report:#}");
+    // The recording itself is whole (no seq gap): the venue's feed is what is wrong.
+    assert!(!issue_kinds(&report).contains(&"seq_gap"), "{report:#}");
+    let b = breaks(&report);
+    assert_eq!(b.len(), 1, "{report:#}");
+    let needle = format!("\"{symbol}\"}},\"action\":\"update\"");
+    assert_eq!(b[0].0, line_of(&files[0], &needle, n));
+}
+
 #[tokio::test(start_paused = true)]
 async fn every_okx_book_is_proven_and_every_checksum_verified() {
     let dir = tempfile::tempdir().unwrap();
@@ -218,42 +241,18 @@ async fn a_changed_size_breaks_the_checksum_at_that_line() {
 
 #[tokio::test(start_paused = true)]
 async fn an_update_lost_at_the_venue_breaks_the_book_at_the_next() {
-    let dir = tempfile::tempdir().unwrap();
     let mut frames = okx();
-    let updates: Vec<usize> = (0..frames.len())
-        .filter(|&i| frames[i].contains("\"BTC-USDT\"") && frames[i].contains("\"update\""))
-        .collect();
+    let updates = updates_of(&frames, "BTC-USDT");
     frames.remove(updates[10]);
-    let files = record(dir.path(), &[frames]).await;
-    let (report, code) = verify(dir.path());
-    assert_eq!(code, 1, "{report:#}");
-    // The recording itself is whole (no seq gap): the venue's update is what is missing.
-    assert!(!issue_kinds(&report).contains(&"seq_gap"), "{report:#}");
-    let b = breaks(&report);
-    assert_eq!(b.len(), 1, "{report:#}");
-    assert_eq!(
-        b[0].0,
-        line_of(&files[0], "\"BTC-USDT\"},\"action\":\"update\"", 10)
-    );
+    breaks_once_at(frames, "BTC-USDT", 10).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn two_swapped_updates_break_the_book() {
-    let dir = tempfile::tempdir().unwrap();
     let mut frames = okx();
-    let updates: Vec<usize> = (0..frames.len())
-        .filter(|&i| frames[i].contains("\"UNI-USD-SWAP\"") && frames[i].contains("\"update\""))
-        .collect();
+    let updates = updates_of(&frames, "UNI-USD-SWAP");
     frames.swap(updates[20], updates[21]);
-    let files = record(dir.path(), &[frames]).await;
-    let (report, code) = verify(dir.path());
-    assert_eq!(code, 1, "{report:#}");
-    let b = breaks(&report);
-    assert_eq!(b.len(), 1, "{report:#}");
-    assert_eq!(
-        b[0].0,
-        line_of(&files[0], "\"UNI-USD-SWAP\"},\"action\":\"update\"", 20)
-    );
+    breaks_once_at(frames, "UNI-USD-SWAP", 20).await;
 }
 
 #[tokio::test(start_paused = true)]
