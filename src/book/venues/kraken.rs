@@ -235,7 +235,8 @@ fn apply(
 /// digits only, leading zeros stripped; with `precision` (price, size decimals) each
 /// fraction is padded with zeros to it.
 pub(super) fn checksum(book: &Book, precision: Option<(u32, u32)>) -> u32 {
-    let mut h = crc32fast::Hasher::new();
+    // The digits of all 40 numbers, hashed at once (one small hash per number costs more).
+    let mut h = Vec::with_capacity(1024);
     let (pp, qp) = precision.map_or((None, None), |(p, q)| (Some(p), Some(q)));
     for l in book
         .asks()
@@ -245,12 +246,12 @@ pub(super) fn checksum(book: &Book, precision: Option<(u32, u32)>) -> u32 {
         digits(&mut h, l.price.as_str(), pp);
         digits(&mut h, l.size.as_str(), qp);
     }
-    h.finalize()
+    crc32fast::hash(&h)
 }
 
-/// Feeds `h` the digits of decimal `text` without its point and leading zeros, its fraction
+/// Appends to `h` the digits of decimal `text` without its point and leading zeros, its fraction
 /// padded with zeros to `decimals` (and an exponent expanded).
-fn digits(h: &mut crc32fast::Hasher, text: &str, decimals: Option<u32>) {
+fn digits(h: &mut Vec<u8>, text: &str, decimals: Option<u32>) {
     let (mantissa, exponent) = match text.find(['e', 'E']) {
         Some(i) => (&text[..i], text[i + 1..].parse::<i32>().unwrap_or(0)),
         None => (text, 0),
@@ -286,7 +287,7 @@ fn digits(h: &mut crc32fast::Hasher, text: &str, decimals: Option<u32>) {
             len += 1;
         }
     }
-    h.update(&buf[..len]);
+    h.extend_from_slice(&buf[..len]);
 }
 
 #[cfg(test)]
