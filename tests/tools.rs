@@ -837,8 +837,10 @@ fn binary_exit_codes_and_messages() {
 #[test]
 fn demo_records_real_frames_offline_and_verifies() {
     let dir = tempfile::tempdir().unwrap();
+    // Run as an installed binary is: not started by cargo (which sets `CARGO`).
     let out = wsrec()
         .args(["demo", "--duration", "1500ms", "--output-dir", "demo"])
+        .env_remove("CARGO")
         .current_dir(dir.path())
         .output()
         .unwrap();
@@ -847,7 +849,8 @@ fn demo_records_real_frames_offline_and_verifies() {
     for stream in ["bybit-linear", "binance-usdm", "okx"] {
         assert!(stdout.contains(stream), "{stdout}");
     }
-    assert!(stdout.contains("verify demo"), "{stdout}");
+    assert!(stdout.contains("\n  wsrec verify demo\n"), "{stdout}");
+    assert!(!stdout.contains("cargo run"), "{stdout}");
     assert!(stdout.contains("Bryant Moscon"), "{stdout}");
     let recorded = discover(&[dir.path().join("demo")]).unwrap();
     // One file per stream, or two for each when the demo ran across an hour boundary (files

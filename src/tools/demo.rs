@@ -170,11 +170,13 @@ fn existing(dir: &Path) -> BTreeSet<PathBuf> {
         .unwrap_or_default()
 }
 
-/// How the user runs wsrec: `cargo run --release --` from a checkout, else `wsrec`.
-fn program() -> &'static str {
-    let in_target =
-        std::env::current_exe().is_ok_and(|p| p.components().any(|c| c.as_os_str() == "target"));
-    if in_target {
+/// How the user runs wsrec, for the commands the demo prints: `cargo run --release --` when
+/// cargo started this process, else `wsrec` (an installed binary). `cargo` is the value of the
+/// `CARGO` environment variable, which `cargo run` sets for the program it starts. Where the
+/// executable lies says nothing about how it was started: a release binary run from
+/// `target/release/` or copied out of it is not run by cargo.
+fn program(cargo: Option<&std::ffi::OsStr>) -> &'static str {
+    if cargo.is_some_and(|c| !c.is_empty()) {
         "cargo run --release --"
     } else {
         "wsrec"
@@ -200,7 +202,7 @@ pub fn run(opts: &DemoOptions, runtime: &tokio::runtime::Runtime) -> anyhow::Res
     write!(out, "{}", summary::render_table(&outcome.stats))?;
     let messages: u64 = outcome.stats.streams.iter().map(|s| s.total.messages).sum();
     let dir = opts.output_dir.display();
-    let p = program();
+    let p = program(std::env::var_os("CARGO").as_deref());
     writeln!(
         out,
         "\nRecorded {messages} messages into {} file(s) under {dir}. Look at them with:\n  \
@@ -361,5 +363,13 @@ mod tests {
         assert_eq!(exchange_time_ns(r#"{"data":[{"ts":"soon"}]}"#), None);
         assert_eq!(exchange_time_ns(r#"{"a":1}"#), None);
         assert_eq!(exchange_time_ns("nope"), None);
+    }
+
+    #[test]
+    fn commands_name_cargo_only_when_cargo_started_the_demo() {
+        let cargo = std::ffi::OsStr::new("/home/u/.cargo/bin/cargo");
+        assert_eq!(program(Some(cargo)), "cargo run --release --");
+        assert_eq!(program(None), "wsrec");
+        assert_eq!(program(Some(std::ffi::OsStr::new(""))), "wsrec");
     }
 }
