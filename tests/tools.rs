@@ -837,17 +837,20 @@ fn binary_exit_codes_and_messages() {
 #[test]
 fn demo_records_real_frames_offline_and_verifies() {
     let dir = tempfile::tempdir().unwrap();
+    // Run as an installed binary is: not started by cargo (which sets `CARGO`).
     let out = wsrec()
         .args(["demo", "--duration", "1500ms", "--output-dir", "demo"])
+        .env_remove("CARGO")
         .current_dir(dir.path())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    for stream in ["bybit-linear", "binance-usdm", "coinbase-advanced"] {
+    for stream in ["bybit-linear", "binance-usdm", "okx"] {
         assert!(stdout.contains(stream), "{stdout}");
     }
-    assert!(stdout.contains("verify demo"), "{stdout}");
+    assert!(stdout.contains("\n  wsrec verify demo\n"), "{stdout}");
+    assert!(!stdout.contains("cargo run"), "{stdout}");
     assert!(stdout.contains("Bryant Moscon"), "{stdout}");
     let recorded = discover(&[dir.path().join("demo")]).unwrap();
     // One file per stream, or two for each when the demo ran across an hour boundary (files
@@ -870,6 +873,24 @@ fn demo_records_real_frames_offline_and_verifies() {
         "{report}"
     );
     assert!(report.contains("break(s)"), "{report}");
+    // The OKX books start from their snapshots and are proven, checksums compared.
+    let r = run_verify(&[dir.path().join("demo")]);
+    assert!(r.ok, "{:?}", r.issues);
+    let okx: Vec<_> = r.books.iter().filter(|b| b.id.stream == "okx").collect();
+    let symbols: Vec<&str> = okx.iter().map(|b| b.id.symbol.as_str()).collect();
+    assert_eq!(
+        symbols,
+        ["BTC-USD-220527", "BTC-USDT", "UNI-USD-SWAP"],
+        "{:?}",
+        r.books
+    );
+    for b in &okx {
+        assert!(b.proven() && b.snapshots >= 1, "{b:?}");
+        assert!(b.checksums_checked > 0 && b.checksums_failed == 0, "{b:?}");
+    }
+    assert!(r.books_proven >= 3, "{:?}", r.books);
+    let okx_checksums: u64 = okx.iter().map(|b| b.checksums_checked).sum();
+    assert!(r.checksums_checked >= okx_checksums && r.checksums_failed == 0);
     let out = wsrec()
         .args(["cat", "--msg", "--stream", "bybit-linear", "demo"])
         .current_dir(dir.path())

@@ -31,55 +31,30 @@ pub const STREAMS: [(&str, &str); 3] = [
         "binance-usdm",
         include_str!("../../assets/demo/binance-usdm.jsonl"),
     ),
-    (
-        "coinbase-advanced",
-        include_str!("../../assets/demo/coinbase-advanced.jsonl"),
-    ),
+    ("okx", include_str!("../../assets/demo/okx.jsonl")),
 ];
 
 /// The acknowledgment the frames' licence (XFree86-1.1) asks for.
 pub const CREDIT: &str = "The demo frames are real exchange data from bmoscon/cryptofeed's sample_data (licence XFree86-1.1, see assets/demo/SOURCES.md). This product includes software developed by Bryant Moscon (http://www.bryantmoscon.com/).";
 
-/// The exchange's own time of a frame (ns): Bybit `ts` (ms), Binance `data.E` (ms),
-/// Coinbase `timestamp` (RFC 3339).
+/// The exchange's own time of a frame (ns): Bybit `ts` (ms), Binance `data.E` (ms), OKX
+/// `data[0].ts` (ms, a string). `None` for a frame without one (an OKX subscribe ack).
 pub fn exchange_time_ns(frame: &str) -> Option<u64> {
-    #[derive(serde::Deserialize)]
-    struct Times {
-        ts: Option<u64>,
-        data: Option<Data>,
-        timestamp: Option<String>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Data {
-        #[serde(rename = "E")]
-        event_ms: Option<u64>,
-    }
-    // `data` is an object for Binance, an array for Bybit trades: ignore what does not fit.
-    let t: Times = serde_json::from_str(frame)
-        .or_else(|_| {
-            #[derive(serde::Deserialize)]
-            struct NoData {
-                ts: Option<u64>,
-                timestamp: Option<String>,
-            }
-            serde_json::from_str::<NoData>(frame).map(|n| Times {
-                ts: n.ts,
-                data: None,
-                timestamp: n.timestamp,
-            })
-        })
-        .ok()?;
-    if let Some(ms) = t.ts.or(t.data.and_then(|d| d.event_ms)) {
-        return ms.checked_mul(1_000_000);
-    }
-    let ts = chrono::DateTime::parse_from_rfc3339(&t.timestamp?).ok()?;
-    u64::try_from(ts.timestamp_nanos_opt()?).ok()
+    let v: serde_json::Value = serde_json::from_str(frame).ok()?;
+    let data = v.get("data");
+    let ms = v
+        .get("ts")
+        .and_then(serde_json::Value::as_u64)
+        .or_else(|| data?.get("E")?.as_u64())
+        .or_else(|| data?.get(0)?.get("ts")?.as_str()?.parse().ok())?;
+    ms.checked_mul(1_000_000)
 }
 
-/// The frames of one embedded stream, timed by the exchange's clock; a frame without a time
-/// (or one earlier than the frame before) plays right after the previous one.
+/// The frames of one embedded stream, timed by the exchange's clock. A frame without a time
+/// (or one earlier than the frame before) plays right after the previous one; frames without a
+/// time before the first timed one (OKX's subscribe acks) play with it.
 pub fn frames(text: &str) -> Vec<Frame> {
-    let mut last = 0;
+    let mut last = text.lines().find_map(exchange_time_ns).unwrap_or(0);
     text.lines()
         .map(|line| {
             let ts = exchange_time_ns(line).unwrap_or(last).max(last);
@@ -195,11 +170,13 @@ fn existing(dir: &Path) -> BTreeSet<PathBuf> {
         .unwrap_or_default()
 }
 
-/// How the user runs wsrec: `cargo run --release --` from a checkout, else `wsrec`.
-fn program() -> &'static str {
-    let in_target =
-        std::env::current_exe().is_ok_and(|p| p.components().any(|c| c.as_os_str() == "target"));
-    if in_target {
+/// How the user runs wsrec, for the commands the demo prints: `cargo run --release --` when
+/// cargo started this process, else `wsrec` (an installed binary). `cargo` is the value of the
+/// `CARGO` environment variable, which `cargo run` sets for the program it starts. Where the
+/// executable lies says nothing about how it was started: a release binary run from
+/// `target/release/` or copied out of it is not run by cargo.
+fn program(cargo: Option<&std::ffi::OsStr>) -> &'static str {
+    if cargo.is_some_and(|c| !c.is_empty()) {
         "cargo run --release --"
     } else {
         "wsrec"
@@ -225,7 +202,7 @@ pub fn run(opts: &DemoOptions, runtime: &tokio::runtime::Runtime) -> anyhow::Res
     write!(out, "{}", summary::render_table(&outcome.stats))?;
     let messages: u64 = outcome.stats.streams.iter().map(|s| s.total.messages).sum();
     let dir = opts.output_dir.display();
-    let p = program();
+    let p = program(std::env::var_os("CARGO").as_deref());
     writeln!(
         out,
         "\nRecorded {messages} messages into {} file(s) under {dir}. Look at them with:\n  \
@@ -259,10 +236,15 @@ mod tests {
         }
         for (name, text) in STREAMS {
             assert!(text.lines().count() > 100, "{name}");
+            // Frames without a time (OKX's subscribe acks) only before the first timed one.
+            let untimed = text
+                .lines()
+                .take_while(|l| exchange_time_ns(l).is_none())
+                .count();
             for (i, line) in text.lines().enumerate() {
                 assert!(known.contains(line), "{name}:{}: not a corpus frame", i + 1);
                 assert!(
-                    exchange_time_ns(line).is_some(),
+                    i < untimed || exchange_time_ns(line).is_some(),
                     "{name}:{}: no time",
                     i + 1
                 );
@@ -276,10 +258,92 @@ mod tests {
         }
     }
 
+    /// The OKX corpus files merged by the exchange's time, as `assets/demo/SOURCES.md` says:
+    /// each file keeps its own order; at each step the file whose next frame is earliest goes
+    /// (a frame without a time counts as the time of the frame before it in its file, or as
+    /// earliest of all at the file's start; the first file on ties).
+    fn okx_corpus_merged() -> Vec<(u64, &'static str)> {
+        let files = [
+            include_str!("../../tests/fixtures/corpus/okx_other.jsonl"),
+            include_str!("../../tests/fixtures/corpus/okx_trades.jsonl"),
+            include_str!("../../tests/fixtures/corpus/okx_books.jsonl"),
+        ];
+        let keyed: Vec<Vec<(u64, &str)>> = files
+            .iter()
+            .map(|text| {
+                let mut last = 0;
+                text.lines()
+                    .map(|l| {
+                        last = exchange_time_ns(l).unwrap_or(last);
+                        (last, l)
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut next = vec![0; files.len()];
+        let mut merged = Vec::new();
+        while let Some(f) = (0..files.len())
+            .filter(|&f| next[f] < keyed[f].len())
+            .min_by_key(|&f| keyed[f][next[f]].0)
+        {
+            merged.push(keyed[f][next[f]]);
+            next[f] += 1;
+        }
+        merged
+    }
+
+    #[test]
+    fn the_okx_stream_is_the_documented_selection_of_the_merged_corpus() {
+        let merged = okx_corpus_merged();
+        // The subscribe acks, then from the first book snapshot to the last frame before the
+        // first one more than 3.5 s after it.
+        let acks = merged.iter().take_while(|(t, _)| *t == 0);
+        let first = merged
+            .iter()
+            .position(|(_, l)| l.contains(r#""action":"snapshot""#))
+            .unwrap();
+        let t0 = merged[first].0;
+        let books = merged[first..]
+            .iter()
+            .take_while(|(t, _)| *t <= t0 + 3_500_000_000);
+        let want: String = acks.chain(books).map(|(_, l)| format!("{l}\n")).collect();
+        let okx = STREAMS.iter().find(|(n, _)| *n == "okx").unwrap().1;
+        assert_eq!(okx, want);
+        assert!(okx.len() < 120_000, "{}", okx.len());
+        // Every book's snapshot is in it, before that book's first update.
+        for inst in ["BTC-USD-220527", "UNI-USD-SWAP", "BTC-USDT"] {
+            let arg = format!(r#"{{"arg":{{"channel":"books","instId":"{inst}"}},"action":"#);
+            let first = okx.lines().find(|l| l.starts_with(&arg)).unwrap();
+            assert!(first.contains(r#""action":"snapshot""#), "{inst}");
+        }
+    }
+
+    #[test]
+    fn frames_without_a_time_before_the_first_play_with_it() {
+        let text = concat!(
+            r#"{"event":"subscribe","arg":{"channel":"books","instId":"BTC-USDT"}}"#,
+            "\n",
+            r#"{"arg":{"channel":"books","instId":"BTC-USDT"},"data":[{"ts":"1652459225381"}]}"#,
+            "\n",
+            r#"{"event":"subscribe","arg":{"channel":"trades","instId":"BTC-USDT"}}"#,
+            "\n",
+            r#"{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[{"ts":"1652459225000"}]}"#,
+            "\n",
+            r#"{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[{"ts":"1652459226381"}]}"#,
+        );
+        let ts: Vec<u64> = frames(text).iter().map(|f| f.ts).collect();
+        let t = 1_652_459_225_381_000_000;
+        assert_eq!(ts, [t, t, t, t, t + 1_000_000_000]);
+    }
+
     #[test]
     fn exchange_times() {
         assert_eq!(
             exchange_time_ns(r#"{"topic":"x","ts":1786310818129,"data":[{"a":1}]}"#),
+            Some(1_786_310_818_129_000_000)
+        );
+        assert_eq!(
+            exchange_time_ns(r#"{"topic":"x","ts":1786310818129,"data":{"s":"BTCUSDT"}}"#),
             Some(1_786_310_818_129_000_000)
         );
         assert_eq!(
@@ -288,11 +352,24 @@ mod tests {
         );
         assert_eq!(
             exchange_time_ns(
-                r#"{"channel":"l2_data","timestamp":"2026-08-09T21:05:48.628879425Z"}"#
+                r#"{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[{"px":"30236","ts":"1652459224818"},{"ts":"1652459224900"}]}"#
             ),
-            Some(1_786_309_548_628_879_425)
+            Some(1_652_459_224_818_000_000)
         );
+        assert_eq!(
+            exchange_time_ns(r#"{"event":"subscribe","arg":{"channel":"books"}}"#),
+            None
+        );
+        assert_eq!(exchange_time_ns(r#"{"data":[{"ts":"soon"}]}"#), None);
         assert_eq!(exchange_time_ns(r#"{"a":1}"#), None);
         assert_eq!(exchange_time_ns("nope"), None);
+    }
+
+    #[test]
+    fn commands_name_cargo_only_when_cargo_started_the_demo() {
+        let cargo = std::ffi::OsStr::new("/home/u/.cargo/bin/cargo");
+        assert_eq!(program(Some(cargo)), "cargo run --release --");
+        assert_eq!(program(None), "wsrec");
+        assert_eq!(program(Some(std::ffi::OsStr::new(""))), "wsrec");
     }
 }
