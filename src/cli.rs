@@ -190,8 +190,9 @@ pub struct RecordArgs {
     /// stream configured by the flags below.
     #[arg(value_name = "URL|VENUE:TOPICS")]
     pub url: Option<String>,
-    /// Message sent after every connect, in order (repeatable).
-    #[arg(short = 's', long = "subscribe", value_name = "MSG")]
+    /// Message sent after every connect, in order (repeatable). No short form: `-s` means
+    /// `--stream` in every command that reads recordings.
+    #[arg(long = "subscribe", value_name = "MSG")]
     pub subscribe: Vec<String>,
     /// Output directory [default: ./data].
     #[arg(short = 'o', long = "output-dir", value_name = "DIR")]
@@ -533,6 +534,34 @@ mod tests {
     }
 
     #[test]
+    fn dash_s_means_stream_in_every_command_that_has_it() {
+        for cmd in ["cat", "stats", "replay", "book"] {
+            let mut args = vec!["wsrec", cmd, "-s", "x", "dir"];
+            if cmd == "book" {
+                args.extend(["--symbol", "BTCUSDT"]);
+            }
+            let cli = parse(&args);
+            let streams = match cli.command {
+                Some(Command::Cat(a)) => a.streams,
+                Some(Command::Stats(a)) => a.streams,
+                Some(Command::Replay(a)) => a.streams,
+                Some(Command::Book(a)) => a.streams,
+                _ => unreachable!(),
+            };
+            assert_eq!(streams, ["x"], "{cmd}");
+        }
+        // `record` has no `-s` (it once meant --subscribe there).
+        let args =
+            normalize_go_flags(["wsrec", "record", "-s", "{}"].map(std::ffi::OsString::from));
+        assert!(Cli::try_parse_from(args).is_err());
+        let cli = parse(&["wsrec", "record", "--subscribe", "{}"]);
+        let Some(Command::Record(r)) = cli.command else {
+            unreachable!()
+        };
+        assert_eq!(r.subscribe, ["{}"]);
+    }
+
+    #[test]
     fn speeds_parse() {
         assert_eq!(parse_speed("1"), Ok(SpeedArg::Factor(1.0)));
         assert_eq!(parse_speed("10x"), Ok(SpeedArg::Factor(10.0)));
@@ -551,7 +580,7 @@ mod tests {
             "wss://h/ws",
             "--subscribe",
             "a",
-            "-s",
+            "--subscribe",
             "b",
             "-o",
             "d",
