@@ -173,6 +173,14 @@ fn bad_input_names_the_problem_exits_2_and_writes_nothing() {
         assert!(!stderr.contains("panicked"), "{stderr}");
         assert!(!d.join("out").exists(), "{args:?} wrote output");
     }
+
+    // An output directory that cannot be one is bad input too, its cause said once.
+    std::fs::write(d.join("afile"), "").unwrap();
+    let out = run(&["record", "ws://127.0.0.1:1/", "-o", "afile/sub"], d);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("output directory afile/sub: "), "{stderr}");
+    assert_eq!(stderr.matches("(os error 20)").count(), 1, "{stderr}");
 }
 
 #[test]

@@ -19,7 +19,8 @@ use crate::config::Config;
 use crate::error::ConfigError;
 use crate::recorder::RunError;
 
-/// Exit code for bad input (config, URL, flag): nothing was written.
+/// Exit code for bad input (config, URL, flag, an output directory that cannot be one):
+/// nothing was written.
 pub const EXIT_USAGE: u8 = 2;
 
 /// Runs the parsed command line.
@@ -43,15 +44,35 @@ pub fn run(cli: Cli) -> ExitCode {
         // The reader went away (`wsrec cat … | head`): nothing more to say to it.
         Err(e) if crate::tools::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            crate::tools::to_stderr(&format!("wsrec: error: {e:#}"));
+            crate::tools::to_stderr(&format!("wsrec: error: {}", describe(&e)));
             let usage = e.chain().any(|c| {
                 c.is::<ConfigError>()
                     || c.is::<crate::tools::UsageError>()
-                    || matches!(c.downcast_ref::<RunError>(), Some(RunError::Config(_)))
+                    || matches!(
+                        c.downcast_ref::<RunError>(),
+                        Some(RunError::Config(_) | RunError::OutputDir { .. })
+                    )
             });
             ExitCode::from(if usage { EXIT_USAGE } else { 1 })
         }
     }
+}
+
+/// An error and its causes in one line, each cause said once: a message that already quotes its
+/// cause (`output directory x: Not a directory (os error 20); …`) is not followed by it again.
+fn describe(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 /// `wsrec venues [NAME] [--json]`: every preset, or NAME's in full with its sources; an
@@ -111,4 +132,31 @@ fn status(config_path: &Option<PathBuf>, args: &StatusArgs, go_line: bool) -> an
         .write_all(text.as_bytes())
         .context("cannot write to stdout")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = std::io::Error::from_raw_os_error(20);
+        let e: anyhow::Error = RunError::OutputDir {
+            path: "/tmp/f/sub".into(),
+            source: io,
+        }
+        .into();
+        let line = describe(&e);
+        assert_eq!(line.matches("Not a directory").count(), 1, "{line}");
+        assert!(
+            line.starts_with("output directory /tmp/f/sub: Not a directory"),
+            "{line}"
+        );
+        // Causes a message does not quote still follow it.
+        let e = anyhow::Error::from(std::io::Error::from_raw_os_error(2)).context("cannot read x");
+        assert_eq!(
+            describe(&e),
+            format!("cannot read x: {}", std::io::Error::from_raw_os_error(2))
+        );
+    }
 }
