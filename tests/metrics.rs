@@ -370,7 +370,7 @@ async fn a_taken_port_stops_the_recorder_before_it_connects() {
 }
 
 #[test]
-fn the_binary_exits_non_zero_with_a_clear_message_on_a_taken_port() {
+fn the_binary_exits_2_with_a_clear_message_on_a_taken_port_and_creates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let taken_addr = taken.local_addr().unwrap().to_string();
@@ -384,15 +384,17 @@ fn the_binary_exits_non_zero_with_a_clear_message_on_a_taken_port() {
             "",
             "-o",
         ])
-        .arg(dir.path())
+        .arg(dir.path().join("out"))
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    // Bad input, found before anything is made: no output directory.
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains(&taken_addr), "{stderr}");
     assert!(stderr.contains("in use"), "{stderr}");
+    assert!(!dir.path().join("out").exists(), "{stderr}");
 }
 
 #[test]

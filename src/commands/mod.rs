@@ -19,8 +19,8 @@ use crate::config::Config;
 use crate::error::ConfigError;
 use crate::recorder::RunError;
 
-/// Exit code for bad input (config, URL, flag, an output directory that cannot be one):
-/// nothing was written.
+/// Exit code for bad input (config, URL, flag, an output directory that cannot be one, a
+/// metrics address that cannot be bound): nothing was written.
 pub const EXIT_USAGE: u8 = 2;
 
 /// Runs the parsed command line.
@@ -50,7 +50,9 @@ pub fn run(cli: Cli) -> ExitCode {
                     || c.is::<crate::tools::UsageError>()
                     || matches!(
                         c.downcast_ref::<RunError>(),
-                        Some(RunError::Config(_) | RunError::OutputDir { .. })
+                        Some(
+                            RunError::Config(_) | RunError::OutputDir { .. } | RunError::Metrics(_)
+                        )
                     )
             });
             ExitCode::from(if usage { EXIT_USAGE } else { 1 })

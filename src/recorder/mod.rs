@@ -101,6 +101,11 @@ impl Recorder {
             stats,
         } = self;
         raise_open_file_limit(descriptors_needed(&config), config.streams.len())?;
+        // A taken metrics port is bad input found before anything is created on disk.
+        let metrics = match config.metrics_listen {
+            Some(addr) => Some(crate::observe::metrics::MetricsServer::bind(addr).await?),
+            None => None,
+        };
         std::fs::create_dir_all(&config.output_dir).map_err(|source| RunError::OutputDir {
             path: config.output_dir.clone(),
             source,
@@ -109,7 +114,7 @@ impl Recorder {
         // Files a crashed run left open are made readable and closed before anything new.
         crate::store::recover::recover_dir(&config.output_dir, &config.streams, clock.now_ns());
 
-        let pipeline = Pipeline::start(&config, clock, &stats, &shutdown).await?;
+        let pipeline = Pipeline::start(&config, clock, &stats, &shutdown, metrics).await?;
         tracing::info!(
             streams = config.streams.len(),
             output_dir = %config.output_dir.display(),

@@ -46,13 +46,15 @@ impl Pipeline {
     /// Everything that can fail on bad input is done before the first connection.
     ///
     /// # Errors
-    /// A stream that cannot be set up (bad URL, CA file, proxy or token URL), a status socket or
-    /// metrics address that cannot be bound, an uploader or compressor that cannot start.
+    /// A stream that cannot be set up (bad URL, CA file, proxy or token URL), a status socket
+    /// that cannot be bound, an uploader or compressor that cannot start. (`metrics`, bound by
+    /// the caller before the output directory is made, is only started here.)
     pub(super) async fn start(
         config: &Config,
         clock: Clock,
         stats: &Arc<Stats>,
         shutdown: &CancellationToken,
+        metrics: Option<crate::observe::metrics::MetricsServer>,
     ) -> Result<Pipeline, RunError> {
         let batch_max = BATCH_MAX.min(config.queue_capacity.div_ceil(4)).max(1);
         let pressure = Arc::new(crate::fair::Pressure::default());
@@ -65,10 +67,6 @@ impl Pipeline {
             .collect();
         let status = match config.status_socket_path() {
             Some(path) => Some(StatusServer::bind(&path)?),
-            None => None,
-        };
-        let metrics = match config.metrics_listen {
-            Some(addr) => Some(crate::observe::metrics::MetricsServer::bind(addr).await?),
             None => None,
         };
 
