@@ -19,9 +19,12 @@ pub struct Cli {
     /// Config file: wsrec TOML, or the Go JSONL streamer's JSON (also `-config`).
     #[arg(short = 'c', long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Debug logging, to stdout (also `-debug`).
-    #[arg(long, global = true)]
+    /// Debug logging (also `-debug`, `-v`).
+    #[arg(short = 'v', long, visible_alias = "verbose", global = true)]
     pub debug: bool,
+    /// No log lines on the console (errors are still printed; a `log_file` still gets them).
+    #[arg(short = 'q', long, global = true)]
+    pub quiet: bool,
     /// Print the running recorder's one-line status and exit (the Go streamer's `-status`).
     #[arg(long)]
     pub status: bool,
@@ -288,9 +291,6 @@ pub struct RecordArgs {
     /// Log file (appended to).
     #[arg(long, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
-    /// Do not log to stdout.
-    #[arg(long)]
-    pub quiet: bool,
 }
 
 /// `wsrec status` options.
@@ -559,6 +559,20 @@ mod tests {
             unreachable!()
         };
         assert_eq!(r.subscribe, ["{}"]);
+    }
+
+    #[test]
+    fn quiet_and_verbose_are_global() {
+        for args in [
+            &["wsrec", "-q", "record"][..],
+            &["wsrec", "record", "--quiet"],
+            &["wsrec", "cat", "-q", "d"],
+        ] {
+            assert!(parse(args).quiet, "{args:?}");
+        }
+        assert!(parse(&["wsrec", "verify", "-v", "d"]).debug);
+        assert!(parse(&["wsrec", "--verbose", "record"]).debug);
+        assert!(!parse(&["wsrec", "record"]).quiet);
     }
 
     #[test]

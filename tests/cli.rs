@@ -665,7 +665,9 @@ async fn a_low_soft_open_file_limit_is_raised_to_the_hard_one() {
     assert_eq!(wait_exit(child, d).await, 0);
     drop(conns);
 
-    let log = std::fs::read_to_string(d.join("stdout.log")).unwrap();
+    // wsrec's own mode logs on stderr; stdout stays for data.
+    let log = std::fs::read_to_string(d.join("stderr.log")).unwrap();
+    assert_eq!(std::fs::read_to_string(d.join("stdout.log")).unwrap(), "");
     let raised = log
         .lines()
         .find(|l| l.contains("Raised the open-file limit"))

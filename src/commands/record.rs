@@ -13,7 +13,10 @@ use crate::recorder::Recorder;
 /// # Errors
 /// Bad flags or config (usage), or the recorder failed.
 pub(super) fn record(cli: &Cli, args: &RecordArgs) -> anyhow::Result<()> {
-    let config = build_config(cli.config.as_deref(), args)?;
+    let mut config = build_config(cli.config.as_deref(), args)?;
+    if cli.quiet {
+        config.log_to_stdout = false;
+    }
     let recorder = Recorder::new(config)?;
     init_logging(recorder.config(), cli.debug)?;
     super::tokio_runtime(recorder.config().threads)?.block_on(async move {
@@ -169,9 +172,6 @@ pub fn build_config(
     if let Some(l) = &args.log_file {
         config.log_file = Some(l.clone());
     }
-    if args.quiet {
-        config.log_to_stdout = false;
-    }
     config.validate(&crate::net::venue::Catalog)?;
     Ok(config)
 }
@@ -293,11 +293,13 @@ fn apply_stream_flags(s: &mut StreamConfig, a: &RecordArgs) -> Result<(), Config
     Ok(())
 }
 
-/// Logs to stdout and/or a file, at INFO (DEBUG with `--debug`; `RUST_LOG` overrides). The NATS
-/// client logs each of its connection events at INFO (every reconnect attempt during an outage);
-/// the fan-out logs the outage itself, so the client is kept to WARN unless `--debug`.
+/// Logs to the console and/or a file, at INFO (DEBUG with `--debug`; `RUST_LOG` overrides).
+/// The console is stderr, or stdout for the Go streamer's JSON config (its `log_to_stdout`);
+/// colour only on a terminal, and never with `NO_COLOR` set or `TERM=dumb`. The NATS client
+/// logs each of its connection events at INFO (every reconnect attempt during an outage); the
+/// fan-out logs the outage itself, so the client is kept to WARN unless `--debug`.
 fn init_logging(config: &Config, debug: bool) -> anyhow::Result<()> {
-    use tracing_subscriber::fmt::writer::MakeWriterExt as _;
+    use tracing_subscriber::fmt::writer::{BoxMakeWriter, MakeWriterExt as _};
     let level = if debug {
         "debug"
     } else {
@@ -305,7 +307,6 @@ fn init_logging(config: &Config, debug: bool) -> anyhow::Result<()> {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let to_stdout = config.log_to_stdout || debug;
     let file = match &config.log_file {
         Some(path) => Some(
             std::fs::OpenOptions::new()
@@ -319,27 +320,48 @@ fn init_logging(config: &Config, debug: bool) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
-    let result = match (to_stdout, file) {
-        (true, Some(f)) => builder
-            .with_ansi(false)
-            .with_writer(std::io::stdout.and(std::sync::Mutex::new(f)))
-            .try_init(),
-        (false, Some(f)) => builder
-            .with_ansi(false)
-            .with_writer(std::sync::Mutex::new(f))
-            .try_init(),
-        (true, None) => builder
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-            .with_writer(std::io::stdout)
-            .try_init(),
-        (false, None) => builder.with_writer(std::io::sink).try_init(),
+    let on_stdout = config.log_console_stdout;
+    let console_is_terminal = if on_stdout {
+        std::io::IsTerminal::is_terminal(&std::io::stdout())
+    } else {
+        std::io::IsTerminal::is_terminal(&std::io::stderr())
+    };
+    let console = match (config.log_to_stdout, on_stdout) {
+        (false, _) => None,
+        (true, true) => Some(BoxMakeWriter::new(std::io::stdout)),
+        (true, false) => Some(BoxMakeWriter::new(std::io::stderr)),
+    };
+    let ansi = file.is_none()
+        && console.is_some()
+        && colour_wanted(
+            console_is_terminal,
+            std::env::var_os("NO_COLOR").as_deref(),
+            std::env::var_os("TERM").as_deref(),
+        );
+    let writer = match (console, file) {
+        (Some(c), Some(f)) => BoxMakeWriter::new(c.and(std::sync::Mutex::new(f))),
+        (None, Some(f)) => BoxMakeWriter::new(std::sync::Mutex::new(f)),
+        (Some(c), None) => c,
+        (None, None) => BoxMakeWriter::new(std::io::sink),
     };
     // A second init (tests, library use) keeps the first subscriber.
-    let _ = result;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(ansi)
+        .with_writer(writer)
+        .try_init();
     Ok(())
+}
+
+/// Whether log lines get ANSI colour: only on a terminal, never with `NO_COLOR` set to
+/// anything but the empty string (<https://no-color.org>), nor with `TERM=dumb`.
+fn colour_wanted(
+    terminal: bool,
+    no_color: Option<&std::ffi::OsStr>,
+    term: Option<&std::ffi::OsStr>,
+) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty()) && term.is_none_or(|t| t != "dumb")
 }
 
 #[cfg(test)]
@@ -347,6 +369,20 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color_or_a_dumb_term() {
+        use std::ffi::OsStr;
+        assert!(colour_wanted(
+            true,
+            None,
+            Some(OsStr::new("xterm-256color"))
+        ));
+        assert!(colour_wanted(true, Some(OsStr::new("")), None));
+        assert!(!colour_wanted(false, None, None));
+        assert!(!colour_wanted(true, Some(OsStr::new("1")), None));
+        assert!(!colour_wanted(true, None, Some(OsStr::new("dumb"))));
+    }
 
     #[test]
     fn every_example_config_parses() {

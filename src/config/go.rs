@@ -110,6 +110,7 @@ impl GoConfig {
             status_interval: Some(self.status_interval.unwrap_or(GO_DEFAULT_STATUS_INTERVAL)),
             log_file: self.log_file.filter(|s| !s.is_empty()).map(PathBuf::from),
             log_to_stdout: self.log_to_stdout.unwrap_or(true),
+            log_console_stdout: true,
             queue_capacity: self.buffer_size.unwrap_or(GO_DEFAULT_BUFFER_SIZE).max(1),
             // The Go streamer leaves its hourly files as plain JSONL.
             compress: Compress::None,
@@ -124,6 +125,8 @@ impl GoConfig {
 pub fn builtin_default() -> Config {
     let mut config = GoConfig::default().into_config();
     config.status_socket = None;
+    // wsrec's own mode: the console log goes to stderr.
+    config.log_console_stdout = false;
     let stream = &mut config.streams[0];
     stream.name = "bybit-linear".to_owned();
     stream.format = Format::Envelope;

@@ -123,9 +123,13 @@ pub struct Config {
     /// Log file (appended to); none by default.
     #[serde(default)]
     pub log_file: Option<PathBuf>,
-    /// Whether logs also go to stdout.
+    /// Whether logs also go to the console: stderr (stdout for the Go streamer's JSON config,
+    /// whose key this is).
     #[serde(default = "default_true")]
     pub log_to_stdout: bool,
+    /// The console is stdout (the Go streamer's JSON config), not stderr.
+    #[serde(skip)]
+    pub log_console_stdout: bool,
     /// Threads of the async runtime, which runs the connections and the writer (the disk
     /// worker runs on tokio's blocking pool, the compressor on a thread of its own).
     #[serde(default = "default_threads")]
@@ -215,6 +219,7 @@ impl Default for Config {
             metrics_listen: None,
             log_file: None,
             log_to_stdout: true,
+            log_console_stdout: false,
             threads: DEFAULT_THREADS,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             when_full: WhenFull::Block,
