@@ -121,12 +121,14 @@ impl GoConfig {
 }
 
 /// The config `wsrec record` uses with no file and no URL: the Go streamer's default feed
-/// (Bybit linear `publicTrade.BTCUSDT`) recorded in wsrec's envelope format into `./data`.
+/// (Bybit linear `publicTrade.BTCUSDT`) recorded in wsrec's envelope format into `./data`,
+/// with wsrec's defaults (zstd for closed files, logs on stderr).
 pub fn builtin_default() -> Config {
     let mut config = GoConfig::default().into_config();
     config.status_socket = None;
-    // wsrec's own mode: the console log goes to stderr.
+    // wsrec's own mode: the console log goes to stderr, closed files are compressed.
     config.log_console_stdout = false;
+    config.compress = Compress::default();
     let stream = &mut config.streams[0];
     stream.name = "bybit-linear".to_owned();
     stream.format = Format::Envelope;
@@ -161,6 +163,19 @@ mod tests {
         assert_eq!(c.status_interval, Some(Duration::from_secs(30)));
         assert_eq!(c.log_file, None);
         assert_eq!(c.status_socket_path(), Some(PathBuf::from("/tmp/s.sock")));
+    }
+
+    #[test]
+    fn the_builtin_default_is_wsrecs_own_mode() {
+        let c = builtin_default();
+        assert_eq!(c.compress, Compress::Zstd);
+        assert_eq!(c.streams[0].format, Format::Envelope);
+        assert_eq!(c.streams[0].path, default_path_template());
+        assert!(!c.log_console_stdout);
+        // The Go streamer's own config keeps its plain files and stdout.
+        let go = GoConfig::default().into_config();
+        assert_eq!(go.compress, Compress::None);
+        assert!(go.log_console_stdout);
     }
 
     #[test]
