@@ -34,14 +34,23 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Connect to WebSocket feeds and record every message (the default command).
-    #[command(args_override_self = true)]
+    #[command(
+        args_override_self = true,
+        after_help = "Examples:\n  wsrec record                                            Bybit linear publicTrade.BTCUSDT into ./data\n  wsrec record bybit-linear:publicTrade.BTCUSDT,orderbook.50.BTCUSDT -o data\n  wsrec record wss://example.com/ws --subscribe '{\"op\":\"subscribe\"}' --name feed\n  wsrec record -c wsrec.toml                              many streams from a config file\n  wsrec -config streamer.json                             the Go JSONL streamer's config, unchanged"
+    )]
     Record(Box<RecordArgs>),
     /// Show a running recorder's counters, read from its status socket.
     Status(StatusArgs),
     /// Print the records (or only the messages) of recording files and directories.
+    #[command(
+        after_help = "Examples:\n  wsrec cat data | head\n  wsrec cat --msg -s bybit data                      the messages, byte for byte\n  wsrec cat --merge --from 2026-11-24T10:00:00Z --to 2026-11-24T11:00:00Z data\n  wsrec cat --from 1796459730s data                  Unix times take their unit"
+    )]
     Cat(CatArgs),
     /// Check a recording: bad lines, torn files, seq gaps, disconnects, exchange sequences,
     /// order books rebuilt and proven.
+    #[command(
+        after_help = "Examples:\n  wsrec verify data                  exit code 0 only if nothing is wrong\n  wsrec verify --json data | jq .books\n  wsrec verify --no-books data       skip rebuilding the order books"
+    )]
     Verify(VerifyArgs),
     /// Per stream and hour: messages, bytes, rate, largest message, gaps.
     Stats(StatsArgs),
@@ -53,11 +62,38 @@ pub enum Command {
     Venues(VenuesArgs),
     /// Combine recordings of the same feed by different recorders: fill gaps, drop duplicates.
     Merge(MergeArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(
+        after_help = "Examples:\n  wsrec completions bash > ~/.local/share/bash-completion/completions/wsrec\n  wsrec completions zsh > ~/.zfunc/_wsrec\n  wsrec completions fish > ~/.config/fish/completions/wsrec.fish"
+    )]
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), or write one page per command into a directory.
+    #[command(
+        after_help = "Examples:\n  wsrec man | man -l -\n  sudo wsrec man --dir /usr/local/share/man/man1"
+    )]
+    Man(ManArgs),
     /// Rebuild an order book from a recording: print it at a time, or top-N rows every interval.
     #[command(
         after_help = "Examples:\n  wsrec book data/ --symbol BTC-USDT                  the book at the end of the recording\n  wsrec book data/ --symbol BTC-USDT --at 2026-12-05T10:00:00Z --depth 5\n  wsrec book data/ --symbol BTCUSDT --every 1s --depth 25 --format csv > btcusdt.csv"
     )]
     Book(BookArgs),
+}
+
+/// `wsrec completions` options.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `wsrec man` options.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write `wsrec.1` and one `wsrec-COMMAND.1` per command into DIR instead of printing
+    /// `wsrec.1`.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 /// `wsrec book` output format.

@@ -928,3 +928,47 @@ fn venues_name_how_every_book_channel_starts() {
     let all = run(&["venues"], dir.path());
     assert!(!String::from_utf8_lossy(&all.stdout).contains("\n  book:       "));
 }
+
+#[test]
+fn completions_load_in_bash_and_man_pages_cover_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = run(&["completions", "bash"], d);
+    assert!(out.status.success());
+    std::fs::write(d.join("wsrec.bash"), &out.stdout).unwrap();
+    // Bash itself loads the script and registers the completion.
+    let check = Command::new("bash")
+        .args(["-c", "source ./wsrec.bash && complete -p wsrec"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{check:?}");
+    assert!(
+        String::from_utf8_lossy(&check.stdout).contains("_wsrec"),
+        "{check:?}"
+    );
+    for (shell, mark) in [("zsh", "#compdef wsrec"), ("fish", "complete -c wsrec")] {
+        let out = run(&["completions", shell], d);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(mark) && text.contains("verify"), "{shell}");
+    }
+    let out = run(&["completions", "tcsh"], d);
+    assert_eq!(out.status.code(), Some(2));
+
+    let out = run(&["man"], d);
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        page.starts_with(".ie") && page.contains(".TH wsrec 1"),
+        "{page}"
+    );
+    let out = run(&["man", "--dir", "man1"], d);
+    assert!(out.status.success(), "{out:?}");
+    for cmd in [
+        "record", "cat", "verify", "book", "stats", "replay", "merge", "demo", "venues",
+    ] {
+        let page = std::fs::read_to_string(d.join(format!("man1/wsrec-{cmd}.1"))).unwrap();
+        assert!(page.contains(&format!(".TH wsrec-{cmd} 1")), "{cmd}");
+    }
+    let verify = std::fs::read_to_string(d.join("man1/wsrec-verify.1")).unwrap();
+    assert!(verify.contains("no\\-books"), "{verify}");
+}

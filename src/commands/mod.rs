@@ -37,6 +37,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Some(Command::Demo(ref args)) => tools::demo(args),
         Some(Command::Venues(ref args)) => venues(args),
         Some(Command::Merge(ref args)) => tools::merge(args),
+        Some(Command::Completions(ref args)) => completions(args),
+        Some(Command::Man(ref args)) => man(args),
         None => record::record(&cli, &RecordArgs::default()),
     };
     match result {
@@ -58,6 +60,38 @@ pub fn run(cli: Cli) -> ExitCode {
             ExitCode::from(if usage { EXIT_USAGE } else { 1 })
         }
     }
+}
+
+/// `wsrec completions SHELL`: the shell's completion script on stdout.
+fn completions(args: &crate::cli::CompletionsArgs) -> anyhow::Result<()> {
+    use clap::CommandFactory as _;
+    let mut out = Vec::new();
+    clap_complete::generate(args.shell, &mut Cli::command(), "wsrec", &mut out);
+    write_stdout(&out)
+}
+
+/// `wsrec man [--dir DIR]`: `wsrec.1` on stdout, or every command's page written into DIR.
+fn man(args: &crate::cli::ManArgs) -> anyhow::Result<()> {
+    use clap::CommandFactory as _;
+    let cmd = Cli::command();
+    let Some(dir) = &args.dir else {
+        let mut out = Vec::new();
+        clap_mangen::Man::new(cmd).render(&mut out)?;
+        return write_stdout(&out);
+    };
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the man page directory {}", dir.display()))?;
+    clap_mangen::generate_to(cmd, dir)
+        .with_context(|| format!("cannot write man pages into {}", dir.display()))?;
+    Ok(())
+}
+
+/// Writes `bytes` to stdout.
+fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    std::io::stdout()
+        .write_all(bytes)
+        .context("cannot write to stdout")
 }
 
 /// An error and its causes in one line, each cause said once: a message that already quotes its
