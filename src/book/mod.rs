@@ -54,6 +54,12 @@ impl Books {
             .conn_ended(&mut self.tracker, stream, Some(conn));
     }
 
+    /// Connection `conn` of `stream` carries on another's feed without its own snapshot (a
+    /// merged recording switching input); see [`Tracker::conn_continues`].
+    pub fn conn_continues(&mut self, stream: &str, conn: u64, why: String) {
+        self.tracker.conn_continues(stream, conn, why);
+    }
+
     /// Every connection of `stream` ended (a new recorder run begins).
     pub fn stream_ended(&mut self, stream: &str) {
         self.venues.conn_ended(&mut self.tracker, stream, None);

@@ -283,6 +283,9 @@ pub struct Tracker {
     report_index: HashMap<Arc<BookId>, usize>,
     breaks: Vec<Break>,
     gaps: HashMap<String, Gaps>,
+    /// Connections that continue another's feed without a snapshot of their own (a merged
+    /// recording switching input): why, for their books' first break.
+    continuing: HashMap<(String, u64), String>,
     key: String,
 }
 
@@ -521,7 +524,16 @@ impl Tracker {
         let gaps = self.gaps.get(m.stream);
         let explained = gaps
             .filter(|g| g.count > live.gaps_seen)
-            .map(|g| g.why.clone());
+            .map(|g| g.why.clone())
+            .or_else(|| {
+                (kind == BreakKind::BeforeSnapshot)
+                    .then(|| {
+                        self.continuing
+                            .get(&(m.stream.to_owned(), live.conn))
+                            .cloned()
+                    })
+                    .flatten()
+            });
         live.state = State::Broken;
         let open = live.open.take();
         let report = &mut self.reports[live.report];
@@ -548,6 +560,13 @@ impl Tracker {
         let g = self.gaps.entry(stream.to_owned()).or_default();
         g.count += 1;
         g.why = why;
+    }
+
+    /// Connection `conn` of `stream` carries on another connection's feed without a snapshot of
+    /// its own (a merged recording switching input): its books wait for their next snapshot, and
+    /// an update before it is explained by `why`, not a fault.
+    pub fn conn_continues(&mut self, stream: &str, conn: u64, why: String) {
+        self.continuing.insert((stream.to_owned(), conn), why);
     }
 
     /// Connection `conn` of `stream` ended: its books' spans end there.

@@ -293,6 +293,8 @@ pub struct EventDetail {
     pub pid: Option<u64>,
     /// `connected`: the connection this one replaces (planned reconnect).
     pub replaces: Option<u64>,
+    /// `connected` of a merged recording: the input its messages come from (`wsrec merge`).
+    pub source: Option<String>,
     /// `connect_failed`, `snapshot_failed`: why.
     pub error: Option<String>,
     /// `snapshot_failed`: the symbol whose snapshot could not be fetched.

@@ -141,6 +141,17 @@ impl Verifier {
                             // The very start of a run: seq starts at 0.
                             s.seq.next = Some(0);
                         }
+                        if let (Some(books), "connected", Some(source), Some(prev)) =
+                            (&mut self.books, &*e.name, &detail.source, detail.replaces)
+                        {
+                            books.conn_continues(
+                                &name,
+                                conn,
+                                format!(
+                                    "the merge switched input here (from connection {prev} to {source}): the book resumes at its next snapshot"
+                                ),
+                            );
+                        }
                         let s = self.stream(&name);
                         s.max_conn = s.max_conn.max(conn);
                         if e.name == "connected" {
