@@ -332,9 +332,15 @@ pub struct RecordArgs {
 /// `wsrec status` options.
 #[derive(Debug, Default, Args)]
 pub struct StatusArgs {
-    /// Status socket to query [default: from --config, else ./data/.wsrec.sock].
+    /// The recorder's output directory (its status socket is DIR/.wsrec.sock), or the socket.
+    #[arg(value_name = "DIR", conflicts_with = "socket")]
+    pub dir: Option<PathBuf>,
+    /// Status socket to query [default: from DIR, --config, else ./data/.wsrec.sock].
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
+    /// Query again every INTERVAL (default 1s) until Ctrl-C.
+    #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "1s", value_parser = parse_duration)]
+    pub watch: Option<Duration>,
     /// Print the raw JSON snapshot.
     #[arg(long)]
     pub json: bool,

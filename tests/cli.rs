@@ -972,3 +972,35 @@ fn completions_load_in_bash_and_man_pages_cover_every_command() {
     let verify = std::fs::read_to_string(d.join("man1/wsrec-verify.1")).unwrap();
     assert!(verify.contains("no\\-books"), "{verify}");
 }
+
+#[tokio::test]
+async fn status_takes_the_output_directory_and_watches() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut server = TestServer::start().await;
+    let child = spawn(&["record", &server.url(), "-o", "out", "--name", "feed"], d);
+    let mut conn = server.accept().await;
+    conn.send_text(r#"{"n":1}"#).await;
+    // The default socket lives in the output directory: `status out` finds it.
+    wait_status(&d.join("out/.wsrec.sock"), |v| v["total_messages"] == 1).await;
+    let out = run(&["status", "out"], d);
+    assert!(out.status.success(), "{out:?}");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("feed"), "{table}");
+    // --watch repeats until stopped: wait for a second table in its output.
+    let watch = spawn(&["status", "out", "--watch", "50ms", "--json"], d);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(d.join("stdout.log")).unwrap_or_default();
+        if text.matches("\"total_messages\"").count() >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no second status: {text}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sigterm(&watch);
+    let _ = wait_exit(watch, d).await;
+    sigterm(&child);
+    assert_eq!(wait_exit(child, d).await, 0);
+    drop(conn);
+}

@@ -146,28 +146,51 @@ fn tokio_runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn status(config_path: &Option<PathBuf>, args: &StatusArgs, go_line: bool) -> anyhow::Result<()> {
-    let socket = match (&args.socket, config_path) {
-        (Some(p), _) => p.clone(),
-        (None, Some(c)) => load_config(c)?
+    let socket = match (&args.socket, &args.dir, config_path) {
+        (Some(p), _, _) => p.clone(),
+        (None, Some(d), _) if d.is_dir() => d.join(crate::config::DEFAULT_STATUS_SOCKET_NAME),
+        (None, Some(d), _) => d.clone(),
+        (None, None, Some(c)) => load_config(c)?
             .status_socket_path()
             .context("the config turns the status socket off (status_socket = \"\")")?,
-        (None, None) => Config::default()
+        (None, None, None) => Config::default()
             .status_socket_path()
             .context("no status socket configured")?,
     };
-    let snapshot = tokio_runtime(1)?.block_on(crate::observe::status::query(&socket))?;
-    let text = if go_line {
-        format!("{}\n", snapshot.go_line())
-    } else if args.json {
-        format!("{}\n", serde_json::to_string_pretty(&snapshot)?)
-    } else {
-        crate::observe::status::render_table(&snapshot, crate::clock::system_now_ns())
+    let runtime = tokio_runtime(1)?;
+    let show = |clear: bool| -> anyhow::Result<()> {
+        let snapshot = runtime.block_on(crate::observe::status::query(&socket))?;
+        let text = if go_line {
+            format!("{}\n", snapshot.go_line())
+        } else if args.json {
+            format!("{}\n", serde_json::to_string_pretty(&snapshot)?)
+        } else {
+            crate::observe::status::render_table(&snapshot, crate::clock::system_now_ns())
+        };
+        // On a terminal each round replaces the last; elsewhere they follow each other.
+        let text = if clear {
+            format!("\x1b[2J\x1b[H{text}")
+        } else {
+            text
+        };
+        write_stdout(text.as_bytes())
     };
-    use std::io::Write as _;
-    std::io::stdout()
-        .write_all(text.as_bytes())
-        .context("cannot write to stdout")?;
-    Ok(())
+    let Some(every) = args.watch else {
+        return show(false);
+    };
+    let clear = std::io::IsTerminal::is_terminal(&std::io::stdout()) && !args.json;
+    loop {
+        show(clear)?;
+        let stop = runtime.block_on(async {
+            tokio::select! {
+                () = tokio::time::sleep(every) => false,
+                _ = tokio::signal::ctrl_c() => true,
+            }
+        });
+        if stop {
+            return Ok(());
+        }
+    }
 }
 
 #[cfg(test)]
