@@ -24,8 +24,8 @@ mod lines;
 mod scan;
 
 pub use entry::{
-    Entry, Event, EventDetail, Message, Payload, Snapshot, SnapshotDetail, looks_like_envelope,
-    quick_ts,
+    Entry, Event, EventDetail, MAX_INFLATED, Message, Payload, Snapshot, SnapshotDetail,
+    looks_like_envelope, quick_ts,
 };
 pub use files::{Codec, NameHints, RecordingFile, discover};
 pub use lines::{LineInfo, LineReader};

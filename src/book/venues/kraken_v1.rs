@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde::de::{Deserializer, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::kraken::checksum;
+use super::kraken_checksum::checksum;
 use super::{Rules, Venue};
 use crate::book::level::{Book, Change, Side};
 use crate::book::track::{BreakKind, Key, Link, Msg, Tracker};

@@ -22,6 +22,7 @@ mod gate;
 mod htx;
 mod hyperliquid;
 mod kraken;
+mod kraken_checksum;
 mod kraken_futures;
 mod kraken_v1;
 mod kucoin;
