@@ -17,6 +17,7 @@
 //! reports (spans capped at [`track::MAX_SPANS`]) are kept.
 
 pub mod level;
+pub mod report;
 pub mod track;
 pub mod venues;
 
