@@ -21,11 +21,11 @@
 //!
 //! A size of zero removes a level; removing a level the book lacks "can happen and is normal"
 //! (the futures pages), so it is no break. Events that arrive before the snapshot line, or while
-//! the book is broken, are kept (the newest [`shared::HELD`] per book) and read again when a
+//! the book is broken, are kept (the newest [`rest_started::HELD`](super::rest_started::HELD) per book) and read again when a
 //! snapshot line comes: the recorder fetches one on each new connection, when one is stale,
 //! and every `snapshot_interval`, so a broken book resumes at the next. A snapshot line for a
 //! book already proven is compared with it when the book's last `u` equals its `lastUpdateId`
-//! (see [`shared::compare`]: every snapshot level the book has must have the snapshot's size,
+//! (see [`rest_started::compare`](super::rest_started::compare): every snapshot level the book has must have the snapshot's size,
 //! every book level within the snapshot's price range must be in it); otherwise it is ignored
 //! (the book and the snapshot are not at the same update, nothing exact can be said).
 //!
@@ -495,7 +495,7 @@ mod tests {
             Line::Msg(_, t) => t.len(),
             _ => unreachable!(),
         };
-        let kept = (shared::HELD_BYTES / size) as u64;
+        let kept = (super::super::rest_started::HELD_BYTES / size) as u64;
         assert!(kept < 3000);
         let oldest = 13_001 - kept;
         // A snapshot one older than the oldest kept can start nothing: passed over, as the

@@ -9,7 +9,7 @@
 //! it skip the changes whose own sequence is at or before the snapshot's; then each message's
 //! `sequenceStart` is the previous `sequenceEnd` + 1. A size of `"0"` removes a level. The
 //! public REST book has 100 levels: deeper levels stay unknown until they change (a snapshot
-//! line compared with a proven book checks only what it can: see [`shared::compare`]).
+//! line compared with a proven book checks only what it can: see [`rest_started::compare`](super::rest_started::compare)).
 //!
 //! Futures `/contractMarket/level2:SYMBOL` (<https://www.kucoin.com/docs-new/websocket-api/futures-trading/public-channels/orderbook-increment>):
 //! each `level2` message is one change, `"price,side,size"`, with a `sequence` one more than

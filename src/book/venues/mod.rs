@@ -27,6 +27,7 @@ mod kraken_futures;
 mod kraken_v1;
 mod kucoin;
 mod okx;
+mod rest_started;
 mod shared;
 mod upbit;
 
