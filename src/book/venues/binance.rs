@@ -42,7 +42,8 @@
 
 use serde::Deserialize;
 
-use super::shared::{self, Depth, Diff, Held, RestBook, RestVenue, Rule};
+use super::rest_started::{Diff, Held, RestVenue, Rule};
+use super::shared::{self, Depth, RestBook};
 use super::{Venue, starts_near};
 use crate::book::track::{Key, Msg, Tracker};
 

@@ -12,7 +12,7 @@
 //! of zero removes a level. Notifications before the snapshot line and while the book is broken
 //! are held (bounded) and read again when a snapshot line comes; a snapshot line for a proven
 //! book current to the same update is compared with it, any other is ignored (see
-//! [`super::binance`], which shares this through [`shared::Held`]).
+//! [`super::binance`], which shares this through [`rest_started::Held`](super::rest_started::Held)).
 //!
 //! `spot.order_book` (the limited-level snapshot, top 5/10/20/50/100) is the whole top of the
 //! book in every message (`bids`, `asks`, `lastUpdateId`).
@@ -24,7 +24,8 @@
 
 use serde::Deserialize;
 
-use super::shared::{self, Depth, Diff, Held, RestBook, RestVenue, Rule};
+use super::rest_started::{Diff, Held, RestVenue, Rule};
+use super::shared::{self, Depth, RestBook};
 use super::{Venue, starts_near};
 use crate::book::track::{Key, Msg, Tracker};
 

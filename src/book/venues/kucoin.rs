@@ -18,7 +18,7 @@
 //!
 //! Messages before the snapshot line and while the book is broken are held (bounded) and read
 //! again when a snapshot line comes; a snapshot line for a proven book current to the same
-//! sequence is compared with it, any other is ignored ([`shared::Held`], shared with Binance and
+//! sequence is compared with it, any other is ignored ([`rest_started::Held`](super::rest_started::Held), shared with Binance and
 //! Gate).
 //!
 //! `/spotMarket/level2Depth5`, `/spotMarket/level2Depth50`, `/contractMarket/level2Depth5` and
@@ -33,7 +33,8 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::shared::{self, Diff, Held, Lvl, RestBook, RestVenue, Rule, text};
+use super::rest_started::{Diff, Held, RestVenue, Rule};
+use super::shared::{self, Lvl, RestBook, text};
 use super::{Venue, starts_near};
 use crate::book::level::{Book, Side};
 use crate::book::track::{Key, Msg, Tracker};

@@ -1,7 +1,7 @@
 //! What several venue modules share: price levels read borrowed from JSON (`["price", "size",
 //! …]` arrays of strings or number literals, or `{"p":…,"s":…}` objects), the REST body and
-//! depth shapes, whole-book messages; and, re-exported from [`super::rest_started`], the start
-//! of books whose differences begin from a REST snapshot line.
+//! depth shapes, whole-book messages ([`super::rest_started`] holds the start of books whose
+//! differences begin from a REST snapshot line).
 
 use std::fmt;
 
@@ -9,7 +9,6 @@ use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-pub(super) use super::rest_started::{Diff, Held, RestStarted, RestVenue, Rule};
 use crate::book::level::{Book, Side};
 use crate::book::track::{BreakKind, Key, Msg, Tracker};
 
