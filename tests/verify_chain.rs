@@ -261,3 +261,49 @@ async fn one_file_of_a_chain_verifies_alone() {
     );
     assert!(r.ok, "{:#?}", r.issues);
 }
+
+#[tokio::test(start_paused = true)]
+async fn manifests_without_a_chain_verify_as_before() {
+    // A recording made before chains: its manifests have no `chain`.
+    let dir = tempfile::tempdir().unwrap();
+    let data = rotated(dir.path()).await;
+    for d in &data {
+        let m = manifest_of(d);
+        let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&m).unwrap()).unwrap();
+        assert!(v.as_object_mut().unwrap().remove("chain").is_some());
+        std::fs::write(&m, serde_json::to_vec(&v).unwrap()).unwrap();
+    }
+    let r = run_verify(dir.path());
+    assert!(r.ok, "{:#?}", r.issues);
+    assert_eq!(r.manifests_checked, data.len() as u64);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_killed_run_is_reported_once_not_as_a_missing_tail() {
+    // As a kill leaves it: the last file still `.open`, without a manifest; the next start
+    // recovers it (a recovered file has no place in a chain).
+    let dir = tempfile::tempdir().unwrap();
+    let data = rotated(dir.path()).await;
+    let last = data.last().unwrap();
+    std::fs::remove_file(manifest_of(last)).unwrap();
+    let mut open = last.clone().into_os_string();
+    open.push(".open");
+    std::fs::rename(last, &open).unwrap();
+    record_run(
+        dir.path(),
+        5,
+        Format::Envelope,
+        Compress::None,
+        T0 + 60_000_000_000,
+    )
+    .await;
+    assert!(
+        !files(dir.path())
+            .iter()
+            .any(|p| p.to_string_lossy().ends_with(".open")),
+        "the second run recovered the file"
+    );
+    let r = run_verify(dir.path());
+    assert!(problems(&r, "no_close").is_empty(), "{:#?}", r.issues);
+    assert!(problems(&r, "missing_file").is_empty(), "{:#?}", r.issues);
+}
