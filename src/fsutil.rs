@@ -25,6 +25,19 @@ pub const COMPRESSED_SUFFIXES: [&str; 2] = [".zst", ".gz"];
 /// worker's space reservation and the least `disk_buffer` are sized from it.
 pub const FLUSH_BYTES: usize = 512 * 1024;
 
+/// True if the file `path` names exists in any of the forms a recording file takes: as it is,
+/// still `.open`, or compressed (`.zst`, `.gz`).
+pub fn exists_in_any_form(path: &Path) -> bool {
+    [
+        "",
+        OPEN_SUFFIX,
+        COMPRESSED_SUFFIXES[0],
+        COMPRESSED_SUFFIXES[1],
+    ]
+    .iter()
+    .any(|suffix| with_suffix(path, suffix).exists())
+}
+
 /// `name` without its `.open` suffix, if it has one.
 pub fn strip_open_name(name: &str) -> &str {
     name.strip_suffix(OPEN_SUFFIX).unwrap_or(name)

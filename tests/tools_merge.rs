@@ -237,6 +237,31 @@ async fn merge_fills_each_sides_gaps_and_marks_the_shared_one() {
     let status = wsrec().arg("verify").arg(&c_path).output().unwrap().status;
     assert!(status.success());
 
+    // The output's files form a chain: a copy without its first hour is missing a file.
+    let cut = out_root.path().join("cut");
+    let data: Vec<PathBuf> = files(&c_path);
+    assert!(data.len() >= 2, "the merge crosses an hour: {data:?}");
+    for p in &data {
+        let to = cut.join(p.strip_prefix(&c_path).unwrap());
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        if p != &data[0] {
+            std::fs::copy(p, &to).unwrap();
+            let m = wsrec::store::manifest::path_for(p);
+            std::fs::copy(&m, wsrec::store::manifest::path_for(&to)).unwrap();
+        }
+    }
+    let report = run_verify(&cut);
+    assert!(!report.ok, "{report:#?}");
+    let first = data[0].file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        report
+            .issues
+            .iter()
+            .any(|i| serde_json::to_value(i.kind).unwrap() == "missing_file"
+                && i.detail.contains(&first)),
+        "{report:#?}"
+    );
+
     // Provenance: every message's output connection names its source.
     let records = records(&c_path);
     let mut source_of_conn = BTreeMap::new();

@@ -6,6 +6,18 @@
 //! sequence gaps and disconnects it holds. The figures describe the uncompressed content, so they
 //! stay valid after `X.jsonl` becomes `X.jsonl.zst`.
 //!
+//! # The chain
+//!
+//! Each manifest also places its file in its stream's chain (`chain`): the name and XXH3-64 of
+//! the file before it in the same stream and format (`prev`), or `prev: null` for the first file
+//! a recorder run wrote for the stream, with the run's start (`run_start_ns`); the files a clean
+//! stop closes, after the run's `disconnected` events, say `run_end: true`. So `wsrec verify`
+//! sees a missing first or middle file (a `prev` no file answers), a missing last file (a chain
+//! that stops without `run_end`), and a changed predecessor (its hash differs). Each recorder run
+//! starts a chain of its own: a run that was deleted whole, files and manifests, leaves no trace
+//! in the others. The names are the uncompressed ones, so compression keeps the chain. Manifests
+//! written before chains have no `chain`, and are checked as before.
+//!
 //! The writer fills a manifest line by line as it writes ([`ManifestBuilder`]); startup recovery
 //! (the `recover` module) rebuilds one by reading a file a crash left open, and marks it
 //! `recovered`.
@@ -70,6 +82,87 @@ pub struct Manifest {
     /// data file's `connections` are then empty (its lines carry no `conn`, `seq` or time).
     #[serde(default, skip_serializing_if = "is_false")]
     pub recovered: bool,
+    /// Where the file sits in its stream's chain; absent in manifests written before chains and
+    /// in those of recovered files (the crash lost where they were).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<Chain>,
+}
+
+/// A file's place in its stream's chain of files (one chain per stream, format and run).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chain {
+    /// When the recorder run that wrote the chain started (ns since the epoch); for a `merge`'s
+    /// output, the start of its first file's interval (the same merge gives the same files).
+    pub run_start_ns: u64,
+    /// The file before this one in the chain; `None` (`null`) for the run's first file.
+    pub prev: Option<PrevFile>,
+    /// The file was closed by the clean end of its run, after the run's closing records: the
+    /// chain ends here.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub run_end: bool,
+}
+
+/// The file before another in a chain.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrevFile {
+    /// Its name (without directory), uncompressed form.
+    pub file: String,
+    /// Its XXH3-64, as in its own manifest.
+    pub xxh3_64: String,
+}
+
+/// Links the files of one writer (a recorder run, a `merge`) into chains, one per stream and
+/// format: each manifest handed to [`Chainer::link`] names the one linked before it.
+#[derive(Debug)]
+pub struct Chainer {
+    run_start_ns: u64,
+    /// Per stream and format: the last file linked (its final path) and its hash.
+    last: std::collections::HashMap<(String, String), (PathBuf, String)>,
+}
+
+impl Chainer {
+    /// Chains for a run that started at `run_start_ns`.
+    pub fn new(run_start_ns: u64) -> Self {
+        Self {
+            run_start_ns,
+            last: std::collections::HashMap::new(),
+        }
+    }
+
+    /// Fills in the place in its chain of `m`, the manifest of the file at `path` (its final,
+    /// uncompressed path; the hash must be final), and makes it the chain's last file;
+    /// `run_end` when the run ends with it (the chain then starts over).
+    pub fn link(&mut self, m: &mut Manifest, path: &Path, run_end: bool) {
+        let key = (m.stream.clone(), m.format.clone());
+        let before = if run_end {
+            self.last.remove(&key)
+        } else {
+            self.last.insert(key, (path.to_owned(), m.xxh3_64.clone()))
+        };
+        let dir = path.parent().unwrap_or(Path::new(""));
+        m.chain = Some(Chain {
+            run_start_ns: self.run_start_ns,
+            prev: before.map(|(prev, xxh3_64)| PrevFile {
+                file: relative(dir, &prev).to_string_lossy().into_owned(),
+                xxh3_64,
+            }),
+            run_end,
+        });
+    }
+}
+
+/// `to` as a path relative to the directory `from` (`a/b`, `a/c/x` -> `../c/x`).
+fn relative(from: &Path, to: &Path) -> PathBuf {
+    let (from, to): (Vec<_>, Vec<_>) = (from.components().collect(), to.components().collect());
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let mut out = PathBuf::new();
+    for _ in common..from.len() {
+        out.push("..");
+    }
+    for c in &to[common..] {
+        out.push(c);
+    }
+    out
 }
 
 fn is_false(b: &bool) -> bool {
@@ -105,6 +198,14 @@ impl FileKind {
 /// The manifest path of a data file.
 pub fn path_for(data: &Path) -> PathBuf {
     crate::fsutil::with_suffix(data, crate::fsutil::MANIFEST_SUFFIX)
+}
+
+/// The data file a manifest path belongs to (the inverse of [`path_for`]); `None` for a path
+/// that is no manifest's.
+pub fn data_for(manifest: &Path) -> Option<PathBuf> {
+    let name = manifest.file_name()?.to_str()?;
+    let data = name.strip_suffix(crate::fsutil::MANIFEST_SUFFIX)?;
+    (!data.is_empty() && !data.starts_with('.')).then(|| manifest.with_file_name(data))
 }
 
 /// The manifest path of a sealed data file, compressed or not (`X.jsonl.zst` and `X.jsonl` both
@@ -278,5 +379,48 @@ mod tests {
             path_for(Path::new("d/x.jsonl")),
             PathBuf::from("d/x.jsonl.manifest.json")
         );
+        let data = Path::new("d/x.jsonl");
+        assert_eq!(data_for(&path_for(data)).as_deref(), Some(data));
+        assert_eq!(data_for(Path::new("d/x.jsonl")), None);
+    }
+
+    #[test]
+    fn a_chain_names_each_predecessor_and_restarts_after_its_end() {
+        let mut c = Chainer::new(9);
+        let file = |name: &str, format: &str| Manifest {
+            file: name.into(),
+            stream: "s".into(),
+            format: format.into(),
+            xxh3_64: format!("{name}-hash"),
+            ..Manifest::default()
+        };
+        let (mut a, mut e, mut b, mut z) = (
+            file("a", "raw"),
+            file("a.events", "events"),
+            file("b", "raw"),
+            file("c", "raw"),
+        );
+        c.link(&mut a, Path::new("d/a"), false);
+        c.link(&mut e, Path::new("d/a.events"), false);
+        c.link(&mut b, Path::new("d/b"), false);
+        c.link(&mut z, Path::new("d/e/c"), true);
+        let prev = |m: &Manifest| m.chain.as_ref().unwrap().prev.clone().map(|p| p.file);
+        assert_eq!(prev(&a), None);
+        assert_eq!(prev(&e), None, "each format has a chain of its own");
+        assert_eq!(prev(&b).as_deref(), Some("a"));
+        assert_eq!(
+            b.chain.as_ref().unwrap().prev.as_ref().unwrap().xxh3_64,
+            "a-hash"
+        );
+        assert_eq!(
+            prev(&z).as_deref(),
+            Some("../b"),
+            "relative to its own directory"
+        );
+        assert!(z.chain.as_ref().unwrap().run_end);
+        let mut next = file("d", "raw");
+        c.link(&mut next, Path::new("d/d"), false);
+        assert_eq!(prev(&next), None, "after its end a chain starts over");
+        assert_eq!(next.chain.unwrap().run_start_ns, 9);
     }
 }

@@ -124,9 +124,10 @@ pub(super) fn apply(
             final_path,
             manifest,
             retention,
+            run_end,
         } => {
             if let Some(f) = files.remove(&id)
-                && close(f, &final_path, manifest, stats)
+                && close(f, &final_path, manifest, run_end, shared)
             {
                 if let Some(q) = &shared.compress {
                     q.push(final_path);
@@ -325,8 +326,10 @@ fn close(
     mut f: OpenFile,
     final_path: &Path,
     manifest: Option<Box<Manifest>>,
-    stats: &Stats,
+    run_end: bool,
+    shared: &Shared,
 ) -> bool {
+    let stats = &*shared.stats;
     let Some(file) = f.file.take() else {
         // Keep what was written before the failure under its final name.
         if f.path.exists() {
@@ -356,6 +359,11 @@ fn close(
                 m.lines = f.lines;
                 m.bytes = f.len;
                 m.xxh3_64 = format!("{digest:016x}");
+                shared
+                    .chains
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .link(&mut m, final_path, run_end);
                 crate::store::manifest::write(&crate::store::manifest::path_for(final_path), &m)
             }
             None => Ok(()),

@@ -91,6 +91,9 @@ pub enum DiskOp {
         manifest: Option<Box<Manifest>>,
         /// Retention to apply after the close.
         retention: Option<Arc<Retention>>,
+        /// The recorder run ends with this file (a clean stop closes it after the run's
+        /// closing records): its manifest ends the stream's chain.
+        run_end: bool,
     },
 }
 
@@ -139,6 +142,8 @@ struct Shared {
     compress: Option<CompressQueue>,
     /// Where closed files go for upload when they are not compressed.
     upload: Option<crate::ship::upload::UploadQueue>,
+    /// The chains the closed files' manifests form (one per stream and format), for this run.
+    chains: Mutex<crate::store::manifest::Chainer>,
 }
 
 struct State {
@@ -196,6 +201,9 @@ impl Disk {
                 stats,
                 compress,
                 upload: None,
+                chains: Mutex::new(crate::store::manifest::Chainer::new(
+                    crate::clock::system_now_ns(),
+                )),
             }),
         }
     }
@@ -400,6 +408,7 @@ mod tests {
             final_path: done.clone(),
             manifest: None,
             retention: None,
+            run_end: false,
         })
         .await;
         disk.finish().await;
@@ -510,6 +519,7 @@ mod tests {
             final_path: dir.path().join("2.jsonl"),
             manifest: None,
             retention: None,
+            run_end: false,
         };
         disk.submit(close).now_or_never().expect("a close waited");
         let queued = stats.disk_buffer_bytes.load(Relaxed);

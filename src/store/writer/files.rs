@@ -20,7 +20,7 @@ impl Writer {
         let rotate_ns = state.sink.rotate_ns;
         match current {
             Some(o) if ts < o.end_ns => {}
-            Some(_) => self.close_stream(idx).await,
+            Some(_) => self.close_stream(idx, false).await,
             None => {}
         }
         let state = &self.streams[idx];
@@ -128,13 +128,9 @@ impl Writer {
         loop {
             let candidate = rotation::with_part(&base, part);
             let events = rotation::events_path(&candidate);
-            let taken = [&candidate, &events].iter().any(|p| {
-                ["", OPEN_SUFFIX, ".zst", ".gz"].iter().any(|suffix| {
-                    let mut s = p.as_os_str().to_owned();
-                    s.push(suffix);
-                    std::path::Path::new(&s).exists()
-                })
-            });
+            let taken = [&candidate, &events]
+                .iter()
+                .any(|p| crate::fsutil::exists_in_any_form(p));
             if !taken {
                 state.last_part = (bucket, part);
                 return Some(candidate);
@@ -172,8 +168,9 @@ impl Writer {
         self.send(op).await;
     }
 
-    /// Flushes and closes both files of a stream.
-    pub(super) async fn close_stream(&mut self, idx: usize) {
+    /// Flushes and closes both files of a stream; `run_end` when the run ends (a clean stop,
+    /// its closing records written): the files end the stream's chain.
+    pub(super) async fn close_stream(&mut self, idx: usize, run_end: bool) {
         for events in [false, true] {
             self.flush_output(idx, events).await;
             let state = &mut self.streams[idx];
@@ -192,6 +189,7 @@ impl Writer {
                     final_path: out.final_path,
                     manifest: Some(Box::new(manifest)),
                     retention,
+                    run_end,
                 })
                 .await;
             }
@@ -216,7 +214,7 @@ impl Writer {
             if let Some((end_ns, _)) = due
                 && end_ns <= now
             {
-                self.close_stream(idx).await;
+                self.close_stream(idx, false).await;
                 let state = &mut self.streams[idx];
                 state.floor = state.floor.max(end_ns);
             }
@@ -225,7 +223,7 @@ impl Writer {
 
     pub(super) async fn close_all(&mut self) {
         for idx in 0..self.streams.len() {
-            self.close_stream(idx).await;
+            self.close_stream(idx, true).await;
         }
     }
 

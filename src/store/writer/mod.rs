@@ -444,7 +444,7 @@ impl Writer {
                 || (state.sink.max_bytes > 0 && out.bytes >= state.sink.max_bytes);
             let full = out.buf.len() >= FLUSH_BYTES;
             if over_limit && !to_events {
-                self.close_stream(idx).await;
+                self.close_stream(idx, false).await;
             } else if full {
                 self.flush_output(idx, to_events).await;
             }

@@ -34,6 +34,10 @@ pub(super) struct Out {
     pub(super) written: Vec<PathBuf>,
     line: Vec<u8>,
     seq: u64,
+    /// Links the output files into the stream's chain (see [`manifest::Chain`]); made at the
+    /// first close, with the first file's start as the chain's start, so the same merge gives
+    /// the same files.
+    chain: Option<manifest::Chainer>,
 }
 
 impl Out {
@@ -48,6 +52,7 @@ impl Out {
             written: Vec::new(),
             line: Vec::new(),
             seq: 0,
+            chain: None,
         }
     }
 
@@ -101,7 +106,7 @@ impl Out {
             Some(_) | None => true,
         };
         if next {
-            self.close()?;
+            self.close(false)?;
             self.open(rotation::bucket_start(ts, HOUR_NS))?;
         }
         let Some(f) = self.file.as_mut() else {
@@ -148,8 +153,9 @@ impl Out {
         Ok(())
     }
 
-    /// Syncs the current file and writes its manifest.
-    pub(super) fn close(&mut self) -> anyhow::Result<()> {
+    /// Syncs the current file and writes its manifest; `last` for the stream's last file, which
+    /// ends its chain.
+    pub(super) fn close(&mut self, last: bool) -> anyhow::Result<()> {
         let Some(f) = self.file.take() else {
             return Ok(());
         };
@@ -159,6 +165,9 @@ impl Out {
         m.lines = f.lines;
         m.bytes = f.bytes;
         m.xxh3_64 = format!("{:016x}", f.hash.finish());
+        self.chain
+            .get_or_insert_with(|| manifest::Chainer::new(f.start_ns))
+            .link(&mut m, &f.rel, last);
         let mut body = serde_json::to_vec(&m)?;
         body.push(b'\n');
         let mpath = self.stage.join(manifest::path_for(&f.rel));

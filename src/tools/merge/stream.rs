@@ -147,7 +147,7 @@ pub(super) fn merge_stream(
         gap: None,
     };
     m.run(summary)?;
-    m.out.close()?;
+    m.out.close(true)?;
     m.s.files = m.out.written.len() as u64;
     m.s.offset_ms = m.srcs.iter().map(|s| s.offset as f64 / 1e6).collect();
     Ok((m.s, m.out.written))

@@ -4,7 +4,9 @@
 //! Snapshot lines (REST order-book snapshots the recorder fetched) are counted, per stream and in
 //! total; they take no `seq` and are not checked against the exchange's numbering.
 //!
-//! Problems (exit code 1): lines that are not records, torn last lines of closed files, files
+//! Problems (exit code 1): files that hold no wsrec record (lines that are not envelope records
+//! in a file that is no raw-format recording: a raw stream's data file is known by its manifest
+//! or its events sidecar), lines that are not records, torn last lines of closed files, files
 //! that cannot be read to their end, `seq` gaps and duplicates, messages dropped under
 //! `when_full = "drop_newest"` or not written (disk full, write errors), breaks in an exchange's
 //! own sequence numbers (see [`super::venue_seq`]), manifests that do not match their file, and a
@@ -17,6 +19,15 @@
 //! files the same stop left open (a raw stream's sidecar, a file closing at the kill), and
 //! snapshots the recorder could not fetch (`snapshot_failed` events: the book cannot be rebuilt
 //! from that connection's diffs until the next snapshot).
+//!
+//! Completeness (the manifests' chains, [`crate::store::manifest::Chain`]): a file a manifest
+//! names as the one before it in its stream that is not there (deleted or moved), or that is
+//! not the file it followed (another hash); a chain that stops at a file not closed by a clean
+//! stop, with no file of the stream left open or recovered ("ends without a close: files
+//! missing after X, or the recorder was killed"); and a manifest beside the files read whose
+//! file is gone. Manifests written before chains say nothing of this and are checked as before.
+//! The end of a chain is judged from the files read: verify a whole recording, not one file or
+//! one directory of a date-split layout, to check its ends.
 //!
 //! Order books (unless `--no-books`): every book message of a venue [`crate::book`] knows is
 //! applied to its rebuilt book; per book (stream, venue, channel, symbol) the report gives the
@@ -127,6 +138,16 @@ pub enum IssueKind {
     VenueBackwards,
     /// A manifest that does not match its file, or cannot be read.
     Manifest,
+    /// A file of the recording is missing: a manifest names it as the file before another in
+    /// its stream, or a manifest is there without its file.
+    MissingFile,
+    /// A stream's chain of files stops at a file that was not closed by a clean stop, with no
+    /// file left open or recovered after it: files are missing after it, or the recorder was
+    /// killed.
+    NoClose,
+    /// A file that holds no wsrec record: not envelope records, and not a raw-format stream's
+    /// data file (no raw manifest, no events sidecar).
+    NotRecording,
     /// A recorder run ended without `disconnected` events (killed or crashed).
     UncleanStop,
     /// The recorder could not fetch a REST snapshot (`snapshot_failed` event).

@@ -133,6 +133,11 @@ pub(super) struct FileState {
     pub(super) bytes: u64,
     pub(super) hashable: bool,
     pub(super) failed: bool,
+    /// Its manifest says it is a raw stream's data file.
+    pub(super) raw_manifest: bool,
+    /// Whether its lines may be raw messages (decided at its first raw line): a raw-format
+    /// file is known by its manifest or its events sidecar.
+    pub(super) raw_ok: Option<bool>,
 }
 
 /// A manifest's figures.
@@ -141,6 +146,39 @@ pub(super) struct Expected {
     pub(super) lines: u64,
     pub(super) bytes: u64,
     pub(super) xxh3_64: String,
+    #[serde(default)]
+    pub(super) stream: String,
+    #[serde(default)]
+    pub(super) format: String,
+    #[serde(default)]
+    pub(super) recovered: bool,
+    /// Absent in manifests written before chains.
+    #[serde(default)]
+    pub(super) chain: Option<crate::store::manifest::Chain>,
+}
+
+/// A closed file's place in its stream's chain, as its manifest states it.
+#[derive(Debug)]
+pub(super) struct Link {
+    /// The file (as found).
+    pub(super) path: Arc<str>,
+    /// Its uncompressed path.
+    pub(super) logical: std::path::PathBuf,
+    pub(super) stream: String,
+    pub(super) format: String,
+    pub(super) chain: crate::store::manifest::Chain,
+}
+
+/// What the chain checks collect while the files are read.
+#[derive(Debug, Default)]
+pub(super) struct Chains {
+    /// Every chained file read.
+    pub(super) links: Vec<Link>,
+    /// Uncompressed paths of every file read.
+    pub(super) read: BTreeSet<std::path::PathBuf>,
+    /// Streams with a file left open or recovered: their run was killed (reported on its own),
+    /// or is still being written, so their chain may end without a close.
+    pub(super) unfinished: BTreeSet<String>,
 }
 
 pub(super) fn close_window(r: &mut StreamReport, w: OpenWindow, end: u64) {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::hash::Hasher as _;
 use std::sync::Arc;
 
-use super::state::{Expected, FileState, StreamState, Where, push_window};
+use super::state::{Chains, Expected, FileState, Link, StreamState, Where, push_window};
 use super::{Issue, IssueKind, MAX_LISTED, Report, Severity, VerifyOptions, Window};
 use crate::book::{Books, BreakKind, Msg, Position};
 use crate::read::{Item, RecordingFile};
@@ -23,6 +23,8 @@ pub(super) struct Verifier {
     /// The exchange-sequence check flagged the message being read (a book's sequence break on
     /// it is the same finding: counted in the book's report, not listed twice).
     pub(super) venue_flagged: bool,
+    /// What the chain checks need, collected file by file.
+    pub(super) chains: Chains,
 }
 
 impl Verifier {
@@ -35,6 +37,7 @@ impl Verifier {
             points: Vec::new(),
             books: opts.books.then(Books::new),
             venue_flagged: false,
+            chains: Chains::default(),
         }
     }
 
@@ -73,11 +76,16 @@ impl Verifier {
             return f.path.clone();
         }
         let path: Arc<str> = Arc::from(path.as_ref());
+        let logical = lexical(&file.path.with_file_name(file.logical_name()));
+        self.chains.read.insert(logical.clone());
+        if file.is_open {
+            // Its stream by name, for an open file with no complete line yet (its first line
+            // tells the stream when there is one).
+            self.chains.unfinished.insert(file.name_hints().stream);
+        }
         let mut manifest = None;
         if !file.is_open {
-            let m = file
-                .path
-                .with_file_name(format!("{}.manifest.json", file.logical_name()));
+            let m = crate::store::manifest::path_for(&logical);
             if let Ok(bytes) = std::fs::read(&m) {
                 match serde_json::from_slice::<Expected>(&bytes) {
                     Ok(e) => manifest = Some(e),
@@ -97,18 +105,192 @@ impl Verifier {
                 }
             }
         }
+        if let Some(m) = &manifest {
+            if m.recovered {
+                self.chains.unfinished.insert(m.stream.clone());
+            }
+            if let Some(chain) = &m.chain {
+                self.chains.links.push(Link {
+                    path: path.clone(),
+                    logical,
+                    stream: m.stream.clone(),
+                    format: m.format.clone(),
+                    chain: chain.clone(),
+                });
+            }
+        }
         let hash = manifest
             .as_ref()
             .map(|_| Box::<twox_hash::XxHash3_64>::default());
         self.file = Some(FileState {
             path: path.clone(),
+            raw_manifest: manifest.as_ref().is_some_and(|m| m.format == "raw"),
             manifest,
             hash,
             bytes: 0,
             hashable: true,
             failed: false,
+            raw_ok: None,
         });
         path
+    }
+
+    /// Whether the raw lines of `file` belong to a raw-format recording: its manifest says so,
+    /// or its events sidecar is beside it. Otherwise the file holds no wsrec record, a problem
+    /// said once (at its first line that is no record).
+    fn raw_allowed(&mut self, file: &crate::read::RecordingFile, at: &Where) -> bool {
+        let Some(f) = &mut self.file else {
+            return true;
+        };
+        if let Some(ok) = f.raw_ok {
+            return ok;
+        }
+        let sidecar =
+            crate::store::rotation::events_path(&file.path.with_file_name(file.logical_name()));
+        let ok = f.raw_manifest || crate::fsutil::exists_in_any_form(&sidecar);
+        f.raw_ok = Some(ok);
+        if !ok {
+            self.issue(
+                IssueKind::NotRecording,
+                Severity::Problem,
+                Some(at),
+                None,
+                format!(
+                    "holds no wsrec record: this line is not an envelope record, and the file is no raw-format recording (no manifest of format raw, no events sidecar {}); move files that are not recordings out of the recording's directory",
+                    sidecar.display()
+                ),
+            );
+        }
+        ok
+    }
+
+    /// Notes the stream of a file still `.open` (being written, or left by a kill): its chain
+    /// may end before it without a close.
+    fn note_open(&mut self, file: &crate::read::RecordingFile, line: u64, stream: &str) {
+        if file.is_open && line == 1 {
+            self.chains.unfinished.insert(stream.to_owned());
+        }
+    }
+
+    /// Checks the chains of the files read: every predecessor a manifest names is there and is
+    /// the file it followed, every chain ends with a clean stop (or a file left open or
+    /// recovered after it), and every manifest beside the files read has its file.
+    pub(super) fn check_chains(&mut self) {
+        use crate::store::manifest;
+        let chains = std::mem::take(&mut self.chains);
+        let mut followed = std::collections::BTreeSet::new();
+        for l in &chains.links {
+            let Some(p) = &l.chain.prev else {
+                continue;
+            };
+            let dir = l.logical.parent().unwrap_or(std::path::Path::new(""));
+            let prev = lexical(&dir.join(&p.file));
+            let at = Where {
+                file: l.path.clone(),
+                line: 0,
+            };
+            let wrong = if !chains.read.contains(&prev) && !crate::fsutil::exists_in_any_form(&prev)
+            {
+                Some(format!(
+                    "{} is missing: this file's manifest names it as the file before it in the stream ({}); it was deleted or moved",
+                    prev.display(),
+                    l.format
+                ))
+            } else if let Ok(bytes) = std::fs::read(manifest::path_for(&prev))
+                && let Ok(e) = serde_json::from_slice::<Expected>(&bytes)
+                && !e.xxh3_64.eq_ignore_ascii_case(&p.xxh3_64)
+            {
+                Some(format!(
+                    "the file before it, {}, is not the one it followed: its manifest says XXH3-64 {}, this file's manifest names {}",
+                    prev.display(),
+                    e.xxh3_64,
+                    p.xxh3_64
+                ))
+            } else {
+                None
+            };
+            if let Some(detail) = wrong {
+                self.issue(
+                    IssueKind::MissingFile,
+                    Severity::Problem,
+                    Some(&at),
+                    Some(&l.stream),
+                    detail,
+                );
+            }
+            followed.insert(prev);
+        }
+        let dirs: std::collections::BTreeSet<_> =
+            chains.read.iter().filter_map(|p| p.parent()).collect();
+        for dir in dirs {
+            let Ok(entries) = std::fs::read_dir(if dir.as_os_str().is_empty() {
+                std::path::Path::new(".")
+            } else {
+                dir
+            }) else {
+                continue;
+            };
+            let mut orphans = Vec::new();
+            for e in entries.filter_map(Result::ok) {
+                let path = dir.join(e.file_name());
+                let Some(data) = manifest::data_for(&path) else {
+                    continue;
+                };
+                if chains.read.contains(&data) {
+                    continue;
+                }
+                if !crate::fsutil::exists_in_any_form(&data) {
+                    orphans.push((path, data));
+                } else if let Ok(bytes) = std::fs::read(&path)
+                    && let Ok(e) = serde_json::from_slice::<Expected>(&bytes)
+                    && let Some(prev) = e.chain.and_then(|c| c.prev)
+                {
+                    // A file beside those read, not read itself (verify was given part of the
+                    // recording): the file it follows does not end its chain.
+                    followed.insert(lexical(&dir.join(prev.file)));
+                }
+            }
+            orphans.sort();
+            for (m, data) in orphans {
+                let at = Where {
+                    file: Arc::from(m.to_string_lossy().as_ref()),
+                    line: 0,
+                };
+                self.issue(
+                    IssueKind::MissingFile,
+                    Severity::Problem,
+                    Some(&at),
+                    None,
+                    format!(
+                        "a manifest without its file: {} is missing (deleted or moved after it was closed)",
+                        data.display()
+                    ),
+                );
+            }
+        }
+        for l in &chains.links {
+            if l.chain.run_end
+                || followed.contains(&l.logical)
+                || chains.unfinished.contains(&l.stream)
+            {
+                continue;
+            }
+            let at = Where {
+                file: l.path.clone(),
+                line: 0,
+            };
+            self.issue(
+                IssueKind::NoClose,
+                Severity::Problem,
+                Some(&at),
+                Some(&l.stream),
+                format!(
+                    "ends without a close: files missing after {} ({}), or the recorder was killed",
+                    l.logical.display(),
+                    l.format
+                ),
+            );
+        }
     }
 
     pub(super) fn item(&mut self, item: Item<'_>) {
@@ -171,7 +353,12 @@ impl Verifier {
                             ),
                         );
                     }
-                    LineKind::Raw => self.raw_line(raw_stream, bytes, &at),
+                    LineKind::Raw => {
+                        if self.raw_allowed(file, &at) {
+                            self.note_open(file, info.number, raw_stream);
+                            self.raw_line(raw_stream, bytes, &at);
+                        }
+                    }
                     LineKind::Invalid(why) => self.issue(
                         IssueKind::InvalidLine,
                         Severity::Problem,
@@ -179,7 +366,10 @@ impl Verifier {
                         None,
                         format!("not a record: {why}"),
                     ),
-                    LineKind::Record(entry) => self.entry(entry, bytes, file, &at),
+                    LineKind::Record(entry) => {
+                        self.note_open(file, info.number, entry.stream());
+                        self.entry(entry, bytes, file, &at);
+                    }
                 }
             }
             Item::FileEnd { file, lines, .. } => {
@@ -397,6 +587,7 @@ impl Verifier {
     }
 
     pub(super) fn finish(mut self) -> Report {
+        self.check_chains();
         let names: Vec<String> = self.streams.keys().cloned().collect();
         for name in names {
             let s = self.stream(&name);
@@ -436,4 +627,23 @@ impl Verifier {
         self.report.ok = self.report.problems == 0;
         self.report
     }
+}
+
+/// `path` with its `..` and `.` resolved lexically (`a/b/../c` -> `a/c`), so a predecessor named
+/// relative to a file's directory compares equal to the path it was found under.
+fn lexical(path: &std::path::Path) -> std::path::PathBuf {
+    use std::path::Component;
+    let mut out = std::path::PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
