@@ -441,11 +441,7 @@ async fn verify_passes_a_clean_recording_and_finds_injected_defects() {
     l[40] = l[40].replace("\"n\":39", "\"n\":93");
     assert_ne!(l[40], good[40]);
     let p = write_lines(&d, &name, &l);
-    std::fs::copy(
-        format!("{}.manifest.json", file.display()),
-        d.join(format!("{name}.manifest.json")),
-    )
-    .unwrap();
+    std::fs::copy(manifest_path(&file), manifest_path(&d.join(&name))).unwrap();
     let r = run_verify(std::slice::from_ref(&p));
     let m = issues_of(&r, IssueKind::Manifest);
     assert_eq!(m.len(), 1, "{r:#?}");

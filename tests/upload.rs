@@ -172,9 +172,7 @@ fn key_of(path: &FsPath) -> String {
 
 /// The manifest of a sealed data file.
 fn manifest_of(path: &FsPath) -> PathBuf {
-    let s = path.to_string_lossy();
-    let plain = s.trim_end_matches(".zst").trim_end_matches(".gz");
-    PathBuf::from(format!("{plain}.manifest.json"))
+    manifest_path(path)
 }
 
 /// Local sealed data files (compressed or plain, no manifests or markers).

@@ -264,6 +264,7 @@ mod tests {
         assert_eq!(h.start_ns, Some(1_795_514_400_000_000_000));
         assert_eq!(name_hints("plain.jsonl").stream, "plain");
         assert!(RecordingFile::new("x.events.jsonl.gz".into()).is_events);
+        assert!(RecordingFile::new("x.events.ndjson.zst".into()).is_events);
         for (name, yes) in [
             ("a.jsonl", true),
             ("a.jsonl.zst", true),
@@ -271,6 +272,11 @@ mod tests {
             ("a.jsonl.open", true),
             ("a.jsonl.zst.tmp", false),
             ("a.jsonl.manifest.json", false),
+            ("a.manifest.json", false),
+            ("a.events.manifest.json", false),
+            ("a.events.ndjson", true),
+            ("a.events.ndjson.zst.open", true),
+            ("a.events.jsonl", true),
             (".hidden.jsonl", false),
             ("notes.txt", false),
         ] {

@@ -261,7 +261,7 @@ pub fn sweep(dir: &Path, codec: Compress, queue: Option<&CompressQueue>) {
             }
             continue;
         }
-        if !name.ends_with(".jsonl") {
+        if !crate::fsutil::is_recorded_name(&name) {
             continue;
         }
         // A compressed copy under its final name was verified before the rename, so an

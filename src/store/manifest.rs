@@ -1,7 +1,7 @@
 //! The per-file manifest: a small JSON sidecar written when a file is closed, so a file can be
 //! trusted without re-reading it (and checked cheaply by `wsrec verify`).
 //!
-//! `X.jsonl` gets `X.jsonl.manifest.json` with its line and byte counts, an XXH3-64 of its
+//! `X.jsonl` gets `X.manifest.json` (before: `X.jsonl.manifest.json`, still read) with its line and byte counts, an XXH3-64 of its
 //! content, the first and last `seq` and receive time of every connection in it, and how many
 //! sequence gaps and disconnects it holds. The figures describe the uncompressed content, so they
 //! stay valid after `X.jsonl` becomes `X.jsonl.zst`.
@@ -102,17 +102,41 @@ impl FileKind {
     }
 }
 
-/// The manifest path of a data file.
+/// The manifest path of a data file (`X.jsonl` -> `X.manifest.json`, see
+/// [`crate::fsutil::manifest_name`]).
 pub fn path_for(data: &Path) -> PathBuf {
-    crate::fsutil::with_suffix(data, crate::fsutil::MANIFEST_SUFFIX)
+    crate::fsutil::map_file_name(data, crate::fsutil::manifest_name)
 }
 
 /// The manifest path of a sealed data file, compressed or not (`X.jsonl.zst` and `X.jsonl` both
-/// have `X.jsonl.manifest.json`).
+/// have `X.manifest.json`).
 pub fn path_for_sealed(data: &Path) -> PathBuf {
-    path_for(Path::new(crate::fsutil::strip_compressed(
-        &data.to_string_lossy(),
-    )))
+    path_for(&uncompressed(data))
+}
+
+/// Both paths a sealed data file's manifest may have: the current one, then the one versions
+/// before it wrote (`X.jsonl.manifest.json`). Readers look for both, cleaners remove both.
+pub fn paths_for_sealed(data: &Path) -> [PathBuf; 2] {
+    let plain = uncompressed(data);
+    [
+        path_for(&plain),
+        crate::fsutil::map_file_name(&plain, crate::fsutil::old_manifest_name),
+    ]
+}
+
+/// The manifest of a sealed data file as found on disk: the current name, else the old one,
+/// else (neither exists) the current name.
+pub fn existing_for_sealed(data: &Path) -> PathBuf {
+    let [new, old] = paths_for_sealed(data);
+    if !new.exists() && old.exists() {
+        old
+    } else {
+        new
+    }
+}
+
+fn uncompressed(data: &Path) -> PathBuf {
+    PathBuf::from(crate::fsutil::strip_compressed(&data.to_string_lossy()))
 }
 
 /// Builds a [`Manifest`] line by line in the writer.
@@ -276,7 +300,14 @@ mod tests {
         );
         assert_eq!(
             path_for(Path::new("d/x.jsonl")),
-            PathBuf::from("d/x.jsonl.manifest.json")
+            PathBuf::from("d/x.manifest.json")
+        );
+        assert_eq!(
+            paths_for_sealed(Path::new("d/x.jsonl.zst")),
+            [
+                PathBuf::from("d/x.manifest.json"),
+                PathBuf::from("d/x.jsonl.manifest.json")
+            ]
         );
     }
 }

@@ -8,7 +8,7 @@ use object_store::path::Path as Key;
 
 use super::s3::Digest;
 use crate::fsutil::MARKER_SUFFIX;
-use crate::store::manifest::path_for_sealed as manifest_for;
+use crate::store::manifest::paths_for_sealed;
 
 /// The marker path of a sealed file.
 pub fn marker_for(data: &Path) -> PathBuf {
@@ -38,7 +38,8 @@ pub(super) fn write_marker(
 /// Removes an uploaded file, then its manifest, then its marker (a crash in between is
 /// finished by [`sweep`](super::sweep)).
 pub(super) fn delete_local(path: &Path) {
-    for p in [path.to_owned(), manifest_for(path), marker_for(path)] {
+    let [manifest, old_manifest] = paths_for_sealed(path);
+    for p in [path.to_owned(), manifest, old_manifest, marker_for(path)] {
         match std::fs::remove_file(&p) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -7,15 +7,14 @@ use super::UploadQueue;
 use super::marker::{delete_local, marker_for};
 use crate::config::Compress;
 use crate::fsutil::MARKER_SUFFIX;
-use crate::store::manifest::path_for_sealed as manifest_for;
+use crate::store::manifest::paths_for_sealed;
 
 /// Whether `path` is a sealed file in its final form for `codec`. Compressed files always are
 /// (also after the codec was changed to `none`); plain `.jsonl` files only without compression.
 fn is_final(path: &Path, codec: Compress) -> bool {
     let name = path.to_string_lossy();
-    name.ends_with(".jsonl.zst")
-        || name.ends_with(".jsonl.gz")
-        || (codec == Compress::None && name.ends_with(".jsonl"))
+    let plain = crate::fsutil::strip_compressed(&name);
+    crate::fsutil::is_recorded_name(plain) && (plain.len() < name.len() || codec == Compress::None)
 }
 
 /// At start: queues every sealed file in its final form that has no marker, and finishes what
@@ -33,7 +32,9 @@ pub fn sweep(dir: &Path, codec: Compress, queue: &UploadQueue, delete_local_afte
             if !data.exists() {
                 let _ = std::fs::remove_file(&path);
                 if delete_local_after {
-                    let _ = std::fs::remove_file(manifest_for(data));
+                    for m in paths_for_sealed(data) {
+                        let _ = std::fs::remove_file(m);
+                    }
                 }
             } else if delete_local_after {
                 delete_local(data);
@@ -67,15 +68,18 @@ mod tests {
         std::fs::create_dir_all(&d).unwrap();
         for f in [
             "a.jsonl.zst",
-            "a.jsonl.manifest.json",
+            "a.manifest.json",
             "b.jsonl.zst",
             "b.jsonl.zst.uploaded",
             "b.jsonl.manifest.json",
             "c.jsonl.zst.uploaded",
+            "c.manifest.json",
             "c.jsonl.manifest.json",
             "d.jsonl",
             "e.jsonl.open",
             "f.jsonl.zst.tmp",
+            "g.events.ndjson.zst",
+            "h.events.ndjson",
         ] {
             std::fs::write(d.join(f), "x").unwrap();
         }
@@ -91,23 +95,27 @@ mod tests {
         while let Some(p) = rx.recv().await {
             queued.push(p.file_name().unwrap().to_string_lossy().into_owned());
         }
-        // Only the compressed, unmarked file; `d.jsonl` is the compressor's.
-        assert_eq!(queued, ["a.jsonl.zst"]);
-        assert_eq!(stats.upload_backlog.load(Relaxed), 1);
+        // Only the compressed, unmarked files (a sidecar too); `d.jsonl` and `h.events.ndjson`
+        // are the compressor's.
+        assert_eq!(queued, ["a.jsonl.zst", "g.events.ndjson.zst"]);
+        assert_eq!(stats.upload_backlog.load(Relaxed), 2);
         let mut left: Vec<String> = std::fs::read_dir(&d)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         left.sort();
-        // b was uploaded but not yet deleted; c's file was deleted but not its manifest.
+        // b was uploaded but not yet deleted; c's file was deleted but not its manifests (both
+        // names: the current one and the one older versions wrote).
         assert_eq!(
             left,
             [
-                "a.jsonl.manifest.json",
                 "a.jsonl.zst",
+                "a.manifest.json",
                 "d.jsonl",
                 "e.jsonl.open",
-                "f.jsonl.zst.tmp"
+                "f.jsonl.zst.tmp",
+                "g.events.ndjson.zst",
+                "h.events.ndjson"
             ]
         );
     }

@@ -75,9 +75,7 @@ impl Verifier {
         let path: Arc<str> = Arc::from(path.as_ref());
         let mut manifest = None;
         if !file.is_open {
-            let m = file
-                .path
-                .with_file_name(format!("{}.manifest.json", file.logical_name()));
+            let m = crate::store::manifest::existing_for_sealed(&file.path);
             if let Ok(bytes) = std::fs::read(&m) {
                 match serde_json::from_slice::<Expected>(&bytes) {
                     Ok(e) => manifest = Some(e),
