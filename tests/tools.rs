@@ -1060,15 +1060,17 @@ fn tools_read(dir: &Path, want: &[u8], files: u64, messages: u64) {
 }
 
 #[tokio::test(start_paused = true)]
-async fn data_globs_match_only_data_files_and_every_tool_reads_the_side_files() {
+async fn data_globs_match_only_compressed_data_not_manifests_and_every_tool_reads_them() {
     let dir = tempfile::tempdir().unwrap();
     let env_dir = dir.path().join("envelope");
-    let raw_dir = dir.path().join("go");
-
     let sent = record_compressed_envelope(&env_dir).await;
     // The hour's file, and the next hour's with the stop's `disconnected`.
     let data = files(&env_dir);
     assert_eq!(data.len(), 2, "{data:?}");
+    let rel = relative(&env_dir, &data);
+    for pattern in ["**/*.jsonl*", "**/*.jsonl.zst", "feed/*/*.jsonl*"] {
+        assert_eq!(shell_glob(&env_dir, pattern), rel, "{pattern}");
+    }
     for d in &data {
         assert!(d.to_string_lossy().ends_with(".jsonl.zst"), "{data:?}");
         assert!(manifest_path(d).exists(), "{d:?}");
@@ -1078,13 +1080,14 @@ async fn data_globs_match_only_data_files_and_every_tool_reads_the_side_files() 
         4,
         "data files and their manifests"
     );
-    let rel = relative(&env_dir, &data);
-    for pattern in ["**/*.jsonl*", "**/*.jsonl.zst", "feed/*/*.jsonl*"] {
-        assert_eq!(shell_glob(&env_dir, pattern), rel, "{pattern}");
-    }
     let want = format!("{}\n", sent.join("\n"));
     tools_read(&env_dir, want.as_bytes(), 2, 30);
+}
 
+#[tokio::test(start_paused = true)]
+async fn go_consumer_globs_match_only_raw_data_not_the_events_sidecar() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw_dir = dir.path().join("go");
     let want = record_go_layout_raw(&raw_dir).await;
     let written = all_files(&raw_dir);
     assert_eq!(
