@@ -296,6 +296,9 @@ mod tests {
             "s-20261124T090000Z.jsonl",
             "s-20261124T090000Z.jsonl.zst",
             "s-20261124T090000Z.jsonl.manifest.json",
+            "s-20261124T100000Z.manifest.json",
+            "s-20261124T100000Z.events.ndjson",
+            "s-20261124T100000Z.events.manifest.json",
             "notes.txt",
         ] {
             std::fs::write(d.join(name), b"").unwrap();
@@ -310,6 +313,7 @@ mod tests {
             [
                 "s-20261124T090000Z.jsonl",
                 "s-20261124T100000Z.jsonl",
+                "s-20261124T100000Z.events.ndjson",
                 "s-20261124T100000Z.1.jsonl",
                 "s-20261124T100000Z.2.jsonl.zst",
                 "s-20261124T110000Z.jsonl.open",

@@ -1,10 +1,13 @@
 //! The per-file manifest: a small JSON sidecar written when a file is closed, so a file can be
 //! trusted without re-reading it (and checked cheaply by `wsrec verify`).
 //!
-//! `X.jsonl` gets `X.manifest.json` (before: `X.jsonl.manifest.json`, still read) with its line and byte counts, an XXH3-64 of its
-//! content, the first and last `seq` and receive time of every connection in it, and how many
-//! sequence gaps and disconnects it holds. The figures describe the uncompressed content, so they
-//! stay valid after `X.jsonl` becomes `X.jsonl.zst`.
+//! `X.jsonl` gets `X.manifest.json` (versions before wrote `X.jsonl.manifest.json`, which
+//! readers still take) with its line and byte counts, an XXH3-64 of its content, the first and
+//! last `seq` and receive time of every connection in it, and how many sequence gaps and
+//! disconnects it holds. The figures describe the uncompressed content, so they stay valid after
+//! `X.jsonl` becomes `X.jsonl.zst`. A raw stream's sidecar `X.events.ndjson` gets
+//! `X.events.manifest.json`. No side file has `.jsonl` in its name, so data globs never match
+//! one (see [`crate::fsutil`]).
 //!
 //! The writer fills a manifest line by line as it writes ([`ManifestBuilder`]); startup recovery
 //! (the `recover` module) rebuilds one by reading a file a crash left open, and marks it
