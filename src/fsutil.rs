@@ -91,11 +91,26 @@ pub fn events_data_name(logical: &str) -> Option<String> {
 /// or `.ndjson` extension replaced by `.manifest.json` (`x.jsonl` -> `x.manifest.json`,
 /// `x.events.ndjson` -> `x.events.manifest.json`); a name with neither keeps it whole.
 pub fn manifest_name(file: &str) -> String {
-    let stem = file
-        .strip_suffix(DATA_EXT)
+    format!("{}{MANIFEST_SUFFIX}", side_stem(file))
+}
+
+/// The stem side files of the file named `file` (uncompressed) are named from: `file` without
+/// its `.jsonl` or `.ndjson` extension (`x.jsonl` -> `x`, `x.events.ndjson` -> `x.events`); a
+/// name with neither comes back whole.
+pub fn side_stem(file: &str) -> &str {
+    file.strip_suffix(DATA_EXT)
         .or_else(|| file.strip_suffix(".ndjson"))
-        .unwrap_or(file);
-    format!("{stem}{MANIFEST_SUFFIX}")
+        .unwrap_or(file)
+}
+
+/// The upload marker's name of the sealed file named `sealed` (maybe compressed): the manifest's
+/// stem, then the compression suffix, then `.uploaded` (`x.jsonl.zst` -> `x.zst.uploaded`,
+/// `x.jsonl` -> `x.uploaded`, `x.events.ndjson.gz` -> `x.events.gz.uploaded`); before:
+/// `x.jsonl.zst.uploaded`.
+pub fn marker_name(sealed: &str) -> String {
+    let plain = strip_compressed(sealed);
+    let compression = &sealed[plain.len()..];
+    format!("{}{compression}{MARKER_SUFFIX}", side_stem(plain))
 }
 
 /// The manifest's name versions before [`manifest_name`] gave `file` (`x.jsonl.manifest.json`).
@@ -284,6 +299,9 @@ mod tests {
         assert_eq!(manifest_name("a.1.jsonl"), "a.1.manifest.json");
         assert_eq!(manifest_name("a.events.ndjson"), "a.events.manifest.json");
         assert_eq!(old_manifest_name("a.jsonl"), "a.jsonl.manifest.json");
+        assert_eq!(marker_name("a.jsonl.zst"), "a.zst.uploaded");
+        assert_eq!(marker_name("a.jsonl"), "a.uploaded");
+        assert_eq!(marker_name("a.events.ndjson.gz"), "a.events.gz.uploaded");
         for side in [
             events_name("t_1795514400.jsonl"),
             manifest_name("t_1795514400.jsonl"),

@@ -333,11 +333,7 @@ fn digest(mut reader: impl Read) -> std::io::Result<Digest> {
 /// it, so data globs (`**/*.jsonl*`) never pick up a half-written file; versions before used
 /// `x.jsonl.zst.tmp`, which [`sweep`] removes as well.
 fn tmp_name(name: &str, ext: &str) -> String {
-    let stem = name
-        .strip_suffix(crate::fsutil::DATA_EXT)
-        .or_else(|| name.strip_suffix(".ndjson"))
-        .unwrap_or(name);
-    format!("{stem}{ext}.tmp")
+    format!("{}{ext}.tmp", crate::fsutil::side_stem(name))
 }
 
 /// Compresses one file; `Ok(None)` if it was abandoned because of `stop` or is gone.
