@@ -1,7 +1,14 @@
 //! File helpers shared by the file side and the read side: the recursive directory walk, the
 //! directory sync that makes a create or rename durable, the suffixes a recording's file names
-//! carry (`.open`, `.zst`/`.gz`, `.manifest.json`, `.uploaded`) and this machine's host name as
-//! it appears in upload keys, message ids and events.
+//! carry (`.open`, `.zst`/`.gz`, `.uploaded`), the names of the side files written next to a
+//! data file (its manifest, a raw stream's events sidecar) and this machine's host name as it
+//! appears in upload keys, message ids and events.
+//!
+//! Side files never have `.jsonl` in their names, so the globs people write for data
+//! (`*.jsonl`, `**/*.jsonl*`, `<topic>_*.jsonl`) match only data files: `X.jsonl` has the manifest
+//! `X.manifest.json` and (raw format) the sidecar `X.events.ndjson`, whose manifest is
+//! `X.events.manifest.json`. Recordings made before used `X.jsonl.manifest.json` and
+//! `X.events.jsonl`; readers still take those names.
 //!
 //! A leaf: it imports nothing of the crate, so every stage can use it.
 
@@ -12,7 +19,13 @@ use std::path::{Path, PathBuf};
 pub const OPEN_SUFFIX: &str = ".open";
 /// Suffix of the marker left next to a file once it is uploaded.
 pub const MARKER_SUFFIX: &str = ".uploaded";
-/// Suffix of a data file's manifest (`X.jsonl` -> `X.jsonl.manifest.json`).
+/// Extension of a data file.
+pub const DATA_EXT: &str = ".jsonl";
+/// Ending of a raw-format stream's events sidecar (`X.jsonl` -> `X.events.ndjson`).
+pub const EVENTS_EXT: &str = ".events.ndjson";
+/// Ending of an events sidecar written by versions before `EVENTS_EXT` (`X.events.jsonl`).
+pub const OLD_EVENTS_EXT: &str = ".events.jsonl";
+/// Ending of a file's manifest (`X.jsonl` -> `X.manifest.json`; before: `X.jsonl.manifest.json`).
 pub const MANIFEST_SUFFIX: &str = ".manifest.json";
 /// Suffixes of the compressed forms of a file, zstd first.
 pub const COMPRESSED_SUFFIXES: [&str; 2] = [".zst", ".gz"];
@@ -54,6 +67,77 @@ pub fn strip_compressed(name: &str) -> &str {
         .iter()
         .find_map(|ext| name.strip_suffix(ext))
         .unwrap_or(name)
+}
+
+/// The events sidecar's name of the raw data file named `data` (`x.jsonl` -> `x.events.ndjson`;
+/// a name without `.jsonl` keeps it whole: `x.txt` -> `x.txt.events.ndjson`).
+pub fn events_name(data: &str) -> String {
+    format!(
+        "{}{EVENTS_EXT}",
+        data.strip_suffix(DATA_EXT).unwrap_or(data)
+    )
+}
+
+/// Whether `logical` (a name without `.open` and compression suffix) is a file wsrec records
+/// into: a data file (`x.jsonl`) or an events sidecar (`x.events.ndjson`, or before
+/// `x.events.jsonl`, which ends in `.jsonl` too); never a manifest.
+pub fn is_recorded_name(logical: &str) -> bool {
+    logical.ends_with(DATA_EXT) || logical.ends_with(EVENTS_EXT)
+}
+
+/// Whether `logical` (a name without `.open` and compression suffix) is an events sidecar's,
+/// new (`x.events.ndjson`) or old (`x.events.jsonl`).
+pub fn is_events_name(logical: &str) -> bool {
+    logical.ends_with(EVENTS_EXT) || logical.ends_with(OLD_EVENTS_EXT)
+}
+
+/// The data file's name of the events sidecar named `logical` (`x.events.ndjson` and
+/// `x.events.jsonl` -> `x.jsonl`); `None` for a name that is not a sidecar's.
+pub fn events_data_name(logical: &str) -> Option<String> {
+    let stem = logical
+        .strip_suffix(EVENTS_EXT)
+        .or_else(|| logical.strip_suffix(OLD_EVENTS_EXT))?;
+    Some(format!("{stem}{DATA_EXT}"))
+}
+
+/// The manifest's name of the file named `file` (uncompressed, without `.open`): its `.jsonl`
+/// or `.ndjson` extension replaced by `.manifest.json` (`x.jsonl` -> `x.manifest.json`,
+/// `x.events.ndjson` -> `x.events.manifest.json`); a name with neither keeps it whole.
+pub fn manifest_name(file: &str) -> String {
+    format!("{}{MANIFEST_SUFFIX}", side_stem(file))
+}
+
+/// The stem side files of the file named `file` (uncompressed) are named from: `file` without
+/// its `.jsonl` or `.ndjson` extension (`x.jsonl` -> `x`, `x.events.ndjson` -> `x.events`); a
+/// name with neither comes back whole.
+pub fn side_stem(file: &str) -> &str {
+    file.strip_suffix(DATA_EXT)
+        .or_else(|| file.strip_suffix(".ndjson"))
+        .unwrap_or(file)
+}
+
+/// The upload marker's name of the sealed file named `sealed` (maybe compressed): the manifest's
+/// stem, then the compression suffix, then `.uploaded` (`x.jsonl.zst` -> `x.zst.uploaded`,
+/// `x.jsonl` -> `x.uploaded`, `x.events.ndjson.gz` -> `x.events.gz.uploaded`); before:
+/// `x.jsonl.zst.uploaded`.
+pub fn marker_name(sealed: &str) -> String {
+    let plain = strip_compressed(sealed);
+    let compression = &sealed[plain.len()..];
+    format!("{}{compression}{MARKER_SUFFIX}", side_stem(plain))
+}
+
+/// The manifest's name versions before [`manifest_name`] gave `file` (`x.jsonl.manifest.json`).
+pub fn old_manifest_name(file: &str) -> String {
+    format!("{file}{MANIFEST_SUFFIX}")
+}
+
+/// `path` with its file name mapped by `f` (for the side-file names above).
+pub fn map_file_name(path: &Path, f: impl FnOnce(&str) -> String) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(f(&name))
 }
 
 /// `path` with `suffix` appended to its file name (`a.jsonl` + `.open` -> `a.jsonl.open`).
@@ -215,6 +299,38 @@ mod tests {
         assert_eq!(
             with_suffix(Path::new("d/a.jsonl"), MANIFEST_SUFFIX),
             Path::new("d/a.jsonl.manifest.json")
+        );
+    }
+
+    #[test]
+    fn side_file_names_never_hold_jsonl() {
+        assert_eq!(
+            events_name("t_1795514400.jsonl"),
+            "t_1795514400.events.ndjson"
+        );
+        assert_eq!(events_name("x.txt"), "x.txt.events.ndjson");
+        assert_eq!(manifest_name("a.1.jsonl"), "a.1.manifest.json");
+        assert_eq!(manifest_name("a.events.ndjson"), "a.events.manifest.json");
+        assert_eq!(old_manifest_name("a.jsonl"), "a.jsonl.manifest.json");
+        assert_eq!(marker_name("a.jsonl.zst"), "a.zst.uploaded");
+        assert_eq!(marker_name("a.jsonl"), "a.uploaded");
+        assert_eq!(marker_name("a.events.ndjson.gz"), "a.events.gz.uploaded");
+        for side in [
+            events_name("t_1795514400.jsonl"),
+            manifest_name("t_1795514400.jsonl"),
+            manifest_name(&events_name("t_1795514400.jsonl")),
+        ] {
+            assert!(!side.contains(".jsonl"), "{side}");
+        }
+        for sidecar in ["a.events.ndjson", "a.events.jsonl"] {
+            assert!(is_events_name(sidecar));
+            assert_eq!(events_data_name(sidecar).as_deref(), Some("a.jsonl"));
+        }
+        assert!(!is_events_name("a.jsonl"));
+        assert_eq!(events_data_name("a.jsonl"), None);
+        assert_eq!(
+            map_file_name(Path::new("d/a.jsonl"), manifest_name),
+            Path::new("d/a.manifest.json")
         );
     }
 

@@ -495,7 +495,7 @@ async fn go_streamer_config_is_a_drop_in() {
         sent.map(|m| format!("{m}\n")).concat(),
         "verbatim lines"
     );
-    assert!(names.contains(&format!("publicTrade.BTCUSDT_{hour}.events.jsonl")));
+    assert!(names.contains(&format!("publicTrade.BTCUSDT_{hour}.events.ndjson")));
     let log = std::fs::read_to_string(d.join("streamer.log")).unwrap();
     assert!(log.contains("Connected."), "{log}");
     assert!(!log.contains('\u{1b}'), "no colour codes in the log file");
@@ -701,7 +701,8 @@ fn records_so_far(dir: &Path) -> Vec<Value> {
         .iter()
         .filter(|f| {
             let name = f.to_string_lossy();
-            name.contains(".jsonl") && !name.ends_with(".manifest.json")
+            (name.contains(".jsonl") || name.contains(".events.ndjson"))
+                && !name.ends_with(".manifest.json")
         })
         .flat_map(|f| {
             read_text(f)

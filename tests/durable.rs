@@ -178,11 +178,7 @@ async fn closed_files_are_compressed_with_a_matching_manifest() {
         "{zst:?}"
     );
     let text = read_text(zst);
-    let manifest_path = PathBuf::from(
-        zst.to_string_lossy()
-            .replace(".jsonl.zst", ".jsonl.manifest.json"),
-    );
-    let m: Value = serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    let m: Value = serde_json::from_slice(&std::fs::read(manifest_path(zst)).unwrap()).unwrap();
     assert_eq!(m["file"], "feed-20261124T100000Z.jsonl");
     assert_eq!(m["stream"], "feed");
     assert_eq!(m["lines"], text.lines().count() as u64);
@@ -222,7 +218,7 @@ async fn startup_cleans_temporaries_and_compresses_leftovers() {
         .collect();
     names.sort();
     // The recovered file got its manifest like a cleanly closed one.
-    assert_eq!(names, ["a.jsonl.gz", "c.jsonl.gz", "c.jsonl.manifest.json"]);
+    assert_eq!(names, ["a.jsonl.gz", "c.jsonl.gz", "c.manifest.json"]);
     let recovered = read_text(&d.join("feed/old/c.jsonl.gz"));
     assert!(recovered.contains(r#""event":"recovered""#), "{recovered}");
     assert!(recovered.contains(r#""cut_bytes":5"#), "{recovered}");
@@ -242,7 +238,9 @@ async fn retention_deletes_the_oldest_closed_files_only() {
         f.set_modified(long_ago + Duration::from_secs(i as u64))
             .unwrap();
     }
+    // Its manifest under the name older versions gave it, and under the current one.
     std::fs::write(old_dir.join("feed-1.jsonl.manifest.json"), "{}").unwrap();
+    std::fs::write(old_dir.join("feed-1.manifest.json"), "{}").unwrap();
     // Another stream's files are out of scope.
     std::fs::create_dir_all(d.join("other")).unwrap();
     std::fs::write(d.join("other/x.jsonl"), "y".repeat(50_000)).unwrap();
@@ -261,7 +259,8 @@ async fn retention_deletes_the_oldest_closed_files_only() {
         "the oldest goes first"
     );
     assert!(
-        !old_dir.join("feed-1.jsonl.manifest.json").exists(),
+        !old_dir.join("feed-1.jsonl.manifest.json").exists()
+            && !old_dir.join("feed-1.manifest.json").exists(),
         "with its manifest"
     );
     assert!(

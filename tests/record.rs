@@ -475,7 +475,7 @@ async fn raw_format_writes_verbatim_and_diverts_unsafe_messages() {
     let data = std::fs::read_to_string(&all[1]).unwrap();
     assert_eq!(data, "{\"a\": 1}\nplain\n");
     let events_file = &all[0];
-    assert!(events_file.to_string_lossy().ends_with(".events.jsonl"));
+    assert!(events_file.to_string_lossy().ends_with(".events.ndjson"));
     let ev: Vec<Value> = std::fs::read_to_string(events_file)
         .unwrap()
         .lines()

@@ -162,11 +162,11 @@ fn manifests(out: &Path) -> Vec<(String, Value)> {
         let s = p.to_string_lossy().into_owned();
         let Some(data) = s
             .strip_suffix(".zst")
-            .or(Some(s.as_str()).filter(|s| s.ends_with(".jsonl")))
+            .or(Some(s.as_str()).filter(|s| s.ends_with(".jsonl") || s.ends_with(".ndjson")))
         else {
             continue;
         };
-        let m = format!("{data}.manifest.json");
+        let m = manifest_path(Path::new(data));
         let body = std::fs::read(&m).unwrap_or_else(|_| panic!("{s} has no manifest"));
         found.push((s, serde_json::from_slice(&body).unwrap()));
     }
@@ -326,10 +326,7 @@ async fn a_file_of_a_stream_no_longer_configured_keeps_its_name_with_a_warning()
     let text = read_text(&done);
     let mark: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     assert_eq!(mark["stream"], "feed", "the name its path holds: {mark}");
-    let m: Value = serde_json::from_slice(
-        &std::fs::read(format!("{}.manifest.json", done.display())).unwrap(),
-    )
-    .unwrap();
+    let m: Value = serde_json::from_slice(&std::fs::read(manifest_path(&done)).unwrap()).unwrap();
     assert_eq!(m["stream"], "feed");
     let log = std::fs::read_to_string(d.join("renamed.log")).unwrap();
     assert!(

@@ -441,11 +441,7 @@ async fn verify_passes_a_clean_recording_and_finds_injected_defects() {
     l[40] = l[40].replace("\"n\":39", "\"n\":93");
     assert_ne!(l[40], good[40]);
     let p = write_lines(&d, &name, &l);
-    std::fs::copy(
-        format!("{}.manifest.json", file.display()),
-        d.join(format!("{name}.manifest.json")),
-    )
-    .unwrap();
+    std::fs::copy(manifest_path(&file), manifest_path(&d.join(&name))).unwrap();
     let r = run_verify(std::slice::from_ref(&p));
     let m = issues_of(&r, IssueKind::Manifest);
     assert_eq!(m.len(), 1, "{r:#?}");
@@ -963,6 +959,201 @@ async fn raw_format_recordings_are_read_with_their_sidecar() {
     );
     assert_eq!(stats.streams.len(), 1, "{stats:#?}");
     assert_eq!(stats.streams[0].total.messages, 22);
+}
+
+/// The paths (relative to `dir`, sorted) a user's shell glob `pattern` expands to in `dir`:
+/// bash with `globstar` (so `**` descends) and `nullglob`, as someone would type it.
+fn shell_glob(dir: &Path, pattern: &str) -> Vec<String> {
+    let out = Command::new("bash")
+        .args(["-O", "globstar", "-O", "nullglob", "-c"])
+        .arg(format!(
+            "for f in {pattern}; do printf '%s\\n' \"$f\"; done"
+        ))
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let mut found: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    found.sort();
+    found
+}
+
+/// `paths` relative to `dir`, sorted.
+fn relative(dir: &Path, paths: &[PathBuf]) -> Vec<String> {
+    let mut rel: Vec<String> = paths
+        .iter()
+        .map(|p| p.strip_prefix(dir).unwrap().to_string_lossy().into_owned())
+        .collect();
+    rel.sort();
+    rel
+}
+
+/// An envelope recording closed and compressed (zstd) in the default layout, with its
+/// manifest; returns the messages sent.
+async fn record_compressed_envelope(dir: &Path) -> Vec<String> {
+    let mut server = TestServer::start().await;
+    let mut cfg = config(dir, vec![stream("feed", &server.url())]);
+    cfg.compress = wsrec::config::Compress::Zstd;
+    let rec = start(cfg, BASE_NS);
+    let mut conn = server.accept().await;
+    let sent = numbered(0, 30);
+    conn.send_all(sent.clone()).await;
+    rec.wait_messages(30).await;
+    // Cross the hour: the file closes and is compressed in the background.
+    tokio::time::advance(Duration::from_secs(15)).await;
+    rec.wait_until(|s| s.files_compressed.load(Relaxed) >= 1)
+        .await;
+    rec.stop().await;
+    sent
+}
+
+/// A raw-format recording in the Go streamer's flat layout (`{stream}_{start_unix}.jsonl`),
+/// uncompressed, with its events sidecar (holding two unsafe messages) and both manifests;
+/// returns what `cat --msg-only` must print.
+async fn record_go_layout_raw(dir: &Path) -> Vec<u8> {
+    let mut server = TestServer::start().await;
+    let mut s = stream("publicTrade.BTCUSDT", &server.url());
+    s.format = wsrec::Format::Raw;
+    s.path = "{stream}_{start_unix}.jsonl".to_owned();
+    let rec = start(config(dir, vec![s]), T0);
+    let mut conn = server.accept().await;
+    let sent = numbered(0, 20);
+    conn.send_all(sent.clone()).await;
+    conn.send_text("two\nlines").await;
+    conn.send_binary(&[7, 8, 9]).await;
+    rec.wait_messages(22).await;
+    rec.stop().await;
+    let mut want = sent.join("\n").into_bytes();
+    want.extend_from_slice(b"\ntwo\nlines\n\x07\x08\x09\n");
+    want
+}
+
+/// cat (messages only), verify and stats over `dir`: cat prints `want`, verify finds no
+/// problem and checks `files` manifests, stats counts `messages`.
+fn tools_read(dir: &Path, want: &[u8], files: u64, messages: u64) {
+    let paths = [dir.to_owned()];
+    let (out, warn, _) = run_cat(
+        &paths,
+        &CatOptions {
+            msg_only: true,
+            ..CatOptions::default()
+        },
+    );
+    assert_eq!(String::from_utf8_lossy(&out), String::from_utf8_lossy(want));
+    assert_eq!(warn, "");
+    let report = run_verify(&paths);
+    assert!(report.ok, "{report:#?}");
+    assert_eq!(report.files, files, "{report:#?}");
+    assert_eq!(report.manifests_checked, files, "{report:#?}");
+    let stats = wsrec::tools::summary::compute(
+        discover(&paths).unwrap(),
+        &wsrec::tools::Filter::default(),
+        &mut Progress::new(0, false),
+    );
+    assert_eq!(stats.files, files, "{stats:#?}");
+    assert_eq!(stats.streams.len(), 1, "{stats:#?}");
+    assert_eq!(stats.streams[0].total.messages, messages);
+}
+
+#[tokio::test(start_paused = true)]
+async fn data_globs_match_only_compressed_data_not_manifests_and_every_tool_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let env_dir = dir.path().join("envelope");
+    let sent = record_compressed_envelope(&env_dir).await;
+    // The hour's file, and the next hour's with the stop's `disconnected`.
+    let data = files(&env_dir);
+    assert_eq!(data.len(), 2, "{data:?}");
+    let rel = relative(&env_dir, &data);
+    for pattern in ["**/*.jsonl*", "**/*.jsonl.zst", "feed/*/*.jsonl*"] {
+        assert_eq!(shell_glob(&env_dir, pattern), rel, "{pattern}");
+    }
+    for d in &data {
+        assert!(d.to_string_lossy().ends_with(".jsonl.zst"), "{data:?}");
+        assert!(manifest_path(d).exists(), "{d:?}");
+    }
+    assert_eq!(
+        all_files(&env_dir).len(),
+        4,
+        "data files and their manifests"
+    );
+    let want = format!("{}\n", sent.join("\n"));
+    tools_read(&env_dir, want.as_bytes(), 2, 30);
+}
+
+#[tokio::test(start_paused = true)]
+async fn go_consumer_globs_match_only_raw_data_not_the_events_sidecar() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw_dir = dir.path().join("go");
+    let want = record_go_layout_raw(&raw_dir).await;
+    let written = all_files(&raw_dir);
+    assert_eq!(
+        written.len(),
+        4,
+        "data, sidecar and their manifests: {written:?}"
+    );
+    let data: Vec<PathBuf> = written
+        .iter()
+        .filter(|p| !p.to_string_lossy().contains(".events."))
+        .filter(|p| !p.to_string_lossy().ends_with(".manifest.json"))
+        .cloned()
+        .collect();
+    assert_eq!(data.len(), 1, "{written:?}");
+    let data = relative(&raw_dir, &data);
+    for pattern in [
+        "publicTrade.BTCUSDT_*.jsonl",
+        "*.jsonl",
+        "*.jsonl*",
+        "**/*.jsonl*",
+    ] {
+        assert_eq!(shell_glob(&raw_dir, pattern), data, "{pattern}");
+    }
+    tools_read(&raw_dir, &want, 2, 22);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_recording_with_the_old_side_file_names_still_verifies_and_cats() {
+    let dir = tempfile::tempdir().unwrap();
+    let env_dir = dir.path().join("envelope");
+    let raw_dir = dir.path().join("go");
+    let sent = record_compressed_envelope(&env_dir).await;
+    let raw_want = record_go_layout_raw(&raw_dir).await;
+    // Give every side file the name versions before gave it: `X.jsonl.manifest.json`,
+    // `X.events.jsonl` and `X.events.jsonl.manifest.json`.
+    for d in [&env_dir, &raw_dir] {
+        for p in all_files(d) {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            let old = if let Some(stem) = name.strip_suffix(".events.ndjson") {
+                format!("{stem}.events.jsonl")
+            } else if let Some(stem) = name.strip_suffix(".events.manifest.json") {
+                format!("{stem}.events.jsonl.manifest.json")
+            } else if let Some(stem) = name.strip_suffix(".manifest.json") {
+                format!("{stem}.jsonl.manifest.json")
+            } else {
+                continue;
+            };
+            std::fs::rename(&p, p.with_file_name(old)).unwrap();
+        }
+    }
+    let mut names: Vec<String> = all_files(&raw_dir)
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "publicTrade.BTCUSDT_1795518000.events.jsonl",
+            "publicTrade.BTCUSDT_1795518000.events.jsonl.manifest.json",
+            "publicTrade.BTCUSDT_1795518000.jsonl",
+            "publicTrade.BTCUSDT_1795518000.jsonl.manifest.json",
+        ]
+    );
+    tools_read(&env_dir, format!("{}\n", sent.join("\n")).as_bytes(), 2, 30);
+    tools_read(&raw_dir, &raw_want, 2, 22);
 }
 
 /// Polls `cond` every 20 ms for up to 30 s.

@@ -189,10 +189,8 @@ async fn snapshot_lines_reach_every_reader() {
         .map(|r| &r[..1])
         .collect();
     assert_eq!(seqs, ["0", "1", "2", "3"]);
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(format!("{}.manifest.json", data[0].display())).unwrap(),
-    )
-    .unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(common::manifest_path(&data[0])).unwrap()).unwrap();
     assert_eq!(manifest["lines"], 9);
     assert_eq!(manifest["snapshots"], 2);
     assert_eq!(manifest["events"], 3);
@@ -272,7 +270,7 @@ async fn snapshot_lines_reach_every_reader() {
 async fn raw_format_puts_snapshot_lines_in_the_events_sidecar() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), Format::Raw, vec![one_connection()]).await;
-    let sidecar = files_ending(dir.path(), ".events.jsonl");
+    let sidecar = files_ending(dir.path(), ".events.ndjson");
     assert_eq!(sidecar.len(), 1);
     let events = std::fs::read_to_string(&sidecar[0]).unwrap();
     let lines: Vec<&str> = events.lines().collect();
@@ -285,19 +283,15 @@ async fn raw_format_puts_snapshot_lines_in_the_events_sidecar() {
         lines[2].contains(r#""text":"<html>busy\n</html>""#),
         "{events}"
     );
-    let data: Vec<PathBuf> = files_ending(dir.path(), ".jsonl")
-        .into_iter()
-        .filter(|p| !p.to_string_lossy().ends_with(".events.jsonl"))
-        .collect();
+    let data = files_ending(dir.path(), ".jsonl");
     assert_eq!(
         std::fs::read_to_string(&data[0]).unwrap(),
         "{\"u\":1}\n{\"u\":2}\n{\"u\":3}\n[4]\n",
         "the data file holds only the WebSocket messages"
     );
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(format!("{}.manifest.json", sidecar[0].display())).unwrap(),
-    )
-    .unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(common::manifest_path(&sidecar[0])).unwrap())
+            .unwrap();
     assert_eq!(
         (manifest["lines"].as_u64(), manifest["snapshots"].as_u64()),
         (Some(5), Some(2))

@@ -172,9 +172,7 @@ fn key_of(path: &FsPath) -> String {
 
 /// The manifest of a sealed data file.
 fn manifest_of(path: &FsPath) -> PathBuf {
-    let s = path.to_string_lossy();
-    let plain = s.trim_end_matches(".zst").trim_end_matches(".gz");
-    PathBuf::from(format!("{plain}.manifest.json"))
+    manifest_path(path)
 }
 
 /// Local sealed data files (compressed or plain, no manifests or markers).
@@ -269,6 +267,25 @@ async fn sealed_files_and_manifests_arrive_under_templated_keys() {
             .all(|p| p.to_string_lossy().ends_with(".jsonl.zst"))
     );
     assert_bucket_holds(&bucket(port), dir.path(), &marked).await;
+    // Markers and manifests lie next to the data, and none has `.jsonl` in its name: a data glob
+    // (`**/*.jsonl*`) finds the data files alone.
+    let all = all_files(dir.path());
+    let named = |end: &str| {
+        all.iter()
+            .filter(|p| p.to_string_lossy().ends_with(end))
+            .count()
+    };
+    assert_eq!(named(".uploaded"), marked.len(), "{all:?}");
+    assert!(named(".manifest.json") >= marked.len(), "{all:?}");
+    let mut with_jsonl: Vec<PathBuf> = all
+        .iter()
+        .filter(|p| p.file_name().unwrap().to_string_lossy().contains(".jsonl"))
+        .cloned()
+        .collect();
+    with_jsonl.sort();
+    let mut data = sealed(dir.path());
+    data.sort();
+    assert_eq!(with_jsonl, data);
     let shown = wsrec::observe::status::render_table(&snapshot, 0);
     assert!(shown.contains("upload: "), "{shown}");
 }

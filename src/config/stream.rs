@@ -49,7 +49,7 @@ pub enum Format {
     /// message; lifecycle events are lines of the same file.
     #[default]
     Envelope,
-    /// The message bytes verbatim plus `\n`; events go to a sidecar `.events.jsonl` file.
+    /// The message bytes verbatim plus `\n`; events go to a sidecar `.events.ndjson` file.
     Raw,
 }
 

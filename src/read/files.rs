@@ -28,7 +28,8 @@ pub struct RecordingFile {
     pub codec: Codec,
     /// It ends in `.open`: still being written, or left by a recorder that did not stop cleanly.
     pub is_open: bool,
-    /// It is a raw-format stream's sidecar (`X.events.jsonl`): events and unsafe messages.
+    /// It is a raw-format stream's sidecar (`X.events.ndjson`, before `X.events.jsonl`): events
+    /// and unsafe messages.
     pub is_events: bool,
     /// Size on disk when found (for progress).
     pub size: u64,
@@ -50,7 +51,7 @@ impl RecordingFile {
             Codec::Plain
         };
         let size = std::fs::metadata(&path).map_or(0, |m| m.len());
-        let is_events = logical_name(&name).ends_with(".events.jsonl");
+        let is_events = crate::fsutil::is_events_name(logical_name(&name));
         Self {
             path,
             codec,
@@ -60,10 +61,12 @@ impl RecordingFile {
         }
     }
 
-    /// True for names a directory walk picks up: `*.jsonl`, `*.jsonl.zst`, `*.jsonl.gz`, each
-    /// maybe with `.open`; never hidden files or temporaries.
+    /// True for names a directory walk picks up: `*.jsonl` and `*.events.ndjson`, each maybe
+    /// compressed (`.zst`, `.gz`) and maybe with `.open`; never hidden files, temporaries or
+    /// manifests.
     pub fn is_recording_name(name: &str) -> bool {
-        !name.starts_with('.') && logical_name(name).ends_with(".jsonl")
+        let logical = logical_name(name);
+        !name.starts_with('.') && crate::fsutil::is_recorded_name(logical)
     }
 
     /// The file name without `.open` and compression suffix (`x.jsonl.zst.open` -> `x.jsonl`).
@@ -116,10 +119,14 @@ fn logical_name(name: &str) -> &str {
     crate::fsutil::strip_compressed(crate::fsutil::strip_open_name(name))
 }
 
-/// `x.3.jsonl` -> (`x`, 3); `x.jsonl` -> (`x`, 0); `x.events.jsonl` -> (`x`, 0).
+/// `x.3.jsonl` -> (`x`, 3); `x.jsonl` -> (`x`, 0); `x.events.ndjson` and `x.events.jsonl` ->
+/// (`x`, 0).
 fn split_part(logical: &str) -> (&str, u32) {
-    let stem = logical.strip_suffix(".jsonl").unwrap_or(logical);
-    let stem = stem.strip_suffix(".events").unwrap_or(stem);
+    let stem = logical
+        .strip_suffix(crate::fsutil::EVENTS_EXT)
+        .or_else(|| logical.strip_suffix(crate::fsutil::OLD_EVENTS_EXT))
+        .or_else(|| logical.strip_suffix(crate::fsutil::DATA_EXT))
+        .unwrap_or(logical);
     if let Some((base, n)) = stem.rsplit_once('.')
         && !n.is_empty()
         && n.len() < 10

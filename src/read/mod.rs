@@ -264,6 +264,7 @@ mod tests {
         assert_eq!(h.start_ns, Some(1_795_514_400_000_000_000));
         assert_eq!(name_hints("plain.jsonl").stream, "plain");
         assert!(RecordingFile::new("x.events.jsonl.gz".into()).is_events);
+        assert!(RecordingFile::new("x.events.ndjson.zst".into()).is_events);
         for (name, yes) in [
             ("a.jsonl", true),
             ("a.jsonl.zst", true),
@@ -271,6 +272,11 @@ mod tests {
             ("a.jsonl.open", true),
             ("a.jsonl.zst.tmp", false),
             ("a.jsonl.manifest.json", false),
+            ("a.manifest.json", false),
+            ("a.events.manifest.json", false),
+            ("a.events.ndjson", true),
+            ("a.events.ndjson.zst.open", true),
+            ("a.events.jsonl", true),
             (".hidden.jsonl", false),
             ("notes.txt", false),
         ] {
@@ -290,6 +296,9 @@ mod tests {
             "s-20261124T090000Z.jsonl",
             "s-20261124T090000Z.jsonl.zst",
             "s-20261124T090000Z.jsonl.manifest.json",
+            "s-20261124T100000Z.manifest.json",
+            "s-20261124T100000Z.events.ndjson",
+            "s-20261124T100000Z.events.manifest.json",
             "notes.txt",
         ] {
             std::fs::write(d.join(name), b"").unwrap();
@@ -304,6 +313,7 @@ mod tests {
             [
                 "s-20261124T090000Z.jsonl",
                 "s-20261124T100000Z.jsonl",
+                "s-20261124T100000Z.events.ndjson",
                 "s-20261124T100000Z.1.jsonl",
                 "s-20261124T100000Z.2.jsonl.zst",
                 "s-20261124T110000Z.jsonl.open",

@@ -379,11 +379,7 @@ fn chains(files: Vec<RecordingFile>) -> Vec<Chain> {
         if f.is_events
             && let Some(s) = &p.stream
         {
-            let data = f
-                .logical_name()
-                .strip_suffix(".events.jsonl")
-                .map(|stem| format!("{stem}.jsonl"))
-                .unwrap_or_default();
+            let data = crate::fsutil::events_data_name(&f.logical_name()).unwrap_or_default();
             let dir = f.path.parent().map(Path::to_owned).unwrap_or_default();
             sidecar_stream.insert(dir.join(data), s.clone());
         }

@@ -1,7 +1,7 @@
 //! Background compression of closed files, on one thread of its own, far from the network and
 //! writing paths.
 //!
-//! A closed `X.jsonl` becomes `X.jsonl.zst` (or `.gz`): written under `X.jsonl.zst.tmp`,
+//! A closed `X.jsonl` becomes `X.jsonl.zst` (or `.gz`): written under `X.zst.tmp`,
 //! synced, checked (it must decompress to the same lines and bytes), renamed, and only then is
 //! the original removed. A crash at any point leaves either the original or a verified compressed
 //! file (or both, which the startup sweep resolves); never a half-written file under a final name.
@@ -261,7 +261,7 @@ pub fn sweep(dir: &Path, codec: Compress, queue: Option<&CompressQueue>) {
             }
             continue;
         }
-        if !name.ends_with(".jsonl") {
+        if !crate::fsutil::is_recorded_name(&name) {
             continue;
         }
         // A compressed copy under its final name was verified before the rename, so an
@@ -328,6 +328,14 @@ fn digest(mut reader: impl Read) -> std::io::Result<Digest> {
     }
 }
 
+/// The temporary a compression of the file named `name` is written under, `ext` its codec's
+/// extension: `x.jsonl` -> `x.zst.tmp`, `x.events.ndjson` -> `x.events.zst.tmp`. No `.jsonl` in
+/// it, so data globs (`**/*.jsonl*`) never pick up a half-written file; versions before used
+/// `x.jsonl.zst.tmp`, which [`sweep`] removes as well.
+fn tmp_name(name: &str, ext: &str) -> String {
+    format!("{}{ext}.tmp", crate::fsutil::side_stem(name))
+}
+
 /// Compresses one file; `Ok(None)` if it was abandoned because of `stop` or is gone.
 fn compress_file(
     path: &Path,
@@ -347,9 +355,7 @@ fn compress_file(
     let mut out = path.as_os_str().to_owned();
     out.push(ext);
     let out = PathBuf::from(out);
-    let mut tmp = out.clone().into_os_string();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
+    let tmp = crate::fsutil::map_file_name(path, |name| tmp_name(name, ext));
 
     let written = write_compressed(input, &tmp, codec, level, stop, pressure);
     let original = match written {
@@ -567,6 +573,13 @@ mod tests {
     }
 
     #[test]
+    fn temporaries_never_hold_jsonl() {
+        assert_eq!(tmp_name("a.jsonl", ".zst"), "a.zst.tmp");
+        assert_eq!(tmp_name("a.events.ndjson", ".gz"), "a.events.gz.tmp");
+        assert_eq!(tmp_name("a.txt", ".zst"), "a.txt.zst.tmp");
+    }
+
+    #[test]
     fn sweep_finishes_a_cut_compression_even_with_compression_off() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
@@ -592,6 +605,7 @@ mod tests {
         std::fs::create_dir_all(d.join("s")).unwrap();
         std::fs::write(d.join("s/old.jsonl"), "{}\n").unwrap();
         std::fs::write(d.join("s/half.jsonl.zst.tmp"), "junk").unwrap();
+        std::fs::write(d.join("s/cut.zst.tmp"), "junk").unwrap();
         std::fs::write(d.join("s/open.jsonl.open"), "{}\n").unwrap();
         std::fs::write(d.join("s/done.jsonl"), "{}\n").unwrap();
         std::fs::write(d.join("s/done.jsonl.zst"), "verified earlier").unwrap();

@@ -1,10 +1,13 @@
 //! The per-file manifest: a small JSON sidecar written when a file is closed, so a file can be
 //! trusted without re-reading it (and checked cheaply by `wsrec verify`).
 //!
-//! `X.jsonl` gets `X.jsonl.manifest.json` with its line and byte counts, an XXH3-64 of its
-//! content, the first and last `seq` and receive time of every connection in it, and how many
-//! sequence gaps and disconnects it holds. The figures describe the uncompressed content, so they
-//! stay valid after `X.jsonl` becomes `X.jsonl.zst`.
+//! `X.jsonl` gets `X.manifest.json` (versions before wrote `X.jsonl.manifest.json`, which
+//! readers still take) with its line and byte counts, an XXH3-64 of its content, the first and
+//! last `seq` and receive time of every connection in it, and how many sequence gaps and
+//! disconnects it holds. The figures describe the uncompressed content, so they stay valid after
+//! `X.jsonl` becomes `X.jsonl.zst`. A raw stream's sidecar `X.events.ndjson` gets
+//! `X.events.manifest.json`. No side file has `.jsonl` in its name, so data globs never match
+//! one (see [`crate::fsutil`]).
 //!
 //! # The chain
 //!
@@ -195,25 +198,65 @@ impl FileKind {
     }
 }
 
-/// The manifest path of a data file.
+/// The manifest path of a data file (`X.jsonl` -> `X.manifest.json`, see
+/// [`crate::fsutil::manifest_name`]).
 pub fn path_for(data: &Path) -> PathBuf {
-    crate::fsutil::with_suffix(data, crate::fsutil::MANIFEST_SUFFIX)
+    crate::fsutil::map_file_name(data, crate::fsutil::manifest_name)
 }
 
 /// The data file a manifest path belongs to (the inverse of [`path_for`]); `None` for a path
-/// that is no manifest's.
+/// that is no manifest's. `X.manifest.json` belongs to `X.jsonl`, `X.events.manifest.json` to
+/// the sidecar `X.events.ndjson`, and a manifest of earlier versions, `X.jsonl.manifest.json`, to
+/// `X.jsonl`; a data file of another extension (`X.txt.manifest.json`) is taken when it exists.
 pub fn data_for(manifest: &Path) -> Option<PathBuf> {
+    use crate::fsutil::{DATA_EXT, EVENTS_EXT, exists_in_any_form};
     let name = manifest.file_name()?.to_str()?;
-    let data = name.strip_suffix(crate::fsutil::MANIFEST_SUFFIX)?;
-    (!data.is_empty() && !data.starts_with('.')).then(|| manifest.with_file_name(data))
+    let stem = name.strip_suffix(crate::fsutil::MANIFEST_SUFFIX)?;
+    if stem.is_empty() || stem.starts_with('.') {
+        return None;
+    }
+    if stem.ends_with(DATA_EXT) {
+        return Some(manifest.with_file_name(stem));
+    }
+    let as_named = manifest.with_file_name(stem);
+    if stem.contains('.') && !stem.ends_with(".events") && exists_in_any_form(&as_named) {
+        return Some(as_named);
+    }
+    Some(match stem.strip_suffix(".events") {
+        Some(base) => manifest.with_file_name(format!("{base}{EVENTS_EXT}")),
+        None => manifest.with_file_name(format!("{stem}{DATA_EXT}")),
+    })
 }
 
 /// The manifest path of a sealed data file, compressed or not (`X.jsonl.zst` and `X.jsonl` both
-/// have `X.jsonl.manifest.json`).
+/// have `X.manifest.json`).
 pub fn path_for_sealed(data: &Path) -> PathBuf {
-    path_for(Path::new(crate::fsutil::strip_compressed(
-        &data.to_string_lossy(),
-    )))
+    path_for(&uncompressed(data))
+}
+
+/// Both paths a sealed data file's manifest may have: the current one, then the one versions
+/// before it wrote (`X.jsonl.manifest.json`). Readers look for both, cleaners remove both.
+pub fn paths_for_sealed(data: &Path) -> [PathBuf; 2] {
+    let plain = uncompressed(data);
+    [
+        path_for(&plain),
+        crate::fsutil::map_file_name(&plain, crate::fsutil::old_manifest_name),
+    ]
+}
+
+/// The manifest of a sealed data file as found on disk: the current name, else the old one,
+/// else (neither exists) the current name.
+pub fn existing_for_sealed(data: &Path) -> PathBuf {
+    let [new, old] = paths_for_sealed(data);
+    if !new.exists() && old.exists() {
+        old
+    } else {
+        new
+    }
+}
+
+fn uncompressed(data: &Path) -> PathBuf {
+    PathBuf::from(crate::fsutil::strip_compressed(&data.to_string_lossy()))
 }
 
 /// Builds a [`Manifest`] line by line in the writer.
@@ -377,10 +420,23 @@ mod tests {
         );
         assert_eq!(
             path_for(Path::new("d/x.jsonl")),
-            PathBuf::from("d/x.jsonl.manifest.json")
+            PathBuf::from("d/x.manifest.json")
+        );
+        assert_eq!(
+            paths_for_sealed(Path::new("d/x.jsonl.zst")),
+            [
+                PathBuf::from("d/x.manifest.json"),
+                PathBuf::from("d/x.jsonl.manifest.json")
+            ]
         );
         let data = Path::new("d/x.jsonl");
         assert_eq!(data_for(&path_for(data)).as_deref(), Some(data));
+        let sidecar = Path::new("d/x.events.ndjson");
+        assert_eq!(data_for(&path_for(sidecar)).as_deref(), Some(sidecar));
+        assert_eq!(
+            data_for(Path::new("d/x.jsonl.manifest.json")).as_deref(),
+            Some(data)
+        );
         assert_eq!(data_for(Path::new("d/x.jsonl")), None);
     }
 

@@ -71,7 +71,9 @@ pub fn recover_dir(dir: &Path, streams: &[StreamConfig], now_ns: u64) -> Vec<Rec
         p.to_string_lossy().ends_with(OPEN_SUFFIX)
     });
     // Sidecar events files first: a raw data file's recovery event is appended to its sidecar.
-    open.sort_by_key(|p| !p.to_string_lossy().ends_with(".events.jsonl.open"));
+    open.sort_by_key(|p| {
+        !crate::fsutil::is_events_name(crate::fsutil::strip_open_name(&p.to_string_lossy()))
+    });
     let mut done = Vec::new();
     for path in open {
         match recover_file(dir, &path, streams, now_ns) {
@@ -132,7 +134,7 @@ pub fn recover_file(
     if origin.format == FileKind::Raw {
         // Raw data: the mark goes to the sidecar events file (closed by now, or created),
         // whose manifest then changes with it.
-        let sidecar = crate::store::rotation::events_path(&final_path);
+        let sidecar = existing_events_path(&final_path);
         let mut side = OpenOptions::new()
             .create(true)
             .append(true)
@@ -182,7 +184,7 @@ impl Origin {
             .unwrap_or(&base)
             .to_string_lossy()
             .into_owned();
-        let sidecar = rel.ends_with(".events.jsonl");
+        let sidecar = crate::fsutil::is_events_name(&rel);
         let configured = configured_stream(streams, &rel);
         let config_raw = configured.is_some_and(|(s, _)| s.format == Format::Raw);
         let format = if sidecar {
@@ -201,7 +203,7 @@ impl Origin {
             FileKind::Envelope
         };
         let recorded = if format == FileKind::Raw {
-            sidecar_stream(&crate::store::rotation::events_path(&base))
+            sidecar_stream(&existing_events_path(&base))
         } else {
             stream_name(first)
         };
@@ -249,10 +251,7 @@ fn configured_stream<'a>(
     streams: &'a [StreamConfig],
     rel: &str,
 ) -> Option<(&'a StreamConfig, Option<u64>)> {
-    let data = match rel.strip_suffix(".events.jsonl") {
-        Some(stem) => format!("{stem}.jsonl"),
-        None => rel.to_owned(),
-    };
+    let data = crate::fsutil::events_data_name(rel).unwrap_or_else(|| rel.to_owned());
     let unparted = without_part(&data);
     let candidates = std::iter::once(data.as_str()).chain(unparted.as_deref());
     for candidate in candidates {
@@ -297,6 +296,23 @@ fn template_match(template: &str, stream: &str, rel: &str) -> Option<Option<u64>
         .and_then(|t| t.timestamp_nanos_opt())
         .and_then(|ns| u64::try_from(ns).ok());
     Some(start)
+}
+
+/// The events sidecar of the raw data file `data` as found: the current name
+/// (`x.events.ndjson`), else the name versions before wrote (`x.events.jsonl`) when that one
+/// exists, closed or still open, so a recording made by one of them keeps one sidecar.
+fn existing_events_path(data: &Path) -> PathBuf {
+    let new = crate::store::rotation::events_path(data);
+    let old = crate::fsutil::map_file_name(data, |name| {
+        let stem = name.strip_suffix(crate::fsutil::DATA_EXT).unwrap_or(name);
+        format!("{stem}{}", crate::fsutil::OLD_EVENTS_EXT)
+    });
+    let exists = |p: &Path| p.exists() || crate::fsutil::with_suffix(p, OPEN_SUFFIX).exists();
+    if !exists(&new) && exists(&old) {
+        old
+    } else {
+        new
+    }
 }
 
 /// The stream named by the first line of a raw data file's sidecar (closed or still open).
@@ -661,6 +677,8 @@ mod tests {
             "t.BTC_1795514400.1.jsonl",
             "t.BTC_1795514400.events.jsonl",
             "t.BTC_1795514400.3.events.jsonl",
+            "t.BTC_1795514400.events.ndjson",
+            "t.BTC_1795514400.3.events.ndjson",
         ] {
             let (s, start) = configured_stream(&streams, rel).unwrap();
             assert_eq!((s.name.as_str(), Some(start)), ("t.BTC", hour), "{rel}");
@@ -687,7 +705,7 @@ mod tests {
             "old\n"
         );
         assert_eq!(std::fs::read_to_string(&data).unwrap(), "{\"a\":1}\n");
-        let side_path = dir.path().join("t_1795514400.1.events.jsonl");
+        let side_path = dir.path().join("t_1795514400.1.events.ndjson");
         let side = std::fs::read_to_string(&side_path).unwrap();
         assert!(side.contains("\"event\":\"recovered\"") && side.contains("\"cut_bytes\":4"));
         let m = manifest_of(&data);
@@ -699,11 +717,20 @@ mod tests {
 
     #[test]
     fn a_raw_pair_is_named_by_its_sidecar_and_both_manifests_match() {
+        // The sidecar under its current name, and under the name older versions gave it (the
+        // mark then goes to that one: a recording keeps one sidecar).
+        for side_name in ["events.ndjson", "events.jsonl"] {
+            raw_pair_recovers_with(side_name);
+        }
+    }
+
+    fn raw_pair_recovers_with(side_name: &str) {
         let dir = tempfile::tempdir().unwrap();
         let streams = [configured("x", "{stream}_{start_unix}.jsonl", Format::Raw)];
         let connected = "{\"ts\":5,\"stream\":\"renamed\",\"conn\":1,\"event\":\"connected\"}\n";
         std::fs::write(
-            dir.path().join("renamed_1795514400.events.jsonl.open"),
+            dir.path()
+                .join(format!("renamed_1795514400.{side_name}.open")),
             connected,
         )
         .unwrap();
@@ -715,7 +742,7 @@ mod tests {
         let done = recover_dir(dir.path(), &streams, 9);
         assert_eq!(done.len(), 2);
         assert!(done.iter().all(|r| r.stream == "renamed"), "{done:?}");
-        let side = dir.path().join("renamed_1795514400.events.jsonl");
+        let side = dir.path().join(format!("renamed_1795514400.{side_name}"));
         let m = manifest_of(&side);
         assert_eq!((m.lines, m.events), (3, 3), "connected and two marks");
         let m = manifest_of(&dir.path().join("renamed_1795514400.jsonl"));

@@ -32,17 +32,10 @@ pub fn with_part(path: &Path, part: u32) -> PathBuf {
     path.with_file_name(new_name)
 }
 
-/// The sidecar events file of a raw-format data file: `x.jsonl` -> `x.events.jsonl`.
+/// The sidecar events file of a raw-format data file: `x.jsonl` -> `x.events.ndjson` (see
+/// [`crate::fsutil::events_name`]).
 pub fn events_path(data: &Path) -> PathBuf {
-    let name = data
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let new_name = match name.strip_suffix(".jsonl") {
-        Some(stem) => format!("{stem}.events.jsonl"),
-        None => format!("{name}.events.jsonl"),
-    };
-    data.with_file_name(new_name)
+    crate::fsutil::map_file_name(data, crate::fsutil::events_name)
 }
 
 #[cfg(test)]
@@ -67,7 +60,7 @@ mod tests {
         let p = Path::new("a/b-1.jsonl");
         assert_eq!(with_part(p, 0), PathBuf::from("a/b-1.jsonl"));
         assert_eq!(with_part(p, 2), PathBuf::from("a/b-1.2.jsonl"));
-        assert_eq!(events_path(p), PathBuf::from("a/b-1.events.jsonl"));
+        assert_eq!(events_path(p), PathBuf::from("a/b-1.events.ndjson"));
         assert_eq!(
             with_part(Path::new("t.BTC_1700000000.jsonl"), 1),
             PathBuf::from("t.BTC_1700000000.1.jsonl")

@@ -213,7 +213,7 @@ pub fn format_duration_ns(ns: u64) -> String {
 pub fn find_files(paths: &[PathBuf]) -> anyhow::Result<Vec<RecordingFile>> {
     match read::discover(paths) {
         Ok(files) if files.is_empty() => Err(UsageError(format!(
-            "no recording files (.jsonl, .jsonl.zst, .jsonl.gz, maybe .open) under {}",
+            "no recording files (.jsonl or .events.ndjson, maybe .zst or .gz, maybe .open) under {}",
             paths
                 .iter()
                 .map(|p| p.display().to_string())

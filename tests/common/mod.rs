@@ -248,6 +248,20 @@ impl Running {
     }
 }
 
+/// The manifest wsrec writes for the sealed file `data` (compressed or not): its name without
+/// compression suffix and `.jsonl`/`.ndjson` extension, plus `.manifest.json`
+/// (`x.jsonl.zst` -> `x.manifest.json`, `x.events.ndjson` -> `x.events.manifest.json`).
+#[allow(dead_code)]
+pub fn manifest_path(data: &Path) -> PathBuf {
+    let s = data.to_string_lossy();
+    let plain = s.trim_end_matches(".zst").trim_end_matches(".gz");
+    let stem = plain
+        .strip_suffix(".jsonl")
+        .or_else(|| plain.strip_suffix(".ndjson"))
+        .unwrap_or(plain);
+    PathBuf::from(format!("{stem}.manifest.json"))
+}
+
 /// Every recording file under `dir` (recursively, manifests left out), sorted by path.
 pub fn files(dir: &Path) -> Vec<PathBuf> {
     all_files(dir)
@@ -295,16 +309,14 @@ pub fn all_files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Every line of every `.jsonl` file under `dir`, parsed, in file then line order; panics on
+/// Every line of every `.jsonl` and `.events.ndjson` file (maybe compressed) under `dir`, parsed, in file then line order; panics on
 /// a line that is not JSON.
 pub fn records(dir: &Path) -> Vec<Value> {
     let mut out = Vec::new();
     for f in files(dir) {
         let name = f.to_string_lossy();
-        if !(name.ends_with(".jsonl")
-            || name.ends_with(".jsonl.zst")
-            || name.ends_with(".jsonl.gz"))
-        {
+        let plain = name.trim_end_matches(".zst").trim_end_matches(".gz");
+        if !(plain.ends_with(".jsonl") || plain.ends_with(".events.ndjson")) {
             continue;
         }
         for (i, line) in read_text(&f).lines().enumerate() {

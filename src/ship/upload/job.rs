@@ -13,7 +13,7 @@ use super::s3::{put_bytes, put_multipart, put_single};
 use super::{Ctx, Failure, MISMATCH_TRIES, render_key};
 use crate::net::backoff::Backoff;
 use crate::store::manifest::Manifest;
-use crate::store::manifest::path_for_sealed as manifest_for;
+use crate::store::manifest::existing_for_sealed as manifest_for;
 
 /// Uploads one file and its manifest until it works, the file is gone, or shutdown.
 pub(super) async fn upload_file(ctx: &Ctx, path: &Path) {
@@ -172,7 +172,9 @@ mod tests {
     use crate::ship::upload::tests::ctx;
 
     /// `s/x.jsonl.zst` of `len` bytes and its manifest (stream `s`, 2026-11-24T10:59:50Z).
-    fn sealed_file(dir: &Path, len: usize) -> (PathBuf, Vec<u8>) {
+    /// A sealed `s/x.jsonl.zst` with its manifest under the current name, or (`old`) under the
+    /// name versions before wrote.
+    fn sealed_file(dir: &Path, len: usize, old: bool) -> (PathBuf, Vec<u8>) {
         std::fs::create_dir_all(dir.join("s")).unwrap();
         let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
         let path = dir.join("s/x.jsonl.zst");
@@ -183,15 +185,21 @@ mod tests {
             interval_start_ns: 1_795_517_990_000_000_000,
             ..Manifest::default()
         };
-        std::fs::write(manifest_for(&path), serde_json::to_vec(&m).unwrap()).unwrap();
+        let [new_name, old_name] = crate::store::manifest::paths_for_sealed(&path);
+        let m_path = if old { old_name } else { new_name };
+        std::fs::write(m_path, serde_json::to_vec(&m).unwrap()).unwrap();
         (path, data)
     }
 
     #[tokio::test]
     async fn a_file_goes_up_single_or_in_parts_checked_marked_then_deleted() {
-        for (len, threshold, delete) in [(1000, 1 << 20, false), (6 << 20, 0, true)] {
+        for (len, threshold, delete, old) in [
+            (1000, 1 << 20, false, false),
+            (6 << 20, 0, true, false),
+            (1000, 1 << 20, true, true),
+        ] {
             let dir = tempfile::tempdir().unwrap();
-            let (path, data) = sealed_file(dir.path(), len);
+            let (path, data) = sealed_file(dir.path(), len, old);
             let store = Arc::new(object_store::memory::InMemory::new());
             let c = ctx(dir.path(), store.clone(), threshold, delete);
             upload_file(&c, &path).await;
@@ -205,7 +213,12 @@ mod tests {
                 Some(format!("{:016x}", twox_hash::XxHash3_64::oneshot(&data)))
             );
             assert_eq!(got.bytes().await.unwrap(), data);
-            let manifest_key = Key::from("p/s/2026-11-24/h/x.jsonl.manifest.json");
+            // A manifest goes up under the name it has on disk.
+            let manifest_key = Key::from(if old {
+                "p/s/2026-11-24/h/x.jsonl.manifest.json"
+            } else {
+                "p/s/2026-11-24/h/x.manifest.json"
+            });
             assert!(
                 store
                     .get_opts(&manifest_key, GetOptions::default())

@@ -1,5 +1,6 @@
-//! What an upload leaves next to the file: the `X.uploaded` marker (written once the upload is
-//! confirmed, with the key and hash, for people) and, with `delete_local_after_upload`, the
+//! What an upload leaves next to the file: the marker (`X.jsonl.zst` -> `X.zst.uploaded`, no
+//! `.jsonl` in it so data globs never match it; versions before wrote `X.jsonl.zst.uploaded`,
+//! still taken; written once the upload is confirmed, with the key and hash, for people) and, with `delete_local_after_upload`, the
 //! removal of the file, its manifest and then the marker.
 
 use std::path::{Path, PathBuf};
@@ -8,11 +9,20 @@ use object_store::path::Path as Key;
 
 use super::s3::Digest;
 use crate::fsutil::MARKER_SUFFIX;
-use crate::store::manifest::path_for_sealed as manifest_for;
+use crate::store::manifest::paths_for_sealed;
 
-/// The marker path of a sealed file.
+/// The marker path of a sealed file (see [`crate::fsutil::marker_name`]).
 pub fn marker_for(data: &Path) -> PathBuf {
-    crate::fsutil::with_suffix(data, MARKER_SUFFIX)
+    crate::fsutil::map_file_name(data, crate::fsutil::marker_name)
+}
+
+/// Both paths a sealed file's marker may have: the current one, then the one versions before
+/// wrote (`X.jsonl.zst.uploaded`).
+pub(super) fn marker_paths(data: &Path) -> [PathBuf; 2] {
+    [
+        marker_for(data),
+        crate::fsutil::with_suffix(data, MARKER_SUFFIX),
+    ]
 }
 
 /// Writes (and syncs) the marker of `path`, uploaded under `key` (its manifest under
@@ -38,7 +48,9 @@ pub(super) fn write_marker(
 /// Removes an uploaded file, then its manifest, then its marker (a crash in between is
 /// finished by [`sweep`](super::sweep)).
 pub(super) fn delete_local(path: &Path) {
-    for p in [path.to_owned(), manifest_for(path), marker_for(path)] {
+    let [manifest, old_manifest] = paths_for_sealed(path);
+    let [marker, old_marker] = marker_paths(path);
+    for p in [path.to_owned(), manifest, old_manifest, marker, old_marker] {
         match std::fs::remove_file(&p) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

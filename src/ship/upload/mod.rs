@@ -28,8 +28,9 @@
 //!
 //! # Restarts
 //!
-//! Nothing fragile is persisted: after a confirmed upload an `X.uploaded` marker is written
-//! next to the file (with the key and hash, for people). At start [`sweep`] queues every sealed
+//! Nothing fragile is persisted: after a confirmed upload a marker is written next to the file
+//! (`X.jsonl.zst` -> `X.zst.uploaded`, with the key and hash, for people; markers named
+//! `X.jsonl.zst.uploaded` by versions before count as well). At start [`sweep`] queues every sealed
 //! file without a marker, and finishes what a crash interrupted (with
 //! `delete_local_after_upload`: deleting local copies whose marker exists; removing markers
 //! whose file is gone). With `delete_local_after_upload` the file and its manifest are removed

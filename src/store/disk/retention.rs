@@ -55,7 +55,9 @@ pub fn apply_retention(r: &Retention) {
         match std::fs::remove_file(&path) {
             Ok(()) => {
                 total -= len;
-                let _ = std::fs::remove_file(crate::store::manifest::path_for_sealed(&path));
+                for m in crate::store::manifest::paths_for_sealed(&path) {
+                    let _ = std::fs::remove_file(m);
+                }
                 tracing::info!(path = %path.display(), bytes = len, reason = if too_old { "max_age" } else { "max_total_bytes" }, "Retention deleted a file.");
             }
             Err(e) => {

@@ -85,7 +85,7 @@ impl Verifier {
         }
         let mut manifest = None;
         if !file.is_open {
-            let m = crate::store::manifest::path_for(&logical);
+            let m = crate::store::manifest::existing_for_sealed(&file.path);
             if let Ok(bytes) = std::fs::read(&m) {
                 match serde_json::from_slice::<Expected>(&bytes) {
                     Ok(e) => manifest = Some(e),
