@@ -29,7 +29,7 @@ pub use entry::{
 };
 pub use files::{Codec, NameHints, RecordingFile, discover};
 pub use lines::{LineInfo, LineReader};
-pub use scan::{Item, Order, Probe, Scan, probe};
+pub use scan::{Item, Order, Probe, Scan, content_size, probe};
 
 /// A longer line is skipped and reported rather than buffered (a file without newlines must
 /// not take all memory). Far above the largest message the recorder accepts by default
@@ -380,5 +380,49 @@ mod tests {
         assert!(got[2].contains("b.jsonl.zst"), "{got:?}");
         assert_eq!(got[3], "END");
         assert!(got[4].contains("\"stream\":\"c\""));
+    }
+
+    #[test]
+    fn progress_counts_uncompressed_bytes_against_the_uncompressed_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let lines =
+            |stream: &str| -> Vec<String> { (0..2000).map(|i| rec(i, stream, i)).collect() };
+        // A plain file, a compressed one with its manifest, a compressed one without.
+        write(&d.join("a.jsonl"), &lines("a"));
+        let mut content = 0;
+        for (name, manifest) in [("b", true), ("c", false)] {
+            let mut text = lines(name).join("\n");
+            text.push('\n');
+            content += text.len() as u64;
+            std::fs::write(
+                d.join(format!("{name}.jsonl.zst")),
+                zstd::encode_all(text.as_bytes(), 3).unwrap(),
+            )
+            .unwrap();
+            if manifest {
+                std::fs::write(
+                    d.join(format!("{name}.manifest.json")),
+                    format!(
+                        r#"{{"file":"{name}.jsonl","lines":2000,"bytes":{}}}"#,
+                        text.len()
+                    ),
+                )
+                .unwrap();
+            }
+        }
+        let plain = std::fs::metadata(d.join("a.jsonl")).unwrap().len();
+        let files = discover(&[d.to_owned()]).unwrap();
+        let on_disk: u64 = files.iter().map(|f| f.size).sum();
+        let total = content_size(&files);
+        // The file without a manifest is estimated from the other's ratio: the same content
+        // compresses alike, so the estimate is close.
+        let want = plain + content;
+        assert!(total.abs_diff(want) * 50 < want, "{total} against {want}");
+        // Sizes on disk (what the bar measured before) are far from it.
+        assert!(on_disk * 3 < want * 2, "{on_disk} on disk against {want}");
+        let mut scan = Scan::new(files, Order::Merged);
+        collect(&mut scan);
+        assert_eq!(scan.content_read(), want);
     }
 }

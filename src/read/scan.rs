@@ -228,6 +228,8 @@ pub struct Scan {
     current: Option<usize>,
     count: Arc<AtomicU64>,
     total: u64,
+    /// Bytes of the lines delivered (newlines included), as the files hold them uncompressed.
+    delivered: u64,
 }
 
 impl std::fmt::Debug for Scan {
@@ -266,7 +268,14 @@ impl Scan {
             current: None,
             count,
             total,
+            delivered: 0,
         }
+    }
+
+    /// Bytes of the lines delivered so far, uncompressed (what a progress bar over
+    /// [`content_size`] measures).
+    pub fn content_read(&self) -> u64 {
+        self.delivered
     }
 
     /// Bytes read from disk so far (compressed size for compressed files).
@@ -305,6 +314,7 @@ impl Scan {
             }),
             Pending::Line(info) => {
                 let open = c.open.as_ref()?;
+                self.delivered += open.reader.line().len() as u64 + u64::from(!info.torn);
                 Some(Item::Line {
                     file: &c.files[open.file],
                     format: open.format,
@@ -316,6 +326,56 @@ impl Scan {
             }
         }
     }
+}
+
+/// The uncompressed size of `files`: a compressed file's from its manifest (`bytes`), or, without
+/// one, its size on disk times the ratio of the compressed files that have one (8 when none has);
+/// a plain file's size on disk. Progress bars measure [`Scan::content_read`] against it, so a
+/// recording of compressed files neither starts far along nor shows rates of the decompressed
+/// read-ahead.
+pub fn content_size(files: &[RecordingFile]) -> u64 {
+    let compressed: Vec<(&RecordingFile, Option<u64>)> = files
+        .iter()
+        .filter(|f| f.codec != super::Codec::Plain)
+        .map(|f| (f, manifest_bytes(&f.path)))
+        .collect();
+    let (known_disk, known_content) = compressed
+        .iter()
+        .filter_map(|(f, b)| b.map(|b| (f.size, b)))
+        .fold((0u64, 0u64), |(d, c), (fd, fc)| (d + fd, c + fc));
+    let ratio = if known_disk > 0 {
+        known_content as f64 / known_disk as f64
+    } else {
+        8.0
+    };
+    let plain: u64 = files
+        .iter()
+        .filter(|f| f.codec == super::Codec::Plain)
+        .map(|f| f.size)
+        .sum();
+    let packed: u64 = compressed
+        .iter()
+        .map(|(f, b)| b.unwrap_or((f.size as f64 * ratio) as u64))
+        .sum();
+    plain + packed
+}
+
+/// The `bytes` (uncompressed size) of the manifest of the sealed file `path`, under its name or
+/// the one versions before wrote.
+fn manifest_bytes(path: &Path) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Bytes {
+        bytes: u64,
+    }
+    let plain = PathBuf::from(crate::fsutil::strip_compressed(&path.to_string_lossy()));
+    [
+        crate::fsutil::map_file_name(&plain, crate::fsutil::manifest_name),
+        crate::fsutil::map_file_name(&plain, crate::fsutil::old_manifest_name),
+    ]
+    .iter()
+    .find_map(|m| std::fs::read(m).ok())
+    .and_then(|b| serde_json::from_slice::<Bytes>(&b).ok())
+    .map(|b| b.bytes)
 }
 
 /// One stream's files in time order.

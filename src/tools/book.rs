@@ -61,7 +61,7 @@ pub fn run(paths: &[PathBuf], opts: &BookOptions) -> anyhow::Result<()> {
         );
     }
     let files = super::select_streams(find_files(paths)?, &opts.filter);
-    let total = files.iter().map(|f| f.size).sum();
+    let total = crate::read::content_size(&files);
     let mut progress = Progress::new(total, super::stdout_is_file());
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(256 * 1024, stdout.lock());
@@ -258,7 +258,7 @@ pub fn book(
         }
         // Breaks are `wsrec verify`'s business; here only proven books are printed.
         books.take_breaks();
-        progress.update(scan.bytes_read());
+        progress.update(scan.content_read());
     }
     if every.is_none() {
         outcome.rows += emit(&books, opts, opts.at.unwrap_or(last_ts), out)?;

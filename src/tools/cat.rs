@@ -57,7 +57,7 @@ pub struct CatSummary {
 pub fn run(paths: &[PathBuf], opts: &CatOptions) -> anyhow::Result<()> {
     opts.filter.validate()?;
     let files = super::select_streams(find_files(paths)?, &opts.filter);
-    let total = files.iter().map(|f| f.size).sum();
+    let total = crate::read::content_size(&files);
     let mut progress = Progress::new(total, super::stdout_is_file());
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(256 * 1024, stdout.lock());
@@ -192,7 +192,7 @@ pub fn cat(
                 let _ = writeln!(warn, "wsrec: error: {e}");
             }
         }
-        progress.update(scan.bytes_read());
+        progress.update(scan.content_read());
     }
     if s.invalid > MAX_WARNINGS {
         let _ = writeln!(

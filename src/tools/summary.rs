@@ -131,7 +131,7 @@ pub fn run(paths: &[PathBuf], streams: &[String], output: StatsOutput) -> anyhow
         ..Filter::default()
     };
     let files = super::select_streams(find_files(paths)?, &filter);
-    let total = files.iter().map(|f| f.size).sum();
+    let total = crate::read::content_size(&files);
     let mut progress = Progress::new(total, true);
     let report = compute(files, &filter, &mut progress);
     progress.finish();
@@ -243,7 +243,7 @@ pub fn compute(files: Vec<RecordingFile>, filter: &Filter, progress: &mut Progre
             Item::FileEnd { .. } => report.files += 1,
             Item::Error(_) => report.unreadable_files += 1,
         }
-        progress.update(scan.bytes_read());
+        progress.update(scan.content_read());
     }
     report.streams = acc
         .into_iter()

@@ -299,7 +299,7 @@ pub struct Report {
 /// Bad arguments, or [`VerifyFailed`] when problems were found (after printing the report).
 pub fn run(paths: &[std::path::PathBuf], opts: VerifyOptions, json: bool) -> anyhow::Result<()> {
     let files = find_files(paths)?;
-    let total = files.iter().map(|f| f.size).sum();
+    let total = crate::read::content_size(&files);
     let mut progress = Progress::new(total, true);
     let report = verify(files, opts, &mut progress);
     progress.finish();
@@ -324,7 +324,7 @@ pub fn verify(files: Vec<RecordingFile>, opts: VerifyOptions, progress: &mut Pro
     let mut scan = Scan::new(files, Order::Files);
     while let Some(item) = scan.next_item() {
         v.item(item);
-        progress.update(scan.bytes_read());
+        progress.update(scan.content_read());
     }
     v.finish()
 }
