@@ -56,6 +56,7 @@ use serde::Serialize;
 use super::{Progress, find_files};
 use crate::read::{Order, RecordingFile, Scan};
 
+mod chain;
 mod records;
 mod render;
 mod state;
