@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::state::{Expected, Where};
+use super::state::{Expected, Where, lexical};
 use super::verifier::Verifier;
 use super::{IssueKind, Severity};
 
@@ -128,23 +128,4 @@ impl Verifier {
             );
         }
     }
-}
-
-/// `path` with its `..` and `.` resolved lexically (`a/b/../c` -> `a/c`), so a predecessor named
-/// relative to a file's directory compares equal to the path it was found under.
-pub(super) fn lexical(path: &std::path::Path) -> std::path::PathBuf {
-    use std::path::Component;
-    let mut out = std::path::PathBuf::new();
-    for c in path.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir
-                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
-            {
-                out.pop();
-            }
-            c => out.push(c),
-        }
-    }
-    out
 }

@@ -207,6 +207,25 @@ pub(super) fn push_window(r: &mut StreamReport, w: Window) {
     }
 }
 
+/// `path` with its `..` and `.` resolved lexically (`a/b/../c` -> `a/c`), so a predecessor named
+/// relative to a file's directory compares equal to the path it was found under.
+pub(super) fn lexical(path: &std::path::Path) -> std::path::PathBuf {
+    use std::path::Component;
+    let mut out = std::path::PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 use std::hash::Hasher as _;
 use std::sync::Arc;
 
-use super::chain::lexical;
-use super::state::{Chains, Expected, FileState, Link, StreamState, Where, push_window};
+use super::state::{Chains, Expected, FileState, Link, StreamState, Where, lexical, push_window};
 use super::{Issue, IssueKind, MAX_LISTED, Report, Severity, VerifyOptions, Window};
 use crate::book::{Books, BreakKind, Msg, Position};
 use crate::read::{Item, RecordingFile};
