@@ -16,8 +16,9 @@ pub struct Cli {
     /// What to do; with none, `record` (so the Go streamer's `wsrec -config x.json` works).
     #[command(subcommand)]
     pub command: Option<Command>,
-    /// Config file: wsrec TOML, or the Go JSONL streamer's JSON (also `-config`).
-    #[arg(short = 'c', long, global = true, value_name = "FILE")]
+    /// Config file for the bare `wsrec` (which records): wsrec TOML, or the Go JSONL streamer's
+    /// JSON (also `-config`). `record` and `status` take it too; no other command reads one.
+    #[arg(short = 'c', long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Debug logging (also `-debug`, `-v`).
     #[arg(short = 'v', long, visible_alias = "verbose", global = true)]
@@ -224,6 +225,10 @@ fn parse_size(s: &str) -> Result<u64, String> {
 /// `wsrec record` options.
 #[derive(Debug, Default, Args)]
 pub struct RecordArgs {
+    /// Config file: wsrec TOML, or the Go JSONL streamer's JSON (also `-config`); the flags
+    /// below override it.
+    #[arg(short = 'c', long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Feed URL (ws:// or wss://), or a venue preset and its topics such as
     /// `bybit-linear:publicTrade.BTCUSDT,orderbook.50.BTCUSDT` (see `wsrec venues`); records one
     /// stream configured by the flags below.
@@ -338,6 +343,9 @@ pub struct StatusArgs {
     /// Status socket to query [default: from DIR, --config, else ./data/.wsrec.sock].
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
+    /// The recorder's config file, to find its status socket.
+    #[arg(short = 'c', long, value_name = "FILE", conflicts_with_all = ["dir", "socket"])]
+    pub config: Option<PathBuf>,
     /// Query again every INTERVAL (default 1s) until Ctrl-C.
     #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "1s", value_parser = parse_duration)]
     pub watch: Option<Duration>,
@@ -571,8 +579,10 @@ mod tests {
         assert!(cli.status);
         assert_eq!(cli.config, Some(PathBuf::from("c.json")));
         let cli = parse(&["wsrec", "record", "-config", "c.json"]);
-        assert!(matches!(cli.command, Some(Command::Record(_))));
-        assert_eq!(cli.config, Some(PathBuf::from("c.json")));
+        let Some(Command::Record(args)) = cli.command else {
+            panic!("not record: {cli:?}");
+        };
+        assert_eq!(args.config, Some(PathBuf::from("c.json")));
     }
 
     #[test]

@@ -164,6 +164,25 @@ fn bad_input_names_the_problem_exits_2_and_writes_nothing() {
             &["record", "wss://h/", "-o", "out", "--threads", "0"],
             "threads: must be 1 to 256",
         ),
+        // `-c` belongs to the commands that read a config: before the command or after it.
+        (&["-c", "unknown.toml", "record"], "unknown field `silence`"),
+        (&["-c", "unknown.toml"], "unknown field `silence`"),
+        (
+            &["-c", "a.toml", "record", "-c", "b.toml"],
+            "two config files given",
+        ),
+        (
+            &["-c", "unknown.toml", "cat", "out"],
+            "`wsrec cat` takes no config file",
+        ),
+        (
+            &["verify", "-c", "unknown.toml", "out"],
+            "unexpected argument '-c'",
+        ),
+        (
+            &["status", "-c", "unknown.toml", "--socket", "s"],
+            "cannot be used with",
+        ),
     ];
     for (args, want) in cases {
         let out = run(args, d);
@@ -988,6 +1007,20 @@ async fn status_takes_the_output_directory_and_watches() {
     assert!(out.status.success(), "{out:?}");
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains("feed"), "{table}");
+    // So does a config whose output directory it is, given after `status` or before it.
+    std::fs::write(
+        d.join("cfg.toml"),
+        "output_dir = \"out\"\n[[stream]]\nname = \"x\"\nurl = \"ws://h/\"\n",
+    )
+    .unwrap();
+    for args in [&["status", "-c", "cfg.toml"], &["-c", "cfg.toml", "status"]] {
+        let out = run(args, d);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("feed"),
+            "{out:?}"
+        );
+    }
     // --watch repeats until stopped: wait for a second table in its output.
     let watch = spawn(&["status", "out", "--watch", "50ms", "--json"], d);
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -27,8 +27,18 @@ pub const EXIT_USAGE: u8 = 2;
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         _ if cli.status => status(&cli.config, &StatusArgs::default(), true),
-        Some(Command::Status(ref args)) => status(&cli.config, args, false),
-        Some(Command::Record(ref args)) => record::record(&cli, args),
+        Some(Command::Status(ref args)) => {
+            config_once(&cli, &args.config).and_then(|c| status(&c, args, false))
+        }
+        Some(Command::Record(ref args)) => {
+            config_once(&cli, &args.config).and_then(|c| record::record(&cli, c.as_deref(), args))
+        }
+        Some(ref other) if cli.config.is_some() => Err(crate::tools::UsageError(format!(
+            "`-c/--config` is read only by `record` and `status`; `wsrec {}` takes no config \
+             file: leave it out",
+            command_name(other)
+        ))
+        .into()),
         Some(Command::Cat(ref args)) => tools::cat(args),
         Some(Command::Verify(ref args)) => tools::verify(args),
         Some(Command::Book(ref args)) => tools::book(args),
@@ -39,7 +49,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Some(Command::Merge(ref args)) => tools::merge(args),
         Some(Command::Completions(ref args)) => completions(args),
         Some(Command::Man(ref args)) => man(args),
-        None => record::record(&cli, &RecordArgs::default()),
+        None => record::record(&cli, cli.config.as_deref(), &RecordArgs::default()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -59,6 +69,38 @@ pub fn run(cli: Cli) -> ExitCode {
             });
             ExitCode::from(if usage { EXIT_USAGE } else { 1 })
         }
+    }
+}
+
+/// The config file of `record` or `status`, given before the command (`wsrec -c F record`) or
+/// after it (`wsrec record -c F`), but not both.
+fn config_once(cli: &Cli, after: &Option<PathBuf>) -> anyhow::Result<Option<PathBuf>> {
+    match (&cli.config, after) {
+        (Some(a), Some(b)) if a != b => Err(crate::tools::UsageError(format!(
+            "two config files given ({} before the command, {} after it): give one",
+            a.display(),
+            b.display()
+        ))
+        .into()),
+        (a, b) => Ok(b.clone().or_else(|| a.clone())),
+    }
+}
+
+/// The name a subcommand is called by on the command line.
+fn command_name(command: &Command) -> &'static str {
+    match command {
+        Command::Record(_) => "record",
+        Command::Status(_) => "status",
+        Command::Cat(_) => "cat",
+        Command::Verify(_) => "verify",
+        Command::Stats(_) => "stats",
+        Command::Replay(_) => "replay",
+        Command::Demo(_) => "demo",
+        Command::Venues(_) => "venues",
+        Command::Merge(_) => "merge",
+        Command::Completions(_) => "completions",
+        Command::Man(_) => "man",
+        Command::Book(_) => "book",
     }
 }
 

@@ -12,8 +12,12 @@ use crate::recorder::Recorder;
 ///
 /// # Errors
 /// Bad flags or config (usage), or the recorder failed.
-pub(super) fn record(cli: &Cli, args: &RecordArgs) -> anyhow::Result<()> {
-    let mut config = build_config(cli.config.as_deref(), args)?;
+pub(super) fn record(
+    cli: &Cli,
+    config_path: Option<&std::path::Path>,
+    args: &RecordArgs,
+) -> anyhow::Result<()> {
+    let mut config = build_config(config_path, args)?;
     if cli.quiet {
         config.log_to_stdout = false;
     }
