@@ -190,3 +190,58 @@ pub(super) fn describe(e: &yawc::WebSocketError) -> String {
         other => other.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(code: u16) -> TransportError {
+        TransportError::Refused {
+            code,
+            reason: String::new(),
+            retry_after: None,
+            body: String::new(),
+        }
+    }
+
+    fn redirected(code: u16) -> TransportError {
+        TransportError::Redirected {
+            code,
+            location: None,
+        }
+    }
+
+    #[test]
+    fn permanent_failures_are_4xx_but_408_and_429_permanent_redirects_and_certificates() {
+        for code in [400, 401, 403, 404, 405, 410, 426, 451, 499] {
+            assert!(refused(code).is_permanent(), "{code}");
+        }
+        for code in [200, 408, 429, 500, 502, 503, 504] {
+            assert!(!refused(code).is_permanent(), "{code}");
+        }
+        assert!(redirected(301).is_permanent());
+        assert!(redirected(308).is_permanent());
+        for code in [300, 302, 303, 307] {
+            assert!(!redirected(code).is_permanent(), "{code}");
+        }
+        assert!(TransportError::Certificate("expired".to_owned()).is_permanent());
+        let timeout = TransportError::Timeout {
+            after: Duration::from_secs(1),
+            phase: "x",
+        };
+        assert!(!timeout.is_permanent());
+        assert!(!TransportError::Failed("DNS: no such host".to_owned()).is_permanent());
+    }
+
+    #[test]
+    fn every_permanent_4xx_names_a_fix() {
+        for code in [400, 401, 402, 403, 404, 405, 410, 426, 451] {
+            let text = refused(code).to_string();
+            assert!(text.contains("; "), "{code}: {text}");
+        }
+        assert_eq!(
+            refused(408).to_string(),
+            "server answered HTTP 408 instead of 101 Switching Protocols"
+        );
+    }
+}
