@@ -299,6 +299,11 @@ pub struct RecordArgs {
     /// Do not verify TLS certificates (dangerous; logged at every connect).
     #[arg(long)]
     pub insecure: bool,
+    /// With a URL or preset: keep retrying when the first connection fails in a way retrying
+    /// does not fix (a 4xx such as 401 or 404, a 301 or 308 redirect, a rejected TLS
+    /// certificate), instead of exiting with code 2. A config file (-c) always retries.
+    #[arg(long)]
+    pub retry: bool,
     /// Status socket path, or `""` for none.
     #[arg(long, value_name = "PATH", value_parser = parse_path)]
     pub status_socket: Option<PathBuf>,

@@ -20,7 +20,9 @@ use crate::error::ConfigError;
 use crate::recorder::RunError;
 
 /// Exit code for bad input (config, URL, flag, an output directory that cannot be one, a
-/// metrics address that cannot be bound): nothing was written.
+/// metrics address that cannot be bound): nothing was written. Also a one-line recording
+/// whose first connection failed for good (a 404, a 401, a rejected certificate): the URL is
+/// wrong; its files are closed.
 pub const EXIT_USAGE: u8 = 2;
 
 /// Runs the parsed command line.
@@ -63,7 +65,10 @@ pub fn run(cli: Cli) -> ExitCode {
                     || matches!(
                         c.downcast_ref::<RunError>(),
                         Some(
-                            RunError::Config(_) | RunError::OutputDir { .. } | RunError::Metrics(_)
+                            RunError::Config(_)
+                                | RunError::OutputDir { .. }
+                                | RunError::Metrics(_)
+                                | RunError::Refused(_)
                         )
                     )
             });

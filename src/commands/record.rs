@@ -6,7 +6,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::{Cli, CompressArg, FormatArg, FsyncArg, RecordArgs, TsSourceArg, WhenFullArg};
 use crate::config::{self, Config, Format, Secret, StreamConfig, TsSource, WhenFull};
 use crate::error::ConfigError;
-use crate::recorder::Recorder;
+use crate::recorder::{Recorder, RunError};
 
 /// Runs `wsrec record` (and the bare `wsrec`) until SIGINT or SIGTERM.
 ///
@@ -23,13 +23,22 @@ pub(super) fn record(
     }
     let recorder = Recorder::new(config)?;
     init_logging(recorder.config(), cli.debug)?;
-    super::tokio_runtime(recorder.config().threads)?.block_on(async move {
+    let ran = super::tokio_runtime(recorder.config().threads)?.block_on(async move {
         let shutdown = CancellationToken::new();
         tokio::spawn(on_signals(shutdown.clone()));
         recorder.run(shutdown).await
-    })?;
-    Ok(())
+    });
+    match ran {
+        Err(e @ RunError::Refused(_)) => Err(RetryHint(e).into()),
+        other => Ok(other?),
+    }
 }
+
+/// A one-line recording that stopped at its first connection, with the flag that keeps it
+/// retrying instead.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}; to keep retrying anyway, add --retry")]
+struct RetryHint(#[source] RunError);
 
 /// Cancels `shutdown` on the first SIGINT or SIGTERM; a second one exits at once.
 async fn on_signals(shutdown: CancellationToken) {
@@ -138,6 +147,12 @@ pub fn build_config(
     };
     if config_path.is_none() {
         apply_stream_flags(&mut config.streams[0], args)?;
+    }
+    // One-line mode: a URL (or preset) that is refused for good at once is a typo to report,
+    // not a feed to wait for. A config file, and the built-in default feed (the Go streamer's
+    // drop-in, run as a daemon), retry.
+    if args.url.is_some() {
+        config.streams[0].stop_on_refusal = !args.retry;
     }
     if let Some(dir) = &args.output_dir {
         config.output_dir = dir.clone();

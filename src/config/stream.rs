@@ -232,6 +232,17 @@ pub struct StreamConfig {
     /// mid-file (default off: one per connection).
     #[serde(default, deserialize_with = "opt_duration")]
     pub snapshot_interval: Option<Duration>,
+    /// Stop the recorder, instead of retrying, when an attempt fails in a way retrying does
+    /// not fix (a 4xx other than 408 and 429, a 301 or 308 redirect, a rejected TLS
+    /// certificate) before any connection of the stream has succeeded: [`Recorder::run`]
+    /// then returns [`RunError::Refused`]. Once the stream has connected, every failure is
+    /// retried. Set by `wsrec record URL` (one-line mode) unless `--retry`; not a config file
+    /// key: a recorder run from a config file retries, as a daemon should. Default `false`.
+    ///
+    /// [`Recorder::run`]: crate::Recorder::run
+    /// [`RunError::Refused`]: crate::RunError::Refused
+    #[serde(skip)]
+    pub stop_on_refusal: bool,
 }
 
 impl StreamConfig {
@@ -286,6 +297,7 @@ impl StreamConfig {
             snapshot_url: None,
             snapshot_depth: None,
             snapshot_interval: None,
+            stop_on_refusal: false,
         }
     }
 

@@ -25,6 +25,11 @@ pub enum RunError {
     /// The metrics endpoint cannot listen on its address.
     #[error(transparent)]
     Metrics(#[from] crate::observe::metrics::MetricsError),
+    /// A stream with `stop_on_refusal` (one-line mode) stopped because its first connection
+    /// failed in a way retrying does not fix; the recorder shut down in order (exit code 2:
+    /// the URL, its credentials or the certificate need fixing).
+    #[error(transparent)]
+    Refused(#[from] crate::net::stream::Refused),
     /// A thread could not be started.
     #[error("cannot start the compressor thread: {0}")]
     Thread(std::io::Error),

@@ -89,11 +89,15 @@ impl Recorder {
         &self.config
     }
 
-    /// Records until `shutdown` is cancelled, then drains, closes every file and returns.
+    /// Records until `shutdown` is cancelled (or a stream with
+    /// [`StreamConfig::stop_on_refusal`](crate::StreamConfig::stop_on_refusal) gives up), then
+    /// drains, closes every file and returns.
     ///
     /// # Errors
     /// Startup failures (config, open-file limit, output directory, status socket, metrics
-    /// address) before anything is written, or a shutdown that overran its deadline.
+    /// address) before anything is written, a stream whose first connection failed for good
+    /// ([`RunError::Refused`], after the same ordered shutdown), or a shutdown that overran its
+    /// deadline.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), RunError> {
         let Recorder {
             config,
@@ -114,15 +118,27 @@ impl Recorder {
         // Files a crashed run left open are made readable and closed before anything new.
         crate::store::recover::recover_dir(&config.output_dir, &config.streams, clock.now_ns());
 
-        let pipeline = Pipeline::start(&config, clock, &stats, &shutdown, metrics).await?;
+        // The pipeline stops on the caller's token, or on a stream that gave up; the caller's
+        // token is never cancelled from here.
+        let stop = shutdown.child_token();
+        let mut pipeline = Pipeline::start(&config, clock, &stats, &stop, metrics).await?;
         tracing::info!(
             streams = config.streams.len(),
             output_dir = %config.output_dir.display(),
             "Recording."
         );
 
-        shutdown.cancelled().await;
-        pipeline.shut_down(config.shutdown_timeout).await
+        let refused = tokio::select! {
+            () = stop.cancelled() => None,
+            Some(r) = pipeline.refused.recv() => Some(r),
+        };
+        stop.cancel();
+        let stopped = pipeline.shut_down(config.shutdown_timeout).await;
+        match refused {
+            // An overrun shutdown is logged at ERROR; why the recorder stopped comes first.
+            Some(r) => Err(RunError::Refused(r)),
+            None => stopped,
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -15,6 +16,7 @@ use super::status_log::status_log;
 use super::streams::stream_tasks;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::net::stream::Refused;
 use crate::observe::stats::Stats;
 use crate::observe::status::StatusServer;
 use crate::store::compress::Compressor;
@@ -39,6 +41,9 @@ pub(super) struct Pipeline {
     pub(super) side: CancellationToken,
     /// Status socket, metrics endpoint and status log.
     pub(super) side_tasks: TaskTracker,
+    /// Streams that stopped because their first connection failed for good
+    /// (`stop_on_refusal`); the recorder shuts down at the first.
+    pub(super) refused: mpsc::UnboundedReceiver<Refused>,
 }
 
 impl Pipeline {
@@ -127,12 +132,14 @@ impl Pipeline {
         let writer = tokio::spawn(writer.run());
 
         let streams = TaskTracker::new();
+        let (refused_tx, refused) = mpsc::unbounded_channel();
         for task in tasks {
             streams.spawn(crate::net::stream::run(
                 Arc::new(task.runtime),
                 task.policy,
                 queue_tx.clone(),
                 shutdown.clone(),
+                refused_tx.clone(),
             ));
         }
         streams.close();
@@ -159,6 +166,7 @@ impl Pipeline {
             uploader,
             side,
             side_tasks,
+            refused,
         })
     }
 }

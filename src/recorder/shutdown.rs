@@ -23,6 +23,7 @@ impl Pipeline {
             uploader,
             side,
             side_tasks,
+            refused: _,
         } = self;
         // Pending uploads wait for the next start's sweep; none is begun while shutting down.
         if let Some(u) = &uploader {

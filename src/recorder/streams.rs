@@ -218,5 +218,6 @@ fn policy(s: &StreamConfig) -> Policy {
         backoff_max: s.backoff_max,
         healthy_after: s.healthy_after,
         max_connection_age: s.max_connection_age,
+        stop_on_refusal: s.stop_on_refusal,
     }
 }

@@ -212,6 +212,14 @@ impl Running {
         self.task.await.unwrap().unwrap();
     }
 
+    /// Waits for the recorder to stop on its own (bounded by 60 s of real time) and returns
+    /// what `run` returned.
+    pub async fn finish(self) -> Result<(), wsrec::RunError> {
+        let limit = Duration::from_secs(60);
+        let ran = tokio::time::timeout(limit, self.task).await;
+        ran.expect("the recorder did not stop on its own").unwrap()
+    }
+
     /// Waits until the recorder has received `n` messages on stream 0.
     pub async fn wait_messages(&self, n: u64) {
         self.wait_until(|s| {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::batch::Batch;
 use crate::net::transport::{self, TransportError};
 
-use super::{Connection, End};
+use super::{Connection, End, Refusal};
 
 impl Connection {
     /// Dials the stream, first asking its token endpoint for the URL if it has one. Returns
@@ -41,6 +41,7 @@ impl Connection {
                 http_status: e.http_status,
                 location: None,
                 retry_after: e.retry_after.map(|d| d.min(max_wait)),
+                permanent: false,
             })?;
         let masked = crate::config::mask_url(dial.url.as_str());
         tracing::debug!(stream = %rt.name, conn = self.conn, token_url = %step.masked, url = %masked, "Got a connect token.");
@@ -142,6 +143,10 @@ pub(super) struct Failure {
     pub(super) location: Option<String>,
     /// The wait the server asked for, capped at `retry_after_max`.
     pub(super) retry_after: Option<Duration>,
+    /// Retrying cannot help ([`TransportError::is_permanent`]). Only the WebSocket dial's own
+    /// failures can be: a refused connect-token request is the venue's REST API, not the URL
+    /// the user gave, and is retried.
+    pub(super) permanent: bool,
 }
 
 impl Failure {
@@ -154,6 +159,16 @@ impl Failure {
             http_status: e.http_status(),
             location: e.location().map(str::to_owned),
             retry_after: e.retry_after().map(|d| d.min(max_wait)),
+            permanent: e.is_permanent(),
         }
+    }
+
+    /// What the supervisor is told of a failure retrying cannot help.
+    pub(super) fn refusal(&self) -> Option<Refusal> {
+        self.permanent.then(|| Refusal {
+            url: self.url.clone(),
+            http_status: self.http_status,
+            error: self.error.clone(),
+        })
     }
 }

@@ -121,6 +121,14 @@ pub(crate) enum ConnectionEvent<'a> {
         /// What the wait is.
         wait: ReconnectWait,
     },
+    /// The stream's first connection failed for good and the stream stops instead of
+    /// retrying (`stop_on_refusal`, one-line mode).
+    GaveUp {
+        /// Connection number of the failed attempt.
+        conn: u64,
+        /// The URL it dialled (masked).
+        url: &'a str,
+    },
 }
 
 /// What decided a reconnect delay.
@@ -243,6 +251,10 @@ impl ConnectionEvent<'_> {
                         tracing::info!(stream = %rt.name, delay_ms, attempt, "Reconnecting after a delay.");
                     }
                 }
+            }
+            ConnectionEvent::GaveUp { conn, url } => {
+                stats.set_state(ConnState::Stopped);
+                tracing::error!(stream = %rt.name, conn, url = %url, "Giving up: the stream's first connection failed in a way retrying does not fix, so the recorder stops instead of retrying.");
             }
         }
     }

@@ -42,7 +42,7 @@ const BATCH_BYTES: usize = 64 * 1024;
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 /// What a connection tells its stream's supervisor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
     /// The handshake finished and the subscribe messages went out.
     Connected(u64),
@@ -66,7 +66,23 @@ pub enum Notice {
         /// `retry_after_max`), when it refused the upgrade with one; or what is left of a venue
         /// maintenance the connection ended in.
         retry_after: Option<Duration>,
+        /// The attempt failed in a way retrying cannot help (a permanent 4xx, a permanent
+        /// redirect, a rejected certificate); `None` for every other ending.
+        refusal: Option<Refusal>,
     },
+}
+
+/// An attempt that failed in a way retrying does not change until someone changes the URL,
+/// the credentials or the certificate
+/// ([`TransportError::is_permanent`](crate::net::transport::TransportError::is_permanent)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The URL dialled, secrets masked.
+    pub url: String,
+    /// The HTTP status of a refused or redirected upgrade (none for a rejected certificate).
+    pub http_status: Option<u16>,
+    /// What went wrong and how to fix it (the `connect_failed` event's `error`).
+    pub error: String,
 }
 
 /// Why a connection ended.
@@ -204,6 +220,7 @@ impl Connection {
             uptime,
             productive: life.productive,
             retry_after: life.retry_after,
+            refusal: life.refusal,
         });
     }
 
@@ -212,7 +229,7 @@ impl Connection {
     }
 
     /// Whether it connected, how long it was up, whether it received data, and the
-    /// `Retry-After` of a refusal.
+    /// `Retry-After` of a refusal or why retrying cannot help.
     async fn run_inner(&self) -> Life {
         let rt = &*self.rt;
         let stopped = Life {
@@ -220,6 +237,7 @@ impl Connection {
             uptime: Duration::ZERO,
             productive: false,
             retry_after: None,
+            refusal: None,
         };
         if self.replaces.is_none() {
             rt.stats.set_state(ConnState::Connecting);
@@ -276,6 +294,7 @@ impl Connection {
                 self.queue.send(batch, &mut 0).await;
                 return Life {
                     retry_after: f.retry_after,
+                    refusal: f.refusal(),
                     ..stopped
                 };
             }
@@ -365,6 +384,7 @@ impl Connection {
             uptime,
             productive: self.productive.load(Relaxed),
             retry_after,
+            refusal: None,
         }
     }
 
@@ -424,4 +444,6 @@ struct Life {
     productive: bool,
     /// The server's `Retry-After` of a refused upgrade, capped.
     retry_after: Option<Duration>,
+    /// A failed attempt that retrying cannot help.
+    refusal: Option<Refusal>,
 }

@@ -13,6 +13,12 @@
 //! number; the replacement's `connected` event names the connection it `replaces`, and the
 //! old one's `disconnected` event has reason `replaced`, so the overlap is visible in the data.
 //!
+//! With [`Policy::stop_on_refusal`] (one-line mode) a stream whose connections have never
+//! succeeded stops at the first attempt that failed for good (a permanent 4xx, a permanent
+//! redirect, a rejected certificate: [`Refusal`]) instead of retrying it, and reports
+//! [`Refused`] to the recorder, which shuts down. Once the stream has connected, such a failure
+//! is retried like any other: the venue may be flapping.
+//!
 //! The supervisor owns the stream's settings and shared state, [`runtime::StreamRuntime`]
 //! (`rt`), which every connection of the stream reads; what it counts and logs when it waits
 //! before a reconnect is a `Reconnecting` connection event (`connection::event`).
@@ -29,7 +35,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::net::backoff::Backoff;
 use crate::net::connection::event::{ConnectionEvent, ReconnectWait};
-use crate::net::connection::{Connection, Notice};
+use crate::net::connection::{Connection, Notice, Refusal};
 use crate::observe::stats::ConnState;
 use crate::queue::QueueTx;
 use runtime::StreamRuntime;
@@ -48,6 +54,24 @@ pub struct Policy {
     pub healthy_after: Duration,
     /// Planned reconnect age.
     pub max_connection_age: Option<Duration>,
+    /// Stop, instead of retrying, when an attempt fails for good before any connection of the
+    /// stream has succeeded (see the module doc).
+    pub stop_on_refusal: bool,
+}
+
+/// A stream stopped because its first connection failed in a way retrying does not fix
+/// ([`Policy::stop_on_refusal`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "stream `{stream}`: the first connection to {} failed and retrying will not fix it: {}",
+    refusal.url,
+    refusal.error
+)]
+pub struct Refused {
+    /// The stream's name.
+    pub stream: String,
+    /// How the attempt failed.
+    pub refusal: Refusal,
 }
 
 struct Slot {
@@ -56,12 +80,15 @@ struct Slot {
     connected_at: Option<Instant>,
 }
 
-/// Runs the stream until `shutdown`, then waits for its connections to finish.
+/// Runs the stream until `shutdown`, then waits for its connections to finish. With
+/// [`Policy::stop_on_refusal`], it stops early when its first connection fails for good and
+/// sends why on `refused`.
 pub async fn run(
     rt: Arc<StreamRuntime>,
     policy: Policy,
     queue: QueueTx,
     shutdown: CancellationToken,
+    refused: mpsc::UnboundedSender<Refused>,
 ) {
     let (notify, mut notices) = mpsc::unbounded_channel();
     let tracker = TaskTracker::new();
@@ -99,6 +126,8 @@ pub async fn run(
     // When to retire the old connection even if the replacement has sent nothing yet.
     let mut overlap_until: Option<Instant> = None;
     let far = || Instant::now() + Duration::from_secs(86_400 * 365);
+    // Some connection of this supervisor got through the handshake.
+    let mut ever_connected = false;
     loop {
         let wake = [
             retry_at.map(|r| r.0),
@@ -113,6 +142,7 @@ pub async fn run(
             () = shutdown.cancelled() => break,
             Some(notice) = notices.recv() => match notice {
                 Notice::Connected(c) => {
+                    ever_connected = true;
                     let now = Instant::now();
                     if let Some(a) = active.as_mut().filter(|a| a.conn == c) {
                         a.connected_at = Some(now);
@@ -138,9 +168,15 @@ pub async fn run(
                         pending = Some(spawn(Some(c), backoff.attempts(), Duration::ZERO));
                     }
                 }
-                Notice::Ended { conn, connected, uptime, productive, retry_after } => {
+                Notice::Ended { conn, connected, uptime, productive, retry_after, refusal } => {
+                    ever_connected |= connected;
                     if active.as_ref().is_some_and(|a| a.conn == conn) {
                         active = None;
+                        if let Some(refusal) = refusal.filter(|_| policy.stop_on_refusal && !ever_connected) {
+                            ConnectionEvent::GaveUp { conn, url: &refusal.url }.emit(&rt);
+                            let _ = refused.send(Refused { stream: rt.name.clone(), refusal });
+                            break;
+                        }
                         let healthy = productive || (connected && uptime >= policy.healthy_after);
                         if pending.is_some() {
                             if healthy {

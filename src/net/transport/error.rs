@@ -42,6 +42,10 @@ pub enum TransportError {
         "message larger than max_message_size ({0} bytes); raise max_message_size to accept it"
     )]
     TooLarge(usize),
+    /// The server's TLS certificate was rejected (unknown CA, wrong name, expired, not valid
+    /// yet, or otherwise invalid): the message says which, and the fix.
+    #[error("{0}")]
+    Certificate(String),
     /// Any other failure: DNS, TCP, proxy, TLS, HTTP upgrade, protocol or I/O.
     #[error("{0}")]
     Failed(String),
@@ -66,6 +70,23 @@ impl TransportError {
         }
     }
 
+    /// Whether the attempt failed in a way that retrying does not change until someone changes
+    /// something (the URL, the credentials, the certificate): the server refused the upgrade
+    /// with a 4xx other than 408 (Request Timeout) and 429 (Too Many Requests), redirected it
+    /// for good (301, 308: wsrec never follows a redirect), or its certificate was rejected.
+    /// Not permanent: a name that does not resolve, a refused or reset TCP connection, a
+    /// timeout, a 5xx, a temporary redirect: those come and go.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            TransportError::Refused { code, .. } => {
+                (400..=499).contains(code) && !matches!(code, 408 | 429)
+            }
+            TransportError::Redirected { code, .. } => matches!(code, 301 | 308),
+            TransportError::Certificate(_) => true,
+            _ => false,
+        }
+    }
+
     /// Where a redirect pointed (secrets masked).
     pub fn location(&self) -> Option<&str> {
         match self {
@@ -77,7 +98,7 @@ impl TransportError {
 
 fn redirect_message(code: u16, location: Option<&str>) -> String {
     match location {
-        Some(to) => format!("server redirected (HTTP {code}) to {to}; put that URL in the config"),
+        Some(to) => format!("server redirected (HTTP {code}) to {to}; record that URL instead"),
         None => format!(
             "server answered HTTP {code} (a redirect) without a Location header; check the URL"
         ),
@@ -101,6 +122,7 @@ fn refusal_message(code: u16, reason: &str, retry_after: Option<Duration>, body:
         404 => "; check the URL path",
         426 => "; the server wants another protocol version",
         429 => "; rate limited: wsrec waits as asked before reconnecting",
+        400..=499 if code != 408 => "; check the URL and the headers",
         502..=504 => "; the server or a gateway in front of it is unavailable",
         _ => "",
     };
@@ -166,5 +188,60 @@ pub(super) fn describe(e: &yawc::WebSocketError) -> String {
             None => format!("{io}"),
         },
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(code: u16) -> TransportError {
+        TransportError::Refused {
+            code,
+            reason: String::new(),
+            retry_after: None,
+            body: String::new(),
+        }
+    }
+
+    fn redirected(code: u16) -> TransportError {
+        TransportError::Redirected {
+            code,
+            location: None,
+        }
+    }
+
+    #[test]
+    fn permanent_failures_are_4xx_but_408_and_429_permanent_redirects_and_certificates() {
+        for code in [400, 401, 403, 404, 405, 410, 426, 451, 499] {
+            assert!(refused(code).is_permanent(), "{code}");
+        }
+        for code in [200, 408, 429, 500, 502, 503, 504] {
+            assert!(!refused(code).is_permanent(), "{code}");
+        }
+        assert!(redirected(301).is_permanent());
+        assert!(redirected(308).is_permanent());
+        for code in [300, 302, 303, 307] {
+            assert!(!redirected(code).is_permanent(), "{code}");
+        }
+        assert!(TransportError::Certificate("expired".to_owned()).is_permanent());
+        let timeout = TransportError::Timeout {
+            after: Duration::from_secs(1),
+            phase: "x",
+        };
+        assert!(!timeout.is_permanent());
+        assert!(!TransportError::Failed("DNS: no such host".to_owned()).is_permanent());
+    }
+
+    #[test]
+    fn every_permanent_4xx_names_a_fix() {
+        for code in [400, 401, 402, 403, 404, 405, 410, 426, 451] {
+            let text = refused(code).to_string();
+            assert!(text.contains("; "), "{code}: {text}");
+        }
+        assert_eq!(
+            refused(408).to_string(),
+            "server answered HTTP 408 instead of 101 Switching Protocols"
+        );
     }
 }

@@ -171,22 +171,23 @@ pub(super) async fn connect(
     tokio_rustls::TlsConnector::from(config)
         .connect(name, tcp)
         .await
-        .map_err(|e| TransportError::Failed(tls_error(authority, &e)))
+        .map_err(|e| tls_error(authority, &e))
 }
 
-/// A TLS failure in words, with the likely fix.
-fn tls_error(authority: &str, e: &io::Error) -> String {
+/// A TLS failure in words, with the likely fix: [`TransportError::Certificate`] for a rejected
+/// certificate, [`TransportError::Failed`] for the rest.
+fn tls_error(authority: &str, e: &io::Error) -> TransportError {
     use rustls::{CertificateError as C, Error as R};
     let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<R>()) else {
-        return match e.kind() {
+        return TransportError::Failed(match e.kind() {
             io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset => format!(
                 "TLS handshake with {authority} failed: the server closed the connection ({e}); \
                  is this port speaking TLS? For plain WebSocket use ws://"
             ),
             _ => format!("TLS handshake with {authority} failed: {e}"),
-        };
+        });
     };
-    match tls {
+    let message = match tls {
         R::InvalidCertificate(C::UnknownIssuer) => format!(
             "TLS: the certificate of {authority} is issued by a CA wsrec does not trust ({tls}); \
              if the server uses a private CA, set ca_file to its PEM certificate"
@@ -211,5 +212,10 @@ fn tls_error(authority: &str, e: &io::Error) -> String {
              WebSocket use ws://"
         ),
         other => format!("TLS handshake with {authority} failed: {other}"),
+    };
+    if matches!(tls, R::InvalidCertificate(_)) {
+        TransportError::Certificate(message)
+    } else {
+        TransportError::Failed(message)
     }
 }
