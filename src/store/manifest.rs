@@ -53,6 +53,10 @@ pub struct Manifest {
     pub file: String,
     /// Stream name.
     pub stream: String,
+    /// The stream's tags (`tags` in the config, the top-level ones merged in) when the file was
+    /// written; absent when it has none, and in manifests written before tags.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub tags: std::collections::BTreeMap<String, String>,
     /// `envelope`, `raw` or `events` (a raw stream's sidecar).
     pub format: String,
     /// Lines in the file.

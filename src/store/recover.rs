@@ -36,6 +36,7 @@
 //! path (template or file name), else from the first record, else from the file's last
 //! modification. A raw data file's sidecar gets its manifest rebuilt after the event is added.
 
+use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::hash::Hasher as _;
 use std::io::{BufRead as _, Read, Seek, SeekFrom, Write};
@@ -43,7 +44,8 @@ use std::path::{Path, PathBuf};
 
 use chrono::format::{Parsed, StrftimeItems};
 
-use crate::config::{DEFAULT_ROTATE, Format, StreamConfig};
+use crate::config::template::Placeholder;
+use crate::config::{DEFAULT_ROTATE, Format, StreamConfig, Tags};
 use crate::fsutil::OPEN_SUFFIX;
 use crate::read::Entry;
 use crate::store::manifest::FileKind;
@@ -256,7 +258,7 @@ fn configured_stream<'a>(
     let candidates = std::iter::once(data.as_str()).chain(unparted.as_deref());
     for candidate in candidates {
         for s in streams {
-            if let Some(start) = template_match(&s.path, &s.name, candidate) {
+            if let Some(start) = template_match(&s.path, &s.name, &s.tags, candidate) {
                 return Some((s, start));
             }
         }
@@ -276,10 +278,17 @@ fn without_part(rel: &str) -> Option<String> {
 /// Whether `template` renders `rel` for `stream` for some interval: `None` if not, else the
 /// interval start the path encodes (`{start_unix}`, or its date and time fields; a missing
 /// hour or minute counts as 0), if it encodes one.
-fn template_match(template: &str, stream: &str, rel: &str) -> Option<Option<u64>> {
-    let pattern = template
-        .replace("{stream}", &stream.replace('%', "%%"))
-        .replace("{start_unix}", "%s");
+fn template_match(template: &str, stream: &str, tags: &Tags, rel: &str) -> Option<Option<u64>> {
+    // Names and tag values are literal text in the pattern; `{start_unix}` is the seconds field.
+    let pattern = crate::config::template::expand(template, |p| match p {
+        Placeholder::Stream => Ok(Cow::Owned(stream.replace('%', "%%"))),
+        Placeholder::StartUnix => Ok(Cow::Borrowed("%s")),
+        Placeholder::Tag(key) => tags
+            .get(key)
+            .map(|v| Cow::Owned(v.replace('%', "%%")))
+            .ok_or_else(String::new),
+    })
+    .ok()?;
     let mut parsed = Parsed::new();
     chrono::format::parse(&mut parsed, rel, StrftimeItems::new(&pattern)).ok()?;
     if parsed.timestamp().is_none() && parsed.year().is_some() {
@@ -644,29 +653,60 @@ mod tests {
         let hour = Some(Some(1_795_514_400_000_000_000));
         let t = crate::config::DEFAULT_PATH_TEMPLATE;
         assert_eq!(
-            template_match(t, "feed", "feed/2026-11-24/feed-20261124T100000Z.jsonl"),
+            template_match(
+                t,
+                "feed",
+                &Tags::new(),
+                "feed/2026-11-24/feed-20261124T100000Z.jsonl"
+            ),
             hour
         );
         assert_eq!(
-            template_match(t, "fee", "feed/2026-11-24/feed-20261124T100000Z.jsonl"),
+            template_match(
+                t,
+                "fee",
+                &Tags::new(),
+                "feed/2026-11-24/feed-20261124T100000Z.jsonl"
+            ),
             None
         );
         assert_eq!(
             template_match(
                 "{stream}_{start_unix}.jsonl",
                 "t.BTC",
+                &Tags::new(),
                 "t.BTC_1795514400.jsonl"
             ),
             hour
         );
         assert_eq!(
-            template_match("%Y/%m/%d/{stream}-%H.jsonl", "a", "2026/11/24/a-10.jsonl"),
+            template_match(
+                "%Y/%m/%d/{stream}-%H.jsonl",
+                "a",
+                &Tags::new(),
+                "2026/11/24/a-10.jsonl"
+            ),
             hour
         );
         assert_eq!(
-            template_match("{stream}.jsonl", "a", "a.jsonl"),
+            template_match("{stream}.jsonl", "a", &Tags::new(), "a.jsonl"),
             Some(None),
             "a match, but no time in the path"
+        );
+        // Issue 21: a tag in the path is matched by its value.
+        let tags: Tags = [("region".to_owned(), "eu".to_owned())].into();
+        let tagged = "{tag.region}/{stream}-%Y%m%dT%H.jsonl";
+        assert_eq!(
+            template_match(tagged, "a", &tags, "eu/a-20261124T10.jsonl"),
+            hour
+        );
+        assert_eq!(
+            template_match(tagged, "a", &tags, "us/a-20261124T10.jsonl"),
+            None
+        );
+        assert_eq!(
+            template_match(tagged, "a", &Tags::new(), "eu/a-20261124T10.jsonl"),
+            None
         );
         let streams = [configured(
             "t.BTC",
