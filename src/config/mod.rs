@@ -13,7 +13,8 @@
 //!
 //! The parts: this file holds the `Config` schema and its reading; [`StreamConfig`] and its
 //! enums are in `stream.rs`, validation in `validate.rs`, value parsers and secrets in
-//! `value.rs`, the Go streamer's config in `go.rs`, the path template in [`template`].
+//! `value.rs`, the Go streamer's config in `go.rs`, the path template in [`template`], the
+//! streams' static key/value [`tags`] in `tags.rs`.
 
 mod go;
 pub mod nats;

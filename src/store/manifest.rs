@@ -444,6 +444,23 @@ mod tests {
         assert_eq!(data_for(Path::new("d/x.jsonl")), None);
     }
 
+    /// Issue 21: tags are written when a stream has some, and manifests from before tags
+    /// still read.
+    #[test]
+    fn tags_are_optional_in_manifests() {
+        let old = r#"{"file":"x.jsonl","stream":"s","format":"envelope","lines":1,"bytes":2,"xxh3_64":"00","interval_start_ns":0,"connections":[],"seq_gaps":0,"events":1,"disconnects":0}"#;
+        let m: Manifest = serde_json::from_str(old).unwrap();
+        assert!(m.tags.is_empty());
+        assert!(!serde_json::to_string(&m).unwrap().contains("tags"));
+        let tagged = Manifest {
+            tags: [("region".to_owned(), "eu".to_owned())].into(),
+            ..m
+        };
+        let text = serde_json::to_string(&tagged).unwrap();
+        assert!(text.contains(r#""tags":{"region":"eu"}"#), "{text}");
+        assert_eq!(serde_json::from_str::<Manifest>(&text).unwrap(), tagged);
+    }
+
     #[test]
     fn a_chain_names_each_predecessor_and_restarts_after_its_end() {
         let mut c = Chainer::new(9);

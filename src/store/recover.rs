@@ -144,7 +144,8 @@ pub fn recover_file(
         side.write_all(&event)?;
         side.sync_all()?;
         drop(side);
-        rebuild_manifest(&sidecar, &origin.stream, interval)?;
+        // The raw lines hold no events: the data file's tags are those of its sidecar.
+        content.builder.manifest.tags = rebuild_manifest(&sidecar, &origin.stream, interval)?;
     } else {
         file.seek(SeekFrom::End(0))?;
         file.write_all(&event)?;
@@ -398,6 +399,13 @@ impl Content {
             // The repair's own mark is not a record of the interval.
             Some(Entry::Event(e)) if e.name != "recovered" => {
                 self.first_ts.get_or_insert(e.ts);
+                // The tags the run that wrote the file gave its stream (the config may have
+                // changed since): its first `connected` event that has some.
+                if e.name == "connected" && self.builder.manifest.tags.is_empty() {
+                    self.builder.manifest.tags = crate::read::EventDetail::parse(line)
+                        .tags
+                        .unwrap_or_default();
+                }
             }
             Some(Entry::Event(_)) | None => {}
         }
@@ -416,20 +424,23 @@ impl Content {
             snapshots: self.builder.manifest.snapshots,
             disconnects: self.builder.manifest.disconnects,
             recovered: true,
+            tags: self.builder.manifest.tags,
             ..spans.manifest
         }
     }
 }
 
-/// Writes the manifest of a raw stream's sidecar from its content.
-fn rebuild_manifest(sidecar: &Path, stream: &str, interval: u64) -> std::io::Result<()> {
+/// Writes the manifest of a raw stream's sidecar from its content, and returns the stream's
+/// tags it found there.
+fn rebuild_manifest(sidecar: &Path, stream: &str, interval: u64) -> std::io::Result<Tags> {
     let mut f = File::open(sidecar)?;
     let len = f.metadata()?.len();
     let mut content = Content::new(true);
     let keep = complete_prefix_len(&mut f, len)?;
     content.read(&mut f, keep)?;
     let m = content.manifest(sidecar, stream, FileKind::Events, interval);
-    crate::store::manifest::write(&crate::store::manifest::path_for(sidecar), &m)
+    crate::store::manifest::write(&crate::store::manifest::path_for(sidecar), &m)?;
+    Ok(m.tags)
 }
 
 /// Length of the file up to and including its last `\n`.
@@ -583,6 +594,39 @@ mod tests {
         );
         // No path template and no interval in the name: the first record's hour.
         assert_eq!(m.interval_start_ns, 0);
+    }
+
+    /// Issue 21: a recovered file's manifest names the tags its own `connected` event gave
+    /// (the run that wrote it), whatever the config says now; a raw file takes its sidecar's.
+    #[test]
+    fn recovered_manifests_keep_the_tags_of_the_run_that_wrote_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let connected = |stream: &str| {
+            format!(
+                "{{\"ts\":5,\"stream\":\"{stream}\",\"conn\":1,\"event\":\"connected\",\
+                 \"tags\":{{\"region\":\"eu\"}}}}\n"
+            )
+        };
+        let open = dir.path().join("s/a.jsonl.open");
+        std::fs::create_dir_all(open.parent().unwrap()).unwrap();
+        std::fs::write(&open, format!("{}{}", connected("s"), line(0))).unwrap();
+        std::fs::write(dir.path().join("r_1795514400.jsonl.open"), "{}\n").unwrap();
+        std::fs::write(
+            dir.path().join("r_1795514400.events.ndjson.open"),
+            connected("r"),
+        )
+        .unwrap();
+        let mut now = configured("s", "{stream}/a.jsonl", Format::Envelope);
+        now.tags = [("region".to_owned(), "us".to_owned())].into();
+        assert_eq!(recover_dir(dir.path(), &[now], 1).len(), 3);
+        let eu: Tags = [("region".to_owned(), "eu".to_owned())].into();
+        for data in [
+            "s/a.jsonl",
+            "r_1795514400.jsonl",
+            "r_1795514400.events.ndjson",
+        ] {
+            assert_eq!(manifest_of(&dir.path().join(data)).tags, eu, "{data}");
+        }
     }
 
     #[test]
