@@ -8,7 +8,7 @@ use std::path::{Component, Path, PathBuf};
 
 use chrono::format::{Item, StrftimeItems};
 
-use super::tags::{Tags, check_path_value};
+use super::tags::{Tags, check_key, check_path_value};
 
 /// The opening of a tag placeholder: `{tag.region}` is the value of the tag `region`.
 const TAG_OPEN: &str = "{tag.";
@@ -65,6 +65,7 @@ pub fn expand<'t, 'v>(
 /// The stream has no such tag, or its value cannot be part of a path; the message names the
 /// placeholder and the fix.
 pub fn tag_for_path<'v>(tags: &'v Tags, key: &str) -> Result<&'v str, String> {
+    check_key(key).map_err(|m| format!("`{{tag.{key}}}`: {m}"))?;
     let value = tags.get(key).ok_or_else(|| {
         format!(
             "`{{tag.{key}}}` names a tag the stream does not have; add `{key} = \"…\"` to the \
@@ -199,6 +200,11 @@ mod tests {
             "Tag(\"a\")Stream"
         );
         assert!(validate_template("{tag.a}.jsonl", &odd).is_ok());
+        let err = validate_template("{tag.Region}.jsonl", &odd).unwrap_err();
+        assert!(
+            err.contains("`{tag.Region}`: the key `Region` is not a tag key"),
+            "{err}"
+        );
         assert!(
             validate_template("{tag.a.jsonl", &odd)
                 .unwrap_err()

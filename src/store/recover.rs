@@ -133,6 +133,13 @@ pub fn recover_file(
         last_write_ns,
     );
     let interval = origin.interval_start(content.first_ts.or(last_write_ns));
+    // A file that holds no `connected` event (a connection that began in an earlier file) has
+    // the tags the config gives its stream now.
+    let mut tags = streams
+        .iter()
+        .find(|s| s.name == origin.stream)
+        .map(|s| s.tags.clone())
+        .unwrap_or_default();
     if origin.format == FileKind::Raw {
         // Raw data: the mark goes to the sidecar events file (closed by now, or created),
         // whose manifest then changes with it.
@@ -145,7 +152,7 @@ pub fn recover_file(
         side.sync_all()?;
         drop(side);
         // The raw lines hold no events: the data file's tags are those of its sidecar.
-        content.builder.manifest.tags = rebuild_manifest(&sidecar, &origin.stream, interval)?;
+        tags = rebuild_manifest(&sidecar, &origin.stream, interval, &tags)?;
     } else {
         file.seek(SeekFrom::End(0))?;
         file.write_all(&event)?;
@@ -153,7 +160,7 @@ pub fn recover_file(
     }
     file.sync_all()?;
     drop(file);
-    let manifest = content.manifest(&final_path, &origin.stream, origin.format, interval);
+    let manifest = content.manifest(&final_path, &origin.stream, origin.format, interval, &tags);
     crate::store::manifest::write(&crate::store::manifest::path_for(&final_path), &manifest)?;
     std::fs::rename(path, &final_path)?;
     if let Some(dir) = final_path.parent() {
@@ -349,6 +356,9 @@ struct Content {
     envelope: bool,
     /// Receive time of the first record.
     first_ts: Option<u64>,
+    /// The tags of the first `connected` event read (empty when it had none); `None` before
+    /// one is read.
+    tags: Option<Tags>,
 }
 
 impl Content {
@@ -360,6 +370,7 @@ impl Content {
             lines: 0,
             envelope,
             first_ts: None,
+            tags: None,
         }
     }
 
@@ -400,19 +411,29 @@ impl Content {
             Some(Entry::Event(e)) if e.name != "recovered" => {
                 self.first_ts.get_or_insert(e.ts);
                 // The tags the run that wrote the file gave its stream (the config may have
-                // changed since): its first `connected` event that has some.
-                if e.name == "connected" && self.builder.manifest.tags.is_empty() {
-                    self.builder.manifest.tags = crate::read::EventDetail::parse(line)
-                        .tags
-                        .unwrap_or_default();
+                // changed since).
+                if e.name == "connected" && self.tags.is_none() {
+                    self.tags = Some(
+                        crate::read::EventDetail::parse(line)
+                            .tags
+                            .unwrap_or_default(),
+                    );
                 }
             }
             Some(Entry::Event(_)) | None => {}
         }
     }
 
-    /// The manifest of what was read, for the file `path` of `stream`.
-    fn manifest(self, path: &Path, stream: &str, format: FileKind, interval: u64) -> Manifest {
+    /// The manifest of what was read, for the file `path` of `stream`; `tags` are the stream's
+    /// when the file holds no `connected` event that says them.
+    fn manifest(
+        self,
+        path: &Path,
+        stream: &str,
+        format: FileKind,
+        interval: u64,
+        tags: &Tags,
+    ) -> Manifest {
         let spans = ManifestBuilder::new(path, stream, format.name(), interval);
         Manifest {
             lines: self.lines,
@@ -424,21 +445,26 @@ impl Content {
             snapshots: self.builder.manifest.snapshots,
             disconnects: self.builder.manifest.disconnects,
             recovered: true,
-            tags: self.builder.manifest.tags,
+            tags: self.tags.unwrap_or_else(|| tags.clone()),
             ..spans.manifest
         }
     }
 }
 
-/// Writes the manifest of a raw stream's sidecar from its content, and returns the stream's
-/// tags it found there.
-fn rebuild_manifest(sidecar: &Path, stream: &str, interval: u64) -> std::io::Result<Tags> {
+/// Writes the manifest of a raw stream's sidecar from its content, and returns the tags it
+/// gives (those of its `connected` event, else `tags`).
+fn rebuild_manifest(
+    sidecar: &Path,
+    stream: &str,
+    interval: u64,
+    tags: &Tags,
+) -> std::io::Result<Tags> {
     let mut f = File::open(sidecar)?;
     let len = f.metadata()?.len();
     let mut content = Content::new(true);
     let keep = complete_prefix_len(&mut f, len)?;
     content.read(&mut f, keep)?;
-    let m = content.manifest(sidecar, stream, FileKind::Events, interval);
+    let m = content.manifest(sidecar, stream, FileKind::Events, interval, tags);
     crate::store::manifest::write(&crate::store::manifest::path_for(sidecar), &m)?;
     Ok(m.tags)
 }
@@ -616,9 +642,21 @@ mod tests {
             connected("r"),
         )
         .unwrap();
+        // A later file of the same connection holds no `connected` event: the config says.
+        std::fs::write(dir.path().join("s/b.jsonl.open"), line(1)).unwrap();
+        // A run without tags wrote this one: it stays without, whatever the config says now.
+        std::fs::write(
+            dir.path().join("s/c.jsonl.open"),
+            format!(
+                "{{\"ts\":5,\"stream\":\"s\",\"conn\":1,\"event\":\"connected\"}}\n{}",
+                line(0)
+            ),
+        )
+        .unwrap();
         let mut now = configured("s", "{stream}/a.jsonl", Format::Envelope);
         now.tags = [("region".to_owned(), "us".to_owned())].into();
-        assert_eq!(recover_dir(dir.path(), &[now], 1).len(), 3);
+        let us = now.tags.clone();
+        assert_eq!(recover_dir(dir.path(), &[now], 1).len(), 5);
         let eu: Tags = [("region".to_owned(), "eu".to_owned())].into();
         for data in [
             "s/a.jsonl",
@@ -627,6 +665,8 @@ mod tests {
         ] {
             assert_eq!(manifest_of(&dir.path().join(data)).tags, eu, "{data}");
         }
+        assert_eq!(manifest_of(&dir.path().join("s/b.jsonl")).tags, us);
+        assert!(manifest_of(&dir.path().join("s/c.jsonl")).tags.is_empty());
     }
 
     #[test]

@@ -102,3 +102,24 @@ fn retention(config: &StreamConfig, output_dir: &std::path::Path) -> Option<Arc<
         max_total_bytes: config.max_total_bytes,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 21: the retention scope of a tagged path is the directory the tag names.
+    #[test]
+    fn retention_scope_expands_tags() {
+        let mut s = StreamConfig::new("feed", "ws://h/");
+        s.max_age = Some(std::time::Duration::from_secs(60));
+        s.path = "{tag.region}/{stream}/%Y/{stream}-%H.jsonl".to_owned();
+        s.tags = [("region".to_owned(), "eu".to_owned())].into();
+        let out = std::path::Path::new("/data");
+        let r = retention(&s, out).unwrap();
+        assert_eq!(r.prefix, "eu/feed/");
+        assert_eq!(r.root, out.join("eu/feed"));
+        s.path = "{tag.region}-{stream}_{start_unix}.jsonl".to_owned();
+        let r = retention(&s, out).unwrap();
+        assert_eq!((r.prefix.as_str(), r.root.as_path()), ("eu-feed_", out));
+    }
+}
