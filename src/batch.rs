@@ -223,6 +223,26 @@ impl EventFields<'_> {
         self
     }
 
+    /// An object of string members, in the order given.
+    pub fn str_map<'s>(
+        &mut self,
+        key: &str,
+        members: impl IntoIterator<Item = (&'s str, &'s str)>,
+    ) -> &mut Self {
+        self.key(key);
+        self.0.push(b'{');
+        for (i, (k, v)) in members.into_iter().enumerate() {
+            if i > 0 {
+                self.0.push(b',');
+            }
+            crate::json::write_json_string(k.as_bytes(), self.0);
+            self.0.push(b':');
+            crate::json::write_json_string(v.as_bytes(), self.0);
+        }
+        self.0.push(b'}');
+        self
+    }
+
     /// An array of strings.
     pub fn strs<'s>(&mut self, key: &str, values: impl IntoIterator<Item = &'s str>) -> &mut Self {
         self.key(key);

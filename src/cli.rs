@@ -218,6 +218,10 @@ fn parse_path(s: &str) -> Result<PathBuf, String> {
     Ok(PathBuf::from(s))
 }
 
+fn parse_tag(s: &str) -> Result<(String, String), String> {
+    crate::config::tags::parse_tag_arg(s)
+}
+
 fn parse_size(s: &str) -> Result<u64, String> {
     crate::config::parse_byte_size(s)
 }
@@ -257,6 +261,10 @@ pub struct RecordArgs {
     /// Path template under the output directory.
     #[arg(long, value_name = "TEMPLATE")]
     pub path: Option<String>,
+    /// Tag of the stream, written into its `connected` events and manifests and usable in
+    /// --path as `{tag.KEY}` (repeatable; KEY: a-z, 0-9, `_`).
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
+    pub tags: Vec<(String, String)>,
     /// Rotation interval, UTC-aligned [default: 1h].
     #[arg(long, value_parser = parse_duration)]
     pub rotate: Option<Duration>,

@@ -601,3 +601,55 @@ fn bad_input_exits_2_naming_the_problem_and_leaves_nothing() {
     assert!(err.contains("cannot be used as a file name"), "{err}");
     assert!(!out_dir.exists(), "a failed merge removes what it staged");
 }
+
+/// Issue 21: the output's `connected` events carry the tags of the source connection their
+/// messages come from, as they carry its host.
+#[test]
+fn merged_connections_carry_their_sources_tags() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a_path, b_path) = (tmp.path().join("a"), tmp.path().join("b"));
+    let mut a = Rec::new("feed");
+    let mut b = Rec::new("feed");
+    let connected = |region: &str| {
+        format!(
+            r#""connected","url":"wss://x/ws","host":"h-{region}","pid":7,"tags":{{"region":"{region}","role":"r"}}"#
+        )
+    };
+    a.event(T0, 1, &connected("eu"));
+    b.event(T0 + MS, 1, &connected("us"));
+    // A has 0..10 and 20..30; B has everything: B fills A's window.
+    for n in 0..30 {
+        let ts = T0 + 10 * MS + n as u64 * 10 * MS;
+        if n == 10 {
+            a.disconnected(ts - MS, 1, "error");
+        }
+        if n == 20 {
+            a.event(ts - MS, 2, &connected("eu"));
+        }
+        if !(10..20).contains(&n) {
+            a.msg(ts, if n < 10 { 1 } else { 2 }, &msg(n));
+        }
+        b.msg(ts + MS, 1, &msg(n));
+    }
+    let end = T0 + 1_000 * MS;
+    a.disconnected(end, 2, "shutdown");
+    b.disconnected(end, 1, "shutdown");
+    a.write(&a_path);
+    b.write(&b_path);
+
+    let c_path = tmp.path().join("c");
+    let s = merge_ok(&[&a_path, &b_path], &c_path, &[]);
+    assert_eq!(s["from_source"], serde_json::json!([20, 10]), "{s:#}");
+    let records = records(&c_path);
+    let regions: Vec<(&str, &str)> = events(&records, "connected")
+        .iter()
+        .map(|r| {
+            (
+                r["host"].as_str().unwrap(),
+                r["tags"]["region"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(regions, [("h-eu", "eu"), ("h-us", "us"), ("h-eu", "eu")]);
+    assert!(run_verify(&c_path).ok);
+}

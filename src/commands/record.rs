@@ -202,6 +202,7 @@ fn has_stream_flags(a: &RecordArgs) -> bool {
         || a.format.is_some()
         || a.ts_source.is_some()
         || a.path.is_some()
+        || !a.tags.is_empty()
         || a.rotate.is_some()
         || a.max_lines.is_some()
         || a.max_bytes.is_some()
@@ -257,6 +258,7 @@ fn apply_stream_flags(s: &mut StreamConfig, a: &RecordArgs) -> Result<(), Config
     if let Some(p) = &a.path {
         s.path = p.clone();
     }
+    s.tags.extend(a.tags.iter().cloned());
     if let Some(r) = a.rotate {
         s.rotate = r;
     }

@@ -13,11 +13,13 @@
 //!
 //! The parts: this file holds the `Config` schema and its reading; [`StreamConfig`] and its
 //! enums are in `stream.rs`, validation in `validate.rs`, value parsers and secrets in
-//! `value.rs`, the Go streamer's config in `go.rs`, the path template in [`template`].
+//! `value.rs`, the Go streamer's config in `go.rs`, the path template in [`template`], the
+//! streams' static key/value [`tags`] in `tags.rs`.
 
 mod go;
 pub mod nats;
 mod stream;
+pub mod tags;
 pub mod template;
 pub mod upload;
 mod validate;
@@ -38,6 +40,7 @@ pub use go::{
 pub use nats::NatsConfig;
 pub use stream::{Compression, Format, Fsync, StreamConfig, TsSource};
 use stream::{default_path_template, default_true};
+pub use tags::Tags;
 pub use upload::{Credentials, UploadConfig};
 pub use validate::{NoVenues, VenueCatalog, validate_http_url, validate_name, validate_url};
 pub use value::{
@@ -168,6 +171,10 @@ pub struct Config {
     /// Upload of sealed files to object storage (`[upload]`); off when absent.
     #[serde(default)]
     pub upload: Option<UploadConfig>,
+    /// Tags of every stream (`tags = { region = "eu" }` at the top level); a stream's own tag
+    /// of the same key wins ([`Config::stream_tags`]).
+    #[serde(default, deserialize_with = "tags::tags")]
+    pub tags: Tags,
     /// The streams to record.
     #[serde(default, rename = "stream")]
     pub streams: Vec<StreamConfig>,
@@ -232,6 +239,7 @@ impl Default for Config {
             disk_stop: default_disk_stop(),
             nats: None,
             upload: None,
+            tags: Tags::new(),
             streams: Vec::new(),
         }
     }
@@ -303,6 +311,22 @@ impl Config {
             stream_keys,
             warnings: Vec::new(),
         })
+    }
+
+    /// The tags in effect for `stream`: the top-level `tags`, overridden key by key by the
+    /// stream's own.
+    pub fn stream_tags(&self, stream: &StreamConfig) -> Tags {
+        tags::merged(&self.tags, &stream.tags)
+    }
+
+    /// Gives every stream the tags in effect for it ([`Config::stream_tags`]), so the stages
+    /// read a stream's `tags` alone. Doing it twice changes nothing.
+    pub fn apply_top_level_tags(&mut self) {
+        let global = std::mem::take(&mut self.tags);
+        for s in &mut self.streams {
+            s.tags = tags::merged(&global, &s.tags);
+        }
+        self.tags = global;
     }
 
     /// The status socket path in effect, `None` when turned off.

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::tags::Tags;
 use super::value::{byte_size, duration, opt_duration};
 use super::{
     DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, DEFAULT_FSYNC_INTERVAL,
@@ -112,9 +113,16 @@ pub struct StreamConfig {
     #[serde(default)]
     pub format: Format,
     /// Path template under the output directory: strftime fields (UTC, start of the interval),
-    /// `{stream}` and `{start_unix}`.
+    /// `{stream}`, `{start_unix}` and `{tag.KEY}`.
     #[serde(default = "default_path_template")]
     pub path: String,
+    /// Static key/value text about the stream (region, role, …), written into each
+    /// `connected` event and each manifest and usable in `path` as `{tag.KEY}`. The top-level
+    /// `tags` apply too; the stream's own win (see [`Config::stream_tags`]).
+    ///
+    /// [`Config::stream_tags`]: super::Config::stream_tags
+    #[serde(default, deserialize_with = "super::tags::tags")]
+    pub tags: Tags,
     /// Rotation interval, aligned to the Unix epoch in UTC.
     #[serde(default = "default_rotate", deserialize_with = "duration")]
     pub rotate: Duration,
@@ -264,6 +272,7 @@ impl StreamConfig {
             headers: BTreeMap::new(),
             format: Format::default(),
             path: default_path_template(),
+            tags: Tags::new(),
             rotate: DEFAULT_ROTATE,
             max_lines: 0,
             max_bytes: 0,

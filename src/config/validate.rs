@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::{
     Compress, Compression, Config, MAX_THREADS, MIN_DISK_BUFFER, ProxySetting, ProxyUrl,
-    StreamConfig, mask_url,
+    StreamConfig, Tags, mask_url,
 };
 use crate::error::ConfigError;
 
@@ -105,6 +105,7 @@ impl Config {
         if let Some(u) = &self.upload {
             u.validate()?;
         }
+        check_tags(&self.tags, "tags")?;
         let mut seen = std::collections::HashSet::new();
         for s in &self.streams {
             validate_name(&s.name)?;
@@ -114,7 +115,7 @@ impl Config {
                     "the name is used by more than one stream; names must be unique",
                 ));
             }
-            s.validate(self.streams.len(), venues)?;
+            s.validate(self.streams.len(), &self.stream_tags(s), venues)?;
         }
         if let Some(nats) = &self.nats {
             nats.validate(
@@ -129,7 +130,13 @@ impl Config {
 }
 
 impl StreamConfig {
-    fn validate(&self, stream_count: usize, venues: &dyn VenueCatalog) -> Result<(), ConfigError> {
+    /// Checks one stream; `tags` are the ones in effect for it (its own over the top-level).
+    fn validate(
+        &self,
+        stream_count: usize,
+        tags: &Tags,
+        venues: &dyn VenueCatalog,
+    ) -> Result<(), ConfigError> {
         if self.url.is_empty() {
             return Err(invalid(
                 &format!("stream `{}`: url", self.name),
@@ -155,7 +162,8 @@ impl StreamConfig {
                 ));
             }
         }
-        super::template::validate_template(&self.path)
+        check_tags(tags, &format!("{ctx}: tags"))?;
+        super::template::validate_template(&self.path, tags)
             .map_err(|m| invalid(&format!("{ctx}: path"), &m))?;
         if stream_count > 1 && !self.path.contains("{stream}") {
             return Err(invalid(
@@ -328,6 +336,14 @@ pub fn validate_http_url(text: &str) -> Result<url::Url, String> {
         return Err("the URL has no host".to_owned());
     }
     Ok(url)
+}
+
+/// Checks a set of tags; `field` names where they are (`tags`, or `stream `a`: tags`).
+fn check_tags(tags: &Tags, field: &str) -> Result<(), ConfigError> {
+    super::tags::validate_tags(tags).map_err(|(key, message)| match key {
+        Some(k) => invalid(&format!("{field}.{k}"), &message),
+        None => invalid(field, &message),
+    })
 }
 
 fn invalid(field: &str, message: &str) -> ConfigError {

@@ -293,6 +293,9 @@ pub struct EventDetail {
     pub pid: Option<u64>,
     /// `connected`: the connection this one replaces (planned reconnect).
     pub replaces: Option<u64>,
+    /// `connected`: the stream's tags (static key/value text from the config); absent when it
+    /// has none and in recordings from before tags.
+    pub tags: Option<std::collections::BTreeMap<String, String>>,
     /// `connected` of a merged recording: the input its messages come from (`wsrec merge`).
     pub source: Option<String>,
     /// `connect_failed`, `snapshot_failed`: why.

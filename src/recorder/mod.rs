@@ -57,8 +57,10 @@ impl Recorder {
     ///
     /// # Errors
     /// The configuration is invalid.
-    pub fn new(config: Config) -> Result<Recorder, ConfigError> {
+    pub fn new(mut config: Config) -> Result<Recorder, ConfigError> {
         config.validate(&crate::net::venue::Catalog)?;
+        // From here on a stream's `tags` are all its tags: events, manifests and paths use them.
+        config.apply_top_level_tags();
         let streams = config
             .streams
             .iter()

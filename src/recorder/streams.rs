@@ -189,6 +189,7 @@ fn stream_runtime(
         idx,
         name: s.name.clone(),
         masked_url: crate::config::mask_url(&shard.url),
+        tags: s.tags.clone(),
         spec,
         subscribe: shard.subscribe,
         ping_interval: s.ping_interval,

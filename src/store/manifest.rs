@@ -53,6 +53,10 @@ pub struct Manifest {
     pub file: String,
     /// Stream name.
     pub stream: String,
+    /// The stream's tags (`tags` in the config, the top-level ones merged in) when the file was
+    /// written; absent when it has none, and in manifests written before tags.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub tags: std::collections::BTreeMap<String, String>,
     /// `envelope`, `raw` or `events` (a raw stream's sidecar).
     pub format: String,
     /// Lines in the file.
@@ -438,6 +442,23 @@ mod tests {
             Some(data)
         );
         assert_eq!(data_for(Path::new("d/x.jsonl")), None);
+    }
+
+    /// Issue 21: tags are written when a stream has some, and manifests from before tags
+    /// still read.
+    #[test]
+    fn tags_are_optional_in_manifests() {
+        let old = r#"{"file":"x.jsonl","stream":"s","format":"envelope","lines":1,"bytes":2,"xxh3_64":"00","interval_start_ns":0,"connections":[],"seq_gaps":0,"events":1,"disconnects":0}"#;
+        let m: Manifest = serde_json::from_str(old).unwrap();
+        assert!(m.tags.is_empty());
+        assert!(!serde_json::to_string(&m).unwrap().contains("tags"));
+        let tagged = Manifest {
+            tags: [("region".to_owned(), "eu".to_owned())].into(),
+            ..m
+        };
+        let text = serde_json::to_string(&tagged).unwrap();
+        assert!(text.contains(r#""tags":{"region":"eu"}"#), "{text}");
+        assert_eq!(serde_json::from_str::<Manifest>(&text).unwrap(), tagged);
     }
 
     #[test]

@@ -36,6 +36,7 @@
 //! path (template or file name), else from the first record, else from the file's last
 //! modification. A raw data file's sidecar gets its manifest rebuilt after the event is added.
 
+use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::hash::Hasher as _;
 use std::io::{BufRead as _, Read, Seek, SeekFrom, Write};
@@ -43,7 +44,8 @@ use std::path::{Path, PathBuf};
 
 use chrono::format::{Parsed, StrftimeItems};
 
-use crate::config::{DEFAULT_ROTATE, Format, StreamConfig};
+use crate::config::template::Placeholder;
+use crate::config::{DEFAULT_ROTATE, Format, StreamConfig, Tags};
 use crate::fsutil::OPEN_SUFFIX;
 use crate::read::Entry;
 use crate::store::manifest::FileKind;
@@ -131,6 +133,13 @@ pub fn recover_file(
         last_write_ns,
     );
     let interval = origin.interval_start(content.first_ts.or(last_write_ns));
+    // A file that holds no `connected` event (a connection that began in an earlier file) has
+    // the tags the config gives its stream now.
+    let mut tags = streams
+        .iter()
+        .find(|s| s.name == origin.stream)
+        .map(|s| s.tags.clone())
+        .unwrap_or_default();
     if origin.format == FileKind::Raw {
         // Raw data: the mark goes to the sidecar events file (closed by now, or created),
         // whose manifest then changes with it.
@@ -142,7 +151,8 @@ pub fn recover_file(
         side.write_all(&event)?;
         side.sync_all()?;
         drop(side);
-        rebuild_manifest(&sidecar, &origin.stream, interval)?;
+        // The raw lines hold no events: the data file's tags are those of its sidecar.
+        tags = rebuild_manifest(&sidecar, &origin.stream, interval, &tags)?;
     } else {
         file.seek(SeekFrom::End(0))?;
         file.write_all(&event)?;
@@ -150,7 +160,7 @@ pub fn recover_file(
     }
     file.sync_all()?;
     drop(file);
-    let manifest = content.manifest(&final_path, &origin.stream, origin.format, interval);
+    let manifest = content.manifest(&final_path, &origin.stream, origin.format, interval, &tags);
     crate::store::manifest::write(&crate::store::manifest::path_for(&final_path), &manifest)?;
     std::fs::rename(path, &final_path)?;
     if let Some(dir) = final_path.parent() {
@@ -256,7 +266,7 @@ fn configured_stream<'a>(
     let candidates = std::iter::once(data.as_str()).chain(unparted.as_deref());
     for candidate in candidates {
         for s in streams {
-            if let Some(start) = template_match(&s.path, &s.name, candidate) {
+            if let Some(start) = template_match(&s.path, &s.name, &s.tags, candidate) {
                 return Some((s, start));
             }
         }
@@ -276,10 +286,17 @@ fn without_part(rel: &str) -> Option<String> {
 /// Whether `template` renders `rel` for `stream` for some interval: `None` if not, else the
 /// interval start the path encodes (`{start_unix}`, or its date and time fields; a missing
 /// hour or minute counts as 0), if it encodes one.
-fn template_match(template: &str, stream: &str, rel: &str) -> Option<Option<u64>> {
-    let pattern = template
-        .replace("{stream}", &stream.replace('%', "%%"))
-        .replace("{start_unix}", "%s");
+fn template_match(template: &str, stream: &str, tags: &Tags, rel: &str) -> Option<Option<u64>> {
+    // Names and tag values are literal text in the pattern; `{start_unix}` is the seconds field.
+    let pattern = crate::config::template::expand(template, |p| match p {
+        Placeholder::Stream => Ok(Cow::Owned(stream.replace('%', "%%"))),
+        Placeholder::StartUnix => Ok(Cow::Borrowed("%s")),
+        Placeholder::Tag(key) => tags
+            .get(key)
+            .map(|v| Cow::Owned(v.replace('%', "%%")))
+            .ok_or_else(String::new),
+    })
+    .ok()?;
     let mut parsed = Parsed::new();
     chrono::format::parse(&mut parsed, rel, StrftimeItems::new(&pattern)).ok()?;
     if parsed.timestamp().is_none() && parsed.year().is_some() {
@@ -339,6 +356,9 @@ struct Content {
     envelope: bool,
     /// Receive time of the first record.
     first_ts: Option<u64>,
+    /// The tags of the first `connected` event read (empty when it had none); `None` before
+    /// one is read.
+    tags: Option<Tags>,
 }
 
 impl Content {
@@ -350,6 +370,7 @@ impl Content {
             lines: 0,
             envelope,
             first_ts: None,
+            tags: None,
         }
     }
 
@@ -389,13 +410,30 @@ impl Content {
             // The repair's own mark is not a record of the interval.
             Some(Entry::Event(e)) if e.name != "recovered" => {
                 self.first_ts.get_or_insert(e.ts);
+                // The tags the run that wrote the file gave its stream (the config may have
+                // changed since).
+                if e.name == "connected" && self.tags.is_none() {
+                    self.tags = Some(
+                        crate::read::EventDetail::parse(line)
+                            .tags
+                            .unwrap_or_default(),
+                    );
+                }
             }
             Some(Entry::Event(_)) | None => {}
         }
     }
 
-    /// The manifest of what was read, for the file `path` of `stream`.
-    fn manifest(self, path: &Path, stream: &str, format: FileKind, interval: u64) -> Manifest {
+    /// The manifest of what was read, for the file `path` of `stream`; `tags` are the stream's
+    /// when the file holds no `connected` event that says them.
+    fn manifest(
+        self,
+        path: &Path,
+        stream: &str,
+        format: FileKind,
+        interval: u64,
+        tags: &Tags,
+    ) -> Manifest {
         let spans = ManifestBuilder::new(path, stream, format.name(), interval);
         Manifest {
             lines: self.lines,
@@ -407,20 +445,28 @@ impl Content {
             snapshots: self.builder.manifest.snapshots,
             disconnects: self.builder.manifest.disconnects,
             recovered: true,
+            tags: self.tags.unwrap_or_else(|| tags.clone()),
             ..spans.manifest
         }
     }
 }
 
-/// Writes the manifest of a raw stream's sidecar from its content.
-fn rebuild_manifest(sidecar: &Path, stream: &str, interval: u64) -> std::io::Result<()> {
+/// Writes the manifest of a raw stream's sidecar from its content, and returns the tags it
+/// gives (those of its `connected` event, else `tags`).
+fn rebuild_manifest(
+    sidecar: &Path,
+    stream: &str,
+    interval: u64,
+    tags: &Tags,
+) -> std::io::Result<Tags> {
     let mut f = File::open(sidecar)?;
     let len = f.metadata()?.len();
     let mut content = Content::new(true);
     let keep = complete_prefix_len(&mut f, len)?;
     content.read(&mut f, keep)?;
-    let m = content.manifest(sidecar, stream, FileKind::Events, interval);
-    crate::store::manifest::write(&crate::store::manifest::path_for(sidecar), &m)
+    let m = content.manifest(sidecar, stream, FileKind::Events, interval, tags);
+    crate::store::manifest::write(&crate::store::manifest::path_for(sidecar), &m)?;
+    Ok(m.tags)
 }
 
 /// Length of the file up to and including its last `\n`.
@@ -576,6 +622,53 @@ mod tests {
         assert_eq!(m.interval_start_ns, 0);
     }
 
+    /// Issue 21: a recovered file's manifest names the tags its own `connected` event gave
+    /// (the run that wrote it), whatever the config says now; a raw file takes its sidecar's.
+    #[test]
+    fn recovered_manifests_keep_the_tags_of_the_run_that_wrote_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let connected = |stream: &str| {
+            format!(
+                "{{\"ts\":5,\"stream\":\"{stream}\",\"conn\":1,\"event\":\"connected\",\
+                 \"tags\":{{\"region\":\"eu\"}}}}\n"
+            )
+        };
+        let open = dir.path().join("s/a.jsonl.open");
+        std::fs::create_dir_all(open.parent().unwrap()).unwrap();
+        std::fs::write(&open, format!("{}{}", connected("s"), line(0))).unwrap();
+        std::fs::write(dir.path().join("r_1795514400.jsonl.open"), "{}\n").unwrap();
+        std::fs::write(
+            dir.path().join("r_1795514400.events.ndjson.open"),
+            connected("r"),
+        )
+        .unwrap();
+        // A later file of the same connection holds no `connected` event: the config says.
+        std::fs::write(dir.path().join("s/b.jsonl.open"), line(1)).unwrap();
+        // A run without tags wrote this one: it stays without, whatever the config says now.
+        std::fs::write(
+            dir.path().join("s/c.jsonl.open"),
+            format!(
+                "{{\"ts\":5,\"stream\":\"s\",\"conn\":1,\"event\":\"connected\"}}\n{}",
+                line(0)
+            ),
+        )
+        .unwrap();
+        let mut now = configured("s", "{stream}/a.jsonl", Format::Envelope);
+        now.tags = [("region".to_owned(), "us".to_owned())].into();
+        let us = now.tags.clone();
+        assert_eq!(recover_dir(dir.path(), &[now], 1).len(), 5);
+        let eu: Tags = [("region".to_owned(), "eu".to_owned())].into();
+        for data in [
+            "s/a.jsonl",
+            "r_1795514400.jsonl",
+            "r_1795514400.events.ndjson",
+        ] {
+            assert_eq!(manifest_of(&dir.path().join(data)).tags, eu, "{data}");
+        }
+        assert_eq!(manifest_of(&dir.path().join("s/b.jsonl")).tags, us);
+        assert!(manifest_of(&dir.path().join("s/c.jsonl")).tags.is_empty());
+    }
+
     #[test]
     fn space_reserved_past_the_end_is_given_back() {
         use std::os::unix::fs::MetadataExt as _;
@@ -644,29 +737,60 @@ mod tests {
         let hour = Some(Some(1_795_514_400_000_000_000));
         let t = crate::config::DEFAULT_PATH_TEMPLATE;
         assert_eq!(
-            template_match(t, "feed", "feed/2026-11-24/feed-20261124T100000Z.jsonl"),
+            template_match(
+                t,
+                "feed",
+                &Tags::new(),
+                "feed/2026-11-24/feed-20261124T100000Z.jsonl"
+            ),
             hour
         );
         assert_eq!(
-            template_match(t, "fee", "feed/2026-11-24/feed-20261124T100000Z.jsonl"),
+            template_match(
+                t,
+                "fee",
+                &Tags::new(),
+                "feed/2026-11-24/feed-20261124T100000Z.jsonl"
+            ),
             None
         );
         assert_eq!(
             template_match(
                 "{stream}_{start_unix}.jsonl",
                 "t.BTC",
+                &Tags::new(),
                 "t.BTC_1795514400.jsonl"
             ),
             hour
         );
         assert_eq!(
-            template_match("%Y/%m/%d/{stream}-%H.jsonl", "a", "2026/11/24/a-10.jsonl"),
+            template_match(
+                "%Y/%m/%d/{stream}-%H.jsonl",
+                "a",
+                &Tags::new(),
+                "2026/11/24/a-10.jsonl"
+            ),
             hour
         );
         assert_eq!(
-            template_match("{stream}.jsonl", "a", "a.jsonl"),
+            template_match("{stream}.jsonl", "a", &Tags::new(), "a.jsonl"),
             Some(None),
             "a match, but no time in the path"
+        );
+        // Issue 21: a tag in the path is matched by its value.
+        let tags: Tags = [("region".to_owned(), "eu".to_owned())].into();
+        let tagged = "{tag.region}/{stream}-%Y%m%dT%H.jsonl";
+        assert_eq!(
+            template_match(tagged, "a", &tags, "eu/a-20261124T10.jsonl"),
+            hour
+        );
+        assert_eq!(
+            template_match(tagged, "a", &tags, "us/a-20261124T10.jsonl"),
+            None
+        );
+        assert_eq!(
+            template_match(tagged, "a", &Tags::new(), "eu/a-20261124T10.jsonl"),
+            None
         );
         let streams = [configured(
             "t.BTC",

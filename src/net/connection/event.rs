@@ -280,6 +280,7 @@ mod tests {
             idx: 0,
             name: s.name.clone(),
             masked_url: s.url.clone(),
+            tags: s.tags.clone(),
             spec: crate::net::transport::ConnectSpec::from_config(s).unwrap(),
             subscribe: Vec::new(),
             ping_interval: None,

@@ -326,6 +326,12 @@ impl Connection {
                 "ts_source",
                 if ws.kernel_stamps() { "kernel" } else { "read" },
             );
+            if !rt.tags.is_empty() {
+                f.str_map(
+                    "tags",
+                    rt.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                );
+            }
             self.attempt_fields(f, held);
         });
 

@@ -20,6 +20,8 @@ pub struct StreamRuntime {
     pub name: String,
     /// The URL with secrets masked, for logs and records.
     pub masked_url: String,
+    /// The stream's tags (the top-level ones merged in), for each `connected` event.
+    pub tags: crate::config::Tags,
     /// How to dial.
     pub spec: ConnectSpec,
     /// Subscribe messages, sent in order after every connect.

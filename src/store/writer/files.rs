@@ -81,7 +81,8 @@ impl Writer {
             sync: state.sink.sync,
             kind,
         };
-        let manifest = ManifestBuilder::new(&final_path, &state.sink.name, kind.name(), bucket);
+        let mut manifest = ManifestBuilder::new(&final_path, &state.sink.name, kind.name(), bucket);
+        manifest.manifest.tags = state.sink.tags.clone();
         let out = Output {
             id,
             bucket,
@@ -107,7 +108,12 @@ impl Writer {
     /// uses yet, so a restart or a limit-driven rotation never overwrites anything.
     pub(super) fn free_path(&mut self, idx: usize, bucket: u64) -> Option<PathBuf> {
         let state = &mut self.streams[idx];
-        let rel = match rotation::render(&state.sink.template, &state.sink.name, bucket) {
+        let rel = match rotation::render(
+            &state.sink.template,
+            &state.sink.name,
+            &state.sink.tags,
+            bucket,
+        ) {
             Ok(p) => p,
             Err(e) => {
                 // validate() rendered this template already; only an absurd clock gets here.

@@ -2,8 +2,10 @@
 //! rotation and limits, sync policy, counters), made from the stream's config, with the
 //! retention scope of its files.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
+use crate::config::template::Placeholder;
 use crate::config::{Format, Fsync, StreamConfig};
 use crate::observe::stats::StreamStats;
 use crate::store::disk::{Retention, SyncPolicy};
@@ -19,6 +21,9 @@ pub struct StreamSink {
     pub format: Format,
     /// Path template.
     pub template: String,
+    /// The stream's tags (all of them: the top-level ones were merged in), for `{tag.KEY}` and
+    /// the manifests.
+    pub tags: crate::config::Tags,
     /// Rotation interval in ns.
     pub rotate_ns: u64,
     /// Line limit per file (0: none).
@@ -47,6 +52,7 @@ impl StreamSink {
             name_json,
             format: config.format,
             template: config.path.clone(),
+            tags: config.tags.clone(),
             rotate_ns: config.rotate.as_nanos().max(1) as u64,
             max_lines: config.max_lines,
             max_bytes: config.max_bytes,
@@ -74,7 +80,16 @@ fn retention(config: &StreamConfig, output_dir: &std::path::Path) -> Option<Arc<
         .flatten()
         .min()
         .unwrap_or(t.len());
-    let prefix = t[..cut].replace("{stream}", &config.name);
+    // validate() rendered the whole template with these tags; the part before the first time
+    // field expands the same way (no `{start_unix}` is left in it).
+    let prefix = crate::config::template::expand(&t[..cut], |p| match p {
+        Placeholder::Stream => Ok(Cow::Borrowed(config.name.as_str())),
+        Placeholder::Tag(key) => {
+            crate::config::template::tag_for_path(&config.tags, key).map(Cow::Borrowed)
+        }
+        Placeholder::StartUnix => Err("unreachable: cut before it".to_owned()),
+    })
+    .unwrap_or_else(|_| t[..cut].to_owned());
     let dir = match prefix.rfind('/') {
         Some(i) => output_dir.join(&prefix[..i]),
         None => output_dir.to_owned(),
@@ -86,4 +101,25 @@ fn retention(config: &StreamConfig, output_dir: &std::path::Path) -> Option<Arc<
         max_age: config.max_age,
         max_total_bytes: config.max_total_bytes,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 21: the retention scope of a tagged path is the directory the tag names.
+    #[test]
+    fn retention_scope_expands_tags() {
+        let mut s = StreamConfig::new("feed", "ws://h/");
+        s.max_age = Some(std::time::Duration::from_secs(60));
+        s.path = "{tag.region}/{stream}/%Y/{stream}-%H.jsonl".to_owned();
+        s.tags = [("region".to_owned(), "eu".to_owned())].into();
+        let out = std::path::Path::new("/data");
+        let r = retention(&s, out).unwrap();
+        assert_eq!(r.prefix, "eu/feed/");
+        assert_eq!(r.root, out.join("eu/feed"));
+        s.path = "{tag.region}-{stream}_{start_unix}.jsonl".to_owned();
+        let r = retention(&s, out).unwrap();
+        assert_eq!((r.prefix.as_str(), r.root.as_path()), ("eu-feed_", out));
+    }
 }

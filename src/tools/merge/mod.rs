@@ -30,7 +30,7 @@
 //!   the diffs that follow continue the book by their exchange sequence numbers.
 //! - **Provenance.** Each run of output messages taken from one source connection is one output
 //!   connection (`conn`), opened by a `connected` event that names the `source` (path as given),
-//!   its index, the `source_conn` and the recorder's `host`. Where the output switches source
+//!   its index, the `source_conn`, the recorder's `host` and the stream's `tags` there. Where the output switches source
 //!   without a gap, the previous output connection ends with `disconnected` reason `replaced`, as
 //!   in the recorder's own make-before-break. `seq` is renumbered from 0 per output stream.
 //!

@@ -121,8 +121,13 @@ impl Out {
     }
 
     fn open(&mut self, start_ns: u64) -> anyhow::Result<()> {
-        let base = rotation::render(crate::config::DEFAULT_PATH_TEMPLATE, &self.stream, start_ns)
-            .map_err(|e| {
+        let base = rotation::render(
+            crate::config::DEFAULT_PATH_TEMPLATE,
+            &self.stream,
+            &crate::config::Tags::new(),
+            start_ns,
+        )
+        .map_err(|e| {
             UsageError(format!(
                 "stream name `{}` cannot be used as a file name: {e}",
                 self.stream

@@ -60,7 +60,7 @@ pub(super) enum Kind {
     Connected {
         uconn: u32,
         conn: u64,
-        host: Option<String>,
+        origin: ConnOrigin,
         up: bool,
     },
     /// The source's last live connection ended.
@@ -85,9 +85,15 @@ pub(super) struct Pending {
     pub(super) kind: Kind,
 }
 
-#[derive(Deserialize, Default)]
-pub(super) struct HostField {
-    host: Option<String>,
+/// What a source's `connected` event says about the recorder that made it, carried into the
+/// output's `connected` events as provenance.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub(super) struct ConnOrigin {
+    /// The recorder's host.
+    pub(super) host: Option<String>,
+    /// The stream's tags in that recorder's config.
+    #[serde(default)]
+    pub(super) tags: crate::config::Tags,
 }
 
 /// A source's connection state, turning its records into [`Pending`] items.
@@ -123,7 +129,7 @@ impl Track {
                 kind: Kind::Connected {
                     uconn,
                     conn,
-                    host: None,
+                    origin: ConnOrigin::default(),
                     up,
                 },
             });
@@ -182,15 +188,13 @@ impl Track {
                         let up = self.live.is_empty();
                         self.live.insert(conn);
                         let uconn = self.uconn(conn);
-                        let host = serde_json::from_slice::<HostField>(line)
-                            .unwrap_or_default()
-                            .host;
+                        let origin = serde_json::from_slice::<ConnOrigin>(line).unwrap_or_default();
                         self.out.push_back(Pending {
                             ts: e.ts,
                             kind: Kind::Connected {
                                 uconn,
                                 conn,
-                                host,
+                                origin,
                                 up,
                             },
                         });

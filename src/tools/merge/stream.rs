@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::read::RecordingFile;
 
 use super::output::Out;
-use super::source::{Fate, Kind, Msg, Pending, SourceReader};
+use super::source::{ConnOrigin, Fate, Kind, Msg, Pending, SourceReader};
 use super::{GapSpan, MAX_GAPS_LISTED, MergeOptions, SourceInfo, StreamSummary, Summary};
 
 /// Matched copies the clock offset estimate looks at.
@@ -35,8 +35,8 @@ pub(super) struct Src {
     /// Since the last `Down`: the output gap counter then, if another source was up.
     down: Option<Option<u64>>,
     last_loss: Option<u64>,
-    /// Source connection -> (its number, the recorder's host).
-    conns: HashMap<u32, (u64, Option<String>)>,
+    /// Source connection -> (its number, the recorder's host and the stream's tags there).
+    conns: HashMap<u32, (u64, ConnOrigin)>,
 }
 
 impl Src {
@@ -218,10 +218,10 @@ impl StreamMerge<'_> {
             Kind::Connected {
                 uconn,
                 conn,
-                host,
+                origin,
                 up,
             } => {
-                self.srcs[i].conns.insert(uconn, (conn, host));
+                self.srcs[i].conns.insert(uconn, (conn, origin));
                 if up {
                     self.srcs[i].up = true;
                     if let Some(at_down) = self.srcs[i].down.take() {
@@ -392,16 +392,28 @@ impl StreamMerge<'_> {
     fn open_span(&mut self, i: usize, uconn: u32, ts: u64) -> anyhow::Result<()> {
         let old = self.out_conn;
         let new = old + 1;
-        let (conn, host) = self.srcs[i].conns.get(&uconn).cloned().unwrap_or((0, None));
+        let (conn, origin) = self.srcs[i].conns.get(&uconn).cloned().unwrap_or_default();
         let mut body = b"\"event\":\"connected\"".to_vec();
         self.source_member(&mut body, i);
         body.extend_from_slice(b",\"source_index\":");
         body.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
         body.extend_from_slice(b",\"source_conn\":");
         body.extend_from_slice(itoa::Buffer::new().format(conn).as_bytes());
-        if let Some(h) = host {
+        if let Some(h) = origin.host {
             body.extend_from_slice(b",\"host\":");
             crate::json::write_json_string(h.as_bytes(), &mut body);
+        }
+        if !origin.tags.is_empty() {
+            body.extend_from_slice(b",\"tags\":{");
+            for (n, (k, v)) in origin.tags.iter().enumerate() {
+                if n > 0 {
+                    body.push(b',');
+                }
+                crate::json::write_json_string(k.as_bytes(), &mut body);
+                body.push(b':');
+                crate::json::write_json_string(v.as_bytes(), &mut body);
+            }
+            body.push(b'}');
         }
         let handover = self.span.is_some();
         if handover {
