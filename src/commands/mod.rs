@@ -30,6 +30,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Some(Command::Status(ref args)) => status(&cli.config, args, false),
         Some(Command::Record(ref args)) => record::record(&cli, args),
         Some(Command::Cat(ref args)) => tools::cat(args),
+        Some(Command::Export(ref args)) => tools::export(args),
         Some(Command::Verify(ref args)) => tools::verify(args),
         Some(Command::Book(ref args)) => tools::book(args),
         Some(Command::Stats(ref args)) => tools::stats(args),

@@ -1,0 +1,484 @@
+//! `wsrec export` (issue 21): real recordings made through a real socket (the in-process
+//! recorder, tokio's paused time, a tokio-tungstenite server on 127.0.0.1:0), exported with the
+//! binary, and read back with the parquet crate: every message byte-identical, `ts` exact, as
+//! many rows as `wsrec cat` prints. Then the README's cookbook ("Reading with DuckDB, polars and
+//! jq"): every query in it is run against real DuckDB and polars (pip, pinned by
+//! `scripts/test.sh`) and jq, and its result checked.
+#![cfg(feature = "parquet")]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use arrow_array::{Array, BinaryArray, Int64Array, StringArray, TimestampNanosecondArray};
+use common::*;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde_json::Value;
+
+fn wsrec() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_wsrec"));
+    c.env_remove("RUST_LOG");
+    c
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// One row of an exported file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Row {
+    ts: Option<i64>,
+    stream: String,
+    conn: Option<i64>,
+    seq: Option<i64>,
+    event: Option<String>,
+    msg: Option<String>,
+    text: Option<String>,
+    bin: Option<Vec<u8>>,
+    snapshot: Option<String>,
+    detail: Option<String>,
+}
+
+/// Every row of the Parquet file `path`, and the number of row groups.
+fn read_parquet(path: &Path) -> (Vec<Row>, usize) {
+    let file = std::fs::File::open(path).unwrap();
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    let groups = builder.metadata().num_row_groups();
+    for rg in builder.metadata().row_groups() {
+        for col in rg.columns() {
+            // The level is not stored in the file.
+            assert!(
+                matches!(col.compression(), parquet::basic::Compression::ZSTD(_)),
+                "{}: {:?}",
+                col.column_path(),
+                col.compression()
+            );
+        }
+    }
+    let schema = builder.schema().clone();
+    let names: Vec<(&str, String)> = schema
+        .fields()
+        .iter()
+        .map(|f| (f.name().as_str(), f.data_type().to_string()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("ts", "Timestamp(ns, \"UTC\")".to_owned()),
+            ("stream", "Utf8".to_owned()),
+            ("conn", "Int64".to_owned()),
+            ("seq", "Int64".to_owned()),
+            ("event", "Utf8".to_owned()),
+            ("msg", "Utf8".to_owned()),
+            ("text", "Utf8".to_owned()),
+            ("bin", "Binary".to_owned()),
+            ("snapshot", "Utf8".to_owned()),
+            ("detail", "Utf8".to_owned()),
+        ]
+    );
+    let mut rows = Vec::new();
+    for batch in builder.build().unwrap() {
+        let b = batch.unwrap();
+        let col = |i: usize| b.column(i).clone();
+        let ts = col(0);
+        let ts = ts
+            .as_any()
+            .downcast_ref::<TimestampNanosecondArray>()
+            .unwrap();
+        let strs: Vec<_> = [1, 4, 5, 6, 8, 9]
+            .iter()
+            .map(|&i| {
+                col(i)
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .unwrap()
+                    .clone()
+            })
+            .collect();
+        let ints: Vec<_> = [2, 3]
+            .iter()
+            .map(|&i| {
+                col(i)
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .unwrap()
+                    .clone()
+            })
+            .collect();
+        let bin = col(7);
+        let bin = bin.as_any().downcast_ref::<BinaryArray>().unwrap();
+        let s = |a: &StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_owned());
+        let n = |a: &Int64Array, i: usize| (!a.is_null(i)).then(|| a.value(i));
+        for i in 0..b.num_rows() {
+            rows.push(Row {
+                ts: (!ts.is_null(i)).then(|| ts.value(i)),
+                stream: s(&strs[0], i).expect("stream is never null"),
+                conn: n(&ints[0], i),
+                seq: n(&ints[1], i),
+                event: s(&strs[1], i),
+                msg: s(&strs[2], i),
+                text: s(&strs[3], i),
+                bin: (!bin.is_null(i)).then(|| bin.value(i).to_vec()),
+                snapshot: s(&strs[4], i),
+                detail: s(&strs[5], i),
+            });
+        }
+    }
+    (rows, groups)
+}
+
+/// `wsrec cat ARGS` printed lines.
+fn cat_lines(args: &[&str]) -> Vec<String> {
+    let o = run(wsrec().arg("cat").args(args));
+    assert!(o.status.success(), "{}", stderr(&o));
+    String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `wsrec export ARGS`, expected to succeed.
+fn export(args: &[&str]) -> Output {
+    let o = run(wsrec().arg("export").args(args));
+    assert!(o.status.success(), "{}", stderr(&o));
+    o
+}
+
+/// Every file under `dir` whose name starts with a dot (temporaries).
+fn hidden_files(dir: &Path) -> Vec<PathBuf> {
+    all_files(dir)
+        .into_iter()
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .collect()
+}
+
+/// The `binance` frames (Binance has `e` and `E` in one object) and the `bybit` ones.
+fn frames() -> (Vec<String>, Vec<String>) {
+    (
+        corpus("binance-spot_depthUpdate.jsonl"),
+        corpus("bybit-linear_publicTrade.jsonl"),
+    )
+}
+
+/// Records two streams, `binance` and `bybit` (the corpus frames of [`frames`]), across an hour
+/// boundary with zstd: the first hour's files are `.jsonl.zst`, the second's plain `.jsonl`
+/// (the recorder stops before it compresses them).
+async fn record_two_streams(dir: &Path) {
+    let mut server = TestServer::start().await;
+    let base = format!("ws://{}", server.addr);
+    let mut cfg = config(
+        dir,
+        vec![
+            stream("binance", &format!("{base}/binance")),
+            stream("bybit", &format!("{base}/bybit")),
+        ],
+    );
+    cfg.compress = wsrec::config::Compress::Zstd;
+    let rec = start(cfg, BASE_NS);
+    let (binance, bybit) = frames();
+    let mut conns = BTreeMap::new();
+    for _ in 0..2 {
+        let c = server.accept().await;
+        conns.insert(c.path.clone(), c);
+    }
+    let (b_half, y_half) = (binance.len() / 2, bybit.len() / 2);
+    let total = |s: &wsrec::observe::stats::Stats| -> u64 {
+        s.streams.iter().map(|x| x.messages.load(Relaxed)).sum()
+    };
+    let c = conns.get_mut("/binance").unwrap();
+    c.send_all(binance[..b_half].iter().cloned()).await;
+    let c = conns.get_mut("/bybit").unwrap();
+    c.send_all(bybit[..y_half].iter().cloned()).await;
+    let want = (b_half + y_half) as u64;
+    rec.wait_until(|s| total(s) >= want).await;
+    // Cross the hour: the first files close and are compressed.
+    tokio::time::advance(Duration::from_secs(15)).await;
+    rec.wait_until(|s| s.files_compressed.load(Relaxed) >= 2)
+        .await;
+    let c = conns.get_mut("/binance").unwrap();
+    c.send_all(binance[b_half..].iter().cloned()).await;
+    let c = conns.get_mut("/bybit").unwrap();
+    c.send_all(bybit[y_half..].iter().cloned()).await;
+    let want = (binance.len() + bybit.len()) as u64;
+    rec.wait_until(|s| total(s) >= want).await;
+    rec.stop().await;
+}
+
+/// The ts of every record line, as written (exact: parsed as an integer, never a double).
+fn line_ts(line: &str) -> i64 {
+    let v: Value = serde_json::from_str(line).unwrap();
+    i64::try_from(v["ts"].as_u64().unwrap()).unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn export_keeps_every_message_byte_for_byte_and_every_ts_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // One stream: Binance frames (with `e` and `E`), a text message that is not JSON, a binary
+    // one, a JSON message whose number spelling a re-serialiser would change.
+    let mut sent = corpus("binance-spot_depthUpdate.jsonl");
+    sent.push(r#"{"price":1.50, "qty" : 1e3}"#.to_owned());
+    sent.push("not json: a plain text message".to_owned());
+    let binary = vec![0u8, 1, 2, 0xff, b'\n', 0x80];
+    {
+        let mut server = TestServer::start().await;
+        let mut cfg = config(&data, vec![stream("feed", &server.url())]);
+        cfg.compress = wsrec::config::Compress::Zstd;
+        let rec = start(cfg, BASE_NS);
+        let mut conn = server.accept().await;
+        let half = sent.len() / 2;
+        conn.send_all(sent[..half].iter().cloned()).await;
+        rec.wait_messages(half as u64).await;
+        tokio::time::advance(Duration::from_secs(15)).await;
+        rec.wait_until(|s| s.files_compressed.load(Relaxed) >= 1)
+            .await;
+        conn.send_all(sent[half..].iter().cloned()).await;
+        conn.send_binary(&binary).await;
+        rec.wait_messages(sent.len() as u64 + 1).await;
+        rec.stop().await;
+    }
+    let files = files(&data);
+    assert!(
+        files.iter().any(|f| f.to_string_lossy().ends_with(".zst")),
+        "{files:?}"
+    );
+    let out = dir.path().join("out.parquet");
+    let o = export(&[data.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&o.stdout).into_owned();
+    let (rows, groups) = read_parquet(&out);
+    assert_eq!(groups, 1);
+    // As many rows as `wsrec cat` prints, in the same order, each with the line's ts exactly.
+    let lines = cat_lines(&[data.to_str().unwrap()]);
+    assert_eq!(rows.len(), lines.len());
+    assert!(
+        said.contains(&format!(
+            "{} rows ({} messages, ",
+            rows.len(),
+            sent.len() + 1
+        )),
+        "{said}"
+    );
+    for (row, line) in rows.iter().zip(&lines) {
+        assert_eq!(row.ts, Some(line_ts(line)), "{line}");
+        assert_eq!(row.stream, "feed");
+        let v: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(row.conn, v["conn"].as_i64());
+        assert_eq!(row.seq, v["seq"].as_i64());
+        assert_eq!(row.event.as_deref(), v["event"].as_str());
+        // An event keeps its whole line.
+        if row.event.is_some() {
+            assert_eq!(row.detail.as_deref(), Some(line.as_str()));
+        } else {
+            assert_eq!(row.detail, None);
+        }
+    }
+    // Every message as sent: JSON text byte-for-byte in `msg`, other text in `text`, binary in
+    // `bin`, one of them per message.
+    let got: Vec<&Row> = rows.iter().filter(|r| r.seq.is_some()).collect();
+    assert_eq!(got.len(), sent.len() + 1);
+    for (i, (row, want)) in got.iter().zip(&sent).enumerate() {
+        if want.starts_with('{') {
+            assert_eq!(row.msg.as_deref(), Some(want.as_str()), "message {i}");
+            assert_eq!((&row.text, &row.bin), (&None, &None));
+        } else {
+            assert_eq!(row.text.as_deref(), Some(want.as_str()), "message {i}");
+            assert_eq!((&row.msg, &row.bin), (&None, &None));
+        }
+        assert_eq!(row.seq, Some(i as i64));
+    }
+    let last = got.last().unwrap();
+    assert_eq!(last.bin.as_deref(), Some(&binary[..]));
+    assert_eq!((&last.msg, &last.text), (&None, &None));
+    let events: Vec<&str> = rows.iter().filter_map(|r| r.event.as_deref()).collect();
+    assert_eq!(events.first(), Some(&"connected"));
+    assert_eq!(events.last(), Some(&"disconnected"));
+    // Nothing is left beside the output.
+    assert!(hidden_files(dir.path()).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn export_selects_and_orders_like_cat() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    record_two_streams(&data).await;
+    let d = data.to_str().unwrap();
+    let from = "2026-11-24T11:00:00Z";
+    let to = "2026-11-24T11:00:00.5Z";
+    for (i, sel) in [
+        vec![],
+        vec!["-s", "binance"],
+        vec!["--from", from],
+        vec!["--to", to, "-s", "bybit"],
+        vec!["--merge"],
+        vec!["--merge", "--from", from, "--to", "2026-11-24T12:00:00Z"],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let out = dir.path().join(format!("sel{i}.parquet"));
+        let mut args = vec![d, "-o", out.to_str().unwrap()];
+        args.extend(&sel);
+        export(&args);
+        let (rows, _) = read_parquet(&out);
+        let mut cat_args = vec![d];
+        cat_args.extend(&sel);
+        let lines = cat_lines(&cat_args);
+        assert!(!lines.is_empty(), "{sel:?}");
+        let want: Vec<(i64, String)> = lines
+            .iter()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                (line_ts(l), v["stream"].as_str().unwrap().to_owned())
+            })
+            .collect();
+        let got: Vec<(i64, String)> = rows
+            .iter()
+            .map(|r| (r.ts.unwrap(), r.stream.clone()))
+            .collect();
+        assert_eq!(got, want, "{sel:?}");
+    }
+    // The selection really selects: one stream, or the second hour only.
+    let (rows, _) = read_parquet(&dir.path().join("sel1.parquet"));
+    assert!(rows.iter().all(|r| r.stream == "binance"));
+    let (binance, bybit) = frames();
+    assert_eq!(
+        rows.iter().filter(|r| r.seq.is_some()).count(),
+        binance.len()
+    );
+    let (rows, _) = read_parquet(&dir.path().join("sel0.parquet"));
+    assert_eq!(
+        rows.iter().filter(|r| r.seq.is_some()).count(),
+        binance.len() + bybit.len()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn export_reads_raw_recordings_with_what_is_known() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut sent = corpus("bybit-linear_publicTrade.jsonl");
+    sent.truncate(20);
+    sent.push("plain text, raw".to_owned());
+    {
+        let mut server = TestServer::start().await;
+        let mut cfg = config(&data, vec![stream("feed", &server.url())]);
+        cfg.streams[0].format = wsrec::Format::Raw;
+        let rec = start(cfg, BASE_NS + 20_000_000_000);
+        let mut conn = server.accept().await;
+        conn.send_all(sent.iter().cloned()).await;
+        // Binary cannot be a raw line: it goes to the sidecar as an envelope record.
+        conn.send_binary(&[1, 2, 3]).await;
+        rec.wait_messages(sent.len() as u64 + 1).await;
+        rec.stop().await;
+    }
+    let out = dir.path().join("raw.parquet");
+    export(&[data.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    let (rows, _) = read_parquet(&out);
+    assert_eq!(rows.len(), cat_lines(&[data.to_str().unwrap()]).len());
+    // Raw lines: the message verbatim, no time, connection or sequence number.
+    let raw: Vec<&Row> = rows.iter().filter(|r| r.ts.is_none()).collect();
+    assert_eq!(raw.len(), sent.len());
+    for (row, want) in raw.iter().zip(&sent) {
+        assert_eq!(row.stream, "feed");
+        assert_eq!((row.conn, row.seq), (None, None));
+        let got = row.msg.as_ref().or(row.text.as_ref()).unwrap();
+        assert_eq!(got, want);
+    }
+    assert_eq!(raw.last().unwrap().text.as_deref(), Some("plain text, raw"));
+    // The sidecar's records keep theirs.
+    let bin: Vec<&Row> = rows.iter().filter(|r| r.bin.is_some()).collect();
+    assert_eq!(bin.len(), 1);
+    assert_eq!(bin[0].bin.as_deref(), Some(&[1u8, 2, 3][..]));
+    assert_eq!(bin[0].seq, Some(sent.len() as i64));
+    assert!(bin[0].ts.is_some());
+    assert!(rows.iter().any(|r| r.event.as_deref() == Some("connected")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn export_never_overwrites_by_surprise_and_leaves_no_half_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = TestServer::start().await;
+    let rec = start(
+        config(&data, vec![stream("feed", &server.url())]),
+        BASE_NS + 20_000_000_000,
+    );
+    let mut conn = server.accept().await;
+    conn.send_all(corpus("binance-spot_depthUpdate.jsonl"))
+        .await;
+    rec.wait_messages(177).await;
+    rec.stop().await;
+    let d = data.to_str().unwrap();
+    let out = dir.path().join("out.parquet");
+    let o = out.to_str().unwrap();
+
+    // An existing output is kept, unless --force.
+    std::fs::write(&out, b"precious").unwrap();
+    let r = run(wsrec().args(["export", d, "-o", o]));
+    assert_eq!(r.status.code(), Some(2), "{}", stderr(&r));
+    assert!(stderr(&r).contains("exists; give a new file name, or --force"));
+    assert_eq!(std::fs::read(&out).unwrap(), b"precious");
+    export(&[d, "-o", o, "--force"]);
+    assert_eq!(read_parquet(&out).0.len(), cat_lines(&[d]).len());
+
+    // Bad outputs and inputs are bad input (exit 2), and nothing is written.
+    let missing_dir = dir.path().join("nope/out.parquet");
+    for (args, says) in [
+        (
+            vec![d, "-o", missing_dir.to_str().unwrap()],
+            "is not a directory; create it first",
+        ),
+        (
+            vec![d, "-o", dir.path().to_str().unwrap()],
+            "is a directory; give the Parquet file to write",
+        ),
+        (
+            vec![dir.path().join("none").to_str().unwrap(), "-o", "x.parquet"],
+            "no such file or directory",
+        ),
+        (
+            vec![d, "-o", "y.parquet", "--from", "1796459730"],
+            "ambiguous",
+        ),
+    ] {
+        let r = run(wsrec().arg("export").args(&args).current_dir(dir.path()));
+        assert_eq!(r.status.code(), Some(2), "{args:?}: {}", stderr(&r));
+        assert!(stderr(&r).contains(says), "{args:?}: {}", stderr(&r));
+    }
+    assert!(!dir.path().join("x.parquet").exists());
+    assert!(!dir.path().join("y.parquet").exists());
+
+    // A write that fails part way (the file size limit) leaves neither the output nor its
+    // temporary, and exits 1 naming the output.
+    let fresh = dir.path().join("fresh.parquet");
+    let r = run(Command::new("bash").args([
+        "-c",
+        // SIGXFSZ ignored, so the write fails with EFBIG instead of killing the process.
+        r#"trap '' XFSZ; ulimit -f 1; exec "$0" export "$1" -o "$2""#,
+        env!("CARGO_BIN_EXE_wsrec"),
+        d,
+        fresh.to_str().unwrap(),
+    ]));
+    assert_eq!(r.status.code(), Some(1), "{}", stderr(&r));
+    assert!(
+        stderr(&r).contains(&format!("cannot write {}", fresh.display())),
+        "{}",
+        stderr(&r)
+    );
+    assert!(!fresh.exists());
+    assert!(
+        hidden_files(dir.path()).is_empty(),
+        "{:?}",
+        all_files(dir.path())
+    );
+}
