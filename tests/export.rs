@@ -482,3 +482,523 @@ async fn export_never_overwrites_by_surprise_and_leaves_no_half_file() {
         all_files(dir.path())
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The README's cookbook, run.
+
+/// Whether `scripts/test.sh` runs us: then a missing tool fails the test instead of skipping it.
+fn required() -> bool {
+    std::env::var("WSREC_INTEROP_REQUIRED").is_ok_and(|v| v == "1")
+}
+
+/// A loud skip on the real stderr (the harness hides the output of passing tests), or a failure
+/// under `WSREC_INTEROP_REQUIRED=1`.
+fn skip_or_fail(why: &str) {
+    assert!(!required(), "{why}");
+    use std::io::Write as _;
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n!!!!! SKIPPED cookbook test: {why} !!!!!\n"
+    );
+}
+
+/// A Python that imports duckdb and polars (`WSREC_INTEROP_PYTHON`, default `python3`, with
+/// `WSREC_INTEROP_PYTHONPATH`, default `target/interop/python`, where `scripts/test.sh`
+/// pip-installs the pinned versions).
+fn python() -> Option<Python> {
+    let lib = std::env::var_os("WSREC_INTEROP_PYTHONPATH").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/interop/python"),
+        PathBuf::from,
+    );
+    let interpreter = std::env::var_os("WSREC_INTEROP_PYTHON").unwrap_or_else(|| "python3".into());
+    let cmd = || {
+        let mut c = Command::new(&interpreter);
+        c.env("PYTHONPATH", &lib);
+        c
+    };
+    let ok = cmd()
+        .args(["-c", "import duckdb, polars"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        return Some(Python { interpreter, lib });
+    }
+    skip_or_fail(&format!(
+        "{} with PYTHONPATH={} cannot import duckdb and polars; `bash scripts/test.sh` pip-installs them there",
+        interpreter.to_string_lossy(),
+        lib.display()
+    ));
+    None
+}
+
+/// How to start the Python that has duckdb and polars.
+struct Python {
+    interpreter: std::ffi::OsString,
+    lib: PathBuf,
+}
+
+impl Python {
+    fn command(&self) -> Command {
+        let mut c = Command::new(&self.interpreter);
+        c.env("PYTHONPATH", &self.lib);
+        c
+    }
+}
+
+/// Whether `jq` runs.
+fn has_jq() -> bool {
+    let ok = Command::new("jq")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        skip_or_fail("jq is not installed; `bash scripts/test.sh` installs it (Debian `jq`)");
+    }
+    ok
+}
+
+/// A fenced code block of the cookbook.
+#[derive(Debug)]
+struct Block {
+    lang: String,
+    /// Its first line, a comment, without the comment marker.
+    label: String,
+    code: String,
+}
+
+/// The `sql`, `python` and `sh` blocks of the README's section "Reading with DuckDB, polars
+/// and jq", in order.
+fn cookbook() -> Vec<Block> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("### Reading with DuckDB, polars and jq\n")
+        .expect("the README has the cookbook section");
+    let section = &readme[start..];
+    let end = section[4..]
+        .find("\n## ")
+        .into_iter()
+        .chain(section[4..].find("\n### "))
+        .min()
+        .map_or(section.len(), |e| e + 4);
+    let mut blocks = Vec::new();
+    let mut lines = section[..end].lines();
+    while let Some(line) = lines.next() {
+        let Some(lang) = line.strip_prefix("```").filter(|l| !l.is_empty()) else {
+            continue;
+        };
+        let mut code = String::new();
+        for l in lines.by_ref() {
+            if l == "```" {
+                break;
+            }
+            code.push_str(l);
+            code.push('\n');
+        }
+        if !["sql", "python", "sh"].contains(&lang) {
+            continue;
+        }
+        let first = code.lines().next().unwrap_or_default();
+        let label = first
+            .strip_prefix("-- ")
+            .or_else(|| first.strip_prefix("# "))
+            .unwrap_or_else(|| panic!("a cookbook block starts with a comment naming it: {code}"));
+        blocks.push(Block {
+            lang: lang.to_owned(),
+            label: label.to_owned(),
+            code,
+        });
+    }
+    blocks
+}
+
+/// Runs a SQL or Python block and prints its result as JSON after a marker: the SQL's rows, or
+/// the rows of the Python block's `df`; timestamps as integer nanoseconds (Python's datetime
+/// has microseconds only).
+const HARNESS: &str = r#"
+import json, sys
+import duckdb, polars as pl
+
+kind, path = sys.argv[1], sys.argv[2]
+src = open(path).read()
+if kind == "sql":
+    con = duckdb.connect()
+    con.sql(src).create("result")
+    cols = con.sql("DESCRIBE result").fetchall()
+    sel = ", ".join(
+        f'epoch_ns("{c}") AS "{c}"' if t.startswith("TIMESTAMP") else f'"{c}"' for c, t, *_ in cols
+    )
+    names = [c for c, *_ in cols]
+    rows = con.sql(f"SELECT {sel} FROM result").fetchall()
+else:
+    scope = {"__name__": "__main__"}
+    exec(compile(src, path, "exec"), scope)
+    df = scope["df"].with_columns(pl.col(pl.Datetime).dt.epoch("ns"))
+    names, rows = df.columns, df.rows()
+print("=====RESULT=====")
+print(json.dumps({"columns": names, "rows": [list(r) for r in rows]}, default=str))
+"#;
+
+/// The result of a block: column names and rows.
+#[derive(Debug)]
+struct Table {
+    columns: Vec<String>,
+    rows: Vec<Vec<Value>>,
+}
+
+impl Table {
+    fn col(&self, name: &str) -> Vec<&Value> {
+        let i = self
+            .columns
+            .iter()
+            .position(|c| c == name)
+            .unwrap_or_else(|| panic!("no column {name} in {:?}", self.columns));
+        self.rows.iter().map(|r| &r[i]).collect()
+    }
+
+    fn ints(&self, name: &str) -> Vec<i64> {
+        self.col(name)
+            .into_iter()
+            .map(|v| v.as_i64().unwrap_or_else(|| panic!("{name}: {v}")))
+            .collect()
+    }
+
+    fn strs(&self, name: &str) -> Vec<String> {
+        self.col(name)
+            .into_iter()
+            .map(|v| {
+                v.as_str()
+                    .unwrap_or_else(|| panic!("{name}: {v}"))
+                    .to_owned()
+            })
+            .collect()
+    }
+}
+
+fn run_table(py: &Python, work: &Path, block: &Block) -> Table {
+    let path = work.join("block.txt");
+    std::fs::write(&path, &block.code).unwrap();
+    let harness = work.join("harness.py");
+    std::fs::write(&harness, HARNESS).unwrap();
+    let o = py
+        .command()
+        .arg(&harness)
+        .arg(&block.lang)
+        .arg(&path)
+        .current_dir(work)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}: {}\n{out}", block.label, stderr(&o));
+    let json = out
+        .split_once("=====RESULT=====\n")
+        .unwrap_or_else(|| panic!("{}: no result in {out}", block.label))
+        .1;
+    let v: Value = serde_json::from_str(json).unwrap();
+    Table {
+        columns: serde_json::from_value(v["columns"].clone()).unwrap(),
+        rows: serde_json::from_value(v["rows"].clone()).unwrap(),
+    }
+}
+
+/// Runs a shell block in `work` with the wsrec binary first on PATH; its stdout.
+fn run_sh(work: &Path, block: &Block) -> String {
+    let bin = Path::new(env!("CARGO_BIN_EXE_wsrec")).parent().unwrap();
+    let path = std::env::join_paths(std::iter::once(bin.to_owned()).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
+    .unwrap();
+    let o = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &block.code])
+        .env("PATH", path)
+        .env_remove("RUST_LOG")
+        .current_dir(work)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}: {}", block.label, stderr(&o));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// What the test recording holds, from its lines (never from the export).
+struct Truth {
+    /// Every record line, as `wsrec cat` prints them.
+    lines: Vec<String>,
+    /// (stream, ts, msg) of every message.
+    messages: Vec<(String, i64, String)>,
+}
+
+impl Truth {
+    fn of(stream: &str, m: &[(String, i64, String)]) -> Vec<(i64, String)> {
+        m.iter()
+            .filter(|x| x.0 == stream)
+            .map(|x| (x.1, x.2.clone()))
+            .collect()
+    }
+
+    fn sorted_ts(&self, stream: Option<&str>) -> Vec<i64> {
+        let mut t: Vec<i64> = self
+            .messages
+            .iter()
+            .filter(|m| stream.is_none_or(|s| m.0 == s))
+            .map(|m| m.1)
+            .collect();
+        t.sort_unstable();
+        t
+    }
+}
+
+/// `data.E` of Binance depth frames, sorted (frames received in one read share a `ts`, so an
+/// `ORDER BY ts` may list them in any order).
+fn sorted_event_times(frames: &[String]) -> Vec<i64> {
+    let mut e: Vec<i64> = frames
+        .iter()
+        .map(|f| {
+            serde_json::from_str::<Value>(f).unwrap()["data"]["E"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    e.sort_unstable();
+    e
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_cookbook_query_in_the_readme_runs_and_gives_the_recording() {
+    let blocks = cookbook();
+    let labels: Vec<&str> = blocks.iter().map(|b| b.label.as_str()).collect();
+    assert!(labels.len() >= 10, "{labels:?}");
+    let Some(py) = python() else { return };
+    let jq = has_jq();
+
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    record_two_streams(&data).await;
+    let (binance, bybit) = frames();
+    let d = data.to_str().unwrap();
+    let lines = cat_lines(&[d]);
+    let messages: Vec<(String, i64, String)> = cat_lines(&[d])
+        .iter()
+        .filter_map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            v.get("seq")?;
+            let key = ",\"msg\":";
+            let at = l.find(key).unwrap();
+            Some((
+                v["stream"].as_str().unwrap().to_owned(),
+                line_ts(l),
+                l[at + key.len()..l.len() - 1].to_owned(),
+            ))
+        })
+        .collect();
+    let truth = Truth { lines, messages };
+    // The recording is what was sent.
+    let sent_binance: Vec<String> = Truth::of("binance", &truth.messages)
+        .into_iter()
+        .map(|m| m.1)
+        .collect();
+    assert_eq!(sent_binance, binance);
+    assert_eq!(Truth::of("bybit", &truth.messages).len(), bybit.len());
+    assert!(
+        files(&data)
+            .iter()
+            .any(|f| f.to_string_lossy().ends_with(".zst")),
+        "the recording has compressed files"
+    );
+
+    // What the cookbook says fails without it: the type guessing of both readers.
+    let claim = |code: &str, says: &[&str]| {
+        let o = py
+            .command()
+            .args(["-c", code])
+            .current_dir(work.path())
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "{code} did not fail");
+        assert!(
+            says.iter().any(|s| stderr(&o).contains(s)),
+            "{code}: {}",
+            stderr(&o)
+        );
+    };
+    claim(
+        "import duckdb; duckdb.sql(\"SELECT * FROM read_json('data/**/*.jsonl*')\").fetchall()",
+        &["Duplicate name \"E\" in struct"],
+    );
+    claim(
+        "import polars as pl; pl.scan_ndjson('data/**/*.jsonl*').collect()",
+        &[
+            "failed to determine supertype of struct",
+            "expected dtype 'struct",
+        ],
+    );
+
+    let mut checked = Vec::new();
+    for block in &blocks {
+        let label = block.label.as_str();
+        if block.code.contains("jq ") && !jq {
+            continue;
+        }
+        let first_last = |stream: &str| {
+            let t = truth.sorted_ts(Some(stream));
+            (t[0], t[t.len() - 1])
+        };
+        match block.lang.as_str() {
+            "sh" => {
+                let out = run_sh(work.path(), block);
+                match label {
+                    "export the recording" => {
+                        assert!(
+                            out.contains(&format!("{} rows", truth.lines.len())),
+                            "{out}"
+                        );
+                        assert!(work.path().join("data.parquet").is_file());
+                    }
+                    "jq: symbol and event time of the Binance depth updates" => {
+                        let got: Vec<Value> = out
+                            .lines()
+                            .map(|l| serde_json::from_str(l).unwrap())
+                            .collect();
+                        let want: Vec<Value> = binance
+                            .iter()
+                            .map(|f| {
+                                let v: Value = serde_json::from_str(f).unwrap();
+                                serde_json::json!({"s": v["data"]["s"], "E": v["data"]["E"]})
+                            })
+                            .collect();
+                        assert_eq!(got, want);
+                    }
+                    "jq 1.6: every record's ts, exact" => {
+                        let got: Vec<i64> = out.lines().map(|l| l.parse().unwrap()).collect();
+                        let want: Vec<i64> = truth.lines.iter().map(|l| line_ts(l)).collect();
+                        assert_eq!(got, want);
+                    }
+                    _ => panic!("no check for the cookbook block `{label}`: add one here"),
+                }
+            }
+            _ => {
+                let t = run_table(&py, work.path(), block);
+                match label {
+                    "messages and bytes per stream" => {
+                        assert_eq!(t.strs("stream"), ["binance", "bybit"]);
+                        assert_eq!(
+                            t.ints("messages"),
+                            [binance.len() as i64, bybit.len() as i64]
+                        );
+                        let bytes = |f: &[String]| f.iter().map(|m| m.len() as i64).sum::<i64>();
+                        assert_eq!(t.ints("bytes"), [bytes(&binance), bytes(&bybit)]);
+                        let (f0, l0) = first_last("binance");
+                        let (f1, l1) = first_last("bybit");
+                        assert_eq!(t.ints("first"), [f0, f1]);
+                        assert_eq!(t.ints("last"), [l0, l1]);
+                    }
+                    "Binance depth updates: event type e, event time E, first and last update id U, u" =>
+                    {
+                        assert_eq!(t.rows.len(), binance.len());
+                        assert!(t.strs("event_type").iter().all(|e| e == "depthUpdate"));
+                        let mut got = t.ints("event_time");
+                        got.sort_unstable();
+                        assert_eq!(got, sorted_event_times(&binance));
+                        assert_eq!(t.ints("ts"), truth.sorted_ts(Some("binance")));
+                        let mut u: Vec<(i64, i64)> = t
+                            .ints("first_id")
+                            .into_iter()
+                            .zip(t.ints("last_id"))
+                            .collect();
+                        u.sort_unstable();
+                        let mut want: Vec<(i64, i64)> = binance
+                            .iter()
+                            .map(|f| {
+                                let v: Value = serde_json::from_str(f).unwrap();
+                                (
+                                    v["data"]["U"].as_i64().unwrap(),
+                                    v["data"]["u"].as_i64().unwrap(),
+                                )
+                            })
+                            .collect();
+                        want.sort_unstable();
+                        assert_eq!(u, want);
+                    }
+                    "every disconnect, with its reason" => {
+                        let mut streams = t.strs("stream");
+                        streams.sort();
+                        assert_eq!(streams, ["binance", "bybit"]);
+                        assert_eq!(t.strs("reason"), ["shutdown", "shutdown"]);
+                        assert_eq!(t.ints("conn"), [1, 1]);
+                        assert_eq!(t.ints("duration_ms").len(), 2);
+                    }
+                    "polars: messages per stream, and the first receive time" => {
+                        assert_eq!(t.strs("stream"), ["binance", "bybit"]);
+                        assert_eq!(
+                            t.ints("messages"),
+                            [binance.len() as i64, bybit.len() as i64]
+                        );
+                        assert_eq!(
+                            t.ints("first"),
+                            [first_last("binance").0, first_last("bybit").0]
+                        );
+                    }
+                    "polars, lazily: only the Binance depth updates, with their event time" => {
+                        assert_eq!(t.ints("seq"), (0..binance.len() as i64).collect::<Vec<_>>());
+                        let want: Vec<i64> = binance
+                            .iter()
+                            .map(|f| {
+                                serde_json::from_str::<Value>(f).unwrap()["data"]["E"]
+                                    .as_i64()
+                                    .unwrap()
+                            })
+                            .collect();
+                        assert_eq!(t.ints("E"), want);
+                        let ts: Vec<i64> = Truth::of("binance", &truth.messages)
+                            .iter()
+                            .map(|m| m.0)
+                            .collect();
+                        assert_eq!(t.ints("ts"), ts);
+                    }
+                    "straight from the JSONL files (msg re-serialised)" => {
+                        assert_eq!(t.ints("ts"), truth.sorted_ts(None));
+                        assert_eq!(t.rows.len(), binance.len() + bybit.len());
+                        let mut symbols: Vec<String> = t
+                            .col("symbol")
+                            .into_iter()
+                            .filter_map(|v| v.as_str().map(str::to_owned))
+                            .collect();
+                        symbols.sort();
+                        let mut want: Vec<String> = binance
+                            .iter()
+                            .map(|f| {
+                                serde_json::from_str::<Value>(f).unwrap()["data"]["s"]
+                                    .as_str()
+                                    .unwrap()
+                                    .to_owned()
+                            })
+                            .collect();
+                        want.sort();
+                        assert_eq!(symbols, want);
+                    }
+                    "polars straight from the JSONL files (msg re-serialised)" => {
+                        assert_eq!(t.ints("ts"), truth.sorted_ts(None));
+                        // The same messages, but not the same text.
+                        let mut got: Vec<Value> = t
+                            .strs("msg")
+                            .iter()
+                            .map(|m| serde_json::from_str(m).unwrap())
+                            .collect();
+                        let mut want: Vec<Value> = truth
+                            .messages
+                            .iter()
+                            .map(|m| serde_json::from_str(&m.2).unwrap())
+                            .collect();
+                        let key = |v: &Value| v.to_string();
+                        got.sort_by_key(key);
+                        want.sort_by_key(key);
+                        assert_eq!(got, want);
+                    }
+                    _ => panic!("no check for the cookbook block `{label}`: add one here"),
+                }
+            }
+        }
+        checked.push(label);
+    }
+    let expected = if jq { 10 } else { 8 };
+    assert_eq!(checked.len(), expected, "{checked:?}");
+}

@@ -45,6 +45,26 @@ pub const ROW_GROUP_ROWS: usize = 1 << 20;
 /// Encoded bytes at which a row group is closed before it has [`ROW_GROUP_ROWS`] rows (large
 /// messages): what the writer holds in memory.
 pub const ROW_GROUP_BYTES: usize = 64 << 20;
+/// The batch and row-group bounds (the constants above; smaller in tests).
+#[derive(Clone, Copy, Debug)]
+struct Limits {
+    batch_rows: usize,
+    batch_bytes: usize,
+    group_rows: usize,
+    group_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            batch_rows: BATCH_ROWS,
+            batch_bytes: BATCH_BYTES,
+            group_rows: ROW_GROUP_ROWS,
+            group_bytes: ROW_GROUP_BYTES,
+        }
+    }
+}
+
 /// zstd level of every column.
 const ZSTD_LEVEL: i32 = 3;
 /// Invalid-line warnings printed before they are only counted.
@@ -107,14 +127,14 @@ pub fn schema() -> SchemaRef {
 /// Zstd everywhere; dictionaries and statistics only where they pay: `stream`, `event` and
 /// `snapshot` repeat, `ts`, `stream`, `conn` and `seq` are what queries filter on. Messages are
 /// mostly distinct, so a dictionary would only be built to be given up.
-fn properties() -> WriterProperties {
+fn properties(limits: Limits) -> WriterProperties {
     let mut b = WriterProperties::builder()
         .set_created_by(format!("wsrec {}", env!("CARGO_PKG_VERSION")))
         // ZSTD_LEVEL is within zstd's 1..=22: try_new cannot fail.
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(ZSTD_LEVEL).unwrap_or_default(),
         ))
-        .set_max_row_group_size(ROW_GROUP_ROWS);
+        .set_max_row_group_size(limits.group_rows);
     for col in ["msg", "text", "bin", "detail"] {
         b = b
             .set_column_dictionary_enabled(ColumnPath::from(col), false)
@@ -196,8 +216,8 @@ impl Columns {
             + r.bin.map_or(0, <[u8]>::len);
     }
 
-    fn is_full(&self) -> bool {
-        self.rows >= BATCH_ROWS || self.bytes >= BATCH_BYTES
+    fn is_full(&self, limits: Limits) -> bool {
+        self.rows >= limits.batch_rows || self.bytes >= limits.batch_bytes
     }
 
     /// The gathered rows as a batch of `schema`; the builders start over.
@@ -225,22 +245,24 @@ struct Sink<W: Write + Send> {
     schema: SchemaRef,
     columns: Columns,
     writer: ArrowWriter<W>,
+    limits: Limits,
 }
 
 impl<W: Write + Send> Sink<W> {
-    fn new(out: W) -> parquet::errors::Result<Self> {
+    fn new(out: W, limits: Limits) -> parquet::errors::Result<Self> {
         let schema = schema();
-        let writer = ArrowWriter::try_new(out, schema.clone(), Some(properties()))?;
+        let writer = ArrowWriter::try_new(out, schema.clone(), Some(properties(limits)))?;
         Ok(Self {
             schema,
             columns: Columns::new(),
             writer,
+            limits,
         })
     }
 
     fn push(&mut self, row: &Row<'_>) -> parquet::errors::Result<()> {
         self.columns.push(row);
-        if self.columns.is_full() {
+        if self.columns.is_full(self.limits) {
             self.write_batch()?;
         }
         Ok(())
@@ -252,7 +274,7 @@ impl<W: Write + Send> Sink<W> {
         }
         let batch = self.columns.finish(&self.schema)?;
         self.writer.write(&batch)?;
-        if self.writer.in_progress_size() >= ROW_GROUP_BYTES {
+        if self.writer.in_progress_size() >= self.limits.group_bytes {
             self.writer.flush()?;
         }
         Ok(())
@@ -394,13 +416,25 @@ pub fn export<W: Write + Send>(
     warn: &mut dyn Write,
     progress: &mut Progress,
 ) -> Result<(W, ExportSummary), ExportError> {
+    export_with(files, opts, out, warn, progress, Limits::default())
+}
+
+/// [`export`] within `limits`.
+fn export_with<W: Write + Send>(
+    files: Vec<RecordingFile>,
+    opts: &ExportOptions,
+    out: W,
+    warn: &mut dyn Write,
+    progress: &mut Progress,
+    limits: Limits,
+) -> Result<(W, ExportSummary), ExportError> {
     let order = if opts.merge {
         Order::Merged
     } else {
         Order::Files
     };
     let mut scan = Scan::new(files, order);
-    let mut sink = Sink::new(out)?;
+    let mut sink = Sink::new(out, limits)?;
     let mut s = ExportSummary::default();
     let filter = &opts.filter;
     let mut scratch = Vec::new();
@@ -573,4 +607,90 @@ fn record_row<'a>(
         }
     }
     Ok(row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    /// A recording of `n` messages of `size` bytes each, in one file under a new directory.
+    fn recording(n: usize, size: usize) -> (tempfile::TempDir, Vec<RecordingFile>) {
+        let dir = tempfile::tempdir().unwrap();
+        let pad = "x".repeat(size.saturating_sub(10));
+        let mut text = String::new();
+        for i in 0..n {
+            text.push_str(&format!(
+                "{{\"ts\":{},\"stream\":\"s\",\"conn\":1,\"seq\":{i},\"msg\":{{\"p\":\"{pad}\"}}}}\n",
+                1_795_517_990_000_000_000u64 + i as u64
+            ));
+        }
+        let path = dir.path().join("s-20261124T100000Z.jsonl");
+        std::fs::write(&path, text).unwrap();
+        let files = crate::read::discover(&[dir.path().to_owned()]).unwrap();
+        (dir, files)
+    }
+
+    /// Exports `files` within `limits`; returns the rows per row group and every `seq`.
+    fn export_groups(files: Vec<RecordingFile>, limits: Limits) -> (Vec<i64>, Vec<i64>) {
+        let (out, s) = export_with(
+            files,
+            &ExportOptions::default(),
+            Vec::new(),
+            &mut io::sink(),
+            &mut Progress::new(0, false),
+            limits,
+        )
+        .unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(out)).unwrap();
+        let groups: Vec<i64> = reader
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|g| g.num_rows())
+            .collect();
+        assert_eq!(groups.len() as u64, s.row_groups);
+        let mut seqs = Vec::new();
+        for batch in reader.build().unwrap() {
+            let b = batch.unwrap();
+            let seq = b.column(3);
+            let seq = seq
+                .as_any()
+                .downcast_ref::<arrow_array::Int64Array>()
+                .unwrap();
+            seqs.extend(seq.values().iter().copied());
+        }
+        (groups, seqs)
+    }
+
+    #[test]
+    fn row_groups_close_at_their_row_bound_and_batches_at_theirs() {
+        let (_dir, files) = recording(100, 50);
+        let limits = Limits {
+            batch_rows: 7,
+            batch_bytes: usize::MAX,
+            group_rows: 25,
+            group_bytes: usize::MAX,
+        };
+        let (groups, seqs) = export_groups(files, limits);
+        assert_eq!(groups, [25, 25, 25, 25]);
+        assert_eq!(seqs, (0..100).collect::<Vec<i64>>());
+    }
+
+    #[test]
+    fn large_messages_close_row_groups_by_size() {
+        // 40 messages of 64 KiB: a batch is full at its fourth message (past 200 KiB), and a
+        // row group closes after every batch (any encoded size passes 1 byte).
+        let (_dir, files) = recording(40, 64 << 10);
+        let limits = Limits {
+            batch_rows: usize::MAX,
+            batch_bytes: 200 << 10,
+            group_rows: usize::MAX,
+            group_bytes: 1,
+        };
+        let (groups, seqs) = export_groups(files, limits);
+        assert_eq!(groups, [4; 10]);
+        assert_eq!(seqs, (0..40).collect::<Vec<i64>>());
+    }
 }
