@@ -481,6 +481,53 @@ async fn export_never_overwrites_by_surprise_and_leaves_no_half_file() {
         "{:?}",
         all_files(dir.path())
     );
+
+    // A closed stdout (the summary line has no reader) is no failure, and no panic.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let piped = dir.path().join("piped.parquet");
+    let r = run(wsrec()
+        .args(["export", d, "-o", piped.to_str().unwrap()])
+        .stdout(writer));
+    assert_eq!(r.status.code(), Some(0), "{}", stderr(&r));
+    assert!(piped.is_file());
+
+    // A compressed file cut short: its lines before the damage are exported, and the exit code
+    // says something is missing.
+    // Records of varied content (50,000, ~3 MB: many zstd blocks, so some come before the cut).
+    let mut x: u64 = 1;
+    let text: String = (0..50_000u64)
+        .map(|i| {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            format!(
+                "{{\"ts\":{},\"stream\":\"feed\",\"conn\":1,\"seq\":{i},\"msg\":{{\"r\":{x}}}}}\n",
+                BASE_NS + i
+            )
+        })
+        .collect();
+    let zst = zstd::encode_all(text.as_bytes(), 3).unwrap();
+    let cut_dir = dir.path().join("cut");
+    std::fs::create_dir(&cut_dir).unwrap();
+    std::fs::write(
+        cut_dir.join("feed-20261124T110000Z.jsonl.zst"),
+        &zst[..zst.len() * 2 / 3],
+    )
+    .unwrap();
+    let cut = dir.path().join("cut.parquet");
+    let r = run(wsrec().args([
+        "export",
+        cut_dir.to_str().unwrap(),
+        "-o",
+        cut.to_str().unwrap(),
+    ]));
+    assert_eq!(r.status.code(), Some(1), "{}", stderr(&r));
+    assert!(
+        stderr(&r).contains("1 file(s) could not be read to the end"),
+        "{}",
+        stderr(&r)
+    );
+    let (rows, _) = read_parquet(&cut);
+    assert!(!rows.is_empty() && rows.len() < 50_000, "{}", rows.len());
 }
 
 // ---------------------------------------------------------------------------------------------

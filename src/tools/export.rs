@@ -38,13 +38,13 @@ use crate::read::{Entry, Item, Order, Payload, RecordingFile, Scan};
 pub const BATCH_ROWS: usize = 64 * 1024;
 /// Payload bytes gathered before they go to the Parquet writer (a few large messages make a
 /// batch on their own).
-pub const BATCH_BYTES: usize = 32 << 20;
+pub const BATCH_BYTES: usize = 8 << 20;
 /// Rows of a row group: DuckDB and polars scan row groups in parallel and skip them by their
 /// `ts` and `stream` statistics.
 pub const ROW_GROUP_ROWS: usize = 1 << 20;
 /// Encoded bytes at which a row group is closed before it has [`ROW_GROUP_ROWS`] rows (large
 /// messages): what the writer holds in memory.
-pub const ROW_GROUP_BYTES: usize = 64 << 20;
+pub const ROW_GROUP_BYTES: usize = 32 << 20;
 /// The batch and row-group bounds (the constants above; smaller in tests).
 #[derive(Clone, Copy, Debug)]
 struct Limits {
@@ -343,7 +343,9 @@ pub fn run(paths: &[PathBuf], output: &Path, opts: &ExportOptions) -> anyhow::Re
         }
     };
     let size = std::fs::metadata(output).map_or(0, |m| m.len());
-    println!(
+    // A closed stdout is not a failure of the export: the caller sees a broken pipe as success.
+    let said = writeln!(
+        io::stdout().lock(),
         "wsrec: {} rows ({} messages, {} events, {} snapshots) in {} row group(s), {} bytes, written to {}",
         summary.rows,
         summary.messages,
@@ -352,7 +354,8 @@ pub fn run(paths: &[PathBuf], output: &Path, opts: &ExportOptions) -> anyhow::Re
         summary.row_groups,
         size,
         output.display()
-    );
+    )
+    .context("cannot write to stdout");
     if summary.unreadable > 0 {
         anyhow::bail!(
             "{} file(s) could not be read to the end; see the messages above ({} holds the lines read before the damage)",
@@ -360,7 +363,7 @@ pub fn run(paths: &[PathBuf], output: &Path, opts: &ExportOptions) -> anyhow::Re
             output.display()
         );
     }
-    Ok(())
+    said
 }
 
 /// Refuses an output that is a directory, in a directory that does not exist, or that exists
