@@ -292,11 +292,11 @@ impl<W: Write + Send> Sink<W> {
 /// Why an export stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    /// The Parquet encoder failed.
-    #[error("cannot encode Parquet: {0}")]
+    /// The Parquet encoder failed (or the file under it: its error is said by the encoder's).
+    #[error("Parquet encoder: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
     /// Writing the output failed.
-    #[error("cannot write the output: {0}")]
+    #[error("{0}")]
     Io(#[from] io::Error),
 }
 
