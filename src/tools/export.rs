@@ -65,8 +65,10 @@ impl Default for Limits {
     }
 }
 
-/// zstd level of every column.
-const ZSTD_LEVEL: i32 = 3;
+/// zstd level of every column: 1 makes files as small as 3 does here (pages of 1 MiB are
+/// compressed one by one) and exports faster (`cargo bench --bench export`: 76.8 against
+/// 77.5 MB, 175 against 168 MB/s).
+const ZSTD_LEVEL: i32 = 1;
 /// Invalid-line warnings printed before they are only counted.
 const MAX_WARNINGS: u64 = 20;
 
