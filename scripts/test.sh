@@ -14,6 +14,8 @@ command -v mount >/dev/null 2>&1 || need_apt+=(mount)
 command -v tinyproxy >/dev/null 2>&1 || need_apt+=(tinyproxy)
 # A real NATS server with JetStream for tests/nats.rs (Debian installs it in /usr/sbin).
 command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need_apt+=(nats-server)
+# jq for the README cookbook in tests/export.rs.
+command -v jq >/dev/null 2>&1 || need_apt+=(jq)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "== installing ${need_apt[*]}"
     sudo=()
@@ -30,6 +32,9 @@ websockets_version=17.4
 prometheus_client_version=0.26.0
 # A real S3 server for tests/upload.rs (moto_server; pip brings flask, werkzeug, boto3 and the rest).
 moto_version=5.2.5
+# DuckDB and polars for the README cookbook in tests/export.rs (polars brings its runtime).
+duckdb_version=2.0.1
+polars_version=2.1.0
 ws_version=8.23.0
 for tool in python3 node npm; do
     command -v "$tool" >/dev/null 2>&1 || { echo "error: $tool is needed for the interop tests" >&2; exit 1; }
@@ -37,12 +42,15 @@ done
 if ! PYTHONPATH="$interop/python" python3 -c "import sys; from importlib.metadata import version; \
     sys.exit(version('websockets') != '$websockets_version' \
         or version('prometheus_client') != '$prometheus_client_version' \
-        or version('moto') != '$moto_version')" 2>/dev/null; then
-    echo "== installing Python websockets $websockets_version, prometheus_client $prometheus_client_version and moto[server] $moto_version into $interop/python"
+        or version('moto') != '$moto_version' \
+        or version('duckdb') != '$duckdb_version' \
+        or version('polars') != '$polars_version')" 2>/dev/null; then
+    echo "== installing Python websockets $websockets_version, prometheus_client $prometheus_client_version, moto[server] $moto_version, duckdb $duckdb_version and polars $polars_version into $interop/python"
     rm -rf "$interop/python"
     pip_install=(python3 -m pip install --quiet --disable-pip-version-check --no-input
         --target "$interop/python" "websockets==$websockets_version"
-        "prometheus_client==$prometheus_client_version" "moto[server]==$moto_version")
+        "prometheus_client==$prometheus_client_version" "moto[server]==$moto_version"
+        "duckdb==$duckdb_version" "polars==$polars_version")
     # A Debian-managed python3 refuses plain installs (PEP 668); --target never touches it.
     "${pip_install[@]}" 2>/dev/null || "${pip_install[@]}" --break-system-packages
 fi

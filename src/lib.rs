@@ -79,8 +79,8 @@
 //! - [`book`]: the book engine of the read side: order books rebuilt from a recording alone
 //!   (one shared L2 book, one module per venue rule set) and proven: snapshots, sequence links,
 //!   checksums, spans and breaks.
-//! - [`tools`]: the commands around a recording: `cat`, `verify`, `book`, `stats`, `replay`,
-//!   `merge`, `demo`.
+//! - [`tools`]: the commands around a recording: `cat`, `export` (Parquet, cargo feature
+//!   `parquet`), `verify`, `book`, `stats`, `replay`, `merge`, `demo`.
 
 pub mod batch;
 pub mod book;

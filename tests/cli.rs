@@ -984,7 +984,7 @@ fn completions_load_in_bash_and_man_pages_cover_every_command() {
     let out = run(&["man", "--dir", "man1"], d);
     assert!(out.status.success(), "{out:?}");
     for cmd in [
-        "record", "cat", "verify", "book", "stats", "replay", "merge", "demo", "venues",
+        "record", "cat", "export", "verify", "book", "stats", "replay", "merge", "demo", "venues",
     ] {
         let page = std::fs::read_to_string(d.join(format!("man1/wsrec-{cmd}.1"))).unwrap();
         assert!(page.contains(&format!(".TH wsrec-{cmd} 1")), "{cmd}");

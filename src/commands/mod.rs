@@ -42,6 +42,7 @@ pub fn run(cli: Cli) -> ExitCode {
         ))
         .into()),
         Some(Command::Cat(ref args)) => tools::cat(args),
+        Some(Command::Export(ref args)) => tools::export(args),
         Some(Command::Verify(ref args)) => tools::verify(args),
         Some(Command::Book(ref args)) => tools::book(args),
         Some(Command::Stats(ref args)) => tools::stats(args),

@@ -1,10 +1,10 @@
-//! The commands around a recording (`cat`, `verify`, `stats`, `replay`, `demo`, `merge`): each
+//! The commands around a recording (`cat`, `export`, `verify`, `stats`, `replay`, `demo`, `merge`): each
 //! turns its clap arguments into the options of its tool in [`crate::tools`] and runs it; the
 //! async ones (`replay`, `demo`) on a runtime from [`super::runtime`].
 
 use crate::cli::{
-    BookArgs, BookFormatArg, CatArgs, DemoArgs, MergeArgs, ReplayArgs, SpeedArg, StatsArgs,
-    VerifyArgs,
+    BookArgs, BookFormatArg, CatArgs, DemoArgs, ExportArgs, MergeArgs, ReplayArgs, SpeedArg,
+    StatsArgs, VerifyArgs,
 };
 use crate::tools::{self, Filter};
 
@@ -21,6 +21,31 @@ pub(super) fn cat(args: &CatArgs) -> anyhow::Result<()> {
         no_snapshots: args.no_snapshots,
     };
     tools::cat::run(&args.paths, &opts)
+}
+
+/// `wsrec export`.
+#[cfg(feature = "parquet")]
+pub(super) fn export(args: &ExportArgs) -> anyhow::Result<()> {
+    let opts = tools::export::ExportOptions {
+        filter: Filter {
+            streams: args.streams.clone(),
+            from: args.from,
+            to: args.to,
+        },
+        merge: args.merge,
+        no_snapshots: args.no_snapshots,
+        force: args.force,
+    };
+    tools::export::run(&args.paths, &args.output, &opts)
+}
+
+/// `wsrec export` in a build without the `parquet` feature: says how to get it.
+#[cfg(not(feature = "parquet"))]
+pub(super) fn export(_args: &ExportArgs) -> anyhow::Result<()> {
+    Err(tools::UsageError(
+        "this wsrec was built without Parquet export (cargo feature `parquet`); build it with default features: cargo build --release".to_owned(),
+    )
+    .into())
 }
 
 /// `wsrec verify`.

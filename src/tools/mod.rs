@@ -1,4 +1,5 @@
-//! The commands around a recording, after the fact: [`cat`] prints it, [`verify`] checks it
+//! The commands around a recording, after the fact: [`cat`] prints it, `export` writes it as
+//! Parquet (cargo feature `parquet`, on by default), [`verify`] checks it
 //! (order books included, through [`crate::book`]), [`book`] prints a rebuilt order book,
 //! [`summary`] sums it up (`wsrec stats`), [`replay`] serves it as a WebSocket feed again, [`merge`] combines
 //! recordings of one feed by redundant recorders, and [`demo`] records
@@ -12,6 +13,8 @@
 pub mod book;
 pub mod cat;
 pub mod demo;
+#[cfg(feature = "parquet")]
+pub mod export;
 pub mod merge;
 pub mod replay;
 pub mod summary;
