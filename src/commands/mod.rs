@@ -107,6 +107,7 @@ fn command_name(command: &Command) -> &'static str {
         Command::Completions(_) => "completions",
         Command::Man(_) => "man",
         Command::Book(_) => "book",
+        Command::Export(_) => "export",
     }
 }
 
