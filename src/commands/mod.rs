@@ -178,6 +178,51 @@ fn venues(args: &VenuesArgs) -> anyhow::Result<()> {
 }
 
 /// The multi-thread tokio runtime every command runs on, with `threads` workers.
+/// The recorder's runtime: `threads` workers that coalesce their wake-ups as
+/// [`Config::wake_coalesce`] says (see [`linger_before_park`]).
+fn recorder_runtime(config: &Config) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    let linger = config.wake_coalesce_in_force();
+    if !linger.is_zero() {
+        builder
+            .on_thread_park(move || linger_before_park(linger))
+            .on_thread_unpark(|| WAKE.with(|w| w.set((w.get().0, std::time::Instant::now()))));
+    }
+    builder
+        .worker_threads(config.threads)
+        .thread_name("wsrec")
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+thread_local! {
+    /// A runtime thread's last park and unpark.
+    static WAKE: std::cell::Cell<(std::time::Instant, std::time::Instant)> = {
+        let now = std::time::Instant::now();
+        std::cell::Cell::new((now, now))
+    };
+}
+
+/// A wake-up that found this little to do ...
+const SHORT_TURN: std::time::Duration = std::time::Duration::from_micros(50);
+
+/// Called when a runtime thread has run out of work, right before it waits on epoll. When its
+/// wake-ups come thick and each finds little to do (the last one came less than `linger`
+/// after the one before and ran for less than [`SHORT_TURN`]: many quiet connections), it
+/// waits `linger` first, so the next wake-up takes what they all sent meanwhile. A flood
+/// (long turns) or a steady stream in bursts further apart never waits.
+fn linger_before_park(linger: std::time::Duration) {
+    WAKE.with(|w| {
+        let (parked, unparked) = w.get();
+        let now = std::time::Instant::now();
+        if now - unparked < SHORT_TURN && unparked - parked < linger {
+            std::thread::sleep(linger);
+        }
+        w.set((std::time::Instant::now(), unparked));
+    });
+}
+
 fn tokio_runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)

@@ -9,8 +9,8 @@
 use std::time::Duration;
 
 use super::{
-    Compress, Compression, Config, MAX_THREADS, MIN_DISK_BUFFER, ProxySetting, ProxyUrl,
-    StreamConfig, mask_url,
+    Compress, Compression, Config, MAX_THREADS, MAX_WAKE_COALESCE, MIN_DISK_BUFFER, ProxySetting,
+    ProxyUrl, StreamConfig, mask_url,
 };
 use crate::error::ConfigError;
 
@@ -65,6 +65,15 @@ impl Config {
                 "threads",
                 &format!(
                     "must be 1 to {MAX_THREADS} (1, the default, suits up to ~3 M messages/s)"
+                ),
+            ));
+        }
+        if self.wake_coalesce.is_some_and(|d| d > MAX_WAKE_COALESCE) {
+            return Err(invalid(
+                "wake_coalesce",
+                &format!(
+                    "at most {}ms (the default is 1ms; \"off\" wakes for every message)",
+                    MAX_WAKE_COALESCE.as_millis()
                 ),
             ));
         }

@@ -34,9 +34,12 @@ use crate::store::manifest::Manifest;
 
 mod event;
 mod file;
+mod open;
 mod retention;
+mod sync;
 
-use file::{OpenFile, apply};
+use file::apply;
+use open::OpenFile;
 pub use retention::{Retention, apply_retention};
 
 /// When data written to a file is forced to disk.

@@ -100,6 +100,7 @@ impl Writer {
         } else {
             state.data = Some(out);
         }
+        self.rotation_stale = true;
         self.send(op).await;
     }
 
@@ -180,6 +181,7 @@ impl Writer {
                 state.data.take()
             };
             if let Some(out) = out {
+                self.rotation_stale = true;
                 state.floor = state.floor.max(out.bucket);
                 let mut manifest = out.manifest.manifest;
                 manifest.lines = out.lines;

@@ -153,6 +153,9 @@ pub struct Writer {
     /// Files (stream, sidecar or not) whose buffer took lines since it was last handed on;
     /// may name a file twice or one flushed since.
     unflushed: Vec<(usize, bool)>,
+    /// A file opened or closed since the next rotation deadline was last worked out (finding
+    /// it looks at every stream: not once per batch with a thousand streams).
+    rotation_stale: bool,
 }
 
 impl Writer {
@@ -193,6 +196,7 @@ impl Writer {
             disk_level: DiskLevel::Enough,
             nats: None,
             unflushed: Vec::new(),
+            rotation_stale: true,
         }
     }
 
@@ -222,7 +226,11 @@ impl Writer {
         tokio::pin!(handoff);
         let mut handoff_armed = false;
         loop {
-            let next = self.next_rotation_ns();
+            let next = if std::mem::take(&mut self.rotation_stale) {
+                self.next_rotation_ns()
+            } else {
+                deadline
+            };
             if next != deadline {
                 deadline = next;
                 let at = match next {
@@ -263,6 +271,7 @@ impl Writer {
                     // An elapsed sleep stays ready: force a reset to whatever comes next
                     // (0 is never a real deadline).
                     deadline = Some(0);
+                    self.rotation_stale = true;
                 }
                 _ = flush.tick() => {
                     self.check_disk();
