@@ -156,6 +156,8 @@ pub struct Writer {
     /// A file opened or closed since the next rotation deadline was last worked out (finding
     /// it looks at every stream: not once per batch with a thousand streams).
     rotation_stale: bool,
+    /// The idle hand-off's writes, gathered to be queued at once (kept for its allocation).
+    handoff_ops: Vec<DiskOp>,
 }
 
 impl Writer {
@@ -197,6 +199,7 @@ impl Writer {
             nats: None,
             unflushed: Vec::new(),
             rotation_stale: true,
+            handoff_ops: Vec::new(),
         }
     }
 
@@ -477,6 +480,8 @@ impl Writer {
         let mut list = std::mem::take(&mut self.unflushed);
         let mut next_due: Option<u64> = None;
         let mut kept = 0;
+        // Handed on together: one wake-up of the disk worker for every quiet file due.
+        let mut ops = std::mem::take(&mut self.handoff_ops);
         for i in 0..list.len() {
             let (idx, events) = list[i];
             let state = &mut self.streams[idx];
@@ -498,7 +503,7 @@ impl Writer {
             let due = out.handed_at.saturating_add(gap);
             if due <= now {
                 out.listed = false;
-                self.flush_output(idx, events).await;
+                ops.extend(self.take_output(idx, events));
             } else {
                 next_due = Some(next_due.map_or(due, |d| d.min(due)));
                 list[kept] = (idx, events);
@@ -506,6 +511,8 @@ impl Writer {
             }
         }
         list.truncate(kept);
+        self.disk.submit_all(&mut ops).await;
+        self.handoff_ops = ops;
         // Flushing queues nothing new, so the list is still empty; keep the allocation.
         list.append(&mut self.unflushed);
         self.unflushed = list;
