@@ -204,23 +204,35 @@ thread_local! {
     };
 }
 
-/// A wake-up that found this little to do ...
+/// A turn shorter than this found little to do (a message or two).
 const SHORT_TURN: std::time::Duration = std::time::Duration::from_micros(50);
 
-/// Called when a runtime thread has run out of work, right before it waits on epoll. When its
-/// wake-ups come thick and each finds little to do (the last one came less than `linger`
-/// after the one before and ran for less than [`SHORT_TURN`]: many quiet connections), it
-/// waits `linger` first, so the next wake-up takes what they all sent meanwhile. A flood
-/// (long turns) or a steady stream in bursts further apart never waits.
+/// Called when a runtime thread has run out of work, right before it waits on epoll: waits
+/// `linger` first when [`should_linger`] says so.
 fn linger_before_park(linger: std::time::Duration) {
     WAKE.with(|w| {
         let (parked, unparked) = w.get();
-        let now = std::time::Instant::now();
-        if now - unparked < SHORT_TURN && unparked - parked < linger {
+        if should_linger(parked, unparked, std::time::Instant::now(), linger) {
             std::thread::sleep(linger);
         }
         w.set((std::time::Instant::now(), unparked));
     });
+}
+
+/// Whether a thread that last parked at `parked`, woke at `unparked` and runs out of work at
+/// `now` should wait `linger` before it parks again: when its wake-ups come thick (the last
+/// came less than `linger` after it parked) and each finds little to do (the turn was shorter
+/// than [`SHORT_TURN`]), as with many quiet connections, so the next wake-up takes what they
+/// all sent meanwhile. A flood (long turns) and a steady stream whose bursts come further
+/// apart never wait.
+fn should_linger(
+    parked: std::time::Instant,
+    unparked: std::time::Instant,
+    now: std::time::Instant,
+    linger: std::time::Duration,
+) -> bool {
+    now.saturating_duration_since(unparked) < SHORT_TURN
+        && unparked.saturating_duration_since(parked) < linger
 }
 
 fn tokio_runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
@@ -283,6 +295,20 @@ fn status(config_path: &Option<PathBuf>, args: &StatusArgs, go_line: bool) -> an
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_short_turns_of_frequent_wake_ups_linger() {
+        use std::time::{Duration, Instant};
+        let ms = Duration::from_millis(1);
+        let t0 = Instant::now();
+        let us = |n| t0 + Duration::from_micros(n);
+        // Woken 50 us after parking, done 10 us later: many quiet connections.
+        assert!(super::should_linger(t0, us(50), us(60), ms));
+        // A long turn (a flood, or what a linger gathered).
+        assert!(!super::should_linger(t0, us(50), us(400), ms));
+        // Wake-ups further apart than the linger (bursts 2 ms apart).
+        assert!(!super::should_linger(t0, us(2_000), us(2_010), ms));
+    }
 
     #[test]
     fn each_cause_is_said_once() {

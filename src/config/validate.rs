@@ -564,6 +564,29 @@ mod tests {
     }
 
     #[test]
+    fn wake_coalescing_defaults_to_a_millisecond_and_is_bounded() {
+        use std::time::Duration;
+        let stream = "[[stream]]\nname = \"a\"\nurl = \"ws://h/\"\n";
+        let c = parse(stream).unwrap();
+        assert_eq!(c.wake_coalesce, Some(Duration::from_millis(1)));
+        assert_eq!(c.wake_coalesce_in_force(), Duration::from_millis(1));
+        let c = parse(&format!("wake_coalesce = \"off\"\n{stream}")).unwrap();
+        assert_eq!(c.wake_coalesce_in_force(), Duration::ZERO);
+        let c = parse(&format!("wake_coalesce = \"3ms\"\n{stream}")).unwrap();
+        assert_eq!(c.wake_coalesce_in_force(), Duration::from_millis(3));
+        // Receive times taken when the socket is read would be late by the linger: off.
+        let c = parse(&format!("{stream}ts_source = \"read\"\n")).unwrap();
+        assert_eq!(c.wake_coalesce_in_force(), Duration::ZERO);
+        let err = parse(&format!("wake_coalesce = \"20ms\"\n{stream}"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("wake_coalesce") && err.contains("at most 10ms"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn threads_default_to_one_and_are_bounded() {
         let stream = "[[stream]]\nname = \"a\"\nurl = \"wss://example.com/ws\"\n";
         assert_eq!(parse(stream).unwrap().threads, 1);
