@@ -330,6 +330,10 @@ pub struct RecordArgs {
     /// Threads for the connections and the writer [default: 1].
     #[arg(long)]
     pub threads: Option<usize>,
+    /// How long an idle runtime thread waits before sleeping on the sockets, so one wake-up
+    /// takes many quiet connections' messages, or `off` [default: 1ms].
+    #[arg(long, value_name = "DURATION", value_parser = parse_opt_duration)]
+    pub wake_coalesce: Option<OptDuration>,
     /// Queue capacity between network and disk, in messages [default: 16384].
     #[arg(long)]
     pub queue_capacity: Option<usize>,

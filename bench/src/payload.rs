@@ -73,6 +73,53 @@ impl Payload {
         Ok(Self::Corpus { lines, cycle_bytes })
     }
 
+    /// The large-frame mix of the speed issue: the corpus' frames, with a snapshot-like object of
+    /// about 64 KB in place of every [`LARGE_64K_EVERY`]th frame and one of about 700 KB in place
+    /// of every [`LARGE_700K_EVERY`]th (about 1 KB per message on average). The big objects are
+    /// price levels taken from the corpus' book frames, put together as one book
+    /// (`{"type":"snapshot","seq":N,"bids":[…],"asks":[…]}`), as a venue's full-depth snapshot
+    /// would be.
+    ///
+    /// # Errors
+    /// The corpus cannot be read, or holds no price level.
+    pub fn load_large(dir: &Path) -> Result<Self> {
+        let Self::Corpus { lines: frames, .. } = Self::load_corpus(dir)? else {
+            unreachable!("load_corpus returns a corpus")
+        };
+        let mut levels = Vec::new();
+        for frame in &frames {
+            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(frame) {
+                collect_levels(&v, &mut levels);
+            }
+        }
+        ensure!(
+            !levels.is_empty(),
+            "no price level in the corpus of {}",
+            dir.display()
+        );
+        let mut lines = Vec::with_capacity(frames.len());
+        let (mut next_level, mut seq) = (0usize, 0u64);
+        for (i, frame) in frames
+            .iter()
+            .cycle()
+            .take(frames.len().max(LARGE_700K_EVERY))
+            .enumerate()
+        {
+            let size = if i % LARGE_700K_EVERY == LARGE_700K_EVERY - 1 {
+                700 * 1024
+            } else if i % LARGE_64K_EVERY == LARGE_64K_EVERY - 1 {
+                64 * 1024
+            } else {
+                lines.push(frame.clone());
+                continue;
+            };
+            seq += 1;
+            lines.push(book_object(seq, size, &levels, &mut next_level));
+        }
+        let cycle_bytes = lines.iter().map(|l| l.len() as u64).sum();
+        Ok(Self::Corpus { lines, cycle_bytes })
+    }
+
     /// Messages after which the sequence repeats, if it does.
     pub fn period(&self) -> Option<u64> {
         match self {
@@ -149,6 +196,55 @@ impl Payload {
     }
 }
 
+/// In the large-frame mix, every this many frames is a ~64 KB book object.
+pub const LARGE_64K_EVERY: usize = 256;
+/// In the large-frame mix, every this many frames is a ~700 KB book object.
+pub const LARGE_700K_EVERY: usize = 2048;
+
+/// Appends the compact text of every price level in `v` (an array of two to four strings or
+/// numbers, the first a price, found anywhere in the frame) to `out`.
+fn collect_levels(v: &serde_json::Value, out: &mut Vec<String>) {
+    use serde_json::Value;
+    match v {
+        Value::Array(items)
+            if (2..=4).contains(&items.len())
+                && items.iter().all(|x| x.is_string() || x.is_number())
+                && items[0].as_str().is_some_and(|p| p.parse::<f64>().is_ok()) =>
+        {
+            out.push(v.to_string());
+        }
+        Value::Array(items) => items.iter().for_each(|x| collect_levels(x, out)),
+        Value::Object(map) => map.values().for_each(|x| collect_levels(x, out)),
+        _ => {}
+    }
+}
+
+/// A book object of at least `size` bytes: `{"type":"snapshot","seq":N,"bids":[…],"asks":[…]}`
+/// with levels taken in turn from `levels`, starting at `*next`.
+fn book_object(seq: u64, size: usize, levels: &[String], next: &mut usize) -> Vec<u8> {
+    let mut sides = [Vec::with_capacity(size / 2), Vec::with_capacity(size / 2)];
+    let mut total = 64;
+    let mut side = 0;
+    while total < size {
+        let level = levels[*next % levels.len()].as_bytes();
+        *next += 1;
+        let buf = &mut sides[side];
+        if !buf.is_empty() {
+            buf.push(b',');
+        }
+        buf.extend_from_slice(level);
+        total += level.len() + 1;
+        side ^= 1;
+    }
+    let mut out = Vec::with_capacity(total);
+    out.extend_from_slice(format!("{{\"type\":\"snapshot\",\"seq\":{seq},\"bids\":[").as_bytes());
+    out.extend_from_slice(&sides[0]);
+    out.extend_from_slice(b"],\"asks\":[");
+    out.extend_from_slice(&sides[1]);
+    out.extend_from_slice(b"]}");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,5 +279,23 @@ mod tests {
         let n = 2 * len + 17;
         let sum: u64 = (0..n).map(|k| p.message_len(k) as u64).sum();
         assert_eq!(p.total_bytes(n), sum);
+    }
+
+    #[test]
+    fn large_mix_averages_about_a_kilobyte_with_big_books() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/corpus");
+        let p = Payload::load_large(&dir).unwrap();
+        let len = p.period().unwrap();
+        let avg = p.total_bytes(len) as f64 / len as f64;
+        assert!((800.0..1300.0).contains(&avg), "average {avg}");
+        let big = p.message_len(LARGE_700K_EVERY as u64 - 1);
+        assert!((690 * 1024..720 * 1024).contains(&big), "{big}");
+        let mid = p.message_len(LARGE_64K_EVERY as u64 - 1);
+        assert!((63 * 1024..66 * 1024).contains(&mid), "{mid}");
+        let mut m = Vec::new();
+        p.write_message(LARGE_700K_EVERY as u64 - 1, &mut m);
+        let v: serde_json::Value = serde_json::from_slice(&m).unwrap();
+        assert!(v["bids"].as_array().unwrap().len() > 1000);
+        assert!(!m.contains(&b'\n'));
     }
 }

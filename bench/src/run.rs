@@ -743,6 +743,7 @@ pub fn payload_for(kind: PayloadKind, corpus_dir: &Path) -> Result<Payload> {
     match kind {
         PayloadKind::Small { size } => Payload::small(size),
         PayloadKind::Corpus => Payload::load_corpus(corpus_dir),
+        PayloadKind::Large => Payload::load_large(corpus_dir),
     }
 }
 

@@ -25,6 +25,9 @@ pub enum PayloadKind {
     },
     /// The exchange frames of `tests/fixtures/corpus/*.jsonl`, cycled.
     Corpus,
+    /// The corpus with big book objects mixed in: ~64 KB every 256th frame, ~700 KB every
+    /// 2048th (about 1 KB per message on average).
+    Large,
 }
 
 /// How the server feeds the recorder. The sizes come from [`Sizes`] (flags), see [`Plan`].
@@ -381,6 +384,24 @@ pub fn catalogue() -> Vec<Scenario> {
             payload: PayloadKind::Corpus,
             workload: Workload::Flood,
             recorder: Recorder::Websocat,
+            target: None,
+            compare: None,
+        },
+        Scenario {
+            name: "large-envelope",
+            about: "3b. large-frame mix (corpus frames, a ~64 KB book every 256th, a ~700 KB book every 2048th; ~1 KB average), envelope",
+            payload: PayloadKind::Large,
+            workload: Workload::Flood,
+            recorder: ENVELOPE,
+            target: None,
+            compare: None,
+        },
+        Scenario {
+            name: "large-raw",
+            about: "3b. the same in raw format",
+            payload: PayloadKind::Large,
+            workload: Workload::Flood,
+            recorder: RAW,
             target: None,
             compare: None,
         },

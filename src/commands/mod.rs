@@ -185,6 +185,63 @@ fn venues(args: &VenuesArgs) -> anyhow::Result<()> {
 }
 
 /// The multi-thread tokio runtime every command runs on, with `threads` workers.
+/// The recorder's runtime: `threads` workers that coalesce their wake-ups as
+/// [`Config::wake_coalesce`] says (see [`linger_before_park`]).
+fn recorder_runtime(config: &Config) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    let linger = config.wake_coalesce_in_force();
+    if !linger.is_zero() {
+        builder
+            .on_thread_park(move || linger_before_park(linger))
+            .on_thread_unpark(|| WAKE.with(|w| w.set((w.get().0, std::time::Instant::now()))));
+    }
+    builder
+        .worker_threads(config.threads)
+        .thread_name("wsrec")
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+thread_local! {
+    /// A runtime thread's last park and unpark.
+    static WAKE: std::cell::Cell<(std::time::Instant, std::time::Instant)> = {
+        let now = std::time::Instant::now();
+        std::cell::Cell::new((now, now))
+    };
+}
+
+/// A turn shorter than this found little to do (a message or two).
+const SHORT_TURN: std::time::Duration = std::time::Duration::from_micros(50);
+
+/// Called when a runtime thread has run out of work, right before it waits on epoll: waits
+/// `linger` first when [`should_linger`] says so.
+fn linger_before_park(linger: std::time::Duration) {
+    WAKE.with(|w| {
+        let (parked, unparked) = w.get();
+        if should_linger(parked, unparked, std::time::Instant::now(), linger) {
+            std::thread::sleep(linger);
+        }
+        w.set((std::time::Instant::now(), unparked));
+    });
+}
+
+/// Whether a thread that last parked at `parked`, woke at `unparked` and runs out of work at
+/// `now` should wait `linger` before it parks again: when its wake-ups come thick (the last
+/// came less than `linger` after it parked) and each finds little to do (the turn was shorter
+/// than [`SHORT_TURN`]), as with many quiet connections, so the next wake-up takes what they
+/// all sent meanwhile. A flood (long turns) and a steady stream whose bursts come further
+/// apart never wait.
+fn should_linger(
+    parked: std::time::Instant,
+    unparked: std::time::Instant,
+    now: std::time::Instant,
+    linger: std::time::Duration,
+) -> bool {
+    now.saturating_duration_since(unparked) < SHORT_TURN
+        && unparked.saturating_duration_since(parked) < linger
+}
+
 fn tokio_runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
@@ -245,6 +302,20 @@ fn status(config_path: &Option<PathBuf>, args: &StatusArgs, go_line: bool) -> an
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_short_turns_of_frequent_wake_ups_linger() {
+        use std::time::{Duration, Instant};
+        let ms = Duration::from_millis(1);
+        let t0 = Instant::now();
+        let us = |n| t0 + Duration::from_micros(n);
+        // Woken 50 us after parking, done 10 us later: many quiet connections.
+        assert!(super::should_linger(t0, us(50), us(60), ms));
+        // A long turn (a flood, or what a linger gathered).
+        assert!(!super::should_linger(t0, us(50), us(400), ms));
+        // Wake-ups further apart than the linger (bursts 2 ms apart).
+        assert!(!super::should_linger(t0, us(2_000), us(2_010), ms));
+    }
 
     #[test]
     fn each_cause_is_said_once() {

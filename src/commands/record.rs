@@ -23,7 +23,7 @@ pub(super) fn record(
     }
     let recorder = Recorder::new(config)?;
     init_logging(recorder.config(), cli.debug)?;
-    let ran = super::tokio_runtime(recorder.config().threads)?.block_on(async move {
+    let ran = super::recorder_runtime(recorder.config())?.block_on(async move {
         let shutdown = CancellationToken::new();
         tokio::spawn(on_signals(shutdown.clone()));
         recorder.run(shutdown).await
@@ -168,6 +168,9 @@ pub fn build_config(
     }
     if let Some(t) = args.threads {
         config.threads = t;
+    }
+    if let Some(w) = args.wake_coalesce {
+        config.wake_coalesce = w.0;
     }
     if let Some(c) = args.queue_capacity {
         config.queue_capacity = c;

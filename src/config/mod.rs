@@ -89,6 +89,13 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 pub const DEFAULT_THREADS: usize = 1;
 /// Most runtime threads accepted.
 pub const MAX_THREADS: usize = 256;
+/// Default [`Config::wake_coalesce`]: a runtime thread with nothing to do waits this long
+/// before it sleeps on the sockets, so that the messages of many quiet connections are taken
+/// in one wake-up rather than one each (bench/README.md, the many-streams scenario).
+pub const DEFAULT_WAKE_COALESCE: Duration = Duration::from_millis(1);
+/// Longest [`Config::wake_coalesce`] accepted: the socket buffers must hold what arrives
+/// meanwhile, and the files get their lines that much later.
+pub const MAX_WAKE_COALESCE: Duration = Duration::from_millis(10);
 /// Default maximum message size: above the 5 MB Coinbase order-book snapshots with room to spare.
 pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 64 * 1024 * 1024;
 /// Default first reconnect delay.
@@ -137,6 +144,13 @@ pub struct Config {
     /// worker runs on tokio's blocking pool, the compressor on a thread of its own).
     #[serde(default = "default_threads")]
     pub threads: usize,
+    /// How long a runtime thread that has run out of work waits before it sleeps on the
+    /// sockets, so that one wake-up takes what many quiet connections sent meanwhile; `None`
+    /// (`"off"`) sleeps at once. Receive times do not move: the kernel stamps each frame's
+    /// data as it arrives. It is off for a stream with `ts_source = "read"`, whose times would move
+    /// (see [`Config::wake_coalesce_in_force`]).
+    #[serde(default = "default_wake_coalesce", deserialize_with = "opt_duration")]
+    pub wake_coalesce: Option<Duration>,
     /// Capacity of the queue between connections and the writer, in messages.
     #[serde(default = "default_queue_capacity")]
     pub queue_capacity: usize,
@@ -228,6 +242,7 @@ impl Default for Config {
             log_to_stdout: true,
             log_console_stdout: false,
             threads: DEFAULT_THREADS,
+            wake_coalesce: default_wake_coalesce(),
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             when_full: WhenFull::Block,
             flush_interval: DEFAULT_FLUSH_INTERVAL,
@@ -329,6 +344,20 @@ impl Config {
         self.tags = global;
     }
 
+    /// The wake-up coalescing in force: [`Config::wake_coalesce`], or zero when it is off or
+    /// a stream takes its receive times when it reads the socket (they would be late by as
+    /// much).
+    pub fn wake_coalesce_in_force(&self) -> Duration {
+        let read_times = self
+            .streams
+            .iter()
+            .any(|s| s.ts_source == stream::TsSource::Read);
+        match self.wake_coalesce {
+            Some(d) if !read_times => d,
+            _ => Duration::ZERO,
+        }
+    }
+
     /// The status socket path in effect, `None` when turned off.
     pub fn status_socket_path(&self) -> Option<PathBuf> {
         match &self.status_socket {
@@ -348,6 +377,10 @@ fn default_output_dir() -> PathBuf {
 fn default_status_interval() -> Option<Duration> {
     Some(DEFAULT_STATUS_INTERVAL)
 }
+fn default_wake_coalesce() -> Option<Duration> {
+    Some(DEFAULT_WAKE_COALESCE)
+}
+
 fn default_threads() -> usize {
     DEFAULT_THREADS
 }

@@ -9,8 +9,8 @@
 use std::time::Duration;
 
 use super::{
-    Compress, Compression, Config, MAX_THREADS, MIN_DISK_BUFFER, ProxySetting, ProxyUrl,
-    StreamConfig, Tags, mask_url,
+    Compress, Compression, Config, MAX_THREADS, MAX_WAKE_COALESCE, MIN_DISK_BUFFER, ProxySetting,
+    ProxyUrl, StreamConfig, Tags, mask_url,
 };
 use crate::error::ConfigError;
 
@@ -65,6 +65,15 @@ impl Config {
                 "threads",
                 &format!(
                     "must be 1 to {MAX_THREADS} (1, the default, suits up to ~3 M messages/s)"
+                ),
+            ));
+        }
+        if self.wake_coalesce.is_some_and(|d| d > MAX_WAKE_COALESCE) {
+            return Err(invalid(
+                "wake_coalesce",
+                &format!(
+                    "at most {}ms (the default is 1ms; \"off\" wakes for every message)",
+                    MAX_WAKE_COALESCE.as_millis()
                 ),
             ));
         }
@@ -568,6 +577,29 @@ mod tests {
             assert!(err.contains(want), "{field}: {err:?} lacks {want:?}");
             assert!(!err.contains("topsecret"), "{err}");
         }
+    }
+
+    #[test]
+    fn wake_coalescing_defaults_to_a_millisecond_and_is_bounded() {
+        use std::time::Duration;
+        let stream = "[[stream]]\nname = \"a\"\nurl = \"ws://h/\"\n";
+        let c = parse(stream).unwrap();
+        assert_eq!(c.wake_coalesce, Some(Duration::from_millis(1)));
+        assert_eq!(c.wake_coalesce_in_force(), Duration::from_millis(1));
+        let c = parse(&format!("wake_coalesce = \"off\"\n{stream}")).unwrap();
+        assert_eq!(c.wake_coalesce_in_force(), Duration::ZERO);
+        let c = parse(&format!("wake_coalesce = \"3ms\"\n{stream}")).unwrap();
+        assert_eq!(c.wake_coalesce_in_force(), Duration::from_millis(3));
+        // Receive times taken when the socket is read would be late by the linger: off.
+        let c = parse(&format!("{stream}ts_source = \"read\"\n")).unwrap();
+        assert_eq!(c.wake_coalesce_in_force(), Duration::ZERO);
+        let err = parse(&format!("wake_coalesce = \"20ms\"\n{stream}"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("wake_coalesce") && err.contains("at most 10ms"),
+            "{err}"
+        );
     }
 
     #[test]

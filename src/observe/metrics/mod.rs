@@ -323,6 +323,10 @@ const FAMILIES: &[Family] = &[
         Source::Global(|s, _| int(&s.disk_buffer_capacity))),
     gauge("disk_stall_max_seconds", "seconds", "The longest time the disk worker spent on one operation (append, sync, or close) since start, the one under way included.",
         Source::Global(|s, _| Some(Value::Float(s.disk_stall_max().as_secs_f64())))),
+    counter("file_syncs", "", "Files synced one by one (fdatasync) as their fsync_interval was up.",
+        Source::Global(|s, _| int(&s.file_syncs))),
+    counter("filesystem_syncs", "", "Syncs of the whole file system (syncfs) in place of many files' syncs due together.",
+        Source::Global(|s, _| int(&s.fs_syncs))),
     gauge("disk_level", "", "Free space in the output directory: 0 enough or not checked, 1 below disk_warn, 2 below disk_stop (messages not written).",
         Source::Global(|s, _| Some(Value::Int(u64::from(s.disk_level().as_u8()))))),
 ];

@@ -327,6 +327,12 @@ pub struct Stats {
     /// append, a sync, or a file's close (sync, manifest, rename, retention). While one lasts,
     /// lines pile up in the disk buffer. [`Stats::disk_stall_max`] counts the one under way too.
     pub disk_stall_max_ns: AtomicU64,
+    /// Files synced one by one (`fdatasync`) when their `fsync_interval` was up, or after each
+    /// write with `fsync = "always"`.
+    pub file_syncs: AtomicU64,
+    /// Syncs of a whole file system (`syncfs`) that took the place of many files' syncs due
+    /// together (see the `disk` module).
+    pub fs_syncs: AtomicU64,
     /// When the operation the disk worker is on began, in ns since `started` plus 1; 0 while
     /// it is idle.
     pub disk_op_since: AtomicU64,
@@ -363,6 +369,8 @@ impl Stats {
             disk_buffer_peak: AtomicU64::new(0),
             disk_buffer_capacity: AtomicU64::new(0),
             disk_stall_max_ns: AtomicU64::new(0),
+            file_syncs: AtomicU64::new(0),
+            fs_syncs: AtomicU64::new(0),
             disk_op_since: AtomicU64::new(0),
             disk_pause: DiskPause::default(),
             metrics_addr: std::sync::OnceLock::new(),

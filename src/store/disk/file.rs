@@ -7,43 +7,15 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::hash::Hasher as _;
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 
 use super::event::{DiskEvent, count_lost};
-use super::{DiskOp, Shared, SyncPolicy, apply_retention};
+use super::open::OpenFile;
+use super::sync::{self, sync_failed};
+use super::{DiskOp, Shared, apply_retention};
 use crate::fsutil::{FLUSH_BYTES, reserve};
-use crate::observe::stats::{Stats, StreamStats, UnmarkedLoss};
+use crate::observe::stats::{Stats, UnmarkedLoss};
 use crate::store::manifest::{FileKind, Manifest};
-
-pub(super) struct OpenFile {
-    path: PathBuf,
-    /// `None` after a failure: further writes are counted as lost.
-    file: Option<File>,
-    /// Bytes known to be fully written.
-    len: u64,
-    stream: Arc<StreamStats>,
-    sync: SyncPolicy,
-    /// When the oldest unsynced write happened; `None` when all is synced.
-    dirty_since: Option<std::time::Instant>,
-    /// XXH3-64 of what was written, for the manifest.
-    hash: twox_hash::XxHash3_64,
-    /// The last write failed (logged once until a write works again).
-    failing: bool,
-    /// Lines written since the last successful sync: lost if the sync fails (EIO).
-    unsynced_lines: u64,
-    /// Where the disk space reserved ahead of the writes ends (0: none reserved).
-    reserved: u64,
-    /// Reserving failed once (no fallocate here, or no room): the file goes on without.
-    no_reserve: bool,
-    /// What its lines are.
-    kind: FileKind,
-    /// Complete lines in the file.
-    lines: u64,
-    /// Lines that did not reach the file (write errors): the writer's manifest counted them,
-    /// so the manifest is rebuilt from the file at close.
-    lost_lines: u64,
-}
 
 /// A busy file gets its disk space reserved this far ahead of its writes (16 full buffers).
 ///
@@ -72,6 +44,7 @@ pub(super) fn apply(
             sync,
             kind,
         } => {
+            use std::os::unix::fs::MetadataExt as _;
             let file = match open_new(&path) {
                 Ok(f) => Some(f),
                 Err(e) => {
@@ -84,6 +57,10 @@ pub(super) fn apply(
                     None
                 }
             };
+            let dev = file
+                .as_ref()
+                .and_then(|f| f.metadata().ok())
+                .map_or(0, |m| m.dev());
             files.insert(
                 id,
                 OpenFile {
@@ -98,6 +75,7 @@ pub(super) fn apply(
                     unsynced_lines: 0,
                     reserved: 0,
                     no_reserve: false,
+                    dev,
                     kind,
                     lines: 0,
                     lost_lines: 0,
@@ -108,15 +86,13 @@ pub(super) fn apply(
         DiskOp::Write { id, mut buf, lines } => {
             if let Some(f) = files.get_mut(&id) {
                 write(f, &buf, lines, stats);
-                sync_if_due(f, stats);
             }
+            sync::sync_due(id, files, stats);
             buf.clear();
             Some(buf)
         }
         DiskOp::SyncDue { id } => {
-            if let Some(f) = files.get_mut(&id) {
-                sync_if_due(f, stats);
-            }
+            sync::sync_due(id, files, stats);
             None
         }
         DiskOp::Close {
@@ -283,42 +259,6 @@ fn lost_lines(kind: FileKind, lost: &[u8]) -> UnmarkedLoss {
         }
     }
     loss
-}
-
-fn sync_if_due(f: &mut OpenFile, stats: &Stats) {
-    let (Some(file), Some(since)) = (&f.file, f.dirty_since) else {
-        return;
-    };
-    let due = match f.sync {
-        SyncPolicy::Never => false,
-        SyncPolicy::Always => true,
-        SyncPolicy::Interval(every) => since.elapsed() >= every,
-    };
-    if !due {
-        return;
-    }
-    match file.sync_data() {
-        Ok(()) => {
-            f.dirty_since = None;
-            f.unsynced_lines = 0;
-        }
-        Err(e) => sync_failed(f, &e, stats),
-    }
-}
-
-/// A failed fsync (EIO) means the data since the last good sync may never reach the disk:
-/// count those lines as lost, so the loss is reported and marked rather than silent.
-fn sync_failed(f: &mut OpenFile, e: &std::io::Error, stats: &Stats) {
-    let lines = std::mem::take(&mut f.unsynced_lines);
-    f.dirty_since = None;
-    DiskEvent::SyncFailed {
-        path: &f.path,
-        stream: &f.stream,
-        error: e,
-        lines,
-        first: !std::mem::replace(&mut f.failing, true),
-    }
-    .emit(stats);
 }
 
 /// Syncs and renames a file; true if it is now closed under its final name.

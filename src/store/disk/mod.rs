@@ -34,9 +34,12 @@ use crate::store::manifest::Manifest;
 
 mod event;
 mod file;
+mod open;
 mod retention;
+mod sync;
 
-use file::{OpenFile, apply};
+use file::apply;
+use open::OpenFile;
 pub use retention::{Retention, apply_retention};
 
 /// When data written to a file is forced to disk.
@@ -244,20 +247,10 @@ impl Disk {
                 let mut st = self.lock();
                 if st.has_room(bytes, self.stalled_for() >= STALL_AFTER) {
                     // `op` is Some until pushed, and we return right after pushing.
-                    st.ops.extend(op.take());
-                    st.queued_bytes += bytes;
-                    let stats = &self.shared.stats;
-                    stats
-                        .disk_buffer_bytes
-                        .store(st.queued_bytes as u64, Relaxed);
-                    stats
-                        .disk_buffer_peak
-                        .fetch_max(st.queued_bytes as u64, Relaxed);
-                    if !st.running {
-                        st.running = true;
-                        let shared = self.shared.clone();
-                        tokio::task::spawn_blocking(move || work(&shared));
+                    if let Some(op) = op.take() {
+                        self.push(&mut st, op);
                     }
+                    self.start(&mut st);
                     return;
                 }
             }
@@ -269,6 +262,45 @@ impl Disk {
                 () = progressed => {}
                 () = tokio::time::sleep(until_stall) => {}
             }
+        }
+    }
+
+    /// Queues `ops` in order (leaving `ops` empty), taking the lock and waking the worker once
+    /// for all that fit; the rest go as [`Disk::submit`] sends them.
+    pub async fn submit_all(&self, ops: &mut Vec<DiskOp>) {
+        let mut rest = ops.drain(..).peekable();
+        {
+            let mut st = self.lock();
+            let stalled = self.stalled_for() >= STALL_AFTER;
+            while let Some(op) = rest.next_if(|op| st.has_room(op.bytes(), stalled)) {
+                self.push(&mut st, op);
+            }
+            self.start(&mut st);
+        }
+        for op in rest {
+            self.submit(op).await;
+        }
+    }
+
+    /// Puts `op` in the queue (the caller checked the room).
+    fn push(&self, st: &mut State, op: DiskOp) {
+        st.queued_bytes += op.bytes();
+        st.ops.push_back(op);
+        let stats = &self.shared.stats;
+        stats
+            .disk_buffer_bytes
+            .store(st.queued_bytes as u64, Relaxed);
+        stats
+            .disk_buffer_peak
+            .fetch_max(st.queued_bytes as u64, Relaxed);
+    }
+
+    /// Starts the worker if there is work and it is not running.
+    fn start(&self, st: &mut State) {
+        if !st.running && !st.ops.is_empty() {
+            st.running = true;
+            let shared = self.shared.clone();
+            tokio::task::spawn_blocking(move || work(&shared));
         }
     }
 

@@ -101,6 +101,7 @@ impl Writer {
         } else {
             state.data = Some(out);
         }
+        self.rotation_stale = true;
         self.send(op).await;
     }
 
@@ -146,15 +147,22 @@ impl Writer {
     }
 
     pub(super) async fn flush_output(&mut self, idx: usize, events: bool) {
+        if let Some(op) = self.take_output(idx, events) {
+            self.send(op).await;
+        }
+    }
+
+    /// The write of a file's buffered lines, its buffer replaced by a fresh one; `None` when
+    /// it has none.
+    pub(super) fn take_output(&mut self, idx: usize, events: bool) -> Option<DiskOp> {
         let state = &mut self.streams[idx];
         let out = if events {
             state.events.as_mut()
         } else {
             state.data.as_mut()
-        };
-        let Some(out) = out else { return };
+        }?;
         if out.buf.is_empty() {
-            return;
+            return None;
         }
         // Room for what the stream wrote last time plus a quarter, so a busy stream fills a
         // buffer to FLUSH_BYTES without regrowing it (doubling past it would touch twice the
@@ -166,12 +174,11 @@ impl Writer {
             .unwrap_or_else(|| Vec::with_capacity(want + want / 4));
         let buf = std::mem::replace(&mut out.buf, fresh);
         out.handed_at = self.clock.now_ns();
-        let op = DiskOp::Write {
+        Some(DiskOp::Write {
             id: out.id,
             buf,
             lines: std::mem::take(&mut out.buf_lines),
-        };
-        self.send(op).await;
+        })
     }
 
     /// Flushes and closes both files of a stream; `run_end` when the run ends (a clean stop,
@@ -186,6 +193,7 @@ impl Writer {
                 state.data.take()
             };
             if let Some(out) = out {
+                self.rotation_stale = true;
                 state.floor = state.floor.max(out.bucket);
                 let mut manifest = out.manifest.manifest;
                 manifest.lines = out.lines;

@@ -153,6 +153,11 @@ pub struct Writer {
     /// Files (stream, sidecar or not) whose buffer took lines since it was last handed on;
     /// may name a file twice or one flushed since.
     unflushed: Vec<(usize, bool)>,
+    /// A file opened or closed since the next rotation deadline was last worked out (finding
+    /// it looks at every stream: not once per batch with a thousand streams).
+    rotation_stale: bool,
+    /// The idle hand-off's writes, gathered to be queued at once (kept for its allocation).
+    handoff_ops: Vec<DiskOp>,
 }
 
 impl Writer {
@@ -193,6 +198,8 @@ impl Writer {
             disk_level: DiskLevel::Enough,
             nats: None,
             unflushed: Vec::new(),
+            rotation_stale: true,
+            handoff_ops: Vec::new(),
         }
     }
 
@@ -222,7 +229,11 @@ impl Writer {
         tokio::pin!(handoff);
         let mut handoff_armed = false;
         loop {
-            let next = self.next_rotation_ns();
+            let next = if std::mem::take(&mut self.rotation_stale) {
+                self.next_rotation_ns()
+            } else {
+                deadline
+            };
             if next != deadline {
                 deadline = next;
                 let at = match next {
@@ -263,6 +274,7 @@ impl Writer {
                     // An elapsed sleep stays ready: force a reset to whatever comes next
                     // (0 is never a real deadline).
                     deadline = Some(0);
+                    self.rotation_stale = true;
                 }
                 _ = flush.tick() => {
                     self.check_disk();
@@ -468,6 +480,8 @@ impl Writer {
         let mut list = std::mem::take(&mut self.unflushed);
         let mut next_due: Option<u64> = None;
         let mut kept = 0;
+        // Handed on together: one wake-up of the disk worker for every quiet file due.
+        let mut ops = std::mem::take(&mut self.handoff_ops);
         for i in 0..list.len() {
             let (idx, events) = list[i];
             let state = &mut self.streams[idx];
@@ -489,7 +503,7 @@ impl Writer {
             let due = out.handed_at.saturating_add(gap);
             if due <= now {
                 out.listed = false;
-                self.flush_output(idx, events).await;
+                ops.extend(self.take_output(idx, events));
             } else {
                 next_due = Some(next_due.map_or(due, |d| d.min(due)));
                 list[kept] = (idx, events);
@@ -497,6 +511,8 @@ impl Writer {
             }
         }
         list.truncate(kept);
+        self.disk.submit_all(&mut ops).await;
+        self.handoff_ops = ops;
         // Flushing queues nothing new, so the list is still empty; keep the allocation.
         list.append(&mut self.unflushed);
         self.unflushed = list;
