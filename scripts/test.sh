@@ -20,9 +20,15 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     echo "== installing ${need_apt[*]}"
     sudo=()
     [ "$(id -u)" = 0 ] || sudo=(sudo)
-    # Wait for another apt (an unattended upgrade, a second checkout's suite) to let go of its lock.
+    # Wait for another apt (an unattended upgrade, a second checkout's suite) to let go of its
+    # lock: install waits by itself, update (whose lists lock that option does not cover) is tried again.
     lock=(-o DPkg::Lock::Timeout=600)
-    "${sudo[@]}" apt-get "${lock[@]}" update -qq
+    for try in $(seq 60); do
+        "${sudo[@]}" apt-get "${lock[@]}" update -qq && break
+        [ "$try" -lt 60 ] || exit 1
+        echo "== apt-get update failed (another apt holding its lock?); trying again in 10 s"
+        sleep 10
+    done
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${lock[@]}" install -y -qq "${need_apt[@]}"
 fi
 
