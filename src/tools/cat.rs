@@ -17,11 +17,8 @@ use anyhow::Context as _;
 
 use std::path::PathBuf;
 
-use super::{Filter, LineKind, Progress, find_files};
+use super::{Filter, LineKind, MAX_SKIP_WARNINGS, Progress, find_files};
 use crate::read::{Entry, Item, Order, RecordingFile, Scan};
-
-/// Invalid-line warnings printed before they are only counted.
-const MAX_WARNINGS: u64 = 20;
 
 /// What `cat` prints, and from what.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -143,7 +140,7 @@ pub fn cat(
                     }
                     LineKind::Invalid(why) => {
                         s.invalid += 1;
-                        if s.invalid <= MAX_WARNINGS {
+                        if s.invalid <= MAX_SKIP_WARNINGS {
                             let _ = writeln!(
                                 warn,
                                 "wsrec: warning: {}:{}: not a record ({why}); skipped",
@@ -194,12 +191,6 @@ pub fn cat(
         }
         progress.update(scan.content_read());
     }
-    if s.invalid > MAX_WARNINGS {
-        let _ = writeln!(
-            warn,
-            "wsrec: warning: {} lines were not records and were skipped ({} shown above); `wsrec verify` lists them all",
-            s.invalid, MAX_WARNINGS
-        );
-    }
+    super::warn_skipped_total(warn, s.invalid);
     Ok(s)
 }

@@ -31,7 +31,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
-use super::{Filter, LineKind, Progress, UsageError, find_files};
+use super::{Filter, LineKind, MAX_SKIP_WARNINGS, Progress, UsageError, find_files};
 use crate::read::{Entry, Item, Order, Payload, RecordingFile, Scan};
 
 /// Rows gathered before they go to the Parquet writer.
@@ -69,9 +69,6 @@ impl Default for Limits {
 /// compressed one by one) and exports faster (`cargo bench --bench export`: 76.8 against
 /// 77.5 MB, 175 against 168 MB/s).
 const ZSTD_LEVEL: i32 = 1;
-/// Invalid-line warnings printed before they are only counted.
-const MAX_WARNINGS: u64 = 20;
-
 /// What `export` writes, and from what.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ExportOptions {
@@ -518,19 +515,13 @@ fn export_with<W: Write + Send>(
         }
         progress.update(scan.content_read());
     }
-    if s.invalid > MAX_WARNINGS {
-        let _ = writeln!(
-            warn,
-            "wsrec: warning: {} lines were not records and were skipped ({} shown above); `wsrec verify` lists them all",
-            s.invalid, MAX_WARNINGS
-        );
-    }
+    super::warn_skipped_total(warn, s.invalid);
     let (out, groups) = sink.close()?;
     s.row_groups = groups;
     Ok((out, s))
 }
 
-/// Counts a line that is not exported, with a warning for the first [`MAX_WARNINGS`].
+/// Counts a line that is not exported, with a warning for the first [`MAX_SKIP_WARNINGS`].
 fn skip_line(
     warn: &mut dyn Write,
     s: &mut ExportSummary,
@@ -539,7 +530,7 @@ fn skip_line(
     what: &str,
 ) {
     s.invalid += 1;
-    if s.invalid <= MAX_WARNINGS {
+    if s.invalid <= MAX_SKIP_WARNINGS {
         let _ = writeln!(
             warn,
             "wsrec: warning: {}:{line}: {what}; skipped",

@@ -270,6 +270,19 @@ pub fn print_report<T: serde::Serialize>(
     Ok(())
 }
 
+/// `cat` and `export` warn about the first this many lines they skip, then sum up the rest.
+pub(crate) const MAX_SKIP_WARNINGS: u64 = 20;
+
+/// The closing warning of a read that skipped more lines than it warned about one by one.
+pub(crate) fn warn_skipped_total(warn: &mut dyn std::io::Write, skipped: u64) {
+    if skipped > MAX_SKIP_WARNINGS {
+        let _ = writeln!(
+            warn,
+            "wsrec: warning: {skipped} lines were not records and were skipped ({MAX_SKIP_WARNINGS} shown above); `wsrec verify` lists them all"
+        );
+    }
+}
+
 /// True if `e` (anywhere in its chain) is a broken pipe: the reader went away (`| head`).
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     let pipe = std::io::ErrorKind::BrokenPipe;
