@@ -43,7 +43,7 @@
 use serde::Deserialize;
 
 use super::rest_started::{Diff, Held, RestVenue, Rule};
-use super::shared::{self, Depth, RestBook};
+use super::shared::{self, Depth};
 use super::{Venue, starts_near};
 use crate::book::track::{Key, Msg, Tracker};
 
@@ -147,10 +147,6 @@ impl RestVenue for Binance {
         } else {
             None
         }
-    }
-
-    fn rest_body<'a>(&self, body: &'a str) -> Result<RestBook<'a>, String> {
-        serde_json::from_str(body).map_err(|e| e.to_string())
     }
 }
 

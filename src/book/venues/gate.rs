@@ -25,7 +25,7 @@
 use serde::Deserialize;
 
 use super::rest_started::{Diff, Held, RestVenue, Rule};
-use super::shared::{self, Depth, RestBook};
+use super::shared::{self, Depth};
 use super::{Venue, starts_near};
 use crate::book::track::{Key, Msg, Tracker};
 
@@ -95,10 +95,6 @@ impl RestVenue for Gate {
         } else {
             None
         }
-    }
-
-    fn rest_body<'a>(&self, body: &'a str) -> Result<RestBook<'a>, String> {
-        serde_json::from_str(body).map_err(|e| e.to_string())
     }
 }
 

@@ -39,11 +39,14 @@ pub(super) trait RestVenue: fmt::Debug + Default {
     /// is not this venue's.
     fn rest_book(&self, url: &str) -> Option<(&'static str, Rule)>;
 
-    /// Reads a REST snapshot body.
+    /// Reads a REST snapshot body; by default the body is the book itself (Binance, Gate),
+    /// a venue that wraps it (KuCoin's `data`) says how to unwrap it.
     ///
     /// # Errors
     /// Not an order book with its number.
-    fn rest_body<'a>(&self, body: &'a str) -> Result<RestBook<'a>, String>;
+    fn rest_body<'a>(&self, body: &'a str) -> Result<RestBook<'a>, String> {
+        serde_json::from_str(body).map_err(|e| e.to_string())
+    }
 }
 
 /// The [`Rules`] of a [`RestVenue`].
