@@ -2,10 +2,12 @@
 //! x86-64 CPU) classifies each block into bit masks (quotes, backslashes, control bytes, spaces
 //! and tabs, structural characters; AVX2 instead where the CPU has it); bit arithmetic turns
 //! them into "inside a string" and "escaped" masks; a control byte inside a string is rejected
-//! per block with one test. What is left is a short walk over the
-//! tokens (structural characters, opening quotes, scalar starts) checking the grammar, with
-//! numbers and literals checked by the scalar code of the parent module, and the (rare) escapes one by one.
-//! String contents are never looked at byte by byte. Exactly the same language as
+//! per block with one test. The grammar is then checked with masks too: for each class of
+//! token (after `{`, after `[`, after a key, after a value...) one addition finds the token
+//! that follows each of them, and what may follow is a mask test. Only brackets that do not
+//! close right after they open are walked one by one (to track the nesting), numbers and
+//! literals are checked by the scalar code of the parent module, and the (rare) escapes one
+//! by one. String contents are never looked at byte by byte. Exactly the same language as
 //! [`validate_scalar`](super::validate_scalar); the tests compare the two.
 
 use super::{Ctx, Nest, literal, scan_escape, scan_number};
@@ -26,13 +28,20 @@ pub(super) struct Classes {
     space: u64,
     /// `{` `}` `[` `]` `:` `,`
     structural: u64,
+    /// Bit 2 of each byte: among the structural characters, set for the closers
+    /// `}` `]` (0x7D 0x5D, against 0x7B 0x5B) and for `,` (0x2C, against `:` 0x3A).
+    bit2: u64,
+    /// Bit 5 of each byte: among the brackets, set for braces (0x7B 0x7D, against 0x5B 0x5D).
+    bit5: u64,
+    /// Bit 6 of each byte: among the structural characters, set for the four brackets.
+    bit6: u64,
 }
 
 /// The body of a classify function, for lanes of `$width` bytes: the SSE2 and AVX2
 /// versions differ only in their intrinsics.
 macro_rules! classify_lanes {
     ($block:ident, $lane:ty, $width:literal, $bits:ty, $load:ident, $cmpeq:ident,
-     $max:ident, $or:ident, $set1:ident, $movemask:ident) => {{
+     $max:ident, $or:ident, $set1:ident, $movemask:ident, $slli:ident) => {{
         let mut c = Classes::default();
         let eq = |v: $lane, b: u8| $cmpeq(v, $set1(b as i8));
         let bits = |m: $lane| u64::from($movemask(m) as $bits);
@@ -51,6 +60,11 @@ macro_rules! classify_lanes {
             let brackets = $or(eq(folded, b'{'), eq(folded, b'}'));
             let punct = $or(eq(v, b':'), eq(v, b','));
             c.structural |= bits($or(brackets, punct)) << shift;
+            // A 16-bit lane shift moves bit k of every byte to its top bit (bits that
+            // cross into the next byte land below it), which is what movemask reads.
+            c.bit2 |= bits($slli::<5>(v)) << shift;
+            c.bit5 |= bits($slli::<2>(v)) << shift;
+            c.bit6 |= bits($slli::<1>(v)) << shift;
         }
         c
     }};
@@ -65,7 +79,7 @@ macro_rules! classify_lanes {
 pub(super) fn classify_sse2(block: &[u8; 64]) -> Classes {
     use std::arch::x86_64::{
         __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128,
-        _mm_set1_epi8,
+        _mm_set1_epi8, _mm_slli_epi16,
     };
     classify_lanes!(
         block,
@@ -77,7 +91,8 @@ pub(super) fn classify_sse2(block: &[u8; 64]) -> Classes {
         _mm_max_epu8,
         _mm_or_si128,
         _mm_set1_epi8,
-        _mm_movemask_epi8
+        _mm_movemask_epi8,
+        _mm_slli_epi16
     )
 }
 
@@ -87,7 +102,7 @@ pub(super) fn classify_sse2(block: &[u8; 64]) -> Classes {
 fn classify_avx2(block: &[u8; 64]) -> Classes {
     use std::arch::x86_64::{
         __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_max_epu8, _mm256_movemask_epi8,
-        _mm256_or_si256, _mm256_set1_epi8,
+        _mm256_or_si256, _mm256_set1_epi8, _mm256_slli_epi16,
     };
     classify_lanes!(
         block,
@@ -99,13 +114,14 @@ fn classify_avx2(block: &[u8; 64]) -> Classes {
         _mm256_max_epu8,
         _mm256_or_si256,
         _mm256_set1_epi8,
-        _mm256_movemask_epi8
+        _mm256_movemask_epi8,
+        _mm256_slli_epi16
     )
 }
 
 /// Bit i = XOR of bits 0..=i: 1 from an opening quote up to (not including) its closing one.
 #[inline(always)]
-fn prefix_xor(mut x: u64) -> u64 {
+pub(super) fn prefix_xor(mut x: u64) -> u64 {
     x ^= x << 1;
     x ^= x << 2;
     x ^= x << 4;
@@ -115,89 +131,65 @@ fn prefix_xor(mut x: u64) -> u64 {
     x
 }
 
-/// What the grammar allows next.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Want {
-    /// A value (document start, after `:`, after `,` in an array).
-    Value,
-    /// A value or `]` (after `[`).
-    ValueOrClose,
-    /// A key or `}` (after `{`).
-    KeyOrClose,
-    /// A key (after `,` in an object).
-    Key,
-    /// `:` after a key.
-    Colon,
-    /// `,` or a closer (after a value).
-    Next,
-}
-
-/// A number or literal must end where whitespace, a separator, a closer or the input does.
+/// A number or literal starting at `p` (a scalar run's first byte) must be well formed
+/// and end where whitespace, a separator, a closer or the input does.
 #[inline(always)]
-fn scalar_end(b: &[u8], end: usize) -> Option<Want> {
+fn scalar(b: &[u8], p: usize) -> Option<()> {
+    let end = match b[p] {
+        b'-' | b'0'..=b'9' => scan_number(b, p)?,
+        b't' => literal(b, p, b"true")?,
+        b'f' => literal(b, p, b"false")?,
+        b'n' => literal(b, p, b"null")?,
+        _ => return None,
+    };
     // Not `at`: its 0 past the end must not let a NUL byte through.
-    matches!(b.get(end), None | Some(b' ' | b'\t' | b',' | b']' | b'}')).then_some(Want::Next)
+    matches!(b.get(end), None | Some(b' ' | b'\t' | b',' | b']' | b'}')).then_some(())
 }
 
-/// Takes the token `c` at `p`.
-#[inline(always)]
-fn step(b: &[u8], p: usize, c: u8, want: Want, nest: &mut Nest) -> Option<Want> {
-    match want {
-        Want::Value | Want::ValueOrClose => match c {
-            b'"' => Some(Want::Next),
-            b'{' => {
-                nest.push(Ctx::Obj);
-                Some(Want::KeyOrClose)
-            }
-            b'[' => {
-                nest.push(Ctx::Arr);
-                Some(Want::ValueOrClose)
-            }
-            b']' if want == Want::ValueOrClose => {
-                nest.pop();
-                Some(Want::Next)
-            }
-            b'-' | b'0'..=b'9' => scalar_end(b, scan_number(b, p)?),
-            b't' => scalar_end(b, literal(b, p, b"true")?),
-            b'f' => scalar_end(b, literal(b, p, b"false")?),
-            b'n' => scalar_end(b, literal(b, p, b"null")?),
-            _ => None,
-        },
-        Want::KeyOrClose | Want::Key => match c {
-            b'"' => Some(Want::Colon),
-            b'}' if want == Want::KeyOrClose => {
-                nest.pop();
-                Some(Want::Next)
-            }
-            _ => None,
-        },
-        Want::Colon => (c == b':').then_some(Want::Value),
-        Want::Next => match (c, nest.top) {
-            (b',', Ctx::Arr) => Some(Want::Value),
-            (b',', Ctx::Obj) => Some(Want::Key),
-            (b']', Ctx::Arr) | (b'}', Ctx::Obj) => {
-                nest.pop();
-                Some(Want::Next)
-            }
-            _ => None,
-        },
+/// The token following each token of a class, carried across blocks.
+///
+/// `not_tokens` has a 1 at every byte that is not a token. Adding a 1 just above each
+/// token of the class runs a carry through the non-token bytes above it until it stops
+/// on the next token, whose bit it sets. The carry that leaves the block (or a class
+/// token in its last bit) means "the last token of this class is still waiting for its
+/// successor", and enters the next block at bit 0.
+#[derive(Clone, Copy, Default)]
+struct Successor {
+    carry: u64,
+}
+
+impl Successor {
+    #[inline(always)]
+    fn of(&mut self, class: u64, not_tokens: u64) -> u64 {
+        let (sum, over) = not_tokens.overflowing_add((class << 1) | self.carry);
+        self.carry = u64::from(over) | (class >> 63);
+        sum & !not_tokens
     }
 }
 
 pub(super) fn validate(b: &[u8]) -> Option<()> {
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2 (checked just above; the answer is cached).
+    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("pclmulqdq") {
+        // SAFETY: the CPU has both (checked just above; the answers are cached).
         unsafe { validate_avx2(b) }
     } else {
         // SAFETY: SSE2 is part of every x86-64 CPU.
-        validate_with(b, |block| unsafe { classify_sse2(block) })
+        validate_with(b, |block| unsafe { classify_sse2(block) }, prefix_xor)
     }
 }
 
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,pclmulqdq")]
 fn validate_avx2(b: &[u8]) -> Option<()> {
-    // The closure inherits AVX2 from this function, so it may call `classify_avx2`.
-    validate_with(b, |block| classify_avx2(block))
+    // The closures inherit AVX2 and PCLMULQDQ from this function.
+    validate_with(b, |block| classify_avx2(block), |x| prefix_xor_clmul(x))
+}
+
+/// [`prefix_xor`] in one carry-less multiplication by all ones.
+#[inline]
+#[target_feature(enable = "pclmulqdq")]
+fn prefix_xor_clmul(x: u64) -> u64 {
+    use std::arch::x86_64::{_mm_clmulepi64_si128, _mm_cvtsi128_si64, _mm_set_epi64x};
+    let product = _mm_clmulepi64_si128::<0>(_mm_set_epi64x(0, x as i64), _mm_set_epi64x(0, -1));
+    _mm_cvtsi128_si64(product) as u64
 }
 
 /// [`Classes`] of the last, partial block (from `base` to the end), as if padded with
@@ -218,6 +210,9 @@ fn tail(b: &[u8], base: usize, classify: impl Fn(&[u8; 64]) -> Classes) -> Class
                 control: c.control >> shift,
                 space: (c.space >> shift) | padding,
                 structural: c.structural >> shift,
+                bit2: c.bit2 >> shift,
+                bit5: c.bit5 >> shift,
+                bit6: c.bit6 >> shift,
             }
         }
         None => {
@@ -228,15 +223,206 @@ fn tail(b: &[u8], base: usize, classify: impl Fn(&[u8; 64]) -> Classes) -> Class
     }
 }
 
+/// Which container a position is in, as masks of the block: the innermost open one is an
+/// object, or none is open (the top level).
+struct Contexts {
+    object: u64,
+    top: u64,
+}
+
+/// The open containers: a bit per level (1 = object), the first 64 levels in a register,
+/// deeper ones in a [`Nest`] (only documents nested deeper than 64 levels touch it).
+struct Stack {
+    depth: usize,
+    low: u64,
+    deep: Nest,
+}
+
+impl Default for Stack {
+    fn default() -> Self {
+        Stack {
+            depth: 0,
+            low: 0,
+            deep: Nest::new(),
+        }
+    }
+}
+
+impl Stack {
+    #[inline(always)]
+    fn push(&mut self, object: u64) {
+        if self.depth < 64 {
+            self.low = (self.low & !(1 << self.depth)) | (object << self.depth);
+        } else {
+            self.push_deep(object);
+        }
+        self.depth += 1;
+    }
+
+    #[cold]
+    fn push_deep(&mut self, object: u64) {
+        self.deep
+            .push(if object == 1 { Ctx::Obj } else { Ctx::Arr });
+    }
+
+    /// Closes the innermost container if it is of the kind given (1 = object).
+    #[inline(always)]
+    fn pop(&mut self, object: u64) -> Option<()> {
+        let d = self.depth.checked_sub(1)?;
+        if d < 64 {
+            (self.low >> d & 1 == object).then_some(())?;
+        } else {
+            self.pop_deep(object)?;
+        }
+        self.depth = d;
+        Some(())
+    }
+
+    #[cold]
+    fn pop_deep(&mut self, object: u64) -> Option<()> {
+        let kind = if object == 1 { Ctx::Obj } else { Ctx::Arr };
+        (self.deep.top == kind).then(|| self.deep.pop())
+    }
+
+    /// The innermost container is an object: 1 or 0.
+    #[inline(always)]
+    fn in_object(&self) -> u64 {
+        match self.depth {
+            0 => 0,
+            d if d <= 64 => self.low >> (d - 1) & 1,
+            _ => u64::from(self.deep.top == Ctx::Obj),
+        }
+    }
+}
+
+/// The nesting, checked across blocks.
+///
+/// Most brackets come in pairs with no other bracket between them (`[price,size]`, `{..}`
+/// of scalars): such a pair leaves the nesting as it found it, so it is checked (same
+/// kind) and given its context with masks. Only the other brackets are walked one by one
+/// on the stack: openers followed by another opener, closers that follow a closer.
+/// An opener that is a block's last bracket waits for the next block to know which it is.
+#[derive(Default)]
+struct Nesting {
+    stack: Stack,
+    /// The next bracket after each `{`, and after each `[`.
+    after_brace: Successor,
+    after_bracket: Successor,
+}
+
+impl Nesting {
+    /// Takes the block's brackets (`}` `]` must close their own kind) and returns the
+    /// context of every position.
+    #[inline(always)]
+    fn block(
+        &mut self,
+        c: &Classes,
+        brackets: u64,
+        prefix_xor: impl Fn(u64) -> u64,
+    ) -> Option<Contexts> {
+        let opens = brackets & !c.bit2;
+        let closes = brackets & c.bit2;
+        let braces = c.bit5;
+        let fill = |bit: u64| 0u64.wrapping_sub(bit);
+        // An opener from an earlier block still waiting for its next bracket.
+        let (waiting_brace, waiting_bracket) = (self.after_brace.carry, self.after_bracket.carry);
+        let not_brackets = !brackets;
+        let after_braces = self.after_brace.of(opens & braces, not_brackets);
+        let after_brackets = self.after_bracket.of(opens & !braces, not_brackets);
+        if (after_braces & closes & !braces) | (after_brackets & closes & braces) != 0 {
+            // `{]` or `[}`.
+            return None;
+        }
+        // From each opener up to its next bracket: the context is the opener's kind.
+        let in_brace = prefix_xor((opens & braces) ^ after_braces) ^ fill(waiting_brace);
+        let in_bracket = prefix_xor((opens & !braces) ^ after_brackets) ^ fill(waiting_bracket);
+        let after_opener = in_brace | in_bracket;
+
+        let first = brackets & brackets.wrapping_neg();
+        if first & opens != 0 && waiting_brace | waiting_bracket != 0 {
+            // The waiting opener is followed by another: it stays open.
+            self.stack.push(waiting_brace);
+        }
+        let paired_closes = (after_braces | after_brackets) & closes;
+        let opener_after_opener = (after_braces | after_brackets) & opens;
+        let mut walk = closes & !paired_closes;
+        if opener_after_opener != 0 {
+            walk |= predecessor(opener_after_opener, brackets);
+        }
+        // Past a closer the context is the stack's: it changes only where the walk does.
+        let stack = &mut self.stack;
+        let mut object = stack.in_object();
+        let mut top = u64::from(stack.depth == 0);
+        let (object_before, top_before) = (fill(object), fill(top));
+        let (object, top) = if walk == 0 {
+            (object_before, top_before)
+        } else {
+            let (mut object_flips, mut top_flips) = (0u64, 0u64);
+            while walk != 0 {
+                let p = walk.trailing_zeros();
+                walk &= walk - 1;
+                let kind = braces >> p & 1;
+                if c.bit2 >> p & 1 == 0 {
+                    stack.push(kind);
+                } else {
+                    stack.pop(kind)?;
+                }
+                let (now_object, now_top) = (stack.in_object(), u64::from(stack.depth == 0));
+                object_flips |= (object ^ now_object) << p;
+                top_flips |= (top ^ now_top) << p;
+                (object, top) = (now_object, now_top);
+            }
+            (
+                prefix_xor(object_flips) ^ object_before,
+                prefix_xor(top_flips) ^ top_before,
+            )
+        };
+        Some(Contexts {
+            object: in_brace | (object & !after_opener),
+            top: top & !after_opener,
+        })
+    }
+
+    /// No bracket is open, nor waiting.
+    fn closed(&self) -> bool {
+        self.stack.depth == 0 && self.after_brace.carry | self.after_bracket.carry == 0
+    }
+}
+
+/// The token before each of `class` among `tokens`, within the block: the successor
+/// in the bit-reversed block.
 #[inline(always)]
-pub(super) fn validate_with(b: &[u8], classify: impl Fn(&[u8; 64]) -> Classes) -> Option<()> {
-    let mut nest = Nest::new();
-    let mut want = Want::Value;
+fn predecessor(class: u64, tokens: u64) -> u64 {
+    let reversed = Successor::default().of(class.reverse_bits(), !tokens.reverse_bits());
+    reversed.reverse_bits()
+}
+
+/// The grammar is checked per block with masks, one successor set per class of token:
+/// after `{` a key or `}`; after `[` a value or `]`; after `:` (and at the start) a
+/// value; after `,` a key in an object, a value in an array, nothing at the top level;
+/// after a key a `:`; after a value (string, number, literal, closer) a `,` or a closer.
+/// A string is a key when it follows `{`, or `,` in an object. Only brackets (for the
+/// nesting) and numbers and literals (for their own grammar) are visited one by one.
+#[inline(always)]
+pub(super) fn validate_with(
+    b: &[u8],
+    classify: impl Fn(&[u8; 64]) -> Classes,
+    prefix_xor: impl Fn(u64) -> u64 + Copy,
+) -> Option<()> {
+    let mut nesting = Nesting::default();
     // Carried from block to block: the first byte is escaped (bit 0), the block starts
     // inside a string (all ones), the block starts inside a number or literal (bit 0).
     let mut next_escaped = 0u64;
     let mut in_string = 0u64;
     let mut in_scalar = 0u64;
+    // The document's start wants a value, as after a colon.
+    let mut after_colon = Successor { carry: 1 };
+    let mut after_brace = Successor::default();
+    let mut after_bracket = Successor::default();
+    let mut after_object_comma = Successor::default();
+    let mut after_array_comma = Successor::default();
+    let mut after_key = Successor::default();
+    let mut after_value = Successor::default();
     let mut base = 0;
     while base < b.len() {
         let c = match b.get(base..base + 64) {
@@ -266,16 +452,58 @@ pub(super) fn validate_with(b: &[u8], classify: impl Fn(&[u8; 64]) -> Classes) -
             scan_escape(b, base + escapes.trailing_zeros() as usize)?;
             escapes &= escapes - 1;
         }
-        let scalar = !(inside | c.space | c.structural);
-        let scalar_starts = scalar & !((scalar << 1) | in_scalar);
-        in_scalar = scalar >> 63;
-        let mut tokens = (c.structural & !inside) | (quotes & string) | scalar_starts;
-        while tokens != 0 {
-            let p = base + tokens.trailing_zeros() as usize;
-            tokens &= tokens - 1;
-            want = step(b, p, b[p], want, &mut nest)?;
-        }
+        let scalar_bytes = !(inside | c.space | c.structural);
+        let scalars = scalar_bytes & !((scalar_bytes << 1) | in_scalar);
+        in_scalar = scalar_bytes >> 63;
+        let structural = c.structural & !inside;
+        let strings = quotes & string;
+        let tokens = structural | strings | scalars;
         base += 64;
+        if tokens == 0 {
+            // Inside one string or number, or blank: every successor is still to come.
+            continue;
+        }
+        let mut rest = scalars;
+        while rest != 0 {
+            scalar(b, base - 64 + rest.trailing_zeros() as usize)?;
+            rest &= rest - 1;
+        }
+        let brackets = structural & c.bit6;
+        let ctx = nesting.block(&c, brackets, prefix_xor)?;
+        let opens = brackets & !c.bit2;
+        let closes = brackets & c.bit2;
+        let punct = structural & !c.bit6;
+        let colons = punct & !c.bit2;
+        let commas = punct & c.bit2;
+        let values = opens | strings | scalars;
+
+        let not_tokens = !tokens;
+        let s_brace = after_brace.of(opens & c.bit5, not_tokens);
+        let s_bracket = after_bracket.of(opens & !c.bit5, not_tokens);
+        let s_colon = after_colon.of(colons, not_tokens);
+        let s_object_comma = after_object_comma.of(commas & ctx.object, not_tokens);
+        let s_array_comma = after_array_comma.of(commas & !ctx.object, not_tokens);
+        let keys = strings & (s_brace | s_object_comma);
+        let s_key = after_key.of(keys, not_tokens);
+        let s_value = after_value.of(closes | (strings & !keys) | scalars, not_tokens);
+        let bad = (s_brace & !(strings | closes))
+            | (s_bracket & !(values | closes))
+            | (s_colon & !values)
+            | (s_object_comma & !strings)
+            | (s_array_comma & !values)
+            | (s_key & !colons)
+            | (s_value & !(commas | closes))
+            | (commas & ctx.top);
+        if bad != 0 {
+            return None;
+        }
     }
-    (want == Want::Next && nest.depth == 0 && in_string == 0).then_some(())
+    // The last token must have been a value, every container closed, every string too.
+    let waiting = after_colon.carry
+        | after_brace.carry
+        | after_bracket.carry
+        | after_object_comma.carry
+        | after_array_comma.carry
+        | after_key.carry;
+    (waiting == 0 && nesting.closed() && in_string == 0).then_some(())
 }

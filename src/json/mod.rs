@@ -21,7 +21,7 @@
 //! needs a second pass for `\n`/`\r`, which it accepts as whitespace.
 //! This validator does both checks in one pass (run `benches/json_validate.rs`
 //! for current figures). On x86-64 it works 64 bytes at a time (`blocks`: SIMD
-//! byte classes turned into bit masks, then a walk over the tokens only, so
+//! byte classes turned into bit masks, the grammar checked on the masks too, so
 //! string contents are never looked at byte by byte); elsewhere, and as the
 //! reference the tests compare it with, a byte-at-a-time validator scans string
 //! contents eight bytes at a time (SWAR on `u64`). Both walk digits in tight
@@ -907,6 +907,50 @@ mod tests {
         );
     }
 
+    /// Brackets whose pairs straddle block edges (an opener as a block's last bracket, its
+    /// closer or another opener in the next block), nesting past the 64 levels the block
+    /// validator keeps in a register, and every one-byte change of such documents into a
+    /// structural character: the block validator must agree with the byte-at-a-time one.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn brackets_across_block_edges() {
+        let deep = |n: usize| format!("{}1{}", "[{\"k\":".repeat(n), "}]".repeat(n));
+        let docs = [
+            r#"[[1,2],[3,[4]],{"a":[],"b":{}},[],[[["x"]]],{"c":[5,{"d":6}]}]"#.to_string(),
+            r#"{"bids":[["1.5","2"],["1.4","3"]],"asks":[["1.6","1"]],"e":{}}"#.to_string(),
+            r#"[{}, [], [[]], [{}], {"a":{"b":[]}} ]"#.to_string(),
+            deep(40),
+            deep(70),
+        ];
+        let (mut valid, mut total) = (0, 0);
+        for doc in &docs {
+            for pad in 0..70 {
+                let mut d = " ".repeat(pad).into_bytes();
+                d.extend_from_slice(doc.as_bytes());
+                assert!(blocks::validate(&d).is_some(), "pad {pad}: {doc}");
+                for at in pad..d.len() {
+                    for with in *b"[]{},: " {
+                        let mut m = d.clone();
+                        m[at] = with;
+                        let fast = blocks::validate(&m).is_some();
+                        assert_eq!(
+                            fast,
+                            validate_scalar(&m).is_some(),
+                            "{:?}",
+                            String::from_utf8_lossy(&m)
+                        );
+                        total += 1;
+                        valid += usize::from(fast);
+                    }
+                }
+            }
+        }
+        assert!(
+            valid > total / 50 && valid < total / 2,
+            "{valid}/{total} valid"
+        );
+    }
+
     /// The 64-byte-block validator against the byte-at-a-time one, on long inputs whose
     /// strings, escapes (runs of backslashes), numbers and literals straddle block edges.
     #[cfg(target_arch = "x86_64")]
@@ -975,7 +1019,7 @@ mod tests {
             let fast = blocks::validate(&doc).is_some();
             // SAFETY: SSE2 is part of every x86-64 CPU.
             let classify_sse2 = |block: &[u8; 64]| unsafe { blocks::classify_sse2(block) };
-            let sse2 = blocks::validate_with(&doc, classify_sse2).is_some();
+            let sse2 = blocks::validate_with(&doc, classify_sse2, blocks::prefix_xor).is_some();
             let slow = validate_scalar(&doc).is_some();
             assert_eq!(
                 (fast, sse2),
