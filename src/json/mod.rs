@@ -893,7 +893,7 @@ mod tests {
                     array.extend_from_slice(&doc);
                     array.extend_from_slice(b",1]");
                     for d in [&doc, &array] {
-                        let fast = blocks::validate(d).is_some();
+                        let fast = every_block_validator(d);
                         assert_eq!(fast, validate_scalar(d).is_some(), "{d:?}");
                         total += 1;
                         valid += usize::from(fast);
@@ -905,6 +905,29 @@ mod tests {
             valid > total / 4 && valid < total * 3 / 4,
             "{valid}/{total} valid"
         );
+    }
+
+    /// The block validator in each version this CPU can run (SSE2 always; AVX2 and AVX-512
+    /// with carry-less multiplication where present), which must all agree.
+    #[cfg(target_arch = "x86_64")]
+    fn every_block_validator(doc: &[u8]) -> bool {
+        use std::arch::is_x86_feature_detected as has;
+        // SAFETY: SSE2 is part of every x86-64 CPU.
+        let classify_sse2 = |block: &[u8; 64]| unsafe { blocks::classify_sse2(block) };
+        let sse2 = blocks::validate_with(doc, classify_sse2, blocks::prefix_xor).is_some();
+        let shown = || String::from_utf8_lossy(doc).into_owned();
+        if has!("avx2") && has!("pclmulqdq") {
+            // SAFETY: the CPU has both (checked just above).
+            let avx2 = unsafe { blocks::validate_avx2(doc) }.is_some();
+            assert_eq!(avx2, sse2, "AVX2 and SSE2 disagree on {:?}", shown());
+        }
+        if has!("avx512bw") && has!("pclmulqdq") {
+            // SAFETY: the CPU has both (checked just above).
+            let avx512 = unsafe { blocks::validate_avx512(doc) }.is_some();
+            assert_eq!(avx512, sse2, "AVX-512 and SSE2 disagree on {:?}", shown());
+        }
+        assert_eq!(blocks::validate(doc).is_some(), sse2);
+        sse2
     }
 
     /// Brackets whose pairs straddle block edges (an opener as a block's last bracket, its
@@ -932,7 +955,7 @@ mod tests {
                     for with in *b"[]{},: " {
                         let mut m = d.clone();
                         m[at] = with;
-                        let fast = blocks::validate(&m).is_some();
+                        let fast = every_block_validator(&m);
                         assert_eq!(
                             fast,
                             validate_scalar(&m).is_some(),
@@ -1016,14 +1039,11 @@ mod tests {
             if std::str::from_utf8(&doc).is_err() {
                 continue;
             }
-            let fast = blocks::validate(&doc).is_some();
-            // SAFETY: SSE2 is part of every x86-64 CPU.
-            let classify_sse2 = |block: &[u8; 64]| unsafe { blocks::classify_sse2(block) };
-            let sse2 = blocks::validate_with(&doc, classify_sse2, blocks::prefix_xor).is_some();
+            let fast = every_block_validator(&doc);
             let slow = validate_scalar(&doc).is_some();
             assert_eq!(
-                (fast, sse2),
-                (slow, slow),
+                fast,
+                slow,
                 "disagreement on {:?}",
                 String::from_utf8_lossy(&doc)
             );
