@@ -70,11 +70,16 @@ impl Connection {
         }
         let mut ready_sent = false;
         let mut slice = crate::fair::Slice::new();
+        // Made once: a new `cancelled()` future per wake-up would register with its token
+        // and unregister again each time, under the token's lock.
+        let shutdown = self.shutdown.cancelled();
+        let retire = self.retire.cancelled();
+        tokio::pin!(shutdown, retire);
         loop {
             let first = tokio::select! {
                 biased;
-                () = self.shutdown.cancelled() => return End::Shutdown,
-                () = self.retire.cancelled() => return End::Replaced,
+                () = &mut shutdown => return End::Shutdown,
+                () = &mut retire => return End::Replaced,
                 r = ws.next() => r,
                 () = &mut timer => {
                     if let Err(end) = keepalive.on_timer(ws, rt).await {

@@ -134,25 +134,36 @@ impl AsyncRead for Tcp {
             // SAFETY: `recv` only writes into the unfilled part; `assume_init` below covers
             // exactly the bytes it wrote.
             let unfilled = unsafe { buf.unfilled_mut() };
-            match this
-                .stream
-                .try_io(Interest::READABLE, || this.recv(unfilled))
-            {
-                Ok(Received { len: n, stamp }) => {
-                    // SAFETY: the kernel initialised the first `n` bytes.
-                    unsafe { buf.assume_init(n) };
-                    buf.advance(n);
-                    // Bytes that came without a stamp (receive stamping is switched on for
-                    // the machine a moment after the first socket asks) get read times, not
-                    // the stamp of older data.
-                    if n > 0 {
-                        cell.store(stamp.unwrap_or(0), Relaxed);
-                    }
-                    return Poll::Ready(Ok(()));
+            let room = unfilled.len();
+            // A read that leaves room in the buffer drained the socket: it is passed out as
+            // `WouldBlock` so that tokio forgets the readiness (as its own `poll_read` does
+            // after a short read), and the next poll waits for epoll instead of asking the
+            // kernel again for an `EAGAIN`: one `recvmsg` per quiet message, not two.
+            let mut drained = None;
+            let read = this.stream.try_io(Interest::READABLE, || {
+                let got = this.recv(unfilled)?;
+                if got.len > 0 && got.len < room {
+                    drained = Some(got);
+                    return Err(io::ErrorKind::WouldBlock.into());
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Poll::Ready(Err(e)),
+                Ok(got)
+            });
+            let got = match (read, drained) {
+                (_, Some(got)) | (Ok(got), None) => got,
+                (Err(e), None) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                (Err(e), None) => return Poll::Ready(Err(e)),
+            };
+            let Received { len: n, stamp } = got;
+            // SAFETY: the kernel initialised the first `n` bytes.
+            unsafe { buf.assume_init(n) };
+            buf.advance(n);
+            // Bytes that came without a stamp (receive stamping is switched on for the
+            // machine a moment after the first socket asks) get read times, not the stamp
+            // of older data.
+            if n > 0 {
+                cell.store(stamp.unwrap_or(0), Relaxed);
             }
+            return Poll::Ready(Ok(()));
         }
     }
 }
