@@ -122,15 +122,37 @@ fn classify_avx2(block: &[u8; 64]) -> Classes {
 /// [`Classes`] with AVX-512BW, the whole block at once: each class is one compare (or bit
 /// test) straight into a 64-bit mask, where AVX2 needs a compare, a movemask and a merge
 /// per 32 bytes.
-#[inline(never)]
+#[inline]
 #[target_feature(enable = "avx512bw")]
 pub(super) fn classify_avx512(block: &[u8; 64]) -> Classes {
-    use std::arch::x86_64::{
-        __m512i, _mm512_cmpeq_epi8_mask, _mm512_cmple_epu8_mask, _mm512_loadu_si512,
-        _mm512_or_si512, _mm512_set1_epi8, _mm512_test_epi8_mask,
-    };
+    use std::arch::x86_64::{__m512i, _mm512_loadu_si512};
     // SAFETY: the load reads the 64 bytes of the block.
-    let v = unsafe { _mm512_loadu_si512(block.as_ptr().cast::<__m512i>()) };
+    classes_avx512(unsafe { _mm512_loadu_si512(block.as_ptr().cast::<__m512i>()) })
+}
+
+/// [`classify_avx512`] of the last, partial block (fewer than 64 bytes): a masked load reads
+/// just those bytes and fills the rest of the vector with spaces.
+#[inline]
+#[target_feature(enable = "avx512bw")]
+fn classify_avx512_tail(rest: &[u8]) -> Classes {
+    use std::arch::x86_64::{_mm512_mask_loadu_epi8, _mm512_set1_epi8};
+    debug_assert!(rest.len() < 64);
+    let lanes = (1u64 << rest.len()) - 1;
+    // SAFETY: the mask covers the `rest.len()` bytes of the slice; masked-off lanes are not
+    // read (they cannot fault) and take the spaces given.
+    let v = unsafe {
+        _mm512_mask_loadu_epi8(_mm512_set1_epi8(b' ' as i8), lanes, rest.as_ptr().cast())
+    };
+    classes_avx512(v)
+}
+
+#[inline]
+#[target_feature(enable = "avx512bw")]
+fn classes_avx512(v: std::arch::x86_64::__m512i) -> Classes {
+    use std::arch::x86_64::{
+        _mm512_cmpeq_epi8_mask, _mm512_cmple_epu8_mask, _mm512_or_si512, _mm512_set1_epi8,
+        _mm512_test_epi8_mask,
+    };
     let eq = |b: u8| _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(b as i8));
     let bit = |b: u8| _mm512_test_epi8_mask(v, _mm512_set1_epi8(b as i8));
     // `[` `]` are `{` `}` without the 0x20 bit.
@@ -205,20 +227,32 @@ pub(super) fn validate(b: &[u8]) -> Option<()> {
         unsafe { validate_avx2(b) }
     } else {
         // SAFETY: SSE2 is part of every x86-64 CPU.
-        validate_with(b, |block| unsafe { classify_sse2(block) }, prefix_xor)
+        let classify = |block: &[u8; 64]| unsafe { classify_sse2(block) };
+        validate_with(b, classify, |b, base| tail(b, base, classify), prefix_xor)
     }
 }
 
 #[target_feature(enable = "avx512bw,pclmulqdq")]
 pub(super) fn validate_avx512(b: &[u8]) -> Option<()> {
     // The closures inherit AVX-512BW and PCLMULQDQ from this function.
-    validate_with(b, |block| classify_avx512(block), |x| prefix_xor_clmul(x))
+    validate_with(
+        b,
+        |block| classify_avx512(block),
+        |b, base| classify_avx512_tail(&b[base..]),
+        |x| prefix_xor_clmul(x),
+    )
 }
 
 #[target_feature(enable = "avx2,pclmulqdq")]
 pub(super) fn validate_avx2(b: &[u8]) -> Option<()> {
     // The closures inherit AVX2 and PCLMULQDQ from this function.
-    validate_with(b, |block| classify_avx2(block), |x| prefix_xor_clmul(x))
+    let classify = |block: &[u8; 64]| classify_avx2(block);
+    validate_with(
+        b,
+        classify,
+        |b, base| tail(b, base, classify),
+        |x| prefix_xor_clmul(x),
+    )
 }
 
 /// [`prefix_xor`] in one carry-less multiplication by all ones.
@@ -235,7 +269,7 @@ fn prefix_xor_clmul(x: u64) -> u64 {
 /// over its last 64 bytes and the masks shifted down: copying the rest into a padded
 /// block and loading it back stalled on store forwarding.
 #[inline(always)]
-fn tail(b: &[u8], base: usize, classify: impl Fn(&[u8; 64]) -> Classes) -> Classes {
+pub(super) fn tail(b: &[u8], base: usize, classify: impl Fn(&[u8; 64]) -> Classes) -> Classes {
     let rest = b.len() - base;
     let padding = !0u64 << rest;
     match b.last_chunk::<64>() {
@@ -441,10 +475,14 @@ fn predecessor(class: u64, tokens: u64) -> u64 {
 /// after a key a `:`; after a value (string, number, literal, closer) a `,` or a closer.
 /// A string is a key when it follows `{`, or `,` in an object. Only brackets (for the
 /// nesting) and numbers and literals (for their own grammar) are visited one by one.
+///
+/// `classify` takes a full block, `classify_tail` the input's last partial block from the
+/// offset given (as if padded with spaces), `prefix_xor` is [`prefix_xor`] or a faster equal.
 #[inline(always)]
 pub(super) fn validate_with(
     b: &[u8],
     classify: impl Fn(&[u8; 64]) -> Classes,
+    classify_tail: impl Fn(&[u8], usize) -> Classes,
     prefix_xor: impl Fn(u64) -> u64 + Copy,
 ) -> Option<()> {
     let mut nesting = Nesting::default();
@@ -465,7 +503,7 @@ pub(super) fn validate_with(
     while base < b.len() {
         let c = match b.get(base..base + 64) {
             Some(full) => classify(full.try_into().ok()?),
-            None => tail(b, base, &classify),
+            None => classify_tail(b, base),
         };
         // Escaped bytes: those after an odd run of backslashes (simdjson's arithmetic).
         let escaped = if c.backslash == 0 {

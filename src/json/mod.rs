@@ -914,7 +914,8 @@ mod tests {
         use std::arch::is_x86_feature_detected as has;
         // SAFETY: SSE2 is part of every x86-64 CPU.
         let classify_sse2 = |block: &[u8; 64]| unsafe { blocks::classify_sse2(block) };
-        let sse2 = blocks::validate_with(doc, classify_sse2, blocks::prefix_xor).is_some();
+        let tail = |b: &[u8], base: usize| blocks::tail(b, base, classify_sse2);
+        let sse2 = blocks::validate_with(doc, classify_sse2, tail, blocks::prefix_xor).is_some();
         let shown = || String::from_utf8_lossy(doc).into_owned();
         if has!("avx2") && has!("pclmulqdq") {
             // SAFETY: the CPU has both (checked just above).
