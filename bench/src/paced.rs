@@ -7,7 +7,8 @@
 //! does everything with non-blocking sockets and `epoll`: every tick (about 1 ms) it encodes and
 //! writes the frames that have become due, then waits for client frames until the next tick.
 //! Pings are answered (the pong goes after the frames already queued), the close frame follows a
-//! connection's last message, and the run is over when every client has answered it.
+//! connection's last message (with the CPU window below, every connection's last message), and
+//! the run is over when every client has answered it.
 //!
 //! With [`PacedSpec::cpu_window`], the server also marks the steady CPU window
 //! ([`crate::window`]): it waits for the recorder's CPU clock ([`PacedServer::watch_cpu`]),
