@@ -7,7 +7,13 @@
 //! does everything with non-blocking sockets and `epoll`: every tick (about 1 ms) it encodes and
 //! writes the frames that have become due, then waits for client frames until the next tick.
 //! Pings are answered (the pong goes after the frames already queued), the close frame follows a
-//! connection's last message, and the run is over when every client has answered it.
+//! connection's last message (with the CPU window below, every connection's last message), and
+//! the run is over when every client has answered it.
+//!
+//! With [`PacedSpec::cpu_window`], the server also marks the steady CPU window
+//! ([`crate::window`]): it waits for the recorder's CPU clock ([`PacedServer::watch_cpu`]),
+//! reads it just before the schedule starts, and holds the close frames back until it has read
+//! it again after the last message.
 //!
 //! The server reports how far behind the schedule it ever sent (`max_lag`): a large figure means
 //! the machine could not keep the pace, not that the recorder was slow.
@@ -18,6 +24,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -25,6 +32,7 @@ use anyhow::{Context, Result, bail, ensure};
 
 use crate::payload::Payload;
 use crate::server::{ClientEnd, ClientTraffic, POLL, check_alive, handshake};
+use crate::window::{CpuClock, CpuWindow, Window};
 use crate::ws;
 
 /// Period of the sending schedule.
@@ -44,6 +52,10 @@ pub struct PacedSpec {
     /// Note the wall-clock time each message of the first connection was written (see
     /// [`PacedReport::send_ns`]).
     pub send_times: bool,
+    /// Measure the steady CPU window: wait after the connections for the clock given to
+    /// [`PacedServer::watch_cpu`] (or for the server's handle to drop it), and hold the close
+    /// frames back until the window is closed (see [`crate::window`]).
+    pub cpu_window: bool,
 }
 
 impl PacedSpec {
@@ -80,12 +92,18 @@ pub struct PacedReport {
     /// time (ns since the Unix epoch) just before the `write` that first tried to hand its frame
     /// to the kernel; empty otherwise.
     pub send_ns: Vec<u64>,
+    /// With [`PacedSpec::cpu_window`] and a clock: the recorder's CPU in the steady window, or
+    /// why it could not be read.
+    pub cpu_window: Option<Result<CpuWindow, String>>,
+    /// How long the close frames were held back after the last message for the window.
+    pub close_hold: Duration,
 }
 
 impl PacedReport {
-    /// From the start of the schedule to the last close reply.
+    /// From the start of the schedule to the last close reply, without the time the close frames
+    /// were held back for the CPU window: the pace.
     pub fn elapsed(&self) -> Duration {
-        self.client_done - self.first_write
+        (self.client_done - self.first_write).saturating_sub(self.close_hold)
     }
 }
 
@@ -93,6 +111,8 @@ impl PacedReport {
 pub struct PacedServer {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
+    /// Hands the recorder's CPU clock to the server thread (see [`Self::watch_cpu`]).
+    cpu_clock: Option<SyncSender<CpuClock>>,
     thread: Option<JoinHandle<Result<PacedReport>>>,
 }
 
@@ -109,15 +129,28 @@ impl PacedServer {
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let (tx, rx) = sync_channel(1);
         let thread = std::thread::Builder::new()
             .name("paced-server".into())
-            .spawn(move || serve(listener, &spec, &payload, &flag, deadline))
+            .spawn(move || serve(listener, &spec, &payload, &flag, deadline, &rx))
             .context("spawning the paced server thread")?;
         Ok(Self {
             addr,
             stop,
+            cpu_clock: Some(tx),
             thread: Some(thread),
         })
+    }
+
+    /// Gives the server the recorder's CPU clock for the steady window (with
+    /// [`PacedSpec::cpu_window`]; otherwise it is not used). Only the first call counts. The
+    /// server thread waits for it once every connection is up, so call it as soon as the
+    /// recorder is started, or drop the server.
+    pub fn watch_cpu(&mut self, clock: CpuClock) {
+        if let Some(tx) = self.cpu_clock.take() {
+            // The thread may have ended already; then nobody needs the clock.
+            let _ = tx.send(clock);
+        }
     }
 
     /// The `ws://` URL of stream `name`.
@@ -145,6 +178,8 @@ impl PacedServer {
     /// # Errors
     /// Whatever went wrong while serving, or a panic of the server thread.
     pub fn join(mut self) -> Result<PacedReport> {
+        // A thread still waiting for a CPU clock goes on without one.
+        self.cpu_clock = None;
         let thread = self.thread.take().context("server already joined")?;
         match thread.join() {
             Ok(result) => result,
@@ -156,6 +191,7 @@ impl PacedServer {
 impl Drop for PacedServer {
     fn drop(&mut self) {
         self.stop();
+        self.cpu_clock = None;
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -371,6 +407,23 @@ fn wall_ns() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
+/// Waits for the recorder's CPU clock; `None` if the server's handle dropped its sender.
+fn wait_for_clock(
+    rx: &Receiver<CpuClock>,
+    stop: &AtomicBool,
+    deadline: Instant,
+) -> Result<Option<CpuClock>> {
+    loop {
+        match rx.recv_timeout(POLL) {
+            Ok(clock) => return Ok(Some(clock)),
+            Err(RecvTimeoutError::Disconnected) => return Ok(None),
+            Err(RecvTimeoutError::Timeout) => {
+                check_alive(stop, deadline, "waiting for the recorder's CPU clock")?;
+            }
+        }
+    }
+}
+
 /// The whole paced run.
 fn serve(
     listener: TcpListener,
@@ -378,10 +431,16 @@ fn serve(
     payload: &Payload,
     stop: &AtomicBool,
     deadline: Instant,
+    cpu_clock: &Receiver<CpuClock>,
 ) -> Result<PacedReport> {
     let started = Instant::now();
     let mut conns = accept_all(&listener, spec, stop, deadline)?;
     let connect_time = started.elapsed();
+    let mut window = if spec.cpu_window {
+        wait_for_clock(cpu_clock, stop, deadline)?.map(|c| Window::open(c, spec.total()))
+    } else {
+        None
+    };
     let epoll = Epoll::new()?;
     epoll.ctl(libc::EPOLL_CTL_ADD, listener.as_raw_fd(), LISTENER)?;
     for (i, c) in conns.iter().enumerate() {
@@ -405,6 +464,10 @@ fn serve(
         if now >= next_tick {
             check_alive(stop, deadline, "sending at the set pace")?;
             let t = (now - t0).as_secs_f64();
+            let data_left = conns
+                .iter()
+                .any(|c| c.end.is_none() && (c.sent < per || c.pending() > 0));
+            let may_close = window.as_mut().is_none_or(|w| w.may_close(now, data_left));
             let mut unwritten = false;
             for (i, c) in conns.iter_mut().enumerate() {
                 if c.end.is_some() {
@@ -427,7 +490,7 @@ fn serve(
                         c.sent = due;
                     }
                 }
-                if c.sent == per && !c.close_queued {
+                if c.sent == per && !c.close_queued && may_close {
                     ws::put_frame(
                         &mut c.out,
                         ws::OP_CLOSE,
@@ -521,6 +584,8 @@ fn serve(
         max_pending_bytes,
         extra_connections,
         send_ns,
+        close_hold: window.as_ref().map_or(Duration::ZERO, Window::held),
+        cpu_window: window.map(Window::finish),
     })
 }
 
@@ -529,9 +594,17 @@ mod tests {
     use super::*;
     use tungstenite::Message;
 
+    /// What one client got.
+    struct Got {
+        msgs: Vec<Vec<u8>>,
+        /// When the first message and the close frame arrived.
+        first_at: Option<Instant>,
+        close_at: Instant,
+    }
+
     /// `count` tungstenite clients, each on its own thread, read until the close frame and
     /// return their messages.
-    fn clients(server: &PacedServer, names: &[String]) -> Vec<Vec<Vec<u8>>> {
+    fn clients(server: &PacedServer, names: &[String]) -> Vec<Got> {
         let handles: Vec<_> = names
             .iter()
             .map(|name| {
@@ -542,17 +615,25 @@ mod tests {
                     tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
                     let (mut ws, _) = tungstenite::client::client(url, tcp).unwrap();
                     ws.send(Message::Ping(b"x".to_vec().into())).unwrap();
-                    let mut got = Vec::new();
-                    loop {
+                    let mut msgs = Vec::new();
+                    let mut first_at = None;
+                    let close_at = loop {
                         match ws.read().unwrap() {
-                            Message::Text(t) => got.push(t.as_bytes().to_vec()),
+                            Message::Text(t) => {
+                                first_at.get_or_insert_with(Instant::now);
+                                msgs.push(t.as_bytes().to_vec());
+                            }
                             Message::Pong(_) => {}
-                            Message::Close(_) => break,
+                            Message::Close(_) => break Instant::now(),
                             other => panic!("unexpected {other:?}"),
                         }
-                    }
+                    };
                     let _ = ws.flush();
-                    got
+                    Got {
+                        msgs,
+                        first_at,
+                        close_at,
+                    }
                 })
             })
             .collect();
@@ -567,6 +648,7 @@ mod tests {
             per_connection: 20,
             rate: 100.0,
             send_times: false,
+            cpu_window: false,
         };
         let payload = Payload::small(100).unwrap();
         let server = PacedServer::start(
@@ -577,9 +659,9 @@ mod tests {
         .unwrap();
         let got = clients(&server, &names);
         let report = server.join().unwrap();
-        for msgs in &got {
-            assert_eq!(msgs.len(), 20);
-            for (k, m) in msgs.iter().enumerate() {
+        for c in &got {
+            assert_eq!(c.msgs.len(), 20);
+            for (k, m) in c.msgs.iter().enumerate() {
                 let mut want = Vec::new();
                 payload.write_message(k as u64, &mut want);
                 assert_eq!(m, &want);
@@ -598,12 +680,92 @@ mod tests {
     }
 
     #[test]
+    fn the_cpu_window_spans_every_message_and_no_close_frame() {
+        let names: Vec<String> = (0..20).map(|i| format!("s{i:02}")).collect();
+        let spec = PacedSpec {
+            names: names.clone(),
+            per_connection: 10,
+            rate: 100.0,
+            send_times: false,
+            cpu_window: true,
+        };
+        let mut server = PacedServer::start(
+            spec,
+            Payload::small(100).unwrap(),
+            Instant::now() + Duration::from_secs(30),
+        )
+        .unwrap();
+        // A clock that notes when it is read and says 1 ms more each time.
+        let reads = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let noted = reads.clone();
+        server.watch_cpu(Box::new(move || {
+            let mut r = noted.lock().unwrap();
+            r.push(Instant::now());
+            Ok(crate::window::CpuReading {
+                cpu: Duration::from_millis(r.len() as u64),
+                resolution: Duration::from_nanos(1),
+            })
+        }));
+        let got = clients(&server, &names);
+        let report = server.join().unwrap();
+        let reads = reads.lock().unwrap().clone();
+        assert_eq!(reads.len(), 2, "one reading at each end");
+        for c in &got {
+            assert_eq!(c.msgs.len(), 10);
+            assert!(reads[0] < c.first_at.unwrap(), "opened before any message");
+            assert!(reads[1] < c.close_at, "closed before any close frame");
+        }
+        let w = report.cpu_window.clone().unwrap().unwrap();
+        assert_eq!(w.messages, 200);
+        assert_eq!(w.cpu, Duration::from_millis(1));
+        assert!(w.wall >= Duration::from_millis(90), "{w:?}");
+        // The close frames waited for the settle time; the pace leaves it out.
+        assert!(report.close_hold >= crate::window::SETTLE);
+        assert!(report.elapsed() < report.client_done - report.first_write);
+    }
+
+    #[test]
+    fn without_a_clock_the_window_is_skipped() {
+        let spec = PacedSpec {
+            names: vec!["a".into()],
+            per_connection: 3,
+            rate: 100.0,
+            send_times: false,
+            cpu_window: true,
+        };
+        let server = PacedServer::start(
+            spec,
+            Payload::small(100).unwrap(),
+            Instant::now() + Duration::from_secs(30),
+        )
+        .unwrap();
+        let addr = server.addr();
+        let url = server.url("a");
+        let client = std::thread::spawn(move || {
+            let tcp = TcpStream::connect(addr).unwrap();
+            let (mut ws, _) = tungstenite::client::client(url, tcp).unwrap();
+            let mut n = 0;
+            while !matches!(ws.read().unwrap(), Message::Close(_)) {
+                n += 1;
+            }
+            let _ = ws.flush();
+            n
+        });
+        // Joining drops the clock's sender: the server goes on without a window.
+        let report = server.join().unwrap();
+        assert_eq!(client.join().unwrap(), 3);
+        assert!(report.cpu_window.is_none());
+        assert_eq!(report.close_hold, Duration::ZERO);
+    }
+
+    #[test]
     fn an_unknown_path_fails_the_run() {
         let spec = PacedSpec {
             names: vec!["a".into()],
             per_connection: 1,
             rate: 10.0,
             send_times: false,
+            cpu_window: false,
         };
         let server = PacedServer::start(
             spec,

@@ -18,8 +18,11 @@ pub struct Medians {
     pub msgs_per_s: f64,
     /// Message MB (10^6 bytes) per second.
     pub mb_per_s: f64,
-    /// Recorder CPU per message, ns.
+    /// Recorder CPU per message, ns, its whole life.
     pub cpu_ns_per_msg: f64,
+    /// Paced workloads: recorder CPU per message in the steady window, ns (median of the runs
+    /// that have the figure).
+    pub steady_cpu_ns_per_msg: Option<f64>,
     /// Recorder peak RSS, MiB.
     pub peak_rss_mib: f64,
 }
@@ -31,6 +34,13 @@ impl Medians {
             msgs_per_s: median(runs.iter().map(|r| r.msgs_per_s)),
             mb_per_s: median(runs.iter().map(|r| r.mb_per_s)),
             cpu_ns_per_msg: median(runs.iter().map(|r| r.cpu_ns_per_msg)),
+            steady_cpu_ns_per_msg: {
+                let steady: Vec<f64> = runs
+                    .iter()
+                    .filter_map(|r| r.steady_cpu_ns_per_msg)
+                    .collect();
+                (!steady.is_empty()).then(|| median(steady))
+            },
             peak_rss_mib: median(runs.iter().map(|r| r.peak_rss_mib)),
         })
     }
@@ -47,6 +57,13 @@ impl Medians {
             && self.cpu_ns_per_msg > max
         {
             misses.push(format!("CPU > {max} ns"));
+        }
+        if let Some(max) = target.max_steady_cpu_ns_per_msg {
+            match self.steady_cpu_ns_per_msg {
+                Some(steady) if steady > max => misses.push(format!("steady CPU > {max} ns")),
+                Some(_) => {}
+                None => misses.push("no steady CPU figure".to_owned()),
+            }
         }
         if let Some(max) = target.max_rss_mib
             && self.peak_rss_mib > max
@@ -66,6 +83,8 @@ pub struct Comparison {
     pub msgs_per_s_ratio: f64,
     /// CPU per message ratio (below 1: this one uses less CPU).
     pub cpu_ratio: f64,
+    /// Steady-window CPU per message ratio, when both have the figure (paced workloads).
+    pub steady_cpu_ratio: Option<f64>,
     /// Peak RSS ratio (below 1: this one uses less memory).
     pub rss_ratio: f64,
     /// Lowest acceptable msg/s ratio, if it is a target.
@@ -234,6 +253,10 @@ impl Report {
                 against: c.against.to_owned(),
                 msgs_per_s_ratio: mine.msgs_per_s / theirs.msgs_per_s,
                 cpu_ratio: mine.cpu_ns_per_msg / theirs.cpu_ns_per_msg,
+                steady_cpu_ratio: mine
+                    .steady_cpu_ns_per_msg
+                    .zip(theirs.steady_cpu_ns_per_msg)
+                    .map(|(a, b)| a / b),
                 rss_ratio: mine.peak_rss_mib / theirs.peak_rss_mib,
                 min_msgs_ratio: c.min_msgs_ratio,
             };
@@ -252,8 +275,16 @@ impl Report {
         let mut t = String::new();
         let _ = writeln!(
             t,
-            "{:<22} {:>9} {:>10} {:>7} {:>10} {:>8} {:>4} {:>10}  vs target",
-            "scenario", "messages", "msg/s", "MB/s", "CPU ns/msg", "RSS MiB", "runs", "server max"
+            "{:<22} {:>9} {:>10} {:>7} {:>10} {:>10} {:>8} {:>4} {:>10}  vs target",
+            "scenario",
+            "messages",
+            "msg/s",
+            "MB/s",
+            "CPU ns/msg",
+            "steady CPU",
+            "RSS MiB",
+            "runs",
+            "server max"
         );
         for s in &self.scenarios {
             let runs = format!("{}/{}", s.runs.len(), s.runs_wanted);
@@ -276,20 +307,22 @@ impl Report {
             let _ = match &s.median {
                 Some(m) => writeln!(
                     t,
-                    "{:<22} {:>9} {:>10} {:>7.1} {:>10.1} {:>8.1} {:>4} {:>10}  {verdict}",
+                    "{:<22} {:>9} {:>10} {:>7.1} {:>10.1} {:>10} {:>8.1} {:>4} {:>10}  {verdict}",
                     s.scenario.name,
                     s.messages,
                     si(m.msgs_per_s),
                     m.mb_per_s,
                     m.cpu_ns_per_msg,
+                    m.steady_cpu_ns_per_msg
+                        .map_or("-".to_owned(), |v| format!("{v:.1}")),
                     m.peak_rss_mib,
                     runs,
                     ceiling
                 ),
                 None => writeln!(
                     t,
-                    "{:<22} {:>9} {:>10} {:>7} {:>10} {:>8} {:>4} {:>10}  {verdict}",
-                    s.scenario.name, s.messages, "-", "-", "-", "-", runs, ceiling
+                    "{:<22} {:>9} {:>10} {:>7} {:>10} {:>10} {:>8} {:>4} {:>10}  {verdict}",
+                    s.scenario.name, s.messages, "-", "-", "-", "-", "-", runs, ceiling
                 ),
             };
         }
@@ -301,8 +334,8 @@ impl Report {
         if !compared.is_empty() {
             let _ = writeln!(
                 t,
-                "\n{:<46} {:>7} {:>10} {:>8}",
-                "ratio (this / other)", "msg/s", "CPU/msg", "RSS"
+                "\n{:<46} {:>7} {:>10} {:>10} {:>8}",
+                "ratio (this / other)", "msg/s", "CPU/msg", "steady CPU", "RSS"
             );
         }
         for s in compared {
@@ -326,9 +359,12 @@ impl Report {
                         };
                         format!("  target msg/s >= {min:.2}: {ok}")
                     });
+                    let steady = r
+                        .steady_cpu_ratio
+                        .map_or("-".to_owned(), |v| format!("{v:.2}"));
                     writeln!(
                         t,
-                        "{pair:<46} {msgs:>7} {:>10.2} {:>8.2}{goal}",
+                        "{pair:<46} {msgs:>7} {:>10.2} {steady:>10} {:>8.2}{goal}",
                         r.cpu_ratio, r.rss_ratio
                     )
                 }
@@ -447,7 +483,7 @@ pub fn si(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::{TARGET_MANY_STREAMS, TARGET_RAW};
+    use crate::scenario::{TARGET_MANY_STREAMS, TARGET_RAW, TARGET_STEADY};
 
     #[test]
     fn misses_name_each_limit() {
@@ -455,10 +491,33 @@ mod tests {
             msgs_per_s: 2.5e6,
             mb_per_s: 0.0,
             cpu_ns_per_msg: 450.0,
+            steady_cpu_ns_per_msg: None,
             peak_rss_mib: 10.0,
         };
         assert_eq!(m.misses(&TARGET_RAW), ["msg/s < 3.00 M", "CPU > 400 ns"]);
+        assert_eq!(m.misses(&TARGET_MANY_STREAMS), ["no steady CPU figure"]);
+    }
+
+    #[test]
+    fn paced_targets_judge_the_steady_window_not_the_whole_life() {
+        // The whole-life figure is far above the limits, the steady one within: ok.
+        let mut m = Medians {
+            msgs_per_s: 20_000.0,
+            mb_per_s: 4.0,
+            cpu_ns_per_msg: 15_000.0,
+            steady_cpu_ns_per_msg: Some(3_900.0),
+            peak_rss_mib: 50.0,
+        };
         assert!(m.misses(&TARGET_MANY_STREAMS).is_empty());
+        assert_eq!(
+            m.misses(&TARGET_STEADY),
+            ["steady CPU > 1000 ns", "RSS > 12 MiB"]
+        );
+        m.steady_cpu_ns_per_msg = Some(4_100.0);
+        assert_eq!(m.misses(&TARGET_MANY_STREAMS), ["steady CPU > 4000 ns"]);
+        m.steady_cpu_ns_per_msg = Some(900.0);
+        m.peak_rss_mib = 10.0;
+        assert!(m.misses(&TARGET_STEADY).is_empty());
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! Throughput is N divided by the time from the first frame written to the client's close reply
 //! (for the reconnect workload, the sum of those times over the connections; for paced workloads,
 //! from the start of the schedule to the last close reply, which is the pace). CPU and RSS are the
-//! recorder process's own, whole life included (startup and the drain after SIGTERM).
+//! recorder process's own, whole life included (startup and the drain after SIGTERM); paced
+//! workloads also measure the recorder's CPU in the steady window alone (see [`crate::window`]).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -19,12 +20,14 @@ use crate::check::{self, CheckSummary, Format};
 use crate::hog::{DiskHog, HogReport};
 use crate::paced::{PacedReport, PacedServer, PacedSpec};
 use crate::payload::Payload;
-use crate::recorder::{ChildSpec, Exit, Process, Websocat, children_pss_kib};
+use crate::procfs::{ProcessCpu, children_pss_kib};
+use crate::recorder::{ChildSpec, Exit, Process, Websocat};
 use crate::report::{ScenarioResult, si};
 use crate::scenario::{PayloadKind, Plan, Recorder, Scenario, Sizes, Workload};
 use crate::server::{
     ClientEnd, ClientTraffic, Encoded, FloodServer, ServerReport, measure_ceiling,
 };
+use crate::window::{CpuClock, CpuReading, CpuWindow};
 
 /// The stream name given to the recorder (`--name`) and expected in envelope lines, for the
 /// single-stream workloads.
@@ -73,8 +76,21 @@ pub struct RunMetrics {
     pub msgs_per_s: f64,
     /// Message payload MB (10^6 bytes) per second over the same time.
     pub mb_per_s: f64,
-    /// Recorder user + system CPU per message, ns.
+    /// Recorder user + system CPU per message, ns: the whole process life (start, connections,
+    /// shutdown) over the run's messages.
     pub cpu_ns_per_msg: f64,
+    /// Paced workloads: recorder CPU per message in the steady window (from the start of the
+    /// schedule, all connections up, to just after the last message; see `src/window.rs`), ns.
+    pub steady_cpu_ns_per_msg: Option<f64>,
+    /// Paced workloads: the steady window's length, seconds.
+    pub steady_window_s: Option<f64>,
+    /// Paced workloads: recorder CPU in the steady window, seconds.
+    pub steady_cpu_s: Option<f64>,
+    /// Paced workloads: resolution of the CPU readings, ns (1 from the processes' CPU-time
+    /// clocks; a clock tick, usually 10 ms, from `/proc/PID/stat`).
+    pub steady_cpu_resolution_ns: Option<u64>,
+    /// Paced workloads: why the steady window has no figure.
+    pub steady_cpu_error: Option<String>,
     /// Recorder peak RSS, MiB. With several processes (websocat, one per connection): the
     /// largest sum of their Pss sampled every second, which counts shared pages once (see
     /// `rss_sum_of_peaks_mib` for the sum of each process's peak RSS).
@@ -178,6 +194,7 @@ impl Traffic {
                     per_connection: plan.per_connection,
                     rate: plan.rate.unwrap_or(1.0),
                     send_times: plan.connections == 1,
+                    cpu_window: true,
                 })
             }
         }
@@ -596,13 +613,14 @@ fn run_in(
             (served, stopped, check)
         }
         Traffic::Paced(spec) => {
-            let server = PacedServer::start(spec.clone(), payload.clone(), deadline)?;
+            let mut server = PacedServer::start(spec.clone(), payload.clone(), deadline)?;
             let streams: Vec<(String, String)> = spec
                 .names
                 .iter()
                 .map(|name| (name.clone(), server.url(name)))
                 .collect();
             let mut proc = start_recorder(scenario, settings, dir, &out, &streams)?;
+            server.watch_cpu(recorder_cpu_clock(proc.pid()));
             let several = scenario.recorder == Recorder::Websocat && streams.len() > 1;
             let mut sampler = several.then(PssSampler::new);
             // Beside the recording's directory: the same file system.
@@ -640,6 +658,7 @@ fn run_in(
             extra.connect_s = Some(report.connect_time.as_secs_f64());
             extra.max_pending_bytes = Some(report.max_pending_bytes as u64);
             extra.extra_connections = Some(report.extra_connections);
+            extra.cpu_window = report.cpu_window.clone();
             let served = ServedFigures {
                 first_write: report.first_write,
                 client_done: report.client_done,
@@ -658,10 +677,19 @@ fn run_in(
         Recorder::Wsrec { .. } => 1,
     };
     let until_exit = exit.at.max(served.client_done) - served.first_write;
+    let steady = extra
+        .cpu_window
+        .as_ref()
+        .and_then(|w| w.as_ref().ok().copied());
     Ok(RunMetrics {
         msgs_per_s: nf / served.elapsed_s,
         mb_per_s: traffic.message_bytes(payload) as f64 / served.elapsed_s / 1e6,
         cpu_ns_per_msg: exit.cpu().as_nanos() as f64 / nf,
+        steady_cpu_ns_per_msg: steady.map(|w| w.ns_per_msg()),
+        steady_window_s: steady.map(|w| w.wall.as_secs_f64()),
+        steady_cpu_s: steady.map(|w| w.cpu.as_secs_f64()),
+        steady_cpu_resolution_ns: steady.map(|w| w.resolution.as_nanos() as u64),
+        steady_cpu_error: extra.cpu_window.and_then(Result::err),
         peak_rss_mib: extra
             .pss_sum_mib
             .unwrap_or(exit.max_rss_kib as f64 / 1024.0),
@@ -703,6 +731,24 @@ struct Extra {
     pss_sum_mib: Option<f64>,
     page_cache_warmed_mb: Option<f64>,
     hog: Option<HogReport>,
+    cpu_window: Option<Result<CpuWindow, String>>,
+}
+
+/// The CPU clock of the recorder processes, the children of the reaper `reaper`. They are looked
+/// up at the first reading (the schedule's start: every connection is up, so every recorder
+/// process exists).
+fn recorder_cpu_clock(reaper: libc::pid_t) -> CpuClock {
+    let mut watched: Option<ProcessCpu> = None;
+    Box::new(move || {
+        let cpu = match &mut watched {
+            Some(cpu) => cpu,
+            none => none.insert(ProcessCpu::children_of(reaper)?),
+        };
+        Ok(CpuReading {
+            cpu: cpu.read()?,
+            resolution: cpu.resolution(),
+        })
+    })
 }
 
 /// Largest warm-up file.
@@ -763,6 +809,15 @@ fn describe(name: &str, run: usize, runs: usize, m: &RunMetrics) -> String {
             m.connections,
             si(m.msgs_per_s_with_gaps.unwrap_or(0.0))
         ));
+    }
+    if let Some(steady) = m.steady_cpu_ns_per_msg {
+        line.push_str(&format!(
+            ", steady {steady:.1} ns CPU/msg over {:.1} s",
+            m.steady_window_s.unwrap_or(0.0)
+        ));
+    }
+    if let Some(why) = &m.steady_cpu_error {
+        line.push_str(&format!(", no steady CPU figure: {why}"));
     }
     if let Some(lag) = m.max_send_lag_ms {
         line.push_str(&format!(

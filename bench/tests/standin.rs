@@ -82,6 +82,20 @@ fn every_scenario_passes_with_the_standin() {
         let envelope = scenario.recorder.format() == Format::Envelope;
         for run in &result.runs {
             assert!(run.close_replied, "{}", scenario.name);
+            // Paced runs measure the recorder's CPU in the steady window, to the nanosecond:
+            // some, and no more than its whole life's.
+            let paced = scenario.workload.paced();
+            assert_eq!(run.steady_cpu_ns_per_msg.is_some(), paced, "{run:?}");
+            if paced {
+                let cpu = run.steady_cpu_s.unwrap();
+                assert!(cpu > 0.0 && cpu <= run.user_s + run.system_s, "{run:?}");
+                assert_eq!(run.steady_cpu_resolution_ns, Some(1));
+                assert!(
+                    run.steady_window_s.unwrap() > run.elapsed_s * 0.9,
+                    "{run:?}"
+                );
+                assert!(m.steady_cpu_ns_per_msg.is_some());
+            }
             match scenario.workload {
                 Workload::Flood => {
                     assert_eq!(run.check.messages, 20_000);
