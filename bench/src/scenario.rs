@@ -327,6 +327,11 @@ const ROTATE_ZSTD: &[&str] = &[
     "zstd",
 ];
 
+/// Arguments of the steady scenarios: "compression included", so a file closes about every
+/// second (10 MB at 50,000 envelope lines of ~250 bytes per second) and is compressed with
+/// zstd while the stream goes on.
+const STEADY_ZSTD: &[&str] = &["--max-bytes", "10MB", "--compress", "zstd"];
+
 const SMALL: PayloadKind = PayloadKind::Small { size: SMALL_SIZE };
 const ENVELOPE: Recorder = Recorder::Wsrec {
     format: Format::Envelope,
@@ -525,10 +530,13 @@ pub fn catalogue() -> Vec<Scenario> {
         },
         Scenario {
             name: "steady-envelope",
-            about: "7. one connection at a steady 50k msg/s for 10 s, envelope format",
+            about: "7. one connection at a steady 50k msg/s for 10 s, envelope format, files of 10 MB compressed with zstd as they close",
             payload: SMALL,
             workload: Workload::Steady,
-            recorder: ENVELOPE,
+            recorder: Recorder::Wsrec {
+                format: Format::Envelope,
+                args: STEADY_ZSTD,
+            },
             target: Some(TARGET_STEADY),
             compare: None,
         },
@@ -537,7 +545,10 @@ pub fn catalogue() -> Vec<Scenario> {
             about: "7. the same in raw format (to compare with websocat)",
             payload: SMALL,
             workload: Workload::Steady,
-            recorder: RAW,
+            recorder: Recorder::Wsrec {
+                format: Format::Raw,
+                args: STEADY_ZSTD,
+            },
             target: Some(TARGET_STEADY),
             compare: vs("websocat-steady"),
         },
