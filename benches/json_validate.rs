@@ -129,6 +129,28 @@ fn main() {
         ),
     ];
 
+    let books = book_objects(&lines);
+    let book_bytes: usize = books.iter().map(Vec::len).sum();
+    let (book_time, _) = measure(min, || {
+        books
+            .iter()
+            .filter(|b| is_single_line_json(black_box(b)))
+            .count()
+    });
+    let flood: Vec<Vec<u8>> = (1000..9000u32)
+        .map(|k| {
+            let head = format!("{{\"seq\":{k},\"pad\":\"");
+            let pad = "x".repeat(200 - head.len() - 2);
+            format!("{head}{pad}\"}}").into_bytes()
+        })
+        .collect();
+    let (flood_time, _) = measure(min, || {
+        flood
+            .iter()
+            .filter(|m| is_single_line_json(black_box(m)))
+            .count()
+    });
+
     println!(
         "{:<28} {:>10} {:>10} {:>12}",
         "function", "ns/msg", "MB/s", "Mmsg/s"
@@ -146,4 +168,75 @@ fn main() {
             secs / base.as_secs_f64(),
         );
     }
+    for (what, set, bytes, time) in [
+        (
+            "book objects (64 KB, 700 KB)",
+            &books,
+            book_bytes,
+            book_time,
+        ),
+        (
+            "200-byte flood messages",
+            &flood,
+            flood.len() * 200,
+            flood_time,
+        ),
+    ] {
+        let secs = time.as_secs_f64();
+        println!(
+            "is_single_line_json on {what}: {:.0} ns/msg, {:.0} MB/s",
+            secs * 1e9 / set.len() as f64,
+            bytes as f64 / secs / 1e6
+        );
+    }
+}
+
+/// Eight ~64 KB book snapshots and one of ~700 KB, as the bench's large-frame scenario builds
+/// them: `{"type":"snapshot","seq":N,"bids":[..],"asks":[..]}` holding the corpus's own price
+/// levels (arrays of 2 to 4 numbers or numeric strings), dense in tokens.
+fn book_objects(lines: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    fn levels(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Array(a)
+                if (2..=4).contains(&a.len())
+                    && a.iter().all(|x| x.is_string() || x.is_number()) =>
+            {
+                out.push(v.to_string());
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| levels(x, out)),
+            serde_json::Value::Object(o) => o.values().for_each(|x| levels(x, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    for l in lines {
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(l) {
+            levels(&v, &mut all);
+        }
+    }
+    assert!(!all.is_empty(), "no price level in the corpus");
+    let mut next = all.iter().cycle();
+    [65_536; 8]
+        .into_iter()
+        .chain([700 * 1024])
+        .enumerate()
+        .map(|(seq, size)| {
+            let mut sides = [Vec::new(), Vec::new()];
+            let mut total = 64;
+            for side in (0..2).cycle() {
+                if total >= size {
+                    break;
+                }
+                let level = next.next().expect("cycle").as_bytes();
+                total += level.len() + 1;
+                sides[side].push(level);
+            }
+            let mut out = format!("{{\"type\":\"snapshot\",\"seq\":{seq},\"bids\":[").into_bytes();
+            out.extend_from_slice(&sides[0].join(&b',')[..]);
+            out.extend_from_slice(b"],\"asks\":[");
+            out.extend_from_slice(&sides[1].join(&b',')[..]);
+            out.extend_from_slice(b"]}");
+            out
+        })
+        .collect()
 }

@@ -4,7 +4,8 @@
 //! them into "inside a string" and "escaped" masks; a control byte inside a string is rejected
 //! per block with one test. The grammar is then checked with masks too: for each class of
 //! token (after `{`, after `[`, after a key, after a value...) one addition finds the token
-//! that follows each of them, and what may follow is a mask test. Only brackets that do not
+//! that follows each of them, and what may follow is a mask test (a block with only a few
+//! tokens takes them one by one instead, which is cheaper there). Only brackets that do not
 //! close right after they open are walked one by one (to track the nesting), numbers and
 //! literals are checked by the scalar code of the parent module, and the (rare) escapes one
 //! by one. String contents are never looked at byte by byte. Exactly the same language as
@@ -228,7 +229,8 @@ pub(super) fn validate(b: &[u8]) -> Option<()> {
     } else {
         // SAFETY: SSE2 is part of every x86-64 CPU.
         let classify = |block: &[u8; 64]| unsafe { classify_sse2(block) };
-        validate_with(b, classify, |b, base| tail(b, base, classify), prefix_xor)
+        let tail = |b: &[u8], base| tail(b, base, classify);
+        validate_with(b, classify, tail, prefix_xor, FEW_TOKENS)
     }
 }
 
@@ -240,6 +242,7 @@ pub(super) fn validate_avx512(b: &[u8]) -> Option<()> {
         |block| classify_avx512(block),
         |b, base| classify_avx512_tail(&b[base..]),
         |x| prefix_xor_clmul(x),
+        FEW_TOKENS,
     )
 }
 
@@ -252,6 +255,7 @@ pub(super) fn validate_avx2(b: &[u8]) -> Option<()> {
         classify,
         |b, base| tail(b, base, classify),
         |x| prefix_xor_clmul(x),
+        FEW_TOKENS,
     )
 }
 
@@ -455,6 +459,17 @@ impl Nesting {
         })
     }
 
+    /// Opens the container of an opener still waiting for its next bracket, before the
+    /// brackets are taken one by one.
+    #[inline(always)]
+    fn push_waiting(&mut self) {
+        if self.after_brace.carry | self.after_bracket.carry != 0 {
+            self.stack.push(self.after_brace.carry);
+            self.after_brace.carry = 0;
+            self.after_bracket.carry = 0;
+        }
+    }
+
     /// No bracket is open, nor waiting.
     fn closed(&self) -> bool {
         self.stack.depth == 0 && self.after_brace.carry | self.after_bracket.carry == 0
@@ -469,6 +484,138 @@ fn predecessor(class: u64, tokens: u64) -> u64 {
     reversed.reverse_bits()
 }
 
+/// What the grammar allows next, for the blocks whose few tokens are taken one by one.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Want {
+    /// A value (document start, after `:`, after `,` in an array).
+    Value,
+    /// A value or `]` (after `[`).
+    ValueOrClose,
+    /// A key or `}` (after `{`).
+    KeyOrClose,
+    /// A key (after `,` in an object).
+    Key,
+    /// `:` after a key.
+    Colon,
+    /// `,` or a closer (after a value).
+    Next,
+}
+
+/// Takes the token `c` at `p`, one by one: for a block with few tokens, cheaper than the
+/// block's masks.
+#[inline(always)]
+fn step(b: &[u8], p: usize, c: u8, want: Want, stack: &mut Stack) -> Option<Want> {
+    match want {
+        Want::Value | Want::ValueOrClose => match c {
+            b'"' => Some(Want::Next),
+            b'{' => {
+                stack.push(1);
+                Some(Want::KeyOrClose)
+            }
+            b'[' => {
+                stack.push(0);
+                Some(Want::ValueOrClose)
+            }
+            b']' if want == Want::ValueOrClose => {
+                stack.pop(0)?;
+                Some(Want::Next)
+            }
+            _ => {
+                scalar(b, p)?;
+                Some(Want::Next)
+            }
+        },
+        Want::KeyOrClose | Want::Key => match c {
+            b'"' => Some(Want::Colon),
+            b'}' if want == Want::KeyOrClose => {
+                stack.pop(1)?;
+                Some(Want::Next)
+            }
+            _ => None,
+        },
+        Want::Colon => (c == b':').then_some(Want::Value),
+        Want::Next => match c {
+            b',' if stack.depth > 0 => Some(if stack.in_object() == 1 {
+                Want::Key
+            } else {
+                Want::Value
+            }),
+            b']' => stack.pop(0).map(|()| Want::Next),
+            b'}' => stack.pop(1).map(|()| Want::Next),
+            _ => None,
+        },
+    }
+}
+
+/// The grammar's state between blocks: the next token after each class of token. Exactly one
+/// carry is set, that of the last token's class (at the start, as after a colon).
+struct Grammar {
+    after_colon: Successor,
+    after_brace: Successor,
+    after_bracket: Successor,
+    after_object_comma: Successor,
+    after_array_comma: Successor,
+    after_key: Successor,
+    after_value: Successor,
+}
+
+impl Grammar {
+    fn new() -> Self {
+        let mut g = Grammar {
+            after_colon: Successor::default(),
+            after_brace: Successor::default(),
+            after_bracket: Successor::default(),
+            after_object_comma: Successor::default(),
+            after_array_comma: Successor::default(),
+            after_key: Successor::default(),
+            after_value: Successor::default(),
+        };
+        g.set(Want::Value);
+        g
+    }
+
+    /// What the last token allows next.
+    #[inline(always)]
+    fn want(&self) -> Want {
+        if self.after_value.carry == 1 {
+            Want::Next
+        } else if self.after_key.carry == 1 {
+            Want::Colon
+        } else if self.after_brace.carry == 1 {
+            Want::KeyOrClose
+        } else if self.after_bracket.carry == 1 {
+            Want::ValueOrClose
+        } else if self.after_object_comma.carry == 1 {
+            Want::Key
+        } else {
+            Want::Value
+        }
+    }
+
+    /// The state after a last token that allows `want` next.
+    #[inline(always)]
+    fn set(&mut self, want: Want) {
+        let is = |w: Want| u64::from(want == w);
+        self.after_colon.carry = is(Want::Value);
+        self.after_brace.carry = is(Want::KeyOrClose);
+        self.after_bracket.carry = is(Want::ValueOrClose);
+        self.after_object_comma.carry = is(Want::Key);
+        self.after_array_comma.carry = 0;
+        self.after_key.carry = is(Want::Colon);
+        self.after_value.carry = is(Want::Next);
+    }
+
+    /// The last token was a value.
+    fn complete(&self) -> bool {
+        self.after_value.carry == 1
+    }
+}
+
+/// Blocks with at most this many tokens take them one by one (a token costs a few ns that
+/// way; the masks cost ~30 ns per block whatever the tokens): 200-byte messages of a few
+/// fields 77 -> 55 ns, real exchange frames within 2 %.
+pub(super) const FEW_TOKENS: u32 = 8;
+
 /// The grammar is checked per block with masks, one successor set per class of token:
 /// after `{` a key or `}`; after `[` a value or `]`; after `:` (and at the start) a
 /// value; after `,` a key in an object, a value in an array, nothing at the top level;
@@ -477,13 +624,15 @@ fn predecessor(class: u64, tokens: u64) -> u64 {
 /// nesting) and numbers and literals (for their own grammar) are visited one by one.
 ///
 /// `classify` takes a full block, `classify_tail` the input's last partial block from the
-/// offset given (as if padded with spaces), `prefix_xor` is [`prefix_xor`] or a faster equal.
+/// offset given (as if padded with spaces), `prefix_xor` is [`prefix_xor`] or a faster equal;
+/// blocks with at most `few_tokens` tokens take them one by one ([`FEW_TOKENS`]).
 #[inline(always)]
 pub(super) fn validate_with(
     b: &[u8],
     classify: impl Fn(&[u8; 64]) -> Classes,
     classify_tail: impl Fn(&[u8], usize) -> Classes,
     prefix_xor: impl Fn(u64) -> u64 + Copy,
+    few_tokens: u32,
 ) -> Option<()> {
     let mut nesting = Nesting::default();
     // Carried from block to block: the first byte is escaped (bit 0), the block starts
@@ -491,14 +640,7 @@ pub(super) fn validate_with(
     let mut next_escaped = 0u64;
     let mut in_string = 0u64;
     let mut in_scalar = 0u64;
-    // The document's start wants a value, as after a colon.
-    let mut after_colon = Successor { carry: 1 };
-    let mut after_brace = Successor::default();
-    let mut after_bracket = Successor::default();
-    let mut after_object_comma = Successor::default();
-    let mut after_array_comma = Successor::default();
-    let mut after_key = Successor::default();
-    let mut after_value = Successor::default();
+    let mut g = Grammar::new();
     let mut base = 0;
     while base < b.len() {
         let c = match b.get(base..base + 64) {
@@ -539,6 +681,18 @@ pub(super) fn validate_with(
             // Inside one string or number, or blank: every successor is still to come.
             continue;
         }
+        if tokens.count_ones() <= few_tokens {
+            nesting.push_waiting();
+            let mut want = g.want();
+            let mut rest = tokens;
+            while rest != 0 {
+                let p = base - 64 + rest.trailing_zeros() as usize;
+                rest &= rest - 1;
+                want = step(b, p, b[p], want, &mut nesting.stack)?;
+            }
+            g.set(want);
+            continue;
+        }
         let mut rest = scalars;
         while rest != 0 {
             scalar(b, base - 64 + rest.trailing_zeros() as usize)?;
@@ -554,14 +708,16 @@ pub(super) fn validate_with(
         let values = opens | strings | scalars;
 
         let not_tokens = !tokens;
-        let s_brace = after_brace.of(opens & c.bit5, not_tokens);
-        let s_bracket = after_bracket.of(opens & !c.bit5, not_tokens);
-        let s_colon = after_colon.of(colons, not_tokens);
-        let s_object_comma = after_object_comma.of(commas & ctx.object, not_tokens);
-        let s_array_comma = after_array_comma.of(commas & !ctx.object, not_tokens);
+        let s_brace = g.after_brace.of(opens & c.bit5, not_tokens);
+        let s_bracket = g.after_bracket.of(opens & !c.bit5, not_tokens);
+        let s_colon = g.after_colon.of(colons, not_tokens);
+        let s_object_comma = g.after_object_comma.of(commas & ctx.object, not_tokens);
+        let s_array_comma = g.after_array_comma.of(commas & !ctx.object, not_tokens);
         let keys = strings & (s_brace | s_object_comma);
-        let s_key = after_key.of(keys, not_tokens);
-        let s_value = after_value.of(closes | (strings & !keys) | scalars, not_tokens);
+        let s_key = g.after_key.of(keys, not_tokens);
+        let s_value = g
+            .after_value
+            .of(closes | (strings & !keys) | scalars, not_tokens);
         let bad = (s_brace & !(strings | closes))
             | (s_bracket & !(values | closes))
             | (s_colon & !values)
@@ -575,11 +731,5 @@ pub(super) fn validate_with(
         }
     }
     // The last token must have been a value, every container closed, every string too.
-    let waiting = after_colon.carry
-        | after_brace.carry
-        | after_bracket.carry
-        | after_object_comma.carry
-        | after_array_comma.carry
-        | after_key.carry;
-    (waiting == 0 && nesting.closed() && in_string == 0).then_some(())
+    (g.complete() && nesting.closed() && in_string == 0).then_some(())
 }

@@ -908,15 +908,22 @@ mod tests {
     }
 
     /// The block validator in each version this CPU can run (SSE2 always; AVX2 and AVX-512
-    /// with carry-less multiplication where present), which must all agree.
+    /// with carry-less multiplication where present), and with every block checked by masks
+    /// or every block token by token, which must all agree.
     #[cfg(target_arch = "x86_64")]
     fn every_block_validator(doc: &[u8]) -> bool {
         use std::arch::is_x86_feature_detected as has;
         // SAFETY: SSE2 is part of every x86-64 CPU.
         let classify_sse2 = |block: &[u8; 64]| unsafe { blocks::classify_sse2(block) };
         let tail = |b: &[u8], base: usize| blocks::tail(b, base, classify_sse2);
-        let sse2 = blocks::validate_with(doc, classify_sse2, tail, blocks::prefix_xor).is_some();
+        let sse2_with = |few| {
+            blocks::validate_with(doc, classify_sse2, tail, blocks::prefix_xor, few).is_some()
+        };
+        let sse2 = sse2_with(blocks::FEW_TOKENS);
         let shown = || String::from_utf8_lossy(doc).into_owned();
+        // Every block by masks, and every block token by token.
+        assert_eq!(sse2_with(0), sse2, "masks only disagree on {:?}", shown());
+        assert_eq!(sse2_with(64), sse2, "tokens only disagree on {:?}", shown());
         if has!("avx2") && has!("pclmulqdq") {
             // SAFETY: the CPU has both (checked just above).
             let avx2 = unsafe { blocks::validate_avx2(doc) }.is_some();
