@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -78,14 +78,6 @@ async fn wait_status(socket: &Path, cond: impl Fn(&Value) -> bool) -> Value {
         assert!(Instant::now() < deadline, "status condition not reached");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-fn no_open_files(dir: &Path) {
-    let open: Vec<PathBuf> = files(dir)
-        .into_iter()
-        .filter(|p| p.to_string_lossy().ends_with(".open"))
-        .collect();
-    assert!(open.is_empty(), "left open: {open:?}");
 }
 
 #[test]

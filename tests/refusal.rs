@@ -166,14 +166,6 @@ fn error_line(dir: &Path) -> String {
         .to_owned()
 }
 
-fn no_open_files(dir: &Path) {
-    let open: Vec<PathBuf> = files(dir)
-        .into_iter()
-        .filter(|p| p.to_string_lossy().ends_with(".open"))
-        .collect();
-    assert!(open.is_empty(), "left open: {open:?}");
-}
-
 /// One-line mode against a server that refuses with `status`: exits 2 after one attempt, with
 /// the URL, the status and the fixes in the error; the attempt is in the recording, closed.
 async fn one_line_refused_exits_2(status: &'static str, fix: &str) {

@@ -278,6 +278,15 @@ pub fn files(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Asserts that no recording file under `dir` is still `.open` (every one was closed).
+pub fn no_open_files(dir: &Path) {
+    let open: Vec<PathBuf> = files(dir)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".open"))
+        .collect();
+    assert!(open.is_empty(), "left open: {open:?}");
+}
+
 /// The text of a recording file, decompressed if it is `.zst` or `.gz`.
 pub fn read_text(path: &Path) -> String {
     use std::io::Read;
