@@ -137,6 +137,7 @@ impl Grammar {
         self.after_brace.carry = is(Want::KeyOrClose);
         self.after_bracket.carry = is(Want::ValueOrClose);
         self.after_object_comma.carry = is(Want::Key);
+        // After a comma in an array the masks allow what they allow after a colon.
         self.after_array_comma.carry = 0;
         self.after_key.carry = is(Want::Colon);
         self.after_value.carry = is(Want::Next);
