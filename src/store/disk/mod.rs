@@ -130,7 +130,11 @@ const POOL: usize = 2;
 /// Operations queue up in order; whenever there are some and no worker is running, one is
 /// started on tokio's blocking pool and drains the queue. Using the blocking pool (rather than
 /// a thread of our own) also tells tokio's paused test clock that work is in progress, so
-/// tests with paused time do not jump ahead while a file is being synced.
+/// tests with paused time do not jump ahead while a file is being synced. A worker that has
+/// drained the queue waits [`WORKER_LINGER`] for more before it ends, parked: at steady rates
+/// (hand-offs a millisecond apart) the next hand-off then costs one wake-up of a parked
+/// thread, not a task handed to the blocking pool (whose lock and condition variable took
+/// five or six futex calls per hand-off, two of them on a contended lock).
 #[derive(Clone)]
 pub struct Disk {
     shared: Arc<Shared>,
@@ -156,6 +160,11 @@ struct State {
     /// Most bytes that may wait (`disk_buffer`).
     bound: usize,
     running: bool,
+    /// The running worker's thread while it is parked with the queue drained (see
+    /// [`WORKER_LINGER`]): whoever queues an operation takes it and unparks it.
+    parked: Option<std::thread::Thread>,
+    /// How long a drained worker lingers ([`WORKER_LINGER`]; tests change it).
+    linger: std::time::Duration,
     /// Open files; taken by the worker while it runs.
     files: Option<HashMap<u64, OpenFile>>,
     pool: Vec<Vec<u8>>,
@@ -173,6 +182,14 @@ impl State {
             || (stalled && self.queued_bytes + bytes <= self.bound)
     }
 }
+
+/// How long a worker that has drained the queue waits, parked, for the next operation before
+/// it ends. Longer than the gap between hand-offs of a steady stream (bursts a millisecond
+/// apart) or of many quiet ones (`wake_coalesce`), so at those rates it never ends; short, so
+/// an idle recorder holds no busy blocking thread and tests with tokio's paused clock (which
+/// does not jump ahead while a blocking task runs) wait at most this long, in real time, for
+/// it to jump.
+const WORKER_LINGER: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// What may wait for a disk that keeps up: one full writer buffer besides the one being
 /// written. Letting the writer run further ahead at flood rate, when the disk worker is only
@@ -197,6 +214,8 @@ impl Disk {
                     queued_bytes: 0,
                     bound,
                     running: false,
+                    parked: None,
+                    linger: WORKER_LINGER,
                     files: Some(HashMap::new()),
                     pool: Vec::new(),
                 }),
@@ -243,16 +262,21 @@ impl Disk {
             let progressed = self.shared.progress.notified();
             tokio::pin!(progressed);
             progressed.as_mut().enable();
-            {
+            let wake = {
                 let mut st = self.lock();
                 if st.has_room(bytes, self.stalled_for() >= STALL_AFTER) {
                     // `op` is Some until pushed, and we return right after pushing.
                     if let Some(op) = op.take() {
                         self.push(&mut st, op);
                     }
-                    self.start(&mut st);
-                    return;
+                    Some(self.wake(&mut st))
+                } else {
+                    None
                 }
+            };
+            if let Some(wake) = wake {
+                self.start(wake);
+                return;
             }
             // Wake up when the worker moves on, or when its operation turns into a stall.
             let until_stall = STALL_AFTER
@@ -269,14 +293,15 @@ impl Disk {
     /// for all that fit; the rest go as [`Disk::submit`] sends them.
     pub async fn submit_all(&self, ops: &mut Vec<DiskOp>) {
         let mut rest = ops.drain(..).peekable();
-        {
+        let wake = {
             let mut st = self.lock();
             let stalled = self.stalled_for() >= STALL_AFTER;
             while let Some(op) = rest.next_if(|op| st.has_room(op.bytes(), stalled)) {
                 self.push(&mut st, op);
             }
-            self.start(&mut st);
-        }
+            self.wake(&mut st)
+        };
+        self.start(wake);
         for op in rest {
             self.submit(op).await;
         }
@@ -295,12 +320,31 @@ impl Disk {
             .fetch_max(st.queued_bytes as u64, Relaxed);
     }
 
-    /// Starts the worker if there is work and it is not running.
-    fn start(&self, st: &mut State) {
-        if !st.running && !st.ops.is_empty() {
+    /// What it takes to get the queued operations carried out (the lock held): nothing while
+    /// the worker is busy, unparking it while it lingers, or a new worker. [`Disk::start`]
+    /// does it once the lock is released, so the woken worker does not wait for the lock.
+    fn wake(&self, st: &mut State) -> Wake {
+        if st.ops.is_empty() {
+            Wake::Nothing
+        } else if !st.running {
             st.running = true;
-            let shared = self.shared.clone();
-            tokio::task::spawn_blocking(move || work(&shared));
+            Wake::Spawn
+        } else if let Some(thread) = st.parked.take() {
+            Wake::Unpark(thread)
+        } else {
+            Wake::Nothing
+        }
+    }
+
+    /// Carries out what [`Disk::wake`] decided.
+    fn start(&self, wake: Wake) {
+        match wake {
+            Wake::Nothing => {}
+            Wake::Spawn => {
+                let shared = self.shared.clone();
+                tokio::task::spawn_blocking(move || work(&shared));
+            }
+            Wake::Unpark(thread) => thread.unpark(),
         }
     }
 
@@ -322,7 +366,8 @@ impl Disk {
             progressed.as_mut().enable();
             {
                 let st = self.lock();
-                if st.ops.is_empty() && !st.running {
+                // A parked worker has carried out everything it took.
+                if st.ops.is_empty() && (!st.running || st.parked.is_some()) {
                     return;
                 }
             }
@@ -331,11 +376,20 @@ impl Disk {
     }
 }
 
-/// Drains the queue on a blocking-pool thread.
+/// What [`Disk::start`] does once the lock is released.
+enum Wake {
+    Nothing,
+    Spawn,
+    Unpark(std::thread::Thread),
+}
+
+/// Drains the queue on a blocking-pool thread, then lingers parked for [`WORKER_LINGER`]
+/// before it ends.
 fn work(shared: &Shared) {
     let lock = || shared.state.lock().unwrap_or_else(|e| e.into_inner());
     let stats = &*shared.stats;
     let mut files = lock().files.take().unwrap_or_default();
+    let mut idle_since: Option<std::time::Instant> = None;
     loop {
         let op = {
             let mut st = lock();
@@ -345,16 +399,34 @@ fn work(shared: &Shared) {
                     stats
                         .disk_buffer_bytes
                         .store(st.queued_bytes as u64, Relaxed);
+                    idle_since = None;
+                    // Whoever parked us may have been beaten to the queue by us.
+                    st.parked = None;
                     op
                 }
                 None => {
-                    st.running = false;
-                    st.files = Some(files);
-                    // Give back the room a stall took.
-                    st.ops.shrink_to(QUEUE_KEEP);
+                    let now = std::time::Instant::now();
+                    let since = *idle_since.get_or_insert(now);
+                    let left = st.linger.saturating_sub(now.duration_since(since));
+                    if left.is_zero() {
+                        st.running = false;
+                        st.parked = None;
+                        st.files = Some(files);
+                        // Give back the room a stall took.
+                        st.ops.shrink_to(QUEUE_KEEP);
+                        drop(st);
+                        shared.progress.notify_waiters();
+                        return;
+                    }
+                    let first = st.parked.is_none();
+                    st.parked = Some(std::thread::current());
                     drop(st);
-                    shared.progress.notify_waiters();
-                    return;
+                    if first {
+                        // Idle: whoever waits in `finish` may go on.
+                        shared.progress.notify_waiters();
+                    }
+                    std::thread::park_timeout(left);
+                    continue;
                 }
             }
         };
@@ -456,6 +528,82 @@ mod tests {
         assert_eq!(stream.lines_lost.load(Relaxed), 0);
     }
 
+    /// A worker that drained the queue parks: the next hand-off unparks it (no new worker),
+    /// `finish` does not wait for it to end, and once its linger is over it ends, giving the
+    /// open files back. (The linger is set long, then to zero, so no step depends on timing.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_drained_worker_parks_takes_the_next_hand_off_and_then_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = dir.path().join("s/a.jsonl.open");
+        let stream = Arc::new(StreamStats::new("s", "ws://x"));
+        let stats = Arc::new(Stats::new(vec![stream.clone()], 16));
+        let disk = Disk::new(stats, None);
+        disk.lock().linger = std::time::Duration::from_secs(3600);
+        disk.submit(DiskOp::Open {
+            id: 1,
+            path: open.clone(),
+            stream,
+            sync: SyncPolicy::Never,
+            kind: FileKind::Envelope,
+        })
+        .await;
+        let write = |n: u8| DiskOp::Write {
+            id: 1,
+            buf: format!("{{\"n\":{n}}}\n").into_bytes(),
+            lines: 1,
+        };
+        let parked = || {
+            let st = disk.lock();
+            assert!(st.running, "a parked worker still runs");
+            st.parked.clone().map(|t| t.id())
+        };
+        disk.submit(write(1)).await;
+        disk.finish().await;
+        assert_eq!(std::fs::read(&open).unwrap(), b"{\"n\":1}\n");
+        let first = parked().expect("the worker parks once the queue is drained");
+        let mut ops = vec![write(2), write(3)];
+        disk.submit_all(&mut ops).await;
+        disk.finish().await;
+        assert_eq!(
+            std::fs::read(&open).unwrap(),
+            b"{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n"
+        );
+        assert_eq!(
+            parked(),
+            Some(first),
+            "the parked worker took them, not a new one"
+        );
+        // Its linger over, it ends and gives the open files back.
+        let thread = {
+            let mut st = disk.lock();
+            st.linger = std::time::Duration::ZERO;
+            st.parked.take().expect("still parked")
+        };
+        thread.unpark();
+        loop {
+            let progressed = disk.shared.progress.notified();
+            tokio::pin!(progressed);
+            progressed.as_mut().enable();
+            {
+                let st = disk.lock();
+                if !st.running {
+                    assert!(st.parked.is_none());
+                    assert_eq!(st.files.as_ref().map(HashMap::len), Some(1));
+                    break;
+                }
+            }
+            progressed.await;
+        }
+        // A new worker takes the next operation, with the file still open.
+        disk.submit(write(4)).await;
+        disk.finish().await;
+        assert!(
+            std::fs::read(&open)
+                .unwrap()
+                .ends_with(b"{\"n\":3}\n{\"n\":4}\n")
+        );
+    }
+
     #[test]
     fn the_queue_holds_its_bound_in_bytes_counting_every_operation() {
         let mut st = State {
@@ -463,6 +611,8 @@ mod tests {
             queued_bytes: 0,
             bound: 4 * FLUSH_BYTES,
             running: true,
+            parked: None,
+            linger: WORKER_LINGER,
             files: None,
             pool: Vec::new(),
         };
