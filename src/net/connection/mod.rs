@@ -8,12 +8,13 @@
 
 //!
 //! This module runs a connection's life and hands batches over; its parts are `dial` (token,
-//! handshake, subscribe messages, a failed attempt), `read_loop`, `keepalive` (pings, pongs,
-//! liveness), `tracking` (what a venue's messages mean) and `event` (what is counted and logged:
+//! handshake, subscribe messages, a failed attempt), `read_loop` (with `dormant`: the stop
+//! signals polled only when they fire), `keepalive` (pings, pongs, liveness), `tracking` (what a venue's messages mean) and `event` (what is counted and logged:
 //! each happening is one `ConnectionEvent`, emitted once). The stream's settings and shared
 //! state ([`StreamRuntime`]) belong to the stream's supervisor ([`crate::net::stream`]).
 
 mod dial;
+mod dormant;
 pub(crate) mod event;
 mod keepalive;
 mod read_loop;

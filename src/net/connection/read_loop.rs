@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use crate::batch::{Batch, Kind};
 use crate::net::transport::{self, Incoming, TransportError};
 
+use super::dormant::Dormant;
 use super::keepalive::Keepalive;
 use super::tracking::{VenueState, is_data};
 use super::{BATCH_BYTES, Connection, End, Notice};
@@ -71,15 +72,19 @@ impl Connection {
         let mut ready_sent = false;
         let mut slice = crate::fair::Slice::new();
         // Made once: a new `cancelled()` future per wake-up would register with its token
-        // and unregister again each time, under the token's lock.
-        let shutdown = self.shutdown.cancelled();
-        let retire = self.retire.cancelled();
-        tokio::pin!(shutdown, retire);
+        // and unregister again each time, under the token's lock. And polled only when a
+        // token woke it, not at every frame (see `Dormant`).
+        let mut stop = Dormant::new(async {
+            tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => End::Shutdown,
+                () = self.retire.cancelled() => End::Replaced,
+            }
+        });
         loop {
             let first = tokio::select! {
                 biased;
-                () = &mut shutdown => return End::Shutdown,
-                () = &mut retire => return End::Replaced,
+                end = &mut stop => return end,
                 r = ws.next() => r,
                 () = &mut timer => {
                     if let Err(end) = keepalive.on_timer(ws, rt).await {
