@@ -131,8 +131,8 @@ const POOL: usize = 2;
 /// started on tokio's blocking pool and drains the queue. Using the blocking pool (rather than
 /// a thread of our own) also tells tokio's paused test clock that work is in progress, so
 /// tests with paused time do not jump ahead while a file is being synced. A worker that has
-/// drained the queue waits [`WORKER_LINGER`] for more before it ends, parked: at steady rates
-/// (hand-offs a millisecond apart) the next hand-off then costs one wake-up of a parked
+/// drained the queue waits parked for more (`WORKER_LINGER`, 5 ms) before it ends: at steady
+/// rates (hand-offs a millisecond apart) the next hand-off then costs one wake-up of a parked
 /// thread, not a task handed to the blocking pool (whose lock and condition variable took
 /// five or six futex calls per hand-off, two of them on a contended lock).
 #[derive(Clone)]
