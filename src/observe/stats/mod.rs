@@ -406,14 +406,17 @@ impl Stats {
         }
     }
 
-    /// Marks the start (`true`) or the end of a disk operation, for [`Stats::disk_stall_max`].
-    pub(crate) fn disk_op(&self, begins: bool) {
-        let since = if begins {
-            u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX - 1) + 1
-        } else {
-            0
-        };
+    /// Marks that a disk operation began `at` (read by its caller, who also times the
+    /// operation with it), for [`Stats::disk_stall_max`].
+    pub(crate) fn disk_op_began(&self, at: Instant) {
+        let since = at.saturating_duration_since(self.started).as_nanos();
+        let since = u64::try_from(since).unwrap_or(u64::MAX - 1) + 1;
         self.disk_op_since.store(since, Relaxed);
+    }
+
+    /// Marks the end of the disk operation under way.
+    pub(crate) fn disk_op_ended(&self) {
+        self.disk_op_since.store(0, Relaxed);
     }
 
     /// A consistent-enough copy of every counter, for status output.

@@ -34,6 +34,7 @@ pub(super) fn apply(
     op: DiskOp,
     files: &mut HashMap<u64, OpenFile>,
     shared: &Shared,
+    now: std::time::Instant,
 ) -> Option<Vec<u8>> {
     let stats = &*shared.stats;
     match op {
@@ -87,12 +88,12 @@ pub(super) fn apply(
             if let Some(f) = files.get_mut(&id) {
                 write(f, &buf, lines, stats);
             }
-            sync::sync_due(id, files, stats);
+            sync::sync_due(id, files, stats, now);
             buf.clear();
             Some(buf)
         }
         DiskOp::SyncDue { id } => {
-            sync::sync_due(id, files, stats);
+            sync::sync_due(id, files, stats, now);
             None
         }
         DiskOp::Close {

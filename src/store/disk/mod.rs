@@ -431,13 +431,14 @@ fn work(shared: &Shared) {
             }
         };
         shared.progress.notify_waiters();
+        // The one clock reading at the start serves the stall mark and the sync check.
         let started = std::time::Instant::now();
-        stats.disk_op(true);
+        stats.disk_op_began(started);
         stats.disk_pause.wait();
-        let done = apply(op, &mut files, shared);
+        let done = apply(op, &mut files, shared, started);
         let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         stats.disk_stall_max_ns.fetch_max(took, Relaxed);
-        stats.disk_op(false);
+        stats.disk_op_ended();
         if let Some(buf) = done {
             let mut st = lock();
             if st.pool.len() < POOL {

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::os::fd::AsRawFd as _;
 use std::sync::OnceLock;
 use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
 
 use super::SyncPolicy;
 use super::event::DiskEvent;
@@ -25,9 +26,9 @@ pub(super) const GROUP_SYNC_MIN: usize = 8;
 
 /// Syncs file `id` if its policy says it is due; with [`GROUP_SYNC_MIN`] or more files with
 /// unsynced data on its file system, syncs them all with one `syncfs`.
-pub(super) fn sync_due(id: u64, files: &mut HashMap<u64, OpenFile>, stats: &Stats) {
+pub(super) fn sync_due(id: u64, files: &mut HashMap<u64, OpenFile>, stats: &Stats, now: Instant) {
     let Some(f) = files.get(&id) else { return };
-    if !is_due(f) {
+    if !is_due(f, now) {
         return;
     }
     if matches!(f.sync, SyncPolicy::Interval(_)) && syncfs_reports_errors() {
@@ -58,15 +59,15 @@ pub(super) fn sync_due(id: u64, files: &mut HashMap<u64, OpenFile>, stats: &Stat
     }
 }
 
-/// Whether the file's unsynced data is due for a sync.
-fn is_due(f: &OpenFile) -> bool {
+/// Whether the file's unsynced data is due for a sync at `now`.
+fn is_due(f: &OpenFile, now: Instant) -> bool {
     let (Some(_), Some(since)) = (&f.file, f.dirty_since) else {
         return false;
     };
     match f.sync {
         SyncPolicy::Never => false,
         SyncPolicy::Always => true,
-        SyncPolicy::Interval(every) => since.elapsed() >= every,
+        SyncPolicy::Interval(every) => now.saturating_duration_since(since) >= every,
     }
 }
 
@@ -188,9 +189,9 @@ mod tests {
         // Eight files with unsynced lines, one of them due: one syncfs for all of them.
         let mut files = dirty_files(dir.path(), GROUP_SYNC_MIN as u64, Duration::from_secs(5));
         files.get_mut(&1).unwrap().dirty_since = Some(Instant::now());
-        sync_due(1, &mut files, &stats);
+        sync_due(1, &mut files, &stats, Instant::now());
         assert_eq!(stats.fs_syncs.load(Relaxed), 0, "file 1 is not due yet");
-        sync_due(0, &mut files, &stats);
+        sync_due(0, &mut files, &stats, Instant::now());
         assert_eq!(stats.fs_syncs.load(Relaxed), 1);
         assert_eq!(stats.file_syncs.load(Relaxed), 0);
         assert!(
@@ -206,7 +207,7 @@ mod tests {
             Duration::from_secs(5),
         );
         files.get_mut(&1).unwrap().dirty_since = Some(Instant::now());
-        sync_due(0, &mut files, &stats);
+        sync_due(0, &mut files, &stats, Instant::now());
         assert_eq!(stats.fs_syncs.load(Relaxed), 1);
         assert_eq!(stats.file_syncs.load(Relaxed), 1);
         assert!(files[&0].dirty_since.is_none());
