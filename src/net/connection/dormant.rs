@@ -3,10 +3,10 @@
 //! The read loop selects over its socket and two cancellation futures at every wake-up, and a
 //! wake-up almost always comes from the socket. Each poll of a `CancellationToken`'s future
 //! takes the token's lock and its `Notify`'s lock, on memory that a thousand quiet connections
-//! keep cold: about 3 % of the recorder's CPU with 1,000 streams at 20 msg/s (bench/README.md).
+//! keep cold: about 3 % of the recorder's CPU in a profile of 1,000 streams at 20 msg/s.
 //! [`Dormant`] polls the future it wraps only when that future's own waker fired since the last
 //! poll (or when the task's waker changed, so the registration stays right), and otherwise
-//! answers `Pending` at the cost of one atomic swap.
+//! answers `Pending` at the cost of one atomic load.
 
 use std::future::Future;
 use std::pin::Pin;
