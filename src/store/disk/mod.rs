@@ -360,16 +360,20 @@ impl Disk {
 
     /// Waits until every queued operation is done.
     pub async fn finish(&self) {
+        // A parked worker has carried out everything it took.
+        self.wait_until(|st| st.ops.is_empty() && (!st.running || st.parked.is_some()))
+            .await;
+    }
+
+    /// Waits until `done` holds of the queue's state, looking again whenever the worker takes
+    /// an operation, parks or ends.
+    async fn wait_until(&self, done: impl Fn(&State) -> bool) {
         loop {
             let progressed = self.shared.progress.notified();
             tokio::pin!(progressed);
             progressed.as_mut().enable();
-            {
-                let st = self.lock();
-                // A parked worker has carried out everything it took.
-                if st.ops.is_empty() && (!st.running || st.parked.is_some()) {
-                    return;
-                }
+            if done(&self.lock()) {
+                return;
             }
             progressed.await;
         }
@@ -581,19 +585,11 @@ mod tests {
             st.parked.take().expect("still parked")
         };
         thread.unpark();
-        loop {
-            let progressed = disk.shared.progress.notified();
-            tokio::pin!(progressed);
-            progressed.as_mut().enable();
-            {
-                let st = disk.lock();
-                if !st.running {
-                    assert!(st.parked.is_none());
-                    assert_eq!(st.files.as_ref().map(HashMap::len), Some(1));
-                    break;
-                }
-            }
-            progressed.await;
+        disk.wait_until(|st| !st.running).await;
+        {
+            let st = disk.lock();
+            assert!(st.parked.is_none());
+            assert_eq!(st.files.as_ref().map(HashMap::len), Some(1));
         }
         // A new worker takes the next operation, with the file still open.
         disk.submit(write(4)).await;
