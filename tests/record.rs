@@ -312,18 +312,22 @@ async fn max_connection_age_reconnects_make_before_break() {
     old.send_all(numbered(10, 5)).await;
     rec.wait_messages(15).await;
     new.send_all(numbered(15, 5)).await;
+    rec.wait_messages(20).await;
+    // And for a grace after that: what the venue sent it before the new subscription took
+    // effect may still be arriving.
+    old.send_all(numbered(20, 5)).await;
+    rec.wait_messages(25).await;
     assert_eq!(
         old.recv_close().await,
         Some(1001),
         "the old connection is retired after the new one delivers"
     );
-    rec.wait_messages(20).await;
     rec.stop().await;
 
     let recs = records(dir.path());
     let mut got = messages(&recs);
     got.sort();
-    let mut want = numbered(0, 20);
+    let mut want = numbered(0, 25);
     want.sort();
     assert_eq!(got, want, "nothing lost across the planned reconnect");
     let connected = events(&recs, "connected");
@@ -333,6 +337,41 @@ async fn max_connection_age_reconnects_make_before_break() {
     let replaced: Vec<_> = disc.iter().filter(|d| d["reason"] == "replaced").collect();
     assert_eq!(replaced.len(), 1);
     assert_eq!(replaced[0]["conn"], 1);
+    // Retired no sooner than the grace after the new connection's first message.
+    let first_new = recs
+        .iter()
+        .find(|r| r.get("msg").is_some() && r["conn"] == 2)
+        .unwrap();
+    let ts = |r: &serde_json::Value| r["ts"].as_u64().unwrap();
+    assert!(
+        ts(replaced[0]) - ts(first_new) >= wsrec::net::stream::RETIRE_GRACE.as_nanos() as u64,
+        "retired {} ns after the replacement's first message",
+        ts(replaced[0]) - ts(first_new)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn frames_received_before_a_stop_are_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = TestServer::start().await;
+    let rec = start(
+        config(dir.path(), vec![stream("feed", &server.url())]),
+        BASE_NS,
+    );
+    let mut conn = server.accept().await;
+    conn.send_all(numbered(0, 1)).await;
+    rec.wait_messages(1).await;
+    // Sent, so in the recorder's socket, when the stop comes: the connection has had no turn
+    // to read them, and records them before it closes.
+    conn.send_all(numbered(1, 50)).await;
+    rec.stop().await;
+    let recs = records(dir.path());
+    assert_eq!(messages(&recs), numbered(0, 51));
+    assert_eq!(
+        events(&recs, "disconnected")[0]["reason"],
+        "shutdown",
+        "{recs:#?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]

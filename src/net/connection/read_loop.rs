@@ -84,7 +84,10 @@ impl Connection {
         loop {
             let first = tokio::select! {
                 biased;
-                end = &mut stop => return end,
+                end = &mut stop => {
+                    self.take_ready(ws, batch, &mut keepalive, venue).await;
+                    return end;
+                }
                 r = ws.next() => r,
                 () = &mut timer => {
                     if let Err(end) = keepalive.on_timer(ws, rt).await {
@@ -148,6 +151,39 @@ impl Connection {
             // get their turn.
             slice.tick().await;
         }
+    }
+
+    /// Records the frames that can be had without waiting (already buffered, or held by the
+    /// kernel) before the connection ends on shutdown or retirement: they were received, so
+    /// they are written. Stops at the first frame that would end the connection, and after
+    /// [`FRAMES_PER_WAKE`] frames, so a flood cannot hold the stop up.
+    async fn take_ready(
+        &self,
+        ws: &mut transport::Socket,
+        batch: &mut Batch,
+        keepalive: &mut Keepalive,
+        venue: &mut Option<VenueState>,
+    ) {
+        let rt = &*self.rt;
+        // The socket reads only once tokio's driver has seen it readable: let the driver look
+        // at what arrived since this task last read (a yield is woken after the driver's poll).
+        tokio::task::yield_now().await;
+        for _ in 0..FRAMES_PER_WAKE {
+            let Some(frame) = ws.try_next() else { break };
+            let ts = receive_ts(ws, &rt.clock);
+            if self
+                .push_frame(frame, ts, batch, keepalive, venue)
+                .is_some()
+            {
+                break;
+            }
+            if (batch.messages >= rt.batch_max || batch.data.len() >= BATCH_BYTES)
+                && self.flush(batch).await.is_some()
+            {
+                return;
+            }
+        }
+        let _ = self.flush(batch).await;
     }
 
     /// Puts one frame into the batch; returns how the connection ends if it does.

@@ -8,8 +8,11 @@
 //! that fail or end without data make the delay grow. Each attempt's number since the last healthy connection
 //! and the delay before it are in its `connected` or `connect_failed` event. For
 //! `max_connection_age` runs make-before-break: a replacement is connected and subscribed while
-//! the old connection keeps recording, and the old one is retired only once the new one
-//! delivers data (or after [`MAX_OVERLAP`]). Both connections' records carry their own `conn`
+//! the old connection keeps recording, and the old one is retired [`RETIRE_GRACE`] after the
+//! new one delivers data (or after [`MAX_OVERLAP`]): what the venue sent the old one before the
+//! new one's subscription took effect may still be on its way, or come through a gateway that
+//! lags, and a retired connection still records what has reached the machine before it closes.
+//! Both connections' records carry their own `conn`
 //! number; the replacement's `connected` event names the connection it `replaces`, and the
 //! old one's `disconnected` event has reason `replaced`, so the overlap is visible in the data.
 //!
@@ -42,6 +45,8 @@ use runtime::StreamRuntime;
 
 /// Longest time the old connection is kept once its replacement is connected.
 pub const MAX_OVERLAP: Duration = Duration::from_secs(30);
+/// How long the old connection goes on recording after its replacement took over.
+pub const RETIRE_GRACE: Duration = Duration::from_secs(2);
 
 /// Supervisor settings besides the stream runtime.
 #[derive(Debug, Clone, Copy)]
@@ -125,6 +130,8 @@ pub async fn run(
     let mut replace_at: Option<(Instant, Duration)> = None;
     // When to retire the old connection even if the replacement has sent nothing yet.
     let mut overlap_until: Option<Instant> = None;
+    // Replaced connections still recording through their grace, with when to retire them.
+    let mut retiring: Vec<(Instant, CancellationToken)> = Vec::new();
     let far = || Instant::now() + Duration::from_secs(86_400 * 365);
     // Some connection of this supervisor got through the handshake.
     let mut ever_connected = false;
@@ -133,6 +140,7 @@ pub async fn run(
             retry_at.map(|r| r.0),
             replace_at.map(|r| r.0),
             overlap_until,
+            retiring.first().map(|r| r.0),
         ]
         .into_iter()
         .flatten()
@@ -156,7 +164,7 @@ pub async fn run(
                     // Data came: the stream is healthy again, whatever failed before.
                     if pending.as_ref().is_some_and(|p| p.conn == c) {
                         backoff.reset();
-                        promote(&mut active, &mut pending, &mut replace_at, &mut overlap_until, &policy);
+                        promote(&mut active, &mut pending, &mut replace_at, &mut overlap_until, &mut retiring, &policy);
                     } else if active.as_ref().is_some_and(|a| a.conn == c) {
                         backoff.reset();
                     }
@@ -182,7 +190,7 @@ pub async fn run(
                             if healthy {
                                 backoff.reset();
                             }
-                            promote(&mut active, &mut pending, &mut replace_at, &mut overlap_until, &policy);
+                            promote(&mut active, &mut pending, &mut replace_at, &mut overlap_until, &mut retiring, &policy);
                         } else {
                             let delay = if healthy {
                                 // A fresh start, but not before the venue's own wait is over.
@@ -231,8 +239,14 @@ pub async fn run(
                     }
                 }
                 if overlap_until.is_some_and(|t| t <= now) {
-                    promote(&mut active, &mut pending, &mut replace_at, &mut overlap_until, &policy);
+                    promote(&mut active, &mut pending, &mut replace_at, &mut overlap_until, &mut retiring, &policy);
                 }
+                retiring.retain(|(at, retire)| {
+                    if *at <= now {
+                        retire.cancel();
+                    }
+                    *at > now
+                });
             }
         }
     }
@@ -249,17 +263,19 @@ fn reconnect_delay(backoff: &mut Backoff, retry_after: Option<Duration>) -> Dura
     retry_after.map_or(delay, |wait| wait.max(delay))
 }
 
-/// The replacement takes over: the old connection is told to close.
+/// The replacement takes over: the old connection is told to close [`RETIRE_GRACE`] from now.
 fn promote(
     active: &mut Option<Slot>,
     pending: &mut Option<Slot>,
     replace_at: &mut Option<(Instant, Duration)>,
     overlap_until: &mut Option<Instant>,
+    retiring: &mut Vec<(Instant, CancellationToken)>,
     policy: &Policy,
 ) {
     let Some(new) = pending.take() else { return };
     if let Some(old) = active.take() {
-        old.retire.cancel();
+        // Retired in the order they were replaced, so the first is the next due.
+        retiring.push((Instant::now() + RETIRE_GRACE, old.retire));
     }
     *overlap_until = None;
     *replace_at = match (new.connected_at, policy.max_connection_age) {
