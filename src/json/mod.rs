@@ -912,7 +912,6 @@ mod tests {
     /// or every block token by token, which must all agree.
     #[cfg(target_arch = "x86_64")]
     fn every_block_validator(doc: &[u8]) -> bool {
-        use std::arch::is_x86_feature_detected as has;
         // SAFETY: SSE2 is part of every x86-64 CPU.
         let classify_sse2 = |block: &[u8; 64]| unsafe { blocks::classify_sse2(block) };
         let tail = |b: &[u8], base: usize| blocks::tail(b, base, classify_sse2);
@@ -924,13 +923,13 @@ mod tests {
         // Every block by masks, and every block token by token.
         assert_eq!(sse2_with(0), sse2, "masks only disagree on {:?}", shown());
         assert_eq!(sse2_with(64), sse2, "tokens only disagree on {:?}", shown());
-        if has!("avx2") && has!("pclmulqdq") {
-            // SAFETY: the CPU has both (checked just above).
+        if blocks::has_avx2() {
+            // SAFETY: the CPU has what it enables (checked just above).
             let avx2 = unsafe { blocks::validate_avx2(doc) }.is_some();
             assert_eq!(avx2, sse2, "AVX2 and SSE2 disagree on {:?}", shown());
         }
-        if has!("avx512bw") && has!("pclmulqdq") {
-            // SAFETY: the CPU has both (checked just above).
+        if blocks::has_avx512() {
+            // SAFETY: the CPU has what it enables (checked just above).
             let avx512 = unsafe { blocks::validate_avx512(doc) }.is_some();
             assert_eq!(avx512, sse2, "AVX-512 and SSE2 disagree on {:?}", shown());
         }
