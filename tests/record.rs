@@ -351,6 +351,30 @@ async fn max_connection_age_reconnects_make_before_break() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_close_received_before_a_stop_is_how_the_connection_ended() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = TestServer::start().await;
+    let rec = start(
+        config(dir.path(), vec![stream("feed", &server.url())]),
+        BASE_NS,
+    );
+    let mut conn = server.accept().await;
+    conn.send_all(numbered(0, 1)).await;
+    rec.wait_messages(1).await;
+    // Frames and then the server's close, all in the recorder's socket when the stop comes:
+    // the recording says the server closed, not that the recorder shut down.
+    conn.send_all(numbered(1, 10)).await;
+    conn.close(4001, "maintenance").await;
+    rec.stop().await;
+    let recs = records(dir.path());
+    assert_eq!(messages(&recs), numbered(0, 11));
+    let disc = events(&recs, "disconnected");
+    assert_eq!(disc.len(), 1, "{disc:#?}");
+    assert_eq!(disc[0]["reason"], "closed_by_server");
+    assert_eq!(disc[0]["code"], 4001);
+}
+
+#[tokio::test(start_paused = true)]
 async fn frames_received_before_a_stop_are_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = TestServer::start().await;

@@ -85,8 +85,7 @@ impl Connection {
             let first = tokio::select! {
                 biased;
                 end = &mut stop => {
-                    self.take_ready(ws, batch, &mut keepalive, venue).await;
-                    return end;
+                    return self.take_ready(ws, batch, &mut keepalive, venue).await.unwrap_or(end);
                 }
                 r = ws.next() => r,
                 () = &mut timer => {
@@ -155,15 +154,16 @@ impl Connection {
 
     /// Records the frames that can be had without waiting (already buffered, or held by the
     /// kernel) before the connection ends on shutdown or retirement: they were received, so
-    /// they are written. Stops at the first frame that would end the connection, and after
-    /// [`FRAMES_PER_WAKE`] frames, so a flood cannot hold the stop up.
+    /// they are written. Stops after [`FRAMES_PER_WAKE`] frames, so a flood cannot hold the
+    /// stop up, or at a frame that ends the connection, which is then how it ended (a close
+    /// from the server, a message over the size limit: a loss that must show as such).
     async fn take_ready(
         &self,
         ws: &mut transport::Socket,
         batch: &mut Batch,
         keepalive: &mut Keepalive,
         venue: &mut Option<VenueState>,
-    ) {
+    ) -> Option<End> {
         let rt = &*self.rt;
         // The socket reads only once tokio's driver has seen it readable: let the driver look
         // at what arrived since this task last read (a yield is woken after the driver's poll).
@@ -171,19 +171,16 @@ impl Connection {
         for _ in 0..FRAMES_PER_WAKE {
             let Some(frame) = ws.try_next() else { break };
             let ts = receive_ts(ws, &rt.clock);
-            if self
-                .push_frame(frame, ts, batch, keepalive, venue)
-                .is_some()
-            {
-                break;
+            if let Some(end) = self.push_frame(frame, ts, batch, keepalive, venue) {
+                return self.flush(batch).await.or(Some(end));
             }
             if (batch.messages >= rt.batch_max || batch.data.len() >= BATCH_BYTES)
-                && self.flush(batch).await.is_some()
+                && let Some(gone) = self.flush(batch).await
             {
-                return;
+                return Some(gone);
             }
         }
-        let _ = self.flush(batch).await;
+        self.flush(batch).await
     }
 
     /// Puts one frame into the batch; returns how the connection ends if it does.
