@@ -33,8 +33,11 @@ async fn record(dir: &Path, conns: &[Vec<String>]) -> Vec<PathBuf> {
     let mut server = TestServer::start().await;
     let rec = start(config(dir, vec![stream("okx", &server.url())]), T0);
     let mut sent = 0u64;
+    // The last connection stays open until the recorder has stopped: dropped earlier, its end
+    // could reach the recorder first and be recorded as the server's.
+    let mut open = None;
     for (i, frames) in conns.iter().enumerate() {
-        let mut conn = server.accept().await;
+        let conn = open.insert(server.accept().await);
         // 1 ms of (paused) time apart: receive times spread over the recording.
         for f in frames {
             conn.send_text(f).await;
@@ -47,6 +50,7 @@ async fn record(dir: &Path, conns: &[Vec<String>]) -> Vec<PathBuf> {
         }
     }
     rec.stop().await;
+    drop(open);
     files(dir)
 }
 
