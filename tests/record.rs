@@ -350,17 +350,21 @@ async fn max_connection_age_reconnects_make_before_break() {
     );
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_close_received_before_a_stop_is_how_the_connection_ended() {
-    let dir = tempfile::tempdir().unwrap();
+/// A recorder of one stream into `dir`, its connection accepted and a first message (`numbered`
+/// 0) recorded: the server, the recorder and the server's side of the connection.
+async fn recording_one_message(dir: &std::path::Path) -> (TestServer, Running, ServerConn) {
     let mut server = TestServer::start().await;
-    let rec = start(
-        config(dir.path(), vec![stream("feed", &server.url())]),
-        BASE_NS,
-    );
+    let rec = start(config(dir, vec![stream("feed", &server.url())]), BASE_NS);
     let mut conn = server.accept().await;
     conn.send_all(numbered(0, 1)).await;
     rec.wait_messages(1).await;
+    (server, rec, conn)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_close_received_before_a_stop_is_how_the_connection_ended() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, rec, mut conn) = recording_one_message(dir.path()).await;
     // Frames and then the server's close, all in the recorder's socket when the stop comes:
     // the recording says the server closed, not that the recorder shut down.
     conn.send_all(numbered(1, 10)).await;
@@ -377,14 +381,7 @@ async fn a_close_received_before_a_stop_is_how_the_connection_ended() {
 #[tokio::test(start_paused = true)]
 async fn frames_received_before_a_stop_are_recorded() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = TestServer::start().await;
-    let rec = start(
-        config(dir.path(), vec![stream("feed", &server.url())]),
-        BASE_NS,
-    );
-    let mut conn = server.accept().await;
-    conn.send_all(numbered(0, 1)).await;
-    rec.wait_messages(1).await;
+    let (_server, rec, mut conn) = recording_one_message(dir.path()).await;
     // Sent, so in the recorder's socket, when the stop comes: the connection has had no turn
     // to read them, and records them before it closes.
     conn.send_all(numbered(1, 50)).await;

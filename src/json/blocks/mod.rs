@@ -214,14 +214,19 @@ impl Successor {
 /// `blsr`; without them `count_ones` was a dozen instructions, ~6 % of the validator's time
 /// on real frames).
 pub(super) fn has_avx512() -> bool {
-    use std::arch::is_x86_feature_detected as has;
-    has!("avx512bw") && has!("pclmulqdq") && has!("popcnt") && has!("bmi1")
+    std::is_x86_feature_detected!("avx512bw") && has_bit_instructions()
 }
 
 /// Whether this CPU runs [`validate_avx2`] (as [`has_avx512`], with AVX2).
 pub(super) fn has_avx2() -> bool {
+    std::is_x86_feature_detected!("avx2") && has_bit_instructions()
+}
+
+/// What both SIMD versions enable besides their vector width: carry-less multiplication,
+/// `popcnt` and BMI1.
+fn has_bit_instructions() -> bool {
     use std::arch::is_x86_feature_detected as has;
-    has!("avx2") && has!("pclmulqdq") && has!("popcnt") && has!("bmi1")
+    has!("pclmulqdq") && has!("popcnt") && has!("bmi1")
 }
 
 pub(super) fn validate(b: &[u8]) -> Option<()> {

@@ -110,10 +110,7 @@ impl Connection {
                 if end.is_some() {
                     break;
                 }
-                if batch.messages >= rt.batch_max
-                    || batch.data.len() >= BATCH_BYTES
-                    || n >= FRAMES_PER_WAKE
-                {
+                if self.batch_full(batch) || n >= FRAMES_PER_WAKE {
                     rt.pressure.mark_backlog();
                     break;
                 }
@@ -174,13 +171,20 @@ impl Connection {
             if let Some(end) = self.push_frame(frame, ts, batch, keepalive, venue) {
                 return self.flush(batch).await.or(Some(end));
             }
-            if (batch.messages >= rt.batch_max || batch.data.len() >= BATCH_BYTES)
+            if self.batch_full(batch)
                 && let Some(gone) = self.flush(batch).await
             {
                 return Some(gone);
             }
         }
         self.flush(batch).await
+    }
+
+    /// Whether the batch holds what one hand-off to the writer may (`batch_max` messages or
+    /// [`BATCH_BYTES`]).
+    #[inline]
+    fn batch_full(&self, batch: &Batch) -> bool {
+        batch.messages >= self.rt.batch_max || batch.data.len() >= BATCH_BYTES
     }
 
     /// Puts one frame into the batch; returns how the connection ends if it does.
