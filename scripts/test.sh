@@ -78,6 +78,9 @@ export WSREC_TINYPROXY
 cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
 cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 
+# A one-off build gains nothing from incremental compilation's caches, which take gigabytes.
+export CARGO_INCREMENTAL=0
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
