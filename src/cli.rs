@@ -343,6 +343,10 @@ pub struct RecordArgs {
     /// Longest time data sits in memory before it is written [default: 1s].
     #[arg(long, value_parser = parse_duration)]
     pub flush_interval: Option<Duration>,
+    /// Directory of the journal that keeps idle moments' lines safe from a kill until they are
+    /// written, or `""` for none [default: /dev/shm].
+    #[arg(long, value_name = "DIR", value_parser = parse_path)]
+    pub journal_dir: Option<PathBuf>,
     /// When written data is forced to disk [default: interval].
     #[arg(long, value_enum)]
     pub fsync: Option<FsyncArg>,

@@ -44,7 +44,9 @@
 //! [`ship::nats`] fan-out task without waiting (a full queue is counted and marked), which
 //! publishes them to JetStream. Closed files go on to the [`store::compress`] thread and then,
 //! with `[upload]`, to the [`ship::upload`] tasks, each over a queue that never blocks the stage
-//! before it. At start, [`store::recover`] seals the files a crash left open. Each stage reports
+//! before it. The writer keeps the lines of its idle moments in a [`store::journal`] in shared
+//! memory until the files get them; at start, a killed run's journal completes its files and
+//! [`store::recover`] seals the files a crash left open. Each stage reports
 //! what happens to it through typed events (`event.rs` in its folder) that update the
 //! [`observe::stats`] counters and write the log line in one place; [`observe::status`] serves
 //! the counters on a Unix socket, and [`observe::metrics`] over HTTP for Prometheus
@@ -67,7 +69,7 @@
 //!   `net::venue::protocol`).
 //! - [`batch`] and [`queue`]: what crosses from the network side to the file side.
 //! - [`store`]: the file side: [`store::writer`], [`store::rotation`], [`store::disk`],
-//!   [`store::manifest`], [`store::recover`], [`store::compress`].
+//!   [`store::journal`], [`store::manifest`], [`store::recover`], [`store::compress`].
 //! - [`ship`]: what leaves the machine: [`ship::upload`] (S3-compatible storage) and
 //!   [`ship::nats`] (live fan-out to JetStream).
 //! - [`observe`]: [`observe::stats`], [`observe::status`], [`observe::metrics`].

@@ -192,6 +192,25 @@ fn bad_input_names_the_problem_exits_2_and_writes_nothing() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("output directory afile/sub: "), "{stderr}");
     assert_eq!(stderr.matches("(os error 20)").count(), 1, "{stderr}");
+
+    // So is a journal directory that cannot hold the journal; the default one, missing,
+    // would only be warned about.
+    let out = run(
+        &[
+            "record",
+            "ws://127.0.0.1:1/",
+            "-o",
+            "out",
+            "--journal-dir",
+            "afile",
+        ],
+        d,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("journal_dir afile: "), "{stderr}");
+    assert!(stderr.contains("or \"\" to record without one"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[test]

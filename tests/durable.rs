@@ -744,18 +744,79 @@ fn lines_of_run(out: &Path, run: u64) -> u64 {
         .sum()
 }
 
-/// A steady flow (20 messages every millisecond) that pauses is in the OS's hands during the
-/// pause, long before any timer: the writer hands its lines on whenever its queue runs empty,
-/// not once a buffer is full or `flush_interval` (an hour here) has passed. So a SIGKILL in a
-/// pause loses nothing. Each run waits for the lines to reach the file (an event, with a
-/// deadline far below the hour the timer would take), then kills. How much a kill in the middle
-/// of the flow loses depends on scheduling, so the bench measures it (bench/README.md,
-/// `IDLE_HANDOFF_GAP`).
+/// A steady flow (20 messages every millisecond) that pauses is safe from a kill during the
+/// pause, long before any timer: the writer copies its lines into the journal whenever its
+/// queue runs empty (or, without a journal, hands them to the OS), not once a buffer is full
+/// or `flush_interval` (an hour here) has passed. So a SIGKILL in a pause loses nothing. Each
+/// run waits for the lines to be safe (in the journal's complete records, or in the file: an
+/// event, with a deadline far below the hour the timer would take), then kills; the next start
+/// completes the files from the journal. How much a kill in the middle of the flow loses
+/// depends on scheduling, so the bench measures it (bench/README.md, `IDLE_HANDOFF_GAP`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_after_the_flow_pauses_loses_nothing_and_waits_for_no_timer() {
+    a_kill_after_the_flow_pauses_loses_nothing(true).await;
+}
+
+/// The same without a journal: the lines are in the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_journal_a_kill_after_the_flow_pauses_loses_nothing_either() {
+    a_kill_after_the_flow_pauses_loses_nothing(false).await;
+}
+
+/// The messages of run `run` (`{"r":run,"n":N,...}`) that a kill cannot lose: in the complete
+/// lines of the files under `out`, or in the complete records of the journals in `journals`
+/// (a full buffer goes to its file at once, the rest of an idle moment's lines to the journal).
+fn safe_messages_of_run(out: &Path, journals: &Path, run: u64) -> u64 {
+    let needle = format!(r#"{{"r":{run},"n":"#);
+    let mut texts: Vec<Vec<u8>> = Vec::new();
+    if out.exists() {
+        for p in all_files(out) {
+            if p.to_string_lossy().ends_with(".manifest.json") {
+                continue;
+            }
+            let mut text = std::fs::read(p).unwrap_or_default();
+            text.truncate(text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1));
+            texts.push(text);
+        }
+    }
+    for e in std::fs::read_dir(journals).unwrap().flatten() {
+        let bytes = std::fs::read(e.path()).unwrap_or_default();
+        for r in wsrec::store::journal::records(&bytes) {
+            texts.push(r.lines.to_vec());
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for text in &texts {
+        for line in text.split(|&b| b == b'\n') {
+            let Some(at) = line
+                .windows(needle.len())
+                .position(|w| w == needle.as_bytes())
+            else {
+                continue;
+            };
+            let digits = &line[at + needle.len()..];
+            let end = digits
+                .iter()
+                .position(|b| !b.is_ascii_digit())
+                .unwrap_or(digits.len());
+            if let Ok(n) = std::str::from_utf8(&digits[..end])
+                .unwrap_or("")
+                .parse::<u64>()
+            {
+                seen.insert(n);
+            }
+        }
+    }
+    seen.len() as u64
+}
+
+async fn a_kill_after_the_flow_pauses_loses_nothing(journal: bool) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let out = d.join("out");
+    let jdir = d.join("journal");
+    std::fs::create_dir(&jdir).unwrap();
+    let journal_arg = if journal { jdir.to_str().unwrap() } else { "" };
     let mut server = TestServer::start().await;
     let url = server.url();
     let mut rng = 0x2545_f491_4f6c_dd1du64 ^ u64::from(std::process::id());
@@ -765,6 +826,7 @@ async fn a_kill_after_the_flow_pauses_loses_nothing_and_waits_for_no_timer() {
             .args(["record", &url, "-o", "out", "--name", "feed"])
             .args(["--flush-interval", "1h", "--status-interval", "off"])
             .args(["--status-socket", "", "--compress", "none"])
+            .args(["--journal-dir", journal_arg])
             .current_dir(d)
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
@@ -790,13 +852,21 @@ async fn a_kill_after_the_flow_pauses_loses_nothing_and_waits_for_no_timer() {
                 .await;
         }
         let total = ticks * 20;
-        // The flow pauses (the connection stays open): everything reaches the file.
+        // The flow pauses (the connection stays open): everything reaches the journal, or
+        // without one the file.
+        let safe = |run| {
+            if journal {
+                safe_messages_of_run(&out, &jdir, run)
+            } else {
+                lines_of_run(&out, run)
+            }
+        };
         let deadline = Instant::now() + Duration::from_secs(60);
-        while lines_of_run(&out, run) < total {
+        while safe(run) < total {
             assert!(
                 Instant::now() < deadline,
-                "run {run}: {} of {total} lines reached the file within 60 s of the pause",
-                lines_of_run(&out, run)
+                "run {run}: {} of {total} lines were safe within 60 s of the pause",
+                safe(run)
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -805,8 +875,12 @@ async fn a_kill_after_the_flow_pauses_loses_nothing_and_waits_for_no_timer() {
         drop(conn);
         sent.push(total);
     }
-    // A graceful run recovers what the last kill left open.
-    let mut child = spawn_recorder(&url, d, &["--compress", "none"]);
+    // A graceful run completes and recovers what the last kill left open.
+    let mut child = spawn_recorder(
+        &url,
+        d,
+        &["--compress", "none", "--journal-dir", journal_arg],
+    );
     let _conn = server.accept().await;
     signal(&child, libc::SIGTERM);
     assert_eq!(wait_exit(&mut child).await, Some(0));
@@ -822,4 +896,10 @@ async fn a_kill_after_the_flow_pauses_loses_nothing_and_waits_for_no_timer() {
         recorded, sent,
         "messages of each run in the files against those sent"
     );
+    let journals: Vec<_> = std::fs::read_dir(&jdir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(journals.is_empty(), "replayed and removed: {journals:?}");
 }

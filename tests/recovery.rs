@@ -74,15 +74,17 @@ fn open_files(out: &Path) -> Vec<PathBuf> {
 }
 
 /// Records 300 messages into `dir/out`, kills the recorder, and leaves its `.open` files as a
-/// kill before the disk worker's first write leaves them: empty. (The writer hands its lines on
-/// within half a millisecond of going idle, so a real kill hits that moment only by chance;
-/// the test cuts the files instead, which is all such a kill leaves on disk.)
+/// kill before the writer's first idle moment leaves them: empty, with nothing to complete
+/// them from. (The writer puts its lines in the journal, or without one hands them on, as soon
+/// as it goes idle, so a real kill hits that moment only by chance; the test records without
+/// a journal and cuts the files instead, which is all such a kill leaves on disk.)
 async fn killed_before_the_first_flush(
     server: &mut TestServer,
     dir: &Path,
     extra: &[&str],
 ) -> Vec<PathBuf> {
-    let mut first = spawn(&server.url(), dir, "feed", extra);
+    let extra = [extra, &["--journal-dir", ""]].concat();
+    let mut first = spawn(&server.url(), dir, "feed", &extra);
     let mut conn = server.accept().await;
     conn.send_all(numbered(0, 300)).await;
     wait_received(&socket(dir, "feed"), 300).await;

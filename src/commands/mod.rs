@@ -68,6 +68,7 @@ pub fn run(cli: Cli) -> ExitCode {
                         Some(
                             RunError::Config(_)
                                 | RunError::OutputDir { .. }
+                                | RunError::Journal { .. }
                                 | RunError::Metrics(_)
                                 | RunError::Refused(_)
                         )

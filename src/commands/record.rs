@@ -160,6 +160,9 @@ pub fn build_config(
     if let Some(p) = &args.status_socket {
         config.status_socket = Some(p.clone());
     }
+    if let Some(p) = &args.journal_dir {
+        config.journal_dir = Some(p.clone());
+    }
     if let Some(i) = args.status_interval {
         config.status_interval = i.0;
     }

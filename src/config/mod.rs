@@ -89,6 +89,9 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 pub const DEFAULT_THREADS: usize = 1;
 /// Most runtime threads accepted.
 pub const MAX_THREADS: usize = 256;
+/// Default [`Config::journal_dir`]: shared memory, which outlives a killed process.
+pub const DEFAULT_JOURNAL_DIR: &str = "/dev/shm";
+
 /// Default [`Config::wake_coalesce`]: a runtime thread with nothing to do waits this long
 /// before it sleeps on the sockets, so that the messages of many quiet connections are taken
 /// in one wake-up rather than one each (bench/README.md, the many-streams scenario).
@@ -160,6 +163,12 @@ pub struct Config {
     /// Longest time received data sits in memory before it is written to the OS.
     #[serde(default = "default_flush_interval", deserialize_with = "duration")]
     pub flush_interval: Duration,
+    /// Directory of the journal, where the writer keeps the lines of its idle moments until
+    /// they are written to the files (see [`crate::store::journal`]): default `/dev/shm`
+    /// (shared memory); `""` turns it off, and every idle moment then writes its lines to the
+    /// files at once.
+    #[serde(default)]
+    pub journal_dir: Option<PathBuf>,
     /// Most bytes of encoded lines waiting for the disk (a stalled write or `fsync`) before the
     /// writer waits and `when_full` applies.
     #[serde(default = "default_disk_buffer", deserialize_with = "byte_size")]
@@ -246,6 +255,7 @@ impl Default for Config {
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             when_full: WhenFull::Block,
             flush_interval: DEFAULT_FLUSH_INTERVAL,
+            journal_dir: None,
             disk_buffer: DEFAULT_DISK_BUFFER,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             compress: Compress::default(),
@@ -355,6 +365,15 @@ impl Config {
         match self.wake_coalesce {
             Some(d) if !read_times => d,
             _ => Duration::ZERO,
+        }
+    }
+
+    /// The journal directory in effect, `None` when turned off.
+    pub fn journal_dir_path(&self) -> Option<PathBuf> {
+        match &self.journal_dir {
+            Some(p) if p.as_os_str().is_empty() => None,
+            Some(p) => Some(p.clone()),
+            None => Some(PathBuf::from(DEFAULT_JOURNAL_DIR)),
         }
     }
 

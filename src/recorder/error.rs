@@ -19,6 +19,14 @@ pub enum RunError {
         /// Why.
         source: std::io::Error,
     },
+    /// The journal directory set in the config cannot hold the journal.
+    #[error("journal_dir {}: {source}; give a writable directory with room for the journal (8 MiB; shared memory such as /dev/shm is best), or \"\" to record without one", path.display())]
+    Journal {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The status socket cannot be set up.
     #[error(transparent)]
     Status(#[from] crate::observe::status::StatusError),

@@ -117,13 +117,18 @@ impl Recorder {
             source,
         })?;
         check_writable(&config.output_dir)?;
-        // Files a crashed run left open are made readable and closed before anything new.
+        // Files a crashed run left open are completed from its journal, made readable and
+        // closed before anything new.
+        if let Some(dir) = config.journal_dir_path() {
+            crate::store::journal::replay(&dir, &config.output_dir);
+        }
         crate::store::recover::recover_dir(&config.output_dir, &config.streams, clock.now_ns());
 
         // The pipeline stops on the caller's token, or on a stream that gave up; the caller's
         // token is never cancelled from here.
         let stop = shutdown.child_token();
-        let mut pipeline = Pipeline::start(&config, clock, &stats, &stop, metrics).await?;
+        let journal = open_journal(&config)?;
+        let mut pipeline = Pipeline::start(&config, clock, &stats, &stop, metrics, journal).await?;
         tracing::info!(
             streams = config.streams.len(),
             output_dir = %config.output_dir.display(),
@@ -140,6 +145,24 @@ impl Recorder {
             // An overrun shutdown is logged at ERROR; why the recorder stopped comes first.
             Some(r) => Err(RunError::Refused(r)),
             None => stopped,
+        }
+    }
+}
+
+/// The writer's journal in the configured directory. A directory the config names must hold
+/// it; the default one (`/dev/shm`) may be missing or full, and then the recorder runs
+/// without a journal, saying so.
+fn open_journal(config: &Config) -> Result<Option<crate::store::journal::Journal>, RunError> {
+    let Some(dir) = config.journal_dir_path() else {
+        return Ok(None);
+    };
+    let half = crate::store::journal::DEFAULT_HALF_BYTES;
+    match crate::store::journal::Journal::create(&dir, &config.output_dir, half) {
+        Ok(journal) => Ok(Some(journal)),
+        Err(source) if config.journal_dir.is_some() => Err(RunError::Journal { path: dir, source }),
+        Err(e) => {
+            tracing::warn!(journal_dir = %dir.display(), error = %e, "Cannot keep a journal in the default journal_dir; recording without one: each idle moment's lines are written to the files at once (more CPU with many quiet streams). Set journal_dir to a writable directory, or \"\" to record without one and without this warning.");
+            Ok(None)
         }
     }
 }

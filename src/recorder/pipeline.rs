@@ -53,13 +53,15 @@ impl Pipeline {
     /// # Errors
     /// A stream that cannot be set up (bad URL, CA file, proxy or token URL), a status socket
     /// that cannot be bound, an uploader or compressor that cannot start. (`metrics`, bound by
-    /// the caller before the output directory is made, is only started here.)
+    /// the caller before the output directory is made, is only started here, as is the
+    /// writer's `journal`.)
     pub(super) async fn start(
         config: &Config,
         clock: Clock,
         stats: &Arc<Stats>,
         shutdown: &CancellationToken,
         metrics: Option<crate::observe::metrics::MetricsServer>,
+        journal: Option<crate::store::journal::Journal>,
     ) -> Result<Pipeline, RunError> {
         let batch_max = BATCH_MAX.min(config.queue_capacity.div_ceil(4)).max(1);
         let pressure = Arc::new(crate::fair::Pressure::default());
@@ -121,6 +123,10 @@ impl Pipeline {
             disk,
             stats.clone(),
         );
+        let writer = match journal {
+            Some(journal) => writer.with_journal(journal),
+            None => writer,
+        };
         let (writer, nats) = match &config.nats {
             Some(n) => {
                 let (tx, sink) =

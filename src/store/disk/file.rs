@@ -96,6 +96,13 @@ pub(super) fn apply(
             sync::sync_due(id, files, stats, now);
             None
         }
+        DiskOp::Released {
+            generation,
+            released,
+        } => {
+            released.fetch_max(generation, std::sync::atomic::Ordering::Release);
+            None
+        }
         DiskOp::Close {
             id,
             final_path,

@@ -98,6 +98,15 @@ pub enum DiskOp {
         /// closing records): its manifest ends the stream's chain.
         run_end: bool,
     },
+    /// Every line of the journal's half of this generation has been queued before this
+    /// operation: once it is done, they are written (or counted lost), and the writer's
+    /// journal may use the half again ([`Journal::switch`](crate::store::journal::Journal::switch)).
+    Released {
+        /// The half's generation.
+        generation: u64,
+        /// The journal's record of it.
+        released: Arc<std::sync::atomic::AtomicU64>,
+    },
 }
 
 impl DiskOp {

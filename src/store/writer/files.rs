@@ -2,6 +2,7 @@
 //! handing a file's buffered lines to the disk worker, and closing files when they rotate or
 //! the writer stops.
 
+use std::os::unix::ffi::OsStrExt as _;
 use std::path::PathBuf;
 
 use super::event::WriterEvent;
@@ -61,6 +62,12 @@ impl Writer {
         let mut open_path = final_path.clone().into_os_string();
         open_path.push(OPEN_SUFFIX);
         let open_path = PathBuf::from(open_path);
+        let journal_name: Box<[u8]> = open_path
+            .strip_prefix(&self.output_dir)
+            .unwrap_or(&open_path)
+            .as_os_str()
+            .as_bytes()
+            .into();
         let state = &mut self.streams[idx];
         WriterEvent::Opening {
             stream: &state.sink.name,
@@ -94,6 +101,8 @@ impl Writer {
             buf_lines: 0,
             handed_at: 0,
             listed: false,
+            journal_name,
+            journaled: 0,
             manifest,
         };
         if events {
@@ -173,6 +182,7 @@ impl Writer {
             .take_buffer()
             .unwrap_or_else(|| Vec::with_capacity(want + want / 4));
         let buf = std::mem::replace(&mut out.buf, fresh);
+        out.journaled = 0;
         out.handed_at = self.clock.now_ns();
         Some(DiskOp::Write {
             id: out.id,

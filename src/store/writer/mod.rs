@@ -2,8 +2,11 @@
 //! line carries the request's `snapshot` object and the body as a message's payload is written,
 //! takes no `seq`, and goes to a raw stream's events sidecar; below `disk_stop` it is still
 //! written, as events are), decides which file each line goes to, and hands
-//! buffers to the disk worker: full ones at once, the rest when its queue runs empty (at most
-//! once per `IDLE_HANDOFF_GAP` per file), so a kill loses only the last moment's lines.
+//! buffers to the disk worker: full ones at once, the rest every `flush_interval`. Whenever its
+//! queue runs empty, the lines it holds go to the [journal](crate::store::journal) (shared
+//! memory that a kill leaves behind for the next start), so a kill loses only the last
+//! moment's lines; without a journal, they go to the disk worker then (at most once per
+//! `IDLE_HANDOFF_GAP` per file).
 //!
 //! Lines the disk worker loses to write errors come back as a count to mark: a
 //! `write_error_gap` event at the front of the stream's next batch, or of an empty batch at
@@ -38,6 +41,7 @@ use crate::fsutil::FLUSH_BYTES;
 use crate::observe::stats::{DiskLevel, Stats, UnmarkedLoss};
 use crate::queue::QueueRx;
 use crate::store::disk::{Disk, DiskOp, SyncPolicy};
+use crate::store::journal::Journal;
 use crate::store::manifest::ManifestBuilder;
 
 mod decimal;
@@ -53,7 +57,8 @@ pub use sink::StreamSink;
 // The least `disk_buffer` the config accepts is two of the writer's full buffers.
 const _: () = assert!(crate::config::MIN_DISK_BUFFER == 2 * FLUSH_BYTES as u64);
 
-/// The writer hands a file's lines to the disk worker when its queue runs empty, but not
+/// Without a journal, the writer hands a file's lines to the disk worker when its queue runs
+/// empty, but not
 /// sooner than this after the file's last hand-off (full buffers included): lines that come
 /// sooner wait for the next idle moment after it, or its timer. So a kill loses at most about
 /// this long of data (far less than with buffers handed on only when full or once a second),
@@ -86,8 +91,12 @@ struct Output {
     buf_lines: u64,
     /// When `buf` was last handed to the disk worker (clock ns; 0: never).
     handed_at: u64,
-    /// On the writer's list of files to hand on at an idle moment.
+    /// On the writer's list of files to hand on (or journal) at an idle moment.
     listed: bool,
+    /// The `.open` path relative to the output directory, as the journal names the file.
+    journal_name: Box<[u8]>,
+    /// Bytes at the front of `buf` already in the journal.
+    journaled: usize,
     /// What the file's manifest will say.
     manifest: ManifestBuilder,
 }
@@ -115,6 +124,17 @@ struct StreamState {
     disk_lost_to: u64,
     /// Lines lost to write errors, to be marked at the front of the next batch.
     io_pending: UnmarkedLoss,
+}
+
+impl StreamState {
+    /// The data file, or the raw format's sidecar (`events`), when open.
+    fn output(&mut self, events: bool) -> Option<&mut Output> {
+        if events {
+            self.events.as_mut()
+        } else {
+            self.data.as_mut()
+        }
+    }
 }
 
 /// Recorder-wide settings of the writer.
@@ -158,6 +178,11 @@ pub struct Writer {
     rotation_stale: bool,
     /// The idle hand-off's writes, gathered to be queued at once (kept for its allocation).
     handoff_ops: Vec<DiskOp>,
+    /// Where idle moments put the new lines instead of handing them on, when there is one.
+    journal: Option<Journal>,
+    /// The journal's half is full and the other one not yet written: idle moments hand lines
+    /// on as without a journal until the disk worker has written it.
+    journal_stuck: bool,
 }
 
 impl Writer {
@@ -200,7 +225,17 @@ impl Writer {
             unflushed: Vec::new(),
             rotation_stale: true,
             handoff_ops: Vec::new(),
+            journal: None,
+            journal_stuck: false,
         }
+    }
+
+    /// Puts the lines of idle moments into `journal` instead of handing them on at once
+    /// (the disk worker gets them every `flush_interval`, or when a buffer or the journal is
+    /// full; see [`crate::store::journal`]).
+    pub fn with_journal(mut self, journal: Journal) -> Self {
+        self.journal = Some(journal);
+        self
     }
 
     /// Also hands a copy of every line to the NATS fan-out (never waiting for it).
@@ -228,6 +263,7 @@ impl Writer {
         let handoff = tokio::time::sleep(Duration::from_secs(86_400));
         tokio::pin!(handoff);
         let mut handoff_armed = false;
+        let mut unchecked = false;
         loop {
             let next = if std::mem::take(&mut self.rotation_stale) {
                 self.next_rotation_ns()
@@ -260,11 +296,19 @@ impl Writer {
                             }
                         }
                     }
-                    if idle && !self.unflushed.is_empty() {
-                        handoff_armed = self.hand_off_idle(handoff.as_mut()).await;
+                    if idle {
+                        handoff_armed = self.on_idle(handoff.as_mut()).await;
                     }
+                    // A turn that ended on its limit, not on an empty queue, looks again.
+                    unchecked = !idle;
                     self.stats.queue_depth.store(self.rx.depth() as u64, Relaxed);
                     slice.tick().await;
+                }
+                // The queue is empty now (the branch above was not ready): an idle moment
+                // that the last turn, ended by its limit, did not see.
+                () = std::future::ready(()), if unchecked => {
+                    unchecked = false;
+                    handoff_armed = self.on_idle(handoff.as_mut()).await;
                 }
                 () = &mut handoff, if handoff_armed => {
                     handoff_armed = self.hand_off_idle(handoff.as_mut()).await;
@@ -279,6 +323,7 @@ impl Writer {
                 _ = flush.tick() => {
                     self.check_disk();
                     self.flush_all().await;
+                    self.switch_journal().await;
                 }
             }
         }
@@ -292,6 +337,10 @@ impl Writer {
         }
         self.close_all().await;
         self.disk.finish().await;
+        // Every line is in its file, closed: the journal has nothing left to give.
+        if let Some(journal) = self.journal.take() {
+            journal.remove();
+        }
         for state in &self.streams {
             let left = state.sink.stats.take_unmarked();
             if !left.is_empty() {
@@ -523,6 +572,110 @@ impl Writer {
             }
             None => false,
         }
+    }
+
+    /// The queue is empty: the lines taken since the last idle moment go to the journal, or
+    /// without one to the disk worker ([`Self::hand_off_idle`], whose timer may be set:
+    /// returns whether it was).
+    async fn on_idle(&mut self, timer: std::pin::Pin<&mut tokio::time::Sleep>) -> bool {
+        if self.unflushed.is_empty() {
+            return false;
+        }
+        // Every line of the full half was handed on when it filled: the other half can be
+        // started as soon as the disk worker has written what it held.
+        if self.journal_stuck && self.start_journal_half().await {
+            self.journal_stuck = false;
+        }
+        if self.journal.is_some() && !self.journal_stuck {
+            self.journal_idle().await;
+            false
+        } else {
+            self.hand_off_idle(timer).await
+        }
+    }
+
+    /// The queue is empty: each listed file's lines since it last went to the journal go to
+    /// it now (a copy, no system call), so a killed process loses none of them; the files get
+    /// them with the next flush tick, or sooner when a buffer or the journal is full. A
+    /// stream with `fsync = "always"` hands its lines on at once instead. When the journal's
+    /// half is full, every buffer is handed on and the other half started, if the disk worker
+    /// is done with it; if not, idle moments hand lines on as without a journal until it is.
+    async fn journal_idle(&mut self) {
+        let mut list = std::mem::take(&mut self.unflushed);
+        for (i, &(idx, events)) in list.iter().enumerate() {
+            let state = &mut self.streams[idx];
+            let always = matches!(state.sink.sync, SyncPolicy::Always);
+            let Some(out) = state.output(events) else {
+                continue;
+            };
+            if !out.listed {
+                continue;
+            }
+            out.listed = false;
+            if out.buf.len() == out.journaled {
+                continue;
+            }
+            if always {
+                self.flush_output(idx, events).await;
+                continue;
+            }
+            let Some(journal) = self.journal.as_mut() else {
+                return;
+            };
+            let offset = out.bytes - (out.buf.len() - out.journaled) as u64;
+            if journal.append(&out.journal_name, offset, &out.buf[out.journaled..]) {
+                out.journaled = out.buf.len();
+                continue;
+            }
+            // The half is full. This file's lines, and the rest of the list's, go with all
+            // the others.
+            for idx in 0..self.streams.len() {
+                self.flush_output(idx, false).await;
+                self.flush_output(idx, true).await;
+            }
+            if !self.start_journal_half().await {
+                self.journal_stuck = true;
+            }
+            for &(idx, events) in &list[i..] {
+                if let Some(out) = self.streams[idx].output(events) {
+                    out.listed = false;
+                }
+            }
+            break;
+        }
+        // Journaling queues nothing new, so the list is still empty; keep the allocation.
+        list.clear();
+        list.append(&mut self.unflushed);
+        self.unflushed = list;
+    }
+
+    /// After a flush tick handed every buffer on: the journal starts its other half, so the
+    /// one it leaves can be used again once the disk worker has written it.
+    async fn switch_journal(&mut self) {
+        let Some(journal) = &self.journal else {
+            return;
+        };
+        if (!journal.is_empty() || self.journal_stuck) && self.start_journal_half().await {
+            self.journal_stuck = false;
+        }
+    }
+
+    /// Starts the journal's other half (every buffer handed on just before); false when the
+    /// disk worker has not yet written what that half held.
+    async fn start_journal_half(&mut self) -> bool {
+        let Some(journal) = self.journal.as_mut() else {
+            return false;
+        };
+        let Some(generation) = journal.switch() else {
+            return false;
+        };
+        let released = journal.released();
+        self.send(DiskOp::Released {
+            generation,
+            released,
+        })
+        .await;
+        true
     }
 
     async fn flush_all(&mut self) {
