@@ -720,6 +720,60 @@ async fn a_nearly_full_disk_in_raw_format_marks_every_lost_message_in_the_sideca
     a_nearly_full_disk_marks_every_lost_message(50_000, wsrec::Format::Raw).await;
 }
 
+/// A quiet stream's lines go to the journal at each idle moment, not to the file: no `write(2)`
+/// per message (the files get them every `flush_interval`, an hour here, or at the stop). A
+/// clean stop writes them all and removes the journal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_lines_wait_in_the_journal_and_a_clean_stop_writes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = d.join("out");
+    let jdir = d.join("journal");
+    std::fs::create_dir(&jdir).unwrap();
+    let mut server = TestServer::start().await;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wsrec"))
+        .args(["record", &server.url(), "-o", "out", "--name", "feed"])
+        .args(["--flush-interval", "1h", "--status-interval", "off"])
+        .args(["--status-socket", "", "--compress", "none"])
+        .args(["--journal-dir", jdir.to_str().unwrap()])
+        .current_dir(d)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(d.join("stderr.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let mut conn = server.accept().await;
+    for n in 0..10u64 {
+        conn.send_all([format!(r#"{{"r":0,"n":{n}}}"#)]).await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while safe_messages_of_run(&out, &jdir, 0) <= n {
+            assert!(
+                Instant::now() < deadline,
+                "message {n} never reached the journal"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    assert_eq!(
+        lines_of_run(&out, 0),
+        0,
+        "the file got a write before its flush tick"
+    );
+    signal(&child, libc::SIGTERM);
+    assert_eq!(wait_exit(&mut child).await, Some(0));
+    assert_eq!(lines_of_run(&out, 0), 10, "a clean stop writes every line");
+    let left: Vec<_> = std::fs::read_dir(&jdir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "a clean stop removes its journal: {left:?}"
+    );
+}
+
 /// Lines of run `run` (messages `{"r":run,...}`) in the complete lines of every file under `out`,
 /// `.open` files included (read as they are on disk).
 fn lines_of_run(out: &Path, run: u64) -> u64 {

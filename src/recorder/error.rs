@@ -20,7 +20,7 @@ pub enum RunError {
         source: std::io::Error,
     },
     /// The journal directory set in the config cannot hold the journal.
-    #[error("journal_dir {}: {source}; give a writable directory with room for the journal (8 MiB; shared memory such as /dev/shm is best), or \"\" to record without one", path.display())]
+    #[error("journal_dir {}: {source}; give a writable directory with room for the journal (8 KiB per stream, at least 256 KiB; shared memory such as /dev/shm is best), or \"\" to record without one", path.display())]
     Journal {
         /// The directory.
         path: PathBuf,

@@ -156,7 +156,7 @@ fn open_journal(config: &Config) -> Result<Option<crate::store::journal::Journal
     let Some(dir) = config.journal_dir_path() else {
         return Ok(None);
     };
-    let half = crate::store::journal::DEFAULT_HALF_BYTES;
+    let half = crate::store::journal::half_bytes(config.streams.len());
     match crate::store::journal::Journal::create(&dir, &config.output_dir, half) {
         Ok(journal) => Ok(Some(journal)),
         Err(source) if config.journal_dir.is_some() => Err(RunError::Journal { path: dir, source }),

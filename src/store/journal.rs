@@ -58,9 +58,16 @@ const HEADER: usize = 32;
 /// (4 bytes) and the path, so that a journal whose output directory is gone can be removed.
 const HEAD_PAGE: usize = 4096;
 const MAGIC: &[u8; 8] = b"WSRECJ01";
-/// The default size of each half: a thousand quiet streams at 20 messages of 250 bytes a
-/// second fill it in about a second, a steady 50,000 messages a second in a third of one.
-pub const DEFAULT_HALF_BYTES: usize = 4 << 20;
+/// The size of each half for a recorder of `streams` streams: 4 KiB per stream, at least
+/// 128 KiB and at most 4 MiB. A half must hold what quiet streams send between two flush
+/// ticks, or each time it fills every file gets a write: a thousand streams at 20 messages of
+/// 250 bytes a second fill 4 MiB in about 0.8 s. The journal is shared memory held for the
+/// whole run (both halves are reserved at start), counted in the recorder's resident memory
+/// as its pages are used, so a recorder of a few streams keeps it small: a steady 50,000
+/// messages a second fill 128 KiB about 100 times a second, each time one write per file.
+pub fn half_bytes(streams: usize) -> usize {
+    streams.saturating_mul(4 << 10).clamp(128 << 10, 4 << 20)
+}
 
 /// The writer's journal (see the module documentation).
 pub struct Journal {
