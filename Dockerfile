@@ -33,4 +33,7 @@ VOLUME ["/var/lib/wsrec"]
 EXPOSE 9464
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/wsrec"]
-CMD ["record", "-c", "/etc/wsrec/wsrec.toml", "--metrics-listen", "0.0.0.0:9464"]
+# No journal: a container's /dev/shm ends with the container, so lines kept there would be
+# lost with it; without one, each idle moment's lines go to the volume's page cache, which a
+# dying container leaves to the host.
+CMD ["record", "-c", "/etc/wsrec/wsrec.toml", "--metrics-listen", "0.0.0.0:9464", "--journal-dir", ""]
