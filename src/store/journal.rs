@@ -15,7 +15,8 @@
 //! outlives the process but not a reboot, as the page cache the files' own writes go to),
 //! named `wsrec-<XXH3-64 of the output directory's canonical path>-<pid>.journal` and held
 //! under an exclusive `flock` while the recorder runs: a journal that can be locked belongs to
-//! a process that is gone. Its space is reserved when it is created, so writing to it never
+//! a process that is gone. It is created new (never an existing file or link) and readable by
+//! its owner only. Its space is reserved when it is created, so writing to it never
 //! meets a full file system (which would kill the process with `SIGBUS`).
 //!
 //! Its first page names the output directory (canonical path). Then come two halves, used in
@@ -47,7 +48,7 @@ use std::fs::{File, OpenOptions};
 use std::hash::Hasher as _;
 use std::io;
 use std::os::unix::ffi::OsStrExt as _;
-use std::os::unix::fs::FileExt as _;
+use std::os::unix::fs::{FileExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -122,11 +123,14 @@ impl Journal {
             name_prefix(&canonical),
             std::process::id()
         ));
+        // A new file only this user can read: the directory is shared (`/dev/shm`), the
+        // lines may not be everyone's to read, and a name taken by someone else (a file or a
+        // symbolic link put there) is refused rather than followed or overwritten.
         let file = OpenOptions::new()
             .read(true)
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
+            .mode(0o600)
             .open(&path)?;
         let made = (|| {
             file.try_lock().map_err(io::Error::other)?;
@@ -626,5 +630,26 @@ mod tests {
             pb.exists(),
             "its directory is still there, for its own next start"
         );
+    }
+
+    #[test]
+    fn a_taken_name_is_refused_and_left_as_it_is_and_the_journal_is_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let t = tempfile::tempdir().unwrap();
+        let j = journal(t.path(), t.path());
+        let path = j.path().to_path_buf();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        drop(j);
+        // Someone else's file, then a link to one, under the name this process would use.
+        std::fs::write(&path, b"not yours").unwrap();
+        assert!(Journal::create(t.path(), t.path(), 4096).is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), b"not yours");
+        std::fs::remove_file(&path).unwrap();
+        let victim = t.path().join("victim");
+        std::fs::write(&victim, b"keep").unwrap();
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        assert!(Journal::create(t.path(), t.path(), 4096).is_err());
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
     }
 }
