@@ -128,10 +128,9 @@ impl Recorder {
         // token is never cancelled from here.
         let stop = shutdown.child_token();
         let journal = open_journal(&config)?;
-        let journal_path = journal.as_ref().map_or_else(
-            || "none".to_owned(),
-            |j| j.path().display().to_string(),
-        );
+        let journal_path = journal
+            .as_ref()
+            .map_or_else(|| "none".to_owned(), |j| j.path().display().to_string());
         let mut pipeline = Pipeline::start(&config, clock, &stats, &stop, metrics, journal).await?;
         tracing::info!(
             streams = config.streams.len(),

@@ -85,6 +85,18 @@ pub struct Journal {
     generations: [u64; 2],
     /// The highest generation whose every line the disk worker has written (or counted lost).
     released: Arc<AtomicU64>,
+    /// A record was ever written: dropped without [`Journal::remove`] (a writer that did not
+    /// finish), the journal stays for the next start; one that never held a line (a start that
+    /// failed after creating it) goes.
+    written: bool,
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        if !self.written {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 impl std::fmt::Debug for Journal {
@@ -167,6 +179,7 @@ impl Journal {
             pos: 0,
             generations: [1, 0],
             released: Arc::new(AtomicU64::new(0)),
+            written: false,
         })
     }
 
@@ -212,6 +225,7 @@ impl Journal {
         head[4..8].copy_from_slice(&crc.finalize().to_le_bytes());
         head[0..4].copy_from_slice(&(len as u32).to_le_bytes());
         self.pos += len;
+        self.written = true;
         true
     }
 
@@ -231,10 +245,11 @@ impl Journal {
     }
 
     /// Removes the journal: a clean stop, every line in its file.
-    pub fn remove(self) {
+    pub fn remove(mut self) {
         if let Err(e) = std::fs::remove_file(&self.path) {
             tracing::warn!(path = %self.path.display(), error = %e, "Cannot remove the journal.");
         }
+        self.written = false;
     }
 }
 
@@ -620,9 +635,12 @@ mod tests {
         }
         let jdir = t.path().join("j");
         std::fs::create_dir(&jdir).unwrap();
-        let (a, b) = (journal(&jdir, &gone), journal(&jdir, &other));
+        let (mut a, mut b) = (journal(&jdir, &gone), journal(&jdir, &other));
+        assert!(a.append(b"a.open", 0, b"1\n") && b.append(b"b.open", 0, b"2\n"));
         let (pa, pb) = (a.path().to_path_buf(), b.path().to_path_buf());
+        // Killed: each journal stays behind.
         drop((a, b));
+        assert!(pa.exists() && pb.exists());
         std::fs::remove_dir(&gone).unwrap();
         assert!(replay(&jdir, &mine).is_empty());
         assert!(!pa.exists(), "its directory is gone");
@@ -651,5 +669,18 @@ mod tests {
         std::os::unix::fs::symlink(&victim, &path).unwrap();
         assert!(Journal::create(t.path(), t.path(), 4096).is_err());
         assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+    }
+
+    #[test]
+    fn a_journal_that_never_held_a_line_goes_with_its_recorder() {
+        let t = tempfile::tempdir().unwrap();
+        let j = journal(t.path(), t.path());
+        let path = j.path().to_path_buf();
+        drop(j);
+        assert!(!path.exists(), "a start that failed leaves nothing behind");
+        let mut j = journal(t.path(), t.path());
+        assert!(j.append(b"a.open", 0, b"1\n"));
+        j.remove();
+        assert!(!path.exists(), "a clean stop removes it");
     }
 }
