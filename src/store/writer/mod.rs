@@ -657,18 +657,13 @@ impl Writer {
             if !self.start_journal_half().await {
                 self.journal_stuck = true;
             }
-            for &(idx, events) in &list[i..] {
+            // Every buffer went: no file is left to list, busy or not.
+            for &(idx, events) in &list {
                 if let Some(out) = self.streams[idx].output(events) {
                     out.listed = false;
                 }
             }
-            // Every buffer went: no file is busy any more.
             busy = 0;
-            for &(idx, events) in &list[..i] {
-                if let Some(out) = self.streams[idx].output(events) {
-                    out.listed = false;
-                }
-            }
             break;
         }
         // The busy files stay listed; journaling queues nothing new, so the writer's list is
