@@ -485,7 +485,36 @@ impl FailingFs {
             cmd.output()
                 .is_ok_and(|o| o.status.success() || o.status.code() == Some(1))
         };
-        assert!(ok(Command::new("umount").arg(self.mnt.path())), "umount");
+        // Another process walking a path under the mount at that moment (a file manager, an
+        // indexer, a recorder starting elsewhere that looks at a journal's directory) makes
+        // umount fail with EBUSY for that moment: try again, as an operator would, and say
+        // what held it if it never lets go.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = Command::new("umount")
+                .arg(self.mnt.path())
+                .output()
+                .unwrap();
+            if out.status.success() {
+                break;
+            }
+            if Instant::now() > deadline {
+                let holders = Command::new("sh")
+                    .arg("-c")
+                    .arg(format!(
+                        "ls -l /proc/[0-9]*/fd 2>/dev/null | grep -F '{}'",
+                        self.mnt.path().display()
+                    ))
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                    .unwrap_or_default();
+                panic!(
+                    "umount: {}; open under the mount: {holders}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         assert!(
             ok(Command::new("e2fsck").args(["-fy"]).arg(&self.image)),
             "e2fsck"

@@ -15,8 +15,8 @@
 //! outlives the process but not a reboot, as the page cache the files' own writes go to),
 //! named `wsrec-<XXH3-64 of the output directory's canonical path>-<pid>.journal` and held
 //! under an exclusive `flock` while the recorder runs: a journal that can be locked belongs to
-//! a process that is gone. It is created new (never an existing file or link) and readable by
-//! its owner only. Its space is reserved when it is created, so writing to it never
+//! a process that is gone. It is created new (never an existing file or link), readable by its
+//! owner only, under a hidden name until it is locked and complete. Its space is reserved when it is created, so writing to it never
 //! meets a full file system (which would kill the process with `SIGBUS`).
 //!
 //! Its first page names the output directory (canonical path). Then come two halves, used in
@@ -130,20 +130,21 @@ impl Journal {
         if 12 + named.len() > HEAD_PAGE {
             return Err(io::Error::other("the output directory's path is too long"));
         }
-        let path = dir.join(format!(
-            "{}{}.journal",
-            name_prefix(&canonical),
-            std::process::id()
-        ));
-        // A new file only this user can read: the directory is shared (`/dev/shm`), the
-        // lines may not be everyone's to read, and a name taken by someone else (a file or a
-        // symbolic link put there) is refused rather than followed or overwritten.
+        let name = format!("{}{}.journal", name_prefix(&canonical), std::process::id());
+        let path = dir.join(&name);
+        // Made under a name that replay does not look at, locked and filled in, then linked
+        // to its own name: a journal that other recorders' starts can see is always locked
+        // and complete. A new file only this user can read: the directory is shared
+        // (`/dev/shm`), the lines may not be everyone's to read, and a name taken by someone
+        // else (a file or a symbolic link put there) is refused rather than followed or
+        // overwritten.
+        let making = dir.join(format!(".{name}.tmp"));
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
             .mode(0o600)
-            .open(&path)?;
+            .open(&making)?;
         let made = (|| {
             file.try_lock().map_err(io::Error::other)?;
             let len = HEAD_PAGE + 2 * half;
@@ -161,15 +162,11 @@ impl Journal {
             map[..8].copy_from_slice(MAGIC);
             map[8..12].copy_from_slice(&(named.len() as u32).to_le_bytes());
             map[12..12 + named.len()].copy_from_slice(named);
+            std::fs::hard_link(&making, &path)?;
             Ok(map)
         })();
-        let map = match made {
-            Ok(m) => m,
-            Err(e) => {
-                let _ = std::fs::remove_file(&path);
-                return Err(e);
-            }
-        };
+        let _ = std::fs::remove_file(&making);
+        let map = made?;
         Ok(Journal {
             path,
             _file: file,
@@ -362,6 +359,15 @@ pub fn replay(dir: &Path, output_dir: &Path) -> Vec<Completed> {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
+        if name.starts_with(".wsrec-") && name.ends_with(".journal.tmp") {
+            // One a recorder died making: it never held a line.
+            if let Ok(f) = File::open(entry.path())
+                && f.try_lock().is_ok()
+            {
+                let _ = std::fs::remove_file(entry.path());
+            }
+            continue;
+        }
         if !name.starts_with("wsrec-") || !name.ends_with(".journal") {
             continue;
         }
