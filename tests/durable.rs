@@ -749,6 +749,23 @@ async fn a_nearly_full_disk_in_raw_format_marks_every_lost_message_in_the_sideca
     a_nearly_full_disk_marks_every_lost_message(50_000, wsrec::Format::Raw).await;
 }
 
+/// [`spawn_recorder`] with `flush_interval` at an hour (no timer hands lines on during a
+/// test), no compression, and the journal in `journal_dir` (`""`: none).
+fn spawn_paced_recorder(url: &str, dir: &Path, journal_dir: &str) -> Child {
+    spawn_recorder(
+        url,
+        dir,
+        &[
+            "--flush-interval",
+            "1h",
+            "--compress",
+            "none",
+            "--journal-dir",
+            journal_dir,
+        ],
+    )
+}
+
 /// A quiet stream's lines go to the journal at each idle moment, not to the file: no `write(2)`
 /// per message (the files get them every `flush_interval`, an hour here, or at the stop). A
 /// clean stop writes them all and removes the journal.
@@ -760,18 +777,7 @@ async fn quiet_lines_wait_in_the_journal_and_a_clean_stop_writes_them() {
     let jdir = d.join("journal");
     std::fs::create_dir(&jdir).unwrap();
     let mut server = TestServer::start().await;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wsrec"))
-        .args(["record", &server.url(), "-o", "out", "--name", "feed"])
-        .args(["--flush-interval", "1h", "--status-interval", "off"])
-        .args(["--status-socket", "", "--compress", "none"])
-        .args(["--journal-dir", jdir.to_str().unwrap()])
-        .current_dir(d)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(d.join("stderr.log")).unwrap())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_paced_recorder(&server.url(), d, jdir.to_str().unwrap());
     let mut conn = server.accept().await;
     for n in 0..10u64 {
         conn.send_all([format!(r#"{{"r":0,"n":{n}}}"#)]).await;
@@ -803,28 +809,31 @@ async fn quiet_lines_wait_in_the_journal_and_a_clean_stop_writes_them() {
     );
 }
 
-/// Lines of run `run` (messages `{"r":run,...}`) in the complete lines of every file under `out`,
-/// `.open` files included (read as they are on disk).
-fn lines_of_run(out: &Path, run: u64) -> u64 {
+/// The complete lines (up to the last `\n`) of every recording file under `out`, `.open` files
+/// included (read as they are on disk).
+fn complete_texts(out: &Path) -> Vec<Vec<u8>> {
     if !out.exists() {
-        return 0;
+        return Vec::new();
     }
-    let needle = format!(r#""r":{run},"#);
     all_files(out)
         .iter()
         .filter(|p| !p.to_string_lossy().ends_with(".manifest.json"))
         .map(|p| {
-            let text = std::fs::read(p).unwrap_or_default();
-            let complete = text
-                .iter()
-                .rposition(|&b| b == b'\n')
-                .map_or(&[][..], |i| &text[..i]);
-            complete
-                .split(|&b| b == b'\n')
-                .filter(|l| l.windows(needle.len()).any(|w| w == needle.as_bytes()))
-                .count() as u64
+            let mut text = std::fs::read(p).unwrap_or_default();
+            text.truncate(text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1));
+            text
         })
-        .sum()
+        .collect()
+}
+
+/// Lines of run `run` (messages `{"r":run,...}`) in the complete lines of every file under `out`.
+fn lines_of_run(out: &Path, run: u64) -> u64 {
+    let needle = format!(r#""r":{run},"#);
+    complete_texts(out)
+        .iter()
+        .flat_map(|text| text.split(|&b| b == b'\n'))
+        .filter(|l| l.windows(needle.len()).any(|w| w == needle.as_bytes()))
+        .count() as u64
 }
 
 /// A steady flow (20 messages every millisecond) that pauses is safe from a kill during the
@@ -851,17 +860,7 @@ async fn without_a_journal_a_kill_after_the_flow_pauses_loses_nothing_either() {
 /// (a full buffer goes to its file at once, the rest of an idle moment's lines to the journal).
 fn safe_messages_of_run(out: &Path, journals: &Path, run: u64) -> u64 {
     let needle = format!(r#"{{"r":{run},"n":"#);
-    let mut texts: Vec<Vec<u8>> = Vec::new();
-    if out.exists() {
-        for p in all_files(out) {
-            if p.to_string_lossy().ends_with(".manifest.json") {
-                continue;
-            }
-            let mut text = std::fs::read(p).unwrap_or_default();
-            text.truncate(text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1));
-            texts.push(text);
-        }
-    }
+    let mut texts = complete_texts(out);
     for e in std::fs::read_dir(journals).unwrap().flatten() {
         let bytes = std::fs::read(e.path()).unwrap_or_default();
         for r in wsrec::store::journal::records(&bytes) {
@@ -905,18 +904,7 @@ async fn a_kill_after_the_flow_pauses_loses_nothing(journal: bool) {
     let mut rng = 0x2545_f491_4f6c_dd1du64 ^ u64::from(std::process::id());
     let mut sent = Vec::new();
     for run in 0..3u64 {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wsrec"))
-            .args(["record", &url, "-o", "out", "--name", "feed"])
-            .args(["--flush-interval", "1h", "--status-interval", "off"])
-            .args(["--status-socket", "", "--compress", "none"])
-            .args(["--journal-dir", journal_arg])
-            .current_dir(d)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(d.join("stderr.log")).unwrap())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_paced_recorder(&url, d, journal_arg);
         let Ok(mut conn) = tokio::time::timeout(Duration::from_secs(15), server.accept()).await
         else {
             let _ = child.kill();

@@ -93,8 +93,10 @@ pub struct Journal {
 
 impl Drop for Journal {
     fn drop(&mut self) {
-        if !self.written {
-            let _ = std::fs::remove_file(&self.path);
+        if !self.written
+            && let Err(e) = std::fs::remove_file(&self.path)
+        {
+            tracing::warn!(path = %self.path.display(), error = %e, "Cannot remove the journal.");
         }
     }
 }
@@ -241,11 +243,8 @@ impl Journal {
         Some(left)
     }
 
-    /// Removes the journal: a clean stop, every line in its file.
+    /// Removes the journal (as it is dropped): a clean stop, every line in its file.
     pub fn remove(mut self) {
-        if let Err(e) = std::fs::remove_file(&self.path) {
-            tracing::warn!(path = %self.path.display(), error = %e, "Cannot remove the journal.");
-        }
         self.written = false;
     }
 }
@@ -489,11 +488,17 @@ mod tests {
         Journal::create(dir, out, 4096).unwrap()
     }
 
-    #[test]
-    fn records_read_back_in_order_across_halves() {
+    /// A temporary directory (the journal's) with an output directory `out` in it.
+    fn with_output_dir() -> (tempfile::TempDir, PathBuf) {
         let t = tempfile::tempdir().unwrap();
         let out = t.path().join("out");
         std::fs::create_dir(&out).unwrap();
+        (t, out)
+    }
+
+    #[test]
+    fn records_read_back_in_order_across_halves() {
+        let (t, out) = with_output_dir();
         let mut j = journal(t.path(), &out);
         assert!(j.append(b"a.jsonl.open", 0, b"{\"n\":1}\n"));
         assert!(j.append(b"b.jsonl.open", 0, b"{\"n\":2}\n"));
@@ -564,9 +569,7 @@ mod tests {
 
     #[test]
     fn replay_completes_files_where_they_continue_and_stops_where_they_differ() {
-        let t = tempfile::tempdir().unwrap();
-        let out = t.path().join("out");
-        std::fs::create_dir(&out).unwrap();
+        let (t, out) = with_output_dir();
         let mut j = journal(t.path(), &out);
         // a: the file has the first record and half of the second (a torn write).
         std::fs::write(out.join("a.open"), b"1111\n22").unwrap();
@@ -616,9 +619,7 @@ mod tests {
 
     #[test]
     fn a_running_recorders_journal_is_left_alone() {
-        let t = tempfile::tempdir().unwrap();
-        let out = t.path().join("out");
-        std::fs::create_dir(&out).unwrap();
+        let (t, out) = with_output_dir();
         let mut j = journal(t.path(), &out);
         std::fs::write(out.join("a.open"), b"").unwrap();
         assert!(j.append(b"a.open", 0, b"1\n"));
