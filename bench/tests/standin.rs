@@ -227,6 +227,47 @@ fn websocat_scenarios_pass_when_websocat_is_installed() {
 }
 
 #[test]
+fn the_single_thread_standin_records_every_workload_that_does_not_reconnect() {
+    let settings = settings(&standin(), &["--single-thread"], "single");
+    let all = catalogue();
+    for name in [
+        "small-envelope",
+        "large-raw",
+        "many-streams",
+        "steady-envelope",
+        "reconnect",
+    ] {
+        let scenario = all.iter().find(|s| s.name == name).unwrap();
+        let payload = payload_for(scenario.payload, &corpus()).unwrap();
+        let mut lines = Vec::new();
+        let result = run_scenario(scenario, &payload, &SIZES, 1, &settings, |l| {
+            lines.push(l.to_owned())
+        });
+        if scenario.workload == Workload::Reconnect {
+            let error = result.error.unwrap_or_default();
+            assert!(
+                error.contains("--single-thread does not reconnect"),
+                "{error}"
+            );
+            continue;
+        }
+        assert!(result.passed(), "{name}: {:?}\n{lines:#?}", result.error);
+        let run = &result.runs[0];
+        assert!(run.close_replied, "{name}");
+        assert_eq!(run.check.messages, scenario.workload.plan(&SIZES).messages);
+        if scenario.workload == Workload::Flood {
+            // Frames of up to 700 KB grow the read buffer of 64 KiB.
+            assert_eq!(
+                run.check.message_bytes,
+                payload.total_bytes(20_000),
+                "{name}"
+            );
+        }
+    }
+    std::fs::remove_dir_all(&settings.work_dir).unwrap();
+}
+
+#[test]
 fn lost_messages_fail_the_run_and_keep_the_files() {
     let settings = settings(&standin(), &["--drop-every", "1000"], "drop");
     let scenario = &catalogue()[0];
