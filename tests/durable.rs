@@ -751,33 +751,40 @@ async fn a_nearly_full_disk_in_raw_format_marks_every_lost_message_in_the_sideca
 
 /// [`spawn_recorder`] with `flush_interval` at an hour (no timer hands lines on during a
 /// test), no compression, and the journal in `journal_dir` (`""`: none).
-fn spawn_paced_recorder(url: &str, dir: &Path, journal_dir: &str) -> Child {
-    spawn_recorder(
-        url,
-        dir,
-        &[
-            "--flush-interval",
-            "1h",
-            "--compress",
-            "none",
-            "--journal-dir",
-            journal_dir,
-        ],
-    )
+fn spawn_paced_recorder(url: &str, dir: &Path, journal_dir: &str, extra: &[&str]) -> Child {
+    let paced = [
+        "--flush-interval",
+        "1h",
+        "--compress",
+        "none",
+        "--journal-dir",
+        journal_dir,
+    ];
+    spawn_recorder(url, dir, &[&paced[..], extra].concat())
+}
+
+/// [`spawn_paced_recorder`] with its journal in `DIR/journal` and its status socket at
+/// `DIR/status.sock` (both returned), `extra` after.
+fn spawn_journal_recorder(url: &str, dir: &Path, extra: &[&str]) -> (PathBuf, PathBuf, Child) {
+    let jdir = dir.join("journal");
+    std::fs::create_dir(&jdir).unwrap();
+    let socket = dir.join("status.sock");
+    let status = ["--status-socket", socket.to_str().unwrap()];
+    let child = spawn_paced_recorder(url, dir, jdir.to_str().unwrap(), &[&status, extra].concat());
+    (jdir, socket, child)
 }
 
 /// A quiet stream's lines go to the journal at each idle moment, not to the file: no `write(2)`
-/// per message (the files get them every `flush_interval`, an hour here, or at the stop). A
-/// clean stop writes them all and removes the journal.
+/// per message (the files get them every `flush_interval`, an hour here, or at the stop), and
+/// the status counts the bytes kept there. A clean stop writes them all and removes the
+/// journal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quiet_lines_wait_in_the_journal_and_a_clean_stop_writes_them() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let out = d.join("out");
-    let jdir = d.join("journal");
-    std::fs::create_dir(&jdir).unwrap();
     let mut server = TestServer::start().await;
-    let mut child = spawn_paced_recorder(&server.url(), d, jdir.to_str().unwrap());
+    let (jdir, socket, mut child) = spawn_journal_recorder(&server.url(), d, &[]);
     let mut conn = server.accept().await;
     for n in 0..10u64 {
         conn.send_all([format!(r#"{{"r":0,"n":{n}}}"#)]).await;
@@ -795,9 +802,26 @@ async fn quiet_lines_wait_in_the_journal_and_a_clean_stop_writes_them() {
         0,
         "the file got a write before its flush tick"
     );
+    let status = status_json(&socket);
     signal(&child, libc::SIGTERM);
     assert_eq!(wait_exit(&mut child).await, Some(0));
     assert_eq!(lines_of_run(&out, 0), 10, "a clean stop writes every line");
+    // Every message line went through the journal (with the connection's event lines, and
+    // without what the stop itself wrote).
+    let texts = complete_texts(&out);
+    let messages: usize = texts
+        .iter()
+        .flat_map(|t| t.split_inclusive(|&b| b == b'\n'))
+        .filter(|l| l.windows(6).any(|w| w == br#""r":0,"#))
+        .map(<[u8]>::len)
+        .sum();
+    let all: usize = texts.iter().map(Vec::len).sum();
+    let kept = status["journal_bytes"].as_u64().unwrap() as usize;
+    assert!(
+        (messages..all).contains(&kept),
+        "journal_bytes {kept}, message lines {messages} bytes, files {all} bytes"
+    );
+    assert_eq!(status["journal_fallbacks"], 0);
     let left: Vec<_> = std::fs::read_dir(&jdir)
         .unwrap()
         .flatten()
@@ -807,6 +831,61 @@ async fn quiet_lines_wait_in_the_journal_and_a_clean_stop_writes_them() {
         left.is_empty(),
         "a clean stop removes its journal: {left:?}"
     );
+}
+
+/// A flush tick hands the files their lines and the journal goes on in its other half (so
+/// the one it leaves can be used again), which the status counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_tick_writes_the_journaled_lines_and_starts_the_other_half() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = d.join("out");
+    let mut server = TestServer::start().await;
+    let (_jdir, socket, mut child) =
+        spawn_journal_recorder(&server.url(), d, &["--flush-interval", "50ms"]);
+    let mut conn = server.accept().await;
+    // A message now and then until a tick has found lines in the journal (a tick that comes
+    // between a line and the writer's next idle moment hands it on unjournaled).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut sent = 0;
+    let status = loop {
+        let status = status_json(&socket);
+        if status["journal_halves"].as_u64().unwrap() >= 1 {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "no half started: {status}");
+        conn.send_all([format!(r#"{{"r":0,"n":{sent}}}"#)]).await;
+        sent += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // A half is started only when the journal holds lines, and after the files were handed
+    // them.
+    assert!(status["journal_bytes"].as_u64().unwrap() > 0, "{status}");
+    while lines_of_run(&out, 0) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the journaled lines never reached the file"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    signal(&child, libc::SIGTERM);
+    assert_eq!(wait_exit(&mut child).await, Some(0));
+    assert_eq!(lines_of_run(&out, 0), sent);
+}
+
+/// `wsrec status --json` of the recorder serving `socket`.
+fn status_json(socket: &Path) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_wsrec"))
+        .args(["status", "--json", "--socket"])
+        .arg(socket)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// The complete lines (up to the last `\n`) of every recording file under `out`, `.open` files
@@ -904,7 +983,7 @@ async fn a_kill_after_the_flow_pauses_loses_nothing(journal: bool) {
     let mut rng = 0x2545_f491_4f6c_dd1du64 ^ u64::from(std::process::id());
     let mut sent = Vec::new();
     for run in 0..3u64 {
-        let mut child = spawn_paced_recorder(&url, d, journal_arg);
+        let mut child = spawn_paced_recorder(&url, d, journal_arg, &[]);
         let Ok(mut conn) = tokio::time::timeout(Duration::from_secs(15), server.accept()).await
         else {
             let _ = child.kill();

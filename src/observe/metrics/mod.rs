@@ -327,6 +327,13 @@ const FAMILIES: &[Family] = &[
         Source::Global(|s, _| int(&s.file_syncs))),
     counter("filesystem_syncs", "", "Syncs of the whole file system (syncfs) in place of many files' syncs due together.",
         Source::Global(|s, _| int(&s.fs_syncs))),
+    // The journal: lines of idle moments kept in shared memory until the files have them.
+    counter("journal_bytes", "bytes", "Bytes of lines copied into the journal at the writer's idle moments (lines a kill would not lose before the files had them); 0 without a journal.",
+        Source::Global(|s, _| int(&s.journal_bytes))),
+    counter("journal_halves", "", "Journal halves started (each after every file was handed its lines).",
+        Source::Global(|s, _| int(&s.journal_halves))),
+    counter("journal_fallbacks", "", "Times a journal half filled before the disk worker had written the other half's lines; until then idle lines went to the disk worker directly.",
+        Source::Global(|s, _| int(&s.journal_fallbacks))),
     gauge("disk_level", "", "Free space in the output directory: 0 enough or not checked, 1 below disk_warn, 2 below disk_stop (messages not written).",
         Source::Global(|s, _| Some(Value::Int(u64::from(s.disk_level().as_u8()))))),
 ];
@@ -472,6 +479,8 @@ mod tests {
         s.disk_buffer_peak.store(8192, Relaxed);
         s.disk_buffer_capacity.store(1 << 20, Relaxed);
         s.disk_stall_max_ns.store(1_500_000_000, Relaxed);
+        s.journal_bytes.store(65_536, Relaxed);
+        s.journal_halves.store(4, Relaxed);
         s
     }
 
@@ -517,6 +526,9 @@ mod tests {
             "wsrec_disk_buffer_peak_bytes 8192",
             "wsrec_disk_buffer_capacity_bytes 1048576",
             "wsrec_disk_stall_max_seconds 1.5",
+            "wsrec_journal_bytes_total 65536",
+            "wsrec_journal_halves_total 4",
+            "wsrec_journal_fallbacks_total 0",
         ] {
             assert_line(&text, line);
         }

@@ -330,6 +330,15 @@ pub struct Stats {
     /// Files synced one by one (`fdatasync`) when their `fsync_interval` was up, or after each
     /// write with `fsync = "always"`.
     pub file_syncs: AtomicU64,
+    /// Bytes of lines the writer copied into its journal at idle moments (`store::journal`):
+    /// lines a kill would not lose although the files did not have them yet.
+    pub journal_bytes: AtomicU64,
+    /// Journal halves started: each time one filled or a flush tick came, every file was
+    /// handed its lines and the writer went on in the other half.
+    pub journal_halves: AtomicU64,
+    /// Times a journal half filled before the disk worker had written what the other held:
+    /// until it had, idle moments handed lines to the disk worker, as without a journal.
+    pub journal_fallbacks: AtomicU64,
     /// Syncs of a whole file system (`syncfs`) that took the place of many files' syncs due
     /// together (see the `disk` module).
     pub fs_syncs: AtomicU64,
@@ -371,6 +380,9 @@ impl Stats {
             disk_stall_max_ns: AtomicU64::new(0),
             file_syncs: AtomicU64::new(0),
             fs_syncs: AtomicU64::new(0),
+            journal_bytes: AtomicU64::new(0),
+            journal_halves: AtomicU64::new(0),
+            journal_fallbacks: AtomicU64::new(0),
             disk_op_since: AtomicU64::new(0),
             disk_pause: DiskPause::default(),
             metrics_addr: std::sync::OnceLock::new(),
@@ -448,6 +460,9 @@ impl Stats {
             disk_buffer_peak_bytes: self.disk_buffer_peak.load(Relaxed),
             disk_buffer_capacity: self.disk_buffer_capacity.load(Relaxed),
             disk_stall_max_secs: self.disk_stall_max().as_secs_f64(),
+            journal_bytes: self.journal_bytes.load(Relaxed),
+            journal_halves: self.journal_halves.load(Relaxed),
+            journal_fallbacks: self.journal_fallbacks.load(Relaxed),
             nats: self.nats.snapshot(),
             streams,
         }
@@ -525,6 +540,15 @@ pub struct Snapshot {
     /// under way included.
     #[serde(default)]
     pub disk_stall_max_secs: f64,
+    /// Bytes of lines kept in the journal since start (0 without one).
+    #[serde(default)]
+    pub journal_bytes: u64,
+    /// Journal halves started since start.
+    #[serde(default)]
+    pub journal_halves: u64,
+    /// Times a journal half filled before the disk had the other half's lines.
+    #[serde(default)]
+    pub journal_fallbacks: u64,
     /// The NATS fan-out, when configured.
     #[serde(default)]
     pub nats: Option<NatsSnapshot>,
@@ -659,6 +683,9 @@ mod tests {
             disk_buffer_peak_bytes: 0,
             disk_buffer_capacity: 0,
             disk_stall_max_secs: 0.0,
+            journal_bytes: 0,
+            journal_halves: 0,
+            journal_fallbacks: 0,
             nats: None,
             streams: vec![],
         };

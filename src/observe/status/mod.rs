@@ -422,6 +422,9 @@ mod tests {
             disk_buffer_peak_bytes: 2_097_152,
             disk_buffer_capacity: 67_108_864,
             disk_stall_max_secs: 1.25,
+            journal_bytes: 3_145_728,
+            journal_halves: 12,
+            journal_fallbacks: 1,
             nats: None,
             streams: vec![
                 stream(
@@ -447,6 +450,7 @@ binance-btcusdt  backoff         0    0.00       1        0    12             - 
 binance-btcusdt: last error: connection reset
 pid 4321 | uptime 12m34s | queue 3/1024 | files closed 9 | write errors 0
 disk buffer: 1048576/67108864 bytes (peak 2097152) | longest disk operation 1.250s
+journal: 3145728 bytes kept | 12 halves | behind the disk 1 times
 Uptime: 12m34s | Total Msgs: 152340 | Rate: 7260.12 msg/min
 ";
         assert_eq!(table, expected, "\n{table}");

@@ -104,6 +104,12 @@ pub fn render_table(s: &Snapshot, now_ns: u64) -> String {
             s.disk_stall_max_secs
         ));
     }
+    if s.journal_bytes > 0 || s.journal_fallbacks > 0 {
+        out.push_str(&format!(
+            "journal: {} bytes kept | {} halves | behind the disk {} times\n",
+            s.journal_bytes, s.journal_halves, s.journal_fallbacks
+        ));
+    }
     if s.compress_backlog > 0 || s.files_compressed > 0 || s.compress_errors > 0 {
         out.push_str(&format!(
             "compression: {} done, {} waiting, {} failed\n",

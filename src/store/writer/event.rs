@@ -4,6 +4,7 @@
 //! `disk_stop`, raw lines that were not safe) stay on the line path, where they are plain adds.
 
 use std::path::Path;
+use std::sync::atomic::Ordering::Relaxed;
 
 use crate::observe::stats::{DiskLevel, Stats, StreamStats, UnmarkedLoss};
 
@@ -72,6 +73,11 @@ pub(crate) enum WriterEvent<'a> {
         /// Its free bytes.
         free: u64,
     },
+    /// The journal went on in its other half, every file having been handed its lines.
+    JournalHalf,
+    /// The journal's half filled while the disk worker still had the other half's lines to
+    /// write: idle moments hand lines to it directly until it has.
+    JournalBehind,
 }
 
 impl WriterEvent<'_> {
@@ -134,6 +140,15 @@ impl WriterEvent<'_> {
                 let dir = dir.display();
                 tracing::info!(%dir, free, "Free space is back above the watermarks.");
                 stats.set_disk_level(DiskLevel::Enough);
+            }
+            Self::JournalHalf => {
+                stats.journal_halves.fetch_add(1, Relaxed);
+            }
+            Self::JournalBehind => {
+                stats.journal_fallbacks.fetch_add(1, Relaxed);
+                tracing::debug!(
+                    "The journal's other half is still being written: idle lines go to the disk worker until it is."
+                );
             }
         }
     }

@@ -645,6 +645,8 @@ impl Writer {
             };
             let offset = out.bytes - (out.buf.len() - out.journaled) as u64;
             if journal.append(&out.journal_name, offset, &out.buf[out.journaled..]) {
+                let kept = out.buf.len() - out.journaled;
+                self.stats.journal_bytes.fetch_add(kept as u64, Relaxed);
                 out.journaled = out.buf.len();
                 continue;
             }
@@ -656,6 +658,7 @@ impl Writer {
             }
             if !self.start_journal_half().await {
                 self.journal_stuck = true;
+                WriterEvent::JournalBehind.emit(&self.stats);
             }
             // Every buffer went: no file is left to list, busy or not.
             for &(idx, events) in &list {
@@ -699,6 +702,7 @@ impl Writer {
             released,
         })
         .await;
+        WriterEvent::JournalHalf.emit(&self.stats);
         true
     }
 
