@@ -330,6 +330,9 @@ pub struct Stats {
     /// Files synced one by one (`fdatasync`) when their `fsync_interval` was up, or after each
     /// write with `fsync = "always"`.
     pub file_syncs: AtomicU64,
+    /// Syncs of a whole file system (`syncfs`) that took the place of many files' syncs due
+    /// together (see the `disk` module).
+    pub fs_syncs: AtomicU64,
     /// Bytes of lines the writer copied into its journal at idle moments (`store::journal`):
     /// lines a kill would not lose although the files did not have them yet.
     pub journal_bytes: AtomicU64,
@@ -339,9 +342,6 @@ pub struct Stats {
     /// Times a journal half filled before the disk worker had written what the other held:
     /// until it had, idle moments handed lines to the disk worker, as without a journal.
     pub journal_fallbacks: AtomicU64,
-    /// Syncs of a whole file system (`syncfs`) that took the place of many files' syncs due
-    /// together (see the `disk` module).
-    pub fs_syncs: AtomicU64,
     /// When the operation the disk worker is on began, in ns since `started` plus 1; 0 while
     /// it is idle.
     pub disk_op_since: AtomicU64,
