@@ -802,7 +802,7 @@ async fn quiet_lines_wait_in_the_journal_and_a_clean_stop_writes_them() {
         0,
         "the file got a write before its flush tick"
     );
-    let status = status_json(&socket);
+    let status = status_json(&socket).unwrap();
     signal(&child, libc::SIGTERM);
     assert_eq!(wait_exit(&mut child).await, Some(0));
     assert_eq!(lines_of_run(&out, 0), 10, "a clean stop writes every line");
@@ -849,7 +849,7 @@ async fn a_flush_tick_writes_the_journaled_lines_and_starts_the_other_half() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut sent = 0;
     let status = loop {
-        let status = status_json(&socket);
+        let status = status_json(&socket).unwrap();
         if status["journal_halves"].as_u64().unwrap() >= 1 {
             break status;
         }
@@ -871,21 +871,6 @@ async fn a_flush_tick_writes_the_journaled_lines_and_starts_the_other_half() {
     signal(&child, libc::SIGTERM);
     assert_eq!(wait_exit(&mut child).await, Some(0));
     assert_eq!(lines_of_run(&out, 0), sent);
-}
-
-/// `wsrec status --json` of the recorder serving `socket`.
-fn status_json(socket: &Path) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_wsrec"))
-        .args(["status", "--json", "--socket"])
-        .arg(socket)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// The complete lines (up to the last `\n`) of every recording file under `out`, `.open` files

@@ -186,12 +186,7 @@ async fn tag_flags_tag_a_one_line_recording() {
     // Wait (bounded) until the recorder counted the message, then stop it as a user would.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let out = wsrec()
-            .args(["status", "--json", "--socket"])
-            .arg(&socket)
-            .output()
-            .unwrap();
-        let v: Option<Value> = serde_json::from_slice(&out.stdout).ok();
+        let v = status_json(&socket).ok();
         if v.is_some_and(|v| v["total_messages"].as_u64() >= Some(1)) {
             break;
         }

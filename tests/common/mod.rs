@@ -419,3 +419,17 @@ pub fn issue_kinds(report: &Value) -> Vec<&str> {
         .map(|i| i["kind"].as_str().unwrap())
         .collect()
 }
+
+/// `wsrec status --json` of the recorder serving `socket`: its snapshot, or what the command
+/// said when it failed (no recorder there yet, for one).
+pub fn status_json(socket: &Path) -> Result<Value, String> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wsrec"))
+        .args(["status", "--json", "--socket"])
+        .arg(socket)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
+}

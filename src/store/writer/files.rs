@@ -164,12 +164,7 @@ impl Writer {
     /// The write of a file's buffered lines, its buffer replaced by a fresh one; `None` when
     /// it has none.
     pub(super) fn take_output(&mut self, idx: usize, events: bool) -> Option<DiskOp> {
-        let state = &mut self.streams[idx];
-        let out = if events {
-            state.events.as_mut()
-        } else {
-            state.data.as_mut()
-        }?;
+        let out = self.streams[idx].output(events)?;
         if out.buf.is_empty() {
             return None;
         }

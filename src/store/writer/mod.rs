@@ -541,12 +541,7 @@ impl Writer {
         let mut ops = std::mem::take(&mut self.handoff_ops);
         for i in 0..list.len() {
             let (idx, events) = list[i];
-            let state = &mut self.streams[idx];
-            let Some(out) = (if events {
-                state.events.as_mut()
-            } else {
-                state.data.as_mut()
-            }) else {
+            let Some(out) = self.streams[idx].output(events) else {
                 continue;
             };
             if !out.listed {
@@ -709,12 +704,7 @@ impl Writer {
     async fn flush_all(&mut self) {
         // Every buffer is handed on below: forget which took lines.
         for (idx, events) in std::mem::take(&mut self.unflushed) {
-            let state = &mut self.streams[idx];
-            if let Some(out) = if events {
-                state.events.as_mut()
-            } else {
-                state.data.as_mut()
-            } {
+            if let Some(out) = self.streams[idx].output(events) {
                 out.listed = false;
             }
         }
