@@ -74,6 +74,7 @@ impl Connection {
         // Made once: a new `cancelled()` future per wake-up would register with its token
         // and unregister again each time, under the token's lock. And polled only when a
         // token woke it, not at every frame (see `Dormant`).
+        let stamp = ws.stamp();
         let mut stop = Dormant::new(async {
             tokio::select! {
                 biased;
@@ -103,7 +104,7 @@ impl Connection {
                     continue;
                 }
             };
-            let mut ts = receive_ts(ws, &rt.clock);
+            let mut ts = receive_ts(&stamp, &rt.clock);
             let mut end = self.push_frame(first, ts, batch, &mut keepalive, venue);
             let mut n = 1;
             loop {
@@ -115,9 +116,9 @@ impl Connection {
                     break;
                 }
                 let Some(next) = ws.try_next() else { break };
-                if ws.kernel_stamps() {
+                if stamp.is_some() {
                     // The stamp of the read that completed this frame (a load, no clock call).
-                    ts = receive_ts(ws, &rt.clock);
+                    ts = receive_ts(&stamp, &rt.clock);
                 } else if n % FRAMES_PER_TIMESTAMP == 0 {
                     ts = rt.clock.now_ns();
                 }
@@ -165,9 +166,10 @@ impl Connection {
         // The socket reads only once tokio's driver has seen it readable: let the driver look
         // at what arrived since this task last read (a yield is woken after the driver's poll).
         tokio::task::yield_now().await;
+        let stamp = ws.stamp();
         for _ in 0..FRAMES_PER_WAKE {
             let Some(frame) = ws.try_next() else { break };
-            let ts = receive_ts(ws, &rt.clock);
+            let ts = receive_ts(&stamp, &rt.clock);
             if let Some(end) = self.push_frame(frame, ts, batch, keepalive, venue) {
                 return self.flush(batch).await.or(Some(end));
             }
@@ -191,7 +193,7 @@ impl Connection {
     #[inline]
     fn push_frame(
         &self,
-        frame: Result<Incoming, TransportError>,
+        frame: Result<Incoming<'_>, TransportError>,
         ts: u64,
         batch: &mut Batch,
         keepalive: &mut Keepalive,
@@ -199,13 +201,13 @@ impl Connection {
     ) -> Option<End> {
         match frame {
             Ok(Incoming::Text(payload)) => {
-                keepalive.on_text(&payload, self.rt.app_pong_contains.as_deref());
-                batch.push_message(ts, Kind::Text, &payload);
+                keepalive.on_text(payload, self.rt.app_pong_contains.as_deref());
+                batch.push_message(ts, Kind::Text, payload);
                 if let Some(v) = venue.as_mut() {
                     if !v.delivered {
-                        v.delivered = is_data(v.family, &payload);
+                        v.delivered = is_data(v.family, payload);
                     }
-                    v.tracker.on_message(&payload, &mut v.outcomes);
+                    v.tracker.on_message(payload, &mut v.outcomes);
                     if !v.outcomes.is_empty() {
                         self.venue_outcomes(v, ts, batch);
                     }
@@ -213,11 +215,11 @@ impl Connection {
                 None
             }
             Ok(Incoming::Binary(payload)) => {
-                batch.push_message(ts, Kind::Binary, &payload);
+                batch.push_message(ts, Kind::Binary, payload);
                 if let Some(v) = venue.as_mut() {
                     // Recorded as received above; the family reads acks, errors, pings and
                     // topics out of it (HTX gzip, MEXC protobuf, Upbit JSON) as it does text.
-                    let data = v.tracker.on_binary(&payload, !v.delivered, &mut v.outcomes);
+                    let data = v.tracker.on_binary(payload, !v.delivered, &mut v.outcomes);
                     v.delivered |= data;
                     if !v.outcomes.is_empty() {
                         self.venue_outcomes(v, ts, batch);
@@ -240,8 +242,11 @@ impl Connection {
 }
 
 /// A frame's receive time: the kernel's stamp of the data that completed it when kernel stamps
-/// are on and one has come, else the clock now.
+/// are on (`stamp`, [`transport::Socket::stamp`]) and one has come, else the clock now.
 #[inline]
-fn receive_ts(ws: &transport::Socket, clock: &crate::clock::Clock) -> u64 {
-    ws.received_ns().unwrap_or_else(|| clock.now_ns())
+fn receive_ts(stamp: &Option<transport::Stamp>, clock: &crate::clock::Clock) -> u64 {
+    match stamp.as_ref().map(|s| s.load(Relaxed)) {
+        Some(ns) if ns > 0 => ns,
+        _ => clock.now_ns(),
+    }
 }

@@ -1,6 +1,6 @@
 //! The connect sequence, all within the handshake timeout: TCP, the HTTP CONNECT proxy if the
 //! stream has one, TLS for `wss://` and `https://`, the upgrade request and its answer, and
-//! the yawc socket over the checked byte stream. [`open`] (up to TLS) is shared with the REST
+//! the WebSocket over the stream. [`open`] (up to TLS) is shared with the REST
 //! requests of `http.rs`.
 
 use std::net::SocketAddr;
@@ -10,22 +10,16 @@ use base64::Engine as _;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use url::Host;
-use yawc::{Options, Role, WebSocket};
 
-use super::error::{Phase, TransportError, describe};
+use super::error::{Phase, TransportError};
 use super::handshake::{authority, check_upgrade, upgrade_request};
 use super::head::{MAX_QUOTED_BODY, Reply, printable, read_head};
 use super::socket::Socket;
 use super::spec::ConnectSpec;
 use super::stamp::{Stamp, Tcp};
-use super::wire::{Io, Wire};
+use super::wire::Io;
 use super::{proxy, tls};
 use crate::config::mask_url;
-
-/// Size of the socket read buffer: one read takes up to ~160 small frames at flood rate, yet
-/// 1,000 quiet streams hold 32 MiB, not 64 MiB (the buffer is a moving window, so over time
-/// every page of it becomes resident). A larger frame grows it for that frame only.
-const READ_BUFFER: usize = 32 * 1024;
 
 /// Dials, goes through the proxy, negotiates TLS and upgrades, all within the handshake
 /// timeout.
@@ -114,7 +108,7 @@ pub(super) async fn open(
     })
 }
 
-/// [`open`], then the upgrade request, its answer checked, and the yawc socket over it.
+/// [`open`], then the upgrade request, its answer checked, and the WebSocket over the stream.
 async fn handshake(spec: &ConnectSpec, phase: &AtomicU8) -> Result<Socket, TransportError> {
     let Opened {
         mut io,
@@ -154,23 +148,13 @@ async fn handshake(spec: &ConnectSpec, phase: &AtomicU8) -> Result<Socket, Trans
         }
         other => other?,
     };
-    let mut options = Options::default()
-        .with_utf8()
-        .with_max_payload_read(spec.max_message_size.saturating_add(1))
-        .with_max_read_buffer(spec.max_message_size.saturating_add(1))
-        .with_read_buffer_capacity(READ_BUFFER);
-    if extensions.is_some() {
-        // Decompress what the server sends; never compress what we send (module doc).
-        options = options.with_compression_threshold(usize::MAX);
-    }
-    let ws = WebSocket::from_stream_with_extensions(
-        Wire::new(io, leftover),
-        Role::Client,
-        extensions.as_deref(),
-        options,
-    )
-    .map_err(|e| TransportError::Failed(describe(&e)))?;
-    Ok(Socket::new(ws, spec.max_message_size, extensions, stamp))
+    Ok(Socket::new(
+        io,
+        &leftover,
+        spec.max_message_size,
+        extensions,
+        stamp,
+    ))
 }
 
 /// A TCP connection to `host:port`.

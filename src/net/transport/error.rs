@@ -1,5 +1,5 @@
 //! How a connection attempt or an open connection fails: [`TransportError`] with its messages,
-//! the dial phases a handshake timeout names, and yawc's errors put into words.
+//! the dial phases a handshake timeout names, and I/O errors put into words.
 
 use std::time::Duration;
 
@@ -156,38 +156,12 @@ impl Phase {
     }
 }
 
-/// A yawc error in words, with the likely cause.
-pub(super) fn describe(e: &yawc::WebSocketError) -> String {
-    use yawc::WebSocketError as E;
-    match e {
-        E::ConnectionClosed => {
-            "the server closed the TCP connection without a WebSocket close frame".to_owned()
-        }
-        E::InvalidUTF8 => "server sent a text message that is not valid UTF-8 (RFC 6455 8.1); \
-                           closed with code 1007"
-            .to_owned(),
-        E::CompressionNotSupported => {
-            "server sent a compressed frame (RSV1) although permessage-deflate was not negotiated"
-                .to_owned()
-        }
-        E::ReservedBitsNotZero => {
-            "server set reserved frame bits (RSV2/RSV3) that no negotiated extension uses"
-                .to_owned()
-        }
-        E::InvalidOpCode(op) => format!("server sent a frame with the unknown opcode {op}"),
-        E::ControlFrameFragmented
-        | E::PingFrameTooLarge
-        | E::InvalidFragment
-        | E::InvalidContinuationFrame
-        | E::InvalidCloseFrame
-        | E::InvalidCloseCode => format!("protocol error by the server: {e} (RFC 6455 5)"),
-        E::IoError(io) => match io.get_ref() {
-            // rustls errors and the frame check's own errors arrive wrapped in io::Error; show
-            // the reason itself.
-            Some(inner) => format!("{inner}"),
-            None => format!("{io}"),
-        },
-        other => other.to_string(),
+/// An I/O error in words: the reason itself when it wraps one (rustls errors arrive as
+/// `io::Error`s holding the TLS alert or certificate problem).
+pub(super) fn describe_io(e: &std::io::Error) -> String {
+    match e.get_ref() {
+        Some(inner) => format!("{inner}"),
+        None => format!("{e}"),
     }
 }
 

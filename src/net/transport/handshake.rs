@@ -175,7 +175,7 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
 }
 
 /// Checks the server's `Sec-WebSocket-Extensions` answer against the offer and returns the
-/// permessage-deflate parameters in a canonical form (which yawc's parser reads), or `None`
+/// permessage-deflate parameters in a canonical form (as the `connected` event records them), or `None`
 /// when nothing was negotiated.
 ///
 /// # Errors
@@ -253,14 +253,14 @@ pub fn negotiate_extensions(
             }
         }
     }
-    // Canonical form: yawc reads exactly this shape. A server window of 8 bits is inflated with
-    // 9 (yawc's smallest); a larger inflate window always reads a smaller deflate window.
+    // Canonical form. The window sizes only say how far back the server's messages may refer:
+    // the inflater's 15-bit window reads them all (`frame.rs`).
     let mut out = String::from("permessage-deflate");
     if let Some(b) = server_bits {
-        out.push_str(&format!("; server_max_window_bits={}", b.max(9)));
+        out.push_str(&format!("; server_max_window_bits={b}"));
     }
     if let Some(b) = client_bits {
-        out.push_str(&format!("; client_max_window_bits={}", b.max(9)));
+        out.push_str(&format!("; client_max_window_bits={b}"));
     }
     if server_nct {
         out.push_str("; server_no_context_takeover");
@@ -293,7 +293,7 @@ mod tests {
             ),
             (
                 "permessage-deflate; server_max_window_bits=8",
-                Some("permessage-deflate; server_max_window_bits=9"),
+                Some("permessage-deflate; server_max_window_bits=8"),
             ),
         ];
         for (answer, want) in ok {

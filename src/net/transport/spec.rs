@@ -34,7 +34,7 @@ pub struct ConnectSpec {
     pub proxy: Option<HttpProxy>,
     /// Longest `Retry-After` honoured.
     pub retry_after_max: Duration,
-    /// Take receive times from the kernel (`ts_source = "kernel"`, see [`Socket::received_ns`]).
+    /// Take receive times from the kernel (`ts_source = "kernel"`, see [`Socket::stamp`]).
     pub kernel_ts: bool,
 }
 
