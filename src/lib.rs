@@ -30,7 +30,7 @@
 //! fails for good stops the recorder instead, in the same order as a shutdown. A stream with a
 //! [`net::venue`] preset gets its URL, subscribe messages, keepalive and limits from the
 //! preset, is split into shards (one connection each) when its topics exceed the venue's
-//! per-connection limit, and its connections follow the venue's acks. A connection reads frames through [`net::transport`] (yawc over TCP or TLS),
+//! per-connection limit, and its connections follow the venue's acks. A connection reads frames through [`net::transport`] (wsrec's own WebSocket client over TCP or TLS),
 //! copies every ready frame into a [`batch::Batch`] with its receive time (the kernel's receive
 //! stamp of the data by default, or [`clock`] when it reads the frame), and hands the batch to
 //! the [`queue`], bounded in messages (when full: block, or drop and count). One

@@ -8,8 +8,12 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if let Ok(config) = wsrec::Config::from_toml(text) {
-        let _ = config.validate();
+    let venues = wsrec::net::venue::Catalog;
+    // Parsed, venue presets applied (they may refuse a stream), validated: what `-c` loads.
+    if let Ok(config) = wsrec::Config::parse_toml(text)
+        .and_then(wsrec::net::venue::resolve)
+    {
+        let _ = config.validate(&venues);
         let _ = format!("{config:?}");
         for s in &config.streams {
             let _ = s.masked_url();
@@ -19,6 +23,6 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     if let Ok(go) = serde_json::from_str::<wsrec::config::GoConfig>(text) {
-        let _ = go.into_config().validate();
+        let _ = go.into_config().validate(&venues);
     }
 });

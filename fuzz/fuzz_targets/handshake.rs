@@ -26,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(text) = std::str::from_utf8(data) {
         if let Ok(Some(canonical)) = negotiate_extensions(Some(&offer), text) {
-            // What is handed to yawc must read back the same.
+            // The canonical form (what the `connected` event records) must read back the same.
             assert_eq!(
                 negotiate_extensions(Some(&offer), &canonical),
                 Ok(Some(canonical.clone()))

@@ -1,7 +1,8 @@
 //! WebSocket frames as a client reads them (RFC 6455 5, permessage-deflate of RFC 7692), cut
 //! out of the bytes at the front of the read buffer without a copy, and the few frames a
 //! client writes. No I/O here: [`Reader::step`] looks at bytes, [`encode`] appends bytes; the
-//! socket (`socket.rs`) reads, writes and answers.
+//! socket ([`super::Socket`]) reads, writes and answers. Public for the fuzz target
+//! (`fuzz/fuzz_targets/frames.rs`).
 //!
 //! Why not the WebSocket library's reader: every library at hand (yawc, tungstenite,
 //! fastwebsockets) hands each message out as a buffer of its own, so a message costs an
@@ -33,7 +34,7 @@ const KEEP_MESSAGE_BUFFER: usize = 1 << 20;
 
 /// Why the reader gave up on the connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Fault {
+pub enum Fault {
     /// A message larger than `max_message_size` (close code 1009).
     TooLarge,
     /// The server broke the protocol; the text says how (close code `.0`, 1002 or 1007).
@@ -46,7 +47,7 @@ impl Fault {
     }
 
     /// The close code a client sends when it fails the connection for this fault.
-    pub(super) fn close_code(&self) -> u16 {
+    pub fn close_code(&self) -> u16 {
         match self {
             Fault::TooLarge => 1009,
             Fault::Broken(code, _) => *code,
@@ -55,26 +56,26 @@ impl Fault {
 }
 
 /// Why a masked frame ends the connection.
-pub(super) const MASKED_FRAME: &str = "server sent a masked frame; RFC 6455 5.1 forbids masking \
+pub const MASKED_FRAME: &str = "server sent a masked frame; RFC 6455 5.1 forbids masking \
                                        from server to client, so the connection was dropped \
                                        rather than recording scrambled bytes";
 /// Why a 2^63 length ends the connection.
-pub(super) const LENGTH_TOP_BIT: &str = "server sent a frame header whose 64-bit length has the \
+pub const LENGTH_TOP_BIT: &str = "server sent a frame header whose 64-bit length has the \
                                          top bit set (2^63 bytes or more; RFC 6455 5.2 forbids it)";
 /// Why text that is not UTF-8 ends the connection.
-pub(super) const NOT_UTF8: &str = "server sent a text message that is not valid UTF-8 (RFC 6455 \
+pub const NOT_UTF8: &str = "server sent a text message that is not valid UTF-8 (RFC 6455 \
                                    8.1); closed with code 1007";
 
 /// A data message's type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Data {
+pub enum Data {
     Text,
     Binary,
 }
 
 /// What one frame amounted to.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum Got {
+pub enum Got {
     /// A whole message in one plain frame: its payload is at `range` of the bytes stepped over.
     InPlace(Data, Range<usize>),
     /// A whole message put together in the reader's buffer ([`Reader::message`]).
@@ -91,7 +92,7 @@ pub(super) enum Got {
 
 /// What [`Reader::step`] found at the front of the bytes.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum Step {
+pub enum Step {
     /// No whole frame yet: the bytes must grow to at least this many (the header's size while
     /// it is incomplete, then header and payload).
     More(usize),
@@ -100,7 +101,7 @@ pub(super) enum Step {
 }
 
 /// The state of a connection's incoming frames between steps.
-pub(super) struct Reader {
+pub struct Reader {
     /// `max_message_size`.
     max: usize,
     /// The inflater, when permessage-deflate is in force. One for the connection, never reset:
@@ -116,7 +117,7 @@ pub(super) struct Reader {
 
 impl Reader {
     /// A reader of messages up to `max` bytes; `deflate`: permessage-deflate is in force.
-    pub(super) fn new(max: usize, deflate: bool) -> Reader {
+    pub fn new(max: usize, deflate: bool) -> Reader {
         Reader {
             max,
             inflate: deflate.then(|| Decompress::new(false)),
@@ -126,7 +127,7 @@ impl Reader {
     }
 
     /// The message of the latest [`Got::Assembled`].
-    pub(super) fn message(&self) -> &[u8] {
+    pub fn message(&self) -> &[u8] {
         &self.message
     }
 
@@ -135,7 +136,7 @@ impl Reader {
     /// # Errors
     /// A [`Fault`]: the connection must end. Frames before the faulty one were taken by
     /// earlier steps, so every message before the fault is delivered.
-    pub(super) fn step(&mut self, bytes: &[u8]) -> Result<Step, Fault> {
+    pub fn step(&mut self, bytes: &[u8]) -> Result<Step, Fault> {
         let Some(&[b0, b1]) = bytes.get(..2) else {
             return Ok(Step::More(2));
         };
@@ -389,7 +390,7 @@ fn inflate_into(
 
 /// Appends a client frame (`fin`, `opcode`, masked as RFC 6455 5.3 requires of a client) to
 /// `out`, masked with `key`.
-pub(super) fn encode(out: &mut Vec<u8>, opcode: u8, payload: &[u8], key: [u8; 4]) {
+pub fn encode(out: &mut Vec<u8>, opcode: u8, payload: &[u8], key: [u8; 4]) {
     out.push(0x80 | opcode);
     match payload.len() {
         n @ 0..=125 => out.push(0x80 | n as u8),
@@ -408,7 +409,7 @@ pub(super) fn encode(out: &mut Vec<u8>, opcode: u8, payload: &[u8], key: [u8; 4]
 
 /// A close frame's payload: `code`, then as much of `reason` as fits in a control frame
 /// (cut at a character boundary).
-pub(super) fn close_payload(code: u16, reason: &str) -> Vec<u8> {
+pub fn close_payload(code: u16, reason: &str) -> Vec<u8> {
     let mut cut = reason.len().min(MAX_CONTROL - 2);
     while !reason.is_char_boundary(cut) {
         cut -= 1;

@@ -39,7 +39,7 @@
 
 mod dial;
 mod error;
-mod frame;
+pub mod frame;
 mod handshake;
 mod head;
 pub mod http;
