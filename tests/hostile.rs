@@ -2,7 +2,7 @@
 //! the handshake, refusing with 429/503 and `Retry-After`, redirecting, answering 200 or
 //! garbage, going silent, sending invalid UTF-8, masked frames, a 2^63 length, ping floods, a
 //! decompression bomb, a close frame and then nothing, one byte per second. For each: the right
-//! error in the data and the logs, a reconnect with backoff, memory bounded, no panic (the
+//! error in the data and the logs (and for protocol faults, the close code the server is told), a reconnect with backoff, memory bounded, no panic (the
 //! recorder stops cleanly), and every message received before the trouble is in the recording.
 //!
 //! Also the local-security checks of issue 5: secrets never reach the status socket, the data
@@ -327,6 +327,71 @@ async fn accepts_then_sends_nothing() {
     let disc = events(&recs, "disconnected");
     assert_eq!(disc[0]["reason"], "silence_timeout");
     assert_logged("silent", &["Disconnected:", "silence_timeout"]);
+}
+
+/// The close code of the first close frame the client sends on `tcp` (a client's frames are
+/// masked; other frames before it are skipped), or `None` if the connection ends first.
+async fn client_close_code(tcp: &mut tokio::net::TcpStream) -> Option<u16> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    loop {
+        // Client frames here are small: a 7-bit length, then the 4-byte mask key.
+        while buf.len() >= 6 && buf.len() >= 6 + usize::from(buf[1] & 0x7f) {
+            let len = usize::from(buf[1] & 0x7f);
+            assert_ne!(buf[1] & 0x80, 0, "client frames are masked");
+            let key = [buf[2], buf[3], buf[4], buf[5]];
+            let payload: Vec<u8> = buf[6..6 + len]
+                .iter()
+                .zip(key.iter().cycle())
+                .map(|(b, k)| b ^ k)
+                .collect();
+            if buf[0] & 0x0f == 8 {
+                return payload.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]]));
+            }
+            buf.drain(..6 + len);
+        }
+        if tcp.read_buf(&mut buf).await.ok()? == 0 {
+            return None;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_breaks_the_protocol_is_told_why_with_a_close_code() {
+    let (_tmp, out) = dirs();
+    let server = RawServer::start().await;
+    let mut s = hostile_stream("told", &server.url());
+    s.max_message_size = 1024;
+    let rec = start(config(&out, vec![s]), BASE_NS);
+    let mut too_large = vec![0x82, 126];
+    too_large.extend_from_slice(&1025u16.to_be_bytes());
+    // RFC 6455 7.4.1: 1007 for data that does not fit the message type, 1009 for a message
+    // too big to process, 1002 for other protocol errors.
+    let cases = [
+        (frame(1, b"not \xff UTF-8"), 1007),
+        (frame(3, b"?"), 1002),
+        (
+            frame_with(true, false, 1, b"masked", Some([1, 2, 3, 4])),
+            1002,
+        ),
+        (too_large, 1009),
+    ];
+    for (bad, code) in cases {
+        let mut tcp = server.accept().await;
+        upgrade(&mut tcp).await;
+        tcp.write_all(&frame(1, GOOD[0].as_bytes())).await.unwrap();
+        tcp.write_all(&bad).await.unwrap();
+        assert_eq!(client_close_code(&mut tcp).await, Some(code), "{bad:?}");
+    }
+    let _last = server.accept().await;
+    rec.stop().await;
+    let recs = records(&out);
+    assert_eq!(messages(&recs), [GOOD[0]; 4]);
+    let reasons: Vec<_> = events(&recs, "disconnected")
+        .iter()
+        .map(|d| d["reason"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(reasons, ["error", "error", "error", "message_too_large"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
