@@ -2,8 +2,9 @@
 //! the handshake, refusing with 429/503 and `Retry-After`, redirecting, answering 200 or
 //! garbage, going silent, sending invalid UTF-8, masked frames, a 2^63 length, ping floods, a
 //! decompression bomb, a close frame and then nothing, one byte per second. For each: the right
-//! error in the data and the logs (and for protocol faults, the close code the server is told), a reconnect with backoff, memory bounded, no panic (the
-//! recorder stops cleanly), and every message received before the trouble is in the recording.
+//! error in the data and the logs (for protocol faults also the close code the server is told),
+//! a reconnect with backoff, memory bounded, no panic (the recorder stops cleanly), and every
+//! message received before the trouble is in the recording.
 //!
 //! Also the local-security checks of issue 5: secrets never reach the status socket, the data
 //! or the logs; stream names and path templates cannot leave the output directory.
