@@ -11,6 +11,9 @@
 pub enum Kind {
     /// A text message (valid UTF-8, checked by the WebSocket layer).
     Text,
+    /// A text message the WebSocket layer found to be ASCII without CR or LF: one line as it
+    /// is.
+    Line,
     /// A binary message.
     Binary,
     /// A lifecycle event; its bytes are JSON object members starting with `"event":`.
@@ -39,7 +42,7 @@ impl Kind {
     /// dropped under `when_full = "drop_newest"`.
     #[inline]
     pub fn is_message(self) -> bool {
-        matches!(self, Kind::Text | Kind::Binary)
+        matches!(self, Kind::Text | Kind::Line | Kind::Binary)
     }
 }
 

@@ -200,9 +200,13 @@ impl Connection {
         venue: &mut Option<VenueState>,
     ) -> Option<End> {
         match frame {
-            Ok(Incoming::Text(payload)) => {
+            Ok(Incoming::Text(payload) | Incoming::Line(payload)) => {
                 keepalive.on_text(payload, self.rt.app_pong_contains.as_deref());
-                batch.push_message(ts, Kind::Text, payload);
+                let kind = match frame {
+                    Ok(Incoming::Line(_)) => Kind::Line,
+                    _ => Kind::Text,
+                };
+                batch.push_message(ts, kind, payload);
                 if let Some(v) = venue.as_mut() {
                     if !v.delivered {
                         v.delivered = is_data(v.family, payload);

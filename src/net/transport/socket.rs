@@ -39,6 +39,8 @@ const PONG: u8 = 10;
 pub enum Incoming<'a> {
     /// A complete text message (UTF-8 checked).
     Text(&'a [u8]),
+    /// A complete text message that is ASCII without CR or LF (so one line as it is).
+    Line(&'a [u8]),
     /// A complete binary message.
     Binary(&'a [u8]),
     /// A ping from the server (its pong is on the way).
@@ -182,6 +184,7 @@ impl Socket {
     fn view(&self, took: Took) -> Incoming<'_> {
         let message = |data, bytes| match data {
             Data::Text => Incoming::Text(bytes),
+            Data::Line => Incoming::Line(bytes),
             Data::Binary => Incoming::Binary(bytes),
         };
         match took {

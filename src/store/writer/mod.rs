@@ -432,7 +432,11 @@ impl Writer {
             }
             // Pick (and if needed rotate) the file this line goes to.
             let to_events = format == Format::Raw
-                && (item.kind != Kind::Text || memchr::memchr2(b'\n', b'\r', bytes).is_some());
+                && match item.kind {
+                    Kind::Line => false,
+                    Kind::Text => memchr::memchr2(b'\n', b'\r', bytes).is_some(),
+                    _ => true,
+                };
             let ready = {
                 let st = &self.streams[idx];
                 let o = if to_events { &st.events } else { &st.data };
@@ -466,7 +470,7 @@ impl Writer {
                         buf.push(b',');
                         buf.extend_from_slice(bytes);
                     }
-                    Kind::Text | Kind::Binary => {
+                    Kind::Text | Kind::Line | Kind::Binary => {
                         buf.extend_from_slice(b",\"seq\":");
                         buf.extend_from_slice(seq_text.of(seq));
                         if item.kind == Kind::Binary {
@@ -496,7 +500,7 @@ impl Writer {
             match item.kind {
                 Kind::Event => out.manifest.event(bytes),
                 Kind::Snapshot { .. } => out.manifest.snapshot(),
-                Kind::Text | Kind::Binary => {
+                Kind::Text | Kind::Line | Kind::Binary => {
                     out.manifest.message(batch.conn, seq, item.ts);
                     seq += 1;
                 }
