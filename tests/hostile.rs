@@ -359,9 +359,6 @@ async fn client_close_code(tcp: &mut tokio::net::TcpStream) -> Option<u16> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_breaks_the_protocol_is_told_why_with_a_close_code() {
-    // Before `start`, like every test here: the first recorder of this binary to start without
-    // it would take the process's log subscriber, and the others' log checks would find nothing.
-    capture_logs();
     let (_tmp, out) = dirs();
     let server = RawServer::start().await;
     let mut s = hostile_stream("told", &server.url());
@@ -881,7 +878,6 @@ fn stream_names_and_paths_cannot_leave_the_output_dir() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_clients_that_hang_cannot_stall_recording() {
-    capture_logs();
     let (tmp, out) = dirs();
     let mut server = TestServer::start().await;
     let socket = tmp.path().join("status.sock");

@@ -76,9 +76,6 @@ async fn record_over_tls(
     cert: (std::path::PathBuf, std::path::PathBuf),
     configure: impl FnOnce(&mut wsrec::StreamConfig),
 ) -> Vec<serde_json::Value> {
-    // Before `start`: a recorder started without it would take the process's log subscriber
-    // from the tests here that check the logs.
-    capture_logs();
     let tmp = tempfile::tempdir().unwrap();
     let mut server = TlsServer::start(tls_server_config(&cert.0, &cert.1)).await;
     let mut s = stream(name, &format!("wss://{host}:{}/secure", server.port));

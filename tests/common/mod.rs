@@ -1,11 +1,12 @@
 //! Shared pieces of the integration tests: an in-process WebSocket server on `127.0.0.1:0`
-//! (tokio-tungstenite, a third-party implementation), a recorder started in-process, and readers
-//! for what it wrote.
+//! (tokio-tungstenite, a third-party implementation), a recorder started in-process, readers
+//! for what it wrote, and its log lines (to check what an operator sees).
 #![allow(dead_code, clippy::result_large_err)]
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -188,10 +189,7 @@ pub const BASE_NS: u64 = 1_795_517_990_000_000_000;
 
 /// Starts a recorder whose clock follows tokio time, starting at `base_ns`.
 pub fn start(config: Config, base_ns: u64) -> Running {
-    let _ = tracing_subscriber::fmt()
-        .with_test_writer()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .try_init();
+    capture_logs();
     let recorder = Recorder::new(config)
         .unwrap()
         .with_clock(wsrec::clock::Clock::tokio(base_ns));
@@ -432,4 +430,71 @@ pub fn status_json(socket: &Path) -> Result<Value, String> {
         return Err(String::from_utf8_lossy(&out.stderr).into_owned());
     }
     serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Logs.
+
+/// The log lines of every recorder this test binary started (INFO and up).
+static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+/// Appends to [`LOGS`].
+struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Installs this test binary's log subscriber, once: INFO and up into [`LOGS`] whatever
+/// `RUST_LOG` says (tests check those lines), and to the test output as `RUST_LOG` says.
+/// [`start`] calls it, so no recorder can log past the buffer; a test that starts the
+/// recorder another way calls it first.
+pub fn capture_logs() {
+    use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let _ = tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(|| LogWriter)
+                    .with_filter(EnvFilter::new("info")),
+            )
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_test_writer()
+                    .with_filter(EnvFilter::from_default_env()),
+            )
+            .try_init();
+    });
+}
+
+/// The captured log lines about stream `name` (tests run in parallel: give each its own name).
+pub fn log_lines(name: &str) -> Vec<String> {
+    let needle = format!("stream={name} ");
+    let text =
+        String::from_utf8_lossy(&LOGS.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
+    text.lines()
+        .filter(|l| l.contains(&needle) || l.ends_with(&format!("stream={name}")))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Asserts that some log line about `stream` contains every one of `parts`.
+pub fn assert_logged(stream: &str, parts: &[&str]) {
+    let lines = log_lines(stream);
+    assert!(
+        lines.iter().any(|l| parts.iter().all(|p| l.contains(p))),
+        "no log line for stream {stream} contains {parts:?}; lines:\n{}",
+        lines.join("\n")
+    );
 }

@@ -6,7 +6,6 @@
 //!   `WSREC_INTEROP_*` variables; a plain `cargo test` without them skips those tests loudly,
 //!   while `WSREC_INTEROP_REQUIRED=1` (set by the script) makes a missing one a failure;
 //! - [`RawServer`]: plain TCP that speaks just enough WebSocket to misbehave on purpose;
-//! - [`capture_logs`] / [`log_lines`]: the recorder's log lines, to check what an operator sees;
 //! - [`payloads`]: every recorded message as bytes, for byte-for-byte comparisons.
 #![allow(dead_code)]
 
@@ -14,70 +13,13 @@ use std::io::{BufRead, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-
-// ---------------------------------------------------------------------------------------------
-// Logs.
-
-static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
-
-/// Appends to [`LOGS`] and echoes to the test's captured output.
-struct LogWriter;
-
-impl Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        LOGS.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(buf);
-        eprint!("{}", String::from_utf8_lossy(buf));
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Routes the recorder's logs (INFO and up) into a buffer the test can search. Call before
-/// `common::start`, whose own subscriber then stays out of the way.
-pub fn capture_logs() {
-    static ONCE: OnceLock<()> = OnceLock::new();
-    ONCE.get_or_init(|| {
-        let _ = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_writer(|| LogWriter)
-            // Fixed at INFO: the assertions look for INFO and WARN lines whatever RUST_LOG says.
-            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
-            .try_init();
-    });
-}
-
-/// The captured log lines about stream `name` (tests run in parallel: give each its own name).
-pub fn log_lines(name: &str) -> Vec<String> {
-    let needle = format!("stream={name} ");
-    let text =
-        String::from_utf8_lossy(&LOGS.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
-    text.lines()
-        .filter(|l| l.contains(&needle) || l.ends_with(&format!("stream={name}")))
-        .map(str::to_owned)
-        .collect()
-}
-
-/// Asserts that some log line about `stream` contains every one of `parts`.
-pub fn assert_logged(stream: &str, parts: &[&str]) {
-    let lines = log_lines(stream);
-    assert!(
-        lines.iter().any(|l| parts.iter().all(|p| l.contains(p))),
-        "no log line for stream {stream} contains {parts:?}; lines:\n{}",
-        lines.join("\n")
-    );
-}
 
 // ---------------------------------------------------------------------------------------------
 // What was recorded.
