@@ -23,8 +23,10 @@ const PING_WINDOW: Duration = Duration::from_secs(1);
 /// seconds at most, and a flood would keep the recorder answering.
 pub const MAX_PINGS_PER_WINDOW: u32 = 100;
 
-/// Size of the socket read buffer: one read takes up to ~160 small frames at flood rate, yet
-/// 1,000 quiet streams hold 32 MiB, not 64 MiB. A larger frame grows it for that frame only.
+/// Size of the socket read buffer: one read takes up to ~160 small frames at flood rate. A
+/// quiet connection's bytes always land at its front (`poll_fill` moves a partial frame there
+/// before each read), so only its first pages become resident. A larger frame grows it for
+/// that frame only.
 const READ_BUFFER: usize = 32 * 1024;
 
 /// Opcodes of the frames wsrec sends.
