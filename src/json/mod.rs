@@ -195,8 +195,26 @@ fn scan_escape(b: &[u8], i: usize) -> Option<usize> {
     }
 }
 
+/// The index of the first byte at or after `i` that is not an ASCII digit (or the end).
+/// Eight bytes at a time while eight remain: a digit loop that stops at an unpredictable
+/// length cost about 10 ns per number on real frames (13-digit timestamps), the SWAR
+/// check below one step per eight digits (validator 205 -> 196 ns per corpus message).
 #[inline(always)]
 fn skip_digits(b: &[u8], mut i: usize) -> usize {
+    while i + 8 <= b.len() {
+        let x = load8(b, i);
+        // The top bit of each byte below '0' (0x30) or above '9' (0x39): with the top bit
+        // set first, subtracting 0x30 clears it only below 0x30 and borrows from no other
+        // byte; with it cleared first, adding 0x46 sets it from 0x3A up and carries into
+        // no other byte; bytes from 0x80 up keep their own top bit.
+        let below = !((x | HIGHS).wrapping_sub(ONES * 0x30)) & HIGHS;
+        let above = ((x & !HIGHS) + ONES * 0x46) | x;
+        let not_digits = (below | above) & HIGHS;
+        if not_digits != 0 {
+            return i + (not_digits.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
     while at(b, i).is_ascii_digit() {
         i += 1;
     }
@@ -722,7 +740,7 @@ mod tests {
             out.push(b'0');
         } else {
             out.push(b'1' + r.below(9) as u8);
-            for _ in 0..r.below(6) {
+            for _ in 0..r.below(20) {
                 out.push(b'0' + r.below(10) as u8);
             }
         }
@@ -1061,6 +1079,45 @@ mod tests {
             valid > total / 10 && valid < total * 9 / 10,
             "{valid}/{total} valid"
         );
+    }
+
+    /// Digit runs of every length up to 24 cut by every byte, at every alignment, with and
+    /// without more bytes after the cut: the same answer as serde_json (the number
+    /// grammar's digits are taken eight at a time where eight bytes remain).
+    #[test]
+    fn digit_runs_end_at_the_first_other_byte() {
+        let mut checked = 0;
+        for pad in 0..8 {
+            for digits in 0..=24 {
+                for cut in 0..=255u8 {
+                    for tail in [&b""[..], b"]", b"5]", b" ,1]"] {
+                        let mut doc = vec![b' '; pad];
+                        doc.push(b'[');
+                        doc.push(b'1');
+                        doc.extend((0..digits).map(|d| b'0' + (d * 7 % 10) as u8));
+                        doc.push(cut);
+                        doc.extend_from_slice(tail);
+                        if cut == b'\n' || cut == b'\r' || std::str::from_utf8(&doc).is_err() {
+                            continue;
+                        }
+                        assert_eq!(
+                            is_single_line_json(&doc),
+                            serde_ok(&doc),
+                            "{:?}",
+                            String::from_utf8_lossy(&doc)
+                        );
+                        assert_eq!(
+                            validate_scalar(&doc).is_some(),
+                            serde_ok(&doc),
+                            "{:?}",
+                            String::from_utf8_lossy(&doc)
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 8 * 25 * 120 * 4, "{checked}");
     }
 
     #[test]
