@@ -220,19 +220,26 @@ const SHORT_TURN: std::time::Duration = std::time::Duration::from_micros(50);
 fn linger_before_park(linger: std::time::Duration) {
     WAKE.with(|w| {
         let (parked, unparked) = w.get();
-        if should_linger(parked, unparked, std::time::Instant::now(), linger) {
+        let now = std::time::Instant::now();
+        if should_linger(parked, unparked, now, linger) {
             std::thread::sleep(linger);
         }
-        w.set((std::time::Instant::now(), unparked));
+        // The park counts from when the work ran out, linger included: the wait that follows
+        // a linger is short only because the linger took most of it.
+        w.set((now, unparked));
     });
 }
 
-/// Whether a thread that last parked at `parked`, woke at `unparked` and runs out of work at
-/// `now` should wait `linger` before it parks again: when its wake-ups come thick (the last
-/// came less than `linger` after it parked) and each finds little to do (the turn was shorter
-/// than [`SHORT_TURN`]), as with many quiet connections, so the next wake-up takes what they
-/// all sent meanwhile. A flood (long turns) and a steady stream whose bursts come further
-/// apart never wait.
+/// Whether a thread that last ran out of work at `parked` (before any linger), woke at
+/// `unparked` and runs out of work at `now` should wait `linger` before it parks again: when
+/// its wake-ups come thick (the last came less than half of `linger` after it ran out of work)
+/// and each finds little to do (the turn was shorter than [`SHORT_TURN`]), as with many quiet
+/// connections, so the next wake-up takes what they all sent meanwhile. A flood (long turns)
+/// and a steady stream whose bursts come about `linger` apart or further never wait: a stream
+/// in bursts 1 ms apart lingered at every burst with a 1 ms linger and gained nothing by it
+/// (steady 50,000 msg/s: 8 % more CPU per message than with `wake_coalesce = "off"`). After a
+/// linger the next turn counts the linger in its wait, so many quiet connections linger at
+/// every other wake-up.
 fn should_linger(
     parked: std::time::Instant,
     unparked: std::time::Instant,
@@ -240,7 +247,7 @@ fn should_linger(
     linger: std::time::Duration,
 ) -> bool {
     now.saturating_duration_since(unparked) < SHORT_TURN
-        && unparked.saturating_duration_since(parked) < linger
+        && unparked.saturating_duration_since(parked) < linger / 2
 }
 
 fn tokio_runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
@@ -316,6 +323,11 @@ mod tests {
         assert!(!super::should_linger(t0, us(50), us(400), ms));
         // Wake-ups further apart than the linger (bursts 2 ms apart).
         assert!(!super::should_linger(t0, us(2_000), us(2_010), ms));
+        // Bursts about a linger apart (a steady stream sent every millisecond): lingering
+        // would gather no more than waiting does.
+        assert!(!super::should_linger(t0, us(960), us(990), ms));
+        // Under half a linger apart: still thick.
+        assert!(super::should_linger(t0, us(400), us(420), ms));
     }
 
     #[test]
