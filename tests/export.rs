@@ -1049,3 +1049,86 @@ async fn every_cookbook_query_in_the_readme_runs_and_gives_the_recording() {
     let expected = if jq { 10 } else { 8 };
     assert_eq!(checked.len(), expected, "{checked:?}");
 }
+
+/// Ctrl-C (SIGINT) during an export: the export stops at its next record, removes its hidden
+/// temporary and says so, with a non-zero exit; no output file appears. The recording is a FIFO
+/// that the test writes, so the signal certainly arrives mid-export: the export has created its
+/// temporary and installed its handler before it opens its input, and the test's open of the
+/// FIFO for writing returns only once the export has opened it for reading.
+#[test]
+fn an_interrupted_export_leaves_no_file_behind() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("s-20261124T100000Z.jsonl");
+    let status = Command::new("mkfifo").arg(&input).status().unwrap();
+    assert!(status.success(), "mkfifo failed");
+    let out = dir.path().join("out.parquet");
+    let child = wsrec()
+        .arg("export")
+        .arg(&input)
+        .arg("-o")
+        .arg(&out)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let line = |seq: u64| {
+        format!(
+            "{{\"ts\":{},\"stream\":\"s\",\"conn\":1,\"seq\":{seq},\"msg\":{{\"p\":1}}}}\n",
+            1_795_517_990_000_000_000u64 + seq
+        )
+    };
+    let mut fifo = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&input)
+        .unwrap();
+    for seq in 0..100 {
+        fifo.write_all(line(seq).as_bytes()).unwrap();
+    }
+    assert_eq!(hidden_files(dir.path()).len(), 1, "the export's temporary");
+    // SAFETY: kill only sends a signal to the child started above.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },
+        0
+    );
+    // The export is at a record or waiting for the next one: give it one, then the end.
+    fifo.write_all(line(100).as_bytes()).unwrap();
+    drop(fifo);
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success(),
+        "an interrupted export succeeded: {err}"
+    );
+    assert!(err.contains("interrupted"), "{err}");
+    assert!(!out.exists(), "an output file after the interruption");
+    assert_eq!(hidden_files(dir.path()), Vec::<PathBuf>::new(), "{err}");
+}
+
+/// A temporary left by an export killed with SIGKILL (which no handler sees) is removed by the
+/// next export to the same output, which says so.
+#[test]
+fn the_next_export_removes_what_a_killed_one_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("s-20261124T100000Z.jsonl");
+    std::fs::write(
+        &data,
+        "{\"ts\":1795517990000000000,\"stream\":\"s\",\"conn\":1,\"seq\":0,\"msg\":{\"p\":1}}\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out.parquet");
+    let mut child = Command::new("true").spawn().unwrap();
+    let gone = child.id();
+    child.wait().unwrap();
+    let stale = dir.path().join(format!(".out.parquet.{gone}.tmp"));
+    std::fs::write(&stale, b"PAR1 half written").unwrap();
+    let o = export(&[data.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert!(!stale.exists());
+    assert!(
+        stderr(&o).contains(&format!("process {gone}")),
+        "{}",
+        stderr(&o)
+    );
+    assert!(out.exists());
+    assert_eq!(hidden_files(dir.path()), Vec::<PathBuf>::new());
+}

@@ -13,12 +13,15 @@
 //! [`ROW_GROUP_ROWS`] rows or [`ROW_GROUP_BYTES`] encoded bytes, so memory stays bounded
 //! whatever the recording's size. Columns are zstd-compressed. The file is written under a
 //! hidden temporary name next to the output, synced, and renamed into place only when it is
-//! complete, so a failed export leaves no half file.
+//! complete, so a failed export leaves no half file. SIGINT, SIGTERM and SIGHUP stop it at the
+//! next record and remove the temporary; one left by a killed export (`kill -9`, a crash) is
+//! removed by the next export to the same output, once its process is gone.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 use anyhow::Context as _;
 use arrow_array::builder::{
@@ -52,6 +55,8 @@ struct Limits {
     batch_bytes: usize,
     group_rows: usize,
     group_bytes: usize,
+    /// Set when the export is to stop at the next record ([`INTERRUPTED`]).
+    stop: &'static AtomicBool,
 }
 
 impl Default for Limits {
@@ -61,6 +66,32 @@ impl Default for Limits {
             batch_bytes: BATCH_BYTES,
             group_rows: ROW_GROUP_ROWS,
             group_bytes: ROW_GROUP_BYTES,
+            stop: &INTERRUPTED,
+        }
+    }
+}
+
+/// Set by SIGINT, SIGTERM or SIGHUP once [`catch_interrupts`] ran: the export stops.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_: libc::c_int) {
+    INTERRUPTED.store(true, Relaxed);
+}
+
+/// Makes SIGINT, SIGTERM and SIGHUP stop the export at its next record instead of killing the
+/// process, so that the temporary file is removed (a hidden file of the output's size was left
+/// behind by Ctrl-C before).
+fn catch_interrupts() {
+    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: an all-zero sigaction is a valid value of this plain C struct; the handler
+        // only stores to an atomic, which is async-signal-safe; SA_RESTART lets a read the
+        // signal cut carry on, and the flag is looked at before the next record.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_interrupt as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(signal, &action, std::ptr::null_mut());
         }
     }
 }
@@ -297,6 +328,9 @@ pub enum ExportError {
     /// Writing the output failed.
     #[error("{0}")]
     Io(#[from] io::Error),
+    /// A signal stopped the export.
+    #[error("interrupted by a signal; the partial file was removed and nothing was written")]
+    Interrupted,
 }
 
 /// Runs `wsrec export`: the recordings under `paths` into the Parquet file `output`, and a
@@ -311,6 +345,8 @@ pub fn run(paths: &[PathBuf], output: &Path, opts: &ExportOptions) -> anyhow::Re
     check_output(output, opts.force)?;
     let files = super::select_streams(find_files(paths)?, &opts.filter);
     let mut progress = Progress::new(crate::read::content_size(&files), true);
+    remove_stale_temporaries(output);
+    catch_interrupts();
     let tmp = temporary_name(output);
     let file = File::options()
         .write(true)
@@ -399,11 +435,53 @@ fn check_output(output: &Path, force: bool) -> Result<(), UsageError> {
 
 /// `.NAME.PID.tmp` next to `output`: hidden, so no glob for `*.parquet` meets it half written.
 fn temporary_name(output: &Path) -> PathBuf {
-    let name = output
+    output.with_file_name(format!(
+        ".{}.{}.tmp",
+        output_name(output),
+        std::process::id()
+    ))
+}
+
+fn output_name(output: &Path) -> String {
+    output
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    output.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+        .unwrap_or_default()
+}
+
+/// Removes the temporaries of earlier exports to `output` whose process is gone (killed before
+/// it could remove its own), saying so on stderr. A temporary whose process still runs (or
+/// whose number another process took since) is left alone.
+fn remove_stale_temporaries(output: &Path) {
+    let dir = match output.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!(".{}.", output_name(output));
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .and_then(|rest| rest.strip_suffix(".tmp"))
+            .and_then(|pid| pid.parse::<libc::pid_t>().ok())
+            .filter(|&pid| pid > 0)
+        else {
+            continue;
+        };
+        // SAFETY: signal 0 only asks whether the process exists; nothing is sent.
+        let gone = unsafe { libc::kill(pid, 0) } != 0
+            && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone && std::fs::remove_file(entry.path()).is_ok() {
+            super::to_stderr(&format!(
+                "wsrec: removed {}, left by an export (process {pid}) that was killed",
+                entry.path().display()
+            ));
+        }
+    }
 }
 
 /// Writes the selected records of `files` as Parquet to `out`, warnings to `warn`; returns
@@ -441,6 +519,9 @@ fn export_with<W: Write + Send>(
     let filter = &opts.filter;
     let mut scratch = Vec::new();
     while let Some(item) = scan.next_item() {
+        if limits.stop.load(Relaxed) {
+            return Err(ExportError::Interrupted);
+        }
         match item {
             Item::Line {
                 file,
@@ -516,6 +597,9 @@ fn export_with<W: Write + Send>(
         progress.update(scan.content_read());
     }
     super::warn_skipped_total(warn, s.invalid);
+    if limits.stop.load(Relaxed) {
+        return Err(ExportError::Interrupted);
+    }
     let (out, groups) = sink.close()?;
     s.row_groups = groups;
     Ok((out, s))
@@ -628,9 +712,12 @@ mod tests {
         (dir, files)
     }
 
-    /// Exports `files` within `limits`; returns the rows per row group and every `seq`.
-    fn export_groups(files: Vec<RecordingFile>, limits: Limits) -> (Vec<i64>, Vec<i64>) {
-        let (out, s) = export_with(
+    /// Exports `files` within `limits` into memory.
+    fn export_in_memory(
+        files: Vec<RecordingFile>,
+        limits: Limits,
+    ) -> Result<(Vec<u8>, ExportSummary), ExportError> {
+        export_with(
             files,
             &ExportOptions::default(),
             Vec::new(),
@@ -638,7 +725,11 @@ mod tests {
             &mut Progress::new(0, false),
             limits,
         )
-        .unwrap();
+    }
+
+    /// Exports `files` within `limits`; returns the rows per row group and every `seq`.
+    fn export_groups(files: Vec<RecordingFile>, limits: Limits) -> (Vec<i64>, Vec<i64>) {
+        let (out, s) = export_in_memory(files, limits).unwrap();
         let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(out)).unwrap();
         let groups: Vec<i64> = reader
             .metadata()
@@ -668,6 +759,7 @@ mod tests {
             batch_bytes: usize::MAX,
             group_rows: 25,
             group_bytes: usize::MAX,
+            ..Limits::default()
         };
         let (groups, seqs) = export_groups(files, limits);
         assert_eq!(groups, [25, 25, 25, 25]);
@@ -684,9 +776,44 @@ mod tests {
             batch_bytes: 200 << 10,
             group_rows: usize::MAX,
             group_bytes: 1,
+            ..Limits::default()
         };
         let (groups, seqs) = export_groups(files, limits);
         assert_eq!(groups, [4; 10]);
         assert_eq!(seqs, (0..40).collect::<Vec<i64>>());
+    }
+
+    #[test]
+    fn a_stop_ends_the_export_with_an_error() {
+        static STOP: AtomicBool = AtomicBool::new(true);
+        let (_dir, files) = recording(10, 50);
+        let limits = Limits {
+            stop: &STOP,
+            ..Limits::default()
+        };
+        let e = export_in_memory(files, limits).expect_err("a stopped export fails");
+        assert!(matches!(e, ExportError::Interrupted), "{e}");
+    }
+
+    #[test]
+    fn temporaries_of_gone_exports_are_removed_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let output = dir.path().join("out.parquet");
+        // A process that has ended (and was reaped): its number names no process now.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let gone = child.id();
+        child.wait().unwrap();
+        let stale = dir.path().join(format!(".out.parquet.{gone}.tmp"));
+        let live = dir
+            .path()
+            .join(format!(".out.parquet.{}.tmp", std::process::id()));
+        let other = dir.path().join(format!(".other.parquet.{gone}.tmp"));
+        for p in [&stale, &live, &other] {
+            std::fs::write(p, b"PAR1").unwrap();
+        }
+        remove_stale_temporaries(&output);
+        assert!(!stale.exists());
+        assert!(live.exists());
+        assert!(other.exists());
     }
 }
