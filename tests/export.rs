@@ -1063,7 +1063,7 @@ fn an_interrupted_export_leaves_no_file_behind() {
     let status = Command::new("mkfifo").arg(&input).status().unwrap();
     assert!(status.success(), "mkfifo failed");
     let out = dir.path().join("out.parquet");
-    let child = wsrec()
+    let mut child = wsrec()
         .arg("export")
         .arg(&input)
         .arg("-o")
@@ -1078,10 +1078,7 @@ fn an_interrupted_export_leaves_no_file_behind() {
             1_795_517_990_000_000_000u64 + seq
         )
     };
-    let mut fifo = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&input)
-        .unwrap();
+    let mut fifo = open_fifo_writer(&input, &mut child);
     for seq in 0..100 {
         fifo.write_all(line(seq).as_bytes()).unwrap();
     }
@@ -1091,8 +1088,9 @@ fn an_interrupted_export_leaves_no_file_behind() {
         unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },
         0
     );
-    // The export is at a record or waiting for the next one: give it one, then the end.
-    fifo.write_all(line(100).as_bytes()).unwrap();
+    // The export is at a record or waiting for the next one: give it one, then the end (a
+    // write error means it is gone already, which the checks below explain).
+    let _ = fifo.write_all(line(100).as_bytes());
     drop(fifo);
     let o = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
@@ -1103,6 +1101,43 @@ fn an_interrupted_export_leaves_no_file_behind() {
     assert!(err.contains("interrupted"), "{err}");
     assert!(!out.exists(), "an output file after the interruption");
     assert_eq!(hidden_files(dir.path()), Vec::<PathBuf>::new(), "{err}");
+}
+
+/// Opens the FIFO `path` for writing once `reader` has opened it for reading; fails the test
+/// (instead of blocking forever) if `reader` exits first or does not open it within a minute.
+fn open_fifo_writer(path: &Path, reader: &mut std::process::Child) -> std::fs::File {
+    use std::os::fd::AsRawFd as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        // Non-blocking, an open for writing fails with ENXIO while no reader has it open.
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+        {
+            Ok(f) => {
+                // Writes block again from here on.
+                // SAFETY: F_SETFL with no flags on a descriptor this function owns.
+                assert_eq!(unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETFL, 0) }, 0);
+                return f;
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {}
+            Err(e) => panic!("cannot open {}: {e}", path.display()),
+        }
+        if let Some(status) = reader.try_wait().unwrap() {
+            panic!(
+                "the reader exited ({status}) before it opened {}",
+                path.display()
+            );
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} not opened for reading within a minute",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// A temporary left by an export killed with SIGKILL (which no handler sees) is removed by the
