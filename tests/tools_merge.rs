@@ -653,3 +653,37 @@ fn merged_connections_carry_their_sources_tags() {
     assert_eq!(regions, [("h-eu", "eu"), ("h-us", "us"), ("h-eu", "eu")]);
     assert!(run_verify(&c_path).ok);
 }
+
+/// What a merge killed outright (`kill -9`) staged in its output is removed by the next merge
+/// into it, which then needs no `--force`: nothing of a finished merge was there.
+#[test]
+fn the_next_merge_removes_what_a_killed_one_staged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a_path, b_path, c_path) = (
+        tmp.path().join("a"),
+        tmp.path().join("b"),
+        tmp.path().join("c"),
+    );
+    for path in [&a_path, &b_path] {
+        let mut r = Rec::new("s");
+        r.connected(T0, 1);
+        r.msg(T0 + MS, 1, &msg(0));
+        r.disconnected(T0 + 2 * MS, 1, "shutdown");
+        r.write(path);
+    }
+    let mut child = Command::new("true").spawn().unwrap();
+    let gone = child.id();
+    child.wait().unwrap();
+    let stale = c_path.join(format!(".wsrec-merge-{gone}"));
+    std::fs::create_dir_all(stale.join("s")).unwrap();
+    std::fs::write(stale.join("s/half.jsonl"), msg(0)).unwrap();
+    let o = merge(
+        &[&a_path, &b_path],
+        &["-o", c_path.to_str().unwrap(), "--tolerance", "1s"],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains(&format!("process {gone}")), "{err}");
+    assert!(!stale.exists());
+    assert_eq!(cat_msgs(&c_path), vec![msg(0)]);
+}

@@ -23,6 +23,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
+use super::interrupt;
+
 use anyhow::Context as _;
 use arrow_array::builder::{
     BinaryBuilder, Int64Builder, StringBuilder, TimestampNanosecondBuilder,
@@ -55,7 +57,7 @@ struct Limits {
     batch_bytes: usize,
     group_rows: usize,
     group_bytes: usize,
-    /// Set when the export is to stop at the next record ([`INTERRUPTED`]).
+    /// Set when the export is to stop at the next record ([`interrupt::INTERRUPTED`]).
     stop: &'static AtomicBool,
 }
 
@@ -66,32 +68,7 @@ impl Default for Limits {
             batch_bytes: BATCH_BYTES,
             group_rows: ROW_GROUP_ROWS,
             group_bytes: ROW_GROUP_BYTES,
-            stop: &INTERRUPTED,
-        }
-    }
-}
-
-/// Set by SIGINT, SIGTERM or SIGHUP once [`catch_interrupts`] ran: the export stops.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_interrupt(_: libc::c_int) {
-    INTERRUPTED.store(true, Relaxed);
-}
-
-/// Makes SIGINT, SIGTERM and SIGHUP stop the export at its next record instead of killing the
-/// process, so that the temporary file is removed (a hidden file of the output's size was left
-/// behind by Ctrl-C before).
-fn catch_interrupts() {
-    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-        // SAFETY: an all-zero sigaction is a valid value of this plain C struct; the handler
-        // only stores to an atomic, which is async-signal-safe; SA_RESTART lets a read the
-        // signal cut carry on, and the flag is looked at before the next record.
-        unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = on_interrupt as extern "C" fn(libc::c_int) as libc::sighandler_t;
-            action.sa_flags = libc::SA_RESTART;
-            libc::sigemptyset(&mut action.sa_mask);
-            libc::sigaction(signal, &action, std::ptr::null_mut());
+            stop: &interrupt::INTERRUPTED,
         }
     }
 }
@@ -329,8 +306,8 @@ pub enum ExportError {
     #[error("{0}")]
     Io(#[from] io::Error),
     /// A signal stopped the export.
-    #[error("interrupted by a signal; the partial file was removed and nothing was written")]
-    Interrupted,
+    #[error(transparent)]
+    Interrupted(#[from] interrupt::Interrupted),
 }
 
 /// Runs `wsrec export`: the recordings under `paths` into the Parquet file `output`, and a
@@ -346,7 +323,7 @@ pub fn run(paths: &[PathBuf], output: &Path, opts: &ExportOptions) -> anyhow::Re
     let files = super::select_streams(find_files(paths)?, &opts.filter);
     let mut progress = Progress::new(crate::read::content_size(&files), true);
     remove_stale_temporaries(output);
-    catch_interrupts();
+    interrupt::catch();
     let tmp = temporary_name(output);
     let file = File::options()
         .write(true)
@@ -457,31 +434,10 @@ fn remove_stale_temporaries(output: &Path) {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
     let prefix = format!(".{}.", output_name(output));
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(&prefix))
-            .and_then(|rest| rest.strip_suffix(".tmp"))
-            .and_then(|pid| pid.parse::<libc::pid_t>().ok())
-            .filter(|&pid| pid > 0)
-        else {
-            continue;
-        };
-        // SAFETY: signal 0 only asks whether the process exists; nothing is sent.
-        let gone = unsafe { libc::kill(pid, 0) } != 0
-            && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
-        if gone && std::fs::remove_file(entry.path()).is_ok() {
-            super::to_stderr(&format!(
-                "wsrec: removed {}, left by an export (process {pid}) that was killed",
-                entry.path().display()
-            ));
-        }
-    }
+    interrupt::remove_left_behind(dir, &prefix, ".tmp", "an export", |p| {
+        std::fs::remove_file(p)
+    });
 }
 
 /// Writes the selected records of `files` as Parquet to `out`, warnings to `warn`; returns
@@ -520,7 +476,7 @@ fn export_with<W: Write + Send>(
     let mut scratch = Vec::new();
     while let Some(item) = scan.next_item() {
         if limits.stop.load(Relaxed) {
-            return Err(ExportError::Interrupted);
+            return Err(interrupt::Interrupted.into());
         }
         match item {
             Item::Line {
@@ -598,7 +554,7 @@ fn export_with<W: Write + Send>(
     }
     super::warn_skipped_total(warn, s.invalid);
     if limits.stop.load(Relaxed) {
-        return Err(ExportError::Interrupted);
+        return Err(interrupt::Interrupted.into());
     }
     let (out, groups) = sink.close()?;
     s.row_groups = groups;
@@ -792,7 +748,7 @@ mod tests {
             ..Limits::default()
         };
         let e = export_in_memory(files, limits).expect_err("a stopped export fails");
-        assert!(matches!(e, ExportError::Interrupted), "{e}");
+        assert!(matches!(e, ExportError::Interrupted(_)), "{e}");
     }
 
     #[test]

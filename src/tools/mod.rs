@@ -15,6 +15,7 @@ pub mod cat;
 pub mod demo;
 #[cfg(feature = "parquet")]
 pub mod export;
+pub mod interrupt;
 pub mod merge;
 pub mod replay;
 pub mod summary;

@@ -181,6 +181,7 @@ pub fn run(
         )
         .into());
     }
+    super::interrupt::catch();
     let summary = merge(inputs, output, opts)?;
     super::print_report(&summary, json, render)
 }
@@ -191,6 +192,17 @@ pub fn run(
 /// Bad input ([`UsageError`]), or a failure to read or write; then nothing is left in `output`
 /// but what was there before.
 pub fn merge(inputs: &[PathBuf], output: &Path, opts: &MergeOptions) -> anyhow::Result<Summary> {
+    merge_until(inputs, output, opts, &super::interrupt::INTERRUPTED)
+}
+
+/// [`merge`], stopped with [`Interrupted`](super::interrupt::Interrupted) (what it staged
+/// removed) once `stop` is set.
+fn merge_until(
+    inputs: &[PathBuf],
+    output: &Path,
+    opts: &MergeOptions,
+    stop: &std::sync::atomic::AtomicBool,
+) -> anyhow::Result<Summary> {
     if inputs.len() < 2 {
         return Err(UsageError(
             "merge needs at least two recordings of the same feed: wsrec merge A/ B/ -o C/"
@@ -198,6 +210,7 @@ pub fn merge(inputs: &[PathBuf], output: &Path, opts: &MergeOptions) -> anyhow::
         )
         .into());
     }
+    remove_stale_stages(output);
     check_paths(inputs, output, opts.force)?;
     let mut summary = Summary {
         output: output.display().to_string(),
@@ -223,7 +236,7 @@ pub fn merge(inputs: &[PathBuf], output: &Path, opts: &MergeOptions) -> anyhow::
             output.display()
         ))
     })?;
-    let stage = output.join(format!(".wsrec-merge-{}", std::process::id()));
+    let stage = output.join(format!("{STAGE_PREFIX}{}", std::process::id()));
     let result = (|| -> anyhow::Result<Vec<PathBuf>> {
         std::fs::create_dir_all(&stage)?;
         let mut written = Vec::new();
@@ -233,7 +246,7 @@ pub fn merge(inputs: &[PathBuf], output: &Path, opts: &MergeOptions) -> anyhow::
                 .iter_mut()
                 .map(|m| m.remove(name).unwrap_or_default())
                 .collect();
-            let (s, w) = merge_stream(name, files, &labels, &stage, opts, &mut summary)?;
+            let (s, w) = merge_stream(name, files, &labels, &stage, opts, stop, &mut summary)?;
             summary.streams.push(s);
             written.extend(w);
         }
@@ -251,6 +264,17 @@ pub fn merge(inputs: &[PathBuf], output: &Path, opts: &MergeOptions) -> anyhow::
     };
     publish(&stage, output, &written)?;
     Ok(summary)
+}
+
+/// The staging directory of a merge in progress, in its output: this and the process number.
+const STAGE_PREFIX: &str = ".wsrec-merge-";
+
+/// Removes from `output` the staging directories of merges whose process is gone (killed before
+/// they could remove their own), saying so on stderr; a merge stopped by Ctrl-C removes its own.
+fn remove_stale_stages(output: &Path) {
+    super::interrupt::remove_left_behind(output, STAGE_PREFIX, "", "a merge", |p| {
+        std::fs::remove_dir_all(p)
+    });
 }
 
 /// Refuses inputs that are missing or repeated, an output that overlaps an input, and a
@@ -461,4 +485,83 @@ pub fn render(s: &Summary) -> String {
         let _ = writeln!(out, "warning: {} more not listed", s.warnings_not_listed);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A recording of stream `s` in `dir`: a connect and two messages.
+    fn recording(dir: &Path) {
+        std::fs::create_dir_all(dir).unwrap();
+        let t = 1_795_517_990_000_000_000u64;
+        let lines = [
+            format!(
+                r#"{{"ts":{t},"stream":"s","conn":1,"event":"connected","url":"ws://127.0.0.1:1/"}}"#
+            ),
+            format!(
+                r#"{{"ts":{},"stream":"s","conn":1,"seq":0,"msg":{{"n":0}}}}"#,
+                t + 1
+            ),
+            format!(
+                r#"{{"ts":{},"stream":"s","conn":1,"seq":1,"msg":{{"n":1}}}}"#,
+                t + 2
+            ),
+        ];
+        std::fs::write(
+            dir.join("s-20261124T100000Z.jsonl"),
+            lines.join("\n") + "\n",
+        )
+        .unwrap();
+    }
+
+    fn options() -> MergeOptions {
+        MergeOptions {
+            tolerance_ns: 1_000_000_000,
+            ..MergeOptions::default()
+        }
+    }
+
+    #[test]
+    fn a_stopped_merge_leaves_nothing() {
+        static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b, out) = (
+            tmp.path().join("a"),
+            tmp.path().join("b"),
+            tmp.path().join("c"),
+        );
+        recording(&a);
+        recording(&b);
+        let e = merge_until(&[a.clone(), b.clone()], &out, &options(), &STOP)
+            .expect_err("a stopped merge fails");
+        assert!(e.is::<crate::tools::interrupt::Interrupted>(), "{e:#}");
+        assert!(
+            !out.exists(),
+            "the output directory the merge created stays"
+        );
+        // Into an existing directory: it stays, empty.
+        std::fs::create_dir(&out).unwrap();
+        merge_until(&[a, b], &out, &options(), &STOP).expect_err("a stopped merge fails");
+        assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn stages_of_killed_merges_are_removed_and_live_ones_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let gone = child.id();
+        child.wait().unwrap();
+        let stale = tmp.path().join(format!("{STAGE_PREFIX}{gone}"));
+        let live = tmp
+            .path()
+            .join(format!("{STAGE_PREFIX}{}", std::process::id()));
+        for d in [&stale, &live] {
+            std::fs::create_dir_all(d.join("s")).unwrap();
+            std::fs::write(d.join("s/x.jsonl"), b"{}\n").unwrap();
+        }
+        remove_stale_stages(tmp.path());
+        assert!(!stale.exists());
+        assert!(live.exists());
+    }
 }

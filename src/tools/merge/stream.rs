@@ -4,8 +4,10 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 use crate::read::RecordingFile;
+use crate::tools::interrupt::Interrupted;
 
 use super::output::Out;
 use super::source::{ConnOrigin, Fate, Kind, Msg, Pending, SourceReader};
@@ -89,6 +91,8 @@ impl Src {
 pub(super) struct StreamMerge<'a> {
     srcs: Vec<Src>,
     labels: &'a [SourceInfo],
+    /// Set when the merge is to stop at the next record (a signal: `tools::interrupt`).
+    stop: &'a AtomicBool,
     tol: u64,
     out: Out,
     s: StreamSummary,
@@ -109,6 +113,7 @@ pub(super) fn merge_stream(
     labels: &[SourceInfo],
     stage: &Path,
     opts: &MergeOptions,
+    stop: &AtomicBool,
     summary: &mut Summary,
 ) -> anyhow::Result<(StreamSummary, Vec<PathBuf>)> {
     let n = files.len();
@@ -133,6 +138,7 @@ pub(super) fn merge_stream(
     let mut m = StreamMerge {
         srcs,
         labels,
+        stop,
         tol: opts.tolerance_ns,
         out: Out::new(stage, name),
         s: StreamSummary {
@@ -156,6 +162,9 @@ pub(super) fn merge_stream(
 impl StreamMerge<'_> {
     fn run(&mut self, summary: &mut Summary) -> anyhow::Result<()> {
         loop {
+            if self.stop.load(Relaxed) {
+                return Err(Interrupted.into());
+            }
             for s in &mut self.srcs {
                 if s.queue.is_empty() {
                     s.fill(summary);
