@@ -158,6 +158,15 @@ async fn scrapes_parse_with_prometheus_client_and_match_what_was_sent() {
     );
     config.metrics_listen = ephemeral();
     config.queue_capacity = 1234;
+    // Tags, top-level and the stream's own: an info sample per stream that has any, the value
+    // escaped (a quote and a backslash), a key that starts with a digit still a label name.
+    config.tags.insert("region".into(), "eu-west-1".into());
+    config.streams[0]
+        .tags
+        .insert("role".into(), "primary".into());
+    config.streams[0]
+        .tags
+        .insert("1d".into(), r#"a"b\c"#.into());
     let rec = start(config, BASE_NS);
     let addr = metrics_addr(&rec).await;
     assert_eq!(addr.ip(), std::net::Ipv4Addr::LOCALHOST);
@@ -236,6 +245,16 @@ async fn scrapes_parse_with_prometheus_client_and_match_what_was_sent() {
             )),
             1.0
         );
+        assert_eq!(
+            get(
+                r#"wsrec_stream_tags_info{stream=feed,tag_1d=a"b\c,tag_region=eu-west-1,tag_role=primary}"#
+            ),
+            1.0
+        );
+        assert_eq!(
+            get("wsrec_stream_tags_info{stream=quiet,tag_region=eu-west-1}"),
+            1.0
+        );
     }
     // Both formats carry the same series.
     assert_eq!(
@@ -247,6 +266,7 @@ async fn scrapes_parse_with_prometheus_client_and_match_what_was_sent() {
     assert_eq!(prom_meta["wsrec_messages"]["type"], "counter");
     assert_eq!(om_meta["wsrec_message_bytes"]["unit"], "bytes");
     assert_eq!(om_meta["wsrec_build"]["type"], "info");
+    assert_eq!(om_meta["wsrec_stream_tags"]["type"], "info");
     assert_eq!(om_meta["wsrec_last_message_age_seconds"]["type"], "gauge");
     assert_eq!(om_meta["wsrec_last_message_age_seconds"]["unit"], "seconds");
     for (name, f) in om_meta.iter().chain(&prom_meta) {

@@ -64,7 +64,10 @@ impl Recorder {
         let streams = config
             .streams
             .iter()
-            .map(|s| Arc::new(StreamStats::new(&s.name, &s.masked_url())))
+            .map(|s| {
+                let stats = StreamStats::new(&s.name, &s.masked_url()).with_tags(s.tags.clone());
+                Arc::new(stats)
+            })
             .collect();
         let stats = Arc::new(Stats::new(streams, config.queue_capacity as u64));
         Ok(Recorder {

@@ -169,6 +169,8 @@ enum Source {
     StreamState,
     /// The build: a `version` label, value 1.
     Build,
+    /// Per stream with tags: `stream` and one `tag_KEY` label per tag, value 1.
+    StreamTags,
 }
 
 /// A metric family.
@@ -264,6 +266,8 @@ const FAMILIES: &[Family] = &[
             0 => None,
             last => Some(seconds(last)),
         })),
+    Family { name: "stream_tags", kind: Kind::Info, unit: "", help: "The stream's tags, one tag_KEY label each; always 1. Absent for a stream without tags.",
+        source: Source::StreamTags },
     gauge("stream_state", "", "The stream's connection state: 1 for the current one of connecting, connected, backoff, stopped.",
         Source::StreamState),
     gauge("subscriptions_failing", "", "Venue streams: subscriptions refused, or without data for first_data_timeout, on the open connections.",
@@ -415,6 +419,22 @@ impl Family {
                 }
             }
             Source::Build => sample(&[("version", env!("CARGO_PKG_VERSION"))], Value::Int(1)),
+            Source::StreamTags => {
+                for s in stats.streams.iter().filter(|s| !s.tags.is_empty()) {
+                    // Tag keys are `[a-z0-9_]`; the prefix makes each a label name (which may
+                    // not start with a digit) that no other label can be.
+                    let names: Vec<String> =
+                        s.tags.iter().map(|(k, _)| format!("tag_{k}")).collect();
+                    let mut labels = vec![("stream", s.name.as_str())];
+                    labels.extend(
+                        names
+                            .iter()
+                            .zip(&s.tags)
+                            .map(|(n, (_, v))| (n.as_str(), v.as_str())),
+                    );
+                    sample(&labels, Value::Int(1));
+                }
+            }
         }
     }
 }
@@ -494,6 +514,22 @@ mod tests {
             text.lines().any(|l| l == line),
             "no line {line:?} in:\n{text}"
         );
+    }
+
+    #[test]
+    fn tags_are_labels_of_an_info_sample_per_stream_that_has_any() {
+        let tagged = StreamStats::new("a", "wss://a/").with_tags([
+            ("1d".to_owned(), "x\"y".to_owned()),
+            ("region".to_owned(), "eu".to_owned()),
+        ]);
+        let plain = StreamStats::new("b", "wss://b/");
+        let s = Stats::new(vec![Arc::new(tagged), Arc::new(plain)], 1);
+        let line = r#"wsrec_stream_tags_info{stream="a",tag_1d="x\"y",tag_region="eu"} 1"#;
+        for format in [Exposition::Prometheus, Exposition::OpenMetrics] {
+            let text = render(&s, &SCRAPE, format);
+            assert_line(&text, line);
+            assert!(!text.contains("stream_tags_info{stream=\"b\""), "{text}");
+        }
     }
 
     #[test]

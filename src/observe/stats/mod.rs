@@ -148,6 +148,8 @@ pub struct StreamStats {
     pub current_file: Mutex<String>,
     /// The last connection error or close reason, empty when none.
     pub last_error: Mutex<String>,
+    /// The stream's tags (key, value), in key order; empty when it has none.
+    pub tags: Vec<(String, String)>,
 }
 
 impl StreamStats {
@@ -174,7 +176,15 @@ impl StreamStats {
             snapshot_failures: AtomicU64::new(0),
             current_file: Mutex::new(String::new()),
             last_error: Mutex::new(String::new()),
+            tags: Vec::new(),
         }
+    }
+
+    /// The same with the stream's tags (key, value), in key order.
+    #[must_use]
+    pub fn with_tags(mut self, tags: impl IntoIterator<Item = (String, String)>) -> Self {
+        self.tags = tags.into_iter().collect();
+        self
     }
 
     /// Records the connection state.
