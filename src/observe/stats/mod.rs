@@ -255,6 +255,7 @@ impl StreamStats {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
+            tags: self.tags.iter().cloned().collect(),
         }
     }
 }
@@ -609,6 +610,9 @@ pub struct StreamSnapshot {
     pub current_file: String,
     /// Last error or close reason.
     pub last_error: String,
+    /// The stream's tags, key to value; absent when it has none.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub tags: std::collections::BTreeMap<String, String>,
 }
 
 impl Snapshot {

@@ -78,7 +78,9 @@ mod tests {
 
     /// Stats with one stream "a" whose counters are set to known values.
     fn sample_stats() -> Arc<Stats> {
-        let a = Arc::new(StreamStats::new("a", "ws://x/"));
+        let a = Arc::new(
+            StreamStats::new("a", "ws://x/").with_tags([("region".to_owned(), "eu".to_owned())]),
+        );
         a.messages.store(42, Relaxed);
         a.bytes.store(4200, Relaxed);
         a.connections.store(3, Relaxed);
@@ -161,6 +163,7 @@ mod tests {
             (g.messages, g.bytes, g.reconnects, g.dropped),
             (42, 4200, 2, 7)
         );
+        assert_eq!(g.tags.get("region").map(String::as_str), Some("eu"));
 
         stop(token, handle).await;
         Ok(())
@@ -395,10 +398,14 @@ mod tests {
             last_message_ns,
             current_file: file.to_owned(),
             last_error: String::new(),
+            tags: Default::default(),
         };
         let mut quiet = stream("binance-btcusdt", ConnState::Backoff, 0, 0, "");
         quiet.last_error = "connection reset".to_owned();
         quiet.lines_lost = 12;
+        quiet.tags = [("region", "eu"), ("role", "backup")]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .into();
         Snapshot {
             pid: 4321,
             uptime_secs: 754.0,
@@ -447,6 +454,7 @@ mod tests {
 STREAM           STATE        MSGS  RATE/s  RECONN  DROPPED  LOST  LAST MSG AGE  FILE
 a                connected  152340  202.04       1        0     0          1.5s  /data/a.jsonl
 binance-btcusdt  backoff         0    0.00       1        0    12             -  -
+binance-btcusdt: tags: region=eu role=backup
 binance-btcusdt: last error: connection reset
 pid 4321 | uptime 12m34s | queue 3/1024 | files closed 9 | write errors 0
 disk buffer: 1048576/67108864 bytes (peak 2097152) | longest disk operation 1.250s

@@ -82,6 +82,10 @@ pub fn render_table(s: &Snapshot, now_ns: u64) -> String {
         out.push('\n');
     }
 
+    for st in s.streams.iter().filter(|st| !st.tags.is_empty()) {
+        let tags: Vec<String> = st.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        out.push_str(&format!("{}: tags: {}\n", st.name, tags.join(" ")));
+    }
     for st in s.streams.iter().filter(|st| !st.last_error.is_empty()) {
         out.push_str(&format!("{}: last error: {}\n", st.name, st.last_error));
     }
