@@ -509,7 +509,7 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9000")]
     pub listen: std::net::SocketAddr,
     /// Pace: a factor (1 = as recorded, 10 = ten times faster) or `max`.
-    #[arg(long, value_name = "N|max", default_value = "1", value_parser = parse_speed)]
+    #[arg(long, value_name = "N|max", default_value = "1", value_parser = parse_speed, allow_negative_numbers = true)]
     pub speed: SpeedArg,
     /// Start over at the end instead of closing the connection.
     #[arg(long = "loop")]
@@ -696,6 +696,12 @@ mod tests {
         for bad in ["0", "-1", "fast", "inf", "NaN", ""] {
             assert!(parse_speed(bad).is_err(), "{bad}");
         }
+        // A negative factor reaches the speed check instead of being taken for a flag.
+        let e = Cli::try_parse_from(["wsrec", "replay", "d", "--speed", "-1"])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("is not a speed"), "{e}");
     }
 
     #[test]
