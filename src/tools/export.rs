@@ -23,8 +23,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
-use super::interrupt;
-
 use anyhow::Context as _;
 use arrow_array::builder::{
     BinaryBuilder, Int64Builder, StringBuilder, TimestampNanosecondBuilder,
@@ -36,7 +34,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
-use super::{Filter, LineKind, MAX_SKIP_WARNINGS, Progress, UsageError, find_files};
+use super::{Filter, LineKind, MAX_SKIP_WARNINGS, Progress, UsageError, find_files, interrupt};
 use crate::read::{Entry, Item, Order, Payload, RecordingFile, Scan};
 
 /// Rows gathered before they go to the Parquet writer.
