@@ -1152,9 +1152,7 @@ fn the_next_export_removes_what_a_killed_one_left() {
     )
     .unwrap();
     let out = dir.path().join("out.parquet");
-    let mut child = Command::new("true").spawn().unwrap();
-    let gone = child.id();
-    child.wait().unwrap();
+    let gone = ended_process();
     let stale = dir.path().join(format!(".out.parquet.{gone}.tmp"));
     std::fs::write(&stale, b"PAR1 half written").unwrap();
     let o = export(&[data.to_str().unwrap(), "-o", out.to_str().unwrap()]);

@@ -671,9 +671,7 @@ fn the_next_merge_removes_what_a_killed_one_staged() {
         r.disconnected(T0 + 2 * MS, 1, "shutdown");
         r.write(path);
     }
-    let mut child = Command::new("true").spawn().unwrap();
-    let gone = child.id();
-    child.wait().unwrap();
+    let gone = ended_process();
     let stale = c_path.join(format!(".wsrec-merge-{gone}"));
     std::fs::create_dir_all(stale.join("s")).unwrap();
     std::fs::write(stale.join("s/half.jsonl"), msg(0)).unwrap();

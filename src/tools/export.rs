@@ -21,7 +21,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::AtomicBool;
 
 use anyhow::Context as _;
 use arrow_array::builder::{
@@ -473,9 +473,7 @@ fn export_with<W: Write + Send>(
     let filter = &opts.filter;
     let mut scratch = Vec::new();
     while let Some(item) = scan.next_item() {
-        if limits.stop.load(Relaxed) {
-            return Err(interrupt::Interrupted.into());
-        }
+        interrupt::check(limits.stop)?;
         match item {
             Item::Line {
                 file,
@@ -551,9 +549,7 @@ fn export_with<W: Write + Send>(
         progress.update(scan.content_read());
     }
     super::warn_skipped_total(warn, s.invalid);
-    if limits.stop.load(Relaxed) {
-        return Err(interrupt::Interrupted.into());
-    }
+    interrupt::check(limits.stop)?;
     let (out, groups) = sink.close()?;
     s.row_groups = groups;
     Ok((out, s))
@@ -753,10 +749,7 @@ mod tests {
     fn temporaries_of_gone_exports_are_removed_and_live_ones_kept() {
         let dir = tempfile::tempdir().unwrap();
         let output = dir.path().join("out.parquet");
-        // A process that has ended (and was reaped): its number names no process now.
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let gone = child.id();
-        child.wait().unwrap();
+        let gone = interrupt::ended_process();
         let stale = dir.path().join(format!(".out.parquet.{gone}.tmp"));
         let live = dir
             .path()

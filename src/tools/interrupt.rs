@@ -14,6 +14,16 @@ pub(crate) static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 #[error("interrupted by a signal; what was staged was removed and nothing was written")]
 pub struct Interrupted;
 
+/// `Err(Interrupted)` once `stop` ([`INTERRUPTED`], or a test's own flag) is set: what a tool
+/// calls before each record.
+pub(crate) fn check(stop: &AtomicBool) -> Result<(), Interrupted> {
+    if stop.load(Relaxed) {
+        Err(Interrupted)
+    } else {
+        Ok(())
+    }
+}
+
 extern "C" fn on_signal(_: libc::c_int) {
     INTERRUPTED.store(true, Relaxed);
 }
@@ -77,15 +87,21 @@ pub(crate) fn process_gone(name: &str, prefix: &str, suffix: &str) -> Option<lib
     gone.then_some(pid)
 }
 
+/// The number of a process that has ended and was reaped: it names no process now.
+#[cfg(test)]
+pub(crate) fn ended_process() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    child.wait().unwrap();
+    child.id()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn only_ended_processes_are_gone() {
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let ended = child.id();
-        child.wait().unwrap();
+        let ended = ended_process();
         let me = std::process::id();
         assert_eq!(
             process_gone(&format!(".x.{ended}.tmp"), ".x.", ".tmp"),

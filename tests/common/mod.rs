@@ -366,6 +366,14 @@ pub fn numbered(from: usize, n: usize) -> Vec<String> {
         .collect()
 }
 
+/// The number of a process that has ended and was reaped: it names no process now (what a
+/// killed tool's leftovers carry).
+pub fn ended_process() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    child.wait().unwrap();
+    child.id()
+}
+
 /// The frames of a corpus file (real exchange frames, one per line; see
 /// tests/fixtures/corpus/SOURCES.md).
 pub fn corpus(name: &str) -> Vec<String> {

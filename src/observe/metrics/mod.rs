@@ -423,14 +423,13 @@ impl Family {
                 for s in stats.streams.iter().filter(|s| !s.tags.is_empty()) {
                     // Tag keys are `[a-z0-9_]`; the prefix makes each a label name (which may
                     // not start with a digit) that no other label can be.
-                    let names: Vec<String> =
-                        s.tags.iter().map(|(k, _)| format!("tag_{k}")).collect();
+                    let names: Vec<String> = s.tags.keys().map(|k| format!("tag_{k}")).collect();
                     let mut labels = vec![("stream", s.name.as_str())];
                     labels.extend(
                         names
                             .iter()
-                            .zip(&s.tags)
-                            .map(|(n, (_, v))| (n.as_str(), v.as_str())),
+                            .map(String::as_str)
+                            .zip(s.tags.values().map(String::as_str)),
                     );
                     sample(&labels, Value::Int(1));
                 }

@@ -148,8 +148,8 @@ pub struct StreamStats {
     pub current_file: Mutex<String>,
     /// The last connection error or close reason, empty when none.
     pub last_error: Mutex<String>,
-    /// The stream's tags (key, value), in key order; empty when it has none.
-    pub tags: Vec<(String, String)>,
+    /// The stream's tags, key to value; empty when it has none.
+    pub tags: std::collections::BTreeMap<String, String>,
 }
 
 impl StreamStats {
@@ -176,11 +176,11 @@ impl StreamStats {
             snapshot_failures: AtomicU64::new(0),
             current_file: Mutex::new(String::new()),
             last_error: Mutex::new(String::new()),
-            tags: Vec::new(),
+            tags: std::collections::BTreeMap::new(),
         }
     }
 
-    /// The same with the stream's tags (key, value), in key order.
+    /// The same with the stream's tags (key, value).
     #[must_use]
     pub fn with_tags(mut self, tags: impl IntoIterator<Item = (String, String)>) -> Self {
         self.tags = tags.into_iter().collect();
@@ -255,7 +255,7 @@ impl StreamStats {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
-            tags: self.tags.iter().cloned().collect(),
+            tags: self.tags.clone(),
         }
     }
 }

@@ -549,9 +549,7 @@ mod tests {
     #[test]
     fn stages_of_killed_merges_are_removed_and_live_ones_kept() {
         let tmp = tempfile::tempdir().unwrap();
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let gone = child.id();
-        child.wait().unwrap();
+        let gone = crate::tools::interrupt::ended_process();
         let stale = tmp.path().join(format!("{STAGE_PREFIX}{gone}"));
         let live = tmp
             .path()

@@ -4,10 +4,10 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::AtomicBool;
 
 use crate::read::RecordingFile;
-use crate::tools::interrupt::Interrupted;
+use crate::tools::interrupt;
 
 use super::output::Out;
 use super::source::{ConnOrigin, Fate, Kind, Msg, Pending, SourceReader};
@@ -162,9 +162,7 @@ pub(super) fn merge_stream(
 impl StreamMerge<'_> {
     fn run(&mut self, summary: &mut Summary) -> anyhow::Result<()> {
         loop {
-            if self.stop.load(Relaxed) {
-                return Err(Interrupted.into());
-            }
+            interrupt::check(self.stop)?;
             for s in &mut self.srcs {
                 if s.queue.is_empty() {
                     s.fill(summary);
