@@ -254,6 +254,11 @@ fn file_lines(dir: &Path) -> Vec<String> {
 
 /// Everything in the JetStream stream, read by a pull consumer from the start.
 async fn read_back(url: &str) -> Vec<String> {
+    read_back_from(url, "wsrec.feed").await
+}
+
+/// [`read_back`], every message's subject being `subject`.
+async fn read_back_from(url: &str, subject: &str) -> Vec<String> {
     use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
     let client = async_nats::connect(url).await.unwrap();
     let js = async_nats::jetstream::new(client);
@@ -275,7 +280,7 @@ async fn read_back(url: &str) -> Vec<String> {
             .expect("the consumer stalled")
             .expect("the consumer ended")
             .unwrap();
-        assert_eq!(m.subject.as_str(), "wsrec.feed");
+        assert_eq!(m.subject.as_str(), subject);
         out.push(String::from_utf8(m.payload.to_vec()).unwrap());
     }
     out
@@ -611,4 +616,29 @@ async fn shutdown_while_nats_is_down_keeps_its_deadline_and_counts_what_is_left(
     assert!(published < lines);
     assert_eq!(published + stats.nats.dropped.load(Relaxed), lines);
     assert_eq!(stats.nats.queued.load(Relaxed), 0);
+}
+
+/// `{tag.KEY}` in the subject: the stream's lines go to its tag's subject (and the JetStream
+/// stream created covers that subject).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_in_the_subject_routes_the_stream() {
+    let storage = tempfile::tempdir().unwrap();
+    let nats = NatsServer::start(storage.path());
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = TestServer::start().await;
+    let mut s = stream("feed", &server.url());
+    s.tags.insert("region".to_owned(), "eu".to_owned());
+    let mut cfg = config(dir.path(), vec![s]);
+    let mut n = nats_config(&nats.url());
+    n.subject = "md.{tag.region}.{stream}".to_owned();
+    cfg.nats = Some(n);
+    let rec = start(cfg, BASE);
+    let mut conn = server.accept().await;
+    conn.send_all(numbered(0, 20)).await;
+    rec.wait_messages(20).await;
+    rec.wait_until(|s| written(s) >= 21 && s.nats.published.load(Relaxed) == written(s))
+        .await;
+    rec.stop().await;
+    let lines = file_lines(dir.path());
+    assert_eq!(read_back_from(&nats.url(), "md.eu.feed").await, lines);
 }

@@ -440,3 +440,51 @@ async fn a_large_plain_file_goes_up_in_parts() {
     let body = store.get(&key).await.unwrap().bytes().await.unwrap();
     assert!(body == std::fs::read(&first).unwrap(), "identical bytes");
 }
+
+/// `{tag.KEY}` in the key template: a tagged stream's files go up under its tag's value, the
+/// manifest saying the same tags.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_in_the_key_template_places_the_files() {
+    let port = free_port();
+    let _moto = Moto::start(port);
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = TestServer::start().await;
+    let mut cfg = feed_config(dir.path(), &server.url(), port, SECOND);
+    cfg.streams[0]
+        .tags
+        .insert("region".to_owned(), "eu-west-1".to_owned());
+    if let Some(u) = cfg.upload.as_mut() {
+        u.key = "{tag.region}/{stream}/{file}".to_owned();
+    }
+    let rec = start(cfg, BASE_NS);
+    let mut conn = server.accept().await;
+    feed(&rec, &mut conn, 0, 100).await;
+    rec.wait_until(|s| s.files_uploaded.load(Relaxed) >= 1)
+        .await;
+    rec.stop().await;
+    let marked: Vec<PathBuf> = sealed(dir.path())
+        .into_iter()
+        .filter(|p| wsrec::ship::upload::marker_for(p).exists())
+        .collect();
+    assert!(!marked.is_empty());
+    let mut got = objects(&bucket(port)).await;
+    for f in &marked {
+        for p in [f.clone(), manifest_of(f)] {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            let key = format!("rec/eu-west-1/feed/{name}");
+            let body = got
+                .remove(&key)
+                .unwrap_or_else(|| panic!("{key} is missing"));
+            assert!(body == std::fs::read(&p).unwrap(), "{key} differs");
+        }
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(manifest_of(f)).unwrap()).unwrap();
+        assert_eq!(manifest["tags"]["region"], "eu-west-1");
+    }
+    // Anything else is a file cut short by the shutdown, under the same layout.
+    assert!(
+        got.keys().all(|k| k.starts_with("rec/eu-west-1/feed/")),
+        "{:?}",
+        got.keys()
+    );
+}

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::tags::{Place, Tags};
+use super::template::fill_tags;
 use super::{Secret, WhenFull, byte_size, duration, mask_url};
 use crate::error::ConfigError;
 
@@ -109,18 +111,22 @@ impl NatsConfig {
         }
     }
 
-    /// The subject of a stream's lines.
-    pub fn subject_for(&self, stream: &str) -> String {
-        self.subject.replace("{stream}", stream)
+    /// The subject of the lines of `stream`, whose tags are `tags`.
+    ///
+    /// # Errors
+    /// A `{tag.KEY}` of the template names a tag the stream does not have, or one whose value
+    /// cannot be a subject token ([`NatsConfig::validate`] checks every publishing stream).
+    pub fn subject_for(&self, stream: &str, tags: &Tags) -> Result<String, String> {
+        Ok(fill_tags(&self.subject, tags, Place::Subject)?.replace("{stream}", stream))
     }
 
-    /// Checks what serde cannot; `streams` are the names of the streams that publish.
+    /// Checks what serde cannot; `streams` are the names and tags of the streams that publish.
     ///
     /// # Errors
     /// [`ConfigError::Invalid`] naming the `nats.` field and the fix.
     pub fn validate<'a>(
         &self,
-        streams: impl IntoIterator<Item = &'a str>,
+        streams: impl IntoIterator<Item = (&'a str, Tags)>,
     ) -> Result<(), ConfigError> {
         let invalid = |field: &str, message: String| ConfigError::Invalid {
             field: format!("nats.{field}"),
@@ -195,8 +201,10 @@ impl NatsConfig {
                 "must contain {stream}, so each stream gets its own subject".into(),
             ));
         }
-        for s in streams {
-            let subject = self.subject_for(s);
+        for (s, tags) in streams {
+            let subject = self
+                .subject_for(s, &tags)
+                .map_err(|m| invalid("subject", format!("stream `{s}`: {m}")))?;
             let ok = !subject.split('.').any(|t| {
                 t.is_empty() || t == "*" || t == ">" || t.bytes().any(|b| b.is_ascii_whitespace())
             });
@@ -229,7 +237,7 @@ mod tests {
     fn defaults_and_per_stream_opt_out() {
         let c = parse("url = 'nats://127.0.0.1:4222'").unwrap();
         let n = c.nats.as_ref().unwrap();
-        assert_eq!(n.subject_for("a"), "wsrec.a");
+        assert_eq!(n.subject_for("a", &Tags::new()).unwrap(), "wsrec.a");
         assert_eq!(n.when_full, WhenFull::DropNewest);
         assert_eq!(n.max_in_flight, 1024);
         assert_eq!(n.ack_timeout, Duration::from_secs(5));
@@ -278,6 +286,47 @@ mod tests {
             parse("url = 'nats://h:4222'\nsubjekt = 'x'"),
             Err(ConfigError::Parse { .. })
         ));
+    }
+
+    /// A tag in the subject: each stream's own value, checked to be one token.
+    #[test]
+    fn tags_fill_the_subject() {
+        let streams = "tags = { region = 'eu' }\n\
+                       [[stream]]\nname = 'a'\nurl = 'wss://h/ws'\n\
+                       [[stream]]\nname = 'b'\nurl = 'wss://h/ws'\ntags = { region = 'us-east' }\n";
+        let nats = "[nats]\nurl = 'nats://h:4222'\nsubject = 'md.{tag.region}.{stream}'\n";
+        let c = super::super::tests::parse(&format!("{streams}{nats}")).unwrap();
+        let n = c.nats.as_ref().unwrap();
+        let subjects: Vec<String> = c
+            .streams
+            .iter()
+            .map(|s| n.subject_for(&s.name, &c.stream_tags(s)).unwrap())
+            .collect();
+        assert_eq!(subjects, ["md.eu.a", "md.us-east.b"]);
+        // A stream without the tag, or with a value that would split the token.
+        for (tags, want) in [
+            ("", "a tag the stream does not have"),
+            ("tags = { region = 'eu.west' }\n", "no `.`"),
+            ("tags = { region = 'eu west' }\n", "subject token"),
+        ] {
+            let toml = format!("{tags}[[stream]]\nname = 'a'\nurl = 'wss://h/ws'\n{nats}");
+            match super::super::tests::parse(&toml) {
+                Err(ConfigError::Invalid { field, message }) => {
+                    assert_eq!(field, "nats.subject", "{toml}");
+                    assert!(
+                        message.contains("stream `a`") && message.contains(want),
+                        "{message}"
+                    );
+                }
+                other => panic!("{toml}: {other:?}"),
+            }
+        }
+        // A stream that does not publish need not have the tag.
+        let toml = format!(
+            "[[stream]]\nname = 'a'\nurl = 'wss://h/ws'\nnats = false\n\
+             [[stream]]\nname = 'b'\nurl = 'wss://h/ws'\ntags = {{ region = 'x' }}\n{nats}"
+        );
+        assert!(super::super::tests::parse(&toml).is_ok());
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //!
 //! Keys are short identifiers (`[a-z0-9_]`), values text without control characters. A value a
 //! path template uses becomes a path component, so it must also be a safe file name (the
-//! characters of a stream name, [`check_path_value`]).
+//! characters of a stream name, [`check_place_value`]); so must one that an upload key or a NATS
+//! subject uses.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -148,33 +149,74 @@ pub fn check_value(value: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Checks a value that a path template puts into a file's path: one path component made of
-/// the characters of a stream name (ASCII letters, digits, `.`, `_`, `-`, `@`, `+`), not empty
-/// and not starting with `.` or `-`. That keeps `/`, `..`, NUL and hidden names out of paths,
-/// and the names safe in shells and object-storage keys.
+/// Where a template puts a tag's value (`{tag.KEY}`): each place takes its own characters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// A stream's `path`: the value becomes a directory or file name.
+    Path,
+    /// `[upload] key`: a segment of an object key.
+    UploadKey,
+    /// `[nats] subject`: one token of a subject.
+    Subject,
+}
+
+impl Place {
+    /// The setting the template is, as error messages name it.
+    pub fn setting(self) -> &'static str {
+        match self {
+            Place::Path => "path",
+            Place::UploadKey => "upload.key",
+            Place::Subject => "nats.subject",
+        }
+    }
+
+    fn becomes(self) -> &'static str {
+        match self {
+            Place::Path => "a directory or file name",
+            Place::UploadKey => "a segment of each object key",
+            Place::Subject => "a token of each subject",
+        }
+    }
+}
+
+/// Checks a value that a template puts into a path, an object key or a subject (see [`Place`]):
+/// one component made of the characters of a stream name (ASCII letters, digits, `.`, `_`,
+/// `-`, `@`, `+`; no `.` in a subject, where it would split the token), not empty and not
+/// starting with `.` or `-`. That keeps `/`, `..`, NUL and hidden names out of paths and keys,
+/// wildcards and spaces out of subjects, and the names safe in shells.
 ///
 /// # Errors
 /// A message saying what is wrong and what is allowed.
-pub fn check_path_value(value: &str) -> Result<(), String> {
+pub fn check_place_value(value: &str, place: Place) -> Result<(), String> {
+    let dot = place != Place::Subject;
     let problem = if value.is_empty() {
         Some("is empty")
     } else if value.starts_with('.') || value.starts_with('-') {
         Some("starts with `.` or `-`")
-    } else if !value
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@' | b'+'))
-    {
-        Some("has a character a path component may not have")
+    } else if !value.bytes().all(|b| {
+        b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'@' | b'+') || (dot && b == b'.')
+    }) {
+        Some(if dot {
+            "has a character a path component may not have"
+        } else {
+            "has a character a subject token may not have"
+        })
     } else {
         None
+    };
+    let allowed = if dot {
+        "`.`, `_`, `-`, `@`, `+`"
+    } else {
+        "`_`, `-`, `@`, `+` (no `.`)"
     };
     match problem {
         None => Ok(()),
         Some(p) => Err(format!(
-            "the value `{}` {p}; a tag used in `path` becomes a directory or file name, so it \
-             may contain only ASCII letters, digits and `.`, `_`, `-`, `@`, `+`, and must not \
-             start with `.` or `-`",
-            value.escape_debug()
+            "the value `{}` {p}; a tag used in `{}` becomes {}, so it may contain only ASCII \
+             letters, digits and {allowed}, and must not start with `.` or `-`",
+            value.escape_debug(),
+            place.setting(),
+            place.becomes(),
         )),
     }
 }
@@ -319,16 +361,33 @@ mod tests {
                 .contains("at most 256")
         );
         for good in ["eu", "eu-west-1", "a.b", "x@y+z_1"] {
-            assert!(check_path_value(good).is_ok(), "{good}");
+            assert!(check_place_value(good, Place::Path).is_ok(), "{good}");
+            assert!(check_place_value(good, Place::UploadKey).is_ok(), "{good}");
         }
         for bad in [
             "", ".", "..", ".hidden", "-x", "a/b", "a\\b", "a b", "a\0b", "é",
         ] {
             assert!(
-                check_path_value(bad).unwrap_err().contains("path"),
+                check_place_value(bad, Place::Path)
+                    .unwrap_err()
+                    .contains("used in `path`"),
                 "{bad:?}"
             );
+            assert!(
+                check_place_value(bad, Place::UploadKey)
+                    .unwrap_err()
+                    .contains("used in `upload.key`"),
+                "{bad:?}"
+            );
+            assert!(check_place_value(bad, Place::Subject).is_err(), "{bad:?}");
         }
+        // A dot would split a subject's token in two.
+        assert!(check_place_value("eu-west_1", Place::Subject).is_ok());
+        assert!(
+            check_place_value("a.b", Place::Subject)
+                .unwrap_err()
+                .contains("no `.`")
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::path::{Component, Path, PathBuf};
 
 use chrono::format::{Item, StrftimeItems};
 
-use super::tags::{Tags, check_key, check_path_value};
+use super::tags::{Place, Tags, check_key, check_place_value};
 
 /// The opening of a tag placeholder: `{tag.region}` is the value of the tag `region`.
 const TAG_OPEN: &str = "{tag.";
@@ -59,12 +59,13 @@ pub fn expand<'t, 'v>(
     Ok(out)
 }
 
-/// The value of `{tag.KEY}` for a path: the tag's value, checked to be a safe path component.
+/// The value of `{tag.KEY}` where `place` puts it: the tag's value, checked to be a safe
+/// component there (see [`check_place_value`]).
 ///
 /// # Errors
-/// The stream has no such tag, or its value cannot be part of a path; the message names the
+/// The stream has no such tag, or its value cannot stand there; the message names the
 /// placeholder and the fix.
-pub fn tag_for_path<'v>(tags: &'v Tags, key: &str) -> Result<&'v str, String> {
+pub fn tag_value<'v>(tags: &'v Tags, key: &str, place: Place) -> Result<&'v str, String> {
     check_key(key).map_err(|m| format!("`{{tag.{key}}}`: {m}"))?;
     let value = tags.get(key).ok_or_else(|| {
         format!(
@@ -72,8 +73,36 @@ pub fn tag_for_path<'v>(tags: &'v Tags, key: &str) -> Result<&'v str, String> {
              stream's `tags` (or to the top-level `tags`), or remove the placeholder"
         )
     })?;
-    check_path_value(value).map_err(|m| format!("`{{tag.{key}}}`: {m}"))?;
+    check_place_value(value, place).map_err(|m| format!("`{{tag.{key}}}`: {m}"))?;
     Ok(value)
+}
+
+/// The keys of the `{tag.KEY}` placeholders of any template, in order.
+pub fn tag_keys(template: &str) -> impl Iterator<Item = &str> {
+    template.split(TAG_OPEN).skip(1).map(|after| {
+        let end = after.find('}').unwrap_or(after.len());
+        &after[..end]
+    })
+}
+
+/// Replaces each `{tag.KEY}` of an upload key or subject template by the value of the tag
+/// `KEY` ([`tag_value`]); the rest, other placeholders included, stays as it is. The values
+/// hold no `{`, so what they bring in is never taken for a placeholder.
+///
+/// # Errors
+/// What [`tag_value`] says, or a `{tag.` without its `}`.
+pub fn fill_tags(template: &str, tags: &Tags, place: Place) -> Result<String, String> {
+    let mut parts = template.split(TAG_OPEN);
+    let mut out = String::with_capacity(template.len() + 16);
+    out.push_str(parts.next().unwrap_or_default());
+    for after in parts {
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("`{template}` has a `{{tag.` without its closing `}}`"))?;
+        out.push_str(tag_value(tags, &after[..end], place)?);
+        out.push_str(&after[end + 1..]);
+    }
+    Ok(out)
 }
 
 /// Checks a path template against the stream's tags: valid strftime fields, known `{…}`
@@ -113,7 +142,7 @@ pub fn render(template: &str, stream: &str, tags: &Tags, start_ns: u64) -> Resul
         let text = match p {
             Placeholder::Stream => Cow::Borrowed(stream),
             Placeholder::StartUnix => Cow::Owned(secs.to_string()),
-            Placeholder::Tag(key) => Cow::Borrowed(tag_for_path(tags, key)?),
+            Placeholder::Tag(key) => Cow::Borrowed(tag_value(tags, key, Place::Path)?),
         };
         Ok(Cow::Owned(text.replace('%', "%%")))
     })?;

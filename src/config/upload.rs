@@ -7,13 +7,22 @@ use std::time::Duration;
 use object_store::path::Path as Key;
 use serde::Deserialize;
 
+use super::tags::{Place, Tags, check_key};
+use super::template::{fill_tags, tag_keys};
 use super::{byte_size, duration};
 use crate::error::ConfigError;
 
 /// Default key template.
 pub const DEFAULT_KEY_TEMPLATE: &str = "{stream}/{date}/{host}/{file}";
-/// The fields a key template may use.
-pub const KEY_FIELDS: &[&str] = &["{stream}", "{date}", "{hour}", "{host}", "{file}"];
+/// The fields a key template may use (`{tag.KEY}` for any tag key).
+pub const KEY_FIELDS: &[&str] = &[
+    "{stream}",
+    "{date}",
+    "{hour}",
+    "{host}",
+    "{file}",
+    "{tag.KEY}",
+];
 /// Default size from which a file is uploaded in parts.
 pub const DEFAULT_MULTIPART_THRESHOLD: u64 = 16 << 20;
 /// Default part size of a multipart upload (memory per upload in flight).
@@ -281,6 +290,29 @@ impl UploadConfig {
     }
 }
 
+impl UploadConfig {
+    /// Checks the key template against each stream's tags (all streams' files are uploaded):
+    /// each `{tag.KEY}` must be a tag of the stream, with a value that can be a key segment.
+    ///
+    /// # Errors
+    /// `upload.key`, naming the stream, the placeholder and the fix.
+    pub fn validate_tags<'a>(
+        &self,
+        streams: impl IntoIterator<Item = (&'a str, Tags)>,
+    ) -> Result<(), ConfigError> {
+        if tag_keys(&self.key).next().is_none() {
+            return Ok(());
+        }
+        for (name, tags) in streams {
+            fill_tags(&self.key, &tags, Place::UploadKey).map_err(|m| ConfigError::Invalid {
+                field: "upload.key".to_owned(),
+                message: format!("stream `{name}`: {m}"),
+            })?;
+        }
+        Ok(())
+    }
+}
+
 fn check_key_template(t: &str) -> Result<(), String> {
     if !t.contains("{file}") {
         return Err(format!(
@@ -292,7 +324,12 @@ fn check_key_template(t: &str) -> Result<(), String> {
     while let Some(open) = rest.find('{') {
         let after = &rest[open..];
         let field = after.find('}').map(|c| &after[..=c]).unwrap_or(after);
-        if !KEY_FIELDS.contains(&field) {
+        if let Some(key) = field
+            .strip_prefix("{tag.")
+            .and_then(|k| k.strip_suffix('}'))
+        {
+            check_key(key).map_err(|m| format!("`{t}`: `{field}`: {m}"))?;
+        } else if !KEY_FIELDS[..KEY_FIELDS.len() - 1].contains(&field) {
             return Err(format!(
                 "`{t}` has the unknown field `{field}`; the fields are {}",
                 KEY_FIELDS.join(", ")
@@ -300,7 +337,17 @@ fn check_key_template(t: &str) -> Result<(), String> {
         }
         rest = &after[field.len()..];
     }
-    let sample = render_key(t, "s", 0, "h", "f.jsonl");
+    // Every tag as a plain segment: what the streams' values may be is checked with the streams.
+    let sample_tags: Tags = tag_keys(t)
+        .map(|k| (k.to_owned(), "t".to_owned()))
+        .collect();
+    let sample = render_key(
+        &fill_tags(t, &sample_tags, Place::UploadKey)?,
+        "s",
+        0,
+        "h",
+        "f.jsonl",
+    );
     if t.starts_with('/') || t.ends_with('/') || Key::parse(&sample).is_err() {
         return Err(format!(
             "`{t}` makes keys with a leading or trailing `/`, an empty or a `..` segment"
@@ -309,7 +356,8 @@ fn check_key_template(t: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Fills a key template.
+/// Fills a key template's fields other than `{tag.KEY}` (see
+/// [`fill_tags`], which goes first).
 pub fn render_key(
     template: &str,
     stream: &str,
@@ -374,6 +422,13 @@ mod tests {
         assert!(e.contains("unknown field `{day}`"), "{e}");
         let e = err(&|c| c.key = "{stream}//{file}".into());
         assert!(e.contains("empty"), "{e}");
+        let e = err(&|c| c.key = "{tag.Region}/{file}".into());
+        assert!(
+            e.contains("`{tag.Region}`") && e.contains("lower-case"),
+            "{e}"
+        );
+        let e = err(&|c| c.key = "{tag.region/{file}".into());
+        assert!(e.contains("upload.key"), "{e}");
         let e = err(&|c| c.part_size = 1 << 20);
         assert!(e.contains("upload.part_size") && e.contains("5MiB"), "{e}");
         let e = err(&|c| c.concurrency = 0);
@@ -424,6 +479,41 @@ mod tests {
         .config;
         let e = bad.validate(&NoVenues).unwrap_err().to_string();
         assert!(e.contains("upload.concurrency"), "{e}");
+    }
+
+    /// `{tag.KEY}` in the key: every stream must have the tag, with a value that can be a key
+    /// segment; the error names the stream.
+    #[test]
+    fn tags_in_the_key_are_checked_against_every_stream() {
+        let config = |tags_a: &str, tags_b: &str| {
+            Config::parse_toml(&format!(
+                "tags = {{ region = \"eu\" }}\n\
+                 [upload]\nurl = \"s3://b\"\nkey = \"{{tag.region}}/{{stream}}/{{file}}\"\n\
+                 [[stream]]\nname = \"a\"\nurl = \"wss://h/\"\n{tags_a}\
+                 [[stream]]\nname = \"b\"\nurl = \"wss://h/\"\n{tags_b}"
+            ))
+            .unwrap()
+            .config
+            .validate(&NoVenues)
+            .map_err(|e| e.to_string())
+        };
+        assert!(config("", "tags = { region = \"us-east-1\" }\n").is_ok());
+        let e = config("", "tags = { region = \"us east\" }\n").unwrap_err();
+        assert!(
+            e.contains("upload.key") && e.contains("stream `b`") && e.contains("segment"),
+            "{e}"
+        );
+        let untagged = Config::parse_toml(
+            "[upload]\nurl = \"s3://b\"\nkey = \"{tag.region}/{file}\"\n\
+             [[stream]]\nname = \"a\"\nurl = \"wss://h/\"\n",
+        )
+        .unwrap()
+        .config;
+        let e = untagged.validate(&NoVenues).unwrap_err().to_string();
+        assert!(
+            e.contains("upload.key") && e.contains("stream `a`") && e.contains("does not have"),
+            "{e}"
+        );
     }
 
     #[test]

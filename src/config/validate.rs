@@ -126,12 +126,19 @@ impl Config {
             }
             s.validate(self.streams.len(), &self.stream_tags(s), venues)?;
         }
+        if let Some(u) = &self.upload {
+            u.validate_tags(
+                self.streams
+                    .iter()
+                    .map(|s| (s.name.as_str(), self.stream_tags(s))),
+            )?;
+        }
         if let Some(nats) = &self.nats {
             nats.validate(
                 self.streams
                     .iter()
                     .filter(|s| s.nats)
-                    .map(|s| s.name.as_str()),
+                    .map(|s| (s.name.as_str(), self.stream_tags(s))),
             )?;
         }
         Ok(())

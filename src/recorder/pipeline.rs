@@ -79,8 +79,17 @@ impl Pipeline {
 
         let (uploader, upload_queue) = match &config.upload {
             Some(u) => {
-                let (up, q) =
-                    crate::ship::upload::Uploader::spawn(u, &config.output_dir, stats.clone())?;
+                let tags = config
+                    .streams
+                    .iter()
+                    .map(|s| (s.name.clone(), config.stream_tags(s)))
+                    .collect();
+                let (up, q) = crate::ship::upload::Uploader::spawn(
+                    u,
+                    &config.output_dir,
+                    tags,
+                    stats.clone(),
+                )?;
                 // Before the compressor's sweep: what it finishes reaches the queue once.
                 crate::ship::upload::sweep(
                     &config.output_dir,

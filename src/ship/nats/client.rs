@@ -10,12 +10,18 @@ use crate::config::NatsConfig;
 /// The sink's side of the `[nats]` table (the table itself is [`NatsConfig`], in `config`).
 impl NatsConfig {
     /// The subjects a created JetStream stream covers: `prefix.>` for a template ending in
-    /// `.{stream}` (the same for every shard, whatever streams it records), else `subjects`.
+    /// `.{stream}` with no other placeholder (the same for every shard, whatever streams it
+    /// records), else `subjects`.
     pub(super) fn stream_subjects(&self, subjects: &[async_nats::Subject]) -> Vec<String> {
         match self.subject.strip_suffix(".{stream}") {
-            Some(prefix) if !prefix.contains("{stream}") => vec![format!("{prefix}.>")],
+            Some(prefix) if !prefix.contains('{') => vec![format!("{prefix}.>")],
             _ => {
-                let mut all: Vec<String> = subjects.iter().map(|s| s.to_string()).collect();
+                // An empty one is a stream's that does not publish (and has no subject).
+                let mut all: Vec<String> = subjects
+                    .iter()
+                    .filter(|s| !s.is_empty())
+                    .map(|s| s.to_string())
+                    .collect();
                 all.sort();
                 all.dedup();
                 all

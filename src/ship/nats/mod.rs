@@ -98,9 +98,17 @@ pub fn channel(
         queue_bytes: config.queue_bytes,
     });
     let (tx, rx) = mpsc::channel(config.queue_messages.max(1));
-    let subjects = streams
+    let subjects = recorder
+        .streams
         .iter()
-        .map(|(name, _)| config.subject_for(name).into())
+        .map(|s| {
+            // `NatsConfig::validate` rendered it for every stream that publishes; one that does
+            // not never uses its subject.
+            config
+                .subject_for(&s.name, &recorder.stream_tags(s))
+                .unwrap_or_default()
+                .into()
+        })
         .collect();
     (
         NatsTx {

@@ -30,6 +30,14 @@ pub(crate) enum UploadEvent<'a> {
         /// The file is given up until the next start.
         given_up: bool,
     },
+    /// The key template names a tag that neither the file's manifest nor the config gives its
+    /// stream (a stream gone from the config, recorded before the tag was set): `unknown`
+    /// stands in for it.
+    UntaggedKey {
+        path: &'a Path,
+        stream: &'a str,
+        tag: &'a str,
+    },
     /// A request failed; the job retries with backoff.
     Failed {
         path: &'a Path,
@@ -55,6 +63,15 @@ impl UploadEvent<'_> {
                 } else {
                     tracing::debug!(path = %path.display(), bytes, "Uploaded.");
                 }
+            }
+            UploadEvent::UntaggedKey { path, stream, tag } => {
+                tracing::warn!(
+                    path = %path.display(),
+                    stream,
+                    tag,
+                    "Uploading under `unknown` for `{{tag.{tag}}}` of the key: neither the file's \
+                     manifest nor the config gives its stream that tag."
+                );
             }
             UploadEvent::Unreadable { path, error } => {
                 stats.upload_errors.fetch_add(1, Relaxed);

@@ -11,6 +11,8 @@ use super::event::UploadEvent;
 use super::marker::{delete_local, write_marker};
 use super::s3::{put_bytes, put_multipart, put_single};
 use super::{Ctx, Failure, MISMATCH_TRIES, render_key};
+use crate::config::tags::{Place, Tags, check_place_value};
+use crate::config::template::{fill_tags, tag_keys};
 use crate::net::backoff::Backoff;
 use crate::store::manifest::Manifest;
 use crate::store::manifest::existing_for_sealed as manifest_for;
@@ -68,6 +70,40 @@ pub(super) async fn upload_file(ctx: &Ctx, path: &Path) {
 struct Origin {
     stream: String,
     interval_start_ns: u64,
+    /// The stream's tags as the file's manifest recorded them (none without a manifest).
+    tags: Tags,
+}
+
+/// What stands in for a tag of the key template that a file's stream cannot be given.
+const UNKNOWN_TAG: &str = "unknown";
+
+/// The key template with each `{tag.KEY}` filled for the file at `path`: the tag as its
+/// manifest recorded it, else as the config gives it to the file's stream (a file written
+/// before the tag was set), else [`UNKNOWN_TAG`], logged (a stream gone from the config).
+fn key_template(ctx: &Ctx, path: &Path, origin: &Origin) -> Result<String, Failure> {
+    let configured = ctx.tags.get(&origin.stream);
+    let usable = |tags: Option<&Tags>, key: &str| {
+        tags.and_then(|t| t.get(key))
+            .filter(|v| check_place_value(v, Place::UploadKey).is_ok())
+            .cloned()
+    };
+    let mut tags = Tags::new();
+    for key in tag_keys(&ctx.template) {
+        let value = usable(Some(&origin.tags), key)
+            .or_else(|| usable(configured, key))
+            .unwrap_or_else(|| {
+                UploadEvent::UntaggedKey {
+                    path,
+                    stream: &origin.stream,
+                    tag: key,
+                }
+                .emit(&ctx.stats);
+                UNKNOWN_TAG.to_owned()
+            });
+        tags.insert(key.to_owned(), value);
+    }
+    fill_tags(&ctx.template, &tags, Place::UploadKey)
+        .map_err(|m| Failure::Local(std::io::Error::other(m)))
 }
 
 /// One try: the file, its manifest, the checks, the marker, the local deletion. Returns the
@@ -89,16 +125,18 @@ async fn attempt(ctx: &Ctx, path: &Path) -> Result<u64, Failure> {
         Some((m, _)) => Origin {
             stream: m.stream.clone(),
             interval_start_ns: m.interval_start_ns,
+            tags: m.tags.clone(),
         },
         None => fallback_origin(ctx, path, &meta),
     };
+    let template = key_template(ctx, path, &origin)?;
     let key_for = |file: &Path| -> Result<Key, Failure> {
         let name = file
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let rel = render_key(
-            &ctx.template,
+            &template,
             &origin.stream,
             origin.interval_start_ns,
             &ctx.host,
@@ -155,6 +193,7 @@ fn fallback_origin(ctx: &Ctx, path: &Path, meta: &std::fs::Metadata) -> Origin {
     Origin {
         stream,
         interval_start_ns: ns,
+        tags: Tags::new(),
     }
 }
 
@@ -228,6 +267,63 @@ mod tests {
             assert_eq!(path.exists(), !delete);
             assert_eq!(marker_for(&path).exists(), !delete);
             assert_eq!(manifest_for(&path).exists(), !delete);
+        }
+    }
+
+    /// `{tag.KEY}` in the key: the tag as the manifest recorded it, else as the config gives
+    /// the stream, else `unknown`; a recorded value that cannot be a key segment is passed
+    /// over the same way.
+    #[tokio::test]
+    async fn tags_in_the_key_come_from_the_manifest_then_the_config() {
+        let tags = |pairs: &[(&str, &str)]| -> Tags {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        for (recorded, configured, want) in [
+            (
+                tags(&[("region", "eu")]),
+                Some(tags(&[("region", "us")])),
+                "eu",
+            ),
+            (Tags::new(), Some(tags(&[("region", "us")])), "us"),
+            (
+                tags(&[("region", "a/b")]),
+                Some(tags(&[("region", "us")])),
+                "us",
+            ),
+            (tags(&[("role", "x")]), None, "unknown"),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let (path, _) = sealed_file(dir.path(), 100, false);
+            let manifest_path = manifest_for(&path);
+            let mut m: Manifest =
+                serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+            m.tags = recorded.clone();
+            std::fs::write(&manifest_path, serde_json::to_vec(&m).unwrap()).unwrap();
+            let store = Arc::new(object_store::memory::InMemory::new());
+            let mut c = ctx(dir.path(), store.clone(), 1 << 20, false);
+            c.template = "{tag.region}/{stream}/{file}".to_owned();
+            c.tags.extend(configured.map(|t| ("s".to_owned(), t)));
+            upload_file(&c, &path).await;
+            assert_eq!(c.stats.files_uploaded.load(Relaxed), 1, "{recorded:?}");
+            let mut keys: Vec<String> =
+                futures::TryStreamExt::try_collect::<Vec<_>>(store.list(None))
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|m| m.location.to_string())
+                    .collect();
+            keys.sort();
+            assert_eq!(
+                keys,
+                [
+                    format!("p/{want}/s/x.jsonl.zst"),
+                    format!("p/{want}/s/x.manifest.json")
+                ],
+                "{recorded:?}"
+            );
         }
     }
 

@@ -60,7 +60,7 @@ mod marker;
 mod s3;
 mod sweep;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -70,6 +70,7 @@ use object_store::ObjectStore;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::Tags;
 use crate::error::ConfigError;
 use crate::observe::stats::Stats;
 
@@ -134,6 +135,9 @@ struct Ctx {
     prefix: String,
     template: String,
     host: String,
+    /// Each stream's tags in the config, for the key template's `{tag.KEY}` of files whose
+    /// manifest lacks them.
+    tags: HashMap<String, Tags>,
     output_dir: PathBuf,
     threshold: u64,
     part_size: u64,
@@ -154,6 +158,7 @@ impl Uploader {
     pub fn spawn(
         cfg: &UploadConfig,
         output_dir: &Path,
+        tags: HashMap<String, Tags>,
         stats: Arc<Stats>,
     ) -> Result<(Uploader, UploadQueue), ConfigError> {
         cfg.validate()?;
@@ -169,6 +174,7 @@ impl Uploader {
             prefix,
             template: cfg.key.clone(),
             host: cfg.host.clone().unwrap_or_else(host_name),
+            tags,
             output_dir: output_dir.to_owned(),
             threshold: cfg.multipart_threshold,
             part_size: cfg.part_size,
@@ -277,6 +283,7 @@ mod tests {
             prefix: "p".to_owned(),
             template: DEFAULT_KEY_TEMPLATE.to_owned(),
             host: "h".to_owned(),
+            tags: HashMap::new(),
             output_dir: dir.to_owned(),
             threshold,
             part_size: MIN_PART_SIZE,

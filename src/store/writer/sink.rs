@@ -85,7 +85,8 @@ fn retention(config: &StreamConfig, output_dir: &std::path::Path) -> Option<Arc<
     let prefix = crate::config::template::expand(&t[..cut], |p| match p {
         Placeholder::Stream => Ok(Cow::Borrowed(config.name.as_str())),
         Placeholder::Tag(key) => {
-            crate::config::template::tag_for_path(&config.tags, key).map(Cow::Borrowed)
+            crate::config::template::tag_value(&config.tags, key, crate::config::tags::Place::Path)
+                .map(Cow::Borrowed)
         }
         Placeholder::StartUnix => Err("unreachable: cut before it".to_owned()),
     })
