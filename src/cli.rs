@@ -331,7 +331,8 @@ pub struct RecordArgs {
     #[arg(long)]
     pub threads: Option<usize>,
     /// How long an idle runtime thread waits before sleeping on the sockets, so one wake-up
-    /// takes many quiet connections' messages, or `off` [default: 1ms].
+    /// takes many quiet connections' messages (receive times of close messages then share a
+    /// read's time), or `off` [default: off].
     #[arg(long, value_name = "DURATION", value_parser = parse_opt_duration)]
     pub wake_coalesce: Option<OptDuration>,
     /// Queue capacity between network and disk, in messages [default: 16384].

@@ -587,18 +587,25 @@ mod tests {
     }
 
     #[test]
-    fn wake_coalescing_defaults_to_a_millisecond_and_is_bounded() {
+    fn wake_coalescing_is_off_by_default_and_bounded() {
         use std::time::Duration;
         let stream = "[[stream]]\nname = \"a\"\nurl = \"ws://h/\"\n";
+        // Off unless asked for: it would cost receive times their exactness.
         let c = parse(stream).unwrap();
-        assert_eq!(c.wake_coalesce, Some(Duration::from_millis(1)));
+        assert_eq!(c.wake_coalesce, None);
+        assert_eq!(c.wake_coalesce_in_force(), Duration::ZERO);
+        assert_eq!(Config::default().wake_coalesce_in_force(), Duration::ZERO);
+        let c = parse(&format!("wake_coalesce = \"1ms\"\n{stream}")).unwrap();
         assert_eq!(c.wake_coalesce_in_force(), Duration::from_millis(1));
         let c = parse(&format!("wake_coalesce = \"off\"\n{stream}")).unwrap();
         assert_eq!(c.wake_coalesce_in_force(), Duration::ZERO);
         let c = parse(&format!("wake_coalesce = \"3ms\"\n{stream}")).unwrap();
         assert_eq!(c.wake_coalesce_in_force(), Duration::from_millis(3));
         // Receive times taken when the socket is read would be late by the linger: off.
-        let c = parse(&format!("{stream}ts_source = \"read\"\n")).unwrap();
+        let c = parse(&format!(
+            "wake_coalesce = \"1ms\"\n{stream}ts_source = \"read\"\n"
+        ))
+        .unwrap();
         assert_eq!(c.wake_coalesce_in_force(), Duration::ZERO);
         let err = parse(&format!("wake_coalesce = \"20ms\"\n{stream}"))
             .unwrap_err()

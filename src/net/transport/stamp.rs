@@ -8,8 +8,12 @@
 //! it hands out (`SCM_TIMESTAMPING`, first of its three `timespec`s; Linux
 //! Documentation/networking/timestamping.rst, "SO_TIMESTAMPING" and its TCP notes). [`Tcp`]
 //! keeps the latest stamp in a shared cell that the connection reads when it timestamps a frame:
-//! the time the TCP data that completed the frame arrived, whatever the recorder's own
-//! scheduling delays, and with TLS the arrival of the encrypted bytes that carried it.
+//! the time the TCP data that completed the frame arrived, and with TLS the arrival of the
+//! encrypted bytes that carried it. One stamp per read, the newest data's (TCP also merges
+//! queued segments under the newest one's stamp): frames whose data waited in the socket while
+//! more came take the later time, so the stamps are exact only if the socket is read as soon as
+//! data comes. That is why the runtime does not linger before it sleeps unless
+//! `wake_coalesce` asks for it.
 
 use std::io;
 use std::os::fd::AsRawFd;
