@@ -50,6 +50,9 @@ struct Args {
     /// Disk-hog scenario: messages per second [default: 100000].
     #[arg(long)]
     hog_rate: Option<f64>,
+    /// Spaced scenario: messages per second, each sent alone [default: 3000].
+    #[arg(long)]
+    spaced_rate: Option<f64>,
     /// Scenario(s) to run: names, comma lists, or `all` (the default). Scenarios a selected one
     /// is compared with come along. See --list.
     #[arg(long = "scenario", value_name = "NAME")]
@@ -114,6 +117,7 @@ impl Args {
             steady_duration_s: self.steady_duration.unwrap_or(base.steady_duration_s),
             hog_rate: self.hog_rate.unwrap_or(base.hog_rate),
             hog_file_bytes: base.hog_file_bytes,
+            spaced_rate: self.spaced_rate.unwrap_or(base.spaced_rate),
         }
     }
 }
@@ -166,7 +170,10 @@ fn run(args: Args) -> Result<bool> {
     anyhow::ensure!(runs > 0, "--runs must be at least 1");
     anyhow::ensure!(sizes.messages > 0, "--messages must be at least 1");
     anyhow::ensure!(
-        sizes.stream_rate > 0.0 && sizes.steady_rate > 0.0 && sizes.hog_rate > 0.0,
+        sizes.stream_rate > 0.0
+            && sizes.steady_rate > 0.0
+            && sizes.hog_rate > 0.0
+            && sizes.spaced_rate > 0.0,
         "rates must be positive"
     );
     anyhow::ensure!(

@@ -25,6 +25,8 @@ pub struct Medians {
     pub steady_cpu_ns_per_msg: Option<f64>,
     /// Recorder peak RSS, MiB.
     pub peak_rss_mib: f64,
+    /// 99th percentile of the receive delay, µs (median of the runs that measured it).
+    pub delay_p99_us: Option<f64>,
 }
 
 impl Medians {
@@ -42,6 +44,13 @@ impl Medians {
                 (!steady.is_empty()).then(|| median(steady))
             },
             peak_rss_mib: median(runs.iter().map(|r| r.peak_rss_mib)),
+            delay_p99_us: {
+                let p99: Vec<f64> = runs
+                    .iter()
+                    .filter_map(|r| r.check.receive_delay.map(|d| d.p99_us))
+                    .collect();
+                (!p99.is_empty()).then(|| median(p99))
+            },
         })
     }
 
@@ -69,6 +78,13 @@ impl Medians {
             && self.peak_rss_mib > max
         {
             misses.push(format!("RSS > {max} MiB"));
+        }
+        if let Some(max) = target.max_delay_p99_us {
+            match self.delay_p99_us {
+                Some(p99) if p99 > max => misses.push(format!("delay p99 > {max} us")),
+                Some(_) => {}
+                None => misses.push("no receive delay figure".to_owned()),
+            }
         }
         misses
     }
@@ -483,7 +499,7 @@ pub fn si(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::{TARGET_MANY_STREAMS, TARGET_RAW, TARGET_STEADY};
+    use crate::scenario::{TARGET_MANY_STREAMS, TARGET_RAW, TARGET_SPACED, TARGET_STEADY};
 
     #[test]
     fn misses_name_each_limit() {
@@ -493,9 +509,21 @@ mod tests {
             cpu_ns_per_msg: 450.0,
             steady_cpu_ns_per_msg: None,
             peak_rss_mib: 10.0,
+            delay_p99_us: None,
         };
         assert_eq!(m.misses(&TARGET_RAW), ["msg/s < 3.00 M", "CPU > 400 ns"]);
         assert_eq!(m.misses(&TARGET_MANY_STREAMS), ["no steady CPU figure"]);
+        assert_eq!(m.misses(&TARGET_SPACED), ["no receive delay figure"]);
+        let late = Medians {
+            delay_p99_us: Some(700.0),
+            ..m
+        };
+        assert_eq!(late.misses(&TARGET_SPACED), ["delay p99 > 100 us"]);
+        let exact = Medians {
+            delay_p99_us: Some(12.0),
+            ..m
+        };
+        assert!(exact.misses(&TARGET_SPACED).is_empty());
     }
 
     #[test]
@@ -507,6 +535,7 @@ mod tests {
             cpu_ns_per_msg: 15_000.0,
             steady_cpu_ns_per_msg: Some(3_900.0),
             peak_rss_mib: 50.0,
+            delay_p99_us: None,
         };
         assert!(m.misses(&TARGET_MANY_STREAMS).is_empty());
         assert_eq!(

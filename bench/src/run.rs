@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::check::{self, CheckSummary, Format};
 use crate::hog::{DiskHog, HogReport};
-use crate::paced::{PacedReport, PacedServer, PacedSpec};
+use crate::paced::{PacedReport, PacedServer, PacedSpec, TICK};
 use crate::payload::Payload;
 use crate::procfs::{ProcessCpu, children_pss_kib};
 use crate::recorder::{ChildSpec, Exit, Process, Websocat};
@@ -180,7 +180,7 @@ impl Traffic {
                     .collect();
                 Self::Blocks(blocks)
             }
-            Workload::ManyStreams | Workload::Steady | Workload::DiskHog => {
+            Workload::ManyStreams | Workload::Steady | Workload::DiskHog | Workload::Spaced => {
                 let names = if plan.connections == 1 {
                     vec![STREAM_NAME.to_owned()]
                 } else {
@@ -193,6 +193,13 @@ impl Traffic {
                     names,
                     per_connection: plan.per_connection,
                     rate: plan.rate.unwrap_or(1.0),
+                    // A quarter of the time between two messages: each goes alone, near its
+                    // time, without waking the server much more often than that.
+                    tick: if workload == Workload::Spaced {
+                        Duration::from_secs_f64(0.25 / plan.rate.unwrap_or(1.0)).min(TICK)
+                    } else {
+                        TICK
+                    },
                     send_times: plan.connections == 1,
                     cpu_window: true,
                 })

@@ -49,6 +49,11 @@ pub enum Workload {
     /// [`crate::hog::DiskHog`]); the receive delay of every message (`ts` - send time) is
     /// measured.
     DiskHog,
+    /// One connection at `spaced_rate` messages per second for `steady_duration` seconds, each
+    /// message written alone at its time (not in bursts of a millisecond's worth): the receive
+    /// delay of every message (`ts` - send time) is measured, which shows whether each
+    /// message's kernel receive time is its own.
+    Spaced,
 }
 
 /// The sizes of the workloads, from the command line.
@@ -72,6 +77,8 @@ pub struct Sizes {
     pub hog_rate: f64,
     /// Disk-hog workload: bytes of each file the other writer writes and `fsync`s.
     pub hog_file_bytes: u64,
+    /// Spaced workload: messages per second, each sent alone.
+    pub spaced_rate: f64,
 }
 
 impl Sizes {
@@ -86,6 +93,7 @@ impl Sizes {
         steady_duration_s: 10.0,
         hog_rate: 100_000.0,
         hog_file_bytes: 512 << 20,
+        spaced_rate: 3_000.0,
     };
 
     /// `--quick`: every scenario at a size that runs in seconds (a smoke test, not a measure); 200
@@ -100,6 +108,7 @@ impl Sizes {
         steady_duration_s: 2.0,
         hog_rate: 100_000.0,
         hog_file_bytes: 64 << 20,
+        spaced_rate: 3_000.0,
     };
 }
 
@@ -160,13 +169,17 @@ impl Workload {
                 hog_file_bytes: Some(sizes.hog_file_bytes),
                 ..paced(1, sizes.hog_rate, sizes.steady_duration_s)
             },
+            Self::Spaced => paced(1, sizes.spaced_rate, sizes.steady_duration_s),
         }
     }
 
     /// Whether the server sends at a set pace (throughput is then the pace, and the figures
     /// that matter are CPU and memory).
     pub fn paced(self) -> bool {
-        matches!(self, Self::ManyStreams | Self::Steady | Self::DiskHog)
+        matches!(
+            self,
+            Self::ManyStreams | Self::Steady | Self::DiskHog | Self::Spaced
+        )
     }
 }
 
@@ -229,6 +242,9 @@ pub struct Target {
     pub max_steady_cpu_ns_per_msg: Option<f64>,
     /// Highest acceptable median peak RSS.
     pub max_rss_mib: Option<f64>,
+    /// Highest acceptable median 99th percentile of the receive delay (`ts` - send time), µs,
+    /// for the workloads that measure it.
+    pub max_delay_p99_us: Option<f64>,
 }
 
 /// Target for the default (envelope) format, one stream.
@@ -237,6 +253,7 @@ pub const TARGET_ENVELOPE: Target = Target {
     max_cpu_ns_per_msg: Some(400.0),
     max_steady_cpu_ns_per_msg: None,
     max_rss_mib: Some(12.0),
+    max_delay_p99_us: None,
 };
 
 /// Target for the raw format, one stream.
@@ -245,6 +262,7 @@ pub const TARGET_RAW: Target = Target {
     max_cpu_ns_per_msg: Some(400.0),
     max_steady_cpu_ns_per_msg: None,
     max_rss_mib: Some(12.0),
+    max_delay_p99_us: None,
 };
 
 /// Target for the corpus frames, one stream.
@@ -253,6 +271,7 @@ pub const TARGET_CORPUS: Target = Target {
     max_cpu_ns_per_msg: None,
     max_steady_cpu_ns_per_msg: None,
     max_rss_mib: Some(12.0),
+    max_delay_p99_us: None,
 };
 
 /// Target of one stream at a set pace: memory only (the disk-hog scenario).
@@ -261,6 +280,7 @@ pub const TARGET_ONE_STREAM_RSS: Target = Target {
     max_cpu_ns_per_msg: None,
     max_steady_cpu_ns_per_msg: None,
     max_rss_mib: Some(12.0),
+    max_delay_p99_us: None,
 };
 
 /// Target of one stream at a steady 50,000 msg/s (issue 22): at most 1 µs of CPU per message in
@@ -270,6 +290,7 @@ pub const TARGET_STEADY: Target = Target {
     max_cpu_ns_per_msg: None,
     max_steady_cpu_ns_per_msg: Some(1000.0),
     max_rss_mib: Some(12.0),
+    max_delay_p99_us: None,
 };
 
 /// Target for 1,000 streams (issue 22): at most 4 µs of CPU per message in the steady window.
@@ -278,6 +299,17 @@ pub const TARGET_MANY_STREAMS: Target = Target {
     max_cpu_ns_per_msg: None,
     max_steady_cpu_ns_per_msg: Some(4000.0),
     max_rss_mib: Some(100.0),
+    max_delay_p99_us: None,
+};
+
+/// Target of one stream whose messages come one by one (the spaced scenario): each message's
+/// receive time its own, within 100 µs of its sending at the 99th percentile.
+pub const TARGET_SPACED: Target = Target {
+    min_msgs_per_s: None,
+    max_cpu_ns_per_msg: None,
+    max_steady_cpu_ns_per_msg: None,
+    max_rss_mib: Some(12.0),
+    max_delay_p99_us: Some(100.0),
 };
 
 /// A comparison of a scenario's medians with another scenario's.
@@ -559,6 +591,15 @@ pub fn catalogue() -> Vec<Scenario> {
             workload: Workload::DiskHog,
             recorder: ENVELOPE,
             target: Some(TARGET_ONE_STREAM_RSS),
+            compare: None,
+        },
+        Scenario {
+            name: "spaced-envelope",
+            about: "9. one connection at 3,000 msg/s for 10 s, each message sent alone at its time (every 333 us); receive delay (ts - send time) per message: is each message's receive time its own?",
+            payload: SMALL,
+            workload: Workload::Spaced,
+            recorder: ENVELOPE,
+            target: Some(TARGET_SPACED),
             compare: None,
         },
         Scenario {

@@ -21,6 +21,7 @@ const SIZES: Sizes = Sizes {
     steady_duration_s: 0.5,
     hog_rate: 20_000.0,
     hog_file_bytes: 8 << 20,
+    spaced_rate: 2_000.0,
 };
 
 fn settings(wsrec: &Path, args: &[&str], tag: &str) -> Settings {
@@ -140,6 +141,14 @@ fn every_scenario_passes_with_the_standin() {
                     let hog = run.disk_hog;
                     assert_eq!(hog.is_some(), scenario.workload == Workload::DiskHog);
                     assert!(hog.is_none_or(|h| h.bytes > 0 && h.fsyncs > 0), "{hog:?}");
+                }
+                Workload::Spaced => {
+                    // 1,000 messages at 2,000/s, each sent alone: half a second.
+                    assert_eq!(run.check.messages, 1_000);
+                    assert!(run.elapsed_s > 0.45, "{}", run.elapsed_s);
+                    let d = run.check.receive_delay.expect("the delay of each message");
+                    assert_eq!(d.messages, 1_000);
+                    assert!(m.delay_p99_us.is_some());
                 }
             }
         }
