@@ -53,6 +53,10 @@ struct Args {
     /// Spaced scenario: messages per second, each sent alone [default: 3000].
     #[arg(long)]
     spaced_rate: Option<f64>,
+    /// Spaced-beside-flood scenario: the flooded stream's messages per second at most, sent in
+    /// bursts of about 1 MiB; 0 floods as fast as the recorder reads [default: 300000].
+    #[arg(long)]
+    flood_rate: Option<f64>,
     /// Scenario(s) to run: names, comma lists, or `all` (the default). Scenarios a selected one
     /// is compared with come along. See --list.
     #[arg(long = "scenario", value_name = "NAME")]
@@ -118,6 +122,7 @@ impl Args {
             hog_rate: self.hog_rate.unwrap_or(base.hog_rate),
             hog_file_bytes: base.hog_file_bytes,
             spaced_rate: self.spaced_rate.unwrap_or(base.spaced_rate),
+            flood_rate: self.flood_rate.unwrap_or(base.flood_rate),
         }
     }
 }
@@ -173,7 +178,8 @@ fn run(args: Args) -> Result<bool> {
         sizes.stream_rate > 0.0
             && sizes.steady_rate > 0.0
             && sizes.hog_rate > 0.0
-            && sizes.spaced_rate > 0.0,
+            && sizes.spaced_rate > 0.0
+            && sizes.flood_rate >= 0.0,
         "rates must be positive"
     );
     anyhow::ensure!(

@@ -10,6 +10,10 @@
 //! connection's last message (with the CPU window below, every connection's last message), and
 //! the run is over when every client has answered it.
 //!
+//! With [`PacedSpec::gated`], the schedule waits after the connections until the run opens the
+//! gate ([`PacedServer::open_gate`]): the spaced-beside-flood run starts the spaced messages once
+//! the flood beside them is flowing.
+//!
 //! With [`PacedSpec::cpu_window`], the server also marks the steady CPU window
 //! ([`crate::window`]): it waits for the recorder's CPU clock ([`PacedServer::watch_cpu`]),
 //! reads it just before the schedule starts, and holds the close frames back until it has read
@@ -55,6 +59,9 @@ pub struct PacedSpec {
     /// Note the wall-clock time each message of the first connection was written (see
     /// [`PacedReport::send_ns`]).
     pub send_times: bool,
+    /// Wait after the connections, before the CPU window and the schedule, until
+    /// [`PacedServer::open_gate`] is called (or the server's handle drops the gate).
+    pub gated: bool,
     /// Measure the steady CPU window: wait after the connections for the clock given to
     /// [`PacedServer::watch_cpu`] (or for the server's handle to drop it), and hold the close
     /// frames back until the window is closed (see [`crate::window`]).
@@ -116,6 +123,8 @@ pub struct PacedServer {
     stop: Arc<AtomicBool>,
     /// Hands the recorder's CPU clock to the server thread (see [`Self::watch_cpu`]).
     cpu_clock: Option<SyncSender<CpuClock>>,
+    /// Lets the schedule start (see [`Self::open_gate`]).
+    gate: Option<SyncSender<()>>,
     thread: Option<JoinHandle<Result<PacedReport>>>,
 }
 
@@ -133,14 +142,22 @@ impl PacedServer {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let (tx, rx) = sync_channel(1);
+        let (gate_tx, gate_rx) = sync_channel(1);
         let thread = std::thread::Builder::new()
             .name("paced-server".into())
-            .spawn(move || serve(listener, &spec, &payload, &flag, deadline, &rx))
+            .spawn(move || {
+                let signals = Signals {
+                    cpu_clock: rx,
+                    gate: gate_rx,
+                };
+                serve(listener, &spec, &payload, &flag, deadline, &signals)
+            })
             .context("spawning the paced server thread")?;
         Ok(Self {
             addr,
             stop,
             cpu_clock: Some(tx),
+            gate: Some(gate_tx),
             thread: Some(thread),
         })
     }
@@ -153,6 +170,15 @@ impl PacedServer {
         if let Some(tx) = self.cpu_clock.take() {
             // The thread may have ended already; then nobody needs the clock.
             let _ = tx.send(clock);
+        }
+    }
+
+    /// Lets the schedule start (with [`PacedSpec::gated`]; otherwise it is not waited for). Only
+    /// the first call counts; the server thread waits for it once every connection is up.
+    pub fn open_gate(&mut self) {
+        if let Some(tx) = self.gate.take() {
+            // The thread may have ended already; then nobody waits.
+            let _ = tx.send(());
         }
     }
 
@@ -181,7 +207,8 @@ impl PacedServer {
     /// # Errors
     /// Whatever went wrong while serving, or a panic of the server thread.
     pub fn join(mut self) -> Result<PacedReport> {
-        // A thread still waiting for a CPU clock goes on without one.
+        // A thread still waiting for the gate or a CPU clock goes on without them.
+        self.gate = None;
         self.cpu_clock = None;
         let thread = self.thread.take().context("server already joined")?;
         match thread.join() {
@@ -194,6 +221,7 @@ impl PacedServer {
 impl Drop for PacedServer {
     fn drop(&mut self) {
         self.stop();
+        self.gate = None;
         self.cpu_clock = None;
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -446,6 +474,26 @@ fn wait_for_clock(
     }
 }
 
+/// Waits until the gate is opened or its sender dropped.
+fn wait_for_gate(rx: &Receiver<()>, stop: &AtomicBool, deadline: Instant) -> Result<()> {
+    loop {
+        match rx.recv_timeout(POLL) {
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            Err(RecvTimeoutError::Timeout) => {
+                check_alive(stop, deadline, "waiting for the schedule's gate to open")?;
+            }
+        }
+    }
+}
+
+/// What the server thread receives from its handle while it runs.
+struct Signals {
+    /// The recorder's CPU clock ([`PacedServer::watch_cpu`]).
+    cpu_clock: Receiver<CpuClock>,
+    /// The schedule may start ([`PacedServer::open_gate`]).
+    gate: Receiver<()>,
+}
+
 /// The whole paced run.
 fn serve(
     listener: TcpListener,
@@ -453,7 +501,7 @@ fn serve(
     payload: &Payload,
     stop: &AtomicBool,
     deadline: Instant,
-    cpu_clock: &Receiver<CpuClock>,
+    signals: &Signals,
 ) -> Result<PacedReport> {
     // This thread's timers to the microsecond, not the default 50 µs of slack: a fine tick
     // sends each message at its time.
@@ -462,8 +510,11 @@ fn serve(
     let started = Instant::now();
     let mut conns = accept_all(&listener, spec, stop, deadline)?;
     let connect_time = started.elapsed();
+    if spec.gated {
+        wait_for_gate(&signals.gate, stop, deadline)?;
+    }
     let mut window = if spec.cpu_window {
-        wait_for_clock(cpu_clock, stop, deadline)?.map(|c| Window::open(c, spec.total()))
+        wait_for_clock(&signals.cpu_clock, stop, deadline)?.map(|c| Window::open(c, spec.total()))
     } else {
         None
     };
@@ -678,6 +729,7 @@ mod tests {
             rate: 100.0,
             tick: TICK,
             send_times: false,
+            gated: false,
             cpu_window: false,
         };
         let payload = Payload::small(100).unwrap();
@@ -718,6 +770,7 @@ mod tests {
             rate: 100.0,
             tick: TICK,
             send_times: false,
+            gated: false,
             cpu_window: true,
         };
         let mut server = PacedServer::start(
@@ -763,6 +816,7 @@ mod tests {
             rate: 100.0,
             tick: TICK,
             send_times: false,
+            gated: false,
             cpu_window: true,
         };
         let server = PacedServer::start(
@@ -791,6 +845,47 @@ mod tests {
     }
 
     #[test]
+    fn a_gated_schedule_starts_when_the_gate_opens() {
+        let spec = PacedSpec {
+            names: vec!["a".into()],
+            per_connection: 5,
+            rate: 1000.0,
+            tick: TICK,
+            send_times: false,
+            gated: true,
+            cpu_window: false,
+        };
+        let mut server = PacedServer::start(
+            spec,
+            Payload::small(100).unwrap(),
+            Instant::now() + Duration::from_secs(30),
+        )
+        .unwrap();
+        let (addr, url) = (server.addr(), server.url("a"));
+        let (up_tx, up_rx) = std::sync::mpsc::channel();
+        let client = std::thread::spawn(move || {
+            let tcp = TcpStream::connect(addr).unwrap();
+            let (mut ws, _) = tungstenite::client::client(url, tcp).unwrap();
+            up_tx.send(()).unwrap();
+            let (mut n, mut first_at) = (0, None);
+            while !matches!(ws.read().unwrap(), Message::Close(_)) {
+                first_at.get_or_insert_with(Instant::now);
+                n += 1;
+            }
+            let _ = ws.flush();
+            (n, first_at.unwrap())
+        });
+        // The handshake is done: only the gate holds the schedule back now.
+        up_rx.recv().unwrap();
+        let opened = Instant::now();
+        server.open_gate();
+        let report = server.join().unwrap();
+        let (n, first_at) = client.join().unwrap();
+        assert_eq!(n, 5);
+        assert!(report.first_write >= opened && first_at > opened);
+    }
+
+    #[test]
     fn an_unknown_path_fails_the_run() {
         let spec = PacedSpec {
             names: vec!["a".into()],
@@ -798,6 +893,7 @@ mod tests {
             rate: 10.0,
             tick: TICK,
             send_times: false,
+            gated: false,
             cpu_window: false,
         };
         let server = PacedServer::start(

@@ -7,6 +7,14 @@
 //! from the start of the schedule to the last close reply, which is the pace). CPU and RSS are the
 //! recorder process's own, whole life included (startup and the drain after SIGTERM); paced
 //! workloads also measure the recorder's CPU in the steady window alone (see [`crate::window`]).
+//!
+//! The spaced-beside-flood workload runs two servers for one recorder (a config file with two
+//! streams): an [`EndlessFlood`] that floods stream `flood` as fast as the recorder reads, and a
+//! gated [`PacedServer`] for the spaced stream `bench`, whose schedule starts once the flood is
+//! flowing. When every spaced message has been read (the spaced stream's close reply), the flood
+//! is ended (its close frame follows the piece being written) and its close reply waited for; then
+//! both recordings are checked, the flood's against the count it sent. Its throughput and CPU per
+//! message are over both streams' messages, from the flood's first frame to the last close reply.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -25,13 +33,16 @@ use crate::recorder::{ChildSpec, Exit, Process, Websocat};
 use crate::report::{ScenarioResult, si};
 use crate::scenario::{PayloadKind, Plan, Recorder, Scenario, Sizes, Workload};
 use crate::server::{
-    ClientEnd, ClientTraffic, Encoded, FloodServer, ServerReport, measure_ceiling,
+    ClientEnd, ClientTraffic, Encoded, EndlessFlood, EndlessReport, FloodServer, ServerReport,
+    measure_ceiling,
 };
 use crate::window::{CpuClock, CpuReading, CpuWindow};
 
 /// The stream name given to the recorder (`--name`) and expected in envelope lines, for the
 /// single-stream workloads.
 pub const STREAM_NAME: &str = "bench";
+/// The stream flooded beside the spaced one (spaced-beside-flood workload).
+pub const FLOOD_STREAM_NAME: &str = "flood";
 /// How long the recorder may take to exit after SIGTERM.
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a recorder that exits by itself after the close (websocat) is given to do so before
@@ -146,10 +157,26 @@ pub struct RunMetrics {
     pub page_cache_warmed_mb: Option<f64>,
     /// Disk-hog workload: what the other writer did meanwhile.
     pub disk_hog: Option<HogReport>,
-    /// What the recording held.
+    /// Spaced-beside-flood workload: what the flooded stream carried meanwhile.
+    pub flood_beside: Option<FloodBeside>,
+    /// What the recording held (spaced-beside-flood: both streams; the receive delay is the
+    /// spaced stream's).
     pub check: CheckSummary,
     /// Where the run's files are, if kept.
     pub kept_dir: Option<PathBuf>,
+}
+
+/// What the stream flooded beside the spaced one carried (spaced-beside-flood workload).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct FloodBeside {
+    /// Messages sent on it, every one of them recorded (else the run failed).
+    pub messages: u64,
+    /// From its first frame to its close reply, seconds.
+    pub seconds: f64,
+    /// `messages / seconds`: how fast the recorder read it beside the spaced stream.
+    pub msgs_per_s: f64,
+    /// How long it had been flowing when the spaced schedule started, ms.
+    pub lead_ms: f64,
 }
 
 /// The traffic of a scenario, prepared once for all its runs.
@@ -160,6 +187,14 @@ pub enum Traffic {
     Blocks(Vec<Arc<Encoded>>),
     /// Paced connections.
     Paced(PacedSpec),
+    /// One paced (gated, spaced) connection beside an [`EndlessFlood`] of the same payload.
+    Beside(PacedSpec, Option<f64>),
+}
+
+/// A quarter of the time between two messages of `rate` per second, at most [`TICK`]: each
+/// message goes alone, near its time, without waking the server much more often than that.
+fn spaced_tick(rate: f64) -> Duration {
+    Duration::from_secs_f64(0.25 / rate).min(TICK)
 }
 
 impl Traffic {
@@ -193,35 +228,51 @@ impl Traffic {
                     names,
                     per_connection: plan.per_connection,
                     rate: plan.rate.unwrap_or(1.0),
-                    // A quarter of the time between two messages: each goes alone, near its
-                    // time, without waking the server much more often than that.
                     tick: if workload == Workload::Spaced {
-                        Duration::from_secs_f64(0.25 / plan.rate.unwrap_or(1.0)).min(TICK)
+                        spaced_tick(plan.rate.unwrap_or(1.0))
                     } else {
                         TICK
                     },
                     send_times: plan.connections == 1,
+                    gated: false,
                     cpu_window: true,
                 })
             }
+            Workload::SpacedBesideFlood => Self::Beside(
+                PacedSpec {
+                    names: vec![STREAM_NAME.to_owned()],
+                    per_connection: plan.per_connection,
+                    rate: plan.rate.unwrap_or(1.0),
+                    tick: spaced_tick(plan.rate.unwrap_or(1.0)),
+                    send_times: true,
+                    // The schedule starts once the flood is flowing.
+                    gated: true,
+                    // The recorder's CPU is mostly the flood's, whose messages in the window are
+                    // not counted: no steady figure.
+                    cpu_window: false,
+                },
+                plan.flood_rate,
+            ),
         }
     }
 
-    /// Messages in one run.
+    /// Messages in one run (beside a flood: the spaced ones; the flood's are counted as it goes).
     pub fn messages(&self) -> u64 {
         match self {
             Self::Flood(f) => f.messages,
             Self::Blocks(b) => b.iter().map(|f| f.messages).sum(),
-            Self::Paced(p) => p.total(),
+            Self::Paced(p) | Self::Beside(p, _) => p.total(),
         }
     }
 
-    /// Message payload bytes in one run.
+    /// Message payload bytes in one run (beside a flood: of the spaced messages).
     pub fn message_bytes(&self, payload: &Payload) -> u64 {
         match self {
             Self::Flood(f) => f.message_bytes,
             Self::Blocks(b) => b.iter().map(|f| f.message_bytes).sum(),
-            Self::Paced(p) => payload.total_bytes(p.per_connection) * p.names.len() as u64,
+            Self::Paced(p) | Self::Beside(p, _) => {
+                payload.total_bytes(p.per_connection) * p.names.len() as u64
+            }
         }
     }
 }
@@ -244,6 +295,19 @@ impl Served for FloodServer {
     }
     fn finish(self) -> Result<Vec<ServerReport>> {
         self.join_all()
+    }
+}
+
+impl Served for EndlessFlood {
+    type Report = EndlessReport;
+    fn finished(&self) -> bool {
+        self.is_finished()
+    }
+    fn halt(&self) {
+        self.stop();
+    }
+    fn finish(self) -> Result<EndlessReport> {
+        self.join()
     }
 }
 
@@ -369,6 +433,34 @@ fn stop(proc: &mut Process, recorder: Recorder, workload: Workload) -> Result<(E
         );
     }
     Ok((exit, exit.at.saturating_duration_since(sent)))
+}
+
+/// Waits until `flood` has handed its first piece to the kernel (the recorder has data of it to
+/// read from then on), the recorder dies, or the deadline passes.
+fn wait_flowing(flood: &EndlessFlood, proc: &mut Process, deadline: Instant) -> Result<()> {
+    while flood.sent() == 0 {
+        if flood.is_finished() {
+            bail!(
+                "the flood ended before it was flowing\n{}",
+                proc.log_tail(LOG_TAIL)
+            );
+        }
+        if let Some(exit) = proc.try_wait()? {
+            bail!(
+                "recorder ended before the flood was flowing: {}\n{}",
+                exit.describe(),
+                proc.log_tail(LOG_TAIL)
+            );
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "timed out: the recorder did not start reading the flood\n{}",
+                proc.log_tail(LOG_TAIL)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Ok(())
 }
 
 /// A fresh scratch directory for one run.
@@ -540,6 +632,10 @@ struct ServedFigures {
     client_done: Instant,
     /// Seconds of sending that count for throughput.
     elapsed_s: f64,
+    /// Messages that count for throughput and CPU per message.
+    messages: u64,
+    /// Their payload bytes.
+    message_bytes: u64,
     connections: u64,
     close_replied: bool,
     traffic: ClientTraffic,
@@ -575,7 +671,7 @@ fn run_in(
             let blocks = match traffic {
                 Traffic::Flood(f) => vec![f.clone()],
                 Traffic::Blocks(b) => b.clone(),
-                Traffic::Paced(_) => unreachable!(),
+                Traffic::Paced(_) | Traffic::Beside(..) => unreachable!(),
             };
             let counts: Vec<u64> = blocks.iter().map(|b| b.messages).collect();
             if settings.warm_page_cache {
@@ -611,6 +707,8 @@ fn run_in(
                 first_write: first.first_write,
                 client_done: last.client_done,
                 elapsed_s: reports.iter().map(|r| r.elapsed().as_secs_f64()).sum(),
+                messages: n,
+                message_bytes: traffic.message_bytes(payload),
                 connections: reports.len() as u64,
                 close_replied: reports
                     .iter()
@@ -670,15 +768,86 @@ fn run_in(
                 first_write: report.first_write,
                 client_done: report.client_done,
                 elapsed_s: report.elapsed().as_secs_f64(),
+                messages: n,
+                message_bytes: traffic.message_bytes(payload),
                 connections: report.connections as u64,
                 close_replied: report.close_replies == report.connections,
                 traffic: report.traffic,
             };
             (served, stopped, check)
         }
+        Traffic::Beside(spec, flood_rate) => {
+            let spaced = &spec.names[0];
+            let flood = EndlessFlood::start(payload.clone(), deadline, *flood_rate)?;
+            let mut server = PacedServer::start(spec.clone(), payload.clone(), deadline)?;
+            let streams = vec![
+                (spaced.clone(), server.url(spaced)),
+                (FLOOD_STREAM_NAME.to_owned(), flood.url()),
+            ];
+            let mut proc = start_recorder(scenario, settings, dir, &out, &streams)?;
+            wait_flowing(&flood, &mut proc, deadline)?;
+            server.open_gate();
+            // Every spaced message has been read once its stream's close reply is in; the
+            // flood goes on until then.
+            let report = wait_served(server, &mut proc, deadline, None)?;
+            flood.end();
+            let flooded = wait_served(flood, &mut proc, deadline, None)?;
+            let stopped = stop(&mut proc, scenario.recorder, scenario.workload)?;
+            let sent = spec.send_times.then_some(report.send_ns.as_slice());
+            let spaced_check =
+                check::check_timed(&out.join(spaced), format, spaced, payload, n, sent)
+                    .with_context(|| format!("stream {spaced}"))?;
+            let flood_check = check::check_recording(
+                &out.join(FLOOD_STREAM_NAME),
+                format,
+                FLOOD_STREAM_NAME,
+                payload,
+                flooded.messages,
+            )
+            .with_context(|| format!("stream {FLOOD_STREAM_NAME}"))?;
+            let mut check = CheckSummary::default();
+            let delay = spaced_check.receive_delay;
+            check.absorb(spaced_check, spaced);
+            check.absorb(flood_check, FLOOD_STREAM_NAME);
+            check.receive_delay = delay;
+            extra.max_send_lag_ms = Some(report.max_lag.as_secs_f64() * 1e3);
+            extra.connect_s = Some(report.connect_time.as_secs_f64());
+            extra.max_pending_bytes = Some(report.max_pending_bytes as u64);
+            extra.extra_connections = Some(report.extra_connections);
+            let fc = &flooded.connection;
+            let seconds = fc.elapsed().as_secs_f64();
+            extra.flood_beside = Some(FloodBeside {
+                messages: flooded.messages,
+                seconds,
+                msgs_per_s: flooded.messages as f64 / seconds,
+                lead_ms: report
+                    .first_write
+                    .saturating_duration_since(fc.first_write)
+                    .as_secs_f64()
+                    * 1e3,
+            });
+            let mut t = report.traffic.clone();
+            add_traffic(&mut t, &fc.traffic);
+            let (first_write, client_done) = (
+                fc.first_write.min(report.first_write),
+                fc.client_done.max(report.client_done),
+            );
+            let served = ServedFigures {
+                first_write,
+                client_done,
+                elapsed_s: (client_done - first_write).as_secs_f64(),
+                messages: n + flooded.messages,
+                message_bytes: traffic.message_bytes(payload) + flooded.message_bytes,
+                connections: report.connections as u64 + 1,
+                close_replied: report.close_replies == report.connections
+                    && fc.client_end == ClientEnd::CloseReply,
+                traffic: t,
+            };
+            (served, stopped, check)
+        }
     };
     let (exit, stop_time) = proc_exit;
-    let nf = n as f64;
+    let nf = served.messages as f64;
     let processes = match scenario.recorder {
         Recorder::Websocat => served.connections.max(1),
         Recorder::Wsrec { .. } => 1,
@@ -690,7 +859,7 @@ fn run_in(
         .and_then(|w| w.as_ref().ok().copied());
     Ok(RunMetrics {
         msgs_per_s: nf / served.elapsed_s,
-        mb_per_s: traffic.message_bytes(payload) as f64 / served.elapsed_s / 1e6,
+        mb_per_s: served.message_bytes as f64 / served.elapsed_s / 1e6,
         cpu_ns_per_msg: exit.cpu().as_nanos() as f64 / nf,
         steady_cpu_ns_per_msg: steady.map(|w| w.ns_per_msg()),
         steady_window_s: steady.map(|w| w.wall.as_secs_f64()),
@@ -721,6 +890,7 @@ fn run_in(
         extra_connections: extra.extra_connections,
         page_cache_warmed_mb: extra.page_cache_warmed_mb,
         disk_hog: extra.hog,
+        flood_beside: extra.flood_beside,
         check,
         kept_dir: None,
     })
@@ -738,6 +908,7 @@ struct Extra {
     pss_sum_mib: Option<f64>,
     page_cache_warmed_mb: Option<f64>,
     hog: Option<HogReport>,
+    flood_beside: Option<FloodBeside>,
     cpu_window: Option<Result<CpuWindow, String>>,
 }
 
@@ -831,6 +1002,15 @@ fn describe(name: &str, run: usize, runs: usize, m: &RunMetrics) -> String {
             ", {} connections up in {:.2} s, server lag <= {lag:.1} ms",
             m.connections,
             m.connect_s.unwrap_or(0.0)
+        ));
+    }
+    if let Some(f) = &m.flood_beside {
+        line.push_str(&format!(
+            ", beside a flood of {} messages on another stream ({} msg/s over {:.1} s, {:.0} ms before the first spaced message)",
+            f.messages,
+            si(f.msgs_per_s),
+            f.seconds,
+            f.lead_ms
         ));
     }
     if m.check.compressed_files > 0 {

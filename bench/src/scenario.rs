@@ -54,6 +54,14 @@ pub enum Workload {
     /// delay of every message (`ts` - send time) is measured, which shows whether each
     /// message's kernel receive time is its own.
     Spaced,
+    /// `Spaced`'s connection (stream `bench`) beside a second connection of the same recorder
+    /// (stream `flood`, one config file) that is sent messages at `flood_rate` in bursts of about
+    /// 1 MiB (or as fast as the recorder reads them) from before the first spaced message until
+    /// the spaced stream has been served (see
+    /// [`crate::server::EndlessFlood`]): the receive delay of every spaced message shows whether
+    /// its receive time is still its own while the recorder is busy with another socket, and the
+    /// flood's every message must be recorded too.
+    SpacedBesideFlood,
 }
 
 /// The sizes of the workloads, from the command line.
@@ -79,6 +87,9 @@ pub struct Sizes {
     pub hog_file_bytes: u64,
     /// Spaced workload: messages per second, each sent alone.
     pub spaced_rate: f64,
+    /// Spaced-beside-flood workload: the flooded stream's messages per second at most (sent in
+    /// bursts of about 1 MiB), 0 for as fast as the recorder reads.
+    pub flood_rate: f64,
 }
 
 impl Sizes {
@@ -94,6 +105,7 @@ impl Sizes {
         hog_rate: 100_000.0,
         hog_file_bytes: 512 << 20,
         spaced_rate: 3_000.0,
+        flood_rate: 300_000.0,
     };
 
     /// `--quick`: every scenario at a size that runs in seconds (a smoke test, not a measure); 200
@@ -109,6 +121,7 @@ impl Sizes {
         hog_rate: 100_000.0,
         hog_file_bytes: 64 << 20,
         spaced_rate: 3_000.0,
+        flood_rate: 300_000.0,
     };
 }
 
@@ -120,12 +133,16 @@ pub struct Plan {
     pub connections: usize,
     /// Messages on each connection (the last block of a reconnect run may be shorter).
     pub per_connection: u64,
-    /// Messages in the whole run.
+    /// Messages in the whole run (spaced-beside-flood: the spaced stream's; the flood's count is
+    /// whatever the recorder reads meanwhile).
     pub messages: u64,
     /// Messages per second per connection, for paced workloads.
     pub rate: Option<f64>,
     /// Disk-hog workload: bytes of each file the other writer writes and `fsync`s.
     pub hog_file_bytes: Option<u64>,
+    /// Spaced-beside-flood workload: the flooded stream's messages per second at most, `None`
+    /// for as fast as the recorder reads.
+    pub flood_rate: Option<f64>,
 }
 
 impl Workload {
@@ -139,6 +156,7 @@ impl Workload {
                 messages: per_connection * connections as u64,
                 rate: Some(rate),
                 hog_file_bytes: None,
+                flood_rate: None,
             }
         };
         match self {
@@ -148,6 +166,7 @@ impl Workload {
                 messages: sizes.messages,
                 rate: None,
                 hog_file_bytes: None,
+                flood_rate: None,
             },
             Self::Reconnect => {
                 let every = sizes.reconnect_every.clamp(1, sizes.messages.max(1));
@@ -157,6 +176,7 @@ impl Workload {
                     messages: sizes.messages,
                     rate: None,
                     hog_file_bytes: None,
+                    flood_rate: None,
                 }
             }
             Self::ManyStreams => paced(
@@ -170,11 +190,17 @@ impl Workload {
                 ..paced(1, sizes.hog_rate, sizes.steady_duration_s)
             },
             Self::Spaced => paced(1, sizes.spaced_rate, sizes.steady_duration_s),
+            Self::SpacedBesideFlood => Plan {
+                connections: 2,
+                flood_rate: (sizes.flood_rate > 0.0).then_some(sizes.flood_rate),
+                ..paced(1, sizes.spaced_rate, sizes.steady_duration_s)
+            },
         }
     }
 
     /// Whether the server sends at a set pace (throughput is then the pace, and the figures
-    /// that matter are CPU and memory).
+    /// that matter are CPU and memory). Not spaced-beside-flood: its throughput and CPU are
+    /// mostly the flood's, and its figure is the spaced stream's receive delay.
     pub fn paced(self) -> bool {
         matches!(
             self,
@@ -309,6 +335,23 @@ pub const TARGET_SPACED: Target = Target {
     max_cpu_ns_per_msg: None,
     max_steady_cpu_ns_per_msg: None,
     max_rss_mib: Some(12.0),
+    max_delay_p99_us: Some(100.0),
+};
+
+/// Target of the spaced stream beside a flooded one: the same receive delay limit as
+/// [`TARGET_SPACED`], since the kernel stamps a message when it arrives however busy the recorder
+/// is, and the stamp is late only when the recorder reads the socket after the next message has
+/// arrived too (one stamp per read, the newest data's): a recorder that reads every socket at
+/// least once per interval (333 µs) keeps every stamp its own. No memory limit: the other stream
+/// lasts as long as the spaced one, and with `--flood-rate 0` (as fast as the recorder reads;
+/// 10 s, about 18 M messages, 5 GB of lines) the recorder's disk buffer fills as in any flood the
+/// disk does not keep up with (scenario 1 with 4 M messages peaks at about 76 MiB too), so the
+/// peak RSS is that buffer's, not the spaced stream's.
+pub const TARGET_SPACED_BESIDE_FLOOD: Target = Target {
+    min_msgs_per_s: None,
+    max_cpu_ns_per_msg: None,
+    max_steady_cpu_ns_per_msg: None,
+    max_rss_mib: None,
     max_delay_p99_us: Some(100.0),
 };
 
@@ -603,6 +646,15 @@ pub fn catalogue() -> Vec<Scenario> {
             compare: None,
         },
         Scenario {
+            name: "spaced-beside-flood",
+            about: "10. scenario 9's stream beside another stream of the same recorder sent 300k msg/s in bursts of 1 MiB (200-byte messages, config file with 2 streams; --flood-rate 0: as fast as it reads): is each quiet message's receive time still its own?",
+            payload: SMALL,
+            workload: Workload::SpacedBesideFlood,
+            recorder: ENVELOPE,
+            target: Some(TARGET_SPACED_BESIDE_FLOOD),
+            compare: None,
+        },
+        Scenario {
             name: "websocat-steady",
             about: "websocat on scenario 7 (raw lines)",
             payload: SMALL,
@@ -737,5 +789,11 @@ mod tests {
         };
         assert_eq!(Workload::Reconnect.plan(&odd).blocks(), [100, 100, 50]);
         assert_eq!(Workload::Flood.plan(&odd).messages, 250);
+        let spaced = Workload::Spaced.plan(&full);
+        let beside = Workload::SpacedBesideFlood.plan(&full);
+        assert_eq!((spaced.connections, spaced.messages), (1, 30_000));
+        assert_eq!((beside.connections, beside.messages), (2, 30_000));
+        assert_eq!(beside.rate, Some(3_000.0));
+        assert!(!Workload::SpacedBesideFlood.paced());
     }
 }

@@ -1,6 +1,8 @@
 //! The flood server: one WebSocket connection on `127.0.0.1:0` that receives N pre-encoded text
 //! frames as fast as the kernel takes them, then a close frame. For the reconnect workload it
 //! serves several such blocks, one per connection, the client reconnecting after each close.
+//! [`EndlessFlood`] is the same with no set N: it floods until it is told to end, encoding as it
+//! goes (the stream flooded beside a spaced one).
 //!
 //! Frames are encoded before the recorder starts ([`Encoded`]), so during a run the server does
 //! nothing but multi-MiB `write_all` calls and stays several times faster than any client (see
@@ -13,7 +15,7 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -25,6 +27,10 @@ use crate::ws;
 
 /// Size of each `write_all` call (rounded up to whole frames).
 const WRITE_CHUNK: usize = 4 << 20;
+/// Size of each piece the endless flood encodes and writes (rounded up to whole frames): small
+/// enough that [`EndlessFlood::end`] takes effect within a few ms of the client's reading, large
+/// enough that the writer thread wakes rarely.
+const ENDLESS_PIECE: usize = 1 << 20;
 /// How often blocked reads and accepts look at the stop flag and the deadline.
 pub(crate) const POLL: Duration = Duration::from_millis(50);
 /// Frames of one period are re-sent from one buffer when the payload cycles and N is larger than
@@ -416,22 +422,76 @@ fn serve_blocks(
     for (i, frames) in blocks.iter().enumerate() {
         let stream = accept(&listener, stop, deadline)
             .with_context(|| format!("connection {} of {}", i + 1, blocks.len()))?;
-        let report = serve(stream, frames, stop, deadline)
-            .with_context(|| format!("connection {} of {}", i + 1, blocks.len()))?;
+        let report = serve(stream, stop, deadline, |s| {
+            for piece in frames.pieces() {
+                s.send(piece)?;
+            }
+            Ok(())
+        })
+        .with_context(|| format!("connection {} of {}", i + 1, blocks.len()))?;
         reports.push(report);
     }
     Ok(reports)
 }
 
-/// The whole life of one connection.
+/// The write side of a served connection: pieces of whole frames, each preceded by the pongs the
+/// drain thread has queued since the last one. A write waits at most [`POLL`] at a time (the
+/// socket's send timeout), so the stop flag and the deadline are honoured while the client does
+/// not read.
+struct Sender<'a> {
+    stream: &'a TcpStream,
+    pongs: &'a PongQueue,
+    /// Pongs written so far.
+    pongs_sent: u64,
+    stop: &'a AtomicBool,
+    deadline: Instant,
+}
+
+impl Sender<'_> {
+    /// Writes the queued pongs, then `piece`.
+    fn send(&mut self, piece: &[u8]) -> Result<()> {
+        let (queued, count) = self
+            .pongs
+            .lock()
+            .map(|mut q| std::mem::take(&mut *q))
+            .unwrap_or_default();
+        if !queued.is_empty() {
+            self.pongs_sent += count;
+            self.write_all(&queued)?;
+        }
+        self.write_all(piece)
+    }
+
+    fn write_all(&mut self, mut bytes: &[u8]) -> Result<()> {
+        let mut stream = self.stream;
+        while !bytes.is_empty() {
+            match stream.write(bytes) {
+                Ok(0) => bail!("the client went away before reading every frame (write 0)"),
+                Ok(n) => bytes = &bytes[n..],
+                Err(e) if is_timeout(&e) => {
+                    check_alive(self.stop, self.deadline, "writing frames")?;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(e).context("the client went away before reading every frame");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The whole life of one connection: the handshake, then `write` sends the frames (the close
+/// frame included) while a second thread drains what the client sends, until its close reply.
 fn serve(
     mut stream: TcpStream,
-    frames: &Encoded,
     stop: &AtomicBool,
     deadline: Instant,
+    write: impl FnOnce(&mut Sender<'_>) -> Result<()>,
 ) -> Result<ServerReport> {
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(POLL))?;
+    stream.set_write_timeout(Some(POLL))?;
     let (path, pending) = handshake(&mut stream, stop, deadline)?;
     let reader = stream.try_clone().context("cloning the socket")?;
     let pongs = PongQueue::default();
@@ -441,24 +501,15 @@ fn serve(
             .spawn_scoped(scope, || drain(reader, pending, &pongs, stop, deadline))
             .context("spawning the drain thread")?;
         let first_write = Instant::now();
-        let mut written = Ok(());
-        let mut pongs_sent = 0;
-        for piece in frames.pieces() {
-            let (queued, count) = pongs
-                .lock()
-                .map(|mut q| std::mem::take(&mut *q))
-                .unwrap_or_default();
-            if !queued.is_empty() {
-                pongs_sent += count;
-                written = stream.write_all(&queued);
-            }
-            if written.is_ok() {
-                written = stream.write_all(piece);
-            }
-            if written.is_err() {
-                break;
-            }
-        }
+        let mut sender = Sender {
+            stream: &stream,
+            pongs: &pongs,
+            pongs_sent: 0,
+            stop,
+            deadline,
+        };
+        let written = write(&mut sender);
+        let pongs_sent = sender.pongs_sent;
         let all_written = Instant::now();
         let drained = match drainer.join() {
             Ok(r) => r,
@@ -470,7 +521,7 @@ fn serve(
         // The close reply may be read before this thread notes `all_written`: the client can
         // consume the last piece before the writer is scheduled again. Data loss shows up as a
         // failed write here or in the recording check, not in the order of these instants.
-        written.context("writing frames: the client went away before reading them all")?;
+        written.context("writing frames")?;
         Ok(ServerReport {
             path,
             first_write,
@@ -479,6 +530,184 @@ fn serve(
             client_end,
             traffic,
         })
+    })
+}
+
+/// What an [`EndlessFlood`] sent.
+#[derive(Debug, Clone)]
+pub struct EndlessReport {
+    /// The connection's timings and client traffic.
+    pub connection: ServerReport,
+    /// Messages sent: messages `0..messages` of the payload, each whole, then the close frame.
+    pub messages: u64,
+    /// Their payload bytes.
+    pub message_bytes: u64,
+    /// When the writer saw [`EndlessFlood::end`] (the last piece was written after it).
+    pub ended: Option<Instant>,
+}
+
+/// A flood with no set length, for a stream flooded beside another one of the same recorder
+/// (the spaced-beside-flood workload): one connection on `127.0.0.1:0` is sent messages `0, 1, 2,
+/// …` of a payload as fast as the client reads them until [`end`](Self::end) is called; then the
+/// piece being written is finished, a close frame (1000) follows, and the server waits for the
+/// client's close reply, as [`FloodServer`] does.
+///
+/// The frames are encoded as they go, one piece of about [`ENDLESS_PIECE`] bytes (whole frames)
+/// ahead of the kernel's socket buffer: a flood of many seconds costs a megabyte of memory, not
+/// gigabytes of frames encoded before the run. Encoding costs the writer thread a few tens of ns
+/// per small message, several times less than any recorder spends on it, so the client is still
+/// what sets the pace. How many messages went out is only known at the end
+/// ([`EndlessReport::messages`]); the recording must then hold exactly those, in order, as for
+/// every other flood.
+pub struct EndlessFlood {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    end: Arc<AtomicBool>,
+    /// Messages in the pieces handed to the kernel so far.
+    sent: Arc<AtomicU64>,
+    thread: Option<JoinHandle<Result<EndlessReport>>>,
+}
+
+impl EndlessFlood {
+    /// Binds `127.0.0.1:0` and floods the first client that connects with messages of
+    /// `payload`: as fast as it reads them, or with `rate` at most that many messages per
+    /// second, a piece at a time (a burst of about [`ENDLESS_PIECE`] bytes, then a pause until
+    /// the rate allows the next). The server gives up at `deadline` or when
+    /// [`stop`](Self::stop) is called.
+    ///
+    /// # Errors
+    /// Binding or spawning the thread fails.
+    pub fn start(payload: Payload, deadline: Instant, rate: Option<f64>) -> Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let end = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicU64::new(0));
+        let (flags, ending, count) = (stop.clone(), end.clone(), sent.clone());
+        let thread = std::thread::Builder::new()
+            .name("endless-flood".into())
+            .spawn(move || {
+                let stream = accept(&listener, &flags, deadline)?;
+                drop(listener);
+                flood_until_end(stream, &payload, rate, &flags, &ending, &count, deadline)
+            })
+            .context("spawning the endless flood thread")?;
+        Ok(Self {
+            addr,
+            stop,
+            end,
+            sent,
+            thread: Some(thread),
+        })
+    }
+
+    /// The `ws://` URL to give the client.
+    pub fn url(&self) -> String {
+        format!("ws://{}/", self.addr)
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Messages handed to the kernel so far (whole pieces): above 0 once the flood is flowing.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Asks the writer to finish the piece it is writing, send the close frame and wait for the
+    /// client's close reply.
+    pub fn end(&self) {
+        self.end.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the server thread has ended (served, failed or stopped).
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    /// Asks the server thread to give up at its next poll (a failed run).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Waits for the server thread and returns what it sent.
+    ///
+    /// # Errors
+    /// Whatever went wrong while serving, or a panic of the server thread.
+    pub fn join(mut self) -> Result<EndlessReport> {
+        let thread = self.thread.take().context("server already joined")?;
+        match thread.join() {
+            Ok(result) => result,
+            Err(_) => bail!("endless flood thread panicked"),
+        }
+    }
+}
+
+impl Drop for EndlessFlood {
+    fn drop(&mut self) {
+        self.stop();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The connection of an [`EndlessFlood`]: pieces of messages encoded as they go until `end` is
+/// set, then the close frame.
+fn flood_until_end(
+    stream: TcpStream,
+    payload: &Payload,
+    rate: Option<f64>,
+    stop: &AtomicBool,
+    end: &AtomicBool,
+    sent: &AtomicU64,
+    deadline: Instant,
+) -> Result<EndlessReport> {
+    let mut messages = 0u64;
+    let mut ended = None;
+    let connection = serve(stream, stop, deadline, |s| {
+        let mut piece = Vec::with_capacity(ENDLESS_PIECE + (1 << 16));
+        let mut msg = Vec::new();
+        let t0 = Instant::now();
+        while !end.load(Ordering::Relaxed) {
+            if let Some(rate) = rate {
+                // The next piece when the rate allows it (in short naps, so `end` and `stop`
+                // are seen).
+                let due = t0 + Duration::from_secs_f64(messages as f64 / rate);
+                let now = Instant::now();
+                if now < due {
+                    std::thread::sleep((due - now).min(Duration::from_millis(10)));
+                    continue;
+                }
+            }
+            piece.clear();
+            while piece.len() < ENDLESS_PIECE {
+                msg.clear();
+                payload.write_message(messages, &mut msg);
+                ws::put_frame(&mut piece, ws::OP_TEXT, &msg, None);
+                messages += 1;
+            }
+            s.send(&piece)?;
+            sent.store(messages, Ordering::Relaxed);
+        }
+        ended = Some(Instant::now());
+        piece.clear();
+        ws::put_frame(
+            &mut piece,
+            ws::OP_CLOSE,
+            &ws::close_payload(ws::CLOSE_NORMAL),
+            None,
+        );
+        s.send(&piece)
+    })
+    .with_context(|| format!("flooding (after {messages} messages)"))?;
+    Ok(EndlessReport {
+        connection,
+        messages,
+        message_bytes: payload.total_bytes(messages),
+        ended,
     })
 }
 
@@ -640,6 +869,94 @@ mod tests {
         );
         let report = server.join().unwrap();
         assert_eq!(report.traffic.pongs_sent, 1);
+    }
+
+    #[test]
+    fn the_endless_flood_sends_until_ended_then_closes() {
+        let payload = Payload::small(200).unwrap();
+        let flood = EndlessFlood::start(payload.clone(), deadline(), None).unwrap();
+        let tcp = TcpStream::connect(flood.addr()).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let (mut ws, _) = tungstenite::client::client(flood.url(), tcp).unwrap();
+        ws.send(Message::Ping(b"p".to_vec().into())).unwrap();
+        let (mut k, mut pongs, mut expected) = (0u64, 0, Vec::new());
+        // Several pieces of about 5,000 messages each before the end.
+        let end_at = 30_000;
+        loop {
+            match ws.read().unwrap() {
+                Message::Text(text) => {
+                    expected.clear();
+                    payload.write_message(k, &mut expected);
+                    assert_eq!(text.as_bytes(), &expected[..], "message {k}");
+                    k += 1;
+                    if k == end_at {
+                        // Message 30,000 was in a later piece than the first: that one was
+                        // written whole.
+                        assert!(flood.sent() > 0);
+                        flood.end();
+                    }
+                }
+                Message::Pong(_) => pongs += 1,
+                Message::Close(frame) => {
+                    assert_eq!(frame.unwrap().code, CloseCode::Normal);
+                    break;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        let _ = ws.flush();
+        let report = flood.join().unwrap();
+        assert!(k >= end_at);
+        assert_eq!(report.messages, k, "every message sent was read, no more");
+        assert_eq!(report.message_bytes, payload.total_bytes(k));
+        assert!(report.ended.is_some());
+        let c = &report.connection;
+        assert_eq!(c.client_end, ClientEnd::CloseReply);
+        assert_eq!((c.traffic.pings, c.traffic.pongs_sent, pongs), (1, 1, 1));
+    }
+
+    /// With a rate, the flood never runs ahead of it: at most one piece (about 5,000 messages)
+    /// beyond what the rate allows since the start, however fast the client reads.
+    #[test]
+    fn a_rate_holds_the_endless_flood_back() {
+        let rate = 20_000.0;
+        let flood =
+            EndlessFlood::start(Payload::small(200).unwrap(), deadline(), Some(rate)).unwrap();
+        let tcp = TcpStream::connect(flood.addr()).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let (mut ws, _) = tungstenite::client::client(flood.url(), tcp).unwrap();
+        let start = Instant::now();
+        let mut k = 0u64;
+        // Three pieces' worth of messages: the third cannot come before 0.5 s at this rate.
+        while k < 15_000 {
+            if let Message::Text(_) = ws.read().unwrap() {
+                k += 1;
+            }
+        }
+        let elapsed = start.elapsed().as_secs_f64();
+        flood.end();
+        while !matches!(ws.read().unwrap(), Message::Close(_)) {}
+        let _ = ws.flush();
+        let report = flood.join().unwrap();
+        let piece = (ENDLESS_PIECE / 200) as f64 * 1.1;
+        assert!(
+            (k as f64) <= rate * elapsed + piece,
+            "{k} messages in {elapsed:.3} s at {rate}/s"
+        );
+        assert!(report.messages >= k);
+    }
+
+    #[test]
+    fn a_client_leaving_the_endless_flood_fails_it() {
+        let flood = EndlessFlood::start(Payload::small(200).unwrap(), deadline(), None).unwrap();
+        let tcp = TcpStream::connect(flood.addr()).unwrap();
+        let (mut ws, _) = tungstenite::client::client(flood.url(), tcp).unwrap();
+        for _ in 0..10 {
+            ws.read().unwrap();
+        }
+        drop(ws);
+        let err = flood.join().unwrap_err();
+        assert!(format!("{err:#}").contains("flooding (after"), "{err:#}");
     }
 
     #[test]

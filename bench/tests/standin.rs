@@ -22,6 +22,7 @@ const SIZES: Sizes = Sizes {
     hog_rate: 20_000.0,
     hog_file_bytes: 8 << 20,
     spaced_rate: 2_000.0,
+    flood_rate: 0.0,
 };
 
 fn settings(wsrec: &Path, args: &[&str], tag: &str) -> Settings {
@@ -150,12 +151,43 @@ fn every_scenario_passes_with_the_standin() {
                     assert_eq!(d.messages, 1_000);
                     assert!(m.delay_p99_us.is_some());
                 }
+                Workload::SpacedBesideFlood => {
+                    // Scenario 9's 1,000 spaced messages, each with its receive delay, beside a
+                    // flood that ran from before the first of them to after the last, every
+                    // message of it recorded in order (the check passed on the count it sent).
+                    let f = run.flood_beside.expect("the flood's figures");
+                    assert!(f.messages > 1_000 && f.lead_ms >= 0.0, "{f:?}");
+                    assert!(f.seconds > 0.45, "{f:?}");
+                    assert_eq!(run.check.messages, 1_000 + f.messages);
+                    assert_eq!(
+                        run.check.message_bytes,
+                        payload.total_bytes(1_000) + payload.total_bytes(f.messages)
+                    );
+                    assert_eq!(run.check.file_count, 2);
+                    assert_eq!(run.connections, 2);
+                    assert_eq!(run.extra_connections, Some(0));
+                    let d = run.check.receive_delay.expect("the delay of each message");
+                    assert_eq!(d.messages, 1_000);
+                    assert!(d.p50_us > 0.0 && d.p50_us <= d.max_us, "{d:?}");
+                    assert!(m.delay_p99_us.is_some());
+                    // Throughput and CPU per message are over both streams' messages.
+                    assert!(run.msgs_per_s > 1_000.0 / run.elapsed_s, "{run:?}");
+                }
             }
         }
         assert_eq!(
             result.server_ceiling_msgs_per_s.is_some(),
             scenario.workload == Workload::Flood
         );
+        if scenario.workload == Workload::SpacedBesideFlood {
+            // The table's messages are the runs' (both streams), not the spaced plan's.
+            let counts = result.runs.iter().map(|r| r.check.messages);
+            let (lo, hi) = (counts.clone().min().unwrap(), counts.max().unwrap());
+            assert!(
+                lo > 1_000 && (lo..=hi).contains(&result.messages),
+                "{lo} {hi}"
+            );
+        }
     }
     assert_eq!(
         ballast.iter().map(|&b| u64::from(b)).sum::<u64>(),
@@ -298,6 +330,27 @@ fn lost_messages_fail_the_run_and_keep_the_files() {
         "{error}"
     );
     assert!(error.contains("files kept in"), "{error}");
+    std::fs::remove_dir_all(&settings.work_dir).unwrap();
+}
+
+#[test]
+fn loss_on_the_stream_flooded_beside_the_spaced_one_fails_the_run() {
+    // The spaced stream has 1,000 messages: only the flood loses any.
+    let settings = settings(&standin(), &["--drop-every", "5000"], "drop-beside");
+    let all = catalogue();
+    let scenario = all
+        .iter()
+        .find(|s| s.workload == Workload::SpacedBesideFlood)
+        .unwrap();
+    let payload = payload_for(scenario.payload, &corpus()).unwrap();
+    let result = run_scenario(scenario, &payload, &SIZES, 1, &settings, |_| {});
+    assert!(!result.passed());
+    let error = result.error.unwrap();
+    assert!(error.contains("stream flood: recording in"), "{error}");
+    assert!(
+        error.contains("expected message 4999, found message 5000"),
+        "{error}"
+    );
     std::fs::remove_dir_all(&settings.work_dir).unwrap();
 }
 
