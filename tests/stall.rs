@@ -295,3 +295,67 @@ async fn a_stall_longer_than_the_disk_buffer_holds_blocks_reading_and_loses_noth
     assert_eq!(numbers(&recs), (0..total).collect::<Vec<_>>());
     assert!(events(&recs, "dropped").is_empty());
 }
+
+/// The journal's fall-back: while the disk worker is stuck, the journal's halves fill and the
+/// half it would start next still holds lines the disk has not written, so the idle moments
+/// hand their lines to the disk worker directly, as without a journal (counted in
+/// `journal_fallbacks`). When the disk comes back the journal starts its other half again, and
+/// every message is in the file, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_whose_halves_fill_during_a_stall_falls_back_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = tempfile::tempdir().unwrap();
+    let (rec, mut conn, stalled, mut next) = stalled_recording(dir.path(), |cfg| {
+        cfg.journal_dir = Some(journal.path().to_owned());
+        // No flush tick during the test: only the idle moments move lines, so what reaches
+        // the disk worker while the journal is stuck went there by the fall-back.
+        cfg.flush_interval = Duration::from_secs(3600);
+    })
+    .await;
+    assert!(
+        rec.stats.journal_bytes.load(Relaxed) > 0,
+        "the journal is in use"
+    );
+    assert_eq!(rec.stats.journal_fallbacks.load(Relaxed), 0);
+    // Small bursts with pauses between them, so the writer has idle moments, each of which
+    // copies its lines into the journal: about 1,600 lines of ~170 bytes fill both 128 KiB
+    // halves; the second cannot be followed by the first, which the stuck disk has not written.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while rec.stats.journal_fallbacks.load(Relaxed) == 0 {
+        assert!(Instant::now() < deadline, "the journal never fell back");
+        conn.send_all((next..next + 10).map(message)).await;
+        next += 10;
+        rec.wait_messages(next).await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert!(
+        rec.stats.disk_pause.waiting(),
+        "the disk worker went on during the stall"
+    );
+    // Falling back: the lines of the next idle moments wait for the disk worker.
+    let waiting = rec.stats.disk_buffer_bytes.load(Relaxed);
+    conn.send_all((next..next + 100).map(message)).await;
+    next += 100;
+    rec.wait_until(|s| s.disk_buffer_bytes.load(Relaxed) > waiting)
+        .await;
+    let halves = rec.stats.journal_halves.load(Relaxed);
+    stalled.release();
+    // The disk writes what it held; at the next idle moment the journal starts its other half
+    // again.
+    rec.wait_until(|s| s.disk_buffer_bytes.load(Relaxed) == 0)
+        .await;
+    conn.send_all((next..next + 10).map(message)).await;
+    next += 10;
+    rec.wait_messages(next).await;
+    rec.wait_until(|s| s.journal_halves.load(Relaxed) > halves)
+        .await;
+    let snap = rec.stats.snapshot();
+    assert!(snap.journal_fallbacks >= 1, "{snap:?}");
+    assert_eq!(rec.stats.streams[0].dropped.load(Relaxed), 0);
+    rec.stop().await;
+
+    let recs = records(dir.path());
+    assert_eq!(numbers(&recs), (0..next).collect::<Vec<_>>());
+    assert!(events(&recs, "dropped").is_empty());
+    assert!(events(&recs, "write_error_gap").is_empty());
+}
