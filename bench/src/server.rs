@@ -196,13 +196,68 @@ impl ServerReport {
     }
 }
 
-/// A flood server on its own threads: one connection per block of frames, one after the other
-/// (a single block for the flood workload; several for the reconnect workload).
-pub struct FloodServer {
+/// A server on `127.0.0.1:0` run by a thread of its own: its address, its stop flag and the
+/// thread with its result. Dropping it stops the thread and waits for it.
+struct ServerThread<R> {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<Result<Vec<ServerReport>>>>,
+    /// The thread's name, for the error when it panics.
+    name: &'static str,
+    thread: Option<JoinHandle<Result<R>>>,
 }
+
+impl<R: Send + 'static> ServerThread<R> {
+    /// Binds `127.0.0.1:0` and runs `serve` with the listener and the stop flag on a thread
+    /// named `name`.
+    fn spawn(
+        name: &'static str,
+        serve: impl FnOnce(TcpListener, &AtomicBool) -> Result<R> + Send + 'static,
+    ) -> Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || serve(listener, &flag))
+            .with_context(|| format!("spawning the {name} thread"))?;
+        Ok(Self {
+            addr,
+            stop,
+            name,
+            thread: Some(thread),
+        })
+    }
+
+    fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    fn join(mut self) -> Result<R> {
+        let thread = self.thread.take().context("server already joined")?;
+        match thread.join() {
+            Ok(result) => result,
+            Err(_) => bail!("{} thread panicked", self.name),
+        }
+    }
+}
+
+impl<R> Drop for ServerThread<R> {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A flood server on its own threads: one connection per block of frames, one after the other
+/// (a single block for the flood workload; several for the reconnect workload).
+pub struct FloodServer(ServerThread<Vec<ServerReport>>);
 
 impl FloodServer {
     /// Binds `127.0.0.1:0` and starts serving `frames` to the first client that connects.
@@ -221,39 +276,30 @@ impl FloodServer {
     /// # Errors
     /// Binding or spawning the thread fails.
     pub fn start_blocks(blocks: Vec<Arc<Encoded>>, deadline: Instant) -> Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
-        let addr = listener.local_addr()?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("flood-server".into())
-            .spawn(move || serve_blocks(listener, &blocks, &flag, deadline))
-            .context("spawning the flood server thread")?;
-        Ok(Self {
-            addr,
-            stop,
-            thread: Some(thread),
+        ServerThread::spawn("flood-server", move |listener, stop| {
+            serve_blocks(listener, &blocks, stop, deadline)
         })
+        .map(Self)
     }
 
     /// The `ws://` URL to give the client.
     pub fn url(&self) -> String {
-        format!("ws://{}/", self.addr)
+        format!("ws://{}/", self.0.addr)
     }
 
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.0.addr
     }
 
     /// Whether the server thread has ended (served, failed or stopped).
     pub fn is_finished(&self) -> bool {
-        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+        self.0.is_finished()
     }
 
     /// Asks the server threads to give up at their next poll.
     pub fn stop(&self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.0.stop();
     }
 
     /// Waits for the server thread and returns the report of its (first) connection.
@@ -271,21 +317,8 @@ impl FloodServer {
     ///
     /// # Errors
     /// Whatever went wrong while serving, or a panic of the server thread.
-    pub fn join_all(mut self) -> Result<Vec<ServerReport>> {
-        let thread = self.thread.take().context("server already joined")?;
-        match thread.join() {
-            Ok(result) => result,
-            Err(_) => bail!("flood server thread panicked"),
-        }
-    }
-}
-
-impl Drop for FloodServer {
-    fn drop(&mut self) {
-        self.stop();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+    pub fn join_all(self) -> Result<Vec<ServerReport>> {
+        self.0.join()
     }
 }
 
@@ -560,12 +593,10 @@ pub struct EndlessReport {
 /// ([`EndlessReport::messages`]); the recording must then hold exactly those, in order, as for
 /// every other flood.
 pub struct EndlessFlood {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
+    server: ServerThread<EndlessReport>,
     end: Arc<AtomicBool>,
     /// Messages in the pieces handed to the kernel so far.
     sent: Arc<AtomicU64>,
-    thread: Option<JoinHandle<Result<EndlessReport>>>,
 }
 
 impl EndlessFlood {
@@ -578,37 +609,25 @@ impl EndlessFlood {
     /// # Errors
     /// Binding or spawning the thread fails.
     pub fn start(payload: Payload, deadline: Instant, rate: Option<f64>) -> Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
-        let addr = listener.local_addr()?;
-        let stop = Arc::new(AtomicBool::new(false));
         let end = Arc::new(AtomicBool::new(false));
         let sent = Arc::new(AtomicU64::new(0));
-        let (flags, ending, count) = (stop.clone(), end.clone(), sent.clone());
-        let thread = std::thread::Builder::new()
-            .name("endless-flood".into())
-            .spawn(move || {
-                let stream = accept(&listener, &flags, deadline)?;
-                drop(listener);
-                flood_until_end(stream, &payload, rate, &flags, &ending, &count, deadline)
-            })
-            .context("spawning the endless flood thread")?;
-        Ok(Self {
-            addr,
-            stop,
-            end,
-            sent,
-            thread: Some(thread),
-        })
+        let (ending, count) = (end.clone(), sent.clone());
+        let server = ServerThread::spawn("endless-flood", move |listener, stop| {
+            let stream = accept(&listener, stop, deadline)?;
+            drop(listener);
+            flood_until_end(stream, &payload, rate, stop, &ending, &count, deadline)
+        })?;
+        Ok(Self { server, end, sent })
     }
 
     /// The `ws://` URL to give the client.
     pub fn url(&self) -> String {
-        format!("ws://{}/", self.addr)
+        format!("ws://{}/", self.server.addr)
     }
 
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr
     }
 
     /// Messages handed to the kernel so far (whole pieces): above 0 once the flood is flowing.
@@ -624,33 +643,20 @@ impl EndlessFlood {
 
     /// Whether the server thread has ended (served, failed or stopped).
     pub fn is_finished(&self) -> bool {
-        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+        self.server.is_finished()
     }
 
     /// Asks the server thread to give up at its next poll (a failed run).
     pub fn stop(&self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.server.stop();
     }
 
     /// Waits for the server thread and returns what it sent.
     ///
     /// # Errors
     /// Whatever went wrong while serving, or a panic of the server thread.
-    pub fn join(mut self) -> Result<EndlessReport> {
-        let thread = self.thread.take().context("server already joined")?;
-        match thread.join() {
-            Ok(result) => result,
-            Err(_) => bail!("endless flood thread panicked"),
-        }
-    }
-}
-
-impl Drop for EndlessFlood {
-    fn drop(&mut self) {
-        self.stop();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+    pub fn join(self) -> Result<EndlessReport> {
+        self.server.join()
     }
 }
 

@@ -288,9 +288,7 @@ impl UploadConfig {
         }
         Ok(())
     }
-}
 
-impl UploadConfig {
     /// Checks the key template against each stream's tags (all streams' files are uploaded):
     /// each `{tag.KEY}` must be a tag of the stream, with a value that can be a key segment.
     ///
@@ -329,7 +327,7 @@ fn check_key_template(t: &str) -> Result<(), String> {
             .and_then(|k| k.strip_suffix('}'))
         {
             check_key(key).map_err(|m| format!("`{t}`: `{field}`: {m}"))?;
-        } else if !KEY_FIELDS[..KEY_FIELDS.len() - 1].contains(&field) {
+        } else if !KEY_FIELDS.contains(&field) {
             return Err(format!(
                 "`{t}` has the unknown field `{field}`; the fields are {}",
                 KEY_FIELDS.join(", ")

@@ -82,7 +82,7 @@ impl Pipeline {
                 let tags = config
                     .streams
                     .iter()
-                    .map(|s| (s.name.clone(), config.stream_tags(s)))
+                    .map(|s| (s.name.clone(), s.tags.clone()))
                     .collect();
                 let (up, q) = crate::ship::upload::Uploader::spawn(
                     u,

@@ -105,7 +105,7 @@ pub fn channel(
             // `NatsConfig::validate` rendered it for every stream that publishes; one that does
             // not never uses its subject.
             config
-                .subject_for(&s.name, &recorder.stream_tags(s))
+                .subject_for(&s.name, &s.tags)
                 .unwrap_or_default()
                 .into()
         })
