@@ -76,6 +76,9 @@ pub struct Batch {
     pub snapshots: usize,
     /// Byte permits this batch holds in the queue (set by [`crate::queue::QueueTx::send`]).
     pub byte_permits: usize,
+    /// The batch took its stream's own room in the queue rather than the shared one (set by
+    /// [`crate::queue::QueueTx::send`]).
+    pub reserved: bool,
 }
 
 impl Batch {

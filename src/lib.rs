@@ -33,7 +33,8 @@
 //! per-connection limit, and its connections follow the venue's acks. A connection reads frames through [`net::transport`] (wsrec's own WebSocket client over TCP or TLS),
 //! copies every ready frame into a [`batch::Batch`] with its receive time (the kernel's receive
 //! stamp of the data by default, or [`clock`] when it reads the frame), and hands the batch to
-//! the [`queue`], bounded in messages (when full: block, or drop and count). One
+//! the [`queue`], bounded in messages (when full: block, or drop and count; each stream also
+//! has a room of its own there, so one stream over the disk's pace waits alone). One
 //! [`store::writer`] task turns batches into lines (envelope or raw, validated with [`json`]),
 //! picks files by UTC interval ([`store::rotation`]) and hands its buffers to the
 //! [`store::disk`] worker when they are full or its queue runs empty, through a queue bounded in

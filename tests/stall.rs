@@ -87,10 +87,17 @@ async fn stalled_recording(
     // Twenty seconds past the hour: no rotation during the test.
     let rec = start(cfg, BASE_NS + 30_000_000_000);
     let mut conn = server.accept().await;
-    let mut next = 100;
+    let next = 100;
     conn.send_all((0..next).map(message)).await;
     rec.wait_messages(next).await;
+    let (stalled, next) = hold_disk(&rec, &mut conn, next).await;
+    (rec, conn, stalled, next)
+}
 
+/// Holds the disk worker, which gets stuck in the pause at its next operation: that comes at
+/// the writer's next hand-off, within a millisecond of the next message, so `conn` sends one
+/// from `next` on every 5 ms until then. Returns the pause and the number of the next message.
+async fn hold_disk(rec: &Running, conn: &mut ServerConn, mut next: u64) -> (Stalled, u64) {
     let stalled = Stalled(rec.stats.clone());
     rec.stats.disk_pause.hold();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -100,7 +107,29 @@ async fn stalled_recording(
         next += 1;
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    (rec, conn, stalled, next)
+    (stalled, next)
+}
+
+/// Sends messages `from..to` as fast as the recorder takes them, from a task of its own
+/// (when the recorder stops reading, it waits); gives the connection back when done.
+fn flood(mut conn: ServerConn, from: u64, to: u64) -> tokio::task::JoinHandle<ServerConn> {
+    tokio::spawn(async move {
+        let mut n = from;
+        while n < to {
+            let end = (n + 1000).min(to);
+            conn.send_all((n..end).map(message)).await;
+            n = end;
+        }
+        conn
+    })
+}
+
+/// Waits until the disk buffer is full: the writer waits for an operation that does not fit,
+/// at most a full 512 KiB buffer and a line.
+async fn wait_disk_buffer_full(rec: &Running) {
+    let capacity = rec.stats.disk_buffer_capacity.load(Relaxed);
+    rec.wait_until(|s| s.disk_buffer_bytes.load(Relaxed) + (576 << 10) > capacity)
+        .await;
 }
 
 fn messages_in(stats: &Stats) -> u64 {
@@ -260,23 +289,13 @@ async fn a_stall_longer_than_the_disk_buffer_holds_drops_newest_and_marks_the_ga
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stall_longer_than_the_disk_buffer_holds_blocks_reading_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let (rec, mut conn, stalled, next) =
+    let (rec, conn, stalled, next) =
         stalled_recording(dir.path(), |cfg| cfg.disk_buffer = 1 << 20).await;
     // About 20 MB of messages, sent as fast as the recorder takes them: far more than the
     // recorder's buffers hold (the 1 MiB disk buffer, a writer buffer, the queue's 256 KiB).
     let total = next + 200_000;
-    let sender = tokio::spawn(async move {
-        let mut n = next;
-        while n < total {
-            let end = (n + 1000).min(total);
-            conn.send_all((n..end).map(message)).await;
-            n = end;
-        }
-        conn
-    });
-    let capacity = rec.stats.disk_buffer_capacity.load(Relaxed);
-    rec.wait_until(|s| s.disk_buffer_bytes.load(Relaxed) + (576 << 10) > capacity)
-        .await;
+    let sender = flood(conn, next, total);
+    wait_disk_buffer_full(&rec).await;
     // The writer waits for room, the queue fills, and under `block` the connection waits
     // rather than drop: reading stops until the disk goes on (what was not read waits in the
     // sockets, or in the sender).
@@ -285,6 +304,7 @@ async fn a_stall_longer_than_the_disk_buffer_holds_blocks_reading_and_loses_noth
     stalled.release();
     let _conn = sender.await.unwrap();
     rec.wait_messages(total).await;
+    let capacity = rec.stats.disk_buffer_capacity.load(Relaxed);
     let peak = rec.stats.disk_buffer_peak.load(Relaxed);
     assert!(peak <= capacity, "peak {peak} of {capacity}");
     assert_eq!(rec.stats.streams[0].dropped.load(Relaxed), 0);
@@ -358,4 +378,64 @@ async fn a_journal_whose_halves_fill_during_a_stall_falls_back_and_loses_nothing
     assert_eq!(numbers(&recs), (0..next).collect::<Vec<_>>());
     assert!(events(&recs, "dropped").is_empty());
     assert!(events(&recs, "write_error_gap").is_empty());
+}
+
+/// A stream that sends faster than the disk writes holds up no other. With the disk worker
+/// held and a 1 MiB disk buffer, a flood on one stream fills the disk buffer, the writer
+/// waits, the flood fills the shared queue and its connection waits too; the other stream
+/// goes on reading into its own room in the queue, message after message, while the disk is
+/// still stuck. When the disk comes back both are complete and in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_the_disk_cannot_keep_up_with_holds_up_no_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut busy_server = TestServer::start().await;
+    let mut quiet_server = TestServer::start().await;
+    let mut cfg = config(
+        dir.path(),
+        vec![
+            stream("busy", &busy_server.url()),
+            stream("quiet", &quiet_server.url()),
+        ],
+    );
+    cfg.disk_buffer = 1 << 20;
+    // A small shared room, which the flood fills at once when the writer waits.
+    cfg.queue_capacity = 64;
+    let rec = start(cfg, BASE_NS + 30_000_000_000);
+    let mut busy = busy_server.accept().await;
+    let mut quiet = quiet_server.accept().await;
+    let read = |stream: usize| move |s: &Stats| s.streams[stream].messages.load(Relaxed);
+    let (busy_read, quiet_read) = (read(0), read(1));
+    quiet.send_all([message(0)]).await;
+    rec.wait_until(|s| quiet_read(s) == 1).await;
+    let next = 100;
+    busy.send_all((0..next).map(message)).await;
+    rec.wait_messages(next).await;
+    let (stalled, next) = hold_disk(&rec, &mut busy, next).await;
+    // About 20 MB, far more than the disk buffer, a writer buffer and the queue hold.
+    let total = next + 200_000;
+    let sender = flood(busy, next, total);
+    wait_disk_buffer_full(&rec).await;
+    // The writer waits for the disk; the flood takes what the queue has left. The quiet
+    // stream's messages are each read while the disk is stuck: one at a time, each waited
+    // for (a connection waiting for room would read no second one).
+    for n in 1..=20 {
+        quiet.send_all([message(n)]).await;
+        rec.wait_until(|s| quiet_read(s) == n + 1).await;
+    }
+    assert!(rec.stats.disk_pause.waiting());
+    assert!(busy_read(&rec.stats) < total, "the flood was never held up");
+    stalled.release();
+    let _busy = sender.await.unwrap();
+    rec.wait_until(|s| busy_read(s) == total).await;
+    assert_eq!(rec.stats.streams[1].dropped.load(Relaxed), 0);
+    rec.stop().await;
+
+    let mut by_stream: [Vec<u64>; 2] = Default::default();
+    for r in records(dir.path()) {
+        let Some(m) = r.get("msg") else { continue };
+        let i = usize::from(r["stream"] == "quiet");
+        by_stream[i].push(m["n"].as_u64().unwrap());
+    }
+    assert_eq!(by_stream[0], (0..total).collect::<Vec<_>>());
+    assert_eq!(by_stream[1], (0..=20).collect::<Vec<_>>());
 }

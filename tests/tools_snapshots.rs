@@ -57,7 +57,7 @@ async fn write(dir: &Path, format: Format, batches: Vec<Batch>) {
     config.format = format;
     let stream = Arc::new(StreamStats::new("book", "wss://venue.test/ws"));
     let stats = Arc::new(Stats::new(vec![stream.clone()], 1000));
-    let (tx, rx) = wsrec::queue::queue(1000, WhenFull::Block);
+    let (tx, rx) = wsrec::queue::queue(1000, WhenFull::Block, 1);
     let writer = Writer::new(
         WriterSettings {
             output_dir: dir.to_owned(),

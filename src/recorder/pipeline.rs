@@ -118,7 +118,11 @@ impl Pipeline {
         let disk = crate::store::disk::Disk::new(stats.clone(), compress_queue)
             .with_upload(upload_queue)
             .with_buffer(config.disk_buffer);
-        let (queue_tx, queue_rx) = crate::queue::queue(config.queue_capacity, config.when_full);
+        let (queue_tx, queue_rx) = crate::queue::queue(
+            config.queue_capacity,
+            config.when_full,
+            config.streams.len(),
+        );
         let writer = Writer::new(
             WriterSettings {
                 output_dir: config.output_dir.clone(),
