@@ -277,7 +277,7 @@ const FAMILIES: &[Family] = &[
     counter("snapshot_failures", "", "REST depth snapshots given up after every try (a snapshot_failed event in the data each).",
         Source::Stream(|s, _| int(&s.snapshot_failures))),
     // The queue between the connections and the writer.
-    gauge("queue_depth_messages", "", "Messages waiting in the queue between the connections and the writer.",
+    gauge("queue_depth_messages", "", "Messages waiting in the queue between the connections and the writer (the streams' own rooms included, so up to the capacity plus those rooms).",
         Source::Global(|s, _| int(&s.queue_depth))),
     gauge("queue_capacity_messages", "", "Capacity of that queue, in messages.",
         Source::Global(|s, _| Some(Value::Int(s.queue_capacity)))),
