@@ -95,16 +95,17 @@ async fn stalled_recording(
 }
 
 /// Holds the disk worker, which gets stuck in the pause at its next operation: that comes at
-/// the writer's next hand-off, within a millisecond of the next message, so `conn` sends one
-/// from `next` on every 5 ms until then. Returns the pause and the number of the next message.
+/// the writer's next hand-off (the next flush tick, or when the journal's half is full), so
+/// `conn` sends ten messages from `next` on every 5 ms until then. Returns the pause and the
+/// number of the next message.
 async fn hold_disk(rec: &Running, conn: &mut ServerConn, mut next: u64) -> (Stalled, u64) {
     let stalled = Stalled(rec.stats.clone());
     rec.stats.disk_pause.hold();
     let deadline = Instant::now() + Duration::from_secs(60);
     while !rec.stats.disk_pause.waiting() {
         assert!(Instant::now() < deadline, "the disk worker never paused");
-        conn.send_all([message(next)]).await;
-        next += 1;
+        conn.send_all((next..next + 10).map(message)).await;
+        next += 10;
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     (stalled, next)
@@ -343,8 +344,8 @@ async fn a_journal_whose_halves_fill_during_a_stall_falls_back_and_loses_nothing
     let deadline = Instant::now() + Duration::from_secs(60);
     while rec.stats.journal_fallbacks.load(Relaxed) == 0 {
         assert!(Instant::now() < deadline, "the journal never fell back");
-        conn.send_all((next..next + 10).map(message)).await;
-        next += 10;
+        conn.send_all((next..next + 50).map(message)).await;
+        next += 50;
         rec.wait_messages(next).await;
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
