@@ -638,7 +638,10 @@ fn free_bytes(dir: &Path) -> u64 {
 /// `write_error_gap` marker that reaches the file once space returns (a marker lost on the
 /// full disk is merged into the next one), and every manifest describes the lines in its file.
 async fn a_nearly_full_disk_marks_every_lost_message(rate: usize, format: wsrec::Format) {
-    let fs = SmallFs::mount("4m");
+    // Larger than all the test sends (2 s at `rate`, at most 20 MB): the lines the disk thread
+    // has not yet tried when space returns (on a busy machine it can be seconds behind) then
+    // fit, instead of filling the disk again before the files can close.
+    let fs = SmallFs::mount("32m");
     let out = fs.path().join("out");
     let mut server = TestServer::start().await;
     let mut s = stream("feed", &server.url());
