@@ -73,20 +73,24 @@ struct Reserve {
 impl Reserve {
     fn new(streams: usize, capacity: usize) -> Self {
         let bytes = (RESERVE_TOTAL / streams.max(1)).clamp(RESERVE_MIN, RESERVE_MAX);
+        let rooms = if streams > 1 {
+            (0..streams).map(|_| Room::default()).collect()
+        } else {
+            Box::default()
+        };
         Reserve {
-            rooms: (0..streams)
-                .filter(|_| streams > 1)
-                .map(|_| Room::default())
-                .collect(),
+            rooms,
             messages: (bytes / RESERVE_BYTES_PER_MESSAGE).min(capacity),
             bytes,
             held: AtomicUsize::new(0),
         }
     }
 
-    /// Takes room for a batch of `stream`, if its own room has it.
-    fn take(&self, stream: usize, messages: usize, bytes: usize) -> bool {
-        let Some(room) = self.rooms.get(stream) else {
+    /// Puts `batch` in its stream's own room, if that has room for it, and notes so in the
+    /// batch ([`Batch::reserved`], its bytes in `byte_permits`) for [`Reserve::give_back`].
+    fn admit(&self, batch: &mut Batch) -> bool {
+        let (messages, bytes) = (batch.messages, batch.data.len());
+        let Some(room) = self.rooms.get(batch.stream) else {
             return false;
         };
         if messages > self.messages || bytes > self.bytes {
@@ -102,14 +106,17 @@ impl Reserve {
             return false;
         }
         self.held.fetch_add(messages, Relaxed);
+        batch.reserved = true;
+        batch.byte_permits = bytes;
         true
     }
 
-    fn give_back(&self, stream: usize, messages: usize, bytes: usize) {
-        if let Some(room) = self.rooms.get(stream) {
-            room.messages.fetch_sub(messages, AcqRel);
-            room.bytes.fetch_sub(bytes, AcqRel);
-            self.held.fetch_sub(messages, Relaxed);
+    /// Gives back the room a batch [`Reserve::admit`]ted took.
+    fn give_back(&self, batch: &Batch) {
+        if let Some(room) = self.rooms.get(batch.stream) {
+            room.messages.fetch_sub(batch.messages, AcqRel);
+            room.bytes.fetch_sub(batch.byte_permits, AcqRel);
+            self.held.fetch_sub(batch.messages, Relaxed);
         }
     }
 }
@@ -242,10 +249,7 @@ impl QueueTx {
                     };
                     if shared {
                         batch.byte_permits = bytes;
-                    } else if self.reserve.take(batch.stream, n, batch.data.len()) {
-                        batch.reserved = true;
-                        batch.byte_permits = batch.data.len();
-                    } else {
+                    } else if !self.reserve.admit(&mut batch) {
                         if n > 0 {
                             match self.permits.acquire_many(permits).await {
                                 Ok(p) => p.forget(),
@@ -264,11 +268,7 @@ impl QueueTx {
                     Ok(p) => p.forget(),
                     Err(tokio::sync::TryAcquireError::Closed) => return Sent::Closed,
                     Err(tokio::sync::TryAcquireError::NoPermits)
-                        if self.reserve.take(batch.stream, n, batch.data.len()) =>
-                    {
-                        batch.reserved = true;
-                        batch.byte_permits = batch.data.len();
-                    }
+                        if self.reserve.admit(&mut batch) => {}
                     Err(tokio::sync::TryAcquireError::NoPermits) => {
                         let dropped = batch.strip_messages();
                         *dropped_before += dropped as u64;
@@ -338,8 +338,7 @@ impl QueueRx {
     /// for reuse.
     pub fn release_batch(&self, batch: Batch) {
         if batch.reserved {
-            self.reserve
-                .give_back(batch.stream, batch.messages, batch.byte_permits);
+            self.reserve.give_back(&batch);
         } else {
             self.release(batch.messages);
             if batch.byte_permits > 0 {
