@@ -1,8 +1,9 @@
 //! Validator micro-benchmark: `wsrec::json::is_single_line_json` against
 //! `serde_json::from_slice::<IgnoredAny>` over every line of the real exchange
 //! frames in `tests/fixtures/corpus/*.jsonl` (alone, and with the `memchr2`
-//! newline scan it would need to match our semantics), plus the escaped-string
-//! fallback (`write_json_string`) for reference.
+//! newline scan it would need to match our semantics), plus a UTF-8 check (one SIMD pass
+//! over the bytes, the floor of any validator) and the escaped-string fallback
+//! (`write_json_string`) for reference.
 //!
 //! Run with `cargo bench --bench json_validate`. Optional argument: minimum
 //! seconds per measurement (default 1.0).
@@ -112,6 +113,17 @@ fn main() {
                         memchr::memchr2(b'\n', b'\r', l).is_none()
                             && serde_json::from_slice::<IgnoredAny>(l).is_ok()
                     })
+                    .count()
+            }),
+        ),
+        (
+            // One SIMD pass over the bytes and nothing else: what any validator that reads
+            // each byte once costs at least, before it checks a single token.
+            "simdutf8 (one SIMD pass)",
+            measure(min, || {
+                lines
+                    .iter()
+                    .filter(|l| simdutf8::basic::from_utf8(black_box(l)).is_ok())
                     .count()
             }),
         ),
