@@ -133,8 +133,9 @@ async fn wait_disk_buffer_full(rec: &Running) {
         .await;
 }
 
-fn messages_in(stats: &Stats) -> u64 {
-    stats.streams[0].messages.load(Relaxed)
+/// Messages stream `stream` (0: the only one, in most of these tests) has read.
+fn messages_in(stats: &Stats, stream: usize) -> u64 {
+    stats.streams[stream].messages.load(Relaxed)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -152,7 +153,7 @@ async fn reading_goes_on_through_a_two_second_disk_stall_and_nothing_is_lost() {
     // what the connection read and handed on), with the worker still stuck: the connection
     // never waited for the disk. With room for only one buffer between the writer and the
     // disk, reading stopped within milliseconds and this never held.
-    rec.wait_until(|s| messages_in(s) >= total).await;
+    rec.wait_until(|s| messages_in(s, 0) >= total).await;
     let (_conn, took) = sender.await.unwrap();
     assert!(
         rec.stats.disk_pause.waiting(),
@@ -236,7 +237,7 @@ async fn a_stall_longer_than_the_disk_buffer_holds_drops_newest_and_marks_the_ga
         let to = total + RATE / 10;
         paced(&mut conn, total, to).await;
         total = to;
-        rec.wait_until(|s| messages_in(s) >= total).await;
+        rec.wait_until(|s| messages_in(s, 0) >= total).await;
         let dropped = rec.stats.streams[0].dropped.load(Relaxed);
         let peak = rec.stats.disk_buffer_peak.load(Relaxed);
         // The writer waits only for an operation that does not fit: at most a full 512 KiB
@@ -300,7 +301,7 @@ async fn a_stall_longer_than_the_disk_buffer_holds_blocks_reading_and_loses_noth
     // The writer waits for room, the queue fills, and under `block` the connection waits
     // rather than drop: reading stops until the disk goes on (what was not read waits in the
     // sockets, or in the sender).
-    assert!(messages_in(&rec.stats) < total);
+    assert!(messages_in(&rec.stats, 0) < total);
     assert!(rec.stats.disk_pause.waiting());
     stalled.release();
     let _conn = sender.await.unwrap();
@@ -404,10 +405,8 @@ async fn a_stream_the_disk_cannot_keep_up_with_holds_up_no_other() {
     let rec = start(cfg, BASE_NS + 30_000_000_000);
     let mut busy = busy_server.accept().await;
     let mut quiet = quiet_server.accept().await;
-    let read = |stream: usize| move |s: &Stats| s.streams[stream].messages.load(Relaxed);
-    let (busy_read, quiet_read) = (read(0), read(1));
     quiet.send_all([message(0)]).await;
-    rec.wait_until(|s| quiet_read(s) == 1).await;
+    rec.wait_until(|s| messages_in(s, 1) == 1).await;
     let next = 100;
     busy.send_all((0..next).map(message)).await;
     rec.wait_messages(next).await;
@@ -421,13 +420,16 @@ async fn a_stream_the_disk_cannot_keep_up_with_holds_up_no_other() {
     // for (a connection waiting for room would read no second one).
     for n in 1..=20 {
         quiet.send_all([message(n)]).await;
-        rec.wait_until(|s| quiet_read(s) == n + 1).await;
+        rec.wait_until(|s| messages_in(s, 1) == n + 1).await;
     }
     assert!(rec.stats.disk_pause.waiting());
-    assert!(busy_read(&rec.stats) < total, "the flood was never held up");
+    assert!(
+        messages_in(&rec.stats, 0) < total,
+        "the flood was never held up"
+    );
     stalled.release();
     let _busy = sender.await.unwrap();
-    rec.wait_until(|s| busy_read(s) == total).await;
+    rec.wait_until(|s| messages_in(s, 0) == total).await;
     assert_eq!(rec.stats.streams[1].dropped.load(Relaxed), 0);
     rec.stop().await;
 
